@@ -1,0 +1,27 @@
+# Two entry points (README "Quick start"): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck clean
+
+$(BIN)/malseq: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# Scan the inert sample packages shipped in examples/ (offline). Exit code 1 there
+# means "flagged", which is the expected outcome for two of the three samples.
+demo: $(BIN)/malseq
+	$(BIN)/malseq scan --features examples/npm-env-exfil examples/pypi-install-dropper examples/pypi-clean-lib; \
+	  echo "malseq exit code: $$? (0 clean, 1 flagged, 2 usage error, 3 scan error)"
+
+test: $(BIN)/malseq
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/malseq
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

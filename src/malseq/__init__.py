@@ -1,0 +1,3 @@
+"""malseq: static detection of malicious npm and PyPI packages from behaviour sequences."""
+
+__version__ = "0.1.0"

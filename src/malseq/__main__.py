@@ -1,0 +1,5 @@
+import sys
+
+from malseq._cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""Typed errors raised by the library; only `_cli.py` turns them into exit codes.
+
+Every error carries a message saying what went wrong and, where there is one, a
+hint saying what the user can do about it (sigstore-python style).
+"""
+
+from __future__ import annotations
+
+
+class MalseqError(Exception):
+    """Base class of every error malseq raises on purpose."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(MalseqError):
+    """The user asked for something malformed (exit code 2)."""
+
+
+class TargetSyntaxError(UsageError):
+    """A target string could not be understood."""
+
+
+class IntakeError(MalseqError):
+    """A target could not be turned into a package (exit code 3)."""
+
+
+class ArchiveFormatError(IntakeError):
+    """The bytes are not an archive format malseq reads."""
+
+
+class CorruptArchiveError(IntakeError):
+    """The archive is truncated or damaged."""
+
+
+class ArchiveLimitError(IntakeError):
+    """The archive exceeds a safety limit (size, count, ratio, nesting): a possible bomb."""
+
+
+class ArchivePasswordError(IntakeError):
+    """The archive is encrypted and no password, or a wrong one, was given."""
+
+
+class TimeBudgetExceeded(IntakeError):
+    """A package used up its time budget."""
+
+
+class RegistryError(IntakeError):
+    """A registry could not be reached or answered something unusable."""
+
+
+class NotFoundError(RegistryError):
+    """The package or the requested version does not exist on the registry."""
+
+
+class HashMismatchError(RegistryError):
+    """A downloaded file does not match the hash the registry published."""
+
+
+class ConfigurationError(MalseqError):
+    """malseq could not work out a setting (for example a registry URL)."""

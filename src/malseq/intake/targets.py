@@ -1,0 +1,83 @@
+"""Parsing what the user typed into a target: a local path or a registry release."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from malseq.errors import TargetSyntaxError
+from malseq.intake.package import Ecosystem
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    path: Path
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    ecosystem: Ecosystem
+    name: str
+    version: str | None  # None: the latest release
+
+
+Target = LocalTarget | RegistryTarget
+
+_NPM_NAME = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9._~-][a-z0-9._~-]*$", re.IGNORECASE)
+_PYPI_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
+
+_FORMS = (
+    "a folder, an archive, pypi:NAME[==VERSION], npm:NAME[@VERSION], npm:@scope/name[@VERSION], "
+    "pkg:pypi/NAME@VERSION or pkg:npm/%40scope/name@VERSION"
+)
+
+
+def _check(ecosystem: Ecosystem, name: str, version: str | None, text: str) -> RegistryTarget:
+    pattern = _NPM_NAME if ecosystem is Ecosystem.NPM else _PYPI_NAME
+    if not name or not pattern.match(name):
+        raise TargetSyntaxError(f"{text!r}: {name!r} is not a valid {ecosystem.value} package name")
+    if version is not None and (not version or not _VERSION.match(version)):
+        raise TargetSyntaxError(f"{text!r}: {version!r} is not a valid version")
+    return RegistryTarget(ecosystem, name, version)
+
+
+def _split_npm(spec: str) -> tuple[str, str | None]:
+    # The version separator is the last '@' that is not the scope's leading one.
+    at = spec.rfind("@")
+    if at > 0:
+        return spec[:at], spec[at + 1 :]
+    return spec, None
+
+
+def _parse_purl(text: str) -> RegistryTarget:
+    body = text[len("pkg:") :].split("?", 1)[0].split("#", 1)[0]
+    kind, _, rest = body.partition("/")
+    version: str | None = None
+    if "@" in rest:
+        rest, _, raw_version = rest.rpartition("@")
+        version = unquote(raw_version)
+    if kind == "pypi":
+        return _check(Ecosystem.PYPI, unquote(rest), version, text)
+    if kind == "npm":
+        name = "/".join(unquote(part) for part in rest.split("/"))
+        return _check(Ecosystem.NPM, name, version, text)
+    raise TargetSyntaxError(f"{text!r}: package URL type {kind!r} is not supported", hint=f"use {_FORMS}")
+
+
+def parse_target(text: str) -> Target:
+    if text.startswith("pkg:"):
+        return _parse_purl(text)
+    if text.startswith("pypi:"):
+        spec = text[len("pypi:") :].strip()
+        name, sep, version = spec.partition("==")
+        return _check(Ecosystem.PYPI, name.strip(), version.strip() if sep else None, text)
+    if text.startswith("npm:"):
+        name, version = _split_npm(text[len("npm:") :].strip())
+        return _check(Ecosystem.NPM, name, version, text)
+    path = Path(text)
+    if not path.exists():
+        raise TargetSyntaxError(f"{text!r} is neither an existing path nor a registry release", hint=f"use {_FORMS}")
+    return LocalTarget(path)

@@ -1,0 +1,73 @@
+"""The JSON report: a stable, documented schema (docs/output.md).
+
+One JSON array, one object per target in the order given. Every object has
+`target`; a scanned target has `package` (and later stages add their keys), a
+failed one has `error`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from malseq.features.catalogue import BY_ID
+from malseq.features.types import PackageAnalysis
+from malseq.scan import PackageInfo, TargetResult
+
+SCHEMA_VERSION = 1
+
+
+def _package(info: PackageInfo) -> dict[str, Any]:
+    return {
+        "ecosystem": info.ecosystem.value,
+        "name": info.name,
+        "version": info.version,
+        "origin": {
+            "kind": info.origin.kind,
+            "location": info.origin.location,
+            "sha256": info.origin.sha256,
+            "format": info.origin.archive_format,
+        },
+        "files": info.file_count,
+        "bytes": info.total_bytes,
+        "languages": {lc.language: {"files": lc.files, "bytes": lc.bytes} for lc in info.languages},
+        "binaries": list(info.binaries),
+        "skipped": [{"path": s.path, "reason": s.reason} for s in info.skipped],
+        "install_scripts": {name: cmd for name, cmd in info.install_scripts},
+        "has_setup_py": info.has_setup_py,
+        "pth_files": list(info.pth_files),
+    }
+
+
+def _behaviours(analysis: PackageAnalysis) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": e.behaviour,
+            "dimension": BY_ID[e.behaviour].dimension.value,
+            "file": e.file,
+            "line": e.line,
+            "column": e.column,
+            "scope": e.scope,
+            "snippet": e.snippet,
+        }
+        for e in analysis.all_events()
+    ]
+
+
+def result_to_dict(result: TargetResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": result.target}
+    if result.package is not None:
+        out["package"] = _package(result.package)
+    if result.analysis is not None:
+        out["behaviours"] = _behaviours(result.analysis)
+        out["partial_files"] = [f.path for f in result.analysis.files if f.budget_exhausted]
+    if result.error is not None:
+        out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
+    out["seconds"] = round(result.seconds, 4)
+    return out
+
+
+def render_json(results: Sequence[TargetResult]) -> str:
+    # ensure_ascii keeps any control or bidi characters from packages escaped.
+    return json.dumps([result_to_dict(r) for r in results], indent=2, ensure_ascii=True) + "\n"

@@ -1,0 +1,153 @@
+"""The library API: scan targets through the whole pipeline. The CLI is a thin shell over this."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from malseq._deadline import Deadline
+from malseq.errors import MalseqError, UsageError
+from malseq.features.types import PackageAnalysis
+from malseq.intake import IntakeOptions, load_target
+from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
+from malseq.intake.targets import Target, parse_target
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    intake: IntakeOptions = field(default_factory=IntakeOptions)
+    analyse: bool = True
+
+
+@dataclass(frozen=True)
+class ScanError:
+    kind: str  # the error class name, e.g. "ArchiveLimitError"
+    message: str
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class LanguageCount:
+    language: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What a report needs to know about a package, without its file contents."""
+
+    ecosystem: Ecosystem
+    name: str
+    version: str
+    origin: PackageOrigin
+    file_count: int
+    total_bytes: int
+    languages: tuple[LanguageCount, ...]
+    binaries: tuple[str, ...]
+    skipped: tuple[SkippedMember, ...]
+    install_scripts: tuple[tuple[str, str], ...]
+    has_setup_py: bool
+    pth_files: tuple[str, ...]
+
+    @classmethod
+    def of(cls, package: Package) -> PackageInfo:
+        counts: dict[str, list[int]] = {}
+        for f in package.source_files:
+            assert f.language is not None
+            entry = counts.setdefault(f.language.value, [0, 0])
+            entry[0] += 1
+            entry[1] += f.size
+        return cls(
+            ecosystem=package.ecosystem,
+            name=package.name,
+            version=package.version,
+            origin=package.origin,
+            file_count=len(package.files),
+            total_bytes=package.total_size,
+            languages=tuple(LanguageCount(k, v[0], v[1]) for k, v in sorted(counts.items())),
+            binaries=tuple(f.path for f in package.files if f.is_binary),
+            skipped=package.skipped,
+            install_scripts=package.npm.lifecycle_scripts if package.npm else (),
+            has_setup_py=bool(package.pypi and package.pypi.has_setup_py),
+            pth_files=package.pypi.pth_files if package.pypi else (),
+        )
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: str  # as the user typed it
+    package: PackageInfo | None
+    analysis: PackageAnalysis | None
+    error: ScanError | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ScanObserver(Protocol):
+    def target_started(self, index: int, total: int, target: str) -> None: ...
+
+    def target_finished(self, index: int, total: int, result: TargetResult) -> None: ...
+
+
+def parse_targets(texts: Sequence[str]) -> list[Target]:
+    """Parse every target before any work starts, so a typo fails fast (exit code 2)."""
+    parsed: list[Target] = []
+    problems: list[str] = []
+    for text in texts:
+        try:
+            parsed.append(parse_target(text))
+        except UsageError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("; ".join(problems))
+    return parsed
+
+
+def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
+    """Scan one target; any failure becomes an error result, never an exception."""
+    start = time.monotonic()
+    deadline = Deadline(options.intake.limits.time_budget_seconds)
+    package: Package | None = None
+    try:
+        package = load_target(target, options.intake, deadline)
+        analysis = None
+        if options.analyse:
+            from malseq.features import analyse_package
+
+            analysis = analyse_package(package, deadline)
+        return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start)
+    except MalseqError as exc:
+        error = ScanError(type(exc).__name__, exc.message, exc.hint)
+    except (RecursionError, MemoryError, ValueError, UnicodeError, OverflowError) as exc:
+        # Hostile input found a path we did not anticipate: report it as this
+        # target's failure so the rest of the batch goes on.
+        error = ScanError("InternalError", f"{type(exc).__name__}: {exc}", "please report this package to malseq")
+    info = PackageInfo.of(package) if package is not None else None
+    return TargetResult(text, info, None, error, time.monotonic() - start)
+
+
+def scan_iter(
+    texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
+) -> Iterator[TargetResult]:
+    options = options or ScanOptions()
+    targets = parse_targets(texts)
+    total = len(targets)
+    for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
+        if observer:
+            observer.target_started(index, total, text)
+        result = scan_one(text, target, options)
+        if observer:
+            observer.target_finished(index, total, result)
+        yield result
+
+
+def scan(
+    texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
+) -> list[TargetResult]:
+    return list(scan_iter(texts, options, observer))
