@@ -1,0 +1,202 @@
+"""Lockfile and requirements audits: turn a dependency file into registry targets.
+
+Only pinned, exact versions are taken: a lockfile names what will be installed, and
+scanning "the latest" of a range would audit something else. Unpinned entries are
+reported back to the caller as skipped, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from malseq.errors import UsageError
+from malseq.intake.package import Ecosystem
+from malseq.intake.targets import RegistryTarget
+
+MAX_LOCKFILE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LockfileEntry:
+    target: RegistryTarget
+    spec: str  # the target as malseq's CLI would spell it, e.g. "npm:left-pad@1.3.0"
+
+
+@dataclass(frozen=True)
+class Lockfile:
+    path: str
+    kind: str
+    entries: tuple[LockfileEntry, ...]
+    skipped: tuple[str, ...]  # entries that are not exact registry pins, with why
+
+
+def _entry(ecosystem: Ecosystem, name: str, version: str) -> LockfileEntry:
+    if ecosystem is Ecosystem.NPM:
+        spec = f"npm:{name}@{version}"
+    else:
+        spec = f"pypi:{name}=={version}"
+    return LockfileEntry(RegistryTarget(ecosystem, name, version), spec)
+
+
+def _npm_package_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list[str]]:
+    entries: list[LockfileEntry] = []
+    skipped: list[str] = []
+    packages = doc.get("packages")
+    if isinstance(packages, dict):  # lockfileVersion 2 and 3
+        for key, meta in packages.items():
+            if not key or not isinstance(meta, dict):
+                continue  # "" is the root project itself
+            if meta.get("link") or meta.get("inBundle"):
+                skipped.append(f"{key}: linked or bundled, not fetched from the registry")
+                continue
+            name = meta.get("name") or key.rsplit("node_modules/", 1)[-1]
+            version = meta.get("version")
+            if not isinstance(version, str) or not isinstance(name, str):
+                skipped.append(f"{key}: no version")
+                continue
+            resolved = meta.get("resolved")
+            if isinstance(resolved, str) and not resolved.endswith(".tgz"):
+                skipped.append(f"{key}: resolved from {resolved[:80]}, not a registry tarball")
+                continue
+            entries.append(_entry(Ecosystem.NPM, name, version))
+        return entries, skipped
+    deps = doc.get("dependencies")  # lockfileVersion 1, nested
+    stack = [deps] if isinstance(deps, dict) else []
+    while stack:
+        level = stack.pop()
+        for name, meta in level.items():
+            if not isinstance(meta, dict):
+                continue
+            version = meta.get("version")
+            if isinstance(version, str) and re.match(r"^\d", version):
+                entries.append(_entry(Ecosystem.NPM, name, version))
+            else:
+                skipped.append(f"{name}: version {version!r} is not a registry version")
+            nested = meta.get("dependencies")
+            if isinstance(nested, dict):
+                stack.append(nested)
+    return entries, skipped
+
+
+_YARN_HEADER = re.compile(r'^"?(@?[^@\s"]+)@')
+_YARN_VERSION = re.compile(r'^\s+version:?\s+"?([^"\s]+)"?')
+
+
+def _yarn_lock(text: str) -> tuple[list[LockfileEntry], list[str]]:
+    entries: list[LockfileEntry] = []
+    name: str | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith((" ", "\t")):
+            m = _YARN_HEADER.match(line)
+            name = m.group(1) if m else None
+            continue
+        vm = _YARN_VERSION.match(line)
+        if vm and name:
+            entries.append(_entry(Ecosystem.NPM, name, vm.group(1)))
+            name = None
+    return entries, []
+
+
+_REQ_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
+
+
+def _requirements(text: str) -> tuple[list[LockfileEntry], list[str]]:
+    entries: list[LockfileEntry] = []
+    skipped: list[str] = []
+    # Join backslash continuations (hash-pinned files put --hash on following lines).
+    for raw in text.replace("\\\n", " ").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            skipped.append(f"{line[:80]}: pip option, not a pinned requirement")
+            continue
+        m = _REQ_PIN.match(line)
+        if m:
+            entries.append(_entry(Ecosystem.PYPI, m.group(1), m.group(2)))
+        else:
+            skipped.append(f"{line[:80]}: not pinned with ==")
+    return entries, skipped
+
+
+def _toml_packages(text: str) -> tuple[list[LockfileEntry], list[str]]:
+    """poetry.lock, uv.lock and pdm.lock all list [[package]] name/version."""
+    doc = tomllib.loads(text)
+    entries: list[LockfileEntry] = []
+    skipped: list[str] = []
+    for pkg in doc.get("package", []):
+        if not isinstance(pkg, dict):
+            continue
+        name, version = pkg.get("name"), pkg.get("version")
+        source = pkg.get("source")
+        if isinstance(source, dict) and any(k in source for k in ("editable", "virtual", "path", "directory", "git")):
+            skipped.append(f"{name}: from a local or git source")
+            continue
+        if isinstance(name, str) and isinstance(version, str):
+            entries.append(_entry(Ecosystem.PYPI, name, version))
+    return entries, skipped
+
+
+def _pipfile_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list[str]]:
+    entries: list[LockfileEntry] = []
+    skipped: list[str] = []
+    for section in ("default", "develop"):
+        block = doc.get(section)
+        if not isinstance(block, dict):
+            continue
+        for name, meta in block.items():
+            version = meta.get("version") if isinstance(meta, dict) else None
+            if isinstance(version, str) and version.startswith("=="):
+                entries.append(_entry(Ecosystem.PYPI, name, version[2:]))
+            else:
+                skipped.append(f"{name}: not pinned from the index")
+    return entries, skipped
+
+
+def read_lockfile(path: Path) -> Lockfile:
+    """Parse a lockfile or requirements file into exact registry releases (deduplicated)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_LOCKFILE_BYTES:
+            raise UsageError(f"{path} is {size} bytes; lockfiles over {MAX_LOCKFILE_BYTES} bytes are refused")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(f"cannot read lockfile {path}: {exc.strerror}") from exc
+    name = path.name.lower()
+    try:
+        if name in ("package-lock.json", "npm-shrinkwrap.json"):
+            kind = "npm package-lock"
+            entries, skipped = _npm_package_lock(json.loads(text))
+        elif name == "yarn.lock":
+            kind = "yarn.lock"
+            entries, skipped = _yarn_lock(text)
+        elif name == "pipfile.lock":
+            kind = "Pipfile.lock"
+            entries, skipped = _pipfile_lock(json.loads(text))
+        elif name in ("poetry.lock", "uv.lock", "pdm.lock"):
+            kind = name
+            entries, skipped = _toml_packages(text)
+        elif name.endswith(".txt") or name.endswith(".in"):
+            kind = "requirements"
+            entries, skipped = _requirements(text)
+        else:
+            raise UsageError(
+                f"{path.name}: unknown lockfile type",
+                hint="supported: package-lock.json, npm-shrinkwrap.json, yarn.lock, requirements*.txt, "
+                "poetry.lock, uv.lock, pdm.lock, Pipfile.lock",
+            )
+    except (ValueError, tomllib.TOMLDecodeError, AttributeError) as exc:
+        raise UsageError(f"{path}: not a valid {path.name}: {exc}") from exc
+    seen: set[str] = set()
+    unique = []
+    for e in entries:
+        if e.spec not in seen:
+            seen.add(e.spec)
+            unique.append(e)
+    return Lockfile(str(path), kind, tuple(unique), tuple(skipped))
