@@ -1,0 +1,168 @@
+"""The command line. The only module that parses arguments, reads the environment and exits.
+
+Exit codes (documented in README.md):
+  0  every target scanned, none flagged
+  1  at least one target flagged as malicious (takes precedence over 3)
+  2  usage error (bad option or malformed target)
+  3  at least one target could not be scanned
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from malseq import __version__
+from malseq.errors import MalseqError, UsageError
+from malseq.intake import IntakeOptions
+from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.report.sanitize import clean
+from malseq.scan import ScanOptions, TargetResult, scan
+
+EXIT_CLEAN = 0
+EXIT_FLAGGED = 1
+EXIT_USAGE = 2
+EXIT_SCAN_ERROR = 3
+
+
+class _StderrProgress:
+    """Progress on stderr, so stdout carries only the report."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def target_started(self, index: int, total: int, target: str) -> None:
+        pass
+
+    def target_finished(self, index: int, total: int, result: TargetResult) -> None:
+        if not self.enabled:
+            return
+        status = "error" if result.error else "ok"
+        print(f"[{index + 1}/{total}] {clean(result.target, 120)}: {status} ({result.seconds:.2f} s)", file=sys.stderr)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="malseq",
+        description="Static detector of malicious npm and PyPI packages. Never runs package code.",
+    )
+    parser.add_argument("--version", action="version", version=f"malseq {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sc = sub.add_parser(
+        "scan",
+        help="scan folders, archives or registry releases",
+        description=(
+            "TARGET is a folder, an archive (tar, tar.gz/bz2/xz, zip, wheel, egg, npm tgz; recognised by "
+            "content), pypi:NAME[==VERSION], npm:NAME[@VERSION], npm:@scope/name[@VERSION], or a package "
+            "URL such as pkg:pypi/requests@2.32.3 or pkg:npm/%%40scope/name@1.0.0."
+        ),
+    )
+    sc.add_argument("targets", nargs="*", metavar="TARGET")
+    sc.add_argument("--lockfile", action="append", default=[], type=Path, metavar="FILE",
+                    help="also scan every pinned dependency of a lockfile (package-lock.json, yarn.lock, "
+                    "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
+    sc.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    sc.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
+    sc.add_argument("--no-analysis", action="store_true", help="intake only: read and describe the package")
+    sc.add_argument("--zip-password", metavar="PASSWORD", help="password for encrypted zips (datasets use 'infected')")
+    sc.add_argument(
+        "--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
+        help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})",
+    )
+    sc.add_argument("--pypi-index-url", metavar="URL",
+                    help="PyPI simple index (default: $MALSEQ_PYPI_INDEX_URL, then pip's configuration)")
+    sc.add_argument("--npm-registry", metavar="URL",
+                    help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
+    sc.add_argument("--wheel", action="store_true", help="for PyPI releases, scan a wheel instead of the sdist")
+    sc.add_argument("--cache-dir", type=Path, metavar="DIR",
+                    help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
+    sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
+    sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    from malseq import _cli_corpus  # `malseq corpus ...` and `malseq eval`
+
+    _cli_corpus.register(sub)
+    return parser
+
+
+def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    cache_env = os.environ.get("MALSEQ_CACHE_DIR")
+    intake = IntakeOptions(
+        limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
+        zip_password=args.zip_password.encode() if args.zip_password is not None else None,
+        pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
+        npm_registry_url=args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY") or None,
+        prefer_wheel=args.wheel,
+        cache_dir=args.cache_dir or (Path(cache_env) if cache_env else None),
+        offline=args.offline or os.environ.get("MALSEQ_OFFLINE", "") not in ("", "0"),
+    )
+    return ScanOptions(intake=intake, analyse=not args.no_analysis)
+
+
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
+    from malseq.intake.lockfiles import read_lockfile
+
+    specs: list[str] = []
+    for path in paths:
+        lock = read_lockfile(path)
+        if not quiet:
+            print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
+            for why in lock.skipped[:20]:
+                print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
+        specs.extend(e.spec for e in lock.entries if e.spec not in specs)
+    return specs
+
+
+def _run_scan(args: argparse.Namespace) -> int:
+    options = _scan_options(args)
+    targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
+    if not targets:
+        raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
+    progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
+    results = scan(targets, options, progress)
+    if args.format == "json":
+        from malseq.report.json_report import render_json
+
+        sys.stdout.write(render_json(results))
+    else:
+        from malseq.report.text import render_text
+
+        sys.stdout.write(render_text(results, show_features=args.features))
+    if any(r.error for r in results):
+        return EXIT_SCAN_ERROR
+    return EXIT_CLEAN
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        if args.command in ("corpus", "eval"):
+            from malseq import _cli_corpus
+
+            return _cli_corpus.run(args)
+        if args.command == "scan":
+            return _run_scan(args)
+    except UsageError as exc:
+        print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
+        return EXIT_USAGE
+    except MalseqError as exc:
+        print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
+        return EXIT_SCAN_ERROR
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

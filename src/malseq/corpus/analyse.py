@@ -1,0 +1,245 @@
+"""Analyse corpus archives into the cache with a small pool of worker processes.
+
+Every package runs under a cooperative time budget (the intake/feature `Deadline`) and a
+hard wall limit enforced by killing its worker; errors are recorded in the cache as rows
+with status "error" and counted, never fatal. At most `jobs` worker processes run at once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from malseq.corpus.cache import AnalysisCache, CachedAnalysis, extractor_version
+from malseq.corpus.records import Sample
+
+
+@dataclass(frozen=True)
+class Task:
+    sha256: str
+    path: str
+    ecosystem: str
+    name: str
+    version: str
+    zip_password: str
+    budget: float
+    sequencer: str | None
+
+
+def analyse_task(task: Task) -> CachedAnalysis:
+    """Read, analyse, sequence and fingerprint one archive. Never raises."""
+    from malseq._deadline import Deadline
+    from malseq.corpus.grouping import fingerprint
+    from malseq.corpus.sequencing import resolve_sequencer
+    from malseq.intake import IntakeOptions, load_target
+    from malseq.intake.limits import DEFAULT_LIMITS
+    from malseq.intake.package import Ecosystem
+    from malseq.intake.targets import LocalTarget
+
+    version = extractor_version()
+    start = time.monotonic()
+    eco_hint = {"npm": Ecosystem.NPM, "pypi": Ecosystem.PYPI}.get(task.ecosystem)
+    options = IntakeOptions(
+        limits=replace(DEFAULT_LIMITS, time_budget_seconds=task.budget),
+        zip_password=task.zip_password.encode() if task.zip_password else None,
+        ecosystem_hint=eco_hint,
+        name_hint=task.name or None,
+        version_hint=task.version or None,
+    )
+    deadline = Deadline(task.budget)
+    package = None
+    try:
+        package = load_target(LocalTarget(Path(task.path)), options, deadline)
+        fp = fingerprint(package)
+        from malseq.features import analyse_package
+
+        analysis = analyse_package(package, deadline)
+        seq_name, sequencer = resolve_sequencer(task.sequencer)
+        ids, text = sequencer(package, analysis)
+        events = tuple(
+            {"behaviour": e.behaviour, "file": e.file, "line": e.line, "scope": e.scope}
+            for e in analysis.all_events()
+        )
+        return CachedAnalysis(
+            sha256=task.sha256, extractor_version=version, status="ok", ecosystem=package.ecosystem.value,
+            name=package.name, version=package.version, files=len(package.files), total_bytes=package.total_size,
+            partial=any(f.budget_exhausted for f in analysis.files), events=events, sequence_ids=tuple(ids),
+            sequence_text=text, sequencer=seq_name, fingerprint=fp, seconds=time.monotonic() - start,
+        )
+    except Exception as exc:  # noqa: BLE001 - hostile input: record and go on
+        message = str(exc) or traceback.format_exc(limit=2)
+        fp = None
+        if package is not None:
+            try:
+                fp = fingerprint(package)
+            except Exception:  # noqa: BLE001
+                fp = None
+        return CachedAnalysis(
+            sha256=task.sha256, extractor_version=version, status="error", error_kind=type(exc).__name__,
+            error_message=" ".join(message.split())[:500],
+            ecosystem=package.ecosystem.value if package else task.ecosystem,
+            name=package.name if package else task.name, version=package.version if package else task.version,
+            fingerprint=fp, seconds=time.monotonic() - start,
+        )
+
+
+def _worker_main(conn: Connection) -> None:
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(analyse_task(task))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    task: Task | None = None
+    started: float = 0.0
+
+
+@dataclass
+class AnalyseStats:
+    total: int = 0
+    cached: int = 0
+    analysed: int = 0
+    errors: int = 0
+    killed: int = 0
+    seconds: float = 0.0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _run_pool(
+    tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Callable[[CachedAnalysis], None]
+) -> int:
+    ctx = mp.get_context("spawn")
+    queue = list(reversed(tasks))
+    workers: list[_Worker] = []
+    killed = 0
+
+    def spawn() -> _Worker:
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        p.start()
+        child.close()
+        return _Worker(p, parent)
+
+    try:
+        workers = [spawn() for _ in range(max(1, min(jobs, len(tasks))))]
+        while queue or any(w.task for w in workers):
+            for w in workers:
+                if w.task is None and queue:
+                    w.task = queue.pop()
+                    w.started = time.monotonic()
+                    w.conn.send(w.task)
+            busy = [w for w in workers if w.task is not None]
+            ready = wait([w.conn for w in busy], timeout=1.0)
+            now = time.monotonic()
+            for i, w in enumerate(workers):
+                if w.task is None:
+                    continue
+                if w.conn in ready:
+                    try:
+                        result = w.conn.recv()
+                    except (EOFError, OSError):
+                        result = None
+                    if result is not None:
+                        w.task = None
+                        on_result(result)
+                        continue
+                elif now - w.started <= hard_limit and w.process.is_alive():
+                    continue
+                # worker hung past the hard limit or died (e.g. out of memory): replace it
+                task = w.task
+                w.process.kill()
+                w.process.join(5)
+                killed += 1
+                on_result(
+                    CachedAnalysis(
+                        sha256=task.sha256, extractor_version=extractor_version(), status="error",
+                        error_kind="HardTimeout" if w.process.exitcode in (-9, None) else "WorkerDied",
+                        error_message=f"worker stopped after {now - w.started:.0f} s (exit {w.process.exitcode})",
+                        ecosystem=task.ecosystem, name=task.name, version=task.version, seconds=now - w.started,
+                    )
+                )
+                workers[i] = spawn()
+    finally:
+        for w in workers:
+            try:
+                w.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for w in workers:
+            w.process.join(5)
+            if w.process.is_alive():
+                w.process.kill()
+    return killed
+
+
+def analyse_samples(
+    samples: Sequence[Sample],
+    cache: AnalysisCache,
+    *,
+    jobs: int = 1,
+    budget: float = 60.0,
+    sequencer: str | None = None,
+    retry_errors: bool = False,
+    in_process: bool = False,
+    log: Callable[[str], None] = print,
+) -> AnalyseStats:
+    """Fill the cache for every sample with an archive; returns counts and timings."""
+    from malseq.corpus.sequencing import resolve_sequencer
+
+    seq_name, _ = resolve_sequencer(sequencer)
+    version = extractor_version()
+    start = time.monotonic()
+    stats = AnalyseStats()
+    with_archive = [s for s in samples if s.path and s.sha256]
+    unique = list({s.sha256: s for s in with_archive}.values())
+    stats.total = len(unique)
+    have = cache.get_many([s.sha256 for s in unique], version)
+    tasks = []
+    for s in unique:
+        row = have.get(s.sha256)
+        if row is not None and (row.ok and row.sequencer == seq_name or not row.ok and not retry_errors):
+            stats.cached += 1
+            continue
+        tasks.append(Task(s.sha256, s.path, s.ecosystem, s.name, s.version, s.zip_password, budget, sequencer))
+    pending: list[CachedAnalysis] = []
+    done = 0
+
+    def on_result(row: CachedAnalysis) -> None:
+        nonlocal done
+        done += 1
+        stats.analysed += 1
+        if not row.ok:
+            stats.errors += 1
+            stats.errors_by_kind[row.error_kind] = stats.errors_by_kind.get(row.error_kind, 0) + 1
+        pending.append(row)
+        if len(pending) >= 50 or done == len(tasks):
+            cache.put_many(pending)
+            pending.clear()
+        if done % 100 == 0 or done == len(tasks):
+            rate = done / max(time.monotonic() - start, 1e-9)
+            log(f"analyse {done}/{len(tasks)}: {stats.errors} errors, {rate:.2f} packages/s")
+
+    log(f"analyse: {len(unique)} archives, {stats.cached} cached, {len(tasks)} to analyse with {jobs} job(s)")
+    if in_process:
+        for t in tasks:
+            on_result(analyse_task(t))
+    elif tasks:
+        stats.killed = _run_pool(tasks, jobs, hard_limit=budget * 2 + 30, on_result=on_result)
+    if pending:
+        cache.put_many(pending)
+    stats.seconds = time.monotonic() - start
+    return stats
