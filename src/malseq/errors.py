@@ -67,3 +67,7 @@ class HashMismatchError(RegistryError):
 
 class ConfigurationError(MalseqError):
     """malseq could not work out a setting (for example a registry URL)."""
+
+
+class ModelNotAvailableError(MalseqError):
+    """No trained model is installed, or its files are incomplete; scans go on without a score."""
