@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
 import posixpath
 import tomllib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from email.parser import HeaderParser
 
 from malseq.intake.archive import Member
@@ -61,6 +63,10 @@ _BINARY_MAGIC = (
 )
 
 _PYPI_MARKERS = ("setup.py", "setup.cfg", "pyproject.toml", "PKG-INFO")
+_ROOT_MARKERS = ("package.json", *_PYPI_MARKERS)
+_METADATA_DIRS = (".dist-info", ".egg-info")
+# setup.py is only read for literal name/version arguments; larger files are not parsed.
+_SETUP_PY_PARSE_LIMIT = 256 * 1024
 
 
 def detect_language(path: str, data: bytes) -> Language | None:
@@ -85,16 +91,33 @@ def is_binary(data: bytes) -> bool:
 
 
 def _strip_common_root(members: Sequence[Member]) -> list[Member]:
-    """Drop the single top-level folder archives usually wrap a package in."""
+    """Drop the single top-level folder archives usually wrap a package in.
+
+    The first wrapper ("name-1.0/", npm's "package/") always goes, unless it is a
+    metadata folder. A second one only goes when that brings a manifest to the root
+    ("name-1.0/package/package.json"), so "lib/" in "package/lib/x.js" stays.
+    """
     current = list(members)
-    # Repeat: some archives wrap twice ("name-1.0/package/package.json").
+    depth = 0
     while current and all("/" in m.path for m in current):
         tops = {m.path.split("/", 1)[0] for m in current}
         if len(tops) != 1:
             break
-        top = next(iter(tops)) + "/"
-        current = [Member(m.path[len(top) :], m.data) for m in current]
+        top = next(iter(tops))
+        if top.endswith(_METADATA_DIRS):
+            break
+        stripped = [replace(m, path=m.path[len(top) + 1 :]) for m in current]
+        if depth >= 1 and not any(m.path in _ROOT_MARKERS for m in stripped):
+            break
+        current = stripped
+        depth += 1
     return current
+
+
+def _has_metadata_dir(paths: set[str]) -> bool:
+    return any("/" in p and p.split("/", 1)[0].endswith(_METADATA_DIRS) for p in paths) or any(
+        p.endswith((".dist-info/METADATA", ".egg-info/PKG-INFO")) for p in paths
+    )
 
 
 def _infer_ecosystem(paths: set[str], hint: Ecosystem | None) -> Ecosystem:
@@ -104,7 +127,7 @@ def _infer_ecosystem(paths: set[str], hint: Ecosystem | None) -> Ecosystem:
         return Ecosystem.NPM
     if any(p in paths for p in _PYPI_MARKERS):
         return Ecosystem.PYPI
-    if any(p.endswith(".dist-info/METADATA") or p.endswith(".egg-info/PKG-INFO") for p in paths):
+    if _has_metadata_dir(paths):
         return Ecosystem.PYPI
     if any(p.endswith("/package.json") for p in paths):
         return Ecosystem.NPM
@@ -195,13 +218,71 @@ def _parse_entry_points(data: bytes) -> tuple[EntryPoint, ...]:
     )
 
 
-def _build_backend(data: bytes) -> str | None:
+def _toml(data: bytes) -> dict[str, object]:
     try:
-        doc = tomllib.loads(data.decode("utf-8", errors="replace"))
+        return tomllib.loads(data.decode("utf-8", errors="replace"))
     except (tomllib.TOMLDecodeError, RecursionError):
-        return None
-    backend = doc.get("build-system", {}).get("build-backend") if isinstance(doc, dict) else None
+        return {}
+
+
+def _table(doc: dict[str, object], key: str) -> dict[str, object]:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _build_backend(data: bytes) -> str | None:
+    backend = _table(_toml(data), "build-system").get("build-backend")
     return backend if isinstance(backend, str) else None
+
+
+def _setup_cfg_metadata(data: bytes) -> dict[str, str]:
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        cp.read_string(data.decode("utf-8", errors="replace"))
+        return {k: v.strip() for k, v in cp.items("metadata")} if cp.has_section("metadata") else {}
+    except configparser.Error:
+        return {}
+
+
+def _setup_py_metadata(data: bytes) -> dict[str, str]:
+    """Literal `name=`/`version=` arguments of a `setup(...)` call, read from the syntax tree only."""
+    if len(data) > _SETUP_PY_PARSE_LIMIT:
+        return {}
+    try:
+        tree = ast.parse(data.decode("utf-8", errors="replace"))
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if called != "setup":
+            continue
+        return {
+            kw.arg: kw.value.value
+            for kw in node.keywords
+            if kw.arg in ("name", "version") and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)
+        }
+    return {}
+
+
+def _declared_name_version(files: dict[str, bytes]) -> tuple[str, str]:
+    """Name and version from the build files, for an sdist without PKG-INFO. Nothing is run."""
+    name = version = ""
+    sources: list[dict[str, object]] = []
+    if "pyproject.toml" in files:
+        sources.append(_table(_toml(files["pyproject.toml"]), "project"))
+    if "setup.cfg" in files:
+        sources.append(dict(_setup_cfg_metadata(files["setup.cfg"])))
+    if "setup.py" in files:
+        sources.append(dict(_setup_py_metadata(files["setup.py"])))
+    for source in sources:
+        if not name and isinstance(source.get("name"), str):
+            name = str(source["name"])
+        if not version and isinstance(source.get("version"), str) and "attr:" not in str(source["version"]):
+            version = str(source["version"])
+    return name, version
 
 
 def parse_pypi_manifest(files: dict[str, bytes]) -> PypiManifest:
@@ -212,6 +293,10 @@ def parse_pypi_manifest(files: dict[str, bytes]) -> PypiManifest:
         None,
     )
     meta = _parse_metadata(files[meta_path]) if meta_path else {}
+    if not meta.get("name") or not meta.get("version"):
+        declared_name, declared_version = _declared_name_version(files)
+        meta["name"] = meta.get("name") or declared_name
+        meta["version"] = meta.get("version") or declared_version
     eps: list[EntryPoint] = []
     for p in sorted(paths):
         if p.endswith(("dist-info/entry_points.txt", "egg-info/entry_points.txt")):
@@ -246,6 +331,17 @@ def parse_pypi_manifest(files: dict[str, bytes]) -> PypiManifest:
     )
 
 
+def _package_file(member: Member) -> PackageFile:
+    binary = is_binary(member.data)
+    return PackageFile(
+        path=member.path,
+        data=member.data,
+        language=None if binary else detect_language(member.path, member.data),
+        is_binary=binary,
+        link_to=member.link_to,
+    )
+
+
 def build_package(
     members: Iterable[Member],
     skipped: Iterable[SkippedMember],
@@ -257,15 +353,7 @@ def build_package(
     stripped = _strip_common_root(list(members))
     by_path = {m.path: m.data for m in stripped}
     ecosystem = _infer_ecosystem(set(by_path), ecosystem_hint)
-    files = tuple(
-        PackageFile(
-            path=m.path,
-            data=m.data,
-            language=None if is_binary(m.data) else detect_language(m.path, m.data),
-            is_binary=is_binary(m.data),
-        )
-        for m in sorted(stripped, key=lambda m: m.path)
-    )
+    files = tuple(_package_file(m) for m in sorted(stripped, key=lambda m: m.path))
     npm = None
     pypi = None
     name = ""
@@ -273,7 +361,11 @@ def build_package(
     if ecosystem is Ecosystem.NPM:
         pj = by_path.get("package.json")
         if pj is None:
-            candidates = sorted((p for p in by_path if p.endswith("/package.json")), key=lambda p: p.count("/"))
+            # No manifest at the root: the shallowest one, but never a bundled dependency's.
+            candidates = sorted(
+                (p for p in by_path if p.endswith("/package.json") and "node_modules/" not in p),
+                key=lambda p: (p.count("/"), p),
+            )
             pj = by_path[candidates[0]] if candidates else None
         npm = parse_npm_manifest(pj) if pj is not None else None
         if npm:

@@ -28,6 +28,9 @@ class PackageFile:
     data: bytes = field(repr=False)
     language: Language | None
     is_binary: bool
+    # When the archive had this file as a link to another member: the link's target as
+    # written in the archive. Its data is the target's, as an installer would see it.
+    link_to: str | None = None
 
     @property
     def size(self) -> int:
