@@ -1,0 +1,1634 @@
+"""Python behaviour extractor built on tree-sitter-python.
+
+One query collects every node kind the extractor cares about; the captures are then
+processed in source order with a stack of enclosing scopes, so the per-node Python work
+is proportional to the interesting nodes, not to the whole tree. Names are resolved
+through the import bindings and simple assignments seen so far (`import subprocess as
+sp`, `s = getattr(__import__('os'), 'sys' + 'tem')`), and string expressions are folded
+(concatenation, join, chr codes, reversal, base64/hex/zlib decoding) before they are
+classified. Code handed to `exec`/`eval` that folds to a string is analysed as Python
+again (depth-bounded), with its events placed at the exec call.
+
+Never executes anything: folding only evaluates a fixed set of pure string operations.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import bz2
+import codecs
+import lzma
+import posixpath
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import tree_sitter_python
+from tree_sitter import Language as TSLanguage
+from tree_sitter import Node, Parser, Query, QueryCursor
+
+from malseq._deadline import Deadline
+from malseq.features.catalogue import IDS
+from malseq.features.shell import analyse_command
+from malseq.features.strings import (
+    classify_capture_name,
+    classify_literal,
+    classify_raw_literal,
+    count_obfuscated_identifiers,
+    decode_base64_text,
+)
+from malseq.features.types import (
+    MODULE_SCOPE,
+    BehaviourEvent,
+    Binding,
+    CallKind,
+    CallSite,
+    FileAnalysis,
+    FunctionDef,
+)
+from malseq.intake.package import Language, PackageFile
+from malseq.report.sanitize import clean
+
+__all__ = ["analyse_python", "analyse_python_text"]
+
+_TS_PYTHON = TSLanguage(tree_sitter_python.language())
+
+# Capture names double as processing order for nodes that start at the same byte:
+# a scope is opened before anything inside it, an assignment binds before its value's
+# calls are looked at.
+_QUERY_TEXT = """
+(function_definition) @def
+(class_definition) @class
+(lambda) @lambda
+(assignment) @assign
+(import_statement) @import
+(import_from_statement) @import_from
+(decorator) @decorator
+(call) @call
+(exec_statement) @exec
+(binary_operator) @binop
+(concatenated_string) @concat
+(string) @string
+(slice) @slice
+((identifier) @env (#any-of? @env "environ" "environb"))
+(ERROR) @error
+"""
+_QUERY = Query(_TS_PYTHON, _QUERY_TEXT)
+_KIND_ORDER = {name: i for i, name in enumerate(
+    ("def", "class", "lambda", "assign", "import", "import_from", "decorator", "call", "exec", "binop",
+     "concat", "string", "slice", "env", "error"))}
+
+# Per-file work budget: a 10 MB generated file must not stall a whole scan.
+FILE_BUDGET_SECONDS = 2.5
+MAX_SOURCE_BYTES = 8_000_000
+# Identical (behaviour, scope) events kept per file; a minified bundle must not explode.
+MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20
+MAX_FOLD_LENGTH = 2_000_000
+MAX_FOLD_DEPTH = 40
+MAX_NESTED_DEPTH = 2
+MAX_NESTED_ANALYSES = 8
+SNIPPET_LENGTH = 120
+
+# --- module families (first component of the imported module) -> import event
+_MODULE_FAMILIES: dict[str, str] = {}
+for _name in ("os", "platform", "getpass", "nt", "posix", "pwd"):
+    _MODULE_FAMILIES[_name] = "import_os_module"
+for _name in ("shutil", "pathlib", "glob"):
+    _MODULE_FAMILIES[_name] = "import_fs_module"
+for _name in ("socket", "requests", "urllib", "urllib2", "urllib3", "http", "httplib", "httpx", "aiohttp",
+              "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "pycurl", "dns",
+              "socketserver", "SocketServer", "xmlrpc", "xmlrpclib", "wget"):
+    _MODULE_FAMILIES[_name] = "import_network_module"
+for _name in ("base64", "binascii", "codecs", "zlib", "marshal", "lzma", "bz2", "Crypto", "Cryptodome",
+              "cryptography", "pyaes", "nacl", "fernet", "rsa"):
+    _MODULE_FAMILIES[_name] = "import_encoding_module"
+for _name in ("subprocess", "pty", "commands", "popen2"):
+    _MODULE_FAMILIES[_name] = "import_process_module"
+
+# --- calls resolved to dotted names -> behaviours
+_SUBPROCESS_RUNNERS = {"Popen", "call", "run", "check_call", "check_output", "getoutput", "getstatusoutput"}
+_RUN_EXACT = {
+    "os.system", "os.popen", "os.popen2", "os.popen3", "os.popen4", "os.startfile", "pty.spawn",
+    "commands.getoutput", "commands.getstatusoutput", "platform.popen", "asyncio.create_subprocess_shell",
+    "asyncio.create_subprocess_exec", "popen2.popen2", "popen2.popen3", "popen2.popen4",
+    "win32api.ShellExecute", "win32process.CreateProcess", "sh.Command",
+}
+_EVAL_EXACT = {"eval", "exec", "compile", "execfile", "runpy.run_path", "runpy.run_module", "imp.load_source",
+               "code.interact"}
+_IMPORTERS = {"__import__", "importlib.import_module", "importlib.__import__"}
+_SYSINFO_EXACT = {
+    "os.getlogin", "getpass.getuser", "platform.node", "platform.system", "platform.uname", "platform.platform",
+    "platform.version", "platform.release", "platform.machine", "platform.processor", "socket.gethostname",
+    "socket.getfqdn", "os.uname", "uuid.getnode", "win32api.GetUserName", "win32api.GetComputerName",
+    "psutil.users", "getmac.get_mac_address", "wmi.WMI",
+}
+_FS_READ_EXACT = {"os.listdir", "os.walk", "os.scandir", "glob.glob", "glob.iglob"}
+_FS_WRITE_EXACT = {
+    "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move", "shutil.rmtree",
+    "os.remove", "os.unlink", "os.rename", "os.replace", "os.rmdir", "os.removedirs",
+}
+_OPENERS = {"open", "io.open", "codecs.open", "file"}
+_NETWORK_EXACT = {
+    "urllib.request.urlopen", "urllib.request.urlretrieve", "urllib2.urlopen", "urllib.urlopen",
+    "urllib.urlretrieve", "http.client.HTTPConnection", "http.client.HTTPSConnection", "httplib.HTTPConnection",
+    "httplib.HTTPSConnection", "urllib3.PoolManager", "urllib3.request", "ftplib.FTP", "ftplib.FTP_TLS",
+    "smtplib.SMTP", "smtplib.SMTP_SSL", "telnetlib.Telnet", "paramiko.SSHClient", "wget.download",
+    "pycurl.Curl", "websocket.create_connection", "websockets.connect", "aiohttp.request",
+    "xmlrpc.client.ServerProxy", "xmlrpclib.ServerProxy",
+}
+_HTTP_CLIENT_ROOTS = ("requests", "httpx")
+_HTTP_VERBS = {"get", "post", "put", "patch", "delete", "head", "options", "request", "stream"}
+_UPLOAD_VERBS = {"post", "put", "patch"}
+_RAW_SOCKET_EXACT = {"socket.socket", "socket.create_connection", "socket.fromfd", "socket.socketpair"}
+_DNS_EXACT = {"socket.gethostbyname", "socket.gethostbyname_ex", "socket.getaddrinfo", "socket.gethostbyaddr",
+              "dns.resolver.resolve", "dns.resolver.query", "dns.resolver.Resolver"}
+_ENCODING_MODULE_FUNCS = {
+    "base64": None,  # every function of base64 encodes or decodes
+    "binascii": {"hexlify", "unhexlify", "a2b_base64", "b2a_base64", "a2b_hex", "b2a_hex", "a2b_uu", "b2a_uu"},
+    "codecs": {"decode", "encode"},
+    "zlib": {"compress", "decompress", "decompressobj", "compressobj"},
+    "marshal": {"loads", "dumps", "load"},
+    "lzma": {"compress", "decompress"},
+    "bz2": {"compress", "decompress"},
+    "gzip": {"compress", "decompress"},
+}
+_ENCODING_EXACT = {"bytes.fromhex", "bytearray.fromhex"}
+_CIPHER_PREFIXES = ("Crypto.Cipher", "Cryptodome.Cipher", "cryptography.fernet",
+                    "cryptography.hazmat.primitives.ciphers", "pyaes", "nacl.secret", "Crypto.PublicKey",
+                    "rsa.encrypt", "rsa.decrypt")
+_NATIVE_PARTS = {"CDLL", "WinDLL", "OleDLL", "PyDLL", "cdll", "windll", "oledll", "pydll", "LoadLibrary",
+                 "LoadLibraryA", "LoadLibraryW", "LoadLibraryExW", "dlopen"}
+_HIDDEN_FLAGS = re.compile(r"CREATE_NO_WINDOW|DETACHED_PROCESS|0x0?8000000|134217728|0x0+8\b|SW_HIDE|"
+                           r"STARTF_USESHOWWINDOW")
+_EXEC_EXTENSIONS = (".exe", ".dll", ".bat", ".cmd", ".vbs", ".ps1", ".sh", ".scr", ".msi", ".com", ".jar")
+_EXEC_MODE_NAMES = re.compile(r"S_IEXEC|S_IXUSR|S_IXGRP|S_IXOTH|S_IRWXU|S_IRWXG|S_IRWXO")
+_VCS_COMMAND = re.compile(r"^\s*(?:git|hg|svn)\b")
+
+# Behaviours that mean "setup.py did something" when they happen at module level.
+_SETUP_EXECUTION_BEHAVIOURS = {
+    "run_command", "eval_code", "dynamic_import", "network_request", "upload_data", "raw_socket", "dns_lookup",
+    "hidden_process", "write_executable", "load_native_code", "reverse_shell", "capture_screen_or_clipboard",
+    "encryption_call",
+}
+# Commands pip runs on install (or the brief names): overriding one runs code at install time.
+_INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\w+|_install|_develop|_egg_info)\b")
+_OBF_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")
+_LONG_LINE = 1000
+_PYTHON_CODE_HINT = re.compile(r"\bimport\b|\bexec\b|\beval\b|\w\(")
+
+# --- ERROR-region fallback: a token pass over text the parser could not structure.
+_FALLBACK_IMPORT = re.compile(
+    r"(?m)^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([\w.]+(?:[ \t]*,[ \t]*[\w.]+)*))")
+_FALLBACK_CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)[ \t]*\(")
+_FALLBACK_STRING = re.compile(
+    r"""(?s)[bBrRuUfF]{0,2}('''.*?'''|\"\"\".*?\"\"\"|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
+
+_Value = str | bytes
+
+
+@dataclass
+class _Scope:
+    end_byte: int
+    qualname: str
+
+
+@dataclass
+class _ClassInfo:
+    qualname: str
+    node: Node
+    bases: str
+    methods: set[str] = field(default_factory=set)
+
+
+class _Budget(Exception):
+    """The per-file work budget ran out; results so far are kept."""
+
+
+def _int_literal(text: str) -> int | None:
+    t = text.replace("_", "").rstrip("lL")
+    try:
+        if len(t) > 1 and t[0] == "0" and t[1].isdigit():
+            return int(t, 8)  # Python 2 octal: 0755
+        return int(t, 0)
+    except ValueError:
+        return None
+
+
+def _as_text(value: _Value) -> str | None:
+    """Text of a folded value, or None for binary data."""
+    if isinstance(value, str):
+        return value
+    decoded = value.decode("utf-8", errors="replace")
+    if not decoded:
+        return decoded
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in decoded[:4000])
+    return decoded if printable / min(len(decoded), 4000) > 0.9 else None
+
+
+def _to_bytes(value: _Value) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("latin-1", errors="replace")
+
+
+def _bounded_decompress(kind: str, data: bytes) -> bytes | None:
+    try:
+        if kind == "zlib":
+            return zlib.decompressobj().decompress(data, MAX_FOLD_LENGTH)
+        if kind == "gzip":
+            return zlib.decompressobj(47).decompress(data, MAX_FOLD_LENGTH)
+        if kind == "lzma":
+            return lzma.LZMADecompressor().decompress(data, MAX_FOLD_LENGTH)
+        if kind == "bz2":
+            return bz2.BZ2Decompressor().decompress(data, MAX_FOLD_LENGTH)
+    except (zlib.error, lzma.LZMAError, OSError, ValueError, EOFError):
+        return None
+    return None
+
+
+def _b64_like_decode(func: str, data: bytes) -> bytes | None:
+    compact = re.sub(rb"\s+", b"", data)
+    try:
+        if func in ("b32decode",):
+            return base64.b32decode(compact + b"=" * (-len(compact) % 8))
+        if func == "b16decode":
+            return base64.b16decode(compact, casefold=True)
+        if func == "b85decode":
+            return base64.b85decode(compact)
+        if func == "a85decode":
+            return base64.a85decode(compact)
+        padded = compact + b"=" * (-len(compact) % 4)
+        if func == "urlsafe_b64decode" or b"-" in compact or b"_" in compact:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _codec_decode(value: _Value, codec: str) -> _Value | None:
+    codec = codec.lower().replace("-", "_")
+    try:
+        if codec in ("rot13", "rot_13"):
+            text = _as_text(value)
+            return codecs.decode(text, "rot13") if text is not None else None
+        if codec in ("hex", "hex_codec"):
+            return bytes.fromhex(_to_bytes(value).decode("ascii"))
+        if codec in ("base64", "base64_codec"):
+            return _b64_like_decode("b64decode", _to_bytes(value))
+        if codec in ("zlib", "zlib_codec", "zip"):
+            return _bounded_decompress("zlib", _to_bytes(value))
+        if codec in ("bz2", "bz2_codec"):
+            return _bounded_decompress("bz2", _to_bytes(value))
+        if codec in ("utf8", "utf_8", "ascii", "latin1", "latin_1", "utf_16", "unicode_escape", ""):
+            if isinstance(value, str):
+                if codec == "unicode_escape":
+                    return value.encode("latin-1", errors="replace").decode("unicode_escape", errors="replace")
+                return value
+            return value.decode("utf-8" if codec in ("", "utf8", "utf_8") else codec.replace("_", "-"),
+                                errors="replace")
+    except (ValueError, LookupError, UnicodeError):
+        return None
+    return None
+
+
+def _string_value(node: Node, source: bytes) -> _Value | None:
+    """The value of a string literal without interpolation, or None."""
+    raw = source[node.start_byte:node.end_byte]
+    has_escape = False
+    parts: list[bytes] = []
+    prefix = b""
+    for child in node.children:
+        t = child.type
+        if t == "string_start":
+            prefix = source[child.start_byte:child.end_byte].lower()
+        elif t == "string_content":
+            parts.append(source[child.start_byte:child.end_byte])
+            if child.child_count:
+                for grandchild in child.children:
+                    if grandchild.type == "escape_sequence":
+                        has_escape = True
+                    elif grandchild.type == "interpolation":
+                        return None
+        elif t == "interpolation":
+            return None
+        elif t == "escape_sequence":
+            has_escape = True
+    is_bytes = b"b" in prefix
+    is_raw = b"r" in prefix
+    if has_escape and not is_raw:
+        try:
+            text = raw.decode("utf-8", errors="replace")
+            # Python 2 `ur''` and unicode prefixes literal_eval does not know.
+            text = re.sub(r"^[uU](?=[rR]?['\"])", "", text)
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = None
+        if isinstance(value, str | bytes):
+            return value
+    joined = b"".join(parts)
+    return joined if is_bytes else joined.decode("utf-8", errors="replace")
+
+
+def _interpolated_text(node: Node, source: bytes) -> str:
+    """The literal parts of an f-string joined with `{}` placeholders."""
+    out: list[str] = []
+
+    def visit(n: Node) -> None:
+        for child in n.children:
+            if child.type == "string_content":
+                if child.child_count:
+                    last = child.start_byte
+                    for gc in child.children:
+                        if gc.type == "interpolation":
+                            out.append(source[last:gc.start_byte].decode("utf-8", "replace"))
+                            out.append("{}")
+                            last = gc.end_byte
+                    out.append(source[last:child.end_byte].decode("utf-8", "replace"))
+                else:
+                    out.append(source[child.start_byte:child.end_byte].decode("utf-8", "replace"))
+            elif child.type == "interpolation":
+                out.append("{}")
+
+    visit(node)
+    return "".join(out)
+
+
+def _is_docstring(node: Node) -> bool:
+    """First expression statement string of a module, class or function body."""
+    stmt = node.parent
+    if stmt is None or stmt.type != "expression_statement" or stmt.named_child_count != 1:
+        return False
+    body = stmt.parent
+    if body is None:
+        return False
+    if body.type == "block":
+        owner = body.parent
+        if owner is None or owner.type not in ("function_definition", "class_definition"):
+            return False
+    elif body.type != "module":
+        return False
+    prev = stmt.prev_named_sibling
+    while prev is not None and prev.type == "comment":
+        prev = prev.prev_named_sibling
+    return prev is None
+
+
+class _FileAnalyser:
+    def __init__(self, path: str, source: bytes, stop_at: float, depth: int = 0,
+                 nested_budget: list[int] | None = None) -> None:
+        self.path = path
+        self.source = source
+        self.stop_at = stop_at
+        self.depth = depth
+        self.nested_budget = nested_budget if nested_budget is not None else [MAX_NESTED_ANALYSES]
+        self.is_setup = posixpath.basename(path) == "setup.py"
+        self.events: list[BehaviourEvent] = []
+        self.event_counts: dict[tuple[str, str], int] = {}
+        self.event_lines: set[tuple[str, int]] = set()
+        self.event_positions: set[tuple[str, int, int]] = set()
+        self.functions: list[FunctionDef] = []
+        self.calls: list[CallSite] = []
+        self.callback_candidates: list[CallSite] = []
+        self.bindings: list[Binding] = []
+        self.aliases: dict[str, str] = {}
+        self.constants: dict[str, _Value] = {}
+        self.imported_roots: set[str] = set()
+        self.classified: set[int] = set()
+        self.fold_memo: dict[tuple[int, int, str], _Value | None] = {}
+        self.scope_stack: list[_Scope] = []
+        self.classes: dict[str, _ClassInfo] = {}
+        self.resolved_calls: set[str] = set()
+        self.dup2_sites: list[tuple[Node, str]] = []
+        self.exempt_positions: set[tuple[int, int]] = set()
+        self.parse_errors = False
+        self.budget_exhausted = False
+        self.ticks = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _text(self, node: Node, limit: int = 400) -> str:
+        end = min(node.end_byte, node.start_byte + limit)
+        return self.source[node.start_byte:end].decode("utf-8", errors="replace")
+
+    def _snippet(self, node: Node) -> str:
+        return clean(" ".join(self._text(node, 300).split()), SNIPPET_LENGTH)
+
+    @property
+    def scope(self) -> str:
+        return self.scope_stack[-1].qualname if self.scope_stack else MODULE_SCOPE
+
+    def _emit_at(self, behaviour: str, line: int, column: int, scope: str, snippet: str) -> None:
+        assert behaviour in IDS, behaviour
+        position = (behaviour, line, column)
+        if position in self.event_positions:
+            return
+        self.event_positions.add(position)
+        key = (behaviour, scope)
+        count = self.event_counts.get(key, 0)
+        if count >= MAX_EVENTS_PER_BEHAVIOUR_SCOPE:
+            return
+        self.event_counts[key] = count + 1
+        self.event_lines.add((behaviour, line))
+        self.events.append(BehaviourEvent(behaviour, self.path, line, column, scope, snippet))
+
+    def emit(self, behaviour: str, node: Node, snippet: str | None = None) -> None:
+        row, col = node.start_point
+        self._emit_at(behaviour, row + 1, col, self.scope, snippet if snippet is not None else self._snippet(node))
+
+    def emit_many(self, behaviours: Iterable[str], node: Node, snippet: str | None = None) -> None:
+        seen: set[str] = set()
+        for b in behaviours:
+            if b not in seen:
+                seen.add(b)
+                self.emit(b, node, snippet)
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        if self.ticks % 256 == 0 and time.monotonic() > self.stop_at:
+            raise _Budget
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> None:
+        parser = Parser(_TS_PYTHON)
+        source = self.source
+
+        def read(offset: int, _point: object) -> bytes:
+            return source[offset:offset + 65536]
+
+        def progress(*_state: object) -> bool:
+            return time.monotonic() > self.stop_at
+
+        try:
+            tree = parser.parse(read, progress_callback=progress)
+        except ValueError:
+            tree = None
+        if tree is None:
+            # Too big or too slow to parse within the budget: keep a token pass with a little extra time.
+            self.budget_exhausted = True
+            self.stop_at = max(self.stop_at, time.monotonic() + 0.5)
+            try:
+                self._fallback_text(source[:2_000_000].decode("utf-8", errors="replace"), 0, 0, MODULE_SCOPE)
+                self._file_level()
+            except _Budget:
+                pass
+            return
+        root = tree.root_node
+        self.parse_errors = root.has_error
+        try:
+            self._walk(root)
+            self._file_level()
+            if self.is_setup and self.depth == 0:
+                self._setup_checks(root)
+        except _Budget:
+            self.budget_exhausted = True
+        except RecursionError:
+            self.budget_exhausted = True
+
+    def _walk(self, root: Node) -> None:
+        captures = QueryCursor(_QUERY).captures(root)
+        items: list[tuple[int, int, str, Node]] = []
+        for name, nodes in captures.items():
+            order = _KIND_ORDER[name]
+            for node in nodes:
+                items.append((node.start_byte, order, name, node))
+        items.sort(key=lambda it: (it[0], it[1]))
+        handlers: dict[str, Callable[[Node], None]] = {
+            "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
+            "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
+            "decorator": self._on_decorator, "call": self._on_call, "exec": self._on_exec_statement,
+            "binop": self._on_binop, "concat": self._on_concat, "string": self._on_string,
+            "slice": self._on_slice, "env": self._on_env, "error": self._on_error,
+        }
+        error_end = -1
+        for start, _order, name, node in items:
+            self._tick()
+            stack = self.scope_stack
+            while stack and stack[-1].end_byte <= start:
+                stack.pop()
+            if name == "error":
+                if start < error_end:
+                    continue  # nested inside an ERROR region already scanned
+                error_end = node.end_byte
+            handlers[name](node)
+        self._flush_callbacks()
+        self._reverse_shell_check()
+
+    # ------------------------------------------------------------------ scopes
+    def _push_scope(self, node: Node, name: str, qualname: str, is_class: bool) -> None:
+        parent = self.scope
+        self.functions.append(FunctionDef(qualname, name, self.path, node.start_point[0] + 1,
+                                          node.end_point[0] + 1, parent, is_class))
+        self.scope_stack.append(_Scope(node.end_byte, qualname))
+
+    def _qualify(self, name: str) -> str:
+        return name if self.scope == MODULE_SCOPE else f"{self.scope}.{name}"
+
+    def _on_function(self, node: Node) -> None:
+        name_node = node.child_by_field_name("name")
+        name = self._text(name_node, 200) if name_node is not None else ""
+        qualname = self._qualify(name)
+        enclosing = self.scope
+        if enclosing in self.classes:
+            self.classes[enclosing].methods.add(name)
+        self._push_scope(node, name, qualname, False)
+
+    def _on_class(self, node: Node) -> None:
+        name_node = node.child_by_field_name("name")
+        name = self._text(name_node, 200) if name_node is not None else ""
+        qualname = self._qualify(name)
+        bases_node = node.child_by_field_name("superclasses")
+        bases = self._text(bases_node, 400) if bases_node is not None else ""
+        self.classes[qualname] = _ClassInfo(qualname, node, bases)
+        row, col = node.start_point
+        # A class body runs where it is defined.
+        self.calls.append(CallSite(self.path, row + 1, col, self.scope, qualname, CallKind.INLINE))
+        self._push_scope(node, name, qualname, True)
+
+    def _lambda_name(self, node: Node) -> str:
+        parent = node.parent
+        if parent is not None and parent.type == "assignment":
+            left = parent.child_by_field_name("left")
+            right = parent.child_by_field_name("right")
+            if left is not None and left.type == "identifier" and right is not None and right.id == node.id:
+                return self._text(left, 200)
+        return ""
+
+    def _on_lambda(self, node: Node) -> None:
+        name = self._lambda_name(node)
+        row, col = node.start_point
+        qualname = self._qualify(name) if name else f"<lambda@{row + 1}:{col}>"
+        self._push_scope(node, name, qualname, False)
+
+    # ------------------------------------------------------------------ imports
+    def _module_event(self, module: str, node: Node) -> None:
+        if module.startswith("."):
+            return
+        behaviour = _MODULE_FAMILIES.get(module.split(".", 1)[0])
+        if behaviour is not None:
+            self.emit(behaviour, node)
+        if classify_capture_name(module):
+            self.emit("capture_screen_or_clipboard", node)
+        if module.split(".", 1)[0] in ("ctypes", "_ctypes", "cffi"):
+            self.imported_roots.add(module.split(".", 1)[0])
+
+    def _bind(self, node: Node, name: str, module: str, attribute: str | None) -> None:
+        self.bindings.append(Binding(self.path, node.start_point[0] + 1, self.scope, name, module, attribute))
+
+    def _on_import(self, node: Node) -> None:
+        for child in node.named_children:
+            if child.type == "dotted_name":
+                module = self._text(child, 300)
+                root = module.split(".", 1)[0]
+                self.imported_roots.add(root)
+                self._bind(node, module if "." not in module else "", module, None)
+                self._module_event(module, node)
+            elif child.type == "aliased_import":
+                name_node = child.child_by_field_name("name")
+                alias_node = child.child_by_field_name("alias")
+                if name_node is None or alias_node is None:
+                    continue
+                module = self._text(name_node, 300)
+                alias = self._text(alias_node, 200)
+                self.aliases[alias] = module
+                self.imported_roots.add(module.split(".", 1)[0])
+                self._bind(node, alias, module, None)
+                self._module_event(module, node)
+
+    def _on_import_from(self, node: Node) -> None:
+        module_node = node.child_by_field_name("module_name")
+        if module_node is None:
+            return
+        module = self._text(module_node, 300).replace(" ", "")
+        relative = module.startswith(".")
+        self._module_event(module, node)
+        names = [c for c in node.children_by_field_name("name")]
+        if not names:
+            if any(c.type == "wildcard_import" for c in node.named_children):
+                self._bind(node, "", module, "*")
+            return
+        for item in names:
+            if item.type == "aliased_import":
+                name_node = item.child_by_field_name("name")
+                alias_node = item.child_by_field_name("alias")
+                if name_node is None or alias_node is None:
+                    continue
+                attr, local = self._text(name_node, 200), self._text(alias_node, 200)
+            else:
+                attr = local = self._text(item, 200)
+            self._bind(node, local, module, attr)
+            if not relative:
+                self.aliases[local] = f"{module}.{attr}"
+                self.imported_roots.add(module.split(".", 1)[0])
+                if module.split(".", 1)[0] in ("os", "posix", "nt") and attr in ("environ", "environb", "getenv"):
+                    pass  # the uses are reported where they happen
+            if classify_capture_name(attr):
+                self.emit("capture_screen_or_clipboard", node)
+
+    # ------------------------------------------------------------------ names
+    def resolve(self, node: Node | None, depth: int = 0) -> str | None:
+        """Dotted name an expression refers to, after aliases and constant folding."""
+        if node is None or depth > 12:
+            return None
+        t = node.type
+        if t == "identifier":
+            name = self._text(node, 200)
+            if name in ("__builtins__", "__builtin__"):
+                return "builtins"
+            return self.aliases.get(name, name)
+        if t == "attribute":
+            base = self.resolve(node.child_by_field_name("object"), depth + 1)
+            attr = node.child_by_field_name("attribute")
+            if base is None or attr is None:
+                return None
+            return f"{base}.{self._text(attr, 200)}"
+        if t == "parenthesized_expression" and node.named_child_count == 1:
+            return self.resolve(node.named_children[0], depth + 1)
+        if t == "call":
+            fn = _normalise(self.resolve(node.child_by_field_name("function"), depth + 1))
+            args = self._positional_args(node)
+            if fn in _IMPORTERS and args:
+                module = self._fold_text(args[0])
+                if module is None:
+                    return None
+                return module.split(".", 1)[0] if fn == "__import__" and not self._has_fromlist(node) else module
+            if fn == "getattr" and len(args) >= 2:
+                base = self.resolve(args[0], depth + 1)
+                attr_name = self._fold_text(args[1])
+                if base is not None and attr_name is not None and attr_name.isidentifier():
+                    return f"{base}.{attr_name}"
+                return None
+            if fn in ("globals", "locals") and not args:
+                return "<globals>"
+            if fn == "vars" and len(args) == 1:
+                base = self.resolve(args[0], depth + 1)
+                return f"{base}.__dict__" if base is not None else None
+            return None
+        if t == "subscript":
+            base = self.resolve(node.child_by_field_name("value"), depth + 1)
+            key_node = node.child_by_field_name("subscript")
+            key = self._fold_text(key_node)
+            if base is None or key is None or not key.isidentifier():
+                return None
+            if base == "<globals>":
+                if key in ("__builtins__", "__builtin__"):
+                    return "builtins"
+                return self.aliases.get(key, key)
+            if base.endswith(".__dict__"):
+                return f"{base[: -len('.__dict__')]}.{key}"
+            if base == "builtins":
+                return f"builtins.{key}"
+            return None
+        return None
+
+    def _has_fromlist(self, call: Node) -> bool:
+        return len(self._positional_args(call)) >= 4 or self._keyword(call, "fromlist") is not None
+
+    @staticmethod
+    def _positional_args(call: Node) -> list[Node]:
+        args = call.child_by_field_name("arguments")
+        if args is None or args.type != "argument_list":
+            return []
+        return [a for a in args.named_children
+                if a.type not in ("keyword_argument", "comment", "list_splat", "dictionary_splat")]
+
+    @staticmethod
+    def _keyword(call: Node, name: str) -> Node | None:
+        args = call.child_by_field_name("arguments")
+        if args is None:
+            return None
+        for a in args.named_children:
+            if a.type == "keyword_argument":
+                key = a.child_by_field_name("name")
+                if key is not None and key.text == name.encode():
+                    return a.child_by_field_name("value")
+        return None
+
+    # ------------------------------------------------------------------ folding
+    def _fold_text(self, node: Node | None) -> str | None:
+        if node is None:
+            return None
+        value = self.fold(node)
+        return None if value is None else _as_text(value)
+
+    def fold(self, node: Node, depth: int = 0) -> _Value | None:
+        key = (node.start_byte, node.end_byte, node.type)
+        if key in self.fold_memo:
+            return self.fold_memo[key]
+        value = self._fold(node, depth) if depth <= MAX_FOLD_DEPTH else None
+        if value is not None and len(value) > MAX_FOLD_LENGTH:
+            value = None
+        self.fold_memo[key] = value
+        return value
+
+    def _fold(self, node: Node, depth: int) -> _Value | None:
+        t = node.type
+        if t == "string":
+            return _string_value(node, self.source)
+        if t == "concatenated_string":
+            parts = [self.fold(c, depth + 1) for c in node.named_children if c.type == "string"]
+            return _join_values(parts)
+        if t == "parenthesized_expression" and node.named_child_count == 1:
+            return self.fold(node.named_children[0], depth + 1)
+        if t == "identifier":
+            return self.constants.get(self._text(node, 200))
+        if t == "binary_operator":
+            op = node.child_by_field_name("operator")
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if op is None or left is None or right is None:
+                return None
+            if op.type == "+":
+                return _join_values([self.fold(left, depth + 1), self.fold(right, depth + 1)])
+            if op.type == "*":
+                lv = self.fold(left, depth + 1)
+                count = _int_literal(self._text(right, 20)) if right.type == "integer" else None
+                if lv is not None and count is not None and count >= 0 and len(lv) * count <= MAX_FOLD_LENGTH:
+                    return lv * count
+            return None
+        if t == "subscript":
+            slice_node = node.child_by_field_name("subscript")
+            value_node = node.child_by_field_name("value")
+            if slice_node is not None and value_node is not None and _is_reversal(self._text(slice_node, 40)):
+                v = self.fold(value_node, depth + 1)
+                return v[::-1] if v is not None else None
+            return None
+        if t == "call":
+            return self._fold_call(node, depth)
+        return None
+
+    def _fold_sequence(self, node: Node, depth: int) -> list[_Value] | None:
+        """Elements of a literal list/tuple/map(chr, ...)/comprehension of chr codes."""
+        t = node.type
+        if t in ("list", "tuple", "set"):
+            out: list[_Value] = []
+            for child in node.named_children:
+                if child.type == "comment":
+                    continue
+                v = self.fold(child, depth + 1)
+                if v is None:
+                    return None
+                out.append(v)
+            return out
+        if t == "identifier":
+            value = self.constants.get(self._text(node, 200))
+            return [ch for ch in value] if isinstance(value, str) else None
+        if t == "call":
+            fn = _normalise(self.resolve(node.child_by_field_name("function")))
+            args = self._positional_args(node)
+            if fn == "map" and len(args) == 2 and _normalise(self.resolve(args[0])) in ("chr", "unichr"):
+                codes = self._int_sequence(args[1])
+                return _chars(codes)
+            if fn in ("reversed",) and len(args) == 1:
+                seq = self._fold_sequence(args[0], depth + 1)
+                if seq is None:
+                    v = self.fold(args[0], depth + 1)
+                    chars: list[_Value] = [ch for ch in (_as_text(v) or "")]
+                    return chars[::-1] if v is not None else None
+                return seq[::-1]
+            if fn in ("list", "tuple") and len(args) == 1:
+                return self._fold_sequence(args[0], depth + 1)
+            return None
+        if t in ("list_comprehension", "generator_expression"):
+            body = node.child_by_field_name("body")
+            clauses = [c for c in node.named_children if c.type == "for_in_clause"]
+            if body is None or len(clauses) != 1 or body.type != "call":
+                return None
+            if _normalise(self.resolve(body.child_by_field_name("function"))) not in ("chr", "unichr"):
+                return None
+            inner = self._positional_args(body)
+            var = clauses[0].child_by_field_name("left")
+            right = clauses[0].child_by_field_name("right")
+            if len(inner) != 1 or var is None or right is None or inner[0].text != var.text:
+                return None
+            return _chars(self._int_sequence(right))
+        v = self.fold(node, depth + 1)
+        if isinstance(v, str):
+            return [ch for ch in v]
+        return None
+
+    def _int_sequence(self, node: Node) -> list[int] | None:
+        if node.type not in ("list", "tuple"):
+            return None
+        out: list[int] = []
+        for child in node.named_children:
+            if child.type != "integer":
+                return None
+            n = _int_literal(self._text(child, 30))
+            if n is None:
+                return None
+            out.append(n)
+        return out
+
+    def _fold_call(self, node: Node, depth: int) -> _Value | None:
+        fn_node = node.child_by_field_name("function")
+        if fn_node is None:
+            return None
+        args = self._positional_args(node)
+        # Method calls on a foldable receiver: "sep".join(...), x.decode(), x[::-1].replace(...)
+        if fn_node.type == "attribute":
+            obj = fn_node.child_by_field_name("object")
+            attr_node = fn_node.child_by_field_name("attribute")
+            method = self._text(attr_node, 40) if attr_node is not None else ""
+            if obj is not None and method in _STRING_METHODS and obj.type in _FOLDABLE_RECEIVERS:
+                receiver = self.fold(obj, depth + 1)
+                if receiver is not None:
+                    return self._apply_method(receiver, method, args, depth)
+            if obj is not None and method == "fromhex" and obj.type == "identifier" and obj.text in (b"bytes",
+                                                                                                        b"bytearray"):
+                v = self.fold(args[0], depth + 1) if args else None
+                try:
+                    return bytes.fromhex(_to_bytes(v).decode("ascii")) if v is not None else None
+                except ValueError:
+                    return None
+        fn = _normalise(self.resolve(fn_node))
+        if fn is None:
+            return None
+        if fn in ("chr", "unichr") and len(args) == 1 and args[0].type == "integer":
+            n = _int_literal(self._text(args[0], 30))
+            return chr(n) if n is not None and 0 <= n < 0x110000 else None
+        if fn in ("str", "unicode") and len(args) == 1:
+            return self.fold(args[0], depth + 1)
+        if fn in ("bytes", "bytearray") and len(args) >= 1:
+            codes = self._int_sequence(args[0])
+            if codes is not None:
+                return bytes(c & 0xFF for c in codes)
+            v = self.fold(args[0], depth + 1)
+            return _to_bytes(v) if v is not None else None
+        if not args:
+            return None
+        module, _, func = fn.rpartition(".")
+        if module == "base64" and ("decode" in func):
+            v = self.fold(args[0], depth + 1)
+            return _b64_like_decode(func, _to_bytes(v)) if v is not None else None
+        if fn in ("binascii.unhexlify", "binascii.a2b_hex"):
+            v = self.fold(args[0], depth + 1)
+            try:
+                return binascii.unhexlify(_to_bytes(v).strip()) if v is not None else None
+            except (binascii.Error, ValueError):
+                return None
+        if fn == "binascii.a2b_base64":
+            v = self.fold(args[0], depth + 1)
+            return _b64_like_decode("b64decode", _to_bytes(v)) if v is not None else None
+        if module in ("zlib", "lzma", "bz2", "gzip") and func == "decompress":
+            v = self.fold(args[0], depth + 1)
+            return _bounded_decompress(module, _to_bytes(v)) if v is not None else None
+        if fn == "codecs.decode":
+            v = self.fold(args[0], depth + 1)
+            codec = self._fold_text(args[1]) if len(args) > 1 else "utf-8"
+            return _codec_decode(v, codec) if v is not None and codec is not None else None
+        return None
+
+    def _apply_method(self, receiver: _Value, method: str, args: list[Node], depth: int) -> _Value | None:
+        if method == "join" and len(args) == 1:
+            items = self._fold_sequence(args[0], depth + 1)
+            if items is None:
+                return None
+            if isinstance(receiver, bytes):
+                return receiver.join(_to_bytes(i) for i in items)
+            texts = [_as_text(i) for i in items]
+            if any(x is None for x in texts):
+                return None
+            return receiver.join(x for x in texts if x is not None)
+        if method == "decode":
+            codec = self._fold_text(args[0]) if args else ""
+            return _codec_decode(receiver, codec) if codec is not None else None
+        if method == "encode":
+            codec = self._fold_text(args[0]) if args else ""
+            if codec is None:
+                return None
+            if isinstance(receiver, str) and codec.lower() in ("", "utf-8", "utf8", "ascii", "latin-1", "latin1"):
+                return receiver.encode("utf-8", errors="replace")
+            return _codec_decode(receiver, codec) if codec.lower() in ("rot13", "rot_13") else None
+        if method == "replace" and len(args) >= 2:
+            old, new = self.fold(args[0], depth + 1), self.fold(args[1], depth + 1)
+            if old is None or new is None or type(old) is not type(receiver) or type(new) is not type(receiver):
+                return None
+            return receiver.replace(old, new)  # type: ignore[arg-type]
+        if method in ("lower", "upper", "strip", "lstrip", "rstrip") and not args:
+            return getattr(receiver, method)()  # type: ignore[no-any-return]
+        return None
+
+    # ------------------------------------------------------------------ handlers
+    def _on_assign(self, node: Node) -> None:
+        left = node.child_by_field_name("left")
+        right = node.child_by_field_name("right")
+        if left is None or right is None or left.type != "identifier":
+            return
+        name = self._text(left, 200)
+        value = self.fold(right) if right.type in _FOLDABLE_RECEIVERS or right.type == "call" else None
+        if value is not None:
+            self.constants[name] = value
+        else:
+            self.constants.pop(name, None)
+        if right.type in ("identifier", "attribute", "call", "subscript", "parenthesized_expression"):
+            target = self.resolve(right)
+            if target is not None and target != name and (
+                target.split(".", 1)[0] in self.imported_roots
+                or _normalise(target) in _DANGEROUS_BUILTINS
+                or target.startswith("builtins")
+            ):
+                self.aliases[name] = target
+                if right.type == "call":
+                    fn = _normalise(self.resolve(right.child_by_field_name("function")))
+                    if fn in _IMPORTERS:
+                        self._bind(node, name, target, None)
+            elif target is None and right.type == "call":
+                fn = _normalise(self.resolve(right.child_by_field_name("function")))
+                if fn is not None and fn in _INSTANCE_TYPES:
+                    # x = socket.socket(); x.send(...) -> socket.socket().send
+                    self.aliases[name] = f"{fn}()"
+                else:
+                    self.aliases.pop(name, None)
+            else:
+                self.aliases.pop(name, None)
+
+    def _on_decorator(self, node: Node) -> None:
+        expr = node.named_children[0] if node.named_child_count else None
+        if expr is None or expr.type == "call":
+            return  # the call node reports itself
+        callee = self._callee_text(expr)
+        row, col = expr.start_point
+        self.calls.append(CallSite(self.path, row + 1, col, self.scope, callee, CallKind.CALL))
+
+    def _callee_text(self, fn_node: Node) -> str:
+        resolved = self.resolve(fn_node)
+        if resolved is not None:
+            root = resolved.split(".", 1)[0]
+            # Names bound by relative imports stay local: the binding says where they come from.
+            if root in self.aliases and self.aliases[root].startswith("."):
+                resolved = self._text(fn_node, 200)
+            return _normalise(resolved) or resolved
+        return "".join(self._text(fn_node, 120).split())
+
+    def _on_call(self, node: Node) -> None:
+        fn_node = node.child_by_field_name("function")
+        if fn_node is None:
+            return
+        callee = self._callee_text(fn_node)
+        row, col = node.start_point
+        self.calls.append(CallSite(self.path, row + 1, col, self.scope, callee, CallKind.CALL))
+        self._collect_callbacks(node)
+        resolved = _normalise(self.resolve(fn_node))
+        if resolved is None:
+            # Method on a folded string or an unresolvable receiver: still look at the method name.
+            if fn_node.type == "attribute":
+                attr = fn_node.child_by_field_name("attribute")
+                resolved = "?." + self._text(attr, 60) if attr is not None else None
+            if resolved is None:
+                return
+        self.resolved_calls.add(resolved)
+        self._call_behaviours(node, resolved)
+        self._fold_root(node)
+
+    def _collect_callbacks(self, call: Node) -> None:
+        args = call.child_by_field_name("arguments")
+        if args is None or args.type != "argument_list":
+            return
+        for arg in args.named_children:
+            value = arg.child_by_field_name("value") if arg.type == "keyword_argument" else arg
+            if value is None:
+                continue
+            row, col = value.start_point
+            if value.type == "lambda":
+                name = self._lambda_name(value)
+                qualname = name or f"<lambda@{row + 1}:{col}>"
+                self.calls.append(CallSite(self.path, row + 1, col, self.scope, qualname, CallKind.INLINE))
+            elif value.type in ("identifier", "attribute"):
+                text = "".join(self._text(value, 200).split())
+                self.callback_candidates.append(CallSite(self.path, row + 1, col, self.scope, text,
+                                                         CallKind.CALLBACK))
+
+    def _flush_callbacks(self) -> None:
+        """Keep callback candidates that name a function of this file or an imported name."""
+        defined = {f.name for f in self.functions if f.name}
+        imported = {b.name for b in self.bindings if b.attribute is not None and b.name}
+        for cand in self.callback_candidates:
+            last = cand.callee.rsplit(".", 1)[-1]
+            if last in defined or ("." not in cand.callee and cand.callee in imported):
+                self.calls.append(cand)
+
+    def _call_behaviours(self, node: Node, name: str) -> None:
+        args = self._positional_args(node)
+        module, _, func = name.rpartition(".")
+        root = name.split(".", 1)[0]
+        found: list[str] = []
+        command_arg: Node | None = args[0] if args else None
+        # --- processes
+        is_runner = (
+            name in _RUN_EXACT
+            or (module == "subprocess" and func in _SUBPROCESS_RUNNERS)
+            or (module == "os" and (func.startswith(("exec", "spawn", "posix_spawn"))))
+        )
+        if is_runner:
+            found.append("run_command")
+            self._command_behaviours(node, command_arg, found)
+            if self._is_hidden(node):
+                found.append("hidden_process")
+        if func in ("dup2",) and module == "os":
+            self.dup2_sites.append((node, self.scope))
+        # --- code evaluation and dynamic import
+        if name in _EVAL_EXACT:
+            found.append("eval_code")
+            if name in ("eval", "exec") and args:
+                self._analyse_evaluated(node, args[0])
+        if name in _IMPORTERS or name == "imp.load_module":
+            module_name = self._fold_text(args[0]) if args else None
+            if module_name is None or not re.fullmatch(r"[\w.]+", module_name):
+                found.append("dynamic_import")
+            else:
+                self._module_event(module_name, node)
+        if name == "getattr" and len(args) >= 2 and self._fold_text(args[1]) is None:
+            base = _normalise(self.resolve(args[0]))
+            if base is not None and base.split(".", 1)[0] in ("os", "subprocess", "builtins", "<globals>"):
+                found.append("dynamic_import")
+        # --- information reading
+        if name in ("os.getenv", "os.putenv", "os.environ.get", "os.getenvb"):
+            found.append("read_env")
+        if name in _SYSINFO_EXACT:
+            found.append("collect_system_info")
+        if name in _OPENERS:
+            found.extend(self._open_behaviours(node, args))
+        elif name in _FS_READ_EXACT or func in ("read_text", "read_bytes"):
+            found.append("fs_read")
+        elif name in _FS_WRITE_EXACT or func in ("write_text", "write_bytes"):
+            found.append("fs_write")
+            if func in ("write_text", "write_bytes") and fn_target_is_executable(self, node):
+                found.append("write_executable")
+        if name == "os.chmod" and len(args) >= 2 and self._is_exec_mode(args[1]):
+            found.append("write_executable")
+        # --- network
+        if name in _NETWORK_EXACT:
+            found.append("network_request")
+            if self._has_body(node, args, 2):
+                found.append("upload_data")
+        if root in _HTTP_CLIENT_ROOTS or name.startswith(("requests.Session().", "httpx.Client().")):
+            verb = func.lower()
+            if verb in _HTTP_VERBS and (module in _HTTP_CLIENT_ROOTS or module.endswith("()")
+                                        or module in ("requests.api", "requests.sessions")):
+                found.append("network_request")
+                if verb in _UPLOAD_VERBS and self._has_body(node, args, 2) or (
+                        verb == "request" and self._method_is_upload(args)):
+                    found.append("upload_data")
+        if name in ("urllib.request.Request", "urllib2.Request") and self._has_body(node, args, 2):
+            found.append("upload_data")
+        if name in _RAW_SOCKET_EXACT:
+            found.append("raw_socket")
+        if name in _DNS_EXACT:
+            found.append("dns_lookup")
+        if func in ("sendall", "sendto") and ("socket" in self.imported_roots) or (
+                name.startswith("socket.socket().") and func in ("send", "sendall", "sendto")):
+            found.append("upload_data")
+        if func in ("sendmail", "send_message", "storbinary", "storlines") and (
+                module.startswith(("smtplib", "ftplib")) or {"smtplib", "ftplib"} & self.imported_roots):
+            found.append("upload_data")
+        # --- encoding and encryption
+        encoding_funcs = _ENCODING_MODULE_FUNCS.get(module, set()) if module in _ENCODING_MODULE_FUNCS else set()
+        codec_call = func in ("decode", "encode") and bool(args) and (self._fold_text(args[0]) or "").lower().replace(
+            "-", "_") in ("hex", "base64", "rot13", "rot_13", "zlib", "bz2", "hex_codec", "base64_codec")
+        if (module in _ENCODING_MODULE_FUNCS and (encoding_funcs is None or func in encoding_funcs)) \
+                or name in _ENCODING_EXACT or func == "fromhex" or codec_call:
+            found.append("encoding_call")
+        if name.startswith(_CIPHER_PREFIXES) or func in ("Fernet",) or (
+                func in ("new",) and module.rsplit(".", 1)[-1] in ("AES", "DES", "DES3", "ARC4", "Blowfish",
+                                                                   "ChaCha20", "Salsa20")):
+            found.append("encryption_call")
+        if func == "CryptUnprotectData":
+            found.extend(("encryption_call", "read_browser_data"))
+        # --- native code, capture
+        parts = set(name.split("."))
+        if (root in ("ctypes", "_ctypes") and parts & _NATIVE_PARTS) or name.startswith("cffi.FFI") or (
+                func == "dlopen" and {"cffi", "ctypes"} & self.imported_roots):
+            found.append("load_native_code")
+        if classify_capture_name(name) and not name.startswith("?."):
+            found.append("capture_screen_or_clipboard")
+        # --- generic OS calls
+        if module == "os" and not found and func not in ("path", "fspath", "environ", "fsencode", "fsdecode",
+                                                        "makedirs", "mkdir", "getcwd", "stat", "lstat",
+                                                        "close", "fdopen", "urandom", "getpid"):
+            found.append("os_call")
+        if found:
+            self.emit_many(found, node)
+        self._obfuscation_call(node, name, args)
+
+    def _obfuscation_call(self, node: Node, name: str, args: list[Node]) -> None:
+        func = name.rsplit(".", 1)[-1]
+        if func == "join" and args:
+            arg = args[0]
+            if arg.type == "call" and _normalise(self.resolve(arg.child_by_field_name("function"))) == "map":
+                inner = self._positional_args(arg)
+                if inner and _normalise(self.resolve(inner[0])) in ("chr", "unichr"):
+                    self.emit("char_code_assembly", node)
+            elif arg.type in ("list_comprehension", "generator_expression"):
+                body = arg.child_by_field_name("body")
+                if body is not None and body.type == "call" and _normalise(
+                        self.resolve(body.child_by_field_name("function"))) in ("chr", "unichr"):
+                    self.emit("char_code_assembly", node)
+            elif arg.type in ("list", "tuple") and arg.named_child_count >= 4 and all(
+                    c.type == "call" and c.child_by_field_name("function") is not None
+                    and self._text(c.child_by_field_name("function"), 10) in ("chr", "unichr")  # type: ignore[arg-type]
+                    for c in arg.named_children):
+                self.emit("char_code_assembly", node)
+        elif func in ("bytes", "bytearray") and args and args[0].type in ("list", "tuple") and \
+                args[0].named_child_count >= 8 and self._parent_is_decode(node):
+            self.emit("char_code_assembly", node)
+        elif func in ("chr", "unichr") and node.parent is not None and node.parent.type == "binary_operator":
+            parent = node.parent
+            # chr(105)+chr(109)+... : report once, at the top of the chain.
+            at_top = parent.parent is None or parent.parent.type != "binary_operator"
+            if at_top and self._text(parent, 4000).count("chr(") >= 4:
+                self.emit("char_code_assembly", parent)
+
+    @staticmethod
+    def _parent_is_decode(node: Node) -> bool:
+        parent = node.parent
+        return parent is not None and parent.type == "attribute" and parent.child_by_field_name(
+            "attribute") is not None and parent.child_by_field_name("attribute").text == b"decode"  # type: ignore[union-attr]
+
+    def _command_behaviours(self, node: Node, arg: Node | None, found: list[str]) -> None:
+        if arg is None:
+            return
+        command: str | None
+        if arg.type in ("list", "tuple"):
+            pieces = [self._fold_text(c) for c in arg.named_children]
+            command = " ".join(p if p is not None else "X" for p in pieces) if pieces and pieces[0] else None
+        else:
+            command = self._fold_text(arg)
+        if command is None:
+            return
+        if _VCS_COMMAND.match(command):
+            row, col = node.start_point
+            self.exempt_positions.add((row + 1, col))
+        found.extend(b for b in analyse_command(command) if b not in found)
+        if re.search(r"(?i)\bpythonw(?:\.exe)?\b", command):
+            found.append("hidden_process")
+        # The command's literal behaviours go to the call, once; _on_string then skips the literal.
+        self.classified.add(hash(command))
+        for b in classify_literal(command):
+            if b not in found:
+                found.append(b)
+
+    def _is_hidden(self, call: Node) -> bool:
+        for kw in ("creationflags", "startupinfo"):
+            value = self._keyword(call, kw)
+            if value is not None and (kw == "startupinfo" or _HIDDEN_FLAGS.search(self._text(value, 300))):
+                return True
+        return False
+
+    def _is_exec_mode(self, node: Node) -> bool:
+        text = self._text(node, 200)
+        if _EXEC_MODE_NAMES.search(text):
+            return True
+        if node.type == "integer":
+            mode = _int_literal(text)
+            return mode is not None and bool(mode & 0o111)
+        return False
+
+    def _has_body(self, call: Node, args: list[Node], min_positional: int) -> bool:
+        if any(self._keyword(call, k) is not None for k in ("data", "json", "files", "body")):
+            return True
+        return len(args) >= min_positional
+
+    def _method_is_upload(self, args: list[Node]) -> bool:
+        method = self._fold_text(args[0]) if args else None
+        return method is not None and method.upper() in ("POST", "PUT", "PATCH")
+
+    def _open_behaviours(self, call: Node, args: list[Node]) -> list[str]:
+        mode_node = args[1] if len(args) >= 2 else self._keyword(call, "mode")
+        mode = self._fold_text(mode_node) if mode_node is not None else "r"
+        if mode is None:
+            return ["fs_read"]
+        if any(c in mode for c in "wax+"):
+            out = ["fs_write"]
+            path = self._fold_text(args[0]) if args else None
+            if path is not None and path.lower().rstrip().endswith(_EXEC_EXTENSIONS):
+                out.append("write_executable")
+            return out
+        return ["fs_read"]
+
+    def _on_exec_statement(self, node: Node) -> None:
+        self.emit("eval_code", node)
+        code = node.child_by_field_name("code")
+        if code is None and node.named_child_count:
+            code = node.named_children[0]
+        if code is not None:
+            self.calls.append(CallSite(self.path, node.start_point[0] + 1, node.start_point[1], self.scope,
+                                       "exec", CallKind.CALL))
+            self._analyse_evaluated(node, code)
+
+    def _analyse_evaluated(self, call: Node, arg: Node) -> None:
+        """Code handed to exec/eval that folds to text: classify it and analyse it as Python."""
+        value = self.fold(arg)
+        if value is None:
+            return
+        text = _as_text(value)
+        if text is None:
+            return
+        if hash(text) not in self.classified:
+            self.classified.add(hash(text))
+            self.emit_many(classify_literal(text), call, clean(" ".join(text[:300].split()), SNIPPET_LENGTH))
+        if self.depth >= MAX_NESTED_DEPTH or self.nested_budget[0] <= 0 or not _PYTHON_CODE_HINT.search(text):
+            return
+        self.nested_budget[0] -= 1
+        inner = _FileAnalyser(self.path, text.encode("utf-8", errors="replace")[:MAX_FOLD_LENGTH], self.stop_at,
+                              self.depth + 1, self.nested_budget)
+        inner.run()
+        row, col = call.start_point
+        for ev in inner.events:
+            self._emit_at(ev.behaviour, row + 1, col, self.scope, ev.snippet)
+        if inner.budget_exhausted:
+            raise _Budget
+
+    def _on_binop(self, node: Node) -> None:
+        parent = node.parent
+        if parent is not None and parent.type == "binary_operator":
+            return  # only the top of a chain is folded
+        op = node.child_by_field_name("operator")
+        if op is None or op.type != "+":
+            return
+        self._fold_root(node)
+
+    def _fold_root(self, node: Node) -> None:
+        """Classify a folded value that is more than one literal (concatenation, join, decode)."""
+        value = self.fold(node)
+        if value is None:
+            return
+        text = _as_text(value)
+        if text is None or len(text) < 4:
+            return
+        self._classify_value(text, node, snippet=clean(" ".join(text[:300].split()), SNIPPET_LENGTH))
+
+    def _classify_value(self, value: str, node: Node, snippet: str | None = None) -> None:
+        key = hash(value)
+        if key in self.classified:
+            return
+        self.classified.add(key)
+        found = classify_literal(value)
+        self.emit_many(found, node, snippet)
+        if "base64_string" in found:
+            decoded = decode_base64_text(value)
+            if decoded is not None and len(decoded) >= 4:
+                inner_key = hash(decoded)
+                if inner_key not in self.classified:
+                    self.classified.add(inner_key)
+                    self.emit_many(classify_literal(decoded), node,
+                                   clean(" ".join(decoded[:300].split()), SNIPPET_LENGTH))
+
+    def _on_concat(self, node: Node) -> None:
+        value = self.fold(node)
+        if value is not None:
+            text = _as_text(value)
+            if text is not None:
+                self._classify_value(text, node)
+
+    def _on_string(self, node: Node) -> None:
+        if _is_docstring(node):
+            return
+        raw = self.source[node.start_byte:min(node.end_byte, node.start_byte + 20000)].decode("utf-8", "replace")
+        self.emit_many(classify_raw_literal(raw), node)
+        parent = node.parent
+        if parent is not None and parent.type == "concatenated_string":
+            return  # classified as a whole by _on_concat
+        if any(c.type == "interpolation" for c in node.children) or any(
+                gc.type == "interpolation" for c in node.children if c.type == "string_content"
+                for gc in c.children):
+            text: str | None = _interpolated_text(node, self.source)
+        else:
+            value = _string_value(node, self.source)
+            text = _as_text(value) if value is not None else None
+        if text:
+            self._classify_value(text, node)
+
+    def _on_slice(self, node: Node) -> None:
+        if not _is_reversal(self._text(node, 40)):
+            return
+        sub = node.parent
+        if sub is None or sub.type != "subscript":
+            return
+        value_node = sub.child_by_field_name("value")
+        # Reversing a list of lines or a number is ordinary; reversing a string literal is the trick.
+        if value_node is not None and (value_node.type in ("string", "concatenated_string")
+                                       or isinstance(self.fold(value_node), str)):
+            self.emit("string_reversal", sub)
+            self._fold_root(sub)
+
+    def _on_env(self, node: Node) -> None:
+        parent = node.parent
+        if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") is not None \
+                and parent.child_by_field_name("attribute").id == node.id:  # type: ignore[union-attr]
+            target = self.resolve(parent)
+            where = parent
+        else:
+            target = self.aliases.get(self._text(node, 40))
+            where = node
+        if target in ("os.environ", "os.environb", "posix.environ", "nt.environ"):
+            self.emit("read_env", where)
+
+    def _on_error(self, node: Node) -> None:
+        self.parse_errors = True
+        if node.end_byte - node.start_byte < 40:
+            return
+        text = self.source[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
+        row, col = node.start_point
+        self._fallback_text(text, row, col, self.scope)
+
+    # ------------------------------------------------------------------ fallback
+    def _fallback_text(self, text: str, base_row: int, base_col: int, scope: str) -> None:
+        """Token pass over text the parser could not structure (ERROR regions, oversized files)."""
+        line_starts = [0]
+        for m in re.finditer("\n", text):
+            line_starts.append(m.end())
+
+        def position(offset: int) -> tuple[int, int]:
+            lo, hi = 0, len(line_starts) - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if line_starts[mid] <= offset:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            col = offset - line_starts[lo]
+            return base_row + lo + 1, (base_col + col if lo == 0 else col)
+
+        def emit(behaviour: str, offset: int, snippet: str) -> None:
+            line, col = position(offset)
+            if (behaviour, line) in self.event_lines:
+                return
+            self._emit_at(behaviour, line, col, scope, clean(" ".join(snippet.split()), SNIPPET_LENGTH))
+
+        for m in _FALLBACK_IMPORT.finditer(text):
+            self._tick()
+            modules = [m.group(1)] if m.group(1) else [s.strip() for s in (m.group(2) or "").split(",")]
+            for module in modules:
+                root = module.split(".", 1)[0]
+                self.imported_roots.add(root)
+                behaviour = _MODULE_FAMILIES.get(root)
+                if behaviour is not None:
+                    emit(behaviour, m.start(), m.group(0))
+        for m in _FALLBACK_CALL.finditer(text):
+            self._tick()
+            dotted = m.group(1)
+            head, _, rest = dotted.partition(".")
+            resolved = self.aliases.get(head, head) + ("." + rest if rest else "")
+            resolved = _normalise(resolved) or resolved
+            for behaviour in _fallback_call_behaviours(resolved):
+                emit(behaviour, m.start(), text[m.start():m.start() + 200].split("\n", 1)[0])
+        for m in _FALLBACK_STRING.finditer(text):
+            self._tick()
+            literal = m.group(1)
+            try:
+                value = ast.literal_eval(literal)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = literal[1:-1]
+            value_text = _as_text(value) if isinstance(value, str | bytes) else None
+            if not value_text or hash(value_text) in self.classified:
+                continue
+            self.classified.add(hash(value_text))
+            found = classify_literal(value_text) + classify_raw_literal(literal)
+            if "base64_string" in found:
+                decoded = decode_base64_text(value_text)
+                if decoded:
+                    found += classify_literal(decoded)
+            for behaviour in dict.fromkeys(found):
+                emit(behaviour, m.start(1), literal[:200])
+
+    # ------------------------------------------------------------------ file level
+    def _reverse_shell_check(self) -> None:
+        if not self.dup2_sites:
+            return
+        spawns_shell = any(n == "pty.spawn" or n.startswith("subprocess.") for n in self.resolved_calls) or \
+            re.search(rb"/bin/(?:ba|z)?sh\b|cmd\.exe", self.source) is not None
+        if "socket" in self.imported_roots and spawns_shell:
+            node, scope = self.dup2_sites[0]
+            row, col = node.start_point
+            self._emit_at("reverse_shell", row + 1, col, scope, self._snippet(node))
+
+    def _file_level(self) -> None:
+        if self.depth > 0:
+            return
+        text = self.source.decode("utf-8", errors="replace")
+        # Obfuscators' machine names: _0x1a2b (JS-style) or runs of O0 / Il.
+        count = count_obfuscated_identifiers(text)
+        first = re.search(r"\b_0x[0-9a-f]{4,}\b", text) if count >= 3 else None
+        if first is None:
+            names = [m for m in _OBF_NAME.finditer(text) if len(m.group(0)) >= 8]
+            if len(names) >= 5:
+                first = names[0]
+        if first is not None:
+            self._emit_text_event("obfuscated_identifiers", text, first.start(), first.group(0))
+        for m in re.finditer("[^\n]{" + str(_LONG_LINE) + ",}", text):
+            line = m.group(0)
+            # One huge string literal (a base64 payload) is a long string, not minified code.
+            code_only = re.sub(r"([\"'])(?:(?!\1).){200,}?\1", "''", line[:200000])
+            if len(code_only) >= _LONG_LINE:
+                self._emit_text_event("minified_code", text, m.start(), line[:120])
+                break
+
+    def _emit_text_event(self, behaviour: str, text: str, offset: int, snippet: str) -> None:
+        line = text.count("\n", 0, offset) + 1
+        col = offset - (text.rfind("\n", 0, offset) + 1)
+        self._emit_at(behaviour, line, col, MODULE_SCOPE, clean(snippet, SNIPPET_LENGTH))
+
+    # ------------------------------------------------------------------ setup.py
+    def _setup_checks(self, root: Node) -> None:
+        self._setup_command_override(root)
+        self._setup_code_execution(root)
+
+    def _setup_command_override(self, root: Node) -> None:
+        reported: set[str] = set()
+        query = Query(_TS_PYTHON, "(pair key: (string) @key value: (_) @value) @entry\n"
+                                  "(keyword_argument name: (identifier) @key value: (_) @value) @entry")
+        for _pattern, match in QueryCursor(query).matches(root):
+            key_node, value_node, entry = match["key"][0], match["value"][0], match["entry"][0]
+            if value_node.type not in ("identifier", "attribute"):
+                continue
+            key = self._fold_text(key_node) if key_node.type == "string" else self._text(key_node, 60)
+            if key is None:
+                continue
+            cls_name = self._text(value_node, 200).rsplit(".", 1)[-1]
+            info = self.classes.get(cls_name)
+            if info is None:
+                continue
+            if key not in _SETUP_COMMANDS and not key.startswith("bdist"):
+                continue
+            if "run" in info.methods or _INSTALL_BASES.search(info.bases):
+                row, col = entry.start_point
+                self._emit_at("setup_command_override", row + 1, col, MODULE_SCOPE,
+                              self._snippet(entry))
+                reported.add(cls_name)
+        if b"cmdclass" in self.source:
+            for info in self.classes.values():
+                if info.qualname in reported or "." in info.qualname:
+                    continue
+                if _INSTALL_BASES.search(info.bases) and "run" in info.methods:
+                    row, col = info.node.start_point
+                    self._emit_at("setup_command_override", row + 1, col, MODULE_SCOPE,
+                                  self._snippet(info.node))
+
+    def _setup_code_execution(self, root: Node) -> None:
+        dangerous_scopes = self._dangerous_scopes()
+        statements = [c for c in root.named_children if c.type != "comment"]
+        starts = [s.start_point[0] + 1 for s in statements]
+        flagged: set[int] = set()
+
+        def statement_of(line: int) -> int:
+            idx = -1
+            for i, start in enumerate(starts):
+                if start <= line:
+                    idx = i
+                else:
+                    break
+            return idx
+
+        candidates: list[tuple[int, int, str]] = []
+        for ev in self.events:
+            if ev.scope == MODULE_SCOPE and ev.behaviour in _SETUP_EXECUTION_BEHAVIOURS and \
+                    (ev.line, ev.column) not in self.exempt_positions:
+                candidates.append((ev.line, ev.column, ev.snippet))
+        for call in self.calls:
+            if call.scope == MODULE_SCOPE and self._callee_scope(call) in dangerous_scopes:
+                candidates.append((call.line, call.column, f"{call.callee}()"))
+        for line, col, snippet in sorted(candidates):
+            idx = statement_of(line)
+            if idx < 0 or idx in flagged:
+                continue
+            flagged.add(idx)
+            self._emit_at("setup_code_execution", line, col, MODULE_SCOPE, snippet)
+
+    def _callee_scope(self, call: CallSite) -> str | None:
+        qualnames = {f.qualname for f in self.functions}
+        if call.callee in qualnames:
+            if call.kind is CallKind.INLINE or call.callee not in self.classes:
+                return call.callee
+            # Calling a class runs its constructor, not its body (that ran at definition).
+            for method in ("__init__", "__new__"):
+                if f"{call.callee}.{method}" in qualnames:
+                    return f"{call.callee}.{method}"
+            return None
+        last = call.callee.rsplit(".", 1)[-1]
+        matches = [q for q in qualnames if q.rsplit(".", 1)[-1] == last and q not in self.classes]
+        return matches[0] if len(matches) == 1 and call.kind is not CallKind.INLINE else None
+
+    def _dangerous_scopes(self) -> set[str]:
+        dangerous = {ev.scope for ev in self.events
+                     if ev.scope != MODULE_SCOPE and ev.behaviour in _SETUP_EXECUTION_BEHAVIOURS
+                     and (ev.line, ev.column) not in self.exempt_positions}
+        edges = [(c.scope, self._callee_scope(c)) for c in self.calls if c.scope != MODULE_SCOPE]
+        changed = True
+        while changed:
+            changed = False
+            for caller, callee in edges:
+                if callee in dangerous and caller not in dangerous:
+                    dangerous.add(caller)
+                    changed = True
+        return dangerous
+
+    def result(self, language: Language, seconds: float) -> FileAnalysis:
+        events = sorted(self.events, key=lambda e: (e.line, e.column))
+        calls = sorted(self.calls, key=lambda c: (c.line, c.column))
+        return FileAnalysis(self.path, language, tuple(events), tuple(self.functions), tuple(calls),
+                            tuple(self.bindings), self.parse_errors, self.budget_exhausted, seconds)
+
+
+def fn_target_is_executable(analyser: _FileAnalyser, call: Node) -> bool:
+    """Path(...'x.exe').write_bytes(...): the receiver text names an executable file."""
+    fn = call.child_by_field_name("function")
+    obj = fn.child_by_field_name("object") if fn is not None else None
+    if obj is None:
+        return False
+    text = analyser._text(obj, 300).lower()
+    return any(ext + "'" in text or ext + '"' in text for ext in _EXEC_EXTENSIONS)
+
+
+_SETUP_COMMANDS = {"install", "develop", "egg_info", "build", "build_py", "build_ext", "build_scripts",
+                   "install_lib", "install_scripts", "install_data", "install_egg_info", "sdist", "dist_info",
+                   "editable_wheel", "bdist_wheel", "bdist_egg"}
+_DANGEROUS_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "open", "execfile", "globals"}
+_INSTANCE_TYPES = {"socket.socket", "requests.Session", "requests.session", "httpx.Client", "smtplib.SMTP",
+                   "smtplib.SMTP_SSL", "ftplib.FTP", "http.client.HTTPConnection", "http.client.HTTPSConnection",
+                   "urllib3.PoolManager"}
+_STRING_METHODS = {"join", "decode", "encode", "replace", "lower", "upper", "strip", "lstrip", "rstrip"}
+_FOLDABLE_RECEIVERS = {"string", "concatenated_string", "identifier", "binary_operator", "call", "subscript",
+                       "parenthesized_expression"}
+
+
+def _normalise(name: str | None) -> str | None:
+    """builtins.exec -> exec; requests.Session().post stays as written."""
+    if name is None:
+        return None
+    for prefix in ("builtins.", "__builtin__.", "__builtins__.", "<globals>."):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _is_reversal(slice_text: str) -> bool:
+    return re.fullmatch(r"\s*:\s*:\s*-\s*1\s*", slice_text) is not None
+
+
+def _chars(codes: list[int] | None) -> list[_Value] | None:
+    if codes is None or any(not 0 <= c < 0x110000 for c in codes):
+        return None
+    return [chr(c) for c in codes]
+
+
+def _join_values(parts: list[_Value | None]) -> _Value | None:
+    if any(p is None for p in parts):
+        return None
+    values = [p for p in parts if p is not None]
+    if all(isinstance(p, str) for p in values):
+        return "".join(p for p in values if isinstance(p, str))
+    if all(isinstance(p, bytes) for p in values):
+        return b"".join(p for p in values if isinstance(p, bytes))
+    return None
+
+
+def _fallback_call_behaviours(name: str) -> list[str]:
+    """Behaviours of a call seen only as text (inside an ERROR region)."""
+    module, _, func = name.rpartition(".")
+    out: list[str] = []
+    if name in _RUN_EXACT or (module == "subprocess" and func in _SUBPROCESS_RUNNERS) or (
+            module == "os" and func.startswith(("exec", "spawn"))):
+        out.append("run_command")
+    if name in _EVAL_EXACT:
+        out.append("eval_code")
+    if name in _IMPORTERS:
+        out.append("dynamic_import")
+    if name in _NETWORK_EXACT or (module in _HTTP_CLIENT_ROOTS and func in _HTTP_VERBS):
+        out.append("network_request")
+    if name in _RAW_SOCKET_EXACT:
+        out.append("raw_socket")
+    if name in _DNS_EXACT:
+        out.append("dns_lookup")
+    if name in _SYSINFO_EXACT:
+        out.append("collect_system_info")
+    if name in ("os.getenv",):
+        out.append("read_env")
+    if module == "base64" or name in ("zlib.decompress", "marshal.loads", "codecs.decode", "binascii.unhexlify"):
+        out.append("encoding_call")
+    return out
+
+
+def analyse_python_text(path: str, source: bytes, stop_at: float | None = None) -> FileAnalysis:
+    """Analyse Python source bytes (tests and callers without a PackageFile)."""
+    start = time.monotonic()
+    analyser = _FileAnalyser(path, source[:MAX_SOURCE_BYTES],
+                             stop_at if stop_at is not None else start + FILE_BUDGET_SECONDS)
+    analyser.run()
+    if len(source) > MAX_SOURCE_BYTES:
+        analyser.budget_exhausted = True
+    return analyser.result(Language.PYTHON, time.monotonic() - start)
+
+
+def analyse_python(file: PackageFile, deadline: Deadline) -> FileAnalysis:
+    """Behaviour events and call-graph facts of one Python file. Never raises on bad input."""
+    start = time.monotonic()
+    budget = FILE_BUDGET_SECONDS
+    remaining = deadline.remaining()
+    if remaining is not None:
+        budget = min(budget, remaining)
+    try:
+        return analyse_python_text(file.path, file.data, start + budget)
+    except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:  # pragma: no cover - defensive
+        del exc
+        return FileAnalysis(file.path, Language.PYTHON, (), (), (), (), parse_errors=True, budget_exhausted=True,
+                            seconds=time.monotonic() - start)
