@@ -18,23 +18,54 @@ def _log(message: str) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, metavar="DIR",
-                   help="corpus work dir (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="corpus work dir (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)",
+    )
 
 
 def _sources(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--datasets", type=Path, metavar="DIR",
-                   help="folder with malicious-*/manifest.tsv and benign-*.tsv (default: $MALSEQ_DATASETS "
-                        "or ../shared/datasets next to the checkout)")
+    p.add_argument(
+        "--datasets",
+        type=Path,
+        metavar="DIR",
+        help="folder with malicious-*/manifest.tsv and benign-*.tsv (default: $MALSEQ_DATASETS "
+        "or ../shared/datasets next to the checkout)",
+    )
     p.add_argument("--no-default-sources", action="store_true", help="use only the sources given below")
-    p.add_argument("--shared", type=Path, action="append", default=[], metavar="DIR",
-                   help="a folder in the shared layout (manifest.tsv + archives); repeatable")
-    p.add_argument("--benign-list", type=Path, action="append", default=[], metavar="TSV",
-                   help="a benign list (ecosystem, name, version, stratum); repeatable")
-    p.add_argument("--datadog", type=Path, action="append", default=[], metavar="DIR",
-                   help="a checkout of DataDog's malicious-software-packages-dataset; repeatable")
-    p.add_argument("--folder", action="append", default=[], metavar="DIR[:LABELS]",
-                   help="a folder of archives with a labels file (default DIR/labels.tsv); repeatable")
+    p.add_argument(
+        "--shared",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder in the shared layout (manifest.tsv + archives); repeatable",
+    )
+    p.add_argument(
+        "--benign-list",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="TSV",
+        help="a benign list (ecosystem, name, version, stratum); repeatable",
+    )
+    p.add_argument(
+        "--datadog",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a checkout of DataDog's malicious-software-packages-dataset; repeatable",
+    )
+    p.add_argument(
+        "--folder",
+        action="append",
+        default=[],
+        metavar="DIR[:LABELS]",
+        help="a folder of archives with a labels file (default DIR/labels.tsv); repeatable",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="at most N samples per source (smoke runs)")
     p.add_argument("--threads", type=int, default=4, help="parallel downloads (default 4)")
     p.add_argument("--pypi-index-url", metavar="URL")
@@ -57,14 +88,23 @@ def register(sub: Any) -> None:
     b.add_argument("--no-analyse", action="store_true", help="skip the analysis step (split from the cache)")
     b.add_argument("--jobs", type=int, default=1, help="analysis worker processes, 1 or 2 (default 1)")
     b.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time budget per package (default 60)")
-    b.add_argument("--split", choices=("random", "time"), default="random",
-                   help="grouped random split, or train on the past where dates exist (default random)")
+    b.add_argument(
+        "--split",
+        choices=("random", "time"),
+        default="random",
+        help="grouped random split, or train on the past where dates exist (default random)",
+    )
     b.add_argument("--seed", type=int, default=20261101)
     b.add_argument("--fractions", default="0.6,0.2,0.2", help="train,val,test shares (default 0.6,0.2,0.2)")
     b.add_argument("--resplit", action="store_true", help="write a new split even if split.json exists")
-    b.add_argument("--split-file", type=Path, metavar="FILE", help="where to write the split (default WORKDIR/split.json)")
-    b.add_argument("--sequencer", metavar="MODULE:FUNC",
-                   help="sequence builder for the cache's sequence_text (default: placeholder file/line order)")
+    b.add_argument(
+        "--split-file", type=Path, metavar="FILE", help="where to write the split (default WORKDIR/split.json)"
+    )
+    b.add_argument(
+        "--sequencer",
+        metavar="MODULE:FUNC",
+        help="sequence builder for the cache's sequence_text (default: placeholder file/line order)",
+    )
 
     st = csub.add_parser("stats", help="summarise the work dir: samples, cache, split")
     _common(st)
@@ -74,8 +114,11 @@ def register(sub: Any) -> None:
     ev.add_argument("--split-file", type=Path, metavar="FILE", help="split to use (default WORKDIR/split.json)")
     ev.add_argument("--out", type=Path, metavar="DIR", help="report folder (default WORKDIR/report)")
     ev.add_argument("--models", default="rules,gbt", help="comma-separated: rules, gbt (default both)")
-    ev.add_argument("--guarddog", action="store_true",
-                    help="also run GuardDog 3.2.0 (own venv) on the test split, timing malseq alongside")
+    ev.add_argument(
+        "--guarddog",
+        action="store_true",
+        help="also run GuardDog 3.2.0 (own venv) on the test split, timing malseq alongside",
+    )
     ev.add_argument("--guarddog-limit", type=int, metavar="N", help="at most N test packages for GuardDog")
     ev.add_argument("--guarddog-venv", type=Path, metavar="DIR", help="GuardDog's venv (default WORKDIR/guarddog-venv)")
     ev.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-package budget in the benchmark")
@@ -144,20 +187,37 @@ def run(args: argparse.Namespace) -> int:
 
         samples = load_sources(sources, args.limit)
         stats = download_samples(
-            samples, workdir, _intake_options(args, workdir), threads=args.threads,
-            retry_failed=args.retry_failed, log=_log,
+            samples,
+            workdir,
+            _intake_options(args, workdir),
+            threads=args.threads,
+            retry_failed=args.retry_failed,
+            log=_log,
         )
-        _log(f"download done: {stats.ok} ok, {stats.failed} failed, {stats.already} already there, "
-             f"{stats.seconds:.0f} s; failures {stats.failures_by_reason}")
+        _log(
+            f"download done: {stats.ok} ok, {stats.failed} failed, {stats.already} already there, "
+            f"{stats.seconds:.0f} s; failures {stats.failures_by_reason}"
+        )
         return 0
     from malseq.corpus.pipeline import run_build
 
     fractions = tuple(float(x) for x in args.fractions.split(","))
     report = run_build(
-        workdir, sources, download=not args.no_download, analyse=not args.no_analyse,
-        jobs=max(1, min(args.jobs, 2)), budget=args.timeout, threads=args.threads, split_mode=args.split,
-        seed=args.seed, fractions=fractions, resplit=args.resplit, sequencer=args.sequencer,
-        limit_per_source=args.limit, registry_options=_intake_options(args, workdir), split_file=args.split_file,
+        workdir,
+        sources,
+        download=not args.no_download,
+        analyse=not args.no_analyse,
+        jobs=max(1, min(args.jobs, 2)),
+        budget=args.timeout,
+        threads=args.threads,
+        split_mode=args.split,
+        seed=args.seed,
+        fractions=fractions,
+        resplit=args.resplit,
+        sequencer=args.sequencer,
+        limit_per_source=args.limit,
+        registry_options=_intake_options(args, workdir),
+        split_file=args.split_file,
         log=_log,
     )
     seconds = report.get("seconds", {})

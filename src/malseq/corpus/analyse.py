@@ -7,6 +7,7 @@ with status "error" and counted, never fatal. At most `jobs` worker processes ru
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import time
 import traceback
@@ -63,14 +64,24 @@ def analyse_task(task: Task) -> CachedAnalysis:
         seq_name, sequencer = resolve_sequencer(task.sequencer)
         ids, text = sequencer(package, analysis)
         events = tuple(
-            {"behaviour": e.behaviour, "file": e.file, "line": e.line, "scope": e.scope}
-            for e in analysis.all_events()
+            {"behaviour": e.behaviour, "file": e.file, "line": e.line, "scope": e.scope} for e in analysis.all_events()
         )
         return CachedAnalysis(
-            sha256=task.sha256, extractor_version=version, status="ok", ecosystem=package.ecosystem.value,
-            name=package.name, version=package.version, files=len(package.files), total_bytes=package.total_size,
-            partial=any(f.budget_exhausted for f in analysis.files), events=events, sequence_ids=tuple(ids),
-            sequence_text=text, sequencer=seq_name, fingerprint=fp, seconds=time.monotonic() - start,
+            sha256=task.sha256,
+            extractor_version=version,
+            status="ok",
+            ecosystem=package.ecosystem.value,
+            name=package.name,
+            version=package.version,
+            files=len(package.files),
+            total_bytes=package.total_size,
+            partial=any(f.budget_exhausted for f in analysis.files),
+            events=events,
+            sequence_ids=tuple(ids),
+            sequence_text=text,
+            sequencer=seq_name,
+            fingerprint=fp,
+            seconds=time.monotonic() - start,
         )
     except Exception as exc:  # noqa: BLE001 - hostile input: record and go on
         message = str(exc) or traceback.format_exc(limit=2)
@@ -81,11 +92,16 @@ def analyse_task(task: Task) -> CachedAnalysis:
             except Exception:  # noqa: BLE001
                 fp = None
         return CachedAnalysis(
-            sha256=task.sha256, extractor_version=version, status="error", error_kind=type(exc).__name__,
+            sha256=task.sha256,
+            extractor_version=version,
+            status="error",
+            error_kind=type(exc).__name__,
             error_message=" ".join(message.split())[:500],
             ecosystem=package.ecosystem.value if package else task.ecosystem,
-            name=package.name if package else task.name, version=package.version if package else task.version,
-            fingerprint=fp, seconds=time.monotonic() - start,
+            name=package.name if package else task.name,
+            version=package.version if package else task.version,
+            fingerprint=fp,
+            seconds=time.monotonic() - start,
         )
 
 
@@ -119,9 +135,7 @@ class AnalyseStats:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def _run_pool(
-    tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Callable[[CachedAnalysis], None]
-) -> int:
+def _run_pool(tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Callable[[CachedAnalysis], None]) -> int:
     ctx = mp.get_context("spawn")
     queue = list(reversed(tasks))
     workers: list[_Worker] = []
@@ -166,19 +180,22 @@ def _run_pool(
                 killed += 1
                 on_result(
                     CachedAnalysis(
-                        sha256=task.sha256, extractor_version=extractor_version(), status="error",
+                        sha256=task.sha256,
+                        extractor_version=extractor_version(),
+                        status="error",
                         error_kind="HardTimeout" if w.process.exitcode in (-9, None) else "WorkerDied",
                         error_message=f"worker stopped after {now - w.started:.0f} s (exit {w.process.exitcode})",
-                        ecosystem=task.ecosystem, name=task.name, version=task.version, seconds=now - w.started,
+                        ecosystem=task.ecosystem,
+                        name=task.name,
+                        version=task.version,
+                        seconds=now - w.started,
                     )
                 )
                 workers[i] = spawn()
     finally:
         for w in workers:
-            try:
+            with contextlib.suppress(OSError):
                 w.conn.send(None)
-            except (OSError, BrokenPipeError):
-                pass
         for w in workers:
             w.process.join(5)
             if w.process.is_alive():

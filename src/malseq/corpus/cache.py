@@ -60,9 +60,26 @@ class CachedAnalysis:
 
 
 _COLUMNS = (
-    "sha256", "extractor_version", "status", "error_kind", "error_message", "ecosystem", "name", "version",
-    "files", "total_bytes", "partial", "events", "sequence_ids", "sequence_text", "sequencer",
-    "fp_exact", "fp_minhash", "fp_tokens", "seconds", "created",
+    "sha256",
+    "extractor_version",
+    "status",
+    "error_kind",
+    "error_message",
+    "ecosystem",
+    "name",
+    "version",
+    "files",
+    "total_bytes",
+    "partial",
+    "events",
+    "sequence_ids",
+    "sequence_text",
+    "sequencer",
+    "fp_exact",
+    "fp_minhash",
+    "fp_tokens",
+    "seconds",
+    "created",
 )
 
 
@@ -109,12 +126,26 @@ class AnalysisCache:
     def put_many(self, rows: Iterable[CachedAnalysis]) -> None:
         values = [
             (
-                r.sha256, r.extractor_version, r.status, r.error_kind, r.error_message, r.ecosystem, r.name,
-                r.version, r.files, r.total_bytes, int(r.partial), json.dumps(list(r.events), separators=(",", ":")),
-                json.dumps(list(r.sequence_ids)), r.sequence_text, r.sequencer,
+                r.sha256,
+                r.extractor_version,
+                r.status,
+                r.error_kind,
+                r.error_message,
+                r.ecosystem,
+                r.name,
+                r.version,
+                r.files,
+                r.total_bytes,
+                int(r.partial),
+                json.dumps(list(r.events), separators=(",", ":")),
+                json.dumps(list(r.sequence_ids)),
+                r.sequence_text,
+                r.sequencer,
                 r.fingerprint.exact if r.fingerprint else None,
                 _pack_minhash(r.fingerprint.minhash) if r.fingerprint else None,
-                r.fingerprint.tokens if r.fingerprint else None, r.seconds, r.created,
+                r.fingerprint.tokens if r.fingerprint else None,
+                r.seconds,
+                r.created,
             )
             for r in rows
         ]
@@ -132,13 +163,24 @@ class AnalysisCache:
         if d["fp_exact"] is not None:
             fp = Fingerprint(str(d["fp_exact"]), _unpack_minhash(d["fp_minhash"]), int(d["fp_tokens"] or 0))  # type: ignore[arg-type]
         return CachedAnalysis(
-            sha256=str(d["sha256"]), extractor_version=str(d["extractor_version"]), status=str(d["status"]),
-            error_kind=str(d["error_kind"] or ""), error_message=str(d["error_message"] or ""),
-            ecosystem=str(d["ecosystem"] or ""), name=str(d["name"] or ""), version=str(d["version"] or ""),
-            files=int(d["files"] or 0), total_bytes=int(d["total_bytes"] or 0), partial=bool(d["partial"]),  # type: ignore[call-overload]
-            events=tuple(json.loads(str(d["events"] or "[]"))), sequence_ids=tuple(json.loads(str(d["sequence_ids"] or "[]"))),
-            sequence_text=str(d["sequence_text"] or ""), sequencer=str(d["sequencer"] or ""), fingerprint=fp,
-            seconds=float(d["seconds"] or 0.0), created=float(d["created"] or 0.0),  # type: ignore[arg-type]
+            sha256=str(d["sha256"]),
+            extractor_version=str(d["extractor_version"]),
+            status=str(d["status"]),
+            error_kind=str(d["error_kind"] or ""),
+            error_message=str(d["error_message"] or ""),
+            ecosystem=str(d["ecosystem"] or ""),
+            name=str(d["name"] or ""),
+            version=str(d["version"] or ""),
+            files=int(d["files"] or 0),
+            total_bytes=int(d["total_bytes"] or 0),
+            partial=bool(d["partial"]),  # type: ignore[call-overload]
+            events=tuple(json.loads(str(d["events"] or "[]"))),
+            sequence_ids=tuple(json.loads(str(d["sequence_ids"] or "[]"))),
+            sequence_text=str(d["sequence_text"] or ""),
+            sequencer=str(d["sequencer"] or ""),
+            fingerprint=fp,
+            seconds=float(d["seconds"] or 0.0),
+            created=float(d["created"] or 0.0),  # type: ignore[arg-type]
         )
 
     def get(self, sha256: str, version: str | None = None) -> CachedAnalysis | None:
@@ -177,4 +219,6 @@ class AnalysisCache:
 
     def count(self, version: str | None = None) -> int:
         version = version or extractor_version()
-        return int(self._db.execute("SELECT COUNT(*) FROM analyses WHERE extractor_version=?", (version,)).fetchone()[0])
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM analyses WHERE extractor_version=?", (version,)).fetchone()[0]
+        )

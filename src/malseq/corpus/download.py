@@ -118,7 +118,9 @@ def download_samples(
             continue
         key = f"{s.ecosystem}:{s.name}@{s.version}"
         prev = done.get(key)
-        if prev and (prev["status"] == "ok" and Path(prev["path"]).is_file() or (prev["status"] != "ok" and not retry_failed)):
+        if prev and (
+            prev["status"] == "ok" and Path(prev["path"]).is_file() or (prev["status"] != "ok" and not retry_failed)
+        ):
             stats.already += 1
             continue
         todo.append((key, s))

@@ -35,7 +35,9 @@ def sha256_file(path: Path) -> str:
 
 def _read_tsv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
-        return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh, delimiter="\t")]
+        return [
+            {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh, delimiter="\t")
+        ]
 
 
 def _ecosystem_from_name(text: str) -> str:

@@ -84,7 +84,11 @@ def samples_with_archives(samples: Sequence[Sample]) -> list[Sample]:
 
 
 def build_split(
-    samples: Sequence[Sample], cache: AnalysisCache, mode: str, seed: int, fractions: Sequence[float],
+    samples: Sequence[Sample],
+    cache: AnalysisCache,
+    mode: str,
+    seed: int,
+    fractions: Sequence[float],
     threshold: float = 0.7,
 ) -> Split:
     usable = samples_with_archives(samples)
@@ -140,8 +144,10 @@ def run_build(
 
     if download and any(not s.path for s in samples):
         t = time.monotonic()
-        options = registry_options if isinstance(registry_options, IntakeOptions) else IntakeOptions(
-            cache_dir=workdir / "registry-cache"
+        options = (
+            registry_options
+            if isinstance(registry_options, IntakeOptions)
+            else IntakeOptions(cache_dir=workdir / "registry-cache")
         )
         stats = download_samples(samples, workdir, options, threads=threads, log=log)
         timings["download"] = time.monotonic() - t

@@ -47,7 +47,9 @@ class Split:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        samples = [{"key": k, "split": self.assignments[k], "group": self.groups.get(k, k)} for k in sorted(self.assignments)]
+        samples = [
+            {"key": k, "split": self.assignments[k], "group": self.groups.get(k, k)} for k in sorted(self.assignments)
+        ]
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps({"meta": self.meta, "samples": samples}, indent=1, sort_keys=True) + "\n")
         tmp.replace(path)

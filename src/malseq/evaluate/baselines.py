@@ -38,22 +38,64 @@ class Model(Protocol):
 # Presence weights: a behaviour counts once however often it occurs, so large packages
 # are not flagged for their size alone.
 RULE_WEIGHTS: dict[str, float] = {
-    "download_and_execute": 4.0, "reverse_shell": 4.0, "exfiltration_service": 3.5, "chat_webhook": 3.0,
-    "read_browser_data": 3.0, "read_crypto_wallet": 3.0, "read_app_tokens": 3.0, "pth_code_execution": 3.0,
-    "persistence": 2.5, "read_sensitive_file": 2.0, "hidden_process": 2.0, "capture_screen_or_clipboard": 2.0,
-    "setup_command_override": 2.0, "npm_install_script": 1.5, "setup_code_execution": 1.5, "use_ip_address": 1.5,
-    "write_executable": 1.5, "eval_code": 1.0, "upload_data": 1.0, "run_command": 1.0, "shell_command": 1.0,
-    "dns_lookup": 1.0, "collect_system_info": 1.0, "obfuscated_identifiers": 1.0, "char_code_assembly": 1.0,
-    "escaped_string": 1.0, "string_reversal": 1.0, "raw_socket": 1.0, "encoding_call": 0.5, "base64_string": 0.5,
-    "high_entropy_string": 0.5, "dynamic_import": 0.5, "load_native_code": 0.5, "read_env": 0.5,
-    "network_request": 0.5, "encryption_call": 0.5, "long_string": 0.3, "use_url": 0.2, "os_call": 0.2,
-    "import_process_module": 0.3, "import_network_module": 0.2, "import_encoding_module": 0.2,
-    "import_os_module": 0.1, "import_fs_module": 0.1, "fs_read": 0.1, "fs_write": 0.2, "minified_code": 0.0,
+    "download_and_execute": 4.0,
+    "reverse_shell": 4.0,
+    "exfiltration_service": 3.5,
+    "chat_webhook": 3.0,
+    "read_browser_data": 3.0,
+    "read_crypto_wallet": 3.0,
+    "read_app_tokens": 3.0,
+    "pth_code_execution": 3.0,
+    "persistence": 2.5,
+    "read_sensitive_file": 2.0,
+    "hidden_process": 2.0,
+    "capture_screen_or_clipboard": 2.0,
+    "setup_command_override": 2.0,
+    "npm_install_script": 1.5,
+    "setup_code_execution": 1.5,
+    "use_ip_address": 1.5,
+    "write_executable": 1.5,
+    "eval_code": 1.0,
+    "upload_data": 1.0,
+    "run_command": 1.0,
+    "shell_command": 1.0,
+    "dns_lookup": 1.0,
+    "collect_system_info": 1.0,
+    "obfuscated_identifiers": 1.0,
+    "char_code_assembly": 1.0,
+    "escaped_string": 1.0,
+    "string_reversal": 1.0,
+    "raw_socket": 1.0,
+    "encoding_call": 0.5,
+    "base64_string": 0.5,
+    "high_entropy_string": 0.5,
+    "dynamic_import": 0.5,
+    "load_native_code": 0.5,
+    "read_env": 0.5,
+    "network_request": 0.5,
+    "encryption_call": 0.5,
+    "long_string": 0.3,
+    "use_url": 0.2,
+    "os_call": 0.2,
+    "import_process_module": 0.3,
+    "import_network_module": 0.2,
+    "import_encoding_module": 0.2,
+    "import_os_module": 0.1,
+    "import_fs_module": 0.1,
+    "fs_read": 0.1,
+    "fs_write": 0.2,
+    "minified_code": 0.0,
 }
 _INSTALL = {"npm_install_script", "setup_command_override", "setup_code_execution", "pth_code_execution"}
 _SEND = {"network_request", "upload_data", "chat_webhook", "exfiltration_service", "raw_socket", "dns_lookup"}
-_SECRETS = {"read_env", "read_sensitive_file", "read_browser_data", "read_crypto_wallet", "read_app_tokens",
-            "collect_system_info"}
+_SECRETS = {
+    "read_env",
+    "read_sensitive_file",
+    "read_browser_data",
+    "read_crypto_wallet",
+    "read_app_tokens",
+    "collect_system_info",
+}
 _DECODE = {"encoding_call", "base64_string", "escaped_string", "char_code_assembly", "encryption_call"}
 _RUN = {"eval_code", "run_command", "download_and_execute", "dynamic_import"}
 # (needs one of A, and one of B, bonus)
@@ -129,8 +171,14 @@ class TreeBaseline:
 
         self.vocabulary = self._vocab(train)
         self.model = HistGradientBoostingClassifier(
-            max_iter=self.max_iter, learning_rate=0.08, max_leaf_nodes=31, l2_regularization=1.0,
-            early_stopping=len(train) >= 200, validation_fraction=0.15, n_iter_no_change=20, random_state=self.seed,
+            max_iter=self.max_iter,
+            learning_rate=0.08,
+            max_leaf_nodes=31,
+            l2_regularization=1.0,
+            early_stopping=len(train) >= 200,
+            validation_fraction=0.15,
+            n_iter_no_change=20,
+            random_state=self.seed,
         )
         self.model.fit(self.matrix(train), list(labels))
 

