@@ -1,0 +1,452 @@
+"""Package + feature analysis -> behaviour sequence in execution order.
+
+The walk starts at the entry points, in the order a package manager runs them (npm: lifecycle
+scripts then main/exports/bin; PyPI: setup.py body, setup command overrides, .pth imports, then the
+top-level packages' __init__ and console scripts). A scope is walked in (line, column) order:
+its events, its bindings (an import of a local module runs that module's body once per sequence,
+like Python's and Node's module caches), Python class bodies defined in it, and its call sites;
+a call resolved to a function of the package expands that function there (depth first), unless
+the function is already on the current path (recursion) or the depth/step/work budgets are hit.
+Library calls add nothing themselves: the extractor already put their events at that position.
+Events never reached from an entry point close the sequence as UNREACHED, in (file, line) order.
+
+Known approximations: argument evaluation order is not modelled (`f(g())` lists f's position
+first, as written); branches are all taken; `if __name__ == "__main__":` blocks run for imports too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+from malseq._deadline import Deadline
+from malseq.features.shell import analyse_command
+from malseq.features.strings import classify_literal
+from malseq.features.types import MODULE_SCOPE, BehaviourEvent, Binding, CallSite, FunctionDef, PackageAnalysis
+from malseq.intake.package import Package
+from malseq.report.sanitize import clean
+from malseq.sequence.commands import FILE, INLINE_REQUIRE, PRELOAD, SCRIPT, parse_command
+from malseq.sequence.index import BINDING, CALL, CLASS_BODY, EVENT, FileIndex, ModuleRef, PackageIndex, Target
+from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage
+
+__all__ = ["build_sequence"]
+
+# How deep `npm run X` chains inside a lifecycle script are followed.
+_NPM_SCRIPT_NESTING = 5
+# setuptools calls a command's methods in this order; overriding any of them runs code at install.
+_COMMAND_METHODS = ("initialize_options", "finalize_options", "run")
+_ENTRY_POINT_GROUPS = ("console_scripts", "gui_scripts")
+_MAX_EVENTS_PER_STEP = 16
+_DEADLINE_CHECK_EVERY = 256
+_LABEL_LENGTH = 120
+_PTH_IMPORT = re.compile(r"^import[ \t]+(.*)$")
+
+
+@dataclass
+class _Step:
+    behaviour: str
+    stage: Stage
+    entry: str
+    events: list[BehaviourEvent]
+    depth: int
+    count: int = 1
+
+
+@dataclass
+class _Budget:
+    max_steps: int
+    max_depth: int
+    max_work: int
+    deadline: Deadline
+    work: int = 0
+    exhausted: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    def tick(self) -> bool:
+        """Count one unit of work; False once any budget is used up."""
+        if self.exhausted:
+            return False
+        self.work += 1
+        if self.work > self.max_work:
+            self._stop("work")
+        elif self.work % _DEADLINE_CHECK_EVERY == 0 and self.deadline.expired():
+            self._stop("deadline")
+        return not self.exhausted
+
+    def _stop(self, reason: str) -> None:
+        self.exhausted = True
+        self.reasons.append(reason)
+
+
+class _Walker:
+    def __init__(self, package: Package, analysis: PackageAnalysis, budget: _Budget) -> None:
+        self.package = package
+        self.analysis = analysis
+        self.index = PackageIndex(package, analysis.files)
+        self.budget = budget
+        self.steps: list[_Step] = []
+        self.entry_points: list[EntryPointRef] = []
+        self.visited: set[int] = set()
+        self.modules_run: set[str] = set()
+        self.on_path: set[Target] = set()
+        self.walked_code = False  # did any entry point reach a source file?
+        self.stage = Stage.INSTALL
+        self.entry = ""
+        self._emits: dict[Target, bool] = {}
+
+    # --- output -----------------------------------------------------------------------------
+
+    def emit(self, event: BehaviourEvent, depth: int) -> None:
+        self.visited.add(id(event))
+        last = self.steps[-1] if self.steps else None
+        if last is not None and last.behaviour == event.behaviour and last.stage is self.stage \
+                and last.entry == self.entry:
+            last.count += 1
+            if len(last.events) < _MAX_EVENTS_PER_STEP:
+                last.events.append(event)
+            return
+        if len(self.steps) >= self.budget.max_steps:
+            self.budget._stop("steps")
+            return
+        self.steps.append(_Step(event.behaviour, self.stage, self.entry, [event], depth))
+
+    def begin(self, stage: Stage, label: str, file: str | None, scope: str = MODULE_SCOPE) -> None:
+        label = clean(label, _LABEL_LENGTH)
+        self.stage = stage
+        self.entry = label
+        self.entry_points.append(EntryPointRef(stage, label, file, scope))
+
+    # --- walking ----------------------------------------------------------------------------
+
+    def run_module(self, path: str, depth: int) -> None:
+        """Run a module body once per sequence (module cache)."""
+        if path in self.modules_run or depth > self.budget.max_depth or self.budget.exhausted:
+            return
+        fi = self.index.files.get(path)
+        if fi is None:
+            return
+        self.modules_run.add(path)
+        self.walked_code = True
+        self.walk_scope(fi, MODULE_SCOPE, depth)
+
+    def expand(self, target: Target, depth: int) -> None:
+        """Run a function of the package at a call site."""
+        if target in self.on_path or depth > self.budget.max_depth or self.budget.exhausted:
+            return
+        if not self.can_emit(target, self.budget.max_depth - depth):
+            return
+        fi = self.index.files[target[0]]
+        self.walked_code = True
+        self.on_path.add(target)
+        try:
+            self.walk_scope(fi, target[1], depth)
+        finally:
+            self.on_path.discard(target)
+
+    def walk_scope(self, fi: FileIndex, scope: str, depth: int) -> None:
+        for _line, _col, kind, _seq, payload in fi.scope_items(scope):
+            if not self.budget.tick():
+                return
+            if kind == EVENT:
+                assert isinstance(payload, BehaviourEvent)
+                self.emit(payload, depth)
+            elif kind == CALL:
+                assert isinstance(payload, CallSite)
+                target = self.index.resolve_call(fi, payload)
+                if target is not None:
+                    self.expand(target, depth + 1)
+            elif kind == BINDING:
+                assert isinstance(payload, Binding)
+                _ref, runs = self.index.binding_effect(fi, payload)
+                for path in runs:
+                    self.run_module(path, depth + 1)
+            elif kind == CLASS_BODY:
+                assert isinstance(payload, FunctionDef)
+                key = (fi.path, payload.qualname)
+                if key not in self.on_path:
+                    self.on_path.add(key)
+                    try:
+                        self.walk_scope(fi, payload.qualname, depth)
+                    finally:
+                        self.on_path.discard(key)
+            if self.budget.exhausted:
+                return
+
+    def can_emit(self, target: Target, depth_left: int) -> bool:
+        """Could walking this scope produce any step? Lets the walk skip the (usually many) functions
+        that lead to no behaviour at all, which keeps big benign packages cheap. Over-approximates:
+        a True that is not final is harmless, a False is only cached when it is certain."""
+        known = self._emits.get(target)
+        if known is not None:
+            return known
+        result, certain = self._can_emit(target, depth_left, set())
+        if result or certain:
+            self._emits[target] = result
+        return result
+
+    def _can_emit(self, target: Target, depth_left: int, active: set[Target]) -> tuple[bool, bool]:
+        known = self._emits.get(target)
+        if known is not None:
+            return known, True
+        if depth_left < 0:
+            return True, False
+        if target in active:
+            return False, False
+        fi = self.index.files[target[0]]
+        active.add(target)
+        certain = True
+        try:
+            for _line, _col, kind, _seq, payload in fi.scope_items(target[1]):
+                if not self.budget.tick():
+                    return True, False
+                sub: Target | None = None
+                if kind == EVENT:
+                    return True, True
+                if kind == CALL:
+                    assert isinstance(payload, CallSite)
+                    sub = self.index.resolve_call(fi, payload)
+                elif kind == CLASS_BODY:
+                    assert isinstance(payload, FunctionDef)
+                    sub = (fi.path, payload.qualname)
+                elif kind == BINDING:
+                    assert isinstance(payload, Binding)
+                    _ref, runs = self.index.binding_effect(fi, payload)
+                    if runs:
+                        # Whether the module still has to run depends on the path; assume it may.
+                        return True, False
+                if sub is not None:
+                    result, sure = self._can_emit(sub, depth_left - 1, active)
+                    if result:
+                        return True, sure
+                    certain = certain and sure
+                    if sure:
+                        self._emits[sub] = False
+            return False, certain
+        finally:
+            active.discard(target)
+
+    # --- npm --------------------------------------------------------------------------------
+
+    def npm_entry_points(self) -> None:
+        npm = self.package.npm
+        assert npm is not None
+        for name, command in npm.lifecycle_scripts:
+            if self.budget.exhausted:
+                return
+            self.npm_script(name, command, [name], Stage.INSTALL)
+        starts: list[tuple[str, str]] = []
+        if npm.main:
+            starts.append((f"main {npm.main}", npm.main))
+        elif self.index.js_file("index") is not None:
+            starts.append(("main index.js", "index.js"))
+        starts.extend((f"exports {x}", x) for x in npm.exports if _is_code_path(x))
+        starts.extend((f"bin {n} {p}", p) for n, p in npm.bin)
+        started: set[str] = set()
+        for label, spec in starts:
+            if self.budget.exhausted:
+                return
+            path = self.index.js_file(spec.lstrip("/"))
+            if path is None:
+                self.begin(Stage.IMPORT, f"{label} (missing file {spec})", None)
+            elif path not in started:
+                started.add(path)
+                self.begin(Stage.IMPORT, label, path)
+                self.run_module(path, 0)
+
+    def npm_script(self, name: str, command: str, stack: list[str], stage: Stage) -> None:
+        label = clean(f"{name}: {command}", _LABEL_LENGTH)
+        self.stage, self.entry = stage, label
+        refs_before = len(self.entry_points)
+        script_events = [e for e in self.analysis.manifest_events
+                         if e.file == "package.json" and e.snippet.startswith(f"{name}:")]
+        if not script_events and len(stack) > 1:
+            # Scripts reached through `npm run X` are not lifecycle scripts, so the manifest
+            # stage did not analyse them; analyse their command the same way here.
+            script_events = _script_events(self.package, name, command)
+        for event in script_events:
+            self.emit(event, len(stack) - 1)
+        for target in parse_command(command):
+            if self.budget.exhausted:
+                break
+            if target.kind == SCRIPT:
+                other = self.package.npm.script(target.value) if self.package.npm else None
+                if other is not None and target.value not in stack and len(stack) < _NPM_SCRIPT_NESTING:
+                    self.npm_script(target.value, other, [*stack, target.value], stage)
+                    self.stage, self.entry = stage, label
+                continue
+            if target.kind in (PRELOAD, INLINE_REQUIRE):
+                path = self.index.js_module("package.json", target.value)
+            elif target.value in self.index.files:
+                path = target.value
+            else:
+                path = self.index.js_file(target.value)
+            segment = f"{name}: {target.segment}"
+            if path is None:
+                if target.kind == FILE:
+                    why = "missing file" if target.value not in self.index.all_paths else "not analysed"
+                    self.entry_points.append(EntryPointRef(
+                        stage, clean(f"{segment} ({why} {target.value})", _LABEL_LENGTH), None, MODULE_SCOPE))
+                continue
+            self.entry_points.append(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
+            self.run_module(path, len(stack) - 1)
+        if len(self.entry_points) == refs_before:
+            self.entry_points.append(EntryPointRef(stage, label, None, MODULE_SCOPE))
+
+    # --- PyPI -------------------------------------------------------------------------------
+
+    def pypi_entry_points(self) -> None:
+        pypi = self.package.pypi
+        assert pypi is not None
+        setup = self.index.files.get("setup.py")
+        if setup is not None:
+            self.begin(Stage.INSTALL, "setup.py", "setup.py")
+            self.run_module("setup.py", 0)
+            for cls in sorted((f for f in setup.analysis.functions if f.is_class), key=lambda f: f.line):
+                methods = [setup.children.get((cls.qualname, m)) for m in _COMMAND_METHODS]
+                if methods[-1] is None:
+                    continue  # not a command class: setuptools only calls commands that define run()
+                for method in methods:
+                    if method is None or self.budget.exhausted:
+                        continue
+                    self.begin(Stage.INSTALL, f"setup.py {method.qualname}", "setup.py", method.qualname)
+                    self.expand(("setup.py", method.qualname), 0)
+        for pth in pypi.pth_files:
+            self.pth_entry(pth)
+        for name in pypi.top_level_packages:
+            if self.budget.exhausted:
+                return
+            path = self._top_level_file(name)
+            if path is None:
+                continue
+            self.begin(Stage.IMPORT, f"import {path}", path)
+            self.run_module(path, 0)
+        for ep in pypi.entry_points:
+            if ep.group in _ENTRY_POINT_GROUPS and not self.budget.exhausted:
+                self.console_script(ep.group, ep.name, ep.target)
+
+    def _top_level_file(self, name: str) -> str | None:
+        for candidate in (f"{name}/__init__.py", f"src/{name}/__init__.py", f"{name}.py", f"src/{name}.py"):
+            if candidate in self.index.files:
+                return candidate
+        return self.index.py_modules.get(name)
+
+    def pth_entry(self, pth: str) -> None:
+        self.begin(Stage.INSTALL, f".pth {pth}", pth)
+        events = sorted((e for e in self.analysis.manifest_events if e.file == pth), key=lambda e: e.line)
+        file = self.package.file(pth)
+        lines = file.text().splitlines() if file is not None else []
+        for lineno, line in enumerate(lines, start=1):
+            for event in events:
+                if event.line == lineno:
+                    self.emit(event, 0)
+            match = _PTH_IMPORT.match(line)
+            if not match:
+                continue
+            for part in match.group(1).split(";", 1)[0].split(","):
+                module = part.strip().split(" as ")[0].strip()
+                for path in self.index.python_package_chain(module):
+                    self.run_module(path, 0)
+        for event in events:
+            if id(event) not in self.visited:
+                self.emit(event, 0)
+
+    def console_script(self, group: str, name: str, target: str) -> None:
+        spec = target.split("[", 1)[0].strip()
+        module, _, attr = spec.partition(":")
+        label = f"{group[:-1]} {name} = {spec}"
+        chain = self.index.python_package_chain(module.strip())
+        if not chain:
+            self.begin(Stage.IMPORT, f"{label} (not in package)", None)
+            return
+        path = chain[-1]
+        func = self.index.callable_target(
+            self.index.resolve_member(ModuleRef(path, ()), [p for p in attr.strip().split(".") if p]))
+        self.begin(Stage.IMPORT, label, path, func[1] if func else MODULE_SCOPE)
+        for module_path in chain:
+            self.run_module(module_path, 0)
+        if func is not None and func[1] != MODULE_SCOPE:
+            self.expand(func, 0)
+
+    # --- fallback and unreached -------------------------------------------------------------
+
+    def fallback(self) -> None:
+        self.begin(Stage.IMPORT, "fallback all files", None)
+        for path in sorted(self.index.files):
+            if self.budget.exhausted:
+                return
+            self.run_module(path, 0)
+
+    def unreached(self) -> None:
+        self.stage = Stage.UNREACHED
+        remaining = [e for e in self.analysis.all_events() if id(e) not in self.visited]
+        remaining.sort(key=lambda e: (e.file, e.line, e.column))
+        cap = len(self.steps) + self.budget.max_steps
+        for event in remaining:
+            self.entry = f"unreached {event.file}"
+            last = self.steps[-1] if self.steps else None
+            if last is not None and last.behaviour == event.behaviour and last.stage is Stage.UNREACHED \
+                    and last.entry == self.entry:
+                last.count += 1
+                if len(last.events) < _MAX_EVENTS_PER_STEP:
+                    last.events.append(event)
+                continue
+            if len(self.steps) >= cap:
+                break
+            self.steps.append(_Step(event.behaviour, Stage.UNREACHED, self.entry, [event], 0))
+
+
+def _is_code_path(spec: str) -> bool:
+    """An `exports` value that names a JavaScript file or folder (not a pattern, JSON or types file)."""
+    if spec.startswith("#") or "*" in spec:
+        return False
+    last = spec.rsplit("/", 1)[-1]
+    return "." not in last or last.endswith((".js", ".cjs", ".mjs"))
+
+
+def _script_events(package: Package, name: str, command: str) -> list[BehaviourEvent]:
+    manifest = package.file("package.json")
+    line = _json_key_line(manifest.data if manifest is not None else b"", name)
+    snippet = clean(f"{name}: {command}", 160)
+    ids = analyse_command(command)
+    ids += [b for b in classify_literal(command) if b not in ids]
+    return [BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet) for b in ids]
+
+
+def _json_key_line(data: bytes, key: str) -> int:
+    needle = json.dumps(key) + ":"
+    for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        if needle in line.replace(" ", "").replace("\t", ""):
+            return lineno
+    return 1
+
+
+def build_sequence(
+    package: Package,
+    analysis: PackageAnalysis,
+    deadline: Deadline | None = None,
+    max_steps: int = 4000,
+    max_depth: int = 24,
+    max_work: int = 400_000,
+) -> BehaviourSequence:
+    """The package's behaviours in the order its code would run, from its entry points.
+
+    Never raises on a hostile package: when the deadline or a budget runs out, the walk stops,
+    `budget_exhausted` is set, and every event not yet placed is listed as UNREACHED.
+    """
+    start = time.monotonic()
+    budget = _Budget(max_steps, max_depth, max_work, deadline or Deadline.unlimited())
+    walker = _Walker(package, analysis, budget)
+    if package.npm is not None:
+        walker.npm_entry_points()
+    if package.pypi is not None and not budget.exhausted:
+        walker.pypi_entry_points()
+    if not walker.walked_code and not budget.exhausted and walker.index.files:
+        walker.fallback()
+    walker.unreached()
+    steps = tuple(
+        SequenceStep(s.behaviour, s.stage, s.entry, tuple(s.events), s.depth, s.count) for s in walker.steps
+    )
+    return BehaviourSequence(steps, tuple(walker.entry_points), budget.exhausted, time.monotonic() - start)
+

@@ -1,0 +1,450 @@
+"""Per-package indexes for the sequence walk: what each scope does, in source order, and name resolution.
+
+Built once per package. Resolution follows the extractors' conventions (see the extractor spec):
+function qualnames join nested names with ".", anonymous functions are "<arrow@L:C>"-style, every
+event/call/binding carries the qualname of its innermost enclosing function (or MODULE_SCOPE).
+A resolved target is a `(file path, qualname)` pair; qualname MODULE_SCOPE means the module body.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from malseq.features.types import MODULE_SCOPE, Binding, CallSite, FileAnalysis, FunctionDef
+from malseq.intake.package import Language, Package
+
+Target = tuple[str, str]  # (file path, qualname or MODULE_SCOPE)
+
+# Item kinds, in the order they are taken when they share a (line, column): an import binds (and runs
+# a local module) before the statement's own behaviour, which is recorded before a local call expands.
+BINDING = 0
+EVENT = 1
+CLASS_BODY = 2
+CALL = 3
+
+Item = tuple[int, int, int, int, object]  # (line, column, kind, sequence number, payload)
+
+_JS_EXTENSIONS = (".js", ".cjs", ".mjs")
+_SELF_NAMES = frozenset({"self", "this", "cls"})
+_CONSTRUCTORS = ("__init__", "constructor")
+# A callee we can look up: dotted identifiers (JS `$` allowed) or one anonymous-function name.
+_DOTTED = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
+_ANONYMOUS = re.compile(r"^<[a-z_]+@\d+:\d+>$")
+_STDLIB = frozenset(sys.stdlib_module_names)
+# Folders Python puts on sys.path for a project laid out that way; a module under them is also
+# importable by the rest of its path.
+_SOURCE_ROOTS = ("src", "lib")
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """What a bound name refers to: a local module file, and an attribute path inside it."""
+
+    path: str
+    attributes: tuple[str, ...]
+
+
+class FileIndex:
+    """One analysed file: its definitions by name and each scope's items pre-sorted."""
+
+    def __init__(self, analysis: FileAnalysis) -> None:
+        self.analysis = analysis
+        self.path = analysis.path
+        self.language = analysis.language
+        self.is_python = analysis.language is Language.PYTHON
+        self.by_qualname: dict[str, FunctionDef] = {}
+        self.children: dict[tuple[str, str], FunctionDef] = {}
+        self.by_last_component: dict[str, list[FunctionDef]] = {}
+        for fn in analysis.functions:
+            self.by_qualname.setdefault(fn.qualname, fn)
+            # Anonymous names hold no ".", so the last component of "outer.<arrow@3:4>" is the arrow.
+            last = fn.qualname.rsplit(".", 1)[-1]
+            name = fn.name or last
+            self.children.setdefault((fn.parent, name), fn)
+            if last != name:
+                self.children.setdefault((fn.parent, last), fn)
+            self.by_last_component.setdefault(last, []).append(fn)
+        self.bindings_by_name: dict[str, list[Binding]] = {}
+        for b in analysis.bindings:
+            if b.name:
+                self.bindings_by_name.setdefault(b.name, []).append(b)
+        items: dict[str, list[Item]] = {}
+        seq = 0
+        for e in analysis.events:
+            items.setdefault(e.scope, []).append((e.line, e.column, EVENT, seq, e))
+            seq += 1
+        for c in analysis.calls:
+            items.setdefault(c.scope, []).append((c.line, c.column, CALL, seq, c))
+            seq += 1
+        for b in analysis.bindings:
+            items.setdefault(b.scope, []).append((b.line, 0, BINDING, seq, b))
+            seq += 1
+        if self.is_python:
+            # A Python class body runs when the class statement runs.
+            for fn in analysis.functions:
+                if fn.is_class:
+                    items.setdefault(fn.parent, []).append((fn.line, 0, CLASS_BODY, seq, fn))
+                    seq += 1
+        for scope_items in items.values():
+            scope_items.sort(key=lambda it: (it[0], it[1], it[2], it[3]))
+        self.items = items
+
+    def scope_items(self, scope: str) -> list[Item]:
+        return self.items.get(scope, [])
+
+    def parent_of(self, scope: str) -> str | None:
+        if scope == MODULE_SCOPE:
+            return None
+        fn = self.by_qualname.get(scope)
+        if fn is not None:
+            return fn.parent
+        return scope.rsplit(".", 1)[0] if "." in scope else MODULE_SCOPE
+
+    def scope_chain(self, scope: str) -> Iterable[str]:
+        """The scope and its enclosing scopes up to the module, innermost first."""
+        seen: set[str] = set()
+        current: str | None = scope
+        while current is not None and current not in seen:
+            seen.add(current)
+            yield current
+            current = self.parent_of(current)
+        if MODULE_SCOPE not in seen:
+            yield MODULE_SCOPE
+
+    def enclosing_class(self, scope: str) -> FunctionDef | None:
+        for s in self.scope_chain(scope):
+            fn = self.by_qualname.get(s)
+            if fn is not None and fn.is_class:
+                return fn
+        return None
+
+    def member_chain(self, start: FunctionDef, rest: Iterable[str]) -> FunctionDef | None:
+        fn = start
+        for part in rest:
+            nxt = self.children.get((fn.qualname, part)) or self.by_qualname.get(f"{fn.qualname}.{part}")
+            if nxt is None:
+                return None
+            fn = nxt
+        return fn
+
+    def binding_for(self, name: str, scope: str) -> Binding | None:
+        candidates = self.bindings_by_name.get(name)
+        if not candidates:
+            return None
+        chain = set(self.scope_chain(scope))
+        for b in candidates:
+            if b.scope in chain:
+                return b
+        return candidates[0]
+
+    def anonymous(self, name: str) -> FunctionDef | None:
+        fn = self.by_qualname.get(name)
+        if fn is not None:
+            return fn
+        found = self.by_last_component.get(name)
+        return found[0] if found else None
+
+
+def _callee_parts(callee: str) -> list[str] | None:
+    text = callee.strip()
+    if text.startswith("new "):
+        text = text[4:].strip()
+    if _ANONYMOUS.match(text):
+        return [text]
+    if "." in text and _ANONYMOUS.match(text.rsplit(".", 1)[-1]):
+        return [text.rsplit(".", 1)[-1]]
+    if not _DOTTED.match(text):
+        return None
+    return text.split(".")
+
+
+class PackageIndex:
+    """All analysed files of a package, module lookup and call resolution (cached)."""
+
+    def __init__(self, package: Package, files: Iterable[FileAnalysis]) -> None:
+        self.package = package
+        self.files: dict[str, FileIndex] = {}
+        for fa in files:
+            self.files.setdefault(fa.path, FileIndex(fa))
+        self.all_paths = frozenset(f.path for f in package.files)
+        self.bundles_node_modules = any(p.startswith("node_modules/") for p in self.files)
+        self.py_modules = self._python_module_index()
+        self._resolve_cache: dict[tuple[str, str, str], Target | None] = {}
+        self._binding_cache: dict[tuple[str, int, str, str, str | None], tuple[ModuleRef | None, tuple[str, ...]]] = {}
+
+    # --- Python modules -------------------------------------------------------------------------
+
+    def _python_module_index(self) -> dict[str, str]:
+        """Dotted module name -> file, for every path suffix (`src/helperlib/fetch.py` is also
+        `helperlib.fetch` and `fetch`). A name several files answer to goes to the one reached by
+        dropping the fewest leading folders, then the first path. A stdlib name is only taken by a
+        file at the package root or a source root, where Python would really find it first."""
+        best: dict[str, tuple[int, str]] = {}
+        for path, fi in self.files.items():
+            if not fi.is_python or not path.endswith(".py"):
+                continue
+            parts = path[:-3].split("/")
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if not parts or not parts[-1].isidentifier():
+                continue
+            for drop in range(len(parts)):
+                name = ".".join(parts[drop:])
+                dropped = parts[:drop]
+                if name.split(".")[0] in _STDLIB and not (drop == 0 or dropped in (["src"], ["lib"])):
+                    continue
+                rank = 0 if drop == 0 or dropped in (["src"], ["lib"]) else drop
+                current = best.get(name)
+                if current is None or (rank, path) < current:
+                    best[name] = (rank, path)
+        return {name: path for name, (_, path) in best.items()}
+
+    def _python_file_for(self, folder_path: str) -> str | None:
+        """`a/b` -> `a/b.py` or `a/b/__init__.py` if analysed."""
+        if not folder_path:
+            return "__init__.py" if "__init__.py" in self.files else None
+        for candidate in (folder_path + ".py", folder_path + "/__init__.py"):
+            if candidate in self.files:
+                return candidate
+        return None
+
+    def python_module(self, from_file: str, dotted: str) -> str | None:
+        """The local file a Python import of `dotted` in `from_file` loads, or None (library/stdlib)."""
+        if not dotted:
+            return None
+        if dotted.startswith("."):
+            dots = len(dotted) - len(dotted.lstrip("."))
+            base = posixpath.dirname(from_file)
+            for _ in range(dots - 1):
+                if not base:
+                    return None
+                base = posixpath.dirname(base)
+            rest = [p for p in dotted[dots:].split(".") if p]
+            return self._python_file_for("/".join(([base] if base else []) + rest))
+        found = self.py_modules.get(dotted)
+        if found is not None:
+            return found
+        # Python 2 style implicit relative import, common in old setup.py droppers: a sibling module.
+        sibling = posixpath.join(posixpath.dirname(from_file), *dotted.split("."))
+        return self._python_file_for(sibling)
+
+    def python_package_chain(self, dotted: str) -> list[str]:
+        """Files an absolute `import a.b.c` runs, outermost package first (a, a.b, a.b.c), local ones only."""
+        out: list[str] = []
+        parts = dotted.split(".")
+        for i in range(1, len(parts) + 1):
+            path = self.py_modules.get(".".join(parts[:i]))
+            if path is not None and path not in out:
+                out.append(path)
+        return out
+
+    # --- JavaScript modules ---------------------------------------------------------------------
+
+    def js_file(self, base: str) -> str | None:
+        """Node's file/folder resolution of a root-relative path, limited to analysed files."""
+        base = posixpath.normpath(base) if base else "."
+        if base.startswith("../") or base == "..":
+            return None
+        if base == ".":
+            base = ""
+        for suffix in ("", *_JS_EXTENSIONS):
+            candidate = base + suffix
+            if candidate in self.files:
+                return candidate
+        folder = base + "/" if base else ""
+        manifest = self.package.file(folder + "package.json") if folder else None
+        if manifest is not None:
+            main = _package_json_main(manifest.data)
+            if main:
+                target = posixpath.normpath(posixpath.join(base, main))
+                for suffix in ("", *_JS_EXTENSIONS):
+                    if target + suffix in self.files:
+                        return target + suffix
+                for ext in _JS_EXTENSIONS:
+                    if f"{target}/index{ext}" in self.files:
+                        return f"{target}/index{ext}"
+        for ext in _JS_EXTENSIONS:
+            if f"{folder}index{ext}" in self.files:
+                return f"{folder}index{ext}"
+        return None
+
+    def js_module(self, from_file: str, spec: str) -> str | None:
+        """The local file `require(spec)` / `import ... from spec` in `from_file` loads, or None."""
+        if not spec or spec.startswith(("node:", "http:", "https:", "data:")):
+            return None
+        if spec.startswith(("./", "../")) or spec in (".", ".."):
+            return self.js_file(posixpath.join(posixpath.dirname(from_file), spec))
+        if spec.startswith("/"):
+            return None
+        own = self.package.npm.name if self.package.npm is not None else ""
+        if own and (spec == own or spec.startswith(own + "/")):
+            return self.js_file(spec[len(own):].lstrip("/"))
+        # A dependency bundled inside the package (some malicious samples ship their own node_modules).
+        return self.js_file(posixpath.join("node_modules", spec)) if self.bundles_node_modules else None
+
+    # --- bindings and calls ---------------------------------------------------------------------
+
+    def binding_effect(self, fi: FileIndex, binding: Binding) -> tuple[ModuleRef | None, tuple[str, ...]]:
+        """What a binding refers to (if local) and which local module files it runs, in order."""
+        key = (fi.path, binding.line, binding.name, binding.module, binding.attribute)
+        cached = self._binding_cache.get(key)
+        if cached is not None:
+            return cached
+        result = self._binding_effect(fi, binding)
+        self._binding_cache[key] = result
+        return result
+
+    def _binding_effect(self, fi: FileIndex, binding: Binding) -> tuple[ModuleRef | None, tuple[str, ...]]:
+        module = binding.module
+        attribute = binding.attribute
+        if fi.is_python:
+            path = self.python_module(fi.path, module)
+            if path is None:
+                return None, ()
+            runs = [] if module.startswith(".") else self.python_package_chain(module)
+            if path not in runs:
+                runs.append(path)
+            if attribute and attribute != "*":
+                sub_name = (module + attribute) if module.endswith(".") else f"{module}.{attribute}"
+                sub = self.python_module(fi.path, sub_name)
+                if sub is not None and sub != path:
+                    runs.append(sub)
+                    return ModuleRef(sub, ()), tuple(runs)
+                return ModuleRef(path, (attribute,)), tuple(runs)
+            if not module.startswith(".") and "." in module and binding.name == module.split(".")[0]:
+                # `import a.b` binds `a`: calls through it name the path from the top package.
+                top = self.py_modules.get(binding.name)
+                if top is not None:
+                    return ModuleRef(top, ()), tuple(runs)
+            return ModuleRef(path, ()), tuple(runs)
+        if fi.language is Language.JAVASCRIPT:
+            path = self.js_module(fi.path, module)
+            if path is None:
+                return None, ()
+            attrs = (attribute,) if attribute and attribute not in ("default", "*") else ()
+            return ModuleRef(path, attrs), (path,)
+        return None, ()
+
+    def resolve_member(self, ref: ModuleRef, extra: Iterable[str], hops: int = 0) -> Target | None:
+        """A name inside a local module: a function/class, a re-export, or (Python) a submodule."""
+        parts = [*ref.attributes, *extra]
+        fi = self.files.get(ref.path)
+        if fi is None or hops > 6:
+            return None
+        if not parts:
+            return (fi.path, MODULE_SCOPE)
+        start = fi.children.get((MODULE_SCOPE, parts[0]))
+        if start is not None:
+            fn = fi.member_chain(start, parts[1:])
+            return (fi.path, fn.qualname) if fn is not None else None
+        joined = ".".join(parts)
+        if joined in fi.by_qualname:
+            return (fi.path, joined)
+        binding = fi.binding_for(parts[0], MODULE_SCOPE)
+        if binding is not None:
+            inner, _ = self.binding_effect(fi, binding)
+            if inner is not None:
+                return self.resolve_member(inner, parts[1:], hops + 1)
+        if fi.is_python and fi.path.endswith("__init__.py"):
+            sub = self._python_file_for(posixpath.join(posixpath.dirname(fi.path), parts[0]))
+            if sub is not None:
+                return self.resolve_member(ModuleRef(sub, ()), parts[1:], hops + 1)
+        return None
+
+    def callable_target(self, target: Target | None) -> Target | None:
+        """Calling a class runs its constructor; calling a module (a JS default export) runs its
+        exported function if the extractor named one, else nothing more (its body ran at import)."""
+        if target is None:
+            return None
+        path, qualname = target
+        fi = self.files[path]
+        if qualname == MODULE_SCOPE:
+            for name in ("module.exports", "exports", "default"):
+                fn = fi.by_qualname.get(name)
+                if fn is not None:
+                    return (path, fn.qualname)
+            return None
+        fn = fi.by_qualname.get(qualname)
+        if fn is not None and fn.is_class:
+            for name in _CONSTRUCTORS:
+                ctor = fi.children.get((fn.qualname, name))
+                if ctor is not None:
+                    return (path, ctor.qualname)
+            return None
+        return target
+
+    def resolve_call(self, fi: FileIndex, call: CallSite) -> Target | None:
+        key = (fi.path, call.scope, call.callee)
+        if key in self._resolve_cache:
+            return self._resolve_cache[key]
+        target = self.callable_target(self._resolve(fi, call.scope, call.callee))
+        self._resolve_cache[key] = target
+        return target
+
+    def _resolve(self, fi: FileIndex, scope: str, callee: str) -> Target | None:
+        parts = _callee_parts(callee)
+        if not parts:
+            return None
+        head = parts[0]
+        if head.startswith("<"):
+            fn = fi.anonymous(head)
+            return (fi.path, fn.qualname) if fn is not None else None
+        if head in _SELF_NAMES and len(parts) > 1:
+            return self._resolve_self(fi, scope, parts[1:])
+        if not fi.is_python:
+            if parts[:2] == ["module", "exports"] and len(parts) > 2:
+                parts = parts[2:]
+            elif head == "exports" and len(parts) > 1:
+                parts = parts[1:]
+            head = parts[0]
+        for s in fi.scope_chain(scope):
+            fn = fi.children.get((s, head))
+            if fn is not None:
+                found = fi.member_chain(fn, parts[1:])
+                if found is not None:
+                    return (fi.path, found.qualname)
+                break
+        binding = fi.binding_for(head, scope)
+        if binding is not None:
+            ref, _ = self.binding_effect(fi, binding)
+            if ref is not None:
+                return self.resolve_member(ref, parts[1:])
+            return None
+        joined = ".".join(parts)
+        if joined in fi.by_qualname:
+            return (fi.path, joined)
+        return None
+
+    def _resolve_self(self, fi: FileIndex, scope: str, rest: list[str]) -> Target | None:
+        cls = fi.enclosing_class(scope)
+        if cls is not None:
+            fn = fi.member_chain(cls, rest)
+            if fn is not None:
+                return (fi.path, fn.qualname)
+        # Prototype methods and object literals: `Foo.prototype.a = function () { this.b() }`.
+        chain = [s for s in fi.scope_chain(scope) if s != MODULE_SCOPE]
+        for s in chain:
+            owner = s.rsplit(".", 1)[0] if "." in s else ""
+            if owner:
+                fn = fi.by_qualname.get(f"{owner}.{'.'.join(rest)}")
+                if fn is not None:
+                    return (fi.path, fn.qualname)
+        if len(rest) == 1:
+            same_name = fi.by_last_component.get(rest[0], [])
+            if len(same_name) == 1:
+                return (fi.path, same_name[0].qualname)
+        return None
+
+
+def _package_json_main(data: bytes) -> str | None:
+    try:
+        doc = json.loads(data.decode("utf-8-sig", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+    main = doc.get("main") if isinstance(doc, dict) else None
+    return main if isinstance(main, str) and main else None
