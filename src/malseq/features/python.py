@@ -782,8 +782,10 @@ class _FileAnalyser:
                 seq = self._fold_sequence(args[0], depth + 1)
                 if seq is None:
                     v = self.fold(args[0], depth + 1)
+                    if v is None:
+                        return None
                     chars: list[_Value] = [ch for ch in (_as_text(v) or "")]
-                    return chars[::-1] if v is not None else None
+                    return chars[::-1]
                 return seq[::-1]
             if fn in ("list", "tuple") and len(args) == 1:
                 return self._fold_sequence(args[0], depth + 1)
