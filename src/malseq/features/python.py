@@ -924,8 +924,11 @@ class _FileAnalyser:
             self.constants.pop(name, None)
         if right.type in ("identifier", "attribute", "call", "subscript", "parenthesized_expression"):
             target = self.resolve(right)
+            imported_here = right.type == "call" and _normalise(
+                self.resolve(right.child_by_field_name("function"))) in _IMPORTERS
             if target is not None and target != name and (
-                target.split(".", 1)[0] in self.imported_roots
+                imported_here
+                or target.split(".", 1)[0] in self.imported_roots
                 or _normalise(target) in _DANGEROUS_BUILTINS
                 or target.startswith("builtins")
             ):
