@@ -1,0 +1,178 @@
+"""Scoring behaviour-sequence texts with the shipped ONNX model: onnxruntime + tokenizers, no torch.
+
+`SequenceScorer.load()` reads `malseq/model/data/` (or another folder holding `model.onnx`,
+`tokenizer.json` and `model_card.json`) once per process and keeps it; `score()` tokenises with
+truncation to the card's `max_len`, runs batches of 32 (texts sorted by length so a batch pads
+little) and returns P(malicious) in [0, 1] per text, in input order. The verdict threshold is the
+card's `threshold`, chosen on validation data (see `malseq.model.threshold`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from malseq.errors import ModelNotAvailableError
+from malseq.model import CARD_FILE, DATA_DIR, MODEL_FILE, TOKENIZER_FILE
+from malseq.model.text import model_text
+
+BATCH_SIZE = 32
+MALICIOUS = "malicious"
+BENIGN = "benign"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parts of `model_card.json` scanning needs; `raw` keeps the whole document."""
+
+    name: str
+    max_len: int
+    threshold: float
+    created: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def read(cls, path: Path) -> ModelCard:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                name=str(doc.get("name", "malseq-sequence")),
+                max_len=int(doc["max_len"]),
+                threshold=float(doc["threshold"]),
+                created=str(doc.get("created", "")),
+                raw=doc,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelNotAvailableError(f"unreadable model card {path}: {exc}") from exc
+
+
+def verdict(score: float, threshold: float) -> str:
+    return MALICIOUS if score >= threshold else BENIGN
+
+
+class SequenceScorer:
+    """A loaded model. Create with `load()`; thread-safe for `score()` (onnxruntime sessions are)."""
+
+    def __init__(self, model_dir: Path, session: Any, tokenizer: Any, card: ModelCard) -> None:
+        self.model_dir = model_dir
+        self.card = card
+        self._session = session
+        self._tokenizer = tokenizer
+        self._inputs = [i.name for i in session.get_inputs()]
+        self._outputs = [o.name for o in session.get_outputs()]
+
+    @property
+    def threshold(self) -> float:
+        return self.card.threshold
+
+    def verdict(self, score: float) -> str:
+        return verdict(score, self.card.threshold)
+
+    # -- loading
+
+    _cache: dict[tuple[str, int], SequenceScorer] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: Path | str | None = None, threads: int | None = None) -> SequenceScorer:
+        """The model in `model_dir` (default: the shipped one), loaded once per process.
+
+        Raises `ModelNotAvailableError` when the folder lacks a model, tokenizer or card.
+        """
+        path = Path(model_dir) if model_dir is not None else DATA_DIR
+        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or min(2, os.cpu_count() or 1)
+        key = (str(path.resolve()), threads)
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls._load(path, threads)
+            return cls._cache[key]
+
+    @classmethod
+    def _load(cls, path: Path, threads: int) -> SequenceScorer:
+        missing = [n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE) if not (path / n).is_file()]
+        if missing:
+            raise ModelNotAvailableError(
+                f"no trained sequence model in {path} (missing {', '.join(missing)})",
+                hint="train one with `malseq train`, or scan without a score",
+            )
+        card = ModelCard.read(path / CARD_FILE)
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:  # pragma: no cover - core dependencies
+            raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
+                                         hint="pip install onnxruntime tokenizers") from exc
+        try:
+            tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
+            raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
+        configure_tokenizer(tokenizer, card.max_len)
+        return cls(path, session, tokenizer, card)
+
+    @classmethod
+    def clear_cache(cls) -> None:
+        with cls._lock:
+            cls._cache.clear()
+
+    # -- scoring
+
+    def score(self, texts: Sequence[object], batch_size: int = BATCH_SIZE) -> list[float]:
+        """P(malicious) for each text (a sequence text or an object with `.text`), in input order."""
+        import numpy as np
+
+        prepared = [model_text(t) for t in texts]
+        if not prepared:
+            return []
+        encodings = self._tokenizer.encode_batch(prepared)
+        order = sorted(range(len(prepared)), key=lambda i: len(encodings[i].ids))
+        out = [0.0] * len(prepared)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encodings[i].ids
+                ids[row, : len(e)] = e
+                mask[row, : len(e)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            result = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
+            scores = _to_scores(np, dict(zip(self._outputs, result, strict=True)))
+            for row, i in enumerate(idx):
+                out[i] = float(min(1.0, max(0.0, scores[row])))
+        return out
+
+
+def configure_tokenizer(tokenizer: Any, max_len: int) -> None:
+    """Truncate to `max_len` tokens (special tokens included); no padding (batches pad themselves)."""
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_len)
+
+
+def _to_scores(np: Any, outputs: dict[str, Any]) -> Any:
+    if "score" in outputs:
+        return np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
+    logits = np.asarray(next(iter(outputs.values())), dtype=np.float64)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return (e[:, 1] / e.sum(axis=1)).reshape(-1)
+
+
+def try_load(model_dir: Path | str | None = None) -> tuple[SequenceScorer | None, str | None]:
+    """`(scorer, None)`, or `(None, why)` when no model is available: for callers that go on without."""
+    try:
+        return SequenceScorer.load(model_dir), None
+    except ModelNotAvailableError as exc:
+        return None, str(exc)

@@ -1,0 +1,183 @@
+"""The sequence model's code path on a tiny random-initialised BERT: train, export, quantise, score.
+
+Runs in CI (the `train` extra is installed by `make test`); skipped only when torch is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from malseq.errors import ModelNotAvailableError
+from malseq.model.infer import SequenceScorer, try_load
+from malseq.model.text import model_text, shuffled_text
+from malseq.model.threshold import choose_threshold, fpr_at
+
+MALICIOUS_CORE = "install : read environment variables , encode or decode data , upload data to server"
+BENIGN_STEPS = [
+    "import file system module", "read file", "write file", "import network module", "send network request",
+    "import operating system module", "call operating system function", "use url", "spawn process",
+]
+
+
+def _synthetic(n: int, seed: int) -> tuple[list[str], list[int]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        steps = rng.sample(BENIGN_STEPS, rng.randint(1, 5))
+        if i % 2:
+            texts.append(MALICIOUS_CORE + " ; import : " + " , ".join(steps))
+            labels.append(1)
+        else:
+            texts.append("import : " + " , ".join(steps))
+            labels.append(0)
+    return texts, labels
+
+
+def _tokenizer(path: Path, texts: list[str]) -> Path:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.train_from_iterator(texts, trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    out = path / "tokenizer.json"
+    tok.save(str(out))
+    return out
+
+
+# -- pure Python parts
+
+
+def test_threshold_is_lowest_score_within_fpr_budget() -> None:
+    labels = [0] * 200 + [1] * 5
+    scores = [i / 1000 for i in range(200)] + [0.99, 0.9, 0.5, 0.195, 0.1]
+    # 0.5% of 200 benign = 1 false positive allowed: the highest benign score 0.199 may be flagged,
+    # the second highest (0.198) may not, so the lowest allowed threshold is 0.199.
+    t = choose_threshold(labels, scores, max_fpr=0.005)
+    assert t == pytest.approx(0.199)
+    assert fpr_at(labels, scores, t) <= 0.005
+    assert fpr_at(labels, scores, 0.198) > 0.005
+    # no false positive allowed: just above the top benign score
+    t0 = choose_threshold(labels, scores, max_fpr=0.0)
+    assert t0 == pytest.approx(0.5) and fpr_at(labels, scores, t0) == 0.0
+
+
+def test_threshold_per_stratum_limit() -> None:
+    labels = [0] * 100 + [0] * 100 + [1]
+    strata = ["long-tail"] * 100 + ["popular"] * 100 + ["malicious"]
+    scores = [0.0] * 99 + [0.8] + [0.0] * 99 + [0.7] + [0.9]
+    assert choose_threshold(labels, scores, 0.01, strata) == pytest.approx(0.7)
+    # popular limited to 0 false positives: the popular 0.7 must stay below the threshold
+    t = choose_threshold(labels, scores, 0.01, strata, {"popular": 0.0})
+    assert t == pytest.approx(0.8)
+
+
+def test_threshold_when_budget_broken_at_top() -> None:
+    assert choose_threshold([0, 1], [0.9, 0.1], max_fpr=0.0) > 0.9
+
+
+def test_model_text_normalises_and_shuffles() -> None:
+    assert model_text("  Install :  READ file\n; x ") == "install : read file ; x"
+
+    class Seq:
+        text = "A ; B"
+
+    assert model_text(Seq()) == "a ; b"
+    s = shuffled_text("a ; b ; c ; d ; e", seed=1)
+    assert sorted(s.split(" ; ")) == ["a", "b", "c", "d", "e"]
+    assert s == shuffled_text("a ; b ; c ; d ; e", seed=1)
+
+
+def test_missing_model_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotAvailableError):
+        SequenceScorer.load(tmp_path)
+    scorer, why = try_load(tmp_path)
+    assert scorer is None and why and "no trained sequence model" in why
+
+
+def test_infer_imports_without_torch() -> None:
+    code = (
+        "import sys, malseq.model.infer, malseq.model.metadata, malseq.model.ensemble, malseq.scan; "
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the tiny end-to-end run (torch)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    pytest.importorskip("onnx")
+    from malseq.model.export import agreement, assemble, export_onnx, quantize
+    from malseq.model.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny")
+    train_texts, train_labels = _synthetic(40, seed=1)
+    val_texts, val_labels = _synthetic(20, seed=2)
+    tok = _tokenizer(root, train_texts + val_texts)
+    events: list[dict[str, object]] = []
+    config = TrainConfig(tokenizer=str(tok), tiny={}, max_len=64, batch_size=8, lr=1e-3, epochs=3, patience=3,
+                         threads=1, log_every=2)
+    result = train(train_texts, train_labels, val_texts, val_labels, config, root / "run", events.append)
+    fp32 = export_onnx(result.checkpoint, root / "fp32.onnx", max_len=64)
+    int8 = quantize(fp32, root / "int8.onnx")
+    card = {"name": "tiny", "max_len": 64, "threshold": result.threshold, "created": "test"}
+    fp32_dir = assemble(root / "fp32", fp32, tok, card)
+    int8_dir = assemble(root / "int8", int8, tok, card)
+    agree = agreement(fp32_dir, int8_dir, val_texts, result.threshold, val_labels)
+    return {"result": result, "events": events, "fp32_dir": fp32_dir, "int8_dir": int8_dir, "agree": agree,
+            "val": (val_texts, val_labels), "root": root}
+
+
+def test_tiny_training_logs_and_learns(tiny_run: dict[str, object]) -> None:
+    result = tiny_run["result"]
+    events = tiny_run["events"]
+    assert isinstance(events, list)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "eval" in kinds and "step" in kinds
+    out_dir = result.out_dir  # type: ignore[attr-defined]
+    lines = (out_dir / "train_log.jsonl").read_text().splitlines()
+    assert len(lines) == len(events)
+    summary = json.loads((out_dir / "training.json").read_text())
+    assert summary["threshold"] == result.threshold  # type: ignore[attr-defined]
+    assert (out_dir / "checkpoint" / "config.json").is_file()
+    # the pattern is trivial: the tiny model separates it
+    assert summary["val_metrics"]["pr_auc"] > 0.9
+
+
+def test_onnx_scores_and_agreement(tiny_run: dict[str, object]) -> None:
+    val_texts, val_labels = tiny_run["val"]  # type: ignore[misc]
+    scorer = SequenceScorer.load(tiny_run["int8_dir"])  # type: ignore[arg-type]
+    assert SequenceScorer.load(tiny_run["int8_dir"]) is scorer  # loaded once per process
+    scores = scorer.score(val_texts)
+    assert len(scores) == len(val_texts)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    # order is kept across length-sorted batches; int8 dynamic quantisation scales activations
+    # per batch, so another batch composition moves a score slightly
+    assert scorer.score(val_texts[:3]) == pytest.approx(scores[:3], abs=1e-3)
+    assert scorer.score([]) == []
+    agree = tiny_run["agree"]
+    assert isinstance(agree, dict)
+    assert agree["n"] == len(val_texts)
+    assert agree["max_abs_diff"] < 0.2
+    assert 0.0 <= agree["verdict_agreement"] <= 1.0
+    # the fp32 export reproduces the torch checkpoint's validation scores
+    fp32 = SequenceScorer.load(tiny_run["fp32_dir"]).score(val_texts)  # type: ignore[arg-type]
+    assert fp32 == pytest.approx(tiny_run["result"].val_scores, abs=1e-4)  # type: ignore[attr-defined]
+    assert scorer.verdict(1.0) == "malicious" and scorer.verdict(-1.0) == "benign"
