@@ -131,8 +131,10 @@ def _bigrams(seq: Sequence[str]) -> list[str]:
 class TreeBaseline:
     name = "gbt"
 
-    def __init__(self, min_bigram_count: int = 3, seed: int = 0, max_iter: int = 300) -> None:
+    def __init__(self, min_bigram_count: int = 3, seed: int = 0, max_iter: int = 300, threads: int = 1) -> None:
         self.min_bigram_count = min_bigram_count
+        # OpenMP threads; more than one thrashes badly on a shared 2-core machine
+        self.threads = threads
         self.seed = seed
         self.max_iter = max_iter
         self.vocabulary: dict[str, int] = {}
@@ -180,10 +182,16 @@ class TreeBaseline:
             n_iter_no_change=20,
             random_state=self.seed,
         )
-        self.model.fit(self.matrix(train), list(labels))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads):
+            self.model.fit(self.matrix(train), list(labels))
 
     def scores(self, items: Sequence[ModelInput]) -> list[float]:
         if not items:
             return []
-        proba = self.model.predict_proba(self.matrix(items))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads):
+            proba = self.model.predict_proba(self.matrix(items))
         return [float(p) for p in proba[:, 1]]
