@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from malseq import _cli_corpus  # `malseq corpus ...` and `malseq eval`
 
     _cli_corpus.register(sub)
+    from malseq import _cli_model  # `malseq train`
+
+    _cli_model.register(sub)
     return parser
 
 
@@ -150,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from malseq import _cli_corpus
 
             return _cli_corpus.run(args)
+        if args.command == "train":
+            from malseq import _cli_model
+
+            return _cli_model.run(args)
         if args.command == "scan":
             return _run_scan(args)
     except UsageError as exc:

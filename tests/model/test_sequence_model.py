@@ -94,9 +94,13 @@ def test_model_text_normalises_and_shuffles() -> None:
         text = "A ; B"
 
     assert model_text(Seq()) == "a ; b"
-    s = shuffled_text("a ; b ; c ; d ; e", seed=1)
-    assert sorted(s.split(" ; ")) == ["a", "b", "c", "d", "e"]
-    assert s == shuffled_text("a ; b ; c ; d ; e", seed=1)
+    text = "install : a , b , c , d , e ; import : f , g , h"
+    s = shuffled_text(text, seed=1)
+    install, imp = s.split(" ; ")
+    assert install.startswith("install : ") and imp.startswith("import : ")
+    assert sorted(install[10:].split(" , ")) == ["a", "b", "c", "d", "e"]
+    assert sorted(imp[9:].split(" , ")) == ["f", "g", "h"]
+    assert s == shuffled_text(text, seed=1) and s != text
 
 
 def test_missing_model_is_a_typed_error(tmp_path: Path) -> None:

@@ -30,18 +30,20 @@ def model_texts(values: Sequence[object]) -> list[str]:
     return [model_text(v) for v in values]
 
 
-SEPARATORS = (" ; ", " , ")
-
-
 def shuffled_text(text: str, seed: int) -> str:
-    """The same behaviours in a random order (the ordered-vs-shuffled experiment).
+    """The same behaviours in a random order within each stage block (the ordered-vs-shuffled experiment).
 
-    Splits on the coarsest separator present (" ; " between steps, else " , "), shuffles the
-    parts with a seeded generator and joins them back with the same separator.
+    The model text is `stage : phrase , phrase ; stage : ...` (`malseq.sequence.render`); the
+    phrases of each block are shuffled with a seeded generator, blocks and stage words stay put,
+    like `render_text(..., order="shuffled")`.
     """
-    for sep in SEPARATORS:
-        if sep in text:
-            parts = text.split(sep)
-            random.Random(seed).shuffle(parts)
-            return sep.join(parts)
-    return text
+    rng = random.Random(seed)
+    blocks = []
+    for block in text.split(" ; "):
+        head, colon, body = block.partition(" : ")
+        if not colon:
+            head, body = "", block
+        items = body.split(" , ")
+        rng.shuffle(items)
+        blocks.append((head + " : " if colon else "") + " , ".join(items))
+    return " ; ".join(blocks)
