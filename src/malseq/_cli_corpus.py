@@ -103,7 +103,8 @@ def register(sub: Any) -> None:
     b.add_argument(
         "--sequencer",
         metavar="MODULE:FUNC",
-        help="sequence builder for the cache's sequence_text (default: placeholder file/line order)",
+        help="sequence builder for the cache (default auto: malseq.sequence:corpus_sequence if present, else "
+        "the placeholder file/line order; or 'placeholder')",
     )
 
     st = csub.add_parser("stats", help="summarise the work dir: samples, cache, split")

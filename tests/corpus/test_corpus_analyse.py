@@ -26,7 +26,7 @@ def test_analyse_fills_cache_then_hits(tmp_path: Path) -> None:
         row = cache.get(good.sha256)
         assert row is not None and row.ok and row.ecosystem == "npm"
         assert "npm_install_script" in row.behaviour_ids()
-        assert row.sequencer == "placeholder-file-line" and row.sequence_ids
+        assert row.sequencer == "malseq.sequence:corpus_sequence" and row.sequence_ids
         assert row.fingerprint is not None
         err = cache.get(bad.sha256)
         assert err is not None and not err.ok and err.error_kind
@@ -42,3 +42,22 @@ def test_worker_pool(tmp_path: Path) -> None:
         stats = analyse_samples(samples, cache, jobs=2, log=lambda m: None)
         assert stats.analysed == 3 and stats.errors == 0 and stats.killed == 0
         assert all(cache.get(s.sha256).ok for s in samples)
+
+
+def test_sequencer_choice_and_fallback(tmp_path: Path) -> None:
+    from malseq.corpus.sequencing import PLACEHOLDER, resolve_sequencer
+
+    assert resolve_sequencer("placeholder")[0] == PLACEHOLDER
+    assert resolve_sequencer(None)[0] in ("malseq.sequence:corpus_sequence", PLACEHOLDER)
+    s = _sample(tmp_path, "hooky", npm_tgz("hooky", "1.0.0", {"postinstall": "node x.js"}))
+    with AnalysisCache(tmp_path / "c.sqlite") as cache:
+        analyse_samples([s], cache, in_process=True, sequencer="placeholder", log=lambda m: None)
+        assert cache.get(s.sha256).sequencer == PLACEHOLDER
+        # another sequencer misses the cache; a failing one falls back to the placeholder order
+        stats = analyse_samples([s], cache, in_process=True, sequencer="json:loads", log=lambda m: None)
+        assert stats.analysed == 1
+        row = cache.get(s.sha256)
+        assert row.ok and row.sequencer.startswith("json:loads (failed, placeholder order")
+        assert row.sequence_ids == ("npm_install_script",) or row.sequence_ids
+        again = analyse_samples([s], cache, in_process=True, sequencer="json:loads", log=lambda m: None)
+        assert again.cached == 1

@@ -62,7 +62,13 @@ def analyse_task(task: Task) -> CachedAnalysis:
 
         analysis = analyse_package(package, deadline)
         seq_name, sequencer = resolve_sequencer(task.sequencer)
-        ids, text = sequencer(package, analysis)
+        try:
+            ids, text = sequencer(package, analysis)
+        except Exception as exc:  # noqa: BLE001 - the row keeps its events; the order falls back
+            from malseq.corpus.sequencing import placeholder_sequence
+
+            ids, text = placeholder_sequence(package, analysis)
+            seq_name = f"{seq_name} (failed, placeholder order: {type(exc).__name__})"
         events = tuple(
             {"behaviour": e.behaviour, "file": e.file, "line": e.line, "scope": e.scope} for e in analysis.all_events()
         )
@@ -228,7 +234,8 @@ def analyse_samples(
     tasks = []
     for s in unique:
         row = have.get(s.sha256)
-        if row is not None and (row.ok and row.sequencer == seq_name or not row.ok and not retry_errors):
+        same_sequencer = row is not None and row.sequencer.split(" (")[0] == seq_name
+        if row is not None and (row.ok and same_sequencer or not row.ok and not retry_errors):
             stats.cached += 1
             continue
         tasks.append(Task(s.sha256, s.path, s.ecosystem, s.name, s.version, s.zip_password, budget, sequencer))

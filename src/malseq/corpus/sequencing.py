@@ -1,6 +1,8 @@
 """Pluggable sequencers: (Package, PackageAnalysis) -> ordered behaviour ids and model text.
 
-`placeholder` is a PLACEHOLDER ORDERING used until `malseq.sequence` exists: manifest
+The default ("auto") is `malseq.sequence:corpus_sequence`, the execution-order sequence the
+model reads, when that stage is installed; otherwise, and for any package where it fails,
+`placeholder`: a PLACEHOLDER ORDERING used until `malseq.sequence` exists: manifest
 events first (install hooks run first), then every event sorted by (file, line, column).
 It is not the execution order the model is meant to read. Pick another sequencer with
 `--sequencer module:function`; the function returns `(ids, text)` or an object with
@@ -37,10 +39,20 @@ def placeholder_sequence(package: Package, analysis: PackageAnalysis) -> tuple[l
     return ids, " ; ".join(_phrase(i) for i in ids)
 
 
+AUTO_TARGET = "malseq.sequence:corpus_sequence"
+
+
 def resolve_sequencer(spec: str | None) -> tuple[str, Sequencer]:
-    """`None`/"placeholder" -> the placeholder; "module:function" -> that function (adapted)."""
-    if not spec or spec in ("placeholder", PLACEHOLDER):
+    """`None`/"auto" -> the sequence stage if present, else the placeholder; "placeholder";
+    "module:function" -> that function (adapted)."""
+    if spec in ("placeholder", PLACEHOLDER):
         return PLACEHOLDER, placeholder_sequence
+    if not spec or spec == "auto":
+        try:
+            importlib.import_module(AUTO_TARGET.partition(":")[0]).corpus_sequence  # noqa: B018
+        except (ImportError, AttributeError):
+            return PLACEHOLDER, placeholder_sequence
+        spec = AUTO_TARGET
     module_name, _, func_name = spec.partition(":")
     func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name or "build_sequence")
 

@@ -97,10 +97,12 @@ def run_guarddog(
             return None, f"exit {proc.returncode}: {type(exc).__name__}: {tail}"
 
 
-def malseq_score(row: Any, models: dict[str, Any], budget: float) -> tuple[dict[str, float], str]:
+def malseq_score(
+    row: Any, models: dict[str, Any], budget: float, sequencer: str | None = None
+) -> tuple[dict[str, float], str]:
     """Score one archive through the whole malseq path (no cache)."""
     from malseq._deadline import Deadline
-    from malseq.corpus.sequencing import placeholder_sequence
+    from malseq.corpus.sequencing import placeholder_sequence, resolve_sequencer
     from malseq.evaluate.baselines import ModelInput
     from malseq.features import analyse_package
     from malseq.intake import IntakeOptions, load_target
@@ -117,7 +119,10 @@ def malseq_score(row: Any, models: dict[str, Any], budget: float) -> tuple[dict[
     try:
         package = load_target(LocalTarget(Path(row.path)), options, deadline)
         analysis = analyse_package(package, deadline)
-        ids, _ = placeholder_sequence(package, analysis)
+        try:
+            ids, _ = resolve_sequencer(sequencer)[1](package, analysis)
+        except Exception:  # noqa: BLE001 - same fallback as the corpus cache
+            ids, _ = placeholder_sequence(package, analysis)
         item = ModelInput(row.ecosystem, tuple(e.behaviour for e in analysis.all_events()), tuple(ids))
         status = "ok"
     except Exception as exc:  # noqa: BLE001 - a failure is scored as no behaviours
