@@ -185,3 +185,40 @@ def test_onnx_scores_and_agreement(tiny_run: dict[str, object]) -> None:
     fp32 = SequenceScorer.load(tiny_run["fp32_dir"]).score(val_texts)  # type: ignore[arg-type]
     assert fp32 == pytest.approx(tiny_run["result"].val_scores, abs=1e-4)  # type: ignore[attr-defined]
     assert scorer.verdict(1.0) == "malicious" and scorer.verdict(-1.0) == "benign"
+
+
+def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
+    """`malseq train`'s pipeline on a fake corpus work dir (samples, split, analysis cache)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from malseq.corpus.cache import AnalysisCache, CachedAnalysis, extractor_version
+    from malseq.corpus.pipeline import CACHE_FILE, SAMPLES_FILE, SPLIT_FILE
+    from malseq.corpus.records import Sample, write_samples
+    from malseq.corpus.splits import Split
+    from malseq.model.experiment import run_training
+    from malseq.model.train import TrainConfig
+
+    texts, labels = _synthetic(60, seed=3)
+    samples, rows, assignments = [], [], {}
+    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        eco = "npm" if i % 4 < 2 else "pypi"
+        sha = f"{i:064x}"
+        stratum = "malicious" if label else ("popular" if i % 3 else "long-tail")
+        samples.append(Sample(eco, f"p{i}", "1.0", label, "test", stratum, path=f"/nowhere/{i}", sha256=sha))
+        rows.append(CachedAnalysis(sha, extractor_version(), "ok", ecosystem=eco, name=f"p{i}", version="1.0",
+                                   sequence_text=text, sequencer="test"))
+        assignments[sha] = ("train", "train", "train", "val", "test")[i % 5] if i % 10 != 9 else "val"
+    write_samples(tmp_path / SAMPLES_FILE, samples)
+    Split(assignments, {k: k for k in assignments}, {"mode": "test"}).save(tmp_path / SPLIT_FILE)
+    with AnalysisCache(tmp_path / CACHE_FILE) as cache:
+        cache.put_many(rows)
+    tok = _tokenizer(tmp_path, texts)
+    config = TrainConfig(tokenizer=str(tok), tiny={}, max_len=64, batch_size=8, lr=1e-3, epochs=2, threads=1)
+    doc = run_training(tmp_path, tmp_path / "run", config, log=lambda m: None)
+    assert set(doc["models"]["bert-int8"]["by_ecosystem"]) == {"pypi", "npm"}
+    assert doc["agreement_fp32_int8"]["n"] == sum(1 for v in assignments.values() if v == "test")
+    assert doc["latency_int8_one_thread"]["single_median_ms"] > 0
+    card = json.loads((tmp_path / "run" / "model-int8" / "model_card.json").read_text())
+    assert card["threshold"] == doc["models"]["bert-int8"]["threshold"]
+    assert "pypi" in card["test"] and card["max_len"] == 64
+    assert SequenceScorer.load(tmp_path / "run" / "model-int8").score(["install : read file"])[0] <= 1.0
