@@ -101,6 +101,9 @@ def run_training(
         [_text(r, order, i) for i, r in enumerate(va)], [r.label for r in va],
         config, out_dir / "train", observer, val_strata=[r.stratum for r in va],
     )
+    (out_dir / "val_scores.json").write_text(json.dumps(
+        [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "score": sc}
+         for r, sc in zip(va, result.val_scores, strict=True)]) + "\n")
     log(f"trained: {result.steps} steps, best epoch {result.best_epoch:.2f}, threshold {result.threshold:.4f}, "
         f"val {json.dumps({k: result.val_metrics.get(k) for k in ('pr_auc', 'f1', 'fpr')})}, {result.seconds:.0f} s")
 
