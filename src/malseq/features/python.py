@@ -74,7 +74,6 @@ _QUERY_TEXT = """
 (concatenated_string) @concat
 (string) @string
 (slice) @slice
-((identifier) @env (#any-of? @env "environ" "environb"))
 (ERROR) @error
 """
 _QUERY = Query(_TS_PYTHON, _QUERY_TEXT)
@@ -186,6 +185,8 @@ _FALLBACK_IMPORT = re.compile(
 _FALLBACK_CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)[ \t]*\(")
 _FALLBACK_STRING = re.compile(
     r"""(?s)[bBrRuUfF]{0,2}('''.*?'''|\"\"\".*?\"\"\"|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
+
+_ENV_NAME = re.compile(rb"\benviron[b]?\b")
 
 _Value = str | bytes
 
@@ -454,7 +455,7 @@ class _FileAnalyser:
         source = self.source
 
         def read(offset: int, _point: object) -> bytes:
-            return source[offset:offset + 65536]
+            return source[offset:offset + 8192]
 
         def progress(*_state: object) -> bool:
             return time.monotonic() > self.stop_at
@@ -486,12 +487,24 @@ class _FileAnalyser:
             self.budget_exhausted = True
 
     def _walk(self, root: Node) -> None:
-        captures = QueryCursor(_QUERY).captures(root)
+        def progress(*_state: object) -> bool:
+            return time.monotonic() > self.stop_at
+
+        # No text predicates in the query: the tree was parsed from a callback, and a
+        # predicate would make tree-sitter read node text back through it (38 s on 3 MB).
+        captures = QueryCursor(_QUERY).captures(root, progress_callback=progress)
+        if time.monotonic() > self.stop_at:
+            raise _Budget
         items: list[tuple[int, int, str, Node]] = []
         for name, nodes in captures.items():
             order = _KIND_ORDER[name]
             for node in nodes:
                 items.append((node.start_byte, order, name, node))
+        env_order = _KIND_ORDER["env"]
+        for m in _ENV_NAME.finditer(self.source):
+            node = root.descendant_for_byte_range(m.start(), m.end())
+            if node is not None and node.type == "identifier":
+                items.append((node.start_byte, env_order, "env", node))
         items.sort(key=lambda it: (it[0], it[1]))
         handlers: dict[str, Callable[[Node], None]] = {
             "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
