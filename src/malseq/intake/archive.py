@@ -48,6 +48,8 @@ _BOMB_HINT = "packages are rarely this large; this looks like an archive bomb"
 ARCHIVE_NOTE = "(archive)"
 # Links followed through other links, at most.
 _MAX_LINK_HOPS = 8
+# Reads past the end of a decompressed stream before it counts as a member overrunning it.
+_MAX_READS_AT_END = 64
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,7 @@ class _DecompressingReader(io.RawIOBase):
         self.finished = False
         self.truncated = False
         self.trailing_bytes = 0
+        self._reads_at_end = 0
 
     def readable(self) -> bool:
         return True
@@ -209,6 +212,15 @@ class _DecompressingReader(io.RawIOBase):
         while self._off >= len(self._buf) and not self.finished:
             self._fill()
         n = min(len(view), len(self._buf) - self._off)
+        if n == 0:
+            # tarfile's stream mode skips a member's data by reading block after block;
+            # a header claiming terabytes would keep it reading nothing for ever.
+            self._reads_at_end += 1
+            if self._reads_at_end > _MAX_READS_AT_END:
+                raise CorruptArchiveError(
+                    "tar archive is truncated: a member claims more data than the archive holds",
+                    hint=_TRUNCATED_HINT,
+                )
         view[:n] = self._buf[self._off : self._off + n]
         self._off += n
         return n
@@ -436,15 +448,20 @@ def _read_tar(
             return False
         if tf is None:  # tarfile.open failed on the first header
             return size < 512 or cut_short()
-        # tarfile's stream layer reads ahead; its `pos` is what it handed to the parser.
-        pos = getattr(getattr(tf, "fileobj", None), "pos", None)
-        return pos is None or pos >= size
+        # What tarfile has consumed (its stream layer reads ahead of the parser, so the
+        # source's own position would say "at the end" too early).
+        return bool(tf.fileobj.tell() >= size)
 
+    # A decompressing stream is read in stream mode: members in order, the tar never held
+    # whole. A plain tar is already in memory and read with random access, so skipping a
+    # member is a seek, whatever size its header claims.
+    # ignore_zeros reads past an end-of-archive marker or a damaged block, as GNU tar -i
+    # and npm's tar do: files after them are not hidden from the scan.
     with _parsing(f"{label} archive", exhausted):
-        # Stream mode: members are read in order, and the tar is never held whole.
-        # ignore_zeros reads past an end-of-archive marker or a damaged block, as
-        # GNU tar -i and npm's tar do: files after them are not hidden from the scan.
-        tf = tarfile.open(fileobj=fileobj, mode="r|", ignore_zeros=True)  # noqa: SIM115 - closed below
+        if isinstance(fileobj, io.BytesIO):
+            tf = tarfile.open(fileobj=fileobj, mode="r:", ignore_zeros=True)  # noqa: SIM115 - closed below
+        else:
+            tf = tarfile.open(fileobj=fileobj, mode="r|", ignore_zeros=True)  # noqa: SIM115 - closed below
     truncated = False
     expected = 0
     try:
@@ -536,7 +553,7 @@ def _read_compressed_tar(data: bytes, fmt: str, col: _Collector) -> str:
         why = f"{fmt} stream ends before its end marker" if reader.truncated else "tar ends inside a file"
         col.skip(
             ARCHIVE_NOTE,
-            f"archive is truncated ({why}); {_files(len(col.members))} before the cut were read",
+            f"archive is truncated ({why}); read the {_files(len(col.members))} before the cut",
         )
     if reader.trailing_bytes:
         col.skip(ARCHIVE_NOTE, f"{reader.trailing_bytes} bytes of trailing data after the {fmt} stream ignored")
@@ -550,7 +567,7 @@ def _read_plain_tar(data: bytes, col: _Collector) -> str:
             raise CorruptArchiveError(
                 "tar archive is truncated: it ends before its first complete file", hint=_TRUNCATED_HINT
             )
-        col.skip(ARCHIVE_NOTE, f"archive is truncated; {_files(len(col.members))} before the cut were read")
+        col.skip(ARCHIVE_NOTE, f"archive is truncated; read the {_files(len(col.members))} before the cut")
     return "tar"
 
 
@@ -647,8 +664,8 @@ def _salvage_zip(data: bytes, limits: Limits) -> tuple[bytes, list[SkippedMember
     eocd = _EOCD.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(directory), pos, 0)
     notes.append(SkippedMember(
         ARCHIVE_NOTE,
-        f"zip archive is truncated (no central directory); {_files(len(entries))} "
-        "recovered from their local headers",
+        f"zip archive is truncated (no central directory); recovered {_files(len(entries))} "
+        "from their local headers",
     ))
     return data[:pos] + bytes(directory) + eocd, notes
 
