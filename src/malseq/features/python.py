@@ -487,14 +487,15 @@ class _FileAnalyser:
             self.budget_exhausted = True
 
     def _walk(self, root: Node) -> None:
-        def progress(*_state: object) -> bool:
-            return time.monotonic() > self.stop_at
-
+        # The query cannot be interrupted (its progress_callback crashes in tree-sitter
+        # 0.26.1), so refuse it when it would not fit: about 1 s per million nodes here.
+        if time.monotonic() + root.descendant_count / 1_000_000 > self.stop_at:
+            self.stop_at = max(self.stop_at, time.monotonic() + 0.5)
+            self._fallback_text(self.source[:2_000_000].decode("utf-8", errors="replace"), 0, 0, MODULE_SCOPE)
+            raise _Budget
         # No text predicates in the query: the tree was parsed from a callback, and a
         # predicate would make tree-sitter read node text back through it (38 s on 3 MB).
-        captures = QueryCursor(_QUERY).captures(root, progress_callback=progress)
-        if time.monotonic() > self.stop_at:
-            raise _Budget
+        captures = QueryCursor(_QUERY).captures(root)
         items: list[tuple[int, int, str, Node]] = []
         for name, nodes in captures.items():
             order = _KIND_ORDER[name]
@@ -502,9 +503,9 @@ class _FileAnalyser:
                 items.append((node.start_byte, order, name, node))
         env_order = _KIND_ORDER["env"]
         for m in _ENV_NAME.finditer(self.source):
-            node = root.descendant_for_byte_range(m.start(), m.end())
-            if node is not None and node.type == "identifier":
-                items.append((node.start_byte, env_order, "env", node))
+            found = root.descendant_for_byte_range(m.start(), m.end())
+            if found is not None and found.type == "identifier":
+                items.append((found.start_byte, env_order, "env", found))
         items.sort(key=lambda it: (it[0], it[1]))
         handlers: dict[str, Callable[[Node], None]] = {
             "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
