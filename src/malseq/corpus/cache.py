@@ -15,6 +15,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from malseq.corpus.grouping import FINGERPRINT_VERSION, Fingerprint
@@ -157,11 +158,11 @@ class AnalysisCache:
         self.put_many([row])
 
     @staticmethod
-    def _row(values: tuple[object, ...]) -> CachedAnalysis:
-        d = dict(zip(_COLUMNS, values, strict=True))
+    def _row(values: tuple[Any, ...]) -> CachedAnalysis:
+        d: dict[str, Any] = dict(zip(_COLUMNS, values, strict=True))
         fp = None
         if d["fp_exact"] is not None:
-            fp = Fingerprint(str(d["fp_exact"]), _unpack_minhash(d["fp_minhash"]), int(d["fp_tokens"] or 0))  # type: ignore[arg-type]
+            fp = Fingerprint(str(d["fp_exact"]), _unpack_minhash(d["fp_minhash"]), int(d["fp_tokens"] or 0))
         return CachedAnalysis(
             sha256=str(d["sha256"]),
             extractor_version=str(d["extractor_version"]),
@@ -173,14 +174,14 @@ class AnalysisCache:
             version=str(d["version"] or ""),
             files=int(d["files"] or 0),
             total_bytes=int(d["total_bytes"] or 0),
-            partial=bool(d["partial"]),  # type: ignore[call-overload]
+            partial=bool(d["partial"]),
             events=tuple(json.loads(str(d["events"] or "[]"))),
             sequence_ids=tuple(json.loads(str(d["sequence_ids"] or "[]"))),
             sequence_text=str(d["sequence_text"] or ""),
             sequencer=str(d["sequencer"] or ""),
             fingerprint=fp,
             seconds=float(d["seconds"] or 0.0),
-            created=float(d["created"] or 0.0),  # type: ignore[arg-type]
+            created=float(d["created"] or 0.0),
         )
 
     def get(self, sha256: str, version: str | None = None) -> CachedAnalysis | None:

@@ -37,10 +37,11 @@ Fetcher = Callable[[Sample, IntakeOptions, Deadline], Fetched]
 
 def registry_fetcher(sample: Sample, options: IntakeOptions, deadline: Deadline) -> Fetched:
     """Fetch through `malseq.intake.registry` (hash-checked, cached under `options.cache_dir`)."""
-    from malseq.intake import registry  # type: ignore[attr-defined]
-    from malseq.intake.targets import parse_target
+    from malseq.intake import registry
+    from malseq.intake.targets import RegistryTarget, parse_target
 
     target = parse_target(sample.registry_target)
+    assert isinstance(target, RegistryTarget)
     download = registry.fetch_release(target, options, deadline)
     return Fetched(download.data, download.sha256)
 

@@ -136,10 +136,10 @@ def fingerprint(package: Package) -> Fingerprint:
             shingles.extend((x << 32) | len(ids) for x in ids)
             continue
         for i in range(len(ids) - SHINGLE + 1):
-            h = 1469598103934665603
+            acc = 1469598103934665603
             for x in ids[i : i + SHINGLE]:
-                h = ((h ^ x) * 1099511628211) & _MASK64
-            shingles.append(h)
+                acc = ((acc ^ x) * 1099511628211) & _MASK64
+            shingles.append(acc)
     return Fingerprint(exact, minhash_of(shingles), total)
 
 

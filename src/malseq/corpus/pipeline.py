@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from malseq.corpus.cache import AnalysisCache, extractor_version
 from malseq.corpus.grouping import GroupItem, group_samples
@@ -185,7 +186,7 @@ def run_build(
     return report
 
 
-def _count(items: Sequence[object], key: Callable[[object], str]) -> dict[str, int]:
+def _count(items: Sequence[Any], key: Callable[[Any], str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for it in items:
         k = key(it)
