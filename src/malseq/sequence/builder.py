@@ -3,10 +3,12 @@
 The walk starts at the entry points, in the order a package manager runs them (npm: lifecycle
 scripts then main/exports/bin; PyPI: setup.py body, setup command overrides, .pth imports, then the
 top-level packages' __init__ and console scripts). A scope is walked in (line, column) order:
-its events, its bindings (an import of a local module runs that module's body once per sequence,
-like Python's and Node's module caches), Python class bodies defined in it, and its call sites;
+its events, its bindings (an import of a local module runs that module's body once per process,
+like Python's and Node's module caches; each npm script, the setup.py run, the .pth files and the
+importing program are separate processes), Python class bodies defined in it, and its call sites;
 a call resolved to a function of the package expands that function there (depth first), unless
-the function is already on the current path (recursion) or the depth/step/work budgets are hit.
+the function is already on the current path (recursion) or the depth/step/work budgets are hit;
+a function's later calls in the same process replay the events of its first expansion.
 Library calls add nothing themselves: the extractor already put their events at that position.
 Events never reached from an entry point close the sequence as UNREACHED, in (file, line) order.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from malseq._deadline import Deadline
@@ -28,7 +31,8 @@ from malseq.features.types import MODULE_SCOPE, BehaviourEvent, Binding, CallSit
 from malseq.intake.package import Package
 from malseq.report.sanitize import clean
 from malseq.sequence.commands import FILE, INLINE_REQUIRE, PRELOAD, SCRIPT, parse_command
-from malseq.sequence.index import BINDING, CALL, CLASS_BODY, EVENT, FileIndex, ModuleRef, PackageIndex, Target
+from malseq.sequence.index import FileIndex, ModuleRef, PackageIndex, Target
+from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT
 from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage
 
 __all__ = ["build_sequence"]
@@ -39,6 +43,8 @@ _NPM_SCRIPT_NESTING = 5
 _COMMAND_METHODS = ("initialize_options", "finalize_options", "run")
 _ENTRY_POINT_GROUPS = ("console_scripts", "gui_scripts")
 _MAX_EVENTS_PER_STEP = 16
+_MAX_NESTING = 64  # module bodies and calls nested in the walk's own recursion
+_MAX_REPLAY = 256  # behaviour runs kept to replay a function's later calls
 _DEADLINE_CHECK_EVERY = 256
 _LABEL_LENGTH = 120
 _PTH_IMPORT = re.compile(r"^import[ \t]+(.*)$")
@@ -52,6 +58,43 @@ class _Step:
     events: list[BehaviourEvent]
     depth: int
     count: int = 1
+
+
+@dataclass
+class _Run:
+    behaviour: str
+    events: list[BehaviourEvent]
+    relative_depth: int
+    count: int
+
+
+@dataclass
+class _Recorder:
+    """What a function's expansion produced, flattened into runs of one behaviour with depths
+    relative to it: the runs it emitted itself and copies of its callees' records (each call adds
+    its callee's record once, which is cheap because consecutive runs of a behaviour merge).
+    `cut` is set when something inside was not expanded because of the depth bound: such a record
+    is only replayed at the same call depth or deeper, where the bound cuts at least as much."""
+
+    depth: int
+    call_depth: int
+    runs: list[_Run] = field(default_factory=list)
+    cut: bool = False
+
+    def add(self, behaviour: str, events: Sequence[BehaviourEvent], depth: int, count: int) -> None:
+        last = self.runs[-1] if self.runs else None
+        if last is not None and last.behaviour == behaviour:
+            last.count += count
+            room = _MAX_EVENTS_PER_STEP - len(last.events)
+            if room > 0:
+                last.events.extend(events[:room])
+        elif len(self.runs) < _MAX_REPLAY:
+            self.runs.append(_Run(behaviour, list(events[:_MAX_EVENTS_PER_STEP]), depth - self.depth, count))
+
+    def add_child(self, child: _Recorder, depth: int) -> None:
+        for run in child.runs:
+            self.add(run.behaviour, run.events, depth + run.relative_depth, run.count)
+        self.cut = self.cut or child.cut
 
 
 @dataclass
@@ -91,6 +134,11 @@ class _Walker:
         self.visited: set[int] = set()
         self.modules_run: set[str] = set()
         self.on_path: set[Target] = set()
+        self.expanded: dict[Target, _Recorder] = {}  # replay records, per process
+        self.recording: list[_Recorder] = []
+        self.deferred: list[str] = []  # module runs past the depth bound, run when the walk unwinds
+        self.nesting = 0
+        self.module_base: list[int] = []  # depth at which each module body on the walk's stack started
         self.walked_code = False  # did any entry point reach a source file?
         self.stage = Stage.INSTALL
         self.entry = ""
@@ -100,17 +148,35 @@ class _Walker:
 
     def emit(self, event: BehaviourEvent, depth: int) -> None:
         self.visited.add(id(event))
+        self.emit_run(event.behaviour, (event,), depth, 1)
+
+    def emit_run(self, behaviour: str, events: Sequence[BehaviourEvent], depth: int, count: int) -> None:
+        """Append `count` consecutive occurrences of one behaviour (first `events` kept as evidence)."""
+        if self.recording:
+            self.recording[-1].add(behaviour, events, depth, count)
+        self._append_step(behaviour, events, depth, count)
+
+    def _append_step(self, behaviour: str, events: Sequence[BehaviourEvent], depth: int, count: int) -> None:
         last = self.steps[-1] if self.steps else None
-        if last is not None and last.behaviour == event.behaviour and last.stage is self.stage \
+        if last is not None and last.behaviour == behaviour and last.stage is self.stage \
                 and last.entry == self.entry:
-            last.count += 1
-            if len(last.events) < _MAX_EVENTS_PER_STEP:
-                last.events.append(event)
+            last.count += count
+            room = _MAX_EVENTS_PER_STEP - len(last.events)
+            if room > 0:
+                last.events.extend(events[:room])
             return
         if len(self.steps) >= self.budget.max_steps:
             self.budget._stop("steps")
             return
-        self.steps.append(_Step(event.behaviour, self.stage, self.entry, [event], depth))
+        self.steps.append(_Step(behaviour, self.stage, self.entry, list(events[:_MAX_EVENTS_PER_STEP]), depth,
+                                count))
+
+    def new_process(self) -> None:
+        """Module caches live per process: each npm script, pip's setup.py run and the importing
+        program load the package's modules afresh, so a module run at install runs again at import."""
+        self.modules_run = set()
+        self.expanded = {}
+        self.deferred = []
 
     def begin(self, stage: Stage, label: str, file: str | None, scope: str = MODULE_SCOPE) -> None:
         label = clean(label, _LABEL_LENGTH)
@@ -121,29 +187,82 @@ class _Walker:
     # --- walking ----------------------------------------------------------------------------
 
     def run_module(self, path: str, depth: int) -> None:
-        """Run a module body once per sequence (module cache)."""
-        if path in self.modules_run or depth > self.budget.max_depth or self.budget.exhausted:
+        """Run a module body once per process (module cache).
+
+        Import chains can be far deeper than call chains (a bundle of hundreds of modules each
+        requiring the next). The call-depth bound counts from the innermost module body, and an
+        import nested too deep for the walk's own recursion is not dropped but deferred until the
+        current entry point's walk unwinds."""
+        if path in self.modules_run or self.budget.exhausted or path not in self.index.files:
             return
-        fi = self.index.files.get(path)
-        if fi is None:
+        if self.nesting >= _MAX_NESTING:
+            if path not in self.deferred:
+                self.deferred.append(path)
             return
+        fi = self.index.files[path]
         self.modules_run.add(path)
         self.walked_code = True
-        self.walk_scope(fi, MODULE_SCOPE, depth)
+        # A module body runs once per process, so it is not part of the replay of a function that
+        # happened to import it first.
+        saved, self.recording = self.recording, []
+        self.nesting += 1
+        self.module_base.append(depth)
+        try:
+            self.walk_scope(fi, MODULE_SCOPE, depth)
+        finally:
+            self.recording = saved
+            self.nesting -= 1
+            self.module_base.pop()
+        if self.nesting == 0:
+            self.run_deferred()
+
+    def run_deferred(self) -> None:
+        while self.deferred and not self.budget.exhausted:
+            self.run_module(self.deferred.pop(0), 0)
 
     def expand(self, target: Target, depth: int) -> None:
-        """Run a function of the package at a call site."""
-        if target in self.on_path or depth > self.budget.max_depth or self.budget.exhausted:
+        """Run a function of the package at a call site.
+
+        The first call in a process walks the function (depth first) and records the events it
+        produced; later calls replay that record instead of walking again. Same steps, but the cost
+        is linear in the call sites instead of exponential in the depth of the call graph."""
+        if target in self.on_path or self.budget.exhausted:
             return
-        if not self.can_emit(target, self.budget.max_depth - depth):
+        call_depth = depth - (self.module_base[-1] if self.module_base else 0)
+        if call_depth > self.budget.max_depth:
+            if self.recording:
+                self.recording[-1].cut = True
+            return
+        record = self.expanded.get(target)
+        if record is not None and (not record.cut or call_depth >= record.call_depth):
+            self.replay(record, depth)
+            if self.recording:
+                self.recording[-1].add_child(record, depth)
+            return
+        if not self.can_emit(target, self.budget.max_depth - call_depth):
             return
         fi = self.index.files[target[0]]
         self.walked_code = True
         self.on_path.add(target)
+        recorder = _Recorder(depth, call_depth)
+        self.recording.append(recorder)
+        self.nesting += 1
         try:
             self.walk_scope(fi, target[1], depth)
         finally:
             self.on_path.discard(target)
+            self.recording.pop()
+            self.nesting -= 1
+        if self.recording:
+            self.recording[-1].add_child(recorder, depth)
+        if not self.budget.exhausted:
+            self.expanded[target] = recorder
+        if self.nesting == 0:
+            self.run_deferred()
+
+    def replay(self, record: _Recorder, depth: int) -> None:
+        for run in record.runs:
+            self._append_step(run.behaviour, run.events, depth + run.relative_depth, run.count)
 
     def walk_scope(self, fi: FileIndex, scope: str, depth: int) -> None:
         for _line, _col, kind, _seq, payload in fi.scope_items(scope):
@@ -235,7 +354,9 @@ class _Walker:
         for name, command in npm.lifecycle_scripts:
             if self.budget.exhausted:
                 return
+            self.new_process()
             self.npm_script(name, command, [name], Stage.INSTALL)
+        self.new_process()
         starts: list[tuple[str, str]] = []
         if npm.main:
             starts.append((f"main {npm.main}", npm.main))
@@ -282,7 +403,7 @@ class _Walker:
                 path = target.value
             else:
                 path = self.index.js_file(target.value)
-            segment = f"{name}: {target.segment}"
+            segment = f"{' > '.join(stack)}: {target.segment}"
             if path is None:
                 if target.kind == FILE:
                     why = "missing file" if target.value not in self.index.all_paths else "not analysed"
@@ -292,7 +413,9 @@ class _Walker:
             self.entry_points.append(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
             self.run_module(path, len(stack) - 1)
         if len(self.entry_points) == refs_before:
-            self.entry_points.append(EntryPointRef(stage, label, None, MODULE_SCOPE))
+            # Inline code or an external command only: the script's own events stand for it.
+            self.entry_points.append(EntryPointRef(stage, clean(f"{' > '.join(stack)}: {command}", _LABEL_LENGTH),
+                                                   None, MODULE_SCOPE))
 
     # --- PyPI -------------------------------------------------------------------------------
 
@@ -300,6 +423,7 @@ class _Walker:
         pypi = self.package.pypi
         assert pypi is not None
         setup = self.index.files.get("setup.py")
+        self.new_process()
         if setup is not None:
             self.begin(Stage.INSTALL, "setup.py", "setup.py")
             self.run_module("setup.py", 0)
@@ -312,8 +436,10 @@ class _Walker:
                         continue
                     self.begin(Stage.INSTALL, f"setup.py {method.qualname}", "setup.py", method.qualname)
                     self.expand(("setup.py", method.qualname), 0)
+        self.new_process()
         for pth in pypi.pth_files:
             self.pth_entry(pth)
+        self.new_process()
         for name in pypi.top_level_packages:
             if self.budget.exhausted:
                 return
@@ -372,6 +498,7 @@ class _Walker:
     # --- fallback and unreached -------------------------------------------------------------
 
     def fallback(self) -> None:
+        self.new_process()
         self.begin(Stage.IMPORT, "fallback all files", None)
         for path in sorted(self.index.files):
             if self.budget.exhausted:

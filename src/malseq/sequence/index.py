@@ -15,19 +15,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from malseq.features.types import MODULE_SCOPE, Binding, CallSite, FileAnalysis, FunctionDef
+from malseq.features.types import MODULE_SCOPE, Binding, CallKind, CallSite, FileAnalysis, FunctionDef
 from malseq.intake.package import Language, Package
+from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT, Item, SourceText, execution_order
 
 Target = tuple[str, str]  # (file path, qualname or MODULE_SCOPE)
 
-# Item kinds, in the order they are taken when they share a (line, column): an import binds (and runs
-# a local module) before the statement's own behaviour, which is recorded before a local call expands.
-BINDING = 0
-EVENT = 1
-CLASS_BODY = 2
-CALL = 3
-
-Item = tuple[int, int, int, int, object]  # (line, column, kind, sequence number, payload)
 
 _JS_EXTENSIONS = (".js", ".cjs", ".mjs")
 _SELF_NAMES = frozenset({"self", "this", "cls"})
@@ -52,8 +45,9 @@ class ModuleRef:
 class FileIndex:
     """One analysed file: its definitions by name and each scope's items pre-sorted."""
 
-    def __init__(self, analysis: FileAnalysis) -> None:
+    def __init__(self, analysis: FileAnalysis, data: bytes | None = None) -> None:
         self.analysis = analysis
+        self.source = SourceText(data, analysis.language is Language.PYTHON) if data is not None else None
         self.path = analysis.path
         self.language = analysis.language
         self.is_python = analysis.language is Language.PYTHON
@@ -85,17 +79,26 @@ class FileIndex:
             items.setdefault(b.scope, []).append((b.line, 0, BINDING, seq, b))
             seq += 1
         if self.is_python:
-            # A Python class body runs when the class statement runs.
+            # A Python class body runs when the class statement runs. The extractor may say so itself
+            # with an INLINE call site naming the class; then that call site is the class body item.
+            inline = {(c.scope, c.callee, c.line) for c in analysis.calls if c.kind is CallKind.INLINE}
             for fn in analysis.functions:
-                if fn.is_class:
+                if fn.is_class and (fn.parent, fn.name, fn.line) not in inline \
+                        and (fn.parent, fn.qualname, fn.line) not in inline:
                     items.setdefault(fn.parent, []).append((fn.line, 0, CLASS_BODY, seq, fn))
                     seq += 1
         for scope_items in items.values():
             scope_items.sort(key=lambda it: (it[0], it[1], it[2], it[3]))
-        self.items = items
+        self._source_order = items
+        self._execution_order: dict[str, list[Item]] = {}
 
     def scope_items(self, scope: str) -> list[Item]:
-        return self.items.get(scope, [])
+        """The scope's items in evaluation order (see `order.execution_order`), computed on first use."""
+        done = self._execution_order.get(scope)
+        if done is None:
+            done = execution_order(self._source_order.get(scope, []), self.source)
+            self._execution_order[scope] = done
+        return done
 
     def parent_of(self, scope: str) -> str | None:
         if scope == MODULE_SCOPE:
@@ -152,6 +155,9 @@ class FileIndex:
 
 def _callee_parts(callee: str) -> list[str] | None:
     text = callee.strip()
+    if text.startswith(".") and text.lstrip(".") and _DOTTED.match(text.lstrip(".")):
+        return [text[: len(text) - len(text.lstrip("."))] + text.lstrip(".").split(".")[0],
+                *text.lstrip(".").split(".")[1:]]
     if text.startswith("new "):
         text = text[4:].strip()
     if _ANONYMOUS.match(text):
@@ -169,8 +175,10 @@ class PackageIndex:
     def __init__(self, package: Package, files: Iterable[FileAnalysis]) -> None:
         self.package = package
         self.files: dict[str, FileIndex] = {}
+        data = {f.path: f.data for f in package.files}
         for fa in files:
-            self.files.setdefault(fa.path, FileIndex(fa))
+            if fa.path not in self.files:
+                self.files[fa.path] = FileIndex(fa, data.get(fa.path))
         self.all_paths = frozenset(f.path for f in package.files)
         self.bundles_node_modules = any(p.startswith("node_modules/") for p in self.files)
         self.py_modules = self._python_module_index()
@@ -382,7 +390,12 @@ class PackageIndex:
         key = (fi.path, call.scope, call.callee)
         if key in self._resolve_cache:
             return self._resolve_cache[key]
-        target = self.callable_target(self._resolve(fi, call.scope, call.callee))
+        found = self._resolve(fi, call.scope, call.callee)
+        if call.kind is CallKind.INLINE:
+            # An inline function or class definition runs its own body there, not a constructor.
+            target = found if found is not None and found[1] != MODULE_SCOPE else None
+        else:
+            target = self.callable_target(found)
         self._resolve_cache[key] = target
         return target
 
@@ -418,6 +431,13 @@ class PackageIndex:
         joined = ".".join(parts)
         if joined in fi.by_qualname:
             return (fi.path, joined)
+        if fi.is_python and len(parts) > 1:
+            # The Python extractor writes callees through their imports: `grab()` after
+            # `from helperlib.fetch import grab` is "helperlib.fetch.grab". Longest local module prefix.
+            for i in range(len(parts) - 1, 0, -1):
+                path = self.python_module(fi.path, ".".join(parts[:i]))
+                if path is not None:
+                    return self.resolve_member(ModuleRef(path, ()), parts[i:])
         return None
 
     def _resolve_self(self, fi: FileIndex, scope: str, rest: list[str]) -> Target | None:

@@ -1,0 +1,156 @@
+"""Evaluation order inside one scope: arguments run before the call that receives them, and
+callbacks handed to a call run after it.
+
+Source order gets nested expressions backwards: in
+`requests.post(url, data=b64encode(os.environ["K"].encode()))` the extractor reports the POST first,
+then the encoding, then the environment read, while Python runs them the other way round. The
+extractors give call positions but not call extents, so the extent of a call's argument list is
+found here from the file's bytes: the callee's last name followed by "(" at or after the call's
+position, and the matching ")" from a paren table built once per file by a regex tokenizer that
+skips strings and comments. A call whose "(" is not found close by is treated as a point.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from malseq.features.types import CallKind, CallSite
+
+# Tokens that matter for paren matching; everything else is skipped by finditer.
+_PY_TOKENS = re.compile(
+    rb'"""(?:[^"\\]|\\.|"(?!""))*"""|' + rb"'''(?:[^'\\]|\\.|'(?!''))*'''|"
+    rb'"(?:[^"\\\n]|\\.)*"|' + rb"'(?:[^'\\\n]|\\.)*'|#[^\n]*|\\.|[()]",
+    re.DOTALL,
+)
+_JS_TOKENS = re.compile(
+    rb'"(?:[^"\\\n]|\\.)*"|' + rb"'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`|//[^\n]*|/\*.*?\*/|\\.|[()]",
+    re.DOTALL,
+)
+_NAME = re.compile(rb"[\w$]+")
+_NAME_BYTES = frozenset(bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_BLANKS = frozenset((b" ", b"\t", b"\n", b"\r"))
+# How far after a call's reported position its "(" may be (long receiver chains in minified code).
+_CALLEE_WINDOW = 600
+
+
+class SourceText:
+    """Byte offsets of lines and matching parens of one file, built on first use."""
+
+    def __init__(self, data: bytes, is_python: bool) -> None:
+        self.data = data
+        self.is_python = is_python
+        self._line_starts: list[int] | None = None
+        self._parens: dict[int, int] | None = None
+
+    def offset(self, line: int, column: int) -> int:
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in re.finditer(rb"\n", self.data)]
+        starts = self._line_starts
+        if line < 1:
+            return column
+        if line > len(starts):
+            return len(self.data) + column
+        return starts[line - 1] + column
+
+    def parens(self) -> dict[int, int]:
+        if self._parens is None:
+            table: dict[int, int] = {}
+            stack: list[int] = []
+            pattern = _PY_TOKENS if self.is_python else _JS_TOKENS
+            for m in pattern.finditer(self.data):
+                tok = m.group()
+                if tok == b"(":
+                    stack.append(m.start())
+                elif tok == b")" and stack:
+                    table[stack.pop()] = m.start()
+            self._parens = table
+        return self._parens
+
+    def call_end(self, call: CallSite, start: int) -> int | None:
+        """Offset of the ")" closing the call's own argument list, or None if not found."""
+        name = call.callee.rsplit(".", 1)[-1].strip().encode()
+        if not name or not _NAME.fullmatch(name):
+            return None
+        data = self.data
+        limit = min(len(data), start + _CALLEE_WINDOW)
+        i = data.find(name, start, limit)
+        while i >= 0:
+            j = i + len(name)
+            if i == 0 or data[i - 1:i] not in _NAME_BYTES:
+                while j < limit and data[j:j + 1] in _BLANKS:
+                    j += 1
+                if data[j:j + 2] == b"?.":
+                    j += 2
+                if data[j:j + 1] == b"(":
+                    return self.parens().get(j)
+            i = data.find(name, i + 1, limit)
+        return None
+
+
+# Item layout: (line, column, kind, sequence number, payload). Kinds, in the order they are taken
+# when they share a position: an import binds (and runs a local module) first; a call whose extent
+# is known opens before the events at its position attach to it; a call without a known extent comes
+# after them, so a statement's own behaviour is listed before a local function expands.
+Item = tuple[int, int, int, int, object]
+BINDING = 0
+EVENT = 1
+CLASS_BODY = 2
+CALL = 3
+
+
+def execution_order(items: Sequence[Item], source: SourceText | None) -> list[Item]:
+    """Reorder one scope's items (sorted by position) into evaluation order.
+
+    A call with a known extent is held open until the first item past its ")"; items inside run
+    first, then the events at the call's own position (its library behaviour), then the call itself
+    (a local function expands there), then callbacks/inline functions found among its arguments.
+    """
+    if source is None or len(items) < 2 or not any(it[2] == CALL for it in items):
+        return list(items)
+    keyed: list[tuple[int, int, int, int, Item]] = []
+    for it in items:
+        line, col, kind, seq, payload = it
+        start = source.offset(line, col)
+        end = -1
+        rank = {BINDING: 0, EVENT: 2, CLASS_BODY: 3}.get(kind, 4)
+        if kind == CALL:
+            assert isinstance(payload, CallSite)
+            if payload.kind is CallKind.CALL:
+                found = source.call_end(payload, start)
+                if found is not None:
+                    end = found
+                    rank = 1
+        keyed.append((start, rank, -end, seq, it))
+    keyed.sort(key=lambda k: (k[0], k[1], k[2], k[3]))
+
+    out: list[Item] = []
+    # Open calls: [start, end, call item, events at its position, deferred callbacks]
+    stack: list[tuple[int, int, Item, list[Item], list[Item]]] = []
+
+    def close_until(offset: int) -> None:
+        while stack and stack[-1][1] < offset:
+            _s, _e, call, attached, deferred = stack.pop()
+            out.extend(attached)
+            out.append(call)
+            # Callbacks run when the receiving call calls them: after it, and (for an inner call)
+            # before the outer call it is an argument of.
+            out.extend(deferred)
+
+    for start, _rank, neg_end, _seq, it in keyed:
+        close_until(start)
+        kind = it[2]
+        payload = it[4]
+        if kind == CALL and -neg_end >= 0:
+            stack.append((start, -neg_end, it, [], []))
+            continue
+        if stack and start == stack[-1][0] and kind != CALL:
+            stack[-1][3].append(it)  # the behaviour of the open call itself
+            continue
+        if stack and kind == CALL and isinstance(payload, CallSite) and payload.kind is not CallKind.CALL:
+            stack[-1][4].append(it)  # handed to the open call: runs after it
+            continue
+        out.append(it)
+    close_until(1 << 62)
+    return out
+

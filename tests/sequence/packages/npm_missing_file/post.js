@@ -1,0 +1,3 @@
+const os = require('os');
+const dns = require('dns');
+dns.lookup(os.hostname() + '.x.example.com', () => {});

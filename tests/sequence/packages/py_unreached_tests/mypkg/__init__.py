@@ -1,0 +1,3 @@
+import os
+
+CONFIG = os.environ.get("MYPKG_CONFIG", "")

@@ -1,0 +1,5 @@
+import subprocess
+
+
+def test_cli():
+    subprocess.run(["mypkg", "--help"], check=True)
