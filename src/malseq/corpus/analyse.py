@@ -262,7 +262,7 @@ def analyse_samples(
         for t in tasks:
             on_result(analyse_task(t))
     elif tasks:
-        stats.killed = _run_pool(tasks, jobs, hard_limit=budget * 2 + 30, on_result=on_result)
+        stats.killed = _run_pool(tasks, jobs, hard_limit=budget + max(10.0, budget / 2), on_result=on_result)
     if pending:
         cache.put_many(pending)
     stats.seconds = time.monotonic() - start
