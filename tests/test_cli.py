@@ -217,7 +217,7 @@ def test_skipped_member_names_are_escaped(tmp_path: Path, capsys: pytest.Capture
     assert code == 0
     assert not UNSAFE.search(out.replace("\n", ""))
     assert "skipped 1 member(s):" in out
-    assert "package/\\x1b[31mx\\u202e: symbolic link to '/etc/\\x1b[31mpasswd'" in out
+    assert "    \\x1b[31mx\\u202e: symbolic link to '/etc/\\x1b[31mpasswd' (absolute target" in out
 
 
 def test_error_messages_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

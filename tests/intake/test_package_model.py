@@ -97,6 +97,16 @@ def test_files_are_sorted_and_skipped_kept() -> None:
     assert pkg.total_size == 2 and pkg.file("b.js") is not None and pkg.file("c.js") is None
 
 
+def test_skipped_paths_are_relative_to_the_package_root_like_files() -> None:
+    skipped = [SkippedMember("name-1.0/package/big.js", "too large (20000000 bytes)"),
+               SkippedMember("../../evil.sh", "path traversal (..)"),
+               SkippedMember("(archive)", "archive is truncated"),
+               SkippedMember("other/x.js", "symbolic link")]
+    pkg = build_package([Member("name-1.0/package/package.json", b"{}")], skipped, ORIGIN)
+    assert [f.path for f in pkg.files] == ["package.json"]
+    assert [s.path for s in pkg.skipped] == ["big.js", "../../evil.sh", "(archive)", "other/x.js"]
+
+
 def test_link_copies_keep_their_target() -> None:
     pkg = build_package([Member("p/setup.py", b"x", link_to="data.txt"), Member("p/data.txt", b"x")], [], ORIGIN)
     assert {f.path: f.link_to for f in pkg.files} == {"data.txt": None, "setup.py": "data.txt"}

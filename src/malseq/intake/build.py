@@ -90,15 +90,17 @@ def is_binary(data: bytes) -> bool:
     return b"\0" in data[:8192]
 
 
-def _strip_common_root(members: Sequence[Member]) -> list[Member]:
+def _strip_common_root(members: Sequence[Member]) -> tuple[list[Member], str]:
     """Drop the single top-level folder archives usually wrap a package in.
 
     The first wrapper ("name-1.0/", npm's "package/") always goes, unless it is a
     metadata folder. A second one only goes when that brings a manifest to the root
     ("name-1.0/package/package.json"), so "lib/" in "package/lib/x.js" stays.
+    Returns the members and the prefix removed ("" or ending in "/").
     """
     current = list(members)
     depth = 0
+    prefix = ""
     while current and all("/" in m.path for m in current):
         tops = {m.path.split("/", 1)[0] for m in current}
         if len(tops) != 1:
@@ -110,8 +112,18 @@ def _strip_common_root(members: Sequence[Member]) -> list[Member]:
         if depth >= 1 and not any(m.path in _ROOT_MARKERS for m in stripped):
             break
         current = stripped
+        prefix += top + "/"
         depth += 1
-    return current
+    return current, prefix
+
+
+def _relative_skipped(skipped: Iterable[SkippedMember], prefix: str) -> tuple[SkippedMember, ...]:
+    """Skipped members under the stripped root, named like the files: relative to the package root."""
+    return tuple(
+        SkippedMember(s.path[len(prefix) :], s.reason) if prefix and s.path.startswith(prefix) and s.path != prefix
+        else s
+        for s in skipped
+    )
 
 
 def _has_metadata_dir(paths: set[str]) -> bool:
@@ -350,7 +362,7 @@ def build_package(
     name_hint: str | None = None,
     version_hint: str | None = None,
 ) -> Package:
-    stripped = _strip_common_root(list(members))
+    stripped, prefix = _strip_common_root(list(members))
     by_path = {m.path: m.data for m in stripped}
     ecosystem = _infer_ecosystem(set(by_path), ecosystem_hint)
     files = tuple(_package_file(m) for m in sorted(stripped, key=lambda m: m.path))
@@ -378,7 +390,7 @@ def build_package(
         name=name or (name_hint or ""),
         version=version or (version_hint or ""),
         files=files,
-        skipped=tuple(skipped),
+        skipped=_relative_skipped(skipped, prefix),
         npm=npm,
         pypi=pypi,
         origin=origin,
