@@ -160,7 +160,7 @@ def _big_js_package(root: Path, files: int, functions: int) -> None:
     sources = {"package.json": '{"name": "big", "version": "1.0.0", "main": "f0.js"}'}
     for i in range(files):
         nxt = (i + 1) % files
-        body = [f"const fs = require('fs');", f"const next = require('./f{nxt}');"]
+        body = ["const fs = require('fs');", f"const next = require('./f{nxt}');"]
         for j in range(functions):
             calls = [f"  fn{(j + 1) % functions}(x);", f"  fn{(j + 2) % functions}(x);", f"  next.fn{j}(x);"]
             if j % 3 == 0:

@@ -108,7 +108,7 @@ def execution_order(items: Sequence[Item], source: SourceText | None) -> list[It
     """
     if source is None or len(items) < 2 or not any(it[2] == CALL for it in items):
         return list(items)
-    keyed: list[tuple[int, int, int, int, Item]] = []
+    keyed: list[tuple[int, int, int, int, int, int, Item]] = []
     for it in items:
         line, col, kind, seq, payload = it
         start = source.offset(line, col)
@@ -121,8 +121,9 @@ def execution_order(items: Sequence[Item], source: SourceText | None) -> list[It
                 if found is not None:
                     end = found
                     rank = 1
-        keyed.append((start, rank, -end, seq, it))
-    keyed.sort(key=lambda k: (k[0], k[1], k[2], k[3]))
+        keyed.append((start, line, col, rank, -end, seq, it))
+    # (line, column) only break ties between positions past the end of the file (never in practice).
+    keyed.sort(key=lambda k: k[:6])
 
     out: list[Item] = []
     # Open calls: [start, end, call item, events at its position, deferred callbacks]
@@ -137,7 +138,7 @@ def execution_order(items: Sequence[Item], source: SourceText | None) -> list[It
             # before the outer call it is an argument of.
             out.extend(deferred)
 
-    for start, _rank, neg_end, _seq, it in keyed:
+    for start, _line, _col, _rank, neg_end, _seq, it in keyed:
         close_until(start)
         kind = it[2]
         payload = it[4]

