@@ -41,6 +41,7 @@ class EvalRow:
     sequence_text: str
     path: str
     zip_password: str = ""
+    seconds: float = 0.0  # malseq's read + analyse + sequence time for this archive (from the cache)
 
     @property
     def model_input(self) -> ModelInput:
@@ -181,6 +182,17 @@ def summarise(results: Sequence[ModelResult], rows: Sequence[EvalRow], split: Sp
                 entry["by_ecosystem"][eco] = m.to_dict()
         doc["models"][res.name] = entry
     doc["counts"] = dict(sorted(doc["counts"].items()))
+    doc["analysis_seconds_per_package"] = {}
+    for eco in ECOSYSTEMS:
+        secs = sorted(r.seconds for r in rows if r.ecosystem == eco and r.status != "missing")
+        if secs:
+            doc["analysis_seconds_per_package"][eco] = {
+                "mean": sum(secs) / len(secs),
+                "median": secs[len(secs) // 2],
+                "p95": secs[min(len(secs) - 1, int(len(secs) * 0.95))],
+                "max": secs[-1],
+                "packages": len(secs),
+            }
     return doc
 
 

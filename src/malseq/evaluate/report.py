@@ -67,6 +67,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "\nRecall at a fixed FPR is the best recall whose false-positive rate on the test benign packages stays at "
         "or below the bound; with N benign packages the finest step is 1/N.\n"
     )
+    speed = doc.get("analysis_seconds_per_package", {})
+    if speed:
+        out.append(
+            "\nmalseq seconds per package (read + analyse + sequence, one process, from the analysis cache): "
+            + "; ".join(
+                f"{eco} mean {_f(v['mean'], 2)}, median {_f(v['median'], 2)}, p95 {_f(v['p95'], 2)}"
+                for eco, v in speed.items()
+            )
+            + ". Scoring with a baseline adds well under a millisecond.\n"
+        )
     gd = doc.get("guarddog")
     if gd:
         out.append(render_guarddog(gd))
