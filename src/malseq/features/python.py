@@ -117,7 +117,9 @@ _RUN_EXACT = {
     "win32api.ShellExecute", "win32process.CreateProcess", "sh.Command",
 }
 _EVAL_EXACT = {"eval", "exec", "compile", "execfile", "runpy.run_path", "runpy.run_module", "imp.load_source",
-               "code.interact"}
+               "code.interact",
+               # PyArmor-protected code: the runtime decrypts and runs the bytes literal.
+               "__pyarmor__", "pyarmor_runtime", "pytransform.pyarmor_runtime", "__pyarmor_enter__"}
 _IMPORTERS = {"__import__", "importlib.import_module", "importlib.__import__"}
 _SYSINFO_EXACT = {
     "os.getlogin", "getpass.getuser", "platform.node", "platform.system", "platform.uname", "platform.platform",
@@ -969,13 +971,12 @@ class _FileAnalyser:
         row, col = expr.start_point
         self.calls.append(CallSite(self.path, row + 1, col, self.scope, callee, CallKind.CALL))
 
-    def _callee_text(self, fn_node: Node) -> str:
-        resolved = self.resolve(fn_node)
+    def _callee_text(self, fn_node: Node, resolved: str | None = None) -> str:
+        # Names bound by relative imports are never aliased, so they stay local here:
+        # the binding says where they come from.
+        if resolved is None:
+            resolved = self.resolve(fn_node)
         if resolved is not None:
-            root = resolved.split(".", 1)[0]
-            # Names bound by relative imports stay local: the binding says where they come from.
-            if root in self.aliases and self.aliases[root].startswith("."):
-                resolved = self._text(fn_node, 200)
             return _normalise(resolved) or resolved
         return "".join(self._text(fn_node, 120).split())
 
@@ -983,11 +984,12 @@ class _FileAnalyser:
         fn_node = node.child_by_field_name("function")
         if fn_node is None:
             return
-        callee = self._callee_text(fn_node)
+        raw_resolved = self.resolve(fn_node)
+        callee = self._callee_text(fn_node, raw_resolved)
         row, col = node.start_point
         self.calls.append(CallSite(self.path, row + 1, col, self.scope, callee, CallKind.CALL))
         self._collect_callbacks(node)
-        resolved = _normalise(self.resolve(fn_node))
+        resolved = _normalise(raw_resolved)
         if resolved is None:
             # Method on a folded string or an unresolvable receiver: still look at the method name.
             if fn_node.type == "attribute":
@@ -997,7 +999,8 @@ class _FileAnalyser:
                 return
         self.resolved_calls.add(resolved)
         self._call_behaviours(node, resolved)
-        self._fold_root(node)
+        if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
+            self._fold_root(node)
 
     def _collect_callbacks(self, call: Node) -> None:
         args = call.child_by_field_name("arguments")
@@ -1300,6 +1303,8 @@ class _FileAnalyser:
                 self._classify_value(text, node)
 
     def _on_string(self, node: Node) -> None:
+        if node.end_byte - node.start_byte < 7:
+            return  # at most four characters: nothing classify_literal looks at
         if _is_docstring(node):
             return
         raw = self.source[node.start_byte:min(node.end_byte, node.start_byte + 20000)].decode("utf-8", "replace")
@@ -1565,6 +1570,10 @@ _DANGEROUS_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "open
 _INSTANCE_TYPES = {"socket.socket", "requests.Session", "requests.session", "httpx.Client", "smtplib.SMTP",
                    "smtplib.SMTP_SSL", "ftplib.FTP", "http.client.HTTPConnection", "http.client.HTTPSConnection",
                    "urllib3.PoolManager"}
+# Calls whose folded result is worth classifying on its own (it is more than one literal).
+_FOLD_ROOT_FUNCS = {"join", "decode", "replace", "b64decode", "b32decode", "b16decode", "b85decode", "a85decode",
+                    "urlsafe_b64decode", "standard_b64decode", "decodebytes", "decodestring", "unhexlify",
+                    "a2b_hex", "a2b_base64", "decompress", "fromhex", "bytes", "bytearray"}
 _STRING_METHODS = {"join", "decode", "encode", "replace", "lower", "upper", "strip", "lstrip", "rstrip"}
 _FOLDABLE_RECEIVERS = {"string", "concatenated_string", "identifier", "binary_operator", "call", "subscript",
                        "parenthesized_expression"}
