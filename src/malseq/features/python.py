@@ -167,7 +167,9 @@ _HIDDEN_FLAGS = re.compile(r"CREATE_NO_WINDOW|DETACHED_PROCESS|0x0?8000000|13421
                            r"STARTF_USESHOWWINDOW")
 _EXEC_EXTENSIONS = (".exe", ".dll", ".bat", ".cmd", ".vbs", ".ps1", ".sh", ".scr", ".msi", ".com", ".jar")
 _EXEC_MODE_NAMES = re.compile(r"S_IEXEC|S_IXUSR|S_IXGRP|S_IXOTH|S_IRWXU|S_IRWXG|S_IRWXO")
-_VCS_COMMAND = re.compile(r"^\s*(?:git|hg|svn)\b")
+# Commands benign setup.py files run: version from git, a "publish" shortcut.
+_VCS_COMMAND = re.compile(r"^\s*(?:git|hg|svn|twine|python[\d.]*\s+(?:-m\s+)?(?:setup\.py|twine|build|pip)|"
+                          r"\S*python[\d.]*(?:\.exe)?\s+setup\.py)\b")
 
 # Behaviours that mean "setup.py did something" when they happen at module level.
 _SETUP_EXECUTION_BEHAVIOURS = {
@@ -179,6 +181,7 @@ _SETUP_EXECUTION_BEHAVIOURS = {
 _INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\w+|_install|_develop|_egg_info)\b")
 _OBF_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")
 _LONG_LINE = 1000
+_VERSION_FILE = re.compile(r"(?i)version|about|__init__|_meta|metadata|pkginfo|release")
 _PYTHON_CODE_HINT = re.compile(r"\bimport\b|\bexec\b|\beval\b|\w\(")
 
 # --- ERROR-region fallback: a token pass over text the parser could not structure.
@@ -1053,6 +1056,9 @@ class _FileAnalyser:
             found.append("eval_code")
             if name in ("eval", "exec") and args:
                 self._analyse_evaluated(node, args[0])
+                if self.is_setup and self._reads_version_file(node, args[0]):
+                    row, col = node.start_point
+                    self.exempt_positions.add((row + 1, col))
         if name in _IMPORTERS or name == "imp.load_module":
             module_name = self._fold_text(args[0]) if args else None
             if module_name is None or not re.fullmatch(r"[\w.]+", module_name):
@@ -1118,7 +1124,11 @@ class _FileAnalyser:
             found.extend(("encryption_call", "read_browser_data"))
         # --- native code, capture
         parts = set(name.split("."))
-        if (root in ("ctypes", "_ctypes") and parts & _NATIVE_PARTS) or name.startswith("cffi.FFI") or (
+        # Report where a library is loaded or reached (ctypes.windll.kernel32.X(...), CDLL(...)), not
+        # every later call through an alias of one of its functions.
+        native_in_call = func in _NATIVE_PARTS or any(part in self._text(node, 120) for part in _NATIVE_PARTS)
+        if (root in ("ctypes", "_ctypes") and parts & _NATIVE_PARTS and native_in_call) \
+                or name.startswith("cffi.FFI") or (
                 func == "dlopen" and {"cffi", "ctypes"} & self.imported_roots):
             found.append("load_native_code")
         if classify_capture_name(name) and not name.startswith("?."):
@@ -1188,6 +1198,15 @@ class _FileAnalyser:
         for b in classify_literal(command):
             if b not in found:
                 found.append(b)
+
+    def _reads_version_file(self, call: Node, arg: Node) -> bool:
+        """setup.py's `exec(open('pkg/__version__.py').read(), about)`: an ordinary version read."""
+        if arg.type != "call" or not self._text(arg, 200).rstrip().endswith((".read()", ".read_text()")):
+            return False
+        statement = call
+        while statement.parent is not None and statement.parent.type != "module":
+            statement = statement.parent
+        return _VERSION_FILE.search(self._text(statement, 3000)) is not None
 
     def _is_hidden(self, call: Node) -> bool:
         for kw in ("creationflags", "startupinfo"):
@@ -1454,10 +1473,11 @@ class _FileAnalyser:
 
     # ------------------------------------------------------------------ setup.py
     def _setup_checks(self, root: Node) -> None:
-        self._setup_command_override(root)
-        self._setup_code_execution(root)
+        dangerous_scopes = self._dangerous_scopes()
+        self._setup_command_override(root, dangerous_scopes)
+        self._setup_code_execution(root, dangerous_scopes)
 
-    def _setup_command_override(self, root: Node) -> None:
+    def _setup_command_override(self, root: Node, dangerous_scopes: set[str]) -> None:
         reported: set[str] = set()
         query = Query(_TS_PYTHON, "(pair key: (string) @key value: (_) @value) @entry\n"
                                   "(keyword_argument name: (identifier) @key value: (_) @value) @entry")
@@ -1474,6 +1494,11 @@ class _FileAnalyser:
                 continue
             if key not in _SETUP_COMMANDS and not key.startswith("bdist"):
                 continue
+            # C-extension packages customise build_ext/build routinely: only report one
+            # whose methods do something an install hook should not.
+            if key in _BUILD_COMMANDS and not any(scope.startswith(info.qualname + ".")
+                                                  for scope in dangerous_scopes):
+                continue
             if "run" in info.methods or _INSTALL_BASES.search(info.bases):
                 row, col = entry.start_point
                 self._emit_at("setup_command_override", row + 1, col, MODULE_SCOPE,
@@ -1488,8 +1513,7 @@ class _FileAnalyser:
                     self._emit_at("setup_command_override", row + 1, col, MODULE_SCOPE,
                                   self._snippet(info.node))
 
-    def _setup_code_execution(self, root: Node) -> None:
-        dangerous_scopes = self._dangerous_scopes()
+    def _setup_code_execution(self, root: Node, dangerous_scopes: set[str]) -> None:
         statements = [c for c in root.named_children if c.type != "comment"]
         starts = [s.start_point[0] + 1 for s in statements]
         flagged: set[int] = set()
@@ -1563,6 +1587,7 @@ def fn_target_is_executable(analyser: _FileAnalyser, call: Node) -> bool:
     return any(ext + "'" in text or ext + '"' in text for ext in _EXEC_EXTENSIONS)
 
 
+_BUILD_COMMANDS = {"build", "build_ext", "build_clib", "build_scripts", "build_src"}
 _SETUP_COMMANDS = {"install", "develop", "egg_info", "build", "build_py", "build_ext", "build_scripts",
                    "install_lib", "install_scripts", "install_data", "install_egg_info", "sdist", "dist_info",
                    "editable_wheel", "bdist_wheel", "bdist_egg"}

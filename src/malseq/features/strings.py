@@ -39,7 +39,10 @@ _SENSITIVE_FILE = re.compile(
     r"login\.keychain|\.vault-token|\.terraform\.d[/\\]credentials)"
 )
 _BROWSER = re.compile(
-    r"(?i)(Login Data|Local State|Web Data|\bCookies\b|User Data[/\\]|Google[/\\]+Chrome|BraveSoftware|Mozilla[/\\]+Firefox|"
+    # "Cookies" only as the browser's file name (case-sensitive, alone or as a path part):
+    # HTTP libraries say "cookies" everywhere.
+    r"(?i)(Login Data|Local State|Web Data|(?-i:(?:^|[/\\])Cookies(?:$|[/\\]))|User Data[/\\]|"
+    r"Google[/\\]+Chrome|BraveSoftware|Mozilla[/\\]+Firefox|"
     r"Opera Software|Microsoft[/\\]+Edge|logins\.json|key4\.db|cookies\.sqlite|Yandex[/\\]+YandexBrowser|Vivaldi[/\\]|"
     r"Chromium[/\\]+User Data|CryptUnprotectData)"
 )
