@@ -68,6 +68,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
     sc.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
     sc.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
+    sc.add_argument("--sequence", action="store_true",
+                    help="show the behaviours in execution order, with entry points and file:line for each step")
     sc.add_argument("--no-analysis", action="store_true", help="intake only: read and describe the package")
     sc.add_argument("--zip-password", metavar="PASSWORD", help="password for encrypted zips (datasets use 'infected')")
     sc.add_argument(
@@ -136,7 +138,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     else:
         from malseq.report.text import render_text
 
-        sys.stdout.write(render_text(results, show_features=args.features))
+        sys.stdout.write(render_text(results, show_features=args.features, show_sequence=args.sequence))
     if any(r.error for r in results):
         return EXIT_SCAN_ERROR
     return EXIT_CLEAN

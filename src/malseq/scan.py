@@ -13,12 +13,14 @@ from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import Target, parse_target
+from malseq.sequence.types import BehaviourSequence
 
 
 @dataclass(frozen=True)
 class ScanOptions:
     intake: IntakeOptions = field(default_factory=IntakeOptions)
     analyse: bool = True
+    build_sequence: bool = True  # behaviours in execution order (needs analyse)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class TargetResult:
     analysis: PackageAnalysis | None
     error: ScanError | None
     seconds: float
+    sequence: BehaviourSequence | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,7 +124,13 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
             from malseq.features import analyse_package
 
             analysis = analyse_package(package, deadline)
-        return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start)
+        sequence = None
+        if analysis is not None and options.build_sequence:
+            from malseq.sequence import build_sequence
+
+            # Never raises on budget: a walk cut short by the deadline is marked partial.
+            sequence = build_sequence(package, analysis, deadline)
+        return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start, sequence)
     except MalseqError as exc:
         error = ScanError(type(exc).__name__, exc.message, exc.hint)
     except (RecursionError, MemoryError, ValueError, UnicodeError, OverflowError) as exc:

@@ -14,6 +14,7 @@ from typing import Any
 from malseq.features.catalogue import BY_ID
 from malseq.features.types import PackageAnalysis
 from malseq.scan import PackageInfo, TargetResult
+from malseq.sequence.types import BehaviourSequence
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +56,32 @@ def _behaviours(analysis: PackageAnalysis) -> list[dict[str, Any]]:
     ]
 
 
+def _sequence(seq: BehaviourSequence) -> dict[str, Any]:
+    from malseq.sequence.render import render_text
+
+    return {
+        "text": render_text(seq),
+        "budget_exhausted": seq.budget_exhausted,
+        "entry_points": [
+            {"stage": e.stage.value, "label": e.label, "file": e.file, "scope": e.scope} for e in seq.entry_points
+        ],
+        "steps": [
+            {
+                "stage": s.stage.value,
+                "behaviour": s.behaviour,
+                "file": s.file,
+                "line": s.line,
+                "scope": s.scope,
+                "count": s.count,
+                "depth": s.depth,
+                "entry": s.entry,
+            }
+            for s in seq.steps
+        ],
+        "seconds": round(seq.seconds, 4),
+    }
+
+
 def result_to_dict(result: TargetResult) -> dict[str, Any]:
     out: dict[str, Any] = {"target": result.target}
     if result.package is not None:
@@ -62,6 +89,8 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
     if result.analysis is not None:
         out["behaviours"] = _behaviours(result.analysis)
         out["partial_files"] = [f.path for f in result.analysis.files if f.budget_exhausted]
+    if result.sequence is not None:
+        out["sequence"] = _sequence(result.sequence)
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
     out["seconds"] = round(result.seconds, 4)

@@ -9,7 +9,7 @@ from malseq.report.sanitize import clean
 from malseq.scan import TargetResult
 
 
-def render_result(result: TargetResult, show_features: bool = False) -> str:
+def render_result(result: TargetResult, show_features: bool = False, show_sequence: bool = False) -> str:
     lines: list[str] = []
     head = clean(result.target, 200)
     if result.error is not None:
@@ -41,8 +41,15 @@ def render_result(result: TargetResult, show_features: bool = False) -> str:
                     f"    {clean(e.file, 120)}:{e.line}:{e.column}  {BY_ID[e.behaviour].phrase}"
                     f"  [{e.behaviour}]  {clean(e.snippet, 100)}"
                 )
+    if show_sequence and result.sequence is not None:
+        from malseq.sequence.render import render_steps
+        from malseq.sequence.render import render_text as render_model_text
+
+        lines.append(f"  sequence ({result.sequence.seconds:.2f} s):")
+        lines.extend(render_steps(result.sequence, indent="    "))
+        lines.append(f"    model text: {render_model_text(result.sequence)}")
     return "\n".join(lines)
 
 
-def render_text(results: Sequence[TargetResult], show_features: bool = False) -> str:
-    return "\n".join(render_result(r, show_features) for r in results) + "\n"
+def render_text(results: Sequence[TargetResult], show_features: bool = False, show_sequence: bool = False) -> str:
+    return "\n".join(render_result(r, show_features, show_sequence) for r in results) + "\n"
