@@ -13,7 +13,9 @@ import gzip
 import io
 import json
 import lzma
+import os
 import random
+import stat
 import struct
 import tarfile
 import tempfile
@@ -814,6 +816,73 @@ def test_archive_over_the_input_limit(tmp_path: Path) -> None:
     limits = replace(DEFAULT_LIMITS, max_archive_bytes=2 * MiB)
     with pytest.raises(ArchiveLimitError, match="more than the limit of 2097152"):
         load(target, limits=limits)
+
+
+# ---------------------------------------------------------------------------
+# Folder targets
+
+
+def test_folder_skips_links_fifos_and_what_it_cannot_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "package.json").write_text('{"name": "f", "version": "1.0.0"}')
+    (root / "index.js").write_text("module.exports = 1\n")
+    (root / "passwd").symlink_to("/etc/passwd")
+    (root / "outside").symlink_to(tmp_path, target_is_directory=True)
+    os.mkfifo(root / "pipe")
+    (root / "locked").mkdir()
+    (root / "locked" / "hidden.js").write_text("evil()")
+    (root / "gone.js").write_text("2")
+    real_scandir, real_open = os.scandir, os.open
+
+    def scandir(path: str) -> object:
+        if Path(path) == root / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def open_(path: str, flags: int, *args: int) -> int:
+        if Path(path).name == "gone.js":  # removed between listing and reading
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "open", open_)
+    package = load(root)
+    assert paths(package) == ["index.js", "package.json"]
+    assert skipped(package) == {
+        "passwd": "symbolic link",
+        "outside": "symbolic link",
+        "pipe": "device, FIFO or socket",
+        "locked": "unreadable folder: Permission denied",
+        "gone.js": "unreadable: No such file or directory",
+    }
+    assert package.origin.kind == "folder" and package.name == "f"
+
+
+def test_folder_refuses_a_fifo_or_link_swapped_in_after_listing(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # lstat says "regular file"; by the time it is opened it is a FIFO (opening would
+    # block for ever) or a link to a secret (reading would follow it).
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "setup.py").write_text("x = 1\n")
+    os.mkfifo(root / "swapped-fifo")
+    (root / "swapped-link").symlink_to("/etc/hostname")
+    real_lstat = Path.lstat
+
+    def lstat(self: Path) -> os.stat_result:
+        st = real_lstat(self)
+        if self.name.startswith("swapped"):
+            return os.stat_result((stat.S_IFREG | 0o644, *tuple(st)[1:6], 10, *tuple(st)[7:10]))
+        return st
+
+    monkeypatch.setattr(Path, "lstat", lstat)
+    package = load(root)
+    assert paths(package) == ["setup.py"]
+    assert skipped(package) == {
+        "swapped-fifo": "device, FIFO or socket",
+        "swapped-link": "unreadable: Too many levels of symbolic links",
+    }
 
 
 # ---------------------------------------------------------------------------

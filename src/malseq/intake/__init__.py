@@ -48,9 +48,16 @@ def _read_folder(root: Path, limits: Limits, deadline: Deadline) -> tuple[list[M
     skipped: list[SkippedMember] = []
     total = 0
     count = 0
+
+    def unlistable(exc: OSError) -> None:
+        # os.walk drops a folder it cannot list without a word: record it instead.
+        where = Path(exc.filename) if exc.filename else root
+        rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else where.name
+        skipped.append(SkippedMember(safe_member_path(rel)[0] or ".", f"unreadable folder: {exc.strerror}"))
+
     # os.walk with followlinks=False never descends into a linked folder; links to
     # files are recorded and skipped below.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=False):
         dirnames.sort()
         deadline.check("reading a folder")
         for name in sorted(filenames) + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
@@ -77,8 +84,20 @@ def _read_folder(root: Path, limits: Limits, deadline: Deadline) -> tuple[list[M
                 total += st.st_size
                 if total > limits.max_total_bytes:
                     raise ArchiveLimitError(f"folder holds more than {limits.max_total_bytes} bytes")
-                with open(full, "rb") as fh:
-                    members.append(Member(rel, fh.read(limits.max_file_bytes + 1)))
+                # O_NOFOLLOW/O_NONBLOCK: a link or FIFO swapped in since lstat is refused
+                # rather than followed or waited on.
+                flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                try:
+                    fd = os.open(full, flags)
+                    with os.fdopen(fd, "rb") as fh:
+                        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                            skipped.append(SkippedMember(rel, "device, FIFO or socket"))
+                            continue
+                        data = fh.read(limits.max_file_bytes + 1)
+                except OSError as exc:
+                    skipped.append(SkippedMember(rel, f"unreadable: {exc.strerror}"))
+                    continue
+                members.append(Member(rel, data))
     return members, skipped
 
 

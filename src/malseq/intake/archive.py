@@ -517,6 +517,7 @@ def _read_tar(
             if col.too_large(info.size):
                 col.skip(path, f"too large ({info.size} bytes)")
                 continue
+            col.deadline.check("reading an archive member")
             data: bytes | None = None
             try:
                 with _parsing(f"tar member {path!r}", exhausted):
