@@ -1,0 +1,35 @@
+"""`malseq scan --sequence` and the JSON report's `sequence` key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from seq_helpers import PACKAGES
+
+from malseq._cli import main
+
+
+def test_scan_sequence_prints_steps_with_file_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--sequence", str(PACKAGES / "npm_postinstall_exfil")]) == 0
+    out = capsys.readouterr().out
+    assert "entry points:" in out
+    assert "install   postinstall: node ./collect.js -> collect.js" in out
+    assert "read environment variables [read_env]  collect.js:4  in gather" in out
+    assert "model text: install : run script at install" in out
+
+
+def test_scan_without_sequence_flag_does_not_print_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(PACKAGES / "npm_postinstall_exfil")]) == 0
+    assert "entry points:" not in capsys.readouterr().out
+
+
+def test_json_report_has_sequence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--format", "json", str(PACKAGES / "py_setup_install_helper")]) == 0
+    seq = json.loads(capsys.readouterr().out)[0]["sequence"]
+    assert seq["text"].startswith("install : ")
+    assert seq["entry_points"][0] == {"stage": "install", "label": "setup.py", "file": "setup.py",
+                                      "scope": "<module>"}
+    step = next(s for s in seq["steps"] if s["behaviour"] == "read_env")
+    assert step["file"] == "helperlib/beacon.py" and step["scope"] == "collect" and step["stage"] == "install"
+    assert seq["budget_exhausted"] is False
