@@ -1148,11 +1148,16 @@ class _FileAnalyser:
             arg = args[0]
             if arg.type == "call" and _normalise(self.resolve(arg.child_by_field_name("function"))) == "map":
                 inner = self._positional_args(arg)
-                if inner and _normalise(self.resolve(inner[0])) in ("chr", "unichr"):
+                # Codes written in the source (a literal list or a constant), not text being converted.
+                if len(inner) == 2 and _normalise(self.resolve(inner[0])) in ("chr", "unichr") and (
+                        inner[1].type in ("list", "tuple") or inner[1].type == "identifier"):
                     self.emit("char_code_assembly", node)
             elif arg.type in ("list_comprehension", "generator_expression"):
                 body = arg.child_by_field_name("body")
-                if body is not None and body.type == "call" and _normalise(
+                clause = next((c for c in arg.named_children if c.type == "for_in_clause"), None)
+                source = clause.child_by_field_name("right") if clause is not None else None
+                if body is not None and body.type == "call" and source is not None and source.type in (
+                        "list", "tuple") and _normalise(
                         self.resolve(body.child_by_field_name("function"))) in ("chr", "unichr"):
                     self.emit("char_code_assembly", node)
             elif arg.type in ("list", "tuple") and arg.named_child_count >= 4 and all(
