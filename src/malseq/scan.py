@@ -133,9 +133,10 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
         return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start, sequence)
     except MalseqError as exc:
         error = ScanError(type(exc).__name__, exc.message, exc.hint)
-    except (RecursionError, MemoryError, ValueError, UnicodeError, OverflowError) as exc:
+    except Exception as exc:  # noqa: BLE001
         # Hostile input found a path we did not anticipate: report it as this
-        # target's failure so the rest of the batch goes on.
+        # target's failure so the rest of the batch goes on (a batch never stops
+        # for one package). KeyboardInterrupt/SystemExit still propagate.
         error = ScanError("InternalError", f"{type(exc).__name__}: {exc}", "please report this package to malseq")
     info = PackageInfo.of(package) if package is not None else None
     return TargetResult(text, info, None, error, time.monotonic() - start)

@@ -119,7 +119,9 @@ def load_package(
     )
 
 
-def load_target(target: Target | str, options: IntakeOptions | None = None, deadline: Deadline | None = None) -> Package:
+def load_target(
+    target: Target | str, options: IntakeOptions | None = None, deadline: Deadline | None = None
+) -> Package:
     """Turn a target (path, archive or registry release) into a `Package`.
 
     Raises a subclass of `IntakeError` when the target cannot be read safely.

@@ -35,10 +35,7 @@ class Lockfile:
 
 
 def _entry(ecosystem: Ecosystem, name: str, version: str) -> LockfileEntry:
-    if ecosystem is Ecosystem.NPM:
-        spec = f"npm:{name}@{version}"
-    else:
-        spec = f"pypi:{name}=={version}"
+    spec = f"npm:{name}@{version}" if ecosystem is Ecosystem.NPM else f"pypi:{name}=={version}"
     return LockfileEntry(RegistryTarget(ecosystem, name, version), spec)
 
 

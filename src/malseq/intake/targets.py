@@ -72,8 +72,8 @@ def parse_target(text: str) -> Target:
         return _parse_purl(text)
     if text.startswith("pypi:"):
         spec = text[len("pypi:") :].strip()
-        name, sep, version = spec.partition("==")
-        return _check(Ecosystem.PYPI, name.strip(), version.strip() if sep else None, text)
+        name, sep, pinned = spec.partition("==")
+        return _check(Ecosystem.PYPI, name.strip(), pinned.strip() if sep else None, text)
     if text.startswith("npm:"):
         name, version = _split_npm(text[len("npm:") :].strip())
         return _check(Ecosystem.NPM, name, version, text)
