@@ -223,3 +223,17 @@ def test_step_cap(tmp_path: Path) -> None:
     assert len(seq.stage_steps(Stage.INSTALL)) == 100
     # What the walk could not place is listed as unreached, up to the same cap.
     assert len(seq.stage_steps(Stage.UNREACHED)) == 100
+
+
+def test_js_object_literal_method_and_iife(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"postinstall": "node a.js"', files=("a.js",))
+    a = (FileBuilder("a.js", JS)
+         .function("<function@1:1>", 1, 3).event("run_command", 2, "<function@1:1>")
+         .call("<function@1:1>", 1)  # (function () { ... })()
+         .function("run", 5, 5).event("read_env", 5, "run")  # const o = { run() { ... } }
+         .call("o.run", 6)
+         .call("https.get", 7).binding("https", "https", None, 1)
+         .function("get", 8, 8).event("fs_write", 8, "get"))  # a local `get` is not https.get
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["run_command", "read_env"]
+    assert ids(seq, Stage.UNREACHED) == ["fs_write"]

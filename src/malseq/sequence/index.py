@@ -29,6 +29,10 @@ _CONSTRUCTORS = ("__init__", "constructor")
 _DOTTED = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 _ANONYMOUS = re.compile(r"^<[a-z_]+@\d+:\d+>$")
 _STDLIB = frozenset(sys.stdlib_module_names)
+# Receivers that are never a package's own object.
+_JS_GLOBALS = frozenset({"console", "process", "JSON", "Math", "Object", "Array", "Promise", "Buffer", "window",
+                         "document", "globalThis", "global", "require", "module", "exports", "String", "Number",
+                         "Reflect", "Date", "RegExp", "Symbol", "Error", "Intl", "navigator", "location"})
 # Folders Python puts on sys.path for a project laid out that way; a module under them is also
 # importable by the rest of its path.
 _SOURCE_ROOTS = ("src", "lib")
@@ -431,6 +435,13 @@ class PackageIndex:
         joined = ".".join(parts)
         if joined in fi.by_qualname:
             return (fi.path, joined)
+        if not fi.is_python and len(parts) == 2 and head not in _JS_GLOBALS:
+            # `o.run()` where `run` is a method of an object literal or a function stored on a local
+            # object: the extractor names such functions by their own name. Only a function of that
+            # name that is unique in the file, and only for a receiver not bound to a module.
+            same_name = [fn for fn in fi.by_last_component.get(parts[1], []) if fn.name == parts[1]]
+            if len(same_name) == 1:
+                return (fi.path, same_name[0].qualname)
         if fi.is_python and len(parts) > 1:
             # The Python extractor writes callees through their imports: `grab()` after
             # `from helperlib.fetch import grab` is "helperlib.fetch.grab". Longest local module prefix.
