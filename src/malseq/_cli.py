@@ -84,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
                     help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
     sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
+    sc.add_argument("--model", type=Path, metavar="DIR",
+                    help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     from malseq import _cli_corpus  # `malseq corpus ...` and `malseq eval`
 
@@ -107,7 +109,7 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         cache_dir=args.cache_dir or (Path(cache_env) if cache_env else None),
         offline=args.offline or os.environ.get("MALSEQ_OFFLINE", "") not in ("", "0"),
     )
-    return ScanOptions(intake=intake, analyse=not args.no_analysis)
+    return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model)
 
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
@@ -139,6 +141,12 @@ def _run_scan(args: argparse.Namespace) -> int:
         from malseq.report.text import render_text
 
         sys.stdout.write(render_text(results, show_features=args.features, show_sequence=args.sequence))
+    if options.score and not args.quiet and any(r.sequence is not None and r.score is None for r in results):
+        from malseq.model.infer import try_load
+
+        print(f"malseq: warning: no score: {clean(try_load(options.model_dir)[1] or 'no model', 300)}", file=sys.stderr)
+    if any(r.verdict == "malicious" for r in results):
+        return EXIT_FLAGGED
     if any(r.error for r in results):
         return EXIT_SCAN_ERROR
     return EXIT_CLEAN

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from malseq._deadline import Deadline
@@ -21,6 +22,8 @@ class ScanOptions:
     intake: IntakeOptions = field(default_factory=IntakeOptions)
     analyse: bool = True
     build_sequence: bool = True  # behaviours in execution order (needs analyse)
+    score: bool = True  # score the sequences with the model (one batch after the loop; see `scan`)
+    model_dir: Path | None = None  # None: the model shipped in malseq/model/data
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class TargetResult:
     error: ScanError | None
     seconds: float
     sequence: BehaviourSequence | None = None
+    score: float | None = None  # P(malicious) in [0, 1]; None without a sequence or a model
+    verdict: str | None = None  # "malicious" or "benign" at the model's threshold
 
     @property
     def ok(self) -> bool:
@@ -160,4 +165,22 @@ def scan_iter(
 def scan(
     texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
 ) -> list[TargetResult]:
-    return list(scan_iter(texts, options, observer))
+    options = options or ScanOptions()
+    results = list(scan_iter(texts, options, observer))
+    return score_results(results, options.model_dir) if options.score else results
+
+
+def score_results(results: Sequence[TargetResult], model_dir: Path | None = None) -> list[TargetResult]:
+    """Add `score` and `verdict` to every result with a sequence: one model load, one batched run.
+
+    Without an installed model the results come back unscored (`score` None), never an error.
+    """
+    from dataclasses import replace
+
+    from malseq.model.scoring import score_texts, sequence_text
+
+    scores, verdicts, _ = score_texts([sequence_text(r) for r in results], model_dir)
+    out = []
+    for r, s, v in zip(results, scores, verdicts, strict=True):
+        out.append(replace(r, score=s, verdict=v) if s is not None else r)
+    return out

@@ -222,3 +222,41 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     assert card["threshold"] == doc["models"]["bert-int8"]["threshold"]
     assert "pypi" in card["test"] and card["max_len"] == 64
     assert SequenceScorer.load(tmp_path / "run" / "model-int8").score(["install : read file"])[0] <= 1.0
+
+
+def test_scan_scores_every_target_in_one_batch(tiny_run: dict[str, object], tmp_path: Path) -> None:
+    import shutil
+
+    from malseq import _cli
+    from malseq.scan import ScanOptions, scan
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    targets = [str(p) for p in sorted(examples.iterdir()) if p.is_dir()]
+    results = scan(targets, ScanOptions(model_dir=tiny_run["int8_dir"]))  # type: ignore[arg-type]
+    scored = [r for r in results if r.sequence is not None]
+    assert scored and all(r.score is not None and 0.0 <= r.score <= 1.0 for r in scored)
+    assert all(r.verdict in ("malicious", "benign") for r in scored)
+    # no model: no score, no crash
+    bare = scan(targets[:1], ScanOptions(model_dir=tmp_path / "none"))
+    assert bare[0].score is None and bare[0].verdict is None and bare[0].error is None
+    # a threshold of 0 flags everything: JSON carries score and verdict, and the exit code is 1
+    flag_all = tmp_path / "flag-all"
+    shutil.copytree(tiny_run["int8_dir"], flag_all)  # type: ignore[arg-type]
+    card = json.loads((flag_all / "model_card.json").read_text())
+    (flag_all / "model_card.json").write_text(json.dumps({**card, "threshold": 0.0}))
+    assert _cli.main(["scan", "-q", "--model", str(flag_all), targets[0]]) == 1
+    assert _cli.main(["scan", "-q", "--no-analysis", "--model", str(flag_all), targets[0]]) == 0
+    never = tmp_path / "never"
+    shutil.copytree(tiny_run["int8_dir"], never)  # type: ignore[arg-type]
+    (never / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0}))
+    assert _cli.main(["scan", "-q", "--model", str(never), targets[0]]) == 0
+
+
+def test_scan_json_has_score_and_verdict(tiny_run: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq import _cli
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    target = str(sorted(p for p in examples.iterdir() if p.is_dir())[0])
+    _cli.main(["scan", "-q", "--format", "json", "--model", str(tiny_run["int8_dir"]), target])
+    doc = json.loads(capsys.readouterr().out)
+    assert 0.0 <= doc[0]["score"] <= 1.0 and doc[0]["verdict"] in ("malicious", "benign")

@@ -91,6 +91,9 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["partial_files"] = [f.path for f in result.analysis.files if f.budget_exhausted]
     if result.sequence is not None:
         out["sequence"] = _sequence(result.sequence)
+    if result.score is not None:
+        out["score"] = round(result.score, 6)
+        out["verdict"] = result.verdict
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
     out["seconds"] = round(result.seconds, 4)

@@ -41,6 +41,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
                     f"    {clean(e.file, 120)}:{e.line}:{e.column}  {BY_ID[e.behaviour].phrase}"
                     f"  [{e.behaviour}]  {clean(e.snippet, 100)}"
                 )
+    if result.score is not None:
+        lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f})")
     if show_sequence and result.sequence is not None:
         from malseq.sequence.render import render_steps
         from malseq.sequence.render import render_text as render_model_text
