@@ -1,0 +1,1517 @@
+"""JavaScript behaviour extractor: tree-sitter parse -> behaviour events and call-graph facts.
+
+One parse per file (budgeted: the read callback stops feeding bytes when the file's time
+share runs out, so a 10 MB bundle yields a truncated but usable tree), one query that
+captures every node kind we care about, and Python work only on those captures, never a
+per-node walk. Names are resolved through a file-wide alias table built from requires,
+imports, destructuring and constant string folding; resolution is deliberately flow- and
+scope-insensitive because obfuscated malware rarely shadows, and precision matters more
+on the API table than on the resolution.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import tree_sitter_javascript
+from tree_sitter import Language as TSLanguage
+from tree_sitter import Node, Parser, Query, QueryCursor
+
+from malseq._deadline import Deadline
+from malseq.features.shell import analyse_command
+from malseq.features.strings import classify_literal, classify_raw_literal, decode_base64_text
+from malseq.features.types import (
+    MODULE_SCOPE,
+    BehaviourEvent,
+    Binding,
+    CallKind,
+    CallSite,
+    FileAnalysis,
+    FunctionDef,
+)
+from malseq.intake.package import Language, PackageFile
+from malseq.report.sanitize import clean
+
+# --- budgets -------------------------------------------------------------------------------
+FILE_BUDGET_SECONDS = 2.5  # per file, on top of the package deadline
+PARSE_SHARE = 0.45  # share of the file budget the parse may use before input is cut
+MAX_PARSE_BYTES = 12_000_000
+READ_CHUNK = 64 * 1024
+QUERY_RANGE_BYTES = 256 * 1024
+MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20  # keep a minified bundle from exploding into thousands
+LONG_LINE = 1000
+OBFUSCATED_IDENTIFIERS_MIN = 5
+SNIPPET_LENGTH = 120
+# Classify a value longer than this only at its first occurrence.
+REPEAT_LITERAL_LENGTH = 64
+
+_JS = TSLanguage(tree_sitter_javascript.language())
+
+_QUERY_SOURCE = """
+(call_expression) @call
+(new_expression) @new
+(string) @string
+(template_string) @template
+[(function_declaration) (function_expression) (arrow_function) (method_definition)
+ (generator_function_declaration) (generator_function) (class_declaration) (class)] @function
+(variable_declarator
+  value: [(string) (template_string) (binary_expression) (call_expression) (member_expression) (identifier)
+          (array) (await_expression) (subscript_expression) (new_expression) (parenthesized_expression)]) @declarator
+(assignment_expression
+  left: [(identifier) (member_expression)]
+  right: [(string) (template_string) (binary_expression) (call_expression) (member_expression) (identifier)
+          (await_expression) (subscript_expression) (new_expression)]) @assignment
+(import_statement) @import
+(export_statement source: (_)) @export
+(subscript_expression index: [(string) (binary_expression) (template_string)]) @subscript
+"""
+# No text predicates (#eq?): on a tree parsed through a read callback, tree-sitter fetches each
+# candidate's text through the callback again, which made one 1.8 MB file take minutes.
+_QUERY = Query(_JS, _QUERY_SOURCE)
+_ENV_WORD = re.compile(rb"\benv\b")
+_UPLOAD_METHOD = re.compile(rb"(?i)\bmethod['\"]?\s*:\s*['\"`](?:post|put|patch)['\"`]")
+
+_FUNCTION_TYPES = frozenset({
+    "function_declaration", "function_expression", "arrow_function", "method_definition",
+    "generator_function_declaration", "generator_function", "class_declaration", "class",
+})
+_CLASS_TYPES = frozenset({"class_declaration", "class"})
+_INLINE_FUNCTION_TYPES = frozenset({"function_expression", "arrow_function", "generator_function"})
+_ANON_KIND = {"arrow_function": "arrow", "class": "class", "class_declaration": "class"}
+
+# --- module families (after stripping "node:" and turning "fs/promises" into "fs") -----------
+_MODULE_FAMILIES: dict[str, str] = {}
+for _m in ("os",):
+    _MODULE_FAMILIES[_m] = "import_os_module"
+for _m in ("fs", "fs-extra", "graceful-fs"):
+    _MODULE_FAMILIES[_m] = "import_fs_module"
+for _m in ("http", "https", "http2", "net", "dgram", "dns", "tls", "axios", "node-fetch", "got", "request",
+           "ws", "superagent", "needle", "undici", "cross-fetch", "isomorphic-fetch", "socket.io-client",
+           "request-promise", "phin", "bent"):
+    _MODULE_FAMILIES[_m] = "import_network_module"
+for _m in ("zlib", "crypto", "crypto-js", "js-base64", "base-64", "base64-js", "bcrypt", "node-forge",
+           "tweetnacl", "aes-js", "jsencrypt", "node-rsa"):
+    _MODULE_FAMILIES[_m] = "import_encoding_module"
+for _m in ("child_process", "execa", "cross-spawn", "shelljs", "node-pty"):
+    _MODULE_FAMILIES[_m] = "import_process_module"
+_CAPTURE_MODULES = frozenset({"screenshot-desktop", "clipboardy", "node-screenshots", "iohook", "robotjs",
+                              "node-global-key-listener", "copy-paste", "uiohook-napi", "node-clipboard"})
+_NATIVE_MODULES = frozenset({"ffi-napi", "ffi", "node-ffi", "ffi-rs", "koffi", "@breush/ffi-napi"})
+
+# Names that evaluate to `require` itself.
+_REQUIRE_PATHS = frozenset({"require", "module.require", "process.mainModule.require", "require.main.require",
+                            "module.constructor._load", "module.constructor.prototype.require",
+                            "process.mainModule.constructor._load"})
+_GLOBAL_OBJECTS = frozenset({"global", "globalThis", "window", "self"})
+# Roots worth remembering aliases for (besides every bound module name).
+_KNOWN_GLOBALS = frozenset({"process", "require", "eval", "Function", "Buffer", "String", "module", "fetch",
+                            "atob", "btoa", "setTimeout", "setInterval", "setImmediate", "XMLHttpRequest",
+                            "WebSocket", "global", "globalThis", "window", "self", "JSON"})
+
+# --- API table: resolved dotted path -> behaviours -------------------------------------------
+_CHILD_PROCESS_RUN = frozenset({"exec", "execSync", "spawn", "spawnSync", "execFile", "execFileSync", "fork"})
+_FS_READ = frozenset({"readFile", "readFileSync", "readdir", "readdirSync", "createReadStream", "readJson",
+                      "readJsonSync", "readJSON", "readJSONSync", "opendir", "opendirSync", "readlink",
+                      "readlinkSync", "copyFile", "copyFileSync", "cp", "cpSync", "copy", "copySync"})
+_FS_WRITE = frozenset({"writeFile", "writeFileSync", "appendFile", "appendFileSync", "createWriteStream",
+                       "copyFile", "copyFileSync", "rename", "renameSync", "unlink", "unlinkSync", "rm", "rmSync",
+                       "rmdir", "rmdirSync", "outputFile", "outputFileSync", "writeJson", "writeJsonSync",
+                       "writeJSON", "writeJSONSync", "move", "moveSync", "remove", "removeSync", "cp", "cpSync",
+                       "copy", "copySync", "symlink", "symlinkSync", "truncate", "truncateSync"})
+_FS_CHMOD = frozenset({"chmod", "chmodSync", "fchmod", "fchmodSync"})
+_FS_WRITERS_WITH_DEST_FIRST = frozenset({"writeFile", "writeFileSync", "appendFile", "appendFileSync",
+                                         "createWriteStream", "outputFile", "outputFileSync"})
+_FS_WRITERS_WITH_DEST_SECOND = frozenset({"copyFile", "copyFileSync", "rename", "renameSync", "copy", "copySync",
+                                          "move", "moveSync", "cp", "cpSync"})
+_OS_SYSINFO = frozenset({"hostname", "userInfo", "networkInterfaces"})
+_DNS_CALLS = frozenset({"lookup", "lookupService", "resolve", "resolve4", "resolve6", "resolveAny", "resolveCname",
+                        "resolveMx", "resolveNs", "resolveTxt", "resolveSrv", "resolvePtr", "resolveSoa",
+                        "resolveNaptr", "resolveCaa", "reverse"})
+_HTTP_REQUESTS = frozenset({"request", "get"})
+_RAW_SOCKET_PATHS = frozenset({"net.Socket", "net.connect", "net.createConnection", "tls.connect",
+                               "dgram.createSocket", "tls.TLSSocket"})
+_HTTP_CLIENT_MODULES = frozenset({"axios", "got", "request", "superagent", "needle", "node-fetch", "cross-fetch",
+                                  "isomorphic-fetch", "undici", "request-promise", "phin", "bent"})
+_UPLOAD_METHODS = frozenset({"post", "put", "patch"})
+_ZLIB_CALLS = re.compile(r"^(?:inflate|deflate|gunzip|gzip|unzip|brotliDecompress|brotliCompress|inflateRaw|"
+                         r"deflateRaw|createGunzip|createInflate|createGzip|createDeflate|createUnzip)(?:Sync)?$")
+_CIPHER_CALLS = frozenset({"createCipheriv", "createDecipheriv", "createCipher", "createDecipher",
+                           "privateDecrypt", "publicEncrypt", "privateEncrypt", "publicDecrypt"})
+_VM_EVAL = frozenset({"vm.runInThisContext", "vm.runInNewContext", "vm.runInContext", "vm.Script",
+                      "vm.compileFunction", "vm.SourceTextModule"})
+_ENCODINGS = frozenset({"base64", "hex", "base64url", "binary", "latin1"})
+_EXECUTABLE_NAME = re.compile(r"(?i)\.(?:exe|dll|bat|cmd|vbs|vbe|ps1|sh|scr|com|msi|jar|hta|lnk|command)\W*$")
+_SHELL_PROGRAM = re.compile(r"(?i)(?:^|[/\\])(?:sh|bash|zsh|dash|cmd(?:\.exe)?|powershell(?:\.exe)?|pwsh)$")
+_OBFUSCATED_IDENTIFIER = re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b")
+_JS_ESCAPE = re.compile(
+    r"\\(?:x([0-9a-fA-F]{2})|u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|([0-7]{1,3})|(\r\n|\r|\n|\u2028|\u2029)|(.))",
+    re.DOTALL,
+)
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+# obfuscator.io's string-array base64 uses a lowercase-first alphabet.
+_OBFUSCATOR_ALPHABET = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+_PLACEHOLDER = "x"  # stands for an unknown part in loose folding (`curl ${u} | sh` -> "curl x | sh")
+
+
+_UNSET = object()
+
+
+class _BudgetExhausted(Exception):
+    pass
+
+
+def decode_js_string(body: str) -> str:
+    """The value of a JS string literal's body (between the quotes), escapes decoded."""
+    if "\\" not in body:
+        return body
+
+    def one(m: re.Match[str]) -> str:
+        hex2, brace, hex4, octal, continuation, other = m.groups()
+        if hex2 is not None:
+            return chr(int(hex2, 16))
+        if brace is not None:
+            code = int(brace, 16)
+            return chr(code) if code <= 0x10FFFF else ""
+        if hex4 is not None:
+            return chr(int(hex4, 16))
+        if octal is not None:
+            return chr(int(octal, 8) & 0xFF)
+        if continuation is not None:
+            return ""
+        return _SIMPLE_ESCAPES.get(other, other)
+
+    value = _JS_ESCAPE.sub(one, body)
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        # Recombine surrogate pairs written as two \\u escapes.
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _module_key(name: str) -> str:
+    """Canonical module name: `node:fs` -> `fs`, `fs/promises` -> `fs.promises`."""
+    if name.startswith("node:"):
+        name = name[5:]
+    if name.endswith("/promises") and not name.startswith("."):
+        name = name[: -len("/promises")] + ".promises"
+    return name
+
+
+def _family_of(module: str) -> str | None:
+    key = _module_key(module).split(".promises", 1)[0]
+    return _MODULE_FAMILIES.get(key)
+
+
+def _strip_promises(path: str) -> str:
+    return path.replace(".promises.", ".")
+
+
+@dataclass
+class _Function:
+    start: int
+    end: int
+    qualname: str
+    parent: int  # index into the sorted function list, -1 for module scope
+
+
+class _Extractor:
+    def __init__(self, file: PackageFile, deadline: Deadline) -> None:
+        self.file = file
+        self.path = file.path
+        self.data = file.data
+        self.started = time.monotonic()
+        remaining = deadline.remaining()
+        budget = FILE_BUDGET_SECONDS if remaining is None else min(FILE_BUDGET_SECONDS, remaining)
+        self.stop_at = self.started + budget
+        self.parse_stop_at = self.started + budget * PARSE_SHARE
+        self.budget_exhausted = False
+        self.parse_errors = False
+
+        self.events: list[BehaviourEvent] = []
+        self.event_keys: set[tuple[str, int, int]] = set()
+        self.scope_counts: dict[tuple[str, str], int] = {}
+        self.functions: list[FunctionDef] = []
+        self.calls: list[CallSite] = []
+        self.bindings: list[Binding] = []
+
+        self.line_starts: list[int] = []
+        self.function_spans: list[_Function] = []
+        self.function_starts: list[int] = []
+        self.qualname_by_node: dict[int, str] = {}
+        self.function_names: set[str] = set()
+
+        self.aliases: dict[str, str] = {}  # local name -> resolved dotted path
+        self.constants: dict[str, str] = {}  # local name -> constant string value
+        self.constant_arrays: dict[str, list[str]] = {}
+        self.bound_names: set[str] = set()
+        self.module_roots: set[str] = set()
+        self.senders: set[str] = set()  # names holding a request/socket that .write/.send uploads
+        self.children: set[str] = set()  # names holding a spawned child process
+        self.bound_require_calls: set[int] = set()
+        self.classified: dict[str, list[str]] = {}
+        self.resolve_memo: dict[int, object] = {}
+        self.seen_long_values: set[str] = set()
+        self.folded_tops: set[int] = set()
+        self.has_post_method = False
+        self.obfuscated = False
+        self.raw_socket_seen = False
+        self.pipe_seen = False
+        self.shell_spawns: list[tuple[Node, str]] = []
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def text(self, node: Node) -> str:
+        return self.data[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
+
+    def check_budget(self) -> None:
+        if time.monotonic() > self.stop_at:
+            self.budget_exhausted = True
+            raise _BudgetExhausted
+
+    def scope_at(self, byte: int) -> str:
+        i = bisect.bisect_left(self.function_starts, byte) - 1
+        spans = self.function_spans
+        while i >= 0 and spans[i].end <= byte:
+            i = spans[i].parent
+        return spans[i].qualname if i >= 0 else MODULE_SCOPE
+
+    def position_of_byte(self, byte: int) -> tuple[int, int]:
+        if not self.line_starts:
+            starts = [0]
+            find = self.data.find
+            pos = find(b"\n")
+            while pos != -1:
+                starts.append(pos + 1)
+                pos = find(b"\n", pos + 1)
+            self.line_starts = starts
+        line = bisect.bisect_right(self.line_starts, byte)
+        return line, byte - self.line_starts[line - 1]
+
+    def snippet(self, node: Node) -> str:
+        start = node.start_byte
+        end = min(node.end_byte, start + 4 * SNIPPET_LENGTH)
+        newline = self.data.find(b"\n", start, end)
+        if newline != -1:
+            end = newline
+        return clean(self.data[start:end].decode("utf-8", errors="replace").strip(), SNIPPET_LENGTH)
+
+    def emit(self, behaviour: str, node: Node, snippet: str | None = None) -> None:
+        row, col = node.start_point
+        self.emit_at(behaviour, row + 1, col, node.start_byte, snippet if snippet is not None else self.snippet(node))
+
+    def emit_at(self, behaviour: str, line: int, column: int, byte: int, snippet: str) -> None:
+        key = (behaviour, line, column)
+        if key in self.event_keys:
+            return
+        scope = self.scope_at(byte)
+        count_key = (behaviour, scope)
+        count = self.scope_counts.get(count_key, 0)
+        if count >= MAX_EVENTS_PER_BEHAVIOUR_SCOPE:
+            return
+        self.scope_counts[count_key] = count + 1
+        self.event_keys.add(key)
+        self.events.append(BehaviourEvent(behaviour, self.path, line, column, scope, snippet))
+
+    # --- parse ------------------------------------------------------------------------------
+    def parse(self) -> Node | None:
+        data = self.data
+        limit = min(len(data), MAX_PARSE_BYTES)
+        parse_stop_at = self.parse_stop_at
+
+        def read(offset: int, _point: tuple[int, int]) -> bytes:
+            if offset >= limit:
+                return b""
+            if time.monotonic() > parse_stop_at:
+                # Out of time: end the input here; the tree covers what was read.
+                self.budget_exhausted = True
+                return b""
+            return data[offset:min(limit, offset + READ_CHUNK)]
+
+        if limit < len(data):
+            self.budget_exhausted = True
+        parser = Parser(_JS)
+        try:
+            tree = parser.parse(read)
+        except ValueError:
+            self.budget_exhausted = True
+            return None
+        root = tree.root_node
+        self.parse_errors = root.has_error
+        return root
+
+    # --- functions and scopes ---------------------------------------------------------------
+    def function_name(self, node: Node) -> str:
+        """The name a function is known by: its own, or the variable/property it is assigned to."""
+        own = node.child_by_field_name("name")
+        if node.type in ("function_declaration", "generator_function_declaration", "class_declaration",
+                         "method_definition") and own is not None:
+            return self.text(own)
+        parent = node.parent
+        if parent is not None:
+            ptype = parent.type
+            if ptype == "variable_declarator":
+                target = parent.child_by_field_name("name")
+                if target is not None and target.type == "identifier":
+                    return self.text(target)
+            elif ptype in ("assignment_expression", "augmented_assignment_expression"):
+                left = parent.child_by_field_name("left")
+                if left is not None:
+                    return self.assigned_name(left)
+            elif ptype == "pair":
+                key = parent.child_by_field_name("key")
+                if key is not None and key.type in ("property_identifier", "string", "number"):
+                    return self.property_name(key)
+            elif ptype == "field_definition":
+                prop = parent.child_by_field_name("property")
+                if prop is not None:
+                    return self.text(prop)
+        if own is not None:
+            return self.text(own)
+        return ""
+
+    def assigned_name(self, left: Node) -> str:
+        if left.type == "identifier":
+            return self.text(left)
+        if left.type != "member_expression":
+            return ""
+        text = self.text(left)
+        if not re.fullmatch(r"[\w$]+(?:\.[\w$]+)*", text):
+            prop = left.child_by_field_name("property")
+            return self.text(prop) if prop is not None else ""
+        parts = text.split(".")
+        if text.startswith(("module.exports.", "exports.", "this.", "self.")):
+            return parts[-1]
+        if len(parts) >= 3 and parts[-2] == "prototype":
+            return f"{parts[-3]}.{parts[-1]}"
+        if text in ("module.exports", "exports"):
+            return ""
+        return text
+
+    def property_name(self, key: Node) -> str:
+        if key.type == "string":
+            return decode_js_string(self.text(key)[1:-1])
+        return self.text(key)
+
+    def build_functions(self, nodes: list[Node]) -> None:
+        nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
+        stack: list[int] = []
+        spans = self.function_spans
+        for node in nodes:
+            start, end = node.start_byte, node.end_byte
+            while stack and spans[stack[-1]].end <= start:
+                stack.pop()
+            parent = stack[-1] if stack else -1
+            name = self.function_name(node)
+            row, col = node.start_point
+            if name:
+                parent_qual = spans[parent].qualname if parent >= 0 else None
+                qualname = f"{parent_qual}.{name}" if parent_qual else name
+            else:
+                kind = _ANON_KIND.get(node.type, "function")
+                qualname = f"<{kind}@{row + 1}:{col}>"
+            spans.append(_Function(start, end, qualname, parent))
+            stack.append(len(spans) - 1)
+            self.qualname_by_node[node.id] = qualname
+            if name:
+                self.function_names.add(name.rsplit(".", 1)[-1])
+            self.functions.append(FunctionDef(
+                qualname=qualname, name=name.rsplit(".", 1)[-1], file=self.path, line=row + 1,
+                end_line=node.end_point[0] + 1,
+                parent=spans[parent].qualname if parent >= 0 else MODULE_SCOPE,
+                is_class=node.type in _CLASS_TYPES,
+            ))
+        self.function_starts = [s.start for s in spans]
+
+    # --- constant folding -------------------------------------------------------------------
+    def fold(self, node: Node | None, loose: bool = False, depth: int = 0) -> str | None:
+        """The constant string value of an expression, or None. `loose` puts a placeholder for unknown parts."""
+        if node is None or depth > 40:
+            return None
+        t = node.type
+        if t == "string":
+            return decode_js_string(self.text(node)[1:-1])
+        if t == "template_string":
+            return self.fold_template(node, loose, depth)
+        if t == "number":
+            return self.text(node)
+        if t == "parenthesized_expression":
+            inner = node.named_child(0)
+            return self.fold(inner, loose, depth + 1)
+        if t == "binary_expression":
+            return self.fold_concat(node, loose, depth)
+        if t == "identifier":
+            value = self.constants.get(self.text(node))
+            if value is None and loose:
+                return _PLACEHOLDER
+            return value
+        if t == "call_expression":
+            value = self.fold_call(node, loose, depth)
+            if value is None and loose:
+                return _PLACEHOLDER
+            return value
+        if t == "sequence_expression":
+            last = node.named_child(node.named_child_count - 1)
+            return self.fold(last, loose, depth + 1)
+        return _PLACEHOLDER if loose else None
+
+    def fold_template(self, node: Node, loose: bool, depth: int) -> str | None:
+        parts: list[str] = []
+        raw_start = node.start_byte + 1
+        for child in node.named_children:
+            if child.type == "template_substitution":
+                parts.append(decode_js_string(self.data[raw_start:child.start_byte].decode("utf-8", "replace")))
+                inner = child.named_child(0)
+                value = self.fold(inner, loose, depth + 1)
+                if value is None:
+                    return None
+                parts.append(value)
+                raw_start = child.end_byte
+        parts.append(decode_js_string(self.data[raw_start:node.end_byte - 1].decode("utf-8", "replace")))
+        return "".join(parts)
+
+    def fold_concat(self, node: Node, loose: bool, depth: int) -> str | None:
+        # Left-nested chains ('a' + 'b' + 'c' ...) are flattened iteratively: minified code has long ones.
+        operands: list[Node] = []
+        current: Node | None = node
+        while current is not None and current.type == "binary_expression":
+            op = current.child_by_field_name("operator")
+            if op is None or op.type != "+":
+                return None
+            right = current.child_by_field_name("right")
+            if right is None:
+                return None
+            operands.append(right)
+            current = current.child_by_field_name("left")
+            if len(operands) > 2000:
+                return None
+        if current is None:
+            return None
+        operands.append(current)
+        out: list[str] = []
+        any_string = False
+        for operand in reversed(operands):
+            value = self.fold(operand, loose, depth + 1)
+            if value is None:
+                return None
+            if operand.type in ("string", "template_string") or value != _PLACEHOLDER:
+                any_string = any_string or operand.type != "number"
+            out.append(value)
+        return "".join(out) if any_string or loose else None
+
+    def fold_array(self, node: Node | None, loose: bool = False, depth: int = 0) -> list[str] | None:
+        if node is None:
+            return None
+        if node.type == "identifier":
+            return self.constant_arrays.get(self.text(node))
+        if node.type != "array":
+            return None
+        values: list[str] = []
+        for child in node.named_children:
+            if child.type == "comment":
+                continue
+            value = self.fold(child, loose, depth + 1)
+            if value is None:
+                return None
+            values.append(value)
+        return values
+
+    def call_args(self, node: Node) -> list[Node]:
+        args = node.child_by_field_name("arguments")
+        if args is None or args.type != "arguments":
+            return []
+        return [c for c in args.named_children if c.type != "comment"]
+
+    def fold_call(self, node: Node, loose: bool, depth: int) -> str | None:
+        fn = node.child_by_field_name("function")
+        if fn is None:
+            return None
+        args = self.call_args(node)
+        if fn.type == "member_expression":
+            obj = fn.child_by_field_name("object")
+            prop_node = fn.child_by_field_name("property")
+            if obj is None or prop_node is None:
+                return None
+            prop = self.text(prop_node)
+            if prop == "join":
+                sep = self.fold(args[0], False, depth + 1) if args else ","
+                if sep is None:
+                    return None
+                items = self.fold_array(obj, loose, depth + 1)
+                if items is None and obj.type == "call_expression":
+                    items = self.fold_list_call(obj, loose, depth + 1)
+                return sep.join(items) if items is not None else None
+            if prop == "fromCharCode" and self.text(obj) == "String":
+                return self.fold_char_codes(args)
+            if prop == "toString" and obj.type == "call_expression":
+                encoding = self.fold(args[0], False, depth + 1) if args else "utf8"
+                if encoding is None or encoding.lower().replace("-", "") not in ("utf8", "ascii", "latin1",
+                                                                                  "binary"):
+                    return None
+                return self.fold_buffer(obj, depth + 1)
+            if prop == "concat":
+                base = self.fold(obj, loose, depth + 1)
+                if base is None:
+                    return None
+                rest = [self.fold(a, loose, depth + 1) for a in args]
+                if any(r is None for r in rest):
+                    return None
+                return base + "".join(r for r in rest if r is not None)
+            if prop in ("toLowerCase", "toUpperCase", "trim") and not args:
+                base = self.fold(obj, loose, depth + 1)
+                if base is None:
+                    return None
+                return base.lower() if prop == "toLowerCase" else base.upper() if prop == "toUpperCase" \
+                    else base.strip()
+            if prop == "replace" and len(args) == 2 and args[0].type == "string":
+                base = self.fold(obj, loose, depth + 1)
+                old = self.fold(args[0])
+                new = self.fold(args[1])
+                if base is None or old is None or new is None:
+                    return None
+                return base.replace(old, new, 1)
+            if prop == "apply" and self.text(obj) == "String.fromCharCode" and len(args) == 2:
+                return self.fold_char_codes_array(args[1])
+            if prop in ("join", "resolve") and self.text(obj) == "path":
+                parts = [self.fold(a, loose, depth + 1) for a in args]
+                if any(p is None for p in parts):
+                    return None
+                return "/".join(p for p in parts if p is not None)
+            return None
+        if fn.type == "identifier":
+            name = self.text(fn)
+            resolved = self.aliases.get(name, name)
+            if resolved == "atob" and len(args) == 1:
+                encoded = self.fold(args[0], False, depth + 1)
+                return decode_base64_text(encoded) if encoded is not None else None
+            if resolved == "decodeURIComponent" and len(args) == 1:
+                encoded = self.fold(args[0], False, depth + 1)
+                if encoded is None:
+                    return None
+                from urllib.parse import unquote
+
+                return unquote(encoded)
+        return None
+
+    def fold_list_call(self, node: Node, loose: bool, depth: int) -> list[str] | None:
+        """`s.split('')`, `s.split('').reverse()`, `[...].reverse()`, `Array.from(s)` as lists of strings."""
+        fn = node.child_by_field_name("function")
+        if fn is None:
+            return None
+        args = self.call_args(node)
+        if fn.type == "member_expression":
+            obj = fn.child_by_field_name("object")
+            prop_node = fn.child_by_field_name("property")
+            if obj is None or prop_node is None:
+                return None
+            prop = self.text(prop_node)
+            if prop == "reverse" and not args:
+                items = self.fold_array(obj, loose, depth + 1)
+                if items is None and obj.type == "call_expression":
+                    items = self.fold_list_call(obj, loose, depth + 1)
+                return items[::-1] if items is not None else None
+            if prop == "split" and len(args) == 1:
+                base = self.fold(obj, loose, depth + 1)
+                sep = self.fold(args[0], False, depth + 1)
+                if base is None or sep is None:
+                    return None
+                return list(base) if sep == "" else base.split(sep)
+            if prop == "from" and self.text(obj) == "Array" and len(args) == 1:
+                base = self.fold(args[0], loose, depth + 1)
+                return list(base) if base is not None else None
+        return None
+
+    def fold_char_codes(self, args: list[Node]) -> str | None:
+        codes: list[int] = []
+        for arg in args:
+            if arg.type == "spread_element":
+                inner = arg.named_child(0)
+                spread = self.fold_char_codes_array(inner) if inner is not None else None
+                if spread is None:
+                    return None
+                codes.extend(ord(c) for c in spread)
+                continue
+            code = self.number_value(arg)
+            if code is None:
+                return None
+            codes.append(code)
+        try:
+            return "".join(chr(c) for c in codes)
+        except (ValueError, OverflowError):
+            return None
+
+    def fold_char_codes_array(self, node: Node | None) -> str | None:
+        if node is None or node.type != "array":
+            return None
+        return self.fold_char_codes([c for c in node.named_children if c.type != "comment"])
+
+    def number_value(self, node: Node) -> int | None:
+        if node.type != "number":
+            return None
+        text = self.text(node).replace("_", "").lower()
+        try:
+            if text.startswith("0x"):
+                return int(text, 16)
+            if text.startswith("0o"):
+                return int(text[2:], 8)
+            if text.startswith("0b"):
+                return int(text[2:], 2)
+            if len(text) > 1 and text.startswith("0") and text.isdigit():
+                return int(text, 8)
+            value = float(text)
+        except ValueError:
+            return None
+        return int(value) if value.is_integer() else None
+
+    def fold_buffer(self, node: Node, depth: int) -> str | None:
+        """`Buffer.from('...', 'base64'|'hex')` / `Buffer.from([..])` / `new Buffer(...)` decoded as text."""
+        fn = node.child_by_field_name("function") or node.child_by_field_name("constructor")
+        if fn is None or self.resolve(fn) not in ("Buffer.from", "Buffer"):
+            return None
+        args = self.call_args(node)
+        if not args:
+            return None
+        if args[0].type == "array":
+            return self.fold_char_codes_array(args[0])
+        data = self.fold(args[0], False, depth + 1)
+        if data is None:
+            return None
+        encoding = self.fold(args[1], False, depth + 1) if len(args) > 1 else "utf8"
+        if encoding is None:
+            return None
+        encoding = encoding.lower()
+        if encoding in ("base64", "base64url"):
+            return decode_base64_text(data)
+        if encoding == "hex":
+            try:
+                return bytes.fromhex(data).decode("utf-8", "replace")
+            except ValueError:
+                return None
+        return data
+
+    # --- name resolution --------------------------------------------------------------------
+    def resolve(self, node: Node | None, depth: int = 0) -> str | None:
+        """Canonical dotted path an expression refers to ("child_process.exec", "process.env"), or None."""
+        if node is None or depth > 30:
+            return None
+        memo = self.resolve_memo.get(node.id, _UNSET)
+        if memo is not _UNSET:
+            return memo  # type: ignore[return-value]
+        value = self.resolve_uncached(node, depth)
+        self.resolve_memo[node.id] = value
+        return value
+
+    def resolve_uncached(self, node: Node, depth: int) -> str | None:
+        t = node.type
+        if t == "identifier":
+            name = self.text(node)
+            return self.aliases.get(name, name)
+        if t in ("member_expression", "subscript_expression"):
+            obj = node.child_by_field_name("object")
+            if t == "member_expression":
+                prop_node = node.child_by_field_name("property")
+                prop = self.text(prop_node) if prop_node is not None else None
+            else:
+                prop = self.fold(node.child_by_field_name("index"))
+            if prop is None:
+                return None
+            base = self.resolve(obj, depth + 1)
+            if base is None:
+                return None
+            if base in _GLOBAL_OBJECTS:
+                return self.aliases.get(prop, prop)
+            return f"{base}.{prop}"
+        if t in ("parenthesized_expression", "await_expression", "sequence_expression"):
+            if not node.named_child_count:
+                return None
+            return self.resolve(node.named_child(node.named_child_count - 1), depth + 1)
+        if t == "call_expression":
+            fn = node.child_by_field_name("function")
+            if fn is None:
+                return None
+            callee = "import" if fn.type == "import" else self.resolve(fn, depth + 1)
+            if callee in _REQUIRE_PATHS or callee == "import":
+                args = self.call_args(node)
+                module = self.module_name(args[0]) if args else None
+                return _module_key(module) if module is not None else None
+            if callee == "eval":
+                args = self.call_args(node)
+                code = self.fold(args[0]) if args else None
+                if code is not None and re.fullmatch(r"[\w$.]+", code.strip()):
+                    code = code.strip()
+                    return self.aliases.get(code, code)
+            return None
+        return None
+
+    def is_require(self, fn: Node) -> bool:
+        if fn.type == "import":
+            return True
+        return self.resolve(fn) in _REQUIRE_PATHS
+
+    def required_module(self, call: Node) -> str | None:
+        """The constant module name of a require()/import() call, else None."""
+        fn = call.child_by_field_name("function")
+        if fn is None or not self.is_require(fn):
+            return None
+        args = self.call_args(call)
+        if not args:
+            return None
+        return self.module_name(args[0])
+
+    def module_name(self, arg: Node) -> str | None:
+        value = self.fold(arg)
+        if value is not None:
+            return value
+        # require(path.join(__dirname, 'lib', 'x')) is a local module, not a computed one.
+        if arg.type == "call_expression" and self.text(arg).startswith(("path.join(", "path.resolve(")):
+            args = self.call_args(arg)
+            if args and self.text(args[0]) == "__dirname":
+                rest = [self.fold(a) for a in args[1:]]
+                if all(r is not None for r in rest):
+                    return "./" + "/".join(r.strip("/") for r in rest if r is not None)
+        if arg.type == "template_string":
+            loose = self.fold(arg, loose=True)
+            text = self.text(arg)
+            if loose is not None and text.startswith("`${__dirname}"):
+                return "." + loose[len(_PLACEHOLDER):]
+        return None
+
+    # --- bindings and aliases ---------------------------------------------------------------
+    def note_alias(self, name: str, path: str | None) -> None:
+        if not path:
+            return
+        root = path.split(".", 1)[0]
+        if (root in _KNOWN_GLOBALS or root in self.module_roots or path in self.module_roots) and name != path:
+            self.aliases[name] = path
+
+    def add_binding(self, node: Node, name: str, module: str, attribute: str | None) -> None:
+        shown = module[5:] if module.startswith("node:") else module
+        self.bindings.append(Binding(self.path, node.start_point[0] + 1, self.scope_at(node.start_byte), name,
+                                     shown, attribute))
+        if name:
+            self.bound_names.add(name)
+        key = _module_key(module)
+        self.module_roots.add(key)
+        self.module_events(node, module)
+
+    def module_events(self, node: Node, module: str) -> None:
+        key = _module_key(module)
+        family = _family_of(module)
+        if family is not None:
+            self.emit(family, node)
+        base = key.split(".promises", 1)[0]
+        if base in _CAPTURE_MODULES:
+            self.emit("capture_screen_or_clipboard", node)
+        if base in _NATIVE_MODULES:
+            self.emit("load_native_code", node)
+
+    def handle_declarator(self, node: Node, target: Node | None, value: Node | None) -> None:
+        if target is None or value is None:
+            return
+        inner = value
+        while inner.type in ("await_expression", "parenthesized_expression") and inner.named_child_count:
+            child = inner.named_child(inner.named_child_count - 1)
+            if child is None:
+                break
+            inner = child
+        # const x = require('m') / const x = require('m').y / const {a, b: c} = require('m')
+        require_call: Node | None = None
+        attribute: str | None = None
+        if inner.type == "call_expression":
+            fn = inner.child_by_field_name("function")
+            if fn is not None and self.is_require(fn):
+                require_call = inner
+        elif inner.type == "member_expression":
+            obj = inner.child_by_field_name("object")
+            prop = inner.child_by_field_name("property")
+            if obj is not None and obj.type == "call_expression" and prop is not None:
+                fn = obj.child_by_field_name("function")
+                if fn is not None and self.is_require(fn):
+                    require_call, attribute = obj, self.text(prop)
+        if require_call is not None:
+            module = self.required_module(require_call)
+            if module is not None:
+                self.bound_require_calls.add(require_call.id)
+                key = _module_key(module)
+                self.module_roots.add(key)
+                base_path = f"{key}.{attribute}" if attribute else key
+                for local, attr, at in self.pattern_names(target):
+                    full_attr = attr if attribute is None else (f"{attribute}.{attr}" if attr else attribute)
+                    self.add_binding(at, local, module, full_attr)
+                    self.aliases[local] = f"{base_path}.{attr}" if attr else base_path
+                return
+        if target.type == "identifier":
+            name = self.text(target)
+            if inner.type in ("string", "template_string", "binary_expression", "call_expression"):
+                folded = self.fold(inner)
+                if folded is not None:
+                    self.constants[name] = folded
+                    return
+            if inner.type == "array":
+                items = self.fold_array(inner)
+                if items is not None:
+                    self.constant_arrays[name] = items
+                return
+            path = self.resolve(inner)
+            self.note_alias(name, path)
+            self.note_handles(name, inner, path)
+        elif target.type == "object_pattern":
+            path = self.resolve(inner)
+            if path is None:
+                return
+            for local, attr, at in self.pattern_names(target):
+                if attr:
+                    full = f"{path}.{attr}"
+                    self.note_alias(local, full)
+                    if full == "process.env":
+                        self.emit("read_env", at)
+
+    def note_handles(self, name: str, value: Node, path: str | None) -> None:
+        """Remember names that hold a request/socket (their .write uploads) or a child process."""
+        if value.type not in ("call_expression", "new_expression"):
+            return
+        fn = value.child_by_field_name("function") or value.child_by_field_name("constructor")
+        callee = self.resolve(fn) if fn is not None else None
+        if callee is None:
+            return
+        callee = _strip_promises(callee)
+        module, _, attr = callee.rpartition(".")
+        if (module in ("http", "https") and attr == "request") or callee in _RAW_SOCKET_PATHS \
+                or callee in ("XMLHttpRequest", "WebSocket", "ws", "http2.connect") \
+                or (callee.startswith("net.") and attr in ("connect", "createConnection", "Socket")):
+            self.senders.add(name)
+        if module == "child_process" and attr in _CHILD_PROCESS_RUN:
+            self.children.add(name)
+
+    def pattern_names(self, target: Node) -> Iterable[tuple[str, str | None, Node]]:
+        """(local name, destructured property or None, node) for an identifier or object pattern."""
+        if target.type == "identifier":
+            yield self.text(target), None, target
+            return
+        if target.type != "object_pattern":
+            return
+        for child in target.named_children:
+            if child.type == "shorthand_property_identifier_pattern":
+                name = self.text(child)
+                yield name, name, child
+            elif child.type == "pair_pattern":
+                key = child.child_by_field_name("key")
+                value = child.child_by_field_name("value")
+                if key is None or value is None:
+                    continue
+                if value.type == "assignment_pattern":
+                    value = value.child_by_field_name("left") or value
+                if value.type == "identifier":
+                    yield self.text(value), self.property_name(key), child
+            elif child.type == "object_assignment_pattern":
+                left = child.child_by_field_name("left")
+                if left is not None and left.type == "shorthand_property_identifier_pattern":
+                    name = self.text(left)
+                    yield name, name, child
+
+    def handle_import(self, node: Node) -> None:
+        source = node.child_by_field_name("source")
+        if source is None:
+            return
+        module = self.fold(source)
+        if module is None:
+            return
+        key = _module_key(module)
+        self.module_roots.add(key)
+        clause = next((c for c in node.named_children if c.type == "import_clause"), None)
+        if clause is None:
+            self.add_binding(node, "", module, None)
+            return
+        bound = False
+        for child in clause.named_children:
+            if child.type == "identifier":
+                name = self.text(child)
+                self.add_binding(child, name, module, "default")
+                # A default import of a builtin/CommonJS module is the module object.
+                self.aliases[name] = key
+                bound = True
+            elif child.type == "namespace_import":
+                ident = next((c for c in child.named_children if c.type == "identifier"), None)
+                if ident is not None:
+                    self.add_binding(ident, self.text(ident), module, None)
+                    self.aliases[self.text(ident)] = key
+                    bound = True
+            elif child.type == "named_imports":
+                for spec in child.named_children:
+                    if spec.type != "import_specifier":
+                        continue
+                    name_node = spec.child_by_field_name("name")
+                    alias_node = spec.child_by_field_name("alias") or name_node
+                    if name_node is None or alias_node is None:
+                        continue
+                    imported = self.property_name(name_node)
+                    local = self.text(alias_node)
+                    self.add_binding(spec, local, module, imported)
+                    self.aliases[local] = key if imported == "default" else f"{key}.{imported}"
+                    bound = True
+        if not bound:
+            self.add_binding(node, "", module, None)
+
+    # --- calls ------------------------------------------------------------------------------
+    def callee_text(self, node: Node | None, depth: int = 0) -> str:
+        """Dotted callee text as written, with computed string members folded: obj['ex'+'ec'] -> obj.exec."""
+        if node is None or depth > 20:
+            return "<expr>"
+        t = node.type
+        if t in ("identifier", "this", "super", "property_identifier", "import"):
+            return self.text(node)
+        if t == "member_expression":
+            prop = node.child_by_field_name("property")
+            return f"{self.callee_text(node.child_by_field_name('object'), depth + 1)}." \
+                   f"{self.text(prop) if prop is not None else '?'}"
+        if t == "subscript_expression":
+            index = self.fold(node.child_by_field_name("index"))
+            base = self.callee_text(node.child_by_field_name("object"), depth + 1)
+            return f"{base}.{index}" if index is not None and re.fullmatch(r"[\w$]+", index) else f"{base}[]"
+        if t == "call_expression":
+            module = self.required_module(node)
+            if module is not None:
+                return f"require({module})"
+            return f"{self.callee_text(node.child_by_field_name('function'), depth + 1)}()"
+        if t in ("parenthesized_expression", "sequence_expression", "await_expression"):
+            last = node.named_child(node.named_child_count - 1) if node.named_child_count else None
+            return self.callee_text(last, depth + 1)
+        if t in _FUNCTION_TYPES:
+            return self.qualname_by_node.get(node.id, "<function>")
+        return "<expr>"
+
+    def handle_call(self, node: Node, is_new: bool) -> None:
+        fn = node.child_by_field_name("constructor" if is_new else "function")
+        if fn is None:
+            return
+        site = fn.child_by_field_name("property") if fn.type == "member_expression" else None
+        site_node = site if site is not None else node
+        row, col = site_node.start_point
+        scope = self.scope_at(node.start_byte)
+        self.calls.append(CallSite(self.path, row + 1, col, scope, self.callee_text(fn), CallKind.CALL))
+        args = self.call_args(node)
+        for arg in args:
+            if arg.type in _INLINE_FUNCTION_TYPES:
+                arow, acol = arg.start_point
+                self.calls.append(CallSite(self.path, arow + 1, acol, scope,
+                                           self.qualname_by_node.get(arg.id, f"<function@{arow + 1}:{acol}>"),
+                                           CallKind.INLINE))
+            elif arg.type == "identifier":
+                name = self.text(arg)
+                if name in self.function_names or name in self.bound_names:
+                    arow, acol = arg.start_point
+                    self.calls.append(CallSite(self.path, arow + 1, acol, scope, name, CallKind.CALLBACK))
+            elif arg.type == "member_expression":
+                prop = arg.child_by_field_name("property")
+                if prop is not None and self.text(prop) in self.function_names:
+                    arow, acol = arg.start_point
+                    self.calls.append(CallSite(self.path, arow + 1, acol, scope, self.callee_text(arg),
+                                               CallKind.CALLBACK))
+        if fn.type == "import" or (not is_new and self.is_require(fn)):
+            self.handle_require(node, fn, args)
+            return
+        path = self.resolve(fn)
+        if path is None:
+            if fn.type == "member_expression":
+                self.method_behaviours(node, fn, args, site_node)
+            return
+        self.api_behaviours(node, fn, path, args, is_new, site_node)
+
+    def handle_require(self, node: Node, fn: Node, args: list[Node]) -> None:
+        if not args:
+            return
+        module = self.module_name(args[0])
+        if module is None:
+            self.emit("dynamic_import", node)
+            return
+        if node.id not in self.bound_require_calls:
+            self.add_binding(node, "", module, None)
+        if self.text(fn) != "require" and fn.type != "import":
+            # process.mainModule.require / module.require / eval('require'): a way around scanners.
+            self.emit("dynamic_import", node)
+
+    def method_behaviours(self, node: Node, fn: Node, args: list[Node], site: Node) -> None:
+        """Behaviours of methods on values we cannot name: .toString('base64'), .write() on a request."""
+        prop_node = fn.child_by_field_name("property")
+        obj = fn.child_by_field_name("object")
+        if prop_node is None or obj is None:
+            return
+        prop = self.text(prop_node)
+        self.common_method_behaviours(node, prop, obj, args, site)
+
+    def common_method_behaviours(self, node: Node, prop: str, obj: Node | None, args: list[Node],
+                                 site: Node) -> None:
+        if prop == "toString" and args:
+            encoding = self.fold(args[0])
+            if encoding is not None and encoding.lower() in _ENCODINGS - {"binary", "latin1"}:
+                self.emit("encoding_call", site)
+        elif prop == "pipe":
+            self.pipe_seen = True
+        elif prop == "join" and obj is not None and obj.type == "call_expression":
+            self.reversal_check(node, obj, args, site)
+        elif prop == "unref" and obj is not None:
+            if obj.type == "identifier" and self.text(obj) in self.children:
+                self.emit("hidden_process", site)
+            elif obj.type == "call_expression":
+                inner = obj.child_by_field_name("function")
+                path = self.resolve(inner) if inner is not None else None
+                if path is not None and path.startswith("child_process."):
+                    self.emit("hidden_process", site)
+        elif prop in ("write", "end", "send") and obj is not None and args:
+            if obj.type == "identifier" and self.text(obj) in self.senders:
+                self.emit("upload_data", site)
+            elif obj.type == "call_expression":
+                inner = obj.child_by_field_name("function")
+                path = self.resolve(inner) if inner is not None else None
+                if path is not None and (path in ("http.request", "https.request") or path in _RAW_SOCKET_PATHS):
+                    self.emit("upload_data", site)
+        elif prop == "map" and obj is not None and obj.type == "array" and args \
+                and "fromCharCode" in self.text(args[0]):
+            numbers = [c for c in obj.named_children if c.type == "number"]
+            if len(numbers) >= 4:
+                self.emit("char_code_assembly", site)
+
+    def reversal_check(self, node: Node, obj: Node, args: list[Node], site: Node) -> None:
+        # x.split('').reverse().join('') / [...x].reverse().join('') / Array.from(x).reverse().join('')
+        inner = obj.child_by_field_name("function")
+        if inner is None or inner.type != "member_expression":
+            return
+        prop = inner.child_by_field_name("property")
+        if prop is None or self.text(prop) != "reverse":
+            return
+        if not args or self.fold(args[0]) != "":
+            return
+        source = inner.child_by_field_name("object")
+        if source is None:
+            return
+        text = self.text(source)
+        if source.type == "call_expression" and (".split(" in text or text.startswith("Array.from(")) \
+                or (source.type == "array" and text.startswith("[...")):
+            self.emit("string_reversal", site)
+
+    def api_behaviours(self, node: Node, fn: Node, path: str, args: list[Node], is_new: bool, site: Node) -> None:
+        path = _strip_promises(path)
+        module, _, attr = path.rpartition(".")
+        if not module:
+            module, attr = path, ""
+        emit = self.emit
+        if module == "child_process" and attr in _CHILD_PROCESS_RUN:
+            emit("run_command", site)
+            self.command_behaviours(node, attr, args, site)
+        elif module in ("execa", "shelljs", "cross-spawn") or path in ("execa", "cross-spawn", "execa.command",
+                                                                         "execa.sync", "shelljs.exec"):
+            if module != "shelljs" or attr == "exec":
+                emit("run_command", site)
+                self.command_behaviours(node, "exec", args, site)
+        elif path in ("eval", "Function") or path in _VM_EVAL:
+            self.eval_behaviours(node, path, args, site)
+        elif path in ("setTimeout", "setInterval", "setImmediate") and args:
+            if args[0].type in ("string", "template_string", "binary_expression"):
+                emit("eval_code", site)
+        elif module == "fs" or module.startswith("fs-extra") or module == "graceful-fs" or module == "fs.promises":
+            self.fs_behaviours(node, attr, args, site)
+        elif module == "os":
+            emit("collect_system_info" if attr in _OS_SYSINFO else "os_call", site)
+        elif (module == "dns" and (attr in _DNS_CALLS or attr == "Resolver")) or module == "dns.Resolver" \
+                or (module.startswith("dns.") and attr in _DNS_CALLS):
+            emit("dns_lookup", site)
+        elif module in ("http", "https") and attr in _HTTP_REQUESTS:
+            emit("network_request", site)
+            if self.request_uploads(args):
+                emit("upload_data", site)
+        elif path == "http2.connect":
+            emit("network_request", site)
+        elif path in _RAW_SOCKET_PATHS or (module == "net" and attr in ("connect", "createConnection", "Socket")):
+            emit("raw_socket", site)
+            self.raw_socket_seen = True
+        elif path in ("fetch", "node-fetch", "cross-fetch", "isomorphic-fetch", "undici.fetch", "undici.request"):
+            emit("network_request", site)
+            if self.request_uploads(args[1:]):
+                emit("upload_data", site)
+        elif path in ("XMLHttpRequest", "WebSocket", "ws", "ws.WebSocket"):
+            emit("network_request", site)
+        elif module in _HTTP_CLIENT_MODULES or path in _HTTP_CLIENT_MODULES:
+            self.http_client_behaviours(path, module, attr, args, site)
+        elif path in ("Buffer.from", "Buffer") and len(args) >= 2:
+            encoding = self.fold(args[1])
+            if encoding is not None and encoding.lower() in _ENCODINGS - {"binary", "latin1"}:
+                emit("encoding_call", site)
+                self.classify_folded(node)
+        elif path in ("atob", "btoa"):
+            emit("encoding_call", site)
+            if path == "atob":
+                self.classify_folded(node)
+        elif module == "zlib" and _ZLIB_CALLS.match(attr):
+            emit("encoding_call", site)
+        elif module == "crypto" and attr in _CIPHER_CALLS:
+            emit("encryption_call", site)
+        elif module.startswith("crypto-js") or module.startswith("CryptoJS"):
+            if attr in ("encrypt", "decrypt"):
+                emit("encryption_call", site)
+            elif ".enc." in f".{module}." and attr in ("parse", "stringify"):
+                emit("encoding_call", site)
+        elif module in ("js-base64.Base64", "js-base64", "base-64") and attr in ("decode", "encode", "atob", "btoa",
+                                                                               "fromBase64", "toBase64"):
+            emit("encoding_call", site)
+        elif path == "process.dlopen":
+            emit("load_native_code", site)
+        elif path == "String.fromCharCode":
+            if self.fold_char_codes(args) is not None and len(args) >= 3 or \
+                    (len(args) == 1 and args[0].type == "spread_element"):
+                emit("char_code_assembly", site)
+                self.classify_folded(node)
+        elif path == "String.fromCharCode.apply" and len(args) == 2 and args[1].type == "array":
+            emit("char_code_assembly", site)
+            self.classify_folded(node)
+        elif module.split(".", 1)[0] in _CAPTURE_MODULES or path in _CAPTURE_MODULES:
+            emit("capture_screen_or_clipboard", site)
+        elif module.split(".", 1)[0] in _NATIVE_MODULES or path in _NATIVE_MODULES:
+            emit("load_native_code", site)
+        elif path in ("process.env.hasOwnProperty",):
+            emit("read_env", site)
+        if fn.type == "member_expression":
+            prop_node = fn.child_by_field_name("property")
+            self.common_method_behaviours(node, attr, fn.child_by_field_name("object"), args,
+                                          prop_node if prop_node is not None else site)
+        if attr in ("join", "fromCharCode", "toString", "concat", "replace") or path in ("atob",
+                                                                                       "decodeURIComponent"):
+            self.classify_folded(node)
+
+    def eval_behaviours(self, node: Node, path: str, args: list[Node], site: Node) -> None:
+        if path == "Function" and args:
+            # Function('return this')() is how bundles find the global object, not code loading.
+            body = self.fold(args[-1])
+            if body is not None and re.fullmatch(r"\s*return\s+this;?\s*", body):
+                return
+        self.emit("eval_code", site)
+        if args:
+            code = self.fold(args[-1] if path == "Function" else args[0])
+            if code is not None:
+                self.analyse_inline_code(code, site)
+
+    def analyse_inline_code(self, code: str, site: Node) -> None:
+        """Behaviours of a constant code string handed to eval/new Function, reported at the call."""
+        if len(code) > 200_000 or code.strip() in ("require", "process", "this"):
+            return
+        inner = analyse_javascript_source(code, f"{self.path}<eval>", max_seconds=0.5)
+        for behaviour, _line, _column in inner:
+            self.emit(behaviour, site)
+
+    def command_behaviours(self, node: Node, attr: str, args: list[Node], site: Node) -> None:
+        if not args:
+            return
+        command = self.fold(args[0], loose=True)
+        if command is not None and attr in ("spawn", "spawnSync", "execFile", "execFileSync") and len(args) > 1:
+            rest = self.fold_array(args[1], loose=True)
+            if rest is not None:
+                command = " ".join([command, *rest])
+        if command is not None and command != _PLACEHOLDER:
+            for behaviour in analyse_command(command):
+                self.emit(behaviour, site)
+            program = command.split(" ", 1)[0].strip("'\"")
+            if _SHELL_PROGRAM.search(program) and attr in ("spawn", "spawnSync", "execFile", "execFileSync"):
+                self.shell_spawns.append((site, command))
+        for arg in args[1:]:
+            if arg.type == "object" and re.search(r"\bdetached\s*:\s*(?:true|!0)", self.text(arg)):
+                self.emit("hidden_process", site)
+
+    def fs_behaviours(self, node: Node, attr: str, args: list[Node], site: Node) -> None:
+        if attr in _FS_READ:
+            self.emit("fs_read", site)
+        if attr in _FS_WRITE:
+            self.emit("fs_write", site)
+        if attr in _FS_CHMOD and len(args) >= 2:
+            mode = args[1]
+            value = self.number_value(mode) if mode.type == "number" else None
+            if value is None:
+                text = self.fold(mode)
+                if text is not None and re.fullmatch(r"[0-7]{3,4}", text):
+                    value = int(text, 8)
+                elif text is not None and "x" in text:
+                    value = 0o100
+            if value is not None and value & 0o111:
+                self.emit("write_executable", site)
+        dest: Node | None = None
+        if attr in _FS_WRITERS_WITH_DEST_FIRST and args:
+            dest = args[0]
+        elif attr in _FS_WRITERS_WITH_DEST_SECOND and len(args) >= 2:
+            dest = args[1]
+        if dest is not None:
+            name = self.fold(dest, loose=True)
+            if name is not None and _EXECUTABLE_NAME.search(name):
+                self.emit("write_executable", site)
+
+    def request_uploads(self, args: list[Node]) -> bool:
+        for arg in args:
+            if arg.type == "object":
+                text = self.text(arg)
+                if re.search(r"""\bmethod\s*:\s*['"`](?:POST|PUT|PATCH)['"`]""", text, re.IGNORECASE) or \
+                        re.search(r"\b(?:body|data|json|form)\s*:", text):
+                    return True
+            elif arg.type == "identifier" and self.has_post_method:
+                return True
+        return False
+
+    def http_client_behaviours(self, path: str, module: str, attr: str, args: list[Node], site: Node) -> None:
+        is_module_call = path in _HTTP_CLIENT_MODULES
+        if not is_module_call and attr.lower() not in ("get", "post", "put", "patch", "delete", "head", "request",
+                                                       "options", "create", "fetch", "stream", "send"):
+            return
+        self.emit("network_request", site)
+        if attr.lower() in _UPLOAD_METHODS or self.request_uploads(args):
+            self.emit("upload_data", site)
+
+    # --- strings ----------------------------------------------------------------------------
+    def classify_value(self, value: str, node: Node, raw: str | None = None) -> None:
+        if len(value) >= REPEAT_LITERAL_LENGTH:
+            if value in self.seen_long_values:
+                return
+            self.seen_long_values.add(value)
+        found = self.classified.get(value)
+        if found is None:
+            found = classify_literal(value)
+            if "base64_string" in found:
+                decoded = decode_base64_text(value)
+                if decoded:
+                    found = found + [b for b in classify_literal(decoded) if b not in found]
+            self.classified[value] = found
+        if found or raw is not None:
+            snippet = self.snippet(node)
+            for behaviour in found:
+                self.emit(behaviour, node, snippet)
+        if raw is not None and "\\" in raw:
+            for behaviour in classify_raw_literal(raw):
+                self.emit(behaviour, node)
+
+    def classify_folded(self, node: Node) -> None:
+        if node.id in self.folded_tops:
+            return
+        self.folded_tops.add(node.id)
+        value = self.fold(node)
+        if value:
+            self.classify_value(value, node)
+
+    def handle_string(self, node: Node) -> None:
+        raw = self.text(node)
+        if node.type == "template_string":
+            value = self.fold(node, loose=True)
+            if value is None:
+                return
+        else:
+            value = decode_js_string(raw[1:-1])
+        self.classify_value(value, node, raw)
+        parent = node.parent
+        if parent is None:
+            return
+        if parent.type == "binary_expression":
+            # Classify the whole concatenation once, at its top ('https://disc' + 'ord.com/api/webhooks').
+            top = parent
+            while top.parent is not None and top.parent.type == "binary_expression":
+                top = top.parent
+            if top.id not in self.folded_tops:
+                self.folded_tops.add(top.id)
+                folded = self.fold(top, loose=True)
+                if folded and folded != value:
+                    self.classify_value(folded, top)
+        elif parent.type == "array" and self.obfuscated:
+            self.string_array_literal(value, node)
+
+    def string_array_literal(self, value: str, node: Node) -> None:
+        """obfuscator.io string arrays: module names and base64 (its own alphabet) hidden in plain sight."""
+        family = _family_of(value)
+        if family is not None and family != "import_encoding_module":
+            self.emit(family, node)
+        if 8 <= len(value) <= 4000 and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value):
+            decoded = decode_base64_text(value.translate(_OBFUSCATOR_ALPHABET))
+            if decoded and len(decoded) >= 4:
+                if _family_of(decoded) not in (None, "import_encoding_module"):
+                    family = _family_of(decoded)
+                    if family is not None:
+                        self.emit(family, node)
+                self.classify_value(decoded, node)
+
+    # --- whole-file signals -----------------------------------------------------------------
+    def file_signals(self) -> None:
+        data = self.data
+        count = 0
+        first: re.Match[bytes] | None = None
+        for match in _OBFUSCATED_IDENTIFIER.finditer(data):
+            if first is None:
+                first = match
+            count += 1
+            if count >= OBFUSCATED_IDENTIFIERS_MIN:
+                break
+        if first is not None and count >= OBFUSCATED_IDENTIFIERS_MIN:
+            self.obfuscated = True
+            line, col = self.position_of_byte(first.start())
+            self.emit_at("obfuscated_identifiers", line, col, first.start(),
+                         clean(first.group().decode("ascii"), SNIPPET_LENGTH))
+        offset = 0
+        for lineno, line_bytes in enumerate(data.split(b"\n"), start=1):
+            if len(line_bytes) > LONG_LINE:
+                self.emit_at("minified_code", lineno, 0, offset,
+                             clean(line_bytes[:SNIPPET_LENGTH].decode("utf-8", "replace"), SNIPPET_LENGTH))
+                break
+            offset += len(line_bytes) + 1
+
+    # --- driver -----------------------------------------------------------------------------
+    def run(self) -> None:
+        root = self.parse()
+        if root is None:
+            return
+        self.file_signals()
+        captures = self.run_query(root)
+        self.build_functions(captures.get("function", []))
+        self.has_post_method = _UPLOAD_METHOD.search(self.data) is not None
+        captures["env"] = self.env_members(root)
+        try:
+            self.process(captures)
+        except _BudgetExhausted:
+            pass
+        except RecursionError:
+            self.parse_errors = True
+
+    def env_members(self, root: Node) -> list[Node]:
+        """Member expressions `X.env`, found from the word's occurrences rather than a predicate query."""
+        found: list[Node] = []
+        for match in _ENV_WORD.finditer(self.data):
+            node = root.descendant_for_byte_range(match.start(), match.end())
+            if node is None or node.type != "property_identifier":
+                continue
+            parent = node.parent
+            if parent is not None and parent.type == "member_expression":
+                found.append(parent)
+            if len(found) > 5000:
+                break
+        return found
+
+    def run_query(self, root: Node) -> dict[str, list[Node]]:
+        """Captures of the one query, gathered range by range so the file budget is checked in between.
+
+        (QueryCursor.captures' own progress_callback crashes the interpreter in tree-sitter 0.26.1.)
+        """
+        end = root.end_byte
+        if end <= QUERY_RANGE_BYTES:
+            return QueryCursor(_QUERY).captures(root)
+        merged: dict[str, list[Node]] = {}
+        cursor = QueryCursor(_QUERY)
+        for start in range(0, end, QUERY_RANGE_BYTES):
+            if time.monotonic() > self.stop_at:
+                self.budget_exhausted = True
+                break
+            stop = min(end, start + QUERY_RANGE_BYTES)
+            cursor.set_byte_range(start, stop)
+            for name, nodes in cursor.captures(root).items():
+                # Matches that merely overlap the range were (or will be) taken by the range they start in.
+                merged.setdefault(name, []).extend(n for n in nodes if start <= n.start_byte < stop)
+        return merged
+
+    def process(self, captures: dict[str, list[Node]]) -> None:
+        # Imports and declarations first: aliases and constants are file-wide (hoisting-like).
+        bindings_nodes = sorted(captures.get("import", []) + captures.get("export", []) +
+                                captures.get("declarator", []) + captures.get("assignment", []),
+                                key=lambda n: n.start_byte)
+        for i, node in enumerate(bindings_nodes):
+            if i % 256 == 0:
+                self.check_budget()
+            t = node.type
+            if t == "import_statement":
+                self.handle_import(node)
+            elif t == "export_statement":
+                source = node.child_by_field_name("source")
+                module = self.fold(source) if source is not None else None
+                if module is not None:
+                    self.add_binding(node, "", module, None)
+            elif t == "variable_declarator":
+                self.handle_declarator(node, node.child_by_field_name("name"), node.child_by_field_name("value"))
+            else:
+                left = node.child_by_field_name("left")
+                if left is not None and left.type == "identifier":
+                    self.handle_declarator(node, left, node.child_by_field_name("right"))
+                elif left is not None:
+                    self.handle_member_assignment(node, left, node.child_by_field_name("right"))
+        # Aliases are complete now; resolutions cached while they were being built may be stale.
+        self.resolve_memo.clear()
+        for i, node in enumerate(captures.get("env", [])):
+            if i % 256 == 0:
+                self.check_budget()
+            if self.resolve(node) == "process.env":
+                self.emit("read_env", node)
+        for i, node in enumerate(captures.get("subscript", [])):
+            if i % 256 == 0:
+                self.check_budget()
+            if self.resolve(node) == "process.env":
+                self.emit("read_env", node)
+        call_nodes = captures.get("call", []) + captures.get("new", [])
+        call_nodes.sort(key=lambda n: n.start_byte)
+        for i, node in enumerate(call_nodes):
+            if i % 128 == 0:
+                self.check_budget()
+            self.handle_call(node, node.type == "new_expression")
+        self.reverse_shell_check()
+        string_nodes = captures.get("string", []) + captures.get("template", [])
+        for i, node in enumerate(string_nodes):
+            if i % 256 == 0:
+                self.check_budget()
+            parent = node.parent
+            # Module specifiers are bindings, not data.
+            if parent is not None and parent.type in ("import_statement", "export_statement"):
+                continue
+            self.handle_string(node)
+
+    def handle_member_assignment(self, node: Node, left: Node, right: Node | None) -> None:
+        """`x.y = require('m')` binds a module too (bundles and UMD wrappers do this)."""
+        if right is None or right.type != "call_expression":
+            return
+        fn = right.child_by_field_name("function")
+        if fn is None or not self.is_require(fn):
+            return
+        module = self.required_module(right)
+        if module is None:
+            return
+        self.bound_require_calls.add(right.id)
+        self.add_binding(left, self.text(left), module, None)
+        self.aliases[self.text(left)] = _module_key(module)
+
+    def reverse_shell_check(self) -> None:
+        # A socket and a shell whose streams are piped: net.Socket + spawn('/bin/sh') + .pipe().
+        if self.raw_socket_seen and self.pipe_seen:
+            for site, _command in self.shell_spawns:
+                self.emit("reverse_shell", site)
+
+    def result(self) -> FileAnalysis:
+        key = lambda item: (item.line, getattr(item, "column", 0))  # noqa: E731
+        return FileAnalysis(
+            path=self.path,
+            language=Language.JAVASCRIPT,
+            events=tuple(sorted(self.events, key=key)),
+            functions=tuple(sorted(self.functions, key=lambda f: f.line)),
+            calls=tuple(sorted(self.calls, key=key)),
+            bindings=tuple(sorted(self.bindings, key=lambda b: b.line)),
+            parse_errors=self.parse_errors,
+            budget_exhausted=self.budget_exhausted,
+            seconds=time.monotonic() - self.started,
+        )
+
+
+def analyse_javascript(file: PackageFile, deadline: Deadline) -> FileAnalysis:
+    """Behaviour events, functions, call sites and bindings of one JavaScript file."""
+    extractor = _Extractor(file, deadline)
+    if deadline.expired():
+        extractor.budget_exhausted = True
+        return extractor.result()
+    try:
+        extractor.run()
+    except RecursionError:
+        extractor.parse_errors = True
+    return extractor.result()
+
+
+def analyse_javascript_source(code: str, path: str, max_seconds: float = 1.0) -> list[tuple[str, int, int]]:
+    """Behaviour ids (with line, column) of a JavaScript snippet: eval'd strings, `node -e` scripts."""
+    pf = PackageFile(path, code.encode("utf-8", "replace"), Language.JAVASCRIPT, False)
+    analysis = analyse_javascript(pf, Deadline(max_seconds))
+    return [(e.behaviour, e.line, e.column) for e in analysis.events]
