@@ -1307,6 +1307,9 @@ class _FileAnalyser:
         key = hash(value)
         if key in self.classified:
             return
+        # A long literal costs ~10 ms to classify: check the budget per literal, not per 256 items.
+        if len(value) > 2000 and time.monotonic() > self.stop_at:
+            raise _Budget
         self.classified.add(key)
         found = classify_literal(value)
         self.emit_many(found, node, snippet)
