@@ -79,6 +79,8 @@ _FUNCTION_TYPES = frozenset({
     "function_declaration", "function_expression", "arrow_function", "method_definition",
     "generator_function_declaration", "generator_function", "class_declaration", "class",
 })
+_IDENTIFIER_TYPES = frozenset({"identifier", "property_identifier", "shorthand_property_identifier",
+                               "shorthand_property_identifier_pattern"})
 _CLASS_TYPES = frozenset({"class_declaration", "class"})
 _INLINE_FUNCTION_TYPES = frozenset({"function_expression", "arrow_function", "generator_function"})
 _ANON_KIND = {"arrow_function": "arrow", "class": "class", "class_declaration": "class"}
@@ -536,6 +538,11 @@ class _Extractor:
             if obj is None or prop_node is None:
                 return None
             prop = self.text(prop_node)
+            if prop in ("join", "resolve") and self.text(obj) == "path":
+                parts = [self.fold(a, loose, depth + 1) for a in args]
+                if any(p is None for p in parts):
+                    return None
+                return "/".join(p for p in parts if p is not None)
             if prop == "join":
                 sep = self.fold(args[0], False, depth + 1) if args else ","
                 if sep is None:
@@ -575,11 +582,6 @@ class _Extractor:
                 return base.replace(old, new, 1)
             if prop == "apply" and self.text(obj) == "String.fromCharCode" and len(args) == 2:
                 return self.fold_char_codes_array(args[1])
-            if prop in ("join", "resolve") and self.text(obj) == "path":
-                parts = [self.fold(a, loose, depth + 1) for a in args]
-                if any(p is None for p in parts):
-                    return None
-                return "/".join(p for p in parts if p is not None)
             return None
         if fn.type == "identifier":
             name = self.text(fn)
@@ -1334,11 +1336,15 @@ class _Extractor:
                 self.classify_value(decoded, node)
 
     # --- whole-file signals -----------------------------------------------------------------
-    def file_signals(self) -> None:
+    def file_signals(self, root: Node) -> None:
         data = self.data
         count = 0
         first: re.Match[bytes] | None = None
         for match in _OBFUSCATED_IDENTIFIER.finditer(data):
+            # Only names in code count: a comment or string listing _0x names is not obfuscation.
+            node = root.descendant_for_byte_range(match.start(), match.end())
+            if node is None or node.type not in _IDENTIFIER_TYPES:
+                continue
             if first is None:
                 first = match
             count += 1
@@ -1362,9 +1368,9 @@ class _Extractor:
         root = self.parse()
         if root is None:
             return
-        self.file_signals()
         captures = self.run_query(root)
         self.build_functions(captures.get("function", []))
+        self.file_signals(root)
         self.has_post_method = _UPLOAD_METHOD.search(self.data) is not None
         captures["env"] = self.env_members(root)
         try:

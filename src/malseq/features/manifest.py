@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 from malseq.features.shell import analyse_command
 from malseq.features.strings import classify_literal
@@ -24,6 +26,45 @@ def _json_key_line(text: str, key: str) -> int:
     return 1
 
 
+_NODE_INLINE_FLAGS = ("-e", "--eval", "-p", "--print")
+
+
+def node_inline_scripts(command: str) -> list[str]:
+    """The code of every `node -e '...'` (or --eval/-p/--print) in a shell command line."""
+    if "node" not in command:
+        return []
+    try:
+        words = shlex.split(command, posix=True)
+    except ValueError:
+        return []
+    scripts: list[str] = []
+    for i, word in enumerate(words[:-1]):
+        if re.search(r"(?:^|[/\\])node(?:\.exe)?$", word):
+            for j in range(i + 1, len(words) - 1):
+                flag = words[j]
+                if flag in _NODE_INLINE_FLAGS:
+                    scripts.append(words[j + 1])
+                    break
+                if flag.startswith(("--eval=", "--print=")):
+                    scripts.append(flag.split("=", 1)[1])
+                    break
+                if not flag.startswith("-"):
+                    break
+    return scripts
+
+
+def _inline_javascript_behaviours(command: str) -> list[str]:
+    """Behaviours of JavaScript run inline by an npm script, e.g. `node -e "require('https').get(...)"`."""
+    from malseq.features.javascript import analyse_javascript_source
+
+    found: list[str] = []
+    for code in node_inline_scripts(command):
+        for behaviour, _line, _column in analyse_javascript_source(code, "package.json<node -e>", max_seconds=1.0):
+            if behaviour not in found:
+                found.append(behaviour)
+    return found
+
+
 def manifest_events(package: Package) -> tuple[BehaviourEvent, ...]:
     events: list[BehaviourEvent] = []
     if package.npm is not None:
@@ -36,6 +77,7 @@ def manifest_events(package: Package) -> tuple[BehaviourEvent, ...]:
                 events.append(BehaviourEvent("npm_install_script", "package.json", line, 0, MODULE_SCOPE, snippet))
             ids = analyse_command(command)
             ids += [b for b in classify_literal(command) if b not in ids]
+            ids += [b for b in _inline_javascript_behaviours(command) if b not in ids]
             events.extend(BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet) for b in ids)
     if package.pypi is not None:
         for path in package.pypi.pth_files:

@@ -65,9 +65,19 @@ def _first_word(segment: str) -> str:
     return word[:-4] if word.endswith(".exe") else word
 
 
+# Single words that are a complete reconnaissance command on their own.
+_BARE_COMMANDS = frozenset({"whoami", "ifconfig", "ipconfig", "systeminfo", "uname", "printenv"})
+
+
 def looks_like_command(text: str) -> bool:
     """Is this string plausibly a shell command line (as opposed to prose or data)?"""
     if len(text) < 3 or len(text) > 20000:
+        return False
+    stripped = text.strip()
+    # A bare word ('base64', 'hostname', 'env', 'echo', 'start') is far more often an encoding name, a
+    # property key or a label than a command line; strings actually handed to exec()/system() are
+    # analysed with analyse_command directly and don't go through this guess.
+    if not any(ch.isspace() for ch in stripped) and stripped.lower() not in _BARE_COMMANDS:
         return False
     return bool(_COMMAND_START.match(text)) or bool(_REVERSE_SHELL.search(text))
 
