@@ -1087,7 +1087,8 @@ class _FileAnalyser:
         # --- network
         if name in _NETWORK_EXACT:
             found.append("network_request")
-            if self._has_body(node, args, 2):
+            # urlretrieve(url, filename, reporthook, data): its body is the 4th argument.
+            if self._has_body(node, args, 4 if name.endswith("urlretrieve") else 2):
                 found.append("upload_data")
         if root in _HTTP_CLIENT_ROOTS or name.startswith(("requests.Session().", "httpx.Client().")):
             verb = func.lower()
