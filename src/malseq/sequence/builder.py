@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from malseq._deadline import Deadline
@@ -239,7 +239,7 @@ class _Walker:
             if self.recording:
                 self.recording[-1].add_child(record, depth)
             return
-        if not self.can_emit(target, self.budget.max_depth - call_depth):
+        if not self.can_emit(target):
             return
         fi = self.index.files[target[0]]
         self.walked_code = True
@@ -293,58 +293,88 @@ class _Walker:
             if self.budget.exhausted:
                 return
 
-    def can_emit(self, target: Target, depth_left: int) -> bool:
+    def can_emit(self, root: Target) -> bool:
         """Could walking this scope produce any step? Lets the walk skip the (usually many) functions
-        that lead to no behaviour at all, which keeps big benign packages cheap. Over-approximates:
-        a True that is not final is harmless, a False is only cached when it is certain."""
-        known = self._emits.get(target)
+        that lead to no behaviour at all, which keeps big benign packages cheap.
+
+        Reachability in the package's call graph (Tarjan's strongly connected components, iterative,
+        memoized for every function it visits): a scope can emit if it holds an event or an import of
+        a local module (whether that module still has to run depends on the path, so assume it
+        may), or calls, directly or not, a scope that can. Depth bounds are ignored: a True that the
+        walk then cuts short costs a little time, never a step."""
+        memo = self._emits
+        known = memo.get(root)
         if known is not None:
             return known
-        result, certain = self._can_emit(target, depth_left, set())
-        if result or certain:
-            self._emits[target] = result
-        return result
+        index: dict[Target, int] = {}
+        low: dict[Target, int] = {}
+        value: dict[Target, bool] = {}
+        stack: list[Target] = []
+        on_stack: set[Target] = set()
 
-    def _can_emit(self, target: Target, depth_left: int, active: set[Target]) -> tuple[bool, bool]:
-        known = self._emits.get(target)
-        if known is not None:
-            return known, True
-        if depth_left < 0:
-            return True, False
-        if target in active:
-            return False, False
+        def enter(node: Target) -> Iterator[Target]:
+            index[node] = low[node] = len(index)
+            stack.append(node)
+            on_stack.add(node)
+            direct, successors = self._scope_facts(node)
+            value[node] = direct
+            return iter(successors)
+
+        frames: list[tuple[Target, Iterator[Target]]] = [(root, enter(root))]
+        while frames:
+            node, successors = frames[-1]
+            descended = False
+            for succ in successors:
+                done = memo.get(succ)
+                if done is not None:
+                    value[node] = value[node] or done
+                elif succ not in index:
+                    frames.append((succ, enter(succ)))
+                    descended = True
+                    break
+                elif succ in on_stack:
+                    low[node] = min(low[node], index[succ])
+            if descended:
+                continue
+            frames.pop()
+            if low[node] == index[node]:
+                component: list[Target] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                result = any(value[m] for m in component)
+                for member in component:
+                    memo[member] = result
+            if frames:
+                parent = frames[-1][0]
+                low[parent] = min(low[parent], low[node])
+                value[parent] = value[parent] or memo.get(node, value[node])
+        return memo[root]
+
+    def _scope_facts(self, target: Target) -> tuple[bool, list[Target]]:
+        """(holds an event or a local import, the scopes it calls or defines-and-runs)."""
+        self.budget.tick()
         fi = self.index.files[target[0]]
-        active.add(target)
-        certain = True
-        try:
-            for _line, _col, kind, _seq, payload in fi.scope_items(target[1]):
-                if not self.budget.tick():
-                    return True, False
-                sub: Target | None = None
-                if kind == EVENT:
-                    return True, True
-                if kind == CALL:
-                    assert isinstance(payload, CallSite)
-                    sub = self.index.resolve_call(fi, payload)
-                elif kind == CLASS_BODY:
-                    assert isinstance(payload, FunctionDef)
-                    sub = (fi.path, payload.qualname)
-                elif kind == BINDING:
-                    assert isinstance(payload, Binding)
-                    _ref, runs = self.index.binding_effect(fi, payload)
-                    if runs:
-                        # Whether the module still has to run depends on the path; assume it may.
-                        return True, False
+        successors: list[Target] = []
+        for _line, _col, kind, _seq, payload in fi.source_items(target[1]):
+            if kind == EVENT:
+                return True, []
+            if kind == CALL:
+                assert isinstance(payload, CallSite)
+                sub = self.index.resolve_call(fi, payload)
                 if sub is not None:
-                    result, sure = self._can_emit(sub, depth_left - 1, active)
-                    if result:
-                        return True, sure
-                    certain = certain and sure
-                    if sure:
-                        self._emits[sub] = False
-            return False, certain
-        finally:
-            active.discard(target)
+                    successors.append(sub)
+            elif kind == CLASS_BODY:
+                assert isinstance(payload, FunctionDef)
+                successors.append((fi.path, payload.qualname))
+            elif kind == BINDING:
+                assert isinstance(payload, Binding)
+                if self.index.binding_effect(fi, payload)[1]:
+                    return True, []
+        return False, successors
 
     # --- npm --------------------------------------------------------------------------------
 

@@ -96,6 +96,10 @@ class FileIndex:
         self._source_order = items
         self._execution_order: dict[str, list[Item]] = {}
 
+    def source_items(self, scope: str) -> list[Item]:
+        """The scope's items in source order (cheap; for questions where order does not matter)."""
+        return self._source_order.get(scope, [])
+
     def scope_items(self, scope: str) -> list[Item]:
         """The scope's items in evaluation order (see `order.execution_order`), computed on first use."""
         done = self._execution_order.get(scope)

@@ -18,13 +18,18 @@ from collections.abc import Sequence
 from malseq.features.types import CallKind, CallSite
 
 # Tokens that matter for paren matching; everything else is skipped by finditer.
+# String patterns are written as unrolled loops ("normal* (special normal*)*"), which the regex
+# engine runs in long steps: a multi-megabyte literal costs milliseconds, not seconds.
+_DQ = rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+_SQ = rb"'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
 _PY_TOKENS = re.compile(
-    rb'"""(?:[^"\\]|\\.|"(?!""))*"""|' + rb"'''(?:[^'\\]|\\.|'(?!''))*'''|"
-    rb'"(?:[^"\\\n]|\\.)*"|' + rb"'(?:[^'\\\n]|\\.)*'|#[^\n]*|\\.|[()]",
+    rb'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""|'
+    + rb"'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|"
+    + _DQ + b"|" + _SQ + rb"|#[^\n]*|\\.|[()]",
     re.DOTALL,
 )
 _JS_TOKENS = re.compile(
-    rb'"(?:[^"\\\n]|\\.)*"|' + rb"'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`|//[^\n]*|/\*.*?\*/|\\.|[()]",
+    _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[()]",
     re.DOTALL,
 )
 _NAME = re.compile(rb"[\w$]+")
