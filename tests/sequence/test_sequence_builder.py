@@ -237,3 +237,32 @@ def test_js_object_literal_method_and_iife(tmp_path: Path) -> None:
     seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
     assert ids(seq, Stage.INSTALL) == ["run_command", "read_env"]
     assert ids(seq, Stage.UNREACHED) == ["fs_write"]
+
+
+def test_method_on_constructed_object_and_on_object_of_unknown_class(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"postinstall": "node post.js"', files=("post.js", "lib.js", "svc.js"))
+    post = (FileBuilder("post.js", JS).binding("lib", "./lib", None, 1)
+            .call("lib.Stealer", 3, col=10).call("<expr>.run", 3, col=24))  # new lib.Stealer().run()
+    lib = (FileBuilder("lib.js", JS).binding("svc", "./svc", None, 1)
+           .function("Stealer", 3, 12, is_class=True)
+           .function("Stealer.run", 4, 8, "Stealer")
+           .call("service.collectTokens", 5, "Stealer.run")  # service: an object of some class
+           .event("upload_data", 7, "Stealer.run"))
+    svc = (FileBuilder("svc.js", JS)
+           .function("Chrome", 1, 4, is_class=True).function("Chrome.collectTokens", 2, 3, "Chrome")
+           .event("read_browser_data", 2, "Chrome.collectTokens")
+           .function("Discord", 5, 8, is_class=True).function("Discord.collectTokens", 6, 7, "Discord")
+           .event("read_app_tokens", 6, "Discord.collectTokens"))
+    seq = build_sequence(package, analysis_of(post, lib, svc), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["read_browser_data", "read_app_tokens", "upload_data"]
+
+
+def test_common_method_names_are_not_guessed(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"postinstall": "node a.js"', files=("a.js",))
+    a = (FileBuilder("a.js", JS)
+         .function("Logger", 1, 4, is_class=True).function("Logger.write", 2, 3, "Logger")
+         .event("fs_write", 2, "Logger.write")
+         .call("res.write", 6))  # an HTTP response's write, not Logger.write
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == []
+    assert ids(seq, Stage.UNREACHED) == ["fs_write"]

@@ -273,8 +273,7 @@ class _Walker:
                 self.emit(payload, depth)
             elif kind == CALL:
                 assert isinstance(payload, CallSite)
-                target = self.index.resolve_call(fi, payload)
-                if target is not None:
+                for target in self.index.resolve_call(fi, payload):
                     self.expand(target, depth + 1)
             elif kind == BINDING:
                 assert isinstance(payload, Binding)
@@ -364,9 +363,7 @@ class _Walker:
                 return True, []
             if kind == CALL:
                 assert isinstance(payload, CallSite)
-                sub = self.index.resolve_call(fi, payload)
-                if sub is not None:
-                    successors.append(sub)
+                successors.extend(self.index.resolve_call(fi, payload))
             elif kind == CLASS_BODY:
                 assert isinstance(payload, FunctionDef)
                 successors.append((fi.path, payload.qualname))

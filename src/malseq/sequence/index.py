@@ -24,6 +24,20 @@ Target = tuple[str, str]  # (file path, qualname or MODULE_SCOPE)
 
 _JS_EXTENSIONS = (".js", ".cjs", ".mjs")
 _SELF_NAMES = frozenset({"self", "this", "cls"})
+# Method names too common to guess a receiver's class from (library objects have them too).
+_COMMON_METHODS = frozenset((
+    "get", "set", "run", "send", "write", "read", "on", "once", "off", "emit", "end", "close", "open", "push", "pop",
+    "shift", "map", "filter", "forEach", "reduce", "then", "catch", "finally", "call", "apply", "bind", "toString",
+    "valueOf", "join", "split", "replace", "start", "stop", "init", "update", "add", "remove", "delete", "execute",
+    "exec", "format", "log", "info", "error", "warn", "debug", "render", "load", "save", "parse", "stringify",
+    "connect", "request", "post", "put", "patch", "fetch", "next", "keys", "values", "items", "append", "extend",
+    "copy", "encode", "decode", "match", "test", "find", "sort", "slice", "splice", "indexOf", "includes", "has",
+    "clear", "reset", "listen", "pipe", "resolve", "reject", "main", "handle", "process", "setup", "__init__",
+    "constructor", "__call__", "__enter__", "__exit__", "create", "destroy", "dispose", "subscribe", "publish",
+    "trigger", "fire", "dispatch", "wait", "sleep", "flush", "sync", "digest", "hash",
+))
+_MAX_METHOD_CANDIDATES = 3
+_CHAINED = "<expr>."  # the JavaScript extractor's receiver for a call on a call's result
 _CONSTRUCTORS = ("__init__", "constructor")
 # A callee we can look up: dotted identifiers (JS `$` allowed) or one anonymous-function name.
 _DOTTED = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
@@ -95,6 +109,17 @@ class FileIndex:
             scope_items.sort(key=lambda it: (it[0], it[1], it[2], it[3]))
         self._source_order = items
         self._execution_order: dict[str, list[Item]] = {}
+
+    def call_before(self, call: CallSite) -> CallSite | None:
+        """The call site just before `call` in its scope, if it is on the same line."""
+        previous: CallSite | None = None
+        for _line, _col, kind, _seq, payload in self._source_order.get(call.scope, []):
+            if payload is call:
+                return previous if previous is not None and previous.line == call.line else None
+            if kind == CALL:
+                assert isinstance(payload, CallSite)
+                previous = payload
+        return None
 
     def source_items(self, scope: str) -> list[Item]:
         """The scope's items in source order (cheap; for questions where order does not matter)."""
@@ -190,7 +215,7 @@ class PackageIndex:
         self.all_paths = frozenset(f.path for f in package.files)
         self.bundles_node_modules = any(p.startswith("node_modules/") for p in self.files)
         self.py_modules = self._python_module_index()
-        self._resolve_cache: dict[tuple[str, str, str], Target | None] = {}
+        self._resolve_cache: dict[tuple[str, str, str], tuple[Target, ...]] = {}
         self._binding_cache: dict[tuple[str, int, str, str, str | None], tuple[ModuleRef | None, tuple[str, ...]]] = {}
 
     # --- Python modules -------------------------------------------------------------------------
@@ -394,18 +419,75 @@ class PackageIndex:
             return None
         return target
 
-    def resolve_call(self, fi: FileIndex, call: CallSite) -> Target | None:
+    def resolve_call(self, fi: FileIndex, call: CallSite) -> tuple[Target, ...]:
+        """The package scopes a call site runs: usually none (a library call) or one; several for a
+        method called on an object whose class is not known (see `_methods_by_name`)."""
+        if call.callee.startswith(_CHAINED):
+            chained = self._resolve_chained(fi, call)
+            return (chained,) if chained is not None else ()
         key = (fi.path, call.scope, call.callee)
-        if key in self._resolve_cache:
-            return self._resolve_cache[key]
+        cached = self._resolve_cache.get(key)
+        if cached is not None:
+            return cached
         found = self._resolve(fi, call.scope, call.callee)
+        targets: tuple[Target, ...]
         if call.kind is CallKind.INLINE:
             # An inline function or class definition runs its own body there, not a constructor.
-            target = found if found is not None and found[1] != MODULE_SCOPE else None
+            targets = (found,) if found is not None and found[1] != MODULE_SCOPE else ()
         else:
             target = self.callable_target(found)
-        self._resolve_cache[key] = target
-        return target
+            targets = (target,) if target is not None else ()
+            if found is None:
+                parts = _callee_parts(call.callee)
+                # `this.m()` lands here when m is inherited from a class in another module.
+                if parts is not None and len(parts) == 2 and parts[0] not in _JS_GLOBALS \
+                        and parts[1] not in _COMMON_METHODS and fi.binding_for(parts[0], call.scope) is None:
+                    targets = self._methods_by_name(fi, parts[1])
+        self._resolve_cache[key] = targets
+        return targets
+
+    def _methods_by_name(self, fi: FileIndex, name: str) -> tuple[Target, ...]:
+        """`service.getTokens()` on an object of unknown class: the methods of that name of classes
+        defined in this file or in the package modules it imports (class hierarchy analysis, only
+        for distinctive names and at most a few candidates, which all count as run there)."""
+        key = (fi.path, "<method>", name)
+        cached = self._resolve_cache.get(key)
+        if cached is not None:
+            return cached
+        files = [fi]
+        for b in fi.analysis.bindings:
+            for path in self.binding_effect(fi, b)[1]:
+                other = self.files.get(path)
+                if other is not None and other not in files:
+                    files.append(other)
+        candidates: list[tuple[str, int, str]] = []
+        for f in files:
+            for fn in f.by_last_component.get(name, []):
+                owner = f.by_qualname.get(fn.parent)
+                if fn.name == name and owner is not None and owner.is_class:
+                    candidates.append((f.path, fn.line, fn.qualname))
+        found: tuple[Target, ...] = ()
+        if len(candidates) <= _MAX_METHOD_CANDIDATES:
+            found = tuple((path, qualname) for path, _line, qualname in sorted(candidates))
+        self._resolve_cache[key] = found
+        return found
+
+    def _resolve_chained(self, fi: FileIndex, call: CallSite) -> Target | None:
+        """`new Lib().run()`: the extractor writes the second call as "<expr>.run". When the call just
+        before it on the same line constructs a class of the package, this is that class's method."""
+        rest = call.callee[len(_CHAINED):].split(".")
+        before = fi.call_before(call)
+        if before is None or not rest or not all(rest):
+            return None
+        constructed = self._resolve(fi, before.scope, before.callee)
+        if constructed is None or constructed[1] == MODULE_SCOPE:
+            return None
+        target_file = self.files[constructed[0]]
+        cls = target_file.by_qualname.get(constructed[1])
+        if cls is None or not cls.is_class:
+            return None
+        method = target_file.member_chain(cls, rest)
+        return (target_file.path, method.qualname) if method is not None else None
 
     def _resolve(self, fi: FileIndex, scope: str, callee: str) -> Target | None:
         parts = _callee_parts(callee)
@@ -443,7 +525,8 @@ class PackageIndex:
             # `o.run()` where `run` is a method of an object literal or a function stored on a local
             # object: the extractor names such functions by their own name. Only a function of that
             # name that is unique in the file, and only for a receiver not bound to a module.
-            same_name = [fn for fn in fi.by_last_component.get(parts[1], []) if fn.name == parts[1]]
+            same_name = [fn for fn in fi.by_last_component.get(parts[1], [])
+                         if fn.name == parts[1] and not getattr(fi.by_qualname.get(fn.parent), "is_class", False)]
             if len(same_name) == 1:
                 return (fi.path, same_name[0].qualname)
         if fi.is_python and len(parts) > 1:
