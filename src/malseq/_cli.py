@@ -66,7 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--lockfile", action="append", default=[], type=Path, metavar="FILE",
                     help="also scan every pinned dependency of a lockfile (package-lock.json, yarn.lock, "
                     "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
-    sc.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    sc.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                    help="report format (default: text); sarif is SARIF 2.1.0 for code-scanning dashboards")
     sc.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
     sc.add_argument("--sequence", action="store_true",
                     help="show the behaviours in execution order, with entry points and file:line for each step")
@@ -133,7 +134,11 @@ def _run_scan(args: argparse.Namespace) -> int:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
     results = scan(targets, options, progress)
-    if args.format == "json":
+    if args.format == "sarif":
+        from malseq.report.sarif import render_sarif
+
+        sys.stdout.write(render_sarif(results))
+    elif args.format == "json":
         from malseq.report.json_report import render_json
 
         sys.stdout.write(render_json(results))
