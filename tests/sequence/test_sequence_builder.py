@@ -266,3 +266,33 @@ def test_common_method_names_are_not_guessed(tmp_path: Path) -> None:
     seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
     assert ids(seq, Stage.INSTALL) == []
     assert ids(seq, Stage.UNREACHED) == ["fs_write"]
+
+
+def test_main_guard_runs_only_when_the_file_is_the_program(tmp_path: Path) -> None:
+    lib = "import os\n\ndef main():\n    os.system('x')\n\nif __name__ == '__main__':\n    main()\n"
+    package = folder_package(tmp_path, {
+        "setup.py": lib, "pkg/__init__.py": lib,
+        "pkg-1.0.dist-info/METADATA": "Name: pkg\nVersion: 1.0\n", "pkg-1.0.dist-info/WHEEL": "x\n",
+    })
+
+    def module(path: str) -> FileBuilder:
+        return (FileBuilder(path).event("import_os_module", 1)
+                .function("main", 3, 4).event("run_command", 4, "main", col=4)
+                .call("main", 7, col=4))
+
+    seq = build_sequence(package, analysis_of(module("setup.py"), module("pkg/__init__.py")), Deadline(10))
+    assert ids(seq, Stage.INSTALL) == ["import_os_module", "run_command"]  # setup.py is run as __main__
+    assert ids(seq, Stage.IMPORT) == ["import_os_module"]  # importing pkg skips its __main__ block
+    assert ids(seq, Stage.UNREACHED) == ["run_command"]
+
+
+def test_js_require_main_guard(tmp_path: Path) -> None:
+    source = "const cp = require('child_process');\nif (require.main === module) {\n  cp.exec('id');\n}\n"
+    package = folder_package(tmp_path, {
+        "package.json": '{"name": "p", "version": "1.0.0", "main": "cli.js", "scripts": {"install": "node cli.js"}}',
+        "cli.js": source,
+    })
+    cli = FileBuilder("cli.js", JS).event("import_process_module", 1).event("run_command", 3, col=5)
+    seq = build_sequence(package, analysis_of(cli), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["import_process_module", "run_command"]  # `node cli.js`: the program
+    assert ids(seq, Stage.IMPORT) == ["import_process_module"]  # require('p'): not the program

@@ -186,7 +186,7 @@ class _Walker:
 
     # --- walking ----------------------------------------------------------------------------
 
-    def run_module(self, path: str, depth: int) -> None:
+    def run_module(self, path: str, depth: int, as_main: bool = False) -> None:
         """Run a module body once per process (module cache).
 
         Import chains can be far deeper than call chains (a bundle of hundreds of modules each
@@ -208,7 +208,7 @@ class _Walker:
         self.nesting += 1
         self.module_base.append(depth)
         try:
-            self.walk_scope(fi, MODULE_SCOPE, depth)
+            self.walk_scope(fi, MODULE_SCOPE, depth, skip_main_guard=not as_main)
         finally:
             self.recording = saved
             self.nesting -= 1
@@ -264,10 +264,15 @@ class _Walker:
         for run in record.runs:
             self._append_step(run.behaviour, run.events, depth + run.relative_depth, run.count)
 
-    def walk_scope(self, fi: FileIndex, scope: str, depth: int) -> None:
-        for _line, _col, kind, _seq, payload in fi.scope_items(scope):
+    def walk_scope(self, fi: FileIndex, scope: str, depth: int, skip_main_guard: bool = False) -> None:
+        """Walk a scope's items in evaluation order. A module imported (not run as the program)
+        skips its `if __name__ == "__main__":` / `if (require.main === module)` block."""
+        guarded = skip_main_guard and bool(fi.source is not None and fi.source.main_guards())
+        for line, _col, kind, _seq, payload in fi.scope_items(scope):
             if not self.budget.tick():
                 return
+            if guarded and fi.main_guarded(line):
+                continue
             if kind == EVENT:
                 assert isinstance(payload, BehaviourEvent)
                 self.emit(payload, depth)
@@ -401,7 +406,7 @@ class _Walker:
             elif path not in started:
                 started.add(path)
                 self.begin(Stage.IMPORT, label, path)
-                self.run_module(path, 0)
+                self.run_module(path, 0, as_main=label.startswith("bin "))  # a bin file is the program
 
     def npm_script(self, name: str, command: str, stack: list[str], stage: Stage) -> None:
         label = clean(f"{name}: {command}", _LABEL_LENGTH)
@@ -438,7 +443,7 @@ class _Walker:
                         stage, clean(f"{segment} ({why} {target.value})", _LABEL_LENGTH), None, MODULE_SCOPE))
                 continue
             self.entry_points.append(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
-            self.run_module(path, len(stack) - 1)
+            self.run_module(path, len(stack) - 1, as_main=target.kind == FILE)
         if len(self.entry_points) == refs_before:
             # Inline code or an external command only: the script's own events stand for it.
             self.entry_points.append(EntryPointRef(stage, clean(f"{' > '.join(stack)}: {command}", _LABEL_LENGTH),
@@ -453,7 +458,7 @@ class _Walker:
         self.new_process()
         if setup is not None:
             self.begin(Stage.INSTALL, "setup.py", "setup.py")
-            self.run_module("setup.py", 0)
+            self.run_module("setup.py", 0, as_main=True)
             for cls in sorted((f for f in setup.analysis.functions if f.is_class), key=lambda f: f.line):
                 methods = [setup.children.get((cls.qualname, m)) for m in _COMMAND_METHODS]
                 if methods[-1] is None:
@@ -530,7 +535,7 @@ class _Walker:
         for path in sorted(self.index.files):
             if self.budget.exhausted:
                 return
-            self.run_module(path, 0)
+            self.run_module(path, 0, as_main=True)  # a lone file is most likely run as a program
 
     def unreached(self) -> None:
         self.stage = Stage.UNREACHED

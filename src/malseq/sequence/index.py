@@ -110,6 +110,12 @@ class FileIndex:
         self._source_order = items
         self._execution_order: dict[str, list[Item]] = {}
 
+    def main_guarded(self, line: int) -> bool:
+        """Is this module-level line inside an `if __name__ == "__main__"`-style block?"""
+        if self.source is None:
+            return False
+        return any(start <= line <= end for start, end in self.source.main_guards())
+
     def call_before(self, call: CallSite) -> CallSite | None:
         """The call site just before `call` in its scope, if it is on the same line."""
         previous: CallSite | None = None

@@ -32,6 +32,13 @@ _JS_TOKENS = re.compile(
     _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[()]",
     re.DOTALL,
 )
+_JS_BRACES = re.compile(
+    _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[{}]",
+    re.DOTALL,
+)
+_PY_MAIN_GUARD = re.compile(rb"""^if\s*\(?\s*(?:__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__)""")
+_JS_MAIN_GUARD = re.compile(
+    rb"(?m)^\s*if\s*\(\s*(?:require\.main\s*===?\s*module|module\s*===?\s*require\.main)\s*\)\s*\{")
 _NAME = re.compile(rb"[\w$]+")
 _NAME_BYTES = frozenset(bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 _BLANKS = frozenset((b" ", b"\t", b"\n", b"\r"))
@@ -47,6 +54,7 @@ class SourceText:
         self.is_python = is_python
         self._line_starts: list[int] | None = None
         self._parens: dict[int, int] | None = None
+        self._guards: list[tuple[int, int]] | None = None
 
     def offset(self, line: int, column: int) -> int:
         if self._line_starts is None:
@@ -57,6 +65,50 @@ class SourceText:
         if line > len(starts):
             return len(self.data) + column
         return starts[line - 1] + column
+
+    def main_guards(self) -> list[tuple[int, int]]:
+        """Line ranges of `if __name__ == "__main__":` (Python) / `if (require.main === module) {...}`
+        (JavaScript) blocks at module level: code that runs only when the file is the program, not
+        when it is imported."""
+        if self._guards is None:
+            self._guards = self._find_python_guards() if self.is_python else self._find_js_guards()
+        return self._guards
+
+    def _find_python_guards(self) -> list[tuple[int, int]]:
+        lines = self.data.split(b"\n")
+        ranges: list[tuple[int, int]] = []
+        i = 0
+        while i < len(lines):
+            if _PY_MAIN_GUARD.match(lines[i]):
+                start = i
+                i += 1
+                while i < len(lines) and (not lines[i].strip() or lines[i][:1] in (b" ", b"\t", b"#")):
+                    i += 1
+                end = i  # 0-based index of the first line after the block = its 1-based last line
+                while end > start + 1 and not lines[end - 1].strip():
+                    end -= 1
+                ranges.append((start + 1, max(end, start + 1)))
+            else:
+                i += 1
+        return ranges
+
+    def _find_js_guards(self) -> list[tuple[int, int]]:
+        ranges: list[tuple[int, int]] = []
+        for m in _JS_MAIN_GUARD.finditer(self.data):
+            depth = 0
+            close = None
+            for tok in _JS_BRACES.finditer(self.data, m.end() - 1):
+                if tok.group() == b"{":
+                    depth += 1
+                elif tok.group() == b"}":
+                    depth -= 1
+                    if depth == 0:
+                        close = tok.start()
+                        break
+            if close is not None:
+                first = self.data.count(b"\n", 0, m.start()) + 1
+                ranges.append((first, first + self.data.count(b"\n", m.start(), close)))
+        return ranges
 
     def parens(self) -> dict[int, int]:
         if self._parens is None:
