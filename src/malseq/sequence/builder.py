@@ -12,8 +12,13 @@ a function's later calls in the same process replay the events of its first expa
 Library calls add nothing themselves: the extractor already put their events at that position.
 Events never reached from an entry point close the sequence as UNREACHED, in (file, line) order.
 
-Known approximations: argument evaluation order is not modelled (`f(g())` lists f's position
-first, as written); branches are all taken; `if __name__ == "__main__":` blocks run for imports too.
+Within a statement, arguments run before the call that receives them and callbacks after it
+(`order.execution_order`). A module that is imported rather than run as the program skips its
+`if __name__ == "__main__":` / `if (require.main === module)` block.
+
+Known approximations: every branch and loop body is taken once; a call on an object of unknown
+class resolves only through distinctive method names (`index._methods_by_name`); dynamic
+dispatch, `getattr`/computed property calls and functions passed around in data are not followed.
 """
 
 from __future__ import annotations
