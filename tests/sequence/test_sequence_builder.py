@@ -296,3 +296,12 @@ def test_js_require_main_guard(tmp_path: Path) -> None:
     seq = build_sequence(package, analysis_of(cli), Deadline(10))  # type: ignore[arg-type]
     assert ids(seq, Stage.INSTALL) == ["import_process_module", "run_command"]  # `node cli.js`: the program
     assert ids(seq, Stage.IMPORT) == ["import_process_module"]  # require('p'): not the program
+
+
+def test_python_star_import_then_call(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {"pkg/__init__.py": "#\n", "pkg/impl.py": "#\n"})
+    init = FileBuilder("pkg/__init__.py").binding("", ".impl", "*", 1).call("initialize", 3)
+    impl = (FileBuilder("pkg/impl.py").event("import_network_module", 1)
+            .function("initialize", 3, 5).event("eval_code", 4, "initialize"))
+    seq = build_sequence(package, analysis_of(init, impl), Deadline(10))
+    assert ids(seq, Stage.IMPORT) == ["import_network_module", "eval_code"]

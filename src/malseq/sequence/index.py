@@ -81,6 +81,7 @@ class FileIndex:
             if last != name:
                 self.children.setdefault((fn.parent, last), fn)
             self.by_last_component.setdefault(last, []).append(fn)
+        self.star_bindings = [b for b in analysis.bindings if b.attribute == "*"]
         self.bindings_by_name: dict[str, list[Binding]] = {}
         for b in analysis.bindings:
             if b.name:
@@ -527,6 +528,13 @@ class PackageIndex:
         joined = ".".join(parts)
         if joined in fi.by_qualname:
             return (fi.path, joined)
+        for star in fi.star_bindings:
+            # `from .mod import *` / `export * from './mod'`: the name may come from that module.
+            path = self.python_module(fi.path, star.module) if fi.is_python else self.js_module(fi.path, star.module)
+            if path is not None and path != fi.path:
+                member = self.resolve_member(ModuleRef(path, ()), parts)
+                if member is not None and member[1] != MODULE_SCOPE:
+                    return member
         if not fi.is_python and len(parts) == 2 and head not in _JS_GLOBALS:
             # `o.run()` where `run` is a method of an object literal or a function stored on a local
             # object: the extractor names such functions by their own name. Only a function of that
