@@ -12,7 +12,7 @@ import json
 import posixpath
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from malseq.features.types import MODULE_SCOPE, Binding, CallKind, CallSite, FileAnalysis, FunctionDef
@@ -58,6 +58,10 @@ class ModuleRef:
 
     path: str
     attributes: tuple[str, ...]
+
+
+def _position(item: Item) -> tuple[int, int, int, int]:
+    return (item[0], item[1], item[2], item[3])
 
 
 class FileIndex:
@@ -106,9 +110,8 @@ class FileIndex:
                         and (fn.parent, fn.qualname, fn.line) not in inline:
                     items.setdefault(fn.parent, []).append((fn.line, 0, CLASS_BODY, seq, fn))
                     seq += 1
-        for scope_items in items.values():
-            scope_items.sort(key=lambda it: (it[0], it[1], it[2], it[3]))
-        self._source_order = items
+        self._source_order = items  # sorted per scope on first use
+        self._sorted: set[str] = set()
         self._execution_order: dict[str, list[Item]] = {}
 
     def main_guarded(self, line: int) -> bool:
@@ -120,7 +123,7 @@ class FileIndex:
     def call_before(self, call: CallSite) -> CallSite | None:
         """The call site just before `call` in its scope, if it is on the same line."""
         previous: CallSite | None = None
-        for _line, _col, kind, _seq, payload in self._source_order.get(call.scope, []):
+        for _line, _col, kind, _seq, payload in self.source_items(call.scope):
             if payload is call:
                 return previous if previous is not None and previous.line == call.line else None
             if kind == CALL:
@@ -129,14 +132,20 @@ class FileIndex:
         return None
 
     def source_items(self, scope: str) -> list[Item]:
-        """The scope's items in source order (cheap; for questions where order does not matter)."""
-        return self._source_order.get(scope, [])
+        """The scope's items in source order."""
+        items = self._source_order.get(scope)
+        if items is None:
+            return []
+        if scope not in self._sorted:
+            items.sort(key=_position)
+            self._sorted.add(scope)
+        return items
 
     def scope_items(self, scope: str) -> list[Item]:
         """The scope's items in evaluation order (see `order.execution_order`), computed on first use."""
         done = self._execution_order.get(scope)
         if done is None:
-            done = execution_order(self._source_order.get(scope, []), self.source)
+            done = execution_order(self.source_items(scope), self.source)
             self._execution_order[scope] = done
         return done
 
@@ -209,16 +218,42 @@ def _callee_parts(callee: str) -> list[str] | None:
     return text.split(".")
 
 
+class _LazyFiles(Mapping[str, FileIndex]):
+    """Path -> FileIndex, each built on first use: most files of a big package are never walked."""
+
+    def __init__(self, files: Iterable[FileAnalysis], data: dict[str, bytes]) -> None:
+        self._analyses: dict[str, FileAnalysis] = {}
+        for fa in files:
+            self._analyses.setdefault(fa.path, fa)
+        self._data = data
+        self._built: dict[str, FileIndex] = {}
+
+    def __getitem__(self, path: str) -> FileIndex:
+        fi = self._built.get(path)
+        if fi is None:
+            fi = FileIndex(self._analyses[path], self._data.get(path))
+            self._built[path] = fi
+        return fi
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._analyses
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._analyses)
+
+    def __len__(self) -> int:
+        return len(self._analyses)
+
+    def is_python(self, path: str) -> bool:
+        return self._analyses[path].language is Language.PYTHON
+
+
 class PackageIndex:
     """All analysed files of a package, module lookup and call resolution (cached)."""
 
     def __init__(self, package: Package, files: Iterable[FileAnalysis]) -> None:
         self.package = package
-        self.files: dict[str, FileIndex] = {}
-        data = {f.path: f.data for f in package.files}
-        for fa in files:
-            if fa.path not in self.files:
-                self.files[fa.path] = FileIndex(fa, data.get(fa.path))
+        self.files = _LazyFiles(files, {f.path: f.data for f in package.files})
         self.all_paths = frozenset(f.path for f in package.files)
         self.bundles_node_modules = any(p.startswith("node_modules/") for p in self.files)
         self.py_modules = self._python_module_index()
@@ -233,8 +268,8 @@ class PackageIndex:
         dropping the fewest leading folders, then the first path. A stdlib name is only taken by a
         file at the package root or a source root, where Python would really find it first."""
         best: dict[str, tuple[int, str]] = {}
-        for path, fi in self.files.items():
-            if not fi.is_python or not path.endswith(".py"):
+        for path in self.files:
+            if not self.files.is_python(path) or not path.endswith(".py"):
                 continue
             parts = path[:-3].split("/")
             if parts[-1] == "__init__":

@@ -36,7 +36,9 @@ _JS_BRACES = re.compile(
     _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[{}]",
     re.DOTALL,
 )
-_PY_MAIN_GUARD = re.compile(rb"""^if\s*\(?\s*(?:__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__)""")
+_PY_MAIN_GUARD = re.compile(
+    rb"""(?m)^if\s*\(?\s*(?:__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__)""")
+_PY_DEDENT = re.compile(rb"(?m)^[^\s#]")
 _JS_MAIN_GUARD = re.compile(
     rb"(?m)^\s*if\s*\(\s*(?:require\.main\s*===?\s*module|module\s*===?\s*require\.main)\s*\)\s*\{")
 _NAME = re.compile(rb"[\w$]+")
@@ -75,21 +77,14 @@ class SourceText:
         return self._guards
 
     def _find_python_guards(self) -> list[tuple[int, int]]:
-        lines = self.data.split(b"\n")
         ranges: list[tuple[int, int]] = []
-        i = 0
-        while i < len(lines):
-            if _PY_MAIN_GUARD.match(lines[i]):
-                start = i
-                i += 1
-                while i < len(lines) and (not lines[i].strip() or lines[i][:1] in (b" ", b"\t", b"#")):
-                    i += 1
-                end = i  # 0-based index of the first line after the block = its 1-based last line
-                while end > start + 1 and not lines[end - 1].strip():
-                    end -= 1
-                ranges.append((start + 1, max(end, start + 1)))
-            else:
-                i += 1
+        for m in _PY_MAIN_GUARD.finditer(self.data):
+            start = self.data.count(b"\n", 0, m.start()) + 1
+            # The block ends before the next line that starts at column 0 with code.
+            end_match = _PY_DEDENT.search(self.data, m.end())
+            stop = end_match.start() if end_match is not None else len(self.data)
+            body = self.data[m.start():stop].rstrip()
+            ranges.append((start, start + body.count(b"\n")))
         return ranges
 
     def _find_js_guards(self) -> list[tuple[int, int]]:
