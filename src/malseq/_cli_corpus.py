@@ -96,6 +96,7 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--seed", type=int, default=20261101)
     b.add_argument("--fractions", default="0.6,0.2,0.2", help="train,val,test shares (default 0.6,0.2,0.2)")
+    b.add_argument("--retry-errors", action="store_true", help="analyse packages that failed before again")
     b.add_argument("--resplit", action="store_true", help="write a new split even if split.json exists")
     b.add_argument(
         "--split-file", type=Path, metavar="FILE", help="where to write the split (default WORKDIR/split.json)"
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         fractions=fractions,
         resplit=args.resplit,
         sequencer=args.sequencer,
+        retry_errors=args.retry_errors,
         limit_per_source=args.limit,
         registry_options=_intake_options(args, workdir),
         split_file=args.split_file,

@@ -146,6 +146,7 @@ def _run_pool(tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Ca
     queue = list(reversed(tasks))
     workers: list[_Worker] = []
     killed = 0
+    attempts: dict[str, int] = {}
 
     def spawn() -> _Worker:
         parent, child = ctx.Pipe()
@@ -181,9 +182,18 @@ def _run_pool(tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Ca
                     continue
                 # worker hung past the hard limit or died (e.g. out of memory): replace it
                 task = w.task
+                w.task = None
                 w.process.kill()
                 w.process.join(5)
                 killed += 1
+                died = w.process.exitcode not in (-9, None)
+                attempts[task.sha256] = attempts.get(task.sha256, 0) + 1
+                if died and attempts[task.sha256] < 3:
+                    # e.g. the worker could not even start: try the package again after a pause
+                    time.sleep(3)
+                    queue.append(task)
+                    workers[i] = spawn()
+                    continue
                 on_result(
                     CachedAnalysis(
                         sha256=task.sha256,
@@ -235,7 +245,9 @@ def analyse_samples(
     for s in unique:
         row = have.get(s.sha256)
         same_sequencer = row is not None and row.sequencer.split(" (")[0] == seq_name
-        if row is not None and (row.ok and same_sequencer or not row.ok and not retry_errors):
+        # a worker that died (e.g. while the source tree was mid-edit) is not the package's fault: retry it
+        transient = row is not None and row.error_kind == "WorkerDied"
+        if row is not None and (row.ok and same_sequencer or not row.ok and not retry_errors and not transient):
             stats.cached += 1
             continue
         tasks.append(Task(s.sha256, s.path, s.ecosystem, s.name, s.version, s.zip_password, budget, sequencer))

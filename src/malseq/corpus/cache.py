@@ -15,8 +15,8 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from malseq.corpus.grouping import FINGERPRINT_VERSION, Fingerprint
 

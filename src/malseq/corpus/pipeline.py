@@ -126,6 +126,7 @@ def run_build(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     resplit: bool = False,
     sequencer: str | None = None,
+    retry_errors: bool = False,
     limit_per_source: int | None = None,
     registry_options: object | None = None,
     split_file: Path | None = None,
@@ -162,7 +163,9 @@ def run_build(
     with AnalysisCache(workdir / CACHE_FILE) as cache:
         if analyse:
             t = time.monotonic()
-            astats = analyse_samples(samples, cache, jobs=jobs, budget=budget, sequencer=sequencer, log=log)
+            astats = analyse_samples(
+                samples, cache, jobs=jobs, budget=budget, sequencer=sequencer, retry_errors=retry_errors, log=log
+            )
             timings["analyse"] = time.monotonic() - t
             report["analyse"] = astats.__dict__
         t = time.monotonic()
