@@ -13,6 +13,7 @@ from malseq.intake.package import Language
 from malseq.sequence import Stage, build_sequence
 
 JS = Language.JAVASCRIPT
+FIVE = ("fs_read", "fs_write", "read_env", "dns_lookup", "raw_socket")
 
 
 def _npm(tmp_path: Path, scripts: str = "", main: str = "", files: tuple[str, ...] = ()) -> object:
@@ -52,7 +53,7 @@ def test_depth_bound(tmp_path: Path) -> None:
     a = FileBuilder("a.js", JS).call("f0", 1)
     for i in range(40):
         a.function(f"f{i}", 10 + 3 * i, 12 + 3 * i)
-        a.event("fs_read" if i % 2 else "fs_write", 11 + 3 * i, f"f{i}")
+        a.event(FIVE[i % 5], 11 + 3 * i, f"f{i}")
         a.call(f"f{i + 1}", 12 + 3 * i, f"f{i}")
     seq = build_sequence(package, analysis_of(a), Deadline(10), max_depth=10)  # type: ignore[arg-type]
     reached = [s for s in seq.steps if s.stage is Stage.INSTALL]
@@ -217,7 +218,7 @@ def test_step_cap(tmp_path: Path) -> None:
     package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
     a = FileBuilder("a.js", JS)
     for i in range(500):
-        a.event("fs_read" if i % 2 else "fs_write", i + 1)
+        a.event(FIVE[i % 5], i + 1)  # a period of 5 is not folded
     seq = build_sequence(package, analysis_of(a), Deadline(10), max_steps=100)  # type: ignore[arg-type]
     assert seq.budget_exhausted
     assert len(seq.stage_steps(Stage.INSTALL)) == 100
@@ -305,3 +306,14 @@ def test_python_star_import_then_call(tmp_path: Path) -> None:
             .function("initialize", 3, 5).event("eval_code", 4, "initialize"))
     seq = build_sequence(package, analysis_of(init, impl), Deadline(10))
     assert ids(seq, Stage.IMPORT) == ["import_network_module", "eval_code"]
+
+
+def test_short_repeated_patterns_fold(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = FileBuilder("a.js", JS).event("read_env", 1)
+    for i in range(300):  # decode, eval, decode, eval, ...: thousands of calls to two helpers
+        a.event("encoding_call" if i % 2 == 0 else "eval_code", 2 + i)
+    a.event("upload_data", 400)
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["read_env", "encoding_call", "eval_code", "upload_data"]
+    assert [s.count for s in seq.steps] == [1, 150, 150, 1]

@@ -8,7 +8,8 @@ like Python's and Node's module caches; each npm script, the setup.py run, the .
 importing program are separate processes), Python class bodies defined in it, and its call sites;
 a call resolved to a function of the package expands that function there (depth first), unless
 the function is already on the current path (recursion) or the depth/step/work budgets are hit;
-a function's later calls in the same process replay the events of its first expansion.
+a function's later calls in the same process replay the events of its first expansion (at most
+16 times per function and process: further calls would only add repeats).
 Library calls add nothing themselves: the extractor already put their events at that position.
 Events never reached from an entry point close the sequence as UNREACHED, in (file, line) order.
 
@@ -48,7 +49,9 @@ _NPM_SCRIPT_NESTING = 5
 _COMMAND_METHODS = ("initialize_options", "finalize_options", "run")
 _ENTRY_POINT_GROUPS = ("console_scripts", "gui_scripts")
 _MAX_EVENTS_PER_STEP = 16
+_MAX_FOLD_PERIOD = 4
 _MAX_NESTING = 64  # module bodies and calls nested in the walk's own recursion
+_MAX_REPLAYS_PER_FUNCTION = 16  # per process
 _MAX_REPLAY = 256  # behaviour runs kept to replay a function's later calls
 _DEADLINE_CHECK_EVERY = 256
 _LABEL_LENGTH = 120
@@ -85,6 +88,7 @@ class _Recorder:
     call_depth: int
     runs: list[_Run] = field(default_factory=list)
     cut: bool = False
+    replays: int = 0
 
     def add(self, behaviour: str, events: Sequence[BehaviourEvent], depth: int, count: int) -> None:
         last = self.runs[-1] if self.runs else None
@@ -170,11 +174,32 @@ class _Walker:
             if room > 0:
                 last.events.extend(events[:room])
             return
-        if len(self.steps) >= self.budget.max_steps:
-            self.budget._stop("steps")
-            return
         self.steps.append(_Step(behaviour, self.stage, self.entry, list(events[:_MAX_EVENTS_PER_STEP]), depth,
                                 count))
+        self._fold_cycle()
+        if len(self.steps) > self.budget.max_steps:
+            self.steps.pop()
+            self.budget._stop("steps")
+
+    def _fold_cycle(self) -> None:
+        """Fold a short repeated pattern ("A B A B" -> "A B", counts added): many small functions
+        calling the same helpers (an obfuscator's string decoders) would otherwise fill the step
+        budget with one pattern. Consecutive repeats of one step are merged in `_append_step`."""
+        steps = self.steps
+        n = len(steps)
+        for period in range(2, _MAX_FOLD_PERIOD + 1):
+            if n < 2 * period:
+                return
+            first, second = steps[n - 2 * period:n - period], steps[n - period:]
+            if all(a.behaviour == b.behaviour and a.stage is b.stage and a.entry == b.entry
+                   for a, b in zip(first, second, strict=True)):
+                for a, b in zip(first, second, strict=True):
+                    a.count += b.count
+                    room = _MAX_EVENTS_PER_STEP - len(a.events)
+                    if room > 0:
+                        a.events.extend(b.events[:room])
+                del steps[n - period:]
+                return
 
     def new_process(self) -> None:
         """Module caches live per process: each npm script, pip's setup.py run and the importing
@@ -240,9 +265,13 @@ class _Walker:
             return
         record = self.expanded.get(target)
         if record is not None and (not record.cut or call_depth >= record.call_depth):
-            self.replay(record, depth)
-            if self.recording:
-                self.recording[-1].add_child(record, depth)
+            record.replays += 1
+            if record.replays <= _MAX_REPLAYS_PER_FUNCTION:
+                # Past the cap a call adds only repeats (an obfuscator's string decoder is called
+                # thousands of times), which the model text would drop anyway.
+                self.replay(record, depth)
+                if self.recording:
+                    self.recording[-1].add_child(record, depth)
             return
         if not self.can_emit(target):
             return
