@@ -197,3 +197,11 @@ def test_expired_deadline_returns_partial_sequence_without_raising(tmp_path: Pat
     seq = build_sequence(package, analysis, expired)
     assert seq.steps  # whatever was not placed in order is still listed, as unreached
     assert {s.behaviour for s in seq.steps} >= {"run_command"}
+
+
+def test_corpus_adapter_returns_ids_and_text() -> None:
+    from malseq.sequence import corpus_sequence
+
+    package, analysis, seq = scan_case("npm_postinstall_exfil")
+    ids_, text = corpus_sequence(package, analysis)
+    assert ids_ == seq.ids and text == render_text(seq)
