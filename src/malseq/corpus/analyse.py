@@ -141,7 +141,13 @@ class AnalyseStats:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def _run_pool(tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Callable[[CachedAnalysis], None]) -> int:
+def _run_pool(
+    tasks: Sequence[Task],
+    jobs: int,
+    hard_limit: float,
+    on_result: Callable[[CachedAnalysis], None],
+    skip: Callable[[Task], bool] = lambda t: False,
+) -> int:
     ctx = mp.get_context("spawn")
     queue = list(reversed(tasks))
     workers: list[_Worker] = []
@@ -159,10 +165,13 @@ def _run_pool(tasks: Sequence[Task], jobs: int, hard_limit: float, on_result: Ca
         workers = [spawn() for _ in range(max(1, min(jobs, len(tasks))))]
         while queue or any(w.task for w in workers):
             for w in workers:
-                if w.task is None and queue:
-                    w.task = queue.pop()
+                while w.task is None and queue:
+                    task = queue.pop()
+                    if skip(task):  # another process filled the cache meanwhile
+                        continue
+                    w.task = task
                     w.started = time.monotonic()
-                    w.conn.send(w.task)
+                    w.conn.send(task)
             busy = [w for w in workers if w.task is not None]
             ready = wait([w.conn for w in busy], timeout=1.0)
             now = time.monotonic()
@@ -274,7 +283,14 @@ def analyse_samples(
         for t in tasks:
             on_result(analyse_task(t))
     elif tasks:
-        stats.killed = _run_pool(tasks, jobs, hard_limit=budget + max(10.0, budget / 2), on_result=on_result)
+
+        def filled(task: Task) -> bool:
+            row = cache.get(task.sha256, version)
+            return row is not None and row.ok and row.sequencer.split(" (")[0] == seq_name
+
+        stats.killed = _run_pool(
+            tasks, jobs, hard_limit=budget + max(10.0, budget / 2), on_result=on_result, skip=filled
+        )
     if pending:
         cache.put_many(pending)
     stats.seconds = time.monotonic() - start
