@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -161,6 +163,12 @@ def _run_pool(
         child.close()
         return _Worker(p, parent)
 
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # runs the `finally` below, which stops the workers
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_term)
     try:
         workers = [spawn() for _ in range(max(1, min(jobs, len(tasks))))]
         while queue or any(w.task for w in workers):
@@ -225,6 +233,8 @@ def _run_pool(
             w.process.join(5)
             if w.process.is_alive():
                 w.process.kill()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return killed
 
 
