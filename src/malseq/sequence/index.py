@@ -185,14 +185,18 @@ class FileIndex:
         return fn
 
     def binding_for(self, name: str, scope: str) -> Binding | None:
+        found = self.bindings_for(name, scope)
+        return found[0] if found else None
+
+    def bindings_for(self, name: str, scope: str) -> list[Binding]:
+        """Imports binding `name`, those visible from `scope` first (a name bound in both branches
+        of `try: from a import x` / `except ImportError: from .a import x` has several)."""
         candidates = self.bindings_by_name.get(name)
         if not candidates:
-            return None
+            return []
         chain = set(self.scope_chain(scope))
-        for b in candidates:
-            if b.scope in chain:
-                return b
-        return candidates[0]
+        visible = [b for b in candidates if b.scope in chain]
+        return visible + [b for b in candidates if b.scope not in chain]
 
     def anonymous(self, name: str) -> FunctionDef | None:
         fn = self.by_qualname.get(name)
@@ -428,11 +432,12 @@ class PackageIndex:
         joined = ".".join(parts)
         if joined in fi.by_qualname:
             return (fi.path, joined)
-        binding = fi.binding_for(parts[0], MODULE_SCOPE)
-        if binding is not None:
+        for binding in fi.bindings_for(parts[0], MODULE_SCOPE):
             inner, _ = self.binding_effect(fi, binding)
             if inner is not None:
-                return self.resolve_member(inner, parts[1:], hops + 1)
+                member = self.resolve_member(inner, parts[1:], hops + 1)
+                if member is not None:
+                    return member
         if fi.is_python and fi.path.endswith("__init__.py"):
             sub = self._python_file_for(posixpath.join(posixpath.dirname(fi.path), parts[0]))
             if sub is not None:
@@ -554,11 +559,14 @@ class PackageIndex:
                 if found is not None:
                     return (fi.path, found.qualname)
                 break
-        binding = fi.binding_for(head, scope)
-        if binding is not None:
-            ref, _ = self.binding_effect(fi, binding)
-            if ref is not None:
-                return self.resolve_member(ref, parts[1:])
+        bindings = fi.bindings_for(head, scope)
+        if bindings:
+            for binding in bindings:
+                ref, _ = self.binding_effect(fi, binding)
+                if ref is not None:
+                    member = self.resolve_member(ref, parts[1:])
+                    if member is not None:
+                        return member
             return None
         joined = ".".join(parts)
         if joined in fi.by_qualname:
