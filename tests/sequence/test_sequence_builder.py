@@ -322,7 +322,7 @@ def test_short_repeated_patterns_fold(tmp_path: Path) -> None:
 def test_name_bound_in_try_and_except_imports_uses_the_one_that_resolves(tmp_path: Path) -> None:
     package = folder_package(tmp_path, {"pkg/__init__.py": "#\n", "pkg/core.py": "#\n"})
     init = (FileBuilder("pkg/__init__.py")
-            .binding("run", "core", "run", 2)  # try: from core import run  (only works in-folder)
+            .binding("run", "pkgcore", "run", 2)  # try: from pkgcore import run  (not in this package)
             .binding("run", ".core", "run", 4)  # except ImportError: from .core import run
             .call("run", 6))
     core = FileBuilder("pkg/core.py").function("run", 1, 2).event("run_command", 2, "run")
