@@ -296,7 +296,9 @@ def analyse_samples(
 
         def filled(task: Task) -> bool:
             row = cache.get(task.sha256, version)
-            return row is not None and row.ok and row.sequencer.split(" (")[0] == seq_name
+            if row is None or row.error_kind == "WorkerDied":
+                return False
+            return row.sequencer.split(" (")[0] == seq_name if row.ok else not retry_errors
 
         stats.killed = _run_pool(
             tasks, jobs, hard_limit=budget + max(10.0, budget / 2), on_result=on_result, skip=filled
