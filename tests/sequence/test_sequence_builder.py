@@ -328,3 +328,13 @@ def test_name_bound_in_try_and_except_imports_uses_the_one_that_resolves(tmp_pat
     core = FileBuilder("pkg/core.py").function("run", 1, 2).event("run_command", 2, "run")
     seq = build_sequence(package, analysis_of(init, core), Deadline(10))
     assert ids(seq, Stage.IMPORT) == ["run_command"]
+
+
+def test_unreached_function_lists_its_events_in_evaluation_order(tmp_path: Path) -> None:
+    source = "import os, base64\ndef later(r):\n    os.system(base64.b64decode(r))\n"
+    package = folder_package(tmp_path, {"setup.py": "#\n", "pkg/__init__.py": source})
+    init = (FileBuilder("pkg/__init__.py").function("later", 2, 3)
+            .call("os.system", 3, "later", col=4).event("run_command", 3, "later", col=4)
+            .call("base64.b64decode", 3, "later", col=14).event("encoding_call", 3, "later", col=14))
+    seq = build_sequence(package, analysis_of(FileBuilder("setup.py"), init), Deadline(10))
+    assert ids(seq, Stage.UNREACHED) == ["encoding_call", "run_command"]

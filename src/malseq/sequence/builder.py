@@ -572,9 +572,14 @@ class _Walker:
             self.run_module(path, 0, as_main=True)  # a lone file is most likely run as a program
 
     def unreached(self) -> None:
+        """Events no entry point reached, file by file; within a file, scope by scope (by first
+        position), each scope's events in evaluation order. Callees are not expanded: each dead
+        function lists its own events. After a budget stop, plain (file, line, column) order."""
         self.stage = Stage.UNREACHED
         remaining = [e for e in self.analysis.all_events() if id(e) not in self.visited]
         remaining.sort(key=lambda e: (e.file, e.line, e.column))
+        if not self.budget.exhausted and not self.budget.deadline.expired():
+            remaining = self._evaluation_order(remaining)
         cap = len(self.steps) + self.budget.max_steps
         for event in remaining:
             self.entry = f"unreached {event.file}"
@@ -588,6 +593,26 @@ class _Walker:
             if len(self.steps) >= cap:
                 break
             self.steps.append(_Step(event.behaviour, Stage.UNREACHED, self.entry, [event], 0))
+
+    def _evaluation_order(self, events: list[BehaviourEvent]) -> list[BehaviourEvent]:
+        """Reorder position-sorted events scope by scope into evaluation order."""
+        out: list[BehaviourEvent] = []
+        by_file: dict[str, dict[str, list[BehaviourEvent]]] = {}
+        for e in events:
+            by_file.setdefault(e.file, {}).setdefault(e.scope, []).append(e)
+        for path, scopes in by_file.items():  # insertion order follows the sorted events
+            fi = self.index.files.get(path)
+            for scope, scope_events in scopes.items():
+                if fi is None:
+                    out.extend(scope_events)
+                    continue
+                wanted = {id(e) for e in scope_events}
+                ordered = [p for _l, _c, kind, _s, p in fi.scope_items(scope) if kind == EVENT and id(p) in wanted]
+                if len(ordered) != len(scope_events):  # events the index does not hold (not expected)
+                    out.extend(scope_events)
+                else:
+                    out.extend(e for e in ordered if isinstance(e, BehaviourEvent))
+        return out
 
 
 def _is_code_path(spec: str) -> bool:
