@@ -39,6 +39,7 @@ def _workdir(tmp_path: Path, n: int = 160) -> Path:
                 events=events if status == "ok" else (),
                 sequence_ids=tuple(seq) if status == "ok" else (),
                 sequencer="placeholder-file-line",
+                seconds=0.5,
             )
         )
         items.append(SplitItem(sha, f"g{i // 2}", eco, label))
@@ -65,6 +66,7 @@ def test_eval_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert doc["analysis_errors"] == {"npm/malicious/TimeBudgetExceeded": 1} or doc["analysis_errors"] == {
         "pypi/malicious/TimeBudgetExceeded": 1
     }
+    assert doc["analysis_seconds_per_package"]["npm"]["median"] == 0.5
     saved = json.loads((wd / "report" / "metrics.json").read_text())
     assert saved["models"]["rules"]["threshold"] == doc["models"]["rules"]["threshold"]
     md = (wd / "report" / "metrics.md").read_text()

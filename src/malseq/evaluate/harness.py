@@ -72,6 +72,7 @@ def rows_from(samples: Sequence[Any], split: Split, cached: dict[str, CachedAnal
                 sequence_text=c.sequence_text if c else "",
                 path=s.path,
                 zip_password=s.zip_password,
+                seconds=c.seconds if c else 0.0,
             )
         )
     return out
