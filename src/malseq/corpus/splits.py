@@ -6,10 +6,10 @@ counts as malicious — so each split gets its share of every stratum.
 
 - "random": groups ordered by a seeded hash, each assigned to the split furthest below its
   target share of the stratum's samples.
-- "time": in strata where every group has a date (the earliest `added` of its members),
-  whole dates go to train first, then validation, then test: the model is trained on the
-  past and tested on later samples. Strata without dates (benign lists, npm) fall back to
-  the random assignment.
+- "time": in strata with dates, each group is dated by its earliest dated member and whole
+  dates go to train first, then validation, then test: the model is trained on the past and
+  tested on later samples. Undated groups in such a stratum, and strata without dates
+  (benign lists, npm), get the random assignment.
 
 The result is written as JSON (`meta` + `samples`) and reused by later runs.
 """
@@ -122,12 +122,18 @@ def make_split(
     group_split: dict[str, str] = {}
     stratum_modes = {}
     for (eco, label), groups in sorted(strata.items()):
-        dated = all(all(m.added for m in members[g]) for g in groups)
+        dated = [g for g in groups if any(m.added for m in members[g])]
         if mode == "time" and dated:
+            # a group's date is its earliest dated member's; the few groups without any date
+            # (e.g. a campaign copy that also sits in a benign list) are placed at random
             stratum_modes[f"{eco}/{label}"] = "time"
             group_split.update(
-                _assign_time([(g, len(members[g]), min(m.added for m in members[g])) for g in groups], fractions)
+                _assign_time(
+                    [(g, len(members[g]), min(m.added for m in members[g] if m.added)) for g in dated], fractions
+                )
             )
+            undated = [g for g in groups if g not in set(dated)]
+            group_split.update(_assign_random([(g, len(members[g])) for g in undated], fractions, seed))
         else:
             stratum_modes[f"{eco}/{label}"] = "random"
             group_split.update(_assign_random([(g, len(members[g])) for g in groups], fractions, seed))
