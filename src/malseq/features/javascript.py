@@ -40,6 +40,9 @@ from malseq.report.sanitize import clean
 FILE_BUDGET_SECONDS = 2.5  # per file, on top of the package deadline
 PARSE_SHARE = 0.45  # share of the file budget the parse may use before input is cut
 MAX_PARSE_BYTES = 12_000_000
+# Whole-pipeline throughput on minified code is about 1 MB/s (parse, query and the Python passes);
+# input beyond what the file budget can process is not parsed at all, so every pass gets its share.
+PIPELINE_BYTES_PER_SECOND = 800_000
 READ_CHUNK = 64 * 1024
 QUERY_RANGE_BYTES = 256 * 1024
 MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20  # keep a minified bundle from exploding into thousands
@@ -68,7 +71,19 @@ _QUERY_SOURCE = """
 (import_statement) @import
 (export_statement source: (_)) @export
 (subscript_expression index: [(string) (binary_expression) (template_string)]) @subscript
+(binary_expression operator: "+") @concat
+(array (string) @array_string)
+(variable_declarator name: (identifier) @fn_name value: [(function_expression) (arrow_function) (generator_function)
+  (class)] @named_fn)
+(assignment_expression left: (_) @fn_name right: [(function_expression) (arrow_function) (generator_function)
+  (class)] @named_fn)
+(pair key: (_) @fn_name value: [(function_expression) (arrow_function) (generator_function) (class)] @named_fn)
+(field_definition property: (_) @fn_name value: [(function_expression) (arrow_function) (generator_function)
+  (class)] @named_fn)
 """
+# Node.parent is avoided throughout: tree-sitter walks down from the root to find a parent, so
+# it costs O(depth) and a 5000-term concatenation made it quadratic; the query pairs names with
+# functions and marks array strings instead.
 # No text predicates (#eq?): on a tree parsed through a read callback, tree-sitter fetches each
 # candidate's text through the callback again, which made one 1.8 MB file take minutes.
 _QUERY = Query(_JS, _QUERY_SOURCE)
@@ -153,11 +168,19 @@ _JS_ESCAPE = re.compile(
     r"\\(?:x([0-9a-fA-F]{2})|u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|([0-7]{1,3})|(\r\n|\r|\n|\u2028|\u2029)|(.))",
     re.DOTALL,
 )
+# Escapes that Python's unicode_escape codec reads differently from JavaScript (or not at all):
+# \u{...}, \a, \N{...}, \U, unknown letters, malformed \x/\u, octal above \377, non-ASCII after a backslash.
+_PYTHON_COMPATIBLE_ESCAPES = re.compile(
+    r"\\(?:[^\\'\"bfnrtvxu0-7\n]|u\{|x(?![0-9a-fA-F]{2})|u(?![0-9a-fA-F]{4})|[4-7][0-7][0-7])"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 # obfuscator.io's string-array base64 uses a lowercase-first alphabet.
 _OBFUSCATOR_ALPHABET = str.maketrans(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
+_FOLDING_CALLS = frozenset({"join", "fromCharCode", "toString", "concat", "replace", "atob", "decodeURIComponent",
+                            "apply"})
 _PLACEHOLDER = "x"  # stands for an unknown part in loose folding (`curl ${u} | sh` -> "curl x | sh")
 
 
@@ -172,27 +195,34 @@ def decode_js_string(body: str) -> str:
     """The value of a JS string literal's body (between the quotes), escapes decoded."""
     if "\\" not in body:
         return body
-
-    def one(m: re.Match[str]) -> str:
-        hex2, brace, hex4, octal, continuation, other = m.groups()
-        if hex2 is not None:
-            return chr(int(hex2, 16))
-        if brace is not None:
-            code = int(brace, 16)
-            return chr(code) if code <= 0x10FFFF else ""
-        if hex4 is not None:
-            return chr(int(hex4, 16))
-        if octal is not None:
-            return chr(int(octal, 8) & 0xFF)
-        if continuation is not None:
-            return ""
-        return _SIMPLE_ESCAPES.get(other, other)
-
-    value = _JS_ESCAPE.sub(one, body)
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if _PYTHON_COMPATIBLE_ESCAPES.search(body) is None:
+        # Fast path: every escape means the same in Python's unicode_escape codec.
+        try:
+            value = body.encode("ascii", "backslashreplace").decode("unicode_escape")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            value = _JS_ESCAPE.sub(_decode_one_escape, body)
+    else:
+        value = _JS_ESCAPE.sub(_decode_one_escape, body)
+    if _SURROGATE.search(value):
         # Recombine surrogate pairs written as two \\u escapes.
         value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return value
+
+
+def _decode_one_escape(m: re.Match[str]) -> str:
+    hex2, brace, hex4, octal, continuation, other = m.groups()
+    if hex2 is not None:
+        return chr(int(hex2, 16))
+    if brace is not None:
+        code = int(brace, 16)
+        return chr(code) if code <= 0x10FFFF else ""
+    if hex4 is not None:
+        return chr(int(hex4, 16))
+    if octal is not None:
+        return chr(int(octal, 8) & 0xFF)
+    if continuation is not None:
+        return ""
+    return _SIMPLE_ESCAPES.get(other, other)
 
 
 def _module_key(name: str) -> str:
@@ -259,6 +289,7 @@ class _Extractor:
         self.resolve_memo: dict[int, object] = {}
         self.seen_long_values: set[str] = set()
         self.folded_tops: set[int] = set()
+        self.array_strings: set[int] = set()
         self.has_post_method = False
         self.obfuscated = False
         self.raw_socket_seen = False
@@ -321,7 +352,8 @@ class _Extractor:
     # --- parse ------------------------------------------------------------------------------
     def parse(self) -> Node | None:
         data = self.data
-        limit = min(len(data), MAX_PARSE_BYTES)
+        budget = max(0.0, self.stop_at - self.started)
+        limit = min(len(data), MAX_PARSE_BYTES, max(64 * 1024, int(budget * PIPELINE_BYTES_PER_SECOND)))
         parse_stop_at = self.parse_stop_at
 
         def read(offset: int, _point: tuple[int, int]) -> bytes:
@@ -346,34 +378,41 @@ class _Extractor:
         return root
 
     # --- functions and scopes ---------------------------------------------------------------
-    def function_name(self, node: Node) -> str:
+    def function_name(self, node: Node, name_node: Node | None) -> str:
         """The name a function is known by: its own, or the variable/property it is assigned to."""
         own = node.child_by_field_name("name")
         if node.type in ("function_declaration", "generator_function_declaration", "class_declaration",
                          "method_definition") and own is not None:
             return self.text(own)
-        parent = node.parent
-        if parent is not None:
-            ptype = parent.type
-            if ptype == "variable_declarator":
-                target = parent.child_by_field_name("name")
-                if target is not None and target.type == "identifier":
-                    return self.text(target)
-            elif ptype in ("assignment_expression", "augmented_assignment_expression"):
-                left = parent.child_by_field_name("left")
-                if left is not None:
-                    return self.assigned_name(left)
-            elif ptype == "pair":
-                key = parent.child_by_field_name("key")
-                if key is not None and key.type in ("property_identifier", "string", "number"):
-                    return self.property_name(key)
-            elif ptype == "field_definition":
-                prop = parent.child_by_field_name("property")
-                if prop is not None:
-                    return self.text(prop)
+        if name_node is not None:
+            ntype = name_node.type
+            if ntype in ("identifier", "member_expression", "subscript_expression"):
+                name = self.assigned_name(name_node)
+            elif ntype in ("property_identifier", "string", "number", "private_property_identifier"):
+                name = self.property_name(name_node)
+            else:
+                name = ""
+            if name:
+                return name
         if own is not None:
             return self.text(own)
         return ""
+
+    def function_name_nodes(self, names: list[Node], functions: list[Node]) -> dict[int, Node]:
+        """Pair each assigned function with its name node (`x = function`, `{k: () => 1}`).
+
+        One match holds one of each and the name comes first, so sorted by position they pair by
+        index; a pair is only trusted when nothing but `=`/`:` separates name and function.
+        """
+        paired: dict[int, Node] = {}
+        if len(names) != len(functions):
+            return paired
+        by_position = sorted(names, key=lambda n: n.start_byte), sorted(functions, key=lambda n: n.start_byte)
+        for name, fn in zip(*by_position, strict=True):
+            gap = self.data[name.end_byte:fn.start_byte]
+            if name.end_byte <= fn.start_byte and len(gap) < 64 and gap.strip() in (b"=", b":", b"]:", b"] ="):
+                paired[fn.id] = name
+        return paired
 
     def assigned_name(self, left: Node) -> str:
         if left.type == "identifier":
@@ -398,7 +437,7 @@ class _Extractor:
             return decode_js_string(self.text(key)[1:-1])
         return self.text(key)
 
-    def build_functions(self, nodes: list[Node]) -> None:
+    def build_functions(self, nodes: list[Node], name_nodes: dict[int, Node]) -> None:
         nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
         stack: list[int] = []
         spans = self.function_spans
@@ -407,7 +446,7 @@ class _Extractor:
             while stack and spans[stack[-1]].end <= start:
                 stack.pop()
             parent = stack[-1] if stack else -1
-            name = self.function_name(node)
+            name = self.function_name(node, name_nodes.get(node.id))
             row, col = node.start_point
             if name:
                 parent_qual = spans[parent].qualname if parent >= 0 else None
@@ -499,10 +538,10 @@ class _Extractor:
             value = self.fold(operand, loose, depth + 1)
             if value is None:
                 return None
-            if operand.type in ("string", "template_string") or value != _PLACEHOLDER:
-                any_string = any_string or operand.type != "number"
+            if operand.type in ("string", "template_string") or value != _PLACEHOLDER and operand.type != "number":
+                any_string = True
             out.append(value)
-        return "".join(out) if any_string or loose else None
+        return "".join(out) if any_string else None
 
     def fold_array(self, node: Node | None, loose: bool = False, depth: int = 0) -> list[str] | None:
         if node is None:
@@ -1019,8 +1058,13 @@ class _Extractor:
         if path is None:
             if fn.type == "member_expression":
                 self.method_behaviours(node, fn, args, site_node)
-            return
-        self.api_behaviours(node, fn, path, args, is_new, site_node)
+        else:
+            self.api_behaviours(node, fn, path, args, is_new, site_node)
+        # A call that builds a constant string (join, fromCharCode, base64 decode...) is a literal too.
+        # (Never Node.text: on a tree parsed through a read callback it re-reads the source through it.)
+        name = self.text(site) if site is not None else (path or "")
+        if name.rsplit(".", 1)[-1] in _FOLDING_CALLS:
+            self.classify_folded(node)
 
     def handle_require(self, node: Node, fn: Node, args: list[Node]) -> None:
         if not args:
@@ -1178,9 +1222,6 @@ class _Extractor:
             prop_node = fn.child_by_field_name("property")
             self.common_method_behaviours(node, attr, fn.child_by_field_name("object"), args,
                                           prop_node if prop_node is not None else site)
-        if attr in ("join", "fromCharCode", "toString", "concat", "replace") or path in ("atob",
-                                                                                       "decodeURIComponent"):
-            self.classify_folded(node)
 
     def eval_behaviours(self, node: Node, path: str, args: list[Node], site: Node) -> None:
         if path == "Function" and args:
@@ -1280,7 +1321,7 @@ class _Extractor:
                 if decoded:
                     found = found + [b for b in classify_literal(decoded) if b not in found]
             self.classified[value] = found
-        if found or raw is not None:
+        if found:
             snippet = self.snippet(node)
             for behaviour in found:
                 self.emit(behaviour, node, snippet)
@@ -1305,21 +1346,26 @@ class _Extractor:
         else:
             value = decode_js_string(raw[1:-1])
         self.classify_value(value, node, raw)
-        parent = node.parent
-        if parent is None:
-            return
-        if parent.type == "binary_expression":
-            # Classify the whole concatenation once, at its top ('https://disc' + 'ord.com/api/webhooks').
-            top = parent
-            while top.parent is not None and top.parent.type == "binary_expression":
-                top = top.parent
-            if top.id not in self.folded_tops:
-                self.folded_tops.add(top.id)
-                folded = self.fold(top, loose=True)
-                if folded and folded != value:
-                    self.classify_value(folded, top)
-        elif parent.type == "array" and self.obfuscated:
+        if self.obfuscated and node.id in self.array_strings:
             self.string_array_literal(value, node)
+
+    def concat_tops(self, nodes: list[Node]) -> list[Node]:
+        """The outermost node of each `a + b + c` chain (its operands' own `+` nodes are inside it)."""
+        tops: list[Node] = []
+        stack: list[tuple[int, int, int]] = []  # (end byte, left operand id, right operand id)
+        for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
+            while stack and stack[-1][0] <= node.start_byte:
+                stack.pop()
+            if not (stack and node.id in stack[-1][1:]):
+                tops.append(node)
+            left = node.child_by_field_name("left")
+            right = node.child_by_field_name("right")
+            stack.append((node.end_byte, left.id if left is not None else -1, right.id if right is not None else -1))
+        return tops
+
+    def is_concat(self, node: Node) -> bool:
+        op = node.child_by_field_name("operator")
+        return op is not None and op.type == "+"
 
     def string_array_literal(self, value: str, node: Node) -> None:
         """obfuscator.io string arrays: module names and base64 (its own alphabet) hidden in plain sight."""
@@ -1369,7 +1415,8 @@ class _Extractor:
         if root is None:
             return
         captures = self.run_query(root)
-        self.build_functions(captures.get("function", []))
+        self.build_functions(captures.get("function", []),
+                             self.function_name_nodes(captures.get("fn_name", []), captures.get("named_fn", [])))
         self.file_signals(root)
         self.has_post_method = _UPLOAD_METHOD.search(self.data) is not None
         captures["env"] = self.env_members(root)
@@ -1458,15 +1505,26 @@ class _Extractor:
                 self.check_budget()
             self.handle_call(node, node.type == "new_expression")
         self.reverse_shell_check()
+        # Module specifiers are bindings, not data.
+        specifiers = {source.id for source in (n.child_by_field_name("source") for n in
+                                               captures.get("import", []) + captures.get("export", []))
+                      if source is not None}
+        self.array_strings = {n.id for n in captures.get("array_string", [])}
         string_nodes = captures.get("string", []) + captures.get("template", [])
         for i, node in enumerate(string_nodes):
             if i % 256 == 0:
                 self.check_budget()
-            parent = node.parent
-            # Module specifiers are bindings, not data.
-            if parent is not None and parent.type in ("import_statement", "export_statement"):
-                continue
-            self.handle_string(node)
+            if node.id not in specifiers:
+                self.handle_string(node)
+        # Concatenations are classified whole, once, at their top ('https://disc' + 'ord.com/api/webhooks').
+        for i, top in enumerate(self.concat_tops(captures.get("concat", []))):
+            if i % 256 == 0:
+                self.check_budget()
+            if top.id not in self.folded_tops:
+                self.folded_tops.add(top.id)
+                folded = self.fold(top, loose=True)
+                if folded:
+                    self.classify_value(folded, top)
 
     def handle_member_assignment(self, node: Node, left: Node, right: Node | None) -> None:
         """`x.y = require('m')` binds a module too (bundles and UMD wrappers do this)."""

@@ -84,9 +84,9 @@ def manifest_events(package: Package) -> tuple[BehaviourEvent, ...]:
             pth = package.file(path)
             if pth is None:
                 continue
-            for lineno, line in enumerate(pth.text().splitlines(), start=1):
+            for lineno, pth_line in enumerate(pth.text().splitlines(), start=1):
                 # site.py executes .pth lines that start with "import" at every interpreter start.
-                if line.startswith(("import ", "import\t")):
+                if pth_line.startswith(("import ", "import\t")):
                     events.append(BehaviourEvent("pth_code_execution", path, lineno, 0, MODULE_SCOPE,
-                                                 clean(line.strip(), 160)))
+                                                 clean(pth_line.strip(), 160)))
     return tuple(events)
