@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from malseq.evaluate.guarddog import guarddog_file_name, parse_guarddog_json, run_guarddog, summarise_guarddog
+from malseq.evaluate.guarddog import (
+    guarddog_file_name,
+    parse_guarddog_json,
+    run_guarddog,
+    stratified_order,
+    summarise_guarddog,
+)
 
 
 def _zip() -> bytes:
@@ -83,3 +89,14 @@ def test_summary_scores_with_the_same_code() -> None:
     assert (t5["tp"], t5["fn"], t5["fp"]) == (9, 1, 0)  # the failed malicious scan counts as a miss
     assert s["by_ecosystem"]["pypi"]["compare"]["gbt"]["f1"] == 1.0
     json.dumps(s)
+
+
+def test_stratified_order_takes_every_stratum_in_turn() -> None:
+    from types import SimpleNamespace as R
+
+    rows = [R(key=f"{i:03d}", ecosystem="pypi", label=i % 2) for i in range(10)]
+    rows += [R(key=f"n{i}", ecosystem="npm", label=1) for i in range(2)]
+    order = stratified_order(rows)
+    assert [(r.ecosystem, r.label) for r in order[:3]] == [("npm", 1), ("pypi", 0), ("pypi", 1)]
+    assert len(order) == 12 and {r.key for r in order} == {r.key for r in rows}
+    assert stratified_order(list(reversed(rows))) == order

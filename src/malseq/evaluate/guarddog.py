@@ -131,6 +131,26 @@ def malseq_score(
     return {name: float(m.scores([item])[0]) for name, m in models.items()}, status
 
 
+def stratified_order(rows: Sequence[Any]) -> list[Any]:
+    """Rows taken in turn from each (ecosystem, label) stratum, each stratum in sha256 order.
+
+    A `--guarddog-limit` run then covers every stratum (the malicious npm packages are few)
+    and is a fixed, reproducible subset: the first N of this order.
+    """
+    strata: dict[tuple[str, int], list[Any]] = {}
+    for r in sorted(rows, key=lambda r: r.key):
+        strata.setdefault((r.ecosystem, r.label), []).append(r)
+    queues = [strata[k] for k in sorted(strata)]
+    out: list[Any] = []
+    i = 0
+    while any(queues):
+        q = queues[i % len(queues)]
+        if q:
+            out.append(q.pop(0))
+        i += 1
+    return out
+
+
 def run_guarddog_benchmark(
     test: Sequence[Any],
     workdir: Path,
@@ -144,7 +164,7 @@ def run_guarddog_benchmark(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     exe = ensure_venv(venv or workdir / "guarddog-venv", log)
-    rows = sorted(test, key=lambda r: r.key)
+    rows = stratified_order(test)
     if limit:
         rows = rows[:limit]
     results_path = workdir / "guarddog-results.jsonl"
