@@ -14,12 +14,12 @@ from __future__ import annotations
 import bisect
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import tree_sitter_javascript
 from tree_sitter import Language as TSLanguage
-from tree_sitter import Node, Parser, Query, QueryCursor
+from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range
 
 from malseq._deadline import Deadline
 from malseq.features.shell import analyse_command
@@ -37,12 +37,16 @@ from malseq.intake.package import Language, PackageFile
 from malseq.report.sanitize import clean
 
 # --- budgets -------------------------------------------------------------------------------
-FILE_BUDGET_SECONDS = 2.5  # per file, on top of the package deadline
-PARSE_SHARE = 0.45  # share of the file budget the parse may use before input is cut
-MAX_PARSE_BYTES = 12_000_000
-# Whole-pipeline throughput on minified code is about 1 MB/s (parse, query and the Python passes);
-# input beyond what the file budget can process is not parsed at all, so every pass gets its share.
-PIPELINE_BYTES_PER_SECOND = 800_000
+# The per-file budget is CPU time, not wall time: features must not depend on how busy the machine
+# is (the same package must give the same events in training and in a scan). The package's
+# wall-clock Deadline is honoured as well.
+FILE_BUDGET_SECONDS = 3.0
+PARSE_SHARE = 0.5  # share of the file budget the parse may use before its input is cut
+# Whole-pipeline throughput on minified code is about 1 MB/s of CPU (parse, query, Python passes),
+# so a file larger than this is parsed as its head and its tail only: malware appended to a big
+# bundle sits at the end, and the cut is deterministic.
+MAX_PARSE_BYTES = 2_500_000
+TAIL_SHARE = 0.3
 READ_CHUNK = 64 * 1024
 QUERY_RANGE_BYTES = 256 * 1024
 MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20  # keep a minified bundle from exploding into thousands
@@ -191,6 +195,21 @@ class _BudgetExhausted(Exception):
     pass
 
 
+def _from_both_ends(items: list[Node]) -> Iterator[Node]:
+    """Items alternately from the front and the back: when the budget stops a pass half-way, both the
+    start of a file and its end (where a payload appended to a bundle sits) have been seen."""
+    if len(items) < 2000:
+        yield from items
+        return
+    low, high = 0, len(items) - 1
+    while low <= high:
+        yield items[low]
+        if low != high:
+            yield items[high]
+        low += 1
+        high -= 1
+
+
 def decode_js_string(body: str) -> str:
     """The value of a JS string literal's body (between the quotes), escapes decoded."""
     if "\\" not in body:
@@ -257,10 +276,11 @@ class _Extractor:
         self.path = file.path
         self.data = file.data
         self.started = time.monotonic()
+        self.cpu_started = time.process_time()
+        self.stop_at = self.cpu_started + FILE_BUDGET_SECONDS
+        self.parse_stop_at = self.cpu_started + FILE_BUDGET_SECONDS * PARSE_SHARE
         remaining = deadline.remaining()
-        budget = FILE_BUDGET_SECONDS if remaining is None else min(FILE_BUDGET_SECONDS, remaining)
-        self.stop_at = self.started + budget
-        self.parse_stop_at = self.started + budget * PARSE_SHARE
+        self.wall_stop_at = float("inf") if remaining is None else self.started + remaining
         self.budget_exhausted = False
         self.parse_errors = False
 
@@ -300,8 +320,11 @@ class _Extractor:
     def text(self, node: Node) -> str:
         return self.data[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
 
+    def over_budget(self) -> bool:
+        return time.process_time() > self.stop_at or time.monotonic() > self.wall_stop_at
+
     def check_budget(self) -> None:
-        if time.monotonic() > self.stop_at:
+        if self.over_budget():
             self.budget_exhausted = True
             raise _BudgetExhausted
 
@@ -352,22 +375,23 @@ class _Extractor:
     # --- parse ------------------------------------------------------------------------------
     def parse(self) -> Node | None:
         data = self.data
-        budget = max(0.0, self.stop_at - self.started)
-        limit = min(len(data), MAX_PARSE_BYTES, max(64 * 1024, int(budget * PIPELINE_BYTES_PER_SECOND)))
+        size = len(data)
         parse_stop_at = self.parse_stop_at
+        wall_stop_at = self.wall_stop_at
 
         def read(offset: int, _point: tuple[int, int]) -> bytes:
-            if offset >= limit:
+            if offset >= size:
                 return b""
-            if time.monotonic() > parse_stop_at:
+            if time.process_time() > parse_stop_at or time.monotonic() > wall_stop_at:
                 # Out of time: end the input here; the tree covers what was read.
                 self.budget_exhausted = True
                 return b""
-            return data[offset:min(limit, offset + READ_CHUNK)]
+            return data[offset:offset + READ_CHUNK]
 
-        if limit < len(data):
-            self.budget_exhausted = True
         parser = Parser(_JS)
+        if size > MAX_PARSE_BYTES:
+            self.budget_exhausted = True
+            parser.included_ranges = self.head_and_tail()
         try:
             tree = parser.parse(read)
         except ValueError:
@@ -376,6 +400,26 @@ class _Extractor:
         root = tree.root_node
         self.parse_errors = root.has_error
         return root
+
+    def head_and_tail(self) -> list[Range]:
+        """Byte ranges to parse of an oversized file: its head and its tail, cut after a `;` or newline."""
+        data = self.data
+        tail_bytes = int(MAX_PARSE_BYTES * TAIL_SHARE)
+        head_end = MAX_PARSE_BYTES - tail_bytes
+        cut = max(data.rfind(b";", head_end - 4096, head_end), data.rfind(b"\n", head_end - 4096, head_end))
+        if cut != -1:
+            head_end = cut + 1
+        tail_start = len(data) - tail_bytes
+        cut = max(data.find(b";", tail_start, tail_start + 4096), data.find(b"\n", tail_start, tail_start + 4096))
+        if cut != -1:
+            tail_start = cut + 1
+
+        def point(byte: int) -> Point:
+            line, column = self.position_of_byte(byte)
+            return Point(line - 1, column)
+
+        return [Range(Point(0, 0), point(head_end), 0, head_end),
+                Range(point(tail_start), point(len(data)), tail_start, len(data))]
 
     # --- functions and scopes ---------------------------------------------------------------
     def function_name(self, node: Node, name_node: Node | None) -> str:
@@ -1452,7 +1496,7 @@ class _Extractor:
         merged: dict[str, list[Node]] = {}
         cursor = QueryCursor(_QUERY)
         for start in range(0, end, QUERY_RANGE_BYTES):
-            if time.monotonic() > self.stop_at:
+            if self.over_budget():
                 self.budget_exhausted = True
                 break
             stop = min(end, start + QUERY_RANGE_BYTES)
@@ -1500,7 +1544,7 @@ class _Extractor:
                 self.emit("read_env", node)
         call_nodes = captures.get("call", []) + captures.get("new", [])
         call_nodes.sort(key=lambda n: n.start_byte)
-        for i, node in enumerate(call_nodes):
+        for i, node in enumerate(_from_both_ends(call_nodes)):
             if i % 128 == 0:
                 self.check_budget()
             self.handle_call(node, node.type == "new_expression")
@@ -1511,13 +1555,14 @@ class _Extractor:
                       if source is not None}
         self.array_strings = {n.id for n in captures.get("array_string", [])}
         string_nodes = captures.get("string", []) + captures.get("template", [])
-        for i, node in enumerate(string_nodes):
+        string_nodes.sort(key=lambda n: n.start_byte)
+        for i, node in enumerate(_from_both_ends(string_nodes)):
             if i % 256 == 0:
                 self.check_budget()
             if node.id not in specifiers:
                 self.handle_string(node)
         # Concatenations are classified whole, once, at their top ('https://disc' + 'ord.com/api/webhooks').
-        for i, top in enumerate(self.concat_tops(captures.get("concat", []))):
+        for i, top in enumerate(_from_both_ends(self.concat_tops(captures.get("concat", [])))):
             if i % 256 == 0:
                 self.check_budget()
             if top.id not in self.folded_tops:
