@@ -112,7 +112,7 @@ for _m in ("fs", "fs-extra", "graceful-fs"):
     _MODULE_FAMILIES[_m] = "import_fs_module"
 for _m in ("http", "https", "http2", "net", "dgram", "dns", "tls", "axios", "node-fetch", "got", "request",
            "ws", "superagent", "needle", "undici", "cross-fetch", "isomorphic-fetch", "socket.io-client",
-           "request-promise", "phin", "bent"):
+           "request-promise", "phin", "bent", "discord.js", "node-telegram-bot-api", "telegraf"):
     _MODULE_FAMILIES[_m] = "import_network_module"
 for _m in ("zlib", "crypto", "crypto-js", "js-base64", "base-64", "base64-js", "bcrypt", "node-forge",
            "tweetnacl", "aes-js", "jsencrypt", "node-rsa"):
@@ -166,8 +166,13 @@ _VM_EVAL = frozenset({"vm.runInThisContext", "vm.runInNewContext", "vm.runInCont
                       "vm.compileFunction", "vm.SourceTextModule"})
 _ENCODINGS = frozenset({"base64", "hex", "base64url", "binary", "latin1"})
 _EXECUTABLE_NAME = re.compile(r"(?i)\.(?:exe|dll|bat|cmd|vbs|vbe|ps1|sh|scr|com|msi|jar|hta|lnk|command)\W*$")
+# Writing (not reading) these files plants a way back in: SSH keys, shell start-up files, autostart.
+_PERSISTENT_WRITE = re.compile(r"(?i)(authorized_keys|(?:^|[/\\~])\.(?:bashrc|bash_profile|zshrc|profile)$|"
+                               r"LaunchAgents|LaunchDaemons|Start Menu[/\\]+Programs[/\\]+Startup|/etc/cron|"
+                               r"/etc/rc\.local|systemd[/\\]+(?:system|user))")
 _SHELL_PROGRAM = re.compile(r"(?i)(?:^|[/\\])(?:sh|bash|zsh|dash|cmd(?:\.exe)?|powershell(?:\.exe)?|pwsh)$")
 _OBFUSCATED_IDENTIFIER = re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b")
+_ESCAPED_IDENTIFIER = re.compile(rb"(?:\\u[0-9a-fA-F]{4}){2,}")
 _JS_ESCAPE = re.compile(
     r"\\(?:x([0-9a-fA-F]{2})|u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|([0-7]{1,3})|(\r\n|\r|\n|\u2028|\u2029)|(.))",
     re.DOTALL,
@@ -318,7 +323,11 @@ class _Extractor:
 
     # --- plumbing ---------------------------------------------------------------------------
     def text(self, node: Node) -> str:
-        return self.data[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
+        raw = self.data[node.start_byte:node.end_byte]
+        if b"\\u" in raw and node.type in _IDENTIFIER_TYPES:
+            # `\u0065\u0076\u0061\u006C(x)` is eval(x): identifiers may be spelled with escapes.
+            return decode_js_string(raw.decode("utf-8", errors="replace"))
+        return raw.decode("utf-8", errors="replace")
 
     def over_budget(self) -> bool:
         return time.process_time() > self.stop_at or time.monotonic() > self.wall_stop_at
@@ -965,7 +974,7 @@ class _Extractor:
         callee = _strip_promises(callee)
         module, _, attr = callee.rpartition(".")
         if (module in ("http", "https") and attr == "request") or callee in _RAW_SOCKET_PATHS \
-                or callee in ("XMLHttpRequest", "WebSocket", "ws", "http2.connect") \
+                or callee in ("XMLHttpRequest", "WebSocket", "ws", "http2.connect", "discord.js.WebhookClient") \
                 or (callee.startswith("net.") and attr in ("connect", "createConnection", "Socket")):
             self.senders.add(name)
         if module == "child_process" and attr in _CHILD_PROCESS_RUN:
@@ -1223,8 +1232,16 @@ class _Extractor:
                 emit("upload_data", site)
         elif path in ("XMLHttpRequest", "WebSocket", "ws", "ws.WebSocket"):
             emit("network_request", site)
+        elif path in ("discord.js.WebhookClient", "node-telegram-bot-api", "telegraf.Telegraf", "telegraf"):
+            # Chat clients used as the exfiltration channel: a webhook client or a bot.
+            emit("chat_webhook", site)
+            emit("network_request", site)
         elif module in _HTTP_CLIENT_MODULES or path in _HTTP_CLIENT_MODULES:
             self.http_client_behaviours(path, module, attr, args, site)
+        elif path in ("Buffer.from", "Buffer") and len(args) == 1 and args[0].type == "array" \
+                and sum(c.type == "number" for c in args[0].named_children) >= 4:
+            # Buffer.from([100, 108, 45, ...]).toString(): text hidden as byte values.
+            emit("char_code_assembly", site)
         elif path in ("Buffer.from", "Buffer") and len(args) >= 2:
             encoding = self.fold(args[1])
             if encoding is not None and encoding.lower() in _ENCODINGS - {"binary", "latin1"}:
@@ -1330,6 +1347,8 @@ class _Extractor:
             name = self.fold(dest, loose=True)
             if name is not None and _EXECUTABLE_NAME.search(name):
                 self.emit("write_executable", site)
+            if name is not None and _PERSISTENT_WRITE.search(name):
+                self.emit("persistence", site)
 
     def request_uploads(self, args: list[Node]) -> bool:
         for arg in args:
@@ -1445,6 +1464,14 @@ class _Extractor:
             line, col = self.position_of_byte(first.start())
             self.emit_at("obfuscated_identifiers", line, col, first.start(),
                          clean(first.group().decode("ascii"), SNIPPET_LENGTH))
+        for match in _ESCAPED_IDENTIFIER.finditer(data):
+            node = root.descendant_for_byte_range(match.start(), match.end())
+            if node is not None and node.type in _IDENTIFIER_TYPES:
+                line, col = self.position_of_byte(node.start_byte)
+                self.emit_at("escaped_string", line, col, node.start_byte,
+                             clean(self.data[node.start_byte:node.end_byte].decode("utf-8", "replace"),
+                                   SNIPPET_LENGTH))
+                break
         offset = 0
         for lineno, line_bytes in enumerate(data.split(b"\n"), start=1):
             if len(line_bytes) > LONG_LINE:
