@@ -57,6 +57,27 @@ def test_child_process_resolution(source: str) -> None:
     assert "import_process_module" in found, found
 
 
+def test_unbound_names_are_not_modules() -> None:
+    # Minified locals called `ws`, `os` or `request` are not the modules of those names.
+    assert behaviours("function f(ws, os) { ws(1, 2); os.hostname(); request('x'); }") == set()
+    assert "collect_system_info" in behaviours("const os = require('os'); os.hostname()")
+
+
+def test_interop_wrappers_resolve_to_the_module() -> None:
+    found = behaviours('const fs_1 = __importDefault(require("fs"));\nfs_1.default.readFileSync("/etc/passwd");')
+    assert {"import_fs_module", "fs_read", "read_sensitive_file"} <= found
+    found = behaviours('var import_child_process = __toESM(require("child_process"));\n'
+                       '(0, import_child_process.execSync)("id");')
+    assert "run_command" in found
+
+
+def test_non_ascii_text_in_escapes_is_not_obfuscation() -> None:
+    locale = "'" + "\\u0627\\u0644\\u0623\\u062d\\u062f" * 3 + "'"
+    assert "escaped_string" not in behaviours(f"const day = {locale};")
+    ascii_hidden = "'" + "".join(f"\\x{ord(c):02x}" for c in "child_process") + "'"
+    assert "escaped_string" in behaviours(f"const m = {ascii_hidden};")
+
+
 def test_process_env_through_global_and_subscript() -> None:
     assert "read_env" in behaviours("const t = globalThis.process['e' + 'nv'].TOKEN")
     assert "read_env" in behaviours("const {env} = process; send(env)")

@@ -133,6 +133,10 @@ _KNOWN_GLOBALS = frozenset({"process", "require", "eval", "Function", "Buffer", 
                             "atob", "btoa", "setTimeout", "setInterval", "setImmediate", "XMLHttpRequest",
                             "WebSocket", "global", "globalThis", "window", "self", "JSON"})
 
+_JS_GLOBALS = _KNOWN_GLOBALS | frozenset({"decodeURIComponent", "unescape", "escape", "Array", "Object", "Reflect",
+                                          "Promise", "console", "exports", "CryptoJS", "navigator", "document",
+                                          "location", "localStorage", "Deno", "Bun", "Worker", "Image"})
+
 # --- API table: resolved dotted path -> behaviours -------------------------------------------
 _CHILD_PROCESS_RUN = frozenset({"exec", "execSync", "spawn", "spawnSync", "execFile", "execFileSync", "fork"})
 _FS_READ = frozenset({"readFile", "readFileSync", "readdir", "readdirSync", "createReadStream", "readJson",
@@ -315,6 +319,7 @@ class _Extractor:
         self.seen_long_values: set[str] = set()
         self.folded_tops: set[int] = set()
         self.array_strings: set[int] = set()
+        self.literal_hits: dict[str, list[int]] = {}  # behaviour -> start bytes of literals that showed it
         self.has_post_method = False
         self.obfuscated = False
         self.raw_socket_seen = False
@@ -801,8 +806,7 @@ class _Extractor:
     def resolve_uncached(self, node: Node, depth: int) -> str | None:
         t = node.type
         if t == "identifier":
-            name = self.text(node)
-            return self.aliases.get(name, name)
+            return self.resolve_name(self.text(node))
         if t in ("member_expression", "subscript_expression"):
             obj = node.child_by_field_name("object")
             if t == "member_expression":
@@ -816,7 +820,9 @@ class _Extractor:
             if base is None:
                 return None
             if base in _GLOBAL_OBJECTS:
-                return self.aliases.get(prop, prop)
+                return self.resolve_name(prop)
+            if prop == "default" and base in self.module_roots:
+                return base  # fs_1.default.readFileSync (tsc/babel interop) is fs.readFileSync
             return f"{base}.{prop}"
         if t in ("parenthesized_expression", "await_expression", "sequence_expression"):
             if not node.named_child_count:
@@ -831,6 +837,17 @@ class _Extractor:
                 args = self.call_args(node)
                 module = self.module_name(args[0]) if args else None
                 return _module_key(module) if module is not None else None
+            if fn.type == "identifier" or fn.type == "member_expression":
+                # __importDefault(require('fs')), __toESM(require('os')), _interopRequireWildcard(...):
+                # a wrapper around a require is that module.
+                args = self.call_args(node)
+                if args and args[0].type == "call_expression":
+                    inner = args[0].child_by_field_name("function")
+                    if inner is not None and (inner.type == "import"
+                                              or self.resolve(inner, depth + 1) in _REQUIRE_PATHS):
+                        module = self.required_module(args[0])
+                        if module is not None:
+                            return _module_key(module)
             if callee == "eval":
                 args = self.call_args(node)
                 code = self.fold(args[0]) if args else None
@@ -839,6 +856,14 @@ class _Extractor:
                     return self.aliases.get(code, code)
             return None
         return None
+
+    def resolve_name(self, name: str) -> str:
+        """A bare name: its alias, a JavaScript global, or `~name` for a local we know nothing about
+        (a minified `ws` or `os` variable is not the ws or os module)."""
+        alias = self.aliases.get(name)
+        if alias is not None:
+            return alias
+        return name if name in _JS_GLOBALS else f"~{name}"
 
     def is_require(self, fn: Node) -> bool:
         if fn.type == "import":
@@ -918,6 +943,12 @@ class _Extractor:
             fn = inner.child_by_field_name("function")
             if fn is not None and self.is_require(fn):
                 require_call = inner
+            elif fn is not None:
+                args = self.call_args(inner)
+                if args and args[0].type == "call_expression":
+                    wrapped = args[0].child_by_field_name("function")
+                    if wrapped is not None and self.is_require(wrapped):
+                        require_call = args[0]  # const fs = __importDefault(require('fs'))
         elif inner.type == "member_expression":
             obj = inner.child_by_field_name("object")
             prop = inner.child_by_field_name("property")
@@ -1371,7 +1402,14 @@ class _Extractor:
             self.emit("upload_data", site)
 
     # --- strings ----------------------------------------------------------------------------
-    def classify_value(self, value: str, node: Node, raw: str | None = None) -> None:
+    def literal_hit_within(self, behaviour: str, start: int, end: int) -> bool:
+        hits = self.literal_hits.get(behaviour)
+        if not hits:
+            return False
+        i = bisect.bisect_left(hits, start)
+        return i < len(hits) and hits[i] < end
+
+    def classify_value(self, value: str, node: Node, raw: str | None = None, concat_top: bool = False) -> None:
         if len(value) >= REPEAT_LITERAL_LENGTH:
             if value in self.seen_long_values:
                 return
@@ -1384,10 +1422,15 @@ class _Extractor:
                 if decoded:
                     found = found + [b for b in classify_literal(decoded) if b not in found]
             self.classified[value] = found
+        if found and concat_top:
+            # A concatenation repeats what its own literals said: keep only what the whole adds.
+            found = [b for b in found if not self.literal_hit_within(b, node.start_byte, node.end_byte)]
         if found:
             snippet = self.snippet(node)
             for behaviour in found:
                 self.emit(behaviour, node, snippet)
+                if raw is not None:
+                    self.literal_hits.setdefault(behaviour, []).append(node.start_byte)
         if raw is not None and "\\" in raw:
             for behaviour in classify_raw_literal(raw):
                 self.emit(behaviour, node)
@@ -1589,6 +1632,8 @@ class _Extractor:
             if node.id not in specifiers:
                 self.handle_string(node)
         # Concatenations are classified whole, once, at their top ('https://disc' + 'ord.com/api/webhooks').
+        for hits in self.literal_hits.values():
+            hits.sort()
         for i, top in enumerate(_from_both_ends(self.concat_tops(captures.get("concat", [])))):
             if i % 256 == 0:
                 self.check_budget()
@@ -1596,7 +1641,7 @@ class _Extractor:
                 self.folded_tops.add(top.id)
                 folded = self.fold(top, loose=True)
                 if folded:
-                    self.classify_value(folded, top)
+                    self.classify_value(folded, top, concat_top=True)
 
     def handle_member_assignment(self, node: Node, left: Node, right: Node | None) -> None:
         """`x.y = require('m')` binds a module too (bundles and UMD wrappers do this)."""

@@ -183,9 +183,22 @@ def classify_literal(value: str) -> list[str]:
     return found
 
 
+def _escapes_ascii(escape: str) -> bool:
+    digits = escape[2:].strip("{}") if escape[1] in "xu" else escape[1:]
+    try:
+        code = int(digits, 16 if escape[1] in "xu" else 8)
+    except ValueError:
+        return False
+    return 0x20 <= code < 0x7F
+
+
 def classify_raw_literal(raw: str) -> list[str]:
-    """Behaviours visible only in how a literal is written in source (escape-heavy)."""
-    escapes = _ESCAPES.findall(raw[:20000])
+    """Behaviours visible only in how a literal is written in source (escape-heavy).
+
+    Only escapes of printable ASCII count: `\x63\x68` hides "ch", while non-Latin text written as
+    `\u0627\u0644...` (locale tables, i18n bundles) is how many codebases store it.
+    """
+    escapes = [e for e in _ESCAPES.findall(raw[:20000]) if _escapes_ascii(e)]
     if len(escapes) >= 8 and sum(len(e) for e in escapes) >= 0.5 * len(raw):
         return ["escaped_string"]
     return []
