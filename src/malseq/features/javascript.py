@@ -112,7 +112,7 @@ for _m in ("fs", "fs-extra", "graceful-fs"):
     _MODULE_FAMILIES[_m] = "import_fs_module"
 for _m in ("http", "https", "http2", "net", "dgram", "dns", "tls", "axios", "node-fetch", "got", "request",
            "ws", "superagent", "needle", "undici", "cross-fetch", "isomorphic-fetch", "socket.io-client",
-           "request-promise", "phin", "bent", "discord.js", "node-telegram-bot-api", "telegraf"):
+           "request-promise", "phin", "bent", "discord.js", "node-telegram-bot-api", "telegraf", "nodemailer"):
     _MODULE_FAMILIES[_m] = "import_network_module"
 for _m in ("zlib", "crypto", "crypto-js", "js-base64", "base-64", "base64-js", "bcrypt", "node-forge",
            "tweetnacl", "aes-js", "jsencrypt", "node-rsa"):
@@ -308,6 +308,7 @@ class _Extractor:
 
         self.aliases: dict[str, str] = {}  # local name -> resolved dotted path
         self.constants: dict[str, str] = {}  # local name -> constant string value
+        self.loose_constants: dict[str, str] = {}  # local name -> value with unknown parts as placeholders
         self.constant_arrays: dict[str, list[str]] = {}
         self.bound_names: set[str] = set()
         self.module_roots: set[str] = set()
@@ -543,9 +544,10 @@ class _Extractor:
         if t == "binary_expression":
             return self.fold_concat(node, loose, depth)
         if t == "identifier":
-            value = self.constants.get(self.text(node))
+            name = self.text(node)
+            value = self.constants.get(name)
             if value is None and loose:
-                return _PLACEHOLDER
+                return self.loose_constants.get(name, _PLACEHOLDER)
             return value
         if t == "call_expression":
             value = self.fold_call(node, loose, depth)
@@ -975,6 +977,11 @@ class _Extractor:
                 if folded is not None:
                     self.constants[name] = folded
                     return
+                if inner.type in ("binary_expression", "template_string"):
+                    # const l = "/home/" + user + "/.ssh/authorized_keys": good enough for a file name.
+                    loose = self.fold(inner, loose=True)
+                    if loose is not None and loose.strip(_PLACEHOLDER):
+                        self.loose_constants[name] = loose
             if inner.type == "array":
                 items = self.fold_array(inner)
                 if items is not None:
@@ -1005,7 +1012,8 @@ class _Extractor:
         callee = _strip_promises(callee)
         module, _, attr = callee.rpartition(".")
         if (module in ("http", "https") and attr == "request") or callee in _RAW_SOCKET_PATHS \
-                or callee in ("XMLHttpRequest", "WebSocket", "ws", "http2.connect", "discord.js.WebhookClient") \
+                or callee in ("XMLHttpRequest", "WebSocket", "ws", "http2.connect", "discord.js.WebhookClient",
+                           "nodemailer.createTransport") \
                 or (callee.startswith("net.") and attr in ("connect", "createConnection", "Socket")):
             self.senders.add(name)
         if module == "child_process" and attr in _CHILD_PROCESS_RUN:
@@ -1190,7 +1198,7 @@ class _Extractor:
                 path = self.resolve(inner) if inner is not None else None
                 if path is not None and path.startswith("child_process."):
                     self.emit("hidden_process", site)
-        elif prop in ("write", "end", "send") and obj is not None and args:
+        elif prop in ("write", "end", "send", "sendMail") and obj is not None and args:
             if obj.type == "identifier" and self.text(obj) in self.senders:
                 self.emit("upload_data", site)
             elif obj.type == "call_expression":
@@ -1261,7 +1269,7 @@ class _Extractor:
             emit("network_request", site)
             if self.request_uploads(args[1:]):
                 emit("upload_data", site)
-        elif path in ("XMLHttpRequest", "WebSocket", "ws", "ws.WebSocket"):
+        elif path in ("XMLHttpRequest", "WebSocket", "ws", "ws.WebSocket", "nodemailer.createTransport"):
             emit("network_request", site)
         elif path in ("discord.js.WebhookClient", "node-telegram-bot-api", "telegraf.Telegraf", "telegraf"):
             # Chat clients used as the exfiltration channel: a webhook client or a bot.
