@@ -87,6 +87,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
+    sc.add_argument("--no-isolate", action="store_true",
+                    help="scan in this process (faster start) instead of a worker process that a crashing "
+                    "or hanging parser cannot take down")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     from malseq import _cli_corpus  # `malseq corpus ...` and `malseq eval`
 
@@ -110,7 +113,8 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         cache_dir=args.cache_dir or (Path(cache_env) if cache_env else None),
         offline=args.offline or os.environ.get("MALSEQ_OFFLINE", "") not in ("", "0"),
     )
-    return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model)
+    return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
+                       isolate=not args.no_isolate)
 
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:

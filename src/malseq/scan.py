@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from malseq._deadline import Deadline
 from malseq.errors import MalseqError, UsageError
@@ -16,12 +16,18 @@ from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMemb
 from malseq.intake.targets import Target, parse_target
 from malseq.sequence.types import BehaviourSequence
 
+if TYPE_CHECKING:
+    from malseq._isolation import IsolatedRunner
+
 
 @dataclass(frozen=True)
 class ScanOptions:
     intake: IntakeOptions = field(default_factory=IntakeOptions)
     analyse: bool = True
     build_sequence: bool = True  # behaviours in execution order (needs analyse)
+    # Scan each target in a child process so a crash or hang inside C parsers fails that
+    # target only (the CLI turns this on; library callers choose).
+    isolate: bool = False
     score: bool = True  # score the sequences with the model (one batch after the loop; see `scan`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
 
@@ -153,13 +159,46 @@ def scan_iter(
     options = options or ScanOptions()
     targets = parse_targets(texts)
     total = len(targets)
-    for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
-        if observer:
-            observer.target_started(index, total, text)
-        result = scan_one(text, target, options)
-        if observer:
-            observer.target_finished(index, total, result)
-        yield result
+    runner: IsolatedRunner[tuple[str, Target, ScanOptions], TargetResult] | None = None
+    if options.isolate:
+        from malseq._isolation import IsolatedRunner
+
+        # Past the cooperative budget plus start-up slack, the worker is presumed hung in C code.
+        hard_limit = options.intake.limits.time_budget_seconds * 1.5 + 15
+        runner = IsolatedRunner(_scan_job, hard_limit)
+    try:
+        for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
+            if observer:
+                observer.target_started(index, total, text)
+            result = scan_one(text, target, options) if runner is None else _run_isolated(runner, text, target, options)
+            if observer:
+                observer.target_finished(index, total, result)
+            yield result
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def _scan_job(job: tuple[str, Target, ScanOptions]) -> TargetResult:
+    """What the isolated worker process runs (module level, so it can be pickled by name)."""
+    return scan_one(*job)
+
+
+def _run_isolated(runner: IsolatedRunner[tuple[str, Target, ScanOptions], TargetResult],
+                  text: str, target: Target, options: ScanOptions) -> TargetResult:
+    from malseq._isolation import WorkerFailure
+
+    start = time.monotonic()
+    outcome = runner.run((text, target, options))
+    if not isinstance(outcome, WorkerFailure):
+        return outcome
+    if outcome.kind == "timeout":
+        error = ScanError("TimeBudgetExceeded", f"analysis did not finish: {outcome.detail}",
+                          "raise --timeout if the package is genuinely large")
+    else:
+        error = ScanError("AnalysisCrashed", f"analysing this target crashed a parser ({outcome.detail})",
+                          "the rest of the batch was scanned; please report this package to malseq")
+    return TargetResult(text, None, None, error, time.monotonic() - start)
 
 
 def scan(

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from malseq._isolation import IsolatedRunner, WorkerFailure
+from malseq.scan import ScanOptions, scan
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def double_or_die(item: int) -> int:
+    """Module level so the spawned worker can import it. -1 crashes the process, -2 hangs."""
+    if item == -1:
+        os.abort()
+    if item == -2:
+        time.sleep(60)
+    return item * 2
+
+
+def test_a_crash_or_hang_fails_one_item_and_the_runner_goes_on() -> None:
+    with IsolatedRunner(double_or_die, hard_limit_seconds=3) as runner:
+        assert runner.run(2) == 4
+        crashed = runner.run(-1)
+        assert isinstance(crashed, WorkerFailure) and crashed.kind == "crashed"
+        assert "SIGABRT" in crashed.detail
+        assert runner.run(3) == 6  # a fresh worker took over
+        hung = runner.run(-2)
+        assert isinstance(hung, WorkerFailure) and hung.kind == "timeout"
+        assert runner.run(5) == 10
+
+
+def test_isolated_scan_gives_the_same_results_as_in_process(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    targets = [str(EXAMPLES / "npm-env-exfil"), str(broken), str(EXAMPLES / "pypi-clean-lib")]
+    inline = scan(targets, ScanOptions(score=False))
+    isolated = scan(targets, ScanOptions(score=False, isolate=True))
+    assert [r.target for r in isolated] == targets
+    assert [r.error.kind if r.error else None for r in isolated] == [r.error.kind if r.error else None for r in inline]
+    assert isolated[0].sequence is not None and inline[0].sequence is not None
+    assert isolated[0].sequence.ids == inline[0].sequence.ids
