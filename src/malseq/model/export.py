@@ -3,7 +3,8 @@
 - `export_onnx`: the legacy TorchScript exporter (`dynamo=False`; int8 quantisation of the dynamo
   export fails with a shape-inference error), opset 17, dynamic batch and sequence axes. The
   graph takes `input_ids` and `attention_mask` and returns `score` = softmax(logits)[:, 1].
-- `quantize`: `onnxruntime.quantization.quantize_dynamic(..., weight_type=QInt8)`.
+- `quantize`: `onnxruntime.quantization.quantize_dynamic(..., weight_type=QInt8, per_channel=True)`; per-tensor
+  weights moved scores of the trained MiniLM by up to 0.81 (val agreement 96.7%), per-channel by up to 0.31 (98.8%).
 - `agreement`: both models on the same texts: max/mean absolute score difference and the
   share of texts that get the same verdict at the threshold.
 - `assemble`: model.onnx + tokenizer.json + model_card.json in one folder (what `infer` loads).
@@ -76,7 +77,7 @@ def quantize(fp32_path: Path, int8_path: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
-    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
     return Path(int8_path)
 
 
