@@ -80,7 +80,7 @@ def run_training(
     observer: Observer | None = None,
 ) -> dict[str, Any]:
     from malseq.evaluate.harness import ModelResult, summarise
-    from malseq.model.export import agreement, assemble, export_onnx, quantize
+    from malseq.model.export import agreement, assemble, export_onnx, quantize, write_card
     from malseq.model.infer import SequenceScorer
     from malseq.model.train import train
 
@@ -135,17 +135,29 @@ def run_training(
     }
     fp32_dir = assemble(out_dir / "model-fp32", fp32, out_dir / "train" / "tokenizer.json", card)
     int8_dir = assemble(out_dir / "model-int8", int8, out_dir / "train" / "tokenizer.json", card)
+    # The int8 model is what ships: its threshold comes from its own validation scores (same rule).
+    from malseq.model.threshold import choose_threshold
+
+    val_texts = [_text(r, order, i) for i, r in enumerate(va)]
+    val_int8 = SequenceScorer.load(int8_dir).score(val_texts)
+    threshold_int8 = choose_threshold([r.label for r in va], val_int8, config.max_fpr, [r.stratum for r in va],
+                                      config.max_fpr_by_stratum)
+    card["threshold_fp32"] = result.threshold
+    card["threshold"] = threshold_int8
+    card["threshold_chosen_on"] = "the int8 model's validation scores"
+    write_card(fp32_dir, {**card, "threshold": result.threshold})
+    write_card(int8_dir, card)
 
     test_texts = [_text(r, order, i) for i, r in enumerate(test)]
     test_labels = [r.label for r in test]
     t = time.monotonic()
-    agree = agreement(fp32_dir, int8_dir, test_texts, result.threshold, test_labels)
+    agree = agreement(fp32_dir, int8_dir, test_texts, threshold_int8, test_labels)
     log(f"fp32/int8 agreement on test: {json.dumps(agree)}")
     int8_scores = SequenceScorer.load(int8_dir).score(test_texts)
     fp32_scores = SequenceScorer.load(fp32_dir).score(test_texts)
     score_seconds = time.monotonic() - t
     results = [
-        ModelResult("bert-int8", result.threshold, test, int8_scores, result.seconds, score_seconds / 2),
+        ModelResult("bert-int8", threshold_int8, test, int8_scores, result.seconds, score_seconds / 2),
         ModelResult("bert-fp32", result.threshold, test, fp32_scores, result.seconds, score_seconds / 2),
     ]
     split_stub = type("S", (), {"meta": split_meta})()
@@ -168,10 +180,8 @@ def run_training(
     }
     card["agreement_fp32_int8_test"] = agree
     card["latency_int8_one_thread"] = lat
-    from malseq.model.export import write_card
-
     write_card(int8_dir, card)
-    write_card(fp32_dir, card)
+    write_card(fp32_dir, {**card, "threshold": result.threshold})
     (out_dir / "test_scores.json").write_text(json.dumps(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "status": r.status,
           "int8": s8, "fp32": s32} for r, s8, s32 in zip(test, int8_scores, fp32_scores, strict=True)]) + "\n")
