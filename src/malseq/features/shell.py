@@ -40,7 +40,9 @@ _REVERSE_SHELL = re.compile(
     r"(?i)(/dev/tcp/|/dev/udp/|\bnc(?:at)?\b[^|;&]*\s-[a-z]*e\s|\bnetcat\b[^|;&]*\s-e\s|socat\b[^|;&]*exec:|"
     r"bash\s+-i\s*>&|sh\s+-i\s*>&|0<&\d+;?\s*exec|mkfifo\b[^|;&]*\bnc\b)"
 )
-_PS_ENCODED = re.compile(r"(?i)\b(?:powershell|pwsh)(?:\.exe)?\b.*\s-(?:e|en|enc|encodedcommand|ec)\s+[A-Za-z0-9+/=]{16,}")
+_PS_ENCODED = re.compile(
+    r"(?i)\b(?:powershell|pwsh)(?:\.exe)?\b.*\s-(?:e|en|enc|encodedcommand|ec)\s+[A-Za-z0-9+/=]{16,}"
+)
 _PS_HIDDEN = re.compile(r"(?i)-(?:w|windowstyle)\s+hidden|-noni\b|-nop\b|\bstart\s+/b\b|/min\b|createnowindow")
 _PS_DOWNLOAD_EXEC = re.compile(r"(?i)(downloadstring|downloadfile|downloaddata|invoke-webrequest|iwr|net\.webclient).*"
                                r"(iex|invoke-expression|start-process|\.exe)")

@@ -29,8 +29,10 @@ _EXFIL_SERVICE = re.compile(
     r"hookbin\.com|\bloca\.lt\b|serveo\.net|trycloudflare\.com|transfer\.sh|bashupload\.com|anonfiles\.com|"
     r"gofile\.io|file\.io\b|ptpb\.pw|requestcatcher\.com|eo[a-z0-9]{10,}\.m\.pipedream)"
 )
-_PUBLIC_IP_SERVICE = re.compile(r"(?i)(ipify\.org|ipinfo\.io|ifconfig\.me|icanhazip\.com|checkip\.amazonaws|ip-api\.com|"
-                                r"myexternalip|wtfismyip|ipapi\.co|geolocation-db\.com)")
+_PUBLIC_IP_SERVICE = re.compile(
+    r"(?i)(ipify\.org|ipinfo\.io|ifconfig\.me|icanhazip\.com|checkip\.amazonaws|ip-api\.com|"
+    r"myexternalip|wtfismyip|ipapi\.co|geolocation-db\.com)"
+)
 _SENSITIVE_FILE = re.compile(
     r"(?i)(\.ssh(?:/|\\\\?|$)|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|\.aws[/\\]+credentials|"
     r"(?:^|[/\\~])\.npmrc\b|\.pypirc\b|\.git-credentials|(?:^|[/\\~])\.netrc\b|\.bash_history|\.zsh_history|"
