@@ -72,6 +72,18 @@ _ESCAPES = re.compile(r"\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\u\{[0-9a-fA-F]+\}|
 _B64 = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_\-\r\n]+={0,2}$")
 
+# What a literal names, in the order the behaviours are reported.
+_NAMED_DATA: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_WEBHOOK, "chat_webhook"),
+    (_EXFIL_SERVICE, "exfiltration_service"),
+    (_PUBLIC_IP_SERVICE, "collect_system_info"),
+    (_SENSITIVE_FILE, "read_sensitive_file"),
+    (_BROWSER, "read_browser_data"),
+    (_WALLET, "read_crypto_wallet"),
+    (_APP_TOKENS, "read_app_tokens"),
+    (_PERSISTENCE, "persistence"),
+)
+
 BASE64_MIN_LENGTH = 40
 LONG_STRING_MIN_LENGTH = 300
 ENTROPY_MIN_LENGTH = 40
@@ -152,22 +164,7 @@ def classify_literal(value: str) -> list[str]:
         not _is_private_ip(m.group(1)) for m in _URL_HOST_IP.finditer(sample)
     ):
         found.append("use_ip_address")
-    if _WEBHOOK.search(sample):
-        found.append("chat_webhook")
-    if _EXFIL_SERVICE.search(sample):
-        found.append("exfiltration_service")
-    if _PUBLIC_IP_SERVICE.search(sample):
-        found.append("collect_system_info")
-    if _SENSITIVE_FILE.search(sample):
-        found.append("read_sensitive_file")
-    if _BROWSER.search(sample):
-        found.append("read_browser_data")
-    if _WALLET.search(sample):
-        found.append("read_crypto_wallet")
-    if _APP_TOKENS.search(sample):
-        found.append("read_app_tokens")
-    if _PERSISTENCE.search(sample):
-        found.append("persistence")
+    found.extend(behaviour for pattern, behaviour in _NAMED_DATA if pattern.search(sample))
     if looks_like_base64(sample):
         found.append("base64_string")
     if len(value) >= LONG_STRING_MIN_LENGTH and sum(ch.isspace() for ch in sample) < len(sample) * 0.02:
