@@ -12,8 +12,8 @@ __all__ = ["FEATURES_VERSION", "analyse_package", "analyse_file"]
 
 # Part of the analysis cache key (malseq.corpus): bump it whenever an extractor's output
 # changes, so cached behaviours and sequences are recomputed. "0" is what the first cache
-# (November 2026) was built with.
-FEATURES_VERSION = "0"
+# (November 2026) was built with; "1": four-part versions are not IP addresses.
+FEATURES_VERSION = "1"
 
 
 def analyse_file(file: PackageFile, deadline: Deadline) -> FileAnalysis | None:

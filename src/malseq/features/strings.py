@@ -17,6 +17,8 @@ from malseq.features.shell import analyse_command, looks_like_command
 
 _URL = re.compile(r"(?i)\b(?:https?|ftp|wss?)://[^\s'\"<>`]+")
 _IPV4 = re.compile(r"^(?:(?:https?|tcp|udp)://)?((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?:/.*)?$")
+# Public resolvers malware pings to test connectivity; they would otherwise look like versions.
+_WELL_KNOWN_PUBLIC_IPS = frozenset({"1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4", "9.9.9.9"})
 _URL_HOST_IP = re.compile(r"(?i)\b(?:https?|ftp|wss?|tcp)://((?:\d{1,3}\.){3}\d{1,3})\b")
 
 _WEBHOOK = re.compile(
@@ -98,6 +100,17 @@ def shannon_entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
+def _looks_like_version(literal: str, ip: str) -> bool:
+    """A bare dotted quad such as "1.2.3.4" or "4.19.0.0" is far more often a version than a host.
+
+    Only bare literals (no scheme, port or path) are judged: a URL or host:port is meant as an address.
+    """
+    if literal != ip or ip in _WELL_KNOWN_PUBLIC_IPS:
+        return False
+    parts = [int(p) for p in ip.split(".")]
+    return parts[-1] == 0 or all(p < 30 for p in parts)
+
+
 def _is_private_ip(ip: str) -> bool:
     try:
         parts = [int(p) for p in ip.split(".")]
@@ -159,8 +172,9 @@ def classify_literal(value: str) -> list[str]:
     sample = value[:20000]
     if _URL.search(sample):
         found.append("use_url")
-    ip = _IPV4.match(sample.strip())
-    if (ip and not _is_private_ip(ip.group(1))) or any(
+    stripped = sample.strip()
+    ip = _IPV4.match(stripped)
+    if (ip and not _is_private_ip(ip.group(1)) and not _looks_like_version(stripped, ip.group(1))) or any(
         not _is_private_ip(m.group(1)) for m in _URL_HOST_IP.finditer(sample)
     ):
         found.append("use_ip_address")
