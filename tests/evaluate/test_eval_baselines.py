@@ -37,7 +37,7 @@ def test_tree_learns_tiny_synthetic_data() -> None:
     test, ytest = _data(60, 2)
     model = TreeBaseline(min_bigram_count=2, max_iter=50)
     model.fit(train, ytrain)
-    assert any(k.startswith("bi:") for k in model.vocabulary)
+    assert any(k.startswith("bi:") for k in model.features)
     scores = model.scores(test)
     assert all(0 <= s <= 1 for s in scores)
     acc = sum((s >= 0.5) == bool(y) for s, y in zip(scores, ytest, strict=True)) / len(ytest)

@@ -105,7 +105,7 @@ def test_stacking_prefers_the_informative_score(tmp_path: Path) -> None:
     seq = [0.9 if i % 2 else 0.1 for i in range(100)]
     meta = [0.5] * 100
     labels = [i % 2 for i in range(100)]
-    ens = fit_stack(seq, meta, labels)
+    ens = fit_stack([seq, meta], labels)
     assert ens.weights[0] > abs(ens.weights[1])
     assert ens.score(0.9, 0.5) > 0.5 > ens.score(0.1, 0.5)
     ens.save(tmp_path / "e.json")

@@ -12,19 +12,13 @@ Both score in [0, 1]; the harness picks each one's threshold on the validation s
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from malseq.model.profile import BehaviourProfile, fit_sklearn, matrix
 
-@dataclass(frozen=True)
-class ModelInput:
-    """What a baseline sees of one package."""
-
-    ecosystem: str
-    behaviours: tuple[str, ...]  # every event's behaviour id (any order)
-    sequence: tuple[str, ...]  # behaviour ids in sequence order
+# What a baseline sees of one package (ecosystem, every event's behaviour, the sequence's ids).
+ModelInput = BehaviourProfile
 
 
 class Model(Protocol):
@@ -124,68 +118,22 @@ class RuleBaseline:
         return [1.0 - math.exp(-self.raw_score(i) / 10.0) for i in items]
 
 
-def _bigrams(seq: Sequence[str]) -> list[str]:
-    return [f"{a}>{b}" for a, b in zip(seq, seq[1:], strict=False) if a != b]
-
-
 class TreeBaseline:
+    """The behaviour-profile model (`malseq.model.profile`) scored with scikit-learn."""
+
     name = "gbt"
 
     def __init__(self, min_bigram_count: int = 3, seed: int = 0, max_iter: int = 300, threads: int = 1) -> None:
         self.min_bigram_count = min_bigram_count
-        # OpenMP threads; more than one thrashes badly on a shared 2-core machine
         self.threads = threads
         self.seed = seed
         self.max_iter = max_iter
-        self.vocabulary: dict[str, int] = {}
+        self.features: tuple[str, ...] = ()
         self.model: Any = None
 
-    def _vocab(self, items: Sequence[ModelInput]) -> dict[str, int]:
-        from malseq.features.catalogue import IDS
-
-        names = ["ecosystem=npm", "events", "distinct"] + [f"n:{b}" for b in sorted(IDS)]
-        seen = {f"n:{b}" for i in items for b in i.behaviours} - set(names)
-        names += sorted(seen)  # behaviour ids outside the catalogue, if an extractor adds some
-        bigram_docs = Counter(g for i in items for g in set(_bigrams(i.sequence)))
-        names += sorted(f"bi:{g}" for g, c in bigram_docs.items() if c >= self.min_bigram_count)
-        return {n: k for k, n in enumerate(names)}
-
-    def matrix(self, items: Sequence[ModelInput]) -> Any:
-        import numpy as np
-
-        x = np.zeros((len(items), len(self.vocabulary)), dtype=np.float32)
-        for r, item in enumerate(items):
-            x[r, 0] = item.ecosystem == "npm"
-            x[r, 1] = len(item.behaviours)
-            x[r, 2] = len(set(item.behaviours))
-            for b, c in Counter(item.behaviours).items():
-                col = self.vocabulary.get(f"n:{b}")
-                if col is not None:
-                    x[r, col] = c
-            for g, c in Counter(_bigrams(item.sequence)).items():
-                col = self.vocabulary.get(f"bi:{g}")
-                if col is not None:
-                    x[r, col] = c
-        return x
-
     def fit(self, train: Sequence[ModelInput], labels: Sequence[int]) -> None:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        self.vocabulary = self._vocab(train)
-        self.model = HistGradientBoostingClassifier(
-            max_iter=self.max_iter,
-            learning_rate=0.08,
-            max_leaf_nodes=31,
-            l2_regularization=1.0,
-            early_stopping=len(train) >= 200,
-            validation_fraction=0.15,
-            n_iter_no_change=20,
-            random_state=self.seed,
-        )
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=self.threads):
-            self.model.fit(self.matrix(train), list(labels))
+        self.model, self.features = fit_sklearn(train, labels, seed=self.seed, max_iter=self.max_iter,
+                                                threads=self.threads, min_bigram_count=self.min_bigram_count)
 
     def scores(self, items: Sequence[ModelInput]) -> list[float]:
         if not items:
@@ -193,5 +141,5 @@ class TreeBaseline:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=self.threads):
-            proba = self.model.predict_proba(self.matrix(items))
+            proba = self.model.predict_proba(matrix(items, self.features))
         return [float(p) for p in proba[:, 1]]

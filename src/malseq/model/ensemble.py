@@ -1,10 +1,10 @@
-"""Combining the sequence model's score with the metadata model's score (logistic stacking).
+"""Combining the sequence model's score with other models' scores (logistic stacking).
 
-`fit_stack` fits p = sigmoid(b + a * logit(sequence) + c * logit(metadata)) on the validation
-split (the base models never saw it); `Ensemble` evaluates it in pure Python. The combination
-is kept only if it beats the sequence model alone on the held-out test split (decided by the
-training/evaluation run and recorded in the model card); otherwise no `ensemble.json` ships
-and the scan uses the sequence score alone.
+`fit_stack` fits p = sigmoid(b + sum_k w_k * logit(score_k)) on the validation split (the base
+models never saw it); `Ensemble` evaluates it in pure Python. `components` names the models in
+order (e.g. `("sequence", "profile")`). A combination is kept only if it beats the sequence model
+alone on the held-out test split (decided by the training run and recorded in the model card);
+otherwise no `ensemble.json` ships and the scan uses the sequence score alone.
 """
 
 from __future__ import annotations
@@ -33,44 +33,54 @@ def _sigmoid(z: float) -> float:
 
 @dataclass(frozen=True)
 class Ensemble:
-    weights: tuple[float, float]  # (sequence, metadata) on the logit scale
+    weights: tuple[float, ...]  # one per component, on the logit scale
     intercept: float
     threshold: float = 0.5
     info: Mapping[str, Any] = field(default_factory=dict)
+    components: tuple[str, ...] = ("sequence", "metadata")
 
-    def score(self, sequence: float, metadata: float) -> float:
-        return _sigmoid(self.intercept + self.weights[0] * logit(sequence) + self.weights[1] * logit(metadata))
+    def score(self, *scores: float) -> float:
+        if len(scores) != len(self.weights):
+            raise ValueError(f"the ensemble combines {len(self.weights)} scores ({', '.join(self.components)})")
+        return _sigmoid(self.intercept + sum(w * logit(p) for w, p in zip(self.weights, scores, strict=True)))
 
     def save(self, path: Path) -> None:
         doc = {"weights": list(self.weights), "intercept": self.intercept, "threshold": self.threshold,
-               "info": dict(self.info)}
+               "components": list(self.components), "info": dict(self.info)}
         Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Ensemble:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        w = doc["weights"]
-        return cls((float(w[0]), float(w[1])), float(doc["intercept"]), float(doc.get("threshold", 0.5)),
-                   doc.get("info") or {})
+        weights = tuple(float(w) for w in doc["weights"])
+        components = tuple(doc.get("components") or ("sequence", "metadata"))
+        if len(components) != len(weights):
+            raise ValueError(f"{path}: {len(weights)} weights for components {components}")
+        return cls(weights, float(doc["intercept"]), float(doc.get("threshold", 0.5)), doc.get("info") or {},
+                   components)
 
 
 def fit_stack(
-    sequence_scores: Sequence[float], metadata_scores: Sequence[float], labels: Sequence[int], l2: float = 0.1,
-    iterations: int = 100,
+    columns: Sequence[Sequence[float]], labels: Sequence[int], components: Sequence[str] = ("sequence", "metadata"),
+    l2: float = 0.1, iterations: int = 100,
 ) -> Ensemble:
-    """Logistic regression on the two logits (Newton's method, numpy; training only)."""
+    """Logistic regression on the components' logits (Newton's method, numpy; training only).
+
+    `columns[k][i]` is component k's score for sample i; the first component starts with weight 1.
+    """
     import numpy as np
 
-    x = np.array([[1.0, logit(a), logit(b)] for a, b in zip(sequence_scores, metadata_scores, strict=True)])
+    k = len(columns)
+    x = np.array([[1.0, *(logit(c[i]) for c in columns)] for i in range(len(labels))])
     y = np.array(labels, dtype=np.float64)
-    beta = np.array([0.0, 1.0, 0.0])
-    reg = np.array([0.0, l2, l2])
+    beta = np.array([0.0, 1.0] + [0.0] * (k - 1))
+    reg = np.array([0.0] + [l2] * k)
     for _ in range(iterations):
         p = 1 / (1 + np.exp(-(x @ beta)))
         grad = x.T @ (p - y) + reg * beta
-        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg) + 1e-9 * np.eye(3)
+        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg) + 1e-9 * np.eye(k + 1)
         step = np.linalg.solve(h, grad)
         beta -= step
         if np.abs(step).max() < 1e-9:
             break
-    return Ensemble((float(beta[1]), float(beta[2])), float(beta[0]))
+    return Ensemble(tuple(float(b) for b in beta[1:]), float(beta[0]), components=tuple(components))

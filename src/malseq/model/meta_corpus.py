@@ -105,7 +105,7 @@ def run_metadata(workdir: Path, run_dir: Path, split_file: Path | None = None, l
     v_labels = [r.label for r in val]
     v_seq = [float(val_seq[r.key]["score"]) for r in val]
     v_meta = [meta_model.score(f(r)) for r in val]
-    ensemble = fit_stack(v_seq, v_meta, v_labels)
+    ensemble = fit_stack([v_seq, v_meta], v_labels)
     v_ens = [ensemble.score(a, b) for a, b in zip(v_seq, v_meta, strict=True)]
     t_seq = [float(test_seq[r.key]["int8"]) for r in test]
     t_meta = [meta_model.score(f(r)) for r in test]
