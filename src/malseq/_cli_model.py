@@ -51,6 +51,11 @@ def register(sub: Any) -> None:
     tr.add_argument("--popular-max-fpr", type=float, metavar="F",
                     help="also keep the popular stratum's validation FPR <= F")
     tr.add_argument("--ship", action="store_true", help="copy the int8 model into malseq/model/data/")
+    tr.add_argument("--no-stack", action="store_true",
+                    help="skip the behaviour-profile model and the stacked ensemble after training")
+    tr.add_argument("--stack-only", action="store_true",
+                    help="do not train: fit the profile model and the ensemble onto the finished run in --out "
+                         "(with --ship, ship the ensemble if it is kept)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,9 +80,21 @@ def run(args: argparse.Namespace) -> int:
             _log(f"eval epoch {event['epoch']}: PR-AUC {event['pr_auc']:.4f} best F1 {event['best_f1']:.4f}"
                  f"{' (best so far)' if event['improved'] else ''}")
 
+    out = args.out or workdir / "models" / "sequence"
+    if args.stack_only:
+        from malseq.model import DATA_DIR
+        from malseq.model.stack import run_stack
+
+        if not (out / "model-int8").is_dir() or not (out / "test_scores.json").is_file():
+            _log(f"error: {out} holds no finished training run (model-int8/, test_scores.json); "
+                 "train first or give the run folder with --out")
+            return 2
+        run_stack(workdir, out, split_file=args.split_file, ship_to=DATA_DIR if args.ship else None,
+                  order=args.order, log=_log)
+        return 0
     run_training(
-        workdir, args.out or workdir / "models" / "sequence", config, split_file=args.split_file,
+        workdir, out, config, split_file=args.split_file,
         train_ecosystems=[e.strip() for e in args.ecosystems.split(",") if e.strip()], order=args.order,
-        ship=args.ship, max_train=args.max_train, log=_log, observer=observe,
+        ship=args.ship, stack=not args.no_stack, max_train=args.max_train, log=_log, observer=observe,
     )
     return 0

@@ -97,6 +97,8 @@ class TargetResult:
     sequence: BehaviourSequence | None = None
     score: float | None = None  # P(malicious) in [0, 1]; None without a sequence or a model
     verdict: str | None = None  # "malicious" or "benign" at the model's threshold
+    # each model's own score when the verdict comes from an ensemble, e.g. (("sequence", 0.97), ("profile", 0.99))
+    component_scores: tuple[tuple[str, float], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -216,10 +218,10 @@ def score_results(results: Sequence[TargetResult], model_dir: Path | None = None
     """
     from dataclasses import replace
 
-    from malseq.model.scoring import score_texts, sequence_text
+    from malseq.model.scoring import score_input, score_inputs
 
-    scores, verdicts, _ = score_texts([sequence_text(r) for r in results], model_dir)
+    scored, _ = score_inputs([score_input(r) for r in results], model_dir)
     out = []
-    for r, s, v in zip(results, scores, verdicts, strict=True):
-        out.append(replace(r, score=s, verdict=v) if s is not None else r)
+    for r, s in zip(results, scored, strict=True):
+        out.append(replace(r, score=s.score, verdict=s.verdict, component_scores=s.components) if s else r)
     return out

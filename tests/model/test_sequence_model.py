@@ -205,8 +205,10 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
         sha = f"{i:064x}"
         stratum = "malicious" if label else ("popular" if i % 3 else "long-tail")
         samples.append(Sample(eco, f"p{i}", "1.0", label, "test", stratum, path=f"/nowhere/{i}", sha256=sha))
+        ids = ("read_env", "encoding_call", "upload_data") if label else ("fs_read", "network_request")
         rows.append(CachedAnalysis(sha, extractor_version(), "ok", ecosystem=eco, name=f"p{i}", version="1.0",
-                                   sequence_text=text, sequencer="test"))
+                                   events=tuple({"behaviour": b, "file": "x", "line": 1, "scope": ""} for b in ids),
+                                   sequence_ids=ids, sequence_text=text, sequencer="test"))
         assignments[sha] = ("train", "train", "train", "val", "test")[i % 5] if i % 10 != 9 else "val"
     write_samples(tmp_path / SAMPLES_FILE, samples)
     Split(assignments, {k: k for k in assignments}, {"mode": "test"}).save(tmp_path / SPLIT_FILE)
@@ -222,6 +224,14 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     assert card["threshold"] == doc["models"]["bert-int8"]["threshold"]
     assert "pypi" in card["test"] and card["max_len"] == 64
     assert SequenceScorer.load(tmp_path / "run" / "model-int8").score(["install : read file"])[0] <= 1.0
+    # the profile model and the stack are fitted on the same split and reported on test
+    stack = doc["stack"]
+    assert set(stack["models"]) == {"sequence", "profile", "ensemble"}
+    assert set(stack["models"]["profile"]["test"]) == {"pypi", "npm"}
+    assert stack["data"]["test"] == doc["agreement_fp32_int8"]["n"]
+    assert isinstance(stack["keep_ensemble"], bool)
+    assert (tmp_path / "run" / "ensemble.json").is_file() and (tmp_path / "run" / "profile_model.json.gz").is_file()
+    assert json.loads((tmp_path / "run" / "stack_report.json").read_text())["keep_ensemble"] == stack["keep_ensemble"]
 
 
 def test_scan_scores_every_target_in_one_batch(tiny_run: dict[str, object], tmp_path: Path) -> None:
@@ -260,3 +270,62 @@ def test_scan_json_has_score_and_verdict(tiny_run: dict[str, object], capsys: py
     _cli.main(["scan", "-q", "--format", "json", "--model", str(tiny_run["int8_dir"]), target])
     doc = json.loads(capsys.readouterr().out)
     assert 0.0 <= doc[0]["score"] <= 1.0 and doc[0]["verdict"] in ("malicious", "benign")
+
+
+def _stacked_folder(tiny_run: dict[str, object], folder: Path, threshold: float) -> Path:
+    """The tiny model plus a profile model and an ensemble, as `malseq train` ships them."""
+    import shutil
+
+    from malseq.model.ensemble import Ensemble
+    from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel, fit_sklearn
+    from malseq.model.scoring import ENSEMBLE_FILE
+
+    shutil.copytree(tiny_run["int8_dir"], folder)  # type: ignore[arg-type]
+    items = [BehaviourProfile("npm", ("read_env", "upload_data") if i % 2 else ("fs_read",), ()) for i in range(40)]
+    model, features = fit_sklearn(items, [i % 2 for i in range(40)], max_iter=10)
+    TreeModel.from_sklearn(model, features).save(folder / PROFILE_FILE)
+    Ensemble((1.0, 1.0), 0.0, threshold, components=("sequence", "profile")).save(folder / ENSEMBLE_FILE)
+    return folder
+
+
+def test_scan_uses_a_shipped_ensemble(tiny_run: dict[str, object], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq import _cli
+    from malseq.model.scoring import ENSEMBLE_FILE
+    from malseq.scan import ScanOptions, scan
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    target = str(sorted(p for p in examples.iterdir() if p.is_dir())[0])
+    plain = scan([target], ScanOptions(model_dir=tiny_run["int8_dir"]))[0]  # type: ignore[arg-type]
+    stacked = _stacked_folder(tiny_run, tmp_path / "stacked", threshold=2.0)
+    result = scan([target], ScanOptions(model_dir=stacked))[0]
+    parts = dict(result.component_scores)
+    assert set(parts) == {"sequence", "profile"}
+    assert parts["sequence"] == pytest.approx(plain.score, abs=1e-3)
+    assert result.score is not None and result.score != parts["sequence"]
+    # the verdict follows the ensemble's threshold, not the sequence model's card
+    assert result.verdict == "benign"
+    flag_all = _stacked_folder(tiny_run, tmp_path / "flag-all", threshold=0.0)
+    assert _cli.main(["scan", "-q", "--format", "json", "--model", str(flag_all), target]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc[0]["component_scores"]) == {"sequence", "profile"}
+    # a broken ensemble file: no score and a reason, never a crash or a silent fallback
+    (flag_all / ENSEMBLE_FILE).write_text("{not json")
+    from malseq.model.scoring import clear_cache, score_input, score_inputs
+
+    clear_cache()
+    broken = scan([target], ScanOptions(model_dir=flag_all, score=False))
+    scored, why = score_inputs([score_input(broken[0])], flag_all)
+    assert scored == [None] and why is not None and "ensemble" in why
+
+
+def test_assembling_a_new_sequence_model_drops_a_stale_ensemble(tiny_run: dict[str, object], tmp_path: Path) -> None:
+    from malseq.model.export import assemble
+    from malseq.model.profile import PROFILE_FILE
+    from malseq.model.scoring import ENSEMBLE_FILE
+
+    folder = _stacked_folder(tiny_run, tmp_path / "m", threshold=0.5)
+    int8_dir = Path(tiny_run["int8_dir"])  # type: ignore[arg-type]
+    assemble(folder, int8_dir / "model.onnx", int8_dir / "tokenizer.json", {"name": "t", "max_len": 64,
+                                                                            "threshold": 0.5})
+    assert not (folder / ENSEMBLE_FILE).exists() and not (folder / PROFILE_FILE).exists()

@@ -6,7 +6,8 @@ checkpoint and threshold on validation, exports fp32 and int8 ONNX, checks their
 the test split, scores the test split with the int8 model (what ships) and reports the
 harness's metrics (per ecosystem, FPR per stratum; errors kept and scored as empty sequences,
 like the baselines), plus latency. `ship=True` copies the int8 model, tokenizer and card into
-`malseq/model/data/`.
+`malseq/model/data/`. `stack=True` then fits the behaviour-profile model and the stacked ensemble
+on the same split (`malseq.model.stack`), shipped beside the sequence model when it is kept.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def run_training(
     train_ecosystems: Sequence[str] = ("pypi", "npm"),
     order: str = "execution",
     ship: bool = False,
+    stack: bool = True,
     max_train: int | None = None,
     log: Log = print,
     observer: Observer | None = None,
@@ -185,12 +187,17 @@ def run_training(
     (out_dir / "test_scores.json").write_text(json.dumps(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "status": r.status,
           "int8": s8, "fp32": s32} for r, s8, s32 in zip(test, int8_scores, fp32_scores, strict=True)]) + "\n")
-    doc["seconds"] = round(time.monotonic() - start, 1)
-    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     if ship:
         assemble(DATA_DIR, int8_dir / MODEL_FILE, int8_dir / "tokenizer.json", card)
         SequenceScorer.clear_cache()
         log(f"shipped the int8 model to {DATA_DIR}")
+    if stack:
+        from malseq.model.stack import run_stack
+
+        doc["stack"] = run_stack(workdir, out_dir, split_file=split_file, ship_to=DATA_DIR if ship else None,
+                                 order=order, log=log)
+    doc["seconds"] = round(time.monotonic() - start, 1)
+    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     return doc
 
 

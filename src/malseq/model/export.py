@@ -88,9 +88,19 @@ def write_card(folder: Path, card: dict[str, Any]) -> Path:
 
 
 def assemble(folder: Path, onnx_path: Path, tokenizer_path: Path, card: dict[str, Any]) -> Path:
-    """A loadable model folder: model.onnx, tokenizer.json, model_card.json."""
+    """A loadable model folder: model.onnx, tokenizer.json, model_card.json.
+
+    An ensemble left in the folder belongs to the sequence model it replaces, so it is removed
+    (`malseq.model.stack` adds a new one when it is kept).
+    """
+    from malseq.model.profile import PROFILE_FILE
+    from malseq.model.scoring import ENSEMBLE_FILE, clear_cache
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in (ENSEMBLE_FILE, PROFILE_FILE):
+        (folder / stale).unlink(missing_ok=True)
+    clear_cache()
     if Path(onnx_path).resolve() != (folder / MODEL_FILE).resolve():
         shutil.copyfile(onnx_path, folder / MODEL_FILE)
     if Path(tokenizer_path).resolve() != (folder / TOKENIZER_FILE).resolve():

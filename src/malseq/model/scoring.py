@@ -1,48 +1,128 @@
 """Scoring scan results: one model load and one batched inference for every analysed target.
 
-Used by `malseq.scan.scan` after the per-target loop. A target gets a `score` in [0, 1] and a
-`verdict` ("malicious"/"benign", at the model card's threshold) when it was analysed and has a
-behaviour sequence; when no model is installed, every target keeps `score=None` and the reason
-is returned (the scan goes on, it never crashes for want of a model).
+Used by `malseq.scan.scan` after the per-target loop. A target gets a `Scored` (score in [0, 1],
+verdict "malicious"/"benign" at the shipped threshold, and each component's own score) when it
+was analysed and has a behaviour sequence; when no model is installed, every target keeps
+`score=None` and the reason is returned (the scan goes on, it never crashes for want of a model).
+
+The model folder holds the sequence model (`model.onnx`, `tokenizer.json`, `model_card.json`)
+and, when the training run kept it, a stacked ensemble: `ensemble.json` (weights and the
+verdict threshold) with the behaviour-profile model `profile_model.json.gz`
+(`malseq.model.profile`). With an ensemble the score and verdict are the ensemble's; the
+sequence model's own score is still reported as a component.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from malseq.errors import ModelNotAvailableError
+from malseq.model.ensemble import Ensemble
+from malseq.model.infer import SequenceScorer, try_load, verdict
+from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel
 from malseq.model.text import model_text
 
+ENSEMBLE_FILE = "ensemble.json"
+SUPPORTED_COMPONENTS = ("sequence", "profile")
 
-def sequence_text(result: Any) -> str | None:
-    """The model text of a scan result's behaviour sequence, or None if it has none."""
-    seq = getattr(result, "sequence", None)
-    if seq is None or getattr(result, "error", None) is not None:
+
+@dataclass(frozen=True)
+class ScoreInput:
+    """What the detector reads of one package: the sequence text and the behaviour profile."""
+
+    text: str
+    profile: BehaviourProfile
+
+
+@dataclass(frozen=True)
+class Scored:
+    score: float
+    verdict: str
+    components: tuple[tuple[str, float], ...]  # each model's own score, e.g. (("sequence", 0.97),)
+
+
+@dataclass(frozen=True)
+class Stack:
+    ensemble: Ensemble
+    profile: TreeModel
+
+
+_stacks: dict[str, Stack | None] = {}
+_stack_lock = threading.Lock()
+
+
+def load_stack(model_dir: Path) -> Stack | None:
+    """The ensemble shipped beside the sequence model, or None when there is none (cached per folder)."""
+    key = str(Path(model_dir).resolve())
+    with _stack_lock:
+        if key not in _stacks:
+            _stacks[key] = _read_stack(Path(model_dir))
+        return _stacks[key]
+
+
+def _read_stack(model_dir: Path) -> Stack | None:
+    if not (model_dir / ENSEMBLE_FILE).is_file():
         return None
-    if isinstance(seq, str):
-        return model_text(seq)
+    try:
+        ensemble = Ensemble.load(model_dir / ENSEMBLE_FILE)
+        if ensemble.components != SUPPORTED_COMPONENTS:
+            raise ValueError(f"components {ensemble.components}, this version reads {SUPPORTED_COMPONENTS}")
+        profile = TreeModel.load(model_dir / PROFILE_FILE)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotAvailableError(
+            f"the ensemble in {model_dir} cannot be read: {exc}",
+            hint="reinstall malseq, or remove ensemble.json to score with the sequence model alone",
+        ) from exc
+    return Stack(ensemble, profile)
+
+
+def clear_cache() -> None:
+    with _stack_lock:
+        _stacks.clear()
+    SequenceScorer.clear_cache()
+
+
+def score_input(result: Any) -> ScoreInput | None:
+    """The detector's input for a scan result, or None if it has no behaviour sequence."""
+    seq = getattr(result, "sequence", None)
+    analysis = getattr(result, "analysis", None)
+    if seq is None or analysis is None or getattr(result, "error", None) is not None:
+        return None
     from malseq.sequence import render_text
 
-    return model_text(render_text(seq))
+    package = getattr(result, "package", None)
+    ecosystem = package.ecosystem.value if package is not None else ""
+    profile = BehaviourProfile(ecosystem, tuple(e.behaviour for e in analysis.all_events()), tuple(seq.ids))
+    return ScoreInput(model_text(render_text(seq)), profile)
 
 
-def score_texts(
-    texts: Sequence[str | None], model_dir: Path | None = None
-) -> tuple[list[float | None], list[str | None], str | None]:
-    """(scores, verdicts, why-no-score): None entries where a text is None or no model is available."""
-    from malseq.model.infer import try_load
-
-    if all(t is None for t in texts):
-        return [None] * len(texts), [None] * len(texts), None
+def score_inputs(
+    inputs: Sequence[ScoreInput | None], model_dir: Path | None = None
+) -> tuple[list[Scored | None], str | None]:
+    """(one Scored or None per input, why-no-score): None where an input is None or no model is available."""
+    if all(i is None for i in inputs):
+        return [None] * len(inputs), None
     scorer, why = try_load(model_dir)
     if scorer is None:
-        return [None] * len(texts), [None] * len(texts), why
-    idx = [i for i, t in enumerate(texts) if t is not None]
-    values = scorer.score([texts[i] for i in idx])
-    scores: list[float | None] = [None] * len(texts)
-    verdicts: list[str | None] = [None] * len(texts)
-    for i, v in zip(idx, values, strict=True):
-        scores[i] = v
-        verdicts[i] = scorer.verdict(v)
-    return scores, verdicts, None
+        return [None] * len(inputs), why
+    try:
+        stack = load_stack(scorer.model_dir)
+    except ModelNotAvailableError as exc:
+        return [None] * len(inputs), str(exc)
+    idx = [i for i, item in enumerate(inputs) if item is not None]
+    present = [inputs[i] for i in idx]
+    sequence_scores = scorer.score([item.text for item in present if item is not None])
+    out: list[Scored | None] = [None] * len(inputs)
+    for i, item, s in zip(idx, present, sequence_scores, strict=True):
+        assert item is not None
+        if stack is None:
+            out[i] = Scored(s, scorer.verdict(s), (("sequence", s),))
+            continue
+        p = stack.profile.score(item.profile)
+        combined = stack.ensemble.score(s, p)
+        out[i] = Scored(combined, verdict(combined, stack.ensemble.threshold), (("sequence", s), ("profile", p)))
+    return out, None

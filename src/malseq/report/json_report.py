@@ -94,6 +94,8 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
     if result.score is not None:
         out["score"] = round(result.score, 6)
         out["verdict"] = result.verdict
+        if result.component_scores:
+            out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
     out["seconds"] = round(result.seconds, 4)

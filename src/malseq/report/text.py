@@ -42,7 +42,9 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
                     f"  [{e.behaviour}]  {clean(e.snippet, 100)}"
                 )
     if result.score is not None:
-        lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f})")
+        parts = "".join(f"; {name} {value:.4f}" for name, value in result.component_scores if len(
+            result.component_scores) > 1)
+        lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f}{parts})")
     if show_sequence and result.sequence is not None:
         from malseq.sequence.render import render_steps
         from malseq.sequence.render import render_text as render_model_text

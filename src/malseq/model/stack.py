@@ -1,0 +1,150 @@
+"""Stacking the sequence model with the behaviour-profile model, on a finished training run.
+
+`run_stack(workdir, run_dir)`:
+
+1. fits the behaviour-profile model (`malseq.model.profile`, gradient-boosted trees over
+   behaviour counts and bigrams) on the train split, the same packages the sequence model saw;
+2. scores the validation split with the run's int8 sequence model (what ships) and the profile
+   model, and fits the logistic stack on validation (`malseq.model.ensemble.fit_stack`);
+3. picks each candidate's verdict threshold on validation with the same rule as the sequence
+   model (`malseq.model.threshold.choose_threshold`, the run's FPR budget);
+4. reports sequence, profile and ensemble on the held-out test split, per ecosystem, and keeps
+   the ensemble only when (rule fixed before looking at test numbers) its test F1 is higher than
+   the sequence model's in every ecosystem and its test FPR stays within
+   max(FPR budget, the sequence model's test FPR) in every ecosystem.
+
+Writes `profile_model.json.gz`, `ensemble.json` and `stack_report.json` to the run folder and,
+when kept and `ship_to` is given, the first two into the shipped model folder with an `ensemble`
+section in its model card. Needs scikit-learn (training only).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from malseq.model import CARD_FILE
+from malseq.model.profile import PROFILE_FILE, BehaviourProfile, fit_tree_model
+from malseq.model.scoring import ENSEMBLE_FILE, SUPPORTED_COMPONENTS
+
+Log = Callable[[str], None]
+ECOSYSTEMS = ("pypi", "npm")
+
+
+def _profile(row: Any) -> BehaviourProfile:
+    return BehaviourProfile(row.ecosystem, tuple(row.behaviours), tuple(row.sequence))
+
+
+def per_ecosystem(rows: Sequence[Any], scores: Sequence[float], threshold: float) -> dict[str, dict[str, Any]]:
+    from malseq.evaluate.metrics import compute_metrics
+
+    out = {}
+    for eco in ECOSYSTEMS:
+        idx = [i for i, r in enumerate(rows) if r.ecosystem == eco]
+        if idx:
+            m = compute_metrics([rows[i].label for i in idx], [scores[i] for i in idx], threshold,
+                                [rows[i].stratum for i in idx])
+            out[eco] = {k: v for k, v in m.to_dict().items()
+                        if k in ("f1", "precision", "recall", "fpr", "fpr_by_stratum", "pr_auc", "tp", "fp", "fn",
+                                 "n", "malicious")}
+    return out
+
+
+def keep_rule(sequence: dict[str, dict[str, Any]], ensemble: dict[str, dict[str, Any]], max_fpr: float) -> bool:
+    ecos = [e for e in ECOSYSTEMS if e in sequence and e in ensemble]
+    return bool(ecos) and all(
+        ensemble[e]["f1"] > sequence[e]["f1"] and ensemble[e]["fpr"] <= max(max_fpr, sequence[e]["fpr"])
+        for e in ecos
+    )
+
+
+def run_stack(
+    workdir: Path, run_dir: Path, *, split_file: Path | None = None, ship_to: Path | None = None,
+    order: str = "execution", log: Log = print,
+) -> dict[str, Any]:
+    from malseq.model.ensemble import fit_stack
+    from malseq.model.experiment import _text, split_rows
+    from malseq.model.infer import SequenceScorer
+    from malseq.model.threshold import choose_threshold
+
+    start = time.monotonic()
+    run_dir = Path(run_dir)
+    int8_dir = run_dir / "model-int8"
+    card = json.loads((int8_dir / CARD_FILE).read_text(encoding="utf-8"))
+    hyper = card.get("hyperparameters", {})
+    max_fpr = float(hyper.get("max_fpr", 0.005))
+    by_stratum = dict(hyper.get("max_fpr_by_stratum") or {})
+    train_ecosystems = tuple(card.get("data", {}).get("train_ecosystems") or ECOSYSTEMS)
+
+    by, _ = split_rows(workdir, split_file)
+    train = [r for r in by["train"] if r.status == "ok" and r.ecosystem in train_ecosystems]
+    val = [r for r in by["val"] if r.status == "ok" and r.ecosystem in train_ecosystems]
+    test = by["test"]
+    t = time.monotonic()
+    profile = fit_tree_model([_profile(r) for r in train], [r.label for r in train])
+    fit_seconds = time.monotonic() - t
+    log(f"profile model: {len(profile.trees)} trees, {len(profile.features)} features, {fit_seconds:.1f} s")
+
+    scorer = SequenceScorer.load(int8_dir)
+    v_labels = [r.label for r in val]
+    v_strata = [r.stratum for r in val]
+    v_seq = scorer.score([_text(r, order, i) for i, r in enumerate(val)])
+    v_prof = profile.scores([_profile(r) for r in val])
+    ensemble = fit_stack([v_seq, v_prof], v_labels, SUPPORTED_COMPONENTS)
+    v_ens = [ensemble.score(a, b) for a, b in zip(v_seq, v_prof, strict=True)]
+
+    test_seq_by_key = {d["key"]: float(d["int8"]) for d in json.loads((run_dir / "test_scores.json").read_text())}
+    t_seq = [test_seq_by_key[r.key] for r in test]
+    t = time.monotonic()
+    t_prof = profile.scores([_profile(r) for r in test])
+    profile_ms = (time.monotonic() - t) * 1000 / max(1, len(test))
+    t_ens = [ensemble.score(a, b) for a, b in zip(t_seq, t_prof, strict=True)]
+
+    models: dict[str, Any] = {}
+    for name, vs, ts in (("sequence", v_seq, t_seq), ("profile", v_prof, t_prof), ("ensemble", v_ens, t_ens)):
+        threshold = choose_threshold(v_labels, vs, max_fpr, v_strata, by_stratum)
+        models[name] = {"threshold": threshold, "test": per_ecosystem(test, ts, threshold)}
+        log(f"{name}: threshold {threshold:.4f}; " + ", ".join(
+            f"{eco} F1 {m['f1']:.4f} FPR {m['fpr']:.4f}" for eco, m in models[name]["test"].items()))
+    keep = keep_rule(models["sequence"]["test"], models["ensemble"]["test"], max_fpr)
+    ensemble = replace(ensemble, threshold=models["ensemble"]["threshold"],
+                       info={"kept": keep, "fitted_on": "validation split",
+                             "threshold_rule": card.get("threshold_rule")})
+    profile.save(run_dir / PROFILE_FILE)
+    ensemble.save(run_dir / ENSEMBLE_FILE)
+    doc: dict[str, Any] = {
+        "keep_ensemble": keep,
+        "keep_rule": "ensemble test F1 > sequence test F1 and ensemble test FPR <= max(budget, sequence test FPR), "
+                     "in every ecosystem",
+        "ensemble": {"components": list(ensemble.components), "weights": list(ensemble.weights),
+                     "intercept": ensemble.intercept, "threshold": ensemble.threshold},
+        "profile_model": {"trees": len(profile.trees), "features": len(profile.features),
+                          "fit_seconds": round(fit_seconds, 1), "ms_per_package": round(profile_ms, 3)},
+        "models": models,
+        "data": {"train": len(train), "val": len(val), "test": len(test)},
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    (run_dir / "stack_report.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    (run_dir / "stack_test_scores.json").write_text(json.dumps(
+        [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "sequence": a,
+          "profile": b, "ensemble": c} for r, a, b, c in zip(test, t_seq, t_prof, t_ens, strict=True)]) + "\n")
+    log(f"ensemble kept: {keep}")
+    if keep and ship_to is not None:
+        ship_to = Path(ship_to)
+        shutil.copyfile(run_dir / PROFILE_FILE, ship_to / PROFILE_FILE)
+        shutil.copyfile(run_dir / ENSEMBLE_FILE, ship_to / ENSEMBLE_FILE)
+        shipped = json.loads((ship_to / CARD_FILE).read_text(encoding="utf-8"))
+        shipped["ensemble"] = {**doc["ensemble"], "test": models["ensemble"]["test"],
+                               "profile_test": models["profile"]["test"], "keep_rule": doc["keep_rule"]}
+        shipped["verdict_from"] = "ensemble (sequence + profile); `threshold` above is the sequence model's own"
+        (ship_to / CARD_FILE).write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        from malseq.model.scoring import clear_cache
+
+        clear_cache()
+        log(f"shipped the ensemble to {ship_to}")
+    return doc
