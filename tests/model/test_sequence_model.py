@@ -103,6 +103,23 @@ def test_model_text_normalises_and_shuffles() -> None:
     assert s == shuffled_text(text, seed=1) and s != text
 
 
+def test_bucketed_batches_cover_every_sample_once_with_little_padding() -> None:
+    from malseq.model.train import bucketed_batches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 256) for _ in range(1000)]
+    batches = bucketed_batches(lengths, 16, random.Random(1), pool=10)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(1 <= len(b) <= 16 for b in batches) and len(batches) == 63  # ceil(1000 / 16)
+    assert batches == bucketed_batches(lengths, 16, random.Random(1), pool=10)  # seeded
+    assert batches != bucketed_batches(lengths, 16, random.Random(2), pool=10)
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    plain = list(range(1000))
+    random.Random(1).shuffle(plain)
+    padded_plain = sum(max(lengths[i] for i in plain[k : k + 16]) * len(plain[k : k + 16]) for k in range(0, 1000, 16))
+    assert padded < 0.7 * padded_plain
+
+
 def test_missing_model_is_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotAvailableError):
         SequenceScorer.load(tmp_path)

@@ -10,6 +10,8 @@
 - class imbalance: cross-entropy weighted by n / (2 n_class) on the training split;
 - AdamW (lr 5e-5, weight decay 0.01), linear warm-up over 10% of the steps then linear decay,
   batch 16, at most 4 epochs, gradient clipping at 1.0;
+- batches of similar length (`bucketed_batches`), in a seeded random order, so a batch pads
+  only to its own longest text;
 - exact duplicate (text, label) pairs in the training split are kept once (campaign copies
   would otherwise dominate the epochs); validation keeps every sample;
 - validation after every epoch (and every `eval_every` steps if set): PR-AUC (average
@@ -142,6 +144,24 @@ def _batch(torch: Any, rows: Sequence[list[int]]) -> tuple[Any, Any]:
         ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, : len(r)] = 1
     return ids, mask
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50) -> list[list[int]]:
+    """Shuffled batches of samples of similar length (each batch pads only to its own longest).
+
+    The samples are shuffled, cut into pools of `pool` batches, each pool is sorted by length and
+    cut into batches, and the batches are shuffled: every sample is seen once per epoch, in a
+    seeded random order, and little compute goes to padding.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    step = batch_size * pool
+    for start in range(0, len(order), step):
+        chunk = sorted(order[start : start + step], key=lambda i: lengths[i])
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def predict(model: Any, encoded: Sequence[list[int]], batch_size: int = 64) -> list[float]:
@@ -301,10 +321,10 @@ def train(
 
         model.train()
         for epoch in range(config.epochs):
-            order = list(range(len(tr_y)))
-            generator.shuffle(order)
-            for b in range(0, len(order), config.batch_size):
-                idx = order[b : b + config.batch_size]
+            batches = bucketed_batches([len(e) for e in tr_encoded], config.batch_size, generator)
+            seen_in_epoch = 0
+            for idx in batches:
+                seen_in_epoch += len(idx)
                 ids, mask = _batch(torch, [tr_encoded[i] for i in idx])
                 target = torch.tensor([tr_y[i] for i in idx], dtype=torch.long)
                 logits = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).logits
@@ -325,7 +345,7 @@ def train(
                     running = 0.0
                     running_n = 0
                 if config.eval_every and step % config.eval_every == 0 and step < total_steps:
-                    evaluate(epoch + (b + len(idx)) / len(order))
+                    evaluate(epoch + seen_in_epoch / len(tr_y))
                     if stop:
                         break
                 if step >= total_steps:
