@@ -735,3 +735,45 @@ def test_live_registries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert pypi["package"]["origin"]["location"].endswith("/requests-2.32.3.tar.gz")
     assert (npm["package"]["name"], npm["package"]["version"]) == ("express", "4.19.2")
     assert npm["package"]["origin"]["location"].endswith("/express-4.19.2.tgz")
+
+
+def test_npm_auth_token_from_npmrc(monkeypatch: pytest.MonkeyPatch) -> None:
+    write(
+        Path(os.environ["HOME"]) / ".npmrc",
+        "registry=https://npm.corp.example:8443/repo/npm/\n"
+        "//npm.corp.example:8443/repo/:_authToken=${CORP_NPM_TOKEN}\n"
+        "//other.example/:_authToken=wrong-registry\n",
+    )
+    monkeypatch.setenv("CORP_NPM_TOKEN", "s3cret")
+    location = registry.resolve_npm_registry(None, "demo")
+    assert location.url == "https://npm.corp.example:8443/repo/npm/"
+    assert location.authorization == "Bearer s3cret"  # the parent path's token applies
+    assert "s3cret" not in location.describe()
+
+
+def test_npm_basic_credentials_from_npmrc() -> None:
+    password = base64.b64encode(b"pa:ss").decode()
+    write(
+        Path(os.environ["HOME"]) / ".npmrc",
+        "registry=https://npm.corp.example/\n//npm.corp.example/:username=bob\n"
+        f"//npm.corp.example/:_password={password}\n",
+    )
+    expected = "Basic " + base64.b64encode(b"bob:pa:ss").decode()
+    assert registry.resolve_npm_registry(None, "demo").authorization == expected
+    registry._resolved.clear()
+    write(Path(os.environ["HOME"]) / ".npmrc", "registry=https://npm.corp.example/\n//npm.corp.example/:_auth=Ym9iOngK\n")
+    assert registry.resolve_npm_registry(None, "demo").authorization == "Basic Ym9iOngK"
+
+
+def test_npm_credentials_for_another_host_are_not_sent() -> None:
+    write(Path(os.environ["HOME"]) / ".npmrc",
+          "registry=https://public.example/\n//npm.corp.example/:_authToken=t\n//public.example.evil/:_authToken=u\n")
+    assert registry.resolve_npm_registry(None, "demo").authorization is None
+
+
+def test_npm_password_that_is_not_base64_is_a_configuration_error() -> None:
+    write(Path(os.environ["HOME"]) / ".npmrc",
+          "registry=https://npm.corp.example/\n//npm.corp.example/:username=bob\n"
+          "//npm.corp.example/:_password=not base64!\n")
+    with pytest.raises(ConfigurationError, match="not base64"):
+        registry.resolve_npm_registry(None, "demo")

@@ -15,6 +15,10 @@ and npm's own configuration, then the defaults pip and npm report); no host name
 in this module. Downloads are bounded in size and time, checked against the published hash
 and cached on disk under that hash; registry documents are cached too, but only read back in
 offline mode.
+
+Credentials: user:password written in a configured URL, or npm's per-registry lines in .npmrc
+(`//host/path/:_authToken`, `:_auth`, `:username` + `:_password`), sent only to the registry's
+own origin and never through a redirect.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -400,6 +404,43 @@ def _npm_cli_registry(timeout: float) -> str | None:
     return value
 
 
+def _nerf_darts(url: str) -> list[str]:
+    """npm's credential keys for a registry URL, most specific first.
+
+    `https://host:8443/a/b/` -> `//host:8443/a/b/`, `//host:8443/a/`, `//host:8443/` (npm matches
+    `//host/path/:_authToken` lines against the registry URL's path and its parents).
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    segments = [p for p in parts.path.split("/") if p]
+    return ["//" + host + "/" + "".join(f"{p}/" for p in segments[:n]) for n in range(len(segments), -1, -1)]
+
+
+def _npmrc_authorization(location: RegistryLocation, npmrcs: Sequence[tuple[Path, dict[str, str]]]) -> str | None:
+    """The Authorization header npm would send to `location`: `_authToken`, `_auth`, or username/`_password`."""
+    for dart in _nerf_darts(location.url):
+        for _path, values in npmrcs:
+            token = values.get(f"{dart}:_authToken")
+            if token:
+                return f"Bearer {token}"
+            basic = values.get(f"{dart}:_auth")
+            if basic:
+                return f"Basic {basic}"
+            user, password = values.get(f"{dart}:username"), values.get(f"{dart}:_password")
+            if user and password:
+                try:
+                    plain = base64.b64decode(password, validate=True).decode()
+                except (ValueError, UnicodeError) as exc:
+                    raise ConfigurationError(
+                        f"{dart}:_password in {_path} is not base64",
+                        hint="npm stores _password base64-encoded; re-run `npm login` or fix the file",
+                    ) from exc
+                return "Basic " + base64.b64encode(f"{user}:{plain}".encode()).decode("ascii")
+    return None
+
+
 def resolve_npm_registry(option: str | None = None, name: str | None = None) -> RegistryLocation:
     """The npm registry: option, @scope:registry (.npmrc), $npm_config_registry, .npmrc, npm."""
     if option:
@@ -433,6 +474,10 @@ def resolve_npm_registry(option: str | None = None, name: str | None = None) -> 
                 hint="set MALSEQ_NPM_REGISTRY or pass --npm-registry",
             )
         location = _location(cli, "`npm config get registry`")
+    if location.authorization is None:
+        authorization = _npmrc_authorization(location, npmrcs)
+        if authorization is not None:
+            location = replace(location, authorization=authorization)
     _resolved[key] = location
     return location
 
