@@ -9,7 +9,7 @@ BIN=${BIN:-.venv/bin}
 WORK=${MALSEQ_CORPUS_DIR:-$HOME/.cache/malseq/corpus}
 
 # 1. downloads (resumable), analysis cache, grouped random split (reused if split.json exists)
-time "$BIN/malseq" corpus build --workdir "$WORK" --timeout 20 --jobs 1
+time "$BIN/malseq" corpus build --workdir "$WORK" --timeout 60 --jobs 2
 
 # 2. a time split of the same cache: PyPI malicious by the date they were added
 "$BIN/malseq" corpus build --workdir "$WORK" --no-download --no-analyse --split time \
