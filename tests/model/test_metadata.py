@@ -111,3 +111,13 @@ def test_stacking_prefers_the_informative_score(tmp_path: Path) -> None:
     ens.save(tmp_path / "e.json")
     assert Ensemble.load(tmp_path / "e.json").score(0.9, 0.5) == pytest.approx(ens.score(0.9, 0.5))
     assert not math.isnan(ens.score(0.0, 1.0))
+
+
+def test_ensemble_keeps_components_and_per_ecosystem_thresholds(tmp_path: Path) -> None:
+    ens = Ensemble((1.0, 0.5), -0.2, 0.9, components=("sequence", "profile"), thresholds={"npm": 0.7})
+    ens.save(tmp_path / "e.json")
+    again = Ensemble.load(tmp_path / "e.json")
+    assert again.components == ("sequence", "profile")
+    assert again.threshold_for("npm") == 0.7 and again.threshold_for("pypi") == 0.9
+    with pytest.raises(ValueError, match="combines 2 scores"):
+        again.score(0.5)

@@ -289,7 +289,8 @@ def test_scan_json_has_score_and_verdict(tiny_run: dict[str, object], capsys: py
     assert 0.0 <= doc[0]["score"] <= 1.0 and doc[0]["verdict"] in ("malicious", "benign")
 
 
-def _stacked_folder(tiny_run: dict[str, object], folder: Path, threshold: float) -> Path:
+def _stacked_folder(tiny_run: dict[str, object], folder: Path, threshold: float,
+                    thresholds: dict[str, float] | None = None) -> Path:
     """The tiny model plus a profile model and an ensemble, as `malseq train` ships them."""
     import shutil
 
@@ -301,7 +302,8 @@ def _stacked_folder(tiny_run: dict[str, object], folder: Path, threshold: float)
     items = [BehaviourProfile("npm", ("read_env", "upload_data") if i % 2 else ("fs_read",), ()) for i in range(40)]
     model, features = fit_sklearn(items, [i % 2 for i in range(40)], max_iter=10)
     TreeModel.from_sklearn(model, features).save(folder / PROFILE_FILE)
-    Ensemble((1.0, 1.0), 0.0, threshold, components=("sequence", "profile")).save(folder / ENSEMBLE_FILE)
+    Ensemble((1.0, 1.0), 0.0, threshold, components=("sequence", "profile"),
+             thresholds=thresholds or {}).save(folder / ENSEMBLE_FILE)
     return folder
 
 
@@ -326,6 +328,12 @@ def test_scan_uses_a_shipped_ensemble(tiny_run: dict[str, object], tmp_path: Pat
     assert _cli.main(["scan", "-q", "--format", "json", "--model", str(flag_all), target]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert set(doc[0]["component_scores"]) == {"sequence", "profile"}
+    # per-ecosystem thresholds: only the npm package is judged at 0
+    npm_only = _stacked_folder(tiny_run, tmp_path / "npm-zero", threshold=2.0, thresholds={"npm": 0.0})
+    both = [str(examples / "npm-env-exfil"), str(examples / "pypi-clean-lib")]
+    verdicts = {r.package.ecosystem.value: r.verdict for r in scan(both, ScanOptions(model_dir=npm_only))
+                if r.package is not None}
+    assert verdicts == {"npm": "malicious", "pypi": "benign"}
     # a broken ensemble file: no score and a reason, never a crash or a silent fallback
     (flag_all / ENSEMBLE_FILE).write_text("{not json")
     from malseq.model.scoring import clear_cache, score_input, score_inputs

@@ -38,6 +38,12 @@ class Ensemble:
     threshold: float = 0.5
     info: Mapping[str, Any] = field(default_factory=dict)
     components: tuple[str, ...] = ("sequence", "metadata")
+    # per-ecosystem verdict thresholds (each chosen on that ecosystem's validation packages);
+    # `threshold` applies to an ecosystem not listed
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold_for(self, ecosystem: str) -> float:
+        return float(self.thresholds.get(ecosystem, self.threshold))
 
     def score(self, *scores: float) -> float:
         if len(scores) != len(self.weights):
@@ -46,7 +52,7 @@ class Ensemble:
 
     def save(self, path: Path) -> None:
         doc = {"weights": list(self.weights), "intercept": self.intercept, "threshold": self.threshold,
-               "components": list(self.components), "info": dict(self.info)}
+               "components": list(self.components), "thresholds": dict(self.thresholds), "info": dict(self.info)}
         Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
@@ -56,8 +62,9 @@ class Ensemble:
         components = tuple(doc.get("components") or ("sequence", "metadata"))
         if len(components) != len(weights):
             raise ValueError(f"{path}: {len(weights)} weights for components {components}")
+        thresholds = {str(k): float(v) for k, v in (doc.get("thresholds") or {}).items()}
         return cls(weights, float(doc["intercept"]), float(doc.get("threshold", 0.5)), doc.get("info") or {},
-                   components)
+                   components, thresholds)
 
 
 def fit_stack(

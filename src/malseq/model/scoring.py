@@ -124,5 +124,6 @@ def score_inputs(
             continue
         p = stack.profile.score(item.profile)
         combined = stack.ensemble.score(s, p)
-        out[i] = Scored(combined, verdict(combined, stack.ensemble.threshold), (("sequence", s), ("profile", p)))
+        threshold = stack.ensemble.threshold_for(item.profile.ecosystem)
+        out[i] = Scored(combined, verdict(combined, threshold), (("sequence", s), ("profile", p)))
     return out, None
