@@ -2,7 +2,7 @@
 
 Exit codes (documented in README.md):
   0  every target scanned, none flagged
-  1  at least one target flagged as malicious (takes precedence over 3)
+  1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
   2  usage error (bad option or malformed target)
   3  at least one target could not be scanned
 """
@@ -22,6 +22,7 @@ from malseq.intake import IntakeOptions
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.report.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan
+from malseq.suppress import apply_suppressions, flagged, load_suppressions
 
 EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
@@ -90,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--no-isolate", action="store_true",
                     help="scan in this process (faster start) instead of a worker process that a crashing "
                     "or hanging parser cannot take down")
+    sc.add_argument("--suppressions", type=Path, metavar="FILE",
+                    help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
+                    "fail the run (default: $MALSEQ_SUPPRESSIONS); see docs/output.md")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     from malseq import _cli_corpus  # `malseq corpus ...` and `malseq eval`
 
@@ -136,8 +140,11 @@ def _run_scan(args: argparse.Namespace) -> int:
     targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
+    suppressions_path = args.suppressions or (
+        Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
+    suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
-    results = scan(targets, options, progress)
+    results = apply_suppressions(scan(targets, options, progress), suppressions)
     if args.format == "sarif":
         from malseq.report.sarif import render_sarif
 
@@ -154,7 +161,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         from malseq.model.infer import try_load
 
         print(f"malseq: warning: no score: {clean(try_load(options.model_dir)[1] or 'no model', 300)}", file=sys.stderr)
-    if any(r.verdict == "malicious" for r in results):
+    if flagged(results):
         return EXIT_FLAGGED
     if any(r.error for r in results):
         return EXIT_SCAN_ERROR

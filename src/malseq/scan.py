@@ -99,6 +99,7 @@ class TargetResult:
     verdict: str | None = None  # "malicious" or "benign" at the model's threshold
     # each model's own score when the verdict comes from an ensemble, e.g. (("sequence", 0.97), ("profile", 0.99))
     component_scores: tuple[tuple[str, float], ...] = ()
+    suppressed: str | None = None  # the reason, when a suppression names this archive (malseq.suppress)
 
     @property
     def ok(self) -> bool:

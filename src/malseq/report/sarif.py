@@ -106,6 +106,8 @@ def _result(result: TargetResult) -> dict[str, Any] | None:
         "message": {"text": message},
         "properties": {"target": result.target, "package": label, "score": result.score},
     }
+    if result.suppressed is not None:
+        out["suppressions"] = [{"kind": "external", "status": "accepted", "justification": result.suppressed}]
     if result.package is not None and result.package.origin.sha256:
         # Ties the alert to the exact archive, so a new upload is a new alert.
         out["partialFingerprints"] = {"archiveSha256/v1": result.package.origin.sha256}

@@ -45,6 +45,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         parts = "".join(f"; {name} {value:.4f}" for name, value in result.component_scores if len(
             result.component_scores) > 1)
         lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f}{parts})")
+        if result.suppressed is not None:
+            lines.append(f"  suppressed: {clean(result.suppressed, 300)}")
     if show_sequence and result.sequence is not None:
         from malseq.sequence.render import render_steps
         from malseq.sequence.render import render_text as render_model_text
