@@ -1,0 +1,85 @@
+"""Print docs/model.md's result tables from the training runs of bench/train_experiments.sh.
+
+    python bench/model_tables.py [WORKDIR]      (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)
+
+Reads WORKDIR/models/<run>/report.json (sequence model, test split) and, for the main run,
+stack_report.json (profile model and ensemble). Missing runs are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _row(name: str, rule: str, by_eco: dict[str, Any]) -> str:
+    cells = [name, rule]
+    for eco in ("pypi", "npm"):
+        m = by_eco.get(eco) or {}
+        strata = m.get("fpr_by_stratum") or {}
+        cells += [_f(m.get("f1")), _f(m.get("precision")), _f(m.get("recall")), _pct(m.get("fpr")),
+                  _pct(strata.get("long-tail")), _pct(strata.get("popular")), _f(m.get("pr_auc"))]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = ("| model | threshold | PyPI F1 | P | R | FPR | FPR long tail | FPR popular | PR-AUC "
+          "| npm F1 | P | R | FPR | FPR long tail | FPR popular | PR-AUC |\n|" + "---|" * 16)
+
+
+def main() -> int:
+    work = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
+        "MALSEQ_CORPUS_DIR", Path.home() / ".cache" / "malseq" / "corpus"))
+    models = work / "models"
+    main_run = _load(models / "main" / "report.json")
+    stack = _load(models / "main" / "stack_report.json")
+    print("### Test split, main run\n")
+    print(HEADER)
+    if stack:
+        ens = stack["models"]["ensemble"]
+        print(_row("**ensemble (sequence + profile)**" + (" (shipped)" if stack["keep_ensemble"] else ""),
+                   "val FPR rule, per ecosystem", ens["test_by_ecosystem_threshold"]))
+        print(_row("ensemble", "val FPR rule, one threshold", ens["test"]))
+        prof = stack["models"]["profile"]
+        print(_row("profile model alone", "val FPR rule, per ecosystem", prof["test_by_ecosystem_threshold"]))
+    if main_run:
+        for key, label in (("bert-int8", "BERT int8"), ("bert-fp32", "BERT fp32")):
+            print(_row(label, "val FPR rule, one threshold", main_run["models"][key]["by_ecosystem"]))
+    if stack:
+        seq = stack["models"]["sequence"]
+        print(_row("BERT int8", "val FPR rule, per ecosystem", seq["test_by_ecosystem_threshold"]))
+    print("\n### Experiments (sequence model alone, int8, each at its own validation FPR threshold)\n")
+    print(HEADER)
+    for run, label in (("main", "bilingual, execution order"), ("pypi-only", "PyPI only"),
+                       ("npm-only", "npm only"), ("shuffled", "bilingual, trained and tested shuffled")):
+        doc = _load(models / run / "report.json")
+        if doc:
+            print(_row(label, "val FPR rule", doc["models"]["bert-int8"]["by_ecosystem"]))
+    if main_run:
+        print("\n### fp32 vs int8, latency, training\n")
+        print("agreement:", json.dumps(main_run["agreement_fp32_int8"]))
+        print("latency:", json.dumps(main_run["latency_int8_one_thread"]))
+        card = main_run["card"]
+        print("training:", json.dumps(card["training"]), "data:", json.dumps(card["data"]))
+        print("validation:", json.dumps({k: card["validation"].get(k) for k in ("pr_auc", "best_f1", "f1", "fpr")}))
+    if stack:
+        print("stack:", json.dumps({k: stack[k] for k in ("ensemble", "profile_model", "keep_ensemble")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
