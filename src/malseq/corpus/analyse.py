@@ -1,24 +1,24 @@
 """Analyse corpus archives into the cache with a small pool of worker processes.
 
 Every package runs under a cooperative time budget (the intake/feature `Deadline`) and a
-hard wall limit enforced by killing its worker; errors are recorded in the cache as rows
-with status "error" and counted, never fatal. At most `jobs` worker processes run at once.
+hard wall limit enforced by killing its worker (the same `malseq._isolation.IsolatedRunner`
+that `malseq scan` uses); errors are recorded in the cache as rows with status "error" and
+counted, never fatal. At most `jobs` worker processes run at once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
 import signal
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
 
+from malseq._isolation import IsolatedRunner, WorkerFailure
 from malseq.corpus.cache import AnalysisCache, CachedAnalysis, extractor_version
 from malseq.corpus.records import Sample
 
@@ -113,25 +113,6 @@ def analyse_task(task: Task) -> CachedAnalysis:
         )
 
 
-def _worker_main(conn: Connection) -> None:
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        conn.send(analyse_task(task))
-
-
-@dataclass
-class _Worker:
-    process: Any
-    conn: Connection
-    task: Task | None = None
-    started: float = 0.0
-
-
 @dataclass
 class AnalyseStats:
     total: int = 0
@@ -143,25 +124,60 @@ class AnalyseStats:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
 
+RETRY_PAUSE_SECONDS = 3.0
+
+
+def _failure_row(task: Task, failure: WorkerFailure, seconds: float) -> CachedAnalysis:
+    return CachedAnalysis(
+        sha256=task.sha256,
+        extractor_version=extractor_version(),
+        status="error",
+        # "WorkerDied" rows are retried by the next build: a crash may not be the package's fault
+        error_kind="HardTimeout" if failure.kind == "timeout" else "WorkerDied",
+        error_message=f"{failure.detail} after {seconds:.0f} s",
+        ecosystem=task.ecosystem,
+        name=task.name,
+        version=task.version,
+        seconds=seconds,
+    )
+
+
 def _run_pool(
     tasks: Sequence[Task],
     jobs: int,
     hard_limit: float,
     on_result: Callable[[CachedAnalysis], None],
     skip: Callable[[Task], bool] = lambda t: False,
+    analyse: Callable[[Task], CachedAnalysis] = analyse_task,
 ) -> int:
-    ctx = mp.get_context("spawn")
-    queue = list(reversed(tasks))
-    workers: list[_Worker] = []
-    killed = 0
-    attempts: dict[str, int] = {}
+    """Analyse `tasks` in `jobs` isolated worker processes (`malseq._isolation.IsolatedRunner`).
 
-    def spawn() -> _Worker:
-        parent, child = ctx.Pipe()
-        p = ctx.Process(target=_worker_main, args=(child,), daemon=True)
-        p.start()
-        child.close()
-        return _Worker(p, parent)
+    Each pool thread owns one runner; `skip` and `on_result` run in the calling thread only (the
+    cache's SQLite connection belongs to it). A worker that crashes is replaced and the package
+    tried again (at most 3 times); one that overruns `hard_limit` is killed and the package
+    recorded as a "HardTimeout" error. Returns how many workers were killed or died.
+    """
+    local = threading.local()
+    runners: list[IsolatedRunner[Task, CachedAnalysis]] = []
+    runners_lock = threading.Lock()
+
+    def run(task: Task) -> tuple[CachedAnalysis | WorkerFailure, float, int]:
+        runner = getattr(local, "runner", None)
+        if runner is None:
+            runner = local.runner = IsolatedRunner(analyse, hard_limit)
+            with runners_lock:
+                runners.append(runner)
+        started = time.monotonic()
+        failures = 0
+        for attempt in range(3):
+            outcome = runner.run(task)
+            if not isinstance(outcome, WorkerFailure):
+                break
+            failures += 1
+            if outcome.kind == "timeout" or attempt == 2:
+                break
+            time.sleep(RETRY_PAUSE_SECONDS)  # e.g. the worker could not even start: try again in a fresh one
+        return outcome, time.monotonic() - started, failures
 
     def on_term(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)  # runs the `finally` below, which stops the workers
@@ -169,70 +185,29 @@ def _run_pool(
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, on_term)
+    killed = 0
+    queue = deque(tasks)
+    running: dict[Future[tuple[CachedAnalysis | WorkerFailure, float, int]], Task] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="malseq-analyse")
     try:
-        workers = [spawn() for _ in range(max(1, min(jobs, len(tasks))))]
-        while queue or any(w.task for w in workers):
-            for w in workers:
-                while w.task is None and queue:
-                    task = queue.pop()
-                    if skip(task):  # another process filled the cache meanwhile
-                        continue
-                    w.task = task
-                    w.started = time.monotonic()
-                    w.conn.send(task)
-            busy = [w for w in workers if w.task is not None]
-            ready = wait([w.conn for w in busy], timeout=1.0)
-            now = time.monotonic()
-            for i, w in enumerate(workers):
-                if w.task is None:
-                    continue
-                if w.conn in ready:
-                    try:
-                        result = w.conn.recv()
-                    except (EOFError, OSError):
-                        result = None
-                    if result is not None:
-                        w.task = None
-                        on_result(result)
-                        continue
-                elif now - w.started <= hard_limit and w.process.is_alive():
-                    continue
-                # worker hung past the hard limit or died (e.g. out of memory): replace it
-                task = w.task
-                w.task = None
-                w.process.kill()
-                w.process.join(5)
-                killed += 1
-                died = w.process.exitcode not in (-9, None)
-                attempts[task.sha256] = attempts.get(task.sha256, 0) + 1
-                if died and attempts[task.sha256] < 3:
-                    # e.g. the worker could not even start: try the package again after a pause
-                    time.sleep(3)
-                    queue.append(task)
-                    workers[i] = spawn()
-                    continue
-                on_result(
-                    CachedAnalysis(
-                        sha256=task.sha256,
-                        extractor_version=extractor_version(),
-                        status="error",
-                        error_kind="HardTimeout" if w.process.exitcode in (-9, None) else "WorkerDied",
-                        error_message=f"worker stopped after {now - w.started:.0f} s (exit {w.process.exitcode})",
-                        ecosystem=task.ecosystem,
-                        name=task.name,
-                        version=task.version,
-                        seconds=now - w.started,
-                    )
-                )
-                workers[i] = spawn()
+        while queue or running:
+            while queue and len(running) < max(1, jobs):
+                task = queue.popleft()
+                if not skip(task):  # another process filled the cache meanwhile
+                    running[pool.submit(run, task)] = task
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
+                outcome, seconds, failures = future.result()
+                killed += failures
+                on_result(_failure_row(task, outcome, seconds) if isinstance(outcome, WorkerFailure) else outcome)
     finally:
-        for w in workers:
-            with contextlib.suppress(OSError):
-                w.conn.send(None)
-        for w in workers:
-            w.process.join(5)
-            if w.process.is_alive():
-                w.process.kill()
+        with runners_lock:
+            for runner in runners:
+                runner.close()  # a thread still waiting on its worker gets a failure and ends
+        pool.shutdown(wait=True, cancel_futures=True)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return killed
