@@ -10,25 +10,12 @@ otherwise no `ensemble.json` ships and the scan uses the sequence score alone.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EPS = 1e-6
-
-
-def logit(p: float) -> float:
-    p = min(1 - EPS, max(EPS, p))
-    return math.log(p / (1 - p))
-
-
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+from malseq.model._math import logit, sigmoid
 
 
 @dataclass(frozen=True)
@@ -48,7 +35,7 @@ class Ensemble:
     def score(self, *scores: float) -> float:
         if len(scores) != len(self.weights):
             raise ValueError(f"the ensemble combines {len(self.weights)} scores ({', '.join(self.components)})")
-        return _sigmoid(self.intercept + sum(w * logit(p) for w, p in zip(self.weights, scores, strict=True)))
+        return sigmoid(self.intercept + sum(w * logit(p) for w, p in zip(self.weights, scores, strict=True)))
 
     def save(self, path: Path) -> None:
         doc = {"weights": list(self.weights), "intercept": self.intercept, "threshold": self.threshold,

@@ -25,6 +25,7 @@ from typing import Any
 
 from malseq.intake.package import Ecosystem, Package
 from malseq.model import DATA_DIR
+from malseq.model._math import sigmoid
 
 FEATURES: tuple[str, ...] = (
     "ecosystem_npm",
@@ -213,13 +214,6 @@ def vector(features: Mapping[str, float]) -> list[float]:
 # -- the model
 
 
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
 @dataclass(frozen=True)
 class MetadataModel:
     """Standardised logistic regression: p = sigmoid(b + sum w_i (x_i - mean_i) / std_i)."""
@@ -235,7 +229,7 @@ class MetadataModel:
         z = self.intercept
         for name, m, s, w in zip(self.features, self.mean, self.std, self.coef, strict=True):
             z += w * (float(features.get(name, 0.0)) - m) / s
-        return _sigmoid(z)
+        return sigmoid(z)
 
     def to_json(self) -> str:
         doc = {"features": list(self.features), "mean": list(self.mean), "std": list(self.std),

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from malseq.model._math import sigmoid
 
 PROFILE_FILE = "profile_model.json.gz"
 
@@ -78,13 +79,6 @@ def matrix(items: Sequence[BehaviourProfile], features: Sequence[str]) -> Any:
     return x
 
 
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
 @dataclass(frozen=True)
 class Tree:
     """One regression tree as parallel lists; node 0 is the root, `left[k] == -1` marks a leaf."""
@@ -113,7 +107,7 @@ class TreeModel:
 
     def score(self, item: BehaviourProfile) -> float:
         row = feature_values(item, self._index)
-        return _sigmoid(self.baseline + sum(t.predict(row) for t in self.trees))
+        return sigmoid(self.baseline + sum(t.predict(row) for t in self.trees))
 
     def scores(self, items: Sequence[BehaviourProfile]) -> list[float]:
         return [self.score(i) for i in items]
