@@ -41,6 +41,29 @@ HEADER = ("| model | threshold | PyPI F1 | P | R | FPR | FPR long tail | FPR pop
           "| npm F1 | P | R | FPR | FPR long tail | FPR popular | PR-AUC |\n|" + "---|" * 16)
 
 
+def _guarddog(work: Path, test_scores: Path) -> dict[str, Any] | None:
+    """GuardDog's results (from `malseq eval --guarddog`) on exactly the test packages of the run."""
+    from malseq.evaluate.metrics import compute_metrics
+
+    results = work / "guarddog-results.jsonl"
+    if not results.is_file() or not test_scores.is_file():
+        return None
+    scores = {}
+    for line in results.read_text().splitlines():
+        rec = json.loads(line)
+        scores[rec["key"]] = rec["guarddog"] or 0.0  # a failed GuardDog scan counts as score 0
+    test = json.loads(test_scores.read_text())
+    out = {}
+    for eco in ("pypi", "npm"):
+        rows = [r for r in test if r["ecosystem"] == eco]
+        if any(r["key"] not in scores for r in rows):
+            return None  # GuardDog did not see the whole test split
+        m = compute_metrics([r["label"] for r in rows], [scores[r["key"]] / 10 for r in rows], 0.5,
+                            [r["stratum"] for r in rows])
+        out[eco] = m.to_dict()
+    return out
+
+
 def main() -> int:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
         "MALSEQ_CORPUS_DIR", Path.home() / ".cache" / "malseq" / "corpus"))
@@ -56,6 +79,9 @@ def main() -> int:
         print(_row("ensemble", "val FPR rule, one threshold", ens["test"]))
         prof = stack["models"]["profile"]
         print(_row("profile model alone", "val FPR rule, per ecosystem", prof["test_by_ecosystem_threshold"]))
+    guarddog = _guarddog(work, models / "main" / "stack_test_scores.json")
+    if guarddog:
+        print(_row("GuardDog 3.2.0", "risk score >= 5", guarddog))
     if main_run:
         for key, label in (("bert-int8", "BERT int8"), ("bert-fp32", "BERT fp32")):
             print(_row(label, "val FPR rule, one threshold", main_run["models"][key]["by_ecosystem"]))
