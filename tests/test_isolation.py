@@ -41,3 +41,29 @@ def test_isolated_scan_gives_the_same_results_as_in_process(tmp_path: Path) -> N
     assert [r.error.kind if r.error else None for r in isolated] == [r.error.kind if r.error else None for r in inline]
     assert isolated[0].sequence is not None and inline[0].sequence is not None
     assert isolated[0].sequence.ids == inline[0].sequence.ids
+
+
+def test_closing_a_runner_from_another_thread_stops_it_for_good() -> None:
+    import threading
+
+    runner = IsolatedRunner(double_or_die, hard_limit_seconds=30)
+    assert runner.run(1) == 2
+    outcomes: list[object] = []
+    waiting = threading.Thread(target=lambda: outcomes.append(runner.run(-2)))  # hangs in the worker
+    waiting.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    runner.close()
+    waiting.join(10)
+    assert not waiting.is_alive() and time.monotonic() - started < 10
+    assert isinstance(outcomes[0], WorkerFailure) and outcomes[0].kind == "closed"
+    again = runner.run(3)  # a closed runner never starts a new worker
+    assert isinstance(again, WorkerFailure) and again.kind == "closed"
+
+
+def test_a_crash_reports_the_exit_code() -> None:
+    with IsolatedRunner(double_or_die, hard_limit_seconds=3) as runner:
+        crashed = runner.run(-1)
+        assert isinstance(crashed, WorkerFailure) and crashed.exit_code == -6  # SIGABRT
+        hung = runner.run(-2)
+        assert isinstance(hung, WorkerFailure) and hung.kind == "timeout" and hung.exit_code == -9

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -23,8 +24,9 @@ ResultT = TypeVar("ResultT")
 class WorkerFailure:
     """Why an item produced no result: the worker was killed by a signal, exited, or overran."""
 
-    kind: str  # "crashed" or "timeout"
+    kind: str  # "crashed", "timeout", or "closed" (the runner was closed before or during the item)
     detail: str
+    exit_code: int | None = None  # the worker's exit status; negative: killed by that signal (-9: SIGKILL)
 
 
 def _serve(conn: Connection, func: Callable[[Any], Any]) -> None:
@@ -59,6 +61,10 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
         self._ctx = mp.get_context("spawn")
         self._process: Any = None
         self._conn: Connection | None = None
+        # `close()` may come from another thread while `run()` waits (a batch being stopped):
+        # the lock guards the process handles, and a closed runner never starts a worker again.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def _start(self) -> Connection:
         parent, child = self._ctx.Pipe()
@@ -68,37 +74,53 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
         self._conn = parent
         return parent
 
-    def _discard(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-        if self._process is not None:
-            self._process.join(timeout=5)
-        if self._conn is not None:
-            self._conn.close()
+    def _discard(self) -> int | None:
+        """Stop the worker (if any) and forget it; returns its exit code."""
+        process, conn = self._process, self._conn
         self._process = None
         self._conn = None
+        code = None
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.join(timeout=5)
+            code = process.exitcode
+        if conn is not None:
+            conn.close()
+        return code
 
     def run(self, item: ItemT) -> ResultT | WorkerFailure:
-        conn = self._conn if self._conn is not None and self._process.is_alive() else self._start()
+        with self._lock:
+            if self._closed:
+                return WorkerFailure("closed", "the runner was closed")
+            alive = self._conn is not None and self._process is not None and self._process.is_alive()
+            conn = self._conn if alive and self._conn is not None else self._start()
+            process = self._process
         try:
             conn.send(item)
             if conn.poll(self._hard_limit):
                 result: ResultT = conn.recv()
                 return result
+            timed_out = process.is_alive()
         except (EOFError, OSError, BrokenPipeError):
-            self._process.join(timeout=5)
-            failure = WorkerFailure("crashed", _describe_exit(self._process.exitcode))
-            self._discard()
-            return failure
-        if not self._process.is_alive():
-            failure = WorkerFailure("crashed", _describe_exit(self._process.exitcode))
-        else:
-            failure = WorkerFailure("timeout", f"no result after {self._hard_limit:g} s; worker stopped")
-        self._discard()
-        return failure
+            timed_out = False
+        with self._lock:
+            if self._closed:
+                return WorkerFailure("closed", "the runner was closed while the item ran")
+            if self._process is process:
+                self._discard()
+            else:  # pragma: no cover - only close() replaces the process, and it sets _closed first
+                process.join(timeout=5)
+        code = process.exitcode
+        if timed_out:
+            return WorkerFailure("timeout", f"no result after {self._hard_limit:g} s; worker stopped", code)
+        return WorkerFailure("crashed", _describe_exit(code), code)
 
     def close(self) -> None:
-        self._discard()
+        """Stop the worker; a `run()` waiting in another thread returns a "closed" failure."""
+        with self._lock:
+            self._closed = True
+            self._discard()
 
     def __enter__(self) -> IsolatedRunner[ItemT, ResultT]:
         return self

@@ -132,8 +132,10 @@ def _failure_row(task: Task, failure: WorkerFailure, seconds: float) -> CachedAn
         sha256=task.sha256,
         extractor_version=extractor_version(),
         status="error",
-        # "WorkerDied" rows are retried by the next build: a crash may not be the package's fault
-        error_kind="HardTimeout" if failure.kind == "timeout" else "WorkerDied",
+        # "WorkerDied" rows are retried by the next build: a crash may not be the package's fault;
+        # a time-out or an out-of-memory kill (SIGKILL) would happen again
+        error_kind="HardTimeout" if failure.kind == "timeout" else (
+            "WorkerKilled" if failure.exit_code == -9 else "WorkerDied"),
         error_message=f"{failure.detail} after {seconds:.0f} s",
         ecosystem=task.ecosystem,
         name=task.name,
@@ -160,21 +162,25 @@ def _run_pool(
     local = threading.local()
     runners: list[IsolatedRunner[Task, CachedAnalysis]] = []
     runners_lock = threading.Lock()
+    stopping = threading.Event()
 
     def run(task: Task) -> tuple[CachedAnalysis | WorkerFailure, float, int]:
-        runner = getattr(local, "runner", None)
-        if runner is None:
-            runner = local.runner = IsolatedRunner(analyse, hard_limit)
-            with runners_lock:
-                runners.append(runner)
         started = time.monotonic()
+        with runners_lock:
+            runner = getattr(local, "runner", None)
+            if runner is None:
+                if stopping.is_set():
+                    return WorkerFailure("closed", "the pool was stopped"), 0.0, 0
+                runner = local.runner = IsolatedRunner(analyse, hard_limit)
+                runners.append(runner)
         failures = 0
         for attempt in range(3):
             outcome = runner.run(task)
-            if not isinstance(outcome, WorkerFailure):
+            if not isinstance(outcome, WorkerFailure) or outcome.kind == "closed":
                 break
             failures += 1
-            if outcome.kind == "timeout" or attempt == 2:
+            # a time-out, or SIGKILL (the kernel's out-of-memory killer), would only happen again
+            if outcome.kind == "timeout" or outcome.exit_code == -9 or attempt == 2 or stopping.is_set():
                 break
             time.sleep(RETRY_PAUSE_SECONDS)  # e.g. the worker could not even start: try again in a fresh one
         return outcome, time.monotonic() - started, failures
@@ -204,9 +210,10 @@ def _run_pool(
                 killed += failures
                 on_result(_failure_row(task, outcome, seconds) if isinstance(outcome, WorkerFailure) else outcome)
     finally:
+        stopping.set()
         with runners_lock:
             for runner in runners:
-                runner.close()  # a thread still waiting on its worker gets a failure and ends
+                runner.close()  # a thread still waiting on its worker gets a "closed" failure and ends
         pool.shutdown(wait=True, cancel_futures=True)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
