@@ -4,7 +4,7 @@ Exit codes (documented in README.md):
   0  every target scanned, none flagged
   1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
   2  usage error (bad option or malformed target)
-  3  at least one target could not be scanned
+  3  at least one target could not be scanned, or got no verdict (no usable model)
 """
 
 from __future__ import annotations
@@ -157,13 +157,12 @@ def _run_scan(args: argparse.Namespace) -> int:
         from malseq.report.text import render_text
 
         sys.stdout.write(render_text(results, show_features=args.features, show_sequence=args.sequence))
-    if options.score and not args.quiet and any(r.sequence is not None and r.score is None for r in results):
-        from malseq.model.infer import try_load
-
-        print(f"malseq: warning: no score: {clean(try_load(options.model_dir)[1] or 'no model', 300)}", file=sys.stderr)
+    unscored = sorted({r.unscored for r in results if r.unscored})
+    for why in unscored:  # printed even with -q: a scan without a verdict must not look clean
+        print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
     if flagged(results):
         return EXIT_FLAGGED
-    if any(r.error for r in results):
+    if any(r.error for r in results) or unscored:
         return EXIT_SCAN_ERROR
     return EXIT_CLEAN
 

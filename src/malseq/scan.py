@@ -100,6 +100,7 @@ class TargetResult:
     # each model's own score when the verdict comes from an ensemble, e.g. (("sequence", 0.97), ("profile", 0.99))
     component_scores: tuple[tuple[str, float], ...] = ()
     suppressed: str | None = None  # the reason, when a suppression names this archive (malseq.suppress)
+    unscored: str | None = None  # why a target with a sequence got no score (no usable model)
 
     @property
     def ok(self) -> bool:
@@ -215,14 +216,21 @@ def scan(
 def score_results(results: Sequence[TargetResult], model_dir: Path | None = None) -> list[TargetResult]:
     """Add `score` and `verdict` to every result with a sequence: one model load, one batched run.
 
-    Without an installed model the results come back unscored (`score` None), never an error.
+    Without a usable model the results come back unscored (`score` None, `unscored` saying
+    why), never an exception: the caller decides (the CLI warns and exits 3).
     """
     from dataclasses import replace
 
     from malseq.model.scoring import score_input, score_inputs
 
-    scored, _ = score_inputs([score_input(r) for r in results], model_dir)
+    inputs = [score_input(r) for r in results]
+    scored, why = score_inputs(inputs, model_dir)
     out = []
-    for r, s in zip(results, scored, strict=True):
-        out.append(replace(r, score=s.score, verdict=s.verdict, component_scores=s.components) if s else r)
+    for r, item, s in zip(results, inputs, scored, strict=True):
+        if s is not None:
+            out.append(replace(r, score=s.score, verdict=s.verdict, component_scores=s.components))
+        elif item is not None:
+            out.append(replace(r, unscored=why or "no model"))
+        else:
+            out.append(r)
     return out

@@ -266,6 +266,9 @@ def test_scan_scores_every_target_in_one_batch(tiny_run: dict[str, object], tmp_
     # no model: no score, no crash
     bare = scan(targets[:1], ScanOptions(model_dir=tmp_path / "none"))
     assert bare[0].score is None and bare[0].verdict is None and bare[0].error is None
+    assert bare[0].unscored is not None and "no trained sequence model" in bare[0].unscored
+    # ... but the command line does not let it pass as clean
+    assert _cli.main(["scan", "-q", "--model", str(tmp_path / "none"), targets[0]]) == 3
     # a threshold of 0 flags everything: JSON carries score and verdict, and the exit code is 1
     flag_all = tmp_path / "flag-all"
     shutil.copytree(tiny_run["int8_dir"], flag_all)  # type: ignore[arg-type]
@@ -342,6 +345,10 @@ def test_scan_uses_a_shipped_ensemble(tiny_run: dict[str, object], tmp_path: Pat
     broken = scan([target], ScanOptions(model_dir=flag_all, score=False))
     scored, why = score_inputs([score_input(broken[0])], flag_all)
     assert scored == [None] and why is not None and "ensemble" in why
+    clear_cache()
+    assert _cli.main(["scan", "-q", "--format", "json", "--model", str(flag_all), target]) == 3
+    captured = capsys.readouterr()
+    assert "ensemble" in json.loads(captured.out)[0]["unscored"] and "no verdict" in captured.err
 
 
 def test_assembling_a_new_sequence_model_drops_a_stale_ensemble(tiny_run: dict[str, object], tmp_path: Path) -> None:

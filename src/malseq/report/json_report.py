@@ -96,8 +96,10 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["verdict"] = result.verdict
         if result.component_scores:
             out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
-        if result.suppressed is not None:
-            out["suppressed"] = {"reason": result.suppressed}
+    if result.suppressed is not None:
+        out["suppressed"] = {"reason": result.suppressed}
+    if result.unscored is not None:
+        out["unscored"] = result.unscored
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
     out["seconds"] = round(result.seconds, 4)

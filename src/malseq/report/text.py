@@ -41,6 +41,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
                     f"    {clean(e.file, 120)}:{e.line}:{e.column}  {BY_ID[e.behaviour].phrase}"
                     f"  [{e.behaviour}]  {clean(e.snippet, 100)}"
                 )
+    if result.unscored is not None:
+        lines.append(f"  verdict: NONE ({clean(result.unscored, 300)})")
     if result.score is not None:
         parts = "".join(f"; {name} {value:.4f}" for name, value in result.component_scores if len(
             result.component_scores) > 1)
