@@ -249,6 +249,20 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     assert isinstance(stack["keep_ensemble"], bool)
     assert (tmp_path / "run" / "ensemble.json").is_file() and (tmp_path / "run" / "profile_model.json.gz").is_file()
     assert json.loads((tmp_path / "run" / "stack_report.json").read_text())["keep_ensemble"] == stack["keep_ensemble"]
+    # shipping the stack: only beside the run's own sequence model; the card says whether it was kept
+    import shutil
+
+    from malseq.model.stack import run_stack
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(tmp_path / "run" / "model-int8", shipped)
+    doc2 = run_stack(tmp_path, tmp_path / "run", ship_to=shipped, log=lambda m: None)
+    card2 = json.loads((shipped / "model_card.json").read_text())
+    assert card2["ensemble"]["kept"] == doc2["keep_ensemble"]
+    assert (shipped / "ensemble.json").exists() == doc2["keep_ensemble"]
+    (shipped / "model.onnx").write_bytes(b"another model")
+    with pytest.raises(ModelNotAvailableError, match="not this run"):
+        run_stack(tmp_path, tmp_path / "run", ship_to=shipped, log=lambda m: None)
 
 
 def test_scan_scores_every_target_in_one_batch(tiny_run: dict[str, object], tmp_path: Path) -> None:

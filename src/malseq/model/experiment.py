@@ -187,6 +187,8 @@ def run_training(
     (out_dir / "test_scores.json").write_text(json.dumps(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "status": r.status,
           "int8": s8, "fp32": s32} for r, s8, s32 in zip(test, int8_scores, fp32_scores, strict=True)]) + "\n")
+    doc["seconds"] = round(time.monotonic() - start, 1)
+    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     if ship:
         assemble(DATA_DIR, int8_dir / MODEL_FILE, int8_dir / "tokenizer.json", card)
         SequenceScorer.clear_cache()
@@ -194,10 +196,9 @@ def run_training(
     if stack:
         from malseq.model.stack import run_stack
 
+        # its own report (stack_report.json); report.json above is already safe if this fails
         doc["stack"] = run_stack(workdir, out_dir, split_file=split_file, ship_to=DATA_DIR if ship else None,
                                  order=order, log=log)
-    doc["seconds"] = round(time.monotonic() - start, 1)
-    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     return doc
 
 

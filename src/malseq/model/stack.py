@@ -23,6 +23,7 @@ section in its model card. Needs scikit-learn (training only).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -31,12 +32,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from malseq.model import CARD_FILE
+from malseq.errors import ModelNotAvailableError
+from malseq.model import CARD_FILE, MODEL_FILE
 from malseq.model.profile import PROFILE_FILE, BehaviourProfile, fit_tree_model
 from malseq.model.scoring import ENSEMBLE_FILE, SUPPORTED_COMPONENTS
 
 Log = Callable[[str], None]
 ECOSYSTEMS = ("pypi", "npm")
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _profile(row: Any) -> BehaviourProfile:
@@ -159,17 +165,28 @@ def run_stack(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "sequence": a,
           "profile": b, "ensemble": c} for r, a, b, c in zip(test, t_seq, t_prof, t_ens, strict=True)]) + "\n")
     log(f"ensemble kept: {keep}")
-    if keep and ship_to is not None:
+    if ship_to is not None:
         ship_to = Path(ship_to)
-        shutil.copyfile(run_dir / PROFILE_FILE, ship_to / PROFILE_FILE)
-        shutil.copyfile(run_dir / ENSEMBLE_FILE, ship_to / ENSEMBLE_FILE)
+        if _digest(ship_to / MODEL_FILE) != _digest(int8_dir / MODEL_FILE):
+            raise ModelNotAvailableError(
+                f"the sequence model in {ship_to} is not this run's ({int8_dir}); an ensemble fitted to one "
+                "model must not ship beside another",
+                hint="ship the run's sequence model first (malseq train --ship), or leave out --ship",
+            )
+        for stale in (PROFILE_FILE, ENSEMBLE_FILE):
+            (ship_to / stale).unlink(missing_ok=True)
         shipped = json.loads((ship_to / CARD_FILE).read_text(encoding="utf-8"))
-        shipped["ensemble"] = {**doc["ensemble"], "test": models["ensemble"]["test_by_ecosystem_threshold"],
-                               "profile_test": models["profile"]["test"], "keep_rule": doc["keep_rule"]}
-        shipped["verdict_from"] = "ensemble (sequence + profile); `threshold` above is the sequence model's own"
+        shipped.pop("verdict_from", None)
+        shipped["ensemble"] = {"kept": keep, "keep_rule": doc["keep_rule"],
+                               "test": models["ensemble"]["test_by_ecosystem_threshold"]}
+        if keep:
+            shutil.copyfile(run_dir / PROFILE_FILE, ship_to / PROFILE_FILE)
+            shutil.copyfile(run_dir / ENSEMBLE_FILE, ship_to / ENSEMBLE_FILE)
+            shipped["ensemble"].update(doc["ensemble"], profile_test=models["profile"]["test_by_ecosystem_threshold"])
+            shipped["verdict_from"] = "ensemble (sequence + profile); `threshold` above is the sequence model's own"
         (ship_to / CARD_FILE).write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         from malseq.model.scoring import clear_cache
 
         clear_cache()
-        log(f"shipped the ensemble to {ship_to}")
+        log(f"{'shipped the ensemble to' if keep else 'no ensemble ships in'} {ship_to}")
     return doc
