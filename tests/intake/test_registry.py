@@ -777,3 +777,34 @@ def test_npm_password_that_is_not_base64_is_a_configuration_error() -> None:
           "//npm.corp.example/:_password=not base64!\n")
     with pytest.raises(ConfigurationError, match="not base64"):
         registry.resolve_npm_registry(None, "demo")
+
+
+def test_npm_credential_keys_follow_npm() -> None:
+    assert registry._nerf_darts("https://npm.corp.example:443/repo/npm/") == [
+        "//npm.corp.example/repo/npm/", "//npm.corp.example/repo/npm", "//npm.corp.example/repo/",
+        "//npm.corp.example/repo", "//npm.corp.example/", "//npm.corp.example",
+    ]
+    assert registry._nerf_darts("http://[::1]:8080/")[0] == "//[::1]:8080/"
+
+
+def test_npm_token_without_trailing_slash_and_with_explicit_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    write(Path(os.environ["HOME"]) / ".npmrc", "//npm.corp.example:_authToken=abc\n")
+    location = registry.resolve_npm_registry("https://npm.corp.example/npm/", "demo")
+    assert location.authorization == "Bearer abc"  # --npm-registry still gets .npmrc credentials
+    assert "abc" not in repr(location)
+
+
+def test_npm_credentials_merge_files_key_by_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    global_rc = write(tmp_path / "global.npmrc", "//npm.corp.example/:_authToken=from-global\n")
+    monkeypatch.setenv("npm_config_globalconfig", str(global_rc))
+    write(Path(os.environ["HOME"]) / ".npmrc",
+          "registry=https://npm.corp.example/\n//npm.corp.example/:_authToken=from-user\n")
+    assert registry.resolve_npm_registry(None, "demo").authorization == "Bearer from-user"
+
+
+def test_npm_token_naming_an_unset_variable_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UNSET_NPM_TOKEN", raising=False)
+    write(Path(os.environ["HOME"]) / ".npmrc",
+          "registry=https://npm.corp.example/\n//npm.corp.example/:_authToken=${UNSET_NPM_TOKEN}\n")
+    with pytest.raises(ConfigurationError, match="not set"):
+        registry.resolve_npm_registry(None, "demo")

@@ -44,7 +44,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +114,9 @@ class Download:
 class RegistryLocation:
     url: str  # base URL, credentials removed
     source: str  # where it came from, for messages
-    authorization: str | None = None  # from credentials written in the configured URL
+    # the Authorization header: from credentials in the configured URL or npm's .npmrc lines;
+    # never shown (repr=False), sent only to this URL's origin
+    authorization: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         return f"{self.url} (from {self.source})"
@@ -407,52 +409,86 @@ def _npm_cli_registry(timeout: float) -> str | None:
 def _nerf_darts(url: str) -> list[str]:
     """npm's credential keys for a registry URL, most specific first.
 
-    `https://host:8443/a/b/` -> `//host:8443/a/b/`, `//host:8443/a/`, `//host:8443/` (npm matches
-    `//host/path/:_authToken` lines against the registry URL's path and its parents).
+    Like npm (npm-registry-fetch's `regKeyFromURI`): `//` + host (default port left out, IPv6 in
+    brackets) + path, then the key shortened by one trailing "/" or one path segment at a time:
+    `https://host:8443/a/b/` -> `//host:8443/a/b/`, `//host:8443/a/b`, `//host:8443/a/`, ...,
+    `//host:8443/`, `//host:8443`.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port is not None:
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    if parts.port is not None and parts.port != default_port:
         host = f"{host}:{parts.port}"
-    segments = [p for p in parts.path.split("/") if p]
-    return ["//" + host + "/" + "".join(f"{p}/" for p in segments[:n]) for n in range(len(segments), -1, -1)]
+    key = "//" + host + (parts.path or "/")
+    keys = []
+    while len(key) > len("//") and key not in keys:
+        keys.append(key)
+        key = re.sub(r"(?:[^/]+|/)$", "", key)
+    return keys
 
 
-def _npmrc_authorization(location: RegistryLocation, npmrcs: Sequence[tuple[Path, dict[str, str]]]) -> str | None:
-    """The Authorization header npm would send to `location`: `_authToken`, `_auth`, or username/`_password`."""
-    for dart in _nerf_darts(location.url):
-        for _path, values in npmrcs:
-            token = values.get(f"{dart}:_authToken")
-            if token:
-                return f"Bearer {token}"
-            basic = values.get(f"{dart}:_auth")
-            if basic:
-                return f"Basic {basic}"
-            user, password = values.get(f"{dart}:username"), values.get(f"{dart}:_password")
-            if user and password:
-                try:
-                    plain = base64.b64decode(password, validate=True).decode()
-                except (ValueError, UnicodeError) as exc:
-                    raise ConfigurationError(
-                        f"{dart}:_password in {_path} is not base64",
-                        hint="npm stores _password base64-encoded; re-run `npm login` or fix the file",
-                    ) from exc
-                return "Basic " + base64.b64encode(f"{user}:{plain}".encode()).decode("ascii")
+def _npmrc_credential(values: Mapping[str, str], key: str, path_of: Mapping[str, Path]) -> str | None:
+    value = values.get(key)
+    if value and _NPMRC_VAR.search(value):
+        raise ConfigurationError(
+            f"{key} in {path_of[key]} names an environment variable that is not set",
+            hint="set the variable (e.g. export NPM_TOKEN=...) or remove the line",
+        )
+    return value or None
+
+
+def _npmrc_authorization(npmrcs: Sequence[tuple[Path, dict[str, str]]], url: str) -> str | None:
+    """The Authorization header npm would send to the registry at `url`, from .npmrc credentials.
+
+    The files are merged key by key (a key in a higher-priority file wins, as in npm); for each
+    of the URL's keys, most specific first: `:_authToken` (Bearer), `:_auth` (Basic, already
+    base64), `:username` + `:_password` (Basic; `_password` is stored base64-encoded).
+    """
+    merged: dict[str, str] = {}
+    path_of: dict[str, Path] = {}
+    for path, values in reversed(npmrcs):  # lowest priority first, so later files override
+        for key, value in values.items():
+            merged[key] = value
+            path_of[key] = path
+    for dart in _nerf_darts(url):
+        token = _npmrc_credential(merged, f"{dart}:_authToken", path_of)
+        if token:
+            return f"Bearer {token}"
+        basic = _npmrc_credential(merged, f"{dart}:_auth", path_of)
+        if basic:
+            return f"Basic {basic}"
+        user = _npmrc_credential(merged, f"{dart}:username", path_of)
+        password = _npmrc_credential(merged, f"{dart}:_password", path_of)
+        if user and password:
+            try:
+                plain = base64.b64decode(password, validate=True).decode()
+            except (ValueError, UnicodeError) as exc:
+                raise ConfigurationError(
+                    f"{dart}:_password in {path_of[f'{dart}:_password']} is not base64",
+                    hint="npm stores _password base64-encoded; run `npm login` again or fix the file",
+                ) from exc
+            return "Basic " + base64.b64encode(f"{user}:{plain}".encode()).decode("ascii")
     return None
 
 
 def resolve_npm_registry(option: str | None = None, name: str | None = None) -> RegistryLocation:
-    """The npm registry: option, @scope:registry (.npmrc), $npm_config_registry, .npmrc, npm."""
-    if option:
-        return _location(option, "--npm-registry / $MALSEQ_NPM_REGISTRY")
+    """The npm registry: option, @scope:registry (.npmrc), $npm_config_registry, .npmrc, npm.
+
+    Credentials come from the URL itself or, as npm does, from the .npmrc lines for that
+    registry (`//host/path/:_authToken` and the like), whichever way the registry was chosen.
+    """
     scope = name.split("/", 1)[0] if name and name.startswith("@") and "/" in name else None
-    key: tuple[str | None, ...] = ("npm", scope, *_npm_env_snapshot())
+    key: tuple[str | None, ...] = ("npm", option, scope, *_npm_env_snapshot())
     cached = _resolved.get(key)
     if cached is not None:
         return cached
     location: RegistryLocation | None = None
     npmrcs = [(path, _read_npmrc(path)) for path in _npmrc_files()]
-    if scope:
+    if option:
+        location = _location(option, "--npm-registry / $MALSEQ_NPM_REGISTRY")
+    if location is None and scope:
         for path, values in npmrcs:
             if values.get(f"{scope}:registry"):
                 location = _location(values[f"{scope}:registry"], f"{scope}:registry in {path}")
@@ -475,7 +511,7 @@ def resolve_npm_registry(option: str | None = None, name: str | None = None) -> 
             )
         location = _location(cli, "`npm config get registry`")
     if location.authorization is None:
-        authorization = _npmrc_authorization(location, npmrcs)
+        authorization = _npmrc_authorization(npmrcs, location.url)
         if authorization is not None:
             location = replace(location, authorization=authorization)
     _resolved[key] = location
@@ -526,7 +562,8 @@ def _http_failure(url: str, exc: BaseException, what: str, not_found: str | None
         if code in (404, 410) and not_found is not None:
             return NotFoundError(not_found, hint=f"{shown} answered HTTP {code}; check the name and the registry")
         if code in (401, 403):
-            hint = "the registry wants credentials: put them in the configured registry URL"
+            hint = ("the registry wants credentials: put them in the configured registry URL, or for npm "
+                    "in .npmrc as //host/path/:_authToken=${TOKEN}")
         elif code == 429 or code >= 500:
             hint = "the registry is busy or failing; try again later"
         else:
