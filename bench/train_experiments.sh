@@ -15,6 +15,7 @@ for run in $RUNS; do
     case $run in
         main) args=(--ship) ;;                          # what ships in src/malseq/model/data/
         main8) args=(--epochs 8) ;;                     # a longer schedule: shipped only if its validation PR-AUC is higher
+        main-aug) args=(--augment-shuffled 1) ;;        # + one reordered copy of each training text: the same test
         shuffled) args=(--order shuffled --no-stack) ;;  # is order what helps?
         pypi-only) args=(--ecosystems pypi --no-stack) ;; # does PyPI malware teach npm detection?
         npm-only) args=(--ecosystems npm --no-stack) ;;

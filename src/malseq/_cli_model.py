@@ -50,6 +50,8 @@ def register(sub: Any) -> None:
     tr.add_argument("--max-fpr", type=float, default=d.max_fpr, help="validation FPR budget for the threshold")
     tr.add_argument("--popular-max-fpr", type=float, metavar="F",
                     help="also keep the popular stratum's validation FPR <= F")
+    tr.add_argument("--augment-shuffled", type=int, default=0, metavar="N",
+                    help="add N copies of each training text with each stage's behaviours reordered (default 0)")
     tr.add_argument("--ship", action="store_true", help="copy the int8 model into malseq/model/data/")
     tr.add_argument("--no-stack", action="store_true",
                     help="skip the behaviour-profile model and the stacked ensemble after training")
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     run_training(
         workdir, out, config, split_file=args.split_file,
         train_ecosystems=[e.strip() for e in args.ecosystems.split(",") if e.strip()], order=args.order,
-        ship=args.ship, stack=not args.no_stack, max_train=args.max_train, log=_log, observer=observe,
+        ship=args.ship, stack=not args.no_stack, augment_shuffled=args.augment_shuffled, max_train=args.max_train,
+        log=_log, observer=observe,
     )
     return 0

@@ -77,6 +77,7 @@ def run_training(
     order: str = "execution",
     ship: bool = False,
     stack: bool = True,
+    augment_shuffled: int = 0,
     max_train: int | None = None,
     log: Log = print,
     observer: Observer | None = None,
@@ -98,8 +99,16 @@ def run_training(
     test = by["test"]
     log(f"train {len(tr)} ({sum(r.label for r in tr)} malicious), val {len(va)}, test {len(test)}; "
         f"ecosystems {','.join(train_ecosystems)}, order {order}")
+    tr_texts = [_text(r, order, i) for i, r in enumerate(tr)]
+    tr_labels = [r.label for r in tr]
+    if augment_shuffled:
+        # extra copies with each stage block's behaviours reordered (train only; validation and
+        # test keep the order the model is judged on)
+        for k in range(1, augment_shuffled + 1):
+            tr_texts += [shuffled_text(model_text(r.sequence_text), 1_000_003 * k + i) for i, r in enumerate(tr)]
+            tr_labels += [r.label for r in tr]
     result = train(
-        [_text(r, order, i) for i, r in enumerate(tr)], [r.label for r in tr],
+        tr_texts, tr_labels,
         [_text(r, order, i) for i, r in enumerate(va)], [r.label for r in va],
         config, out_dir / "train", observer, val_strata=[r.stratum for r in va],
     )
@@ -128,6 +137,7 @@ def run_training(
         "output": "score = P(malicious) in [0, 1]; verdict malicious when score >= threshold",
         "quantization": "onnxruntime quantize_dynamic, weight_type QInt8 (legacy TorchScript export, opset 17)",
         "data": {"workdir": str(workdir), "train_ecosystems": list(train_ecosystems), "order": order,
+                 "augment_shuffled": augment_shuffled,
                  "sequencer": sequencers, **training["data"]},
         "split": split_meta,
         "hyperparameters": {k: v for k, v in asdict(config).items() if k not in ("tiny",)},
