@@ -1,6 +1,6 @@
 """Print docs/model.md's result tables from the training runs of bench/train_experiments.sh.
 
-    python bench/model_tables.py [WORKDIR]      (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)
+    [RUN=main-aug] python bench/model_tables.py [WORKDIR]   (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)
 
 Reads WORKDIR/models/<run>/report.json (sequence model, test split) and, for the main run,
 stack_report.json (profile model and ensemble). Missing runs are skipped.
@@ -68,9 +68,10 @@ def main() -> int:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
         "MALSEQ_CORPUS_DIR", Path.home() / ".cache" / "malseq" / "corpus"))
     models = work / "models"
-    main_run = _load(models / "main" / "report.json")
-    stack = _load(models / "main" / "stack_report.json")
-    print("### Test split, main run\n")
+    run = os.environ.get("RUN", "main")
+    main_run = _load(models / run / "report.json")
+    stack = _load(models / run / "stack_report.json")
+    print(f"### Test split, run {run}\n")
     print(HEADER)
     if stack:
         ens = stack["models"]["ensemble"]
@@ -79,7 +80,10 @@ def main() -> int:
         print(_row("ensemble", "val FPR rule, one threshold", ens["test"]))
         prof = stack["models"]["profile"]
         print(_row("profile model alone", "val FPR rule, per ecosystem", prof["test_by_ecosystem_threshold"]))
-    guarddog = _guarddog(work, models / "main" / "stack_test_scores.json")
+        for name, label in (("ensemble", "ensemble"), ("sequence", "BERT int8"), ("profile", "profile model alone")):
+            if "test_at_best_f1_threshold" in stack["models"][name]:
+                print(_row(label, "val best F1 (the baselines' rule)", stack["models"][name]["test_at_best_f1_threshold"]))
+    guarddog = _guarddog(work, models / run / "stack_test_scores.json")
     if guarddog:
         print(_row("GuardDog 3.2.0", "risk score >= 5", guarddog))
     if main_run:
@@ -90,9 +94,10 @@ def main() -> int:
         print(_row("BERT int8", "val FPR rule, per ecosystem", seq["test_by_ecosystem_threshold"]))
     print("\n### Experiments (sequence model alone, int8, each at its own validation FPR threshold)\n")
     print(HEADER)
-    for run, label in (("main", "bilingual, execution order"), ("pypi-only", "PyPI only"),
-                       ("npm-only", "npm only"), ("shuffled", "bilingual, trained and tested shuffled")):
-        doc = _load(models / run / "report.json")
+    for name, label in (("main", "bilingual, execution order"), ("pypi-only", "PyPI only"),
+                        ("npm-only", "npm only"), ("shuffled", "bilingual, trained and tested shuffled"),
+                        ("main-aug", "bilingual, + one reordered copy of each training text")):
+        doc = _load(models / name / "report.json")
         if doc:
             print(_row(label, "val FPR rule", doc["models"]["bert-int8"]["by_ecosystem"]))
     if main_run:

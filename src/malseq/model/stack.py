@@ -80,6 +80,7 @@ def run_stack(
     workdir: Path, run_dir: Path, *, split_file: Path | None = None, ship_to: Path | None = None,
     order: str = "execution", log: Log = print,
 ) -> dict[str, Any]:
+    from malseq.evaluate.metrics import best_f1_threshold
     from malseq.model.ensemble import fit_stack
     from malseq.model.experiment import _text, split_rows
     from malseq.model.infer import SequenceScorer
@@ -132,9 +133,11 @@ def run_stack(
     for name, vs, ts in (("sequence", v_seq, t_seq), ("profile", v_prof, t_prof), ("ensemble", v_ens, t_ens)):
         threshold = choose_threshold(v_labels, vs, max_fpr, v_strata, by_stratum)
         by_eco = {**dict.fromkeys(ECOSYSTEMS, threshold), **eco_thresholds(vs)}
+        best_f1 = best_f1_threshold(v_labels, vs)  # the baselines' operating point, for comparison only
         models[name] = {"threshold": threshold, "test": per_ecosystem(test, ts, threshold),
                         "thresholds_by_ecosystem": by_eco,
-                        "test_by_ecosystem_threshold": per_ecosystem(test, ts, by_eco)}
+                        "test_by_ecosystem_threshold": per_ecosystem(test, ts, by_eco),
+                        "best_f1_val_threshold": best_f1, "test_at_best_f1_threshold": per_ecosystem(test, ts, best_f1)}
         for label, key in (("one threshold", "test"), ("per-ecosystem thresholds", "test_by_ecosystem_threshold")):
             log(f"{name} ({label}): " + ", ".join(
                 f"{eco} F1 {m['f1']:.4f} FPR {m['fpr']:.4f}" for eco, m in models[name][key].items()))
@@ -161,6 +164,9 @@ def run_stack(
         "seconds": round(time.monotonic() - start, 1),
     }
     (run_dir / "stack_report.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    (run_dir / "stack_val_scores.json").write_text(json.dumps(
+        [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "sequence": a,
+          "profile": b, "ensemble": c} for r, a, b, c in zip(val, v_seq, v_prof, v_ens, strict=True)]) + "\n")
     (run_dir / "stack_test_scores.json").write_text(json.dumps(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "sequence": a,
           "profile": b, "ensemble": c} for r, a, b, c in zip(test, t_seq, t_prof, t_ens, strict=True)]) + "\n")
