@@ -82,7 +82,7 @@ def main() -> int:
         print(_row("profile model alone", "val FPR rule, per ecosystem", prof["test_by_ecosystem_threshold"]))
         for name, label in (("ensemble", "ensemble"), ("sequence", "BERT int8"), ("profile", "profile model alone")):
             if "test_at_best_f1_threshold" in stack["models"][name]:
-                print(_row(label, "val best F1 (the baselines' rule)", stack["models"][name]["test_at_best_f1_threshold"]))
+                print(_row(label, "val best F1 (baselines' rule)", stack["models"][name]["test_at_best_f1_threshold"]))
     guarddog = _guarddog(work, models / run / "stack_test_scores.json")
     if guarddog:
         print(_row("GuardDog 3.2.0", "risk score >= 5", guarddog))
