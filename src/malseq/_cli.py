@@ -91,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--no-isolate", action="store_true",
                     help="scan in this process (faster start) instead of a worker process that a crashing "
                     "or hanging parser cannot take down")
+    sc.add_argument("--operating-point", choices=("low-fpr", "balanced"), default="low-fpr",
+                    help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
+                    "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
     sc.add_argument("--suppressions", type=Path, metavar="FILE",
                     help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
                     "fail the run (default: $MALSEQ_SUPPRESSIONS); see docs/output.md")
@@ -118,7 +121,7 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         offline=args.offline or os.environ.get("MALSEQ_OFFLINE", "") not in ("", "0"),
     )
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
-                       isolate=not args.no_isolate)
+                       isolate=not args.no_isolate, operating_point=args.operating_point)
 
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:

@@ -30,6 +30,7 @@ class ScanOptions:
     isolate: bool = False
     score: bool = True  # score the sequences with the model (one batch after the loop; see `scan`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
+    operating_point: str = "low-fpr"  # verdict threshold: "low-fpr" or "balanced" (malseq.model.infer)
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,12 @@ def scan(
 ) -> list[TargetResult]:
     options = options or ScanOptions()
     results = list(scan_iter(texts, options, observer))
-    return score_results(results, options.model_dir) if options.score else results
+    return score_results(results, options.model_dir, options.operating_point) if options.score else results
 
 
-def score_results(results: Sequence[TargetResult], model_dir: Path | None = None) -> list[TargetResult]:
+def score_results(
+    results: Sequence[TargetResult], model_dir: Path | None = None, operating_point: str = "low-fpr"
+) -> list[TargetResult]:
     """Add `score` and `verdict` to every result with a sequence: one model load, one batched run.
 
     Without a usable model the results come back unscored (`score` None, `unscored` saying
@@ -224,7 +227,7 @@ def score_results(results: Sequence[TargetResult], model_dir: Path | None = None
     from malseq.model.scoring import score_input, score_inputs
 
     inputs = [score_input(r) for r in results]
-    scored, why = score_inputs(inputs, model_dir)
+    scored, why = score_inputs(inputs, model_dir, operating_point)
     out = []
     for r, item, s in zip(results, inputs, scored, strict=True):
         if s is not None:

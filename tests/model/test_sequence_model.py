@@ -239,6 +239,7 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     assert doc["latency_int8_one_thread"]["single_median_ms"] > 0
     card = json.loads((tmp_path / "run" / "model-int8" / "model_card.json").read_text())
     assert card["threshold"] == doc["models"]["bert-int8"]["threshold"]
+    assert 0.0 <= card["threshold_balanced"] <= 1.0
     assert "pypi" in card["test"] and card["max_len"] == 64
     assert SequenceScorer.load(tmp_path / "run" / "model-int8").score(["install : read file"])[0] <= 1.0
     # the profile model and the stack are fitted on the same split and reported on test
@@ -290,6 +291,13 @@ def test_scan_scores_every_target_in_one_batch(tiny_run: dict[str, object], tmp_
     (flag_all / "model_card.json").write_text(json.dumps({**card, "threshold": 0.0}))
     assert _cli.main(["scan", "-q", "--model", str(flag_all), targets[0]]) == 1
     assert _cli.main(["scan", "-q", "--no-analysis", "--model", str(flag_all), targets[0]]) == 0
+    # the balanced operating point uses the card's threshold_balanced, and needs one
+    assert _cli.main(["scan", "-q", "--model", str(flag_all), "--operating-point", "balanced", targets[0]]) == 3
+    two_points = tmp_path / "two-points"
+    shutil.copytree(tiny_run["int8_dir"], two_points)  # type: ignore[arg-type]
+    (two_points / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0, "threshold_balanced": 0.0}))
+    assert _cli.main(["scan", "-q", "--model", str(two_points), targets[0]]) == 0
+    assert _cli.main(["scan", "-q", "--model", str(two_points), "--operating-point", "balanced", targets[0]]) == 1
     never = tmp_path / "never"
     shutil.copytree(tiny_run["int8_dir"], never)  # type: ignore[arg-type]
     (never / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0}))
@@ -345,6 +353,12 @@ def test_scan_uses_a_shipped_ensemble(tiny_run: dict[str, object], tmp_path: Pat
     assert _cli.main(["scan", "-q", "--format", "json", "--model", str(flag_all), target]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert set(doc[0]["component_scores"]) == {"sequence", "profile"}
+    # the balanced operating point of an ensemble
+    balanced = _stacked_folder(tiny_run, tmp_path / "balanced", threshold=2.0)
+    ens = json.loads((balanced / "ensemble.json").read_text())
+    (balanced / "ensemble.json").write_text(json.dumps({**ens, "balanced_threshold": 0.0}))
+    assert scan([target], ScanOptions(model_dir=balanced, operating_point="balanced"))[0].verdict == "malicious"
+    assert scan([target], ScanOptions(model_dir=balanced))[0].verdict == "benign"
     # per-ecosystem thresholds: only the npm package is judged at 0
     npm_only = _stacked_folder(tiny_run, tmp_path / "npm-zero", threshold=2.0, thresholds={"npm": 0.0})
     both = [str(examples / "npm-env-exfil"), str(examples / "pypi-clean-lib")]

@@ -28,8 +28,13 @@ class Ensemble:
     # per-ecosystem verdict thresholds (each chosen on that ecosystem's validation packages);
     # `threshold` applies to an ecosystem not listed
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # the validation best-F1 threshold: the "balanced" operating point (more recall, more false alarms)
+    balanced_threshold: float | None = None
 
-    def threshold_for(self, ecosystem: str) -> float:
+    def threshold_for(self, ecosystem: str, operating_point: str = "low-fpr") -> float | None:
+        """The verdict threshold; None when the ensemble has no such operating point."""
+        if operating_point == "balanced":
+            return self.balanced_threshold
         return float(self.thresholds.get(ecosystem, self.threshold))
 
     def score(self, *scores: float) -> float:
@@ -39,7 +44,8 @@ class Ensemble:
 
     def save(self, path: Path) -> None:
         doc = {"weights": list(self.weights), "intercept": self.intercept, "threshold": self.threshold,
-               "components": list(self.components), "thresholds": dict(self.thresholds), "info": dict(self.info)}
+               "components": list(self.components), "thresholds": dict(self.thresholds),
+               "balanced_threshold": self.balanced_threshold, "info": dict(self.info)}
         Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
@@ -50,8 +56,9 @@ class Ensemble:
         if len(components) != len(weights):
             raise ValueError(f"{path}: {len(weights)} weights for components {components}")
         thresholds = {str(k): float(v) for k, v in (doc.get("thresholds") or {}).items()}
+        balanced = doc.get("balanced_threshold")
         return cls(weights, float(doc["intercept"]), float(doc.get("threshold", 0.5)), doc.get("info") or {},
-                   components, thresholds)
+                   components, thresholds, float(balanced) if balanced is not None else None)
 
 
 def fit_stack(

@@ -154,10 +154,15 @@ def run_training(
     val_int8 = SequenceScorer.load(int8_dir).score(val_texts)
     threshold_int8 = choose_threshold([r.label for r in va], val_int8, config.max_fpr, [r.stratum for r in va],
                                       config.max_fpr_by_stratum)
+    from malseq.evaluate.metrics import best_f1_threshold
+
     card["threshold_fp32"] = result.threshold
     card["threshold"] = threshold_int8
     card["threshold_chosen_on"] = "the int8 model's validation scores"
-    write_card(fp32_dir, {**card, "threshold": result.threshold})
+    # the "balanced" operating point (`malseq scan --operating-point balanced`): validation best F1
+    card["threshold_balanced"] = best_f1_threshold([r.label for r in va], val_int8)
+    fp32_balanced = best_f1_threshold([r.label for r in va], result.val_scores)
+    write_card(fp32_dir, {**card, "threshold": result.threshold, "threshold_balanced": fp32_balanced})
     write_card(int8_dir, card)
 
     test_texts = [_text(r, order, i) for i, r in enumerate(test)]
@@ -193,7 +198,7 @@ def run_training(
     card["agreement_fp32_int8_test"] = agree
     card["latency_int8_one_thread"] = lat
     write_card(int8_dir, card)
-    write_card(fp32_dir, {**card, "threshold": result.threshold})
+    write_card(fp32_dir, {**card, "threshold": result.threshold, "threshold_balanced": fp32_balanced})
     (out_dir / "test_scores.json").write_text(json.dumps(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "status": r.status,
           "int8": s8, "fp32": s32} for r, s8, s32 in zip(test, int8_scores, fp32_scores, strict=True)]) + "\n")

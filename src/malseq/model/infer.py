@@ -24,6 +24,11 @@ from malseq.model.text import model_text
 BATCH_SIZE = 32
 MALICIOUS = "malicious"
 BENIGN = "benign"
+# Operating points: "low-fpr" keeps the validation false-positive rate within the budget (the
+# default); "balanced" is the validation best-F1 threshold (more recall, more false alarms).
+LOW_FPR = "low-fpr"
+BALANCED = "balanced"
+OPERATING_POINTS = (LOW_FPR, BALANCED)
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,9 @@ class ModelCard:
 
     name: str
     max_len: int
-    threshold: float
+    threshold: float  # the "low-fpr" operating point (the default)
     created: str = ""
+    threshold_balanced: float | None = None  # the "balanced" operating point (validation best F1)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -45,6 +51,8 @@ class ModelCard:
                 max_len=int(doc["max_len"]),
                 threshold=float(doc["threshold"]),
                 created=str(doc.get("created", "")),
+                threshold_balanced=float(doc["threshold_balanced"]) if doc.get("threshold_balanced") is not None
+                else None,
                 raw=doc,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -72,6 +80,17 @@ class SequenceScorer:
 
     def verdict(self, score: float) -> str:
         return verdict(score, self.card.threshold)
+
+    def threshold_for(self, operating_point: str) -> float:
+        """The card's threshold for an operating point ("low-fpr" or "balanced")."""
+        if operating_point == LOW_FPR:
+            return self.card.threshold
+        if operating_point == BALANCED and self.card.threshold_balanced is not None:
+            return self.card.threshold_balanced
+        raise ModelNotAvailableError(
+            f"the model in {self.model_dir} has no {operating_point!r} operating point",
+            hint=f"use --operating-point {LOW_FPR}, or a model trained by a newer malseq train",
+        )
 
     # -- loading
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from malseq.errors import ModelNotAvailableError
 from malseq.model.ensemble import Ensemble
-from malseq.model.infer import SequenceScorer, try_load, verdict
+from malseq.model.infer import LOW_FPR, SequenceScorer, try_load, verdict
 from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel
 from malseq.model.text import model_text
 
@@ -101,9 +101,12 @@ def score_input(result: Any) -> ScoreInput | None:
 
 
 def score_inputs(
-    inputs: Sequence[ScoreInput | None], model_dir: Path | None = None
+    inputs: Sequence[ScoreInput | None], model_dir: Path | None = None, operating_point: str = LOW_FPR
 ) -> tuple[list[Scored | None], str | None]:
-    """(one Scored or None per input, why-no-score): None where an input is None or no model is available."""
+    """(one Scored or None per input, why-no-score): None where an input is None or no model is available.
+
+    `operating_point` picks the verdict threshold: "low-fpr" (default) or "balanced".
+    """
     if all(i is None for i in inputs):
         return [None] * len(inputs), None
     scorer, why = try_load(model_dir)
@@ -111,6 +114,11 @@ def score_inputs(
         return [None] * len(inputs), why
     try:
         stack = load_stack(scorer.model_dir)
+        sequence_threshold = scorer.threshold_for(operating_point) if stack is None else None
+        if stack is not None and stack.ensemble.threshold_for("", operating_point) is None:
+            raise ModelNotAvailableError(
+                f"the ensemble in {scorer.model_dir} has no {operating_point!r} operating point",
+                hint=f"use --operating-point {LOW_FPR}")
     except ModelNotAvailableError as exc:
         return [None] * len(inputs), str(exc)
     idx = [i for i, item in enumerate(inputs) if item is not None]
@@ -120,10 +128,12 @@ def score_inputs(
     for i, item, s in zip(idx, present, sequence_scores, strict=True):
         assert item is not None
         if stack is None:
-            out[i] = Scored(s, scorer.verdict(s), (("sequence", s),))
+            assert sequence_threshold is not None
+            out[i] = Scored(s, verdict(s, sequence_threshold), (("sequence", s),))
             continue
         p = stack.profile.score(item.profile)
         combined = stack.ensemble.score(s, p)
-        threshold = stack.ensemble.threshold_for(item.profile.ecosystem)
+        threshold = stack.ensemble.threshold_for(item.profile.ecosystem, operating_point)
+        assert threshold is not None
         out[i] = Scored(combined, verdict(combined, threshold), (("sequence", s), ("profile", p)))
     return out, None

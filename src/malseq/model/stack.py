@@ -146,6 +146,7 @@ def run_stack(
     keep = keep_rule(models["sequence"]["test"], models["ensemble"]["test_by_ecosystem_threshold"], max_fpr)
     ensemble = replace(ensemble, threshold=models["ensemble"]["threshold"],
                        thresholds=models["ensemble"]["thresholds_by_ecosystem"],
+                       balanced_threshold=models["ensemble"]["best_f1_val_threshold"],
                        info={"kept": keep, "fitted_on": "validation split",
                              "threshold_rule": card.get("threshold_rule")})
     profile.save(run_dir / PROFILE_FILE)
@@ -156,7 +157,7 @@ def run_stack(
                      "in every ecosystem",
         "ensemble": {"components": list(ensemble.components), "weights": list(ensemble.weights),
                      "intercept": ensemble.intercept, "threshold": ensemble.threshold,
-                     "thresholds": dict(ensemble.thresholds)},
+                     "thresholds": dict(ensemble.thresholds), "balanced_threshold": ensemble.balanced_threshold},
         "profile_model": {"trees": len(profile.trees), "features": len(profile.features),
                           "fit_seconds": round(fit_seconds, 1), "ms_per_package": round(profile_ms, 3)},
         "models": models,
