@@ -204,16 +204,12 @@ def test_onnx_scores_and_agreement(tiny_run: dict[str, object]) -> None:
     assert scorer.verdict(1.0) == "malicious" and scorer.verdict(-1.0) == "benign"
 
 
-def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
-    """`malseq train`'s pipeline on a fake corpus work dir (samples, split, analysis cache)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("onnx")
+def _fake_corpus(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """A corpus work dir (samples, split, analysis cache) of 60 synthetic packages; returns texts and split."""
     from malseq.corpus.cache import AnalysisCache, CachedAnalysis, extractor_version
     from malseq.corpus.pipeline import CACHE_FILE, SAMPLES_FILE, SPLIT_FILE
     from malseq.corpus.records import Sample, write_samples
     from malseq.corpus.splits import Split
-    from malseq.model.experiment import run_training
-    from malseq.model.train import TrainConfig
 
     texts, labels = _synthetic(60, seed=3)
     samples, rows, assignments = [], [], {}
@@ -231,6 +227,17 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     Split(assignments, {k: k for k in assignments}, {"mode": "test"}).save(tmp_path / SPLIT_FILE)
     with AnalysisCache(tmp_path / CACHE_FILE) as cache:
         cache.put_many(rows)
+    return texts, assignments
+
+
+def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
+    """`malseq train`'s pipeline on a fake corpus work dir (samples, split, analysis cache)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from malseq.model.experiment import run_training
+    from malseq.model.train import TrainConfig
+
+    texts, assignments = _fake_corpus(tmp_path)
     tok = _tokenizer(tmp_path, texts)
     config = TrainConfig(tokenizer=str(tok), tiny={}, max_len=64, batch_size=8, lr=1e-3, epochs=2, threads=1)
     doc = run_training(tmp_path, tmp_path / "run", config, log=lambda m: None)
@@ -389,3 +396,20 @@ def test_assembling_a_new_sequence_model_drops_a_stale_ensemble(tiny_run: dict[s
     assemble(folder, int8_dir / "model.onnx", int8_dir / "tokenizer.json", {"name": "t", "max_len": 64,
                                                                             "threshold": 0.5})
     assert not (folder / ENSEMBLE_FILE).exists() and not (folder / PROFILE_FILE).exists()
+
+
+def test_training_with_reordered_copies(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from malseq.model.experiment import run_training
+    from malseq.model.train import TrainConfig
+
+    texts, _ = _fake_corpus(tmp_path)
+    config = TrainConfig(tokenizer=str(_tokenizer(tmp_path, texts)), tiny={}, max_len=64, batch_size=8, epochs=1,
+                         max_steps=2, threads=1)
+    plain = run_training(tmp_path, tmp_path / "plain", config, stack=False, log=lambda m: None)
+    augmented = run_training(tmp_path, tmp_path / "aug", config, stack=False, augment_shuffled=1, log=lambda m: None)
+    assert augmented["card"]["data"]["augment_shuffled"] == 1
+    assert augmented["card"]["data"]["train"] == 2 * plain["card"]["data"]["train"]
+    # validation and test keep the execution order: the same test packages are scored
+    assert augmented["agreement_fp32_int8"]["n"] == plain["agreement_fp32_int8"]["n"]
