@@ -52,6 +52,9 @@ def register(sub: Any) -> None:
                     help="also keep the popular stratum's validation FPR <= F")
     tr.add_argument("--augment-shuffled", type=int, default=0, metavar="N",
                     help="add N copies of each training text with each stage's behaviours reordered (default 0)")
+    tr.add_argument("--reuse-checkpoint", action="store_true",
+                    help="if --out already holds a finished training (train/training.json, train/checkpoint), "
+                    "skip training and only export, evaluate and stack it")
     tr.add_argument("--ship", action="store_true", help="copy the int8 model into malseq/model/data/")
     tr.add_argument("--no-stack", action="store_true",
                     help="skip the behaviour-profile model and the stacked ensemble after training")
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     run_training(
         workdir, out, config, split_file=args.split_file,
         train_ecosystems=[e.strip() for e in args.ecosystems.split(",") if e.strip()], order=args.order,
-        ship=args.ship, stack=not args.no_stack, augment_shuffled=args.augment_shuffled, max_train=args.max_train,
+        ship=args.ship, stack=not args.no_stack, augment_shuffled=args.augment_shuffled,
+        reuse_checkpoint=args.reuse_checkpoint, max_train=args.max_train,
         log=_log, observer=observe,
     )
     return 0

@@ -413,3 +413,22 @@ def test_training_with_reordered_copies(tmp_path: Path) -> None:
     assert augmented["card"]["data"]["train"] == 2 * plain["card"]["data"]["train"]
     # validation and test keep the execution order: the same test packages are scored
     assert augmented["agreement_fp32_int8"]["n"] == plain["agreement_fp32_int8"]["n"]
+
+
+def test_reusing_a_finished_training(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from malseq.model.experiment import run_training
+    from malseq.model.train import TrainConfig
+
+    texts, _ = _fake_corpus(tmp_path)
+    config = TrainConfig(tokenizer=str(_tokenizer(tmp_path, texts)), tiny={}, max_len=64, batch_size=8, epochs=1,
+                         max_steps=2, threads=1)
+    first = run_training(tmp_path, tmp_path / "run", config, stack=False, log=lambda m: None)
+    log_before = (tmp_path / "run" / "train" / "train_log.jsonl").read_text()
+    messages: list[str] = []
+    again = run_training(tmp_path, tmp_path / "run", config, stack=False, reuse_checkpoint=True, log=messages.append)
+    assert any("reusing the finished training" in m for m in messages)
+    assert (tmp_path / "run" / "train" / "train_log.jsonl").read_text() == log_before  # not trained again
+    assert again["card"]["threshold_fp32"] == first["card"]["threshold_fp32"]
+    assert again["models"]["bert-fp32"]["by_ecosystem"] == first["models"]["bert-fp32"]["by_ecosystem"]

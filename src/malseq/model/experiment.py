@@ -78,6 +78,7 @@ def run_training(
     ship: bool = False,
     stack: bool = True,
     augment_shuffled: int = 0,
+    reuse_checkpoint: bool = False,
     max_train: int | None = None,
     log: Log = print,
     observer: Observer | None = None,
@@ -107,11 +108,16 @@ def run_training(
         for k in range(1, augment_shuffled + 1):
             tr_texts += [shuffled_text(model_text(r.sequence_text), 1_000_003 * k + i) for i, r in enumerate(tr)]
             tr_labels += [r.label for r in tr]
-    result = train(
-        tr_texts, tr_labels,
-        [_text(r, order, i) for i, r in enumerate(va)], [r.label for r in va],
-        config, out_dir / "train", observer, val_strata=[r.stratum for r in va],
-    )
+    finished = out_dir / "train" / "training.json"
+    if reuse_checkpoint and finished.is_file() and (out_dir / "train" / "checkpoint").is_dir():
+        result = load_train_result(out_dir / "train")
+        log(f"reusing the finished training in {out_dir / 'train'} (no training)")
+    else:
+        result = train(
+            tr_texts, tr_labels,
+            [_text(r, order, i) for i, r in enumerate(va)], [r.label for r in va],
+            config, out_dir / "train", observer, val_strata=[r.stratum for r in va],
+        )
     (out_dir / "val_scores.json").write_text(json.dumps(
         [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "score": sc}
          for r, sc in zip(va, result.val_scores, strict=True)]) + "\n")
@@ -215,6 +221,19 @@ def run_training(
         doc["stack"] = run_stack(workdir, out_dir, split_file=split_file, ship_to=DATA_DIR if ship else None,
                                  order=order, log=log)
     return doc
+
+
+def load_train_result(train_dir: Path) -> Any:
+    """The `TrainResult` of a finished `train()` in `train_dir`, read back from its files."""
+    from malseq.model.train import TrainResult
+
+    doc = json.loads((train_dir / "training.json").read_text())
+    return TrainResult(
+        out_dir=train_dir, checkpoint=train_dir / "checkpoint", threshold=float(doc["threshold"]),
+        best_epoch=float(doc["best"].get("epoch", 0)), best_step=int(doc["best"].get("step", 0)),
+        val_metrics=doc["val_metrics"], steps=int(doc["steps"]), seconds=float(doc["seconds"]),
+        val_scores=[float(v) for v in json.loads((train_dir / "val_scores.json").read_text())],
+    )
 
 
 def smoke_config(config: TrainConfig) -> TrainConfig:
