@@ -1,7 +1,13 @@
-"""Feature coverage (issue 3) from the analysis cache built by `malseq corpus build`: from the analysis cache: share of packages with a data-transmission or
-payload-execution behaviour, per ecosystem and label, and analysis throughput."""
-import csv, json, sqlite3, sys
+"""Feature coverage (issue 3) from the analysis cache built by `malseq corpus build`.
+
+Share of packages with a data-transmission or payload-execution behaviour, per ecosystem and
+label, and analysis throughput.
+"""
+import csv
+import json
+import sqlite3
 from pathlib import Path
+
 from malseq.features.catalogue import BY_ID
 from malseq.features.types import Dimension
 
@@ -23,7 +29,9 @@ for sha, eco, events, nbytes, secs in c.execute(
     s[1] += any(BY_ID[i].dimension in DECISIVE for i in ids if i in BY_ID)
     s[2] += nbytes or 0
     s[3] += secs or 0.0
-print("| ecosystem | label | stratum | packages | with transmission or execution | share | MB (all files) | analysis s | MB/s |")
+print("| ecosystem | label | stratum | packages | with transmission or execution | share | MB (all files) "
+      "| analysis s | MB/s |")
 print("|---|---|---|---|---|---|---|---|---|")
 for (eco, label, stratum), (n, hit, nb, secs) in sorted(stats.items()):
-    print(f"| {eco} | {label} | {stratum} | {n} | {hit} | {hit/n:.1%} | {nb/1e6:.0f} | {secs:.0f} | {nb/1e6/secs:.2f} |")
+    print(f"| {eco} | {label} | {stratum} | {n} | {hit} | {hit / n:.1%} | {nb / 1e6:.0f} | {secs:.0f} "
+          f"| {nb / 1e6 / secs:.2f} |")
