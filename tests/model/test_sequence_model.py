@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -398,15 +399,22 @@ def test_assembling_a_new_sequence_model_drops_a_stale_ensemble(tiny_run: dict[s
     assert not (folder / ENSEMBLE_FILE).exists() and not (folder / PROFILE_FILE).exists()
 
 
-def test_training_with_reordered_copies(tmp_path: Path) -> None:
+@pytest.fixture
+def two_step_config(tmp_path: Path) -> Any:
+    """A fake corpus in tmp_path and a 2-step tiny-model training config for it."""
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from malseq.model.experiment import run_training
     from malseq.model.train import TrainConfig
 
     texts, _ = _fake_corpus(tmp_path)
-    config = TrainConfig(tokenizer=str(_tokenizer(tmp_path, texts)), tiny={}, max_len=64, batch_size=8, epochs=1,
-                         max_steps=2, threads=1)
+    return TrainConfig(tokenizer=str(_tokenizer(tmp_path, texts)), tiny={}, max_len=64, batch_size=8, epochs=1,
+                       max_steps=2, threads=1)
+
+
+def test_training_with_reordered_copies(tmp_path: Path, two_step_config: Any) -> None:
+    from malseq.model.experiment import run_training
+
+    config = two_step_config
     plain = run_training(tmp_path, tmp_path / "plain", config, stack=False, log=lambda m: None)
     augmented = run_training(tmp_path, tmp_path / "aug", config, stack=False, augment_shuffled=1, log=lambda m: None)
     assert augmented["card"]["data"]["augment_shuffled"] == 1
@@ -415,15 +423,10 @@ def test_training_with_reordered_copies(tmp_path: Path) -> None:
     assert augmented["agreement_fp32_int8"]["n"] == plain["agreement_fp32_int8"]["n"]
 
 
-def test_reusing_a_finished_training(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("onnx")
+def test_reusing_a_finished_training(tmp_path: Path, two_step_config: Any) -> None:
     from malseq.model.experiment import run_training
-    from malseq.model.train import TrainConfig
 
-    texts, _ = _fake_corpus(tmp_path)
-    config = TrainConfig(tokenizer=str(_tokenizer(tmp_path, texts)), tiny={}, max_len=64, batch_size=8, epochs=1,
-                         max_steps=2, threads=1)
+    config = two_step_config
     first = run_training(tmp_path, tmp_path / "run", config, stack=False, log=lambda m: None)
     log_before = (tmp_path / "run" / "train" / "train_log.jsonl").read_text()
     messages: list[str] = []
