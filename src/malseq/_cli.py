@@ -20,6 +20,7 @@ from malseq import __version__
 from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions
 from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.report.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan
 from malseq.suppress import apply_suppressions, flagged, load_suppressions
@@ -91,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--no-isolate", action="store_true",
                     help="scan in this process (faster start) instead of a worker process that a crashing "
                     "or hanging parser cannot take down")
-    sc.add_argument("--operating-point", choices=("low-fpr", "balanced"), default="low-fpr",
+    sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
                     help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
                     "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
     sc.add_argument("--suppressions", type=Path, metavar="FILE",

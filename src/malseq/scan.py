@@ -14,6 +14,7 @@ from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import Target, parse_target
+from malseq.model import LOW_FPR
 from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class ScanOptions:
     isolate: bool = False
     score: bool = True  # score the sequences with the model (one batch after the loop; see `scan`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
-    operating_point: str = "low-fpr"  # verdict threshold: "low-fpr" or "balanced" (malseq.model.infer)
+    operating_point: str = LOW_FPR  # verdict threshold: malseq.model.OPERATING_POINTS
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def scan(
 
 
 def score_results(
-    results: Sequence[TargetResult], model_dir: Path | None = None, operating_point: str = "low-fpr"
+    results: Sequence[TargetResult], model_dir: Path | None = None, operating_point: str = LOW_FPR
 ) -> list[TargetResult]:
     """Add `score` and `verdict` to every result with a sequence: one model load, one batched run.
 

@@ -16,5 +16,10 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "model_card.json"
+# Operating points: "low-fpr" keeps the validation false-positive rate within the budget (the
+# default); "balanced" is the validation best-F1 threshold (more recall, more false alarms).
+LOW_FPR = "low-fpr"
+BALANCED = "balanced"
+OPERATING_POINTS = (LOW_FPR, BALANCED)
 
-__all__ = ["CARD_FILE", "DATA_DIR", "MODEL_FILE", "TOKENIZER_FILE"]
+__all__ = ["BALANCED", "CARD_FILE", "DATA_DIR", "LOW_FPR", "MODEL_FILE", "OPERATING_POINTS", "TOKENIZER_FILE"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from malseq.model import BALANCED, LOW_FPR
 from malseq.model._math import logit, sigmoid
 
 
@@ -31,9 +32,12 @@ class Ensemble:
     # the validation best-F1 threshold: the "balanced" operating point (more recall, more false alarms)
     balanced_threshold: float | None = None
 
-    def threshold_for(self, ecosystem: str, operating_point: str = "low-fpr") -> float | None:
+    def has_operating_point(self, operating_point: str) -> bool:
+        return operating_point == LOW_FPR or (operating_point == BALANCED and self.balanced_threshold is not None)
+
+    def threshold_for(self, ecosystem: str, operating_point: str = LOW_FPR) -> float | None:
         """The verdict threshold; None when the ensemble has no such operating point."""
-        if operating_point == "balanced":
+        if operating_point == BALANCED:
             return self.balanced_threshold
         return float(self.thresholds.get(ecosystem, self.threshold))
 

@@ -18,17 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from malseq.errors import ModelNotAvailableError
-from malseq.model import CARD_FILE, DATA_DIR, MODEL_FILE, TOKENIZER_FILE
+from malseq.model import BALANCED, CARD_FILE, DATA_DIR, LOW_FPR, MODEL_FILE, TOKENIZER_FILE
 from malseq.model.text import model_text
 
 BATCH_SIZE = 32
 MALICIOUS = "malicious"
 BENIGN = "benign"
-# Operating points: "low-fpr" keeps the validation false-positive rate within the budget (the
-# default); "balanced" is the validation best-F1 threshold (more recall, more false alarms).
-LOW_FPR = "low-fpr"
-BALANCED = "balanced"
-OPERATING_POINTS = (LOW_FPR, BALANCED)
 
 
 @dataclass(frozen=True)

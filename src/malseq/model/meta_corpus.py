@@ -83,10 +83,10 @@ def _fallback(row: Any) -> dict[str, float]:
 
 def run_metadata(workdir: Path, run_dir: Path, split_file: Path | None = None, log: Log = print,
                  ship_to: Path | None = None) -> dict[str, Any]:
-    from malseq.evaluate.metrics import compute_metrics
     from malseq.model.ensemble import fit_stack
     from malseq.model.experiment import split_rows
     from malseq.model.metadata import fit_logistic
+    from malseq.model.stack import per_ecosystem
     from malseq.model.threshold import choose_threshold
 
     by, _ = split_rows(workdir, split_file)
@@ -116,14 +116,7 @@ def run_metadata(workdir: Path, run_dir: Path, split_file: Path | None = None, l
                            "feature_errors": sum(1 for r in all_rows if not feats.get(r.key)), "models": {}}
     for name, vs, ts in (("sequence", v_seq, t_seq), ("metadata", v_meta, t_meta), ("ensemble", v_ens, t_ens)):
         threshold = choose_threshold(v_labels, vs, 0.005, v_strata)
-        entry: dict[str, Any] = {"threshold": threshold}
-        for eco in ("pypi", "npm"):
-            idx = [i for i, r in enumerate(test) if r.ecosystem == eco]
-            if idx:
-                m = compute_metrics([test[i].label for i in idx], [ts[i] for i in idx], threshold,
-                                    [test[i].stratum for i in idx])
-                entry[eco] = {k: v for k, v in m.to_dict().items()
-                              if k in ("f1", "precision", "recall", "fpr", "fpr_by_stratum", "pr_auc", "roc_auc")}
+        entry: dict[str, Any] = {"threshold": threshold, **per_ecosystem(test, ts, threshold)}
         out["models"][name] = entry
         log(f"{name}: " + ", ".join(f"{eco} F1 {entry[eco]['f1']:.4f} FPR {entry[eco]['fpr']:.4f}"
                                     for eco in ("pypi", "npm") if eco in entry))

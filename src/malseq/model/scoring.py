@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from malseq.errors import ModelNotAvailableError
+from malseq.model import LOW_FPR
 from malseq.model.ensemble import Ensemble
-from malseq.model.infer import LOW_FPR, SequenceScorer, try_load, verdict
+from malseq.model.infer import SequenceScorer, try_load, verdict
 from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel
 from malseq.model.text import model_text
 
@@ -115,7 +116,7 @@ def score_inputs(
     try:
         stack = load_stack(scorer.model_dir)
         sequence_threshold = scorer.threshold_for(operating_point) if stack is None else None
-        if stack is not None and stack.ensemble.threshold_for("", operating_point) is None:
+        if stack is not None and not stack.ensemble.has_operating_point(operating_point):
             raise ModelNotAvailableError(
                 f"the ensemble in {scorer.model_dir} has no {operating_point!r} operating point",
                 hint=f"use --operating-point {LOW_FPR}")

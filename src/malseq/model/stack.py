@@ -63,8 +63,8 @@ def per_ecosystem(
             m = compute_metrics([rows[i].label for i in idx], [scores[i] for i in idx], t,
                                 [rows[i].stratum for i in idx])
             out[eco] = {k: v for k, v in m.to_dict().items()
-                        if k in ("f1", "precision", "recall", "fpr", "fpr_by_stratum", "pr_auc", "tp", "fp", "fn",
-                                 "n", "malicious")}
+                        if k in ("f1", "precision", "recall", "fpr", "fpr_by_stratum", "pr_auc", "roc_auc", "tp",
+                                 "fp", "fn", "n", "malicious")}
     return out
 
 
