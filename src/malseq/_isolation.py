@@ -29,9 +29,17 @@ class WorkerFailure:
     exit_code: int | None = None  # the worker's exit status; negative: killed by that signal (-9: SIGKILL)
 
 
+# A worker's first message: it has started and imported `func`. The hard limit counts from
+# the item, not from interpreter start-up, which on a loaded machine can take seconds by itself.
+_READY = "malseq-worker-ready"
+# How long a new worker may take to start (spawn, imports) before it counts as failed.
+STARTUP_LIMIT_SECONDS = 120.0
+
+
 def _serve(conn: Connection, func: Callable[[Any], Any]) -> None:
     # The parent handles Ctrl-C; a worker dies with it instead of printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send(_READY)
     while True:
         try:
             item = conn.recv()
@@ -94,9 +102,13 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
             if self._closed:
                 return WorkerFailure("closed", "the runner was closed")
             alive = self._conn is not None and self._process is not None and self._process.is_alive()
-            conn = self._conn if alive and self._conn is not None else self._start()
+            fresh = not (alive and self._conn is not None)
+            conn = self._start() if fresh else self._conn
+            assert conn is not None
             process = self._process
         try:
+            if fresh and not (conn.poll(STARTUP_LIMIT_SECONDS) and conn.recv() == _READY):
+                raise EOFError("the worker did not start")
             conn.send(item)
             if conn.poll(self._hard_limit):
                 result: ResultT = conn.recv()

@@ -272,14 +272,14 @@ def test_zip_bomb_lying_about_its_size_is_cut_at_the_declared_size(tmp_path: Pat
 
 def test_tgz_bomb_one_gigabyte_member(tgz_bomb_1g: bytes) -> None:
     assert len(tgz_bomb_1g) < 2 * MiB
-    start = time.monotonic()
+    start = time.process_time()  # CPU, not wall: holds on a busy machine
     peak, outcome = peak_memory(lambda: read(tgz_bomb_1g))
     assert isinstance(outcome, ArchiveLimitError)
     assert "gzip stream expands more than 200 times its compressed size" in str(outcome)
     assert "possible decompression bomb" in str(outcome)
     assert peak < BOMB_PEAK_LIMIT
     assert peak < 32 * MiB  # the tar is streamed, never held whole
-    assert time.monotonic() - start < 10
+    assert time.process_time() - start < 10
     print(f"\ntar.gz 1 GiB bomb: peak {peak / MiB:.1f} MiB")
 
 
@@ -343,10 +343,10 @@ def test_100k_tiny_tar_members() -> None:
         template[0:8] = name
         blocks += set_checksum(template)
     data = gzip.compress(bytes(blocks) + bytes(1024), compresslevel=1)
-    start = time.monotonic()
+    start = time.process_time()  # CPU, not wall: holds on a busy machine
     with pytest.raises(ArchiveLimitError, match="archive has more than 20000 members"):
         read(data)
-    assert time.monotonic() - start < 10
+    assert time.process_time() - start < 10
 
 
 def test_100k_tiny_zip_members_are_refused_before_parsing() -> None:
@@ -1074,9 +1074,9 @@ def test_sizes_in_hostile_headers_neither_allocate_nor_hang(size: int, compress:
     info.size = size
     data = compress(tar_bytes([TarEntry("package/a.js", b"abc")], fmt=tarfile.GNU_FORMAT, end=False)
                     + info.tobuf(tarfile.GNU_FORMAT) + b"tiny")
-    start = time.monotonic()
+    start = time.process_time()  # CPU, not wall: holds on a busy machine
     peak, outcome = peak_memory(lambda: read(data))
-    assert time.monotonic() - start < 2
+    assert time.process_time() - start < 2
     assert isinstance(outcome, ArchiveContents), outcome
     assert paths(outcome) == ["package/a.js"]
     assert skipped(outcome)["package/huge.js"] == f"too large ({size} bytes)"
