@@ -1,7 +1,7 @@
 """The sequence model: a BERT-family classifier over behaviour-sequence texts.
 
 - `malseq.model.infer`: scoring with onnxruntime + tokenizers (no torch), used by `malseq scan`.
-- `malseq.model.train` / `malseq.model.export`: fine-tuning and ONNX export (the `train` extra).
+- `malseq_lab.model.train` / `malseq_lab.model.export`: fine-tuning and ONNX export (the `train` extra).
 - `malseq.model.metadata` / `malseq.model.ensemble`: the manifest/archive metadata model and the
   score combination (pure Python at scan time).
 
