@@ -85,6 +85,18 @@ def test_threshold_when_budget_broken_at_top() -> None:
     assert choose_threshold([0, 1], [0.9, 0.1], max_fpr=0.0) > 0.9
 
 
+def test_shuffled_text_reorders_within_each_stage() -> None:
+    from malseq_lab.model.experiment import shuffled_text
+
+    text = "install : a , b , c , d , e ; import : f , g , h"
+    s = shuffled_text(text, seed=1)
+    install, imp = s.split(" ; ")
+    assert install.startswith("install : ") and imp.startswith("import : ")
+    assert sorted(install[10:].split(" , ")) == ["a", "b", "c", "d", "e"]
+    assert sorted(imp[9:].split(" , ")) == ["f", "g", "h"]
+    assert s == shuffled_text(text, seed=1) and s != text
+
+
 def test_bucketed_batches_cover_every_sample_once_with_little_padding() -> None:
     from malseq_lab.model.train import bucketed_batches
 

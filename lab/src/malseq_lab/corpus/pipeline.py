@@ -29,7 +29,7 @@ from malseq_lab.corpus.loaders import (
     load_labelled_folder,
     load_shared_manifest,
 )
-from malseq_lab.corpus.records import Sample, read_samples, write_samples
+from malseq_lab.corpus.records import Sample, write_samples
 from malseq_lab.corpus.splits import Split, SplitItem, make_split
 
 SAMPLES_FILE = "samples.tsv"
@@ -194,7 +194,3 @@ def _count(items: Sequence[Any], key: Callable[[Any], str]) -> dict[str, int]:
         k = key(it)
         out[k] = out.get(k, 0) + 1
     return dict(sorted(out.items()))
-
-
-def load_workdir_samples(workdir: Path) -> list[Sample]:
-    return read_samples(workdir / SAMPLES_FILE)

@@ -21,7 +21,7 @@ from malseq_lab.corpus.pipeline import CACHE_FILE, SAMPLES_FILE, SPLIT_FILE
 from malseq_lab.corpus.records import read_samples
 from malseq_lab.corpus.splits import Split
 from malseq_lab.evaluate.baselines import ModelInput, RuleBaseline, TreeBaseline
-from malseq_lab.evaluate.metrics import Metrics, best_f1_threshold, compute_metrics, pr_curve
+from malseq_lab.evaluate.metrics import Metrics, best_f1_threshold, compute_metrics
 
 ECOSYSTEMS = ("pypi", "npm")
 
@@ -250,7 +250,3 @@ def run_eval(
     log(f"report written to {out} ({doc['seconds']} s)")
     print((out / "metrics.md").read_text())
     return doc
-
-
-def score_curve_points(labels: Sequence[int], scores: Sequence[float]) -> list[tuple[float, float, float]]:
-    return pr_curve(labels, scores)

@@ -14,20 +14,40 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from malseq.analysis import analysis_key
 from malseq.model import DATA_DIR, MODEL_FILE
 from malseq.model.scoring import ANALYSIS_KEY_FIELD
-from malseq.model.text import model_text, shuffled_text
+from malseq.model.text import model_text
 from malseq_lab.model.train import Observer, TrainConfig
 
 Log = Callable[[str], None]
+
+
+def shuffled_text(text: str, seed: int) -> str:
+    """The same behaviours in a random order within each stage block (the ordered-vs-shuffled experiment).
+
+    The model text is `stage : phrase , phrase ; stage : ...` (`malseq.sequence.render`); the
+    phrases of each block are shuffled with a seeded generator, blocks and stage words stay put,
+    like `render_text(..., order="shuffled")`.
+    """
+    rng = random.Random(seed)
+    blocks = []
+    for block in text.split(" ; "):
+        head, colon, body = block.partition(" : ")
+        if not colon:
+            head, body = "", block
+        items = body.split(" , ")
+        rng.shuffle(items)
+        blocks.append((head + " : " if colon else "") + " , ".join(items))
+    return " ; ".join(blocks)
 
 
 def _text(row: Any, order: str, seed: int) -> str:
@@ -239,7 +259,3 @@ def load_train_result(train_dir: Path) -> Any:
         val_metrics=doc["val_metrics"], steps=int(doc["steps"]), seconds=float(doc["seconds"]),
         val_scores=[float(v) for v in json.loads((train_dir / "val_scores.json").read_text())],
     )
-
-
-def smoke_config(config: TrainConfig) -> TrainConfig:
-    return replace(config, max_steps=config.max_steps or 20, eval_every=None)
