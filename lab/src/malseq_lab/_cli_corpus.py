@@ -1,6 +1,7 @@
 """`malseq corpus ...` and `malseq eval`: dataset tooling and the evaluation harness.
 
-Registered into the main parser by `malseq._cli`; needs the `eval` extra for `eval`.
+Plugged into `malseq`'s command line through the `malseq.commands` entry points (lab/pyproject.toml);
+`eval` needs the lab's `eval` extra.
 """
 
 from __future__ import annotations

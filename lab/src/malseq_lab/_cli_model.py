@@ -1,6 +1,6 @@
 """`malseq train`: fine-tune the sequence model on the corpus split (needs the `train` extra).
 
-Registered into the main parser by `malseq._cli`.
+Plugged into `malseq`'s command line through the `malseq.commands` entry points (lab/pyproject.toml).
 """
 
 from __future__ import annotations
