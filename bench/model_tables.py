@@ -43,7 +43,7 @@ HEADER = ("| model | threshold | PyPI F1 | P | R | FPR | FPR long tail | FPR pop
 
 def _guarddog(work: Path, test_scores: Path) -> dict[str, Any] | None:
     """GuardDog's results (from `malseq eval --guarddog`) on exactly the test packages of the run."""
-    from malseq.evaluate.metrics import compute_metrics
+    from malseq_lab.evaluate.metrics import compute_metrics
 
     results = work / "guarddog-results.jsonl"
     if not results.is_file() or not test_scores.is_file():

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Protocol
 
 from malseq import __version__
 from malseq.errors import MalseqError, UsageError
@@ -29,6 +30,12 @@ EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 EXIT_SCAN_ERROR = 3
+
+# Extra commands come from installed packages' entry points in this group (the lab declares
+# `corpus`, `eval` and `train` in lab/pyproject.toml); the scanner itself never imports the lab.
+COMMANDS_GROUP = "malseq.commands"
+LAB_COMMANDS = ("corpus", "eval", "train")
+LAB_INSTALL_HINT = "install it from a malseq checkout with `pip install -e './lab[train,eval]'`"
 
 
 class _StderrProgress:
@@ -47,7 +54,7 @@ class _StderrProgress:
         print(f"[{index + 1}/{total}] {clean(result.target, 120)}: {status} ({result.seconds:.2f} s)", file=sys.stderr)
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="malseq",
         description="Static detector of malicious npm and PyPI packages. Never runs package code.",
@@ -99,13 +106,34 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
                     "fail the run (default: $MALSEQ_SUPPRESSIONS); see docs/output.md")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    from malseq import _cli_corpus  # `malseq corpus ...` and `malseq eval`
-
-    _cli_corpus.register(sub)
-    from malseq import _cli_model  # `malseq train`
-
-    _cli_model.register(sub)
+    for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
+        plugin.register(sub)
     return parser
+
+
+class CommandPlugin(Protocol):
+    """A module of extra commands, e.g. `malseq_lab._cli_corpus` (`malseq corpus`, `malseq eval`)."""
+
+    def register(self, sub: Any) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
+    """Extra commands installed packages declare: command word -> loader (nothing is imported yet)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.load for ep in entry_points(group=COMMANDS_GROUP)}
+
+
+def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
+    # `malseq scan` never loads them: a scan runs no lab code
+    if word == "scan":
+        return {}
+    found = _command_entry_points()
+    if word in found:  # only the module that runs this command
+        return {word: found[word]()}
+    return {name: load() for name, load in found.items()}  # no command or --help: list them all
 
 
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
@@ -161,6 +189,8 @@ def _run_scan(args: argparse.Namespace) -> int:
         from malseq.report.text import render_text
 
         sys.stdout.write(render_text(results, show_features=args.features, show_sequence=args.sequence))
+    for warning in sorted({r.model_warning for r in results if r.model_warning}):  # once, even with -q
+        print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
     unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:  # printed even with -q: a scan without a verdict must not look clean
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
@@ -172,20 +202,21 @@ def _run_scan(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    word = next((a for a in argv if not a.startswith("-")), None)
+    plugins = _load_plugins(word)
+    if word in LAB_COMMANDS and word not in plugins:
+        print(f"malseq: error: `malseq {word}` is part of the lab, which is not installed: {LAB_INSTALL_HINT}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    parser = _build_parser(plugins)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
-        if args.command in ("corpus", "eval"):
-            from malseq import _cli_corpus
-
-            return _cli_corpus.run(args)
-        if args.command == "train":
-            from malseq import _cli_model
-
-            return _cli_model.run(args)
+        if args.command in plugins:
+            return plugins[args.command].run(args)
         if args.command == "scan":
             return _run_scan(args)
     except UsageError as exc:

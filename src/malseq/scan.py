@@ -103,6 +103,10 @@ class TargetResult:
     component_scores: tuple[tuple[str, float], ...] = ()
     suppressed: str | None = None  # the reason, when a suppression names this archive (malseq.suppress)
     unscored: str | None = None  # why a target with a sequence got no score (no usable model)
+    # the text the sequence model reads (`malseq.analysis.Analysed.text`); None without a sequence
+    model_input: str | None = None
+    # set on scored results when the model was trained on input from different code (`malseq.analysis`)
+    model_warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,18 +140,20 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
     package: Package | None = None
     try:
         package = load_target(target, options.intake, deadline)
+        if options.analyse and options.build_sequence:
+            from malseq.analysis import analyse
+
+            # the one path from a package to model input (the lab's training data comes from it too)
+            analysed = analyse(package, deadline)
+            return TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
+                                analysed.sequence, model_input=analysed.text)
         analysis = None
         if options.analyse:
             from malseq.features import analyse_package
 
+            # events only: no sequence, so nothing the model could read
             analysis = analyse_package(package, deadline)
-        sequence = None
-        if analysis is not None and options.build_sequence:
-            from malseq.sequence import build_sequence
-
-            # Never raises on budget: a walk cut short by the deadline is marked partial.
-            sequence = build_sequence(package, analysis, deadline)
-        return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start, sequence)
+        return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start)
     except MalseqError as exc:
         error = ScanError(type(exc).__name__, exc.message, exc.hint)
     except Exception as exc:  # noqa: BLE001
@@ -232,7 +238,8 @@ def score_results(
     out = []
     for r, item, s in zip(results, inputs, scored, strict=True):
         if s is not None:
-            out.append(replace(r, score=s.score, verdict=s.verdict, component_scores=s.components))
+            out.append(replace(r, score=s.score, verdict=s.verdict, component_scores=s.components,
+                               model_warning=s.warning))
         elif item is not None:
             out.append(replace(r, unscored=why or "no model"))
         else:

@@ -199,9 +199,12 @@ def test_expired_deadline_returns_partial_sequence_without_raising(tmp_path: Pat
     assert {s.behaviour for s in seq.steps} >= {"run_command"}
 
 
-def test_corpus_adapter_returns_ids_and_text() -> None:
-    from malseq.sequence import corpus_sequence
+def test_analyse_returns_events_sequence_and_model_text() -> None:
+    from malseq._deadline import Deadline
+    from malseq.analysis import analyse
+    from malseq.model.text import model_text
 
     package, analysis, seq = scan_case("npm_postinstall_exfil")
-    ids_, text = corpus_sequence(package, analysis)
-    assert ids_ == seq.ids and text == render_text(seq)
+    analysed = analyse(package, Deadline(60))
+    assert analysed.analysis.all_events() == analysis.all_events()
+    assert analysed.ids == seq.ids and analysed.text == model_text(render_text(seq))

@@ -8,12 +8,7 @@ from malseq._deadline import Deadline
 from malseq.features.types import BehaviourEvent, FileAnalysis, PackageAnalysis
 from malseq.intake.package import Language, Package, PackageFile
 
-__all__ = ["FEATURES_VERSION", "analyse_package", "analyse_file"]
-
-# Part of the analysis cache key (malseq.corpus): bump it whenever an extractor's output
-# changes, so cached behaviours and sequences are recomputed. "0" is what the first cache
-# (November 2026) was built with; "1": four-part versions are not IP addresses.
-FEATURES_VERSION = "1"
+__all__ = ["analyse_package", "analyse_file"]
 
 
 def analyse_file(file: PackageFile, deadline: Deadline) -> FileAnalysis | None:

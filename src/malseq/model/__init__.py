@@ -1,9 +1,9 @@
-"""The sequence model: a BERT-family classifier over behaviour-sequence texts.
+"""The models at scan time: evaluation only (training, export and fitting live in the lab, `malseq_lab.model`).
 
-- `malseq.model.infer`: scoring with onnxruntime + tokenizers (no torch), used by `malseq scan`.
-- `malseq.model.train` / `malseq.model.export`: fine-tuning and ONNX export (the `train` extra).
-- `malseq.model.metadata` / `malseq.model.ensemble`: the manifest/archive metadata model and the
-  score combination (pure Python at scan time).
+- `malseq.model.infer`: the BERT-family sequence model with onnxruntime + tokenizers (no torch).
+- `malseq.model.profile` / `malseq.model.ensemble`: the behaviour-profile tree model and the
+  score combination, in pure Python.
+- `malseq.model.scoring`: both for a batch of scan results; `malseq.model.text`: the model text.
 
 The shipped model lives in `malseq/model/data/` (model.onnx, tokenizer.json, model_card.json).
 """

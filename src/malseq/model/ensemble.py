@@ -1,16 +1,17 @@
 """Combining the sequence model's score with other models' scores (logistic stacking).
 
-`fit_stack` fits p = sigmoid(b + sum_k w_k * logit(score_k)) on the validation split (the base
-models never saw it); `Ensemble` evaluates it in pure Python. `components` names the models in
-order (e.g. `("sequence", "profile")`). A combination is kept only if it beats the sequence model
-alone on the held-out test split (decided by the training run and recorded in the model card);
-otherwise no `ensemble.json` ships and the scan uses the sequence score alone.
+The lab (`malseq_lab.model.fit.fit_stack`) fits p = sigmoid(b + sum_k w_k * logit(score_k)) on
+the validation split (the base models never saw it); `Ensemble` evaluates it in pure Python.
+`components` names the models in order (e.g. `("sequence", "profile")`). A combination is kept
+only if it beats the sequence model alone on the held-out test split (decided by the training run
+and recorded in the model card); otherwise no `ensemble.json` ships and the scan uses the sequence
+score alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ class Ensemble:
     intercept: float
     threshold: float = 0.5
     info: Mapping[str, Any] = field(default_factory=dict)
-    components: tuple[str, ...] = ("sequence", "metadata")
+    components: tuple[str, ...] = ("sequence", "profile")
     # per-ecosystem verdict thresholds (each chosen on that ecosystem's validation packages);
     # `threshold` applies to an ecosystem not listed
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -56,36 +57,10 @@ class Ensemble:
     def load(cls, path: Path) -> Ensemble:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         weights = tuple(float(w) for w in doc["weights"])
-        components = tuple(doc.get("components") or ("sequence", "metadata"))
+        components = tuple(str(c) for c in doc["components"])  # required: a file must say what it combines
         if len(components) != len(weights):
             raise ValueError(f"{path}: {len(weights)} weights for components {components}")
         thresholds = {str(k): float(v) for k, v in (doc.get("thresholds") or {}).items()}
         balanced = doc.get("balanced_threshold")
         return cls(weights, float(doc["intercept"]), float(doc.get("threshold", 0.5)), doc.get("info") or {},
                    components, thresholds, float(balanced) if balanced is not None else None)
-
-
-def fit_stack(
-    columns: Sequence[Sequence[float]], labels: Sequence[int], components: Sequence[str] = ("sequence", "metadata"),
-    l2: float = 0.1, iterations: int = 100,
-) -> Ensemble:
-    """Logistic regression on the components' logits (Newton's method, numpy; training only).
-
-    `columns[k][i]` is component k's score for sample i; the first component starts with weight 1.
-    """
-    import numpy as np
-
-    k = len(columns)
-    x = np.array([[1.0, *(logit(c[i]) for c in columns)] for i in range(len(labels))])
-    y = np.array(labels, dtype=np.float64)
-    beta = np.array([0.0, 1.0] + [0.0] * (k - 1))
-    reg = np.array([0.0] + [l2] * k)
-    for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(x @ beta)))
-        grad = x.T @ (p - y) + reg * beta
-        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg) + 1e-9 * np.eye(k + 1)
-        step = np.linalg.solve(h, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-9:
-            break
-    return Ensemble(tuple(float(b) for b in beta[1:]), float(beta[0]), components=tuple(components))

@@ -4,7 +4,7 @@
 `tokenizer.json` and `model_card.json`) once per process and keeps it; `score()` tokenises with
 truncation to the card's `max_len`, runs batches of 32 (texts sorted by length so a batch pads
 little) and returns P(malicious) in [0, 1] per text, in input order. The verdict threshold is the
-card's `threshold`, chosen on validation data (see `malseq.model.threshold`).
+card's `threshold`, chosen on validation data (see `malseq_lab.model.threshold`).
 """
 
 from __future__ import annotations

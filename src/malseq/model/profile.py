@@ -6,10 +6,10 @@ behaviour the number of events in the whole package, behaviour bigrams of the se
 number of events and of distinct behaviours, and the ecosystem. It is stacked with the
 sequence model (`malseq.model.ensemble`) when that helps on the held-out split.
 
-Training uses scikit-learn's `HistGradientBoostingClassifier` (the `dev`/`train` extras);
-`TreeModel.from_sklearn` copies its trees into plain lists, stored as JSON, so scanning walks
-them in pure Python with no scikit-learn or numpy (about 300 trees of at most 31 leaves: well
-under a millisecond per package).
+Training (the lab: `malseq_lab.model.fit`) uses scikit-learn's `HistGradientBoostingClassifier`
+and copies its trees into plain lists, stored as JSON, so scanning walks them here in pure Python
+with no scikit-learn or numpy (about 300 trees of at most 31 leaves: well under a millisecond per
+package).
 """
 
 from __future__ import annotations
@@ -40,18 +40,6 @@ def bigrams(sequence: Sequence[str]) -> list[str]:
     return [f"{a}>{b}" for a, b in zip(sequence, sequence[1:], strict=False) if a != b]
 
 
-def vocabulary(items: Sequence[BehaviourProfile], min_bigram_count: int = 3) -> tuple[str, ...]:
-    """Feature names: fixed columns, one count per catalogue behaviour, bigrams seen in >= N packages."""
-    from malseq.features.catalogue import IDS
-
-    names = ["ecosystem=npm", "events", "distinct"] + [f"n:{b}" for b in sorted(IDS)]
-    seen = {f"n:{b}" for i in items for b in i.behaviours} - set(names)
-    names += sorted(seen)  # behaviour ids outside the catalogue, if an extractor adds some
-    bigram_docs = Counter(g for i in items for g in set(bigrams(i.sequence)))
-    names += sorted(f"bi:{g}" for g, c in bigram_docs.items() if c >= min_bigram_count)
-    return tuple(names)
-
-
 def feature_values(item: BehaviourProfile, index: Mapping[str, int]) -> dict[int, float]:
     """The non-zero features of one package, column -> value."""
     row: dict[int, float] = {0: float(item.ecosystem == "npm"), 1: float(len(item.behaviours)),
@@ -65,18 +53,6 @@ def feature_values(item: BehaviourProfile, index: Mapping[str, int]) -> dict[int
         if col is not None:
             row[col] = float(c)
     return row
-
-
-def matrix(items: Sequence[BehaviourProfile], features: Sequence[str]) -> Any:
-    """The dense float32 feature matrix (training and evaluation; needs numpy)."""
-    import numpy as np
-
-    index = {n: k for k, n in enumerate(features)}
-    x = np.zeros((len(items), len(features)), dtype=np.float32)
-    for r, item in enumerate(items):
-        for col, value in feature_values(item, index).items():
-            x[r, col] = value
-    return x
 
 
 @dataclass(frozen=True)
@@ -120,27 +96,6 @@ class TreeModel:
             object.__setattr__(self, "_index_cache", cached)
         return cached
 
-    @classmethod
-    def from_sklearn(cls, model: Any, features: Sequence[str]) -> TreeModel:
-        """Copy a fitted binary `HistGradientBoostingClassifier` (numeric features, no missing values)."""
-        if getattr(model, "n_trees_per_iteration_", 1) != 1:
-            raise ValueError("only binary classifiers can be copied")
-        trees = []
-        for (predictor,) in model._predictors:
-            nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                raise ValueError("categorical splits are not supported")
-            leaf = nodes["is_leaf"].astype(bool)
-            trees.append(Tree(
-                feature=tuple(int(v) for v in nodes["feature_idx"]),
-                threshold=tuple(float(v) for v in nodes["num_threshold"]),
-                left=tuple(-1 if is_leaf else int(v) for v, is_leaf in zip(nodes["left"], leaf, strict=True)),
-                right=tuple(-1 if is_leaf else int(v) for v, is_leaf in zip(nodes["right"], leaf, strict=True)),
-                value=tuple(float(v) for v in nodes["value"]),
-            ))
-        baseline = float(model._baseline_prediction.ravel()[0])
-        return cls(tuple(features), baseline, tuple(trees))
-
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "gradient-boosted trees", "features": list(self.features), "baseline": self.baseline,
                 "trees": [[list(t.feature), list(t.threshold), list(t.left), list(t.right), list(t.value)]
@@ -160,33 +115,3 @@ class TreeModel:
             for f, t, lft, rgt, val in doc["trees"]
         )
         return cls(tuple(doc["features"]), float(doc["baseline"]), trees)
-
-
-def fit_sklearn(
-    items: Sequence[BehaviourProfile], labels: Sequence[int], *, seed: int = 0, max_iter: int = 300,
-    threads: int = 1, min_bigram_count: int = 3,
-) -> tuple[Any, tuple[str, ...]]:
-    """Fit the scikit-learn model (training only) and return it with its feature names."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from threadpoolctl import threadpool_limits
-
-    features = vocabulary(items, min_bigram_count)
-    model = HistGradientBoostingClassifier(
-        max_iter=max_iter,
-        learning_rate=0.08,
-        max_leaf_nodes=31,
-        l2_regularization=1.0,
-        early_stopping=len(items) >= 200,
-        validation_fraction=0.15,
-        n_iter_no_change=20,
-        random_state=seed,
-    )
-    # OpenMP threads: more than one thrashes badly on a shared 2-core machine
-    with threadpool_limits(limits=threads):
-        model.fit(matrix(items, features), list(labels))
-    return model, features
-
-
-def fit_tree_model(items: Sequence[BehaviourProfile], labels: Sequence[int], *, seed: int = 0) -> TreeModel:
-    model, features = fit_sklearn(items, labels, seed=seed)
-    return TreeModel.from_sklearn(model, features)

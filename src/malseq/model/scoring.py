@@ -23,11 +23,12 @@ from typing import Any
 from malseq.errors import ModelNotAvailableError
 from malseq.model import LOW_FPR
 from malseq.model.ensemble import Ensemble
-from malseq.model.infer import SequenceScorer, try_load, verdict
+from malseq.model.infer import ModelCard, SequenceScorer, try_load, verdict
 from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel
-from malseq.model.text import model_text
 
 ENSEMBLE_FILE = "ensemble.json"
+# the model card field naming the `malseq.analysis.analysis_key()` of the code that made the training data
+ANALYSIS_KEY_FIELD = "analysis_key"
 SUPPORTED_COMPONENTS = ("sequence", "profile")
 
 
@@ -44,6 +45,7 @@ class Scored:
     score: float
     verdict: str
     components: tuple[tuple[str, float], ...]  # each model's own score, e.g. (("sequence", 0.97),)
+    warning: str | None = None  # `key_warning` of the model that scored it
 
 
 @dataclass(frozen=True)
@@ -88,17 +90,38 @@ def clear_cache() -> None:
 
 
 def score_input(result: Any) -> ScoreInput | None:
-    """The detector's input for a scan result, or None if it has no behaviour sequence."""
+    """The detector's input for a scan result, or None if it has no behaviour sequence.
+
+    The text is the result's `model_input`, made by `malseq.analysis.analyse` (the same function
+    the lab's training data comes from); it is never re-rendered here.
+    """
     seq = getattr(result, "sequence", None)
     analysis = getattr(result, "analysis", None)
-    if seq is None or analysis is None or getattr(result, "error", None) is not None:
+    text = getattr(result, "model_input", None)
+    if seq is None or analysis is None or text is None or getattr(result, "error", None) is not None:
         return None
-    from malseq.sequence import render_text
-
     package = getattr(result, "package", None)
     ecosystem = package.ecosystem.value if package is not None else ""
     profile = BehaviourProfile(ecosystem, tuple(e.behaviour for e in analysis.all_events()), tuple(seq.ids))
-    return ScoreInput(model_text(render_text(seq)), profile)
+    return ScoreInput(text, profile)
+
+
+def key_warning(card: ModelCard) -> str | None:
+    """A warning when the model card records the analysis key of different code than this one's.
+
+    Cards without a key (older models) get none: their provenance is unknown, not known to differ.
+    """
+    recorded = card.raw.get(ANALYSIS_KEY_FIELD)
+    if not recorded:
+        return None
+    from malseq.analysis import analysis_key
+
+    running = analysis_key()
+    if str(recorded) == running:
+        return None
+    return (f"the model was trained on input from analysis code {recorded}, this malseq's is {running}: "
+            "its scores may not match its documented accuracy (retrain with malseq train, or use the "
+            "malseq release the model shipped with)")
 
 
 def score_inputs(
@@ -122,6 +145,7 @@ def score_inputs(
                 hint=f"use --operating-point {LOW_FPR}")
     except ModelNotAvailableError as exc:
         return [None] * len(inputs), str(exc)
+    warning = key_warning(scorer.card)
     idx = [i for i, item in enumerate(inputs) if item is not None]
     present = [inputs[i] for i in idx]
     sequence_scores = scorer.score([item.text for item in present if item is not None])
@@ -130,11 +154,11 @@ def score_inputs(
         assert item is not None
         if stack is None:
             assert sequence_threshold is not None
-            out[i] = Scored(s, verdict(s, sequence_threshold), (("sequence", s),))
+            out[i] = Scored(s, verdict(s, sequence_threshold), (("sequence", s),), warning)
             continue
         p = stack.profile.score(item.profile)
         combined = stack.ensemble.score(s, p)
         threshold = stack.ensemble.threshold_for(item.profile.ecosystem, operating_point)
         assert threshold is not None
-        out[i] = Scored(combined, verdict(combined, threshold), (("sequence", s), ("profile", p)))
+        out[i] = Scored(combined, verdict(combined, threshold), (("sequence", s), ("profile", p)), warning)
     return out, None

@@ -96,6 +96,8 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["verdict"] = result.verdict
         if result.component_scores:
             out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
+    if result.model_warning is not None:
+        out["model_warning"] = result.model_warning
     if result.suppressed is not None:
         out["suppressed"] = {"reason": result.suppressed}
     if result.unscored is not None:

@@ -7,8 +7,6 @@ model's input, `render_steps` into a step list with file:line for people.
 
 from __future__ import annotations
 
-from malseq.features.types import PackageAnalysis
-from malseq.intake.package import Package
 from malseq.sequence.builder import build_sequence
 from malseq.sequence.render import ORDERS, render_steps, render_text
 from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage
@@ -20,13 +18,6 @@ __all__ = [
     "SequenceStep",
     "Stage",
     "build_sequence",
-    "corpus_sequence",
     "render_steps",
     "render_text",
 ]
-
-
-def corpus_sequence(package: Package, analysis: PackageAnalysis) -> tuple[list[str], str]:
-    """Adapter for `malseq.corpus` (`--sequencer malseq.sequence:corpus_sequence`): ids and model text."""
-    seq = build_sequence(package, analysis)
-    return seq.ids, render_text(seq)

@@ -1,0 +1,135 @@
+"""ONNX export, int8 quantisation, the fp32/int8 agreement check and assembling a model folder.
+
+- `export_onnx`: the legacy TorchScript exporter (`dynamo=False`; int8 quantisation of the dynamo
+  export fails with a shape-inference error), opset 17, dynamic batch and sequence axes. The
+  graph takes `input_ids` and `attention_mask` and returns `score` = softmax(logits)[:, 1].
+- `quantize`: `onnxruntime.quantization.quantize_dynamic(..., weight_type=QInt8, per_channel=True)`; per-tensor
+  weights moved scores of the trained MiniLM by up to 0.81 (val agreement 96.7%), per-channel by up to 0.31 (98.8%).
+- `agreement`: both models on the same texts: max/mean absolute score difference and the
+  share of texts that get the same verdict at the threshold.
+- `assemble`: model.onnx + tokenizer.json + model_card.json in one folder (what `infer` loads).
+
+Needs torch + onnx for `export_onnx`; the rest needs only onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from malseq.model import CARD_FILE, MODEL_FILE, TOKENIZER_FILE
+
+OPSET = 17
+
+
+def export_onnx(checkpoint: Path, out_path: Path, max_len: int = 128) -> Path:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+
+    class Scored(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            logits = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+            ).logits
+            return torch.softmax(logits, dim=-1)[:, 1]
+
+    wrapper = Scored(model).eval()
+    length = min(16, max_len)
+    ids = torch.ones((2, length), dtype=torch.long)
+    mask = torch.ones((2, length), dtype=torch.long)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            (ids, mask),
+            str(out_path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["score"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "score": {0: "batch"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    return out_path
+
+
+def quantize(fp32_path: Path, int8_path: Path) -> Path:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
+    return Path(int8_path)
+
+
+def write_card(folder: Path, card: dict[str, Any]) -> Path:
+    path = Path(folder) / CARD_FILE
+    path.write_text(json.dumps(card, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def assemble(folder: Path, onnx_path: Path, tokenizer_path: Path, card: dict[str, Any]) -> Path:
+    """A loadable model folder: model.onnx, tokenizer.json, model_card.json.
+
+    An ensemble left in the folder belongs to the sequence model it replaces, so it is removed
+    (`malseq_lab.model.stack` adds a new one when it is kept).
+    """
+    from malseq.model.profile import PROFILE_FILE
+    from malseq.model.scoring import ENSEMBLE_FILE, clear_cache
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (ENSEMBLE_FILE, PROFILE_FILE):
+        (folder / stale).unlink(missing_ok=True)
+    clear_cache()
+    if Path(onnx_path).resolve() != (folder / MODEL_FILE).resolve():
+        shutil.copyfile(onnx_path, folder / MODEL_FILE)
+    if Path(tokenizer_path).resolve() != (folder / TOKENIZER_FILE).resolve():
+        shutil.copyfile(tokenizer_path, folder / TOKENIZER_FILE)
+    write_card(folder, card)
+    return folder
+
+
+def agreement(
+    fp32_dir: Path, int8_dir: Path, texts: Sequence[str], threshold: float, labels: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """Compare two model folders (same tokenizer and card) on `texts`."""
+    from malseq.model.infer import SequenceScorer
+
+    a = SequenceScorer.load(fp32_dir).score(texts)
+    b = SequenceScorer.load(int8_dir).score(texts)
+    diffs = [abs(x - y) for x, y in zip(a, b, strict=True)]
+    same = sum(1 for x, y in zip(a, b, strict=True) if (x >= threshold) == (y >= threshold))
+    out: dict[str, Any] = {
+        "n": len(texts),
+        "threshold": threshold,
+        "max_abs_diff": max(diffs, default=0.0),
+        "mean_abs_diff": sum(diffs) / len(diffs) if diffs else 0.0,
+        "verdict_agreement": same / len(texts) if texts else 1.0,
+        "verdict_disagreements": len(texts) - same,
+    }
+    if labels is not None:
+        from malseq_lab.evaluate.metrics import confusion
+
+        out["f1_fp32"] = confusion(labels, a, threshold).f1
+        out["f1_int8"] = confusion(labels, b, threshold).f1
+    return out
