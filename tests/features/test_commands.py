@@ -1,8 +1,8 @@
-"""npm script commands -> the package code they start."""
+"""features.commands: tokenising command lines, their behaviours, the package code npm scripts start."""
 
 from __future__ import annotations
 
-from malseq.sequence.commands import FILE, INLINE_REQUIRE, PRELOAD, SCRIPT, parse_command
+from malseq.features.commands import FILE, INLINE_REQUIRE, PRELOAD, SCRIPT, parse_command
 
 
 def _targets(command: str) -> list[tuple[str, str]]:
