@@ -23,7 +23,7 @@ import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "FILE", "INLINE_REQUIRE", "MAX_SCRIPT_NESTING", "PRELOAD", "SCRIPT", "CommandTarget", "Segment",
@@ -42,7 +42,6 @@ MAX_SCRIPT_NESTING = 5
 
 _OPERATOR_CHARS = "();<>|&\n"
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
 
 
 @dataclass(frozen=True)
@@ -132,6 +131,47 @@ def _unwrap(words: list[str]) -> tuple[list[str], list[str]]:
     return words[i:], wrappers
 
 
+def _fold_substitutions(tokens: list[str]) -> list[str]:
+    """Put an unquoted `$( ... )` back into the word it belongs to: shlex sees `$`, `(`, ..., `)`.
+    A process substitution `<( ... )` becomes a word of its own."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        process = token.startswith(("<(", ">("))
+        if process or (out and out[-1].endswith("$") and not _is_operator(out[-1]) and token.startswith("(")
+                       and _is_operator(token)):
+            if process:
+                out.append(token[0])
+                tokens[i] = token[1:]
+            inner: list[str] = []
+            depth = 0
+            rest = ""
+            while i < len(tokens):
+                token = tokens[i]
+                i += 1
+                if not _is_operator(token):
+                    inner.append(shlex.quote(token))
+                    continue
+                piece = ""
+                for k, ch in enumerate(token):
+                    depth += (ch == "(") - (ch == ")")
+                    if depth == 0:
+                        rest = token[k + 1:]
+                        break
+                    piece += ch
+                inner.append(piece[1:] if not inner and piece.startswith("(") else piece)
+                if depth == 0:
+                    break
+            out[-1] += "(" + " ".join(p for p in inner if p) + ")"
+            if rest:
+                out.append(rest)
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def split_command(command: str) -> tuple[Segment, ...]:
     """The simple commands of a command line, in order (no nesting: see `expand`)."""
     segments: list[Segment] = []
@@ -145,10 +185,12 @@ def split_command(command: str) -> tuple[Segment, ...]:
             rest, wrappers = _unwrap(words)
             if rest or wrappers:
                 segments.append(Segment(tuple(rest), tuple(wrappers), piped, background))
+        elif background and segments:  # `a 2>/dev/null &`: the redirection left no words
+            segments[-1] = replace(segments[-1], background=True)
         words = []
         piped = next_piped
 
-    for token in _tokens(command[:MAX_COMMAND_LENGTH]):
+    for token in _fold_substitutions(_tokens(command[:MAX_COMMAND_LENGTH])):
         if skip_target:
             skip_target = False
             if not _is_operator(token):
@@ -167,6 +209,34 @@ def split_command(command: str) -> tuple[Segment, ...]:
         words.append(token)
     close(False, False)
     return tuple(segments)
+
+
+_SUBSTITUTION_START = re.compile(r"[$<>]\(")
+
+
+def _substitutions(word: str) -> list[str]:
+    """The commands of `$(...)` (parentheses balanced, quotes respected) and backticks in a word."""
+    found: list[str] = []
+    match = _SUBSTITUTION_START.search(word)
+    start = match.start() if match else -1
+    while start >= 0:
+        depth, quote, j = 0, "", start + 1
+        while j < len(word):
+            ch = word[j]
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch in "()":
+                depth += 1 if ch == "(" else -1
+                if depth == 0:
+                    break
+            j += 1
+        found.append(word[start + 2:j])
+        match = _SUBSTITUTION_START.search(word, j)
+        start = match.start() if match else -1
+    found.extend(m.group(1) for m in re.finditer(r"`([^`]*)`", word))
+    return found
 
 
 def _inner_code(segment: Segment) -> list[str]:
@@ -202,10 +272,10 @@ def expand(command: str, depth: int = 0) -> list[Segment]:
     for segment in split_command(command):
         inner = _inner_code(segment) if depth < _MAX_NESTING else []
         if depth < _MAX_NESTING and not inner:  # code handed to a shell has its substitutions parsed there
-            for word in segment.words:
-                if "$(" in word or "`" in word:
-                    for match in _SUBSTITUTION.finditer(word):
-                        out.extend(expand(match.group(1) or match.group(2) or "", depth + 1))
+            for word in (*segment.wrappers, *segment.words):  # `X=$(hostname) node x` too
+                if "(" in word or "`" in word:
+                    for code in _substitutions(word):
+                        out.extend(expand(code, depth + 1))
         out.append(segment)
         for code in inner:
             out.extend(expand(code, depth + 1))
@@ -250,8 +320,10 @@ _PS_ENCODED = re.compile(
     r"(?i)\b(?:powershell|pwsh)(?:\.exe)?\b.*\s-(?:e|en|enc|encodedcommand|ec)\s+[A-Za-z0-9+/=]{16,}"
 )
 _PS_HIDDEN = re.compile(r"(?i)-(?:w|windowstyle)\s+hidden|-noni\b|-nop\b|\bstart\s+/b\b|/min\b|createnowindow")
+# Download then run, or the usual cradle `IEX (New-Object Net.WebClient).DownloadString(url)`.
 _PS_DOWNLOAD_EXEC = re.compile(r"(?i)(downloadstring|downloadfile|downloaddata|invoke-webrequest|iwr|net\.webclient).*"
-                               r"(iex|invoke-expression|start-process|\.exe)")
+                               r"(iex|invoke-expression|start-process|\.exe)|"
+                               r"\b(iex|invoke-expression)\b.*(downloadstring|downloaddata)")
 _UPLOAD_FLAGS = re.compile(r"(?i)(?:^|\s)(-d|--data(?:-\w+)?|-F|--form|-T|--upload-file|-X\s*(?:POST|PUT)|"
                            r"--post-data|--post-file|--method=post|-Method\s+Post|-Body)\b")
 _CHMOD_EXEC = re.compile(r"(?i)\bchmod\s+(?:[+ugoa]*x|[0-7]?[1357][0-7][0-7]|\d*7\d\d)\b")
@@ -322,6 +394,17 @@ def _runs_inline_code(segment: Segment) -> bool:
     return False
 
 
+def _runs_substituted_download(segment: Segment) -> bool:
+    if not segment.words:
+        return False
+    runs_code = segment.program in _INTERPRETERS or segment.program in ("eval", "source", ".") \
+        or segment.words[0].startswith(("$(", "`"))
+    return runs_code and any(
+        inner.program in _DOWNLOADERS
+        for word in segment.words if "(" in word or "`" in word
+        for code in _substitutions(word) for inner in expand(code, _MAX_NESTING - 1))
+
+
 def analyse_command(command: str) -> list[str]:
     """Behaviour ids of one command line (pipes, `&&`, `;`, nested `sh -c`), in a stable order."""
     text = command[:MAX_COMMAND_LENGTH]
@@ -371,6 +454,8 @@ def analyse_command(command: str) -> list[str]:
             add("read_env")
         if saved and any(_runs_file(segment, path) for path in saved):
             add("download_and_execute")  # `curl -o x.sh URL && sh x.sh`
+        if _runs_substituted_download(segment):
+            add("download_and_execute")  # `sh -c "$(curl URL)"`, `bash <(wget -O- URL)`, `eval "$(curl URL)"`
     # Downloaded content piped into an interpreter.
     for before, after in zip(segments, segments[1:], strict=False):
         if after.piped and before.program in _DOWNLOADERS and after.program in _INTERPRETERS:
