@@ -13,6 +13,7 @@ from malseq.features.commands import (
     MAX_SCRIPT_NESTING,
     PRELOAD,
     SCRIPT,
+    _tokens,
     analyse_command,
     expand,
     looks_like_command,
@@ -80,6 +81,18 @@ def test_quoting_keeps_operators_inside_quotes() -> None:
     assert _words('node -e "require(\\"x\\")"') == [("node", "-e", 'require("x")')]
     assert _words("curl http://x/#frag") == [("curl", "http://x/#frag")]  # no shlex comment cut
     assert _words("a\nb") == [("a",), ("b",)]  # a newline separates commands
+
+
+@pytest.mark.parametrize("command", [
+    "a&&b||c;d|e&", "node s.js > out.log 2>&1", "x=$(hostname | md5sum) ./m -u $x &", "diff <(ls a) b",
+    "line1\nline2;;(sub)", "  spaced   words\t tab ", "C:/x/y.exe /c a", "",
+])
+def test_fast_tokeniser_matches_shlex(command: str) -> None:
+    lexer = shlex.shlex(command, posix=True, punctuation_chars="();<>|&\n")
+    lexer.whitespace_split = True
+    lexer.whitespace = " \t\r\f\v"
+    lexer.commenters = ""
+    assert _tokens(command) == list(lexer)
 
 
 def test_separators_pipes_and_background() -> None:
