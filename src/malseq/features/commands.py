@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 __all__ = [
     "FILE", "INLINE_REQUIRE", "MAX_SCRIPT_NESTING", "PRELOAD", "SCRIPT", "CommandTarget", "Segment",
     "analyse_command", "looks_like_command", "node_inline_scripts", "parse_command", "reachable_scripts",
-    "script_behaviours", "split_command",
+    "script_behaviours", "scripts_started", "split_command",
 ]
 
 MAX_COMMAND_LENGTH = 20000
@@ -548,6 +548,21 @@ class CommandTarget:
     kind: str
     value: str
     segment: str  # the command segment it came from, for labels
+    runner: str = ""  # for SCRIPT: "npm", "yarn" or "pnpm"
+
+
+# npm (and yarn 1) run `preX` and `postX` around `npm run X`; pnpm and yarn 2+ do not by default,
+# but a package cannot know which one its victim uses, so yarn counts as npm here.
+_HOOK_RUNNERS = frozenset({"npm", "yarn"})
+
+
+def scripts_started(target: CommandTarget) -> tuple[str, ...]:
+    """The package.json scripts a SCRIPT target runs, in order: `preX`, `X`, `postX`."""
+    if target.kind != SCRIPT:
+        return ()
+    if target.runner in _HOOK_RUNNERS:
+        return (f"pre{target.value}", target.value, f"post{target.value}")
+    return (target.value,)
 
 
 _NODE = frozenset({"node", "nodejs"})
@@ -643,7 +658,7 @@ def parse_command(command: str, depth: int = 0) -> list[CommandTarget]:
         if program in _RUNNERS:
             script = _script_run(program, args)
             if script is not None:
-                targets.append(CommandTarget(SCRIPT, script, label))
+                targets.append(CommandTarget(SCRIPT, script, label, program))
             continue
         first = words[0]
         if first.startswith(("./", "../")) or first.lower().endswith(_RUNNABLE_SUFFIXES):
@@ -661,7 +676,8 @@ def reachable_scripts(scripts: Mapping[str, str], roots: Iterable[str]) -> list[
 
     def runs(name: str) -> list[str]:
         if name not in parsed:
-            parsed[name] = [t.value for t in parse_command(scripts[name]) if t.kind == SCRIPT and t.value in scripts]
+            parsed[name] = [other for t in parse_command(scripts[name]) for other in scripts_started(t)
+                            if other in scripts]
         return parsed[name]
 
     # Hop counts breadth first, so the bound means the same whatever order the chains are met in.

@@ -30,7 +30,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from malseq._deadline import Deadline
-from malseq.features.commands import FILE, INLINE_REQUIRE, MAX_SCRIPT_NESTING, PRELOAD, SCRIPT, parse_command
+from malseq.features.commands import (
+    FILE,
+    INLINE_REQUIRE,
+    MAX_SCRIPT_NESTING,
+    PRELOAD,
+    SCRIPT,
+    parse_command,
+    scripts_started,
+)
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent, Binding, CallSite, FunctionDef, PackageAnalysis
 from malseq.intake.package import Package
 from malseq.report.sanitize import clean
@@ -455,10 +463,11 @@ class _Walker:
             if self.budget.exhausted:
                 break
             if target.kind == SCRIPT:
-                other = self.package.npm.script(target.value) if self.package.npm else None
-                if other is not None and target.value not in stack and len(stack) < MAX_SCRIPT_NESTING:
-                    self.npm_script(target.value, other, [*stack, target.value], stage)
-                    self.stage, self.entry = stage, label
+                for script in scripts_started(target):  # `npm run X` runs preX, X, postX
+                    other = self.package.npm.script(script) if self.package.npm else None
+                    if other is not None and script not in stack and len(stack) < MAX_SCRIPT_NESTING:
+                        self.npm_script(script, other, [*stack, script], stage)
+                        self.stage, self.entry = stage, label
                 continue
             if target.kind in (PRELOAD, INLINE_REQUIRE):
                 path = self.index.js_module("package.json", target.value)
