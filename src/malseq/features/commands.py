@@ -101,8 +101,8 @@ def _is_operator(token: str) -> bool:
     return bool(token) and all(ch in _OPERATOR_CHARS for ch in token)
 
 
-# Wrappers that run the rest of the line as the command; the value is how many of the words
-# after it are its own options (their values are taken as options too when they start with "-").
+# Words that run the rest of the segment as the command, after their own options; the options
+# listed below take a value.
 _WRAPPERS = frozenset({"sudo", "doas", "exec", "command", "builtin", "time", "nice", "nohup", "setsid", "then",
                        "do", "else", "{", "!", "cross-env", "cross-env-shell", "npx", "pnpx", "bunx", "start"})
 _WRAPPER_VALUE_FLAGS = {"npx": frozenset({"-p", "--package", "-c", "--call"}),
@@ -131,8 +131,8 @@ def _unwrap(words: list[str]) -> tuple[list[str], list[str]]:
             wrappers.append(name)
             i += 1
             value_flags = _WRAPPER_VALUE_FLAGS.get(name, frozenset())
-            while i < len(words) and words[i].startswith(("-", "/")) and len(words[i]) > 1 \
-                    and not words[i].startswith(("./", "//")) and "/" not in words[i][1:]:
+            while i < len(words) and len(words[i]) > 1 and (
+                    words[i].startswith("-") or (name == "start" and words[i].startswith("/"))):  # `start /b`
                 i += 2 if words[i] in value_flags else 1
             continue
         break
@@ -353,7 +353,7 @@ def _decode_powershell(blob: str) -> str | None:
     except (binascii.Error, ValueError):
         return None
     text = raw.decode("utf-16-le", errors="replace")
-    return text if text.isprintable() or all(ch.isprintable() or ch.isspace() for ch in text) else None
+    return text if all(ch.isprintable() or ch.isspace() for ch in text) else None  # else it was not a command
 
 
 def looks_like_command(text: str) -> bool:
