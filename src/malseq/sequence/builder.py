@@ -36,6 +36,7 @@ from malseq.features.commands import (
     MAX_SCRIPT_NESTING,
     PRELOAD,
     SCRIPT,
+    CommandTarget,
     parse_command,
     scripts_started,
 )
@@ -58,6 +59,7 @@ _MAX_REPLAYS_PER_FUNCTION = 16  # per process
 _MAX_REPLAY = 256  # behaviour runs kept to replay a function's later calls
 _DEADLINE_CHECK_EVERY = 256
 _LABEL_LENGTH = 120
+_MAX_SCRIPT_ENTRY_POINTS = 256
 _PTH_IMPORT = re.compile(r"^import[ \t]+(.*)$")
 
 
@@ -156,6 +158,11 @@ class _Walker:
         self.entry = ""
         self._emits: dict[Target, bool] = {}
         self._script_events: dict[str, list[BehaviourEvent]] = {}
+        self._script_targets: dict[str, list[CommandTarget]] = {}  # parsed once per command line
+        self._script_refs = 0  # entry points npm scripts recorded, with those past the cap
+        self._scripts: dict[str, str] = {}
+        for script_name, script_command in package.npm.scripts if package.npm is not None else ():
+            self._scripts.setdefault(script_name, script_command)  # the first, as NpmManifest.script
         for event in analysis.manifest_events:
             if event.script is not None:
                 self._script_events.setdefault(event.script, []).append(event)
@@ -454,17 +461,20 @@ class _Walker:
             return
         label = clean(f"{name}: {command}", _LABEL_LENGTH)
         self.stage, self.entry = stage, label
-        refs_before = len(self.entry_points)
+        refs_before = self._script_refs
         # The manifest stage analysed this script (lifecycle, or reached through `npm run X` within
         # MAX_SCRIPT_NESTING hops, as here) and named it on each of its events.
         for event in self._script_events.get(name, ()):
             self.emit(event, len(stack) - 1)
-        for target in parse_command(command):
-            if self.budget.exhausted:
+        targets = self._script_targets.get(command)
+        if targets is None:
+            targets = self._script_targets[command] = parse_command(command)
+        for target in targets:
+            if not self.budget.tick():  # each `npm run X` of a web of scripts running each other is work
                 break
             if target.kind == SCRIPT:
                 for script in scripts_started(target):  # `npm run X` runs preX, X, postX
-                    other = self.package.npm.script(script) if self.package.npm else None
+                    other = self._scripts.get(script)
                     if other is not None and script not in stack and len(stack) < MAX_SCRIPT_NESTING:
                         self.npm_script(script, other, [*stack, script], stage)
                         self.stage, self.entry = stage, label
@@ -479,15 +489,22 @@ class _Walker:
             if path is None:
                 if target.kind == FILE:
                     why = "missing file" if target.value not in self.index.all_paths else "not analysed"
-                    self.entry_points.append(EntryPointRef(
+                    self._script_entry(EntryPointRef(
                         stage, clean(f"{segment} ({why} {target.value})", _LABEL_LENGTH), None, MODULE_SCOPE))
                 continue
-            self.entry_points.append(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
+            self._script_entry(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
             self.run_module(path, len(stack) - 1, as_main=target.kind == FILE)
-        if len(self.entry_points) == refs_before:
+        if self._script_refs == refs_before:
             # Inline code or an external command only: the script's own events stand for it.
-            self.entry_points.append(EntryPointRef(stage, clean(f"{' > '.join(stack)}: {command}", _LABEL_LENGTH),
-                                                   None, MODULE_SCOPE))
+            self._script_entry(EntryPointRef(stage, clean(f"{' > '.join(stack)}: {command}", _LABEL_LENGTH),
+                                             None, MODULE_SCOPE))
+
+    def _script_entry(self, ref: EntryPointRef) -> None:
+        """Record what an npm script starts; past a cap only counted (a web of scripts running each
+        other has thousands of paths, each its own label)."""
+        self._script_refs += 1
+        if self._script_refs <= _MAX_SCRIPT_ENTRY_POINTS:
+            self.entry_points.append(ref)
 
     # --- PyPI -------------------------------------------------------------------------------
 
