@@ -812,3 +812,22 @@ def test_npm_token_naming_an_unset_variable_is_a_configuration_error(monkeypatch
           "registry=https://npm.corp.example/\n//npm.corp.example/:_authToken=${UNSET_NPM_TOKEN}\n")
     with pytest.raises(ConfigurationError, match="not set"):
         registry.resolve_npm_registry(None, "demo")
+
+
+def test_malseq_variables_are_read_in_the_config_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert registry_config.malseq_environment() == registry_config.MalseqEnvironment(None, None, None, False)
+    monkeypatch.setenv("MALSEQ_PYPI_INDEX_URL", "https://pypi.example/simple")
+    monkeypatch.setenv("MALSEQ_NPM_REGISTRY", "https://npm.example/")
+    monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("MALSEQ_OFFLINE", "1")
+    env = registry_config.malseq_environment()
+    assert env == registry_config.MalseqEnvironment("https://pypi.example/simple", "https://npm.example/",
+                                                    tmp_path / "c", True)
+    # The command line takes its defaults from there; its options win.
+    intake = _cli._scan_options(_cli._build_parser().parse_args(["scan", "x"])).intake
+    assert (intake.pypi_index_url, intake.npm_registry_url, intake.cache_dir, intake.offline) == (
+        "https://pypi.example/simple", "https://npm.example/", tmp_path / "c", True)
+    args = _cli._build_parser().parse_args(["scan", "--pypi-index-url", "https://opt.example/", "x"])
+    assert _cli._scan_options(args).intake.pypi_index_url == "https://opt.example/"
+    monkeypatch.setenv("MALSEQ_OFFLINE", "0")
+    assert not registry_config.malseq_environment().offline

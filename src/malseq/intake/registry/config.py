@@ -2,6 +2,8 @@
 configuration file (pip.conf, .npmrc, npm_config_*, XDG and cache locations) malseq reads for
 registry access is read here.
 
+malseq's own variables ($MALSEQ_PYPI_INDEX_URL, $MALSEQ_NPM_REGISTRY, $MALSEQ_CACHE_DIR,
+$MALSEQ_OFFLINE) are read here too (`malseq_environment`), for the command line's defaults.
 Order: malseq's options, then pip's and npm's own configuration, then the defaults pip and npm
 report; no host name is written in malseq.
 """
@@ -17,7 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -131,6 +133,26 @@ def _pip_default_index() -> str:
             hint="set MALSEQ_PYPI_INDEX_URL or pass --pypi-index-url",
         )
     return url
+
+
+@dataclass(frozen=True)
+class MalseqEnvironment:
+    """malseq's own variables for registry access: the defaults of the command line's options."""
+
+    pypi_index_url: str | None  # $MALSEQ_PYPI_INDEX_URL
+    npm_registry: str | None  # $MALSEQ_NPM_REGISTRY
+    cache_dir: Path | None  # $MALSEQ_CACHE_DIR
+    offline: bool  # $MALSEQ_OFFLINE set to anything but "" or "0"
+
+
+def malseq_environment() -> MalseqEnvironment:
+    cache = os.environ.get("MALSEQ_CACHE_DIR")
+    return MalseqEnvironment(
+        pypi_index_url=os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
+        npm_registry=os.environ.get("MALSEQ_NPM_REGISTRY") or None,
+        cache_dir=Path(cache) if cache else None,
+        offline=os.environ.get("MALSEQ_OFFLINE", "") not in ("", "0"),
+    )
 
 
 def resolve_pypi_index(option: str | None = None) -> RegistryLocation:
