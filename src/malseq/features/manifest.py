@@ -1,16 +1,20 @@
-"""Package-level behaviour events: npm lifecycle scripts and .pth files."""
+"""Package-level behaviour events: npm scripts and .pth files.
+
+npm: every lifecycle script and every script they run through `npm run X` / `yarn X` / `pnpm X`
+chains (`features.commands.reachable_scripts`), each analysed once; each event names its
+script (`BehaviourEvent.script`), which is how the sequence stage places it.
+"""
 
 from __future__ import annotations
 
 import json
-import re
-import shlex
 
-from malseq.features.shell import analyse_command
-from malseq.features.strings import classify_literal
+from malseq.features.commands import node_inline_scripts, reachable_scripts, script_behaviours
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent
 from malseq.intake.package import Package
 from malseq.report.sanitize import clean
+
+__all__ = ["INSTALL_TIME_SCRIPTS", "manifest_events", "node_inline_scripts", "npm_script_events"]
 
 # Scripts npm runs by itself when the package is installed as a dependency.
 INSTALL_TIME_SCRIPTS = ("preinstall", "install", "postinstall")
@@ -26,59 +30,25 @@ def _json_key_line(text: str, key: str) -> int:
     return 1
 
 
-_NODE_INLINE_FLAGS = ("-e", "--eval", "-p", "--print")
-
-
-def node_inline_scripts(command: str) -> list[str]:
-    """The code of every `node -e '...'` (or --eval/-p/--print) in a shell command line."""
-    if "node" not in command:
-        return []
-    try:
-        words = shlex.split(command, posix=True)
-    except ValueError:
-        return []
-    scripts: list[str] = []
-    for i, word in enumerate(words[:-1]):
-        if re.search(r"(?:^|[/\\])node(?:\.exe)?$", word):
-            for j in range(i + 1, len(words) - 1):
-                flag = words[j]
-                if flag in _NODE_INLINE_FLAGS:
-                    scripts.append(words[j + 1])
-                    break
-                if flag.startswith(("--eval=", "--print=")):
-                    scripts.append(flag.split("=", 1)[1])
-                    break
-                if not flag.startswith("-"):
-                    break
-    return scripts
-
-
-def _inline_javascript_behaviours(command: str) -> list[str]:
-    """Behaviours of JavaScript run inline by an npm script, e.g. `node -e "require('https').get(...)"`."""
-    from malseq.features.javascript import analyse_javascript_source
-
-    found: list[str] = []
-    for code in node_inline_scripts(command):
-        for behaviour, _line, _column in analyse_javascript_source(code, "package.json<node -e>", max_seconds=1.0):
-            if behaviour not in found:
-                found.append(behaviour)
-    return found
+def npm_script_events(package: Package) -> tuple[BehaviourEvent, ...]:
+    """Events of the lifecycle scripts and of the scripts they run, script by script."""
+    npm = package.npm
+    if npm is None:
+        return ()
+    pj = package.file("package.json")
+    text = pj.text() if pj is not None else ""
+    lifecycle = [name for name, _command in npm.lifecycle_scripts]
+    events: list[BehaviourEvent] = []
+    for name, command in reachable_scripts(dict(npm.scripts), lifecycle):
+        line = _json_key_line(text, name)
+        snippet = clean(f"{name}: {command}", 160)
+        ids = (["npm_install_script"] if name in INSTALL_TIME_SCRIPTS else []) + script_behaviours(command)
+        events.extend(BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet, script=name) for b in ids)
+    return tuple(events)
 
 
 def manifest_events(package: Package) -> tuple[BehaviourEvent, ...]:
-    events: list[BehaviourEvent] = []
-    if package.npm is not None:
-        pj = package.file("package.json")
-        text = pj.text() if pj is not None else ""
-        for name, command in package.npm.lifecycle_scripts:
-            line = _json_key_line(text, name)
-            snippet = clean(f"{name}: {command}", 160)
-            if name in INSTALL_TIME_SCRIPTS:
-                events.append(BehaviourEvent("npm_install_script", "package.json", line, 0, MODULE_SCOPE, snippet))
-            ids = analyse_command(command)
-            ids += [b for b in classify_literal(command) if b not in ids]
-            ids += [b for b in _inline_javascript_behaviours(command) if b not in ids]
-            events.extend(BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet) for b in ids)
+    events = list(npm_script_events(package))
     if package.pypi is not None:
         for path in package.pypi.pth_files:
             pth = package.file(path)

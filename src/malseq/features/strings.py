@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 
-from malseq.features.shell import analyse_command, looks_like_command
+from malseq.features.commands import analyse_command, looks_like_command
 
 _URL = re.compile(r"(?i)\b(?:https?|ftp|wss?)://[^\s'\"<>`]+")
 _IPV4 = re.compile(r"^(?:(?:https?|tcp|udp)://)?((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?:/.*)?$")

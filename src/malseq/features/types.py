@@ -42,6 +42,9 @@ class BehaviourEvent:
     column: int
     scope: str  # qualified name of the enclosing function, or MODULE_SCOPE
     snippet: str  # trimmed, sanitized source excerpt
+    # The package.json script the event comes from (manifest events of npm scripts), else None:
+    # the sequence stage finds a script's events by this name.
+    script: str | None = None
 
 
 @dataclass(frozen=True)

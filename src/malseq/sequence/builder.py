@@ -24,27 +24,31 @@ dispatch, `getattr`/computed property calls and functions passed around in data 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from malseq._deadline import Deadline
-from malseq.features.shell import analyse_command
-from malseq.features.strings import classify_literal
+from malseq.features.commands import (
+    FILE,
+    INLINE_REQUIRE,
+    MAX_SCRIPT_NESTING,
+    PRELOAD,
+    SCRIPT,
+    CommandTarget,
+    parse_command,
+    scripts_started,
+)
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent, Binding, CallSite, FunctionDef, PackageAnalysis
 from malseq.intake.package import Package
 from malseq.report.sanitize import clean
-from malseq.sequence.commands import FILE, INLINE_REQUIRE, PRELOAD, SCRIPT, parse_command
 from malseq.sequence.index import FileIndex, ModuleRef, PackageIndex, Target
 from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT
 from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage
 
 __all__ = ["build_sequence"]
 
-# How deep `npm run X` chains inside a lifecycle script are followed.
-_NPM_SCRIPT_NESTING = 5
 # setuptools calls a command's methods in this order; overriding any of them runs code at install.
 _COMMAND_METHODS = ("initialize_options", "finalize_options", "run")
 _ENTRY_POINT_GROUPS = ("console_scripts", "gui_scripts")
@@ -55,6 +59,7 @@ _MAX_REPLAYS_PER_FUNCTION = 16  # per process
 _MAX_REPLAY = 256  # behaviour runs kept to replay a function's later calls
 _DEADLINE_CHECK_EVERY = 256
 _LABEL_LENGTH = 120
+_MAX_SCRIPT_ENTRY_POINTS = 256
 _PTH_IMPORT = re.compile(r"^import[ \t]+(.*)$")
 
 
@@ -152,6 +157,15 @@ class _Walker:
         self.stage = Stage.INSTALL
         self.entry = ""
         self._emits: dict[Target, bool] = {}
+        self._script_events: dict[str, list[BehaviourEvent]] = {}
+        self._script_targets: dict[str, list[CommandTarget]] = {}  # parsed once per command line
+        self._script_refs = 0  # entry points npm scripts recorded, with those past the cap
+        self._scripts: dict[str, str] = {}
+        for script_name, script_command in package.npm.scripts if package.npm is not None else ():
+            self._scripts.setdefault(script_name, script_command)  # the first, as NpmManifest.script
+        for event in analysis.manifest_events:
+            if event.script is not None:
+                self._script_events.setdefault(event.script, []).append(event)
 
     # --- output -----------------------------------------------------------------------------
 
@@ -443,25 +457,27 @@ class _Walker:
                 self.run_module(path, 0, as_main=label.startswith("bin "))  # a bin file is the program
 
     def npm_script(self, name: str, command: str, stack: list[str], stage: Stage) -> None:
+        if not self.budget.tick():  # a hostile web of scripts running each other costs work too
+            return
         label = clean(f"{name}: {command}", _LABEL_LENGTH)
         self.stage, self.entry = stage, label
-        refs_before = len(self.entry_points)
-        script_events = [e for e in self.analysis.manifest_events
-                         if e.file == "package.json" and e.snippet.startswith(f"{name}:")]
-        if not script_events and len(stack) > 1:
-            # Scripts reached through `npm run X` are not lifecycle scripts, so the manifest
-            # stage did not analyse them; analyse their command the same way here.
-            script_events = _script_events(self.package, name, command)
-        for event in script_events:
+        refs_before = self._script_refs
+        # The manifest stage analysed this script (lifecycle, or reached through `npm run X` within
+        # MAX_SCRIPT_NESTING hops, as here) and named it on each of its events.
+        for event in self._script_events.get(name, ()):
             self.emit(event, len(stack) - 1)
-        for target in parse_command(command):
-            if self.budget.exhausted:
+        targets = self._script_targets.get(command)
+        if targets is None:
+            targets = self._script_targets[command] = parse_command(command)
+        for target in targets:
+            if not self.budget.tick():  # each `npm run X` of a web of scripts running each other is work
                 break
             if target.kind == SCRIPT:
-                other = self.package.npm.script(target.value) if self.package.npm else None
-                if other is not None and target.value not in stack and len(stack) < _NPM_SCRIPT_NESTING:
-                    self.npm_script(target.value, other, [*stack, target.value], stage)
-                    self.stage, self.entry = stage, label
+                for script in scripts_started(target):  # `npm run X` runs preX, X, postX
+                    other = self._scripts.get(script)
+                    if other is not None and script not in stack and len(stack) < MAX_SCRIPT_NESTING:
+                        self.npm_script(script, other, [*stack, script], stage)
+                        self.stage, self.entry = stage, label
                 continue
             if target.kind in (PRELOAD, INLINE_REQUIRE):
                 path = self.index.js_module("package.json", target.value)
@@ -473,15 +489,22 @@ class _Walker:
             if path is None:
                 if target.kind == FILE:
                     why = "missing file" if target.value not in self.index.all_paths else "not analysed"
-                    self.entry_points.append(EntryPointRef(
+                    self._script_entry(EntryPointRef(
                         stage, clean(f"{segment} ({why} {target.value})", _LABEL_LENGTH), None, MODULE_SCOPE))
                 continue
-            self.entry_points.append(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
+            self._script_entry(EntryPointRef(stage, clean(segment, _LABEL_LENGTH), path, MODULE_SCOPE))
             self.run_module(path, len(stack) - 1, as_main=target.kind == FILE)
-        if len(self.entry_points) == refs_before:
+        if self._script_refs == refs_before:
             # Inline code or an external command only: the script's own events stand for it.
-            self.entry_points.append(EntryPointRef(stage, clean(f"{' > '.join(stack)}: {command}", _LABEL_LENGTH),
-                                                   None, MODULE_SCOPE))
+            self._script_entry(EntryPointRef(stage, clean(f"{' > '.join(stack)}: {command}", _LABEL_LENGTH),
+                                             None, MODULE_SCOPE))
+
+    def _script_entry(self, ref: EntryPointRef) -> None:
+        """Record what an npm script starts; past a cap only counted (a web of scripts running each
+        other has thousands of paths, each its own label)."""
+        self._script_refs += 1
+        if self._script_refs <= _MAX_SCRIPT_ENTRY_POINTS:
+            self.entry_points.append(ref)
 
     # --- PyPI -------------------------------------------------------------------------------
 
@@ -621,23 +644,6 @@ def _is_code_path(spec: str) -> bool:
         return False
     last = spec.rsplit("/", 1)[-1]
     return "." not in last or last.endswith((".js", ".cjs", ".mjs"))
-
-
-def _script_events(package: Package, name: str, command: str) -> list[BehaviourEvent]:
-    manifest = package.file("package.json")
-    line = _json_key_line(manifest.data if manifest is not None else b"", name)
-    snippet = clean(f"{name}: {command}", 160)
-    ids = analyse_command(command)
-    ids += [b for b in classify_literal(command) if b not in ids]
-    return [BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet) for b in ids]
-
-
-def _json_key_line(data: bytes, key: str) -> int:
-    needle = json.dumps(key) + ":"
-    for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-        if needle in line.replace(" ", "").replace("\t", ""):
-            return lineno
-    return 1
 
 
 def build_sequence(
