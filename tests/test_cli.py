@@ -249,3 +249,47 @@ def test_with_analysis_the_output_stays_clean(tmp_path: Path, capsys: pytest.Cap
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert not UNSAFE.search(out.replace("\n", "")), out
+
+
+# ---------------------------------------------------------------------------
+# Failures of the report itself: exit 4 and one line on stderr, never 1 ("flagged") or a traceback
+
+
+def _malseq(tmp_path: Path, stdout: int, *argv: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    import malseq
+
+    src = str(Path(malseq.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.run([sys.executable, "-m", "malseq", "scan", "--no-isolate", *argv], stdout=stdout,
+                              stderr=err, env=env, timeout=300)
+    return proc.returncode, (tmp_path / "stderr.txt").read_text()
+
+
+def test_a_full_disk_exits_4_with_one_line(tmp_path: Path) -> None:
+    target = str(npm_package(tmp_path))
+    for fmt in ("text", "json"):
+        with open("/dev/full", "wb") as full:  # every write fails with ENOSPC, as on a full disk
+            code, err = _malseq(tmp_path, full.fileno(), "--no-analysis", "--format", fmt, target, target)
+        assert code == 4, err
+        assert err.splitlines()[-1] == ("malseq: error: the report could not be written to stdout: "
+                                        "No space left on device")
+        assert "Traceback" not in err and "Exception ignored" not in err
+        assert len([ln for ln in err.splitlines() if not ln.startswith("[")]) == 1  # besides the progress lines
+
+
+def test_a_reader_that_went_away_exits_4_with_one_line(tmp_path: Path) -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the report is written (`malseq scan ... | head -c 10`)
+    try:
+        code, err = _malseq(tmp_path, write_end, "--no-analysis", "-q", str(npm_package(tmp_path)))
+    finally:
+        os.close(write_end)
+    assert code == 4, err
+    assert err == "malseq: error: the report could not be written to stdout: Broken pipe\n"

@@ -5,11 +5,13 @@ Exit codes (documented in README.md):
   1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
   2  usage error (bad option or malformed target)
   3  at least one target could not be scanned, or got no verdict (no usable model)
+  4  the report could not be written (stdout closed early, disk full)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -30,12 +32,37 @@ EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 EXIT_SCAN_ERROR = 3
+EXIT_OUTPUT_ERROR = 4
 
 # Extra commands come from installed packages' entry points in this group (the lab declares
 # `corpus`, `eval` and `train` in lab/pyproject.toml); the scanner itself never imports the lab.
 COMMANDS_GROUP = "malseq.commands"
 LAB_COMMANDS = ("corpus", "eval", "train")
 LAB_INSTALL_HINT = "install it from a malseq checkout with `pip install -e './lab[train,eval]'`"
+
+
+class _ReportNotWritten(Exception):
+    """stdout refused the report (a closed pipe, a full disk): not a verdict, so never exit 1."""
+
+
+def _emit(report: str) -> None:
+    try:
+        sys.stdout.write(report)
+        sys.stdout.flush()  # buffered data must fail here, not in the interpreter's exit flush
+    except OSError as exc:  # BrokenPipeError, ENOSPC, EIO
+        _discard_stdout()
+        raise _ReportNotWritten(exc.strerror or type(exc).__name__) from exc
+
+
+def _discard_stdout() -> None:
+    # What is still buffered would fail again in the interpreter's final flush and print a
+    # traceback-like "Exception ignored" message: send it to the null device instead.
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # no real file descriptor (an embedding or a test's capture)
+        pass
 
 
 class _StderrProgress:
@@ -180,15 +207,15 @@ def _run_scan(args: argparse.Namespace) -> int:
     if args.format == "sarif":
         from malseq.report.sarif import render_sarif
 
-        sys.stdout.write(render_sarif(results))
+        _emit(render_sarif(results))
     elif args.format == "json":
         from malseq.report.json_report import render_json
 
-        sys.stdout.write(render_json(results))
+        _emit(render_json(results))
     else:
         from malseq.report.text import render_text
 
-        sys.stdout.write(render_text(results, show_features=args.features, show_sequence=args.sequence))
+        _emit(render_text(results, show_features=args.features, show_sequence=args.sequence))
     for warning in sorted({r.model_warning for r in results if r.model_warning}):  # once, even with -q
         print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
     unscored = sorted({r.unscored for r in results if r.unscored})
@@ -225,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MalseqError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_SCAN_ERROR
+    except _ReportNotWritten as exc:
+        with contextlib.suppress(OSError):  # stderr may be gone too: the exit code still says it
+            print(f"malseq: error: the report could not be written to stdout: {clean(str(exc), 200)}", file=sys.stderr)
+        return EXIT_OUTPUT_ERROR
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")
