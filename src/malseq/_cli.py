@@ -4,7 +4,7 @@ Exit codes (documented in README.md):
   0  every target scanned, none flagged
   1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
   2  usage error (bad option or malformed target)
-  3  at least one target could not be scanned, or got no verdict (no usable model)
+  3  at least one target could not be scanned, or not completely (a project folder), or got no verdict
   4  the report could not be written (stdout closed early, disk full)
 """
 
@@ -77,7 +77,10 @@ class _StderrProgress:
     def target_finished(self, index: int, total: int, result: TargetResult) -> None:
         if not self.enabled:
             return
-        status = "error" if result.error else "ok"
+        # never "ok": verdicts come after the whole batch is scored, and this target may be flagged then
+        status = f"error ({result.error.kind})" if result.error else "analysed" if result.analysis else "read"
+        if result.notices:
+            status += ", not scanned completely"
         print(f"[{index + 1}/{total}] {clean(result.target, 120)}: {status} ({result.seconds:.2f} s)", file=sys.stderr)
 
 
@@ -223,7 +226,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
     if flagged(results):
         return EXIT_FLAGGED
-    if any(r.error for r in results) or unscored:
+    if any(r.error or r.notices for r in results) or unscored:  # a notice: part of a folder was left unscanned
         return EXIT_SCAN_ERROR
     return EXIT_CLEAN
 
