@@ -88,3 +88,12 @@ def test_a_lockfile_is_named_until_its_pins_are_scanned(tmp_path: Path) -> None:
     # `--lockfile package-lock.json` adds its pins to the batch: then only the unread lockfile is left
     [left] = project_notices(tmp_path, "app", keys(tmp_path, "npm:left-pad@1.3.0"))
     assert "pnpm-lock.yaml" in left.message
+
+
+def test_hints_spell_paths_the_way_the_target_was_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package_json(tmp_path / "app" / "node_modules" / "a", "a")
+    monkeypatch.chdir(tmp_path / "app")
+    for shown, expected in ((".", "node_modules/[!@]*"), ("./", "node_modules/[!@]*"),
+                            (f"{tmp_path}/app/", f"{tmp_path}/app/node_modules/[!@]*")):
+        [notice] = project_notices(Path(shown), shown, keys(shown))
+        assert notice.hint.endswith(f"malseq scan {shown} {expected}")

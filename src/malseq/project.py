@@ -77,7 +77,10 @@ def _entries(folder: Path) -> Iterator[os.DirEntry[str]]:
 
 
 def _join(shown: str, *parts: str) -> str:
-    return "/".join([shown.rstrip("/") or "/", *parts]) if shown not in ("", ".") else "/".join(parts)
+    """A path under the target, spelled the way the user typed the target (`.` adds nothing)."""
+    if shown in ("", ".", "./"):
+        return "/".join(parts)
+    return shown.rstrip("/") + "/" + "/".join(parts)
 
 
 def _node_modules(root: Path, shown: str, batch: Collection[str]) -> ScanNotice | None:
