@@ -119,8 +119,9 @@ def test_any_failed_target_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "--no-analysis", str(npm_package(tmp_path)), str(broken))
     assert code == 3
     lines = out.splitlines()
-    assert lines[-2] == f"{broken}: ERROR CorruptArchiveError: file is empty (0 bytes)"
-    assert lines[-1] == "  hint: the file may be an incomplete download; fetch it again"
+    assert lines[-3] == f"{broken}: ERROR CorruptArchiveError: file is empty (0 bytes)"
+    assert lines[-2] == "  hint: the file may be an incomplete download; fetch it again"
+    assert lines[-1] == "summary: 2 target(s): 1 scanned, 0 flagged, 1 error(s), 0 suppressed"
 
 
 # ---------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def test_text_report_line_structure_survives_hostile_values(tmp_path: Path,
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith(str(target).replace(ESC, "\\x1b[31m").replace(RLO, "\\u202e") + ": npm:")
-    assert [ln.split(":")[0].strip() for ln in lines[1:]] == ["install script postinstall", "binaries"]
+    assert [ln.split(":")[0].strip() for ln in lines[1:]] == ["install script postinstall", "binaries", "summary"]
 
 
 def test_skipped_member_names_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,3 +250,135 @@ def test_with_analysis_the_output_stays_clean(tmp_path: Path, capsys: pytest.Cap
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert not UNSAFE.search(out.replace("\n", "")), out
+
+
+# ---------------------------------------------------------------------------
+# Failures of the report itself: exit 4 and one line on stderr, never 1 ("flagged") or a traceback
+
+
+def _malseq(tmp_path: Path, stdout: int, *argv: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    import malseq
+
+    src = str(Path(malseq.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.run([sys.executable, "-m", "malseq", "scan", "--no-isolate", *argv], stdout=stdout,
+                              stderr=err, env=env, timeout=300)
+    return proc.returncode, (tmp_path / "stderr.txt").read_text()
+
+
+def test_a_full_disk_exits_4_with_one_line(tmp_path: Path) -> None:
+    target = str(npm_package(tmp_path))
+    for fmt in ("text", "json"):
+        with open("/dev/full", "wb") as full:  # every write fails with ENOSPC, as on a full disk
+            code, err = _malseq(tmp_path, full.fileno(), "--no-analysis", "--format", fmt, target, target)
+        assert code == 4, err
+        assert err.splitlines()[-1] == ("malseq: error: the report could not be written to stdout: "
+                                        "No space left on device")
+        assert "Traceback" not in err and "Exception ignored" not in err
+        assert len([ln for ln in err.splitlines() if not ln.startswith("[")]) == 1  # besides the progress lines
+
+
+def test_a_reader_that_went_away_exits_4_with_one_line(tmp_path: Path) -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the report is written (`malseq scan ... | head -c 10`)
+    try:
+        code, err = _malseq(tmp_path, write_end, "--no-analysis", "-q", str(npm_package(tmp_path)))
+    finally:
+        os.close(write_end)
+    assert code == 4, err
+    assert err == "malseq: error: the report could not be written to stdout: Broken pipe\n"
+
+
+# ---------------------------------------------------------------------------
+# A scan cannot pass silently: nothing to analyse, a project folder, members not read
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_a_target_with_nothing_to_analyse_is_an_error_never_benign(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text("# hello\n")
+    images = tmp_path / "images.tgz"
+    images.write_bytes(tgz({"package/logo.png": b"\x89PNG\r\n", "package/README": "hi"}))
+    escaped = tmp_path / "escaped.tgz"  # its only code escapes the archive, so it is skipped
+    escaped.write_bytes(tgz({"../../evil.js": "require('child_process').exec('x')"}))
+    code, out, _ = run(capsys, "-q", "--no-isolate", "--format", "json", str(empty), str(docs), str(images),
+                       str(escaped))
+    assert code == 3
+    report = json.loads(out)
+    assert [r["error"]["type"] for r in report] == ["NothingToScanError"] * 4
+    assert all("verdict" not in r and "score" not in r for r in report)
+    assert report[0]["error"]["message"].startswith("nothing to analyse: the folder holds no files: no package.json")
+    assert "the folder holds 1 file(s) but no package" in report[1]["error"]["message"]
+    assert "(1 member(s) skipped: see skipped)" in report[3]["error"]["message"]
+    assert report[3]["package"]["skipped"][0]["reason"] == "path traversal (..)"
+    assert "npm:NAME@VERSION" in report[0]["error"]["hint"]
+
+
+def poisoned_project(tmp_path: Path) -> Path:
+    """An app whose node_modules holds a copy of the npm stealer example."""
+    import shutil
+
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / "package.json").write_text(json.dumps({"name": "app", "version": "1.0.0",
+                                                   "dependencies": {"colorz-utils": "1.0.3"}}))
+    (root / "index.js").write_text("console.log('hello');\n")
+    shutil.copytree(EXAMPLES / "npm-env-exfil", root / "node_modules" / "colorz-utils")
+    return root
+
+
+def test_a_project_folder_is_not_a_clean_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = poisoned_project(tmp_path)
+    code, out, err = run(capsys, "--no-isolate", str(root))
+    # whatever the folder-as-one-package verdict, the installed stealer was not judged: never exit 0
+    assert code == (1 if "verdict: MALICIOUS" in out else 3), out
+    assert (f"  NOT SCANNED COMPLETELY: this folder looks like a project, not a package: 1 installed npm "
+            f"package(s) in {root}/node_modules were not scanned one by one (e.g. colorz-utils)") in out
+    assert f"  hint: scan each as a target too: malseq scan {root} {root}/node_modules/[!@]*" in out
+    assert out.splitlines()[-1].endswith(", 1 not scanned completely")
+    code, out, _ = run(capsys, "--no-isolate", "--no-analysis", "--format", "json", str(root))
+    assert code == 3
+    [entry] = json.loads(out)
+    assert [n["kind"] for n in entry["notices"]] == ["node_modules"]
+
+
+def test_a_project_scanned_with_its_installed_packages_is_complete(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    root = poisoned_project(tmp_path)
+    code, out, _ = run(capsys, "--no-isolate", "-q", str(root), str(root / "node_modules" / "colorz-utils"))
+    assert code == 1  # the stealer, scanned as its own target, is flagged
+    assert "NOT SCANNED COMPLETELY" not in out
+    assert out.splitlines()[-1] == "summary: 2 target(s): 2 scanned, 1 flagged, 0 error(s), 0 suppressed"
+
+
+def test_progress_never_says_ok_before_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Verdicts come after the whole batch is scored: a progress line cannot know it yet.
+    code, out, err = run(capsys, "--no-isolate", str(EXAMPLES / "npm-env-exfil"), str(EXAMPLES / "pypi-clean-lib"))
+    assert code == 1 and "verdict: MALICIOUS" in out
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in err.splitlines()] == ["analysed", "analysed"]
+    assert " ok " not in err and ": ok" not in err
+
+
+def test_a_verdict_says_when_members_were_not_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "links.tgz"
+    target.write_bytes(tgz({"package/package.json": '{"name": "l", "version": "1.0.0", "main": "index.js"}',
+                            "package/index.js": "module.exports = 1;\n"},
+                           links={"package/secret.js": "/etc/passwd", "package/copy.js": "index.js"}))
+    code, out, _ = run(capsys, "--no-isolate", str(target))
+    assert code in (0, 1)
+    [verdict] = [line for line in out.splitlines() if line.startswith("  verdict: ")]
+    # the absolute link was not read; the link to index.js was (as a copy), so it does not count
+    assert verdict.endswith("; 1 member(s) NOT READ, see skipped"), verdict
+    assert "  skipped 2 member(s):" in out

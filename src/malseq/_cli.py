@@ -4,12 +4,14 @@ Exit codes (documented in README.md):
   0  every target scanned, none flagged
   1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
   2  usage error (bad option or malformed target)
-  3  at least one target could not be scanned, or got no verdict (no usable model)
+  3  at least one target could not be scanned, or not completely (a project folder), or got no verdict
+  4  the report could not be written (stdout closed early, disk full)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -30,12 +32,37 @@ EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 EXIT_SCAN_ERROR = 3
+EXIT_OUTPUT_ERROR = 4
 
 # Extra commands come from installed packages' entry points in this group (the lab declares
 # `corpus`, `eval` and `train` in lab/pyproject.toml); the scanner itself never imports the lab.
 COMMANDS_GROUP = "malseq.commands"
 LAB_COMMANDS = ("corpus", "eval", "train")
 LAB_INSTALL_HINT = "install it from a malseq checkout with `pip install -e './lab[train,eval]'`"
+
+
+class _ReportNotWritten(Exception):
+    """stdout refused the report (a closed pipe, a full disk): not a verdict, so never exit 1."""
+
+
+def _emit(report: str) -> None:
+    try:
+        sys.stdout.write(report)
+        sys.stdout.flush()  # buffered data must fail here, not in the interpreter's exit flush
+    except OSError as exc:  # BrokenPipeError, ENOSPC, EIO
+        _discard_stdout()
+        raise _ReportNotWritten(exc.strerror or type(exc).__name__) from exc
+
+
+def _discard_stdout() -> None:
+    # What is still buffered would fail again in the interpreter's final flush and print a
+    # traceback-like "Exception ignored" message: send it to the null device instead.
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # no real file descriptor (an embedding or a test's capture)
+        pass
 
 
 class _StderrProgress:
@@ -50,7 +77,10 @@ class _StderrProgress:
     def target_finished(self, index: int, total: int, result: TargetResult) -> None:
         if not self.enabled:
             return
-        status = "error" if result.error else "ok"
+        # never "ok": verdicts come after the whole batch is scored, and this target may be flagged then
+        status = f"error ({result.error.kind})" if result.error else "analysed" if result.analysis else "read"
+        if result.notices:
+            status += ", not scanned completely"
         print(f"[{index + 1}/{total}] {clean(result.target, 120)}: {status} ({result.seconds:.2f} s)", file=sys.stderr)
 
 
@@ -182,15 +212,15 @@ def _run_scan(args: argparse.Namespace) -> int:
     if args.format == "sarif":
         from malseq.report.sarif import render_sarif
 
-        sys.stdout.write(render_sarif(results))
+        _emit(render_sarif(results))
     elif args.format == "json":
         from malseq.report.json_report import render_json
 
-        sys.stdout.write(render_json(results))
+        _emit(render_json(results))
     else:
         from malseq.report.text import render_text
 
-        sys.stdout.write(render_text(results, show_features=args.features, show_sequence=args.sequence))
+        _emit(render_text(results, show_features=args.features, show_sequence=args.sequence))
     for warning in sorted({r.model_warning for r in results if r.model_warning}):  # once, even with -q
         print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
     unscored = sorted({r.unscored for r in results if r.unscored})
@@ -198,7 +228,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
     if flagged(results):
         return EXIT_FLAGGED
-    if any(r.error for r in results) or unscored:
+    if any(r.error or r.notices for r in results) or unscored:  # a notice: part of a folder was left unscanned
         return EXIT_SCAN_ERROR
     return EXIT_CLEAN
 
@@ -227,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MalseqError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_SCAN_ERROR
+    except _ReportNotWritten as exc:
+        with contextlib.suppress(OSError):  # stderr may be gone too: the exit code still says it
+            print(f"malseq: error: the report could not be written to stdout: {clean(str(exc), 200)}", file=sys.stderr)
+        return EXIT_OUTPUT_ERROR
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")

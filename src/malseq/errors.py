@@ -49,6 +49,10 @@ class ArchivePasswordError(IntakeError):
     """The archive is encrypted and no password, or a wrong one, was given."""
 
 
+class NothingToScanError(IntakeError):
+    """The target holds no package: no manifest and no source file malseq analyses (never judged benign)."""
+
+
 class TimeBudgetExceeded(IntakeError):
     """A package used up its time budget."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -12,9 +12,11 @@ from malseq._deadline import Deadline
 from malseq.errors import MalseqError, UsageError
 from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
+from malseq.intake.build import check_analysable
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
-from malseq.intake.targets import Target, parse_target
+from malseq.intake.targets import LocalTarget, Target, parse_target
 from malseq.model import LOW_FPR
+from malseq.project import ScanNotice, project_notices, target_key
 from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:
@@ -107,6 +109,8 @@ class TargetResult:
     model_input: str | None = None
     # set on scored results when the model was trained on input from different code (`malseq.analysis`)
     model_warning: str | None = None
+    # parts of a folder target left unscanned (a project's installed packages or lockfiles: malseq.project)
+    notices: tuple[ScanNotice, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -140,6 +144,7 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
     package: Package | None = None
     try:
         package = load_target(target, options.intake, deadline)
+        check_analysable(package)  # an empty or package-less target is an error, never a clean verdict
         if options.analyse and options.build_sequence:
             from malseq.analysis import analyse
 
@@ -171,6 +176,7 @@ def scan_iter(
     options = options or ScanOptions()
     targets = parse_targets(texts)
     total = len(targets)
+    batch = {target_key(t) for t in targets}  # what this run scans, so a project's notices can leave it out
     runner: IsolatedRunner[tuple[str, Target, ScanOptions], TargetResult] | None = None
     if options.isolate:
         from malseq._isolation import IsolatedRunner
@@ -183,6 +189,8 @@ def scan_iter(
             if observer:
                 observer.target_started(index, total, text)
             result = scan_one(text, target, options) if runner is None else _run_isolated(runner, text, target, options)
+            if isinstance(target, LocalTarget) and target.path.is_dir():
+                result = replace(result, notices=project_notices(target.path, text, batch))
             if observer:
                 observer.target_finished(index, total, result)
             yield result

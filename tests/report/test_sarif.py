@@ -51,3 +51,18 @@ def test_unscannable_target_is_a_notification_and_marks_the_run_unsuccessful(tmp
     invocation = json.loads(render_sarif(_results(tmp_path)))["runs"][0]["invocations"][0]
     assert invocation["executionSuccessful"] is False
     assert "broken.tgz" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_a_project_folder_notice_is_a_notification_and_marks_the_run_unsuccessful(tmp_path: Path) -> None:
+    from malseq.project import ScanNotice
+
+    notice = ScanNotice("node_modules", "this folder looks like a project, not a package: ...",
+                        "scan each as a target too: malseq scan app app/node_modules/[!@]*")
+    results = [replace(r, notices=(notice,)) if i == 1 else r for i, r in enumerate(_results(tmp_path)[:2])]
+    doc = json.loads(render_sarif(results))
+    jsonschema.validate(doc, _schema())
+    invocation = doc["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    [note] = invocation["toolExecutionNotifications"]
+    assert note["message"]["text"].endswith(": not scanned completely: " + notice.message)
+    assert note["properties"]["hint"] == notice.hint

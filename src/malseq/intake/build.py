@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from email.parser import HeaderParser
 
+from malseq.errors import NothingToScanError
 from malseq.intake.archive import Member
 from malseq.intake.package import (
     Ecosystem,
@@ -394,4 +395,28 @@ def build_package(
         npm=npm,
         pypi=pypi,
         origin=origin,
+    )
+
+
+def check_analysable(package: Package) -> None:
+    """Raise `NothingToScanError` when a package holds neither a manifest nor a source file.
+
+    Such a target (an empty folder, an archive of images, a folder one level above the package)
+    would otherwise get a clean verdict from an empty behaviour sequence.
+    """
+    paths = {f.path for f in package.files}
+    if package.source_files or _has_metadata_dir(paths) or any(
+        p in _PYPI_MARKERS or p == "package.json" or p.endswith("/package.json") for p in paths
+    ):
+        return
+    kind = "folder" if package.origin.kind == "folder" else "archive"
+    what = (f"the {kind} holds no files" if not package.files
+            else f"the {kind} holds {len(package.files)} file(s) but no package")
+    if package.skipped:
+        what += f" ({len(package.skipped)} member(s) skipped: see skipped)"
+    raise NothingToScanError(
+        f"nothing to analyse: {what}: no package.json, setup.py, setup.cfg, pyproject.toml or PKG-INFO, "
+        "and no Python, JavaScript, shell, batch or PowerShell source",
+        hint="give the folder or archive that holds the package itself (its package.json, setup.py or "
+        "pyproject.toml), or the registry release, e.g. npm:NAME@VERSION or pypi:NAME==VERSION",
     )

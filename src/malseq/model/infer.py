@@ -116,6 +116,8 @@ class SequenceScorer:
             )
         card = ModelCard.read(path / CARD_FILE)
         try:
+            # onnxruntime >= 1.32 otherwise writes a device id, an event queue and a session file on every run
+            os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - core dependencies

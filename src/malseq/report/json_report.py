@@ -102,6 +102,8 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["suppressed"] = {"reason": result.suppressed}
     if result.unscored is not None:
         out["unscored"] = result.unscored
+    if result.notices:
+        out["notices"] = [{"kind": n.kind, "message": n.message, "hint": n.hint} for n in result.notices]
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
     out["seconds"] = round(result.seconds, 4)

@@ -147,6 +147,14 @@ def render_sarif(results: Sequence[TargetResult]) -> str:
         }
         for res in results
         if res.error is not None
+    ] + [
+        {
+            "level": "error",
+            "message": {"text": f"{res.target}: not scanned completely: {notice.message}"},
+            "properties": {"target": res.target, "hint": notice.hint},
+        }
+        for res in results
+        for notice in res.notices
     ]
     doc = {
         "$schema": SARIF_SCHEMA,

@@ -5,8 +5,48 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from malseq.features.catalogue import BY_ID
+from malseq.features.types import Dimension
 from malseq.report.sanitize import clean
 from malseq.scan import TargetResult
+from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
+
+TOP_REASONS = 3
+# What makes a sequence malicious rather than merely busy: what leaves the machine or runs, and the
+# hook that runs it at install (report/sarif.py locates its result at the first of these too).
+_DECISIVE = (Dimension.DATA_TRANSMISSION, Dimension.PAYLOAD_EXECUTION, Dimension.INSTALL_HOOK)
+
+
+def top_reasons(sequence: BehaviourSequence, limit: int = TOP_REASONS) -> list[SequenceStep]:
+    """The most decisive steps, one per behaviour: install time before import time before dead code,
+    transmission/execution/install hooks before reading, encoding and obfuscation, else execution order."""
+    def rank(indexed: tuple[int, SequenceStep]) -> tuple[int, int, int]:
+        i, step = indexed
+        stage = (Stage.INSTALL, Stage.IMPORT, Stage.UNREACHED).index(step.stage)
+        # importing a network or process module only says what the code could do, not that it does it
+        decisive = BY_ID[step.behaviour].dimension in _DECISIVE and not step.behaviour.startswith("import_")
+        # decisive steps of a reached stage first, then the rest of the reached steps, then dead code
+        return (0 if decisive and stage < 2 else 1 if stage < 2 else 2, stage, i)
+
+    chosen: dict[str, SequenceStep] = {}
+    for _, step in sorted(enumerate(sequence.steps), key=rank):
+        chosen.setdefault(step.behaviour, step)
+        if len(chosen) == limit:
+            break
+    return list(chosen.values())
+
+
+def _not_read(result: TargetResult) -> int:
+    """Skipped members whose content was not analysed (a link read as a copy of its target was)."""
+    info = result.package
+    return sum(1 for s in info.skipped if "read as a copy" not in s.reason) if info is not None else 0
+
+
+def _notice_lines(result: TargetResult) -> list[str]:
+    lines = []
+    for notice in result.notices:
+        lines.append(f"  NOT SCANNED COMPLETELY: {clean(notice.message, 400)}")
+        lines.append(f"  hint: {clean(notice.hint, 400)}")
+    return lines
 
 
 def render_result(result: TargetResult, show_features: bool = False, show_sequence: bool = False) -> str:
@@ -16,12 +56,14 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         lines.append(f"{head}: ERROR {result.error.kind}: {clean(result.error.message, 400)}")
         if result.error.hint:
             lines.append(f"  hint: {clean(result.error.hint, 300)}")
+        lines.extend(_notice_lines(result))
         return "\n".join(lines)
     info = result.package
     assert info is not None
     ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
     lines.append(f"{head}: {ident} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
+    lines.extend(_notice_lines(result))
     for name, cmd in info.install_scripts:
         lines.append(f"  install script {name}: {clean(cmd, 160)}")
     if info.binaries:
@@ -41,12 +83,20 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
                     f"    {clean(e.file, 120)}:{e.line}:{e.column}  {BY_ID[e.behaviour].phrase}"
                     f"  [{e.behaviour}]  {clean(e.snippet, 100)}"
                 )
+    # a verdict never stands without saying that part of the package was not read
+    unread = _not_read(result)
+    partial = f"; {unread} member(s) NOT READ, see skipped" if unread else ""
     if result.unscored is not None:
-        lines.append(f"  verdict: NONE ({clean(result.unscored, 300)})")
+        lines.append(f"  verdict: NONE ({clean(result.unscored, 300)}){partial}")
     if result.score is not None:
         parts = "".join(f"; {name} {value:.4f}" for name, value in result.component_scores if len(
             result.component_scores) > 1)
-        lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f}{parts})")
+        lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f}{parts}){partial}")
+        if result.verdict == "malicious" and result.sequence is not None and result.sequence.steps:
+            lines.append("  top reasons (--sequence shows every step):")
+            for n, step in enumerate(top_reasons(result.sequence), 1):
+                lines.append(f"    {n}. [{step.stage.value}] {BY_ID[step.behaviour].phrase}  "
+                             f"{clean(step.file, 120)}:{step.line}")
         if result.suppressed is not None:
             lines.append(f"  suppressed: {clean(result.suppressed, 300)}")
     if show_sequence and result.sequence is not None:
@@ -59,5 +109,22 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
     return "\n".join(lines)
 
 
+def summary_line(results: Sequence[TargetResult]) -> str:
+    """One line counting the outcome of the run, so a long report's end says how it went."""
+    errors = sum(1 for r in results if r.error is not None)
+    flagged = sum(1 for r in results if r.verdict == "malicious" and r.suppressed is None)
+    suppressed = sum(1 for r in results if r.verdict == "malicious" and r.suppressed is not None)
+    line = (f"summary: {len(results)} target(s): {len(results) - errors} scanned, {flagged} flagged, "
+            f"{errors} error(s), {suppressed} suppressed")
+    incomplete = sum(1 for r in results if r.notices)
+    unscored = sum(1 for r in results if r.unscored is not None)
+    if incomplete:
+        line += f", {incomplete} not scanned completely"
+    if unscored:
+        line += f", {unscored} without a verdict"
+    return line
+
+
 def render_text(results: Sequence[TargetResult], show_features: bool = False, show_sequence: bool = False) -> str:
-    return "\n".join(render_result(r, show_features, show_sequence) for r in results) + "\n"
+    body = "\n".join(render_result(r, show_features, show_sequence) for r in results)
+    return f"{body}\n{summary_line(results)}\n"

@@ -73,7 +73,9 @@ def export_onnx(checkpoint: Path, out_path: Path, max_len: int = 128) -> Path:
 
 def quantize(fp32_path: Path, int8_path: Path) -> Path:
     import logging
+    import os
 
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as in malseq.model.infer: no device id or event files
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"

@@ -1,0 +1,81 @@
+"""The text report: top reasons of a flagged package, notices, the summary line."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from malseq.features.types import BehaviourEvent
+from malseq.project import ScanNotice
+from malseq.report.text import render_text, summary_line, top_reasons
+from malseq.scan import ScanError, ScanOptions, TargetResult, scan
+from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _step(behaviour: str, stage: Stage, file: str, line: int) -> SequenceStep:
+    event = BehaviourEvent(behaviour, file, line, 0, "<module>", "")
+    return SequenceStep(behaviour, stage, "entry", (event,), 0)
+
+
+def test_top_reasons_prefer_what_runs_or_sends_at_install_over_imports_and_dead_code() -> None:
+    seq = BehaviourSequence(steps=(
+        _step("import_network_module", Stage.INSTALL, "a.js", 1),
+        _step("read_env", Stage.INSTALL, "a.js", 2),
+        _step("run_command", Stage.UNREACHED, "dead.js", 9),
+        _step("network_request", Stage.IMPORT, "b.js", 3),
+        _step("upload_data", Stage.INSTALL, "a.js", 5),
+        _step("upload_data", Stage.INSTALL, "a.js", 7),  # one reason per behaviour: the first
+    ), entry_points=(), budget_exhausted=False, seconds=0.0)
+    assert [(s.behaviour, s.file, s.line) for s in top_reasons(seq)] == [
+        ("upload_data", "a.js", 5), ("network_request", "b.js", 3), ("import_network_module", "a.js", 1)]
+    assert [s.behaviour for s in top_reasons(seq, limit=5)] == [
+        "upload_data", "network_request", "import_network_module", "read_env", "run_command"]
+
+
+def test_a_flagged_package_shows_its_top_reasons_with_file_and_line() -> None:
+    [result] = scan([str(EXAMPLES / "npm-env-exfil")], ScanOptions(score=False))
+    text = render_text([replace(result, score=0.97, verdict="malicious")])
+    lines = text.splitlines()
+    start = lines.index("  top reasons (--sequence shows every step):")
+    assert lines[start - 1].startswith("  verdict: MALICIOUS (score 0.9700")
+    assert lines[start + 1:start + 4] == [
+        "    1. [install] run script at install  package.json:7",
+        "    2. [install] send network request  collect.js:14",
+        "    3. [install] upload data to server  collect.js:14",
+    ]
+    benign = render_text([replace(result, score=0.01, verdict="benign")])
+    assert "top reasons" not in benign
+
+
+def _result(target: str, **changes: object) -> TargetResult:
+    return replace(TargetResult(target, None, None, None, 0.1), **changes)  # type: ignore[arg-type]
+
+
+def test_the_summary_line_counts_every_outcome() -> None:
+    error = ScanError("CorruptArchiveError", "broken", None)
+    notice = ScanNotice("node_modules", "1 installed npm package(s) ...", "scan each as a target too: ...")
+    results = [
+        _result("a", score=0.9, verdict="malicious"),
+        _result("b", score=0.9, verdict="malicious", suppressed="reviewed"),
+        _result("c", score=0.1, verdict="benign", notices=(notice,)),
+        _result("d", error=error, notices=(notice,)),
+        _result("e", unscored="no model"),
+    ]
+    assert summary_line(results) == ("summary: 5 target(s): 4 scanned, 1 flagged, 1 error(s), 1 suppressed, "
+                                     "2 not scanned completely, 1 without a verdict")
+    assert summary_line(results[:1]) == "summary: 1 target(s): 1 scanned, 1 flagged, 0 error(s), 0 suppressed"
+    assert summary_line([]) == "summary: 0 target(s): 0 scanned, 0 flagged, 0 error(s), 0 suppressed"
+
+
+def test_a_failed_target_still_shows_its_notices() -> None:
+    notice = ScanNotice("node_modules", "this folder looks like a project", "scan each as a target too: x")
+    text = render_text([_result("app", error=ScanError("ArchiveLimitError", "too many files", None),
+                                notices=(notice,))])
+    assert text.splitlines() == [
+        "app: ERROR ArchiveLimitError: too many files",
+        "  NOT SCANNED COMPLETELY: this folder looks like a project",
+        "  hint: scan each as a target too: x",
+        "summary: 1 target(s): 0 scanned, 0 flagged, 1 error(s), 0 suppressed, 1 not scanned completely",
+    ]

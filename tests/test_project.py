@@ -1,0 +1,99 @@
+"""Folders that hold a project, not a package: what was left unscanned is named, with the targets to pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from malseq.intake.targets import parse_target
+from malseq.project import project_notices, target_key
+
+
+def package_json(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(json.dumps({"name": name, "version": "1.0.0"}))
+    return folder
+
+
+def keys(*targets: str | Path) -> set[str]:
+    return {target_key(parse_target(str(t))) for t in targets}
+
+
+def test_a_plain_package_folder_has_no_notice(tmp_path: Path) -> None:
+    package_json(tmp_path, "plain")
+    (tmp_path / "index.js").write_text("module.exports = 1;\n")
+    assert project_notices(tmp_path, str(tmp_path), keys(tmp_path)) == ()
+
+
+def test_installed_npm_packages_are_named_with_the_targets_that_scan_them(tmp_path: Path) -> None:
+    root = package_json(tmp_path / "app", "app")
+    package_json(root / "node_modules" / "evil", "evil")
+    package_json(root / "node_modules" / "@scope" / "util", "@scope/util")
+    (root / "node_modules" / ".bin").mkdir()  # not a package
+    (root / "node_modules" / "stray").mkdir()  # no package.json: not an installed package
+    [notice] = project_notices(root, "app", keys(root))
+    assert notice.kind == "node_modules"
+    assert "2 installed npm package(s) in app/node_modules were not scanned one by one" in notice.message
+    assert "@scope/util, evil" in notice.message
+    assert notice.hint == "scan each as a target too: malseq scan app app/node_modules/[!@]* app/node_modules/@*/*"
+
+
+def test_a_notice_goes_away_when_every_installed_package_is_a_target_too(tmp_path: Path) -> None:
+    root = package_json(tmp_path / "app", "app")
+    evil = package_json(root / "node_modules" / "evil", "evil")
+    scoped = package_json(root / "node_modules" / "@scope" / "util", "@scope/util")
+    assert project_notices(root, str(root), keys(root, evil, scoped)) == ()
+    [partly] = project_notices(root, str(root), keys(root, evil))
+    assert "1 installed npm package(s)" in partly.message
+    assert partly.hint.endswith("node_modules/@*/*") and "[!@]" not in partly.hint  # only what is left
+
+
+def test_scanning_node_modules_itself_names_its_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nm = tmp_path / "node_modules"
+    package_json(nm / "a", "a")
+    monkeypatch.chdir(tmp_path)
+    [notice] = project_notices(Path("node_modules"), "node_modules", keys("node_modules"))
+    assert notice.hint == "scan each as a target too: malseq scan node_modules node_modules/[!@]*"
+
+
+def test_a_virtualenv_names_the_releases_installed_in_it(tmp_path: Path) -> None:
+    venv = tmp_path / ".venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "requests-2.32.3.dist-info").mkdir(parents=True)
+    (site / "typing_extensions-4.12.2.dist-info").mkdir()
+    (site / "requests").mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    [notice] = project_notices(tmp_path, ".", keys(tmp_path))
+    assert notice.kind == "site-packages"
+    assert "2 package(s) installed in a virtualenv were not scanned one by one" in notice.message
+    assert "malseq scan . pypi:requests==2.32.3 pypi:typing_extensions==4.12.2" in notice.hint
+    # the releases given as targets (any spelling of the name) cover it
+    assert project_notices(tmp_path, ".", keys(tmp_path, "pypi:requests==2.32.3",
+                                               "pypi:Typing.Extensions==4.12.2")) == ()
+
+
+def test_a_lockfile_is_named_until_its_pins_are_scanned(tmp_path: Path) -> None:
+    package_json(tmp_path, "app")
+    lock = {"lockfileVersion": 3, "packages": {"": {"name": "app"},
+                                                "node_modules/left-pad": {"version": "1.3.0"}}}
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    (tmp_path / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    notices = project_notices(tmp_path, "app", keys(tmp_path))
+    assert [n.kind for n in notices] == ["lockfile", "lockfile"]
+    assert "the dependencies pinned in app/package-lock.json were not scanned" in notices[0].message
+    assert notices[0].hint == "scan them too: malseq scan --lockfile app/package-lock.json app"
+    assert "malseq does not read pnpm-lock.yaml yet" in notices[1].message
+    # `--lockfile package-lock.json` adds its pins to the batch: then only the unread lockfile is left
+    [left] = project_notices(tmp_path, "app", keys(tmp_path, "npm:left-pad@1.3.0"))
+    assert "pnpm-lock.yaml" in left.message
+
+
+def test_hints_spell_paths_the_way_the_target_was_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package_json(tmp_path / "app" / "node_modules" / "a", "a")
+    monkeypatch.chdir(tmp_path / "app")
+    for shown, expected in ((".", "node_modules/[!@]*"), ("./", "node_modules/[!@]*"),
+                            (f"{tmp_path}/app/", f"{tmp_path}/app/node_modules/[!@]*")):
+        [notice] = project_notices(Path(shown), shown, keys(shown))
+        assert notice.hint.endswith(f"malseq scan {shown} {expected}")
