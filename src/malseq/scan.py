@@ -145,7 +145,7 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
         if analysis is not None and options.build_sequence:
             from malseq.sequence import build_sequence
 
-            # Never raises on budget: a walk cut short by the deadline is marked partial.
+            # Counted budgets alone decide what is read; a passed deadline raises (an error result).
             sequence = build_sequence(package, analysis, deadline)
         return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start, sequence)
     except MalseqError as exc:

@@ -59,7 +59,7 @@ def _inline_javascript_behaviours(command: str) -> list[str]:
 
     found: list[str] = []
     for code in node_inline_scripts(command):
-        for behaviour, _line, _column in analyse_javascript_source(code, "package.json<node -e>", max_seconds=1.0):
+        for behaviour, _line, _column in analyse_javascript_source(code, "package.json<node -e>"):
             if behaviour not in found:
                 found.append(behaviour)
     return found

@@ -3,8 +3,8 @@
 `SequenceScorer.load()` reads `malseq/model/data/` (or another folder holding `model.onnx`,
 `tokenizer.json` and `model_card.json`) once per process and keeps it; `score()` tokenises with
 truncation to the card's `max_len`, runs each text as its own batch of one (no padding, so a
-score never depends on the other texts) and returns P(malicious) in [0, 1] per text, in input order. The verdict threshold is the
-card's `threshold`, chosen on validation data (see `malseq.model.threshold`).
+score never depends on the other texts) and returns P(malicious) in [0, 1] per text, in input
+order. The verdict threshold is the card's `threshold`, chosen on validation data (see `malseq.model.threshold`).
 """
 
 from __future__ import annotations
