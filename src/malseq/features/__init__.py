@@ -12,8 +12,9 @@ __all__ = ["FEATURES_VERSION", "analyse_package", "analyse_file"]
 
 # Part of the analysis cache key (malseq.corpus): bump it whenever an extractor's output
 # changes, so cached behaviours and sequences are recomputed. "0" is what the first cache
-# (November 2026) was built with; "1": four-part versions are not IP addresses.
-FEATURES_VERSION = "1"
+# (November 2026) was built with; "1": four-part versions are not IP addresses; "2": counted
+# per-file work budgets instead of time budgets (big files are cut elsewhere, tails are read).
+FEATURES_VERSION = "2"
 
 
 def analyse_file(file: PackageFile, deadline: Deadline) -> FileAnalysis | None:

@@ -38,6 +38,7 @@ from malseq.features.budget import (
     FILE_WORK_UNITS,
     FOLD_UNITS,
     LITERAL_UNITS,
+    NESTED_WORK_UNITS,
     NODE_UNITS,
     SCOPE_UNITS,
     BudgetExhausted,
@@ -507,6 +508,15 @@ class _FileAnalyser:
         self.parse_errors = root.has_error
         try:
             self._walk(root)
+        except _Budget:
+            self.budget_exhausted = True
+        except RecursionError:
+            self.budget_exhausted = True
+        # The file-level and setup.py checks run on an allowance of their own, so a file whose walk
+        # was cut still gets them (they are linear in the file or fold a few setup() arguments).
+        file_work = self.work
+        self.work = WorkBudget(NESTED_WORK_UNITS, file_work.deadline, file_work.what)
+        try:
             self._file_level()
             if self.is_setup and self.depth == 0:
                 self._setup_checks(root)
@@ -514,6 +524,8 @@ class _FileAnalyser:
             self.budget_exhausted = True
         except RecursionError:
             self.budget_exhausted = True
+        finally:
+            self.work = file_work
 
     def _walk(self, root: Node) -> None:
         # No text predicates in the query: the tree was parsed from a callback, and a
@@ -574,7 +586,7 @@ class _FileAnalyser:
         finally:
             self.work = file_work
         if not complete:
-            raise _Budget
+            self.budget_exhausted = True  # what was read still gets its callbacks and cross-checks
         self._flush_callbacks()
         self._reverse_shell_check()
 
