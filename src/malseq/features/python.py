@@ -543,7 +543,10 @@ class _FileAnalyser:
             found = root.descendant_for_byte_range(m.start(), m.end())
             if found is not None and found.type == "identifier":
                 items.append((found.start_byte, env_order, "env", found))
-        items.sort(key=lambda it: (it[0], it[1]))
+        # Outer before inner among nodes of one kind that start at the same byte (`a().b()`): tree-sitter's
+        # captures() lists those in an order that changes from run to run, and handling order decides
+        # which events are emitted first and kept.
+        items.sort(key=lambda it: (it[0], it[1], -it[3].end_byte))
         handlers: dict[str, Callable[[Node], None]] = {
             "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
             "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
