@@ -98,7 +98,9 @@ class SequenceScorer:
         Raises `ModelNotAvailableError` when the folder lacks a model, tokenizer or card.
         """
         path = Path(model_dir) if model_dir is not None else DATA_DIR
-        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or min(2, os.cpu_count() or 1)
+        # One intra-op thread by default: scores are the same with any thread count (checked in
+        # tests/test_determinism.py), and on a batch of one a second thread costs more CPU than it saves.
+        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
         key = (str(path.resolve()), threads)
         with cls._lock:
             if key not in cls._cache:
