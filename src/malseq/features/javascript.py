@@ -211,9 +211,6 @@ _PLACEHOLDER = "x"  # stands for an unknown part in loose folding (`curl ${u} | 
 _UNSET = object()
 
 
-_BudgetExhausted = BudgetExhausted
-
-
 def _source_order(nodes: Iterable[Node]) -> list[Node]:
     """Nodes by start, outer before inner: a total order. tree-sitter's `captures()`
     lists nodes that start at the same byte (`a().b().c()`) in an order that changes from run to
