@@ -143,7 +143,8 @@ def main() -> int:
         before = {json.loads(line)["sha256"]: json.loads(line) for line in args.compare.read_text().splitlines()}
         moved = [(r["name"], r["version"], r["label"], before[r["sha256"]]["verdict"], r["verdict"])
                  for r in records if r["sha256"] in before and before[r["sha256"]]["verdict"] != r["verdict"]]
-        deltas = [abs((r["score"] or 0) - (before[r["sha256"]]["score"] or 0)) for r in records if r["sha256"] in before]
+        deltas = [abs((r["score"] or 0) - (before[r["sha256"]]["score"] or 0))
+                  for r in records if r["sha256"] in before]
         summary["compare"] = {"verdicts_moved": moved, "max_score_change": round(max(deltas, default=0.0), 4),
                               "scores_changed": sum(1 for d in deltas if d > 1e-9)}
     json.dump(summary, sys.stdout, indent=1)

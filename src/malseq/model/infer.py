@@ -2,9 +2,9 @@
 
 `SequenceScorer.load()` reads `malseq/model/data/` (or another folder holding `model.onnx`,
 `tokenizer.json` and `model_card.json`) once per process and keeps it; `score()` tokenises with
-truncation to the card's `max_len`, runs batches of 32 (texts sorted by length so a batch pads
-little) and returns P(malicious) in [0, 1] per text, in input order. The verdict threshold is the
-card's `threshold`, chosen on validation data (see `malseq_lab.model.threshold`).
+truncation to the card's `max_len`, runs each text as its own batch of one (no padding, so a
+score never depends on the other texts) and returns P(malicious) in [0, 1] per text, in input
+order. The verdict threshold is the card's `threshold`, chosen on validation data (see `malseq_lab.model.threshold`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from malseq.errors import ModelNotAvailableError
 from malseq.model import BALANCED, CARD_FILE, DATA_DIR, LOW_FPR, MODEL_FILE, TOKENIZER_FILE
 from malseq.model.text import model_text
 
-BATCH_SIZE = 32
 MALICIOUS = "malicious"
 BENIGN = "benign"
 
@@ -99,7 +98,9 @@ class SequenceScorer:
         Raises `ModelNotAvailableError` when the folder lacks a model, tokenizer or card.
         """
         path = Path(model_dir) if model_dir is not None else DATA_DIR
-        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or min(2, os.cpu_count() or 1)
+        # One intra-op thread by default: scores are the same with any thread count (checked in
+        # tests/test_determinism.py), and on a batch of one a second thread costs more CPU than it saves.
+        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
         key = (str(path.resolve()), threads)
         with cls._lock:
             if key not in cls._cache:
@@ -142,32 +143,29 @@ class SequenceScorer:
 
     # -- scoring
 
-    def score(self, texts: Sequence[object], batch_size: int = BATCH_SIZE) -> list[float]:
-        """P(malicious) for each text (a sequence text or an object with `.text`), in input order."""
+    def score(self, texts: Sequence[object]) -> list[float]:
+        """P(malicious) for each text (a sequence text or an object with `.text`), in input order.
+
+        Each text runs alone, as a batch of one without padding: int8 dynamic quantisation takes
+        its activation scales from the whole input tensor (padding included), so in a shared batch
+        a text's score would depend on the other texts (by up to 0.16 on this model). Alone, a
+        text's score is a function of that text only.
+        """
         import numpy as np
 
         prepared = [model_text(t) for t in texts]
         if not prepared:
             return []
         encodings = self._tokenizer.encode_batch(prepared)
-        order = sorted(range(len(prepared)), key=lambda i: len(encodings[i].ids))
-        out = [0.0] * len(prepared)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                e = encodings[i].ids
-                ids[row, : len(e)] = e
-                mask[row, : len(e)] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask}
+        out: list[float] = []
+        for encoding in encodings:
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
             if "token_type_ids" in self._inputs:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             result = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
             scores = _to_scores(np, dict(zip(self._outputs, result, strict=True)))
-            for row, i in enumerate(idx):
-                out[i] = float(min(1.0, max(0.0, scores[row])))
+            out.append(float(min(1.0, max(0.0, scores[0]))))
         return out
 
 

@@ -113,6 +113,10 @@ class _Recorder:
 
 @dataclass
 class _Budget:
+    """Counted budgets of the walk (steps, depth, work). The package deadline is not one of them: it
+    is checked every `_DEADLINE_CHECK_EVERY` units and raises `TimeBudgetExceeded`, so a walk is
+    either complete up to its counted budgets or the target fails; load never shortens it."""
+
     max_steps: int
     max_depth: int
     max_work: int
@@ -128,8 +132,8 @@ class _Budget:
         self.work += 1
         if self.work > self.max_work:
             self._stop("work")
-        elif self.work % _DEADLINE_CHECK_EVERY == 0 and self.deadline.expired():
-            self._stop("deadline")
+        elif self.work % _DEADLINE_CHECK_EVERY == 0:
+            self.deadline.check("ordering behaviours")
         return not self.exhausted
 
     def _stop(self, reason: str) -> None:
@@ -601,7 +605,7 @@ class _Walker:
         self.stage = Stage.UNREACHED
         remaining = [e for e in self.analysis.all_events() if id(e) not in self.visited]
         remaining.sort(key=lambda e: (e.file, e.line, e.column))
-        if not self.budget.exhausted and not self.budget.deadline.expired():
+        if not self.budget.exhausted:
             remaining = self._evaluation_order(remaining)
         cap = len(self.steps) + self.budget.max_steps
         for event in remaining:
@@ -656,11 +660,15 @@ def build_sequence(
 ) -> BehaviourSequence:
     """The package's behaviours in the order its code would run, from its entry points.
 
-    Never raises on a hostile package: when the deadline or a budget runs out, the walk stops,
-    `budget_exhausted` is set, and every event not yet placed is listed as UNREACHED.
+    When a counted budget (steps, depth, work) runs out, the walk stops, `budget_exhausted` is
+    set, and every event not yet placed is listed as UNREACHED: the same for the same package on
+    any machine. Raises `TimeBudgetExceeded` when the deadline (a safety net) passes, checked at
+    the start and every few hundred units of work; it never shortens the sequence.
     """
     start = time.monotonic()
-    budget = _Budget(max_steps, max_depth, max_work, deadline or Deadline.unlimited())
+    deadline = deadline or Deadline.unlimited()
+    deadline.check("ordering behaviours")
+    budget = _Budget(max_steps, max_depth, max_work, deadline)
     walker = _Walker(package, analysis, budget)
     if package.npm is not None:
         walker.npm_entry_points()

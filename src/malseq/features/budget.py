@@ -1,0 +1,210 @@
+"""Counted per-file work budgets, one policy for the Python and the JavaScript extractor.
+
+A file's analysis is bounded by counted work, never by seconds, so the same file gives the same
+events on an idle laptop and on a saturated CI machine (and an attacker cannot pad a package
+to make a loaded scanner read less of it):
+
+- the parse is bounded by input size: at most `MAX_PARSE_UNITS` of input (about one per token)
+  are fed to tree-sitter; a larger file is parsed as its head and its tail (`TAIL_SHARE` of the
+  units), because a payload appended to a big bundle or generated module sits at its end;
+- the query over the parsed tree is bounded by what the parse read, so it is not counted again;
+- everything after it spends units of one `WorkBudget`: per syntax node handled, by kind
+  (`NODE_UNITS` ... `CALL_UNITS`), one per `BYTES_PER_UNIT` bytes of text folded, decoded or
+  classified, one per regex step of a text pass; a nested analysis (code handed to exec/eval)
+  spends from the same budget (capped at `NESTED_WORK_UNITS` in JavaScript);
+- when the units run out the analysis stops at that point (the same point for the same input),
+  keeps what it found and is marked `budget_exhausted`. Passes that must see the end of a file
+  reserve `TAIL_SHARE` of the units for it (`head_then_tail`).
+
+The package-level wall-clock `Deadline` is only a safety net: a budget checks it every
+`DEADLINE_CHECK_UNITS` units, and `Deadline.check` raises `TimeBudgetExceeded`, which turns the
+whole target into an error result. It never shortens what is read.
+
+Calibration (bench/budget_probe.py, on the shared 2-core development machine under a load
+average of 5-10, so CPU seconds are inflated): a unit costs about 2-3 us of CPU there. The worst
+cases, a 6 MB one-line minified bundle and a 6 MB generated Python module, take 5.2 s and 4.2 s
+of CPU per file in all (parse, query, passes); the former time budgets stopped them after 3.2-3.8 s
+and 1.6-2.1 s with nothing useful found (no call sites; no events). Ordinary files stay far
+below both limits: a 280 KB jQuery spends 48k work units and 89k parse units; the largest files in
+the malicious samples (2.6-6.4 MB setup.py files holding payload literals) 41k-100k work units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from malseq._deadline import Deadline
+
+__all__ = [
+    "BINDING_UNITS",
+    "BYTES_PER_UNIT",
+    "CALL_UNITS",
+    "DEADLINE_CHECK_UNITS",
+    "FILE_WORK_UNITS",
+    "FOLD_UNITS",
+    "LITERAL_UNITS",
+    "MAX_PARSE_UNITS",
+    "NESTED_WORK_UNITS",
+    "NODE_UNITS",
+    "SCOPE_UNITS",
+    "TAIL_SHARE",
+    "BudgetExhausted",
+    "WorkBudget",
+    "head_then_tail",
+    "parse_cost",
+    "parse_window",
+]
+
+# Units of work one file may spend after its parse.
+FILE_WORK_UNITS = 500_000
+# What handling one syntax node costs, by how much Python work it sets off (measured per handler,
+# a unit being about 2-3 us of CPU on a loaded machine):
+NODE_UNITS = 1  # a slice or name looked at, a regex match in a text pass
+SCOPE_UNITS = 4  # a function, class, lambda, import: a scope or binding recorded
+LITERAL_UNITS = 4  # a string literal decoded and classified
+BINDING_UNITS = 8  # an assignment or declarator: its value folded and resolved
+CALL_UNITS = 16  # a call: its callee resolved, its arguments folded, its behaviours looked up
+FOLD_UNITS = 16  # an expression (concatenation, join, decode) folded whole and classified
+# Units a nested analysis with a budget of its own may spend (eval'd strings, `node -e` scripts).
+NESTED_WORK_UNITS = 100_000
+# Bytes of text folded, decoded or classified per unit.
+BYTES_PER_UNIT = 64
+# What one tree-sitter parse may read, in parse units: one per delimiter byte (space, newline,
+# bracket, comma, `=`, `.`, `;`: about one per token) plus one per `PARSE_BYTES_PER_UNIT` bytes.
+# Parse time follows tokens more than bytes (a 6 MB base64 literal parses in a fraction of the
+# time of 6 MB of code), so the limit is counted in both. A file over the limit is parsed as its
+# head and its tail. About 1.4 MB of ordinary Python or 1.7 MB of minified JavaScript.
+MAX_PARSE_UNITS = 600_000
+PARSE_BYTES_PER_UNIT = 16
+_DELIMITERS = (b" ", b"\n", b"(", b")", b"{", b"}", b",", b"=", b".", b";")
+_PARSE_BLOCK = 16 * 1024
+# Share of the parse bytes, and of a head-then-tail pass's units, kept for the end of a file.
+TAIL_SHARE = 0.3
+# How often (in units) a budget asks the package deadline whether it has passed.
+DEADLINE_CHECK_UNITS = 4096
+
+T = TypeVar("T")
+
+
+class BudgetExhausted(Exception):
+    """A work budget ran out; results so far are kept and the file is marked budget_exhausted."""
+
+
+class WorkBudget:
+    """Units of work left for one file (or one pass of it).
+
+    `spend(n)` raises `BudgetExhausted` once more than `units` have been spent, and lets the
+    deadline raise `TimeBudgetExceeded` every `DEADLINE_CHECK_UNITS` units. A share made with
+    `share()` spends from its parent too, so a pass can be capped without overspending the file.
+    """
+
+    def __init__(self, units: int, deadline: Deadline | None = None, what: str = "analysing a file",
+                 parent: WorkBudget | None = None) -> None:
+        self.units = max(0, units)
+        self.used = 0
+        self.exhausted = False
+        self.deadline = deadline
+        self.what = what
+        self._parent = parent
+        self._next_check = DEADLINE_CHECK_UNITS
+
+    @property
+    def left(self) -> int:
+        own = self.units - self.used
+        return own if self._parent is None else min(own, self._parent.left)
+
+    def spend(self, units: int = 1) -> None:
+        """Count `units` of work; raises `BudgetExhausted` when they are not there."""
+        if self._parent is not None:
+            try:
+                self._parent.spend(units)
+            except BudgetExhausted:
+                self.exhausted = True
+                raise
+        self.used += units
+        if self.used > self.units:
+            self.exhausted = True
+            raise BudgetExhausted
+        if self.deadline is not None and self.used >= self._next_check:
+            self._next_check = self.used + DEADLINE_CHECK_UNITS
+            self.deadline.check(self.what)
+
+    def spend_bytes(self, size: int) -> None:
+        """Count the work of folding, decoding or classifying `size` bytes of text."""
+        self.spend(1 + size // BYTES_PER_UNIT)
+
+    def share(self, fraction: float) -> WorkBudget:
+        """A budget of `fraction` of the units left here, spending from this one as well."""
+        return WorkBudget(int(self.left * fraction), None, self.what, parent=self)
+
+    def check_deadline(self) -> None:
+        """Raise `TimeBudgetExceeded` if the package deadline has passed (a coarse point)."""
+        if self.deadline is not None:
+            self.deadline.check(self.what)
+
+
+def head_then_tail(items: Sequence[T], budget: WorkBudget, handle: Callable[[T, WorkBudget], None],
+                   cost: Callable[[T], int], on_skip: Callable[[int], None] | None = None) -> bool:
+    """Handle `items` in order, keeping `TAIL_SHARE` of the budget for the end of the list.
+
+    `handle(item, budget)` spends from the budget it is given, at least `cost(item)` units. The
+    tail is the longest run of last items whose `cost` adds up to half the reserve (the other half
+    pays for what handling spends beyond `cost`: text folded, nested analyses). The head runs on
+    what is left of `budget` minus the reserve; if that runs out, the items between the cut and
+    the tail are skipped (`on_skip(index of the first tail item)` is called first, e.g. to reset a
+    scope stack) and the tail runs on the reserve. When the head fits in the budget minus the
+    reserve, every item is handled in order, exactly as without a budget. Returns False when
+    something was left out.
+    """
+    reserve = int(budget.left * TAIL_SHARE)
+    tail_start, tail_cost = len(items), 0
+    while tail_start > 0 and tail_cost + cost(items[tail_start - 1]) <= reserve // 2:
+        tail_start -= 1
+        tail_cost += cost(items[tail_start])
+    head = WorkBudget(budget.left - reserve, None, budget.what, parent=budget)
+    complete = True
+    try:
+        for index in range(tail_start):
+            handle(items[index], head)
+    except BudgetExhausted:
+        complete = False
+        if on_skip is not None:
+            on_skip(tail_start)
+    try:
+        for index in range(tail_start, len(items)):
+            handle(items[index], budget)
+    except BudgetExhausted:
+        return False
+    return complete
+
+
+def parse_cost(data: bytes, start: int = 0, end: int | None = None) -> int:
+    """Parse units of `data[start:end]` (see `MAX_PARSE_UNITS`)."""
+    end = len(data) if end is None else end
+    return (end - start) // PARSE_BYTES_PER_UNIT + sum(data.count(d, start, end) for d in _DELIMITERS)
+
+
+def parse_window(data: bytes) -> tuple[int, int] | None:
+    """None when all of `data` may be parsed; else `(head_end, tail_start)`: parse `data[:head_end]`
+    and `data[tail_start:]`, together about `MAX_PARSE_UNITS` (the tail `TAIL_SHARE` of them).
+    Cut on block boundaries; the engines move the cuts to a statement boundary nearby."""
+    if parse_cost(data) <= MAX_PARSE_UNITS:
+        return None
+    tail_units = int(MAX_PARSE_UNITS * TAIL_SHARE)
+    head_units = MAX_PARSE_UNITS - tail_units
+    head_end, spent = 0, 0
+    while head_end < len(data):
+        block = parse_cost(data, head_end, min(len(data), head_end + _PARSE_BLOCK))
+        if spent + block > head_units:
+            break
+        spent += block
+        head_end = min(len(data), head_end + _PARSE_BLOCK)
+    tail_start, spent = len(data), 0
+    while tail_start > head_end:
+        block = parse_cost(data, max(head_end, tail_start - _PARSE_BLOCK), tail_start)
+        if spent + block > tail_units:
+            break
+        spent += block
+        tail_start = max(head_end, tail_start - _PARSE_BLOCK)
+    return head_end, tail_start
