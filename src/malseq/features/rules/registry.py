@@ -1,0 +1,214 @@
+"""The rule registry: detection rules registered per behaviour, dispatched by callee name.
+
+A rule is a function over a context, registered with the behaviour it detects, the
+languages it applies to, and which callee names can possibly match it:
+
+    @call_rule("read_env", PY, names=("os.getenv", "os.environ.get"))
+    def python_getenv(ctx: CallContext) -> bool:
+        return True
+
+The registry indexes call rules by exact name, module (everything before the last dot),
+first component, last component and name prefix, so an engine asks only the few rules
+that could match a call instead of every rule. A rule returns True (its behaviour fires),
+False, or a sequence of behaviour ids when it reports more than its own behaviour (a
+process call also reports what its command line does).
+
+`order` fixes the order of events one call site yields: the sequence stage keeps events
+at the same position in emission order and the model reads that order, so it must not
+depend on which module registered first. Rules with `alone=True` fire only when no other
+rule fired at that call (`os_call` is "an os function not covered by anything else").
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from malseq.features.catalogue import IDS
+from malseq.features.rules.context import AttributeContext, CallContext
+from malseq.intake.package import Language
+
+PY = frozenset({Language.PYTHON})
+JS = frozenset({Language.JAVASCRIPT})
+BOTH = PY | JS
+
+CallCheck = Callable[[CallContext], "bool | Sequence[str]"]
+AttributeCheck = Callable[[AttributeContext], bool]
+StringCheck = Callable[[str], bool]
+
+
+class RuleKind(enum.Enum):
+    CALL = "call"  # a call site (CallContext)
+    ATTRIBUTE = "attribute"  # a resolved attribute/member read (AttributeContext)
+    STRING = "string"  # a string value after folding (what the literal names)
+
+
+@dataclass(frozen=True)
+class Rule:
+    behaviour: str
+    kind: RuleKind
+    languages: frozenset[Language]
+    check: Callable[..., object]
+    order: int
+    names: frozenset[str] = frozenset()  # exact callee / attribute names
+    modules: frozenset[str] = frozenset()  # CallContext.module
+    roots: frozenset[str] = frozenset()  # CallContext.root
+    funcs: frozenset[str] = frozenset()  # CallContext.func
+    prefixes: tuple[str, ...] = ()  # name prefixes
+    every: bool = False  # asked at every call (a pattern over the whole name)
+    alone: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{getattr(self.check, '__module__', '?')}.{getattr(self.check, '__qualname__', '?')}"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self._index: dict[Language, _CallIndex] = {}
+        self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
+        self._strings: tuple[Rule, ...] | None = None
+
+    def add(self, rule: Rule) -> None:
+        if rule.behaviour not in IDS:
+            raise ValueError(f"rule {rule.where} names unknown behaviour {rule.behaviour!r}")
+        if rule.kind is RuleKind.CALL and not (rule.names or rule.modules or rule.roots or rule.funcs
+                                                 or rule.prefixes or rule.every):
+            raise ValueError(f"call rule {rule.where} matches no callee name (give names/modules/funcs/...)")
+        self.rules.append(rule)
+        self._index.clear()
+        self._attributes.clear()
+        self._strings = None
+
+    # --- lookups the engines use ------------------------------------------------------------
+    def call_behaviours(self, ctx: CallContext) -> list[str]:
+        """Behaviour ids the call rules report for one call, in order, without repeats."""
+        index = self._index.get(ctx.language)
+        if index is None:
+            index = self._index[ctx.language] = _CallIndex(
+                [r for r in self.rules if r.kind is RuleKind.CALL and ctx.language in r.languages])
+        found: list[str] = []
+        lone: list[Rule] = []
+        for rule in index.candidates(ctx):
+            if rule.alone:
+                lone.append(rule)
+                continue
+            _apply(rule, ctx, found)
+        if not found:
+            for rule in lone:
+                _apply(rule, ctx, found)
+        return found
+
+    def attribute_behaviours(self, ctx: AttributeContext) -> list[str]:
+        key = (ctx.language, ctx.name)
+        rules = self._attributes.get(key)
+        if rules is None:
+            rules = self._attributes[key] = tuple(sorted(
+                (r for r in self.rules if r.kind is RuleKind.ATTRIBUTE and ctx.language in r.languages
+                 and (not r.names or ctx.name in r.names)), key=lambda r: r.order))
+        return [r.behaviour for r in rules if r.check(ctx)]
+
+    def string_rules(self) -> tuple[Rule, ...]:
+        if self._strings is None:
+            self._strings = tuple(sorted((r for r in self.rules if r.kind is RuleKind.STRING),
+                                         key=lambda r: r.order))
+        return self._strings
+
+    def behaviours(self) -> frozenset[str]:
+        return frozenset(r.behaviour for r in self.rules)
+
+
+def _apply(rule: Rule, ctx: CallContext, found: list[str]) -> None:
+    result = rule.check(ctx)
+    if result is True:
+        if rule.behaviour not in found:
+            found.append(rule.behaviour)
+    elif result:
+        for behaviour in result:  # type: ignore[union-attr]
+            if behaviour not in found:
+                found.append(behaviour)
+
+
+class _CallIndex:
+    """Call rules of one language, by the name parts they can match."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.names: dict[str, list[Rule]] = {}
+        self.modules: dict[str, list[Rule]] = {}
+        self.roots: dict[str, list[Rule]] = {}
+        self.funcs: dict[str, list[Rule]] = {}
+        self.prefixed: list[Rule] = [r for r in rules if r.prefixes]
+        self.prefixes: tuple[str, ...] = tuple(p for r in self.prefixed for p in r.prefixes)
+        self.every: list[Rule] = [r for r in rules if r.every]
+        for rule in rules:
+            for table, keys in ((self.names, rule.names), (self.modules, rule.modules),
+                                (self.roots, rule.roots), (self.funcs, rule.funcs)):
+                for key in keys:
+                    table.setdefault(key, []).append(rule)
+        # Names repeat a lot in one file (and across files): keep the candidate list per
+        # (name, module, root, func). Deterministic: it depends on the name only.
+        self.memo: dict[str, tuple[Rule, ...]] = {}
+
+    def candidates(self, ctx: CallContext) -> tuple[Rule, ...]:
+        found = self.memo.get(ctx.name)
+        if found is not None:
+            return found
+        picked: dict[int, Rule] = {}
+        for rule in (*self.names.get(ctx.name, ()), *self.modules.get(ctx.module, ()),
+                     *self.roots.get(ctx.root, ()), *self.funcs.get(ctx.func, ()), *self.every):
+            picked[id(rule)] = rule
+        if self.prefixes and ctx.name.startswith(self.prefixes):
+            for rule in self.prefixed:
+                if ctx.name.startswith(rule.prefixes):
+                    picked[id(rule)] = rule
+        found = tuple(sorted(picked.values(), key=lambda r: r.order))
+        if len(self.memo) < 50_000:
+            self.memo[ctx.name] = found
+        return found
+
+
+REGISTRY = Registry()
+
+
+def js_parts(name: str) -> tuple[str, str]:
+    """(module, member) the way the JavaScript API table reads a path: a bare name is a module
+    with no member (`axios` -> ("axios", ""), `fs.readFile` -> ("fs", "readFile"))."""
+    module, _, attr = name.rpartition(".")
+    return (module, attr) if module else (name, "")
+
+
+def call_rule(behaviour: str, languages: frozenset[Language], *, order: int, names: Sequence[str] = (),
+              modules: Sequence[str] = (), roots: Sequence[str] = (), funcs: Sequence[str] = (),
+              prefixes: Sequence[str] = (), every: bool = False,
+              alone: bool = False) -> Callable[[CallCheck], CallCheck]:
+    """Register a call rule for `behaviour` (see the module docstring)."""
+
+    def register(check: CallCheck) -> CallCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.CALL, languages, check, order, frozenset(names),
+                          frozenset(modules), frozenset(roots), frozenset(funcs), tuple(prefixes), every, alone))
+        return check
+
+    return register
+
+
+def attribute_rule(behaviour: str, languages: frozenset[Language], *, names: Sequence[str],
+                   order: int = 0) -> Callable[[AttributeCheck], AttributeCheck]:
+    """Register a rule over attribute/member reads with these resolved names."""
+
+    def register(check: AttributeCheck) -> AttributeCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.ATTRIBUTE, languages, check, order, frozenset(names)))
+        return check
+
+    return register
+
+
+def string_rule(behaviour: str, *, order: int) -> Callable[[StringCheck], StringCheck]:
+    """Register a rule over string values (both languages: data names the same things in each)."""
+
+    def register(check: StringCheck) -> StringCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.STRING, BOTH, check, order))
+        return check
+
+    return register
