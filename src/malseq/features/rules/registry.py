@@ -22,7 +22,7 @@ rule fired at that call (`os_call` is "an os function not covered by anything el
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from malseq.features.catalogue import IDS
@@ -125,8 +125,8 @@ def _apply(rule: Rule, ctx: CallContext, found: list[str]) -> None:
     if result is True:
         if rule.behaviour not in found:
             found.append(rule.behaviour)
-    elif result:
-        for behaviour in result:  # type: ignore[union-attr]
+    elif isinstance(result, list | tuple):
+        for behaviour in result:
             if behaviour not in found:
                 found.append(behaviour)
 
@@ -179,8 +179,8 @@ def js_parts(name: str) -> tuple[str, str]:
     return (module, attr) if module else (name, "")
 
 
-def call_rule(behaviour: str, languages: frozenset[Language], *, order: int, names: Sequence[str] = (),
-              modules: Sequence[str] = (), roots: Sequence[str] = (), funcs: Sequence[str] = (),
+def call_rule(behaviour: str, languages: frozenset[Language], *, order: int, names: Collection[str] = (),
+              modules: Collection[str] = (), roots: Collection[str] = (), funcs: Collection[str] = (),
               prefixes: Sequence[str] = (), every: bool = False,
               alone: bool = False) -> Callable[[CallCheck], CallCheck]:
     """Register a call rule for `behaviour` (see the module docstring)."""
@@ -193,7 +193,7 @@ def call_rule(behaviour: str, languages: frozenset[Language], *, order: int, nam
     return register
 
 
-def attribute_rule(behaviour: str, languages: frozenset[Language], *, names: Sequence[str],
+def attribute_rule(behaviour: str, languages: frozenset[Language], *, names: Collection[str],
                    order: int = 0) -> Callable[[AttributeCheck], AttributeCheck]:
     """Register a rule over attribute/member reads with these resolved names."""
 
