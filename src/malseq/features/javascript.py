@@ -1390,7 +1390,9 @@ class _Extractor:
                 self.check_budget()
             self.attribute_read(node)
         call_nodes = captures.get("call", []) + captures.get("new", [])
-        call_nodes.sort(key=lambda n: n.start_byte)
+        # Outer first among calls starting at the same byte (`a.b().c()`): the query's own order for them
+        # varies between processes.
+        call_nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
         for i, node in enumerate(_from_both_ends(call_nodes)):
             if i % 128 == 0:
                 self.check_budget()

@@ -455,7 +455,9 @@ class _FileAnalyser:
             found = root.descendant_for_byte_range(m.start(), m.end())
             if found is not None and found.type == "identifier":
                 items.append((found.start_byte, env_order, "env", found))
-        items.sort(key=lambda it: (it[0], it[1]))
+        # Nodes of one kind starting at the same byte (`f(a)(b)`: two calls) come back from the query in
+        # an order that varies between processes; outer first keeps the events' order reproducible.
+        items.sort(key=lambda it: (it[0], it[1], -it[3].end_byte))
         handlers: dict[str, Callable[[Node], None]] = {
             "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
             "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
