@@ -22,7 +22,7 @@ from tree_sitter import Language as TSLanguage
 from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range
 
 from malseq._deadline import Deadline
-from malseq.features.rules import REGISTRY, ArgKind, AttributeContext, CallContext, CallFacts
+from malseq.features.rules import REGISTRY, ArgKind, AttributeContext, CallContext, CallFacts, ImportContext
 from malseq.features.rules.data_transmission import JS_RAW_SOCKET as _RAW_SOCKET_PATHS
 from malseq.features.rules.payload_execution import JS_CHILD_PROCESS_RUN as _CHILD_PROCESS_RUN
 from malseq.features.rules.payload_execution import JS_EVAL, JS_SPAWN_FAMILY
@@ -108,24 +108,7 @@ _CLASS_TYPES = frozenset({"class_declaration", "class"})
 _INLINE_FUNCTION_TYPES = frozenset({"function_expression", "arrow_function", "generator_function"})
 _ANON_KIND = {"arrow_function": "arrow", "class": "class", "class_declaration": "class"}
 
-# --- module families (after stripping "node:" and turning "fs/promises" into "fs") -----------
-_MODULE_FAMILIES: dict[str, str] = {}
-for _m in ("os",):
-    _MODULE_FAMILIES[_m] = "import_os_module"
-for _m in ("fs", "fs-extra", "graceful-fs"):
-    _MODULE_FAMILIES[_m] = "import_fs_module"
-for _m in ("http", "https", "http2", "net", "dgram", "dns", "tls", "axios", "node-fetch", "got", "request",
-           "ws", "superagent", "needle", "undici", "cross-fetch", "isomorphic-fetch", "socket.io-client",
-           "request-promise", "phin", "bent", "discord.js", "node-telegram-bot-api", "telegraf", "nodemailer"):
-    _MODULE_FAMILIES[_m] = "import_network_module"
-for _m in ("zlib", "crypto", "crypto-js", "js-base64", "base-64", "base64-js", "bcrypt", "node-forge",
-           "tweetnacl", "aes-js", "jsencrypt", "node-rsa"):
-    _MODULE_FAMILIES[_m] = "import_encoding_module"
-for _m in ("child_process", "execa", "cross-spawn", "shelljs", "node-pty"):
-    _MODULE_FAMILIES[_m] = "import_process_module"
-_CAPTURE_MODULES = frozenset({"screenshot-desktop", "clipboardy", "node-screenshots", "iohook", "robotjs",
-                              "node-global-key-listener", "copy-paste", "uiohook-napi", "node-clipboard"})
-_NATIVE_MODULES = frozenset({"ffi-napi", "ffi", "node-ffi", "ffi-rs", "koffi", "@breush/ffi-napi"})
+# Module tables (import events) live in malseq.features.rules.
 
 # Names that evaluate to `require` itself.
 _REQUIRE_PATHS = frozenset({"require", "module.require", "process.mainModule.require", "require.main.require",
@@ -230,9 +213,17 @@ def _module_key(name: str) -> str:
     return name
 
 
+def _module_root(key: str) -> str:
+    return key.split(".promises", 1)[0]
+
+
 def _family_of(module: str) -> str | None:
-    key = _module_key(module).split(".promises", 1)[0]
-    return _MODULE_FAMILIES.get(key)
+    """The import_* behaviour of a module name (obfuscators' string arrays name modules too)."""
+    key = _module_key(module)
+    for behaviour in REGISTRY.import_behaviours(ImportContext(Language.JAVASCRIPT, key, _module_root(key))):
+        if behaviour.startswith("import_"):
+            return behaviour
+    return None
 
 
 def _strip_promises(path: str) -> str:
@@ -888,14 +879,8 @@ class _Extractor:
 
     def module_events(self, node: Node, module: str) -> None:
         key = _module_key(module)
-        family = _family_of(module)
-        if family is not None:
-            self.emit(family, node)
-        base = key.split(".promises", 1)[0]
-        if base in _CAPTURE_MODULES:
-            self.emit("capture_screen_or_clipboard", node)
-        if base in _NATIVE_MODULES:
-            self.emit("load_native_code", node)
+        for behaviour in REGISTRY.import_behaviours(ImportContext(Language.JAVASCRIPT, key, _module_root(key))):
+            self.emit(behaviour, node)
 
     def handle_declarator(self, node: Node, target: Node | None, value: Node | None) -> None:
         if target is None or value is None:

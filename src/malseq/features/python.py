@@ -33,7 +33,7 @@ from tree_sitter import Node, Parser, Query, QueryCursor
 
 from malseq._deadline import Deadline
 from malseq.features.catalogue import IDS
-from malseq.features.rules import REGISTRY, ArgKind, AttributeContext, CallContext, CallFacts
+from malseq.features.rules import REGISTRY, ArgKind, AttributeContext, CallContext, CallFacts, ImportContext
 from malseq.features.rules.payload_execution import PY_IMPORTERS as _IMPORTERS
 from malseq.features.strings import (
     classify_capture_name,
@@ -93,23 +93,7 @@ MAX_NESTED_DEPTH = 2
 MAX_NESTED_ANALYSES = 8
 SNIPPET_LENGTH = 120
 
-# --- module families (first component of the imported module) -> import event
-_MODULE_FAMILIES: dict[str, str] = {}
-for _name in ("os", "platform", "getpass", "nt", "posix", "pwd"):
-    _MODULE_FAMILIES[_name] = "import_os_module"
-for _name in ("shutil", "pathlib", "glob"):
-    _MODULE_FAMILIES[_name] = "import_fs_module"
-for _name in ("socket", "requests", "urllib", "urllib2", "urllib3", "http", "httplib", "httpx", "aiohttp",
-              "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "pycurl", "dns",
-              "socketserver", "SocketServer", "xmlrpc", "xmlrpclib", "wget"):
-    _MODULE_FAMILIES[_name] = "import_network_module"
-for _name in ("base64", "binascii", "codecs", "zlib", "marshal", "lzma", "bz2", "Crypto", "Cryptodome",
-              "cryptography", "pyaes", "nacl", "fernet", "rsa"):
-    _MODULE_FAMILIES[_name] = "import_encoding_module"
-for _name in ("subprocess", "pty", "commands", "popen2"):
-    _MODULE_FAMILIES[_name] = "import_process_module"
-
-# Call and attribute rules live in malseq.features.rules (one registered function per
+# Import, call and attribute rules live in malseq.features.rules (one registered function per
 # behaviour); this engine resolves names, folds strings and reports what the rules say.
 # Commands benign setup.py files run: version from git, a "publish" shortcut.
 _VCS_COMMAND = re.compile(r"^\s*(?:git|hg|svn|twine|python[\d.]*\s+(?:-m\s+)?(?:setup\.py|twine|build|pip)|"
@@ -529,11 +513,9 @@ class _FileAnalyser:
     def _module_event(self, module: str, node: Node) -> None:
         if module.startswith("."):
             return
-        behaviour = _MODULE_FAMILIES.get(module.split(".", 1)[0])
-        if behaviour is not None:
+        root = module.split(".", 1)[0]
+        for behaviour in REGISTRY.import_behaviours(ImportContext(Language.PYTHON, module, root)):
             self.emit(behaviour, node)
-        if classify_capture_name(module):
-            self.emit("capture_screen_or_clipboard", node)
         if module.split(".", 1)[0] in ("ctypes", "_ctypes", "cffi"):
             self.imported_roots.add(module.split(".", 1)[0])
 
@@ -1220,8 +1202,10 @@ class _FileAnalyser:
             for module in modules:
                 root = module.split(".", 1)[0]
                 self.imported_roots.add(root)
-                behaviour = _MODULE_FAMILIES.get(root)
-                if behaviour is not None:
+                if module.startswith("."):
+                    continue
+                # The same import rules as parsed imports.
+                for behaviour in REGISTRY.import_behaviours(ImportContext(Language.PYTHON, module, root)):
                     emit(behaviour, m.start(), m.group(0))
         names_only = _ImportsOnly(self.imported_roots)
         for m in _FALLBACK_CALL.finditer(text):

@@ -162,3 +162,16 @@ class AttributeContext:
 
     language: Language
     name: str
+
+
+@dataclass(frozen=True)
+class ImportContext:
+    """A module a file imports or requires, as the engine canonicalised it.
+
+    `root` is what module tables are keyed by: the first component for Python (`os` for
+    `os.path`), the module without a `node:` prefix or `/promises` suffix for JavaScript.
+    """
+
+    language: Language
+    module: str
+    root: str

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from malseq.features.rules.context import ArgKind, CallContext
-from malseq.features.rules.registry import JS, PY, call_rule, js_parts
+from malseq.features.rules.context import ArgKind, CallContext, ImportContext
+from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts
 
 # --- Python -------------------------------------------------------------------------------
 PY_NETWORK_EXACT = frozenset({
@@ -207,3 +207,19 @@ def javascript_stream_write(ctx: CallContext) -> bool:
         callee = ctx.facts.receiver_callee()
         return callee is not None and (callee in ("http.request", "https.request") or callee in JS_RAW_SOCKET)
     return False
+
+
+@import_rule("import_network_module", PY, order=10, roots=(
+    "socket", "requests", "urllib", "urllib2", "urllib3", "http", "httplib", "httpx", "aiohttp", "ftplib", "smtplib",
+    "telnetlib", "paramiko", "websocket", "websockets", "pycurl", "dns", "socketserver", "SocketServer", "xmlrpc",
+    "xmlrpclib", "wget"))
+def python_network_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("import_network_module", JS, order=10, roots=(
+    "http", "https", "http2", "net", "dgram", "dns", "tls", "axios", "node-fetch", "got", "request", "ws", "superagent",
+    "needle", "undici", "cross-fetch", "isomorphic-fetch", "socket.io-client", "request-promise", "phin", "bent",
+    "discord.js", "node-telegram-bot-api", "telegraf", "nodemailer"))
+def javascript_network_module(ctx: ImportContext) -> bool:
+    return True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from malseq.features.rules.context import CallContext
-from malseq.features.rules.registry import JS, PY, call_rule, js_parts
+from malseq.features.rules.context import CallContext, ImportContext
+from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts
 
 # --- Python -------------------------------------------------------------------------------
 # module -> its functions that encode or decode (None: every function of the module does).
@@ -116,3 +116,17 @@ def javascript_to_string_encoded(ctx: CallContext) -> bool:
         return False
     encoding = ctx.facts.arg_text(0)
     return encoding is not None and encoding.lower() in JS_ENCODINGS
+
+
+@import_rule("import_encoding_module", PY, order=10, roots=(
+    "base64", "binascii", "codecs", "zlib", "marshal", "lzma", "bz2", "Crypto", "Cryptodome", "cryptography", "pyaes",
+    "nacl", "fernet", "rsa"))
+def python_encoding_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("import_encoding_module", JS, order=10, roots=(
+    "zlib", "crypto", "crypto-js", "js-base64", "base-64", "base64-js", "bcrypt", "node-forge", "tweetnacl", "aes-js",
+    "jsencrypt", "node-rsa"))
+def javascript_encoding_module(ctx: ImportContext) -> bool:
+    return True

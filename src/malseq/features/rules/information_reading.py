@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from malseq.features.rules.context import AttributeContext, CallContext
-from malseq.features.rules.registry import JS, PY, attribute_rule, call_rule, js_parts
+from malseq.features.rules.context import AttributeContext, CallContext, ImportContext
+from malseq.features.rules.registry import JS, PY, attribute_rule, call_rule, import_rule, js_parts
 from malseq.features.strings import classify_capture_name
 
 # --- environment ----------------------------------------------------------------------------
@@ -172,3 +172,35 @@ def javascript_capture(ctx: CallContext) -> bool:
     return module.split(".", 1)[0] in JS_CAPTURE_MODULES or ctx.name in JS_CAPTURE_MODULES
 
 
+
+
+# --- imports --------------------------------------------------------------------------------
+@import_rule("import_os_module", PY, order=10, roots=("os", "platform", "getpass", "nt", "posix", "pwd"))
+def python_os_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("import_os_module", JS, order=10, roots=("os",))
+def javascript_os_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("import_fs_module", PY, order=10, roots=("shutil", "pathlib", "glob"))
+def python_fs_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("import_fs_module", JS, order=10, roots=("fs", "fs-extra", "graceful-fs"))
+def javascript_fs_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("capture_screen_or_clipboard", PY, order=20, every=True)
+def python_capture_module(ctx: ImportContext) -> bool:
+    """PIL.ImageGrab, pyautogui, pynput, pyperclip..."""
+    return classify_capture_name(ctx.module)
+
+
+@import_rule("capture_screen_or_clipboard", JS, order=20, roots=JS_CAPTURE_MODULES)
+def javascript_capture_module(ctx: ImportContext) -> bool:
+    return True

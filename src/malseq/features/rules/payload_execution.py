@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from malseq.features.rules.context import ArgKind, CallContext
-from malseq.features.rules.registry import JS, PY, call_rule, js_parts
+from malseq.features.rules.context import ArgKind, CallContext, ImportContext
+from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts
 from malseq.features.shell import analyse_command
 from malseq.features.strings import classify_literal
 
@@ -252,3 +252,21 @@ def javascript_write_executable(ctx: CallContext) -> bool:
 def javascript_persistent_write(ctx: CallContext) -> bool:
     name = _javascript_destination(ctx)
     return name is not None and _JS_PERSISTENT_WRITE.search(name) is not None
+
+
+# --- imports --------------------------------------------------------------------------------
+@import_rule("import_process_module", PY, order=10, roots=("subprocess", "pty", "commands", "popen2"))
+def python_process_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("import_process_module", JS, order=10, roots=("child_process", "execa", "cross-spawn", "shelljs",
+                                                           "node-pty"))
+def javascript_process_module(ctx: ImportContext) -> bool:
+    return True
+
+
+@import_rule("load_native_code", JS, order=30, roots=JS_NATIVE_MODULES)
+def javascript_ffi_module(ctx: ImportContext) -> bool:
+    """ffi-napi, koffi...: calling native libraries from JavaScript."""
+    return True

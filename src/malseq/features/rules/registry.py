@@ -26,21 +26,24 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from malseq.features.catalogue import IDS
-from malseq.features.rules.context import AttributeContext, CallContext
+from malseq.features.rules.context import AttributeContext, CallContext, ImportContext
 from malseq.intake.package import Language
 
 PY = frozenset({Language.PYTHON})
+_MEMO_LIMIT = 50_000  # names remembered per lookup table: bounded memory over a long batch
 JS = frozenset({Language.JAVASCRIPT})
 BOTH = PY | JS
 
 CallCheck = Callable[[CallContext], "bool | Sequence[str]"]
 AttributeCheck = Callable[[AttributeContext], bool]
+ImportCheck = Callable[[ImportContext], bool]
 StringCheck = Callable[[str], bool]
 
 
 class RuleKind(enum.Enum):
     CALL = "call"  # a call site (CallContext)
     ATTRIBUTE = "attribute"  # a resolved attribute/member read (AttributeContext)
+    IMPORT = "import"  # an imported/required module (ImportContext)
     STRING = "string"  # a string value after folding (what the literal names)
 
 
@@ -69,6 +72,7 @@ class Registry:
         self.rules: list[Rule] = []
         self._index: dict[Language, _CallIndex] = {}
         self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
+        self._imports: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._strings: tuple[Rule, ...] | None = None
 
     def add(self, rule: Rule) -> None:
@@ -80,6 +84,7 @@ class Registry:
         self.rules.append(rule)
         self._index.clear()
         self._attributes.clear()
+        self._imports.clear()
         self._strings = None
 
     # --- lookups the engines use ------------------------------------------------------------
@@ -105,10 +110,27 @@ class Registry:
         key = (ctx.language, ctx.name)
         rules = self._attributes.get(key)
         if rules is None:
-            rules = self._attributes[key] = tuple(sorted(
+            rules = tuple(sorted(
                 (r for r in self.rules if r.kind is RuleKind.ATTRIBUTE and ctx.language in r.languages
                  and (not r.names or ctx.name in r.names)), key=lambda r: r.order))
+            if len(self._attributes) < _MEMO_LIMIT:
+                self._attributes[key] = rules
         return [r.behaviour for r in rules if r.check(ctx)]
+
+    def import_behaviours(self, ctx: ImportContext) -> list[str]:
+        key = (ctx.language, ctx.root)
+        rules = self._imports.get(key)
+        if rules is None:
+            rules = tuple(sorted(
+                (r for r in self.rules if r.kind is RuleKind.IMPORT and ctx.language in r.languages
+                 and (r.every or ctx.root in r.roots)), key=lambda r: r.order))
+            if len(self._imports) < _MEMO_LIMIT:
+                self._imports[key] = rules
+        found: list[str] = []
+        for rule in rules:
+            if rule.behaviour not in found and rule.check(ctx):
+                found.append(rule.behaviour)
+        return found
 
     def string_rules(self) -> tuple[Rule, ...]:
         if self._strings is None:
@@ -164,7 +186,7 @@ class _CallIndex:
                 if ctx.name.startswith(rule.prefixes):
                     picked[id(rule)] = rule
         found = tuple(sorted(picked.values(), key=lambda r: r.order))
-        if len(self.memo) < 50_000:
+        if len(self.memo) < _MEMO_LIMIT:
             self.memo[ctx.name] = found
         return found
 
@@ -199,6 +221,17 @@ def attribute_rule(behaviour: str, languages: frozenset[Language], *, names: Col
 
     def register(check: AttributeCheck) -> AttributeCheck:
         REGISTRY.add(Rule(behaviour, RuleKind.ATTRIBUTE, languages, check, order, frozenset(names)))
+        return check
+
+    return register
+
+
+def import_rule(behaviour: str, languages: frozenset[Language], *, order: int, roots: Collection[str] = (),
+                every: bool = False) -> Callable[[ImportCheck], ImportCheck]:
+    """Register a rule over imported modules, keyed by `ImportContext.root` (or asked for every import)."""
+
+    def register(check: ImportCheck) -> ImportCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.IMPORT, languages, check, order, roots=frozenset(roots), every=every))
         return check
 
     return register
