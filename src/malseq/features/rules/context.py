@@ -175,3 +175,12 @@ class ImportContext:
     language: Language
     module: str
     root: str
+
+
+@dataclass(frozen=True)
+class StringContext:
+    """One string value after the engine folded it (concatenation, decoding, char codes...)."""
+
+    value: str
+    sample: str  # the first 20,000 characters: what the patterns look at
+    raw: bool = False  # `value` is the literal as written in source, quotes and escapes included

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from malseq.features.rules.context import ArgKind, CallContext, ImportContext
-from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts
+from malseq.features.rules.context import ArgKind, CallContext, ImportContext, StringContext
+from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts, string_rule
 
 # --- Python -------------------------------------------------------------------------------
 PY_NETWORK_EXACT = frozenset({
@@ -223,3 +223,76 @@ def python_network_module(ctx: ImportContext) -> bool:
     "discord.js", "node-telegram-bot-api", "telegraf", "nodemailer"))
 def javascript_network_module(ctx: ImportContext) -> bool:
     return True
+
+
+# --- what literals name -----------------------------------------------------------------
+_URL = re.compile(r"(?i)\b(?:https?|ftp|wss?)://[^\s'\"<>`]+")
+_IPV4 = re.compile(r"^(?:(?:https?|tcp|udp)://)?((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?:/.*)?$")
+# Public resolvers malware pings to test connectivity; they would otherwise look like versions.
+_WELL_KNOWN_PUBLIC_IPS = frozenset({"1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4", "9.9.9.9"})
+_URL_HOST_IP = re.compile(r"(?i)\b(?:https?|ftp|wss?|tcp)://((?:\d{1,3}\.){3}\d{1,3})\b")
+
+
+_WEBHOOK = re.compile(
+    r"(?i)(discord(?:app)?\.com/api/webhooks|api\.telegram\.org/bot|hooks\.slack\.com/services|"
+    r"discord(?:app)?\.com/api/v\d+/webhooks|webhook\.office\.com)"
+)
+_EXFIL_SERVICE = re.compile(
+    r"(?i)(pipedream\.net|burpcollaborator\.net|oastify\.com|interact\.sh|\boast\.(?:fun|me|pro|live|site|online)\b|"
+    r"webhook\.site|requestbin|ngrok(?:-free)?\.(?:io|app|dev)|canarytokens\.com|dnslog\.cn|ceye\.io|beeceptor\.com|"
+    r"hookbin\.com|\bloca\.lt\b|serveo\.net|trycloudflare\.com|transfer\.sh|bashupload\.com|anonfiles\.com|"
+    r"gofile\.io|file\.io\b|ptpb\.pw|requestcatcher\.com|eo[a-z0-9]{10,}\.m\.pipedream)"
+)
+
+
+def _looks_like_version(literal: str, ip: str) -> bool:
+    """A bare dotted quad such as "1.2.3.4" or "4.19.0.0" is far more often a version than a host.
+
+    Only bare literals (no scheme, port or path) are judged: a URL or host:port is meant as an address.
+    """
+    if literal != ip or ip in _WELL_KNOWN_PUBLIC_IPS:
+        return False
+    parts = [int(p) for p in ip.split(".")]
+    return parts[-1] == 0 or all(p < 30 for p in parts)
+
+
+def _is_private_ip(ip: str) -> bool:
+    try:
+        parts = [int(p) for p in ip.split(".")]
+    except ValueError:
+        return True
+    if any(p > 255 for p in parts):
+        return True
+    a, b = parts[0], parts[1]
+    return (
+        a in (0, 10, 127, 255)
+        or (a == 169 and b == 254)
+        or (a == 172 and 16 <= b <= 31)
+        or (a == 192 and b == 168)
+        or a >= 224
+    )
+
+
+@string_rule("use_url", order=10)
+def url_literal(ctx: StringContext) -> bool:
+    return _URL.search(ctx.sample) is not None
+
+
+@string_rule("use_ip_address", order=20)
+def public_ip_literal(ctx: StringContext) -> bool:
+    """A public IPv4 address, bare (not a version number) or as a URL's host."""
+    stripped = ctx.sample.strip()
+    ip = _IPV4.match(stripped)
+    if ip and not _is_private_ip(ip.group(1)) and not _looks_like_version(stripped, ip.group(1)):
+        return True
+    return any(not _is_private_ip(m.group(1)) for m in _URL_HOST_IP.finditer(ctx.sample))
+
+
+@string_rule("chat_webhook", order=30)
+def webhook_literal(ctx: StringContext) -> bool:
+    return _WEBHOOK.search(ctx.sample) is not None
+
+
+@string_rule("exfiltration_service", order=40)
+def exfiltration_service_literal(ctx: StringContext) -> bool:
+    return _EXFIL_SERVICE.search(ctx.sample) is not None

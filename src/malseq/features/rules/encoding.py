@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from malseq.features.rules.context import CallContext, ImportContext
-from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts
+from malseq.features.rules.context import CallContext, ImportContext, StringContext
+from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts, string_rule
+from malseq.features.strings import looks_like_base64
 
 # --- Python -------------------------------------------------------------------------------
 # module -> its functions that encode or decode (None: every function of the module does).
@@ -130,3 +131,19 @@ def python_encoding_module(ctx: ImportContext) -> bool:
     "jsencrypt", "node-rsa"))
 def javascript_encoding_module(ctx: ImportContext) -> bool:
     return True
+
+
+# --- literals -----------------------------------------------------------------------------
+LONG_STRING_MIN_LENGTH = 300
+
+
+@string_rule("base64_string", order=110)
+def base64_literal(ctx: StringContext) -> bool:
+    return looks_like_base64(ctx.sample)
+
+
+@string_rule("long_string", order=120)
+def long_literal(ctx: StringContext) -> bool:
+    """A long literal that is not prose (almost no white space)."""
+    return len(ctx.value) >= LONG_STRING_MIN_LENGTH and sum(ch.isspace() for ch in ctx.sample) < len(
+        ctx.sample) * 0.02

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from malseq.features.rules.context import AttributeContext, CallContext, ImportContext
-from malseq.features.rules.registry import JS, PY, attribute_rule, call_rule, import_rule, js_parts
+from malseq.features.rules.context import AttributeContext, CallContext, ImportContext, StringContext
+from malseq.features.rules.registry import JS, PY, attribute_rule, call_rule, import_rule, js_parts, string_rule
 from malseq.features.strings import classify_capture_name
 
 # --- environment ----------------------------------------------------------------------------
@@ -204,3 +205,63 @@ def python_capture_module(ctx: ImportContext) -> bool:
 @import_rule("capture_screen_or_clipboard", JS, order=20, roots=JS_CAPTURE_MODULES)
 def javascript_capture_module(ctx: ImportContext) -> bool:
     return True
+
+
+# --- what literals name -----------------------------------------------------------------
+_PUBLIC_IP_SERVICE = re.compile(
+    r"(?i)(ipify\.org|ipinfo\.io|ifconfig\.me|icanhazip\.com|checkip\.amazonaws|ip-api\.com|"
+    r"myexternalip|wtfismyip|ipapi\.co|geolocation-db\.com)"
+)
+_SENSITIVE_FILE = re.compile(
+    r"(?i)(\.ssh(?:/|\\\\?|$)|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|\.aws[/\\]+credentials|"
+    r"(?:^|[/\\~])\.npmrc\b|\.pypirc\b|\.git-credentials|(?:^|[/\\~])\.netrc\b|\.bash_history|\.zsh_history|"
+    r"/etc/passwd\b|/etc/shadow\b|\.docker[/\\]config\.json|\.kube[/\\]config|\.gnupg|"
+    r"gcloud[/\\](?:credentials|application_default)|\.config[/\\]gh[/\\]hosts|\.azure[/\\]|"
+    r"login\.keychain|\.vault-token|\.terraform\.d[/\\]credentials)"
+)
+_BROWSER = re.compile(
+    # "Cookies" only as the browser's file name (case-sensitive, alone or as a path part):
+    # HTTP libraries say "cookies" everywhere.
+    r"(?i)(Login Data|Local State|Web Data|(?-i:(?:^|[/\\])Cookies(?:$|[/\\]))|User Data[/\\]|"
+    r"Google[/\\]+Chrome|BraveSoftware|Mozilla[/\\]+Firefox|"
+    r"Opera Software|Microsoft[/\\]+Edge|logins\.json|key4\.db|cookies\.sqlite|Yandex[/\\]+YandexBrowser|Vivaldi[/\\]|"
+    r"Chromium[/\\]+User Data|CryptUnprotectData)"
+)
+_WALLET = re.compile(
+    r"(?i)(\bExodus\b|\bElectrum\b|wallet\.dat|Atomic[/\\]+Local Storage|\bArmory\b|\bCoinomi\b|\bGuarda\b|\bJaxx\b|"
+    r"MetaMask|nkbihfbeogaeaoehlefnkodbefgpgknn|ejbalbakoplchlghecdalmeeeajnimhm|bfnaelmomeimhlpmgjnjophhpkkoljpa|"
+    r"ibnejdfjmmkpcnlpebklmnkoeoihofec|fhbohimaelbohpjbbldcngcnapndodjp|hnfanknocfeofbddgcijnmhnfnkdnaad|"
+    r"solana[/\\]+id\.json|Ethereum[/\\]+keystore|\.bitcoin[/\\]|\bMonero\b[/\\]|Zcash[/\\]|Bytecoin|"
+    r"seed phrase|mnemonic phrase|\bkeystore[/\\])"
+)
+_APP_TOKENS = re.compile(
+    r"(?i)(discord(?:canary|ptb)?[/\\]+Local Storage|Local Storage[/\\]+leveldb|Telegram Desktop[/\\]+tdata|"
+    r"[/\\]tdata\b|\.ROBLOSECURITY|launcher_accounts\.json|Steam[/\\]+config[/\\]+loginusers|\bssfn\b|"
+    r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84})"
+)
+
+
+@string_rule("collect_system_info", order=50)
+def public_ip_service_literal(ctx: StringContext) -> bool:
+    """ipify, ipinfo, ifconfig.me...: asking the world for this machine's public address."""
+    return _PUBLIC_IP_SERVICE.search(ctx.sample) is not None
+
+
+@string_rule("read_sensitive_file", order=60)
+def sensitive_file_literal(ctx: StringContext) -> bool:
+    return _SENSITIVE_FILE.search(ctx.sample) is not None
+
+
+@string_rule("read_browser_data", order=70)
+def browser_data_literal(ctx: StringContext) -> bool:
+    return _BROWSER.search(ctx.sample) is not None
+
+
+@string_rule("read_crypto_wallet", order=80)
+def crypto_wallet_literal(ctx: StringContext) -> bool:
+    return _WALLET.search(ctx.sample) is not None
+
+
+@string_rule("read_app_tokens", order=90)
+def app_token_literal(ctx: StringContext) -> bool:
+    return _APP_TOKENS.search(ctx.sample) is not None

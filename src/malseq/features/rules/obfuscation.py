@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from malseq.features.rules.context import ArgKind, CallContext
-from malseq.features.rules.registry import JS, call_rule, js_parts
+import re
+
+from malseq.features.rules.context import ArgKind, CallContext, StringContext
+from malseq.features.rules.registry import JS, call_rule, js_parts, string_rule
+from malseq.features.strings import shannon_entropy
 
 
 @call_rule("char_code_assembly", JS, order=140, names=("Buffer.from", "Buffer"))
@@ -45,3 +48,35 @@ def javascript_reverse_join(ctx: CallContext) -> bool:
     kind, text = ctx.facts.receiver_method_object()
     return (kind is ArgKind.CALL and (".split(" in text or text.startswith("Array.from("))) or (
         kind is ArgKind.ARRAY and text.startswith("[..."))
+
+
+# --- literals -----------------------------------------------------------------------------
+ENTROPY_MIN_LENGTH = 40
+ENTROPY_THRESHOLD = 4.8
+_ESCAPES = re.compile(r"\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\u\{[0-9a-fA-F]+\}|\\[0-7]{3}")
+
+
+@string_rule("high_entropy_string", order=130)
+def random_looking_literal(ctx: StringContext) -> bool:
+    return len(ctx.value) >= ENTROPY_MIN_LENGTH and " " not in ctx.sample and shannon_entropy(
+        ctx.sample) >= ENTROPY_THRESHOLD
+
+
+def _escapes_ascii(escape: str) -> bool:
+    digits = escape[2:].strip("{}") if escape[1] in "xu" else escape[1:]
+    try:
+        code = int(digits, 16 if escape[1] in "xu" else 8)
+    except ValueError:
+        return False
+    return 0x20 <= code < 0x7F
+
+
+@string_rule("escaped_string", order=10, raw=True)
+def escaped_literal(ctx: StringContext) -> bool:
+    """A literal written mostly as escapes of printable ASCII.
+
+    Only escapes of printable ASCII count: `\\x63\\x68` hides "ch", while non-Latin text written as
+    `\\u0627\\u0644...` (locale tables, i18n bundles) is how many codebases store it.
+    """
+    escapes = [e for e in _ESCAPES.findall(ctx.sample) if _escapes_ascii(e)]
+    return len(escapes) >= 8 and sum(len(e) for e in escapes) >= 0.5 * len(ctx.value)

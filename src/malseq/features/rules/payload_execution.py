@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from malseq.features.rules.context import ArgKind, CallContext, ImportContext
-from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts
-from malseq.features.shell import analyse_command
+from malseq.features.rules.context import ArgKind, CallContext, ImportContext, StringContext
+from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts, string_rule
+from malseq.features.shell import analyse_command, looks_like_command
 from malseq.features.strings import classify_literal
+
+# What malseq.features.shell can find in a command line.
+COMMAND_BEHAVIOURS = ("collect_system_info", "dns_lookup", "download_and_execute", "encoding_call", "eval_code",
+                      "hidden_process", "network_request", "persistence", "read_env", "reverse_shell", "run_command",
+                      "shell_command", "upload_data", "write_executable")
 
 # --- Python -------------------------------------------------------------------------------
 PY_SUBPROCESS_RUNNERS = frozenset({"Popen", "call", "run", "check_call", "check_output", "getoutput",
@@ -37,7 +42,8 @@ def python_runs_process(ctx: CallContext) -> bool:
         ctx.module == "os" and ctx.func.startswith(("exec", "spawn", "posix_spawn")))
 
 
-@call_rule("run_command", PY, order=10, names=PY_RUN_EXACT, modules=("subprocess", "os"))
+@call_rule("run_command", PY, order=10, names=PY_RUN_EXACT, modules=("subprocess", "os"),
+           also=COMMAND_BEHAVIOURS)
 def python_process(ctx: CallContext) -> Sequence[str]:
     """A process call, plus what its (folded) command line does and names."""
     if not python_runs_process(ctx):
@@ -119,7 +125,7 @@ def javascript_runs_process(ctx: CallContext) -> bool:
 
 
 @call_rule("run_command", JS, order=10, modules=("child_process", *_JS_RUNNER_MODULES),
-           names=(*_JS_RUNNER_NAMES, *_JS_RUNNER_MODULES))
+           names=(*_JS_RUNNER_NAMES, *_JS_RUNNER_MODULES), also=COMMAND_BEHAVIOURS)
 def javascript_process(ctx: CallContext) -> Sequence[str]:
     """child_process.exec/spawn..., execa, shelljs.exec: plus what the (loosely folded) command does."""
     if not javascript_runs_process(ctx):
@@ -270,3 +276,23 @@ def javascript_process_module(ctx: ImportContext) -> bool:
 def javascript_ffi_module(ctx: ImportContext) -> bool:
     """ffi-napi, koffi...: calling native libraries from JavaScript."""
     return True
+
+
+# --- what literals name -----------------------------------------------------------------
+_PERSISTENCE = re.compile(
+    r"(?i)(\bcrontab\b|/etc/cron|Start Menu[/\\]+Programs[/\\]+Startup|CurrentVersion[/\\]+Run(?:Once)?\b|"
+    r"(?:^|[/\\~])\.bashrc\b|\.bash_profile\b|(?:^|[/\\~])\.zshrc\b|(?:^|[/\\~])\.profile\b|LaunchAgents|"
+    r"LaunchDaemons|systemd[/\\]+system|\bschtasks\b|/etc/rc\.local|\\\\Winlogon\b|autostart[/\\])"
+)
+
+
+@string_rule("persistence", order=100)
+def autostart_literal(ctx: StringContext) -> bool:
+    """crontab, Startup folder, Run keys, shell rc files, LaunchAgents, systemd units."""
+    return _PERSISTENCE.search(ctx.sample) is not None
+
+
+@string_rule("shell_command", order=140, also=COMMAND_BEHAVIOURS)
+def command_literal(ctx: StringContext) -> Sequence[str]:
+    """A literal that reads as a shell command: what the command does (malseq.features.shell)."""
+    return analyse_command(ctx.sample) if looks_like_command(ctx.sample) else ()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from malseq.features.catalogue import IDS
-from malseq.features.rules.context import AttributeContext, CallContext, ImportContext
+from malseq.features.rules.context import AttributeContext, CallContext, ImportContext, StringContext
 from malseq.intake.package import Language
 
 PY = frozenset({Language.PYTHON})
@@ -37,7 +37,7 @@ BOTH = PY | JS
 CallCheck = Callable[[CallContext], "bool | Sequence[str]"]
 AttributeCheck = Callable[[AttributeContext], bool]
 ImportCheck = Callable[[ImportContext], bool]
-StringCheck = Callable[[str], bool]
+StringCheck = Callable[[StringContext], "bool | Sequence[str]"]
 
 
 class RuleKind(enum.Enum):
@@ -45,6 +45,7 @@ class RuleKind(enum.Enum):
     ATTRIBUTE = "attribute"  # a resolved attribute/member read (AttributeContext)
     IMPORT = "import"  # an imported/required module (ImportContext)
     STRING = "string"  # a string value after folding (what the literal names)
+    RAW_STRING = "raw string"  # a literal as written in source (how it is written)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Rule:
     prefixes: tuple[str, ...] = ()  # name prefixes
     every: bool = False  # asked at every call (a pattern over the whole name)
     alone: bool = False
+    also: tuple[str, ...] = ()  # further behaviours the rule may report (a command line's findings)
 
     @property
     def where(self) -> str:
@@ -73,11 +75,12 @@ class Registry:
         self._index: dict[Language, _CallIndex] = {}
         self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._imports: dict[tuple[Language, str], tuple[Rule, ...]] = {}
-        self._strings: tuple[Rule, ...] | None = None
+        self._strings: dict[RuleKind, tuple[Rule, ...]] = {}
 
     def add(self, rule: Rule) -> None:
-        if rule.behaviour not in IDS:
-            raise ValueError(f"rule {rule.where} names unknown behaviour {rule.behaviour!r}")
+        for behaviour in (rule.behaviour, *rule.also):
+            if behaviour not in IDS:
+                raise ValueError(f"rule {rule.where} names unknown behaviour {behaviour!r}")
         if rule.kind is RuleKind.CALL and not (rule.names or rule.modules or rule.roots or rule.funcs
                                                  or rule.prefixes or rule.every):
             raise ValueError(f"call rule {rule.where} matches no callee name (give names/modules/funcs/...)")
@@ -85,7 +88,7 @@ class Registry:
         self._index.clear()
         self._attributes.clear()
         self._imports.clear()
-        self._strings = None
+        self._strings.clear()
 
     # --- lookups the engines use ------------------------------------------------------------
     def call_behaviours(self, ctx: CallContext) -> list[str]:
@@ -132,17 +135,24 @@ class Registry:
                 found.append(rule.behaviour)
         return found
 
-    def string_rules(self) -> tuple[Rule, ...]:
-        if self._strings is None:
-            self._strings = tuple(sorted((r for r in self.rules if r.kind is RuleKind.STRING),
-                                         key=lambda r: r.order))
-        return self._strings
+    def string_behaviours(self, ctx: StringContext) -> list[str]:
+        """Behaviour ids a string value names (or, for a raw literal, how it is written), in order."""
+        kind = RuleKind.RAW_STRING if ctx.raw else RuleKind.STRING
+        rules = self._strings.get(kind)
+        if rules is None:
+            rules = self._strings[kind] = tuple(sorted((r for r in self.rules if r.kind is kind),
+                                                       key=lambda r: r.order))
+        found: list[str] = []
+        for rule in rules:
+            _apply(rule, ctx, found)
+        return found
 
     def behaviours(self) -> frozenset[str]:
-        return frozenset(r.behaviour for r in self.rules)
+        """Every behaviour some rule reports (its own, or one it declares in `also`)."""
+        return frozenset(b for r in self.rules for b in (r.behaviour, *r.also))
 
 
-def _apply(rule: Rule, ctx: CallContext, found: list[str]) -> None:
+def _apply(rule: Rule, ctx: CallContext | StringContext, found: list[str]) -> None:
     result = rule.check(ctx)
     if result is True:
         if rule.behaviour not in found:
@@ -203,13 +213,14 @@ def js_parts(name: str) -> tuple[str, str]:
 
 def call_rule(behaviour: str, languages: frozenset[Language], *, order: int, names: Collection[str] = (),
               modules: Collection[str] = (), roots: Collection[str] = (), funcs: Collection[str] = (),
-              prefixes: Sequence[str] = (), every: bool = False,
-              alone: bool = False) -> Callable[[CallCheck], CallCheck]:
+              prefixes: Sequence[str] = (), every: bool = False, alone: bool = False,
+              also: Sequence[str] = ()) -> Callable[[CallCheck], CallCheck]:
     """Register a call rule for `behaviour` (see the module docstring)."""
 
     def register(check: CallCheck) -> CallCheck:
         REGISTRY.add(Rule(behaviour, RuleKind.CALL, languages, check, order, frozenset(names),
-                          frozenset(modules), frozenset(roots), frozenset(funcs), tuple(prefixes), every, alone))
+                          frozenset(modules), frozenset(roots), frozenset(funcs), tuple(prefixes), every, alone,
+                          tuple(also)))
         return check
 
     return register
@@ -237,11 +248,16 @@ def import_rule(behaviour: str, languages: frozenset[Language], *, order: int, r
     return register
 
 
-def string_rule(behaviour: str, *, order: int) -> Callable[[StringCheck], StringCheck]:
-    """Register a rule over string values (both languages: data names the same things in each)."""
+def string_rule(behaviour: str, *, order: int, raw: bool = False,
+                also: Sequence[str] = ()) -> Callable[[StringCheck], StringCheck]:
+    """Register a rule over string values (both languages: data names the same things in each).
+
+    `raw=True` rules see the literal as written in source instead of its value.
+    """
 
     def register(check: StringCheck) -> StringCheck:
-        REGISTRY.add(Rule(behaviour, RuleKind.STRING, BOTH, check, order))
+        REGISTRY.add(Rule(behaviour, RuleKind.RAW_STRING if raw else RuleKind.STRING, BOTH, check, order,
+                          also=tuple(also)))
         return check
 
     return register
