@@ -22,7 +22,16 @@ from tree_sitter import Language as TSLanguage
 from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range
 
 from malseq._deadline import Deadline
-from malseq.features.rules import REGISTRY, ArgKind, AttributeContext, CallContext, CallFacts, ImportContext
+from malseq.features.rules import (
+    REGISTRY,
+    ArgKind,
+    AttributeContext,
+    CallContext,
+    CallFacts,
+    FileContext,
+    FileFacts,
+    ImportContext,
+)
 from malseq.features.rules.data_transmission import JS_RAW_SOCKET as _RAW_SOCKET_PATHS
 from malseq.features.rules.payload_execution import JS_CHILD_PROCESS_RUN as _CHILD_PROCESS_RUN
 from malseq.features.rules.payload_execution import JS_EVAL, JS_SPAWN_FAMILY
@@ -54,8 +63,6 @@ TAIL_SHARE = 0.3
 READ_CHUNK = 64 * 1024
 QUERY_RANGE_BYTES = 256 * 1024
 MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20  # keep a minified bundle from exploding into thousands
-LONG_LINE = 1000
-OBFUSCATED_IDENTIFIERS_MIN = 5
 SNIPPET_LENGTH = 120
 # Classify a value longer than this only at its first occurrence.
 REPEAT_LITERAL_LENGTH = 64
@@ -126,8 +133,6 @@ _JS_GLOBALS = _KNOWN_GLOBALS | frozenset({"decodeURIComponent", "unescape", "esc
 
 # --- the API table lives in malseq.features.rules (one registered function per behaviour) -----
 _SHELL_PROGRAM = re.compile(r"(?i)(?:^|[/\\])(?:sh|bash|zsh|dash|cmd(?:\.exe)?|powershell(?:\.exe)?|pwsh)$")
-_OBFUSCATED_IDENTIFIER = re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b")
-_ESCAPED_IDENTIFIER = re.compile(rb"(?:\\u[0-9a-fA-F]{4}){2,}")
 _JS_ESCAPE = re.compile(
     r"\\(?:x([0-9a-fA-F]{2})|u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|([0-7]{1,3})|(\r\n|\r|\n|\u2028|\u2029)|(.))",
     re.DOTALL,
@@ -1253,39 +1258,12 @@ class _Extractor:
 
     # --- whole-file signals -----------------------------------------------------------------
     def file_signals(self, root: Node) -> None:
-        data = self.data
-        count = 0
-        first: re.Match[bytes] | None = None
-        for match in _OBFUSCATED_IDENTIFIER.finditer(data):
-            # Only names in code count: a comment or string listing _0x names is not obfuscation.
-            node = root.descendant_for_byte_range(match.start(), match.end())
-            if node is None or node.type not in _IDENTIFIER_TYPES:
-                continue
-            if first is None:
-                first = match
-            count += 1
-            if count >= OBFUSCATED_IDENTIFIERS_MIN:
-                break
-        if first is not None and count >= OBFUSCATED_IDENTIFIERS_MIN:
-            self.obfuscated = True
-            line, col = self.position_of_byte(first.start())
-            self.emit_at("obfuscated_identifiers", line, col, first.start(),
-                         clean(first.group().decode("ascii"), SNIPPET_LENGTH))
-        for match in _ESCAPED_IDENTIFIER.finditer(data):
-            node = root.descendant_for_byte_range(match.start(), match.end())
-            if node is not None and node.type in _IDENTIFIER_TYPES:
-                line, col = self.position_of_byte(node.start_byte)
-                self.emit_at("escaped_string", line, col, node.start_byte,
-                             clean(self.data[node.start_byte:node.end_byte].decode("utf-8", "replace"),
-                                   SNIPPET_LENGTH))
-                break
-        offset = 0
-        for lineno, line_bytes in enumerate(data.split(b"\n"), start=1):
-            if len(line_bytes) > LONG_LINE:
-                self.emit_at("minified_code", lineno, 0, offset,
-                             clean(line_bytes[:SNIPPET_LENGTH].decode("utf-8", "replace"), SNIPPET_LENGTH))
-                break
-            offset += len(line_bytes) + 1
+        facts = _JavaScriptFileFacts(root)
+        for behaviour, finding in REGISTRY.file_behaviours(FileContext(Language.JAVASCRIPT, self.data, facts=facts)):
+            if behaviour == "obfuscated_identifiers":
+                self.obfuscated = True  # string arrays are then read for hidden module names
+            line, col = self.position_of_byte(finding.offset)
+            self.emit_at(behaviour, line, col, finding.offset, clean(finding.snippet, SNIPPET_LENGTH))
 
     # --- driver -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -1554,6 +1532,17 @@ class _JavaScriptCallFacts(CallFacts):
 
     def upload_method_in_file(self) -> bool:
         return self.extractor.has_post_method
+
+
+class _JavaScriptFileFacts(FileFacts):
+    def __init__(self, root: Node) -> None:
+        self.root = root
+
+    def identifier_span(self, start: int, end: int) -> tuple[int, int] | None:
+        node = self.root.descendant_for_byte_range(start, end)
+        if node is None or node.type not in _IDENTIFIER_TYPES:
+            return None
+        return node.start_byte, node.end_byte
 
 
 def analyse_javascript(file: PackageFile, deadline: Deadline) -> FileAnalysis:

@@ -33,13 +33,20 @@ from tree_sitter import Node, Parser, Query, QueryCursor
 
 from malseq._deadline import Deadline
 from malseq.features.catalogue import IDS
-from malseq.features.rules import REGISTRY, ArgKind, AttributeContext, CallContext, CallFacts, ImportContext
+from malseq.features.rules import (
+    REGISTRY,
+    ArgKind,
+    AttributeContext,
+    CallContext,
+    CallFacts,
+    FileContext,
+    ImportContext,
+)
 from malseq.features.rules.payload_execution import PY_IMPORTERS as _IMPORTERS
 from malseq.features.strings import (
     classify_capture_name,
     classify_literal,
     classify_raw_literal,
-    count_obfuscated_identifiers,
     decode_base64_text,
 )
 from malseq.features.types import (
@@ -107,8 +114,6 @@ _SETUP_EXECUTION_BEHAVIOURS = {
 }
 # Commands pip runs on install (or the brief names): overriding one runs code at install time.
 _INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\w+|_install|_develop|_egg_info)\b")
-_OBF_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")
-_LONG_LINE = 1000
 _VERSION_FILE = re.compile(r"(?i)version|about|__init__|_meta|metadata|pkginfo|release")
 _PYTHON_CODE_HINT = re.compile(r"\bimport\b|\bexec\b|\beval\b|\w\(")
 
@@ -1251,22 +1256,8 @@ class _FileAnalyser:
         if self.depth > 0:
             return
         text = self.source.decode("utf-8", errors="replace")
-        # Obfuscators' machine names: _0x1a2b (JS-style) or runs of O0 / Il.
-        count = count_obfuscated_identifiers(text)
-        first = re.search(r"\b_0x[0-9a-f]{4,}\b", text) if count >= 3 else None
-        if first is None:
-            names = [m for m in _OBF_NAME.finditer(text) if len(m.group(0)) >= 8]
-            if len(names) >= 5:
-                first = names[0]
-        if first is not None:
-            self._emit_text_event("obfuscated_identifiers", text, first.start(), first.group(0))
-        for m in re.finditer("[^\n]{" + str(_LONG_LINE) + ",}", text):
-            line = m.group(0)
-            # One huge string literal (a base64 payload) is a long string, not minified code.
-            code_only = re.sub(r"([\"'])(?:(?!\1).){200,}?\1", "''", line[:200000])
-            if len(code_only) >= _LONG_LINE:
-                self._emit_text_event("minified_code", text, m.start(), line[:120])
-                break
+        for behaviour, finding in REGISTRY.file_behaviours(FileContext(Language.PYTHON, self.source, text)):
+            self._emit_text_event(behaviour, text, finding.offset, finding.snippet)
 
     def _emit_text_event(self, behaviour: str, text: str, offset: int, snippet: str) -> None:
         line = text.count("\n", 0, offset) + 1

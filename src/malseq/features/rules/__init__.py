@@ -14,8 +14,19 @@ from malseq.features.rules import (  # noqa: F401 - imported for their registrat
     obfuscation,
     payload_execution,
 )
-from malseq.features.rules.context import UNKNOWN, ArgKind, AttributeContext, CallContext, CallFacts, ImportContext
+from malseq.features.rules.context import (
+    UNKNOWN,
+    ArgKind,
+    AttributeContext,
+    CallContext,
+    CallFacts,
+    FileContext,
+    FileFacts,
+    FileFinding,
+    ImportContext,
+    StringContext,
+)
 from malseq.features.rules.registry import REGISTRY, Registry, Rule, RuleKind
 
-__all__ = ["REGISTRY", "UNKNOWN", "ArgKind", "AttributeContext", "CallContext", "CallFacts", "ImportContext",
-           "Registry", "Rule", "RuleKind"]
+__all__ = ["REGISTRY", "UNKNOWN", "ArgKind", "AttributeContext", "CallContext", "CallFacts", "FileContext",
+           "FileFacts", "FileFinding", "ImportContext", "Registry", "Rule", "RuleKind", "StringContext"]

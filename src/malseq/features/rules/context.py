@@ -184,3 +184,33 @@ class StringContext:
     value: str
     sample: str  # the first 20,000 characters: what the patterns look at
     raw: bool = False  # `value` is the literal as written in source, quotes and escapes included
+
+
+@dataclass(frozen=True)
+class FileFinding:
+    """Where a file rule found its behaviour: an offset into the file and the text to show."""
+
+    offset: int  # into FileContext.text (Python) or FileContext.data (JavaScript): the engine's unit
+    snippet: str
+
+
+class FileFacts:
+    """What a file rule may ask about the parsed file; defaults to "unknown"."""
+
+    def identifier_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The (start, end) byte span of the identifier node covering this byte range, or None
+        when the range is not (part of) an identifier in code (a comment or a string)."""
+        return None
+
+
+NO_FILE_FACTS = FileFacts()
+
+
+@dataclass(frozen=True)
+class FileContext:
+    """A whole source file, for rules over its shape (long lines, machine-generated names)."""
+
+    language: Language
+    data: bytes
+    text: str = ""  # the decoded text, for engines that position by characters (Python)
+    facts: FileFacts = field(default=NO_FILE_FACTS, compare=False, repr=False)

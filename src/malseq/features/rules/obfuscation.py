@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from malseq.features.rules.context import ArgKind, CallContext, StringContext
-from malseq.features.rules.registry import JS, call_rule, js_parts, string_rule
-from malseq.features.strings import shannon_entropy
+from malseq.features.rules.context import ArgKind, CallContext, FileContext, FileFinding, StringContext
+from malseq.features.rules.registry import JS, PY, call_rule, file_rule, js_parts, string_rule
+from malseq.features.strings import count_obfuscated_identifiers, shannon_entropy
 
 
 @call_rule("char_code_assembly", JS, order=140, names=("Buffer.from", "Buffer"))
@@ -80,3 +80,71 @@ def escaped_literal(ctx: StringContext) -> bool:
     """
     escapes = [e for e in _ESCAPES.findall(ctx.sample) if _escapes_ascii(e)]
     return len(escapes) >= 8 and sum(len(e) for e in escapes) >= 0.5 * len(ctx.value)
+
+
+# --- whole files --------------------------------------------------------------------------
+LONG_LINE = 1000
+_PY_OBFUSCATED_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")
+_JS_OBFUSCATED_IDENTIFIER = re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b")
+_JS_ESCAPED_IDENTIFIER = re.compile(rb"(?:\\u[0-9a-fA-F]{4}){2,}")
+JS_OBFUSCATED_IDENTIFIERS_MIN = 5
+
+
+@file_rule("obfuscated_identifiers", PY, order=10)
+def python_machine_names(ctx: FileContext) -> FileFinding | None:
+    """Obfuscators' machine names: _0x1a2b (JS-style) or runs of O0 / Il."""
+    first = re.search(r"\b_0x[0-9a-f]{4,}\b", ctx.text) if count_obfuscated_identifiers(ctx.text) >= 3 else None
+    if first is None:
+        names = [m for m in _PY_OBFUSCATED_NAME.finditer(ctx.text) if len(m.group(0)) >= 8]
+        if len(names) >= 5:
+            first = names[0]
+    return FileFinding(first.start(), first.group(0)) if first is not None else None
+
+
+@file_rule("minified_code", PY, order=20)
+def python_long_line(ctx: FileContext) -> FileFinding | None:
+    for m in re.finditer("[^\n]{" + str(LONG_LINE) + ",}", ctx.text):
+        line = m.group(0)
+        # One huge string literal (a base64 payload) is a long string, not minified code.
+        code_only = re.sub(r"([\"'])(?:(?!\1).){200,}?\1", "''", line[:200000])
+        if len(code_only) >= LONG_LINE:
+            return FileFinding(m.start(), line[:120])
+    return None
+
+
+@file_rule("obfuscated_identifiers", JS, order=10)
+def javascript_machine_names(ctx: FileContext) -> FileFinding | None:
+    """At least five _0x1a2b names in code (a comment or string listing them is not obfuscation)."""
+    count = 0
+    first: re.Match[bytes] | None = None
+    for match in _JS_OBFUSCATED_IDENTIFIER.finditer(ctx.data):
+        if ctx.facts.identifier_span(match.start(), match.end()) is None:
+            continue
+        if first is None:
+            first = match
+        count += 1
+        if count >= JS_OBFUSCATED_IDENTIFIERS_MIN:
+            break
+    if first is None or count < JS_OBFUSCATED_IDENTIFIERS_MIN:
+        return None
+    return FileFinding(first.start(), first.group().decode("ascii"))
+
+
+@file_rule("escaped_string", JS, order=20)
+def javascript_escaped_identifier(ctx: FileContext) -> FileFinding | None:
+    """`\\u0065\\u0076\\u0061\\u006C(x)`: an identifier spelled with escapes."""
+    for match in _JS_ESCAPED_IDENTIFIER.finditer(ctx.data):
+        span = ctx.facts.identifier_span(match.start(), match.end())
+        if span is not None:
+            return FileFinding(span[0], ctx.data[span[0]:span[1]].decode("utf-8", "replace"))
+    return None
+
+
+@file_rule("minified_code", JS, order=30)
+def javascript_long_line(ctx: FileContext) -> FileFinding | None:
+    offset = 0
+    for line_bytes in ctx.data.split(b"\n"):
+        if len(line_bytes) > LONG_LINE:
+            return FileFinding(offset, line_bytes[:120].decode("utf-8", "replace"))
+        offset += len(line_bytes) + 1
+    return None

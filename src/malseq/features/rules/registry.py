@@ -26,7 +26,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from malseq.features.catalogue import IDS
-from malseq.features.rules.context import AttributeContext, CallContext, ImportContext, StringContext
+from malseq.features.rules.context import (
+    AttributeContext,
+    CallContext,
+    FileContext,
+    FileFinding,
+    ImportContext,
+    StringContext,
+)
 from malseq.intake.package import Language
 
 PY = frozenset({Language.PYTHON})
@@ -38,6 +45,7 @@ CallCheck = Callable[[CallContext], "bool | Sequence[str]"]
 AttributeCheck = Callable[[AttributeContext], bool]
 ImportCheck = Callable[[ImportContext], bool]
 StringCheck = Callable[[StringContext], "bool | Sequence[str]"]
+FileCheck = Callable[[FileContext], "FileFinding | None"]
 
 
 class RuleKind(enum.Enum):
@@ -46,6 +54,7 @@ class RuleKind(enum.Enum):
     IMPORT = "import"  # an imported/required module (ImportContext)
     STRING = "string"  # a string value after folding (what the literal names)
     RAW_STRING = "raw string"  # a literal as written in source (how it is written)
+    FILE = "file"  # a whole file (FileContext), reported once at the rule's finding
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,16 @@ class Registry:
         for rule in rules:
             _apply(rule, ctx, found)
         return found
+
+    def file_behaviours(self, ctx: FileContext) -> list[tuple[str, FileFinding]]:
+        """(behaviour, finding) for each file rule of the language that finds something, in order."""
+        out: list[tuple[str, FileFinding]] = []
+        for rule in sorted((r for r in self.rules if r.kind is RuleKind.FILE and ctx.language in r.languages),
+                           key=lambda r: r.order):
+            finding = rule.check(ctx)
+            if isinstance(finding, FileFinding):
+                out.append((rule.behaviour, finding))
+        return out
 
     def behaviours(self) -> frozenset[str]:
         """Every behaviour some rule reports (its own, or one it declares in `also`)."""
@@ -258,6 +277,16 @@ def string_rule(behaviour: str, *, order: int, raw: bool = False,
     def register(check: StringCheck) -> StringCheck:
         REGISTRY.add(Rule(behaviour, RuleKind.RAW_STRING if raw else RuleKind.STRING, BOTH, check, order,
                           also=tuple(also)))
+        return check
+
+    return register
+
+
+def file_rule(behaviour: str, languages: frozenset[Language], *, order: int) -> Callable[[FileCheck], FileCheck]:
+    """Register a rule over a whole file; it returns where it found the behaviour, or None."""
+
+    def register(check: FileCheck) -> FileCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.FILE, languages, check, order))
         return check
 
     return register
