@@ -1115,11 +1115,15 @@ class _Extractor:
             if prop_node is not None and fn.child_by_field_name("object") is not None:
                 rule_name = "?." + self.text(prop_node)
         if rule_name is not None:
-            facts = _JavaScriptCallFacts(self, fn, args, rule_name)
-            found = REGISTRY.call_behaviours(CallContext(Language.JAVASCRIPT, rule_name, len(args), member, facts))
-            for behaviour in found:
-                self.emit(behaviour, site_node)
-            self.after_rules(node, rule_name, member, found, facts, site_node)
+            if member and rule_name.endswith(".pipe"):
+                self.pipe_seen = True  # for the reverse-shell check: socket and shell streams piped
+            if REGISTRY.may_match_call(Language.JAVASCRIPT, rule_name):
+                facts = _JavaScriptCallFacts(self, fn, args, rule_name)
+                found = REGISTRY.call_behaviours(CallContext(Language.JAVASCRIPT, rule_name, len(args), member,
+                                                             facts))
+                for behaviour in found:
+                    self.emit(behaviour, site_node)
+                self.after_rules(node, rule_name, found, facts, site_node)
         # A call that builds a constant string (join, fromCharCode, base64 decode...) is a literal too.
         # (Never Node.text: on a tree parsed through a read callback it re-reads the source through it.)
         name = self.text(site) if site is not None else (path or "")
@@ -1139,13 +1143,12 @@ class _Extractor:
             # process.mainModule.require / module.require / eval('require'): a way around scanners.
             self.emit("dynamic_import", node)
 
-    def after_rules(self, node: Node, name: str, member: bool, found: list[str], facts: _JavaScriptCallFacts,
-                    site: Node) -> None:
+    def after_rules(self, node: Node, name: str, found: list[str], facts: _JavaScriptCallFacts, site: Node) -> None:
         """What the engine does at a call besides reporting it: state for the file-level reverse-shell
         check, code handed to eval analysed again, constant strings a decoder builds classified."""
+        if not found:
+            return
         module, attr = js_parts(name)
-        if member and attr == "pipe":
-            self.pipe_seen = True
         if "raw_socket" in found:
             self.raw_socket_seen = True
         if "run_command" in found and module == "child_process" and attr in JS_SPAWN_FAMILY:

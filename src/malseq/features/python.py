@@ -967,10 +967,6 @@ class _FileAnalyser:
 
     def _call_behaviours(self, node: Node, name: str) -> None:
         args = self._positional_args(node)
-        fn_node = node.child_by_field_name("function")
-        facts = _PythonCallFacts(self, node, args)
-        ctx = CallContext(Language.PYTHON, name, len(args), fn_node is not None and fn_node.type == "attribute",
-                          facts)
         # What the engine does at a call besides reporting it: remember dup2 for the reverse-shell
         # check, analyse code handed to exec/eval, follow an import by constant name.
         if name == "os.dup2":
@@ -984,7 +980,13 @@ class _FileAnalyser:
             module_name = self._fold_text(args[0])
             if module_name is not None and re.fullmatch(r"[\w.]+", module_name):
                 self._module_event(module_name, node)
-        found = REGISTRY.call_behaviours(ctx)
+        if not REGISTRY.may_match_call(Language.PYTHON, name):
+            self._obfuscation_call(node, name, args)
+            return
+        fn_node = node.child_by_field_name("function")
+        facts = _PythonCallFacts(self, node, args)
+        found = REGISTRY.call_behaviours(CallContext(Language.PYTHON, name, len(args),
+                                                     fn_node is not None and fn_node.type == "attribute", facts))
         if "run_command" in found:
             command = facts.command_line()
             if command is not None:

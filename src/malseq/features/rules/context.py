@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from malseq.intake.package import Language
 
@@ -145,15 +146,22 @@ class CallContext:
     arg_count: int = 0
     member: bool = False  # the callee is `receiver.method` (the receiver's facts are meaningful)
     facts: CallFacts = field(default=UNKNOWN, compare=False, repr=False)
-    module: str = field(init=False)  # everything before the last dot ("" for a bare name)
-    func: str = field(init=False)  # the last component
-    root: str = field(init=False)  # the first component
 
-    def __post_init__(self) -> None:
-        module, _, func = self.name.rpartition(".")
-        object.__setattr__(self, "module", module)
-        object.__setattr__(self, "func", func)
-        object.__setattr__(self, "root", self.name.split(".", 1)[0])
+    # Derived on first use (most calls match no rule and never need them).
+    @cached_property
+    def module(self) -> str:
+        """Everything before the last dot ("" for a bare name)."""
+        return self.name.rpartition(".")[0]
+
+    @cached_property
+    def func(self) -> str:
+        """The last component."""
+        return self.name.rpartition(".")[2]
+
+    @cached_property
+    def root(self) -> str:
+        """The first component."""
+        return self.name.split(".", 1)[0]
 
 
 @dataclass(frozen=True)

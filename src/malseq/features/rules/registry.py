@@ -100,15 +100,24 @@ class Registry:
         self._strings.clear()
 
     # --- lookups the engines use ------------------------------------------------------------
+    def _call_index(self, language: Language) -> _CallIndex:
+        index = self._index.get(language)
+        if index is None:
+            index = self._index[language] = _CallIndex(
+                [r for r in self.rules if r.kind is RuleKind.CALL and language in r.languages])
+        return index
+
+    def may_match_call(self, language: Language, name: str) -> bool:
+        """Whether any call rule is indexed under this callee name: engines skip building a context
+        for the (many) calls no rule can match."""
+        return bool(self._call_index(language).candidates(name))
+
     def call_behaviours(self, ctx: CallContext) -> list[str]:
         """Behaviour ids the call rules report for one call, in order, without repeats."""
-        index = self._index.get(ctx.language)
-        if index is None:
-            index = self._index[ctx.language] = _CallIndex(
-                [r for r in self.rules if r.kind is RuleKind.CALL and ctx.language in r.languages])
+        index = self._call_index(ctx.language)
         found: list[str] = []
         lone: list[Rule] = []
-        for rule in index.candidates(ctx):
+        for rule in index.candidates(ctx.name):
             if rule.alone:
                 lone.append(rule)
                 continue
@@ -202,21 +211,23 @@ class _CallIndex:
         # (name, module, root, func). Deterministic: it depends on the name only.
         self.memo: dict[str, tuple[Rule, ...]] = {}
 
-    def candidates(self, ctx: CallContext) -> tuple[Rule, ...]:
-        found = self.memo.get(ctx.name)
+    def candidates(self, name: str) -> tuple[Rule, ...]:
+        found = self.memo.get(name)
         if found is not None:
             return found
+        module, _, func = name.rpartition(".")
+        root = name.split(".", 1)[0]
         picked: dict[int, Rule] = {}
-        for rule in (*self.names.get(ctx.name, ()), *self.modules.get(ctx.module, ()),
-                     *self.roots.get(ctx.root, ()), *self.funcs.get(ctx.func, ()), *self.every):
+        for rule in (*self.names.get(name, ()), *self.modules.get(module, ()),
+                     *self.roots.get(root, ()), *self.funcs.get(func, ()), *self.every):
             picked[id(rule)] = rule
-        if self.prefixes and ctx.name.startswith(self.prefixes):
+        if self.prefixes and name.startswith(self.prefixes):
             for rule in self.prefixed:
-                if ctx.name.startswith(rule.prefixes):
+                if name.startswith(rule.prefixes):
                     picked[id(rule)] = rule
         found = tuple(sorted(picked.values(), key=lambda r: r.order))
         if len(self.memo) < _MEMO_LIMIT:
-            self.memo[ctx.name] = found
+            self.memo[name] = found
         return found
 
 
