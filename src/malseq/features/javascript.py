@@ -1134,14 +1134,13 @@ class _Extractor:
         if not args:
             return
         module = self.module_name(args[0])
-        if module is None:
-            self.emit("dynamic_import", node)
-            return
-        if node.id not in self.bound_require_calls:
+        if module is not None and node.id not in self.bound_require_calls:
             self.add_binding(node, "", module, None)
-        if self.text(fn) != "require" and fn.type != "import":
-            # process.mainModule.require / module.require / eval('require'): a way around scanners.
-            self.emit("dynamic_import", node)
+        name = "import" if fn.type == "import" else "require"
+        facts = _JavaScriptCallFacts(self, fn, args, name, module)
+        for behaviour in REGISTRY.call_behaviours(CallContext(Language.JAVASCRIPT, name, len(args),
+                                                              fn.type == "member_expression", facts)):
+            self.emit(behaviour, node)
 
     def after_rules(self, node: Node, name: str, found: list[str], facts: _JavaScriptCallFacts, site: Node) -> None:
         """What the engine does at a call besides reporting it: state for the file-level reverse-shell
@@ -1442,10 +1441,13 @@ def _kind(node: Node | None) -> ArgKind:
 class _JavaScriptCallFacts(CallFacts):
     """Answers rules' questions about one parsed call (see malseq.features.rules.context)."""
 
-    def __init__(self, extractor: _Extractor, fn: Node, args: list[Node], name: str) -> None:
+    def __init__(self, extractor: _Extractor, fn: Node, args: list[Node], name: str,
+                 module: str | None = None) -> None:
         self.extractor = extractor
+        self.fn = fn
         self.args = args
         self.name = name
+        self.module = module  # what a require-like call names, as the engine already folded it
         self.receiver = fn.child_by_field_name("object") if fn.type == "member_expression" else None
         self.command: object = _UNFOLDED
 
@@ -1517,6 +1519,12 @@ class _JavaScriptCallFacts(CallFacts):
             return False
         held = self.extractor.senders if what == "sender" else self.extractor.children if what == "child" else set()
         return self.extractor.text(obj) in held
+
+    def callee_source(self) -> str:
+        return self.extractor.text(self.fn)
+
+    def required_module(self) -> str | None:
+        return self.module
 
     def command_line(self) -> str | None:
         """The first argument loosely folded; spawn/execFile's argument array appended."""

@@ -116,6 +116,14 @@ class CallFacts:
         """The receiver is a name the engine saw bound to `what`: "sender" (request/socket) or "child"."""
         return False
 
+    def callee_source(self) -> str:
+        """The callee expression as written (`process.mainModule.require` for a resolved `require`)."""
+        return ""
+
+    def required_module(self) -> str | None:
+        """The module a require()/import() names, folded (`path.join(__dirname, 'x')` -> "./x"), or None."""
+        return None
+
     def command_line(self) -> str | None:
         """The command a process-starting call runs, folded (list arguments joined), or None."""
         return None

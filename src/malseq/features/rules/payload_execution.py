@@ -162,6 +162,18 @@ def javascript_unref(ctx: CallContext) -> bool:
     return False
 
 
+@call_rule("dynamic_import", JS, order=5, names=("require", "import"))
+def javascript_computed_require(ctx: CallContext) -> bool:
+    """require(<computed>), or require reached another way (module.require, process.mainModule.require,
+    eval('require')): a way around scanners. The engine names every require-like call `require`
+    (`import` for import())."""
+    if not ctx.arg_count:
+        return False
+    if ctx.facts.required_module() is None:
+        return True
+    return ctx.facts.callee_source() not in ("require", "import")
+
+
 @call_rule("eval_code", JS, order=20, names=JS_EVAL)
 def javascript_eval(ctx: CallContext) -> bool:
     if ctx.name == "Function" and ctx.arg_count:
