@@ -81,6 +81,7 @@ def _run(src: str, per_ecosystem: int, cache: Path | None) -> dict[str, dict[str
 
 def compare(baseline: dict[str, dict[str, object]], candidate: dict[str, dict[str, object]]) -> int:
     files = same_set = same_order = skipped = 0
+    per_language: dict[str, int] = {}
     differences: list[str] = []
     for target, base_row in baseline.items():
         cand_row = candidate.get(target, {})
@@ -101,6 +102,9 @@ def compare(baseline: dict[str, dict[str, object]], candidate: dict[str, dict[st
                 skipped += 1
                 continue
             files += 1
+            language = "javascript" if path.endswith((".js", ".cjs", ".mjs")) else (
+                "python" if path.endswith(".py") else "other")
+            per_language[language] = per_language.get(language, 0) + 1
             b = [tuple(e) for e in base_file["events"]]  # type: ignore[attr-defined]
             c = [tuple(e) for e in cand_file["events"]]  # type: ignore[attr-defined]
             if set(b) == set(c):
@@ -114,7 +118,10 @@ def compare(baseline: dict[str, dict[str, object]], candidate: dict[str, dict[st
                 only_c = sorted(set(c) - set(b))[:6]
                 differences.append(f"{target}!{path}: only baseline {only_b} only candidate {only_c}")
     print(f"targets {len(baseline)}, files compared {files}, skipped (budget hit) {skipped}")
+    print(f"files compared by language: {per_language}")
     print(f"same (behaviour, line, column) set: {same_set}/{files}; same order too: {same_order}/{files}")
+    print("(events are sorted by position, so an order difference with the same set is an order among"
+          " events at one (line, column))")
     for d in differences:
         print("DIFF", d)
     return 0 if not differences else 1

@@ -12,8 +12,10 @@ __all__ = ["FEATURES_VERSION", "analyse_package", "analyse_file"]
 
 # Part of the analysis cache key (malseq.corpus): bump it whenever an extractor's output
 # changes, so cached behaviours and sequences are recomputed. "0" is what the first cache
-# (November 2026) was built with; "1": four-part versions are not IP addresses.
-FEATURES_VERSION = "1"
+# (November 2026) was built with; "1": four-part versions are not IP addresses; "2": rules as
+# registered units (events at one position in a fixed order, the Python token pass over
+# unparsable text uses the same rules as parsed calls).
+FEATURES_VERSION = "2"
 
 
 def analyse_file(file: PackageFile, deadline: Deadline) -> FileAnalysis | None:
