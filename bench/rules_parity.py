@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path("/work/shared/datasets")
 
 
-def _targets(per_ecosystem: int) -> list[tuple[str, str]]:
+def _targets(per_ecosystem: int, dirs: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(kind, path) pairs: local folders, then every k-th archive of each malicious set."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str]] = [("dir", d) for d in dirs]
     for base in (ROOT / "examples", ROOT / "tests" / "sequence" / "packages"):
         out.extend(("dir", str(p)) for p in sorted(base.iterdir()) if p.is_dir())
     for eco in ("malicious-pypi", "malicious-npm"):
@@ -41,14 +41,14 @@ def _targets(per_ecosystem: int) -> list[tuple[str, str]]:
     return out
 
 
-def dump(per_ecosystem: int) -> None:
+def dump(per_ecosystem: int, dirs: tuple[str, ...]) -> None:
     """Print one JSON line per target with every analysed file's events (run inside one tree)."""
     from malseq._deadline import Deadline
     from malseq.features import analyse_package
     from malseq.intake import IntakeOptions, load_target
     from malseq.intake.targets import LocalTarget
 
-    for kind, path in _targets(per_ecosystem):
+    for kind, path in _targets(per_ecosystem, dirs):
         row: dict[str, object] = {"target": path}
         try:
             options = IntakeOptions(zip_password=b"infected" if kind == "archive" else None, offline=True)
@@ -67,12 +67,13 @@ def dump(per_ecosystem: int) -> None:
         print(json.dumps(row), flush=True)
 
 
-def _run(src: str, per_ecosystem: int, cache: Path | None) -> dict[str, dict[str, object]]:
+def _run(src: str, per_ecosystem: int, dirs: tuple[str, ...], cache: Path | None) -> dict[str, dict[str, object]]:
     if cache is not None and cache.exists():
         text = cache.read_text()
     else:
         env = dict(os.environ, PYTHONPATH=src)
-        text = subprocess.run([sys.executable, __file__, "--dump", "--per-ecosystem", str(per_ecosystem)],
+        extra = [a for d in dirs for a in ("--dir", d)]
+        text = subprocess.run([sys.executable, __file__, "--dump", "--per-ecosystem", str(per_ecosystem), *extra],
                               env=env, check=True, capture_output=True, text=True).stdout
         if cache is not None:
             cache.write_text(text)
@@ -134,12 +135,14 @@ def main() -> int:
     parser.add_argument("--baseline", default="/work/baseline/src")
     parser.add_argument("--candidate", default=str(ROOT / "src"))
     parser.add_argument("--baseline-cache", type=Path, help="reuse (or write) the baseline's dump here")
+    parser.add_argument("--dir", action="append", default=[],
+                        help="also analyse this folder as a package (e.g. an installed library: benign code)")
     args = parser.parse_args()
     if args.dump:
-        dump(args.per_ecosystem)
+        dump(args.per_ecosystem, tuple(args.dir))
         return 0
-    baseline = _run(args.baseline, args.per_ecosystem, args.baseline_cache)
-    candidate = _run(args.candidate, args.per_ecosystem, None)
+    baseline = _run(args.baseline, args.per_ecosystem, tuple(args.dir), args.baseline_cache)
+    candidate = _run(args.candidate, args.per_ecosystem, tuple(args.dir), None)
     return compare(baseline, candidate)
 
 
