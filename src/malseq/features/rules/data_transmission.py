@@ -278,7 +278,7 @@ def url_literal(ctx: StringContext) -> bool:
     return _URL.search(ctx.sample) is not None
 
 
-@string_rule("use_ip_address", order=20)
+@string_rule("use_ip_address", order=20, min_length=7)
 def public_ip_literal(ctx: StringContext) -> bool:
     """A public IPv4 address, bare (not a version number) or as a URL's host."""
     stripped = ctx.sample.strip()

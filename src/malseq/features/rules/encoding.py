@@ -6,7 +6,7 @@ import re
 
 from malseq.features.rules.context import CallContext, ImportContext, StringContext
 from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts, string_rule
-from malseq.features.strings import looks_like_base64
+from malseq.features.strings import BASE64_MIN_LENGTH, looks_like_base64
 
 # --- Python -------------------------------------------------------------------------------
 # module -> its functions that encode or decode (None: every function of the module does).
@@ -137,12 +137,12 @@ def javascript_encoding_module(ctx: ImportContext) -> bool:
 LONG_STRING_MIN_LENGTH = 300
 
 
-@string_rule("base64_string", order=110)
+@string_rule("base64_string", order=110, min_length=BASE64_MIN_LENGTH)
 def base64_literal(ctx: StringContext) -> bool:
     return looks_like_base64(ctx.sample)
 
 
-@string_rule("long_string", order=120)
+@string_rule("long_string", order=120, min_length=LONG_STRING_MIN_LENGTH)
 def long_literal(ctx: StringContext) -> bool:
     """A long literal that is not prose (almost no white space)."""
     return len(ctx.value) >= LONG_STRING_MIN_LENGTH and sum(ch.isspace() for ch in ctx.sample) < len(

@@ -56,7 +56,7 @@ ENTROPY_THRESHOLD = 4.8
 _ESCAPES = re.compile(r"\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\u\{[0-9a-fA-F]+\}|\\[0-7]{3}")
 
 
-@string_rule("high_entropy_string", order=130)
+@string_rule("high_entropy_string", order=130, min_length=ENTROPY_MIN_LENGTH)
 def random_looking_literal(ctx: StringContext) -> bool:
     return len(ctx.value) >= ENTROPY_MIN_LENGTH and " " not in ctx.sample and shannon_entropy(
         ctx.sample) >= ENTROPY_THRESHOLD
@@ -71,7 +71,8 @@ def _escapes_ascii(escape: str) -> bool:
     return 0x20 <= code < 0x7F
 
 
-@string_rule("escaped_string", order=10, raw=True)
+# Eight escapes of at least four characters each: shorter literals cannot qualify.
+@string_rule("escaped_string", order=10, raw=True, min_length=32)
 def escaped_literal(ctx: StringContext) -> bool:
     """A literal written mostly as escapes of printable ASCII.
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from malseq.features.catalogue import IDS
 from malseq.features.rules.context import (
@@ -72,6 +73,7 @@ class Rule:
     every: bool = False  # asked at every call (a pattern over the whole name)
     alone: bool = False
     also: tuple[str, ...] = ()  # further behaviours the rule may report (a command line's findings)
+    min_length: int = 0  # string rules: values shorter than this cannot match (skipped without a call)
 
     @property
     def where(self) -> str:
@@ -84,7 +86,7 @@ class Registry:
         self._index: dict[Language, _CallIndex] = {}
         self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._imports: dict[tuple[Language, str], tuple[Rule, ...]] = {}
-        self._strings: dict[RuleKind, tuple[Rule, ...]] = {}
+        self._strings: dict[RuleKind, tuple[tuple[Callable[..., object], str, int], ...]] = {}
 
     def add(self, rule: Rule) -> None:
         for behaviour in (rule.behaviour, *rule.also):
@@ -155,15 +157,30 @@ class Registry:
 
     def string_behaviours(self, ctx: StringContext) -> list[str]:
         """Behaviour ids a string value names (or, for a raw literal, how it is written), in order."""
-        kind = RuleKind.RAW_STRING if ctx.raw else RuleKind.STRING
-        rules = self._strings.get(kind)
-        if rules is None:
-            rules = self._strings[kind] = tuple(sorted((r for r in self.rules if r.kind is kind),
-                                                       key=lambda r: r.order))
+        checks = self._strings.get(RuleKind.RAW_STRING if ctx.raw else RuleKind.STRING)
+        if checks is None:
+            checks = self._string_checks(RuleKind.RAW_STRING if ctx.raw else RuleKind.STRING)
+        # Every literal of every file comes through here: the loop is _apply inlined.
         found: list[str] = []
-        for rule in rules:
-            _apply(rule, ctx, found)
+        length = len(ctx.value)
+        for check, behaviour, min_length in checks:
+            if length < min_length:
+                continue
+            result = check(ctx)
+            if result is True:
+                if behaviour not in found:
+                    found.append(behaviour)
+            elif result:  # a list of behaviour ids (False and () fall through: the common case)
+                for other in cast("Sequence[str]", result):
+                    if other not in found:
+                        found.append(other)
         return found
+
+    def _string_checks(self, kind: RuleKind) -> tuple[tuple[Callable[..., object], str, int], ...]:
+        checks = tuple((r.check, r.behaviour, r.min_length)
+                       for r in sorted((r for r in self.rules if r.kind is kind), key=lambda r: r.order))
+        self._strings[kind] = checks
+        return checks
 
     def file_behaviours(self, ctx: FileContext) -> list[tuple[str, FileFinding]]:
         """(behaviour, finding) for each file rule of the language that finds something, in order."""
@@ -185,8 +202,8 @@ def _apply(rule: Rule, ctx: CallContext | StringContext, found: list[str]) -> No
     if result is True:
         if rule.behaviour not in found:
             found.append(rule.behaviour)
-    elif isinstance(result, list | tuple):
-        for behaviour in result:
+    elif result:
+        for behaviour in cast("Sequence[str]", result):
             if behaviour not in found:
                 found.append(behaviour)
 
@@ -278,16 +295,18 @@ def import_rule(behaviour: str, languages: frozenset[Language], *, order: int, r
     return register
 
 
-def string_rule(behaviour: str, *, order: int, raw: bool = False,
-                also: Sequence[str] = ()) -> Callable[[StringCheck], StringCheck]:
+def string_rule(behaviour: str, *, order: int, raw: bool = False, also: Sequence[str] = (),
+                min_length: int = 0) -> Callable[[StringCheck], StringCheck]:
     """Register a rule over string values (both languages: data names the same things in each).
 
-    `raw=True` rules see the literal as written in source instead of its value.
+    `raw=True` rules see the literal as written in source instead of its value. `min_length`:
+    a length below which the rule can never match (every literal of a file is asked, so the
+    registry skips the call for short ones).
     """
 
     def register(check: StringCheck) -> StringCheck:
         REGISTRY.add(Rule(behaviour, RuleKind.RAW_STRING if raw else RuleKind.STRING, BOTH, check, order,
-                          also=tuple(also)))
+                          also=tuple(also), min_length=min_length))
         return check
 
     return register
