@@ -3,9 +3,13 @@
 A rule is a function over a context, registered with the behaviour it detects, the
 languages it applies to, and which callee names can possibly match it:
 
-    @call_rule("read_env", PY, names=("os.getenv", "os.environ.get"))
+    @call_rule("read_env", PY, order=60, names=("os.getenv", "os.environ.get"))
     def python_getenv(ctx: CallContext) -> bool:
         return True
+
+Besides call rules there are attribute rules (`os.environ`, `process.env`), import rules
+(module families), string rules (what a folded literal names, or how a raw literal is
+written) and file rules (a whole file's shape); each kind has its decorator below.
 
 The registry indexes call rules by exact name, module (everything before the last dot),
 first component, last component and name prefix, so an engine asks only the few rules
