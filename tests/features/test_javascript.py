@@ -16,9 +16,9 @@ from malseq.features.budget import (
     parse_cost,
     parse_window,
 )
+from malseq.features.commands import looks_like_command
 from malseq.features.javascript import analyse_javascript, decode_js_string
 from malseq.features.manifest import node_inline_scripts
-from malseq.features.shell import looks_like_command
 from malseq.features.types import MODULE_SCOPE, Binding, CallKind, FileAnalysis
 from malseq.intake.package import Language, PackageFile
 

@@ -34,7 +34,20 @@ from malseq.features.budget import (
     WorkBudget,
     parse_window,
 )
-from malseq.features.shell import analyse_command
+from malseq.features.rules import (
+    REGISTRY,
+    ArgKind,
+    AttributeContext,
+    CallContext,
+    CallFacts,
+    FileContext,
+    FileFacts,
+    ImportContext,
+)
+from malseq.features.rules.data_transmission import JS_RAW_SOCKET as _RAW_SOCKET_PATHS
+from malseq.features.rules.payload_execution import JS_CHILD_PROCESS_RUN as _CHILD_PROCESS_RUN
+from malseq.features.rules.payload_execution import JS_EVAL, JS_SPAWN_FAMILY
+from malseq.features.rules.registry import js_parts
 from malseq.features.strings import classify_literal, classify_raw_literal, decode_base64_text
 from malseq.features.types import (
     MODULE_SCOPE,
@@ -61,8 +74,6 @@ STRINGS_SHARE = 0.6
 READ_CHUNK = 64 * 1024
 QUERY_RANGE_BYTES = 256 * 1024
 MAX_EVENTS_PER_BEHAVIOUR_SCOPE = 20  # keep a minified bundle from exploding into thousands
-LONG_LINE = 1000
-OBFUSCATED_IDENTIFIERS_MIN = 5
 SNIPPET_LENGTH = 120
 # Classify a value longer than this only at its first occurrence.
 REPEAT_LITERAL_LENGTH = 64
@@ -115,24 +126,7 @@ _CLASS_TYPES = frozenset({"class_declaration", "class"})
 _INLINE_FUNCTION_TYPES = frozenset({"function_expression", "arrow_function", "generator_function"})
 _ANON_KIND = {"arrow_function": "arrow", "class": "class", "class_declaration": "class"}
 
-# --- module families (after stripping "node:" and turning "fs/promises" into "fs") -----------
-_MODULE_FAMILIES: dict[str, str] = {}
-for _m in ("os",):
-    _MODULE_FAMILIES[_m] = "import_os_module"
-for _m in ("fs", "fs-extra", "graceful-fs"):
-    _MODULE_FAMILIES[_m] = "import_fs_module"
-for _m in ("http", "https", "http2", "net", "dgram", "dns", "tls", "axios", "node-fetch", "got", "request",
-           "ws", "superagent", "needle", "undici", "cross-fetch", "isomorphic-fetch", "socket.io-client",
-           "request-promise", "phin", "bent", "discord.js", "node-telegram-bot-api", "telegraf", "nodemailer"):
-    _MODULE_FAMILIES[_m] = "import_network_module"
-for _m in ("zlib", "crypto", "crypto-js", "js-base64", "base-64", "base64-js", "bcrypt", "node-forge",
-           "tweetnacl", "aes-js", "jsencrypt", "node-rsa"):
-    _MODULE_FAMILIES[_m] = "import_encoding_module"
-for _m in ("child_process", "execa", "cross-spawn", "shelljs", "node-pty"):
-    _MODULE_FAMILIES[_m] = "import_process_module"
-_CAPTURE_MODULES = frozenset({"screenshot-desktop", "clipboardy", "node-screenshots", "iohook", "robotjs",
-                              "node-global-key-listener", "copy-paste", "uiohook-napi", "node-clipboard"})
-_NATIVE_MODULES = frozenset({"ffi-napi", "ffi", "node-ffi", "ffi-rs", "koffi", "@breush/ffi-napi"})
+# Module tables (import events) live in malseq.features.rules.
 
 # Names that evaluate to `require` itself.
 _REQUIRE_PATHS = frozenset({"require", "module.require", "process.mainModule.require", "require.main.require",
@@ -148,46 +142,8 @@ _JS_GLOBALS = _KNOWN_GLOBALS | frozenset({"decodeURIComponent", "unescape", "esc
                                           "Promise", "console", "exports", "CryptoJS", "navigator", "document",
                                           "location", "localStorage", "Deno", "Bun", "Worker", "Image"})
 
-# --- API table: resolved dotted path -> behaviours -------------------------------------------
-_CHILD_PROCESS_RUN = frozenset({"exec", "execSync", "spawn", "spawnSync", "execFile", "execFileSync", "fork"})
-_FS_READ = frozenset({"readFile", "readFileSync", "readdir", "readdirSync", "createReadStream", "readJson",
-                      "readJsonSync", "readJSON", "readJSONSync", "opendir", "opendirSync", "readlink",
-                      "readlinkSync", "copyFile", "copyFileSync", "cp", "cpSync", "copy", "copySync"})
-_FS_WRITE = frozenset({"writeFile", "writeFileSync", "appendFile", "appendFileSync", "createWriteStream",
-                       "copyFile", "copyFileSync", "rename", "renameSync", "unlink", "unlinkSync", "rm", "rmSync",
-                       "rmdir", "rmdirSync", "outputFile", "outputFileSync", "writeJson", "writeJsonSync",
-                       "writeJSON", "writeJSONSync", "move", "moveSync", "remove", "removeSync", "cp", "cpSync",
-                       "copy", "copySync", "symlink", "symlinkSync", "truncate", "truncateSync"})
-_FS_CHMOD = frozenset({"chmod", "chmodSync", "fchmod", "fchmodSync"})
-_FS_WRITERS_WITH_DEST_FIRST = frozenset({"writeFile", "writeFileSync", "appendFile", "appendFileSync",
-                                         "createWriteStream", "outputFile", "outputFileSync"})
-_FS_WRITERS_WITH_DEST_SECOND = frozenset({"copyFile", "copyFileSync", "rename", "renameSync", "copy", "copySync",
-                                          "move", "moveSync", "cp", "cpSync"})
-_OS_SYSINFO = frozenset({"hostname", "userInfo", "networkInterfaces"})
-_DNS_CALLS = frozenset({"lookup", "lookupService", "resolve", "resolve4", "resolve6", "resolveAny", "resolveCname",
-                        "resolveMx", "resolveNs", "resolveTxt", "resolveSrv", "resolvePtr", "resolveSoa",
-                        "resolveNaptr", "resolveCaa", "reverse"})
-_HTTP_REQUESTS = frozenset({"request", "get"})
-_RAW_SOCKET_PATHS = frozenset({"net.Socket", "net.connect", "net.createConnection", "tls.connect",
-                               "dgram.createSocket", "tls.TLSSocket"})
-_HTTP_CLIENT_MODULES = frozenset({"axios", "got", "request", "superagent", "needle", "node-fetch", "cross-fetch",
-                                  "isomorphic-fetch", "undici", "request-promise", "phin", "bent"})
-_UPLOAD_METHODS = frozenset({"post", "put", "patch"})
-_ZLIB_CALLS = re.compile(r"^(?:inflate|deflate|gunzip|gzip|unzip|brotliDecompress|brotliCompress|inflateRaw|"
-                         r"deflateRaw|createGunzip|createInflate|createGzip|createDeflate|createUnzip)(?:Sync)?$")
-_CIPHER_CALLS = frozenset({"createCipheriv", "createDecipheriv", "createCipher", "createDecipher",
-                           "privateDecrypt", "publicEncrypt", "privateEncrypt", "publicDecrypt"})
-_VM_EVAL = frozenset({"vm.runInThisContext", "vm.runInNewContext", "vm.runInContext", "vm.Script",
-                      "vm.compileFunction", "vm.SourceTextModule"})
-_ENCODINGS = frozenset({"base64", "hex", "base64url", "binary", "latin1"})
-_EXECUTABLE_NAME = re.compile(r"(?i)\.(?:exe|dll|bat|cmd|vbs|vbe|ps1|sh|scr|com|msi|jar|hta|lnk|command)\W*$")
-# Writing (not reading) these files plants a way back in: SSH keys, shell start-up files, autostart.
-_PERSISTENT_WRITE = re.compile(r"(?i)(authorized_keys|(?:^|[/\\~])\.(?:bashrc|bash_profile|zshrc|profile)$|"
-                               r"LaunchAgents|LaunchDaemons|Start Menu[/\\]+Programs[/\\]+Startup|/etc/cron|"
-                               r"/etc/rc\.local|systemd[/\\]+(?:system|user))")
+# --- the API table lives in malseq.features.rules (one registered function per behaviour) -----
 _SHELL_PROGRAM = re.compile(r"(?i)(?:^|[/\\])(?:sh|bash|zsh|dash|cmd(?:\.exe)?|powershell(?:\.exe)?|pwsh)$")
-_OBFUSCATED_IDENTIFIER = re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b")
-_ESCAPED_IDENTIFIER = re.compile(rb"(?:\\u[0-9a-fA-F]{4}){2,}")
 _JS_ESCAPE = re.compile(
     r"\\(?:x([0-9a-fA-F]{2})|u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|([0-7]{1,3})|(\r\n|\r|\n|\u2028|\u2029)|(.))",
     re.DOTALL,
@@ -276,9 +232,17 @@ def _module_key(name: str) -> str:
     return name
 
 
+def _module_root(key: str) -> str:
+    return key.split(".promises", 1)[0]
+
+
 def _family_of(module: str) -> str | None:
-    key = _module_key(module).split(".promises", 1)[0]
-    return _MODULE_FAMILIES.get(key)
+    """The import_* behaviour of a module name (obfuscators' string arrays name modules too)."""
+    key = _module_key(module)
+    for behaviour in REGISTRY.import_behaviours(ImportContext(Language.JAVASCRIPT, key, _module_root(key))):
+        if behaviour.startswith("import_"):
+            return behaviour
+    return None
 
 
 def _strip_promises(path: str) -> str:
@@ -941,14 +905,8 @@ class _Extractor:
 
     def module_events(self, node: Node, module: str) -> None:
         key = _module_key(module)
-        family = _family_of(module)
-        if family is not None:
-            self.emit(family, node)
-        base = key.split(".promises", 1)[0]
-        if base in _CAPTURE_MODULES:
-            self.emit("capture_screen_or_clipboard", node)
-        if base in _NATIVE_MODULES:
-            self.emit("load_native_code", node)
+        for behaviour in REGISTRY.import_behaviours(ImportContext(Language.JAVASCRIPT, key, _module_root(key))):
+            self.emit(behaviour, node)
 
     def handle_declarator(self, node: Node, target: Node | None, value: Node | None) -> None:
         if target is None or value is None:
@@ -1019,8 +977,8 @@ class _Extractor:
                 if attr:
                     full = f"{path}.{attr}"
                     self.note_alias(local, full)
-                    if full == "process.env":
-                        self.emit("read_env", at)
+                    for behaviour in REGISTRY.attribute_behaviours(AttributeContext(Language.JAVASCRIPT, full)):
+                        self.emit(behaviour, at)
 
     def note_handles(self, name: str, value: Node, path: str | None) -> None:
         """Remember names that hold a request/socket (their .write uploads) or a child process."""
@@ -1168,11 +1126,25 @@ class _Extractor:
             self.handle_require(node, fn, args)
             return
         path = self.resolve(fn)
-        if path is None:
-            if fn.type == "member_expression":
-                self.method_behaviours(node, fn, args, site_node)
-        else:
-            self.api_behaviours(node, fn, path, args, is_new, site_node)
+        member = fn.type == "member_expression"
+        rule_name: str | None = None
+        if path is not None:
+            rule_name = _strip_promises(path)
+        elif member:
+            # A method on something we cannot name: the method name is still worth asking about.
+            prop_node = fn.child_by_field_name("property")
+            if prop_node is not None and fn.child_by_field_name("object") is not None:
+                rule_name = "?." + self.text(prop_node)
+        if rule_name is not None:
+            if member and rule_name.endswith(".pipe"):
+                self.pipe_seen = True  # for the reverse-shell check: socket and shell streams piped
+            if REGISTRY.may_match_call(Language.JAVASCRIPT, rule_name):
+                facts = _JavaScriptCallFacts(self, fn, args, rule_name)
+                found = REGISTRY.call_behaviours(CallContext(Language.JAVASCRIPT, rule_name, len(args), member,
+                                                             facts))
+                for behaviour in found:
+                    self.emit(behaviour, site_node)
+                self.after_rules(node, rule_name, found, facts, site_node)
         # A call that builds a constant string (join, fromCharCode, base64 decode...) is a literal too.
         # (Never Node.text: on a tree parsed through a read callback it re-reads the source through it.)
         name = self.text(site) if site is not None else (path or "")
@@ -1183,178 +1155,35 @@ class _Extractor:
         if not args:
             return
         module = self.module_name(args[0])
-        if module is None:
-            self.emit("dynamic_import", node)
-            return
-        if node.id not in self.bound_require_calls:
+        if module is not None and node.id not in self.bound_require_calls:
             self.add_binding(node, "", module, None)
-        if self.text(fn) != "require" and fn.type != "import":
-            # process.mainModule.require / module.require / eval('require'): a way around scanners.
-            self.emit("dynamic_import", node)
+        name = "import" if fn.type == "import" else "require"
+        facts = _JavaScriptCallFacts(self, fn, args, name, module)
+        for behaviour in REGISTRY.call_behaviours(CallContext(Language.JAVASCRIPT, name, len(args),
+                                                              fn.type == "member_expression", facts)):
+            self.emit(behaviour, node)
 
-    def method_behaviours(self, node: Node, fn: Node, args: list[Node], site: Node) -> None:
-        """Behaviours of methods on values we cannot name: .toString('base64'), .write() on a request."""
-        prop_node = fn.child_by_field_name("property")
-        obj = fn.child_by_field_name("object")
-        if prop_node is None or obj is None:
+    def after_rules(self, node: Node, name: str, found: list[str], facts: _JavaScriptCallFacts, site: Node) -> None:
+        """What the engine does at a call besides reporting it: state for the file-level reverse-shell
+        check, code handed to eval analysed again, constant strings a decoder builds classified."""
+        if not found:
             return
-        prop = self.text(prop_node)
-        self.common_method_behaviours(node, prop, obj, args, site)
-
-    def common_method_behaviours(self, node: Node, prop: str, obj: Node | None, args: list[Node],
-                                 site: Node) -> None:
-        if prop == "toString" and args:
-            encoding = self.fold(args[0])
-            if encoding is not None and encoding.lower() in _ENCODINGS - {"binary", "latin1"}:
-                self.emit("encoding_call", site)
-        elif prop == "pipe":
-            self.pipe_seen = True
-        elif prop == "join" and obj is not None and obj.type == "call_expression":
-            self.reversal_check(node, obj, args, site)
-        elif prop == "unref" and obj is not None:
-            if obj.type == "identifier" and self.text(obj) in self.children:
-                self.emit("hidden_process", site)
-            elif obj.type == "call_expression":
-                inner = obj.child_by_field_name("function")
-                path = self.resolve(inner) if inner is not None else None
-                if path is not None and path.startswith("child_process."):
-                    self.emit("hidden_process", site)
-        elif prop in ("write", "end", "send", "sendMail") and obj is not None and args:
-            if obj.type == "identifier" and self.text(obj) in self.senders:
-                self.emit("upload_data", site)
-            elif obj.type == "call_expression":
-                inner = obj.child_by_field_name("function")
-                path = self.resolve(inner) if inner is not None else None
-                if path is not None and (path in ("http.request", "https.request") or path in _RAW_SOCKET_PATHS):
-                    self.emit("upload_data", site)
-        elif prop == "map" and obj is not None and obj.type == "array" and args \
-                and "fromCharCode" in self.text(args[0]):
-            numbers = [c for c in obj.named_children if c.type == "number"]
-            if len(numbers) >= 4:
-                self.emit("char_code_assembly", site)
-
-    def reversal_check(self, node: Node, obj: Node, args: list[Node], site: Node) -> None:
-        # x.split('').reverse().join('') / [...x].reverse().join('') / Array.from(x).reverse().join('')
-        inner = obj.child_by_field_name("function")
-        if inner is None or inner.type != "member_expression":
-            return
-        prop = inner.child_by_field_name("property")
-        if prop is None or self.text(prop) != "reverse":
-            return
-        if not args or self.fold(args[0]) != "":
-            return
-        source = inner.child_by_field_name("object")
-        if source is None:
-            return
-        text = self.text(source)
-        if source.type == "call_expression" and (".split(" in text or text.startswith("Array.from(")) \
-                or (source.type == "array" and text.startswith("[...")):
-            self.emit("string_reversal", site)
-
-    def api_behaviours(self, node: Node, fn: Node, path: str, args: list[Node], is_new: bool, site: Node) -> None:
-        path = _strip_promises(path)
-        module, _, attr = path.rpartition(".")
-        if not module:
-            module, attr = path, ""
-        emit = self.emit
-        if module == "child_process" and attr in _CHILD_PROCESS_RUN:
-            emit("run_command", site)
-            self.command_behaviours(node, attr, args, site)
-        elif module in ("execa", "shelljs", "cross-spawn") or path in ("execa", "cross-spawn", "execa.command",
-                                                                         "execa.sync", "shelljs.exec"):
-            if module != "shelljs" or attr == "exec":
-                emit("run_command", site)
-                self.command_behaviours(node, "exec", args, site)
-        elif path in ("eval", "Function") or path in _VM_EVAL:
-            self.eval_behaviours(node, path, args, site)
-        elif path in ("setTimeout", "setInterval", "setImmediate") and args:
-            if args[0].type in ("string", "template_string", "binary_expression"):
-                emit("eval_code", site)
-        elif module == "fs" or module.startswith("fs-extra") or module == "graceful-fs" or module == "fs.promises":
-            self.fs_behaviours(node, attr, args, site)
-        elif module == "os":
-            emit("collect_system_info" if attr in _OS_SYSINFO else "os_call", site)
-        elif (module == "dns" and (attr in _DNS_CALLS or attr == "Resolver")) or module == "dns.Resolver" \
-                or (module.startswith("dns.") and attr in _DNS_CALLS):
-            emit("dns_lookup", site)
-        elif module in ("http", "https") and attr in _HTTP_REQUESTS:
-            emit("network_request", site)
-            if self.request_uploads(args):
-                emit("upload_data", site)
-        elif path == "http2.connect":
-            emit("network_request", site)
-        elif path in _RAW_SOCKET_PATHS or (module == "net" and attr in ("connect", "createConnection", "Socket")):
-            emit("raw_socket", site)
+        module, attr = js_parts(name)
+        if "raw_socket" in found:
             self.raw_socket_seen = True
-        elif path in ("fetch", "node-fetch", "cross-fetch", "isomorphic-fetch", "undici.fetch", "undici.request"):
-            emit("network_request", site)
-            if self.request_uploads(args[1:]):
-                emit("upload_data", site)
-        elif path in ("XMLHttpRequest", "WebSocket", "ws", "ws.WebSocket", "nodemailer.createTransport"):
-            emit("network_request", site)
-        elif path in ("discord.js.WebhookClient", "node-telegram-bot-api", "telegraf.Telegraf", "telegraf"):
-            # Chat clients used as the exfiltration channel: a webhook client or a bot.
-            emit("chat_webhook", site)
-            emit("network_request", site)
-        elif module in _HTTP_CLIENT_MODULES or path in _HTTP_CLIENT_MODULES:
-            self.http_client_behaviours(path, module, attr, args, site)
-        elif path in ("Buffer.from", "Buffer") and len(args) == 1 and args[0].type == "array" \
-                and sum(c.type == "number" for c in args[0].named_children) >= 4:
-            # Buffer.from([100, 108, 45, ...]).toString(): text hidden as byte values.
-            emit("char_code_assembly", site)
-        elif path in ("Buffer.from", "Buffer") and len(args) >= 2:
-            encoding = self.fold(args[1])
-            if encoding is not None and encoding.lower() in _ENCODINGS - {"binary", "latin1"}:
-                emit("encoding_call", site)
-                self.classify_folded(node)
-        elif path in ("atob", "btoa"):
-            emit("encoding_call", site)
-            if path == "atob":
-                self.classify_folded(node)
-        elif module == "zlib" and _ZLIB_CALLS.match(attr):
-            emit("encoding_call", site)
-        elif module == "crypto" and attr in _CIPHER_CALLS:
-            emit("encryption_call", site)
-        elif module.startswith("crypto-js") or module.startswith("CryptoJS"):
-            if attr in ("encrypt", "decrypt"):
-                emit("encryption_call", site)
-            elif ".enc." in f".{module}." and attr in ("parse", "stringify"):
-                emit("encoding_call", site)
-        elif module in ("js-base64.Base64", "js-base64", "base-64") and attr in ("decode", "encode", "atob", "btoa",
-                                                                               "fromBase64", "toBase64"):
-            emit("encoding_call", site)
-        elif path == "process.dlopen":
-            emit("load_native_code", site)
-        elif path == "String.fromCharCode":
-            if self.fold_char_codes(args) is not None and len(args) >= 3 or \
-                    (len(args) == 1 and args[0].type == "spread_element"):
-                emit("char_code_assembly", site)
-                self.classify_folded(node)
-        elif path == "String.fromCharCode.apply" and len(args) == 2 and args[1].type == "array":
-            emit("char_code_assembly", site)
-            self.classify_folded(node)
-        elif module.split(".", 1)[0] in _CAPTURE_MODULES or path in _CAPTURE_MODULES:
-            emit("capture_screen_or_clipboard", site)
-        elif module.split(".", 1)[0] in _NATIVE_MODULES or path in _NATIVE_MODULES:
-            emit("load_native_code", site)
-        elif path in ("process.env.hasOwnProperty",):
-            emit("read_env", site)
-        if fn.type == "member_expression":
-            prop_node = fn.child_by_field_name("property")
-            self.common_method_behaviours(node, attr, fn.child_by_field_name("object"), args,
-                                          prop_node if prop_node is not None else site)
-
-    def eval_behaviours(self, node: Node, path: str, args: list[Node], site: Node) -> None:
-        if path == "Function" and args:
-            # Function('return this')() is how bundles find the global object, not code loading.
-            body = self.fold(args[-1])
-            if body is not None and re.fullmatch(r"\s*return\s+this;?\s*", body):
-                return
-        self.emit("eval_code", site)
-        if args:
-            code = self.fold(args[-1] if path == "Function" else args[0])
+        if "run_command" in found and module == "child_process" and attr in JS_SPAWN_FAMILY:
+            command = facts.command_line()
+            if command is not None and command != _PLACEHOLDER:
+                program = command.split(" ", 1)[0].strip("'\"")
+                if _SHELL_PROGRAM.search(program):
+                    self.shell_spawns.append((site, command))
+        if "eval_code" in found and name in JS_EVAL and facts.args:
+            code = self.fold(facts.args[-1] if name == "Function" else facts.args[0])
             if code is not None:
                 self.analyse_inline_code(code, site)
+        if (name in ("Buffer.from", "Buffer") and "encoding_call" in found) or name == "atob" or (
+                name in ("String.fromCharCode", "String.fromCharCode.apply") and "char_code_assembly" in found):
+            self.classify_folded(node)
 
     def analyse_inline_code(self, code: str, site: Node) -> None:
         """Behaviours of a constant code string handed to eval/new Function, reported at the call."""
@@ -1363,72 +1192,6 @@ class _Extractor:
         inner = analyse_javascript_source(code, f"{self.path}<eval>", WorkBudget(NESTED_WORK_UNITS, parent=self.work))
         for behaviour, _line, _column in inner:
             self.emit(behaviour, site)
-
-    def command_behaviours(self, node: Node, attr: str, args: list[Node], site: Node) -> None:
-        if not args:
-            return
-        command = self.fold(args[0], loose=True)
-        if command is not None and attr in ("spawn", "spawnSync", "execFile", "execFileSync") and len(args) > 1:
-            rest = self.fold_array(args[1], loose=True)
-            if rest is not None:
-                command = " ".join([command, *rest])
-        if command is not None and command != _PLACEHOLDER:
-            for behaviour in analyse_command(command):
-                self.emit(behaviour, site)
-            program = command.split(" ", 1)[0].strip("'\"")
-            if _SHELL_PROGRAM.search(program) and attr in ("spawn", "spawnSync", "execFile", "execFileSync"):
-                self.shell_spawns.append((site, command))
-        for arg in args[1:]:
-            if arg.type == "object" and re.search(r"\bdetached\s*:\s*(?:true|!0)", self.text(arg)):
-                self.emit("hidden_process", site)
-
-    def fs_behaviours(self, node: Node, attr: str, args: list[Node], site: Node) -> None:
-        if attr in _FS_READ:
-            self.emit("fs_read", site)
-        if attr in _FS_WRITE:
-            self.emit("fs_write", site)
-        if attr in _FS_CHMOD and len(args) >= 2:
-            mode = args[1]
-            value = self.number_value(mode) if mode.type == "number" else None
-            if value is None:
-                text = self.fold(mode)
-                if text is not None and re.fullmatch(r"[0-7]{3,4}", text):
-                    value = int(text, 8)
-                elif text is not None and "x" in text:
-                    value = 0o100
-            if value is not None and value & 0o111:
-                self.emit("write_executable", site)
-        dest: Node | None = None
-        if attr in _FS_WRITERS_WITH_DEST_FIRST and args:
-            dest = args[0]
-        elif attr in _FS_WRITERS_WITH_DEST_SECOND and len(args) >= 2:
-            dest = args[1]
-        if dest is not None:
-            name = self.fold(dest, loose=True)
-            if name is not None and _EXECUTABLE_NAME.search(name):
-                self.emit("write_executable", site)
-            if name is not None and _PERSISTENT_WRITE.search(name):
-                self.emit("persistence", site)
-
-    def request_uploads(self, args: list[Node]) -> bool:
-        for arg in args:
-            if arg.type == "object":
-                text = self.text(arg)
-                if re.search(r"""\bmethod\s*:\s*['"`](?:POST|PUT|PATCH)['"`]""", text, re.IGNORECASE) or \
-                        re.search(r"\b(?:body|data|json|form)\s*:", text):
-                    return True
-            elif arg.type == "identifier" and self.has_post_method:
-                return True
-        return False
-
-    def http_client_behaviours(self, path: str, module: str, attr: str, args: list[Node], site: Node) -> None:
-        is_module_call = path in _HTTP_CLIENT_MODULES
-        if not is_module_call and attr.lower() not in ("get", "post", "put", "patch", "delete", "head", "request",
-                                                       "options", "create", "fetch", "stream", "send"):
-            return
-        self.emit("network_request", site)
-        if attr.lower() in _UPLOAD_METHODS or self.request_uploads(args):
-            self.emit("upload_data", site)
 
     # --- strings ----------------------------------------------------------------------------
     def literal_hit_within(self, behaviour: str, start: int, end: int) -> bool:
@@ -1518,39 +1281,12 @@ class _Extractor:
 
     # --- whole-file signals -----------------------------------------------------------------
     def file_signals(self, root: Node) -> None:
-        data = self.data
-        count = 0
-        first: re.Match[bytes] | None = None
-        for match in _OBFUSCATED_IDENTIFIER.finditer(data):
-            # Only names in code count: a comment or string listing _0x names is not obfuscation.
-            node = root.descendant_for_byte_range(match.start(), match.end())
-            if node is None or node.type not in _IDENTIFIER_TYPES:
-                continue
-            if first is None:
-                first = match
-            count += 1
-            if count >= OBFUSCATED_IDENTIFIERS_MIN:
-                break
-        if first is not None and count >= OBFUSCATED_IDENTIFIERS_MIN:
-            self.obfuscated = True
-            line, col = self.position_of_byte(first.start())
-            self.emit_at("obfuscated_identifiers", line, col, first.start(),
-                         clean(first.group().decode("ascii"), SNIPPET_LENGTH))
-        for match in _ESCAPED_IDENTIFIER.finditer(data):
-            node = root.descendant_for_byte_range(match.start(), match.end())
-            if node is not None and node.type in _IDENTIFIER_TYPES:
-                line, col = self.position_of_byte(node.start_byte)
-                self.emit_at("escaped_string", line, col, node.start_byte,
-                             clean(self.data[node.start_byte:node.end_byte].decode("utf-8", "replace"),
-                                   SNIPPET_LENGTH))
-                break
-        offset = 0
-        for lineno, line_bytes in enumerate(data.split(b"\n"), start=1):
-            if len(line_bytes) > LONG_LINE:
-                self.emit_at("minified_code", lineno, 0, offset,
-                             clean(line_bytes[:SNIPPET_LENGTH].decode("utf-8", "replace"), SNIPPET_LENGTH))
-                break
-            offset += len(line_bytes) + 1
+        facts = _JavaScriptFileFacts(root)
+        for behaviour, finding in REGISTRY.file_behaviours(FileContext(Language.JAVASCRIPT, self.data, facts=facts)):
+            if behaviour == "obfuscated_identifiers":
+                self.obfuscated = True  # string arrays are then read for hidden module names
+            line, col = self.position_of_byte(finding.offset)
+            self.emit_at(behaviour, line, col, finding.offset, clean(finding.snippet, SNIPPET_LENGTH))
 
     # --- driver -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -1632,12 +1368,8 @@ class _Extractor:
         # Aliases are complete now; resolutions cached while they were being built may be stale.
         self.resolve_memo.clear()
 
-        def handle_env(node: Node) -> None:
-            if self.resolve(node) == "process.env":
-                self.emit("read_env", node)
-
         env_nodes = captures.get("env", []) + _source_order(captures.get("subscript", []))
-        self.run_pass(_from_both_ends(env_nodes), ENV_SHARE, NODE_UNITS, handle_env)
+        self.run_pass(_from_both_ends(env_nodes), ENV_SHARE, NODE_UNITS, self.attribute_read)
         call_nodes = _source_order(captures.get("call", []) + captures.get("new", []))
         self.run_pass(_from_both_ends(call_nodes), CALLS_SHARE, CALL_UNITS,
                       lambda node: self.handle_call(node, node.type == "new_expression"))
@@ -1663,6 +1395,12 @@ class _Extractor:
 
         self.run_pass(_from_both_ends(self.concat_tops(captures.get("concat", []))), 1.0, FOLD_UNITS,
                       handle_concat, text_units=True)
+
+    def attribute_read(self, node: Node) -> None:
+        path = self.resolve(node)
+        if path is not None:
+            for behaviour in REGISTRY.attribute_behaviours(AttributeContext(Language.JAVASCRIPT, path)):
+                self.emit(behaviour, node)
 
     def handle_member_assignment(self, node: Node, left: Node, right: Node | None) -> None:
         """`x.y = require('m')` binds a module too (bundles and UMD wrappers do this)."""
@@ -1697,6 +1435,134 @@ class _Extractor:
             budget_exhausted=self.budget_exhausted,
             seconds=time.monotonic() - self.started,
         )
+
+
+_ARG_KINDS = {"string": ArgKind.STRING, "template_string": ArgKind.TEMPLATE, "binary_expression": ArgKind.CONCAT,
+              "number": ArgKind.NUMBER, "array": ArgKind.ARRAY, "object": ArgKind.OBJECT,
+              "identifier": ArgKind.IDENTIFIER, "call_expression": ArgKind.CALL, "spread_element": ArgKind.SPREAD}
+_UNFOLDED = object()
+
+
+def _kind(node: Node | None) -> ArgKind:
+    return ArgKind.MISSING if node is None else _ARG_KINDS.get(node.type, ArgKind.OTHER)
+
+
+class _JavaScriptCallFacts(CallFacts):
+    """Answers rules' questions about one parsed call (see malseq.features.rules.context)."""
+
+    def __init__(self, extractor: _Extractor, fn: Node, args: list[Node], name: str,
+                 module: str | None = None) -> None:
+        self.extractor = extractor
+        self.fn = fn
+        self.args = args
+        self.name = name
+        self.module = module  # what a require-like call names, as the engine already folded it
+        self.receiver = fn.child_by_field_name("object") if fn.type == "member_expression" else None
+        self.command: object = _UNFOLDED
+
+    def _arg(self, index: int) -> Node | None:
+        return self.args[index] if 0 <= index < len(self.args) else None
+
+    def _source(self, node: Node | None, limit: int | None) -> str:
+        if node is None:
+            return ""
+        text = self.extractor.text(node)
+        return text if limit is None else text[:limit]
+
+    def arg_kind(self, index: int) -> ArgKind:
+        return _kind(self._arg(index))
+
+    def arg_text(self, index: int) -> str | None:
+        return self.extractor.fold(self._arg(index))
+
+    def arg_loose(self, index: int) -> str | None:
+        return self.extractor.fold(self._arg(index), loose=True)
+
+    def arg_source(self, index: int, limit: int | None = 400) -> str:
+        return self._source(self._arg(index), limit)
+
+    def arg_number(self, index: int) -> int | None:
+        arg = self._arg(index)
+        return self.extractor.number_value(arg) if arg is not None else None
+
+    def arg_numbers(self, index: int) -> int:
+        arg = self._arg(index)
+        return sum(c.type == "number" for c in arg.named_children) if arg is not None and arg.type == "array" else 0
+
+    def char_codes(self) -> str | None:
+        return self.extractor.fold_char_codes(self.args)
+
+    def receiver_kind(self) -> ArgKind:
+        return _kind(self.receiver)
+
+    def receiver_source(self, limit: int | None = 300) -> str:
+        return self._source(self.receiver, limit)
+
+    def receiver_numbers(self) -> int:
+        obj = self.receiver
+        return sum(c.type == "number" for c in obj.named_children) if obj is not None and obj.type == "array" else 0
+
+    def _receiver_function(self) -> Node | None:
+        obj = self.receiver
+        return obj.child_by_field_name("function") if obj is not None and obj.type == "call_expression" else None
+
+    def receiver_callee(self) -> str | None:
+        inner = self._receiver_function()
+        return self.extractor.resolve(inner) if inner is not None else None
+
+    def receiver_method(self) -> str | None:
+        inner = self._receiver_function()
+        if inner is None or inner.type != "member_expression":
+            return None
+        prop = inner.child_by_field_name("property")
+        return self.extractor.text(prop) if prop is not None else None
+
+    def receiver_method_object(self) -> tuple[ArgKind, str]:
+        inner = self._receiver_function()
+        source = inner.child_by_field_name("object") if inner is not None else None
+        return _kind(source), self._source(source, None)
+
+    def receiver_holds(self, what: str) -> bool:
+        obj = self.receiver
+        if obj is None or obj.type != "identifier":
+            return False
+        held = self.extractor.senders if what == "sender" else self.extractor.children if what == "child" else set()
+        return self.extractor.text(obj) in held
+
+    def callee_source(self) -> str:
+        return self.extractor.text(self.fn)
+
+    def required_module(self) -> str | None:
+        return self.module
+
+    def command_line(self) -> str | None:
+        """The first argument loosely folded; spawn/execFile's argument array appended."""
+        if self.command is _UNFOLDED:
+            command = self.extractor.fold(self.args[0], loose=True) if self.args else None
+            module, attr = js_parts(self.name)
+            if command is not None and module == "child_process" and attr in JS_SPAWN_FAMILY and len(self.args) > 1:
+                rest = self.extractor.fold_array(self.args[1], loose=True)
+                if rest is not None:
+                    command = " ".join([command, *rest])
+            self.command = command
+        return self.command if isinstance(self.command, str) else None
+
+    def imported(self, root: str) -> bool:
+        return root in self.extractor.module_roots
+
+    def upload_method_in_file(self) -> bool:
+        return self.extractor.has_post_method
+
+
+class _JavaScriptFileFacts(FileFacts):
+    def __init__(self, root: Node) -> None:
+        self.root = root
+
+    def identifier_span(self, start: int, end: int) -> tuple[int, int] | None:
+        node = self.root.descendant_for_byte_range(start, end)
+        if node is None or node.type not in _IDENTIFIER_TYPES:
+            return None
+        return node.start_byte, node.end_byte
 
 
 def analyse_javascript(file: PackageFile, deadline: Deadline, work: WorkBudget | None = None) -> FileAnalysis:

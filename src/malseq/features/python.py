@@ -47,12 +47,20 @@ from malseq.features.budget import (
     parse_window,
 )
 from malseq.features.catalogue import IDS
-from malseq.features.shell import analyse_command
+from malseq.features.rules import (
+    REGISTRY,
+    ArgKind,
+    AttributeContext,
+    CallContext,
+    CallFacts,
+    FileContext,
+    ImportContext,
+)
+from malseq.features.rules.payload_execution import PY_IMPORTERS as _IMPORTERS
 from malseq.features.strings import (
     classify_capture_name,
     classify_literal,
     classify_raw_literal,
-    count_obfuscated_identifiers,
     decode_base64_text,
 )
 from malseq.features.types import (
@@ -112,81 +120,8 @@ MAX_NESTED_DEPTH = 2
 MAX_NESTED_ANALYSES = 8
 SNIPPET_LENGTH = 120
 
-# --- module families (first component of the imported module) -> import event
-_MODULE_FAMILIES: dict[str, str] = {}
-for _name in ("os", "platform", "getpass", "nt", "posix", "pwd"):
-    _MODULE_FAMILIES[_name] = "import_os_module"
-for _name in ("shutil", "pathlib", "glob"):
-    _MODULE_FAMILIES[_name] = "import_fs_module"
-for _name in ("socket", "requests", "urllib", "urllib2", "urllib3", "http", "httplib", "httpx", "aiohttp",
-              "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "pycurl", "dns",
-              "socketserver", "SocketServer", "xmlrpc", "xmlrpclib", "wget"):
-    _MODULE_FAMILIES[_name] = "import_network_module"
-for _name in ("base64", "binascii", "codecs", "zlib", "marshal", "lzma", "bz2", "Crypto", "Cryptodome",
-              "cryptography", "pyaes", "nacl", "fernet", "rsa"):
-    _MODULE_FAMILIES[_name] = "import_encoding_module"
-for _name in ("subprocess", "pty", "commands", "popen2"):
-    _MODULE_FAMILIES[_name] = "import_process_module"
-
-# --- calls resolved to dotted names -> behaviours
-_SUBPROCESS_RUNNERS = {"Popen", "call", "run", "check_call", "check_output", "getoutput", "getstatusoutput"}
-_RUN_EXACT = {
-    "os.system", "os.popen", "os.popen2", "os.popen3", "os.popen4", "os.startfile", "pty.spawn",
-    "commands.getoutput", "commands.getstatusoutput", "platform.popen", "asyncio.create_subprocess_shell",
-    "asyncio.create_subprocess_exec", "popen2.popen2", "popen2.popen3", "popen2.popen4",
-    "win32api.ShellExecute", "win32process.CreateProcess", "sh.Command",
-}
-_EVAL_EXACT = {"eval", "exec", "compile", "execfile", "runpy.run_path", "runpy.run_module", "imp.load_source",
-               "code.interact",
-               # PyArmor-protected code: the runtime decrypts and runs the bytes literal.
-               "__pyarmor__", "pyarmor_runtime", "pytransform.pyarmor_runtime", "__pyarmor_enter__"}
-_IMPORTERS = {"__import__", "importlib.import_module", "importlib.__import__"}
-_SYSINFO_EXACT = {
-    "os.getlogin", "getpass.getuser", "platform.node", "platform.system", "platform.uname", "platform.platform",
-    "platform.version", "platform.release", "platform.machine", "platform.processor", "socket.gethostname",
-    "socket.getfqdn", "os.uname", "uuid.getnode", "win32api.GetUserName", "win32api.GetComputerName",
-    "psutil.users", "getmac.get_mac_address", "wmi.WMI",
-}
-_FS_READ_EXACT = {"os.listdir", "os.walk", "os.scandir", "glob.glob", "glob.iglob"}
-_FS_WRITE_EXACT = {
-    "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move", "shutil.rmtree",
-    "os.remove", "os.unlink", "os.rename", "os.replace", "os.rmdir", "os.removedirs",
-}
-_OPENERS = {"open", "io.open", "codecs.open", "file"}
-_NETWORK_EXACT = {
-    "urllib.request.urlopen", "urllib.request.urlretrieve", "urllib2.urlopen", "urllib.urlopen",
-    "urllib.urlretrieve", "http.client.HTTPConnection", "http.client.HTTPSConnection", "httplib.HTTPConnection",
-    "httplib.HTTPSConnection", "urllib3.PoolManager", "urllib3.request", "ftplib.FTP", "ftplib.FTP_TLS",
-    "smtplib.SMTP", "smtplib.SMTP_SSL", "telnetlib.Telnet", "paramiko.SSHClient", "wget.download",
-    "pycurl.Curl", "websocket.create_connection", "websockets.connect", "aiohttp.request",
-    "xmlrpc.client.ServerProxy", "xmlrpclib.ServerProxy",
-}
-_HTTP_CLIENT_ROOTS = ("requests", "httpx")
-_HTTP_VERBS = {"get", "post", "put", "patch", "delete", "head", "options", "request", "stream"}
-_UPLOAD_VERBS = {"post", "put", "patch"}
-_RAW_SOCKET_EXACT = {"socket.socket", "socket.create_connection", "socket.fromfd", "socket.socketpair"}
-_DNS_EXACT = {"socket.gethostbyname", "socket.gethostbyname_ex", "socket.getaddrinfo", "socket.gethostbyaddr",
-              "dns.resolver.resolve", "dns.resolver.query", "dns.resolver.Resolver"}
-_ENCODING_MODULE_FUNCS = {
-    "base64": None,  # every function of base64 encodes or decodes
-    "binascii": {"hexlify", "unhexlify", "a2b_base64", "b2a_base64", "a2b_hex", "b2a_hex", "a2b_uu", "b2a_uu"},
-    "codecs": {"decode", "encode"},
-    "zlib": {"compress", "decompress", "decompressobj", "compressobj"},
-    "marshal": {"loads", "dumps", "load"},
-    "lzma": {"compress", "decompress"},
-    "bz2": {"compress", "decompress"},
-    "gzip": {"compress", "decompress"},
-}
-_ENCODING_EXACT = {"bytes.fromhex", "bytearray.fromhex"}
-_CIPHER_PREFIXES = ("Crypto.Cipher", "Cryptodome.Cipher", "cryptography.fernet",
-                    "cryptography.hazmat.primitives.ciphers", "pyaes", "nacl.secret", "Crypto.PublicKey",
-                    "rsa.encrypt", "rsa.decrypt")
-_NATIVE_PARTS = {"CDLL", "WinDLL", "OleDLL", "PyDLL", "cdll", "windll", "oledll", "pydll", "LoadLibrary",
-                 "LoadLibraryA", "LoadLibraryW", "LoadLibraryExW", "dlopen"}
-_HIDDEN_FLAGS = re.compile(r"CREATE_NO_WINDOW|DETACHED_PROCESS|0x0?8000000|134217728|0x0+8\b|SW_HIDE|"
-                           r"STARTF_USESHOWWINDOW")
-_EXEC_EXTENSIONS = (".exe", ".dll", ".bat", ".cmd", ".vbs", ".ps1", ".sh", ".scr", ".msi", ".com", ".jar")
-_EXEC_MODE_NAMES = re.compile(r"S_IEXEC|S_IXUSR|S_IXGRP|S_IXOTH|S_IRWXU|S_IRWXG|S_IRWXO")
+# Import, call and attribute rules live in malseq.features.rules (one registered function per
+# behaviour); this engine resolves names, folds strings and reports what the rules say.
 # Commands benign setup.py files run: version from git, a "publish" shortcut.
 _VCS_COMMAND = re.compile(r"^\s*(?:git|hg|svn|twine|python[\d.]*\s+(?:-m\s+)?(?:setup\.py|twine|build|pip)|"
                           r"\S*python[\d.]*(?:\.exe)?\s+setup\.py)\b")
@@ -199,8 +134,6 @@ _SETUP_EXECUTION_BEHAVIOURS = {
 }
 # Commands pip runs on install (or the brief names): overriding one runs code at install time.
 _INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\w+|_install|_develop|_egg_info)\b")
-_OBF_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")
-_LONG_LINE = 1000
 _VERSION_FILE = re.compile(r"(?i)version|about|__init__|_meta|metadata|pkginfo|release")
 _PYTHON_CODE_HINT = re.compile(r"\bimport\b|\bexec\b|\beval\b|\w\(")
 
@@ -643,11 +576,9 @@ class _FileAnalyser:
     def _module_event(self, module: str, node: Node) -> None:
         if module.startswith("."):
             return
-        behaviour = _MODULE_FAMILIES.get(module.split(".", 1)[0])
-        if behaviour is not None:
+        root = module.split(".", 1)[0]
+        for behaviour in REGISTRY.import_behaviours(ImportContext(Language.PYTHON, module, root)):
             self.emit(behaviour, node)
-        if classify_capture_name(module):
-            self.emit("capture_screen_or_clipboard", node)
         if module.split(".", 1)[0] in ("ctypes", "_ctypes", "cffi"):
             self.imported_roots.add(module.split(".", 1)[0])
 
@@ -1096,111 +1027,34 @@ class _FileAnalyser:
 
     def _call_behaviours(self, node: Node, name: str) -> None:
         args = self._positional_args(node)
-        module, _, func = name.rpartition(".")
-        root = name.split(".", 1)[0]
-        found: list[str] = []
-        command_arg: Node | None = args[0] if args else None
-        # --- processes
-        is_runner = (
-            name in _RUN_EXACT
-            or (module == "subprocess" and func in _SUBPROCESS_RUNNERS)
-            or (module == "os" and (func.startswith(("exec", "spawn", "posix_spawn"))))
-        )
-        if is_runner:
-            found.append("run_command")
-            self._command_behaviours(node, command_arg, found)
-            if self._is_hidden(node):
-                found.append("hidden_process")
-        if func in ("dup2",) and module == "os":
+        # What the engine does at a call besides reporting it: remember dup2 for the reverse-shell
+        # check, analyse code handed to exec/eval, follow an import by constant name.
+        if name == "os.dup2":
             self.dup2_sites.append((node, self.scope))
-        # --- code evaluation and dynamic import
-        if name in _EVAL_EXACT:
-            found.append("eval_code")
-            if name in ("eval", "exec") and args:
-                self._analyse_evaluated(node, args[0])
-                if self.is_setup and self._reads_version_file(node, args[0]):
+        if name in ("eval", "exec") and args:
+            self._analyse_evaluated(node, args[0])
+            if self.is_setup and self._reads_version_file(node, args[0]):
+                row, col = node.start_point
+                self.exempt_positions.add((row + 1, col))
+        if (name in _IMPORTERS or name == "imp.load_module") and args:
+            module_name = self._fold_text(args[0])
+            if module_name is not None and re.fullmatch(r"[\w.]+", module_name):
+                self._module_event(module_name, node)
+        if not REGISTRY.may_match_call(Language.PYTHON, name):
+            self._obfuscation_call(node, name, args)
+            return
+        fn_node = node.child_by_field_name("function")
+        facts = _PythonCallFacts(self, node, args)
+        found = REGISTRY.call_behaviours(CallContext(Language.PYTHON, name, len(args),
+                                                     fn_node is not None and fn_node.type == "attribute", facts))
+        if "run_command" in found:
+            command = facts.command_line()
+            if command is not None:
+                if _VCS_COMMAND.match(command):
                     row, col = node.start_point
                     self.exempt_positions.add((row + 1, col))
-        if name in _IMPORTERS or name == "imp.load_module":
-            module_name = self._fold_text(args[0]) if args else None
-            if module_name is None or not re.fullmatch(r"[\w.]+", module_name):
-                found.append("dynamic_import")
-            else:
-                self._module_event(module_name, node)
-        if name == "getattr" and len(args) >= 2 and self._fold_text(args[1]) is None:
-            base = _normalise(self.resolve(args[0]))
-            if base is not None and base.split(".", 1)[0] in ("os", "subprocess", "builtins", "<globals>"):
-                found.append("dynamic_import")
-        # --- information reading
-        if name in ("os.getenv", "os.putenv", "os.environ.get", "os.getenvb"):
-            found.append("read_env")
-        if name in _SYSINFO_EXACT:
-            found.append("collect_system_info")
-        if name in _OPENERS:
-            found.extend(self._open_behaviours(node, args))
-        elif name in _FS_READ_EXACT or func in ("read_text", "read_bytes"):
-            found.append("fs_read")
-        elif name in _FS_WRITE_EXACT or func in ("write_text", "write_bytes"):
-            found.append("fs_write")
-            if func in ("write_text", "write_bytes") and fn_target_is_executable(self, node):
-                found.append("write_executable")
-        if name == "os.chmod" and len(args) >= 2 and self._is_exec_mode(args[1]):
-            found.append("write_executable")
-        # --- network
-        if name in _NETWORK_EXACT:
-            found.append("network_request")
-            # urlretrieve(url, filename, reporthook, data): its body is the 4th argument.
-            if self._has_body(node, args, 4 if name.endswith("urlretrieve") else 2):
-                found.append("upload_data")
-        if root in _HTTP_CLIENT_ROOTS or name.startswith(("requests.Session().", "httpx.Client().")):
-            verb = func.lower()
-            if verb in _HTTP_VERBS and (module in _HTTP_CLIENT_ROOTS or module.endswith("()")
-                                        or module in ("requests.api", "requests.sessions")):
-                found.append("network_request")
-                if verb in _UPLOAD_VERBS and self._has_body(node, args, 2) or (
-                        verb == "request" and self._method_is_upload(args)):
-                    found.append("upload_data")
-        if name in ("urllib.request.Request", "urllib2.Request") and self._has_body(node, args, 2):
-            found.append("upload_data")
-        if name in _RAW_SOCKET_EXACT:
-            found.append("raw_socket")
-        if name in _DNS_EXACT:
-            found.append("dns_lookup")
-        if func in ("sendall", "sendto") and ("socket" in self.imported_roots) or (
-                name.startswith("socket.socket().") and func in ("send", "sendall", "sendto")):
-            found.append("upload_data")
-        if func in ("sendmail", "send_message", "storbinary", "storlines") and (
-                module.startswith(("smtplib", "ftplib")) or {"smtplib", "ftplib"} & self.imported_roots):
-            found.append("upload_data")
-        # --- encoding and encryption
-        encoding_funcs = _ENCODING_MODULE_FUNCS.get(module, set()) if module in _ENCODING_MODULE_FUNCS else set()
-        codec_call = func in ("decode", "encode") and bool(args) and (self._fold_text(args[0]) or "").lower().replace(
-            "-", "_") in ("hex", "base64", "rot13", "rot_13", "zlib", "bz2", "hex_codec", "base64_codec")
-        if (module in _ENCODING_MODULE_FUNCS and (encoding_funcs is None or func in encoding_funcs)) \
-                or name in _ENCODING_EXACT or func == "fromhex" or codec_call:
-            found.append("encoding_call")
-        if name.startswith(_CIPHER_PREFIXES) or func in ("Fernet",) or (
-                func in ("new",) and module.rsplit(".", 1)[-1] in ("AES", "DES", "DES3", "ARC4", "Blowfish",
-                                                                   "ChaCha20", "Salsa20")):
-            found.append("encryption_call")
-        if func == "CryptUnprotectData":
-            found.extend(("encryption_call", "read_browser_data"))
-        # --- native code, capture
-        parts = set(name.split("."))
-        # Report where a library is loaded or reached (ctypes.windll.kernel32.X(...), CDLL(...)), not
-        # every later call through an alias of one of its functions.
-        native_in_call = func in _NATIVE_PARTS or any(part in self._text(node, 120) for part in _NATIVE_PARTS)
-        if (root in ("ctypes", "_ctypes") and parts & _NATIVE_PARTS and native_in_call) \
-                or name.startswith("cffi.FFI") or (
-                func == "dlopen" and {"cffi", "ctypes"} & self.imported_roots):
-            found.append("load_native_code")
-        if classify_capture_name(name) and not name.startswith("?."):
-            found.append("capture_screen_or_clipboard")
-        # --- generic OS calls
-        if module == "os" and not found and func not in ("path", "fspath", "environ", "fsencode", "fsdecode",
-                                                        "makedirs", "mkdir", "getcwd", "stat", "lstat",
-                                                        "close", "fdopen", "urandom", "getpid"):
-            found.append("os_call")
+                # The command's literal behaviours went to the call, once; _on_string then skips the literal.
+                self.classified.add(hash(command))
         if found:
             self.emit_many(found, node)
         self._obfuscation_call(node, name, args)
@@ -1244,29 +1098,6 @@ class _FileAnalyser:
         return parent is not None and parent.type == "attribute" and parent.child_by_field_name(
             "attribute") is not None and parent.child_by_field_name("attribute").text == b"decode"  # type: ignore[union-attr]
 
-    def _command_behaviours(self, node: Node, arg: Node | None, found: list[str]) -> None:
-        if arg is None:
-            return
-        command: str | None
-        if arg.type in ("list", "tuple"):
-            pieces = [self._fold_text(c) for c in arg.named_children]
-            command = " ".join(p if p is not None else "X" for p in pieces) if pieces and pieces[0] else None
-        else:
-            command = self._fold_text(arg)
-        if command is None:
-            return
-        if _VCS_COMMAND.match(command):
-            row, col = node.start_point
-            self.exempt_positions.add((row + 1, col))
-        found.extend(b for b in analyse_command(command) if b not in found)
-        if re.search(r"(?i)\bpythonw(?:\.exe)?\b", command):
-            found.append("hidden_process")
-        # The command's literal behaviours go to the call, once; _on_string then skips the literal.
-        self.classified.add(hash(command))
-        for b in classify_literal(command):
-            if b not in found:
-                found.append(b)
-
     def _reads_version_file(self, call: Node, arg: Node) -> bool:
         """setup.py's `exec(open('pkg/__version__.py').read(), about)`: an ordinary version read."""
         if arg.type != "call" or not self._text(arg, 200).rstrip().endswith((".read()", ".read_text()")):
@@ -1275,44 +1106,6 @@ class _FileAnalyser:
         while statement.parent is not None and statement.parent.type != "module":
             statement = statement.parent
         return _VERSION_FILE.search(self._text(statement, 3000)) is not None
-
-    def _is_hidden(self, call: Node) -> bool:
-        for kw in ("creationflags", "startupinfo"):
-            value = self._keyword(call, kw)
-            if value is not None and (kw == "startupinfo" or _HIDDEN_FLAGS.search(self._text(value, 300))):
-                return True
-        return False
-
-    def _is_exec_mode(self, node: Node) -> bool:
-        text = self._text(node, 200)
-        if _EXEC_MODE_NAMES.search(text):
-            return True
-        if node.type == "integer":
-            mode = _int_literal(text)
-            return mode is not None and bool(mode & 0o111)
-        return False
-
-    def _has_body(self, call: Node, args: list[Node], min_positional: int) -> bool:
-        if any(self._keyword(call, k) is not None for k in ("data", "json", "files", "body")):
-            return True
-        return len(args) >= min_positional
-
-    def _method_is_upload(self, args: list[Node]) -> bool:
-        method = self._fold_text(args[0]) if args else None
-        return method is not None and method.upper() in ("POST", "PUT", "PATCH")
-
-    def _open_behaviours(self, call: Node, args: list[Node]) -> list[str]:
-        mode_node = args[1] if len(args) >= 2 else self._keyword(call, "mode")
-        mode = self._fold_text(mode_node) if mode_node is not None else "r"
-        if mode is None:
-            return ["fs_read"]
-        if any(c in mode for c in "wax+"):
-            out = ["fs_write"]
-            path = self._fold_text(args[0]) if args else None
-            if path is not None and path.lower().rstrip().endswith(_EXEC_EXTENSIONS):
-                out.append("write_executable")
-            return out
-        return ["fs_read"]
 
     def _on_exec_statement(self, node: Node) -> None:
         self.emit("eval_code", node)
@@ -1433,8 +1226,9 @@ class _FileAnalyser:
         else:
             target = self.aliases.get(self._text(node, 40))
             where = node
-        if target in ("os.environ", "os.environb", "posix.environ", "nt.environ"):
-            self.emit("read_env", where)
+        if target is not None:
+            for behaviour in REGISTRY.attribute_behaviours(AttributeContext(Language.PYTHON, target)):
+                self.emit(behaviour, where)
 
     def _on_error(self, node: Node) -> None:
         self.parse_errors = True
@@ -1474,16 +1268,20 @@ class _FileAnalyser:
             for module in modules:
                 root = module.split(".", 1)[0]
                 self.imported_roots.add(root)
-                behaviour = _MODULE_FAMILIES.get(root)
-                if behaviour is not None:
+                if module.startswith("."):
+                    continue
+                # The same import rules as parsed imports.
+                for behaviour in REGISTRY.import_behaviours(ImportContext(Language.PYTHON, module, root)):
                     emit(behaviour, m.start(), m.group(0))
+        names_only = _ImportsOnly(self.imported_roots)
         for m in _FALLBACK_CALL.finditer(text):
             self._tick()
             dotted = m.group(1)
             head, _, rest = dotted.partition(".")
             resolved = self.aliases.get(head, head) + ("." + rest if rest else "")
             resolved = _normalise(resolved) or resolved
-            for behaviour in _fallback_call_behaviours(resolved):
+            # The same rules as parsed calls, told only the name: they cannot disagree.
+            for behaviour in REGISTRY.call_behaviours(CallContext(Language.PYTHON, resolved, facts=names_only)):
                 emit(behaviour, m.start(), text[m.start():m.start() + 200].split("\n", 1)[0])
         for m in _FALLBACK_STRING.finditer(text):
             self._tick()
@@ -1519,22 +1317,8 @@ class _FileAnalyser:
         if self.depth > 0:
             return
         text = self.source.decode("utf-8", errors="replace")
-        # Obfuscators' machine names: _0x1a2b (JS-style) or runs of O0 / Il.
-        count = count_obfuscated_identifiers(text)
-        first = re.search(r"\b_0x[0-9a-f]{4,}\b", text) if count >= 3 else None
-        if first is None:
-            names = [m for m in _OBF_NAME.finditer(text) if len(m.group(0)) >= 8]
-            if len(names) >= 5:
-                first = names[0]
-        if first is not None:
-            self._emit_text_event("obfuscated_identifiers", text, first.start(), first.group(0))
-        for m in re.finditer("[^\n]{" + str(_LONG_LINE) + ",}", text):
-            line = m.group(0)
-            # One huge string literal (a base64 payload) is a long string, not minified code.
-            code_only = re.sub(r"([\"'])(?:(?!\1).){200,}?\1", "''", line[:200000])
-            if len(code_only) >= _LONG_LINE:
-                self._emit_text_event("minified_code", text, m.start(), line[:120])
-                break
+        for behaviour, finding in REGISTRY.file_behaviours(FileContext(Language.PYTHON, self.source, text)):
+            self._emit_text_event(behaviour, text, finding.offset, finding.snippet)
 
     def _emit_text_event(self, behaviour: str, text: str, offset: int, snippet: str) -> None:
         line = text.count("\n", 0, offset) + 1
@@ -1647,16 +1431,6 @@ class _FileAnalyser:
                             tuple(self.bindings), self.parse_errors, self.budget_exhausted, seconds)
 
 
-def fn_target_is_executable(analyser: _FileAnalyser, call: Node) -> bool:
-    """Path(...'x.exe').write_bytes(...): the receiver text names an executable file."""
-    fn = call.child_by_field_name("function")
-    obj = fn.child_by_field_name("object") if fn is not None else None
-    if obj is None:
-        return False
-    text = analyser._text(obj, 300).lower()
-    return any(ext + "'" in text or ext + '"' in text for ext in _EXEC_EXTENSIONS)
-
-
 _BUILD_COMMANDS = {"build", "build_ext", "build_clib", "build_scripts", "build_src"}
 _SETUP_COMMANDS = {"install", "develop", "egg_info", "build", "build_py", "build_ext", "build_scripts",
                    "install_lib", "install_scripts", "install_data", "install_egg_info", "sdist", "dist_info",
@@ -1705,30 +1479,87 @@ def _join_values(parts: list[_Value | None]) -> _Value | None:
     return None
 
 
-def _fallback_call_behaviours(name: str) -> list[str]:
-    """Behaviours of a call seen only as text (inside an ERROR region)."""
-    module, _, func = name.rpartition(".")
-    out: list[str] = []
-    if name in _RUN_EXACT or (module == "subprocess" and func in _SUBPROCESS_RUNNERS) or (
-            module == "os" and func.startswith(("exec", "spawn"))):
-        out.append("run_command")
-    if name in _EVAL_EXACT:
-        out.append("eval_code")
-    if name in _IMPORTERS:
-        out.append("dynamic_import")
-    if name in _NETWORK_EXACT or (module in _HTTP_CLIENT_ROOTS and func in _HTTP_VERBS):
-        out.append("network_request")
-    if name in _RAW_SOCKET_EXACT:
-        out.append("raw_socket")
-    if name in _DNS_EXACT:
-        out.append("dns_lookup")
-    if name in _SYSINFO_EXACT:
-        out.append("collect_system_info")
-    if name in ("os.getenv",):
-        out.append("read_env")
-    if module == "base64" or name in ("zlib.decompress", "marshal.loads", "codecs.decode", "binascii.unhexlify"):
-        out.append("encoding_call")
-    return out
+_ARG_KINDS = {"string": ArgKind.STRING, "concatenated_string": ArgKind.STRING, "integer": ArgKind.NUMBER,
+              "list": ArgKind.ARRAY, "tuple": ArgKind.ARRAY, "identifier": ArgKind.IDENTIFIER,
+              "call": ArgKind.CALL, "binary_operator": ArgKind.CONCAT, "dictionary": ArgKind.OBJECT}
+_UNFOLDED = object()
+
+
+class _PythonCallFacts(CallFacts):
+    """Answers rules' questions about one parsed call (see malseq.features.rules.context)."""
+
+    def __init__(self, analyser: _FileAnalyser, node: Node, args: list[Node]) -> None:
+        self.analyser = analyser
+        self.node = node
+        self.args = args
+        self.command: object = _UNFOLDED
+
+    def _arg(self, index: int) -> Node | None:
+        return self.args[index] if 0 <= index < len(self.args) else None
+
+    def arg_kind(self, index: int) -> ArgKind:
+        arg = self._arg(index)
+        return ArgKind.MISSING if arg is None else _ARG_KINDS.get(arg.type, ArgKind.OTHER)
+
+    def arg_text(self, index: int) -> str | None:
+        return self.analyser._fold_text(self._arg(index))
+
+    def arg_source(self, index: int, limit: int | None = 400) -> str:
+        arg = self._arg(index)
+        if arg is None:
+            return ""
+        return self.analyser._text(arg, limit if limit is not None else arg.end_byte - arg.start_byte)
+
+    def arg_number(self, index: int) -> int | None:
+        arg = self._arg(index)
+        return _int_literal(self.analyser._text(arg, 200)) if arg is not None and arg.type == "integer" else None
+
+    def arg_name(self, index: int) -> str | None:
+        arg = self._arg(index)
+        return _normalise(self.analyser.resolve(arg)) if arg is not None else None
+
+    def keyword_text(self, name: str) -> str | None:
+        return self.analyser._fold_text(self.analyser._keyword(self.node, name))
+
+    def keyword_source(self, name: str, limit: int = 400) -> str | None:
+        value = self.analyser._keyword(self.node, name)
+        return self.analyser._text(value, limit) if value is not None else None
+
+    def call_source(self, limit: int) -> str:
+        return self.analyser._text(self.node, limit)
+
+    def receiver_source(self, limit: int | None = 300) -> str:
+        fn = self.node.child_by_field_name("function")
+        obj = fn.child_by_field_name("object") if fn is not None else None
+        if obj is None:
+            return ""
+        return self.analyser._text(obj, limit if limit is not None else obj.end_byte - obj.start_byte)
+
+    def command_line(self) -> str | None:
+        """The first argument folded; a list's elements joined with spaces ("X" for an unknown one)."""
+        if self.command is _UNFOLDED:
+            arg = self._arg(0)
+            command: str | None = None
+            if arg is not None and arg.type in ("list", "tuple"):
+                pieces = [self.analyser._fold_text(c) for c in arg.named_children]
+                command = " ".join(p if p is not None else "X" for p in pieces) if pieces and pieces[0] else None
+            elif arg is not None:
+                command = self.analyser._fold_text(arg)
+            self.command = command
+        return self.command if isinstance(self.command, str) else None
+
+    def imported(self, root: str) -> bool:
+        return root in self.analyser.imported_roots
+
+
+class _ImportsOnly(CallFacts):
+    """A call seen only as text: its name and the file's imports are all that is known."""
+
+    def __init__(self, imported_roots: set[str]) -> None:
+        self.roots = imported_roots
+
+    def imported(self, root: str) -> bool:
+        return root in self.roots
 
 
 def _head_and_tail(source: bytes, head_end: int, tail_start: int) -> list[Range]:

@@ -1,19 +1,15 @@
-"""Shell, batch and PowerShell files: each line is a command line for `features.commands`.
-
-`analyse_command` and `looks_like_command` are re-exported from `features.commands`, which owns
-command lines, for the callers that import them from here.
-"""
+"""Shell, batch and PowerShell files: each line is a command line for `features.commands`."""
 
 from __future__ import annotations
 
 import time
 
-from malseq.features.commands import analyse_command, looks_like_command, script_behaviours
+from malseq.features.commands import script_behaviours
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent, FileAnalysis
 from malseq.intake.package import PackageFile
 from malseq.report.sanitize import clean
 
-__all__ = ["analyse_command", "analyse_script_file", "looks_like_command"]
+__all__ = ["analyse_script_file"]
 
 
 def analyse_script_file(file: PackageFile) -> FileAnalysis:
