@@ -103,8 +103,8 @@ def previous_version(releases: ReleaseList, current: str) -> str | None:
             raise NotFoundError(f"pypi:{releases.name} {current!r} is not a PEP 440 version") from exc
         earlier = [v for v in releases.versions if not v.yanked and Version(v.version) < now
                    and (now.is_prerelease or not v.prerelease)]
-        return earlier[-1].version if earlier else None
+        return max(earlier, key=lambda v: Version(v.version)).version if earlier else None
     key = _semver_key(current)
     pre = _is_semver_prerelease(current)
     candidates = [v for v in releases.versions if _semver_key(v.version) < key and (pre or not v.prerelease)]
-    return candidates[-1].version if candidates else None
+    return max(candidates, key=lambda v: _semver_key(v.version)).version if candidates else None
