@@ -295,6 +295,18 @@ def test_benign_to_injected_stealer_is_malicious_with_install_time_steps_first(
     assert out.index("run script at install") < out.index("send network request")
 
 
+def test_dormant_code_switched_on_by_a_new_hook_counts_as_added(tmp_path: Path) -> None:
+    dormant = npm_stealer(tmp_path / "old", "1.0.0")
+    (dormant / "package.json").write_text(package_json("1.0.0", deps={"chalk": "^4.0.0", "axios": "^1.6.0"}))
+    diff = diff_targets(str(dormant), str(npm_stealer(tmp_path / "new")), ScanOptions())
+    assert [f.path for f in diff.files] == ["package.json"]  # collect.js is byte for byte the same
+    moved = {d.event.behaviour: d for d in diff.added_behaviours if d.moved}
+    assert moved["network_request"].stage is Stage.INSTALL and moved["network_request"].old_stage is Stage.UNREACHED
+    assert diff.malicious and "network_request" in {d.event.behaviour for d in diff.decisive}
+    assert diff.removed_behaviours == ()
+    assert "(in OLD too, but unreached)" in render_diff_text(diff)
+
+
 def test_the_diff_scores_each_side_as_a_scan_does(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
     from malseq.scan import scan
 
@@ -316,7 +328,8 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
     assert [f["path"] for f in doc["files"]["added"]] == ["collect.js"]
     assert [f["path"] for f in doc["files"]["changed"]] == ["package.json"]
     for b in doc["added_behaviours"]:
-        assert set(b) == {"id", "dimension", "file", "line", "column", "scope", "snippet", "stage", "step", "entry"}
+        assert set(b) == {"id", "dimension", "file", "line", "column", "scope", "snippet", "stage", "step", "entry",
+                          "moved", "old_stage"}
         assert b["stage"] in ("install", "import", "unreached", None)
     for s in doc["added_steps"]:
         assert set(s) == {"step", "stage", "behaviour", "entry", "file", "line", "count"}

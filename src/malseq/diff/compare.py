@@ -6,7 +6,6 @@ Pure functions of two `SideScan`s; nothing here reads package bytes.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from malseq.diff.types import (
@@ -115,50 +114,72 @@ def _placement(sequence: BehaviourSequence | None) -> tuple[dict[BehaviourEvent,
     return exact, loose
 
 
-def _deltas(events: Iterable[BehaviourEvent], side: SideScan) -> tuple[BehaviourDelta, ...]:
+def _locate(e: BehaviourEvent, exact: Mapping[BehaviourEvent, int], loose: Mapping[tuple[str, str, str], int]
+            ) -> int | None:
+    i = exact.get(e)
+    return loose.get((e.behaviour, e.file, e.scope)) if i is None else i
+
+
+def _deltas(events: Iterable[tuple[BehaviourEvent, Stage | None, bool]], side: SideScan
+            ) -> tuple[BehaviourDelta, ...]:
     sequence = side.result.sequence
     exact, loose = _placement(sequence)
     out: list[BehaviourDelta] = []
-    for e in events:
-        i = exact.get(e)
-        if i is None:
-            i = loose.get((e.behaviour, e.file, e.scope))
+    for e, old_stage, moved in events:
+        i = _locate(e, exact, loose)
         step = sequence.steps[i] if sequence is not None and i is not None else None
         out.append(BehaviourDelta(e, BY_ID[e.behaviour].dimension.value if e.behaviour in BY_ID else "",
                                   step.stage if step else None, i + 1 if i is not None else None,
-                                  step.entry if step else None))
+                                  step.entry if step else None, old_stage, moved))
     out.sort(key=lambda d: (_STAGE_RANK.get(d.stage, 3) if d.stage else 3, d.step or 0, d.event.file, d.event.line,
                             d.event.column, d.event.behaviour))
     return tuple(out)
 
 
+_NOWHERE = 3  # the rank of an event no sequence step holds
+
+
+def _ranked(side: SideScan, path_of: Mapping[str, str]
+            ) -> dict[tuple[str, str, str], list[tuple[int, BehaviourEvent, Stage | None]]]:
+    """Events by matching key, each with the rank of its stage (install 0, import 1, unreached 2, none 3)."""
+    sequence = side.result.sequence
+    exact, loose = _placement(sequence)
+    out: dict[tuple[str, str, str], list[tuple[int, BehaviourEvent, Stage | None]]] = {}
+    for e in _events(side):
+        i = _locate(e, exact, loose)
+        stage = sequence.steps[i].stage if sequence is not None and i is not None else None
+        rank = _STAGE_RANK[stage] if stage is not None else _NOWHERE
+        out.setdefault(_key(e, path_of.get(e.file, e.file)), []).append((rank, e, stage))
+    return out
+
+
 def compare_behaviours(old: SideScan, new: SideScan, files: Sequence[FileDelta]
                        ) -> tuple[tuple[BehaviourDelta, ...], tuple[BehaviourDelta, ...]]:
     """(added in NEW, removed from OLD), matched on (behaviour, file after renames, snippet) as multisets.
-    Files identical on both sides (same path, or renamed with the same content) are not compared."""
+
+    An occurrence in NEW is matched by one in OLD that ran at the same stage or earlier; one that OLD
+    had only later (unreached code now run at install, say) counts as added, marked `moved`, so code
+    shipped dormant in OLD and switched on in NEW is not missed. Removed behaviours are counted
+    without stages (what OLD had more of)."""
     new_to_old = {d.path: d.old_path for d in files if d.change is FileChange.RENAMED and d.old_path}
-    old_by = {f.path: f.sha256 for f in old.files}
-    new_by = {f.path: f.sha256 for f in new.files}
-    same_new = {p for p, sha in new_by.items() if old_by.get(new_to_old.get(p, p)) == sha}
-    same_old = {new_to_old.get(p, p) for p in same_new}
-    old_events = [e for e in _events(old) if e.file not in same_old]
-    new_events = [e for e in _events(new) if e.file not in same_new]
-    old_keys = Counter(_key(e, e.file) for e in old_events)
-    added = []
-    for e in new_events:
-        key = _key(e, new_to_old.get(e.file, e.file))
-        if old_keys[key] > 0:
-            old_keys[key] -= 1
-        else:
-            added.append(e)
-    new_keys = Counter(_key(e, new_to_old.get(e.file, e.file)) for e in new_events)
-    removed = []
-    for e in old_events:
-        key = _key(e, e.file)
-        if new_keys[key] > 0:
-            new_keys[key] -= 1
-        else:
-            removed.append(e)
+    old_by_key = _ranked(old, {})
+    new_by_key = _ranked(new, new_to_old)
+    added: list[tuple[BehaviourEvent, Stage | None, bool]] = []
+    removed: list[tuple[BehaviourEvent, Stage | None, bool]] = []
+    for key in sorted(old_by_key.keys() | new_by_key.keys()):
+        olds = sorted(old_by_key.get(key, []), key=lambda t: (t[0], t[1].line, t[1].column))
+        news = sorted(new_by_key.get(key, []), key=lambda t: (t[0], t[1].line, t[1].column))
+        j = 0
+        for rank, e, _stage in news:
+            if j < len(olds) and olds[j][0] <= rank:
+                j += 1  # matched: OLD ran this as early or earlier
+            elif j < len(olds):
+                added.append((e, olds[j][2], True))  # OLD had it, but later (or never reached)
+            else:
+                added.append((e, None, False))
+        if len(olds) > len(news):
+            by_position = sorted(olds, key=lambda t: (t[1].line, t[1].column))
+            removed.extend((e, None, False) for _, e, _ in by_position[len(news):])
     return _deltas(added, new), _deltas(removed, old)
 
 

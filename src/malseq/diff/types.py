@@ -101,6 +101,10 @@ class BehaviourDelta:
     stage: Stage | None  # the stage of the first sequence step holding it; None when no step does
     step: int | None  # 1-based position of that step in the side's execution-ordered sequence
     entry: str | None  # the entry point label of that step
+    # an added behaviour OLD had too, but at a later stage or unreached: `old_stage` is where OLD ran it
+    # (None: no OLD step held it)
+    old_stage: Stage | None = None
+    moved: bool = False
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def _behaviour(d: BehaviourDelta) -> dict[str, Any]:
     e = d.event
     return {"id": e.behaviour, "dimension": d.dimension, "file": e.file, "line": e.line, "column": e.column,
             "scope": e.scope, "snippet": e.snippet, "stage": d.stage.value if d.stage else None, "step": d.step,
-            "entry": d.entry}
+            "entry": d.entry, "moved": d.moved, "old_stage": d.old_stage.value if d.old_stage else None}
 
 
 def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
@@ -128,7 +128,10 @@ def _verdict(result: TargetResult) -> str:
 def _step_line(d: BehaviourDelta) -> str:
     e = d.event
     where = f"[{d.stage.value}] step {d.step}" if d.stage is not None else "[not in sequence]"
-    return f"{where}: {_phrase(e.behaviour)}  {clean(e.file, 120)}:{e.line}  {clean(e.snippet, 100)}"
+    text = f"{where}: {_phrase(e.behaviour)}  {clean(e.file, 120)}:{e.line}  {clean(e.snippet, 100)}"
+    if d.moved:
+        text += f"  (in OLD too, but {d.old_stage.value if d.old_stage else 'not in its sequence'})"
+    return text
 
 
 def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
