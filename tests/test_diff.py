@@ -257,6 +257,9 @@ def test_a_pth_file_added_is_an_install_hook(tmp_path: Path) -> None:
     b = pypi_pkg(tmp_path / "b", "1.1", extra={"tinylib-init.pth": "import tinylib\n"})
     diff = diff_targets(str(a), str(b), UNSCORED)
     assert ("pth_file", "tinylib-init.pth", "added") in [(h.kind, h.name, h.change) for h in diff.install_hooks]
+    c = pypi_pkg(tmp_path / "c", "1.2", extra={"tinylib-init.txt": "import tinylib\n"})  # renamed: no longer run
+    assert [(h.name, h.change) for h in diff_targets(str(b), str(c), UNSCORED).install_hooks] == [
+        ("tinylib-init.pth", "removed")]
 
 
 def test_pypi_dependencies_are_read_from_metadata_and_pyproject(tmp_path: Path) -> None:

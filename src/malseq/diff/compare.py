@@ -241,6 +241,9 @@ def compare_hooks(old: SideScan, new: SideScan, files: Sequence[FileDelta], adde
             out.append(HookChange("pth_file", f.path, "added", None, f.new_sha256, f.path, 1))
         elif f.change is FileChange.REMOVED:
             out.append(HookChange("pth_file", f.path, "removed", f.old_sha256, None, f.path, 1))
+        elif not f.path.endswith(".pth"):  # renamed away from .pth: Python no longer runs it
+            old_path = f.old_path or f.path
+            out.append(HookChange("pth_file", old_path, "removed", f.old_sha256, None, old_path, 1))
         elif f.old_sha256 != f.new_sha256:
             out.append(HookChange("pth_file", f.path, "changed", f.old_sha256, f.new_sha256, f.path, 1))
     return tuple(out)
