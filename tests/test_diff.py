@@ -508,3 +508,18 @@ def test_against_previous_leaves_local_targets_alone(tmp_path: Path, capsys: pyt
     code, out, _ = run_cli(["scan", "--no-isolate", "-q", "--against-previous", "--format", "json", str(folder)],
                            capsys)
     assert code == 0 and "previous" not in json.loads(out)[0]
+
+
+@pytest.mark.online
+def test_live_registries_diff_and_against_previous(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    code, out, err = run_cli(["diff", "-q", "--format", "json", *cache, "npm:is-number@6.0.0", "npm:is-number@7.0.0"],
+                             capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert "index.js" in [f["path"] for f in doc["files"]["changed"]] and doc["verdict"]["malicious"] is False
+    code, out, err = run_cli(["scan", "-q", "--format", "json", "--against-previous", *cache,
+                              "pypi:requests==2.32.3"], capsys)
+    [result] = json.loads(out)
+    assert result["previous"]["previous"] == "pypi:requests==2.32.2"  # 2.32.0 and 2.32.1 are yanked
+    assert result["previous"]["malicious_change"] is False
