@@ -523,3 +523,13 @@ def test_live_registries_diff_and_against_previous(tmp_path: Path, capsys: pytes
     [result] = json.loads(out)
     assert result["previous"]["previous"] == "pypi:requests==2.32.2"  # 2.32.0 and 2.32.1 are yanked
     assert result["previous"]["malicious_change"] is False
+
+
+def test_the_text_report_escapes_hostile_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = npm_benign(tmp_path / "old")
+    new = npm_stealer(tmp_path / "new")
+    (new / "evil\x1b[2J\u202e.js").write_text('fetch("https://x\x1b]0;owned\x07.example.com/a");\n')
+    code, out, _ = run_cli(["diff", "--no-isolate", "-q", str(old), str(new)], capsys)
+    assert code == 1
+    assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
+    assert "evil\\x1b[2J\\u202e.js" in out
