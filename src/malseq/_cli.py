@@ -136,6 +136,12 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
                     "fail the run (default: $MALSEQ_SUPPRESSIONS); see docs/output.md")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    sc.add_argument("--against-previous", action="store_true",
+                    help="for registry releases, also diff against the previous release (malseq diff) and show "
+                    "its score and the added steps")
+    from malseq import _cli_diff
+
+    _cli_diff.register(sub)  # `malseq diff OLD NEW`
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
@@ -158,7 +164,7 @@ def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
 
 def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
-    if word == "scan":
+    if word in ("scan", "diff"):
         return {}
     found = _command_entry_points()
     if word in found:  # only the module that runs this command
@@ -209,6 +215,10 @@ def _run_scan(args: argparse.Namespace) -> int:
     suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
     results = apply_suppressions(scan(targets, options, progress), suppressions)
+    if args.against_previous:
+        from malseq._cli_diff import add_against_previous
+
+        results = add_against_previous(results, targets, options, args.quiet)
     if args.format == "sarif":
         from malseq.report.sarif import render_sarif
 
@@ -251,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return plugins[args.command].run(args)
         if args.command == "scan":
             return _run_scan(args)
+        if args.command == "diff":
+            from malseq import _cli_diff
+
+            return _cli_diff.run(args)
     except UsageError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_USAGE

@@ -21,6 +21,7 @@ from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:
     from malseq._isolation import IsolatedRunner
+    from malseq.diff.previous import PreviousComparison
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class TargetResult:
     model_warning: str | None = None
     # parts of a folder target left unscanned (a project's installed packages or lockfiles: malseq.project)
     notices: tuple[ScanNotice, ...] = ()
+    # `scan --against-previous`: the diff to the registry release before this one (malseq.diff.previous)
+    previous: PreviousComparison | None = None
 
     @property
     def ok(self) -> bool:

@@ -106,6 +106,10 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["notices"] = [{"kind": n.kind, "message": n.message, "hint": n.hint} for n in result.notices]
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
+    if result.previous is not None:  # scan --against-previous
+        from malseq.report.diff_report import previous_to_dict
+
+        out["previous"] = previous_to_dict(result.previous)
     out["seconds"] = round(result.seconds, 4)
     return out
 

@@ -99,6 +99,10 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
                              f"{clean(step.file, 120)}:{step.line}")
         if result.suppressed is not None:
             lines.append(f"  suppressed: {clean(result.suppressed, 300)}")
+    if result.previous is not None:  # scan --against-previous
+        from malseq.report.diff_report import previous_lines
+
+        lines.extend(previous_lines(result.previous))
     if show_sequence and result.sequence is not None:
         from malseq.sequence.render import render_steps
         from malseq.sequence.render import render_text as render_model_text

@@ -1,0 +1,164 @@
+"""`malseq diff OLD NEW`: what a release adds to another (issue 12, first part).
+
+`diff_targets(old, new, options)` scans both sides the way `malseq scan` does (the NEW side reuses
+OLD's per-file analyses where path and content are the same), scores both with the shipped model,
+and compares them: files added, removed, changed and renamed (exact and near-identical moves), the
+behaviours NEW has that OLD has not, placed in NEW's execution-ordered sequence (install first),
+the behaviours that disappeared, and on their own the new install hooks, dependencies, binaries
+and network destinations.
+
+The verdict rule (`PackageDiff.malicious`, exit code 1 of `malseq diff`): NEW is flagged by the
+normal scan scoring (its verdict is `malicious` at the chosen operating point) **and** at least one
+added behaviour is a data transmission or payload execution step (not a module import) that NEW's
+sequence reaches at install or import time. A NEW that the model flags without such an added
+step is reported as flagged on its own, but the change is not judged malicious.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from malseq.diff.compare import (
+    added_steps,
+    binaries_added,
+    compare_behaviours,
+    compare_dependencies,
+    compare_files,
+    compare_hooks,
+    decisive,
+    new_destinations,
+)
+from malseq.diff.facts import reusable, scan_side
+from malseq.diff.types import (
+    AddedStep,
+    BehaviourDelta,
+    Dependency,
+    DependencyChange,
+    Destination,
+    DiffError,
+    FileChange,
+    FileDelta,
+    HookChange,
+    PackageDiff,
+    ReusableAnalysis,
+    Side,
+    SideScan,
+)
+from malseq.errors import UsageError
+from malseq.intake.package import Ecosystem
+from malseq.intake.targets import RegistryTarget, Target
+from malseq.scan import ScanError, ScanOptions, TargetResult, parse_targets, score_results
+
+__all__ = [
+    "AddedStep",
+    "BehaviourDelta",
+    "Dependency",
+    "DependencyChange",
+    "Destination",
+    "DiffError",
+    "FileChange",
+    "FileDelta",
+    "HookChange",
+    "PackageDiff",
+    "Side",
+    "SideScan",
+    "compare_sides",
+    "diff_targets",
+    "scan_sides",
+]
+
+
+def _side_job(job: tuple[str, Target, ScanOptions, tuple[ReusableAnalysis, ...]]) -> SideScan:
+    """What the isolated worker runs (module level, so it can be pickled by name)."""
+    return scan_side(*job)
+
+
+def _failed(text: str, error: ScanError) -> SideScan:
+    return SideScan(TargetResult(text, None, None, error, 0.0), Ecosystem.UNKNOWN, (), (), (), ())
+
+
+def _check_ecosystems(old: Target, new: Target, old_text: str, new_text: str) -> None:
+    if isinstance(old, RegistryTarget) and isinstance(new, RegistryTarget) and old.ecosystem is not new.ecosystem:
+        raise UsageError(f"{old_text!r} is a {old.ecosystem.value} release and {new_text!r} a {new.ecosystem.value} "
+                         "release: a diff compares two releases of one ecosystem",
+                         hint="give two npm packages or two PyPI packages")
+
+
+def scan_sides(old_text: str, new_text: str, options: ScanOptions) -> tuple[SideScan, SideScan]:
+    """Scan both sides (unscored). Raises `UsageError` for malformed targets or two ecosystems;
+    a side that cannot be scanned comes back with an error, and the other side is still scanned."""
+    old_target, new_target = parse_targets([old_text, new_text])
+    _check_ecosystems(old_target, new_target, old_text, new_text)
+    if not options.isolate:
+        old = scan_side(old_text, old_target, options)
+        new = scan_side(new_text, new_target, options, reusable(old))
+    else:
+        from malseq._isolation import IsolatedRunner, WorkerFailure
+
+        hard_limit = options.intake.limits.time_budget_seconds * 1.5 + 15
+        runner: IsolatedRunner[tuple[str, Target, ScanOptions, tuple[ReusableAnalysis, ...]], SideScan]
+        with IsolatedRunner(_side_job, hard_limit) as runner:
+            sides: list[SideScan] = []
+            for text, target in ((old_text, old_target), (new_text, new_target)):
+                reuse = reusable(sides[0]) if sides else ()
+                outcome = runner.run((text, target, options, reuse))
+                if isinstance(outcome, WorkerFailure):
+                    if outcome.kind == "timeout":
+                        error = ScanError("TimeBudgetExceeded", f"analysis did not finish: {outcome.detail}",
+                                          "raise --timeout if the package is genuinely large")
+                    else:
+                        error = ScanError("AnalysisCrashed",
+                                          f"analysing this target crashed a parser ({outcome.detail})",
+                                          "please report this package to malseq")
+                    outcome = _failed(text, error)
+                sides.append(outcome)
+            old, new = sides
+    if old.ok and new.ok and Ecosystem.UNKNOWN not in (old.ecosystem, new.ecosystem) \
+            and old.ecosystem is not new.ecosystem:
+        raise UsageError(f"{old_text!r} is a {old.ecosystem.value} package and {new_text!r} a "
+                         f"{new.ecosystem.value} package: a diff compares two releases of one ecosystem",
+                         hint="give two npm packages or two PyPI packages")
+    return old, new
+
+
+def compare_sides(old: SideScan, new: SideScan, seconds: float = 0.0) -> PackageDiff:
+    """The diff of two scanned (and, for a verdict, scored) sides."""
+    for side, scanned in ((Side.OLD, old), (Side.NEW, new)):
+        if scanned.result.error is not None:
+            return PackageDiff(old.result, new.result, DiffError(side, scanned.result.error), seconds=seconds)
+    files, unchanged = compare_files(old.files, new.files)
+    added, removed = compare_behaviours(old, new, files)
+    chosen = decisive(added)
+    return PackageDiff(
+        old=old.result,
+        new=new.result,
+        error=None,
+        files=files,
+        unchanged_files=unchanged,
+        added_behaviours=added,
+        removed_behaviours=removed,
+        added_steps=added_steps(new, added),
+        install_hooks=compare_hooks(old, new, files, added, removed),
+        dependencies=compare_dependencies(old.dependencies, new.dependencies),
+        binaries_added=binaries_added(files),
+        destinations_added=new_destinations(old.destinations, new.destinations),
+        decisive=chosen,
+        malicious=new.result.verdict == "malicious" and bool(chosen),
+        reused_analyses=new.reused_analyses,
+        seconds=seconds,
+    )
+
+
+def diff_targets(old_text: str, new_text: str, options: ScanOptions | None = None) -> PackageDiff:
+    """Scan, score and compare two targets (folders, archives, registry releases, purls)."""
+    options = options or ScanOptions()
+    start = time.monotonic()
+    old, new = scan_sides(old_text, new_text, options)
+    if options.score:
+        # one side at a time (the model is loaded once and cached): a batch pads its inputs together,
+        # and a side's score must be the one `malseq scan` gives it alone
+        [old_result] = score_results([old.result], options.model_dir, options.operating_point)
+        [new_result] = score_results([new.result], options.model_dir, options.operating_point)
+        old, new = replace(old, result=old_result), replace(new, result=new_result)
+    return compare_sides(old, new, time.monotonic() - start)

@@ -1,0 +1,325 @@
+"""One side of a diff: load, analyse (reusing the other side's per-file analyses) and collect facts.
+
+Everything here reads the package as data: manifests with json/tomllib/configparser, setup.py
+with `ast.parse` (a syntax tree, never run), sources with regular expressions.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import hashlib
+import ipaddress
+import json
+import re
+import time
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from email.parser import HeaderParser
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from malseq._deadline import Deadline
+from malseq.analysis import Analysed
+from malseq.diff.types import Dependency, Destination, FileFacts, ReusableAnalysis, SideScan
+from malseq.errors import MalseqError
+from malseq.features.types import FileAnalysis, PackageAnalysis
+from malseq.intake import load_target
+from malseq.intake.build import check_analysable
+from malseq.intake.package import Ecosystem, Package
+from malseq.intake.targets import Target
+from malseq.scan import PackageInfo, ScanError, ScanOptions, TargetResult
+
+_LINE_HASH_LIMIT = 1024 * 1024  # near-rename detection reads text files up to this size
+_MAX_LINE_HASHES = 20_000
+_PARSE_LIMIT = 1024 * 1024  # manifests and setup.py parsed for dependencies up to this size
+_MAX_DESTINATIONS = 2_000
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _line_hashes(data: bytes, is_binary: bool) -> frozenset[int]:
+    if is_binary or len(data) > _LINE_HASH_LIMIT:
+        return frozenset()
+    out: set[int] = set()
+    for line in data.splitlines():
+        stripped = line.strip()
+        if stripped:
+            # a stable hash (Python's own hash of bytes is salted per process)
+            out.add(int.from_bytes(hashlib.blake2b(stripped, digest_size=8).digest(), "big"))
+            if len(out) >= _MAX_LINE_HASHES:
+                break
+    return frozenset(out)
+
+
+def analyse_reusing(package: Package, deadline: Deadline,
+                    reuse: Sequence[ReusableAnalysis] = ()) -> tuple[Analysed, int]:
+    """`malseq.analysis.analyse`, except that a source file whose (path, content) is in `reuse` is not
+    analysed again. Returns the analysis and how many files were reused. Same input, same output as
+    `analyse` (tests/test_diff.py checks it)."""
+    from malseq.features import analyse_file
+    from malseq.features.manifest import manifest_events
+    from malseq.model.text import model_text
+    from malseq.sequence import build_sequence, render_text
+
+    known: dict[tuple[str, str], FileAnalysis] = {(r.path, r.sha256): r.analysis for r in reuse}
+    start = time.monotonic()
+    files: list[FileAnalysis] = []
+    reused = 0
+    for f in package.source_files:
+        deadline.check(f"analysing {f.path}")
+        previous = known.get((f.path, sha256(f.data)))
+        # a partial analysis (its budget ran out) is done again rather than copied
+        if previous is not None and not previous.budget_exhausted:
+            files.append(previous)
+            reused += 1
+            continue
+        result = analyse_file(f, deadline)
+        if result is not None:
+            files.append(result)
+    analysis = PackageAnalysis(tuple(files), manifest_events(package), time.monotonic() - start)
+    sequence = build_sequence(package, analysis, deadline)
+    return Analysed(analysis, sequence, model_text(render_text(sequence))), reused
+
+
+# --------------------------------------------------------------------------------------
+# Dependencies, read statically
+
+
+def _npm_dependencies(package: Package) -> list[Dependency]:
+    pj = package.file("package.json")
+    if pj is None or pj.size > _PARSE_LIMIT:
+        return []
+    try:
+        doc = json.loads(pj.data.decode("utf-8-sig", errors="replace"))
+    except (ValueError, RecursionError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out: list[Dependency] = []
+    # what `npm install` installs with the package (devDependencies are not)
+    for field in ("dependencies", "optionalDependencies", "peerDependencies"):
+        table = doc.get(field)
+        if isinstance(table, dict):
+            for name, spec in table.items():
+                if isinstance(name, str) and isinstance(spec, str):
+                    out.append(Dependency(name, spec, f"package.json {field}"))
+    return out
+
+
+def _requirement(text: str, source: str) -> Dependency | None:
+    text = text.strip()
+    if not text or text.startswith(("#", "[", "-")):
+        return None
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        name = re.split(r"[\s<>=!~;\[(@]", text, maxsplit=1)[0]
+        return Dependency(str(canonicalize_name(name)), text[len(name):].strip(), source) if name else None
+    spec = str(req.specifier)
+    if req.url:
+        spec = f"@ {req.url}"
+    if req.marker is not None:
+        spec = f"{spec}; {req.marker}".lstrip()
+    return Dependency(str(canonicalize_name(req.name)), spec, source)
+
+
+def _setup_py_requires(data: bytes) -> list[str]:
+    """Literal `install_requires=[...]` of a `setup(...)` call, from the syntax tree only."""
+    if len(data) > _PARSE_LIMIT:
+        return []
+    try:
+        tree = ast.parse(data.decode("utf-8", errors="replace"))
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return []
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if called != "setup":
+            continue
+        for kw in node.keywords:
+            if kw.arg == "install_requires" and isinstance(kw.value, (ast.List, ast.Tuple)):
+                out.extend(e.value for e in kw.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
+    return out
+
+
+def _pypi_dependencies(package: Package) -> list[Dependency]:
+    out: list[Dependency] = []
+
+    def add(texts: Sequence[str], source: str) -> None:
+        for text in texts:
+            dep = _requirement(text, source)
+            if dep is not None:
+                out.append(dep)
+
+    for f in package.files:
+        if f.size > _PARSE_LIMIT or f.is_binary:
+            continue
+        base = f.path.rsplit("/", 1)[-1]
+        top = "/" not in f.path
+        if (base == "PKG-INFO" and (top or f.path.count("/") == 1 and f.path.split("/")[0].endswith(".egg-info"))) \
+                or (base == "METADATA" and f.path.count("/") == 1 and f.path.split("/")[0].endswith(".dist-info")):
+            msg = HeaderParser().parsestr(f.text())
+            add(msg.get_all("Requires-Dist") or [], f.path)
+        elif base == "requires.txt" and f.path.count("/") == 1 and f.path.split("/")[0].endswith(".egg-info"):
+            section_lines = []
+            for line in f.text().splitlines():
+                if line.strip().startswith("["):
+                    break  # extras follow; the base requirements come first
+                section_lines.append(line)
+            add(section_lines, f.path)
+        elif f.path == "pyproject.toml":
+            try:
+                doc = tomllib.loads(f.text())
+            except (tomllib.TOMLDecodeError, RecursionError):
+                continue
+            project = doc.get("project")
+            if isinstance(project, dict) and isinstance(project.get("dependencies"), list):
+                add([d for d in project["dependencies"] if isinstance(d, str)], f.path)
+        elif f.path == "setup.cfg":
+            cp = configparser.ConfigParser(interpolation=None, strict=False)
+            try:
+                cp.read_string(f.text())
+                if cp.has_option("options", "install_requires"):
+                    add(cp.get("options", "install_requires").splitlines(), f.path)
+            except configparser.Error:
+                continue
+        elif f.path == "setup.py":
+            add(_setup_py_requires(f.data), f.path)
+    # one entry per name: the first source in path order says the spec
+    seen: dict[str, Dependency] = {}
+    for dep in out:
+        seen.setdefault(dep.name, dep)
+    return list(seen.values())
+
+
+def dependencies(package: Package) -> tuple[Dependency, ...]:
+    deps = _npm_dependencies(package) if package.ecosystem is Ecosystem.NPM else _pypi_dependencies(package)
+    return tuple(sorted(deps, key=lambda d: (d.name, d.source)))
+
+
+# --------------------------------------------------------------------------------------
+# Network destinations named in source files
+
+_URL = re.compile(r"(?i)\b(?:https?|wss?|ftp|tcp)://[^\s'\"<>`)\]},]+")
+_QUOTED = re.compile(r"""["'`]([^"'`\s]{4,253})["'`]""")
+_IPV4 = re.compile(r"^((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?$")
+_HOSTNAME = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,24})$")
+# A quoted dotted name counts as a host when its last label is a top-level domain that names hosts
+# far more often than files or modules, or when its line talks about hosts.
+_HOST_TLDS = frozenset((
+    "com", "net", "org", "io", "co", "me", "info", "biz", "xyz", "top", "site", "online", "live", "app", "dev",
+    "cc", "tk", "ml", "ga", "cf", "gq", "pw", "su", "ru", "cn", "ir", "kp", "onion", "link", "click", "shop",
+    "store", "tech", "cloud", "host", "website", "space", "fun", "icu", "buzz", "club", "vip", "work", "lol",
+    "cyou", "sbs", "invalid", "example", "test", "local", "localhost",
+))
+_HOST_CONTEXT = re.compile(r"(?i)host|domain|server|endpoint|url|origin|address")
+_LOOPBACK_HOSTS = frozenset({"localhost", "0.0.0.0", "127.0.0.1", "::1"})
+
+
+def _is_public_ip(text: str) -> bool:
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
+def _destinations_in(path: str, text: str) -> Iterator[Destination]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if len(line) > 20_000:  # minified blobs: URLs only
+            line = line[:20_000]
+        for m in _URL.finditer(line):
+            url = m.group().rstrip(".;:")
+            try:
+                host = (urlsplit(url).hostname or "").lower()
+            except ValueError:
+                continue
+            if host and host not in _LOOPBACK_HOSTS and not host.startswith("127."):
+                yield Destination("url", host, url[:200], path, lineno)
+        for m in _QUOTED.finditer(line):
+            value = m.group(1)
+            ip = _IPV4.match(value)
+            if ip:
+                if _is_public_ip(ip.group(1)):
+                    yield Destination("ip", ip.group(1), value, path, lineno)
+                continue
+            lowered = value.lower()
+            host_match = _HOSTNAME.match(lowered)
+            if host_match and lowered not in _LOOPBACK_HOSTS and (
+                    host_match.group(1) in _HOST_TLDS or _HOST_CONTEXT.search(line[: m.start()])):
+                yield Destination("host", lowered, value, path, lineno)
+
+
+def destinations(package: Package) -> tuple[Destination, ...]:
+    """URLs, host names and IP addresses in the source files and npm scripts, in path then line order."""
+    out: list[Destination] = []
+    for f in package.files:
+        if f.is_binary or (f.language is None and f.path != "package.json"):
+            continue
+        text = f.text()
+        if f.path == "package.json" and package.npm is not None:
+            # only what runs: the scripts, not the homepage or repository links
+            text = "\n".join(cmd for _, cmd in package.npm.scripts)
+        for d in _destinations_in(f.path, text):
+            out.append(d)
+            if len(out) >= _MAX_DESTINATIONS:
+                return tuple(out)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------
+# Scanning one side
+
+
+def file_facts(package: Package) -> tuple[FileFacts, ...]:
+    return tuple(
+        FileFacts(f.path, sha256(f.data), f.size, f.is_binary, f.language.value if f.language else None,
+                  _line_hashes(f.data, f.is_binary))
+        for f in sorted(package.files, key=lambda f: f.path)
+    )
+
+
+def reusable(side: SideScan) -> tuple[ReusableAnalysis, ...]:
+    """The per-file analyses of a scanned side, keyed by path and content, for the other side."""
+    if side.result.analysis is None:
+        return ()
+    by_path = {f.path: f.sha256 for f in side.files}
+    return tuple(ReusableAnalysis(fa.path, by_path[fa.path], fa) for fa in side.result.analysis.files
+                 if fa.path in by_path and not fa.budget_exhausted)
+
+
+def scan_side(text: str, target: Target, options: ScanOptions,
+              reuse: Sequence[ReusableAnalysis] = ()) -> SideScan:
+    """Scan one side like `malseq.scan.scan_one` (unscored) and collect the facts a diff compares.
+    Any failure becomes a result with an error, never an exception."""
+    start = time.monotonic()
+    deadline = Deadline(options.intake.limits.time_budget_seconds)
+    package: Package | None = None
+    try:
+        package = load_target(target, options.intake, deadline)
+        check_analysable(package)
+        analysed, reused = analyse_reusing(package, deadline, reuse)
+        result = TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
+                              analysed.sequence, model_input=analysed.text)
+        return SideScan(result, package.ecosystem, file_facts(package),
+                        package.npm.lifecycle_scripts if package.npm else (), dependencies(package),
+                        destinations(package), reused)
+    except MalseqError as exc:
+        error = ScanError(type(exc).__name__, exc.message, exc.hint)
+    except Exception as exc:  # noqa: BLE001 - hostile input: this side fails, the other goes on
+        error = ScanError("InternalError", f"{type(exc).__name__}: {exc}", "please report this package to malseq")
+    info = PackageInfo.of(package) if package is not None else None
+    ecosystem = package.ecosystem if package is not None else Ecosystem.UNKNOWN
+    return SideScan(TargetResult(text, info, None, error, time.monotonic() - start), ecosystem, (), (), (), ())
+
+
+def index_by(items: Sequence[FileFacts]) -> Mapping[str, FileFacts]:
+    return {f.path: f for f in items}

@@ -1,0 +1,174 @@
+"""Types of `malseq diff`: what one release adds to another, as frozen values (no dicts)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from malseq.features.types import BehaviourEvent, FileAnalysis
+from malseq.intake.package import Ecosystem
+from malseq.scan import ScanError, TargetResult
+from malseq.sequence.types import Stage
+
+
+class FileChange(enum.Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"  # same path, different content
+    RENAMED = "renamed"  # same content (similarity 1.0) or near-identical content under a new path
+
+
+class Side(enum.Enum):
+    OLD = "old"
+    NEW = "new"
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """One file of a side, without its bytes: what the comparison needs."""
+
+    path: str
+    sha256: str
+    size: int
+    is_binary: bool
+    language: str | None
+    # hashes of the file's distinct non-blank lines (text files up to a size bound), for near renames
+    line_hashes: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str  # normalised: npm names as written, PyPI names canonicalised (PEP 503)
+    spec: str  # the version range as declared ("^1.2.0", ">=2,<3", "" when none)
+    source: str  # the file it was read from ("package.json", "PKG-INFO", "pyproject.toml", ...)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A network destination named in a source file: a URL's host, a host name or an IP address."""
+
+    kind: str  # "url", "host" or "ip"
+    host: str  # what destinations are compared by: the host name (lower case) or the address
+    value: str  # as found (a URL is cut at 200 characters)
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class SideScan:
+    """One side of a diff, scanned: the normal scan result plus the facts the comparison needs."""
+
+    result: TargetResult
+    ecosystem: Ecosystem
+    files: tuple[FileFacts, ...]
+    lifecycle_scripts: tuple[tuple[str, str], ...]  # npm scripts a package manager runs by itself
+    dependencies: tuple[Dependency, ...]
+    destinations: tuple[Destination, ...]
+    reused_analyses: int = 0  # source files whose analysis came from the other side (same path and content)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.error is None
+
+
+@dataclass(frozen=True)
+class ReusableAnalysis:
+    """A file analysis the other side may reuse: valid for exactly this path and content."""
+
+    path: str
+    sha256: str
+    analysis: FileAnalysis
+
+
+@dataclass(frozen=True)
+class FileDelta:
+    path: str  # the path in NEW (in OLD for a removed file)
+    change: FileChange
+    old_path: str | None  # the path in OLD (renamed, changed, removed)
+    old_sha256: str | None
+    new_sha256: str | None
+    size: int  # bytes in NEW (in OLD for a removed file)
+    is_binary: bool
+    similarity: float = 1.0  # for renames: 1.0 when the content is identical, else the share of shared lines
+
+
+@dataclass(frozen=True)
+class BehaviourDelta:
+    """A behaviour NEW has and OLD has not (or the reverse), with its place in that side's sequence."""
+
+    event: BehaviourEvent
+    dimension: str
+    stage: Stage | None  # the stage of the first sequence step holding it; None when no step does
+    step: int | None  # 1-based position of that step in the side's execution-ordered sequence
+    entry: str | None  # the entry point label of that step
+    # an added behaviour OLD had too, but at a later stage or unreached: `old_stage` is where OLD ran it
+    # (None: no OLD step held it)
+    old_stage: Stage | None = None
+    moved: bool = False
+
+
+@dataclass(frozen=True)
+class AddedStep:
+    """A step of NEW's sequence that holds at least one added behaviour."""
+
+    index: int  # 1-based position in NEW's sequence
+    stage: Stage
+    behaviour: str
+    entry: str
+    file: str
+    line: int
+    count: int
+
+
+@dataclass(frozen=True)
+class HookChange:
+    kind: str  # "npm_script", "setup_command_override" or "pth_file"
+    name: str  # the script name, the override's snippet, or the .pth path
+    change: str  # "added", "changed" or "removed"
+    old: str | None  # the script command / the file's sha256 in OLD
+    new: str | None
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class DependencyChange:
+    name: str
+    change: str  # "added", "changed" or "removed"
+    old_spec: str | None
+    new_spec: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class DiffError:
+    side: Side
+    error: ScanError
+
+
+@dataclass(frozen=True)
+class PackageDiff:
+    """What NEW adds to OLD. When a side could not be scanned, `error` says which and the lists are empty."""
+
+    old: TargetResult
+    new: TargetResult
+    error: DiffError | None
+    files: tuple[FileDelta, ...] = ()  # added, removed, changed and renamed files, by path
+    unchanged_files: int = 0
+    added_behaviours: tuple[BehaviourDelta, ...] = ()  # in NEW's execution order: install first
+    removed_behaviours: tuple[BehaviourDelta, ...] = ()  # in OLD's execution order
+    added_steps: tuple[AddedStep, ...] = ()
+    install_hooks: tuple[HookChange, ...] = ()
+    dependencies: tuple[DependencyChange, ...] = ()
+    binaries_added: tuple[str, ...] = ()
+    destinations_added: tuple[Destination, ...] = ()
+    # the added behaviours that make the verdict: install- or import-time transmission or execution
+    decisive: tuple[BehaviourDelta, ...] = ()
+    malicious: bool = False  # NEW flagged by the model and `decisive` not empty (see `judge`)
+    reused_analyses: int = 0
+    seconds: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.files or self.added_behaviours or self.removed_behaviours or self.install_hooks
+                    or self.dependencies or self.binaries_added or self.destinations_added)
