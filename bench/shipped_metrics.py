@@ -9,6 +9,10 @@ the code on PYTHONPATH. Run it once per candidate (before / after a change) on t
 It reads `samples.tsv` and `split.json` of a `malseq corpus build` work dir (no lab import, so the
 same script runs against any malseq version), writes one JSON line per package and prints the
 metrics per ecosystem as JSON. `--compare OTHER.jsonl` also prints which verdicts moved.
+
+`--from-cache` scores the rows a `malseq corpus build` stored in `analysis.sqlite` instead of
+analysing again (the events and sequence text the build's code produced; the scorer is the one on
+PYTHONPATH): how the previous sessions measured the shipped model, kept for before/after runs.
 """
 
 from __future__ import annotations
@@ -49,6 +53,30 @@ def _analyse(row: dict[str, str]) -> Any:
     )
     options = ScanOptions(intake=intake, score=False)
     return scan_one(row["path"], LocalTarget(Path(row["path"])), options)
+
+
+def _cached_inputs(workdir: Path, rows: list[dict[str, str]]) -> list[Any]:
+    """One (error kind or None, partial, ScoreInput or None) per row, from the build's analysis cache."""
+    import sqlite3
+
+    from malseq.model.profile import BehaviourProfile
+    from malseq.model.scoring import ScoreInput
+    from malseq.model.text import model_text
+
+    db = sqlite3.connect(workdir / "analysis.sqlite")
+    out = []
+    for row in rows:
+        found = db.execute(
+            "SELECT status, error_kind, partial, events, sequence_ids, sequence_text, ecosystem FROM analyses "
+            "WHERE sha256 = ? ORDER BY created DESC LIMIT 1", (row["sha256"],)).fetchone()
+        if found is None or found[0] != "ok":
+            out.append(((found[1] if found else "NotAnalysed") or "Error", False, None))
+            continue
+        events = json.loads(found[3] or "[]")
+        profile = BehaviourProfile(found[6], tuple(str(e["behaviour"]) for e in events),
+                                   tuple(json.loads(found[4] or "[]")))
+        out.append((None, bool(found[2]), ScoreInput(model_text(found[5]), profile)))
+    return out
 
 
 def _score(results: list[Any], point: str) -> list[Any]:
@@ -109,23 +137,36 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="first N packages only (smoke runs)")
     ap.add_argument("--out", type=Path, required=True, help="one JSON line per package")
     ap.add_argument("--compare", type=Path, help="an earlier --out file: list the verdicts that moved")
+    ap.add_argument("--from-cache", action="store_true", help="score the build's cached analyses, do not analyse")
     args = ap.parse_args()
 
     rows = _load(args.workdir, args.split)[: args.limit]
     start = time.monotonic()
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        analysed = list(pool.map(_analyse, rows, chunksize=4))
+    outcomes: list[tuple[str | None, bool, Any]] = []  # (error kind, partial, scorer input)
+    if args.from_cache:
+        outcomes = _cached_inputs(args.workdir, rows)
+        from malseq.model.scoring import score_inputs
+
+        inputs = [o[2] for o in outcomes]
+        low, _ = score_inputs(inputs, None, "low-fpr")
+        balanced, _ = score_inputs(inputs, None, "balanced")
+    else:
+        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            analysed = list(pool.map(_analyse, rows, chunksize=4))
+        for a in analysed:
+            outcomes.append((a.error.kind if a.error else None,
+                             bool(a.analysis and any(f.budget_exhausted for f in a.analysis.files)), a))
+        low = [r if r.score is not None else None for r in _score(analysed, "low-fpr")]
+        balanced = [r if r.score is not None else None for r in _score(analysed, "balanced")]
     analysis_seconds = time.monotonic() - start
-    low = _score(analysed, "low-fpr")
-    balanced = _score(analysed, "balanced")
     records = []
-    for row, a, lo, ba in zip(rows, analysed, low, balanced, strict=True):
+    for row, (error, partial, _), lo, ba in zip(rows, outcomes, low, balanced, strict=True):
+        # a package that could not be analysed or scored counts as "no verdict": benign, score 0
         records.append({
             "sha256": row["sha256"], "ecosystem": row["ecosystem"], "name": row["name"], "version": row["version"],
-            "label": int(row["label"]), "stratum": row["stratum"],
-            "error": a.error.kind if a.error else None,
-            "partial": bool(a.analysis and any(f.budget_exhausted for f in a.analysis.files)),
-            "score": lo.score, "verdict": lo.verdict or "benign", "verdict_balanced": ba.verdict or "benign",
+            "label": int(row["label"]), "stratum": row["stratum"], "error": error, "partial": partial,
+            "score": lo.score if lo else None, "verdict": lo.verdict if lo else "benign",
+            "verdict_balanced": ba.verdict if ba else "benign",
         })
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
