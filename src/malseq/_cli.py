@@ -24,7 +24,7 @@ from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import LOW_FPR, OPERATING_POINTS
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan
 from malseq.suppress import apply_suppressions, flagged, load_suppressions
 

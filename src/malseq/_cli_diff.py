@@ -20,7 +20,7 @@ from typing import Any
 
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import LOW_FPR, OPERATING_POINTS
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult
 
 EXIT_CLEAN, EXIT_FLAGGED, EXIT_SCAN_ERROR = 0, 1, 3

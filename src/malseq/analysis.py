@@ -66,6 +66,7 @@ KEY_SOURCES: tuple[str, ...] = (
     "intake/build.py",
     "intake/limits.py",
     "intake/package.py",
+    "sanitize.py",  # snippets and labels the sequence stage renders
 )
 
 

@@ -59,7 +59,7 @@ from malseq.features.types import (
     FunctionDef,
 )
 from malseq.intake.package import Language, PackageFile
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 
 # --- budgets -------------------------------------------------------------------------------
 # Counted work, never seconds (malseq.features.budget): the same file gives the same events on

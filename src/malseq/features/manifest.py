@@ -12,7 +12,7 @@ import json
 from malseq.features.commands import node_inline_scripts, reachable_scripts, script_behaviours
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent
 from malseq.intake.package import Package
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 
 __all__ = ["INSTALL_TIME_SCRIPTS", "manifest_events", "node_inline_scripts", "npm_script_events"]
 

@@ -73,7 +73,7 @@ from malseq.features.types import (
     FunctionDef,
 )
 from malseq.intake.package import Language, PackageFile
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 
 __all__ = ["analyse_python", "analyse_python_text"]
 

@@ -7,7 +7,7 @@ import time
 from malseq.features.commands import script_behaviours
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent, FileAnalysis
 from malseq.intake.package import PackageFile
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 
 __all__ = ["analyse_script_file"]
 

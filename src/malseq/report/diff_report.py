@@ -16,7 +16,7 @@ from malseq.diff.compare import is_decisive
 from malseq.diff.previous import PreviousComparison
 from malseq.diff.types import BehaviourDelta, FileChange, PackageDiff
 from malseq.features.catalogue import BY_ID
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 from malseq.scan import TargetResult
 
 DIFF_SCHEMA = "malseq-diff/1"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from malseq.features.catalogue import BY_ID
 from malseq.features.types import Dimension
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 from malseq.scan import TargetResult
 from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
 

@@ -42,7 +42,7 @@ from malseq.features.commands import (
 )
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent, Binding, CallSite, FunctionDef, PackageAnalysis
 from malseq.intake.package import Package
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 from malseq.sequence.index import FileIndex, ModuleRef, PackageIndex, Target
 from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT
 from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage

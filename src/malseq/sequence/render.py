@@ -25,7 +25,7 @@ import random
 from collections.abc import Sequence
 
 from malseq.features.catalogue import BY_ID
-from malseq.report.sanitize import clean
+from malseq.sanitize import clean
 from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
 
 __all__ = ["render_text", "render_steps", "STAGE_ORDER", "ORDERS"]

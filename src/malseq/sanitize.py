@@ -1,4 +1,8 @@
-"""Make attacker-controlled strings safe to print on a terminal."""
+"""Make attacker-controlled strings safe to print on a terminal.
+
+A bottom-layer module (it imports nothing of malseq): intake, features, sequence and the reports
+all use it for the snippets and names they show.
+"""
 
 from __future__ import annotations
 
