@@ -27,7 +27,7 @@ from malseq.diff.types import Dependency, Destination, FileFacts, ReusableAnalys
 from malseq.errors import MalseqError
 from malseq.features.types import FileAnalysis, PackageAnalysis
 from malseq.intake import load_target
-from malseq.intake.build import check_analysable
+from malseq.intake.build import check_analysable, setup_call_keywords
 from malseq.intake.package import Ecosystem, Package
 from malseq.intake.targets import Target
 from malseq.scan import PackageInfo, ScanError, ScanOptions, TargetResult
@@ -130,24 +130,10 @@ def _requirement(text: str, source: str) -> Dependency | None:
 
 def _setup_py_requires(data: bytes) -> list[str]:
     """Literal `install_requires=[...]` of a `setup(...)` call, from the syntax tree only."""
-    if len(data) > _PARSE_LIMIT:
+    value = setup_call_keywords(data, _PARSE_LIMIT).get("install_requires")
+    if not isinstance(value, (ast.List, ast.Tuple)):
         return []
-    try:
-        tree = ast.parse(data.decode("utf-8", errors="replace"))
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return []
-    out: list[str] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if called != "setup":
-            continue
-        for kw in node.keywords:
-            if kw.arg == "install_requires" and isinstance(kw.value, (ast.List, ast.Tuple)):
-                out.extend(e.value for e in kw.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
-    return out
+    return [e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
 
 
 def _pypi_dependencies(package: Package) -> list[Dependency]:

@@ -257,9 +257,10 @@ def _setup_cfg_metadata(data: bytes) -> dict[str, str]:
         return {}
 
 
-def _setup_py_metadata(data: bytes) -> dict[str, str]:
-    """Literal `name=`/`version=` arguments of a `setup(...)` call, read from the syntax tree only."""
-    if len(data) > _SETUP_PY_PARSE_LIMIT:
+def setup_call_keywords(data: bytes, limit: int = _SETUP_PY_PARSE_LIMIT) -> dict[str, ast.expr]:
+    """The keyword arguments of the first `setup(...)` call in a setup.py, from its syntax tree only
+    (never run); empty when the file is over `limit` bytes, unparsable or calls no setup()."""
+    if len(data) > limit:
         return {}
     try:
         tree = ast.parse(data.decode("utf-8", errors="replace"))
@@ -270,14 +271,18 @@ def _setup_py_metadata(data: bytes) -> dict[str, str]:
             continue
         func = node.func
         called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if called != "setup":
-            continue
-        return {
-            kw.arg: kw.value.value
-            for kw in node.keywords
-            if kw.arg in ("name", "version") and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)
-        }
+        if called == "setup":
+            return {kw.arg: kw.value for kw in node.keywords if kw.arg is not None}
     return {}
+
+
+def _setup_py_metadata(data: bytes) -> dict[str, str]:
+    """Literal `name=`/`version=` arguments of a `setup(...)` call, read from the syntax tree only."""
+    return {
+        key: value.value
+        for key, value in setup_call_keywords(data).items()
+        if key in ("name", "version") and isinstance(value, ast.Constant) and isinstance(value.value, str)
+    }
 
 
 def _declared_name_version(files: dict[str, bytes]) -> tuple[str, str]:

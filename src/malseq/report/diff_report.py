@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 from malseq import __version__
@@ -16,6 +15,7 @@ from malseq.diff.compare import is_decisive
 from malseq.diff.previous import PreviousComparison
 from malseq.diff.types import BehaviourDelta, FileChange, PackageDiff
 from malseq.features.catalogue import BY_ID
+from malseq.report.sarif import location
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
 
@@ -246,21 +246,6 @@ def _rules() -> list[dict[str, Any]]:
     ]
 
 
-def _uri(result: TargetResult, path: str) -> str:
-    info = result.package
-    if info is not None and info.origin.kind == "folder":
-        return str(PurePosixPath(info.origin.location.replace("\\", "/")) / path)
-    return path
-
-
-def _loc(result: TargetResult, path: str, line: int, message: str | None = None) -> dict[str, Any]:
-    loc: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": _uri(result, path)},
-                                                "region": {"startLine": max(1, line)}}}
-    if message:
-        loc["message"] = {"text": message}
-    return loc
-
-
 def _result(rule: str, level: str, text: str, location: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
     return {"ruleId": rule, "level": level, "message": {"text": text}, "locations": [location], "properties": props}
 
@@ -275,12 +260,12 @@ def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
         chain = " -> ".join(dict.fromkeys(_phrase(s.behaviour) for s in steps[:12]))
         res = _result(CHANGE_RULE, "error",
                       f"{label}: the release adds malicious behaviour (new score {new.score or 0:.3f}): {chain}",
-                      _loc(new, first.file, first.line), {"old": diff.old.target, "new": new.target,
+                      location(new, first.file, first.line), {"old": diff.old.target, "new": new.target,
                                                           "newScore": new.score, "oldScore": diff.old.score})
-        res["relatedLocations"] = [dict(_loc(new, s.file, s.line, f"step {s.index} [{s.stage.value}]: "
+        res["relatedLocations"] = [dict(location(new, s.file, s.line, f"step {s.index} [{s.stage.value}]: "
                                              f"{_phrase(s.behaviour)}"), id=i) for i, s in enumerate(steps)]
         res["codeFlows"] = [{"message": {"text": "added steps in execution order"}, "threadFlows": [{"locations": [
-            {"location": _loc(new, s.file, s.line, _phrase(s.behaviour)), "executionOrder": i}
+            {"location": location(new, s.file, s.line, _phrase(s.behaviour)), "executionOrder": i}
             for i, s in enumerate(steps)]}]}]
         if new.package is not None and new.package.origin.sha256:
             res["partialFingerprints"] = {"archiveSha256/v1": new.package.origin.sha256}
@@ -288,23 +273,23 @@ def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
     for h in diff.install_hooks:
         if h.change != "removed":
             out.append(_result(HOOK_RULE, "warning", f"{label}: {h.kind} {h.change}: {h.name}: {h.new or ''}",
-                               _loc(new, h.file, h.line), {"kind": h.kind, "change": h.change}))
+                               location(new, h.file, h.line), {"kind": h.kind, "change": h.change}))
     for b in diff.binaries_added:
-        out.append(_result(BINARY_RULE, "warning", f"{label}: binary file added: {b}", _loc(new, b, 1), {}))
+        out.append(_result(BINARY_RULE, "warning", f"{label}: binary file added: {b}", location(new, b, 1), {}))
     for dest in diff.destinations_added:
         out.append(_result(DESTINATION_RULE, "warning", f"{label}: new network destination {dest.host} ({dest.kind})",
-                           _loc(new, dest.file, dest.line), {"host": dest.host, "kind": dest.kind}))
+                           location(new, dest.file, dest.line), {"host": dest.host, "kind": dest.kind}))
     for dep in diff.dependencies:
         if dep.change != "removed":
             where = "package.json" if dep.source.startswith("package.json") else dep.source
             out.append(_result(DEPENDENCY_RULE, "note",
                                f"{label}: dependency {dep.change}: {dep.name} {dep.new_spec or ''}".rstrip(),
-                               _loc(new, where, 1), {"name": dep.name, "change": dep.change}))
+                               location(new, where, 1), {"name": dep.name, "change": dep.change}))
     for d in diff.added_behaviours:
         e = d.event
         stage = d.stage.value if d.stage else "not in sequence"
         out.append(_result(ADDED_RULE, "note", f"{label}: added [{stage}] {_phrase(e.behaviour)}: {e.snippet}",
-                           _loc(new, e.file, e.line), {"behaviour": e.behaviour, "stage": stage, "step": d.step}))
+                           location(new, e.file, e.line), {"behaviour": e.behaviour, "stage": stage, "step": d.step}))
     return out[:_MAX_RESULTS]
 
 

@@ -63,7 +63,7 @@ def _uri(result: TargetResult, path: str) -> str:
     return path
 
 
-def _location(result: TargetResult, path: str, line: int, message: str | None = None) -> dict[str, Any]:
+def location(result: TargetResult, path: str, line: int, message: str | None = None) -> dict[str, Any]:
     loc: dict[str, Any] = {
         "physicalLocation": {
             "artifactLocation": {"uri": _uri(result, path)},
@@ -112,10 +112,10 @@ def _result(result: TargetResult) -> dict[str, Any] | None:
         # Ties the alert to the exact archive, so a new upload is a new alert.
         out["partialFingerprints"] = {"archiveSha256/v1": result.package.origin.sha256}
     if primary is not None:
-        out["locations"] = [_location(result, primary.file, primary.line)]
+        out["locations"] = [location(result, primary.file, primary.line)]
         related = []
         for i, step in enumerate(steps[:_MAX_RELATED]):
-            loc = _location(result, step.file, step.line, f"{step.stage.value}: {BY_ID[step.behaviour].phrase}")
+            loc = location(result, step.file, step.line, f"{step.stage.value}: {BY_ID[step.behaviour].phrase}")
             loc["id"] = i
             related.append(loc)
         out["relatedLocations"] = related
@@ -124,7 +124,7 @@ def _result(result: TargetResult) -> dict[str, Any] | None:
             "threadFlows": [{
                 "locations": [
                     {
-                        "location": _location(result, s.file, s.line, BY_ID[s.behaviour].phrase),
+                        "location": location(result, s.file, s.line, BY_ID[s.behaviour].phrase),
                         "nestingLevel": s.depth,
                         "executionOrder": i,
                     }
