@@ -14,7 +14,7 @@ import malseq
 from malseq import _cli
 from malseq.analysis import analysis_key, key_of, key_sources
 from malseq.model import CARD_FILE, DATA_DIR
-from malseq.model.scoring import ANALYSIS_KEY_FIELD, clear_cache
+from malseq.model.scoring import ANALYSIS_KEY_FIELD, VALIDATED_KEYS_FIELD, clear_cache
 from malseq.model.text import model_text
 from malseq.scan import ScanOptions, scan
 from malseq.sequence import render_text
@@ -84,16 +84,19 @@ def test_scan_results_carry_the_model_input_the_scorer_reads() -> None:
     assert events_only.analysis is not None and events_only.model_input is None and score_input(events_only) is None
 
 
-def _model_with_key(folder: Path, key: str | None) -> Path:
-    """The shipped model (files linked, not copied) with a card recording `key`."""
+def _model_with_key(folder: Path, key: str | None, validated: tuple[str, ...] = ()) -> Path:
+    """The shipped model (files linked, not copied) with a card recording `key` (and keys validated later)."""
     folder.mkdir()
     for item in DATA_DIR.iterdir():
         if item.name != CARD_FILE and item.is_file():
             (folder / item.name).symlink_to(item)
     card = json.loads((DATA_DIR / CARD_FILE).read_text(encoding="utf-8"))
     card.pop(ANALYSIS_KEY_FIELD, None)
+    card.pop(VALIDATED_KEYS_FIELD, None)
     if key is not None:
         card[ANALYSIS_KEY_FIELD] = key
+    if validated:
+        card[VALIDATED_KEYS_FIELD] = [{"key": k, "date": "2026-11-30", "measured": "test"} for k in validated]
     (folder / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
     return folder
 
@@ -114,7 +117,9 @@ def test_scan_warns_once_when_the_model_was_trained_on_other_analysis_code(
 
     current = _model_with_key(tmp_path / "current", analysis_key())
     unknown = _model_with_key(tmp_path / "unknown", None)  # an older card: provenance unknown, no warning
-    for folder in (current, unknown):
+    # trained on older code, then measured again on this code's output and kept: no warning either
+    revalidated = _model_with_key(tmp_path / "revalidated", "0000000000000000", ("1111111111111111", analysis_key()))
+    for folder in (current, unknown, revalidated):
         _cli.main(["scan", "-q", "--no-isolate", "--format", "json", "--model", str(folder), *targets])
         out, err = capsys.readouterr()
         assert "warning" not in err and all("model_warning" not in entry for entry in json.loads(out))

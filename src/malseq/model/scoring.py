@@ -29,6 +29,10 @@ from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel
 ENSEMBLE_FILE = "ensemble.json"
 # the model card field naming the `malseq.analysis.analysis_key()` of the code that made the training data
 ANALYSIS_KEY_FIELD = "analysis_key"
+# Keys of later analysis code on whose output the model was measured again with the harness and kept
+# (a list of {"key", "date", "measured"}): a refactor that changes the model input does not need a
+# retrain to stop the warning, but it does need that measurement written into the card.
+VALIDATED_KEYS_FIELD = "analysis_keys_validated"
 SUPPORTED_COMPONENTS = ("sequence", "profile")
 
 
@@ -117,7 +121,8 @@ def key_warning(card: ModelCard) -> str | None:
     from malseq.analysis import analysis_key
 
     running = analysis_key()
-    if str(recorded) == running:
+    validated = {str(v.get("key")) for v in card.raw.get(VALIDATED_KEYS_FIELD) or () if isinstance(v, dict)}
+    if running == str(recorded) or running in validated:
         return None
     return (f"the model was trained on input from analysis code {recorded}, this malseq's is {running}: "
             "its scores may not match its documented accuracy (retrain with malseq train, or use the "
