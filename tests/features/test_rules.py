@@ -14,28 +14,23 @@ import pytest
 from malseq.features.catalogue import IDS
 from malseq.features.python import analyse_python_text
 from malseq.features.rules import REGISTRY, CallContext, FileContext, Registry, RuleKind, StringContext
-from malseq.features.rules.context import AttributeContext, ImportContext
-from malseq.features.rules.registry import PY, Rule, call_rule
+from malseq.features.rules.context import (
+    AttributeContext,
+    CommandClassContext,
+    ImportContext,
+    ManifestContext,
+    ManifestEntry,
+    SetupStepContext,
+)
+from malseq.features.rules.registry import JS, PY, Rule, call_rule
 from malseq.intake.package import Language
-
-# Behaviours detected by a whole-stage analysis rather than a rule over one call, import,
-# string or file. Each entry says where; the list may only shrink (see the test below).
-NOT_RULES_YET = {
-    "npm_install_script": "features/manifest.py: package.json lifecycle scripts",
-    "pth_code_execution": "features/manifest.py: import lines of .pth files",
-    "setup_command_override": "features/python.py _setup_command_override: cmdclass classes of setup.py",
-    "setup_code_execution": "features/python.py _setup_code_execution: module-level statements of setup.py",
-}
 
 PY_ = Language.PYTHON
 JS_ = Language.JAVASCRIPT
 
 
 def test_every_catalogue_behaviour_has_a_registered_rule() -> None:
-    missing = IDS - REGISTRY.behaviours()
-    assert missing == set(NOT_RULES_YET), (
-        f"behaviours without a rule: {sorted(missing - set(NOT_RULES_YET))}; "
-        f"now covered by a rule, drop from NOT_RULES_YET: {sorted(set(NOT_RULES_YET) - missing)}")
+    assert sorted(IDS - REGISTRY.behaviours()) == []
 
 
 def test_every_rule_names_a_catalogue_behaviour_and_can_be_reached() -> None:
@@ -46,6 +41,8 @@ def test_every_rule_names_a_catalogue_behaviour_and_can_be_reached() -> None:
         assert rule.languages, rule.where
         if rule.kind is RuleKind.CALL:
             assert rule.names or rule.modules or rule.roots or rule.funcs or rule.prefixes or rule.every, rule.where
+        if rule.kind is RuleKind.MANIFEST:
+            assert rule.entries, rule.where
 
 
 def test_registration_rejects_unknown_behaviours_and_unreachable_call_rules() -> None:
@@ -141,3 +138,94 @@ def test_python_token_pass_uses_the_same_call_rules_as_parsed_calls() -> None:
     parsed = analyse_python_text("x.py", ("import os\ndef fine():\n    x = [1, 2]\n" + body).encode())
     assert broken.parse_errors and not parsed.parse_errors
     assert {(e.behaviour, e.line) for e in broken.events} == {(e.behaviour, e.line) for e in parsed.events}
+
+
+NPM = ManifestEntry.NPM_SCRIPT
+PTH = ManifestEntry.PTH_LINE
+
+
+@pytest.mark.parametrize(("entry", "name", "text", "expected"), [
+    (NPM, "postinstall", "node index.js", ["npm_install_script"]),
+    (NPM, "preinstall", "echo hi", ["npm_install_script"]),
+    (NPM, "build", "tsc", []),  # reached through a lifecycle script: reports what it does, not the hook
+    (NPM, "test", "import x", []),  # npm scripts are not asked the .pth rules
+    (PTH, "", "import os; os.system('id')", ["pth_code_execution"]),
+    (PTH, "", "import\tsitecustom", ["pth_code_execution"]),
+    (PTH, "", "  import os", []),  # site.py only runs lines that start with "import"
+    (PTH, "", "/usr/lib/python3/dist-packages/extra", []),
+    (PTH, "", "importlib_paths", []),
+])
+def test_manifest_rules(entry: ManifestEntry, name: str, text: str, expected: list[str]) -> None:
+    file = "package.json" if entry is NPM else "x.pth"
+    assert REGISTRY.manifest_behaviours(ManifestContext(entry, file, name, text)) == expected
+
+
+def test_manifest_rules_need_an_entry_kind_and_are_dispatched_by_it() -> None:
+    registry = Registry()
+    with pytest.raises(ValueError, match="no entry kind"):
+        registry.add(Rule("npm_install_script", RuleKind.MANIFEST, JS, lambda ctx: True, 0))
+    asked: list[str] = []
+
+    def check(ctx: ManifestContext) -> bool:
+        asked.append(ctx.text)
+        return True
+
+    registry.add(Rule("pth_code_execution", RuleKind.MANIFEST, PY, check, 0, entries=frozenset({PTH})))
+    assert registry.manifest_behaviours(ManifestContext(NPM, "package.json", "postinstall", "x")) == []
+    assert registry.manifest_behaviours(ManifestContext(PTH, "a.pth", "", "import y")) == ["pth_code_execution"]
+    assert asked == ["import y"]
+
+
+def _command_class(command: str | None, bases: str = "(install)", methods: tuple[str, ...] = ("run",),
+                   does: tuple[str, ...] = (), cmdclass_in_file: bool = True) -> CommandClassContext:
+    return CommandClassContext(command, "Hook", bases, frozenset(methods), frozenset(does), cmdclass_in_file)
+
+
+@pytest.mark.parametrize(("ctx", "expected"), [
+    (_command_class("install"), ["setup_command_override"]),
+    (_command_class("develop", bases="(object)", methods=("run",)), ["setup_command_override"]),
+    (_command_class("egg_info", methods=("initialize_options",)), ["setup_command_override"]),  # an install base
+    (_command_class("bdist_rpm", bases="(object)"), ["setup_command_override"]),
+    (_command_class("test", bases="(object)"), []),  # not run by pip
+    (_command_class("build_ext", bases="(build_ext)"), []),  # C extensions customise it routinely
+    (_command_class("build_ext", bases="(build_ext)", does=("read_env",)), []),
+    (_command_class("build_ext", bases="(build_ext)", does=("run_command",)), ["setup_command_override"]),
+    (_command_class(None), ["setup_command_override"]),  # cmdclass built in a way the engine does not follow
+    (_command_class(None, cmdclass_in_file=False), []),
+    (_command_class(None, methods=("finalize_options",)), []),
+    (_command_class(None, bases="(Command)"), []),
+])
+def test_setup_command_class_rules(ctx: CommandClassContext, expected: list[str]) -> None:
+    assert REGISTRY.command_class_behaviours(ctx) == expected
+
+
+@pytest.mark.parametrize(("ctx", "expected"), [
+    (SetupStepContext(frozenset({"run_command"}), call=False), ["setup_code_execution"]),
+    (SetupStepContext(frozenset({"run_command"}), call=False, ordinary=True), []),  # `git describe`
+    (SetupStepContext(frozenset({"fs_read", "read_env"}), call=False), []),
+    (SetupStepContext(frozenset({"fs_read", "network_request"}), call=True), ["setup_code_execution"]),
+    (SetupStepContext(frozenset(), call=True), []),
+])
+def test_setup_step_rules(ctx: SetupStepContext, expected: list[str]) -> None:
+    assert REGISTRY.setup_step_behaviours(ctx) == expected
+
+
+def test_setup_engine_hands_the_rules_what_called_code_does() -> None:
+    """A build_ext override is reported only when its methods (here through a helper) run code; a
+    module-level call of a helper that runs code is a setup step that does."""
+    source = (b"import subprocess\n"
+              b"from setuptools import setup\n"
+              b"from setuptools.command.build_ext import build_ext\n"
+              b"def helper():\n"
+              b"    subprocess.call(['sh', '-c', 'id'])\n"
+              b"class Quiet(build_ext):\n"
+              b"    def run(self):\n"
+              b"        build_ext.run(self)\n"
+              b"class Loud(build_ext):\n"
+              b"    def run(self):\n"
+              b"        helper()\n"
+              b"helper()\n"
+              b"setup(name='x', cmdclass={'build_ext': Loud, 'build': Quiet})\n")
+    events = analyse_python_text("setup.py", source).events
+    found = {(e.behaviour, e.line) for e in events if e.behaviour.startswith("setup_")}
+    assert found == {("setup_command_override", 13), ("setup_code_execution", 12)}

@@ -3,6 +3,9 @@
 npm: every lifecycle script and every script they run through `npm run X` / `yarn X` / `pnpm X`
 chains (`features.commands.reachable_scripts`), each analysed once; each event names its
 script (`BehaviourEvent.script`), which is how the sequence stage places it.
+
+This stage finds the entries (scripts, .pth lines) and where they are; the manifest rules
+(`malseq.features.rules.install_hook`) decide which install-hook behaviours each one shows.
 """
 
 from __future__ import annotations
@@ -10,14 +13,13 @@ from __future__ import annotations
 import json
 
 from malseq.features.commands import node_inline_scripts, reachable_scripts, script_behaviours
+from malseq.features.rules import REGISTRY, ManifestContext, ManifestEntry
+from malseq.features.rules.install_hook import INSTALL_TIME_SCRIPTS
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent
 from malseq.intake.package import Package
 from malseq.sanitize import clean
 
 __all__ = ["INSTALL_TIME_SCRIPTS", "manifest_events", "node_inline_scripts", "npm_script_events"]
-
-# Scripts npm runs by itself when the package is installed as a dependency.
-INSTALL_TIME_SCRIPTS = ("preinstall", "install", "postinstall")
 
 
 def _json_key_line(text: str, key: str) -> int:
@@ -42,7 +44,9 @@ def npm_script_events(package: Package) -> tuple[BehaviourEvent, ...]:
     for name, command in reachable_scripts(dict(npm.scripts), lifecycle):
         line = _json_key_line(text, name)
         snippet = clean(f"{name}: {command}", 160)
-        ids = (["npm_install_script"] if name in INSTALL_TIME_SCRIPTS else []) + script_behaviours(command)
+        entry = ManifestContext(ManifestEntry.NPM_SCRIPT, "package.json", name, command)
+        # The install-hook rules first, then what the command line does.
+        ids = REGISTRY.manifest_behaviours(entry) + script_behaviours(command)
         events.extend(BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet, script=name) for b in ids)
     return tuple(events)
 
@@ -55,8 +59,8 @@ def manifest_events(package: Package) -> tuple[BehaviourEvent, ...]:
             if pth is None:
                 continue
             for lineno, pth_line in enumerate(pth.text().splitlines(), start=1):
-                # site.py executes .pth lines that start with "import" at every interpreter start.
-                if pth_line.startswith(("import ", "import\t")):
-                    events.append(BehaviourEvent("pth_code_execution", path, lineno, 0, MODULE_SCOPE,
+                for behaviour in REGISTRY.manifest_behaviours(ManifestContext(ManifestEntry.PTH_LINE, path, "",
+                                                                              pth_line)):
+                    events.append(BehaviourEvent(behaviour, path, lineno, 0, MODULE_SCOPE,
                                                  clean(pth_line.strip(), 160)))
     return tuple(events)

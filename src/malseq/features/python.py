@@ -53,8 +53,10 @@ from malseq.features.rules import (
     AttributeContext,
     CallContext,
     CallFacts,
+    CommandClassContext,
     FileContext,
     ImportContext,
+    SetupStepContext,
 )
 from malseq.features.rules.payload_execution import PY_IMPORTERS as _IMPORTERS
 from malseq.features.strings import (
@@ -126,14 +128,6 @@ SNIPPET_LENGTH = 120
 _VCS_COMMAND = re.compile(r"^\s*(?:git|hg|svn|twine|python[\d.]*\s+(?:-m\s+)?(?:setup\.py|twine|build|pip)|"
                           r"\S*python[\d.]*(?:\.exe)?\s+setup\.py)\b")
 
-# Behaviours that mean "setup.py did something" when they happen at module level.
-_SETUP_EXECUTION_BEHAVIOURS = {
-    "run_command", "eval_code", "dynamic_import", "network_request", "upload_data", "raw_socket", "dns_lookup",
-    "hidden_process", "write_executable", "load_native_code", "reverse_shell", "capture_screen_or_clipboard",
-    "encryption_call",
-}
-# Commands pip runs on install (or the brief names): overriding one runs code at install time.
-_INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\w+|_install|_develop|_egg_info)\b")
 _VERSION_FILE = re.compile(r"(?i)version|about|__init__|_meta|metadata|pkginfo|release")
 _PYTHON_CODE_HINT = re.compile(r"\bimport\b|\bexec\b|\beval\b|\w\(")
 
@@ -1326,13 +1320,27 @@ class _FileAnalyser:
         self._emit_at(behaviour, line, col, MODULE_SCOPE, clean(snippet, SNIPPET_LENGTH))
 
     # ------------------------------------------------------------------ setup.py
+    # The engine walks setup.py and computes the facts (the classes registered as commands, what
+    # each module-level step does); the install-hook rules (rules/install_hook.py) decide.
     def _setup_checks(self, root: Node) -> None:
-        dangerous_scopes = self._dangerous_scopes()
-        self._setup_command_override(root, dangerous_scopes)
-        self._setup_code_execution(root, dangerous_scopes)
+        does = self._scope_behaviours()
+        self._setup_command_override(root, does)
+        self._setup_code_execution(root, does)
 
-    def _setup_command_override(self, root: Node, dangerous_scopes: set[str]) -> None:
+    def _setup_command_override(self, root: Node, does: dict[str, set[str]]) -> None:
         reported: set[str] = set()
+        class_does: dict[str, frozenset[str]] = {}
+
+        def context(command: str | None, info: _ClassInfo) -> CommandClassContext:
+            found = class_does.get(info.qualname)
+            if found is None:
+                prefix = info.qualname + "."
+                found = class_does[info.qualname] = frozenset(
+                    b for scope, behaviours in does.items() if scope.startswith(prefix) for b in behaviours)
+            return CommandClassContext(command, info.qualname, info.bases, frozenset(info.methods), found,
+                                       cmdclass_in_file)
+
+        cmdclass_in_file = b"cmdclass" in self.source
         query = Query(_TS_PYTHON, "(pair key: (string) @key value: (_) @value) @entry\n"
                                   "(keyword_argument name: (identifier) @key value: (_) @value) @entry")
         for _pattern, match in QueryCursor(query).matches(root):
@@ -1346,28 +1354,20 @@ class _FileAnalyser:
             info = self.classes.get(cls_name)
             if info is None:
                 continue
-            if key not in _SETUP_COMMANDS and not key.startswith("bdist"):
-                continue
-            # C-extension packages customise build_ext/build routinely: only report one
-            # whose methods do something an install hook should not.
-            if key in _BUILD_COMMANDS and not any(scope.startswith(info.qualname + ".")
-                                                  for scope in dangerous_scopes):
-                continue
-            if "run" in info.methods or _INSTALL_BASES.search(info.bases):
+            found = REGISTRY.command_class_behaviours(context(key, info))
+            if found:
                 row, col = entry.start_point
-                self._emit_at("setup_command_override", row + 1, col, MODULE_SCOPE,
-                              self._snippet(entry))
+                for behaviour in found:
+                    self._emit_at(behaviour, row + 1, col, MODULE_SCOPE, self._snippet(entry))
                 reported.add(cls_name)
-        if b"cmdclass" in self.source:
-            for info in self.classes.values():
-                if info.qualname in reported or "." in info.qualname:
-                    continue
-                if _INSTALL_BASES.search(info.bases) and "run" in info.methods:
-                    row, col = info.node.start_point
-                    self._emit_at("setup_command_override", row + 1, col, MODULE_SCOPE,
-                                  self._snippet(info.node))
+        for info in self.classes.values():
+            if info.qualname in reported or "." in info.qualname:
+                continue
+            row, col = info.node.start_point
+            for behaviour in REGISTRY.command_class_behaviours(context(None, info)):
+                self._emit_at(behaviour, row + 1, col, MODULE_SCOPE, self._snippet(info.node))
 
-    def _setup_code_execution(self, root: Node, dangerous_scopes: set[str]) -> None:
+    def _setup_code_execution(self, root: Node, does: dict[str, set[str]]) -> None:
         statements = [c for c in root.named_children if c.type != "comment"]
         starts = [s.start_point[0] + 1 for s in statements]
         flagged: set[int] = set()
@@ -1381,20 +1381,31 @@ class _FileAnalyser:
                     break
             return idx
 
-        candidates: list[tuple[int, int, str]] = []
+        # Every module-level step, with what the rules report for it; per top-level statement the
+        # first (by position) step with a finding is reported.
+        candidates: list[tuple[int, int, str, tuple[str, ...]]] = []
         for ev in self.events:
-            if ev.scope == MODULE_SCOPE and ev.behaviour in _SETUP_EXECUTION_BEHAVIOURS and \
-                    (ev.line, ev.column) not in self.exempt_positions:
-                candidates.append((ev.line, ev.column, ev.snippet))
+            if ev.scope == MODULE_SCOPE:
+                step = SetupStepContext(frozenset((ev.behaviour,)), False,
+                                        (ev.line, ev.column) in self.exempt_positions)
+                found = REGISTRY.setup_step_behaviours(step)
+                if found:
+                    candidates.append((ev.line, ev.column, ev.snippet, tuple(found)))
         for call in self.calls:
-            if call.scope == MODULE_SCOPE and self._callee_scope(call) in dangerous_scopes:
-                candidates.append((call.line, call.column, f"{call.callee}()"))
-        for line, col, snippet in sorted(candidates):
+            if call.scope == MODULE_SCOPE:
+                callee = self._callee_scope(call)
+                if callee is None:
+                    continue
+                found = REGISTRY.setup_step_behaviours(SetupStepContext(frozenset(does.get(callee, ())), True))
+                if found:
+                    candidates.append((call.line, call.column, f"{call.callee}()", tuple(found)))
+        for line, col, snippet, reported in sorted(candidates):
             idx = statement_of(line)
             if idx < 0 or idx in flagged:
                 continue
             flagged.add(idx)
-            self._emit_at("setup_code_execution", line, col, MODULE_SCOPE, snippet)
+            for behaviour in reported:
+                self._emit_at(behaviour, line, col, MODULE_SCOPE, snippet)
 
     def _callee_scope(self, call: CallSite) -> str | None:
         qualnames = {f.qualname for f in self.functions}
@@ -1410,19 +1421,25 @@ class _FileAnalyser:
         matches = [q for q in qualnames if q.rsplit(".", 1)[-1] == last and q not in self.classes]
         return matches[0] if len(matches) == 1 and call.kind is not CallKind.INLINE else None
 
-    def _dangerous_scopes(self) -> set[str]:
-        dangerous = {ev.scope for ev in self.events
-                     if ev.scope != MODULE_SCOPE and ev.behaviour in _SETUP_EXECUTION_BEHAVIOURS
-                     and (ev.line, ev.column) not in self.exempt_positions}
+    def _scope_behaviours(self) -> dict[str, set[str]]:
+        """What each scope of the file does: the behaviours of its events and of every function it
+        calls (transitively), leaving out positions recognised as ordinary setup.py idioms."""
+        does: dict[str, set[str]] = {}
+        for ev in self.events:
+            if ev.scope != MODULE_SCOPE and (ev.line, ev.column) not in self.exempt_positions:
+                does.setdefault(ev.scope, set()).add(ev.behaviour)
         edges = [(c.scope, self._callee_scope(c)) for c in self.calls if c.scope != MODULE_SCOPE]
         changed = True
         while changed:
             changed = False
             for caller, callee in edges:
-                if callee in dangerous and caller not in dangerous:
-                    dangerous.add(caller)
-                    changed = True
-        return dangerous
+                reached = does.get(callee) if callee is not None else None
+                if reached:
+                    mine = does.setdefault(caller, set())
+                    if not reached <= mine:
+                        mine |= reached
+                        changed = True
+        return does
 
     def result(self, language: Language, seconds: float) -> FileAnalysis:
         events = sorted(self.events, key=lambda e: (e.line, e.column))
@@ -1431,10 +1448,6 @@ class _FileAnalyser:
                             tuple(self.bindings), self.parse_errors, self.budget_exhausted, seconds)
 
 
-_BUILD_COMMANDS = {"build", "build_ext", "build_clib", "build_scripts", "build_src"}
-_SETUP_COMMANDS = {"install", "develop", "egg_info", "build", "build_py", "build_ext", "build_scripts",
-                   "install_lib", "install_scripts", "install_data", "install_egg_info", "sdist", "dist_info",
-                   "editable_wheel", "bdist_wheel", "bdist_egg"}
 _DANGEROUS_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "open", "execfile", "globals"}
 _INSTANCE_TYPES = {"socket.socket", "requests.Session", "requests.session", "httpx.Client", "smtplib.SMTP",
                    "smtplib.SMTP_SSL", "ftplib.FTP", "http.client.HTTPConnection", "http.client.HTTPSConnection",

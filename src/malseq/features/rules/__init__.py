@@ -11,6 +11,7 @@ from malseq.features.rules import (  # noqa: F401 - imported for their registrat
     data_transmission,
     encoding,
     information_reading,
+    install_hook,
     obfuscation,
     payload_execution,
 )
@@ -20,13 +21,18 @@ from malseq.features.rules.context import (
     AttributeContext,
     CallContext,
     CallFacts,
+    CommandClassContext,
     FileContext,
     FileFacts,
     FileFinding,
     ImportContext,
+    ManifestContext,
+    ManifestEntry,
+    SetupStepContext,
     StringContext,
 )
 from malseq.features.rules.registry import REGISTRY, Registry, Rule, RuleKind
 
-__all__ = ["REGISTRY", "UNKNOWN", "ArgKind", "AttributeContext", "CallContext", "CallFacts", "FileContext",
-           "FileFacts", "FileFinding", "ImportContext", "Registry", "Rule", "RuleKind", "StringContext"]
+__all__ = ["REGISTRY", "UNKNOWN", "ArgKind", "AttributeContext", "CallContext", "CallFacts", "CommandClassContext",
+           "FileContext", "FileFacts", "FileFinding", "ImportContext", "ManifestContext", "ManifestEntry", "Registry",
+           "Rule", "RuleKind", "SetupStepContext", "StringContext"]

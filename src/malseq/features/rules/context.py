@@ -230,3 +230,59 @@ class FileContext:
     data: bytes
     text: str = ""  # the decoded text, for engines that position by characters (Python)
     facts: FileFacts = field(default=NO_FILE_FACTS, compare=False, repr=False)
+
+
+class ManifestEntry(enum.Enum):
+    """What a manifest rule looks at: package-level facts, outside any source file."""
+
+    NPM_SCRIPT = "npm script"  # a package.json script npm runs on install, itself or through `npm run` chains
+    PTH_LINE = "pth line"  # one line of a .pth file a Python package installs
+
+
+@dataclass(frozen=True)
+class ManifestContext:
+    """One npm script or one .pth line, as the manifest stage (features/manifest.py) found it.
+
+    For `NPM_SCRIPT`, the stage has already followed the lifecycle scripts through the scripts
+    they run, so every script a rule sees runs at install time one way or another; `name` says
+    which script it is (npm runs `preinstall`, `install` and `postinstall` by itself).
+    """
+
+    entry: ManifestEntry
+    file: str  # "package.json", or the .pth file's path in the package
+    name: str  # the script's name ("" for a .pth line)
+    text: str  # the script's command line, or the .pth line as written (unstripped)
+
+
+@dataclass(frozen=True)
+class CommandClassContext:
+    """A class of setup.py that may replace a setuptools command, as the engine found it.
+
+    The engine offers each class registered under a string key in a dict or a keyword argument
+    (`cmdclass={'install': PostInstall}`, `dict(develop=PostDevelop)`), then, with
+    `command=None`, each top-level class it did not report that way (`cmdclass` built in
+    ways the engine does not follow).
+    """
+
+    command: str | None  # the key the class is registered under, or None (see above)
+    name: str  # the class's name
+    bases: str  # its base list as written (`(install)`, `(setuptools.command.develop.develop)`)
+    methods: frozenset[str]  # names of the methods it defines
+    does: frozenset[str]  # behaviours its methods report, or the functions of the file they call
+    cmdclass_in_file: bool  # the file mentions `cmdclass` at all
+
+
+@dataclass(frozen=True)
+class SetupStepContext:
+    """Something setup.py does at module level, so whenever pip runs it: one event at module level,
+    or one call of a function or class of the file made at module level.
+
+    The engine groups steps by top-level statement and reports, for each statement, the first step
+    (by position) a rule accepts. Positions the engine recognised as ordinary setup.py idioms (a
+    version file read through `exec(open(...).read())`, a `git`/`twine` command) are `ordinary`,
+    and leave nothing in the `does` of the functions they occur in.
+    """
+
+    does: frozenset[str]  # the event's behaviour; for a call, what the callee (and what it calls) reports
+    call: bool  # a call of a function or class of the file (not an event)
+    ordinary: bool = False  # an event at a position the engine recognised as an ordinary idiom

@@ -11,6 +11,15 @@ Besides call rules there are attribute rules (`os.environ`, `process.env`), impo
 (module families), string rules (what a folded literal names, or how a raw literal is
 written) and file rules (a whole file's shape); each kind has its decorator below.
 
+Install hooks are decided by rules as well, over facts a whole-package or whole-file pass
+computes (the pass keeps the traversal, the rule holds the decision):
+- manifest rules (`manifest_rule`): an npm script run at install or a .pth line
+  (`ManifestContext`, built by features/manifest.py), dispatched by the entry's kind;
+- setup.py rules: `command_class_rule` over a class that may replace a setuptools command
+  (`CommandClassContext`) and `setup_step_rule` over something setup.py does at module level
+  (`SetupStepContext`), both built by the Python engine once it has walked setup.py.
+These rules return True or False.
+
 The registry indexes call rules by exact name, module (everything before the last dot),
 first component, last component and name prefix, so an engine asks only the few rules
 that could match a call instead of every rule. A rule returns True (its behaviour fires),
@@ -26,7 +35,7 @@ rule fired at that call (`os_call` is "an os function not covered by anything el
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -34,9 +43,13 @@ from malseq.features.catalogue import IDS
 from malseq.features.rules.context import (
     AttributeContext,
     CallContext,
+    CommandClassContext,
     FileContext,
     FileFinding,
     ImportContext,
+    ManifestContext,
+    ManifestEntry,
+    SetupStepContext,
     StringContext,
 )
 from malseq.intake.package import Language
@@ -51,6 +64,12 @@ AttributeCheck = Callable[[AttributeContext], bool]
 ImportCheck = Callable[[ImportContext], bool]
 StringCheck = Callable[[StringContext], "bool | Sequence[str]"]
 FileCheck = Callable[[FileContext], "FileFinding | None"]
+ManifestCheck = Callable[[ManifestContext], bool]
+CommandClassCheck = Callable[[CommandClassContext], bool]
+SetupStepCheck = Callable[[SetupStepContext], bool]
+
+# The language each manifest entry belongs to (what `Rule.languages` records).
+_ENTRY_LANGUAGES = {ManifestEntry.NPM_SCRIPT: JS, ManifestEntry.PTH_LINE: PY}
 
 
 class RuleKind(enum.Enum):
@@ -60,6 +79,9 @@ class RuleKind(enum.Enum):
     STRING = "string"  # a string value after folding (what the literal names)
     RAW_STRING = "raw string"  # a literal as written in source (how it is written)
     FILE = "file"  # a whole file (FileContext), reported once at the rule's finding
+    MANIFEST = "manifest"  # an npm install-time script or a .pth line (ManifestContext)
+    COMMAND_CLASS = "command class"  # a setup.py class that may replace a setuptools command
+    SETUP_STEP = "setup step"  # something setup.py does at module level (SetupStepContext)
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,7 @@ class Rule:
     alone: bool = False
     also: tuple[str, ...] = ()  # further behaviours the rule may report (a command line's findings)
     min_length: int = 0  # string rules: values shorter than this cannot match (skipped without a call)
+    entries: frozenset[ManifestEntry] = frozenset()  # manifest rules: the entry kinds they look at
 
     @property
     def where(self) -> str:
@@ -91,6 +114,7 @@ class Registry:
         self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._imports: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._strings: dict[RuleKind, tuple[tuple[Callable[..., object], str, int], ...]] = {}
+        self._kinds: dict[RuleKind, tuple[Rule, ...]] = {}
 
     def add(self, rule: Rule) -> None:
         for behaviour in (rule.behaviour, *rule.also):
@@ -99,11 +123,14 @@ class Registry:
         if rule.kind is RuleKind.CALL and not (rule.names or rule.modules or rule.roots or rule.funcs
                                                  or rule.prefixes or rule.every):
             raise ValueError(f"call rule {rule.where} matches no callee name (give names/modules/funcs/...)")
+        if rule.kind is RuleKind.MANIFEST and not rule.entries:
+            raise ValueError(f"manifest rule {rule.where} looks at no entry kind (give entries=...)")
         self.rules.append(rule)
         self._index.clear()
         self._attributes.clear()
         self._imports.clear()
         self._strings.clear()
+        self._kinds.clear()
 
     # --- lookups the engines use ------------------------------------------------------------
     def _call_index(self, language: Language) -> _CallIndex:
@@ -196,9 +223,35 @@ class Registry:
                 out.append((rule.behaviour, finding))
         return out
 
+    def _of_kind(self, kind: RuleKind) -> tuple[Rule, ...]:
+        rules = self._kinds.get(kind)
+        if rules is None:
+            rules = self._kinds[kind] = tuple(sorted((r for r in self.rules if r.kind is kind), key=lambda r: r.order))
+        return rules
+
+    def manifest_behaviours(self, ctx: ManifestContext) -> list[str]:
+        """Behaviour ids the manifest rules for this entry's kind report, in order, without repeats."""
+        return _decide((r for r in self._of_kind(RuleKind.MANIFEST) if ctx.entry in r.entries), ctx)
+
+    def command_class_behaviours(self, ctx: CommandClassContext) -> list[str]:
+        """Behaviour ids the command-class rules report for one setup.py class, in order."""
+        return _decide(self._of_kind(RuleKind.COMMAND_CLASS), ctx)
+
+    def setup_step_behaviours(self, ctx: SetupStepContext) -> list[str]:
+        """Behaviour ids the setup-step rules report for one module-level step of setup.py, in order."""
+        return _decide(self._of_kind(RuleKind.SETUP_STEP), ctx)
+
     def behaviours(self) -> frozenset[str]:
         """Every behaviour some rule reports (its own, or one it declares in `also`)."""
         return frozenset(b for r in self.rules for b in (r.behaviour, *r.also))
+
+
+def _decide(rules: Iterable[Rule], ctx: object) -> list[str]:
+    found: list[str] = []
+    for rule in rules:
+        if rule.behaviour not in found and rule.check(ctx):
+            found.append(rule.behaviour)
+    return found
 
 
 def _apply(rule: Rule, ctx: CallContext | StringContext, found: list[str]) -> None:
@@ -321,6 +374,38 @@ def file_rule(behaviour: str, languages: frozenset[Language], *, order: int) -> 
 
     def register(check: FileCheck) -> FileCheck:
         REGISTRY.add(Rule(behaviour, RuleKind.FILE, languages, check, order))
+        return check
+
+    return register
+
+
+def manifest_rule(behaviour: str, *, order: int, entries: Collection[ManifestEntry]
+                  ) -> Callable[[ManifestCheck], ManifestCheck]:
+    """Register a rule over package-level entries of these kinds (an npm install-time script, a .pth line)."""
+
+    def register(check: ManifestCheck) -> ManifestCheck:
+        languages = frozenset(language for entry in entries for language in _ENTRY_LANGUAGES[entry])
+        REGISTRY.add(Rule(behaviour, RuleKind.MANIFEST, languages, check, order, entries=frozenset(entries)))
+        return check
+
+    return register
+
+
+def command_class_rule(behaviour: str, *, order: int) -> Callable[[CommandClassCheck], CommandClassCheck]:
+    """Register a rule over the classes of setup.py that may replace a setuptools command."""
+
+    def register(check: CommandClassCheck) -> CommandClassCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.COMMAND_CLASS, PY, check, order))
+        return check
+
+    return register
+
+
+def setup_step_rule(behaviour: str, *, order: int) -> Callable[[SetupStepCheck], SetupStepCheck]:
+    """Register a rule over what setup.py does at module level (one event, or one call of its own code)."""
+
+    def register(check: SetupStepCheck) -> SetupStepCheck:
+        REGISTRY.add(Rule(behaviour, RuleKind.SETUP_STEP, PY, check, order))
         return check
 
     return register

@@ -1,0 +1,64 @@
+"""Install hooks: code a package runs because it is installed (npm scripts, setup.py, .pth files).
+
+These rules decide over facts a whole-package or whole-file pass computes (registry.py):
+features/manifest.py builds the `ManifestContext`s, the Python engine the setup.py contexts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from malseq.features.rules.context import CommandClassContext, ManifestContext, ManifestEntry, SetupStepContext
+from malseq.features.rules.registry import command_class_rule, manifest_rule, setup_step_rule
+
+# Scripts npm runs by itself when the package is installed as a dependency.
+INSTALL_TIME_SCRIPTS = ("preinstall", "install", "postinstall")
+
+# Behaviours that mean "setup.py did something" when they happen at module level (or in what
+# module-level code calls).
+SETUP_EXECUTION_BEHAVIOURS = frozenset({
+    "run_command", "eval_code", "dynamic_import", "network_request", "upload_data", "raw_socket", "dns_lookup",
+    "hidden_process", "write_executable", "load_native_code", "reverse_shell", "capture_screen_or_clipboard",
+    "encryption_call",
+})
+# Commands pip runs on install: a class registered for one runs code at install time.
+SETUP_COMMANDS = frozenset({
+    "install", "develop", "egg_info", "build", "build_py", "build_ext", "build_scripts", "install_lib",
+    "install_scripts", "install_data", "install_egg_info", "sdist", "dist_info", "editable_wheel", "bdist_wheel",
+    "bdist_egg"})
+# C-extension packages customise these routinely.
+BUILD_COMMANDS = frozenset({"build", "build_ext", "build_clib", "build_scripts", "build_src"})
+# Base classes of the install-time commands (as written in a base list).
+_INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\w+|_install|_develop|_egg_info)\b")
+
+
+@manifest_rule("npm_install_script", order=10, entries=(ManifestEntry.NPM_SCRIPT,))
+def npm_lifecycle_script(ctx: ManifestContext) -> bool:
+    """A script npm runs by itself on install (the scripts they chain to report only what they do)."""
+    return ctx.name in INSTALL_TIME_SCRIPTS
+
+
+@manifest_rule("pth_code_execution", order=20, entries=(ManifestEntry.PTH_LINE,))
+def pth_import_line(ctx: ManifestContext) -> bool:
+    # site.py executes .pth lines that start with "import" at every interpreter start.
+    return ctx.text.startswith(("import ", "import\t"))
+
+
+@command_class_rule("setup_command_override", order=10)
+def setup_command_class(ctx: CommandClassContext) -> bool:
+    if ctx.command is None:
+        # Not found registered under a key: an install-command subclass with its own run(), in a
+        # file that builds a cmdclass somehow.
+        return ctx.cmdclass_in_file and _INSTALL_BASES.search(ctx.bases) is not None and "run" in ctx.methods
+    if ctx.command not in SETUP_COMMANDS and not ctx.command.startswith("bdist"):
+        return False
+    # C-extension packages customise build_ext/build routinely: only report one
+    # whose methods do something an install hook should not.
+    if ctx.command in BUILD_COMMANDS and not ctx.does & SETUP_EXECUTION_BEHAVIOURS:
+        return False
+    return "run" in ctx.methods or _INSTALL_BASES.search(ctx.bases) is not None
+
+
+@setup_step_rule("setup_code_execution", order=10)
+def setup_module_level_code(ctx: SetupStepContext) -> bool:
+    return not ctx.ordinary and bool(ctx.does & SETUP_EXECUTION_BEHAVIOURS)
