@@ -40,16 +40,12 @@ def _label(result: TargetResult) -> str:
 
 
 def _side(result: TargetResult) -> dict[str, Any]:
-    from malseq.report.json_report import _package
+    from malseq.report.json_report import _package, score_fields
 
     out: dict[str, Any] = {"target": result.target}
     if result.package is not None:
         out["package"] = _package(result.package)
-    if result.score is not None:
-        out["score"] = round(result.score, 6)
-        out["verdict"] = result.verdict
-        if result.component_scores:
-            out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
+    out.update(score_fields(result))
     if result.unscored is not None:
         out["unscored"] = result.unscored
     if result.model_warning is not None:

@@ -82,6 +82,16 @@ def _sequence(seq: BehaviourSequence) -> dict[str, Any]:
     }
 
 
+def score_fields(result: TargetResult) -> dict[str, Any]:
+    """`score`, `verdict` and `component_scores` of a scored result (nothing for an unscored one)."""
+    if result.score is None:
+        return {}
+    out: dict[str, Any] = {"score": round(result.score, 6), "verdict": result.verdict}
+    if result.component_scores:
+        out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
+    return out
+
+
 def result_to_dict(result: TargetResult) -> dict[str, Any]:
     out: dict[str, Any] = {"target": result.target}
     if result.package is not None:
@@ -91,11 +101,7 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["partial_files"] = [f.path for f in result.analysis.files if f.budget_exhausted]
     if result.sequence is not None:
         out["sequence"] = _sequence(result.sequence)
-    if result.score is not None:
-        out["score"] = round(result.score, 6)
-        out["verdict"] = result.verdict
-        if result.component_scores:
-            out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
+    out.update(score_fields(result))
     if result.model_warning is not None:
         out["model_warning"] = result.model_warning
     if result.suppressed is not None:
