@@ -254,7 +254,7 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
         run_stack(tmp_path, tmp_path / "run", ship_to=shipped, log=lambda m: None)
 
 
-def test_scan_scores_every_target_in_one_batch(tiny_run: dict[str, object], tmp_path: Path) -> None:
+def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path: Path) -> None:
     import shutil
 
     from malseq import _cli
