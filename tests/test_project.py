@@ -83,7 +83,8 @@ def test_a_lockfile_is_named_until_its_pins_are_scanned(tmp_path: Path) -> None:
     (tmp_path / "package-lock.json").write_text(json.dumps(lock))
     (tmp_path / "pnpm-lock.yaml").write_text(
         "lockfileVersion: '9.0'\n\npackages:\n\n  is-odd@3.0.1:\n"
-        "    resolution: {integrity: sha512-CQpnWPrDwmP1+SMHXZhtLtJv90yiyVfluGsX5iNCVkrhQtU3TQHsUWPG9wkdk9Lgd5yNpAg9jQEo90CBaXgWMA==}\n")
+        "    resolution: {integrity: sha512-CQpnWPrDwmP1+SMHXZhtLtJv90yiyVfluGsX5iNCVkrhQtU3TQHsUWPG9wkdk9Lgd5y"
+        "NpAg9jQEo90CBaXgWMA==}\n")
     notices = project_notices(tmp_path, "app", keys(tmp_path))
     assert [n.kind for n in notices] == ["lockfile", "lockfile"]
     assert "the dependencies pinned in app/package-lock.json were not scanned" in notices[0].message

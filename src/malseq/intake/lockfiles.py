@@ -537,7 +537,8 @@ def _uv_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             continue
         hashes: list[LockHash] = []
         sdist = pkg.get("sdist")
-        for f in ([sdist] if isinstance(sdist, dict) else []) + [w for w in pkg.get("wheels", []) if isinstance(w, dict)]:
+        wheels = [w for w in pkg.get("wheels", []) if isinstance(w, dict)]
+        for f in ([sdist] if isinstance(sdist, dict) else []) + wheels:
             hashes.extend(_hex_hash(f.get("hash"), _filename_of(f.get("url")) or f.get("filename")))
         registry = source.get("registry")
         out.add(Ecosystem.PYPI, name, version, hashes, _index_of(registry) if isinstance(registry, str) else None)
