@@ -269,7 +269,7 @@ def _yarn_lock(text: str, out: _Collector) -> None:
     for header, fields in _yarn_blocks(text):
         if header.startswith("__metadata"):
             continue
-        first = header.split(",")[0].strip()
+        first = header.split(",")[0].strip().strip('"')
         alias, rng = _split_descriptor(first)
         version = fields.get("version", "")
         if berry:
