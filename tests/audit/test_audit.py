@@ -166,8 +166,8 @@ def test_a_poisoned_package_in_node_modules_fails_the_audit_with_its_reason(tmp_
     assert "MALICIOUS" in flagged.split("\n\n")[0]
     assert "collect.js:14" in flagged  # the reason, with file:line
     # every installed package is its own target: scoped and nested ones too
-    assert "node_modules/@scope/ok: npm:@scope/ok@1.0.0" in out
-    assert "node_modules/@scope/ok/node_modules/inner: npm:inner@2.0.0" in out
+    assert "\nnode_modules/@scope/ok: npm:@scope/ok@1.0.0" in out
+    assert "\nnode_modules/@scope/ok/node_modules/inner: npm:inner@2.0.0" in out
     assert "summary: 3 target(s): 3 scanned, 1 flagged" in out
     assert "package.json [unpinned]" in out  # no lockfile: listed as not scanned
 
@@ -287,3 +287,20 @@ def test_a_virtualenv_is_audited_by_record_and_against_the_wheel(
 def test_a_folder_with_nothing_to_audit_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", str(tmp_path), "-q", "--offline"]) == 3
     assert "nothing to audit" in capsys.readouterr().err
+
+
+def test_installed_trees_of_pnpm_and_workspaces_are_read_once_each(tmp_path: Path) -> None:
+    from malseq.audit.discover import installed_npm
+
+    nm = tmp_path / "node_modules"
+    store = nm / ".pnpm" / "is-odd@3.0.1" / "node_modules"
+    _npm_install(store / "is-odd", _pkg("is-odd", "3.0.1"))
+    _npm_install(store.parent.parent / "is-number@6.0.0" / "node_modules" / "is-number", _pkg("is-number", "6.0.0"))
+    (store / "is-number").symlink_to(store.parent.parent / "is-number@6.0.0" / "node_modules" / "is-number")
+    (nm / "is-odd").symlink_to(store / "is-odd")
+    _npm_install(tmp_path / "packages" / "lib", _pkg("@app/lib", "0.0.1"))
+    (nm / "@app").mkdir()
+    (nm / "@app" / "lib").symlink_to(tmp_path / "packages" / "lib")  # a workspace: the project's own code
+    packages, skipped = installed_npm(tmp_path)
+    assert sorted((p.name, p.version) for p in packages) == [("is-number", "6.0.0"), ("is-odd", "3.0.1")]
+    assert [(s.shown, s.kind) for s in skipped] == [("node_modules/@app/lib", "path")]

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from malseq.intake.lockfiles import lockfile_kind
 from malseq.project import venv_site_packages
 
 # Lockfiles and manifests looked for at the project's top level, in report order.
@@ -94,7 +93,8 @@ def find_lockfiles(root: Path) -> list[Path]:
     for folder in (root, root / "requirements"):
         for entry in _entries(folder):
             wanted = folder != root or entry.name.lower().startswith("requirements")
-            if wanted and entry.is_file() and lockfile_kind(entry.name) == "requirements":
+            # .txt only: a requirements.in holds the ranges a compiled requirements.txt pins
+            if wanted and entry.is_file() and entry.name.lower().endswith(".txt"):
                 found.append(Path(entry.path))
     return found
 
@@ -179,7 +179,7 @@ def _visit(root: Path, candidate: Path, top_real: str, depth: int, packages: lis
     seen.add(real)
     name, version = _npm_identity(manifest)
     packages.append(InstalledNpm(Path(real), shown, name, version))
-    nested = Path(real) / "node_modules"
+    nested = candidate / "node_modules"  # through the path as found, so it is shown relative to the project
     if nested.is_dir() and depth < MAX_NESTING:
         stack.append((nested, depth + 1))
 
