@@ -304,3 +304,16 @@ def test_installed_trees_of_pnpm_and_workspaces_are_read_once_each(tmp_path: Pat
     packages, skipped = installed_npm(tmp_path)
     assert sorted((p.name, p.version) for p in packages) == [("is-number", "6.0.0"), ("is-odd", "3.0.1")]
     assert [(s.shown, s.kind) for s in skipped] == [("node_modules/@app/lib", "path")]
+
+
+def test_links_out_of_node_modules_are_not_followed(tmp_path: Path) -> None:
+    from malseq.audit.discover import installed_npm
+
+    outside = tmp_path / "elsewhere"
+    _npm_install(outside / "secret", _pkg("secret", "1.0.0"))
+    project = tmp_path / "app"
+    _npm_install(project / "node_modules" / "a", _pkg("a", "1.0.0"))
+    (project / "node_modules" / "a" / "node_modules").symlink_to(outside)  # a hostile package's link
+    packages, skipped = installed_npm(project)
+    assert [p.shown for p in packages] == ["node_modules/a"]
+    assert skipped == []

@@ -167,9 +167,11 @@ def _visit(root: Path, candidate: Path, top_real: str, depth: int, packages: lis
            skipped: list[Skipped], seen: set[str], stack: list[tuple[Path, int]]) -> None:
     shown = _rel(root, candidate)
     real = os.path.realpath(candidate)
-    if candidate.is_symlink() and not (real + os.sep).startswith(top_real + os.sep):
-        skipped.append(Skipped(shown, "path", f"a link to {_rel(root, Path(real))} (a workspace or `npm link`: "
-                                              "the project's own code, not an installed release)"))
+    if not (real + os.sep).startswith(top_real + os.sep):
+        # a link (of the folder or of a folder above it) that leaves node_modules
+        if candidate.is_symlink() and os.path.isdir(real):
+            skipped.append(Skipped(shown, "path", f"a link to {_rel(root, Path(real))} (a workspace or `npm link`: "
+                                                  "the project's own code, not an installed release)"))
         return
     if real in seen or not os.path.isdir(real):
         return

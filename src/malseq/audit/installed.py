@@ -82,12 +82,16 @@ def dist_files(dist: InstalledDist, owned_elsewhere: frozenset[str]) -> tuple[li
     """The files RECORD lists (inside site-packages), plus files found in the distribution's top-level
     folders that no RECORD in that site-packages lists (returned second: added after install)."""
     site = dist.site_packages
+    site_real = os.path.realpath(site)
     listed: list[tuple[str, Path]] = []
     tops: set[str] = set()
     for row in dist.record:
         parts = PurePosixPath(row.path).parts
         if not parts or ".." in parts or PurePosixPath(row.path).is_absolute() or "__pycache__" in parts:
             continue  # console scripts in bin/ are written by the installer; .pyc are compiled copies
+        if not (os.path.realpath(site.joinpath(*parts[:-1])) + os.sep).startswith(site_real + os.sep) \
+                and len(parts) > 1:
+            continue  # a linked folder that leaves site-packages: not this distribution's files
         listed.append((row.path, site.joinpath(*parts)))
         if len(parts) > 1 and not parts[0].endswith(".dist-info"):
             tops.add(parts[0])
@@ -120,7 +124,8 @@ def record_mismatches(dist: InstalledDist) -> list[str]:
             if path.is_symlink() or not path.is_file():
                 changed.append(f"{row.path} (missing)")
                 continue
-            digest = hashlib.new(row.algorithm, path.read_bytes()).digest()
+            with path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, row.algorithm).digest()
         except OSError:
             continue
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") != row.digest:
