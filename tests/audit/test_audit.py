@@ -72,7 +72,7 @@ class Registry:
             zf.writestr(f"{name}-{version}.dist-info/METADATA",
                         f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         whl = buf.getvalue()
-        filename = f"{name}-{version}-py3-none-any.whl"
+        filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
         self.routes[f"/files/{filename}"] = (whl, "application/octet-stream")
         doc = {"meta": {"api-version": "1.1"}, "name": name, "versions": [version], "files": [
             {"filename": filename, "url": f"{self.url}/files/{filename}",
@@ -317,3 +317,21 @@ def test_links_out_of_node_modules_are_not_followed(tmp_path: Path) -> None:
     packages, skipped = installed_npm(project)
     assert [p.shown for p in packages] == ["node_modules/a"]
     assert skipped == []
+
+
+def test_a_private_index_entry_is_scanned_when_that_index_is_the_configured_one(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    whl = registry.publish_wheel("internal-tools", "2.1.0", {"internal_tools/__init__.py": b"X = 1\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "uv.lock").write_text(
+        f'version = 1\n\n[[package]]\nname = "internal-tools"\nversion = "2.1.0"\n'
+        f'source = {{ registry = "{registry.url}/simple" }}\n'
+        f'wheels = [{{ url = "{registry.url}/files/internal_tools-2.1.0-py3-none-any.whl", '
+        f'hash = "sha256:{hashlib.sha256(whl).hexdigest()}" }}]\n')
+    code, out = _audit(registry, project, capsys, "--format", "json", "--strict")
+    report = json.loads(out)
+    assert code == 0, report
+    assert report["not_scanned"] == [] and report["findings"] == []  # its uv hash matches the wheel
+    assert [r["target"] for r in report["results"]] == ["pypi:internal-tools==2.1.0"]
+    assert "/simple/internal-tools/" in registry.asked
