@@ -207,6 +207,8 @@ def test_lockfile_hashes_and_installed_files_are_checked_against_the_registry(
     assert targets["node_modules/alias"]["origin"] == "installed"
     assert targets["npm:demo@1.0.0"]["sources"] == ["package-lock.json"]
     assert not any("gitdep" in path or "/alias" in path for path in registry.asked)
+    # the installed copy is compared with the download made for the lockfile's hash check
+    assert registry.asked.count("/npm/demo") == 2  # that check, then the scan
     assert [(n["subject"], n["kind"]) for n in report["not_scanned"]] == [("node_modules/gitdep", "git")]
     assert report["summary"]["findings"] == 2 and report["summary"]["not_scanned"] == 1
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from malseq.audit import discover, installed
 from malseq.errors import ConfigurationError, NothingToScanError, UsageError
+from malseq.intake import IntakeOptions
 from malseq.intake.lockfiles import Lockfile, LockfileEntry, read_lockfile
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import Download
@@ -109,6 +110,9 @@ class AuditOptions:
     verify: bool = True
 
 
+_MEMO_BYTES = 256 * 1024 * 1024
+
+
 @dataclass
 class _Pending:
     """What the audit gathers before the one scan of every target."""
@@ -119,6 +123,21 @@ class _Pending:
     notes: list[str] = field(default_factory=list)
     # target text -> (label, origin, sources, real location of a staged folder)
     targets: dict[str, tuple[str, str, list[str], str | None]] = field(default_factory=dict)
+    # registry files already fetched for a check, so the installed copy of a locked release reuses
+    # the download of its hash check (bounded: past the budget, fetch again from the disk cache)
+    fetched: dict[tuple[str, str, bool], Download | str] = field(default_factory=dict)
+    fetched_bytes: int = 0
+
+    def fetch(self, target: RegistryTarget, intake: IntakeOptions) -> Download | str:
+        key = (target.ecosystem.value, f"{target.name}@{target.version}", intake.prefer_wheel)
+        if key in self.fetched:
+            return self.fetched[key]
+        download = installed.fetch_for_compare(target, intake)
+        size = len(download.data) if isinstance(download, Download) else 0
+        if self.fetched_bytes + size <= _MEMO_BYTES:
+            self.fetched[key] = download
+            self.fetched_bytes += size
+        return download
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,7 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
                 "node_modules or virtualenv",
                 hint="give the project's folder; to scan one package, use `malseq scan FOLDER`",
             )
+        pending.fetched.clear()  # the checks are done: free the archives before the scan reads its own
         texts = list(pending.targets)
         labelled = _Labelled(observer, {text: label for text, (label, *_rest) in pending.targets.items()})
         results = scan(texts, options.scan, labelled if observer else None) if texts else []
@@ -249,7 +269,7 @@ def _read_lockfiles(root: Path, options: AuditOptions, pending: _Pending) -> Non
 def _check_hashes(entry: LockfileEntry, where: str, options: AuditOptions, pending: _Pending) -> None:
     from malseq.intake.registry.verify import HashStatus, check_lock_hashes
 
-    download = installed.fetch_for_compare(entry.target, options.scan.intake)
+    download = pending.fetch(entry.target, options.scan.intake)
     if not isinstance(download, Download):
         return  # the scan of the same release reports why it could not be fetched
     check = check_lock_hashes(download, entry.hashes)
@@ -291,7 +311,7 @@ def _compare_npm(pkg: discover.InstalledNpm, files: list[tuple[str, Path]], opti
                              "registry name and version)")
         return
     assert isinstance(target, RegistryTarget)
-    download = installed.fetch_for_compare(target, options.scan.intake)
+    download = pending.fetch(target, options.scan.intake)
     if not isinstance(download, Download):
         pending.notes.append(f"{pkg.shown}: not compared with the registry: {download}")
         return
@@ -365,7 +385,7 @@ def _compare_wheel(dist: discover.InstalledDist, files: list[tuple[str, Path]], 
 
     spec = f"pypi:{dist.name}=={dist.version}"
     intake = replace(options.scan.intake, prefer_wheel=True)
-    download = installed.fetch_for_compare(RegistryTarget(Ecosystem.PYPI, dist.name, dist.version), intake)
+    download = pending.fetch(RegistryTarget(Ecosystem.PYPI, dist.name, dist.version), intake)
     if not isinstance(download, Download):
         pending.notes.append(f"{dist.shown}: not compared with the registry: {download}")
         return
