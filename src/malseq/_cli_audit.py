@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
             "Entries that are not registry releases are listed as not scanned."
         ),
     )
-    ap.add_argument("path", nargs="?", default=".", metavar="PATH", help="the project folder (default: .)")
+    ap.add_argument("path", nargs="?", default=".", metavar="PATH",
+                    help="the project folder (default: .), or one lockfile to audit on its own")
     ap.add_argument("--format", choices=("text", "json", "sarif"), default="text",
                     help="report format (default: text)")
     ap.add_argument("--strict", action="store_true",

@@ -233,6 +233,8 @@ def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
     assert text.rstrip().endswith("0 finding(s), 3 not scanned")
     assert not any("internal" in path for path in registry.asked)  # never asked of the public index
     assert _audit(registry, project, capsys, "--strict")[0] == 3
+    code, text = _audit(registry, project / "poetry.lock", capsys)  # one lockfile on its own
+    assert code == 0 and "not scanned (2):" in text and "bun.lockb" not in text
 
     code, out = _audit(registry, project, capsys, "--format", "sarif")
     doc = json.loads(out)

@@ -165,14 +165,24 @@ def _rel(root: Path, path: Path | str) -> str:
 
 
 def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None) -> AuditReport:
-    """Audit the project in folder `path`; raises `NothingToScanError` when it holds nothing to audit."""
+    """Audit the project in folder `path` (or just the lockfile `path`).
+
+    Raises `NothingToScanError` when the folder holds nothing to audit.
+    """
+    from malseq.intake.lockfiles import lockfile_kind
+
     options = options or AuditOptions()
-    if not path.is_dir():
-        raise UsageError(f"{path} is not a folder", hint="give the project folder (the one holding its lockfile)")
-    root = path
+    if path.is_file() and lockfile_kind(path.name) is not None:  # one lockfile (a pre-commit hook's use)
+        root, lockfiles, manifests = path.parent, [path], False
+        options = replace(options, lockfiles=True, installed=False)
+    elif path.is_dir():
+        root, lockfiles, manifests = path, discover.find_lockfiles(path), True
+    else:
+        raise UsageError(f"{path} is neither a project folder nor a lockfile",
+                         hint="give the project folder (the one holding its lockfile) or one lockfile")
     pending = _Pending()
     if options.lockfiles:
-        _read_lockfiles(root, options, pending)
+        _read_lockfiles(root, lockfiles, options, pending, manifests)
     with tempfile.TemporaryDirectory(prefix="malseq-audit-") as tmp:
         if options.installed:
             _stage_npm(root, Path(tmp), options, pending)
@@ -194,7 +204,7 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
             info = replace(result.package, origin=replace(result.package.origin, location=real))
             result = replace(result, package=info)
         targets.append(AuditedTarget(replace(result, target=label, notices=()), origin, tuple(sources)))
-    return AuditReport(str(path), tuple(pending.files), tuple(targets), tuple(pending.findings),
+    return AuditReport(str(root), tuple(pending.files), tuple(targets), tuple(pending.findings),
                        tuple(pending.not_scanned), tuple(pending.notes))
 
 
@@ -211,9 +221,10 @@ def _configured_index(options: AuditOptions) -> str | None:
         return None
 
 
-def _read_lockfiles(root: Path, options: AuditOptions, pending: _Pending) -> None:
+def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions, pending: _Pending,
+                    manifests: bool) -> None:
     locks: list[Lockfile] = []
-    for found in discover.find_lockfiles(root):
+    for found in lockfiles:
         shown = _rel(root, found)
         if found.name == "bun.lockb":
             pending.files.append(DependencyFile(shown, "bun.lockb", 0, 1))
@@ -232,7 +243,7 @@ def _read_lockfiles(root: Path, options: AuditOptions, pending: _Pending) -> Non
                                             tuple(_rel(root, i) for i in lock.includes)))
         pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile))
                                    for n in lock.not_scanned)
-    for manifest in discover.unlocked_manifests(root):
+    for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
             manifest, "unpinned", "no lockfile beside it: its dependencies are version ranges, so what gets "
