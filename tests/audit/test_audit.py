@@ -170,6 +170,13 @@ def test_a_poisoned_package_in_node_modules_fails_the_audit_with_its_reason(tmp_
     assert "\nnode_modules/@scope/ok/node_modules/inner: npm:inner@2.0.0" in out
     assert "summary: 3 target(s): 3 scanned, 1 flagged" in out
     assert "package.json [unpinned]" in out  # no lockfile: listed as not scanned
+    # SARIF: the installed package's files are files of the project, located relative to it
+    proc = subprocess.run([sys.executable, "-m", "malseq", "audit", "--no-isolate", "-q", "--format", "sarif"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    [alert] = [r for r in json.loads(proc.stdout)["runs"][0]["results"] if r["ruleId"] == "malicious-package"]
+    where = alert["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert where["uriBaseId"] == "%SRCROOT%" and where["uri"].startswith("node_modules/colorz-utils/")
 
 
 def test_lockfile_hashes_and_installed_files_are_checked_against_the_registry(

@@ -103,11 +103,52 @@ def _where(path: str) -> dict[str, Any]:
     return {"physicalLocation": {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}}
 
 
+def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]]) -> None:
+    """An installed package's files are files of the audited project: point at them relative to it."""
+    import os
+    from pathlib import PurePosixPath
+    from urllib.parse import quote
+
+    root = os.path.abspath(report.root)
+    prefixes: dict[str, tuple[str, ...]] = {}
+    for t in report.targets:
+        info = t.result.package
+        if t.origin != "installed" or info is None:
+            continue
+        location = os.path.abspath(info.origin.location).replace(os.sep, "/")
+        prefixes[t.result.target] = (location + "/", "file://" + quote(location) + "/")
+
+    def visit(node: Any, starts: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            uri = node.get("uri")
+            if isinstance(uri, str) and "uriBaseId" not in node:
+                for start in starts:
+                    if uri.startswith(start):
+                        real = os.path.join(start[len("file://"):] if start.startswith("file://") else start,
+                                            uri[len(start):])
+                        rel = os.path.relpath(real, root).replace(os.sep, "/")
+                        if not rel.startswith("../"):
+                            node["uri"] = str(PurePosixPath(rel))
+                            node["uriBaseId"] = "%SRCROOT%"
+                        break
+            for value in node.values():
+                visit(value, starts)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value, starts)
+
+    for result in results:
+        starts = prefixes.get(str(result.get("properties", {}).get("target", "")))
+        if starts:
+            visit(result, starts)
+
+
 def render_audit_sarif(report: AuditReport) -> str:
     from malseq.report.sarif import render_sarif
 
     doc = json.loads(render_sarif(report.results))
     run = doc["runs"][0]
+    _relative_installed_uris(report, run.get("results", []))
     run["tool"]["driver"]["rules"].extend(_audit_rules())
     for finding in report.findings:
         run["results"].append({
