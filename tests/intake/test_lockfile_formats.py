@@ -138,7 +138,7 @@ def test_python_lockfiles_keep_hashes_and_list_what_is_not_a_public_release(tmp_
     path = _copy(tmp_path, name, name)
     lock = read_lockfile(path)
     idna = next(e for e in lock.entries if e.spec == "pypi:idna==3.7")
-    assert idna.index_url is None
+    assert idna.index_url in (None, "https://pypi.org/simple")  # uv names the index of every package
     assert {h.hexdigest[:8] for h in idna.hashes} == {"028ff3aa", "82fee1fc"}
     if name != "Pipfile.lock":
         assert {h.filename for h in idna.hashes} == {"idna-3.7.tar.gz", "idna-3.7-py3-none-any.whl"}
@@ -174,3 +174,13 @@ def test_lockfile_hashes_against_a_download() -> None:
     assert check_lock_hashes(_download(data), [LockHash("sha256", "0" * 64, "demo-1.0.tar.gz")]).status \
         is HashStatus.MISMATCH
     assert check_lock_hashes(_download(data), []).status is HashStatus.NOT_PINNED
+
+
+def test_requirements_index_options(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_text("--extra-index-url https://mirror.example/simple\nsix==1.16.0\n"
+                    "--index-url https://pypi.corp.example/simple\ninternal-tools==2.1.0\n")
+    lock = read_lockfile(path)
+    assert [(e.spec, e.index_url) for e in lock.entries] == [
+        ("pypi:six==1.16.0", None), ("pypi:internal-tools==2.1.0", "https://pypi.corp.example/simple")]
+    assert lock.not_scanned == ()  # options about where pip looks are not dependencies

@@ -19,11 +19,13 @@ Nothing is installed, built, imported or run.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from malseq.audit import discover, installed
 from malseq.errors import ConfigurationError, NothingToScanError, UsageError
@@ -212,13 +214,21 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
 # Lockfiles
 
 
-def _configured_index(options: AuditOptions) -> str | None:
-    from malseq.intake.registry import resolve_pypi_index
+def _index_key(url: str) -> tuple[str, str]:
+    parts = urlsplit(url.strip())
+    return (parts.hostname or "").lower(), parts.path.rstrip("/")
 
-    try:
-        return resolve_pypi_index(options.scan.intake.pypi_index_url).url.rstrip("/")
-    except ConfigurationError:
-        return None
+
+def _known_indexes(options: AuditOptions) -> set[tuple[str, str]]:
+    """The configured index and pip's default one (which the configured one stands in for, as for pip)."""
+    from malseq.intake.registry import config, resolve_pypi_index
+
+    known = set()
+    with contextlib.suppress(ConfigurationError):
+        known.add(_index_key(resolve_pypi_index(options.scan.intake.pypi_index_url).url))
+    with contextlib.suppress(ConfigurationError):
+        known.add(_index_key(config._pip_default_index()))
+    return known
 
 
 def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions, pending: _Pending,
@@ -249,14 +259,14 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
             manifest, "unpinned", "no lockfile beside it: its dependencies are version ranges, so what gets "
             "installed is not known (lock them, e.g. `npm install --package-lock-only --ignore-scripts`, "
             "`uv lock` or `poetry lock`, and audit again)", manifest))
-    configured = None
+    known: set[tuple[str, str]] | None = None
     by_spec: dict[str, tuple[LockfileEntry, list[str]]] = {}
     for lock in locks:
         shown = _rel(root, lock.path)
         for entry in lock.entries:
             if entry.index_url is not None:
-                configured = configured or _configured_index(options)
-                if configured is None or entry.index_url.rstrip("/") != configured:
+                known = _known_indexes(options) if known is None else known
+                if _index_key(entry.index_url) not in known:
                     pending.not_scanned.append(NotScannedEntry(
                         entry.spec, "private-index", f"resolved from the index {entry.index_url[:120]}, which is not "
                         "the configured one: it is not fetched from another index under the same name (configure that "

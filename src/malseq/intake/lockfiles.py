@@ -58,7 +58,7 @@ class LockfileEntry:
     target: RegistryTarget
     spec: str  # the target as malseq's CLI would spell it, e.g. "npm:left-pad@1.3.0"
     hashes: tuple[LockHash, ...] = ()
-    # the index a Python lockfile says the release comes from; None: the default (public) index
+    # the index a Python lockfile says the release comes from; None: it names none (the configured one)
     index_url: str | None = None
     alias: str | None = None  # the name the project installs it under (npm aliases), when not its own
 
@@ -403,6 +403,10 @@ def _installed_name(key: str) -> str:
 
 _REQ_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
 _REQ_HASH = re.compile(r"--hash[=\s]+(\S+)")
+_INDEX = re.compile(r"^(-i|--index-url)(?:\s*=\s*|\s+)(\S+)")
+_NOT_DEPENDENCIES = ("--extra-index-url", "--find-links", "-f ", "--trusted-host", "--no-binary", "--only-binary",
+                     "--prefer-binary", "--require-hashes", "--pre", "--no-index", "--use-feature", "--config-settings",
+                     "--global-option")
 _INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
 
 
@@ -410,6 +414,7 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
                   seen: set[str] | None = None) -> None:
     seen = seen if seen is not None else {str(path.resolve())}
     text = _read(path)
+    index_url: str | None = None  # `--index-url` in the file: where pip fetches its pins from
     # Join backslash continuations (hash-pinned files put --hash on following lines).
     for raw in text.replace("\\\r\n", " ").replace("\\\n", " ").splitlines():
         line = raw.split(" #", 1)[0].strip()
@@ -419,6 +424,12 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
         if include:
             _include(path, include.group(2), out, includes, depth, seen, line)
             continue
+        index = _INDEX.match(line)
+        if index:
+            index_url = _index_of(index.group(2))
+            continue
+        if line.startswith(_NOT_DEPENDENCIES):
+            continue  # where and how pip installs, not what
         if line.startswith("-"):
             out.skip(line[:80], "option", "a pip option, not a pinned requirement (an editable or local install "
                      "is not a registry release)" if line.startswith(("-e", "--editable")) else
@@ -427,7 +438,7 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
         m = _REQ_PIN.match(line)
         if m:
             hashes = [h for value in _REQ_HASH.findall(line) for h in _hex_hash(value)]
-            out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes)
+            out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, index_url)
         elif " @ " in line or "://" in line:
             out.skip(line[:80], "git" if "git+" in line else "url", "a direct URL reference, not a registry release")
         else:
@@ -460,13 +471,9 @@ def _include(parent: Path, ref: str, out: _Collector, includes: list[str], depth
 # poetry.lock, uv.lock, pdm.lock
 
 
-_DEFAULT_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org")
-
-
 def _index_of(url: str) -> str | None:
-    """None for the public default index (the configured one is decided by the caller)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return None if host in _DEFAULT_INDEX_HOSTS else url
+    """The index a lockfile names; whether it is the configured or the default one is the caller's call."""
+    return url.strip() or None
 
 
 def _poetry_files(pkg: Mapping[str, Any]) -> list[LockHash]:
