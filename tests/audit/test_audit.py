@@ -346,3 +346,14 @@ def test_a_private_index_entry_is_scanned_when_that_index_is_the_configured_one(
     assert report["not_scanned"] == [] and report["findings"] == []  # its uv hash matches the wheel
     assert [r["target"] for r in report["results"]] == ["pypi:internal-tools==2.1.0"]
     assert "/simple/internal-tools/" in registry.asked
+
+
+def test_a_manifest_without_a_lockfile_is_listed_unless_something_pins_it(tmp_path: Path) -> None:
+    from malseq.audit.discover import unlocked_manifests
+
+    (tmp_path / "package.json").write_text('{"name": "app", "dependencies": {"left-pad": "^1.3.0"}}')
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\ndependencies = ["idna>=3"]\n')
+    assert unlocked_manifests(tmp_path) == ["package.json", "pyproject.toml"]
+    (tmp_path / "requirements.txt").write_text("idna==3.7\n")  # compiled by pip-tools
+    (tmp_path / "yarn.lock").write_text("# yarn lockfile v1\n")
+    assert unlocked_manifests(tmp_path) == []

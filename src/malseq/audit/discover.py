@@ -102,9 +102,10 @@ def find_lockfiles(root: Path) -> list[Path]:
 def unlocked_manifests(root: Path) -> list[str]:
     """Manifests with no lockfile beside them (their dependencies are ranges, not pins)."""
     out = []
+    compiled = any(p.name.lower().startswith("requirements") for p in find_lockfiles(root))  # pip-tools
     for manifest, locks in MANIFESTS.items():
         if (root / manifest).is_file() and not any((root / lock).is_file() for lock in locks):
-            if manifest == "pyproject.toml" and not _declares_dependencies(root / manifest):
+            if manifest == "pyproject.toml" and (compiled or not _declares_dependencies(root / manifest)):
                 continue
             out.append(manifest)
     return out
