@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from malseq import __version__
 from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions
+from malseq.intake.lockfiles import LockfilePin
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
@@ -191,23 +192,26 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
                        isolate=not args.no_isolate, operating_point=args.operating_point)
 
 
-def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> dict[str, tuple[LockfilePin, ...]]:
+    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it."""
     from malseq.intake.lockfiles import read_lockfile
 
-    specs: list[str] = []
+    pins: dict[str, tuple[LockfilePin, ...]] = {}
     for path in paths:
         lock = read_lockfile(path)
         if not quiet:
             print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
             for why in lock.skipped[:20]:
                 print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
-        specs.extend(e.spec for e in lock.entries if e.spec not in specs)
-    return specs
+        for e in lock.entries:
+            pins[e.spec] = (*pins.get(e.spec, ()), lock.pin(e))
+    return pins
 
 
 def _run_scan(args: argparse.Namespace) -> int:
     options = _scan_options(args)
-    targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
+    pins = _lockfile_targets(args.lockfile, args.quiet)
+    targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     suppressions_path = args.suppressions or (
@@ -215,6 +219,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
     results = apply_suppressions(scan(targets, options, progress), suppressions)
+    results = [replace(r, pinned_by=pins.get(r.target, ())) for r in results]  # reports point at the lockfile line
     if args.against_previous:
         from malseq._cli_diff import add_against_previous
 

@@ -112,7 +112,7 @@ def load_package(
     return build_package(
         contents.members,
         contents.skipped,
-        PackageOrigin(origin.kind, origin.location, origin.sha256, contents.format),
+        replace(origin, archive_format=contents.format),
         options.ecosystem_hint,
         options.name_hint,
         options.version_hint,
@@ -134,7 +134,7 @@ def load_target(
         from malseq.intake import registry
 
         download = registry.fetch_release(target, options, deadline)
-        origin = PackageOrigin("registry", download.url, download.sha256, None)
+        origin = PackageOrigin("registry", download.url, download.sha256, None, download.filename)
         hinted = replace(
             options, ecosystem_hint=target.ecosystem, name_hint=download.name, version_hint=download.version
         )
@@ -154,5 +154,5 @@ def load_target(
         data = path.read_bytes()
     except OSError as exc:
         raise IntakeError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
-    origin = PackageOrigin("archive", str(path), hashlib.sha256(data).hexdigest(), None)
+    origin = PackageOrigin("archive", str(path), hashlib.sha256(data).hexdigest(), None, path.name)
     return load_package(data, origin, options, deadline)

@@ -24,6 +24,17 @@ MAX_LOCKFILE_BYTES = 64 * 1024 * 1024
 class LockfileEntry:
     target: RegistryTarget
     spec: str  # the target as malseq's CLI would spell it, e.g. "npm:left-pad@1.3.0"
+    # 1-based line of the lockfile that pins this entry (its key, header or requirement line),
+    # so a report can point at it (SARIF locations); None when it could not be found
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class LockfilePin:
+    """Where a scanned release is pinned: a lockfile and the line of its entry (reports point there)."""
+
+    lockfile: str  # the path as given
+    line: int | None
 
 
 @dataclass(frozen=True)
@@ -33,13 +44,49 @@ class Lockfile:
     entries: tuple[LockfileEntry, ...]
     skipped: tuple[str, ...]  # entries that are not exact registry pins, with why
 
+    def pin(self, entry: LockfileEntry) -> LockfilePin:
+        return LockfilePin(self.path, entry.line)
 
-def _entry(ecosystem: Ecosystem, name: str, version: str) -> LockfileEntry:
+
+def _entry(ecosystem: Ecosystem, name: str, version: str, line: int | None = None) -> LockfileEntry:
     spec = f"npm:{name}@{version}" if ecosystem is Ecosystem.NPM else f"pypi:{name}=={version}"
-    return LockfileEntry(RegistryTarget(ecosystem, name, version), spec)
+    return LockfileEntry(RegistryTarget(ecosystem, name, version), spec, line)
 
 
-def _npm_package_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list[str]]:
+_JSON_KEY_OPENS_OBJECT = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*:\s*\{')
+_LOOKAHEAD = 40  # lines after an object's key within which its "version" is looked for
+
+
+class _JsonLines:
+    """Line numbers of JSON object keys, found in the text (json.loads keeps none).
+
+    A key may open several objects (the same package nested at several depths, or in the
+    default and develop sections of Pipfile.lock): the line chosen is the first whose object
+    names the pinned version within the next lines.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.by_key: dict[str, list[int]] = {}
+        for index, line in enumerate(self.lines):
+            m = _JSON_KEY_OPENS_OBJECT.match(line)
+            if m:
+                try:
+                    key = json.loads(f'"{m.group(1)}"')
+                except ValueError:
+                    continue
+                self.by_key.setdefault(key, []).append(index)
+
+    def line_of(self, key: str, version: str) -> int | None:
+        candidates = self.by_key.get(key, [])
+        wanted = re.compile(r'"version"\s*:\s*"(?:==)?' + re.escape(version) + '"')
+        for index in candidates:
+            if any(wanted.search(text) for text in self.lines[index + 1 : index + 1 + _LOOKAHEAD]):
+                return index + 1
+        return candidates[0] + 1 if candidates else None
+
+
+def _npm_package_lock(doc: dict[str, object], where: _JsonLines) -> tuple[list[LockfileEntry], list[str]]:
     entries: list[LockfileEntry] = []
     skipped: list[str] = []
     packages = doc.get("packages")
@@ -59,7 +106,7 @@ def _npm_package_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list
             if isinstance(resolved, str) and not resolved.endswith(".tgz"):
                 skipped.append(f"{key}: resolved from {resolved[:80]}, not a registry tarball")
                 continue
-            entries.append(_entry(Ecosystem.NPM, name, version))
+            entries.append(_entry(Ecosystem.NPM, name, version, where.line_of(key, version)))
         return entries, skipped
     deps = doc.get("dependencies")  # lockfileVersion 1, nested
     stack = [deps] if isinstance(deps, dict) else []
@@ -70,7 +117,7 @@ def _npm_package_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list
                 continue
             version = meta.get("version")
             if isinstance(version, str) and re.match(r"^\d", version):
-                entries.append(_entry(Ecosystem.NPM, name, version))
+                entries.append(_entry(Ecosystem.NPM, name, version, where.line_of(name, version)))
             else:
                 skipped.append(f"{name}: version {version!r} is not a registry version")
             nested = meta.get("dependencies")
@@ -86,16 +133,18 @@ _YARN_VERSION = re.compile(r'^\s+version:?\s+"?([^"\s]+)"?')
 def _yarn_lock(text: str) -> tuple[list[LockfileEntry], list[str]]:
     entries: list[LockfileEntry] = []
     name: str | None = None
-    for line in text.splitlines():
+    header = 0
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line.startswith((" ", "\t")):
             m = _YARN_HEADER.match(line)
             name = m.group(1) if m else None
+            header = number
             continue
         vm = _YARN_VERSION.match(line)
         if vm and name:
-            entries.append(_entry(Ecosystem.NPM, name, vm.group(1)))
+            entries.append(_entry(Ecosystem.NPM, name, vm.group(1), header))
             name = None
     return entries, []
 
@@ -106,8 +155,7 @@ _REQ_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s
 def _requirements(text: str) -> tuple[list[LockfileEntry], list[str]]:
     entries: list[LockfileEntry] = []
     skipped: list[str] = []
-    # Join backslash continuations (hash-pinned files put --hash on following lines).
-    for raw in text.replace("\\\n", " ").splitlines():
+    for number, raw in _logical_lines(text):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -116,15 +164,35 @@ def _requirements(text: str) -> tuple[list[LockfileEntry], list[str]]:
             continue
         m = _REQ_PIN.match(line)
         if m:
-            entries.append(_entry(Ecosystem.PYPI, m.group(1), m.group(2)))
+            entries.append(_entry(Ecosystem.PYPI, m.group(1), m.group(2), number))
         else:
             skipped.append(f"{line[:80]}: not pinned with ==")
     return entries, skipped
 
 
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Lines with backslash continuations joined (hash-pinned files put --hash on following
+    lines), each with the 1-based number of its first physical line."""
+    out: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending.append(line[:-1])
+            continue
+        out.append((start, " ".join([*pending, line])))
+        pending = []
+    if pending:
+        out.append((start, " ".join(pending)))
+    return out
+
+
 def _toml_packages(text: str) -> tuple[list[LockfileEntry], list[str]]:
     """poetry.lock, uv.lock and pdm.lock all list [[package]] name/version."""
     doc = tomllib.loads(text)
+    lines = text.splitlines()
     entries: list[LockfileEntry] = []
     skipped: list[str] = []
     for pkg in doc.get("package", []):
@@ -136,11 +204,24 @@ def _toml_packages(text: str) -> tuple[list[LockfileEntry], list[str]]:
             skipped.append(f"{name}: from a local or git source")
             continue
         if isinstance(name, str) and isinstance(version, str):
-            entries.append(_entry(Ecosystem.PYPI, name, version))
+            entries.append(_entry(Ecosystem.PYPI, name, version, _toml_name_line(lines, name, version)))
     return entries, skipped
 
 
-def _pipfile_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list[str]]:
+def _toml_name_line(lines: list[str], name: str, version: str) -> int | None:
+    """The `name = "..."` line of the [[package]] table that also says `version = "..."`."""
+    name_line = re.compile(r'^\s*name\s*=\s*["\']' + re.escape(name) + r'["\']\s*$')
+    version_line = re.compile(r'^\s*version\s*=\s*["\']' + re.escape(version) + r'["\']\s*$')
+    first = None
+    for index, line in enumerate(lines):
+        if name_line.match(line):
+            first = first if first is not None else index + 1
+            if any(version_line.match(after) for after in lines[index + 1 : index + 1 + _LOOKAHEAD]):
+                return index + 1
+    return first
+
+
+def _pipfile_lock(doc: dict[str, object], where: _JsonLines) -> tuple[list[LockfileEntry], list[str]]:
     entries: list[LockfileEntry] = []
     skipped: list[str] = []
     for section in ("default", "develop"):
@@ -150,7 +231,7 @@ def _pipfile_lock(doc: dict[str, object]) -> tuple[list[LockfileEntry], list[str
         for name, meta in block.items():
             version = meta.get("version") if isinstance(meta, dict) else None
             if isinstance(version, str) and version.startswith("=="):
-                entries.append(_entry(Ecosystem.PYPI, name, version[2:]))
+                entries.append(_entry(Ecosystem.PYPI, name, version[2:], where.line_of(name, version[2:])))
             else:
                 skipped.append(f"{name}: not pinned from the index")
     return entries, skipped
@@ -169,13 +250,13 @@ def read_lockfile(path: Path) -> Lockfile:
     try:
         if name in ("package-lock.json", "npm-shrinkwrap.json"):
             kind = "npm package-lock"
-            entries, skipped = _npm_package_lock(json.loads(text))
+            entries, skipped = _npm_package_lock(json.loads(text), _JsonLines(text))
         elif name == "yarn.lock":
             kind = "yarn.lock"
             entries, skipped = _yarn_lock(text)
         elif name == "pipfile.lock":
             kind = "Pipfile.lock"
-            entries, skipped = _pipfile_lock(json.loads(text))
+            entries, skipped = _pipfile_lock(json.loads(text), _JsonLines(text))
         elif name in ("poetry.lock", "uv.lock", "pdm.lock"):
             kind = name
             entries, skipped = _toml_packages(text)
