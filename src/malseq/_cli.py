@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from malseq import __version__
 from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions
-from malseq.intake.lockfiles import LockfilePin
 from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan

@@ -54,7 +54,7 @@ def _entry(ecosystem: Ecosystem, name: str, version: str, line: int | None = Non
 
 
 _JSON_KEY_OPENS_OBJECT = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*:\s*\{')
-_LOOKAHEAD = 40  # lines after an object's key within which its "version" is looked for
+_LOOKAHEAD = 200  # lines after an entry's key within which its "version" is looked for
 
 
 class _JsonLines:
@@ -79,11 +79,28 @@ class _JsonLines:
 
     def line_of(self, key: str, version: str) -> int | None:
         candidates = self.by_key.get(key, [])
-        wanted = re.compile(r'"version"\s*:\s*"(?:==)?' + re.escape(version) + '"')
+        wanted = re.compile(r'^\s*"version"\s*:\s*"(?:==)?' + re.escape(version) + '"')
         for index in candidates:
-            if any(wanted.search(text) for text in self.lines[index + 1 : index + 1 + _LOOKAHEAD]):
+            if any(wanted.match(text) for text in self._own_members(index)):
                 return index + 1
         return candidates[0] + 1 if candidates else None
+
+    def _own_members(self, index: int) -> list[str]:
+        """The lines of the object opened at `index` that are its own members (not nested ones'),
+        going by indentation: lockfiles are written pretty-printed."""
+        indent = len(self.lines[index]) - len(self.lines[index].lstrip())
+        members: list[str] = []
+        child: int | None = None
+        for text in self.lines[index + 1 : index + 1 + _LOOKAHEAD]:
+            if not text.strip():
+                continue
+            depth = len(text) - len(text.lstrip())
+            if depth <= indent:
+                break
+            child = depth if child is None else child
+            if depth == child:
+                members.append(text)
+        return members
 
 
 def _npm_package_lock(doc: dict[str, object], where: _JsonLines) -> tuple[list[LockfileEntry], list[str]]:
@@ -193,6 +210,7 @@ def _toml_packages(text: str) -> tuple[list[LockfileEntry], list[str]]:
     """poetry.lock, uv.lock and pdm.lock all list [[package]] name/version."""
     doc = tomllib.loads(text)
     lines = text.splitlines()
+    names = _toml_name_lines(lines)
     entries: list[LockfileEntry] = []
     skipped: list[str] = []
     for pkg in doc.get("package", []):
@@ -204,21 +222,34 @@ def _toml_packages(text: str) -> tuple[list[LockfileEntry], list[str]]:
             skipped.append(f"{name}: from a local or git source")
             continue
         if isinstance(name, str) and isinstance(version, str):
-            entries.append(_entry(Ecosystem.PYPI, name, version, _toml_name_line(lines, name, version)))
+            entries.append(_entry(Ecosystem.PYPI, name, version, _toml_name_line(lines, names, name, version)))
     return entries, skipped
 
 
-def _toml_name_line(lines: list[str], name: str, version: str) -> int | None:
-    """The `name = "..."` line of the [[package]] table that also says `version = "..."`."""
-    name_line = re.compile(r'^\s*name\s*=\s*["\']' + re.escape(name) + r'["\']\s*$')
-    version_line = re.compile(r'^\s*version\s*=\s*["\']' + re.escape(version) + r'["\']\s*$')
-    first = None
+_TOML_NAME = re.compile(r'^\s*name\s*=\s*["\']([^"\']*)["\']\s*$')
+
+
+def _toml_name_lines(lines: list[str]) -> dict[str, list[int]]:
+    """Every `name = "..."` line, by name (one pass: lockfiles run to thousands of packages)."""
+    found: dict[str, list[int]] = {}
     for index, line in enumerate(lines):
-        if name_line.match(line):
-            first = first if first is not None else index + 1
-            if any(version_line.match(after) for after in lines[index + 1 : index + 1 + _LOOKAHEAD]):
+        m = _TOML_NAME.match(line)
+        if m:
+            found.setdefault(m.group(1), []).append(index)
+    return found
+
+
+def _toml_name_line(lines: list[str], names: dict[str, list[int]], name: str, version: str) -> int | None:
+    """The `name = "..."` line of the [[package]] table that also says `version = "..."`."""
+    version_line = re.compile(r'^\s*version\s*=\s*["\']' + re.escape(version) + r'["\']\s*$')
+    candidates = names.get(name, [])
+    for index in candidates:
+        for after in lines[index + 1 : index + 1 + _LOOKAHEAD]:
+            if after.lstrip().startswith("["):
+                break  # the next table
+            if version_line.match(after):
                 return index + 1
-    return first
+    return candidates[0] + 1 if candidates else None
 
 
 def _pipfile_lock(doc: dict[str, object], where: _JsonLines) -> tuple[list[LockfileEntry], list[str]]:

@@ -15,7 +15,7 @@ from malseq.diff.compare import is_decisive
 from malseq.diff.previous import PreviousComparison
 from malseq.diff.types import BehaviourDelta, FileChange, PackageDiff
 from malseq.features.catalogue import BY_ID
-from malseq.report.sarif import location
+from malseq.report.sarif import location, uri_base_ids
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
 
@@ -303,6 +303,7 @@ def render_diff_sarif(diff: PackageDiff) -> str:
         "runs": [{
             "tool": {"driver": {"name": "malseq", "version": __version__, "semanticVersion": __version__,
                                 "rules": _rules()}},
+            "originalUriBaseIds": uri_base_ids(),
             "invocations": [{"executionSuccessful": not notifications,
                              "toolExecutionNotifications": list(notifications)}],
             "results": _sarif_results(diff) if diff.error is None else [],
