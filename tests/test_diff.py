@@ -350,7 +350,8 @@ def test_sarif_is_valid_and_located_at_the_new_behaviour(stealer_diff: tuple[Pat
     assert change["ruleId"] == "malicious-change" and change["level"] == "error"
     first = diff.decisive[0].event
     loc = change["locations"][0]["physicalLocation"]
-    assert loc["artifactLocation"]["uri"] == f"{new.as_posix()}/{first.file}"
+    # NEW is a folder outside the working directory: an absolute file:// URI (report/sarif.py)
+    assert loc["artifactLocation"] == {"uri": (new / first.file).absolute().as_uri()}
     assert loc["region"]["startLine"] == first.line
     assert {"new-install-hook", "new-network-destination", "new-dependency", "added-behaviour"} <= {
         r["ruleId"] for r in results}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from malseq import __version__
 from malseq.errors import MalseqError, UsageError
-from malseq.intake import IntakeOptions
+from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
@@ -121,7 +121,7 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="PyPI simple index (default: $MALSEQ_PYPI_INDEX_URL, then pip's configuration)")
     sc.add_argument("--npm-registry", metavar="URL",
                     help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
-    sc.add_argument("--wheel", action="store_true", help="for PyPI releases, scan a wheel instead of the sdist")
+    add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
                     help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
     sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
@@ -146,6 +146,22 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
+
+
+def add_pypi_file_options(parser: argparse.ArgumentParser) -> None:
+    """Which file of a PyPI release is scanned (`scan` and `diff`)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--wheel", dest="pypi_distribution", action="store_const", const="wheel",
+                       help="for PyPI releases, scan the wheel pip would install for the target (default: that "
+                       "wheel, else the sdist); an error when no wheel suits the target")
+    which.add_argument("--sdist", dest="pypi_distribution", action="store_const", const="sdist",
+                       help="for PyPI releases, scan the sdist (what pip builds when no wheel suits; a release "
+                       "without one: its most portable wheel)")
+    parser.add_argument("--python-version", metavar="X.Y",
+                        help="choose PyPI wheels for this Python version instead of the running one")
+    parser.add_argument("--platform", action="append", default=[], metavar="TAG",
+                        help="choose PyPI wheels for this platform tag (e.g. manylinux_2_28_x86_64, "
+                        "win_amd64, macosx_14_0_arm64) instead of this machine's; repeatable")
 
 
 class CommandPlugin(Protocol):
@@ -179,12 +195,21 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
     from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
 
     env = malseq_environment()
+    if args.python_version is not None:
+        from malseq.intake.registry.pypi import parse_python_version
+
+        try:
+            parse_python_version(args.python_version)
+        except MalseqError as exc:
+            raise UsageError(f"--python-version: {exc.message}", hint=exc.hint) from exc
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
         pypi_index_url=args.pypi_index_url or env.pypi_index_url,
         npm_registry_url=args.npm_registry or env.npm_registry,
-        prefer_wheel=args.wheel,
+        pypi_distribution=PypiDistribution(args.pypi_distribution or "auto"),
+        python_version=args.python_version,
+        platforms=tuple(args.platform),
         cache_dir=args.cache_dir or env.cache_dir,
         offline=args.offline or env.offline,
     )
