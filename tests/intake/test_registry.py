@@ -913,3 +913,19 @@ def test_malseq_variables_are_read_in_the_config_module(monkeypatch: pytest.Monk
     assert _cli._scan_options(args).intake.pypi_index_url == "https://opt.example/"
     monkeypatch.setenv("MALSEQ_OFFLINE", "0")
     assert not registry_config.malseq_environment().offline
+
+
+def test_pypi_latest_is_the_latest_release_the_target_interpreter_can_install(
+        fake: FakeRegistry, tmp_path: Path) -> None:
+    served = serve_pypi(fake)
+    for entry in served.doc["files"]:
+        if "-1.0" in entry["filename"]:
+            entry["requires-python"] = ">=3.13"
+    fake.routes[served.doc_path] = Route(json.dumps(served.doc).encode(), content_type=registry.PYPI_JSON)
+    auto = options(fake, tmp_path, pypi_distribution=PypiDistribution.AUTO, platforms=("manylinux_2_28_x86_64",))
+    # as pip would: 1.0 needs Python 3.13, so on 3.12 the latest it installs is 0.9
+    assert fetch(Ecosystem.PYPI, "demo", None, replace(auto, python_version="3.12")).version == "0.9"
+    assert fetch(Ecosystem.PYPI, "demo", None, replace(auto, python_version="3.13")).version == "1.0"
+    # an exact pin is taken as given; --sdist keeps the plain latest
+    assert fetch(Ecosystem.PYPI, "demo", "1.0", replace(auto, python_version="3.12")).version == "1.0"
+    assert fetch(Ecosystem.PYPI, "demo", None, options(fake, tmp_path, python_version="3.12")).version == "1.0"

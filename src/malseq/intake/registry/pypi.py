@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import platform
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -11,6 +12,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms, platform_tags, sys_tags
 from packaging.utils import (
     InvalidSdistFilename,
@@ -80,7 +82,8 @@ class _SimpleHTML(HTMLParser):
         yanked: bool | str = False
         if "data-yanked" in anchor:
             yanked = anchor["data-yanked"] or True
-        self.files.append({"filename": filename, "url": urljoin(self.base, link), "hashes": hashes, "yanked": yanked})
+        self.files.append({"filename": filename, "url": urljoin(self.base, link), "hashes": hashes, "yanked": yanked,
+                           "requires-python": anchor.get("data-requires-python")})
 
 
 def _parse_simple_page(raw: bytes, content_type: str, url: str) -> Any:
@@ -131,6 +134,7 @@ class _PyPIFile:
     size: int | None
     rank: int  # lower is preferred within its kind
     tags: frozenset[Tag] = frozenset()  # a wheel's compatibility tags (empty for an sdist)
+    requires_python: SpecifierSet | None = None  # PEP 503 data-requires-python / PEP 691 requires-python
 
 
 def _wheel_rank(tags: Iterable[Any]) -> int:
@@ -161,6 +165,12 @@ def _parse_pypi_file(entry: Any, base: str, known: Iterable[str]) -> _PyPIFile |
         return None
     kind, version, rank = parsed
     tags = frozenset(parse_wheel_filename(filename)[3]) if kind == "wheel" else frozenset()
+    requires_python = None
+    if isinstance(entry.get("requires-python"), str) and entry["requires-python"].strip():
+        try:
+            requires_python = SpecifierSet(entry["requires-python"])
+        except InvalidSpecifier:
+            requires_python = None  # as pip does: a file with a malformed requirement is not excluded
     return _PyPIFile(
         filename=filename,
         url=urljoin(base, link),
@@ -172,6 +182,7 @@ def _parse_pypi_file(entry: Any, base: str, known: Iterable[str]) -> _PyPIFile |
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         rank=rank,
         tags=tags,
+        requires_python=requires_python,
     )
 
 
@@ -251,6 +262,14 @@ def target_tags(python_version: str | None, platforms: Sequence[str]) -> list[Ta
                                *compatible_tags(version, interpreter, expanded)]))
 
 
+def _target_python(options: IntakeOptions) -> str:
+    """The target interpreter's version, as requires-python compares it."""
+    if options.python_version is not None:
+        major, minor = parse_python_version(options.python_version)
+        return f"{major}.{minor}"
+    return platform.python_version()
+
+
 def _target_text(options: IntakeOptions) -> str:
     if options.python_version is None and not options.platforms:
         return "this interpreter and platform"
@@ -317,6 +336,13 @@ def _fetch_pypi(target: RegistryTarget, options: IntakeOptions, deadline: Deadli
     files = [f for f in (_parse_pypi_file(e, document.url, known) for e in (raw_files or [])) if f is not None]
     all_versions = set(known) | {str(f.version) for f in files}
     usable = [f for f in files if not f.yanked]
+    from malseq.intake import PypiDistribution
+
+    if options.pypi_distribution is not PypiDistribution.SDIST:
+        # "the latest" is the latest release pip would install on the target interpreter (requires-python),
+        # when there is one; an exact pin is taken as given
+        python = _target_python(options)
+        usable = [f for f in usable if f.requires_python is None or f.requires_python.contains(python, True)] or usable
     latest_candidates = [f.version for f in usable if not f.version.is_prerelease] or [f.version for f in usable]
     latest = str(max(latest_candidates)) if latest_candidates else None
 
