@@ -343,8 +343,13 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
 def test_sarif_is_valid_and_located_at_the_new_behaviour(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     old, new, diff = stealer_diff
-    doc = json.loads(render_diff_sarif(diff))
+    text = render_diff_sarif(diff)
+    doc = json.loads(text)
     jsonschema.validate(doc, sarif_schema())
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, text) == []
     results = doc["runs"][0]["results"]
     change = results[0]
     assert change["ruleId"] == "malicious-change" and change["level"] == "error"
