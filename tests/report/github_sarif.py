@@ -13,6 +13,10 @@ The OASIS schema says what SARIF may hold; GitHub accepts a subset and sets limi
   10,000 thread flow locations per result, 20 tags per rule)
 - https://docs.github.com/en/code-security/code-scanning/troubleshooting-sarif-uploads/file-too-large
   (10 MB after gzip)
+- "Specifying the root for source files" on the first page: absolute URIs are made relative to the
+  checkout's source root, and an upload whose absolute URIs use another scheme than the root's
+  (file://) is rejected (also github/codeql-action issue 754: "SARIF URI scheme "https" did not
+  match the checkout URI scheme "file"")
 """
 
 from __future__ import annotations
@@ -101,6 +105,10 @@ def _check_uri(location: dict[str, Any], where: str, bases: dict[str, Any], prob
     if _SCHEME.match(uri):
         if base is not None:
             problems.append(f"{where}: absolute {uri!r} with a uriBaseId")
+        if not uri.lower().startswith("file:"):
+            # GitHub converts absolute URIs against the checkout's file:// root and rejects the whole
+            # upload on a scheme mismatch ("SARIF URI scheme ... did not match the checkout URI scheme")
+            problems.append(f"{where}: absolute {uri!r} is not a file:// URI")
         return
     if base is None:
         # a bare relative path is read as a path of the repository being scanned

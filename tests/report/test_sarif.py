@@ -22,13 +22,14 @@ from malseq.report.sarif import (
     FINGERPRINT_KEY,
     MALICIOUS_RULE,
     PACKAGE_BASE,
+    REGISTRY_BASE,
     SCAN_ERROR_RULE,
     SCAN_INCOMPLETE_RULE,
     SRCROOT,
     encode_path,
     render_sarif,
 )
-from malseq.scan import ScanOptions, TargetResult, scan
+from malseq.scan import ScanError, ScanOptions, TargetResult, scan
 
 jsonschema = pytest.importorskip("jsonschema")
 REPO = Path(__file__).resolve().parents[2]
@@ -95,6 +96,21 @@ def test_golden_sarif_reports_pass_githubs_upload_rules() -> None:
         assert github_upload_problems(json.loads(text), text) == [], path.name
 
 
+def test_a_registry_release_given_on_the_command_line_points_at_no_repository_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = replace(_flagged_registry_result(tmp_path), pinned_by=(), target="npm:colorz-utils")
+    monkeypatch.chdir(tmp_path)
+    [alert] = _valid(render_sarif([result]))["runs"][0]["results"]
+    assert alert["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": f"npm/colorz-utils@{result.package.version}",  # type: ignore[union-attr]
+                             "uriBaseId": REGISTRY_BASE}}
+    # before the release is even found: named as typed
+    failed = TargetResult("pypi:Some_Pkg==1.0", None, None, ScanError("NotFoundError", "no such release", None), 0.1)
+    [alert] = _valid(render_sarif([failed]))["runs"][0]["results"]
+    assert alert["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "pypi/some-pkg@1.0",
+                                                                             "uriBaseId": REGISTRY_BASE}
+
+
 def test_the_github_checks_catch_what_github_rejects() -> None:
     # the checker itself must fail on the problems the issue saw: a bare package path, a raw
     # control character, no fingerprint, a severity that is not a number string
@@ -103,11 +119,13 @@ def test_the_github_checks_catch_what_github_rejects() -> None:
             {"id": "r", "properties": {"tags": ["supply-chain"], "security-severity": 9.0}}]}},
         "results": [{"ruleId": "r", "level": "error", "message": {"text": "m"}, "locations": [
             {"physicalLocation": {"artifactLocation": {"uri": "package.json"}, "region": {"startLine": 0}}},
-            {"physicalLocation": {"artifactLocation": {"uri": "a\x1bb.js", "uriBaseId": "NOPE"}}}]}],
+            {"physicalLocation": {"artifactLocation": {"uri": "a\x1bb.js", "uriBaseId": "NOPE"}}},
+            {"physicalLocation": {"artifactLocation": {"uri": "pkg:npm/x@1"}}}]}],
     }]}
     problems = "\n".join(github_upload_problems(doc, json.dumps(doc)))
     for expected in ("must be a string", "unless the tags hold 'security'", "without a uriBaseId",
-                     "startLine 0", "characters a URI may not", "'NOPE' is not defined", "no partialFingerprints"):
+                     "startLine 0", "characters a URI may not", "'NOPE' is not defined", "no partialFingerprints",
+                     "'pkg:npm/x@1' is not a file:// URI"):
         assert expected in problems
 
 
@@ -123,13 +141,14 @@ def test_a_lockfile_pin_is_located_at_its_lockfile_line_and_the_package_code_is_
                                            "region": {"startLine": 12}}
     # the package's own files are under PACKAGE, never bare paths GitHub would map onto the repository
     inside = [loc["physicalLocation"]["artifactLocation"] for loc in alert["relatedLocations"]]
-    inside += [loc["location"]["physicalLocation"]["artifactLocation"]
-               for loc in alert["codeFlows"][0]["threadFlows"][0]["locations"]]
     assert inside and all(a["uriBaseId"] == PACKAGE_BASE for a in inside)
     assert {"package.json", "collect.js"} <= {a["uri"] for a in inside}
-    # the message names the decisive file:line in the package and the pin
-    assert "package.json:" in alert["message"]["text"] and "pinned in package-lock.json line 12" in alert[
-        "message"]["text"]
+    # no code flow: GitHub would show the repository's own package.json at each step
+    assert "codeFlows" not in alert
+    # the message gives the top reasons with file:line in the package, and the pin
+    text = alert["message"]["text"]
+    assert "Top reasons: 1. [install] " in text and "package.json:" in text and "collect.js:" in text
+    assert "pinned in package-lock.json line 12" in text
     props = alert["properties"]
     assert props["file"] == "npm-env-exfil-1.0.0.tgz" and len(props["sha256"]) == 64
     assert props["pinnedBy"] == [{"lockfile": "package-lock.json", "line": 12}]

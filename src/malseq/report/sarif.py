@@ -2,8 +2,9 @@
 
 Results, one per target that needs attention:
 
-* `malicious-package` (level error): a package the model flags. Its code flow replays the
-  behaviour sequence in execution order, and every step is a related location.
+* `malicious-package` (level error): a package the model flags. The message gives its top three
+  reasons with file:line (as the text report), every step of the sequence is a related location,
+  and for a folder target a code flow replays them in execution order.
 * `scan-error` (level error): a target that could not be scanned. A dependency that could not
   be read is not a clean one, so it is an alert as well as a tool notification.
 * `scan-incomplete` (level warning): a folder holding a project whose installed packages or
@@ -15,12 +16,14 @@ scanned, or an absolute URI that cannot be mistaken for one:
 * a release scanned from `--lockfile`: the lockfile line that pins it (`%SRCROOT%`-relative);
 * a folder target: the file of the decisive step inside the folder;
 * an archive: the archive file itself;
-* a registry release named on the command line: its package URL (`pkg:pypi/name@version`),
-  an absolute URI, because no file of the repository names it.
+* a registry release named on the command line: `ecosystem/name@version` under the base id
+  `REGISTRY`, because no file of the repository names it. Never an absolute URI other than
+  file://: GitHub rejects the whole upload when an absolute URI's scheme is not the checkout's.
 
 Paths inside an archive or a registry release are not paths of the repository (GitHub would
 put an alert for `package.json` on the project's own package.json): they use the base id
-`PACKAGE`, whose meaning `originalUriBaseIds` describes, and the message names them in text.
+`PACKAGE`, whose meaning `originalUriBaseIds` describes, and the message names them in text;
+such results get no code flow (GitHub would show the repository's file of the same path).
 `%SRCROOT%` is the working directory malseq ran in (run it from the repository root); its
 absolute location is deliberately left out so the same input gives the same report on any
 checkout. Paths outside it are `file://` URIs. Every path is stripped of control and format
@@ -55,6 +58,7 @@ from malseq.features.catalogue import BEHAVIOURS, BY_ID
 from malseq.features.types import Dimension
 from malseq.intake.package import Ecosystem
 from malseq.intake.targets import LocalTarget, RegistryTarget, parse_target
+from malseq.report.text import top_reasons
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
 from malseq.sequence.types import SequenceStep, Stage
@@ -65,6 +69,7 @@ SCAN_ERROR_RULE = "scan-error"
 SCAN_INCOMPLETE_RULE = "scan-incomplete"
 SRCROOT = "%SRCROOT%"
 PACKAGE_BASE = "PACKAGE"
+REGISTRY_BASE = "REGISTRY"
 FINGERPRINT_KEY = "malseqFinding/v1"
 # GitHub stores 100 locations and 1,000 thread flow locations per result (its hard limits are
 # 1,000 and 10,000); more would only be dropped.
@@ -177,15 +182,14 @@ def local_location(path: str) -> dict[str, Any]:
     return {"uri": _file_uri(absolute)}
 
 
-def package_url(ecosystem: Ecosystem, name: str, version: str | None) -> str:
-    """The package URL (purl) of a release: an absolute URI naming it on its registry."""
-    if ecosystem is Ecosystem.NPM:
-        scope, _, bare = name.rpartition("/")
-        path = "/".join(quote(_strip_unsafe(p), safe="") for p in ((scope, bare) if scope else (bare,)))
-    else:
-        path = quote(_strip_unsafe(re.sub(r"[-_.]+", "-", name).lower()), safe="")
-    purl = f"pkg:{ecosystem.value}/{path}"
-    return purl + (f"@{quote(_strip_unsafe(version), safe='')}" if version else "")
+def registry_location(ecosystem: Ecosystem, name: str, version: str | None) -> dict[str, Any]:
+    """An artifactLocation naming a registry release no file of the repository names (a release given
+    on the command line): `ecosystem/name@version` under the `REGISTRY` base id. A relative URI: GitHub
+    rejects an upload whose absolute URIs are not file:// ones, and shows this path as what it is."""
+    if ecosystem is Ecosystem.PYPI:
+        name = re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+    path = f"{ecosystem.value}/{name}" + (f"@{version}" if version else "")
+    return {"uri": encode_path(path), "uriBaseId": REGISTRY_BASE}
 
 
 # --------------------------------------------------------------------------------------
@@ -219,9 +223,9 @@ def _anchor(result: TargetResult) -> _Anchor:
         return _Anchor(local_location(info.origin.location), None, folder)
     registry = _registry_target(result)
     if info is not None and info.origin.kind == "registry":
-        return _Anchor({"uri": package_url(info.ecosystem, info.name, info.version)}, None, None)
+        return _Anchor(registry_location(info.ecosystem, info.name, info.version), None, None)
     if registry is not None:
-        return _Anchor({"uri": package_url(registry.ecosystem, registry.name, registry.version)}, None, None)
+        return _Anchor(registry_location(registry.ecosystem, registry.name, registry.version), None, None)
     try:
         local = parse_target(result.target)
     except MalseqError:
@@ -229,8 +233,9 @@ def _anchor(result: TargetResult) -> _Anchor:
     if isinstance(local, LocalTarget):
         folder = str(local.path) if local.path.is_dir() else None
         return _Anchor(local_location(str(local.path)), None, folder)
-    # nothing names a file: the target text itself, as an opaque URI that maps onto no file
-    return _Anchor({"uri": "urn:malseq:target:" + quote(_strip_unsafe(result.target), safe="")}, None, None)
+    # nothing names a file (a target that no longer parses): the target text itself, under REGISTRY
+    return _Anchor({"uri": "target/" + quote(_strip_unsafe(result.target), safe=""), "uriBaseId": REGISTRY_BASE},
+                   None, None)
 
 
 def _physical(artifact: dict[str, Any], line: int | None) -> dict[str, Any]:
@@ -263,6 +268,8 @@ def uri_base_ids() -> dict[str, Any]:
         SRCROOT: {"description": {"text": "the directory malseq ran in (run it from the repository root)"}},
         PACKAGE_BASE: {"description": {"text": "the root of the package a result is about (its properties "
                                                "name it), not a path of the repository"}},
+        REGISTRY_BASE: {"description": {"text": "registry releases as ECOSYSTEM/NAME@VERSION, not paths of the "
+                                                "repository"}},
     }
 
 
@@ -329,9 +336,11 @@ def _malicious(result: TargetResult) -> dict[str, Any] | None:
     message = f"{label} is classified as malicious (score {result.score:.3f})"
     if chain:
         message += f": {chain}"
-    if primary is not None:
-        message += (f". First decisive step: {BY_ID[primary.behaviour].phrase} at {clean(primary.file, 200)}:"
-                    f"{primary.line} ({primary.stage.value}) in the package")
+    reasons = top_reasons(result.sequence)
+    if reasons:  # the same three steps the text report shows, with their file:line in the package
+        message += ". Top reasons: " + "; ".join(
+            f"{n}. [{step.stage.value}] {BY_ID[step.behaviour].phrase} at {clean(step.file, 200)}:{step.line}"
+            for n, step in enumerate(reasons, 1))
     message += _pinned_text(result)
     props = _properties(result)
     props["score"] = result.score
@@ -356,6 +365,9 @@ def _malicious(result: TargetResult) -> dict[str, Any] | None:
             loc["id"] = i
             related.append(loc)
         out["relatedLocations"] = related
+    if steps and anchor.folder is not None:
+        # A code flow only over files of the repository: GitHub shows each step with the code at that
+        # path of the repository, which for a package's own paths would be some other file.
         out["codeFlows"] = [{
             "message": {"text": "behaviour sequence in execution order"},
             "threadFlows": [{
