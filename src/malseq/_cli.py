@@ -21,8 +21,9 @@ from typing import Any, Protocol
 
 from malseq import __version__
 from malseq.errors import MalseqError, UsageError
-from malseq.intake import IntakeOptions
+from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan
@@ -120,7 +121,7 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="PyPI simple index (default: $MALSEQ_PYPI_INDEX_URL, then pip's configuration)")
     sc.add_argument("--npm-registry", metavar="URL",
                     help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
-    sc.add_argument("--wheel", action="store_true", help="for PyPI releases, scan a wheel instead of the sdist")
+    add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
                     help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
     sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
@@ -148,6 +149,22 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
+
+
+def add_pypi_file_options(parser: argparse.ArgumentParser) -> None:
+    """Which file of a PyPI release is scanned (`scan` and `diff`)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--wheel", dest="pypi_distribution", action="store_const", const="wheel",
+                       help="for PyPI releases, scan the wheel pip would install for the target (default: that "
+                       "wheel, else the sdist); an error when no wheel suits the target")
+    which.add_argument("--sdist", dest="pypi_distribution", action="store_const", const="sdist",
+                       help="for PyPI releases, scan the sdist (what pip builds when no wheel suits; a release "
+                       "without one: its most portable wheel)")
+    parser.add_argument("--python-version", metavar="X.Y",
+                        help="choose PyPI wheels for this Python version instead of the running one")
+    parser.add_argument("--platform", action="append", default=[], metavar="TAG",
+                        help="choose PyPI wheels for this platform tag (e.g. manylinux_2_28_x86_64, "
+                        "win_amd64, macosx_14_0_arm64) instead of this machine's; repeatable")
 
 
 class CommandPlugin(Protocol):
@@ -181,12 +198,21 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
     from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
 
     env = malseq_environment()
+    if args.python_version is not None:
+        from malseq.intake.registry.pypi import parse_python_version
+
+        try:
+            parse_python_version(args.python_version)
+        except MalseqError as exc:
+            raise UsageError(f"--python-version: {exc.message}", hint=exc.hint) from exc
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
         pypi_index_url=args.pypi_index_url or env.pypi_index_url,
         npm_registry_url=args.npm_registry or env.npm_registry,
-        prefer_wheel=args.wheel,
+        pypi_distribution=PypiDistribution(args.pypi_distribution or "auto"),
+        python_version=args.python_version,
+        platforms=tuple(args.platform),
         cache_dir=args.cache_dir or env.cache_dir,
         offline=args.offline or env.offline,
     )
@@ -194,10 +220,11 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
                        isolate=not args.no_isolate, operating_point=args.operating_point)
 
 
-def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> dict[str, tuple[LockfilePin, ...]]:
+    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it."""
     from malseq.intake.lockfiles import read_lockfile
 
-    specs: list[str] = []
+    pins: dict[str, tuple[LockfilePin, ...]] = {}
     for path in paths:
         lock = read_lockfile(path)
         if not quiet:
@@ -207,13 +234,15 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
         if lock.skipped:
             print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
                   "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
-        specs.extend(e.spec for e in lock.entries if e.spec not in specs)
-    return specs
+        for e in lock.entries:
+            pins[e.spec] = (*pins.get(e.spec, ()), lock.pin(e))
+    return pins
 
 
 def _run_scan(args: argparse.Namespace) -> int:
     options = _scan_options(args)
-    targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
+    pins = _lockfile_targets(args.lockfile, args.quiet)
+    targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     suppressions_path = args.suppressions or (
@@ -221,6 +250,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
     results = apply_suppressions(scan(targets, options, progress), suppressions)
+    results = [replace(r, pinned_by=pins.get(r.target, ())) for r in results]  # reports point at the lockfile line
     if args.against_previous:
         from malseq._cli_diff import add_against_previous
 

@@ -68,7 +68,10 @@ def register(sub: Any) -> None:
                     help="TOML file of reviewed archives (as for scan; default: $MALSEQ_SUPPRESSIONS)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr (the report still lists "
                     "everything not scanned)")
-    ap.set_defaults(no_analysis=False, zip_password=None, wheel=False)
+    from malseq._cli import add_pypi_file_options
+
+    add_pypi_file_options(ap)  # --wheel/--sdist/--python-version/--platform: which file of a PyPI pin is scanned
+    ap.set_defaults(no_analysis=False, zip_password=None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from malseq.errors import MalseqError, UsageError
 from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.build import check_analysable
+from malseq.intake.lockfiles import LockfilePin
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import LocalTarget, Target, parse_target
 from malseq.model import LOW_FPR
@@ -114,6 +115,8 @@ class TargetResult:
     notices: tuple[ScanNotice, ...] = ()
     # `scan --against-previous`: the diff to the registry release before this one (malseq.diff.previous)
     previous: PreviousComparison | None = None
+    # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there)
+    pinned_by: tuple[LockfilePin, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from malseq.audit import discover, installed
 from malseq.errors import ConfigurationError, NothingToScanError, UsageError
-from malseq.intake import IntakeOptions
+from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.lockfiles import Lockfile, LockfileEntry, read_lockfile
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import Download
@@ -127,11 +127,11 @@ class _Pending:
     targets: dict[str, tuple[str, str, list[str], str | None]] = field(default_factory=dict)
     # registry files already fetched for a check, so the installed copy of a locked release reuses
     # the download of its hash check (bounded: past the budget, fetch again from the disk cache)
-    fetched: dict[tuple[str, str, bool], Download | str] = field(default_factory=dict)
+    fetched: dict[tuple[str, str, str], Download | str] = field(default_factory=dict)
     fetched_bytes: int = 0
 
     def fetch(self, target: RegistryTarget, intake: IntakeOptions) -> Download | str:
-        key = (target.ecosystem.value, f"{target.name}@{target.version}", intake.prefer_wheel)
+        key = (target.ecosystem.value, f"{target.name}@{target.version}", intake.pypi_distribution.value)
         if key in self.fetched:
             return self.fetched[key]
         download = installed.fetch_for_compare(target, intake)
@@ -405,7 +405,7 @@ def _compare_wheel(dist: discover.InstalledDist, files: list[tuple[str, Path]], 
     from malseq.errors import MalseqError
 
     spec = f"pypi:{dist.name}=={dist.version}"
-    intake = replace(options.scan.intake, prefer_wheel=True)
+    intake = replace(options.scan.intake, pypi_distribution=PypiDistribution.WHEEL)
     download = pending.fetch(RegistryTarget(Ecosystem.PYPI, dist.name, dist.version), intake)
     if not isinstance(download, Download):
         pending.notes.append(f"{dist.shown}: not compared with the registry: {download}")

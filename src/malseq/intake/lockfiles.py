@@ -61,6 +61,18 @@ class LockfileEntry:
     # the index a Python lockfile says the release comes from; None: it names none (the configured one)
     index_url: str | None = None
     alias: str | None = None  # the name the project installs it under (npm aliases), when not its own
+    # 1-based line of the file that pins this entry (its key, header or requirement line), so a
+    # report can point at it (SARIF locations); None when it could not be found
+    line: int | None = None
+    source: str | None = None  # the file that pins it when not the lockfile itself (a -r include)
+
+
+@dataclass(frozen=True)
+class LockfilePin:
+    """Where a scanned release is pinned: a lockfile and the line of its entry (reports point there)."""
+
+    lockfile: str  # the path as given
+    line: int | None
 
 
 @dataclass(frozen=True)
@@ -89,21 +101,126 @@ class Lockfile:
         """The not-scanned entries as one line each (name: why)."""
         return tuple(n.describe() for n in self.not_scanned)
 
+    def pin(self, entry: LockfileEntry) -> LockfilePin:
+        return LockfilePin(entry.source or self.path, entry.line)
+
 
 class _Collector:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, text: str = "") -> None:
         self.path = path
         self.entries: list[LockfileEntry] = []
         self.not_scanned: list[NotScanned] = []
+        self.where = _Lines(text)
 
     def add(self, ecosystem: Ecosystem, name: str, version: str, hashes: Iterable[LockHash] = (),
-            index_url: str | None = None, alias: str | None = None) -> None:
+            index_url: str | None = None, alias: str | None = None, line: int | None = None,
+            source: str | None = None) -> None:
         spec = f"npm:{name}@{version}" if ecosystem is Ecosystem.NPM else f"pypi:{name}=={version}"
         self.entries.append(LockfileEntry(RegistryTarget(ecosystem, name, version), spec, tuple(hashes),
-                                          index_url, alias if alias and alias != name else None))
+                                          index_url, alias if alias and alias != name else None, line,
+                                          source if source and source != self.path else None))
 
     def skip(self, name: str, kind: str, reason: str) -> None:
         self.not_scanned.append(NotScanned(str(name)[:200], kind, reason[:300], self.path))
+
+
+# --------------------------------------------------------------------------------------
+# Lines: parsers (json, tomllib, yaml) keep no positions, so each entry's line is found in the text
+
+
+_JSON_KEY_OPENS_OBJECT = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*:\s*\{')
+_TOML_NAME = re.compile(r'^\s*name\s*=\s*["\']([^"\']*)["\']\s*$')
+_LOOKAHEAD = 200  # lines after an entry's key within which its version is looked for
+
+
+class _Lines:
+    """Where entries sit in a lockfile's text; every index is built once, on first use
+    (lockfiles run to thousands of packages)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self._json_keys: dict[str, list[int]] | None = None
+        self._toml_names: dict[str, list[int]] | None = None
+
+    def json_key(self, key: str, version: str) -> int | None:
+        """The line of the object under `key` whose own "version" member is `version` (a key may
+        open several objects: one package nested at several depths, or in both Pipfile.lock sections)."""
+        if self._json_keys is None:
+            self._json_keys = {}
+            for index, line in enumerate(self.lines):
+                m = _JSON_KEY_OPENS_OBJECT.match(line)
+                if m:
+                    try:
+                        self._json_keys.setdefault(json.loads(f'"{m.group(1)}"'), []).append(index)
+                    except ValueError:
+                        continue
+        candidates = self._json_keys.get(key, [])
+        wanted = re.compile(r'^\s*"version"\s*:\s*"(?:==)?' + re.escape(version) + '"')
+        for index in candidates:
+            if any(wanted.match(text) for text in self._own_members(index)):
+                return index + 1
+        return candidates[0] + 1 if candidates else None
+
+    def _own_members(self, index: int) -> list[str]:
+        """The lines of the object opened at `index` that are its own members (not nested ones'),
+        going by indentation: lockfiles are written pretty-printed."""
+        indent = len(self.lines[index]) - len(self.lines[index].lstrip())
+        members: list[str] = []
+        child: int | None = None
+        for text in self.lines[index + 1 : index + 1 + _LOOKAHEAD]:
+            if not text.strip():
+                continue
+            depth = len(text) - len(text.lstrip())
+            if depth <= indent:
+                break
+            child = depth if child is None else child
+            if depth == child:
+                members.append(text)
+        return members
+
+    def toml_package(self, name: str, version: str) -> int | None:
+        """The `name = "..."` line of the [[package]] table that also says `version = "..."`."""
+        if self._toml_names is None:
+            self._toml_names = {}
+            for index, line in enumerate(self.lines):
+                m = _TOML_NAME.match(line)
+                if m:
+                    self._toml_names.setdefault(m.group(1), []).append(index)
+        version_line = re.compile(r'^\s*version\s*=\s*["\']' + re.escape(version) + r'["\']\s*$')
+        candidates = self._toml_names.get(name, [])
+        for index in candidates:
+            for after in self.lines[index + 1 : index + 1 + _LOOKAHEAD]:
+                if after.lstrip().startswith("["):
+                    break  # the next table
+                if version_line.match(after):
+                    return index + 1
+        return candidates[0] + 1 if candidates else None
+
+    def containing(self, needle: str, after: str | None = None) -> int | None:
+        """The first line holding `needle` (past the first line that is exactly `after`, if given)."""
+        start = 0
+        if after is not None:
+            start = next((i for i, line in enumerate(self.lines) if line.rstrip() == after), 0)
+        return next((i + 1 for i in range(start, len(self.lines)) if needle in self.lines[i]), None)
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Lines with backslash continuations joined (hash-pinned files put --hash on following
+    lines), each with the 1-based number of its first physical line."""
+    out: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending.append(line[:-1])
+            continue
+        out.append((start, " ".join([*pending, line])))
+        pending = []
+    if pending:
+        out.append((start, " ".join(pending)))
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -192,7 +309,8 @@ def _npm_package_lock(doc: Mapping[str, Any], out: _Collector) -> None:
                 out.skip(key, kind, f"resolved from {str(resolved)[:120]}, not a registry tarball")
                 continue
             # an alias ("b": "npm:real@1") has the real package's name in `name`
-            out.add(Ecosystem.NPM, name, version, _sri(meta.get("integrity")), alias=installed_as)
+            out.add(Ecosystem.NPM, name, version, _sri(meta.get("integrity")), alias=installed_as,
+                    line=out.where.json_key(key, version))
         return
     deps = doc.get("dependencies")  # lockfileVersion 1, nested
     stack: list[tuple[str, Mapping[str, Any]]] = [("", deps)] if isinstance(deps, dict) else []
@@ -204,10 +322,12 @@ def _npm_package_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             version = meta.get("version")
             where = f"{prefix}{name}"
             if isinstance(version, str) and re.match(r"^\d", version):
-                out.add(Ecosystem.NPM, name, version, _sri(meta.get("integrity")))
+                out.add(Ecosystem.NPM, name, version, _sri(meta.get("integrity")),
+                        line=out.where.json_key(name, version))
             elif isinstance(version, str) and version.startswith("npm:"):  # alias, v1 style
                 real, _, real_version = version[4:].rpartition("@")
-                out.add(Ecosystem.NPM, real, real_version, _sri(meta.get("integrity")), alias=name)
+                out.add(Ecosystem.NPM, real, real_version, _sri(meta.get("integrity")), alias=name,
+                        line=out.where.json_key(name, version))
             else:
                 kind = _npm_source_kind(version) if isinstance(version, str) else "unpinned"
                 out.skip(where, kind or "url", f"version {str(version)[:120]!r} is not a registry version")
@@ -220,24 +340,25 @@ def _npm_package_lock(doc: Mapping[str, Any], out: _Collector) -> None:
 # yarn.lock: classic (v1, its own format) and berry (2+, YAML)
 
 
-def _yarn_blocks(text: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """(header, top-level fields) per entry; both dialects share the indentation shape."""
+def _yarn_blocks(text: str) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """(1-based header line, header, top-level fields) per entry; both dialects share the indentation shape."""
     header: str | None = None
+    header_line = 0
     fields: dict[str, str] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line.startswith((" ", "\t")):
             if header is not None:
-                yield header, fields
-            header, fields = line.rstrip().rstrip(":"), {}
+                yield header_line, header, fields
+            header, header_line, fields = line.rstrip().rstrip(":"), number, {}
             continue
         if header is None or line.startswith(("    ", "\t\t")):
             continue  # nested maps (dependencies:) are not needed
         key, _, value = line.strip().partition(" ")
         fields[key.rstrip(":")] = value.strip().strip('"')
     if header is not None:
-        yield header, fields
+        yield header_line, header, fields
 
 
 def _split_descriptor(descriptor: str) -> tuple[str, str]:
@@ -266,7 +387,7 @@ def _yarn_range_kind(rng: str) -> str | None:
 
 def _yarn_lock(text: str, out: _Collector) -> None:
     berry = "__metadata:" in text
-    for header, fields in _yarn_blocks(text):
+    for line, header, fields in _yarn_blocks(text):
         if header.startswith("__metadata"):
             continue
         first = header.split(",")[0].strip().strip('"')
@@ -286,7 +407,7 @@ def _yarn_lock(text: str, out: _Collector) -> None:
                     if not version:
                         out.skip(first, "unpinned", "no resolution and no version")
                         continue
-                out.add(Ecosystem.NPM, name, how[4:] if resolution else version, alias=alias)
+                out.add(Ecosystem.NPM, name, how[4:] if resolution else version, alias=alias, line=line)
             elif kind is None:
                 out.skip(first, "url", f"resolved as {resolution[:120]!r}, not a registry release")
             else:
@@ -305,7 +426,7 @@ def _yarn_lock(text: str, out: _Collector) -> None:
         if not version:
             out.skip(first, "unpinned", "no version")
             continue
-        out.add(Ecosystem.NPM, name, version, _sri(fields.get("integrity")), alias=alias)
+        out.add(Ecosystem.NPM, name, version, _sri(fields.get("integrity")), alias=alias, line=line)
 
 
 # --------------------------------------------------------------------------------------
@@ -360,7 +481,8 @@ def _pnpm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         if parsed is not None:
             name, version = name or parsed[0], version or parsed[1]
         assert name is not None and version is not None
-        out.add(Ecosystem.NPM, name, version, _sri(resolution.get("integrity")))
+        out.add(Ecosystem.NPM, name, version, _sri(resolution.get("integrity")),
+                line=out.where.containing(key, after="packages:"))
 
 
 # --------------------------------------------------------------------------------------
@@ -388,7 +510,8 @@ def _bun_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             continue
         # npm entries: [ident, registry ("" = the default), metadata, integrity]
         integrity = info[3] if len(info) > 3 else None
-        out.add(Ecosystem.NPM, name, how, _sri(integrity), alias=_installed_name(str(key)))
+        out.add(Ecosystem.NPM, name, how, _sri(integrity), alias=_installed_name(str(key)),
+                line=out.where.containing(f'"{info[0]}"'))
 
 
 def _installed_name(key: str) -> str:
@@ -415,8 +538,8 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
     seen = seen if seen is not None else {str(path.resolve())}
     text = _read(path)
     index_url: str | None = None  # `--index-url` in the file: where pip fetches its pins from
-    # Join backslash continuations (hash-pinned files put --hash on following lines).
-    for raw in text.replace("\\\r\n", " ").replace("\\\n", " ").splitlines():
+    # Backslash continuations joined (hash-pinned files put --hash on following lines).
+    for number, raw in _logical_lines(text.replace("\r\n", "\n")):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -438,7 +561,7 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
         m = _REQ_PIN.match(line)
         if m:
             hashes = [h for value in _REQ_HASH.findall(line) for h in _hex_hash(value)]
-            out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, index_url)
+            out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, index_url, line=number, source=str(path))
         elif " @ " in line or "://" in line:
             out.skip(line[:80], "git" if "git+" in line else "url", "a direct URL reference, not a registry release")
         else:
@@ -515,7 +638,7 @@ def _poetry_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         hashes = _poetry_files(pkg)
         if not hashes and isinstance(legacy, dict) and isinstance(legacy.get(name), list):
             hashes = _poetry_files({"files": legacy[name]})
-        out.add(Ecosystem.PYPI, name, version, hashes, index_url)
+        out.add(Ecosystem.PYPI, name, version, hashes, index_url, line=out.where.toml_package(name, version))
 
 
 def _uv_lock(doc: Mapping[str, Any], out: _Collector) -> None:
@@ -548,7 +671,8 @@ def _uv_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         for f in ([sdist] if isinstance(sdist, dict) else []) + wheels:
             hashes.extend(_hex_hash(f.get("hash"), _filename_of(f.get("url")) or f.get("filename")))
         registry = source.get("registry")
-        out.add(Ecosystem.PYPI, name, version, hashes, _index_of(registry) if isinstance(registry, str) else None)
+        out.add(Ecosystem.PYPI, name, version, hashes, _index_of(registry) if isinstance(registry, str) else None,
+                line=out.where.toml_package(name, version))
 
 
 def _pdm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
@@ -571,7 +695,7 @@ def _pdm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         if not isinstance(version, str):
             out.skip(name, "unpinned", "no version")
             continue
-        out.add(Ecosystem.PYPI, name, version, _poetry_files(pkg))
+        out.add(Ecosystem.PYPI, name, version, _poetry_files(pkg), line=out.where.toml_package(name, version))
 
 
 def _pipfile_lock(doc: Mapping[str, Any], out: _Collector) -> None:
@@ -600,7 +724,7 @@ def _pipfile_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             index = entry.get("index")
             index_url = _index_of(sources[index]) if isinstance(index, str) and index in sources else None
             hashes = [h for v in entry.get("hashes", []) for h in _hex_hash(v)]
-            out.add(Ecosystem.PYPI, name, version[2:], hashes, index_url)
+            out.add(Ecosystem.PYPI, name, version[2:], hashes, index_url, line=out.where.json_key(name, version))
 
 
 # --------------------------------------------------------------------------------------
@@ -638,13 +762,14 @@ def read_lockfile(path: Path) -> Lockfile:
     if kind == "bun.lockb":
         raise UsageError(f"{path}: the binary bun.lockb is not read",
                          hint="write a text lockfile with `bun install --save-text-lockfile` (bun.lock) and audit that")
-    out = _Collector(str(path))
     includes: list[str] = []
     try:
         if kind == "requirements":
+            out = _Collector(str(path))
             _requirements(path, out, includes)
         else:
             text = _read(path)
+            out = _Collector(str(path), text)
             if kind == "npm package-lock":
                 _npm_package_lock(_object(json.loads(text)), out)
             elif kind == "yarn.lock":

@@ -29,6 +29,7 @@ def _package(info: PackageInfo) -> dict[str, Any]:
             "location": info.origin.location,
             "sha256": info.origin.sha256,
             "format": info.origin.archive_format,
+            "filename": info.origin.filename,
         },
         "files": info.file_count,
         "bytes": info.total_bytes,
@@ -112,6 +113,8 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["notices"] = [{"kind": n.kind, "message": n.message, "hint": n.hint} for n in result.notices]
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
+    if result.pinned_by:  # scanned from --lockfile
+        out["pinned_by"] = [{"lockfile": p.lockfile, "line": p.line} for p in result.pinned_by]
     if result.previous is not None:  # scan --against-previous
         from malseq.report.diff_report import previous_to_dict
 
