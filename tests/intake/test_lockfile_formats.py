@@ -184,3 +184,31 @@ def test_requirements_index_options(tmp_path: Path) -> None:
     assert [(e.spec, e.index_url) for e in lock.entries] == [
         ("pypi:six==1.16.0", None), ("pypi:internal-tools==2.1.0", "https://pypi.corp.example/simple")]
     assert lock.not_scanned == ()  # options about where pip looks are not dependencies
+
+
+@pytest.mark.parametrize("fixture", ["package-lock.json", "yarn-v1.lock", "yarn-berry.lock", "pnpm-lock.yaml",
+                                     "pnpm-lock-v6.yaml", "pnpm-lock-v5.yaml", "bun.lock", "poetry.lock", "uv.lock",
+                                     "pdm.lock", "Pipfile.lock"])
+def test_every_pin_of_a_real_lockfile_knows_the_line_that_pins_it(tmp_path: Path, fixture: str) -> None:
+    # SARIF places a flagged dependency at this line, so it must be the entry's own line
+    dest = tmp_path / ("pnpm-lock.yaml" if fixture.startswith("pnpm") else
+                       "yarn.lock" if fixture.startswith("yarn") else fixture)
+    shutil.copy(FIXTURES / fixture, dest)
+    lines = dest.read_text().splitlines()
+    lock = read_lockfile(dest)
+    assert lock.entries
+    for entry in lock.entries:
+        assert entry.line is not None, entry.spec
+        pinned = lines[entry.line - 1]
+        assert (entry.alias or entry.target.name).split("/")[-1] in pinned, (entry.spec, pinned)
+        assert lock.pin(entry).lockfile == str(dest)
+
+
+def test_a_pin_from_an_included_requirements_file_points_into_that_file(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("# base\nidna==3.7\n")
+    (tmp_path / "requirements.txt").write_text("-r base.txt\nrequests==2.32.3 \\\n    --hash=sha256:" + "a" * 64 + "\n")
+    lock = read_lockfile(tmp_path / "requirements.txt")
+    pins = {e.spec: lock.pin(e) for e in lock.entries}
+    assert pins["pypi:idna==3.7"].lockfile == str(tmp_path / "base.txt") and pins["pypi:idna==3.7"].line == 2
+    assert pins["pypi:requests==2.32.3"].lockfile == str(tmp_path / "requirements.txt")
+    assert pins["pypi:requests==2.32.3"].line == 2
