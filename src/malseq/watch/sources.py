@@ -448,7 +448,9 @@ class PyPIFeedSource:
                 else:
                     new_projects.append(item.name)
         latest, more = _latest_releases(self.client, "pypi", new_projects[: self.max_new], self.name)
-        return PollResult((*releases, *latest), Cursor(self.name, None, None, frozenset(added)), (*problems, *more))
+        # a new project's first release is usually in updates.xml too: report it once
+        unique = {(str(canonicalize_name(r.name)), r.version): r for r in (*latest, *releases)}
+        return PollResult(tuple(unique.values()), Cursor(self.name, None, None, frozenset(added)), (*problems, *more))
 
 
 def _same_origin(url: str, location: RegistryLocation) -> bool:

@@ -378,5 +378,11 @@ def fetch_document(
     final_url = response.geturl() or url
     content_type = response.headers.get("Content-Type") or ""
     new_etag = response.headers.get("ETag")
+    length = (response.headers.get("Content-Length") or "").strip()
+    identity = (response.headers.get("Content-Encoding") or "identity").strip().lower() == "identity"
     body = _read_body(response, url, limit, deadline, what, lambda m: RegistryError(m, hint="is this a registry?"))
+    # http.client returns a short body without complaint when the connection closes early
+    if identity and length.isdigit() and len(body) != int(length):
+        raise RegistryError(f"{what}: {_redact(url)} sent {len(body)} of the {int(length)} bytes it announced",
+                            hint="the answer was cut off; it is read again at the next poll")
     return FetchedDocument(body, content_type, _redact(final_url), new_etag)
