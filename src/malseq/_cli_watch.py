@@ -50,8 +50,8 @@ def register(sub: Any) -> None:
     wp.add_argument("--interval", type=float, default=300.0, metavar="SECONDS",
                     help="seconds between polling rounds (default: 300)")
     wp.add_argument("--jobs", type=int, default=2, metavar="N", help="scan workers (default: 2)")
-    wp.add_argument("--batch", type=int, default=4, metavar="N",
-                    help="releases a worker scans in one isolated worker process (default: 4)")
+    wp.add_argument("--batch", type=int, default=8, metavar="N",
+                    help="releases a worker scans in one isolated worker process (default: 8)")
     wp.add_argument("--max-tries", type=int, default=3, metavar="K",
                     help="park a release after K failed attempts (registry errors, time limit) (default: 3)")
     wp.add_argument("--backoff", type=float, default=30.0, metavar="SECONDS",

@@ -57,10 +57,10 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
     seen_results: dict[int, float] = {}
     kills = finished_early = 0
     for round_no in range(KILLS):
-        if round_no == KILLS // 2:  # new releases appear mid-way: polls are interrupted too
-            for i in range(4):
-                registry.add_npm(f"npm-pkg-{i}", "1.0.1")
-            expected |= {("npm", f"npm-pkg-{i}", "1.0.1") for i in range(4)}
+        if round_no and round_no % 4 == 0:  # new releases keep appearing: polls and later scans are interrupted too
+            for i in range(round_no, round_no + 3):
+                registry.add_npm(f"npm-pkg-{i}", f"1.0.{round_no}")
+            expected |= {("npm", f"npm-pkg-{i}", f"1.0.{round_no}") for i in range(round_no, round_no + 3)}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if rng.random() < 0.3:  # early: start-up, recovery, polling
             time.sleep(rng.uniform(0.2, 4.0))

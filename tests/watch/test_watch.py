@@ -76,7 +76,8 @@ def test_once_scans_new_releases_stores_reports_and_alerts_once(registry: FakeRe
         saved = json.loads(detail.result.report_json)
         assert saved["target"] == "npm:colorz-utils@1.0.3" and saved["verdict"] == "malicious"
         assert saved["package"]["origin"]["sha256"] == alert["sha256"]
-        assert detail.result.model_version and detail.result.analysis_key
+        assert detail.result.model_version is not None and detail.result.model_version.startswith("shipped@")
+        assert detail.result.analysis_key
         benign = store.find("pypi", "tiny-lib", "0.3")
         assert benign is not None and benign.state is ReleaseState.DONE
 

@@ -53,7 +53,7 @@ class WatchSettings:
     max_tries: int = 3
     backoff_seconds: float = 30.0  # first retry after this; doubles each try, capped at max_backoff_seconds
     max_backoff_seconds: float = 3600.0
-    batch: int = 4  # releases a worker claims and scans in one isolated scan call
+    batch: int = 8  # releases a worker claims and scans in one isolated scan call
     lease_seconds: float = 0.0  # 0: long enough for a whole batch at the scanner's hard time limit
     webhook: str | None = None
     webhook_timeout: float = 10.0
@@ -102,14 +102,14 @@ def runner_lock(db_path: Path) -> Iterator[None]:
 
 
 def model_version(options: ScanOptions) -> str | None:
-    """The model's identity for the results table: its card's creation time and folder name."""
+    """The model's identity for the results table: "shipped" or its folder's name, and its card's creation time."""
     from malseq.model.infer import try_load
 
     scorer, _ = try_load(options.model_dir)
     if scorer is None:
         return None
     created = scorer.card.raw.get("created") or "unknown"
-    return f"{scorer.model_dir.name}@{created}"
+    return f"{'shipped' if options.model_dir is None else scorer.model_dir.name}@{created}"
 
 
 def _registry_url(release: Release, options: ScanOptions) -> str | None:
@@ -244,17 +244,24 @@ class Watch:
                     self._model_version = model_version(options)
         record = _record(result, self.clock(), self._model_version, options.operating_point)
         if self.store.complete(release, record):
-            self._counts["scanned"] += 1
-            self._counts["flagged"] += record.verdict == "malicious"
+            self._count("scanned")
+            if record.verdict == "malicious":
+                self._count("flagged")
 
     def _fail(self, release: Release, error: str) -> None:
         wait = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** release.tries)
         state = self.store.fail(release, error, self.clock(), wait, self.settings.max_tries)
-        self._counts["failed"] += 1
+        if state is ReleaseState.DONE:
+            return  # completed before the failure (a bug after its result was stored): nothing to retry
+        self._count("failed")
         if state is ReleaseState.PARKED:
-            self._counts["parked"] += 1
+            self._count("parked")
             self._say(f"parked {clean(release.target, 300)} after {self.settings.max_tries} tries: "
                       f"{clean(error, 300)}")
+
+    def _count(self, what: str) -> None:
+        with self._out_lock:
+            self._counts[what] += 1
 
     # -- alerts ------------------------------------------------------------------------------------
 
