@@ -269,3 +269,33 @@ def test_integrity_of_served_packages_is_checked(registry: FakeRegistry, tmp_pat
         parked = store.find("npm", "swapped", "1.0.0")
         assert parked is not None and parked.last_error is not None
         assert parked.last_error.startswith("HashMismatchError")
+
+
+def test_feed_sources_in_one_watch(registry: FakeRegistry, tmp_path: Path) -> None:
+    """The three feed sources together, as `--source pypi-simple --source pypi-rss --source npm-changes` builds them."""
+    from malseq.watch.sources import build_sources
+
+    registry.add_pypi("old-py", "1.0")
+    registry.add_npm("old-npm", "1.0.0")
+    options = scan_options(registry, tmp_path)
+    client = RegistryClient(options.intake, RateLimiter(0))
+    sources = build_sources(["npm-changes", "pypi-simple", "pypi-rss"], client)
+    assert [s.name for s in sources] == ["pypi-simple", "pypi-rss", "npm-changes"]
+    with open_store(tmp_path / "w.db") as store:
+        def round_() -> list[tuple[str, int]]:
+            watch = Watch(store, sources, WatchSettings(scan_options=options), RateLimiter(0), out=io.StringIO(),
+                          log=io.StringIO())
+            return list(watch.run(once=True, interval=0).polled)
+
+        # first round: the index and the changes feed are recorded; the RSS feed's items are queued
+        assert round_() == [("pypi-simple", 0), ("pypi-rss", 1), ("npm-changes", 0)]
+        registry.add_pypi("new-py", "0.1")
+        registry.add_npm("new-npm", "2.0.0")
+        registry.add_npm("old-npm", "1.1.0")
+        # the new project shows in the index and in both RSS feeds, but is queued once
+        assert round_() == [("pypi-simple", 1), ("pypi-rss", 0), ("npm-changes", 2)]
+        assert round_() == [("pypi-simple", 0), ("pypi-rss", 0), ("npm-changes", 0)]
+        done = {(r.release.ecosystem, r.release.name, r.release.version, r.release.source) for r in store.queue()}
+        assert done == {("pypi", "old-py", "1.0", "pypi-rss"), ("pypi", "new-py", "0.1", "pypi-simple"),
+                        ("npm", "new-npm", "2.0.0", "npm-changes"), ("npm", "old-npm", "1.1.0", "npm-changes")}
+        assert store.stats().results == 4
