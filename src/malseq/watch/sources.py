@@ -111,11 +111,11 @@ class RegistryClient:
 
     def get(self, url: str, accept: str, what: str, location: RegistryLocation | None, *,
             etag: str | None = None, not_found: str | None = None,
-            post: tuple[bytes, str] | None = None, limit: int | None = None) -> FetchedDocument | None:
+            limit: int | None = None) -> FetchedDocument | None:
         self.limiter.wait(url)
         return fetch_document(url, accept, self.options, what, location=location,
                               limit=min(limit or self.max_bytes, self.max_bytes * 4), etag=etag,
-                              not_found=not_found, post=post)
+                              not_found=not_found)
 
 
 # -- registry documents ----------------------------------------------------------------------------
