@@ -146,6 +146,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     from malseq import _cli_audit
 
     _cli_audit.register(sub)  # `malseq audit [PATH]`
+    from malseq import _cli_watch
+
+    _cli_watch.register(sub)  # `malseq watch`
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
@@ -184,7 +187,7 @@ def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
 
 def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
-    if word in ("scan", "diff", "audit"):
+    if word in ("scan", "diff", "audit", "watch"):
         return {}
     found = _command_entry_points()
     if word in found:  # only the module that runs this command
@@ -305,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from malseq import _cli_audit
 
             return _cli_audit.run(args)
+        if args.command == "watch":
+            from malseq import _cli_watch
+
+            return _cli_watch.run(args)
     except UsageError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_USAGE
