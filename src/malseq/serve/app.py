@@ -288,6 +288,7 @@ header a { color: #fff; text-decoration: none; font-weight: 600; }
 header .db { color: #aab; font-size: 12px; margin-left: auto; }
 main { padding: 16px 20px; max-width: 1200px; }
 h1 { font-size: 20px; margin: 8px 0 12px; word-break: break-all; }
+h3 { font-size: 14px; margin: 14px 0 6px; }
 h2 { font-size: 16px; margin: 22px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eee; vertical-align: top; }
