@@ -243,7 +243,7 @@ def test_label_post_is_stored_with_timestamp(client: TestClient, triage_db: Db) 
             Label.BENIGN, f"dan{SCRIPT}", f"ok {JS_URL}", now + 5)
     page = client.get(f"/release/{rid}?saved=1").text
     assert 'id="saved"' in page and "dan&lt;script&gt;" in page
-    assert f'value="dan&lt;script&gt;' in page  # the reviewer's name is remembered (escaped in the attribute)
+    assert 'value="dan&lt;script&gt;' in page  # the reviewer's name is remembered (escaped in the attribute)
     # a flagged release labelled benign: precision of the reviewed queue drops to 1 of 2
     assert 'id="precision">50%<' in client.get("/dashboard").text
 
