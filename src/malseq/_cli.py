@@ -142,6 +142,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     from malseq import _cli_diff
 
     _cli_diff.register(sub)  # `malseq diff OLD NEW`
+    from malseq import _cli_watch
+
+    _cli_watch.register(sub)  # `malseq watch`
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
@@ -164,7 +167,7 @@ def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
 
 def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
-    if word in ("scan", "diff"):
+    if word in ("scan", "diff", "watch"):
         return {}
     found = {"serve": lambda: __import__("malseq._cli_serve", fromlist=["run"]), **_command_entry_points()}
     if word in found:  # only the module that runs this command
@@ -265,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from malseq import _cli_diff
 
             return _cli_diff.run(args)
+        if args.command == "watch":
+            from malseq import _cli_watch
+
+            return _cli_watch.run(args)
     except UsageError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_USAGE

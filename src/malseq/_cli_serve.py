@@ -39,7 +39,9 @@ def register(sub: Any) -> None:
             "DIR, writes the labelled releases as a corpus folder for `malseq corpus build --folder DIR` and exits."
         ),
     )
-    sp.add_argument("--db", type=Path, required=True, metavar="PATH", help="the watch database (SQLite file)")
+    sp.add_argument("--db", type=Path, metavar="PATH",
+                    help="the watch database (default: malseq watch's, $XDG_DATA_HOME/malseq/watch.db, else "
+                    "~/.local/share/malseq/watch.db)")
     sp.add_argument("--host", default=DEFAULT_HOST,
                     help=f"address to bind (default {DEFAULT_HOST}); a non-loopback address needs a token")
     sp.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
@@ -59,6 +61,10 @@ def missing_modules() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.db is None:
+        from malseq.watch.runner import default_db_path
+
+        args.db = default_db_path()
     if args.export_labels is not None:
         return _export(args)
     missing = missing_modules()
