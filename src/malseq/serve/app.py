@@ -314,6 +314,7 @@ dl.meta dt { color: #555; } dl.meta dd { margin: 0; word-break: break-all; white
 .excerpt .file { background: #f0f2f5; padding: 3px 8px; font-family: ui-monospace, monospace; font-size: 12px;
   word-break: break-all; }
 .code pre { margin: 0; font: 12px/1.4 ui-monospace, monospace; }
+.code pre .err { border: none; }  /* excerpts start mid-token: no error boxes */
 .code td.linenos { color: #888; text-align: right; padding-right: 8px; user-select: none; width: 1%; }
 .code .hll { background-color: #ffe9a8; display: block; }
 .code table { width: auto; }
