@@ -274,6 +274,7 @@ def test_cross_site_and_forged_posts_are_refused(client: TestClient, triage_db: 
     assert client.post(f"/release/{rid}/label", data={**form, "label": "evil"}).status_code == 400
     assert client.post(f"/release/{rid}/label", data={**form, "reviewer": "  "}).status_code == 400
     assert client.post(f"/release/{rid}/label", data={**form, "note": "x" * 5000}).status_code == 400
+    assert client.post(f"/release/{rid}/label", data={**form, "note": "x" * 100_000}).status_code == 413
     assert client.post("/release/99999/label", data=form).status_code == 404
     with open_store(path, readonly=True) as store:
         detail = store.release(rid)

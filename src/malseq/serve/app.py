@@ -44,6 +44,7 @@ PAGE_SIZE = 50
 DASHBOARD_HOURS = 48
 MAX_REVIEWER = 80
 MAX_NOTE = 2_000
+MAX_FORM_BYTES = 32_768  # a label form: token, label, reviewer, note (its fields are capped below)
 VERDICTS = ("malicious", "benign", "error", "pending")
 LABEL_FILTERS = ("malicious", "benign", "unsure", "unlabelled")
 ECOSYSTEMS = ("pypi", "npm")
@@ -172,6 +173,9 @@ def create_app(store: WatchStore, *, token: str | None = None, loopback_only: bo
 
     async def label_post(request: Request) -> Response:
         release_id = int(request.path_params["release_id"])
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+            return error_page(request, 413, f"a label form is at most {MAX_FORM_BYTES} bytes")
         async with request.form(max_files=0, max_fields=10, max_part_size=16_384) as form:
             fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         if not guard.csrf_ok(request.cookies.get(SESSION_COOKIE), fields.get(CSRF_FIELD)):
