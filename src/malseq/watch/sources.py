@@ -40,8 +40,10 @@ from malseq.intake.registry.pypi import _file_kind_version, _parse_simple_page
 from malseq.watch.store import Cursor, NewRelease
 
 # A watch reads documents all day: a smaller bound than a one-off scan's (a packument with
-# thousands of versions in npm's abbreviated form is a few MB; PyPI's full simple root is ~30 MB).
+# thousands of versions in npm's abbreviated form is a few MB) ...
 MAX_WATCH_DOCUMENT_BYTES = 64 * 1024 * 1024
+# ... except the simple index root, which lists every project (over 900,000 names on PyPI in 2026)
+MAX_INDEX_BYTES = 256 * 1024 * 1024
 PYPI_PAGE_ACCEPT = f"{PYPI_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 # npm's abbreviated metadata: versions and dist-tags without readmes (what `npm install` asks for)
 NPM_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"
@@ -109,10 +111,11 @@ class RegistryClient:
 
     def get(self, url: str, accept: str, what: str, location: RegistryLocation | None, *,
             etag: str | None = None, not_found: str | None = None,
-            post: tuple[bytes, str] | None = None) -> FetchedDocument | None:
+            limit: int | None = None) -> FetchedDocument | None:
         self.limiter.wait(url)
-        return fetch_document(url, accept, self.options, what, location=location, limit=self.max_bytes,
-                              etag=etag, not_found=not_found, post=post)
+        return fetch_document(url, accept, self.options, what, location=location,
+                              limit=min(limit or self.max_bytes, self.max_bytes * 4), etag=etag,
+                              not_found=not_found)
 
 
 # -- registry documents ----------------------------------------------------------------------------
@@ -334,7 +337,7 @@ class PyPISimpleIndexSource:
         location = self.client.pypi()
         url = f"{location.url.rstrip('/')}/"
         doc = self.client.get(url, PYPI_PAGE_ACCEPT, "reading the PyPI simple index", location,
-                              etag=cursor.etag if cursor is not None else None)
+                              etag=cursor.etag if cursor is not None else None, limit=MAX_INDEX_BYTES)
         if doc is None:  # 304: nothing changed since the last poll
             assert cursor is not None
             return PollResult((), replace(cursor, seen=frozenset()))

@@ -325,7 +325,7 @@ def _download(
 
 
 # --------------------------------------------------------------------------------------
-# Feeds and indexes read by `malseq watch`: conditional GETs and small POSTs, same bounds and rules.
+# Feeds and indexes read by `malseq watch`: conditional GETs, same bounds and rules.
 
 
 @dataclass(frozen=True)
@@ -345,10 +345,9 @@ def fetch_document(
     location: RegistryLocation | None = None,
     limit: int = MAX_DOCUMENT_BYTES,
     etag: str | None = None,
-    post: tuple[bytes, str] | None = None,
     not_found: str | None = None,
 ) -> FetchedDocument | None:
-    """GET (or POST `(body, content type)`) one registry document, read to at most `limit` bytes.
+    """GET one registry document (a feed, an index), read to at most `limit` bytes.
 
     None when `etag` is given and the server answers 304 Not Modified. Credentials of `location`
     go only to its own origin; errors are `RegistryError`s that name the URL (credentials removed).
@@ -358,9 +357,6 @@ def fetch_document(
                                                    "Accept-Encoding": "gzip"})
     if etag:
         request.add_header("If-None-Match", etag)
-    if post is not None:
-        request.data = post[0]
-        request.add_header("Content-Type", post[1])
     if location is not None and location.authorization is not None and _origin(url) == _origin(location.url):
         request.add_unredirected_header("Authorization", location.authorization)
     try:
