@@ -189,7 +189,7 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
     if word in ("scan", "diff", "audit", "watch"):
         return {}
-    found = _command_entry_points()
+    found = {"serve": lambda: __import__("malseq._cli_serve", fromlist=["run"]), **_command_entry_points()}
     if word in found:  # only the module that runs this command
         return {word: found[word]()}
     return {name: load() for name, load in found.items()}  # no command or --help: list them all

@@ -11,6 +11,7 @@ Without --once the watch runs until interrupted (Ctrl-C or SIGTERM: exit 0 after
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must not be negative")
     if args.webhook and not args.webhook.startswith(("http://", "https://")):
         raise UsageError(f"--webhook {_redact(args.webhook)!r} is not an http(s) URL")
-    options = _scan_options(args)
+    # review material: code excerpts of the decisive lines, which `malseq serve` shows (malseq.review)
+    options = dataclasses.replace(_scan_options(args), review_material=True)
     names = read_watch_list(args.names) if args.names is not None else ()
     limiter = RateLimiter(args.rate)
     client = RegistryClient(options.intake, limiter)

@@ -23,6 +23,7 @@ from malseq.sequence.types import BehaviourSequence
 if TYPE_CHECKING:
     from malseq._isolation import IsolatedRunner
     from malseq.diff.previous import PreviousComparison
+    from malseq.review import ReviewMaterial
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ScanOptions:
     score: bool = True  # score the sequences with the model (one batch after the loop; see `scan`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
     operating_point: str = LOW_FPR  # verdict threshold: malseq.model.OPERATING_POINTS
+    # keep source excerpts of the decisive lines and the package's description for a human reviewer
+    # (malseq.review; `malseq watch` stores them for `malseq serve`); off for plain scans
+    review_material: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class TargetResult:
     previous: PreviousComparison | None = None
     # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there)
     pinned_by: tuple[LockfilePin, ...] = ()
+    # with ScanOptions.review_material: excerpts of the decisive lines, the package's description
+    review: ReviewMaterial | None = None
 
     @property
     def ok(self) -> bool:
@@ -156,8 +162,13 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
 
             # the one path from a package to model input (the lab's training data comes from it too)
             analysed = analyse(package, deadline)
+            review = None
+            if options.review_material:
+                from malseq.review import review_material
+
+                review = review_material(package, analysed.sequence)
             return TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
-                                analysed.sequence, model_input=analysed.text)
+                                analysed.sequence, model_input=analysed.text, review=review)
         analysis = None
         if options.analyse:
             from malseq.features import analyse_package

@@ -48,7 +48,7 @@ REQUESTS_PER_SCAN = 2
 
 @dataclass(frozen=True)
 class WatchSettings:
-    scan_options: ScanOptions = field(default_factory=lambda: ScanOptions(isolate=True))
+    scan_options: ScanOptions = field(default_factory=lambda: ScanOptions(isolate=True, review_material=True))
     jobs: int = 2
     max_tries: int = 3
     backoff_seconds: float = 30.0  # first retry after this; doubles each try, capped at max_backoff_seconds
