@@ -123,7 +123,8 @@ def _export(args: argparse.Namespace) -> int:
         print(f"malseq: error: no watch database at {clean(str(args.db), 300)}", file=sys.stderr)
         return EXIT_ERROR
     scan_args = argparse.Namespace(timeout=DEFAULT_LIMITS.time_budget_seconds, zip_password=None,
-                                   pypi_index_url=args.pypi_index_url, npm_registry=args.npm_registry, wheel=False,
+                                   pypi_index_url=args.pypi_index_url, npm_registry=args.npm_registry,
+                                   pypi_distribution=None, python_version=None, platform=[],
                                    cache_dir=args.cache_dir, offline=args.offline, no_analysis=False, model=None,
                                    no_isolate=True, operating_point="low-fpr")
     options = _scan_options(scan_args).intake  # the registries and cache exactly as `malseq scan` finds them

@@ -70,7 +70,10 @@ def register(sub: Any) -> None:
                     help="verdict threshold (as for scan)")
     wp.add_argument("--no-isolate", action="store_true", help="scan in this process instead of worker processes")
     wp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    wp.set_defaults(zip_password=None, wheel=False, offline=False, no_analysis=False)
+    from malseq._cli import add_pypi_file_options
+
+    add_pypi_file_options(wp)  # which file of a PyPI release is scanned, as for scan
+    wp.set_defaults(zip_password=None, offline=False, no_analysis=False)
 
 
 def run(args: argparse.Namespace) -> int:
