@@ -290,6 +290,18 @@ def test_cli_suspicious_score_fails_a_benign_verdict(project: Path, capsys: pyte
     assert code == 0
 
 
+def test_cli_strict_fails_on_lockfile_entries_not_scanned(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    requirements = write(project / "requirements.txt", "git+https://example.invalid/x.git#egg=x\n")
+    argv = ["scan", "--no-isolate", "-q", CLEAN_LIB, "--lockfile", str(requirements)]
+    code, _, _ = run(capsys, *argv)
+    assert code == 0  # listed on stderr, but not a failure by default
+    code, _, err = run(capsys, *argv, "--strict")
+    assert code == 3 and "1 lockfile entry not scanned" in err
+    write(project / "malseq.toml", 'fail-on = ["malicious", "not-scanned"]\n')
+    code, _, _ = run(capsys, *argv)
+    assert code == 3
+
+
 def test_cli_config_settings_reach_the_scan(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pkg = project / "pkg"
     write(pkg / "setup.py", "from setuptools import setup\nsetup(name='p', version='1')\n")

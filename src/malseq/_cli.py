@@ -265,6 +265,9 @@ def _run_scan(args: argparse.Namespace) -> int:
     if unjudged and FailOn.ERRORS not in policy.failing_on and not args.quiet:
         print(f"malseq: note: {len(unjudged)} target(s) not judged completely; fail-on leaves out errors, "
               "so they do not fail the run", file=sys.stderr)
+    if lock_not_scanned and FailOn.NOT_SCANNED in policy.failing_on:  # printed even with -q: it decides exit 3
+        print(f"malseq: error: {lock_not_scanned} lockfile entr{'y' if lock_not_scanned == 1 else 'ies'} not scanned "
+              "(not registry pins) and fail-on includes not-scanned (--strict)", file=sys.stderr)
     return exit_code(results, policy, not_scanned=lock_not_scanned)
 
 
