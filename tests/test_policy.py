@@ -302,6 +302,22 @@ def test_cli_strict_fails_on_lockfile_entries_not_scanned(project: Path, capsys:
     assert code == 3
 
 
+def test_cli_diff_follows_fail_on(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = project / "old"
+    write(old / "package.json", '{"name": "colorz-utils", "version": "1.0.2", "main": "index.js"}')
+    write(old / "index.js", "module.exports = (s) => s;\n")
+    argv = ["diff", "--no-isolate", "-q", str(old), EXFIL]
+    code, out, _ = run(capsys, *argv)
+    assert code == 1 and out  # the added postinstall stealer
+    code, _, _ = run(capsys, *argv, "--fail-on", "errors")
+    assert code == 0
+    write(project / "malseq.toml", 'fail-on = ["errors"]\n')
+    code, _, _ = run(capsys, *argv)
+    assert code == 0
+    code, _, _ = run(capsys, *argv, "--fail-on", "suspicious", "--suspicious-score", "0.9")
+    assert code == 1
+
+
 def test_cli_config_settings_reach_the_scan(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pkg = project / "pkg"
     write(pkg / "setup.py", "from setuptools import setup\nsetup(name='p', version='1')\n")
