@@ -7,9 +7,8 @@
 # the recorded code.
 set -euo pipefail
 
-# `malseq audit` (project audit: lockfiles and installed packages) is being merged; until then the
-# action scans the folder as one package. Switch to "audit" once `malseq audit --help` works.
-MALSEQ_SUBCOMMAND="scan"
+# the project audit: lockfiles and installed packages (tests/test_integrations.py reads this line)
+MALSEQ_SUBCOMMAND="audit"
 
 workspace="${GITHUB_WORKSPACE:-$PWD}"
 output="${GITHUB_OUTPUT:-/dev/null}"

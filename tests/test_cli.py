@@ -346,7 +346,8 @@ def test_a_project_folder_is_not_a_clean_pass(tmp_path: Path, capsys: pytest.Cap
     assert code == (1 if "verdict: MALICIOUS" in out else 3), out
     assert (f"  NOT SCANNED COMPLETELY: this folder looks like a project, not a package: 1 installed npm "
             f"package(s) in {root}/node_modules were not scanned one by one (e.g. colorz-utils)") in out
-    assert f"  hint: scan each as a target too: malseq scan {root} {root}/node_modules/[!@]*" in out
+    assert (f"  hint: audit it as a project: malseq audit {root}, or scan each as a target too: "
+            f"malseq scan {root} {root}/node_modules/[!@]*") in out
     assert out.splitlines()[-1].endswith(", 1 not scanned completely")
     code, out, _ = run(capsys, "--no-isolate", "--no-analysis", "--format", "json", str(root))
     assert code == 3

@@ -150,6 +150,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     from malseq import _cli_diff
 
     _cli_diff.register(sub)  # `malseq diff OLD NEW`
+    from malseq import _cli_audit
+
+    _cli_audit.register(sub)  # `malseq audit [PATH]`
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
@@ -172,7 +175,7 @@ def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
 
 def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
-    if word in ("scan", "diff"):
+    if word in ("scan", "diff", "audit"):
         return {}
     found = _command_entry_points()
     if word in found:  # only the module that runs this command
@@ -212,8 +215,11 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> tuple[list[str], in
         lock = read_lockfile(path)
         if not quiet:
             print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
-            for why in lock.skipped[:20]:
-                print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
+        for why in lock.skipped[:20]:  # even with -q: an entry left out must not pass silently
+            print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
+        if lock.skipped:
+            print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
+                  "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
         specs.extend(e.spec for e in lock.entries if e.spec not in specs)
         not_scanned += len(lock.skipped)
     return specs, not_scanned
@@ -293,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from malseq import _cli_diff
 
             return _cli_diff.run(args)
+        if args.command == "audit":
+            from malseq import _cli_audit
+
+            return _cli_audit.run(args)
     except UsageError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,13 +9,14 @@ naming the key and the file, never a silently ignored setting.
 
 Exit codes (`exit_code`, `diff_exit_code`) follow the policy's `fail_on`:
 
-- `malicious`: a target judged malicious and not suppressed -> 1
+- `malicious`: a target judged malicious and not suppressed, or (audit) a failing integrity
+  finding -> 1
 - `suspicious`: a target scoring at or above `suspicious_score` (even below the verdict
   threshold) and not suppressed -> 1
 - `errors`: a target that could not be scanned, was scanned only in part (a folder holding a
   project) or got no verdict -> 3
-- `not-scanned`: dependencies that were listed but are not registry pins and so were not
-  scanned (git, path, URL entries of a lockfile) -> 3; `--strict` adds it
+- `not-scanned`: entries that were listed but not scanned (git, path, URL entries of a lockfile;
+  for audit also private indexes, unread lockfiles) -> 3; `--strict` adds it
 
 1 takes precedence over 3. Without a `fail-on` anywhere the policy is `malicious` + `errors`
 (what malseq always did); a `fail-on` without `errors` makes scan errors exit 0, so only choose
@@ -269,14 +270,16 @@ def not_judged(results: Sequence[TargetResult]) -> list[TargetResult]:
     return [r for r in results if r.error is not None or r.notices or r.unscored is not None]
 
 
-def exit_code(results: Sequence[TargetResult], policy: Policy, not_scanned: int = 0) -> int:
-    """The exit code of `malseq scan` (and `audit`) for `results` under `policy`.
+def exit_code(results: Sequence[TargetResult], policy: Policy, not_scanned: int = 0, findings: int = 0) -> int:
+    """The exit code of `malseq scan` and `malseq audit` for `results` under `policy`.
 
-    `not_scanned` counts the listed dependencies that are not registry pins (a lockfile's git,
-    path and URL entries); they fail the run only with `not-scanned` in fail-on.
+    `not_scanned` counts the listed entries that were not scanned (a lockfile's git, path and URL
+    entries; for audit also private indexes and unread lockfiles); they fail the run only with
+    `not-scanned` in fail-on. `findings` counts audit's failing integrity findings (a lockfile hash
+    mismatch, an installed package that differs from its release): tampering, failed under `malicious`.
     """
     fail_on = policy.failing_on
-    if failing(results, policy):
+    if failing(results, policy) or findings and FailOn.MALICIOUS in fail_on:
         return EXIT_FAILED
     if FailOn.ERRORS in fail_on and not_judged(results):
         return EXIT_NOT_JUDGED

@@ -45,10 +45,12 @@ def test_yarn_lock_classic_and_berry(tmp_path: Path) -> None:
     lock = tmp_path / "yarn.lock"
     lock.write_text(
         '# yarn lockfile v1\n\n"@babel/core@^7.0.0", "@babel/core@^7.1.0":\n  version "7.24.0"\n'
-        '  resolved "https://r.invalid/x"\n\nleft-pad@^1.3.0:\n  version "1.3.0"\n\n'
-        '__metadata:\n  version: 6\n\n"chalk@npm:^4.1.0":\n  version: 4.1.2\n'
+        '  resolved "https://r.invalid/@babel/core/-/core-7.24.0.tgz"\n\nleft-pad@^1.3.0:\n  version "1.3.0"\n'
     )
-    assert _specs(lock) == ["npm:@babel/core@7.24.0", "npm:left-pad@1.3.0", "npm:chalk@4.1.2"]
+    assert _specs(lock) == ["npm:@babel/core@7.24.0", "npm:left-pad@1.3.0"]
+    lock.write_text('__metadata:\n  version: 6\n\n"chalk@npm:^4.1.0":\n  version: 4.1.2\n'
+                    '  resolution: "chalk@npm:4.1.2"\n')
+    assert _specs(lock) == ["npm:chalk@4.1.2"]
 
 
 def test_requirements_pins_only(tmp_path: Path) -> None:
