@@ -1,10 +1,12 @@
 """The command line. The only module that parses arguments, reads the environment and exits.
 
-Exit codes (documented in README.md):
+Exit codes (documented in README.md; 1 and 3 follow the policy's fail-on, malseq.policy.exit_code):
   0  every target scanned, none flagged
-  1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
-  2  usage error (bad option or malformed target)
-  3  at least one target could not be scanned, or not completely (a project folder), or got no verdict
+  1  at least one target flagged as malicious (or, with fail-on suspicious, scored at or above
+     the suspicious score) and not suppressed (takes precedence over 3)
+  2  usage error (bad option, malformed target or config file)
+  3  at least one target could not be scanned, or not completely (a project folder), or got no
+     verdict (unless fail-on leaves out errors); with not-scanned: a listed dependency was not scanned
   4  the report could not be written (stdout closed early, disk full)
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from malseq import __version__
+from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
@@ -27,7 +30,7 @@ from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan
-from malseq.suppress import apply_suppressions, flagged, load_suppressions
+from malseq.suppress import apply_suppressions, load_suppressions
 
 EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
@@ -113,8 +116,8 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="show the behaviours in execution order, with entry points and file:line for each step")
     sc.add_argument("--no-analysis", action="store_true", help="intake only: read and describe the package")
     sc.add_argument("--zip-password", metavar="PASSWORD", help="password for encrypted zips (datasets use 'infected')")
-    sc.add_argument(
-        "--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
+    sc.add_argument(  # default None: the config's timeout, else the built-in one (_cli_policy.apply_policy)
+        "--timeout", type=float, default=None, metavar="SECONDS",
         help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})",
     )
     sc.add_argument("--pypi-index-url", metavar="URL",
@@ -124,18 +127,23 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
                     help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
-    sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
+    sc.add_argument("--offline", action="store_true", default=None,
+                    help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
     sc.add_argument("--no-isolate", action="store_true",
                     help="scan in this process (faster start) instead of a worker process that a crashing "
                     "or hanging parser cannot take down")
-    sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
+    sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
                     help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
                     "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
     sc.add_argument("--suppressions", type=Path, metavar="FILE",
                     help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
-                    "fail the run (default: $MALSEQ_SUPPRESSIONS); see docs/output.md")
+                    "fail the run (default: $MALSEQ_SUPPRESSIONS, then the config's suppressions); see docs/output.md")
+    add_policy_arguments(sc)
+    sc.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                    help="colour the verdicts in the text report (default auto: when stdout is a terminal and "
+                    "NO_COLOR is not set)")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     sc.add_argument("--against-previous", action="store_true",
                     help="for registry releases, also diff against the previous release (malseq diff) and show "
@@ -196,6 +204,8 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
 
 
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    if args.timeout is None:  # a command that does not read a config (apply_policy sets it otherwise)
+        args.timeout = DEFAULT_LIMITS.time_budget_seconds
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
@@ -220,14 +230,17 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         offline=args.offline or env.offline,
     )
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
-                       isolate=not args.no_isolate, operating_point=args.operating_point)
+                       isolate=not args.no_isolate, operating_point=args.operating_point or LOW_FPR,
+                       ignore_paths=tuple(getattr(args, "ignore_paths", ())))
 
 
-def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> dict[str, tuple[LockfilePin, ...]]:
-    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it."""
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> tuple[dict[str, tuple[LockfilePin, ...]], int]:
+    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it; and how
+    many entries were not registry pins (git, path, URL: not scanned)."""
     from malseq.intake.lockfiles import read_lockfile
 
     pins: dict[str, tuple[LockfilePin, ...]] = {}
+    not_scanned = 0
     for path in paths:
         lock = read_lockfile(path)
         if not quiet:
@@ -239,18 +252,28 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> dict[str, tuple[Loc
                   "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
         for e in lock.entries:
             pins[e.spec] = (*pins.get(e.spec, ()), lock.pin(e))
-    return pins
+        not_scanned += len(lock.skipped)
+    return pins, not_scanned
+
+
+def use_color(choice: str, stream: Any) -> bool:
+    """--color: auto colours a terminal unless NO_COLOR is set to anything but "" (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
 def _run_scan(args: argparse.Namespace) -> int:
+    from malseq.policy import FailOn, exit_code, not_judged
+
+    policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
     options = _scan_options(args)
-    pins = _lockfile_targets(args.lockfile, args.quiet)
+    pins, lock_not_scanned = _lockfile_targets(args.lockfile, args.quiet)
     targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
-    suppressions_path = args.suppressions or (
-        Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
-    suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
+    suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
     results = apply_suppressions(scan(targets, options, progress), suppressions)
     results = [replace(r, pinned_by=pins.get(r.target, ())) for r in results]  # reports point at the lockfile line
@@ -269,17 +292,21 @@ def _run_scan(args: argparse.Namespace) -> int:
     else:
         from malseq.report.text import render_text
 
-        _emit(render_text(results, show_features=args.features, show_sequence=args.sequence))
+        _emit(render_text(results, show_features=args.features, show_sequence=args.sequence,
+                          color=use_color(args.color, sys.stdout)))
     for warning in sorted({r.model_warning for r in results if r.model_warning}):  # once, even with -q
         print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
     unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:  # printed even with -q: a scan without a verdict must not look clean
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
-    if flagged(results):
-        return EXIT_FLAGGED
-    if any(r.error or r.notices for r in results) or unscored:  # a notice: part of a folder was left unscanned
-        return EXIT_SCAN_ERROR
-    return EXIT_CLEAN
+    unjudged = not_judged(results)
+    if unjudged and FailOn.ERRORS not in policy.failing_on and not args.quiet:
+        print(f"malseq: note: {len(unjudged)} target(s) not judged completely; fail-on leaves out errors, "
+              "so they do not fail the run", file=sys.stderr)
+    if lock_not_scanned and FailOn.NOT_SCANNED in policy.failing_on:  # printed even with -q: it decides exit 3
+        print(f"malseq: error: {lock_not_scanned} lockfile entr{'y' if lock_not_scanned == 1 else 'ies'} not scanned "
+              "(not registry pins) and fail-on includes not-scanned (--strict)", file=sys.stderr)
+    return exit_code(results, policy, not_scanned=lock_not_scanned)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,22 +11,22 @@ Exit codes of `malseq audit`:
      scanned (git, path, URL, private index, unread lockfile, manifest without a lockfile);
      also: nothing to audit in PATH
   4  the report could not be written
+`--fail-on` and the config's fail-on change 1 and 3 as `malseq.policy.exit_code` says (failing
+integrity findings count under `malicious`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.intake.limits import DEFAULT_LIMITS
-from malseq.model import LOW_FPR, OPERATING_POINTS
+from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
-
-EXIT_CLEAN, EXIT_FLAGGED, EXIT_SCAN_ERROR = 0, 1, 3
 
 
 def register(sub: Any) -> None:
@@ -45,27 +45,29 @@ def register(sub: Any) -> None:
                     help="the project folder (default: .), or one lockfile to audit on its own")
     ap.add_argument("--format", choices=("text", "json", "sarif"), default="text",
                     help="report format (default: text)")
-    ap.add_argument("--strict", action="store_true",
-                    help="exit 3 when any entry was not scanned (git, path, URL, private index, unread lockfile)")
     ap.add_argument("--no-installed", action="store_true", help="only the lockfiles: skip node_modules and virtualenvs")
     ap.add_argument("--no-lockfiles", action="store_true", help="only what is installed: skip the lockfiles")
     ap.add_argument("--no-verify", action="store_true",
                     help="do not compare lockfile hashes and installed files with the registry's files")
     ap.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
     ap.add_argument("--sequence", action="store_true", help="show each target's behaviours in execution order")
-    ap.add_argument("--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
+    ap.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                     help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
     ap.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index (as for scan)")
     ap.add_argument("--npm-registry", metavar="URL", help="npm registry (as for scan)")
     ap.add_argument("--cache-dir", type=Path, metavar="DIR", help="download cache (as for scan)")
-    ap.add_argument("--offline", action="store_true",
+    ap.add_argument("--offline", action="store_true", default=None,
                     help="never touch the network: pinned releases and comparisons come from the cache only")
     ap.add_argument("--model", type=Path, metavar="DIR", help="model folder (default: the shipped model)")
     ap.add_argument("--no-isolate", action="store_true", help="scan in this process instead of a worker process")
-    ap.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
+    ap.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
                     help="verdict threshold (as for scan)")
     ap.add_argument("--suppressions", type=Path, metavar="FILE",
-                    help="TOML file of reviewed archives (as for scan; default: $MALSEQ_SUPPRESSIONS)")
+                    help="TOML file of reviewed archives (as for scan; default: $MALSEQ_SUPPRESSIONS, then the "
+                    "config's suppressions)")
+    # --config, --no-config, --fail-on, --suspicious-score and --strict (exit 3 when any entry was not
+    # scanned: git, path, URL, private index, unread lockfile), read with the project's config
+    add_policy_arguments(ap)
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr (the report still lists "
                     "everything not scanned)")
     from malseq._cli import add_pypi_file_options
@@ -77,13 +79,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from malseq._cli import _emit, _scan_options, _StderrProgress
     from malseq.audit import AuditOptions, audit
-    from malseq.suppress import apply_suppressions, flagged, load_suppressions
+    from malseq.policy import exit_code
+    from malseq.suppress import apply_suppressions, load_suppressions
 
+    policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
     options = AuditOptions(scan=_scan_options(args), lockfiles=not args.no_lockfiles,
                            installed=not args.no_installed, verify=not args.no_verify)
-    suppressions_path = args.suppressions or (
-        Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
-    suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
+    suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     if not args.quiet:
         print(f"auditing {clean(args.path, 200)}", file=sys.stderr)
     report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet))
@@ -109,8 +111,4 @@ def run(args: argparse.Namespace) -> int:
     if report.not_scanned and args.format != "text":  # the text report lists them itself
         print(f"malseq: {len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
               "(listed in the report)", file=sys.stderr)
-    if flagged(results) or report.failing_findings:
-        return EXIT_FLAGGED
-    if any(r.error for r in results) or unscored or (args.strict and report.not_scanned):
-        return EXIT_SCAN_ERROR
-    return EXIT_CLEAN
+    return exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))

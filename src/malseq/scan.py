@@ -40,6 +40,9 @@ class ScanOptions:
     # keep source excerpts of the decisive lines and the package's description for a human reviewer
     # (malseq.review; `malseq watch` stores them for `malseq serve`); off for plain scans
     review_material: bool = False
+    # gitignore-style patterns of files a folder target's analysis leaves out, listed as skipped
+    # (`ignore-paths` of a config: malseq.policy.drop_ignored); archives and releases are read whole
+    ignore_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,10 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
     package: Package | None = None
     try:
         package = load_target(target, options.intake, deadline)
+        if options.ignore_paths and package.origin.kind == "folder":
+            from malseq.policy import drop_ignored
+
+            package = drop_ignored(package, options.ignore_paths)
         check_analysable(package)  # an empty or package-less target is an error, never a clean verdict
         if options.analyse and options.build_sequence:
             from malseq.analysis import analyse
