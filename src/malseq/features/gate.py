@@ -19,12 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
-try:  # Python 3.11+
-    from re import _constants as _sre_constants  # type: ignore[attr-defined]
-    from re import _parser as _sre_parser  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older layout
-    import sre_constants as _sre_constants  # type: ignore[no-redef]
-    import sre_parse as _sre_parser  # type: ignore[no-redef]
+from re import _constants as _sre_constants  # type: ignore[attr-defined]
+from re import _parser as _sre_parser  # type: ignore[attr-defined]
 
 __all__ = ["GatedPattern", "factors_of", "gated"]
 
@@ -127,11 +123,27 @@ def _has_scoped_ignorecase(items: Any) -> bool:
     return False
 
 
+# The string rules gate one literal after another with different patterns: lower it once. One
+# tuple, replaced whole, so threads never see one text with another's lowered form.
+_last: tuple[Any, Any] = (None, None)
+
+
+def _lowered(text: AnyStr) -> AnyStr | None:
+    """`text.lower()`, or None when `text` is not ASCII (then only the regex can say)."""
+    global _last
+    last = _last
+    if last[0] is text:
+        return last[1]  # type: ignore[no-any-return]
+    low = text.lower() if text.isascii() else None
+    _last = (text, low)
+    return low
+
+
 class GatedPattern(Generic[AnyStr]):
     """A compiled regex whose `search`, `finditer` and `findall` skip text that cannot match."""
 
     def __init__(self, pattern: re.Pattern[AnyStr]) -> None:
-        self.pattern = pattern
+        self.pattern: re.Pattern[AnyStr] = pattern
         factors, self.folded = factors_of(pattern)
         is_bytes = isinstance(pattern.pattern, bytes)
         self.factors: tuple[Any, ...] | None = None
@@ -147,10 +159,13 @@ class GatedPattern(Generic[AnyStr]):
         if pos:
             text = text[pos:]
         if self.folded:
-            if not text.isascii():
+            text = _lowered(text)  # type: ignore[assignment]
+            if text is None:
                 return True
-            text = text.lower()
-        return any(factor in text for factor in factors)
+        for factor in factors:  # noqa: SIM110 - a loop, not any() over a generator: this runs per literal
+            if factor in text:
+                return True
+        return False
 
     def search(self, text: AnyStr, pos: int = 0) -> re.Match[AnyStr] | None:
         return self.pattern.search(text, pos) if self.may_match(text, pos) else None
