@@ -85,11 +85,11 @@ def _digest(obj: object) -> str:
 
 
 def run_set(set_file: Path, out: Path) -> None:
+    import tree_sitter_javascript
+    import tree_sitter_python
     from tree_sitter import Language as TSLanguage
     from tree_sitter import Parser
 
-    import tree_sitter_javascript
-    import tree_sitter_python
     from malseq._deadline import Deadline
     from malseq.features import analyse_package
     from malseq.intake import IntakeOptions, load_target

@@ -80,7 +80,8 @@ _OLD_PY_OBFUSCATED_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1
 def test_obfuscated_names_found_as_the_old_regex_found_them(text: str) -> None:
     old = [(m.start(), m.group(0)) for m in _OLD_PY_OBFUSCATED_NAME.finditer(text) if len(m.group(0)) >= 8]
     new = [(m.start(), m.group(0)) for m in obfuscation._PY_OBFUSCATED_RUN.finditer(text)
-           if obfuscation._whole_word(text, m.start(), m.end()) and obfuscation._PY_OBFUSCATED_WORD.fullmatch(m.group(0))]
+           if obfuscation._whole_word(text, m.start(), m.end())
+           and obfuscation._PY_OBFUSCATED_WORD.fullmatch(m.group(0))]
     assert new == old
 
 
