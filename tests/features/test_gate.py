@@ -15,7 +15,7 @@ from malseq.features.strings import printable_count
 
 GATED = [
     information_reading._PUBLIC_IP_SERVICE, information_reading._SENSITIVE_FILE, information_reading._BROWSER,
-    information_reading._WALLET, data_transmission._URL, data_transmission._WEBHOOK,
+    information_reading._WALLET, information_reading._APP_TOKENS, data_transmission._URL, data_transmission._WEBHOOK,
     data_transmission._EXFIL_SERVICE, payload_execution._PERSISTENCE, strings._CAPTURE, strings._OBF_IDENT,
 ]
 
@@ -70,6 +70,23 @@ def test_gated_search_answers_like_the_regex(text: str, flips: list[bool]) -> No
             if found is not None and expected is not None:
                 assert found.span() == expected.span()
             assert pattern.findall(candidate) == pattern.pattern.findall(candidate)
+
+
+_OLD_APP_TOKENS = re.compile(
+    r"(?i)(discord(?:canary|ptb)?[/\\]+Local Storage|Local Storage[/\\]+leveldb|Telegram Desktop[/\\]+tdata|"
+    r"[/\\]tdata\b|\.ROBLOSECURITY|launcher_accounts\.json|Steam[/\\]+config[/\\]+loginusers|\bssfn\b|"
+    r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84})"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a" * 24, "B-" * 3, ".", "_" * 27, "mfa.", "x" * 84, "ssfn", " ", "\u00e9",
+                                 "/tdata", "Local Storage/leveldb"]), max_size=8).map("".join))
+def test_app_tokens_found_as_the_one_regex_found_them(text: str) -> None:
+    from malseq.features.rules.context import StringContext
+
+    assert information_reading.app_token_literal(StringContext(text, text)) == (
+        _OLD_APP_TOKENS.search(text) is not None)
 
 
 _OLD_PY_OBFUSCATED_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")

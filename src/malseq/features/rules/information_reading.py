@@ -235,11 +235,14 @@ _WALLET = gated(re.compile(
     r"solana[/\\]+id\.json|Ethereum[/\\]+keystore|\.bitcoin[/\\]|\bMonero\b[/\\]|Zcash[/\\]|Bytecoin|"
     r"seed phrase|mnemonic phrase|\bkeystore[/\\])"
 ))
-_APP_TOKENS = re.compile(
+_APP_TOKENS = gated(re.compile(
     r"(?i)(discord(?:canary|ptb)?[/\\]+Local Storage|Local Storage[/\\]+leveldb|Telegram Desktop[/\\]+tdata|"
     r"[/\\]tdata\b|\.ROBLOSECURITY|launcher_accounts\.json|Steam[/\\]+config[/\\]+loginusers|\bssfn\b|"
-    r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84})"
-)
+    r"mfa\.[\w-]{84})"
+))
+# A Discord token: no literal to gate on, but 59 characters at least and two dots.
+_DISCORD_TOKEN = re.compile(r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}")
+_DISCORD_TOKEN_LENGTH = 24 + 1 + 6 + 1 + 27
 
 
 @string_rule("collect_system_info", order=50)
@@ -265,4 +268,6 @@ def crypto_wallet_literal(ctx: StringContext) -> bool:
 
 @string_rule("read_app_tokens", order=90)
 def app_token_literal(ctx: StringContext) -> bool:
-    return _APP_TOKENS.search(ctx.sample) is not None
+    sample = ctx.sample
+    return _APP_TOKENS.search(sample) is not None or (
+        len(sample) >= _DISCORD_TOKEN_LENGTH and "." in sample and _DISCORD_TOKEN.search(sample) is not None)
