@@ -159,9 +159,13 @@ def head_then_tail(items: Sequence[T], budget: WorkBudget, handle: Callable[[T, 
     """
     reserve = int(budget.left * TAIL_SHARE)
     tail_start, tail_cost = len(items), 0
-    while tail_start > 0 and tail_cost + cost(items[tail_start - 1]) <= reserve // 2:
+    half = reserve // 2
+    while tail_start > 0:
+        item_cost = cost(items[tail_start - 1])
+        if tail_cost + item_cost > half:
+            break
         tail_start -= 1
-        tail_cost += cost(items[tail_start])
+        tail_cost += item_cost
     head = WorkBudget(budget.left - reserve, None, budget.what, parent=budget)
     complete = True
     try:

@@ -364,7 +364,8 @@ def looks_like_command(text: str) -> bool:
     # A bare word ('base64', 'hostname', 'env', 'echo', 'start') is far more often an encoding name, a
     # property key or a label than a command line; strings actually handed to exec()/system() are
     # analysed with analyse_command directly and don't go through this guess.
-    if not any(ch.isspace() for ch in stripped) and stripped.lower() not in _BARE_COMMANDS:
+    # `split()` splits on exactly the characters `str.isspace` accepts: two parts mean inner white space.
+    if len(stripped.split(None, 1)) < 2 and stripped.lower() not in _BARE_COMMANDS:
         return False
     return bool(_COMMAND_START.match(text)) or bool(_REVERSE_SHELL.search(text))
 

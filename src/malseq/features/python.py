@@ -64,6 +64,7 @@ from malseq.features.strings import (
     classify_literal,
     classify_raw_literal,
     decode_base64_text,
+    printable_count,
 )
 from malseq.features.types import (
     MODULE_SCOPE,
@@ -178,7 +179,7 @@ def _as_text(value: _Value) -> str | None:
     decoded = value.decode("utf-8", errors="replace")
     if not decoded:
         return decoded
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in decoded[:4000])
+    printable = printable_count(decoded[:4000])
     return decoded if printable / min(len(decoded), 4000) > 0.9 else None
 
 
@@ -1188,9 +1189,11 @@ class _FileAnalyser:
         parent = node.parent
         if parent is not None and parent.type == "concatenated_string":
             return  # classified as a whole by _on_concat
-        if any(c.type == "interpolation" for c in node.children) or any(
+        # An interpolation starts with "{": a literal without one has none (and most have none).
+        if self.source.find(b"{", node.start_byte, node.end_byte) >= 0 and (
+                any(c.type == "interpolation" for c in node.children) or any(
                 gc.type == "interpolation" for c in node.children if c.type == "string_content"
-                for gc in c.children):
+                for gc in c.children)):
             text: str | None = _interpolated_text(node, self.source)
         else:
             value = _string_value(node, self.source)

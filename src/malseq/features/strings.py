@@ -14,13 +14,15 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from malseq.features.gate import gated
+
 if TYPE_CHECKING:
     from malseq.features.rules.context import StringContext
     from malseq.features.rules.registry import Registry
 
-_CAPTURE = re.compile(r"(?i)(ImageGrab|screenshot|pyautogui\.screenshot|pynput|keylogger|GetAsyncKeyState|"
-                      r"clipboard|pyperclip|mss\(\))")
-_OBF_IDENT = re.compile(r"\b_0x[0-9a-f]{4,}\b")
+_CAPTURE = gated(re.compile(r"(?i)(ImageGrab|screenshot|pyautogui\.screenshot|pynput|keylogger|GetAsyncKeyState|"
+                      r"clipboard|pyperclip|mss\(\))"))
+_OBF_IDENT = gated(re.compile(r"\b_0x[0-9a-f]{4,}\b"))
 _B64 = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_\-\r\n]+={0,2}$")
 
@@ -61,13 +63,20 @@ def decode_base64(text: str) -> bytes | None:
     return None
 
 
+def printable_count(text: str) -> int:
+    """How many characters of `text` are printable or one of \\r, \\n, \\t (which are not printable)."""
+    if text.isprintable():
+        return len(text)
+    return sum(map(str.isprintable, text)) + text.count("\r") + text.count("\n") + text.count("\t")
+
+
 def decode_base64_text(text: str) -> str | None:
     """The decoded text of a base64 literal if it decodes to mostly printable text."""
     raw = decode_base64(text)
     if raw is None or not raw:
         return None
     decoded = raw.decode("utf-8", errors="replace")
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in decoded)
+    printable = printable_count(decoded)
     return decoded if printable / len(decoded) > 0.9 else None
 
 
@@ -79,14 +88,42 @@ def classify_literal(value: str) -> list[str]:
     """
     if not value or len(value) < 4:
         return []
+    if len(value) <= MEMO_MAX_LENGTH:
+        found = _MEMO.get(value)
+        if found is None:
+            found = _remember(_MEMO, value, False)
+        return list(found)
     registry = _REGISTRY or _registry()
     return registry.string_behaviours(_StringContext(value, value[:20000]))
 
 
 def classify_raw_literal(raw: str) -> list[str]:
     """Behaviours visible only in how a literal is written in source (escape-heavy)."""
+    if len(raw) <= MEMO_MAX_LENGTH:
+        found = _RAW_MEMO.get(raw)
+        if found is None:
+            found = _remember(_RAW_MEMO, raw, True)
+        return list(found)
     registry = _REGISTRY or _registry()
     return registry.string_behaviours(_StringContext(raw, raw[:20000], True))
+
+
+# The same short literals ("utf-8", "name", "__main__") come back in every file: their behaviours are
+# remembered, per process. The string rules are pure functions of the text, so what is remembered
+# never changes an answer; the memo is emptied when full, which bounds its memory.
+MEMO_MAX_LENGTH = 200
+MEMO_MAX_ENTRIES = 50_000
+_MEMO: dict[str, tuple[str, ...]] = {}
+_RAW_MEMO: dict[str, tuple[str, ...]] = {}
+
+
+def _remember(memo: dict[str, tuple[str, ...]], text: str, raw: bool) -> tuple[str, ...]:
+    registry = _REGISTRY or _registry()
+    found = tuple(registry.string_behaviours(_StringContext(text, text, raw)))
+    if len(memo) >= MEMO_MAX_ENTRIES:
+        memo.clear()
+    memo[text] = found
+    return found
 
 
 def _registry() -> Registry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from malseq.features.gate import gated
 from malseq.features.rules.context import ArgKind, CallContext, ImportContext, StringContext
 from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts, string_rule
 
@@ -226,23 +227,23 @@ def javascript_network_module(ctx: ImportContext) -> bool:
 
 
 # --- what literals name -----------------------------------------------------------------
-_URL = re.compile(r"(?i)\b(?:https?|ftp|wss?)://[^\s'\"<>`]+")
+_URL = gated(re.compile(r"(?i)\b(?:https?|ftp|wss?)://[^\s'\"<>`]+"))
 _IPV4 = re.compile(r"^(?:(?:https?|tcp|udp)://)?((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?:/.*)?$")
 # Public resolvers malware pings to test connectivity; they would otherwise look like versions.
 _WELL_KNOWN_PUBLIC_IPS = frozenset({"1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4", "9.9.9.9"})
 _URL_HOST_IP = re.compile(r"(?i)\b(?:https?|ftp|wss?|tcp)://((?:\d{1,3}\.){3}\d{1,3})\b")
 
 
-_WEBHOOK = re.compile(
+_WEBHOOK = gated(re.compile(
     r"(?i)(discord(?:app)?\.com/api/webhooks|api\.telegram\.org/bot|hooks\.slack\.com/services|"
     r"discord(?:app)?\.com/api/v\d+/webhooks|webhook\.office\.com)"
-)
-_EXFIL_SERVICE = re.compile(
+))
+_EXFIL_SERVICE = gated(re.compile(
     r"(?i)(pipedream\.net|burpcollaborator\.net|oastify\.com|interact\.sh|\boast\.(?:fun|me|pro|live|site|online)\b|"
     r"webhook\.site|requestbin|ngrok(?:-free)?\.(?:io|app|dev)|canarytokens\.com|dnslog\.cn|ceye\.io|beeceptor\.com|"
     r"hookbin\.com|\bloca\.lt\b|serveo\.net|trycloudflare\.com|transfer\.sh|bashupload\.com|anonfiles\.com|"
     r"gofile\.io|file\.io\b|ptpb\.pw|requestcatcher\.com|eo[a-z0-9]{10,}\.m\.pipedream)"
-)
+))
 
 
 def _looks_like_version(literal: str, ip: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from malseq.features.gate import gated
 from malseq.features.rules.context import AttributeContext, CallContext, ImportContext, StringContext
 from malseq.features.rules.registry import JS, PY, attribute_rule, call_rule, import_rule, js_parts, string_rule
 from malseq.features.strings import classify_capture_name
@@ -208,37 +209,40 @@ def javascript_capture_module(ctx: ImportContext) -> bool:
 
 
 # --- what literals name -----------------------------------------------------------------
-_PUBLIC_IP_SERVICE = re.compile(
+_PUBLIC_IP_SERVICE = gated(re.compile(
     r"(?i)(ipify\.org|ipinfo\.io|ifconfig\.me|icanhazip\.com|checkip\.amazonaws|ip-api\.com|"
     r"myexternalip|wtfismyip|ipapi\.co|geolocation-db\.com)"
-)
-_SENSITIVE_FILE = re.compile(
+))
+_SENSITIVE_FILE = gated(re.compile(
     r"(?i)(\.ssh(?:/|\\\\?|$)|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|\.aws[/\\]+credentials|"
     r"(?:^|[/\\~])\.npmrc\b|\.pypirc\b|\.git-credentials|(?:^|[/\\~])\.netrc\b|\.bash_history|\.zsh_history|"
     r"/etc/passwd\b|/etc/shadow\b|\.docker[/\\]config\.json|\.kube[/\\]config|\.gnupg|"
     r"gcloud[/\\](?:credentials|application_default)|\.config[/\\]gh[/\\]hosts|\.azure[/\\]|"
     r"login\.keychain|\.vault-token|\.terraform\.d[/\\]credentials)"
-)
-_BROWSER = re.compile(
+))
+_BROWSER = gated(re.compile(
     # "Cookies" only as the browser's file name (case-sensitive, alone or as a path part):
     # HTTP libraries say "cookies" everywhere.
     r"(?i)(Login Data|Local State|Web Data|(?-i:(?:^|[/\\])Cookies(?:$|[/\\]))|User Data[/\\]|"
     r"Google[/\\]+Chrome|BraveSoftware|Mozilla[/\\]+Firefox|"
     r"Opera Software|Microsoft[/\\]+Edge|logins\.json|key4\.db|cookies\.sqlite|Yandex[/\\]+YandexBrowser|Vivaldi[/\\]|"
     r"Chromium[/\\]+User Data|CryptUnprotectData)"
-)
-_WALLET = re.compile(
+))
+_WALLET = gated(re.compile(
     r"(?i)(\bExodus\b|\bElectrum\b|wallet\.dat|Atomic[/\\]+Local Storage|\bArmory\b|\bCoinomi\b|\bGuarda\b|\bJaxx\b|"
     r"MetaMask|nkbihfbeogaeaoehlefnkodbefgpgknn|ejbalbakoplchlghecdalmeeeajnimhm|bfnaelmomeimhlpmgjnjophhpkkoljpa|"
     r"ibnejdfjmmkpcnlpebklmnkoeoihofec|fhbohimaelbohpjbbldcngcnapndodjp|hnfanknocfeofbddgcijnmhnfnkdnaad|"
     r"solana[/\\]+id\.json|Ethereum[/\\]+keystore|\.bitcoin[/\\]|\bMonero\b[/\\]|Zcash[/\\]|Bytecoin|"
     r"seed phrase|mnemonic phrase|\bkeystore[/\\])"
-)
-_APP_TOKENS = re.compile(
+))
+_APP_TOKENS = gated(re.compile(
     r"(?i)(discord(?:canary|ptb)?[/\\]+Local Storage|Local Storage[/\\]+leveldb|Telegram Desktop[/\\]+tdata|"
     r"[/\\]tdata\b|\.ROBLOSECURITY|launcher_accounts\.json|Steam[/\\]+config[/\\]+loginusers|\bssfn\b|"
-    r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84})"
-)
+    r"mfa\.[\w-]{84})"
+))
+# A Discord token: no literal to gate on, but 59 characters at least and two dots.
+_DISCORD_TOKEN = re.compile(r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}")
+_DISCORD_TOKEN_LENGTH = 24 + 1 + 6 + 1 + 27
 
 
 @string_rule("collect_system_info", order=50)
@@ -264,4 +268,6 @@ def crypto_wallet_literal(ctx: StringContext) -> bool:
 
 @string_rule("read_app_tokens", order=90)
 def app_token_literal(ctx: StringContext) -> bool:
-    return _APP_TOKENS.search(ctx.sample) is not None
+    sample = ctx.sample
+    return _APP_TOKENS.search(sample) is not None or (
+        len(sample) >= _DISCORD_TOKEN_LENGTH and "." in sample and _DISCORD_TOKEN.search(sample) is not None)

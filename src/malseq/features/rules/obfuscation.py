@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from malseq.features.gate import gated
 from malseq.features.rules.context import ArgKind, CallContext, FileContext, FileFinding, StringContext
 from malseq.features.rules.registry import JS, PY, call_rule, file_rule, js_parts, string_rule
 from malseq.features.strings import count_obfuscated_identifiers, shannon_entropy
@@ -85,9 +86,13 @@ def escaped_literal(ctx: StringContext) -> bool:
 
 # --- whole files --------------------------------------------------------------------------
 LONG_LINE = 1000
-_PY_OBFUSCATED_NAME = re.compile(r"\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b")
-_JS_OBFUSCATED_IDENTIFIER = re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b")
-_JS_ESCAPED_IDENTIFIER = re.compile(rb"(?:\\u[0-9a-fA-F]{4}){2,}")
+# A name that is all O and 0 (an O before a 0) or all I, l and 1 (an I before an l). Found as
+# `_PY_OBFUSCATED_RUN` (a character-set prefix the regex engine skips to quickly) checked as a whole
+# word: the same matches as `\b(?:[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*)\b` of 8 characters or more.
+_PY_OBFUSCATED_WORD = re.compile(r"[O0]*O[O0]*0[O0]*|[Il1]*I[Il1]*l[Il1]*")
+_PY_OBFUSCATED_RUN = re.compile(r"[O0Il1]{8,}")
+_JS_OBFUSCATED_IDENTIFIER = gated(re.compile(rb"\b_0x[0-9a-fA-F]{4,}\b"))
+_JS_ESCAPED_IDENTIFIER = gated(re.compile(rb"(?:\\u[0-9a-fA-F]{4}){2,}"))
 JS_OBFUSCATED_IDENTIFIERS_MIN = 5
 
 
@@ -96,20 +101,30 @@ def python_machine_names(ctx: FileContext) -> FileFinding | None:
     """Obfuscators' machine names: _0x1a2b (JS-style) or runs of O0 / Il."""
     first = re.search(r"\b_0x[0-9a-f]{4,}\b", ctx.text) if count_obfuscated_identifiers(ctx.text) >= 3 else None
     if first is None:
-        names = [m for m in _PY_OBFUSCATED_NAME.finditer(ctx.text) if len(m.group(0)) >= 8]
+        names = [m for m in _PY_OBFUSCATED_RUN.finditer(ctx.text) if _whole_word(ctx.text, m.start(), m.end())
+                 and _PY_OBFUSCATED_WORD.fullmatch(m.group(0))]
         if len(names) >= 5:
             first = names[0]
     return FileFinding(first.start(), first.group(0)) if first is not None else None
 
 
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """`text[start:end]` has a regex word boundary (`\\b`) at both ends."""
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isalnum() or before == "_" or after.isalnum() or after == "_")
+
+
 @file_rule("minified_code", PY, order=20)
 def python_long_line(ctx: FileContext) -> FileFinding | None:
-    for m in re.finditer("[^\n]{" + str(LONG_LINE) + ",}", ctx.text):
-        line = m.group(0)
-        # One huge string literal (a base64 payload) is a long string, not minified code.
-        code_only = re.sub(r"([\"'])(?:(?!\1).){200,}?\1", "''", line[:200000])
-        if len(code_only) >= LONG_LINE:
-            return FileFinding(m.start(), line[:120])
+    offset = 0
+    for line in ctx.text.split("\n"):  # the lines of LONG_LINE characters or more, where they start
+        if len(line) >= LONG_LINE:
+            # One huge string literal (a base64 payload) is a long string, not minified code.
+            code_only = re.sub(r"([\"'])(?:(?!\1).){200,}?\1", "''", line[:200000])
+            if len(code_only) >= LONG_LINE:
+                return FileFinding(offset, line[:120])
+        offset += len(line) + 1
     return None
 
 

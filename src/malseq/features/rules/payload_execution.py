@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from malseq.features.commands import analyse_command, looks_like_command
+from malseq.features.gate import gated
 from malseq.features.rules.context import ArgKind, CallContext, ImportContext, StringContext
 from malseq.features.rules.registry import JS, PY, call_rule, import_rule, js_parts, string_rule
 from malseq.features.strings import classify_literal
@@ -291,11 +292,11 @@ def javascript_ffi_module(ctx: ImportContext) -> bool:
 
 
 # --- what literals name -----------------------------------------------------------------
-_PERSISTENCE = re.compile(
+_PERSISTENCE = gated(re.compile(
     r"(?i)(\bcrontab\b|/etc/cron|Start Menu[/\\]+Programs[/\\]+Startup|CurrentVersion[/\\]+Run(?:Once)?\b|"
     r"(?:^|[/\\~])\.bashrc\b|\.bash_profile\b|(?:^|[/\\~])\.zshrc\b|(?:^|[/\\~])\.profile\b|LaunchAgents|"
     r"LaunchDaemons|systemd[/\\]+system|\bschtasks\b|/etc/rc\.local|\\\\Winlogon\b|autostart[/\\])"
-)
+))
 
 
 @string_rule("persistence", order=100)
