@@ -103,6 +103,37 @@ def register(sub: Any) -> None:
         "--split-file", type=Path, metavar="FILE", help="where to write the split (default WORKDIR/split.json)"
     )
 
+    hn = csub.add_parser(
+        "hardneg",
+        help="pick hard-negative benign releases (old sdists, native builds, stubs, install scripts...) "
+        "from registry metadata and write benign lists",
+    )
+    _common(hn)
+    hn.add_argument(
+        "--datasets",
+        type=Path,
+        metavar="DIR",
+        help="shared datasets (names to exclude and reserved-names.sha256; default: $MALSEQ_DATASETS "
+        "or ../shared/datasets next to the checkout)",
+    )
+    hn.add_argument("--pypi-list", type=Path, default=Path("/usr/share/package-lists/pypi.tsv"), metavar="TSV")
+    hn.add_argument("--npm-list", type=Path, default=Path("/usr/share/package-lists/npm.tsv"), metavar="TSV")
+    hn.add_argument("--out-dir", type=Path, metavar="DIR", help="where the lists go (default: lab/data)")
+    hn.add_argument(
+        "--ecosystem", choices=("pypi", "npm", "both"), default="both", help="which list to (re)write (default both)"
+    )
+    hn.add_argument("--seed", type=int, default=20261130)
+    hn.add_argument("--threads", type=int, default=4, help="registry requests in flight (default 4)")
+    hn.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="STRATUM=N",
+        help="releases for a stratum (repeatable; default: the module's DEFAULT_QUOTAS)",
+    )
+    hn.add_argument("--pypi-index-url", metavar="URL")
+    hn.add_argument("--npm-registry", metavar="URL")
+
     st = csub.add_parser("stats", help="summarise the work dir: samples, cache, split")
     _common(st)
 
@@ -177,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             return 3
         sys.stdout.write(path.read_text())
         return 0
+    if args.corpus_command == "hardneg":
+        return _run_hardneg(args, workdir)
     sources = _build_sources(args)
     if args.corpus_command == "download":
         from malseq_lab.corpus.download import download_samples
@@ -220,4 +253,50 @@ def run(args: argparse.Namespace) -> int:
     seconds = report.get("seconds", {})
     assert isinstance(seconds, dict)
     print("corpus build: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return 0
+
+
+def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
+    from malseq_lab.corpus import hardneg
+    from malseq_lab.corpus.pipeline import default_datasets_dir
+
+    quotas = dict(hardneg.DEFAULT_QUOTAS)
+    for spec in args.quota:
+        stratum, _, count = spec.partition("=")
+        if stratum not in quotas or not count.isdigit():
+            print(f"--quota {spec!r}: expected STRATUM=N with STRATUM one of {', '.join(quotas)}", file=sys.stderr)
+            return 2
+        quotas[stratum] = int(count)
+    kept = {"pypi": hardneg.PYPI_STRATA, "npm": hardneg.NPM_STRATA}.get(args.ecosystem)
+    for stratum in (*hardneg.PYPI_STRATA, *hardneg.NPM_STRATA):
+        if kept is not None and stratum not in kept:
+            quotas[stratum] = 0
+    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir())
+    source = hardneg.RegistryDocuments(
+        workdir / "hardneg-documents",
+        pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
+        npm_registry_url=args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY") or None,
+    )
+    picks, stats = hardneg.build_lists(
+        hardneg.read_pypi_list(args.pypi_list) if args.ecosystem != "npm" else [],
+        hardneg.read_npm_list(args.npm_list) if args.ecosystem != "pypi" else [],
+        exclusions,
+        source,
+        seed=args.seed,
+        quotas=quotas,
+        threads=max(1, min(args.threads, 8)),
+        log=_log,
+    )
+    out_dir = args.out_dir or hardneg.default_out_dir()
+    for eco in (hardneg.PYPI, hardneg.NPM):
+        if args.ecosystem not in ("both", eco):
+            continue
+        path = out_dir / f"benign-hardneg-{eco}.tsv"
+        n = hardneg.write_list(path, (p for p in picks if p.ecosystem == eco))
+        _log(f"hardneg: wrote {n} releases to {path}")
+    _log(
+        f"hardneg: {stats.requested} names read ({source.requests} registry requests, the rest cached), "
+        f"{stats.excluded} excluded before any request, {stats.errors} errors, {stats.no_fit} fit no stratum; "
+        f"picked {stats.picked}"
+    )
     return 0

@@ -44,8 +44,8 @@ def default_datasets_dir() -> Path:
     env = os.environ.get("MALSEQ_DATASETS")
     if env:
         return Path(env)
-    # a checkout next to the project's shared/ folder: <repo>/src/malseq/corpus -> <repo>/../shared/datasets
-    return Path(__file__).resolve().parents[4] / "shared" / "datasets"
+    # a checkout next to the project's shared/ folder: <repo>/lab/src/malseq_lab/corpus -> <repo>/../shared/datasets
+    return Path(__file__).resolve().parents[5] / "shared" / "datasets"
 
 
 @dataclass
