@@ -73,6 +73,26 @@ def _sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--npm-registry", metavar="URL")
 
 
+def add_protocol_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--protocol",
+        choices=("time", "random"),
+        default="time",
+        help="time (default): the time split, WORKDIR/split-time.json, made from the corpus if missing; "
+        "random: the grouped random split, WORKDIR/split.json",
+    )
+    p.add_argument("--split-file", type=Path, metavar="FILE", help="a split file (overrides --protocol)")
+
+
+def protocol_split_file(args: argparse.Namespace, workdir: Path) -> Path:
+    """--split-file, else the work dir's split for --protocol (made from the corpus if missing)."""
+    if args.split_file:
+        return Path(args.split_file)
+    from malseq_lab.corpus.pipeline import ensure_split
+
+    return ensure_split(workdir, args.protocol, log=_log)
+
+
 def register(sub: Any) -> None:
     corpus = sub.add_parser("corpus", help="build the evaluation corpus: downloads, analysis cache, grouped split")
     csub = corpus.add_subparsers(dest="corpus_command", required=True)
@@ -90,17 +110,26 @@ def register(sub: Any) -> None:
     b.add_argument("--jobs", type=int, default=1, help="analysis worker processes, 1 or 2 (default 1)")
     b.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time budget per package (default 60)")
     b.add_argument(
+        "--protocol",
         "--split",
-        choices=("random", "time"),
-        default="random",
-        help="grouped random split, or train on the past where dates exist (default random)",
+        dest="protocol",
+        choices=("time", "random"),
+        default="time",
+        help="time: train on the past, test on the newest dated samples (PyPI by `added`; npm and benign "
+        "lists grouped at random), written to split-time.json; random: grouped random split, split.json "
+        "(default time)",
     )
     b.add_argument("--seed", type=int, default=20261101)
-    b.add_argument("--fractions", default="0.6,0.2,0.2", help="train,val,test shares (default 0.6,0.2,0.2)")
+    b.add_argument(
+        "--fractions", help="train,val,test shares (default 0.6,0.15,0.25 for time, 0.6,0.2,0.2 for random)"
+    )
     b.add_argument("--retry-errors", action="store_true", help="analyse packages that failed before again")
     b.add_argument("--resplit", action="store_true", help="write a new split even if split.json exists")
     b.add_argument(
-        "--split-file", type=Path, metavar="FILE", help="where to write the split (default WORKDIR/split.json)"
+        "--split-file",
+        type=Path,
+        metavar="FILE",
+        help="where to write the split (default WORKDIR/split-time.json or split.json, by protocol)",
     )
 
     hn = csub.add_parser(
@@ -139,7 +168,7 @@ def register(sub: Any) -> None:
 
     ev = sub.add_parser("eval", help="train the baselines on the split and report metrics (needs the eval extra)")
     _common(ev)
-    ev.add_argument("--split-file", type=Path, metavar="FILE", help="split to use (default WORKDIR/split.json)")
+    add_protocol_options(ev)
     ev.add_argument("--out", type=Path, metavar="DIR", help="report folder (default WORKDIR/report)")
     ev.add_argument("--models", default="rules,gbt", help="comma-separated: rules, gbt (default both)")
     ev.add_argument(
@@ -171,6 +200,21 @@ def _build_sources(args: argparse.Namespace) -> Any:
     return sources
 
 
+def _without_reserved(samples: list[Any], args: argparse.Namespace) -> list[Any]:
+    """Drop releases of reserved names (shared/datasets/reserved-names.sha256) before anything is fetched."""
+    from malseq_lab.corpus.hardneg import read_reserved, reserved_digest
+    from malseq_lab.corpus.pipeline import default_datasets_dir
+
+    path = (args.datasets or default_datasets_dir()) / "reserved-names.sha256"
+    if not path.is_file():
+        return samples
+    reserved = read_reserved(path)
+    kept = [s for s in samples if s.path or reserved_digest(s.ecosystem, s.name) not in reserved]
+    if len(kept) < len(samples):
+        _log(f"download: {len(samples) - len(kept)} releases of reserved names left out, never requested")
+    return kept
+
+
 def _intake_options(args: argparse.Namespace, workdir: Path) -> Any:
     from malseq.intake import IntakeOptions
 
@@ -188,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         workdir = _workdir(args)
         run_eval(
             workdir,
-            split_file=args.split_file,
+            split_file=protocol_split_file(args, workdir),
             out=args.out,
             models=[m.strip() for m in args.models.split(",") if m.strip()],
             guarddog=args.guarddog,
@@ -215,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         from malseq_lab.corpus.download import download_samples
         from malseq_lab.corpus.pipeline import load_sources
 
-        samples = load_sources(sources, args.limit)
+        samples = _without_reserved(load_sources(sources, args.limit), args)
         stats = download_samples(
             samples,
             workdir,
@@ -230,8 +274,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     from malseq_lab.corpus.pipeline import run_build
+    from malseq_lab.corpus.splits import PROTOCOL_FRACTIONS, split_file_name
 
-    fractions = tuple(float(x) for x in args.fractions.split(","))
+    fractions = (
+        tuple(float(x) for x in args.fractions.split(",")) if args.fractions else PROTOCOL_FRACTIONS[args.protocol]
+    )
     report = run_build(
         workdir,
         sources,
@@ -240,14 +287,14 @@ def run(args: argparse.Namespace) -> int:
         jobs=max(1, min(args.jobs, 2)),
         budget=args.timeout,
         threads=args.threads,
-        split_mode=args.split,
+        split_mode=args.protocol,
         seed=args.seed,
         fractions=fractions,
         resplit=args.resplit,
         retry_errors=args.retry_errors,
         limit_per_source=args.limit,
         registry_options=_intake_options(args, workdir),
-        split_file=args.split_file,
+        split_file=args.split_file or workdir / split_file_name(args.protocol),
         log=_log,
     )
     seconds = report.get("seconds", {})

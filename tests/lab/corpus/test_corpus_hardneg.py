@@ -205,7 +205,8 @@ def test_npm_strata_from_the_manifest(manifest: dict[str, Any], stratum: str, ki
 
 
 def test_npm_latest_manifest_reads_like_the_package_document() -> None:
-    manifest = {"name": "x", "version": "3.1.0", "scripts": {"postinstall": "node install.js"}, "dist": {"tarball": "t"}}
+    manifest = {"name": "x", "version": "3.1.0", "scripts": {"postinstall": "node install.js"}}
+    manifest["dist"] = {"tarball": "t"}
     pick = hardneg.pick_npm(Listed("npm", "x", "", None, 10, ""), manifest, [INSTALL_SCRIPT])
     assert pick is not None and (pick.version, pick.uploaded) == ("3.1.0", "")
 

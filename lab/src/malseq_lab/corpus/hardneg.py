@@ -282,6 +282,26 @@ class RegistryDocuments:
         self.timeout = timeout
         self.requests = 0
         self._lock = threading.Lock()
+        self._npm_default: str | None = None
+
+    def _npm_location(self, name: str) -> Any:
+        """The registry for `name`, asking `npm config get registry` at most once.
+
+        malseq resolves each npm scope on its own, and where nothing is configured that ends in
+        one `npm` process per new scope; thousands of scoped names would each start one. The
+        answer for unscoped names is put in $NPM_CONFIG_REGISTRY (npm reads it in any case), which ranks below an
+        `@scope:registry` line of .npmrc, so a scope configured there still gets its own registry.
+        """
+        import os
+
+        from malseq.intake.registry.config import resolve_npm_registry
+
+        with self._lock:
+            if self.npm_registry_url is None and self._npm_default is None:
+                self._npm_default = resolve_npm_registry(None).url
+                if not any(k.lower() == "npm_config_registry" for k in os.environ):
+                    os.environ["NPM_CONFIG_REGISTRY"] = self._npm_default
+        return resolve_npm_registry(self.npm_registry_url, name)
 
     def _path(self, ecosystem: str, name: str) -> Path:
         return self.cache_dir / ecosystem / f"{urllib.parse.quote(normalized_name(ecosystem, name), safe='@')}.json"
@@ -304,7 +324,7 @@ class RegistryDocuments:
         from malseq.intake import IntakeOptions
         from malseq.intake.registry import PYPI_JSON
         from malseq.intake.registry.common import _origin
-        from malseq.intake.registry.config import resolve_npm_registry, resolve_pypi_index
+        from malseq.intake.registry.config import resolve_pypi_index
         from malseq.intake.registry.http import _open, _read_body
 
         options = IntakeOptions(http_timeout=self.timeout)
@@ -314,7 +334,7 @@ class RegistryDocuments:
             url = f"{location.url.rstrip('/')}/{canonicalize_name(name)}/"
             accept = PYPI_JSON
         else:
-            location = resolve_npm_registry(self.npm_registry_url, name)
+            location = self._npm_location(name)
             # the manifest of the `latest` version: scripts, entry fields; a few kB, where the
             # package document of a much-published package runs to megabytes
             url = f"{location.url.rstrip('/')}/{name.replace('/', '%2f')}/latest"
@@ -388,7 +408,17 @@ def pypi_releases(document: Any) -> list[_PyPIRelease]:
     """Non-yanked final releases of a simple-index page, oldest first."""
     if not isinstance(document, dict) or not isinstance(document.get("files"), list):
         return []
-    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+    # a popular project lists tens of thousands of wheels over a few hundred versions: parse each
+    # version text once
+    parsed: dict[str, Version | None] = {}
+
+    def version_of(text: str) -> Version | None:
+        if text not in parsed:
+            try:
+                parsed[text] = Version(text)
+            except InvalidVersion:
+                parsed[text] = None
+        return parsed[text]
 
     by_version: dict[Version, dict[str, Any]] = {}
     for entry in document["files"]:
@@ -397,25 +427,24 @@ def pypi_releases(document: Any) -> list[_PyPIRelease]:
         filename = entry.get("filename")
         if not isinstance(filename, str):
             continue
-        info: dict[str, Any]
         if filename.endswith(".whl"):
             parts = filename[:-4].split("-")
-            if len(parts) < 5:
-                continue
-            try:
-                version = Version(parts[1])
-            except InvalidVersion:
+            version = version_of(parts[1]) if len(parts) >= 5 else None
+            if version is None:
                 continue
             info = by_version.setdefault(version, {"sdist": None, "wheels": []})
-            abi, platform = parts[-2], parts[-1]
-            if abi != "none" or platform != "any":
+            if parts[-2] != "none" or parts[-1] != "any":
                 info["wheels"].append(filename)
             continue
-        if not (filename.endswith(".tar.gz") or filename.endswith(".zip")):
+        for ext in (".tar.gz", ".zip"):
+            if filename.endswith(ext):
+                stem = filename[: -len(ext)]
+                break
+        else:
             continue
-        try:
-            version = parse_sdist_filename(filename)[1]
-        except (InvalidSdistFilename, InvalidVersion):
+        # sdist names are `<name>-<version>`; names may hold hyphens, versions do not
+        version = version_of(stem.rpartition("-")[2])
+        if version is None:
             continue
         info = by_version.setdefault(version, {"sdist": None, "wheels": []})
         if info["sdist"] is None or filename.endswith(".tar.gz"):
