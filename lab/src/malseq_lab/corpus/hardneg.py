@@ -71,6 +71,7 @@ NPM_STRATA = (INSTALL_SCRIPT, BUNDLED)
 
 OLD_FIRST_YEAR = 2013
 OLD_LAST_YEAR = 2021
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 # Releases larger than the scanner's default archive limit would only fail to download.
 MAX_SDIST_BYTES = 200 * 1024 * 1024
 
@@ -283,6 +284,8 @@ class RegistryDocuments:
         self.requests = 0
         self._lock = threading.Lock()
         self._npm_default: str | None = None
+        self._local = threading.local()
+        self._ssl: Any = None
 
     def _npm_location(self, name: str) -> Any:
         """The registry for `name`, asking `npm config get registry` at most once.
@@ -339,18 +342,80 @@ class RegistryDocuments:
             # package document of a much-published package runs to megabytes
             url = f"{location.url.rstrip('/')}/{name.replace('/', '%2f')}/latest"
             accept = "application/json"
+        with self._lock:
+            self.requests += 1
+        fast = self._keep_alive_get(url, accept, location)
+        if fast is not None:
+            status, raw = fast
+            if status in (404, 410):
+                return None
+            if status == 200:
+                return json.loads(raw)
+        # anything else (a redirect, an error, plain http) through malseq's own client and its rules
         auth = None
         if location.authorization is not None:
             auth = (_origin(location.url), location.authorization)
-        with self._lock:
-            self.requests += 1
         what = f"registry document of {ecosystem}:{name}"
         try:
             response = _open(url, accept, options, deadline, what, authorization=auth, gzip_ok=True, not_found="")
         except NotFoundError:
             return None
-        raw = _read_body(response, url, 64 * 1024 * 1024, deadline, what, lambda m: RegistryError(m))
+        raw = _read_body(response, url, MAX_DOCUMENT_BYTES, deadline, what, lambda m: RegistryError(m))
         return json.loads(raw)
+
+    def _keep_alive_get(self, url: str, accept: str, location: Any) -> tuple[int, bytes] | None:
+        """GET over this thread's kept-alive https connection to the registry; None to use the plain client.
+
+        Thousands of small documents from one host: a new TLS handshake (and certificate store
+        load) per document costs more than the document. Only https URLs on the registry's own
+        origin come here; credentials go only to that origin; redirects are not followed here.
+        """
+        import gzip
+        import http.client
+        import ssl
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(url)
+        base = urllib.parse.urlsplit(location.url)
+        if parts.scheme != "https" or (parts.hostname, parts.port) != (base.hostname, base.port) or not parts.hostname:
+            return None
+        local = self._local
+        key = (parts.hostname, parts.port)
+        conn = getattr(local, "connections", {}).get(key)
+        if conn is None:
+            if not hasattr(local, "connections"):
+                local.connections = {}
+            with self._lock:
+                if self._ssl is None:
+                    self._ssl = ssl.create_default_context()
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout, context=self._ssl)
+            local.connections[key] = conn
+        from malseq.intake.registry import USER_AGENT
+
+        headers = {"User-Agent": USER_AGENT, "Accept": accept, "Accept-Encoding": "gzip"}
+        if location.authorization is not None:
+            headers["Authorization"] = location.authorization
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        for attempt in range(2):  # a kept-alive connection the server closed is opened again once
+            try:
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                raw = response.read(MAX_DOCUMENT_BYTES + 1)
+                break
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                if attempt:
+                    return None
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            return None
+        if (response.getheader("Content-Encoding") or "").lower() in ("gzip", "x-gzip"):
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError):
+                return None
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                return None
+        return response.status, raw
 
 
 def fetch_in_order(
@@ -623,52 +688,77 @@ class BuildStats:
     picked: dict[str, int] = field(default_factory=dict)
 
 
-def _pypi_pools(listed: Sequence[Listed], seed: int) -> list[tuple[str, list[Listed], tuple[str, ...]]]:
+Pool = tuple[str, Callable[[], list[Listed]], tuple[str, ...]]
+"""(label, the candidates in reading order, made only when the pool is reached, strata they may fill)."""
+
+
+def _pypi_pools(listed: Sequence[Listed], seed: int) -> list[Pool]:
     """Candidate pools in the order they are read, each with the strata a member may fill."""
-    stubs = [p for p in listed if is_type_stub_name(p.name)]
-    # stubs ranked first (popular stub packages are the ones users install)
-    stubs = sorted(stubs, key=lambda p: (p.rank is None, p.rank or 0, p.name))
-    telemetry = seeded_order(
-        (p for p in listed if _TELEMETRY.search(p.summary) and not is_type_stub_name(p.name)), seed
-    )
-    ranked = seeded_order((p for p in listed if p.rank is not None and not is_type_stub_name(p.name)), seed)
-    native_hint = [p for p in ranked if _NATIVE_HINT.search(p.summary)]
-    native_long = seeded_order(
-        (p for p in listed if p.rank is None and _NATIVE_HINT.search(p.summary) and "2016" <= p.month <= "2025"), seed
-    )
-    # long tail: projects whose newest release is itself from the old period, with a real summary
-    long_tail = seeded_order(
-        (
-            p
-            for p in listed
-            if p.rank is None
-            and f"{OLD_FIRST_YEAR}-06" <= p.month <= f"{OLD_LAST_YEAR}-12"
-            and len(p.summary.split()) >= 3
-        ),
-        seed,
-    )
-    every = (TYPE_STUBS, NATIVE_EXTENSION, TELEMETRY_CLIENT, OLD_SDIST_POPULAR, OLD_SDIST_LONG_TAIL)
+
+    def stubs() -> list[Listed]:
+        # ranked first (popular stub packages are the ones users install)
+        found = [p for p in listed if is_type_stub_name(p.name)]
+        return sorted(found, key=lambda p: (p.rank is None, p.rank or 0, p.name))
+
+    def telemetry() -> list[Listed]:
+        return seeded_order((p for p in listed if _TELEMETRY.search(p.summary) and not is_type_stub_name(p.name)), seed)
+
+    def ranked() -> list[Listed]:
+        return seeded_order((p for p in listed if p.rank is not None and not is_type_stub_name(p.name)), seed)
+
+    def native_hint() -> list[Listed]:
+        return [p for p in ranked() if _NATIVE_HINT.search(p.summary)]
+
+    def native_long() -> list[Listed]:
+        return seeded_order(
+            (p for p in listed if p.rank is None and _NATIVE_HINT.search(p.summary) and "2016" <= p.month <= "2025"),
+            seed,
+        )
+
+    def long_tail() -> list[Listed]:
+        # projects whose newest release is itself from the old period, with a real summary
+        return seeded_order(
+            (
+                p
+                for p in listed
+                if p.rank is None
+                and f"{OLD_FIRST_YEAR}-06" <= p.month <= f"{OLD_LAST_YEAR}-12"
+                and len(p.summary.split()) >= 3
+            ),
+            seed,
+        )
+
     return [
         ("type-stub names", stubs, (TYPE_STUBS,)),
         ("telemetry summaries", telemetry, (TELEMETRY_CLIENT,)),
         ("popular, native hints", native_hint, (NATIVE_EXTENSION, OLD_SDIST_POPULAR)),
         ("popular", ranked, (NATIVE_EXTENSION, OLD_SDIST_POPULAR)),
         ("long tail, native hints", native_long, (NATIVE_EXTENSION,)),
-        ("long tail, old", long_tail, every[3:]),
+        ("long tail, old", long_tail, (OLD_SDIST_POPULAR, OLD_SDIST_LONG_TAIL)),
     ]
 
 
-def _npm_pools(listed: Sequence[Listed], seed: int) -> list[tuple[str, list[Listed], tuple[str, ...]]]:
-    used = [p for p in listed if p.downloads >= 500]
-    install_name = seeded_order((p for p in used if _NPM_INSTALL_NAME.search(p.name)), seed)
-    install_hint = seeded_order((p for p in used if _NPM_INSTALL_HINT.search(p.summary)), seed)
-    bundle_hint = seeded_order((p for p in used if _NPM_BUNDLE_HINT.search(p.summary)), seed)
-    rest = seeded_order(used, seed)
+def _npm_pools(listed: Sequence[Listed], seed: int) -> list[Pool]:
+    def used() -> list[Listed]:
+        return [p for p in listed if p.downloads >= 500]
+
     return [
-        ("install-like names", install_name, (INSTALL_SCRIPT, BUNDLED)),
-        ("install hints", install_hint, (INSTALL_SCRIPT, BUNDLED)),
-        ("bundle hints", bundle_hint, (BUNDLED, INSTALL_SCRIPT)),
-        ("any", rest, (INSTALL_SCRIPT, BUNDLED)),
+        (
+            "install-like names",
+            lambda: seeded_order((p for p in used() if _NPM_INSTALL_NAME.search(p.name)), seed),
+            (INSTALL_SCRIPT, BUNDLED),
+        ),
+        (
+            "install hints",
+            lambda: seeded_order((p for p in used() if _NPM_INSTALL_HINT.search(p.summary)), seed),
+            (INSTALL_SCRIPT, BUNDLED),
+        ),
+        (
+            "bundle hints",
+            lambda: seeded_order((p for p in used() if _NPM_BUNDLE_HINT.search(p.summary)), seed),
+            (BUNDLED, INSTALL_SCRIPT),
+        ),
+        ("any", lambda: seeded_order(used(), seed), (INSTALL_SCRIPT, BUNDLED)),
     ]
 
 
@@ -691,11 +781,11 @@ def build_lists(
     picks: list[Pick] = []
     seen: set[tuple[str, str]] = set()
     pools = [*_pypi_pools(pypi_listed, seed), *_npm_pools(npm_listed, seed)]
-    for label, pool, strata in pools:
+    for label, make_pool, strata in pools:
         if not any(left[s] > 0 for s in strata):
             continue
         candidates = []
-        for p in pool:
+        for p in make_pool():
             key = (p.ecosystem, normalized_name(p.ecosystem, p.name))
             if key in seen:
                 continue

@@ -63,6 +63,20 @@ def load_targets(lists: Iterable[Path], workdir: Path) -> list[Target]:
     return out
 
 
+def per_stratum_sample(rows: Sequence[dict[str, str]], per_stratum: int, seed: int) -> list[dict[str, str]]:
+    """At most `per_stratum` rows of each (ecosystem, stratum), by a seeded hash of the name (list order kept)."""
+    import hashlib
+
+    def order(row: dict[str, str]) -> str:
+        return hashlib.sha256(f"{seed}:{row['ecosystem']}:{row['name']}".encode()).hexdigest()
+
+    chosen: set[tuple[str, str]] = set()
+    for key in sorted({(r["ecosystem"], r["stratum"]) for r in rows}):
+        members = sorted((r for r in rows if (r["ecosystem"], r["stratum"]) == key), key=order)
+        chosen.update((r["ecosystem"], r["name"]) for r in members[:per_stratum])
+    return [r for r in rows if (r["ecosystem"], r["name"]) in chosen]
+
+
 def archive_traits(path: str) -> tuple[str, ...]:
     """What the archive's member names say (names only: nothing is extracted or read)."""
     names: list[str] = []
@@ -189,12 +203,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--list", type=Path, action="append", required=True, help="a benign list; repeatable")
     ap.add_argument("--out", type=Path, required=True, help="folder for records.jsonl and summary.json")
     ap.add_argument("--name", default="summary", help="file stem of the summary (default summary)")
+    ap.add_argument("--per-stratum", type=int, metavar="N", help="only N releases of each stratum (seeded)")
+    ap.add_argument("--seed", type=int, default=20261130)
+    ap.add_argument(
+        "--write-sample", type=Path, metavar="TSV", help="write the --per-stratum sample as a benign list and stop"
+    )
     args = ap.parse_args(argv)
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    targets = load_targets(args.list, args.workdir)
+    lists = list(args.list)
+    if args.per_stratum is not None:
+        import csv
+
+        from malseq_lab.corpus.hardneg import read_list
+
+        rows = per_stratum_sample([r for tsv in lists for r in read_list(tsv)], args.per_stratum, args.seed)
+        sample = args.write_sample or args.out / f"{args.name}-sample.tsv"
+        sample.parent.mkdir(parents=True, exist_ok=True)
+        with open(sample, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(
+                fh, fieldnames=list(rows[0]) if rows else ["ecosystem"], delimiter="\t", lineterminator="\n"
+            )
+            writer.writeheader()
+            writer.writerows(rows)
+        if args.write_sample:
+            log(f"hardneg fpr: wrote {len(rows)} releases to {sample}")
+            return 0
+        lists = [sample]
+    targets = load_targets(lists, args.workdir)
     log(f"hardneg fpr: {len(targets)} releases, {sum(1 for t in targets if t.path)} downloaded")
     start = time.monotonic()
     records = measure(targets, log=log)
