@@ -36,7 +36,7 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,7 +420,7 @@ class RegistryDocuments:
 
 def fetch_in_order(
     source: DocumentSource, names: Sequence[Listed], threads: int, batch: int = 32
-) -> Iterator[tuple[Listed, Any, str]]:
+) -> Generator[tuple[Listed, Any, str], None, None]:
     """(package, document or None, error text) in the order of `names`, a few requests in flight."""
 
     def one(p: Listed) -> tuple[Listed, Any, str]:
