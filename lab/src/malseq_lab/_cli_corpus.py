@@ -260,6 +260,12 @@ def run(args: argparse.Namespace) -> int:
         from malseq_lab.corpus.pipeline import load_sources
 
         samples = _without_reserved(load_sources(sources, args.limit), args)
+        if any(s.ecosystem == "npm" and not s.path for s in samples) and not (
+            args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY")
+        ):
+            from malseq_lab.corpus.hardneg import pin_npm_registry
+
+            pin_npm_registry()
         stats = download_samples(
             samples,
             workdir,

@@ -262,6 +262,25 @@ def guarded(source: DocumentSource, exclusions: Exclusions) -> DocumentSource:
     return fetch
 
 
+def pin_npm_registry() -> str:
+    """Resolve the npm registry once and keep the answer for this process's later lookups.
+
+    malseq resolves each npm scope on its own, and where nothing is configured that ends in one
+    `npm config get registry` per new scope; thousands of scoped names each start one, and on a
+    busy machine they time out (a ConfigurationError per release). The answer for unscoped
+    names is put in $NPM_CONFIG_REGISTRY (npm reads it in any case), which ranks below an
+    `@scope:registry` line of .npmrc, so a scope configured there still gets its own registry.
+    """
+    import os
+
+    from malseq.intake.registry.config import resolve_npm_registry
+
+    url = resolve_npm_registry(None).url
+    if not any(k.lower() == "npm_config_registry" for k in os.environ):
+        os.environ["NPM_CONFIG_REGISTRY"] = url
+    return url
+
+
 class RegistryDocuments:
     """PyPI simple-index pages (PEP 691 JSON) and npm `latest` manifests, cached on disk.
 
@@ -288,26 +307,12 @@ class RegistryDocuments:
         self._ssl: Any = None
 
     def _npm_location(self, name: str) -> Any:
-        """The registry for `name`, asking `npm config get registry` at most once.
-
-        malseq resolves each npm scope on its own, and where nothing is configured that ends in
-        one `npm` process per new scope; thousands of scoped names would each start one. The
-        answer for unscoped names is put in $NPM_CONFIG_REGISTRY (npm reads it in any case), which ranks below an
-        `@scope:registry` line of .npmrc, so a scope configured there still gets its own registry.
-        """
-        import os
-
         from malseq.intake.registry.config import resolve_npm_registry
 
         with self._lock:
             if self.npm_registry_url is None and self._npm_default is None:
-                self._npm_default = resolve_npm_registry(None).url
-                if not any(k.lower() == "npm_config_registry" for k in os.environ):
-                    os.environ["NPM_CONFIG_REGISTRY"] = self._npm_default
+                self._npm_default = pin_npm_registry()
         return resolve_npm_registry(self.npm_registry_url, name)
-
-    def _path(self, ecosystem: str, name: str) -> Path:
-        return self.cache_dir / ecosystem / f"{urllib.parse.quote(normalized_name(ecosystem, name), safe='@')}.json"
 
     def __call__(self, ecosystem: str, name: str) -> Any:
         path = self._path(ecosystem, name)
@@ -373,7 +378,6 @@ class RegistryDocuments:
         import gzip
         import http.client
         import ssl
-        import urllib.parse
 
         parts = urllib.parse.urlsplit(url)
         base = urllib.parse.urlsplit(location.url)
