@@ -15,6 +15,7 @@ from malseq_lab.evaluate.hardneg import (  # noqa: E402
     load_targets,
     measure,
     per_stratum_sample,
+    render_markdown,
     summarise,
 )
 
@@ -92,3 +93,6 @@ def test_dropper_flagged_with_reasons_clean_lib_not_and_failures_counted(tmp_pat
     stubs = summary["by_stratum"]["pypi/type-stubs"]
     assert (stubs["listed"], stubs["not_downloaded"], stubs["scored"]) == (2, 2, 0)
     assert summary["by_trait"]["pypi/setup.py"]["scored"] == 1
+    table = render_markdown(summary, records)
+    assert "| pypi/old-sdist-popular | 2 | 2 | 0 | 0 | 1 (50.0%) |" in table
+    assert "| pypi:dropper@1.0 | old-sdist-popular |" in table and "tinymath@" not in table

@@ -197,6 +197,59 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"by_stratum": strata, "by_ecosystem": ecosystems, "by_trait": traits}
 
 
+def _pct(block: dict[str, Any], point: str) -> str:
+    return f"{block[point]['flagged']} ({100 * block[point]['fpr']:.1f}%)"
+
+
+def render_markdown(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
+    """The per-stratum and per-trait tables, and every flagged release with its top reasons."""
+    from malseq.sanitize import clean
+
+    head = "| {} | listed | scored | not downloaded | scan errors | flagged low-fpr | flagged balanced |"
+    rule = "|---|---|---|---|---|---|---|"
+    lines = [head.format("stratum"), rule]
+    for key, b in summary["by_stratum"].items():
+        lines.append(
+            f"| {key} | {b['listed']} | {b['scored']} | {b['not_downloaded']} | {b['scan_errors']} | "
+            f"{_pct(b, 'low-fpr')} | {_pct(b, 'balanced')} |"
+        )
+    for key, b in summary["by_ecosystem"].items():
+        lines.append(
+            f"| **{key} (all)** | {b['listed']} | {b['scored']} | {b['not_downloaded']} | {b['scan_errors']} | "
+            f"{_pct(b, 'low-fpr')} | {_pct(b, 'balanced')} |"
+        )
+    lines += ["", head.format("archive holds"), rule]
+    for key, b in summary["by_trait"].items():
+        lines.append(
+            f"| {key} | {b['listed']} | {b['scored']} | {b['not_downloaded']} | {b['scan_errors']} | "
+            f"{_pct(b, 'low-fpr')} | {_pct(b, 'balanced')} |"
+        )
+    lines += [
+        "",
+        "| release | stratum | score | low-fpr | balanced | top reasons (text report) | archive holds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if "malicious" not in (r.get("verdict_low-fpr"), r.get("verdict_balanced")):
+            continue
+        reasons = "; ".join(clean(x, 120) for x in r.get("top_reasons", []))
+        lines.append(
+            f"| {r['ecosystem']}:{clean(r['name'], 80)}@{clean(r['version'], 40)} | {r['stratum']} | "
+            f"{r['score']:.3f} | {r['verdict_low-fpr']} | {r['verdict_balanced']} | {reasons} | "
+            f"{', '.join(r.get('traits', []))} |"
+        )
+    errors = [r for r in records if r.get("error") not in (None, "NotDownloaded")]
+    if errors:
+        lines += [
+            "",
+            "Scan errors: "
+            + ", ".join(
+                f"{r['ecosystem']}:{clean(r['name'], 80)}@{clean(r['version'], 40)} ({r['error']})" for r in errors
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, required=True, help="where `malseq corpus download` put the archives")
@@ -206,6 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--per-stratum", type=int, metavar="N", help="only N releases of each stratum (seeded)")
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument(
+        "--markdown-from",
+        type=Path,
+        metavar="JSONL",
+        help="only render NAME.md (tables) from an earlier records file, without scanning",
+    )
+    ap.add_argument(
         "--write-sample", type=Path, metavar="TSV", help="write the --per-stratum sample as a benign list and stop"
     )
     args = ap.parse_args(argv)
@@ -213,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
+    if args.markdown_from:
+        records = [json.loads(line) for line in args.markdown_from.read_text(encoding="utf-8").splitlines()]
+        (args.out / f"{args.name}.md").write_text(render_markdown(summarise(records), records), encoding="utf-8")
+        return 0
     lists = list(args.list)
     if args.per_stratum is not None:
         import csv
@@ -242,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fh.write(json.dumps(r, sort_keys=True) + "\n")
     summary = {"seconds": round(time.monotonic() - start, 1), **summarise(records)}
     (args.out / f"{args.name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    (args.out / f"{args.name}.md").write_text(render_markdown(summary, records), encoding="utf-8")
     json.dump(summary["by_stratum"], sys.stdout, indent=1, sort_keys=True)
     print()
     return 0
