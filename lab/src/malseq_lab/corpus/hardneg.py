@@ -470,7 +470,6 @@ class _PyPIRelease:
     platform_wheels: tuple[str, ...]
 
 
-_WHEEL_TAGS = re.compile(r"-([^-]+)-([^-]+)-([^-]+)\.whl$")
 
 
 def pypi_releases(document: Any) -> list[_PyPIRelease]:
