@@ -1,10 +1,12 @@
 """The command line. The only module that parses arguments, reads the environment and exits.
 
-Exit codes (documented in README.md):
+Exit codes (documented in README.md; 1 and 3 follow the policy's fail-on, malseq.policy.exit_code):
   0  every target scanned, none flagged
-  1  at least one target flagged as malicious and not suppressed (takes precedence over 3)
-  2  usage error (bad option or malformed target)
-  3  at least one target could not be scanned, or not completely (a project folder), or got no verdict
+  1  at least one target flagged as malicious (or, with fail-on suspicious, scored at or above
+     the suspicious score) and not suppressed (takes precedence over 3)
+  2  usage error (bad option, malformed target or config file)
+  3  at least one target could not be scanned, or not completely (a project folder), or got no
+     verdict (unless fail-on leaves out errors); with not-scanned: a listed dependency was not scanned
   4  the report could not be written (stdout closed early, disk full)
 """
 
@@ -20,13 +22,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from malseq import __version__
+from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.errors import MalseqError, UsageError
-from malseq.intake import IntakeOptions
+from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, scan
-from malseq.suppress import apply_suppressions, flagged, load_suppressions
+from malseq.suppress import apply_suppressions, load_suppressions
 
 EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
@@ -112,29 +116,34 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="show the behaviours in execution order, with entry points and file:line for each step")
     sc.add_argument("--no-analysis", action="store_true", help="intake only: read and describe the package")
     sc.add_argument("--zip-password", metavar="PASSWORD", help="password for encrypted zips (datasets use 'infected')")
-    sc.add_argument(
-        "--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
+    sc.add_argument(  # default None: the config's timeout, else the built-in one (_cli_policy.apply_policy)
+        "--timeout", type=float, default=None, metavar="SECONDS",
         help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})",
     )
     sc.add_argument("--pypi-index-url", metavar="URL",
                     help="PyPI simple index (default: $MALSEQ_PYPI_INDEX_URL, then pip's configuration)")
     sc.add_argument("--npm-registry", metavar="URL",
                     help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
-    sc.add_argument("--wheel", action="store_true", help="for PyPI releases, scan a wheel instead of the sdist")
+    add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
                     help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
-    sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
+    sc.add_argument("--offline", action="store_true", default=None,
+                    help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
     sc.add_argument("--no-isolate", action="store_true",
                     help="scan in this process (faster start) instead of a worker process that a crashing "
                     "or hanging parser cannot take down")
-    sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
+    sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
                     help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
                     "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
     sc.add_argument("--suppressions", type=Path, metavar="FILE",
                     help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
-                    "fail the run (default: $MALSEQ_SUPPRESSIONS); see docs/output.md")
+                    "fail the run (default: $MALSEQ_SUPPRESSIONS, then the config's suppressions); see docs/output.md")
+    add_policy_arguments(sc)
+    sc.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                    help="colour the verdicts in the text report (default auto: when stdout is a terminal and "
+                    "NO_COLOR is not set)")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     sc.add_argument("--against-previous", action="store_true",
                     help="for registry releases, also diff against the previous release (malseq diff) and show "
@@ -142,9 +151,31 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     from malseq import _cli_diff
 
     _cli_diff.register(sub)  # `malseq diff OLD NEW`
+    from malseq import _cli_audit
+
+    _cli_audit.register(sub)  # `malseq audit [PATH]`
+    from malseq import _cli_watch
+
+    _cli_watch.register(sub)  # `malseq watch`
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
+
+
+def add_pypi_file_options(parser: argparse.ArgumentParser) -> None:
+    """Which file of a PyPI release is scanned (`scan` and `diff`)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--wheel", dest="pypi_distribution", action="store_const", const="wheel",
+                       help="for PyPI releases, scan the wheel pip would install for the target (default: that "
+                       "wheel, else the sdist); an error when no wheel suits the target")
+    which.add_argument("--sdist", dest="pypi_distribution", action="store_const", const="sdist",
+                       help="for PyPI releases, scan the sdist (what pip builds when no wheel suits; a release "
+                       "without one: its most portable wheel)")
+    parser.add_argument("--python-version", metavar="X.Y",
+                        help="choose PyPI wheels for this Python version instead of the running one")
+    parser.add_argument("--platform", action="append", default=[], metavar="TAG",
+                        help="choose PyPI wheels for this platform tag (e.g. manylinux_2_28_x86_64, "
+                        "win_amd64, macosx_14_0_arm64) instead of this machine's; repeatable")
 
 
 class CommandPlugin(Protocol):
@@ -164,57 +195,88 @@ def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
 
 def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
-    if word in ("scan", "diff"):
+    if word in ("scan", "diff", "audit", "watch"):
         return {}
-    found = _command_entry_points()
+    found = {"serve": lambda: __import__("malseq._cli_serve", fromlist=["run"]), **_command_entry_points()}
     if word in found:  # only the module that runs this command
         return {word: found[word]()}
     return {name: load() for name, load in found.items()}  # no command or --help: list them all
 
 
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    if args.timeout is None:  # a command that does not read a config (apply_policy sets it otherwise)
+        args.timeout = DEFAULT_LIMITS.time_budget_seconds
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
 
     env = malseq_environment()
+    if args.python_version is not None:
+        from malseq.intake.registry.pypi import parse_python_version
+
+        try:
+            parse_python_version(args.python_version)
+        except MalseqError as exc:
+            raise UsageError(f"--python-version: {exc.message}", hint=exc.hint) from exc
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
         pypi_index_url=args.pypi_index_url or env.pypi_index_url,
         npm_registry_url=args.npm_registry or env.npm_registry,
-        prefer_wheel=args.wheel,
+        pypi_distribution=PypiDistribution(args.pypi_distribution or "auto"),
+        python_version=args.python_version,
+        platforms=tuple(args.platform),
         cache_dir=args.cache_dir or env.cache_dir,
         offline=args.offline or env.offline,
     )
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
-                       isolate=not args.no_isolate, operating_point=args.operating_point)
+                       isolate=not args.no_isolate, operating_point=args.operating_point or LOW_FPR,
+                       ignore_paths=tuple(getattr(args, "ignore_paths", ())))
 
 
-def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> tuple[dict[str, tuple[LockfilePin, ...]], int]:
+    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it; and how
+    many entries were not registry pins (git, path, URL: not scanned)."""
     from malseq.intake.lockfiles import read_lockfile
 
-    specs: list[str] = []
+    pins: dict[str, tuple[LockfilePin, ...]] = {}
+    not_scanned = 0
     for path in paths:
         lock = read_lockfile(path)
         if not quiet:
             print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
-            for why in lock.skipped[:20]:
-                print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
-        specs.extend(e.spec for e in lock.entries if e.spec not in specs)
-    return specs
+        for why in lock.skipped[:20]:  # even with -q: an entry left out must not pass silently
+            print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
+        if lock.skipped:
+            print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
+                  "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
+        for e in lock.entries:
+            pins[e.spec] = (*pins.get(e.spec, ()), lock.pin(e))
+        not_scanned += len(lock.skipped)
+    return pins, not_scanned
+
+
+def use_color(choice: str, stream: Any) -> bool:
+    """--color: auto colours a terminal unless NO_COLOR is set to anything but "" (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
 def _run_scan(args: argparse.Namespace) -> int:
+    from malseq.policy import FailOn, exit_code, not_judged
+
+    policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
     options = _scan_options(args)
-    targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
+    pins, lock_not_scanned = _lockfile_targets(args.lockfile, args.quiet)
+    targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
-    suppressions_path = args.suppressions or (
-        Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
-    suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
+    suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
     results = apply_suppressions(scan(targets, options, progress), suppressions)
+    results = [replace(r, pinned_by=pins.get(r.target, ())) for r in results]  # reports point at the lockfile line
     if args.against_previous:
         from malseq._cli_diff import add_against_previous
 
@@ -230,17 +292,21 @@ def _run_scan(args: argparse.Namespace) -> int:
     else:
         from malseq.report.text import render_text
 
-        _emit(render_text(results, show_features=args.features, show_sequence=args.sequence))
+        _emit(render_text(results, show_features=args.features, show_sequence=args.sequence,
+                          color=use_color(args.color, sys.stdout)))
     for warning in sorted({r.model_warning for r in results if r.model_warning}):  # once, even with -q
         print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
     unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:  # printed even with -q: a scan without a verdict must not look clean
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
-    if flagged(results):
-        return EXIT_FLAGGED
-    if any(r.error or r.notices for r in results) or unscored:  # a notice: part of a folder was left unscanned
-        return EXIT_SCAN_ERROR
-    return EXIT_CLEAN
+    unjudged = not_judged(results)
+    if unjudged and FailOn.ERRORS not in policy.failing_on and not args.quiet:
+        print(f"malseq: note: {len(unjudged)} target(s) not judged completely; fail-on leaves out errors, "
+              "so they do not fail the run", file=sys.stderr)
+    if lock_not_scanned and FailOn.NOT_SCANNED in policy.failing_on:  # printed even with -q: it decides exit 3
+        print(f"malseq: error: {lock_not_scanned} lockfile entr{'y' if lock_not_scanned == 1 else 'ies'} not scanned "
+              "(not registry pins) and fail-on includes not-scanned (--strict)", file=sys.stderr)
+    return exit_code(results, policy, not_scanned=lock_not_scanned)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -265,6 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from malseq import _cli_diff
 
             return _cli_diff.run(args)
+        if args.command == "audit":
+            from malseq import _cli_audit
+
+            return _cli_audit.run(args)
+        if args.command == "watch":
+            from malseq import _cli_watch
+
+            return _cli_watch.run(args)
     except UsageError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,6 +7,7 @@ Exit codes of `malseq diff`:
   2  usage error: a bad option or target, or OLD and NEW from different ecosystems
   3  one side could not be scanned (the report names it), or a side got no verdict (no usable model)
   4  the report could not be written
+`--fail-on` and the config's fail-on change 1 and 3 as `malseq.policy.diff_exit_code` says.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.intake.limits import DEFAULT_LIMITS
-from malseq.model import LOW_FPR, OPERATING_POINTS
+from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult
-
-EXIT_CLEAN, EXIT_FLAGGED, EXIT_SCAN_ERROR = 0, 1, 3
 
 
 def register(sub: Any) -> None:
@@ -42,25 +42,31 @@ def register(sub: Any) -> None:
     dp.add_argument("--format", choices=("text", "json", "sarif"), default="text",
                     help="report format (default: text)")
     dp.add_argument("--zip-password", metavar="PASSWORD", help="password for encrypted zips")
-    dp.add_argument("--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
+    dp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                     help=f"time budget per side (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
     dp.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index (as for scan)")
     dp.add_argument("--npm-registry", metavar="URL", help="npm registry (as for scan)")
-    dp.add_argument("--wheel", action="store_true", help="for PyPI releases, compare wheels instead of sdists")
+    from malseq._cli import add_pypi_file_options
+
+    add_pypi_file_options(dp)  # --wheel/--sdist/--python-version/--platform, as for scan
     dp.add_argument("--cache-dir", type=Path, metavar="DIR", help="download cache (as for scan)")
-    dp.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
+    dp.add_argument("--offline", action="store_true", default=None,
+                    help="never touch the network; registry targets must be cached")
     dp.add_argument("--model", type=Path, metavar="DIR", help="model folder (default: the shipped model)")
     dp.add_argument("--no-isolate", action="store_true", help="scan in this process instead of a worker process")
-    dp.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
+    dp.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
                     help="verdict threshold for NEW's score (as for scan)")
     dp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_policy_arguments(dp, strict=False)
     dp.set_defaults(no_analysis=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from malseq._cli import _emit, _scan_options
     from malseq.diff import diff_targets
+    from malseq.policy import diff_exit_code
 
+    policy = apply_policy(args)
     options = _scan_options(args)
     if not args.quiet:
         print(f"diffing {clean(args.old, 200)} -> {clean(args.new, 200)}", file=sys.stderr)
@@ -81,15 +87,13 @@ def run(args: argparse.Namespace) -> int:
         side = diff.old if diff.error.side.value == "old" else diff.new
         print(f"malseq: error: the {diff.error.side.value} side {clean(side.target, 200)} could not be scanned: "
               f"{clean(diff.error.error.kind, 80)}: {clean(diff.error.error.message, 400)}", file=sys.stderr)
-        return EXIT_SCAN_ERROR
+        return diff_exit_code(diff, policy)
     for warning in sorted({r.model_warning for r in (diff.old, diff.new) if r.model_warning}):
         print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
-    if diff.malicious:
-        return EXIT_FLAGGED
     unscored = sorted({r.unscored for r in (diff.old, diff.new) if r.unscored})
     for why in unscored:
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
-    return EXIT_SCAN_ERROR if unscored else EXIT_CLEAN
+    return diff_exit_code(diff, policy)
 
 
 def add_against_previous(results: Sequence[TargetResult], texts: Sequence[str], options: ScanOptions,

@@ -75,3 +75,7 @@ class ConfigurationError(MalseqError):
 
 class ModelNotAvailableError(MalseqError):
     """No trained model is installed, or its files are incomplete; scans go on without a score."""
+
+
+class ConfigError(UsageError):
+    """A malseq config file (`[tool.malseq]` or malseq.toml) is malformed: an unknown key or a wrong type (exit 2)."""

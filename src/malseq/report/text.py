@@ -1,4 +1,9 @@
-"""The human-readable summary. Every package-supplied string goes through `clean`."""
+"""The human-readable summary. Every package-supplied string goes through `clean`.
+
+With `color`, the verdict words get ANSI colours. Only words this module writes are coloured, and
+`clean` turns every control character of a package-supplied string (ESC included) into visible
+text, so the only escape sequences in the report are the ones in `_STYLES`.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,23 @@ from malseq.scan import TargetResult
 from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
 
 TOP_REASONS = 3
+_RESET = "\x1b[0m"
+_STYLES = {
+    "MALICIOUS": "\x1b[1;31m",  # bold red
+    "BENIGN": "\x1b[32m",  # green
+    "NONE": "\x1b[1;33m",  # bold yellow: no verdict
+    "ERROR": "\x1b[1;31m",
+    "NOT SCANNED COMPLETELY": "\x1b[1;33m",
+}
+
 # What makes a sequence malicious rather than merely busy: what leaves the machine or runs, and the
 # hook that runs it at install (report/sarif.py locates its result at the first of these too).
 _DECISIVE = (Dimension.DATA_TRANSMISSION, Dimension.PAYLOAD_EXECUTION, Dimension.INSTALL_HOOK)
+
+
+def _paint(word: str, color: bool) -> str:
+    """`word` (one of `_STYLES`, never a package-supplied string) in its colour when `color`."""
+    return f"{_STYLES[word]}{word}{_RESET}" if color else word
 
 
 def top_reasons(sequence: BehaviourSequence, limit: int = TOP_REASONS) -> list[SequenceStep]:
@@ -41,31 +60,35 @@ def _not_read(result: TargetResult) -> int:
     return sum(1 for s in info.skipped if "read as a copy" not in s.reason) if info is not None else 0
 
 
-def _notice_lines(result: TargetResult) -> list[str]:
+def _notice_lines(result: TargetResult, color: bool = False) -> list[str]:
     lines = []
     for notice in result.notices:
-        lines.append(f"  NOT SCANNED COMPLETELY: {clean(notice.message, 400)}")
+        lines.append(f"  {_paint('NOT SCANNED COMPLETELY', color)}: {clean(notice.message, 400)}")
         lines.append(f"  hint: {clean(notice.hint, 400)}")
     return lines
 
 
-def render_result(result: TargetResult, show_features: bool = False, show_sequence: bool = False) -> str:
+def render_result(result: TargetResult, show_features: bool = False, show_sequence: bool = False,
+                  color: bool = False) -> str:
     lines: list[str] = []
     head = clean(result.target, 200)
     if result.error is not None:
-        lines.append(f"{head}: ERROR {result.error.kind}: {clean(result.error.message, 400)}")
+        lines.append(f"{head}: {_paint('ERROR', color)} {clean(result.error.kind, 80)}: "
+                     f"{clean(result.error.message, 400)}")
         if result.error.hint:
             lines.append(f"  hint: {clean(result.error.hint, 300)}")
-        lines.extend(_notice_lines(result))
+        lines.extend(_notice_lines(result, color))
         return "\n".join(lines)
     info = result.package
     assert info is not None
     ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
     lines.append(f"{head}: {ident} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
-    lines.extend(_notice_lines(result))
+    if info.origin.filename is not None:  # what exactly was judged: a registry may serve several files
+        lines.append(f"  file: {clean(info.origin.filename, 200)} sha256 {info.origin.sha256 or '?'}")
+    lines.extend(_notice_lines(result, color))
     for name, cmd in info.install_scripts:
-        lines.append(f"  install script {name}: {clean(cmd, 160)}")
+        lines.append(f"  install script {clean(name, 40)}: {clean(cmd, 160)}")
     if info.binaries:
         lines.append(f"  binaries: {', '.join(clean(b, 80) for b in info.binaries[:5])}"
                      + (" ..." if len(info.binaries) > 5 else ""))
@@ -87,11 +110,13 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
     unread = _not_read(result)
     partial = f"; {unread} member(s) NOT READ, see skipped" if unread else ""
     if result.unscored is not None:
-        lines.append(f"  verdict: NONE ({clean(result.unscored, 300)}){partial}")
+        lines.append(f"  verdict: {_paint('NONE', color)} ({clean(result.unscored, 300)}){partial}")
     if result.score is not None:
         parts = "".join(f"; {name} {value:.4f}" for name, value in result.component_scores if len(
             result.component_scores) > 1)
-        lines.append(f"  verdict: {(result.verdict or '').upper()} (score {result.score:.4f}{parts}){partial}")
+        word = (result.verdict or "").upper()
+        shown = _paint(word, color) if word in _STYLES else clean(word, 40)
+        lines.append(f"  verdict: {shown} (score {result.score:.4f}{parts}){partial}")
         if result.verdict == "malicious" and result.sequence is not None and result.sequence.steps:
             lines.append("  top reasons (--sequence shows every step):")
             for n, step in enumerate(top_reasons(result.sequence), 1):
@@ -129,6 +154,7 @@ def summary_line(results: Sequence[TargetResult]) -> str:
     return line
 
 
-def render_text(results: Sequence[TargetResult], show_features: bool = False, show_sequence: bool = False) -> str:
-    body = "\n".join(render_result(r, show_features, show_sequence) for r in results)
+def render_text(results: Sequence[TargetResult], show_features: bool = False, show_sequence: bool = False,
+                color: bool = False) -> str:
+    body = "\n".join(render_result(r, show_features, show_sequence, color) for r in results)
     return f"{body}\n{summary_line(results)}\n"

@@ -1,0 +1,218 @@
+"""The pre-commit hook and the GitHub Action: their definitions, the options they use, and runs of both."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from malseq.project import LOCKFILES
+
+REPO = Path(__file__).resolve().parent.parent
+SRC = REPO / "src"
+EXAMPLES = REPO / "examples"
+ACTION_SCRIPT = REPO / "ci" / "action-run.sh"
+
+
+def malseq_help(*words: str) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "malseq", *words, "--help"], capture_output=True, text=True,
+                          env=env, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def subcommands() -> set[str]:
+    usage = malseq_help()
+    found = re.search(r"\{([a-z,]+)\}", usage)
+    assert found is not None
+    return set(found.group(1).split(","))
+
+
+def script_subcommand() -> str:
+    found = re.search(r'^MALSEQ_SUBCOMMAND="([a-z]+)"$', ACTION_SCRIPT.read_text(), re.MULTILINE)
+    assert found is not None
+    return found.group(1)
+
+
+# ---------------------------------------------------------------------------
+# pre-commit
+
+
+def hook() -> dict[str, object]:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert isinstance(hooks, list) and len(hooks) == 1
+    assert isinstance(hooks[0], dict)
+    return hooks[0]
+
+
+def test_precommit_hook_definition() -> None:
+    definition = hook()
+    assert definition["id"] == "malseq-audit"
+    assert definition["language"] == "python"
+    assert definition["entry"] == "malseq audit"
+    assert definition["pass_filenames"] is False  # audit finds the lockfiles itself
+
+
+@pytest.mark.parametrize("path", [*LOCKFILES, *(f"web/app/{name}" for name in LOCKFILES), "requirements.txt",
+                                  "requirements-dev.txt", "services/api/requirements_test.txt"])
+def test_precommit_hook_runs_for_every_lockfile(path: str) -> None:
+    assert re.search(str(hook()["files"]), path), path  # pre-commit matches with re.search
+
+
+@pytest.mark.parametrize("path", ["package.json", "README.md", "yarn.lock.orig", "src/requirements.py",
+                                  "docs/requirements/index.md", "my-package-lock.json"])
+def test_precommit_hook_skips_other_files(path: str) -> None:
+    assert not re.search(str(hook()["files"]), path), path
+
+
+# ---------------------------------------------------------------------------
+# GitHub Action
+
+
+def action() -> dict[str, object]:
+    loaded = yaml.safe_load((REPO / "action.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_action_definition() -> None:
+    doc = action()
+    inputs = doc["inputs"]
+    assert isinstance(inputs, dict)
+    assert set(inputs) == {"path", "python-version", "operating-point", "fail-on", "sarif-file", "upload-sarif"}
+    runs = doc["runs"]
+    assert isinstance(runs, dict) and runs["using"] == "composite"
+    steps = runs["steps"]
+    assert isinstance(steps, list)
+    assert steps[0]["uses"].startswith("actions/setup-python@")
+    assert steps[0]["with"]["python-version"] == "${{ inputs.python-version }}"
+    assert '"$GITHUB_ACTION_PATH"' in steps[1]["run"] and "pip install" in steps[1]["run"]
+    audit = next(s for s in steps if s.get("id") == "audit")
+    assert audit["run"] == 'bash "$GITHUB_ACTION_PATH/ci/action-run.sh"' and ACTION_SCRIPT.is_file()
+    # every input reaches the script through the environment, none through the command line
+    assert "${{" not in audit["run"]
+    assert {k: v for k, v in audit["env"].items()} == {
+        "INPUT_PATH": "${{ inputs.path }}", "INPUT_OPERATING_POINT": "${{ inputs.operating-point }}",
+        "INPUT_FAIL_ON": "${{ inputs.fail-on }}", "INPUT_SARIF_FILE": "${{ inputs.sarif-file }}"}
+    upload = next(s for s in steps if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@"))
+    assert "inputs.upload-sarif == 'true'" in upload["if"] and "always()" in upload["if"]
+    assert upload["with"]["sarif_file"] == "${{ steps.audit.outputs.sarif-file }}"
+    last = steps[-1]  # the job fails the way malseq did, after the upload
+    assert last["run"] == 'exit "$MALSEQ_EXIT_CODE"'
+    assert last["env"]["MALSEQ_EXIT_CODE"] == "${{ steps.audit.outputs.exit-code }}"
+    assert steps.index(upload) < steps.index(last)
+
+
+def test_action_script_uses_real_cli_options() -> None:
+    code = "\n".join(line for line in ACTION_SCRIPT.read_text().splitlines() if not line.lstrip().startswith("#"))
+    used = set(re.findall(r"(--[a-z][a-z-]+)", code))
+    assert used == {"--format", "--operating-point", "--fail-on"}
+    assert script_subcommand() == "audit" and "audit" in subcommands()
+    for command in ("audit", "scan"):
+        text = malseq_help(command)
+        for option in used:
+            assert re.search(rf"{option}\b", text), f"malseq {command} has no {option}"
+        assert "sarif" in text
+
+
+def run_action(workspace: Path, tmp_path: Path, **inputs: str) -> tuple[int, dict[str, str], str]:
+    """Run ci/action-run.sh as GitHub would, with `malseq` on PATH running this checkout's code."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    wrapper = bin_dir / "malseq"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m malseq "$@"\n')
+    wrapper.chmod(0o755)
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(SRC),
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_OUTPUT": str(output),
+        **{f"INPUT_{name.upper()}": value for name, value in inputs.items()},
+    }
+    env.pop("MALSEQ_SUPPRESSIONS", None)
+    done = subprocess.run(["bash", str(ACTION_SCRIPT)], capture_output=True, text=True, env=env, check=False,
+                          cwd=tmp_path, timeout=600)
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return done.returncode, outputs, done.stdout + done.stderr
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A checkout with two projects: one with a stealer installed in node_modules, one with a harmless package."""
+    root = tmp_path / "workspace"
+    (root / ".git").mkdir(parents=True)  # a checkout: the config search stops here
+    # the project's config applies to the action's run; offline: installed packages are not compared
+    # with the registry (no network in these tests)
+    (root / "malseq.toml").write_text("offline = true\n")
+    shutil.copytree(EXAMPLES / "npm-env-exfil", root / "flagged" / "node_modules" / "colorz-utils")
+    leftpad = root / "clean" / "node_modules" / "leftpad"
+    leftpad.mkdir(parents=True)
+    (leftpad / "package.json").write_text('{"name": "leftpad", "version": "1.0.0", "main": "index.js"}')
+    (leftpad / "index.js").write_text("module.exports = (s, n) => s.padStart(n);\n")
+    return root
+
+
+def test_action_script_reports_a_finding_and_keeps_the_exit_code(workspace: Path, tmp_path: Path) -> None:
+    code, outputs, log = run_action(workspace, tmp_path, path="flagged", sarif_file="reports/m.sarif")
+    assert code == 0, log  # the upload step must still run; the action's last step exits with exit-code
+    sarif_path = workspace / "reports" / "m.sarif"
+    assert outputs == {"exit-code": "1", "sarif-file": str(sarif_path), "sarif-written": "true"}
+    assert "::error title=malseq::a dependency was flagged" in log
+    sarif = json.loads(sarif_path.read_text())
+    assert sarif["version"] == "2.1.0"
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["malicious-package"]
+
+
+def test_action_script_inputs_reach_malseq(workspace: Path, tmp_path: Path) -> None:
+    code, outputs, _ = run_action(workspace, tmp_path, path="clean", operating_point="balanced")
+    assert (code, outputs["exit-code"], outputs["sarif-written"]) == (0, "0", "true")
+    assert (workspace / "malseq.sarif").is_file()  # the default sarif-file, relative to the workspace
+    code, outputs, _ = run_action(workspace, tmp_path, path="flagged", fail_on="none")
+    assert outputs["exit-code"] == "0"
+    # the project's config applies (the script runs in the workspace)
+    (workspace / "malseq.toml").write_text('offline = true\nfail-on = ["suspicious"]\nsuspicious-score = 0.0001\n')
+    code, outputs, _ = run_action(workspace, tmp_path, path="clean")
+    assert outputs["exit-code"] == "1"
+    code, outputs, log = run_action(workspace, tmp_path, path="clean", operating_point="lowest")
+    assert (code, outputs["exit-code"], outputs["sarif-written"]) == (0, "2", "false")
+    assert "usage error" in log
+
+
+# ---------------------------------------------------------------------------
+# pre-commit's own try-repo: installs this checkout into a fresh virtualenv with pip (PyPI access)
+
+
+@pytest.mark.online
+@pytest.mark.precommit
+def test_precommit_try_repo(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    git = ["git", "-c", "user.email=test@example.invalid", "-c", "user.name=test", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    (project / "README.md").write_text("not a lockfile\n")
+    subprocess.run([*git, "add", "."], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=project, check=True)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    pre_commit = [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "malseq-audit", "--all-files",
+                  "--verbose"]
+    start = time.monotonic()
+    done = subprocess.run(pre_commit, cwd=project, capture_output=True, text=True, env=env, check=False,
+                          timeout=1200)
+    log = done.stdout + done.stderr
+    print(f"pre-commit try-repo took {time.monotonic() - start:.0f} s")
+    assert "malseq audit" in log, log  # the hook ran, on the lockfile
+    assert done.returncode == 0 and "Passed" in log, log
+    assert "six" in log, log  # the audit report (--verbose shows it) names the pin it scanned
