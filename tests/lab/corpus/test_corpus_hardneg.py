@@ -254,3 +254,58 @@ def test_committed_lists_hold_no_reserved_or_already_listed_name() -> None:
     assert [r["name"] for r in rows if not exclusions.allows(r["ecosystem"], r["name"])] == []
     keys = [(r["ecosystem"], hardneg.normalized_name(r["ecosystem"], r["name"])) for r in rows]
     assert len(keys) == len(set(keys)), "one release per name: strata are disjoint"
+
+
+def test_registry_documents_from_a_local_registry_cached_and_404_as_none(tmp_path: Path) -> None:
+    """The real document source against a registry on 127.0.0.1 (started here), both ecosystems."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    served: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            served.append(self.path)
+            if self.path == "/simple/old-pkg/":
+                body = json.dumps(_old_sdist_page("old_pkg")).encode()
+                kind = "application/vnd.pypi.simple.v1+json"
+            elif self.path == "/npm/@s%2fbin-tool/latest":
+                body = json.dumps({"name": "@s/bin-tool", "version": "1.2.3", "dist": {"tarball": "t"},
+                                   "scripts": {"postinstall": "node-pre-gyp install"}}).encode()
+                kind = "application/json"
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        docs = hardneg.RegistryDocuments(
+            tmp_path / "cache", pypi_index_url=f"{base}/simple", npm_registry_url=f"{base}/npm", timeout=10
+        )
+        page = docs("pypi", "Old_Pkg")
+        pick = hardneg.pick_pypi(Listed("pypi", "Old_Pkg", "", None, 0, ""), page, [OLD_SDIST_LONG_TAIL], 1)
+        assert pick is not None and pick.version == "1.0"
+        manifest = docs("npm", "@s/bin-tool")
+        npm_pick = hardneg.pick_npm(Listed("npm", "@s/bin-tool", "", None, 9, ""), manifest, [INSTALL_SCRIPT])
+        assert npm_pick is not None and "prebuilt-binary download" in npm_pick.reason
+        assert docs("npm", "missing") is None
+        # read back from the cache: nothing asked again
+        asked = len(served)
+        assert docs("pypi", "old.pkg") == page and docs("npm", "@s/bin-tool") == manifest
+        assert docs("npm", "missing") is None
+        assert len(served) == asked == 3 and docs.requests == 3
+    finally:
+        server.shutdown()
+        server.server_close()

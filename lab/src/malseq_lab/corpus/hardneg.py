@@ -306,6 +306,9 @@ class RegistryDocuments:
         self._local = threading.local()
         self._ssl: Any = None
 
+    def _path(self, ecosystem: str, name: str) -> Path:
+        return self.cache_dir / ecosystem / f"{urllib.parse.quote(normalized_name(ecosystem, name), safe='@')}.json"
+
     def _npm_location(self, name: str) -> Any:
         from malseq.intake.registry.config import resolve_npm_registry
 
