@@ -73,6 +73,26 @@ def _sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--npm-registry", metavar="URL")
 
 
+def add_protocol_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--protocol",
+        choices=("time", "random"),
+        default="time",
+        help="time (default): the time split, WORKDIR/split-time.json, made from the corpus if missing; "
+        "random: the grouped random split, WORKDIR/split.json",
+    )
+    p.add_argument("--split-file", type=Path, metavar="FILE", help="a split file (overrides --protocol)")
+
+
+def protocol_split_file(args: argparse.Namespace, workdir: Path) -> Path:
+    """--split-file, else the work dir's split for --protocol (made from the corpus if missing)."""
+    if args.split_file:
+        return Path(args.split_file)
+    from malseq_lab.corpus.pipeline import ensure_split
+
+    return ensure_split(workdir, args.protocol, log=_log)
+
+
 def register(sub: Any) -> None:
     corpus = sub.add_parser("corpus", help="build the evaluation corpus: downloads, analysis cache, grouped split")
     csub = corpus.add_subparsers(dest="corpus_command", required=True)
@@ -90,25 +110,65 @@ def register(sub: Any) -> None:
     b.add_argument("--jobs", type=int, default=1, help="analysis worker processes, 1 or 2 (default 1)")
     b.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time budget per package (default 60)")
     b.add_argument(
+        "--protocol",
         "--split",
-        choices=("random", "time"),
-        default="random",
-        help="grouped random split, or train on the past where dates exist (default random)",
+        dest="protocol",
+        choices=("time", "random"),
+        default="time",
+        help="time: train on the past, test on the newest dated samples (PyPI by `added`; npm and benign "
+        "lists grouped at random), written to split-time.json; random: grouped random split, split.json "
+        "(default time)",
     )
     b.add_argument("--seed", type=int, default=20261101)
-    b.add_argument("--fractions", default="0.6,0.2,0.2", help="train,val,test shares (default 0.6,0.2,0.2)")
+    b.add_argument(
+        "--fractions", help="train,val,test shares (default 0.6,0.15,0.25 for time, 0.6,0.2,0.2 for random)"
+    )
     b.add_argument("--retry-errors", action="store_true", help="analyse packages that failed before again")
     b.add_argument("--resplit", action="store_true", help="write a new split even if split.json exists")
     b.add_argument(
-        "--split-file", type=Path, metavar="FILE", help="where to write the split (default WORKDIR/split.json)"
+        "--split-file",
+        type=Path,
+        metavar="FILE",
+        help="where to write the split (default WORKDIR/split-time.json or split.json, by protocol)",
     )
+
+    hn = csub.add_parser(
+        "hardneg",
+        help="pick hard-negative benign releases (old sdists, native builds, stubs, install scripts...) "
+        "from registry metadata and write benign lists",
+    )
+    _common(hn)
+    hn.add_argument(
+        "--datasets",
+        type=Path,
+        metavar="DIR",
+        help="shared datasets (names to exclude and reserved-names.sha256; default: $MALSEQ_DATASETS "
+        "or ../shared/datasets next to the checkout)",
+    )
+    hn.add_argument("--pypi-list", type=Path, default=Path("/usr/share/package-lists/pypi.tsv"), metavar="TSV")
+    hn.add_argument("--npm-list", type=Path, default=Path("/usr/share/package-lists/npm.tsv"), metavar="TSV")
+    hn.add_argument("--out-dir", type=Path, metavar="DIR", help="where the lists go (default: lab/data)")
+    hn.add_argument(
+        "--ecosystem", choices=("pypi", "npm", "both"), default="both", help="which list to (re)write (default both)"
+    )
+    hn.add_argument("--seed", type=int, default=20261130)
+    hn.add_argument("--threads", type=int, default=4, help="registry requests in flight (default 4)")
+    hn.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="STRATUM=N",
+        help="releases for a stratum (repeatable; default: the module's DEFAULT_QUOTAS)",
+    )
+    hn.add_argument("--pypi-index-url", metavar="URL")
+    hn.add_argument("--npm-registry", metavar="URL")
 
     st = csub.add_parser("stats", help="summarise the work dir: samples, cache, split")
     _common(st)
 
     ev = sub.add_parser("eval", help="train the baselines on the split and report metrics (needs the eval extra)")
     _common(ev)
-    ev.add_argument("--split-file", type=Path, metavar="FILE", help="split to use (default WORKDIR/split.json)")
+    add_protocol_options(ev)
     ev.add_argument("--out", type=Path, metavar="DIR", help="report folder (default WORKDIR/report)")
     ev.add_argument("--models", default="rules,gbt", help="comma-separated: rules, gbt (default both)")
     ev.add_argument(
@@ -140,6 +200,21 @@ def _build_sources(args: argparse.Namespace) -> Any:
     return sources
 
 
+def _without_reserved(samples: list[Any], args: argparse.Namespace) -> list[Any]:
+    """Drop releases of reserved names (shared/datasets/reserved-names.sha256) before anything is fetched."""
+    from malseq_lab.corpus.hardneg import read_reserved, reserved_digest
+    from malseq_lab.corpus.pipeline import default_datasets_dir
+
+    path = (args.datasets or default_datasets_dir()) / "reserved-names.sha256"
+    if not path.is_file():
+        return samples
+    reserved = read_reserved(path)
+    kept = [s for s in samples if s.path or reserved_digest(s.ecosystem, s.name) not in reserved]
+    if len(kept) < len(samples):
+        _log(f"download: {len(samples) - len(kept)} releases of reserved names left out, never requested")
+    return kept
+
+
 def _intake_options(args: argparse.Namespace, workdir: Path) -> Any:
     from malseq.intake import IntakeOptions, PypiDistribution
 
@@ -160,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         workdir = _workdir(args)
         run_eval(
             workdir,
-            split_file=args.split_file,
+            split_file=protocol_split_file(args, workdir),
             out=args.out,
             models=[m.strip() for m in args.models.split(",") if m.strip()],
             guarddog=args.guarddog,
@@ -180,12 +255,20 @@ def run(args: argparse.Namespace) -> int:
             return 3
         sys.stdout.write(path.read_text())
         return 0
+    if args.corpus_command == "hardneg":
+        return _run_hardneg(args, workdir)
     sources = _build_sources(args)
     if args.corpus_command == "download":
         from malseq_lab.corpus.download import download_samples
         from malseq_lab.corpus.pipeline import load_sources
 
-        samples = load_sources(sources, args.limit)
+        samples = _without_reserved(load_sources(sources, args.limit), args)
+        if any(s.ecosystem == "npm" and not s.path for s in samples) and not (
+            args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY")
+        ):
+            from malseq_lab.corpus.hardneg import pin_npm_registry
+
+            pin_npm_registry()
         stats = download_samples(
             samples,
             workdir,
@@ -200,8 +283,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     from malseq_lab.corpus.pipeline import run_build
+    from malseq_lab.corpus.splits import PROTOCOL_FRACTIONS, split_file_name
 
-    fractions = tuple(float(x) for x in args.fractions.split(","))
+    fractions = (
+        tuple(float(x) for x in args.fractions.split(",")) if args.fractions else PROTOCOL_FRACTIONS[args.protocol]
+    )
     report = run_build(
         workdir,
         sources,
@@ -210,17 +296,63 @@ def run(args: argparse.Namespace) -> int:
         jobs=max(1, min(args.jobs, 2)),
         budget=args.timeout,
         threads=args.threads,
-        split_mode=args.split,
+        split_mode=args.protocol,
         seed=args.seed,
         fractions=fractions,
         resplit=args.resplit,
         retry_errors=args.retry_errors,
         limit_per_source=args.limit,
         registry_options=_intake_options(args, workdir),
-        split_file=args.split_file,
+        split_file=args.split_file or workdir / split_file_name(args.protocol),
         log=_log,
     )
     seconds = report.get("seconds", {})
     assert isinstance(seconds, dict)
     print("corpus build: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return 0
+
+
+def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
+    from malseq_lab.corpus import hardneg
+    from malseq_lab.corpus.pipeline import default_datasets_dir
+
+    quotas = dict(hardneg.DEFAULT_QUOTAS)
+    for spec in args.quota:
+        stratum, _, count = spec.partition("=")
+        if stratum not in quotas or not count.isdigit():
+            print(f"--quota {spec!r}: expected STRATUM=N with STRATUM one of {', '.join(quotas)}", file=sys.stderr)
+            return 2
+        quotas[stratum] = int(count)
+    kept = {"pypi": hardneg.PYPI_STRATA, "npm": hardneg.NPM_STRATA}.get(args.ecosystem)
+    for stratum in (*hardneg.PYPI_STRATA, *hardneg.NPM_STRATA):
+        if kept is not None and stratum not in kept:
+            quotas[stratum] = 0
+    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir())
+    source = hardneg.RegistryDocuments(
+        workdir / "hardneg-documents",
+        pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
+        npm_registry_url=args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY") or None,
+    )
+    picks, stats = hardneg.build_lists(
+        hardneg.read_pypi_list(args.pypi_list) if args.ecosystem != "npm" else [],
+        hardneg.read_npm_list(args.npm_list) if args.ecosystem != "pypi" else [],
+        exclusions,
+        source,
+        seed=args.seed,
+        quotas=quotas,
+        threads=max(1, min(args.threads, 8)),
+        log=_log,
+    )
+    out_dir = args.out_dir or hardneg.default_out_dir()
+    for eco in (hardneg.PYPI, hardneg.NPM):
+        if args.ecosystem not in ("both", eco):
+            continue
+        path = out_dir / f"benign-hardneg-{eco}.tsv"
+        n = hardneg.write_list(path, (p for p in picks if p.ecosystem == eco))
+        _log(f"hardneg: wrote {n} releases to {path}")
+    _log(
+        f"hardneg: {stats.requested} names read ({source.requests} registry requests, the rest cached), "
+        f"{stats.excluded} excluded before any request, {stats.errors} errors, {stats.no_fit} fit no stratum; "
+        f"picked {stats.picked}"
+    )
     return 0

@@ -31,7 +31,9 @@ def register(sub: Any) -> None:
     )
     tr.add_argument("--workdir", type=Path, metavar="DIR",
                     help="corpus work dir (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)")
-    tr.add_argument("--split-file", type=Path, metavar="FILE", help="split to use (default WORKDIR/split.json)")
+    from malseq_lab._cli_corpus import add_protocol_options
+
+    add_protocol_options(tr)
     tr.add_argument("--out", type=Path, metavar="DIR", help="run folder (default WORKDIR/models/sequence)")
     tr.add_argument("--ecosystems", default="pypi,npm", help="train on these ecosystems (default pypi,npm)")
     tr.add_argument("--order", choices=("execution", "shuffled"), default="execution",
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
             _log(f"eval epoch {event['epoch']}: PR-AUC {event['pr_auc']:.4f} best F1 {event['best_f1']:.4f}"
                  f"{' (best so far)' if event['improved'] else ''}")
 
+    from malseq_lab._cli_corpus import protocol_split_file
+
+    args.split_file = protocol_split_file(args, workdir)
     out = args.out or workdir / "models" / "sequence"
     if args.stack_only:
         from malseq.model import DATA_DIR

@@ -56,7 +56,11 @@ def test_build_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
     report = json.loads((wd / "build-report.json").read_text())
     assert report["split"] == "reused" and report["analyse"]["cached"] == 30
+    # the time protocol is the default: build wrote split-time.json; eval makes it again if it is gone
+    assert (wd / "split-time.json").exists() and not (wd / "split.json").exists()
+    (wd / "split-time.json").unlink()
     assert main(["eval", "--workdir", str(wd), "--models", "rules", "--out", str(tmp_path / "rep")]) == 0
+    assert json.loads((wd / "split-time.json").read_text())["meta"]["mode"] == "time"
     out = capsys.readouterr().out
     assert "| rules | npm |" in out
     doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())

@@ -68,3 +68,52 @@ def test_bad_fractions() -> None:
         make_split(_items(10), fractions=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError):
         make_split(_items(10), mode="weekly")
+
+
+def test_time_protocol_tests_on_the_newest_quarter_of_dated_pypi_malware() -> None:
+    from malseq_lab.corpus.splits import DEFAULT_PROTOCOL, PROTOCOL_FRACTIONS, split_file_name
+
+    assert DEFAULT_PROTOCOL == "time" and split_file_name("time") == "split-time.json"
+    assert split_file_name("random") == "split.json"
+    with pytest.raises(ValueError):
+        split_file_name("shuffle")
+    # one dated malicious PyPI sample a day for 336 days, npm without dates
+    days = [f"2024-{1 + i // 28 % 12:02d}-{1 + i % 28:02d}" for i in range(336)]
+    items = [SplitItem(f"p{i}", f"g{i}", "pypi", 1, day) for i, day in enumerate(days)]
+    items += [SplitItem(f"n{i}", f"n{i}", "npm", 1) for i in range(200)]
+    split = make_split(items, mode="time", seed=1, fractions=PROTOCOL_FRACTIONS["time"])
+    test = sorted(it.added for it in items if it.added and split.assignments[it.key] == "test")
+    others = sorted(it.added for it in items if it.added and split.assignments[it.key] != "test")
+    assert abs(len(test) / 336 - 0.25) < 0.02 and others[-1] < test[0]
+    assert split.meta["strata"] == {"npm/1": "random", "pypi/1": "time"}
+    npm_test = sum(1 for i in range(200) if split.assignments[f"n{i}"] == "test")
+    assert abs(npm_test / 200 - 0.25) < 0.05
+
+
+def test_ensure_split_makes_the_time_split_from_a_built_corpus(tmp_path: Path) -> None:
+    from malseq.errors import ConfigurationError
+    from malseq_lab.corpus.cache import AnalysisCache, CachedAnalysis, extractor_version
+    from malseq_lab.corpus.pipeline import CACHE_FILE, SAMPLES_FILE, ensure_split
+    from malseq_lab.corpus.records import Sample, write_samples
+
+    with pytest.raises(ConfigurationError, match="corpus build"):
+        ensure_split(tmp_path, "time", log=lambda m: None)
+    samples = []
+    rows = []
+    for i in range(40):
+        sha = f"{i:064x}"
+        label = i % 2
+        added = f"2024-{1 + i % 12:02d}-01" if label else ""
+        samples.append(Sample("pypi", f"p{i}", "1", label, "t", "x", path=f"/nowhere/{i}", sha256=sha, added=added))
+        rows.append(CachedAnalysis(sha, extractor_version(), "ok", ecosystem="pypi", name=f"p{i}", version="1"))
+    write_samples(tmp_path / SAMPLES_FILE, samples)
+    with AnalysisCache(tmp_path / CACHE_FILE) as cache:
+        cache.put_many(rows)
+    path = ensure_split(tmp_path, "time", log=lambda m: None)
+    assert path == tmp_path / "split-time.json"
+    split = Split.load(path)
+    assert split.meta["mode"] == "time" and split.meta["fractions"] == [0.6, 0.15, 0.25]
+    assert len(split.assignments) == 40
+    # reused, never rewritten behind the user's back
+    path.write_text(path.read_text().replace('"mode": "time"', '"mode": "time", "kept": true'))
+    assert "kept" in ensure_split(tmp_path, "time", log=lambda m: None).read_text()

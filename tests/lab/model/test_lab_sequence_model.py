@@ -238,10 +238,20 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     assert isinstance(stack["keep_ensemble"], bool)
     assert (tmp_path / "run" / "ensemble.json").is_file() and (tmp_path / "run" / "profile_model.json.gz").is_file()
     assert json.loads((tmp_path / "run" / "stack_report.json").read_text())["keep_ensemble"] == stack["keep_ensemble"]
+    # the keep rule reads validation only: the decision follows the validation figures, and
+    # rewriting every test score (best or worst possible for the ensemble) leaves it unchanged
+    from malseq_lab.model.stack import keep_rule, run_stack
+
+    assert stack["keep_ensemble"] == keep_rule(stack["validation"]["sequence"], stack["validation"]["ensemble"], 0.005)
+    scores_file = tmp_path / "run" / "test_scores.json"
+    original = scores_file.read_text()
+    for flipped in (1.0, 0.0):
+        rewritten = [{**d, "int8": flipped} for d in json.loads(original)]
+        scores_file.write_text(json.dumps(rewritten))
+        assert run_stack(tmp_path, tmp_path / "run", log=lambda m: None)["keep_ensemble"] == stack["keep_ensemble"]
+    scores_file.write_text(original)
     # shipping the stack: only beside the run's own sequence model; the card says whether it was kept
     import shutil
-
-    from malseq_lab.model.stack import run_stack
 
     shipped = tmp_path / "shipped"
     shutil.copytree(tmp_path / "run" / "model-int8", shipped)

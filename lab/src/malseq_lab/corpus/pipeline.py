@@ -8,7 +8,8 @@ Work dir layout (outside git):
   archives/<eco>/      downloaded benign archives, named by sha256
   registry-cache/      the intake layer's download cache
   analysis.sqlite      the analysis cache (see `malseq_lab.corpus.cache`)
-  split.json           the grouped split, reused by later runs
+  split-time.json      the time split (the primary protocol), reused by later runs
+  split.json           the grouped random split, reused by later runs
   build-report.json    counts and timings
 """
 
@@ -44,8 +45,8 @@ def default_datasets_dir() -> Path:
     env = os.environ.get("MALSEQ_DATASETS")
     if env:
         return Path(env)
-    # a checkout next to the project's shared/ folder: <repo>/src/malseq/corpus -> <repo>/../shared/datasets
-    return Path(__file__).resolve().parents[4] / "shared" / "datasets"
+    # a checkout next to the project's shared/ folder: <repo>/lab/src/malseq_lab/corpus -> <repo>/../shared/datasets
+    return Path(__file__).resolve().parents[5] / "shared" / "datasets"
 
 
 @dataclass
@@ -110,6 +111,34 @@ def build_split(
     split.meta["extractor_version"] = extractor_version()
     split.meta["group_threshold"] = threshold
     return split
+
+
+def ensure_split(
+    workdir: Path, protocol: str, *, seed: int = 20261101, log: Callable[[str], None] = print
+) -> Path:
+    """The work dir's split file for `protocol`, written from its samples and analysis cache if missing.
+
+    A corpus built before the time protocol became the default gets its time split here without
+    downloading or analysing anything again.
+    """
+    from malseq_lab.corpus.records import read_samples
+    from malseq_lab.corpus.splits import PROTOCOL_FRACTIONS, split_file_name
+
+    path = workdir / split_file_name(protocol)
+    if path.exists():
+        return path
+    if not (workdir / SAMPLES_FILE).exists() or not (workdir / CACHE_FILE).exists():
+        from malseq.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"no {path.name} in {workdir}, and no corpus to make one from",
+            hint="run `malseq corpus build` first (or give --split-file)",
+        )
+    with AnalysisCache(workdir / CACHE_FILE) as cache:
+        split = build_split(read_samples(workdir / SAMPLES_FILE), cache, protocol, seed, PROTOCOL_FRACTIONS[protocol])
+    split.save(path)
+    log(f"wrote the {protocol} split to {path} (from the cached analyses)")
+    return path
 
 
 def run_build(

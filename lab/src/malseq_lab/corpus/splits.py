@@ -12,6 +12,11 @@ counts as malicious — so each split gets its share of every stratum.
   (benign lists, npm), get the random assignment.
 
 The result is written as JSON (`meta` + `samples`) and reused by later runs.
+
+Protocols: `time` is the primary one (issue 11: users meet malware written after the training
+data): PyPI malicious by `added`, the newest ~25% tested, npm and the benign lists grouped at
+random and reported apart; its split lives in `split-time.json`. `random` (the grouped random
+split of the earlier releases) stays in `split.json`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,19 @@ from pathlib import Path
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
+
+PROTOCOLS = ("time", "random")
+DEFAULT_PROTOCOL = "time"
+# time: the newest quarter of the dated samples is the test split
+PROTOCOL_FRACTIONS: dict[str, tuple[float, float, float]] = {"time": (0.6, 0.15, 0.25), "random": DEFAULT_FRACTIONS}
+_PROTOCOL_FILES = {"time": "split-time.json", "random": "split.json"}
+
+
+def split_file_name(protocol: str) -> str:
+    """The work dir's split file for a protocol: `split-time.json` or `split.json`."""
+    if protocol not in _PROTOCOL_FILES:
+        raise ValueError(f"unknown protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
+    return _PROTOCOL_FILES[protocol]
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,14 @@
    The ensemble's verdict uses one threshold per ecosystem, each chosen on that ecosystem's
    validation packages (the FPR targets are per ecosystem; one pooled threshold can spend the
    whole budget on one of them);
-4. reports sequence, profile and ensemble on the held-out test split, per ecosystem, and keeps
-   the ensemble only when (rule fixed before looking at test numbers) its test F1 is higher than
-   the sequence model's in every ecosystem and its test FPR stays within
-   max(FPR budget, the sequence model's test FPR) in every ecosystem.
+4. keeps the ensemble only when, on the **validation** split, its F1 is higher than the sequence
+   model's in every ecosystem and its FPR stays within max(FPR budget, the sequence model's FPR)
+   in every ecosystem. Both are judged by grouped cross-validation over the validation packages
+   (`malseq_lab.model.crossval`): the stack is cross-fitted (each package scored by a stack fitted
+   on the other folds) and each fold is judged at the threshold its complement chose, so no
+   model is judged on packages it was fitted or thresholded on. The test split plays no part in
+   the choice (issue 11: it is read once per reported candidate);
+5. reports sequence, profile and ensemble on the held-out test split, per ecosystem.
 
 Writes `profile_model.json.gz`, `ensemble.json` and `stack_report.json` to the run folder and,
 when kept and `ship_to` is given, the first two into the shipped model folder with an `ensemble`
@@ -69,12 +73,54 @@ def per_ecosystem(
     return out
 
 
-def keep_rule(sequence: dict[str, dict[str, Any]], ensemble: dict[str, dict[str, Any]], max_fpr: float) -> bool:
+def keep_rule(
+    sequence: Mapping[str, Mapping[str, Any]], ensemble: Mapping[str, Mapping[str, Any]], max_fpr: float
+) -> bool:
+    """Keep the ensemble when it beats the sequence model in F1 within the FPR bound, in every ecosystem.
+
+    Give it validation metrics (`validation_metrics`), never test metrics.
+    """
     ecos = [e for e in ECOSYSTEMS if e in sequence and e in ensemble]
     return bool(ecos) and all(
         ensemble[e]["f1"] > sequence[e]["f1"] and ensemble[e]["fpr"] <= max(max_fpr, sequence[e]["fpr"])
         for e in ecos
     )
+
+
+def validation_metrics(
+    rows: Sequence[Any],
+    scores: Sequence[float],
+    groups: Sequence[str],
+    max_fpr: float,
+    by_stratum: Mapping[str, float] | None = None,
+) -> dict[str, dict[str, object]]:
+    """Per ecosystem, F1 and FPR of the threshold rule by grouped cross-validation over these rows."""
+    from malseq_lab.model.crossval import cross_validated_threshold
+
+    out = {}
+    for eco in ECOSYSTEMS:
+        idx = [i for i, r in enumerate(rows) if r.ecosystem == eco]
+        if idx:
+            folded = cross_validated_threshold(
+                [rows[i].label for i in idx], [scores[i] for i in idx], [groups[i] for i in idx], max_fpr,
+                strata=[rows[i].stratum for i in idx], max_fpr_by_stratum=by_stratum,
+            )
+            out[eco] = folded.summary()
+    return out
+
+
+def cross_fitted_stack(
+    columns: Sequence[Sequence[float]], labels: Sequence[int], groups: Sequence[str]
+) -> list[float]:
+    """Out-of-fold stack scores: each package scored by a stack fitted on the other folds."""
+    from malseq_lab.model.crossval import cross_fitted_scores
+    from malseq_lab.model.fit import fit_stack
+
+    def fit(cols: Sequence[Sequence[float]], ys: Sequence[int]) -> Callable[[Sequence[float]], float]:
+        stack = fit_stack(cols, ys, SUPPORTED_COMPONENTS)
+        return lambda row: stack.score(*row)
+
+    return cross_fitted_scores(columns, labels, groups, fit)
 
 
 def run_stack(
@@ -96,7 +142,11 @@ def run_stack(
     by_stratum = dict(hyper.get("max_fpr_by_stratum") or {})
     train_ecosystems = tuple(card.get("data", {}).get("train_ecosystems") or ECOSYSTEMS)
 
+    from malseq_lab.corpus.pipeline import SPLIT_FILE
+    from malseq_lab.corpus.splits import Split
+
     by, _ = split_rows(workdir, split_file)
+    group_of = Split.load(split_file or workdir / SPLIT_FILE).groups
     train = [r for r in by["train"] if r.status == "ok" and r.ecosystem in train_ecosystems]
     val = [r for r in by["val"] if r.status == "ok" and r.ecosystem in train_ecosystems]
     test = by["test"]
@@ -112,6 +162,15 @@ def run_stack(
     v_prof = profile.scores([_profile(r) for r in val])
     ensemble = fit_stack([v_seq, v_prof], v_labels, SUPPORTED_COMPONENTS)
     v_ens = [ensemble.score(a, b) for a, b in zip(v_seq, v_prof, strict=True)]
+    v_groups = [group_of.get(r.key, r.key) for r in val]
+    v_ens_out_of_fold = cross_fitted_stack([v_seq, v_prof], v_labels, v_groups)
+    validation = {
+        name: validation_metrics(val, scores, v_groups, max_fpr, by_stratum)
+        for name, scores in (("sequence", v_seq), ("profile", v_prof), ("ensemble", v_ens_out_of_fold))
+    }
+    for name, metrics in validation.items():
+        log(f"{name} (validation, grouped cross-validation): " + ", ".join(
+            f"{eco} F1 {m['f1']:.4f} FPR {m['fpr']:.4f}" for eco, m in metrics.items()))
 
     test_seq_by_key = {d["key"]: float(d["int8"]) for d in json.loads((run_dir / "test_scores.json").read_text())}
     t_seq = [test_seq_by_key[r.key] for r in test]
@@ -142,9 +201,8 @@ def run_stack(
         for label, key in (("one threshold", "test"), ("per-ecosystem thresholds", "test_by_ecosystem_threshold")):
             log(f"{name} ({label}): " + ", ".join(
                 f"{eco} F1 {m['f1']:.4f} FPR {m['fpr']:.4f}" for eco, m in models[name][key].items()))
-    # The shipped verdict uses per-ecosystem thresholds (the FPR targets are per ecosystem); the
-    # sequence model alone is judged at its shipped (single) threshold.
-    keep = keep_rule(models["sequence"]["test"], models["ensemble"]["test_by_ecosystem_threshold"], max_fpr)
+    # Chosen on validation only: the test figures above are reported, never used to keep or drop.
+    keep = keep_rule(validation["sequence"], validation["ensemble"], max_fpr)
     ensemble = replace(ensemble, threshold=models["ensemble"]["threshold"],
                        thresholds=models["ensemble"]["thresholds_by_ecosystem"],
                        balanced_threshold=models["ensemble"]["best_f1_val_threshold"],
@@ -154,8 +212,10 @@ def run_stack(
     ensemble.save(run_dir / ENSEMBLE_FILE)
     doc: dict[str, Any] = {
         "keep_ensemble": keep,
-        "keep_rule": "ensemble test F1 > sequence test F1 and ensemble test FPR <= max(budget, sequence test FPR), "
-                     "in every ecosystem",
+        "keep_rule": "ensemble F1 > sequence F1 and ensemble FPR <= max(budget, sequence FPR) in every "
+                     "ecosystem, on the validation split by grouped cross-validation (stack cross-fitted, each "
+                     "fold at its complement's threshold); the test split is not read for the choice",
+        "validation": validation,
         "ensemble": {"components": list(ensemble.components), "weights": list(ensemble.weights),
                      "intercept": ensemble.intercept, "threshold": ensemble.threshold,
                      "thresholds": dict(ensemble.thresholds), "balanced_threshold": ensemble.balanced_threshold},
