@@ -729,6 +729,18 @@ def test_npm_falls_back_to_npm_config_get() -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="shell script stands in for npm")
+def test_npm_is_asked_once_for_all_scopes() -> None:
+    # starting npm costs seconds on a busy machine; a batch of scoped packages must not pay it per scope
+    calls = Path(os.environ["PATH"]) / "calls"
+    script = Path(os.environ["PATH"]) / "npm"
+    script.write_text(f"#!/bin/sh\necho x >> '{calls}'\necho 'https://cli.example/'\n")
+    script.chmod(0o755)
+    urls = {registry.resolve_npm_registry(None, name).url for name in ("demo", "@a/x", "@b/y", "@c/z", "@a/w")}
+    assert urls == {"https://cli.example/"}
+    assert calls.read_text().count("x") == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell script stands in for npm")
 def test_npm_without_an_answer_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="no npm registry is configured"):
         registry.resolve_npm_registry(None, "demo")  # no npm on PATH

@@ -347,13 +347,19 @@ def resolve_npm_registry(option: str | None = None, name: str | None = None) -> 
                 location = _location(values["registry"], f"registry in {path}")
                 break
     if location is None:
-        cli = _npm_cli_registry(_NPM_CONFIG_TIMEOUT)
-        if cli is None:
-            raise ConfigurationError(
-                "no npm registry is configured and `npm config get registry` gave no answer",
-                hint="set MALSEQ_NPM_REGISTRY or pass --npm-registry",
-            )
-        location = _location(cli, "`npm config get registry`")
+        # npm's answer does not depend on the scope: asked once per environment, not once per scope
+        # (starting node costs a second or more on a busy machine, and a batch meets many scopes)
+        cli_key = ("npm config get registry", *_npm_env_snapshot())
+        location = _resolved.get(cli_key)
+        if location is None:
+            cli = _npm_cli_registry(_NPM_CONFIG_TIMEOUT)
+            if cli is None:
+                raise ConfigurationError(
+                    "no npm registry is configured and `npm config get registry` gave no answer",
+                    hint="set MALSEQ_NPM_REGISTRY or pass --npm-registry",
+                )
+            location = _location(cli, "`npm config get registry`")
+            _resolved[cli_key] = location
     if location.authorization is None:
         authorization = _npmrc_authorization(npmrcs, location.url)
         if authorization is not None:
