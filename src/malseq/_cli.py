@@ -118,7 +118,7 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     sc.add_argument("--zip-password", metavar="PASSWORD", help="password for encrypted zips (datasets use 'infected')")
     sc.add_argument(  # default None: the config's timeout, else the built-in one (_cli_policy.apply_policy)
         "--timeout", type=float, default=None, metavar="SECONDS",
-        help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})",
+        help=f"time budget per target, in CPU seconds (default: {DEFAULT_LIMITS.time_budget_seconds:g})",
     )
     sc.add_argument("--pypi-index-url", metavar="URL",
                     help="PyPI simple index (default: $MALSEQ_PYPI_INDEX_URL, then pip's configuration)")

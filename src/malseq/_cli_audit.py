@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     ap.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
     ap.add_argument("--sequence", action="store_true", help="show each target's behaviours in execution order")
     ap.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                    help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
+                    help=f"time budget per target, in CPU seconds (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
     ap.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index (as for scan)")
     ap.add_argument("--npm-registry", metavar="URL", help="npm registry (as for scan)")
     ap.add_argument("--cache-dir", type=Path, metavar="DIR", help="download cache (as for scan)")

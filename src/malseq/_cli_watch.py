@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
                     help="registry requests per second per host (default: 5; 0: no limit)")
     wp.add_argument("--webhook", metavar="URL", help="also POST each alert as JSON to this URL")
     wp.add_argument("--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
-                    help=f"time budget per release (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
+                    help=f"time budget per release, in CPU seconds (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
     wp.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index (as for scan)")
     wp.add_argument("--npm-registry", metavar="URL", help="npm registry (as for scan)")
     wp.add_argument("--cache-dir", type=Path, metavar="DIR", help="download cache (as for scan)")

@@ -943,7 +943,7 @@ def test_tiny_timeout_on_a_big_legal_archive(tmp_path: Path, capsys: pytest.Capt
     assert code == 3
     [entry] = json.loads(capsys.readouterr().out)
     assert entry["error"]["type"] == "TimeBudgetExceeded"
-    assert entry["error"]["message"].startswith("time budget of 1e-06 s used up while")
+    assert entry["error"]["message"].startswith("time budget of 1e-06 CPU s used up while")
     assert entry["error"]["hint"] == "raise it with --timeout if the package is genuinely large"
     # And the library raises the typed error itself.
     with pytest.raises(TimeBudgetExceeded):
