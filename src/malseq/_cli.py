@@ -6,6 +6,7 @@ Exit codes (documented in README.md):
   2  usage error (bad option or malformed target)
   3  at least one target could not be scanned, or not completely (a project folder), or got no verdict
   4  the report could not be written (stdout closed early, disk full)
+  130 interrupted (Ctrl-C): the report holds the targets that finished
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from malseq.intake import IntakeOptions
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
-from malseq.scan import ScanOptions, TargetResult, scan
+from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_iter
 from malseq.suppress import apply_suppressions, flagged, load_suppressions
 
 EXIT_CLEAN = 0
@@ -33,6 +34,7 @@ EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 EXIT_SCAN_ERROR = 3
 EXIT_OUTPUT_ERROR = 4
+EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT; the report holds what finished
 
 # Extra commands come from installed packages' entry points in this group (the lab declares
 # `corpus`, `eval` and `train` in lab/pyproject.toml); the scanner itself never imports the lab.
@@ -66,22 +68,36 @@ def _discard_stdout() -> None:
 
 
 class _StderrProgress:
-    """Progress on stderr, so stdout carries only the report."""
+    """Progress on stderr, so stdout carries only the report: one line per finished target, with
+    its verdict, in the order targets finish (`[done/total]`)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, total: int) -> None:
         self.enabled = enabled
+        self.total = total
+        self.done = 0
 
-    def target_started(self, index: int, total: int, target: str) -> None:
-        pass
+    def finished(self, result: TargetResult) -> None:
+        self.done += 1
+        if self.enabled:
+            print(f"[{self.done}/{self.total}] {clean(result.target, 120)}: {progress_status(result)} "
+                  f"({result.seconds:.2f} s)", file=sys.stderr, flush=True)
 
-    def target_finished(self, index: int, total: int, result: TargetResult) -> None:
-        if not self.enabled:
-            return
-        # never "ok": verdicts come after the whole batch is scored, and this target may be flagged then
-        status = f"error ({result.error.kind})" if result.error else "analysed" if result.analysis else "read"
-        if result.notices:
-            status += ", not scanned completely"
-        print(f"[{index + 1}/{total}] {clean(result.target, 120)}: {status} ({result.seconds:.2f} s)", file=sys.stderr)
+
+def progress_status(result: TargetResult) -> str:
+    """`MALICIOUS 0.97`, `benign 0.02`, `error (Kind)`; without a score, what was done."""
+    if result.error is not None:
+        status = f"error ({result.error.kind})"
+    elif result.score is not None:
+        status = f"{'MALICIOUS' if result.verdict == 'malicious' else 'benign'} {result.score:.2f}"
+        if result.suppressed is not None:
+            status += " (suppressed)"
+    elif result.unscored is not None:
+        status = "analysed, no verdict"
+    else:
+        status = "analysed" if result.analysis is not None else "read"
+    if result.notices:
+        status += ", not scanned completely"
+    return status
 
 
 def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentParser:
@@ -105,8 +121,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     sc.add_argument("--lockfile", action="append", default=[], type=Path, metavar="FILE",
                     help="also scan every pinned dependency of a lockfile (package-lock.json, yarn.lock, "
                     "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
-    sc.add_argument("--format", choices=("text", "json", "sarif"), default="text",
-                    help="report format (default: text); sarif is SARIF 2.1.0 for code-scanning dashboards")
+    sc.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default="text",
+                    help="report format (default: text); jsonl writes one JSON object per target as it finishes, "
+                    "then a summary line; sarif is SARIF 2.1.0 for code-scanning dashboards")
     sc.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
     sc.add_argument("--sequence", action="store_true",
                     help="show the behaviours in execution order, with entry points and file:line for each step")
@@ -127,8 +144,11 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
     sc.add_argument("--no-isolate", action="store_true",
-                    help="scan in this process (faster start) instead of a worker process that a crashing "
-                    "or hanging parser cannot take down")
+                    help="scan in this process, one target at a time (faster start) instead of in worker "
+                    "processes that a crashing or hanging parser cannot take down")
+    sc.add_argument("-j", "--jobs", type=int, metavar="N",
+                    help="worker processes scanning at once (default: the number of usable cores); "
+                    "ignored with --no-isolate")
     sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
                     help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
                     "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
@@ -187,8 +207,10 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         cache_dir=args.cache_dir or env.cache_dir,
         offline=args.offline or env.offline,
     )
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
-                       isolate=not args.no_isolate, operating_point=args.operating_point)
+                       isolate=not args.no_isolate, jobs=args.jobs, operating_point=args.operating_point)
 
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
@@ -213,13 +235,38 @@ def _run_scan(args: argparse.Namespace) -> int:
     suppressions_path = args.suppressions or (
         Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
     suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
-    progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
-    results = apply_suppressions(scan(targets, options, progress), suppressions)
-    if args.against_previous:
-        from malseq._cli_diff import add_against_previous
+    progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1, total=len(targets))
+    lines = None
+    if args.format == "jsonl":
+        from malseq.report.jsonl import JsonLines
 
-        results = add_against_previous(results, targets, options, args.quiet)
-    if args.format == "sarif":
+        lines = JsonLines(_emit)
+    finished: dict[int, TargetResult] = {}
+    interrupted = False
+    stream = scan_iter(targets, options)
+    try:
+        for index, result in stream:
+            [result] = apply_suppressions([result], suppressions)
+            if args.against_previous:
+                from malseq._cli_diff import add_against_previous
+
+                [result] = add_against_previous([result], [targets[index]], options, args.quiet)
+            finished[index] = result
+            progress.finished(result)
+            if lines is not None:
+                lines.result(index, result)  # out at once: a pipeline reads it while the batch goes on
+    except KeyboardInterrupt:
+        # what finished is reported; the rest are entries saying they were not scanned
+        interrupted = True
+    finally:
+        stream.close()  # stops the workers
+    results = [finished.get(i) or interrupted_result(text) for i, text in enumerate(targets)]
+    unscored = sorted({r.unscored for r in results if r.unscored})
+    code = EXIT_FLAGGED if flagged(results) else EXIT_SCAN_ERROR if (
+        any(r.error or r.notices for r in results) or unscored) else EXIT_CLEAN
+    if lines is not None:
+        lines.summary(results, interrupted=interrupted, exit_code=130 if interrupted else code)
+    elif args.format == "sarif":
         from malseq.report.sarif import render_sarif
 
         _emit(render_sarif(results))
@@ -233,14 +280,12 @@ def _run_scan(args: argparse.Namespace) -> int:
         _emit(render_text(results, show_features=args.features, show_sequence=args.sequence))
     for warning in sorted({r.model_warning for r in results if r.model_warning}):  # once, even with -q
         print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
-    unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:  # printed even with -q: a scan without a verdict must not look clean
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
-    if flagged(results):
-        return EXIT_FLAGGED
-    if any(r.error or r.notices for r in results) or unscored:  # a notice: part of a folder was left unscanned
-        return EXIT_SCAN_ERROR
-    return EXIT_CLEAN
+    if interrupted:
+        print(f"malseq: interrupted: {len(finished)} of {len(targets)} target(s) finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"malseq: error: the report could not be written to stdout: {clean(str(exc), 200)}", file=sys.stderr)
         return EXIT_OUTPUT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
