@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -145,13 +147,12 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
         self.close()
 
 
-def _pool_context(preload: Sequence[str]) -> Any:
-    """forkserver where the platform has it, else spawn: never a plain fork of this process.
+def _forkserver_or_spawn(preload: Sequence[str]) -> Any:
+    """forkserver where the platform has it, else spawn.
 
-    A fork of the caller would copy whatever threads and locks it holds (the model runtime's,
-    a caller's); the fork server is a fresh single-threaded interpreter that imports `preload`
-    once, so every worker, and every replacement after a crash, starts with those imports
-    done instead of paying an interpreter start-up and the imports again.
+    The fork server is a fresh single-threaded interpreter that imports `preload` once, so every
+    worker it forks starts with those imports done instead of paying an interpreter start-up and
+    the imports again.
     """
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
@@ -159,6 +160,18 @@ def _pool_context(preload: Sequence[str]) -> Any:
         ctx.set_forkserver_preload(list(preload))
         return ctx
     return mp.get_context("spawn")
+
+
+def _fork_is_safe() -> bool:
+    """A plain fork of this process is safe only while it runs a single thread (on Linux, where
+    /proc says so for native threads too): a fork copies no other thread, so a lock another
+    thread held (the model runtime's, the allocator's, a caller's) would stay locked forever."""
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 class _Slot:
@@ -199,8 +212,12 @@ class WorkerPool(Generic[ItemT, ResultT]):
     the items finish. A worker that crashes or overruns `hard_limit_seconds` fails its item only
     and is replaced (while items remain). Everything happens in the calling thread; a
     KeyboardInterrupt there stops every worker (the `finally` of the generator). `func` must be
-    importable (a module-level function); `preload` names modules the workers need, imported
-    once by the fork server where the platform has one.
+    importable (a module-level function); `preload` names modules the workers need.
+
+    A worker is forked from this process when that is safe (Linux, a single thread: the CLI's
+    case, as the model loads only once the first workers run), after importing `preload` here,
+    so it starts with every import done at the cost of a fork. Otherwise (other threads, other
+    platforms) workers come from a fork server that imported `preload` once, else are spawned.
     """
 
     def __init__(self, func: Callable[[ItemT], ResultT], workers: int, hard_limit_seconds: float,
@@ -210,7 +227,8 @@ class WorkerPool(Generic[ItemT, ResultT]):
         self._func = func
         self._workers = workers
         self._hard_limit = hard_limit_seconds
-        self._ctx = _pool_context((func.__module__, *preload))
+        self._preload = (func.__module__, *preload)
+        self._fallback: Any = None  # the forkserver (or spawn) context, made when first needed
         self._slots: list[_Slot] = []
         self._started: Callable[[int], None] | None = None
 
@@ -222,7 +240,7 @@ class WorkerPool(Generic[ItemT, ResultT]):
         self._started = started
         try:
             for _ in range(min(self._workers, len(pending))):
-                slot = _Slot(self._ctx, self._func)
+                slot = self._new_slot()
                 self._slots.append(slot)
                 self._give(slot, pending)
             if workers_started is not None:
@@ -248,7 +266,7 @@ class WorkerPool(Generic[ItemT, ResultT]):
             if isinstance(outcome, WorkerFailure):  # that worker is gone: a fresh one for what remains
                 self._slots.remove(slot)
                 if pending:
-                    slot = _Slot(self._ctx, self._func)
+                    slot = self._new_slot()
                     self._slots.append(slot)
             if pending:
                 self._give(slot, pending)
@@ -256,6 +274,17 @@ class WorkerPool(Generic[ItemT, ResultT]):
                 self._slots.remove(slot)  # nothing left for it: let it go now rather than at the end
                 slot.stop()
             yield index, outcome
+
+    def _new_slot(self) -> _Slot:
+        if _fork_is_safe():
+            import importlib
+
+            for name in self._preload:
+                importlib.import_module(name)
+            return _Slot(mp.get_context("fork"), self._func)
+        if self._fallback is None:
+            self._fallback = _forkserver_or_spawn(self._preload)
+        return _Slot(self._fallback, self._func)
 
     def _give(self, slot: _Slot, pending: deque[tuple[int, ItemT]]) -> None:
         index, item = pending.popleft()
