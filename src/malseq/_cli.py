@@ -192,25 +192,41 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     return {name: load() for name, load in found.items()}  # no command or --help: list them all
 
 
-def _scan_options(args: argparse.Namespace) -> ScanOptions:
+def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOptions:
+    """The options of `scan` and `diff`. `registry=False` (no registry target in the run) leaves the
+    registry settings unread: they matter only to downloads, and reading them imports the registry
+    clients, a tenth of a small scan's start-up."""
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
-    from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
-
-    env = malseq_environment()
+    jobs = getattr(args, "jobs", None)  # `malseq diff` has no --jobs
+    if jobs is not None and jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
-        pypi_index_url=args.pypi_index_url or env.pypi_index_url,
-        npm_registry_url=args.npm_registry or env.npm_registry,
         prefer_wheel=args.wheel,
-        cache_dir=args.cache_dir or env.cache_dir,
-        offline=args.offline or env.offline,
     )
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
+    if registry:
+        from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
+
+        env = malseq_environment()
+        intake = replace(intake, pypi_index_url=args.pypi_index_url or env.pypi_index_url,
+                         npm_registry_url=args.npm_registry or env.npm_registry,
+                         cache_dir=args.cache_dir or env.cache_dir, offline=args.offline or env.offline)
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
-                       isolate=not args.no_isolate, jobs=args.jobs, operating_point=args.operating_point)
+                       isolate=not args.no_isolate, jobs=jobs, operating_point=args.operating_point)
+
+
+def _needs_registry(texts: Sequence[str]) -> bool:
+    from malseq.intake.targets import RegistryTarget, parse_target
+
+    for text in texts:
+        try:
+            if isinstance(parse_target(text), RegistryTarget):
+                return True
+        except UsageError:  # reported with every other malformed target by the scan itself
+            return True
+    return False
 
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
@@ -228,10 +244,10 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
 
 
 def _run_scan(args: argparse.Namespace) -> int:
-    options = _scan_options(args)
     targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
+    options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
     suppressions_path = args.suppressions or (
         Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
     suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
