@@ -185,13 +185,12 @@ class _Slot:
         self.conn: Connection = parent
         self.ready = False  # the worker has sent _READY
         self.index: int | None = None  # the item it holds, by position in the input
-        self.item: Any = None
         self.started = time.monotonic()  # of the worker until ready, then of the item it runs
 
     def give(self, index: int, item: Any) -> None:
         # Sent at once, even to a worker still starting: the pipe holds it, and the worker reads
         # it right after it says it is ready, without waiting for this process to answer.
-        self.index, self.item = index, item
+        self.index = index
         self.conn.send(item)
         if self.ready:
             self.started = time.monotonic()
@@ -262,7 +261,7 @@ class WorkerPool(Generic[ItemT, ResultT]):
                 continue
             index = slot.index
             assert index is not None
-            slot.index, slot.item = None, None
+            slot.index = None
             if isinstance(outcome, WorkerFailure):  # that worker is gone: a fresh one for what remains
                 self._slots.remove(slot)
                 if pending:
