@@ -193,8 +193,9 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-# What an isolated worker imports before its first item (once, in the fork server, where the
-# platform has one): the whole analysis path, so a replacement worker starts with it loaded.
+# What an isolated worker needs before its first item: the whole analysis path, imported once by
+# the process the workers are forked from (this one, or a fork server: `malseq._isolation.WorkerPool`),
+# so no worker, and no replacement after a crash, pays for the imports again.
 WORKER_PRELOAD = ("malseq.scan", "malseq.analysis", "malseq.features", "malseq.features.python",
                   "malseq.features.javascript", "malseq.features.manifest", "malseq.sequence", "malseq.model.text")
 
