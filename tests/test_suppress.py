@@ -40,13 +40,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def _always_malicious(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every analysed target is flagged, whatever the shipped model thinks (the CLI logic is under test)."""
-    real = _cli.scan_iter
+    real = _cli.scan_stream
 
-    def scan_iter(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
+    def scan_stream(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
         for index, r in real(*args, **kwargs):
             yield index, replace(r, score=0.99, verdict="malicious") if r.analysis is not None else r
 
-    monkeypatch.setattr(_cli, "scan_iter", scan_iter)
+    monkeypatch.setattr(_cli, "scan_stream", scan_stream)
 
 
 def test_load_valid_file(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from malseq.intake import IntakeOptions
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
-from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_iter
+from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_stream
 from malseq.suppress import apply_suppressions, flagged, load_suppressions
 
 EXIT_CLEAN = 0
@@ -71,7 +71,7 @@ class _StderrProgress:
     """Progress on stderr, so stdout carries only the report: one line per finished target, with
     its verdict, in the order targets finish (`[done/total]`)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
+    def __init__(self, enabled: bool, total: int = 0) -> None:
         self.enabled = enabled
         self.total = total
         self.done = 0
@@ -81,6 +81,14 @@ class _StderrProgress:
         if self.enabled:
             print(f"[{self.done}/{self.total}] {clean(result.target, 120)}: {progress_status(result)} "
                   f"({result.seconds:.2f} s)", file=sys.stderr, flush=True)
+
+    # as a `malseq.scan.ScanObserver` (callers that scan through `malseq.scan.scan`, e.g. audit)
+    def target_started(self, index: int, total: int, target: str) -> None:
+        self.total = total
+
+    def target_finished(self, index: int, total: int, result: TargetResult) -> None:
+        self.total = total
+        self.finished(result)
 
 
 def progress_status(result: TargetResult) -> str:
@@ -259,7 +267,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         lines = JsonLines(_emit)
     finished: dict[int, TargetResult] = {}
     interrupted = False
-    stream = scan_iter(targets, options)
+    stream = scan_stream(targets, options)
     try:
         for index, result in stream:
             [result] = apply_suppressions([result], suppressions)

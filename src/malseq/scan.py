@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -20,7 +20,7 @@ from malseq.project import ScanNotice, project_notices, target_key
 from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:
-    from malseq._isolation import WorkerFailure
+    from malseq._isolation import IsolatedRunner, WorkerFailure
     from malseq.diff.previous import PreviousComparison
 
 
@@ -34,7 +34,7 @@ class ScanOptions:
     isolate: bool = False
     # isolated worker processes scanning at once (None: one per usable core); in-process is one at a time
     jobs: int | None = None
-    score: bool = True  # score each sequence with the model as its target finishes (see `scan_iter`)
+    score: bool = True  # score each sequence with the model as its target finishes (`scan`, `scan_stream`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
     operating_point: str = LOW_FPR  # verdict threshold: malseq.model.OPERATING_POINTS
 
@@ -200,7 +200,7 @@ WORKER_PRELOAD = ("malseq.scan", "malseq.analysis", "malseq.features", "malseq.f
                   "malseq.features.javascript", "malseq.features.manifest", "malseq.sequence", "malseq.model.text")
 
 
-def scan_iter(
+def scan_stream(
     texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
 ) -> Generator[tuple[int, TargetResult], None, None]:
     """`(position of the target in texts, its result)` for each target, in the order they finish.
@@ -238,11 +238,9 @@ def scan_iter(
 
     from malseq._isolation import WorkerPool
 
-    # Past the cooperative budget plus start-up slack, the worker is presumed hung in C code.
-    hard_limit = options.intake.limits.time_budget_seconds * 1.5 + 15
     jobs = options.jobs if options.jobs is not None else usable_cores()
     pool: WorkerPool[tuple[str, Target, ScanOptions], TargetResult] = WorkerPool(
-        _scan_job, jobs, hard_limit, preload=WORKER_PRELOAD)
+        _scan_job, jobs, _hard_limit(options), preload=WORKER_PRELOAD)
     handed: dict[int, float] = {}  # when each target went to a worker: a failed target's time counts from there
 
     def on_start(index: int) -> None:
@@ -255,6 +253,45 @@ def scan_iter(
         items = ((t, tg, options) for t, tg in zip(texts, targets, strict=True))
         for index, outcome in pool.run(items, on_start, scorer.start_loading if scorer is not None else None):
             yield finish(index, _worker_outcome(texts[index], outcome, time.monotonic() - handed[index]))
+
+
+def scan_iter(
+    texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
+) -> Iterator[TargetResult]:
+    """Each target's result, unscored, in input order, one target at a time and only as the caller
+    asks for the next (callers that pace their requests, such as `malseq watch`, rely on that);
+    with `options.isolate` in one worker process. `scan_stream` is the parallel, scored form."""
+    options = options or ScanOptions()
+    targets = parse_targets(texts)
+    total = len(targets)
+    batch = {target_key(t) for t in targets}
+    runner: IsolatedRunner[tuple[str, Target, ScanOptions], TargetResult] | None = None
+    if options.isolate:
+        from malseq._isolation import IsolatedRunner
+
+        runner = IsolatedRunner(_scan_job, _hard_limit(options))
+    try:
+        for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
+            if observer:
+                observer.target_started(index, total, text)
+            if runner is None:
+                result = scan_one(text, target, options)
+            else:
+                start = time.monotonic()
+                result = _worker_outcome(text, runner.run((text, target, options)), time.monotonic() - start)
+            if isinstance(target, LocalTarget) and target.path.is_dir():
+                result = replace(result, notices=project_notices(target.path, text, batch))
+            if observer:
+                observer.target_finished(index, total, result)
+            yield result
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def _hard_limit(options: ScanOptions) -> float:
+    # Past the cooperative budget plus start-up slack, the worker is presumed hung in C code.
+    return options.intake.limits.time_budget_seconds * 1.5 + 15
 
 
 class _ResultScorer:
@@ -313,7 +350,7 @@ def scan(
     texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
 ) -> list[TargetResult]:
     """Every target's result, in the order of `texts` whatever order they finished in."""
-    finished = sorted(scan_iter(texts, options, observer), key=lambda pair: pair[0])
+    finished = sorted(scan_stream(texts, options, observer), key=lambda pair: pair[0])
     return [result for _, result in finished]
 
 
