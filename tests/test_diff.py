@@ -343,14 +343,20 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
 def test_sarif_is_valid_and_located_at_the_new_behaviour(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     old, new, diff = stealer_diff
-    doc = json.loads(render_diff_sarif(diff))
+    text = render_diff_sarif(diff)
+    doc = json.loads(text)
     jsonschema.validate(doc, sarif_schema())
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, text) == []
     results = doc["runs"][0]["results"]
     change = results[0]
     assert change["ruleId"] == "malicious-change" and change["level"] == "error"
     first = diff.decisive[0].event
     loc = change["locations"][0]["physicalLocation"]
-    assert loc["artifactLocation"]["uri"] == f"{new.as_posix()}/{first.file}"
+    # NEW is a folder outside the working directory: an absolute file:// URI (report/sarif.py)
+    assert loc["artifactLocation"] == {"uri": (new / first.file).absolute().as_uri()}
     assert loc["region"]["startLine"] == first.line
     assert {"new-install-hook", "new-network-destination", "new-dependency", "added-behaviour"} <= {
         r["ruleId"] for r in results}

@@ -37,7 +37,8 @@ def test_installed_npm_packages_are_named_with_the_targets_that_scan_them(tmp_pa
     assert notice.kind == "node_modules"
     assert "2 installed npm package(s) in app/node_modules were not scanned one by one" in notice.message
     assert "@scope/util, evil" in notice.message
-    assert notice.hint == "scan each as a target too: malseq scan app app/node_modules/[!@]* app/node_modules/@*/*"
+    assert notice.hint == ("audit it as a project: malseq audit app, or scan each as a target too: "
+                           "malseq scan app app/node_modules/[!@]* app/node_modules/@*/*")
 
 
 def test_a_notice_goes_away_when_every_installed_package_is_a_target_too(tmp_path: Path) -> None:
@@ -55,7 +56,8 @@ def test_scanning_node_modules_itself_names_its_packages(tmp_path: Path, monkeyp
     package_json(nm / "a", "a")
     monkeypatch.chdir(tmp_path)
     [notice] = project_notices(Path("node_modules"), "node_modules", keys("node_modules"))
-    assert notice.hint == "scan each as a target too: malseq scan node_modules node_modules/[!@]*"
+    assert notice.hint == ("audit it as a project: malseq audit node_modules, or scan each as a target too: "
+                           "malseq scan node_modules node_modules/[!@]*")
 
 
 def test_a_virtualenv_names_the_releases_installed_in_it(tmp_path: Path) -> None:
@@ -79,13 +81,17 @@ def test_a_lockfile_is_named_until_its_pins_are_scanned(tmp_path: Path) -> None:
     lock = {"lockfileVersion": 3, "packages": {"": {"name": "app"},
                                                 "node_modules/left-pad": {"version": "1.3.0"}}}
     (tmp_path / "package-lock.json").write_text(json.dumps(lock))
-    (tmp_path / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    (tmp_path / "pnpm-lock.yaml").write_text(
+        "lockfileVersion: '9.0'\n\npackages:\n\n  is-odd@3.0.1:\n"
+        "    resolution: {integrity: sha512-CQpnWPrDwmP1+SMHXZhtLtJv90yiyVfluGsX5iNCVkrhQtU3TQHsUWPG9wkdk9Lgd5y"
+        "NpAg9jQEo90CBaXgWMA==}\n")
     notices = project_notices(tmp_path, "app", keys(tmp_path))
     assert [n.kind for n in notices] == ["lockfile", "lockfile"]
     assert "the dependencies pinned in app/package-lock.json were not scanned" in notices[0].message
-    assert notices[0].hint == "scan them too: malseq scan --lockfile app/package-lock.json app"
-    assert "malseq does not read pnpm-lock.yaml yet" in notices[1].message
-    # `--lockfile package-lock.json` adds its pins to the batch: then only the unread lockfile is left
+    assert notices[0].hint == ("audit it as a project: malseq audit app, or scan them too: "
+                               "malseq scan --lockfile app/package-lock.json app")
+    assert "the dependencies pinned in app/pnpm-lock.yaml were not scanned" in notices[1].message
+    # `--lockfile package-lock.json` adds its pins to the batch: then only the other lockfile is left
     [left] = project_notices(tmp_path, "app", keys(tmp_path, "npm:left-pad@1.3.0"))
     assert "pnpm-lock.yaml" in left.message
 

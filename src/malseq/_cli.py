@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 from malseq import __version__
 from malseq.errors import MalseqError, UsageError
-from malseq.intake import IntakeOptions
+from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_stream
@@ -145,7 +146,7 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="PyPI simple index (default: $MALSEQ_PYPI_INDEX_URL, then pip's configuration)")
     sc.add_argument("--npm-registry", metavar="URL",
                     help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
-    sc.add_argument("--wheel", action="store_true", help="for PyPI releases, scan a wheel instead of the sdist")
+    add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
                     help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
     sc.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
@@ -170,9 +171,31 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     from malseq import _cli_diff
 
     _cli_diff.register(sub)  # `malseq diff OLD NEW`
+    from malseq import _cli_audit
+
+    _cli_audit.register(sub)  # `malseq audit [PATH]`
+    from malseq import _cli_watch
+
+    _cli_watch.register(sub)  # `malseq watch`
     for plugin in dict.fromkeys(plugins.values()):  # one module may provide several commands
         plugin.register(sub)
     return parser
+
+
+def add_pypi_file_options(parser: argparse.ArgumentParser) -> None:
+    """Which file of a PyPI release is scanned (`scan` and `diff`)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--wheel", dest="pypi_distribution", action="store_const", const="wheel",
+                       help="for PyPI releases, scan the wheel pip would install for the target (default: that "
+                       "wheel, else the sdist); an error when no wheel suits the target")
+    which.add_argument("--sdist", dest="pypi_distribution", action="store_const", const="sdist",
+                       help="for PyPI releases, scan the sdist (what pip builds when no wheel suits; a release "
+                       "without one: its most portable wheel)")
+    parser.add_argument("--python-version", metavar="X.Y",
+                        help="choose PyPI wheels for this Python version instead of the running one")
+    parser.add_argument("--platform", action="append", default=[], metavar="TAG",
+                        help="choose PyPI wheels for this platform tag (e.g. manylinux_2_28_x86_64, "
+                        "win_amd64, macosx_14_0_arm64) instead of this machine's; repeatable")
 
 
 class CommandPlugin(Protocol):
@@ -192,9 +215,9 @@ def _command_entry_points() -> dict[str, Callable[[], CommandPlugin]]:
 
 def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     # `malseq scan` never loads them: a scan runs no lab code
-    if word in ("scan", "diff"):
+    if word in ("scan", "diff", "audit", "watch"):
         return {}
-    found = _command_entry_points()
+    found = {"serve": lambda: __import__("malseq._cli_serve", fromlist=["run"]), **_command_entry_points()}
     if word in found:  # only the module that runs this command
         return {word: found[word]()}
     return {name: load() for name, load in found.items()}  # no command or --help: list them all
@@ -206,13 +229,22 @@ def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOption
     clients, a tenth of a small scan's start-up."""
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
-    jobs = getattr(args, "jobs", None)  # `malseq diff` has no --jobs
+    jobs = getattr(args, "jobs", None)  # `malseq diff` and `audit` have no --jobs
     if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.python_version is not None:
+        from malseq.intake.registry.pypi import parse_python_version
+
+        try:
+            parse_python_version(args.python_version)
+        except MalseqError as exc:
+            raise UsageError(f"--python-version: {exc.message}", hint=exc.hint) from exc
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
-        prefer_wheel=args.wheel,
+        pypi_distribution=PypiDistribution(args.pypi_distribution or "auto"),
+        python_version=args.python_version,
+        platforms=tuple(args.platform),
     )
     if registry:
         from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
@@ -237,22 +269,28 @@ def _needs_registry(texts: Sequence[str]) -> bool:
     return False
 
 
-def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> list[str]:
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> dict[str, tuple[LockfilePin, ...]]:
+    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it."""
     from malseq.intake.lockfiles import read_lockfile
 
-    specs: list[str] = []
+    pins: dict[str, tuple[LockfilePin, ...]] = {}
     for path in paths:
         lock = read_lockfile(path)
         if not quiet:
             print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
-            for why in lock.skipped[:20]:
-                print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
-        specs.extend(e.spec for e in lock.entries if e.spec not in specs)
-    return specs
+        for why in lock.skipped[:20]:  # even with -q: an entry left out must not pass silently
+            print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
+        if lock.skipped:
+            print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
+                  "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
+        for e in lock.entries:
+            pins[e.spec] = (*pins.get(e.spec, ()), lock.pin(e))
+    return pins
 
 
 def _run_scan(args: argparse.Namespace) -> int:
-    targets = list(args.targets) + _lockfile_targets(args.lockfile, args.quiet)
+    pins = _lockfile_targets(args.lockfile, args.quiet)
+    targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
@@ -271,6 +309,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     try:
         for index, result in stream:
             [result] = apply_suppressions([result], suppressions)
+            result = replace(result, pinned_by=pins.get(result.target, ()))  # reports point at the lockfile line
             if args.against_previous:
                 from malseq._cli_diff import add_against_previous
 
@@ -278,13 +317,14 @@ def _run_scan(args: argparse.Namespace) -> int:
             finished[index] = result
             progress.finished(result)
             if lines is not None:
-                lines.result(index, result)  # out at once: a pipeline reads it while the batch goes on
+                lines.result(result)  # out at once: a pipeline reads it while the batch goes on
     except KeyboardInterrupt:
         # what finished is reported; the rest are entries saying they were not scanned
         interrupted = True
     finally:
         stream.close()  # stops the workers
-    results = [finished.get(i) or interrupted_result(text) for i, text in enumerate(targets)]
+    results = [finished.get(i) or replace(interrupted_result(text), pinned_by=pins.get(text, ()))
+               for i, text in enumerate(targets)]
     unscored = sorted({r.unscored for r in results if r.unscored})
     code = EXIT_FLAGGED if flagged(results) else EXIT_SCAN_ERROR if (
         any(r.error or r.notices for r in results) or unscored) else EXIT_CLEAN
@@ -334,6 +374,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from malseq import _cli_diff
 
             return _cli_diff.run(args)
+        if args.command == "audit":
+            from malseq import _cli_audit
+
+            return _cli_audit.run(args)
+        if args.command == "watch":
+            from malseq import _cli_watch
+
+            return _cli_watch.run(args)
     except UsageError as exc:
         print(f"malseq: error: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_USAGE

@@ -46,7 +46,9 @@ def register(sub: Any) -> None:
                     help=f"time budget per side (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
     dp.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index (as for scan)")
     dp.add_argument("--npm-registry", metavar="URL", help="npm registry (as for scan)")
-    dp.add_argument("--wheel", action="store_true", help="for PyPI releases, compare wheels instead of sdists")
+    from malseq._cli import add_pypi_file_options
+
+    add_pypi_file_options(dp)  # --wheel/--sdist/--python-version/--platform, as for scan
     dp.add_argument("--cache-dir", type=Path, metavar="DIR", help="download cache (as for scan)")
     dp.add_argument("--offline", action="store_true", help="never touch the network; registry targets must be cached")
     dp.add_argument("--model", type=Path, metavar="DIR", help="model folder (default: the shipped model)")

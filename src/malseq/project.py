@@ -23,9 +23,9 @@ from malseq.intake.package import Ecosystem
 from malseq.intake.targets import LocalTarget, RegistryTarget, Target
 
 # Lockfiles `--lockfile` reads; the others are recognised so the notice can say they are not read.
-LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "poetry.lock", "uv.lock", "pdm.lock",
-             "Pipfile.lock")
-UNREADABLE_LOCKFILES = ("pnpm-lock.yaml", "bun.lock", "bun.lockb")
+LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", "poetry.lock",
+             "uv.lock", "pdm.lock", "Pipfile.lock")
+UNREADABLE_LOCKFILES = ("bun.lockb",)
 # Bounds a folder with a huge node_modules: listing it is all the work done here.
 _MAX_ENTRIES = 100_000
 _SHOWN = 5
@@ -110,11 +110,11 @@ def _node_modules(root: Path, shown: str, batch: Collection[str]) -> ScanNotice 
         "node_modules",
         f"this folder looks like a project, not a package: {len(missing)} installed npm package(s) in "
         f"{prefix or 'node_modules'} were not scanned one by one (e.g. {', '.join(missing[:_SHOWN])})",
-        f"scan each as a target too: malseq scan {shown} {' '.join(globs)}",
+        f"{_audit_hint(shown)}, or scan each as a target too: malseq scan {shown} {' '.join(globs)}",
     )
 
 
-def _venv_site_packages(root: Path) -> list[Path]:
+def venv_site_packages(root: Path) -> list[Path]:
     if root.name in ("site-packages", "dist-packages"):
         return [root]
     venvs = [root] if (root / "pyvenv.cfg").is_file() else [
@@ -131,7 +131,7 @@ def _venv_site_packages(root: Path) -> list[Path]:
 
 def _site_packages(root: Path, shown: str, batch: Collection[str]) -> ScanNotice | None:
     specs: list[str] = []
-    for site in _venv_site_packages(root):
+    for site in venv_site_packages(root):
         for entry in sorted(_entries(site), key=lambda e: e.name):
             # NAME-VERSION.dist-info, with the name's dashes written as underscores
             stem = entry.name.removesuffix(".dist-info")
@@ -146,9 +146,14 @@ def _site_packages(root: Path, shown: str, batch: Collection[str]) -> ScanNotice
         "site-packages",
         f"this folder looks like a project, not a package: {len(missing)} package(s) installed in a virtualenv "
         "were not scanned one by one",
-        f"scan the releases they came from as targets too: malseq scan {shown} {' '.join(missing[:_SHOWN])}{more}"
+        f"{_audit_hint(shown)}, or scan the releases they came from as targets too: "
+        f"malseq scan {shown} {' '.join(missing[:_SHOWN])}{more}"
         " (or list them with `pip freeze --path SITE-PACKAGES > reqs.txt` and add --lockfile reqs.txt)",
     )
+
+
+def _audit_hint(shown: str) -> str:
+    return f"audit it as a project: malseq audit {shown or '.'}"
 
 
 def _spec_key(spec: str) -> str:
@@ -170,7 +175,8 @@ def _lockfiles(root: Path, shown: str, batch: Collection[str]) -> list[ScanNotic
             notices.append(ScanNotice(
                 "lockfile", f"this folder looks like a project, not a package: the dependencies pinned in "
                 f"{where} were not scanned (malseq does not read {name} yet)",
-                "scan the installed packages (node_modules) or the pinned releases (npm:NAME@VERSION) as targets"))
+                f"{_audit_hint(shown)} (it reads the installed packages), or write a text lockfile with "
+                "`bun install --save-text-lockfile`"))
             continue
         try:
             pinned = read_lockfile(path).entries
@@ -182,5 +188,6 @@ def _lockfiles(root: Path, shown: str, batch: Collection[str]) -> list[ScanNotic
         if not covered:
             notices.append(ScanNotice(
                 "lockfile", f"this folder looks like a project, not a package: the dependencies pinned in "
-                f"{where} were not scanned", f"scan them too: malseq scan --lockfile {where} {shown}"))
+                f"{where} were not scanned",
+                f"{_audit_hint(shown)}, or scan them too: malseq scan --lockfile {where} {shown}"))
     return notices

@@ -13,6 +13,7 @@ from malseq.errors import MalseqError, UsageError
 from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.build import check_analysable
+from malseq.intake.lockfiles import LockfilePin
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import LocalTarget, Target, parse_target
 from malseq.model import LOW_FPR
@@ -22,6 +23,7 @@ from malseq.sequence.types import BehaviourSequence
 if TYPE_CHECKING:
     from malseq._isolation import IsolatedRunner, WorkerFailure
     from malseq.diff.previous import PreviousComparison
+    from malseq.review import ReviewMaterial
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class ScanOptions:
     score: bool = True  # score each sequence with the model as its target finishes (`scan`, `scan_stream`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
     operating_point: str = LOW_FPR  # verdict threshold: malseq.model.OPERATING_POINTS
+    # keep source excerpts of the decisive lines and the package's description for a human reviewer
+    # (malseq.review; `malseq watch` stores them for `malseq serve`); off for plain scans
+    review_material: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,10 @@ class TargetResult:
     notices: tuple[ScanNotice, ...] = ()
     # `scan --against-previous`: the diff to the registry release before this one (malseq.diff.previous)
     previous: PreviousComparison | None = None
+    # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there)
+    pinned_by: tuple[LockfilePin, ...] = ()
+    # with ScanOptions.review_material: excerpts of the decisive lines, the package's description
+    review: ReviewMaterial | None = None
 
     @property
     def ok(self) -> bool:
@@ -164,8 +173,13 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
 
             # the one path from a package to model input (the lab's training data comes from it too)
             analysed = analyse(package, deadline)
+            review = None
+            if options.review_material:
+                from malseq.review import review_material
+
+                review = review_material(package, analysed.sequence)
             return TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
-                                analysed.sequence, model_input=analysed.text)
+                                analysed.sequence, model_input=analysed.text, review=review)
         analysis = None
         if options.analyse:
             from malseq.features import analyse_package

@@ -45,10 +45,12 @@ def test_yarn_lock_classic_and_berry(tmp_path: Path) -> None:
     lock = tmp_path / "yarn.lock"
     lock.write_text(
         '# yarn lockfile v1\n\n"@babel/core@^7.0.0", "@babel/core@^7.1.0":\n  version "7.24.0"\n'
-        '  resolved "https://r.invalid/x"\n\nleft-pad@^1.3.0:\n  version "1.3.0"\n\n'
-        '__metadata:\n  version: 6\n\n"chalk@npm:^4.1.0":\n  version: 4.1.2\n'
+        '  resolved "https://r.invalid/@babel/core/-/core-7.24.0.tgz"\n\nleft-pad@^1.3.0:\n  version "1.3.0"\n'
     )
-    assert _specs(lock) == ["npm:@babel/core@7.24.0", "npm:left-pad@1.3.0", "npm:chalk@4.1.2"]
+    assert _specs(lock) == ["npm:@babel/core@7.24.0", "npm:left-pad@1.3.0"]
+    lock.write_text('__metadata:\n  version: 6\n\n"chalk@npm:^4.1.0":\n  version: 4.1.2\n'
+                    '  resolution: "chalk@npm:4.1.2"\n')
+    assert _specs(lock) == ["npm:chalk@4.1.2"]
 
 
 def test_requirements_pins_only(tmp_path: Path) -> None:
@@ -91,3 +93,55 @@ def test_unknown_or_malformed_lockfile_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_scan_without_targets_is_a_usage_error() -> None:
     assert main(["scan"]) == 2
+
+
+def _lines(path: Path) -> dict[str, int | None]:
+    return {e.spec: e.line for e in read_lockfile(path).entries}
+
+
+def _line_of(text: str, needle: str, after: str | None = None) -> int:
+    lines = text.splitlines()
+    start = lines.index(after) if after is not None else 0
+    return next(i for i, line in enumerate(lines) if i >= start and needle in line) + 1
+
+
+def test_each_entry_knows_the_lockfile_line_that_pins_it(tmp_path: Path) -> None:
+    # package-lock v3: the line of the package's key
+    lock = tmp_path / "package-lock.json"
+    doc = {"lockfileVersion": 3, "packages": {
+        "": {"name": "app", "version": "1.0.0"},
+        "node_modules/left-pad": {"version": "1.3.0"},
+        "node_modules/@scope/x": {"version": "2.0.0"}}}
+    text = json.dumps(doc, indent=2)
+    lock.write_text(text)
+    assert _lines(lock) == {"npm:left-pad@1.3.0": _line_of(text, '"node_modules/left-pad": {'),
+                            "npm:@scope/x@2.0.0": _line_of(text, '"node_modules/@scope/x": {')}
+    # package-lock v1: one name at two depths with two versions: each at its own object
+    v1 = tmp_path / "v1" / "package-lock.json"
+    v1.parent.mkdir()
+    text = json.dumps({"lockfileVersion": 1, "dependencies": {
+        "a": {"version": "1.0.0", "dependencies": {"b": {"version": "2.0.0"}}},
+        "b": {"version": "3.0.0"}}}, indent=2)
+    v1.write_text(text)
+    lines = text.splitlines()
+    b_keys = [i + 1 for i, line in enumerate(lines) if line.strip() == '"b": {']
+    assert _lines(v1) == {"npm:a@1.0.0": _line_of(text, '"a": {'), "npm:b@2.0.0": b_keys[0],
+                          "npm:b@3.0.0": b_keys[1]}
+    # yarn: the header line; requirements: the first physical line of a continued requirement
+    yarn = tmp_path / "yarn.lock"
+    yarn.write_text('# yarn lockfile v1\n\nleft-pad@^1.3.0:\n  version "1.3.0"\n\n"chalk@^4":\n  version "4.1.2"\n')
+    assert _lines(yarn) == {"npm:left-pad@1.3.0": 3, "npm:chalk@4.1.2": 6}
+    req = tmp_path / "requirements.txt"
+    req.write_text("# pins\nrequests==2.32.3 \\\n    --hash=sha256:abc \\\n    --hash=sha256:def\nidna==3.7\n")
+    assert _lines(req) == {"pypi:requests==2.32.3": 2, "pypi:idna==3.7": 5}
+    # poetry/uv/pdm: the name line of the [[package]] table with that version
+    poetry = tmp_path / "poetry.lock"
+    poetry.write_text('[[package]]\nname = "idna"\nversion = "3.6"\n\n[[package]]\nname = "idna"\nversion = "3.7"\n')
+    assert _lines(poetry) == {"pypi:idna==3.6": 2, "pypi:idna==3.7": 6}
+    # Pipfile.lock: the package's key in its section
+    pipfile = tmp_path / "Pipfile.lock"
+    text = json.dumps({"_meta": {}, "default": {"idna": {"version": "==3.7"}},
+                       "develop": {"pytest": {"version": "==8.0.0"}}}, indent=4)
+    pipfile.write_text(text)
+    assert _lines(pipfile) == {"pypi:idna==3.7": _line_of(text, '"idna": {'),
+                               "pypi:pytest==8.0.0": _line_of(text, '"pytest": {')}

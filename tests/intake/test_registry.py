@@ -36,10 +36,11 @@ from malseq.errors import (
     NotFoundError,
     RegistryError,
 )
-from malseq.intake import IntakeOptions, load_target, registry
+from malseq.intake import IntakeOptions, PypiDistribution, load_target, registry
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry import config as registry_config
+from malseq.intake.registry import pypi as registry_pypi
 from malseq.intake.targets import RegistryTarget
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "registry"
@@ -249,7 +250,9 @@ def serve_npm(fake: FakeRegistry, name: str = "demo") -> Served:
 
 
 def options(fake: FakeRegistry, tmp_path: Path, **kw: Any) -> IntakeOptions:
-    base = IntakeOptions(pypi_index_url=fake.index_url, npm_registry_url=fake.npm_url, cache_dir=tmp_path / "cache")
+    # sdists unless a test says otherwise: the default (the wheel for this machine) differs by machine
+    base = IntakeOptions(pypi_index_url=fake.index_url, npm_registry_url=fake.npm_url, cache_dir=tmp_path / "cache",
+                         pypi_distribution=PypiDistribution.SDIST)
     return replace(base, **kw)
 
 
@@ -306,11 +309,70 @@ def test_pypi_prerelease_only_by_name(fake: FakeRegistry, tmp_path: Path) -> Non
     assert got.filename == "demo-2.0b1-py3-none-any.whl"
 
 
-def test_pypi_prefer_wheel_picks_the_pure_wheel(fake: FakeRegistry, tmp_path: Path) -> None:
-    served = serve_pypi(fake)
-    got = fetch(Ecosystem.PYPI, "demo", None, options(fake, tmp_path, prefer_wheel=True))
-    assert got.filename == "demo-1.0-py2.py3-none-any.whl"
+def test_pypi_wheel_is_the_one_pip_would_install_for_the_target(fake: FakeRegistry, tmp_path: Path) -> None:
+    served = serve_pypi(fake)  # 1.0: a cp311 manylinux_2_17 x86_64 wheel, a py2.py3 pure wheel, an sdist
+
+    def pick(mode: PypiDistribution, version: str | None, *platforms: str) -> str:
+        opts = options(fake, tmp_path, pypi_distribution=mode, python_version=version, platforms=platforms)
+        return fetch(Ecosystem.PYPI, "demo", "1.0", opts).filename
+
+    auto, wheel = PypiDistribution.AUTO, PypiDistribution.WHEEL
+    # CPython 3.11 on a newer glibc: the binary wheel, ahead of the pure one (pip's tag order)
+    assert pick(auto, "3.11", "manylinux_2_28_x86_64") == "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    assert pick(auto, "3.11", "manylinux2014_x86_64") == "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    # too old a glibc, another interpreter, another OS: the pure wheel still installs
+    assert pick(auto, "3.11", "manylinux_2_12_x86_64") == "demo-1.0-py2.py3-none-any.whl"
+    assert pick(auto, "3.12", "manylinux_2_28_x86_64") == "demo-1.0-py2.py3-none-any.whl"
+    assert pick(wheel, "3.11", "win_amd64", "macosx_14_0_arm64") == "demo-1.0-py2.py3-none-any.whl"
+    # the sdist when asked
+    assert pick(PypiDistribution.SDIST, "3.11", "manylinux_2_28_x86_64") == "demo-1.0.tar.gz"
+    got = fetch(Ecosystem.PYPI, "demo", "1.0", options(fake, tmp_path, pypi_distribution=wheel, python_version="3.11",
+                                                        platforms=("manylinux_2_28_x86_64",)))
     assert got.data == served.archives[got.filename]
+
+
+def test_pypi_default_follows_this_interpreter_and_platform(fake: FakeRegistry, tmp_path: Path) -> None:
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+
+    serve_pypi(fake)
+    got = fetch(Ecosystem.PYPI, "demo", "1.0", options(fake, tmp_path, pypi_distribution=PypiDistribution.AUTO))
+    # pip's choice: the first of this interpreter's tags (most preferred first) that a wheel carries
+    wheels = ["demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "demo-1.0-py2.py3-none-any.whl"]
+    expected = next(w for tag in sys_tags() for w in wheels if tag in parse_wheel_filename(w)[3])
+    assert got.filename == expected
+
+
+def test_pypi_without_a_compatible_wheel(fake: FakeRegistry, tmp_path: Path) -> None:
+    serve_pypi(fake)
+    # 2.0b1 has only a py3 wheel: Python 2 has no wheel; auto reads it anyway, --wheel says why not
+    opts = options(fake, tmp_path, python_version="2.7", platforms=("manylinux_2_28_x86_64",))
+    got = fetch(Ecosystem.PYPI, "demo", "2.0b1", replace(opts, pypi_distribution=PypiDistribution.AUTO))
+    assert got.filename == "demo-2.0b1-py3-none-any.whl"
+    with pytest.raises(NotFoundError) as err:
+        fetch(Ecosystem.PYPI, "demo", "2.0b1", replace(opts, pypi_distribution=PypiDistribution.WHEEL))
+    assert "has no wheel for Python 2.7 on manylinux_2_28_x86_64" in err.value.message
+    assert err.value.hint is not None and "demo-2.0b1-py3-none-any.whl" in err.value.hint
+    # 1.0 on Python 2: its py2.py3 wheel fits
+    got = fetch(Ecosystem.PYPI, "demo", "1.0", replace(opts, pypi_distribution=PypiDistribution.AUTO))
+    assert got.filename == "demo-1.0-py2.py3-none-any.whl"  # py2.py3 suits Python 2 too
+
+
+def test_platform_tags_expand_like_pip() -> None:
+    from packaging.tags import Tag
+
+    tags = registry_pypi.target_tags("3.12", ["manylinux_2_28_aarch64"])
+    assert Tag("cp312", "cp312", "manylinux_2_28_aarch64") in tags
+    assert Tag("cp312", "abi3", "manylinux2014_aarch64") in tags
+    assert Tag("py3", "none", "any") in tags
+    assert tags.index(Tag("cp312", "cp312", "manylinux_2_28_aarch64")) < tags.index(
+        Tag("cp312", "cp312", "manylinux_2_17_aarch64")) < tags.index(Tag("py3", "none", "any"))
+    assert Tag("cp312", "cp312", "manylinux_2_28_x86_64") not in tags
+    assert Tag("cp312", "cp312", "macosx_10_9_arm64") not in tags
+    mac = registry_pypi.target_tags("3.12", ["macosx_14_0_arm64"])
+    assert Tag("cp312", "cp312", "macosx_11_0_arm64") in mac and Tag("cp312", "cp312", "macosx_14_0_universal2") in mac
+    with pytest.raises(ConfigurationError):
+        registry_pypi.target_tags("three", [])
 
 
 def test_pypi_missing_version_lists_nearby_versions(fake: FakeRegistry, tmp_path: Path) -> None:
@@ -520,7 +582,7 @@ def test_offline_uses_cached_document_and_archive(fake: FakeRegistry, tmp_path: 
     b = fetch(Ecosystem.NPM, "@scope/demo", None, online)
     fake.log.clear()
     # Offline needs no registry URL at all.
-    offline = IntakeOptions(cache_dir=tmp_path / "cache", offline=True)
+    offline = IntakeOptions(cache_dir=tmp_path / "cache", offline=True, pypi_distribution=PypiDistribution.SDIST)
     assert fetch(Ecosystem.PYPI, "demo", None, offline) == a
     assert fetch(Ecosystem.NPM, "@scope/demo", None, offline) == b
     assert fake.paths() == []
@@ -701,7 +763,7 @@ def test_no_host_names_in_the_module() -> None:
 
 def test_cli_scans_a_pypi_release(fake: FakeRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     serve_pypi(fake)
-    argv = ["scan", "--no-analysis", "--format", "json", "--pypi-index-url", fake.index_url,
+    argv = ["scan", "--no-analysis", "--format", "json", "--pypi-index-url", fake.index_url, "--sdist",
             "--cache-dir", str(tmp_path / "cache"), "pypi:demo==1.0"]  # fmt: skip
     assert _cli.main(argv) == 0
     (entry,) = json.loads(capsys.readouterr().out)
@@ -709,7 +771,27 @@ def test_cli_scans_a_pypi_release(fake: FakeRegistry, tmp_path: Path, capsys: py
     assert (package["ecosystem"], package["name"], package["version"]) == ("pypi", "demo", "1.0")
     assert package["origin"]["kind"] == "registry"
     assert package["origin"]["location"] == fake.url + "/packages/cc/demo-1.0.tar.gz"
+    assert package["origin"]["filename"] == "demo-1.0.tar.gz"
     assert package["has_setup_py"] is True
+
+
+def test_cli_chooses_the_wheel_for_a_target_platform_and_names_the_file(
+    fake: FakeRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = serve_pypi(fake)
+    argv = ["scan", "--no-analysis", "--pypi-index-url", fake.index_url, "--cache-dir", str(tmp_path / "cache"),
+            "--wheel", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", "pypi:demo==1.0"]
+    assert _cli.main(argv) == 0
+    wheel = "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    sha = hashlib.sha256(served.archives[wheel]).hexdigest()
+    assert f"  file: {wheel} sha256 {sha}\n" in capsys.readouterr().out
+    # --wheel for a target no wheel suits is that target's error (exit 3), not another platform's wheel
+    argv[-4:-1] = ["2.7", "--platform", "win_amd64"]
+    assert _cli.main([*argv[:-1], "pypi:demo==2.0b1"]) == 3
+    assert "has no wheel for Python 2.7 on win_amd64" in capsys.readouterr().out
+    # a malformed version is a usage error; --wheel and --sdist together too
+    assert _cli.main(["scan", "--python-version", "three", "pypi:demo==1.0"]) == 2
+    assert _cli.main(["scan", "--wheel", "--sdist", "pypi:demo==1.0"]) == 2
 
 
 def test_cli_scoped_npm_and_missing_release(
@@ -831,3 +913,19 @@ def test_malseq_variables_are_read_in_the_config_module(monkeypatch: pytest.Monk
     assert _cli._scan_options(args).intake.pypi_index_url == "https://opt.example/"
     monkeypatch.setenv("MALSEQ_OFFLINE", "0")
     assert not registry_config.malseq_environment().offline
+
+
+def test_pypi_latest_is_the_latest_release_the_target_interpreter_can_install(
+        fake: FakeRegistry, tmp_path: Path) -> None:
+    served = serve_pypi(fake)
+    for entry in served.doc["files"]:
+        if "-1.0" in entry["filename"]:
+            entry["requires-python"] = ">=3.13"
+    fake.routes[served.doc_path] = Route(json.dumps(served.doc).encode(), content_type=registry.PYPI_JSON)
+    auto = options(fake, tmp_path, pypi_distribution=PypiDistribution.AUTO, platforms=("manylinux_2_28_x86_64",))
+    # as pip would: 1.0 needs Python 3.13, so on 3.12 the latest it installs is 0.9
+    assert fetch(Ecosystem.PYPI, "demo", None, replace(auto, python_version="3.12")).version == "0.9"
+    assert fetch(Ecosystem.PYPI, "demo", None, replace(auto, python_version="3.13")).version == "1.0"
+    # an exact pin is taken as given; --sdist keeps the plain latest
+    assert fetch(Ecosystem.PYPI, "demo", "1.0", replace(auto, python_version="3.12")).version == "1.0"
+    assert fetch(Ecosystem.PYPI, "demo", None, options(fake, tmp_path, python_version="3.12")).version == "1.0"

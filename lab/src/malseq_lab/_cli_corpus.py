@@ -141,12 +141,15 @@ def _build_sources(args: argparse.Namespace) -> Any:
 
 
 def _intake_options(args: argparse.Namespace, workdir: Path) -> Any:
-    from malseq.intake import IntakeOptions
+    from malseq.intake import IntakeOptions, PypiDistribution
 
     return IntakeOptions(
         pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
         npm_registry_url=args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY") or None,
         cache_dir=workdir / "registry-cache",
+        # the corpus is sdists (what the malware datasets hold, and what the shipped model learned);
+        # the scanner's default, the wheel pip would install, depends on the machine
+        pypi_distribution=PypiDistribution.SDIST,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import stat
@@ -19,11 +20,20 @@ from malseq.intake.targets import LocalTarget, RegistryTarget, Target, parse_tar
 __all__ = [
     "IntakeOptions",
     "Limits",
+    "PypiDistribution",
     "Package",
     "load_package",
     "load_target",
     "parse_target",
 ]
+
+
+class PypiDistribution(enum.Enum):
+    """Which file of a PyPI release to scan (`malseq.intake.registry.pypi` chooses)."""
+
+    AUTO = "auto"  # the wheel pip would install for the target interpreter and platform, else the sdist
+    WHEEL = "wheel"  # the best compatible wheel; an error when there is none
+    SDIST = "sdist"  # the sdist; the most portable wheel when there is none (malseq's choice before wheels)
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,11 @@ class IntakeOptions:
     # Registry options (see `malseq.intake.registry`).
     pypi_index_url: str | None = None
     npm_registry_url: str | None = None
-    prefer_wheel: bool = False
+    pypi_distribution: PypiDistribution = PypiDistribution.AUTO
+    # The interpreter and platforms a PyPI wheel must suit (pip's --python-version/--platform):
+    # None and () mean this interpreter and this machine (`packaging.tags.sys_tags()`).
+    python_version: str | None = None  # "3.12"
+    platforms: tuple[str, ...] = ()  # wheel platform tags, e.g. ("manylinux_2_28_x86_64",)
     cache_dir: Path | None = None
     offline: bool = False
     ecosystem_hint: Ecosystem | None = None
@@ -112,7 +126,7 @@ def load_package(
     return build_package(
         contents.members,
         contents.skipped,
-        PackageOrigin(origin.kind, origin.location, origin.sha256, contents.format),
+        replace(origin, archive_format=contents.format),
         options.ecosystem_hint,
         options.name_hint,
         options.version_hint,
@@ -134,7 +148,7 @@ def load_target(
         from malseq.intake import registry
 
         download = registry.fetch_release(target, options, deadline)
-        origin = PackageOrigin("registry", download.url, download.sha256, None)
+        origin = PackageOrigin("registry", download.url, download.sha256, None, download.filename)
         hinted = replace(
             options, ecosystem_hint=target.ecosystem, name_hint=download.name, version_hint=download.version
         )
@@ -154,5 +168,5 @@ def load_target(
         data = path.read_bytes()
     except OSError as exc:
         raise IntakeError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
-    origin = PackageOrigin("archive", str(path), hashlib.sha256(data).hexdigest(), None)
+    origin = PackageOrigin("archive", str(path), hashlib.sha256(data).hexdigest(), None, path.name)
     return load_package(data, origin, options, deadline)

@@ -122,6 +122,8 @@ class PackageOrigin:
     location: str
     sha256: str | None
     archive_format: str | None
+    # the name of the file read (an archive's own name, or the file a registry served); None for a folder
+    filename: str | None = None
 
 
 @dataclass(frozen=True)

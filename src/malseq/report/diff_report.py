@@ -6,6 +6,7 @@ written with every non-ASCII character escaped (docs/output.md, "Terminal safety
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,7 @@ from malseq.diff.compare import is_decisive
 from malseq.diff.previous import PreviousComparison
 from malseq.diff.types import BehaviourDelta, FileChange, PackageDiff
 from malseq.features.catalogue import BY_ID
-from malseq.report.sarif import location
+from malseq.report.sarif import location, uri_base_ids
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
 
@@ -243,7 +244,13 @@ def _rules() -> list[dict[str, Any]]:
 
 
 def _result(rule: str, level: str, text: str, location: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
-    return {"ruleId": rule, "level": level, "message": {"text": text}, "locations": [location], "properties": props}
+    # what the finding is and which file it is in, never its line (code above it moves it), so an
+    # alert is one alert across runs (GitHub code scanning's partialFingerprints)
+    artifact = location.get("physicalLocation", {}).get("artifactLocation", {})
+    key = "\0".join([rule, artifact.get("uriBaseId", ""), artifact.get("uri", ""), text])
+    fingerprint = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"ruleId": rule, "level": level, "message": {"text": text}, "locations": [location],
+            "partialFingerprints": {"malseqFinding/v1": fingerprint}, "properties": props}
 
 
 def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
@@ -303,6 +310,7 @@ def render_diff_sarif(diff: PackageDiff) -> str:
         "runs": [{
             "tool": {"driver": {"name": "malseq", "version": __version__, "semanticVersion": __version__,
                                 "rules": _rules()}},
+            "originalUriBaseIds": uri_base_ids(),
             "invocations": [{"executionSuccessful": not notifications,
                              "toolExecutionNotifications": list(notifications)}],
             "results": _sarif_results(diff) if diff.error is None else [],

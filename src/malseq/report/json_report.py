@@ -13,6 +13,7 @@ from typing import Any
 
 from malseq.features.catalogue import BY_ID
 from malseq.features.types import PackageAnalysis
+from malseq.review import ReviewMaterial
 from malseq.scan import PackageInfo, TargetResult
 from malseq.sequence.types import BehaviourSequence
 
@@ -29,6 +30,7 @@ def _package(info: PackageInfo) -> dict[str, Any]:
             "location": info.origin.location,
             "sha256": info.origin.sha256,
             "format": info.origin.archive_format,
+            "filename": info.origin.filename,
         },
         "files": info.file_count,
         "bytes": info.total_bytes,
@@ -112,12 +114,29 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["notices"] = [{"kind": n.kind, "message": n.message, "hint": n.hint} for n in result.notices]
     if result.error is not None:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
+    if result.pinned_by:  # scanned from --lockfile
+        out["pinned_by"] = [{"lockfile": p.lockfile, "line": p.line} for p in result.pinned_by]
     if result.previous is not None:  # scan --against-previous
         from malseq.report.diff_report import previous_to_dict
 
         out["previous"] = previous_to_dict(result.previous)
+    if result.review is not None:  # ScanOptions.review_material (malseq watch)
+        out["review"] = review_to_dict(result.review)
     out["seconds"] = round(result.seconds, 4)
     return out
+
+
+def review_to_dict(review: ReviewMaterial) -> dict[str, Any]:
+    return {
+        "description": review.description,
+        "homepage": review.homepage,
+        "repository": review.repository,
+        "author": review.author,
+        "license": review.license,
+        "excerpts": [{"file": x.file, "first_line": x.first_line, "lines": list(x.lines), "marked": list(x.marked)}
+                     for x in review.excerpts],
+        "excerpts_truncated": review.excerpts_truncated,
+    }
 
 
 def render_json(results: Sequence[TargetResult]) -> str:

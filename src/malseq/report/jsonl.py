@@ -1,9 +1,9 @@
 """The JSON lines report (`--format jsonl`): one object per target, written as it finishes.
 
-Each line is one entry of the JSON report (`malseq.report.json_report.result_to_dict`, the same
-keys) plus `index`, the target's position in the input (lines come in the order targets finish,
-which depends on timing; the entries do not). The last line is `{"summary": {...}}`, written
-after every target, or after what finished when the run was interrupted.
+Each line is one entry of the JSON report (`malseq.report.json_report.result_to_dict`: the same
+keys, valid against `$defs/entry` of the published schema). Lines come in the order targets finish,
+which depends on timing; the entries do not, and each names its target. The last line is
+`{"summary": {...}}`, written after every target, or after what finished when the run was interrupted.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from malseq.report.json_report import result_to_dict
 from malseq.scan import INTERRUPTED, TargetResult
 
 
-def result_line(index: int, result: TargetResult) -> str:
+def result_line(result: TargetResult) -> str:
     # ensure_ascii keeps any control or bidi characters from packages escaped, as in the JSON report
-    return json.dumps({"index": index, **result_to_dict(result)}, ensure_ascii=True) + "\n"
+    return json.dumps(result_to_dict(result), ensure_ascii=True) + "\n"
 
 
 def summary(results: Sequence[TargetResult], interrupted: bool, exit_code: int) -> dict[str, Any]:
@@ -49,8 +49,8 @@ class JsonLines:
     def __init__(self, write: Callable[[str], None]) -> None:
         self._write = write
 
-    def result(self, index: int, result: TargetResult) -> None:
-        self._write(result_line(index, result))
+    def result(self, result: TargetResult) -> None:
+        self._write(result_line(result))
 
     def summary(self, results: Sequence[TargetResult], interrupted: bool, exit_code: int) -> None:
         self._write(summary_line(results, interrupted, exit_code))

@@ -1,37 +1,86 @@
-"""SARIF 2.1.0 output for code-scanning dashboards.
+"""SARIF 2.1.0 output that GitHub code scanning accepts and maps onto the right files.
 
-One result per flagged package (rule `malicious-package`, level error). Its location is
-the first install-time (else import-time) step that transmits data or executes a payload,
-its related locations are every step of the behaviour sequence with file:line, and a
-code flow replays the sequence in execution order, so a reviewer can step through
-"read environment -> encode -> upload" in their viewer. Targets that could not be scanned
-become tool execution notifications, and `executionSuccessful` is false.
+Results, one per target that needs attention:
 
-Locations inside an archive or a registry release use the path inside the package; for a
-folder target the folder path is prefixed so the URI points at a real file of the
-repository being scanned.
+* `malicious-package` (level error): a package the model flags. The message gives its top three
+  reasons with file:line (as the text report), every step of the sequence is a related location,
+  and for a folder target a code flow replays them in execution order.
+* `scan-error` (level error): a target that could not be scanned. A dependency that could not
+  be read is not a clean one, so it is an alert as well as a tool notification.
+* `scan-incomplete` (level warning): a folder holding a project whose installed packages or
+  lockfiles were left out (`malseq.project`); also a tool notification.
+
+Where a result points (its primary location) is always a file of the repository being
+scanned, or an absolute URI that cannot be mistaken for one:
+
+* a release scanned from `--lockfile`: the lockfile line that pins it (`%SRCROOT%`-relative);
+* a folder target: the file of the decisive step inside the folder;
+* an archive: the archive file itself;
+* a registry release named on the command line: `ecosystem/name@version` under the base id
+  `REGISTRY`, because no file of the repository names it. Never an absolute URI other than
+  file://: GitHub rejects the whole upload when an absolute URI's scheme is not the checkout's.
+
+Paths inside an archive or a registry release are not paths of the repository (GitHub would
+put an alert for `package.json` on the project's own package.json): they use the base id
+`PACKAGE`, whose meaning `originalUriBaseIds` describes, and the message names them in text;
+such results get no code flow (GitHub would show the repository's file of the same path).
+`%SRCROOT%` is the working directory malseq ran in (run it from the repository root); its
+absolute location is deliberately left out so the same input gives the same report on any
+checkout. Paths outside it are `file://` URIs. Every path is stripped of control and format
+characters and percent-encoded: file names are attacker-controlled.
+
+`partialFingerprints` (`malseqFinding/v1`) identify an alert across runs: a hash of the rule,
+the package's ecosystem, name and version, and the path of the file it points at, never a line
+number (a lockfile's lines move whenever any dependency changes, a package's when its code
+does). A new version of a flagged package is a new alert; the archive's sha256 is in the
+result's properties, not in the fingerprint, so a re-published archive keeps its alert.
+
+GitHub's requirements and limits: tests/report/github_sarif.py, which checks every report the
+tests produce against them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import unicodedata
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote
 
 from malseq import __version__
+from malseq.errors import MalseqError
 from malseq.features.catalogue import BEHAVIOURS, BY_ID
 from malseq.features.types import Dimension
+from malseq.intake.package import Ecosystem
+from malseq.intake.targets import LocalTarget, RegistryTarget, parse_target
+from malseq.report.text import top_reasons
+from malseq.sanitize import clean
 from malseq.scan import TargetResult
 from malseq.sequence.types import SequenceStep, Stage
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 MALICIOUS_RULE = "malicious-package"
+SCAN_ERROR_RULE = "scan-error"
+SCAN_INCOMPLETE_RULE = "scan-incomplete"
+SRCROOT = "%SRCROOT%"
+PACKAGE_BASE = "PACKAGE"
+REGISTRY_BASE = "REGISTRY"
+FINGERPRINT_KEY = "malseqFinding/v1"
+# GitHub stores 100 locations and 1,000 thread flow locations per result (its hard limits are
+# 1,000 and 10,000); more would only be dropped.
 _MAX_RELATED = 100
 _DECISIVE = (Dimension.DATA_TRANSMISSION, Dimension.PAYLOAD_EXECUTION, Dimension.INSTALL_HOOK)
+_MESSAGE_CHARS = 2000
 
 
 def _rules() -> list[dict[str, Any]]:
+    # `security-severity` (a number 0.0-10.0 as a string; 9.0+ is "critical") only counts when
+    # the tags hold "security"; `precision` and `problem.severity` as GitHub documents them.
     rules: list[dict[str, Any]] = [
         {
             "id": MALICIOUS_RULE,
@@ -40,9 +89,53 @@ def _rules() -> list[dict[str, Any]]:
             "fullDescription": {
                 "text": "malseq's sequence model scored this package's behaviour sequence above its threshold."
             },
+            "help": {
+                "text": "Do not install this release. Review the steps listed in the alert (the code runs at "
+                "install or import time); if it is a reviewed false alarm, add the archive's sha256 to a "
+                "malseq suppressions file.",
+            },
             "defaultConfiguration": {"level": "error"},
-            "properties": {"tags": ["security", "supply-chain", "malware"]},
-        }
+            "properties": {
+                "tags": ["security", "supply-chain", "malware"],
+                "precision": "high",
+                "problem.severity": "error",
+                "security-severity": "9.0",
+            },
+        },
+        {
+            "id": SCAN_ERROR_RULE,
+            "name": "ScanError",
+            "shortDescription": {"text": "Package could not be scanned"},
+            "fullDescription": {
+                "text": "malseq could not read or analyse this target (a corrupt or hostile archive, a release "
+                "missing from the registry, a limit reached), so nothing is known about it."
+            },
+            "help": {"text": "Read the alert's hint; an unscanned dependency is not a clean one."},
+            "defaultConfiguration": {"level": "error"},
+            "properties": {
+                "tags": ["security", "supply-chain"],
+                "precision": "very-high",
+                "problem.severity": "error",
+                "security-severity": "5.0",
+            },
+        },
+        {
+            "id": SCAN_INCOMPLETE_RULE,
+            "name": "ScanIncomplete",
+            "shortDescription": {"text": "Project folder not scanned completely"},
+            "fullDescription": {
+                "text": "The folder holds a project (installed packages, a lockfile) whose packages were not "
+                "scanned one by one."
+            },
+            "help": {"text": "Add the targets the alert names to the scan (or use --lockfile)."},
+            "defaultConfiguration": {"level": "warning"},
+            "properties": {
+                "tags": ["security", "supply-chain"],
+                "precision": "very-high",
+                "problem.severity": "warning",
+                "security-severity": "4.0",
+            },
+        },
     ]
     for b in BEHAVIOURS:
         rules.append({
@@ -56,23 +149,146 @@ def _rules() -> list[dict[str, Any]]:
     return rules
 
 
-def _uri(result: TargetResult, path: str) -> str:
+# --------------------------------------------------------------------------------------
+# URIs
+
+# RFC 3986 path characters that may stay as they are; ":" is encoded too, so that a relative
+# path's first segment is never read as a scheme.
+_PATH_SAFE = "/-._~!$&'()*+,;=@"
+
+
+def _strip_unsafe(text: str) -> str:
+    """Drop control (Cc) and format (Cf: bidi overrides, zero-width) characters."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
+
+
+def encode_path(path: str) -> str:
+    """A file path as the path part of a URI: unsafe characters gone, the rest percent-encoded."""
+    return quote(_strip_unsafe(path.replace("\\", "/")), safe=_PATH_SAFE)
+
+
+def _file_uri(path: PurePath) -> str:
+    posix = path.as_posix()
+    return "file://" + encode_path(posix if posix.startswith("/") else "/" + posix)
+
+
+def local_location(path: str) -> dict[str, Any]:
+    """An artifactLocation for a local path: `%SRCROOT%`-relative inside the working directory,
+    else an absolute `file://` URI."""
+    absolute = Path(os.path.abspath(_strip_unsafe(path)))
+    cwd = Path(os.path.abspath(os.getcwd()))
+    if absolute.is_relative_to(cwd) and absolute != cwd:
+        return {"uri": encode_path(absolute.relative_to(cwd).as_posix()), "uriBaseId": SRCROOT}
+    return {"uri": _file_uri(absolute)}
+
+
+def registry_location(ecosystem: Ecosystem, name: str, version: str | None) -> dict[str, Any]:
+    """An artifactLocation naming a registry release no file of the repository names (a release given
+    on the command line): `ecosystem/name@version` under the `REGISTRY` base id. A relative URI: GitHub
+    rejects an upload whose absolute URIs are not file:// ones, and shows this path as what it is."""
+    if ecosystem is Ecosystem.PYPI:
+        name = re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+    path = f"{ecosystem.value}/{name}" + (f"@{version}" if version else "")
+    return {"uri": encode_path(path), "uriBaseId": REGISTRY_BASE}
+
+
+# --------------------------------------------------------------------------------------
+# Where a result points
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """The file of the repository (or the absolute URI) a target's results point at."""
+
+    artifact: dict[str, Any]
+    line: int | None
+    folder: str | None  # a folder target's path: steps inside it are real files of the repository
+
+
+def _registry_target(result: TargetResult) -> RegistryTarget | None:
+    try:
+        target = parse_target(result.target)
+    except MalseqError:
+        return None
+    return target if isinstance(target, RegistryTarget) else None
+
+
+def _anchor(result: TargetResult) -> _Anchor:
+    if result.pinned_by:
+        pin = result.pinned_by[0]
+        return _Anchor(local_location(pin.lockfile), pin.line, None)
     info = result.package
-    if info is not None and info.origin.kind == "folder":
-        return str(PurePosixPath(info.origin.location.replace("\\", "/")) / path)
-    return path
+    if info is not None and info.origin.kind in ("folder", "archive"):
+        folder = info.origin.location if info.origin.kind == "folder" else None
+        return _Anchor(local_location(info.origin.location), None, folder)
+    registry = _registry_target(result)
+    if info is not None and info.origin.kind == "registry":
+        return _Anchor(registry_location(info.ecosystem, info.name, info.version), None, None)
+    if registry is not None:
+        return _Anchor(registry_location(registry.ecosystem, registry.name, registry.version), None, None)
+    try:
+        local = parse_target(result.target)
+    except MalseqError:
+        local = None
+    if isinstance(local, LocalTarget):
+        folder = str(local.path) if local.path.is_dir() else None
+        return _Anchor(local_location(str(local.path)), None, folder)
+    # nothing names a file (a target that no longer parses): the target text itself, under REGISTRY
+    return _Anchor({"uri": "target/" + quote(_strip_unsafe(result.target), safe=""), "uriBaseId": REGISTRY_BASE},
+                   None, None)
 
 
-def location(result: TargetResult, path: str, line: int, message: str | None = None) -> dict[str, Any]:
-    loc: dict[str, Any] = {
-        "physicalLocation": {
-            "artifactLocation": {"uri": _uri(result, path)},
-            "region": {"startLine": max(1, line)},
-        }
-    }
+def _physical(artifact: dict[str, Any], line: int | None) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": dict(artifact)}
+    if line is not None:
+        physical["region"] = {"startLine": max(1, line)}
+    return physical
+
+
+def step_location(anchor: _Anchor, path: str, line: int, message: str | None = None) -> dict[str, Any]:
+    """A step's file:line: a file of the repository for a folder target, else inside `PACKAGE`."""
+    if anchor.folder is not None:
+        artifact = local_location(str(Path(anchor.folder) / path))
+    else:
+        artifact = {"uri": encode_path(path), "uriBaseId": PACKAGE_BASE}
+    loc: dict[str, Any] = {"physicalLocation": _physical(artifact, line)}
     if message:
         loc["message"] = {"text": message}
     return loc
+
+
+def location(result: TargetResult, path: str, line: int, message: str | None = None) -> dict[str, Any]:
+    """A package file's file:line for `result` (`malseq diff`'s SARIF locates its findings with it)."""
+    return step_location(_anchor(result), path, line, message)
+
+
+def uri_base_ids() -> dict[str, Any]:
+    """The run's `originalUriBaseIds`: what `%SRCROOT%` and `PACKAGE` mean."""
+    return {
+        SRCROOT: {"description": {"text": "the directory malseq ran in (run it from the repository root)"}},
+        PACKAGE_BASE: {"description": {"text": "the root of the package a result is about (its properties "
+                                               "name it), not a path of the repository"}},
+        REGISTRY_BASE: {"description": {"text": "registry releases as ECOSYSTEM/NAME@VERSION, not paths of the "
+                                                "repository"}},
+    }
+
+
+def _fingerprint(rule: str, result: TargetResult, anchor: _Anchor) -> dict[str, str]:
+    info = result.package
+    registry = _registry_target(result)
+    if info is not None:
+        identity = [info.ecosystem.value, info.name, info.version]
+    elif registry is not None:
+        identity = [registry.ecosystem.value, registry.name, registry.version or ""]
+    else:
+        identity = [result.target]
+    where = [anchor.artifact.get("uriBaseId", ""), anchor.artifact["uri"]]
+    digest = hashlib.sha256("\0".join([rule, *identity, *where]).encode("utf-8", "surrogatepass")).hexdigest()
+    return {FINGERPRINT_KEY: digest}
+
+
+# --------------------------------------------------------------------------------------
+# Results
 
 
 def _primary_step(steps: Sequence[SequenceStep]) -> SequenceStep | None:
@@ -86,13 +302,33 @@ def _primary_step(steps: Sequence[SequenceStep]) -> SequenceStep | None:
 def _package_label(result: TargetResult) -> str:
     info = result.package
     if info is None:
-        return result.target
-    return f"{info.ecosystem.value}:{info.name or '?'}@{info.version or '?'}"
+        return clean(result.target, 200)
+    return f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
 
 
-def _result(result: TargetResult) -> dict[str, Any] | None:
+def _properties(result: TargetResult) -> dict[str, Any]:
+    props: dict[str, Any] = {"target": result.target, "package": _package_label(result)}
+    info = result.package
+    if info is not None:
+        props.update({"ecosystem": info.ecosystem.value, "name": info.name, "version": info.version})
+        if info.origin.filename is not None:
+            props["file"] = info.origin.filename
+        if info.origin.sha256 is not None:
+            props["sha256"] = info.origin.sha256
+    if result.pinned_by:
+        props["pinnedBy"] = [{"lockfile": p.lockfile, "line": p.line} for p in result.pinned_by]
+    return props
+
+
+def _pinned_text(result: TargetResult) -> str:
+    return "".join(f"; pinned in {clean(p.lockfile, 200)}" + (f" line {p.line}" if p.line else "")
+                   for p in result.pinned_by[:3])
+
+
+def _malicious(result: TargetResult) -> dict[str, Any] | None:
     if result.verdict != "malicious" or result.sequence is None:
         return None
+    anchor = _anchor(result)
     steps = [s for s in result.sequence.steps if s.stage is not Stage.UNREACHED] or list(result.sequence.steps)
     primary = _primary_step(steps)
     chain = " -> ".join(dict.fromkeys(BY_ID[s.behaviour].phrase for s in steps[:12]))
@@ -100,31 +336,44 @@ def _result(result: TargetResult) -> dict[str, Any] | None:
     message = f"{label} is classified as malicious (score {result.score:.3f})"
     if chain:
         message += f": {chain}"
+    reasons = top_reasons(result.sequence)
+    if reasons:  # the same three steps the text report shows, with their file:line in the package
+        message += ". Top reasons: " + "; ".join(
+            f"{n}. [{step.stage.value}] {BY_ID[step.behaviour].phrase} at {clean(step.file, 200)}:{step.line}"
+            for n, step in enumerate(reasons, 1))
+    message += _pinned_text(result)
+    props = _properties(result)
+    props["score"] = result.score
     out: dict[str, Any] = {
         "ruleId": MALICIOUS_RULE,
         "level": "error",
-        "message": {"text": message},
-        "properties": {"target": result.target, "package": label, "score": result.score},
+        "message": {"text": message[:_MESSAGE_CHARS]},
+        "partialFingerprints": _fingerprint(MALICIOUS_RULE, result, anchor),
+        "properties": props,
     }
     if result.suppressed is not None:
         out["suppressions"] = [{"kind": "external", "status": "accepted", "justification": result.suppressed}]
-    if result.package is not None and result.package.origin.sha256:
-        # Ties the alert to the exact archive, so a new upload is a new alert.
-        out["partialFingerprints"] = {"archiveSha256/v1": result.package.origin.sha256}
-    if primary is not None:
-        out["locations"] = [location(result, primary.file, primary.line)]
+    if anchor.folder is not None and primary is not None:
+        # the package is the repository's own files: point at the decisive line itself
+        out["locations"] = [step_location(anchor, primary.file, primary.line)]
+    else:
+        out["locations"] = [{"physicalLocation": _physical(anchor.artifact, anchor.line)}]
+    if steps:
         related = []
         for i, step in enumerate(steps[:_MAX_RELATED]):
-            loc = location(result, step.file, step.line, f"{step.stage.value}: {BY_ID[step.behaviour].phrase}")
+            loc = step_location(anchor, step.file, step.line, f"{step.stage.value}: {BY_ID[step.behaviour].phrase}")
             loc["id"] = i
             related.append(loc)
         out["relatedLocations"] = related
+    if steps and anchor.folder is not None:
+        # A code flow only over files of the repository: GitHub shows each step with the code at that
+        # path of the repository, which for a package's own paths would be some other file.
         out["codeFlows"] = [{
             "message": {"text": "behaviour sequence in execution order"},
             "threadFlows": [{
                 "locations": [
                     {
-                        "location": location(result, s.file, s.line, BY_ID[s.behaviour].phrase),
+                        "location": step_location(anchor, s.file, s.line, BY_ID[s.behaviour].phrase),
                         "nestingLevel": s.depth,
                         "executionOrder": i,
                     }
@@ -132,17 +381,55 @@ def _result(result: TargetResult) -> dict[str, Any] | None:
                 ]
             }],
         }]
-    else:
-        out["locations"] = [{"message": {"text": f"{label}: no behaviour with a source location"}}]
     return out
 
 
+def _scan_error(result: TargetResult) -> dict[str, Any] | None:
+    if result.error is None:
+        return None
+    anchor = _anchor(result)
+    text = f"{clean(result.target, 200)} could not be scanned: {result.error.kind}: {clean(result.error.message, 800)}"
+    if result.error.hint:
+        text += f" (hint: {clean(result.error.hint, 400)})"
+    text += _pinned_text(result)
+    props = _properties(result)
+    props.update({"error": result.error.kind, "hint": result.error.hint})
+    return {
+        "ruleId": SCAN_ERROR_RULE,
+        "level": "error",
+        "message": {"text": text[:_MESSAGE_CHARS]},
+        "locations": [{"physicalLocation": _physical(anchor.artifact, anchor.line)}],
+        "partialFingerprints": _fingerprint(SCAN_ERROR_RULE, result, anchor),
+        "properties": props,
+    }
+
+
+def _scan_incomplete(result: TargetResult) -> dict[str, Any] | None:
+    if not result.notices:
+        return None
+    anchor = _anchor(result)
+    text = f"{clean(result.target, 200)} was not scanned completely: " + "; ".join(
+        f"{clean(n.message, 400)} ({clean(n.hint, 300)})" for n in result.notices)
+    props = _properties(result)
+    props["notices"] = [n.kind for n in result.notices]
+    return {
+        "ruleId": SCAN_INCOMPLETE_RULE,
+        "level": "warning",
+        "message": {"text": text[:_MESSAGE_CHARS]},
+        "locations": [{"physicalLocation": _physical(anchor.artifact, anchor.line)}],
+        "partialFingerprints": _fingerprint(SCAN_INCOMPLETE_RULE, result, anchor),
+        "properties": props,
+    }
+
+
 def render_sarif(results: Sequence[TargetResult]) -> str:
-    sarif_results = [r for r in (_result(res) for res in results) if r is not None]
+    sarif_results = [
+        r for res in results for r in (_scan_error(res), _malicious(res), _scan_incomplete(res)) if r is not None
+    ]
     notifications = [
         {
             "level": "error",
-            "message": {"text": f"{res.target}: {res.error.kind}: {res.error.message}"},
+            "message": {"text": f"{clean(res.target, 200)}: {res.error.kind}: {clean(res.error.message, 800)}"},
             "properties": {"target": res.target, "hint": res.error.hint},
         }
         for res in results
@@ -150,7 +437,7 @@ def render_sarif(results: Sequence[TargetResult]) -> str:
     ] + [
         {
             "level": "error",
-            "message": {"text": f"{res.target}: not scanned completely: {notice.message}"},
+            "message": {"text": f"{clean(res.target, 200)}: not scanned completely: {clean(notice.message, 800)}"},
             "properties": {"target": res.target, "hint": notice.hint},
         }
         for res in results
@@ -169,6 +456,7 @@ def render_sarif(results: Sequence[TargetResult]) -> str:
                         "rules": _rules(),
                     }
                 },
+                "originalUriBaseIds": uri_base_ids(),
                 "invocations": [
                     {
                         "executionSuccessful": not notifications,

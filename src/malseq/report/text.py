@@ -63,6 +63,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
     ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
     lines.append(f"{head}: {ident} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
+    if info.origin.filename is not None:  # what exactly was judged: a registry may serve several files
+        lines.append(f"  file: {clean(info.origin.filename, 200)} sha256 {info.origin.sha256 or '?'}")
     lines.extend(_notice_lines(result))
     for name, cmd in info.install_scripts:
         lines.append(f"  install script {name}: {clean(cmd, 160)}")

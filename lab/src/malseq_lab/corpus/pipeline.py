@@ -131,7 +131,7 @@ def run_build(
     split_file: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    from malseq.intake import IntakeOptions
+    from malseq.intake import IntakeOptions, PypiDistribution
     from malseq_lab.corpus.analyse import analyse_samples
     from malseq_lab.corpus.download import apply_downloads, download_samples
 
@@ -148,7 +148,7 @@ def run_build(
         options = (
             registry_options
             if isinstance(registry_options, IntakeOptions)
-            else IntakeOptions(cache_dir=workdir / "registry-cache")
+            else IntakeOptions(cache_dir=workdir / "registry-cache", pypi_distribution=PypiDistribution.SDIST)
         )
         stats = download_samples(samples, workdir, options, threads=threads, log=log)
         timings["download"] = time.monotonic() - t

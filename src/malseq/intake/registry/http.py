@@ -322,3 +322,63 @@ def _download(
         )
     _write_atomic(path, data)
     return data
+
+
+# --------------------------------------------------------------------------------------
+# Feeds and indexes read by `malseq watch`: conditional GETs, same bounds and rules.
+
+
+@dataclass(frozen=True)
+class FetchedDocument:
+    body: bytes
+    content_type: str
+    url: str  # after redirects, credentials removed
+    etag: str | None
+
+
+def fetch_document(
+    url: str,
+    accept: str,
+    options: IntakeOptions,
+    what: str,
+    *,
+    location: RegistryLocation | None = None,
+    limit: int = MAX_DOCUMENT_BYTES,
+    etag: str | None = None,
+    not_found: str | None = None,
+) -> FetchedDocument | None:
+    """GET one registry document (a feed, an index), read to at most `limit` bytes.
+
+    None when `etag` is given and the server answers 304 Not Modified. Credentials of `location`
+    go only to its own origin; errors are `RegistryError`s that name the URL (credentials removed).
+    """
+    deadline = Deadline(options.http_timeout * 4)  # connect + a slow body; a stuck feed never stalls the watch
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": accept,
+                                                   "Accept-Encoding": "gzip"})
+    if etag:
+        request.add_header("If-None-Match", etag)
+    if location is not None and location.authorization is not None and _origin(url) == _origin(location.url):
+        request.add_unredirected_header("Authorization", location.authorization)
+    try:
+        response = _OPENER.open(request, timeout=_timeout(options, deadline))
+    except MalseqError:
+        raise
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 304 and etag:
+            return None
+        raise _http_failure(url, exc, what, not_found) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        raise _http_failure(url, exc, what, None) from None
+    assert isinstance(response, http.client.HTTPResponse)
+    final_url = response.geturl() or url
+    content_type = response.headers.get("Content-Type") or ""
+    new_etag = response.headers.get("ETag")
+    length = (response.headers.get("Content-Length") or "").strip()
+    identity = (response.headers.get("Content-Encoding") or "identity").strip().lower() == "identity"
+    body = _read_body(response, url, limit, deadline, what, lambda m: RegistryError(m, hint="is this a registry?"))
+    # http.client returns a short body without complaint when the connection closes early
+    if identity and length.isdigit() and len(body) != int(length):
+        raise RegistryError(f"{what}: {_redact(url)} sent {len(body)} of the {int(length)} bytes it announced",
+                            hint="the answer was cut off; it is read again at the next poll")
+    return FetchedDocument(body, content_type, _redact(final_url), new_etag)

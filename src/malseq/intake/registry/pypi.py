@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import platform
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms, platform_tags, sys_tags
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -19,7 +24,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from malseq._deadline import Deadline
-from malseq.errors import ArchiveLimitError, NotFoundError, RegistryError
+from malseq.errors import ArchiveLimitError, ConfigurationError, NotFoundError, RegistryError
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import _DIGEST_HEX_LEN, PYPI_JSON, Download, _not_found_hint, _pep440_key, _redact
 from malseq.intake.registry.config import resolve_pypi_index
@@ -77,7 +82,8 @@ class _SimpleHTML(HTMLParser):
         yanked: bool | str = False
         if "data-yanked" in anchor:
             yanked = anchor["data-yanked"] or True
-        self.files.append({"filename": filename, "url": urljoin(self.base, link), "hashes": hashes, "yanked": yanked})
+        self.files.append({"filename": filename, "url": urljoin(self.base, link), "hashes": hashes, "yanked": yanked,
+                           "requires-python": anchor.get("data-requires-python")})
 
 
 def _parse_simple_page(raw: bytes, content_type: str, url: str) -> Any:
@@ -127,6 +133,8 @@ class _PyPIFile:
     hashes: Mapping[str, str]
     size: int | None
     rank: int  # lower is preferred within its kind
+    tags: frozenset[Tag] = frozenset()  # a wheel's compatibility tags (empty for an sdist)
+    requires_python: SpecifierSet | None = None  # PEP 503 data-requires-python / PEP 691 requires-python
 
 
 def _wheel_rank(tags: Iterable[Any]) -> int:
@@ -156,6 +164,13 @@ def _parse_pypi_file(entry: Any, base: str, known: Iterable[str]) -> _PyPIFile |
     if parsed is None:
         return None
     kind, version, rank = parsed
+    tags = frozenset(parse_wheel_filename(filename)[3]) if kind == "wheel" else frozenset()
+    requires_python = None
+    if isinstance(entry.get("requires-python"), str) and entry["requires-python"].strip():
+        try:
+            requires_python = SpecifierSet(entry["requires-python"])
+        except InvalidSpecifier:
+            requires_python = None  # as pip does: a file with a malformed requirement is not excluded
     return _PyPIFile(
         filename=filename,
         url=urljoin(base, link),
@@ -166,6 +181,8 @@ def _parse_pypi_file(entry: Any, base: str, known: Iterable[str]) -> _PyPIFile |
         hashes=hashes,
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         rank=rank,
+        tags=tags,
+        requires_python=requires_python,
     )
 
 
@@ -192,6 +209,98 @@ def _file_kind_version(filename: str, known: Iterable[str]) -> tuple[str, Versio
             except InvalidVersion:
                 return None
     return None  # eggs, installers, signatures: not something malseq reads
+
+
+# --------------------------------------------------------------------------------------
+# Which file: the wheel pip would install, as pip ranks them (`packaging.tags`)
+
+_PYTHON_VERSION = re.compile(r"^(\d)\.?(\d{1,2})$")
+_LINUX = re.compile(r"^(manylinux|musllinux)_(\d+)_(\d+)_(.+)$")
+_LEGACY_MANYLINUX = {"manylinux1": 5, "manylinux2010": 12, "manylinux2014": 17}  # glibc 2.x they stand for
+_MACOS = re.compile(r"^macosx_(\d+)_(\d+)_(.+)$")
+
+
+def parse_python_version(text: str) -> tuple[int, int]:
+    """"3.12" (or "312", as pip accepts) -> (3, 12)."""
+    m = _PYTHON_VERSION.match(text.strip())
+    if not m:
+        raise ConfigurationError(f"{text!r} is not a Python version", hint="give it as MAJOR.MINOR, e.g. 3.12")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _expand_platform(platform: str) -> Iterator[str]:
+    """A platform tag and the older ones a wheel may carry and still install there (as pip expands
+    --platform): manylinux_2_28 accepts manylinux_2_17 (manylinux2014) wheels, macOS 14 accepts 10.9."""
+    for legacy, minor in _LEGACY_MANYLINUX.items():
+        if platform.startswith(legacy + "_"):
+            platform = f"manylinux_2_{minor}_{platform[len(legacy) + 1:]}"
+    m = _LINUX.match(platform)
+    if m:
+        family, major, minor, arch = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+        for k in range(minor, -1, -1):
+            yield f"{family}_{major}_{k}_{arch}"
+            if family == "manylinux" and major == 2:
+                yield from (f"{legacy}_{arch}" for legacy, v in _LEGACY_MANYLINUX.items() if v == k)
+        return
+    m = _MACOS.match(platform)
+    if m:
+        yield from mac_platforms((int(m.group(1)), int(m.group(2))), m.group(3))
+        return
+    yield platform
+
+
+def target_tags(python_version: str | None, platforms: Sequence[str]) -> list[Tag]:
+    """The tags a wheel may carry to install on the target, most preferred first: this interpreter
+    and machine (`sys_tags()`) unless a version or platforms are given (then CPython's tags for them)."""
+    if python_version is None and not platforms:
+        return list(sys_tags())
+    version = parse_python_version(python_version) if python_version else (sys.version_info[0], sys.version_info[1])
+    expanded = list(dict.fromkeys(p for given in platforms for p in _expand_platform(given))) if platforms else list(
+        platform_tags())
+    interpreter = f"cp{version[0]}{version[1]}"
+    return list(dict.fromkeys([*cpython_tags(version, None, expanded, warn=False),
+                               *compatible_tags(version, interpreter, expanded)]))
+
+
+def _target_python(options: IntakeOptions) -> str:
+    """The target interpreter's version, as requires-python compares it."""
+    if options.python_version is not None:
+        major, minor = parse_python_version(options.python_version)
+        return f"{major}.{minor}"
+    return platform.python_version()
+
+
+def _target_text(options: IntakeOptions) -> str:
+    if options.python_version is None and not options.platforms:
+        return "this interpreter and platform"
+    version = options.python_version or f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return f"Python {version} on {', '.join(options.platforms) or 'this platform'}"
+
+
+def _choose(label: str, version: str, sdists: Sequence[_PyPIFile], wheels: Sequence[_PyPIFile],
+            options: IntakeOptions) -> _PyPIFile:
+    """The file to scan. AUTO: the compatible wheel pip would prefer, else the sdist, else (a release
+    with wheels for other platforms only) the most portable wheel, so the release is still read.
+    SDIST: the sdist, else the most portable wheel. WHEEL: the compatible wheel, else an error."""
+    from malseq.intake import PypiDistribution
+
+    mode: PypiDistribution = options.pypi_distribution
+    if mode is PypiDistribution.SDIST:
+        return [*sdists, *wheels][0]  # a release without an sdist is still read (the report names the file)
+    priority = {tag: i for i, tag in enumerate(target_tags(options.python_version, options.platforms))}
+    fits = {w.filename: min((priority[t] for t in w.tags if t in priority), default=None) for w in wheels}
+    compatible = sorted((w for w in wheels if fits[w.filename] is not None),
+                        key=lambda w: (fits[w.filename], w.filename))
+    if compatible:
+        return compatible[0]
+    if mode is PypiDistribution.WHEEL:
+        listed = ", ".join(w.filename for w in wheels[:5]) or "none"
+        raise NotFoundError(
+            f"{label} {version} has no wheel for {_target_text(options)}",
+            hint=f"its wheels: {listed}; choose the target with --python-version/--platform, "
+            "or scan the sdist with --sdist",
+        )
+    return [*sdists, *wheels][0]
 
 
 def _pick_hash(hashes: Mapping[str, str]) -> tuple[str, str] | None:
@@ -227,6 +336,13 @@ def _fetch_pypi(target: RegistryTarget, options: IntakeOptions, deadline: Deadli
     files = [f for f in (_parse_pypi_file(e, document.url, known) for e in (raw_files or [])) if f is not None]
     all_versions = set(known) | {str(f.version) for f in files}
     usable = [f for f in files if not f.yanked]
+    from malseq.intake import PypiDistribution
+
+    if options.pypi_distribution is not PypiDistribution.SDIST:
+        # "the latest" is the latest release pip would install on the target interpreter (requires-python),
+        # when there is one; an exact pin is taken as given
+        python = _target_python(options)
+        usable = [f for f in usable if f.requires_python is None or f.requires_python.contains(python, True)] or usable
     latest_candidates = [f.version for f in usable if not f.version.is_prerelease] or [f.version for f in usable]
     latest = str(max(latest_candidates)) if latest_candidates else None
 
@@ -261,7 +377,7 @@ def _fetch_pypi(target: RegistryTarget, options: IntakeOptions, deadline: Deadli
 
     sdists = sorted((f for f in matches if f.kind == "sdist"), key=lambda f: (f.rank, f.filename))
     wheels = sorted((f for f in matches if f.kind == "wheel"), key=lambda f: (f.rank, f.filename))
-    choice = (wheels + sdists if options.prefer_wheel else sdists + wheels)[0]
+    choice = _choose(label, str(matches[0].version), sdists, wheels, options)
     picked = _pick_hash(choice.hashes)
     if picked is None:
         raise RegistryError(

@@ -1,0 +1,116 @@
+"""`malseq audit [PATH]` (registered by `malseq._cli`): every dependency of a project, one by one.
+
+Exit codes of `malseq audit`:
+  0  every dependency scanned, none flagged, no failing finding
+  1  a dependency flagged as malicious (not suppressed), or a failing integrity finding: a lockfile
+     hash that the downloaded archive does not match, an installed package that differs from the
+     registry's release (one without install scripts), an installed distribution changed since
+     its RECORD was written
+  2  usage error
+  3  a dependency could not be scanned or got no verdict; with --strict, also any entry not
+     scanned (git, path, URL, private index, unread lockfile, manifest without a lockfile);
+     also: nothing to audit in PATH
+  4  the report could not be written
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from malseq.intake.limits import DEFAULT_LIMITS
+from malseq.model import LOW_FPR, OPERATING_POINTS
+from malseq.sanitize import clean
+
+EXIT_CLEAN, EXIT_FLAGGED, EXIT_SCAN_ERROR = 0, 1, 3
+
+
+def register(sub: Any) -> None:
+    ap = sub.add_parser(
+        "audit",
+        help="scan every dependency of a project: its lockfiles' pins and what is installed",
+        description=(
+            "Find the project's lockfiles (package-lock.json, npm-shrinkwrap.json, yarn.lock, pnpm-lock.yaml, "
+            "bun.lock, requirements*.txt with -r/-c includes, poetry.lock, uv.lock, pdm.lock, Pipfile.lock) and "
+            "installed packages (node_modules, nested and scoped; a virtualenv's site-packages), scan each one, "
+            "check lockfile hashes against the downloads and installed files against the registry's release. "
+            "Entries that are not registry releases are listed as not scanned."
+        ),
+    )
+    ap.add_argument("path", nargs="?", default=".", metavar="PATH",
+                    help="the project folder (default: .), or one lockfile to audit on its own")
+    ap.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                    help="report format (default: text)")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 3 when any entry was not scanned (git, path, URL, private index, unread lockfile)")
+    ap.add_argument("--no-installed", action="store_true", help="only the lockfiles: skip node_modules and virtualenvs")
+    ap.add_argument("--no-lockfiles", action="store_true", help="only what is installed: skip the lockfiles")
+    ap.add_argument("--no-verify", action="store_true",
+                    help="do not compare lockfile hashes and installed files with the registry's files")
+    ap.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
+    ap.add_argument("--sequence", action="store_true", help="show each target's behaviours in execution order")
+    ap.add_argument("--timeout", type=float, default=DEFAULT_LIMITS.time_budget_seconds, metavar="SECONDS",
+                    help=f"time budget per target (default: {DEFAULT_LIMITS.time_budget_seconds:g})")
+    ap.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index (as for scan)")
+    ap.add_argument("--npm-registry", metavar="URL", help="npm registry (as for scan)")
+    ap.add_argument("--cache-dir", type=Path, metavar="DIR", help="download cache (as for scan)")
+    ap.add_argument("--offline", action="store_true",
+                    help="never touch the network: pinned releases and comparisons come from the cache only")
+    ap.add_argument("--model", type=Path, metavar="DIR", help="model folder (default: the shipped model)")
+    ap.add_argument("--no-isolate", action="store_true", help="scan in this process instead of a worker process")
+    ap.add_argument("--operating-point", choices=OPERATING_POINTS, default=LOW_FPR,
+                    help="verdict threshold (as for scan)")
+    ap.add_argument("--suppressions", type=Path, metavar="FILE",
+                    help="TOML file of reviewed archives (as for scan; default: $MALSEQ_SUPPRESSIONS)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr (the report still lists "
+                    "everything not scanned)")
+    from malseq._cli import add_pypi_file_options
+
+    add_pypi_file_options(ap)  # --wheel/--sdist/--python-version/--platform: which file of a PyPI pin is scanned
+    ap.set_defaults(no_analysis=False, zip_password=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from malseq._cli import _emit, _scan_options, _StderrProgress
+    from malseq.audit import AuditOptions, audit
+    from malseq.suppress import apply_suppressions, flagged, load_suppressions
+
+    options = AuditOptions(scan=_scan_options(args), lockfiles=not args.no_lockfiles,
+                           installed=not args.no_installed, verify=not args.no_verify)
+    suppressions_path = args.suppressions or (
+        Path(os.environ["MALSEQ_SUPPRESSIONS"]) if os.environ.get("MALSEQ_SUPPRESSIONS") else None)
+    suppressions = load_suppressions(suppressions_path) if suppressions_path else {}
+    if not args.quiet:
+        print(f"auditing {clean(args.path, 200)}", file=sys.stderr)
+    report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet))
+    results = apply_suppressions(list(report.results), suppressions)
+    report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
+    if args.format == "json":
+        from malseq.report.audit_report import render_audit_json
+
+        _emit(render_audit_json(report))
+    elif args.format == "sarif":
+        from malseq.report.audit_report import render_audit_sarif
+
+        _emit(render_audit_sarif(report))
+    else:
+        from malseq.report.audit_report import render_audit_text
+
+        _emit(render_audit_text(report, show_features=args.features, show_sequence=args.sequence))
+    for warning in sorted({r.model_warning for r in results if r.model_warning}):
+        print(f"malseq: warning: {clean(warning, 300)}", file=sys.stderr)
+    unscored = sorted({r.unscored for r in results if r.unscored})
+    for why in unscored:
+        print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
+    if report.not_scanned and args.format != "text":  # the text report lists them itself
+        print(f"malseq: {len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
+              "(listed in the report)", file=sys.stderr)
+    if flagged(results) or report.failing_findings:
+        return EXIT_FLAGGED
+    if any(r.error for r in results) or unscored or (args.strict and report.not_scanned):
+        return EXIT_SCAN_ERROR
+    return EXIT_CLEAN

@@ -1,0 +1,170 @@
+"""Reports of `malseq audit`: the scan report of every dependency, plus the audit's own parts.
+
+Text: what was read, each target as `malseq scan` shows it, then the findings, the entries
+not scanned (always, even with -q) and a summary line. JSON: one object (docs/output.md,
+"malseq audit"). SARIF: the scan's SARIF run, plus one result per finding and per entry not
+scanned, located at the lockfile or folder that names it, relative to the audited folder.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from malseq.audit import AuditReport, summary_counts
+from malseq.sanitize import clean
+
+AUDIT_SCHEMA_VERSION = 1
+NOT_SCANNED_RULE = "dependency-not-scanned"
+_SHOWN_NOT_SCANNED = 200
+
+
+def summary_line(report: AuditReport) -> str:
+    c = summary_counts(report)
+    return (f"summary: {c['targets']} target(s): {c['scanned']} scanned, {c['flagged']} flagged, {c['errors']} "
+            f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s), {c['not_scanned']} not scanned")
+
+
+def render_audit_text(report: AuditReport, show_features: bool = False, show_sequence: bool = False) -> str:
+    from malseq.report.text import render_result
+
+    lines = [f"audit of {clean(report.root, 300)}:"]
+    for f in report.files:
+        extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
+        lines.append(f"  {clean(f.path, 200)} ({f.kind}): {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
+    body = [render_result(t.result, show_features, show_sequence) for t in report.targets]
+    lines.extend(body)
+    if report.findings:
+        lines.append(f"findings ({len(report.findings)}):")
+        for finding in report.findings:
+            level = "FAIL" if finding.fails else "note"
+            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)}: "
+                         f"{clean(finding.message, 600)}")
+    if report.not_scanned:
+        lines.append(f"not scanned ({len(report.not_scanned)}):")
+        for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
+            lines.append(f"  {clean(entry.where, 120)}: {clean(entry.subject, 200)} [{entry.kind}]: "
+                         f"{clean(entry.reason, 400)}")
+        if len(report.not_scanned) > _SHOWN_NOT_SCANNED:
+            lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
+    for note in report.notes[:50]:
+        lines.append(f"note: {clean(note, 400)}")
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def audit_to_dict(report: AuditReport) -> dict[str, Any]:
+    from malseq.report.json_report import result_to_dict
+
+    results = []
+    for t in report.targets:
+        item = result_to_dict(t.result)
+        item["origin"] = t.origin
+        item["sources"] = list(t.sources)
+        results.append(item)
+    return {
+        "schema_version": AUDIT_SCHEMA_VERSION,
+        "root": report.root,
+        "files": [{"path": f.path, "kind": f.kind, "pinned": f.pinned, "not_scanned": f.not_scanned,
+                   "includes": list(f.includes)} for f in report.files],
+        "results": results,
+        "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "message": f.message,
+                      "files": list(f.files), "fails": f.fails} for f in report.findings],
+        "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where}
+                        for n in report.not_scanned],
+        "notes": list(report.notes),
+        "summary": summary_counts(report),
+    }
+
+
+def render_audit_json(report: AuditReport) -> str:
+    return json.dumps(audit_to_dict(report), indent=2, ensure_ascii=True) + "\n"
+
+
+def _audit_rules() -> list[dict[str, Any]]:
+    from malseq.audit import FindingKind
+
+    texts = {
+        FindingKind.LOCKFILE_HASH_MISMATCH: "The downloaded archive matches none of the hashes its lockfile pins",
+        FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY: "An installed package differs from the registry's release",
+        FindingKind.INSTALLED_DIFFERS_FROM_RECORD: "An installed distribution changed after install (RECORD)",
+    }
+    rules = [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
+              "shortDescription": {"text": text}, "defaultConfiguration": {"level": "error"},
+              "properties": {"tags": ["security", "supply-chain", "integrity"]}} for kind, text in texts.items()]
+    rules.append({"id": NOT_SCANNED_RULE, "name": "DependencyNotScanned",
+                  "shortDescription": {"text": "A dependency malseq did not scan (git, path, URL, private index...)"},
+                  "defaultConfiguration": {"level": "warning"},
+                  "properties": {"tags": ["supply-chain"]}})
+    return rules
+
+
+def _where(path: str) -> dict[str, Any]:
+    return {"physicalLocation": {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}}
+
+
+def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]]) -> None:
+    """An installed package's files are files of the audited project: point at them relative to it."""
+    import os
+    from pathlib import PurePosixPath
+    from urllib.parse import quote
+
+    root = os.path.abspath(report.root)
+    prefixes: dict[str, tuple[str, ...]] = {}
+    for t in report.targets:
+        info = t.result.package
+        if t.origin != "installed" or info is None:
+            continue
+        location = os.path.abspath(info.origin.location).replace(os.sep, "/")
+        prefixes[t.result.target] = (location + "/", "file://" + quote(location) + "/")
+
+    def visit(node: Any, starts: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            uri = node.get("uri")
+            if isinstance(uri, str) and "uriBaseId" not in node:
+                for start in starts:
+                    if uri.startswith(start):
+                        real = os.path.join(start[len("file://"):] if start.startswith("file://") else start,
+                                            uri[len(start):])
+                        rel = os.path.relpath(real, root).replace(os.sep, "/")
+                        if not rel.startswith("../"):
+                            node["uri"] = str(PurePosixPath(rel))
+                            node["uriBaseId"] = "%SRCROOT%"
+                        break
+            for value in node.values():
+                visit(value, starts)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value, starts)
+
+    for result in results:
+        starts = prefixes.get(str(result.get("properties", {}).get("target", "")))
+        if starts:
+            visit(result, starts)
+
+
+def render_audit_sarif(report: AuditReport) -> str:
+    from malseq.report.sarif import render_sarif
+
+    doc = json.loads(render_sarif(report.results))
+    run = doc["runs"][0]
+    _relative_installed_uris(report, run.get("results", []))
+    run["tool"]["driver"]["rules"].extend(_audit_rules())
+    for finding in report.findings:
+        run["results"].append({
+            "ruleId": finding.kind.value,
+            "level": "error" if finding.fails else "warning",
+            "message": {"text": f"{finding.subject}: {finding.message}"},
+            "locations": [_where(finding.where)],
+            "properties": {"subject": finding.subject, "files": list(finding.files), "fails": finding.fails},
+        })
+    for entry in report.not_scanned:
+        run["results"].append({
+            "ruleId": NOT_SCANNED_RULE,
+            "level": "warning",
+            "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
+            "locations": [_where(entry.where)],
+            "properties": {"subject": entry.subject, "kind": entry.kind},
+        })
+    run["properties"] = {"audit": {"root": report.root, "summary": summary_counts(report)}}
+    return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"

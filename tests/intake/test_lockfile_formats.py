@@ -1,0 +1,214 @@
+"""Every lockfile kind `malseq audit` reads, from realistic lockfiles (tests/fixtures/lockfiles/README.md).
+
+What must hold for each: registry pins become targets under the real package's name (aliases
+resolved), with the hashes the lockfile pins; everything that is not a registry release (git,
+path, URL, workspace) and packages from another index are listed as not scanned, with why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from malseq.errors import UsageError
+from malseq.intake.lockfiles import LockHash, read_lockfile
+from malseq.intake.registry.common import Download
+from malseq.intake.registry.verify import HashStatus, check_lock_hashes
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lockfiles"
+
+
+def _copy(tmp_path: Path, fixture: str, name: str) -> Path:
+    dest = tmp_path / name
+    shutil.copy(FIXTURES / fixture, dest)
+    return dest
+
+
+def _kinds(path: Path) -> dict[str, str]:
+    return {n.name: n.kind for n in read_lockfile(path).not_scanned}
+
+
+def test_npm_package_lock_written_by_npm_resolves_aliases(tmp_path: Path) -> None:
+    lock = read_lockfile(_copy(tmp_path, "package-lock.json", "package-lock.json"))
+    specs = [e.spec for e in lock.entries]
+    # "even-alias": "npm:is-even@1.0.0" installs is-even: that is what gets scanned
+    assert "npm:is-even@1.0.0" in specs and not any("even-alias" in s for s in specs)
+    assert {"npm:is-odd@3.0.1", "npm:is-odd@0.1.2", "npm:is-number@3.0.0", "npm:is-number@6.0.0"} <= set(specs)
+    alias = next(e for e in lock.entries if e.spec == "npm:is-even@1.0.0")
+    assert alias.alias == "even-alias"
+    assert alias.hashes[0].algorithm == "sha512" and len(alias.hashes[0].hexdigest) == 128
+    assert lock.not_scanned == ()
+
+
+def test_npm_git_link_and_tarball_entries_are_not_fetched(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "package-lock.json"
+    path.write_text(json.dumps({"lockfileVersion": 3, "packages": {
+        "": {"name": "app"},
+        "node_modules/ok": {"version": "1.0.0", "resolved": "https://mirror.example/npm/ok/-/ok-1.0.0.tgz"},
+        "node_modules/g": {"version": "1.0.0", "resolved": "git+ssh://git@github.com/x/g.git#5b8a3a7"},
+        "node_modules/t": {"version": "2.0.0", "resolved": "https://example.com/downloads/t.tgz"},
+        "node_modules/l": {"resolved": "packages/l", "link": True},
+        "packages/l": {"name": "l", "version": "0.0.1"},
+    }}))
+    lock = read_lockfile(path)
+    assert [e.spec for e in lock.entries] == ["npm:ok@1.0.0", "npm:l@0.0.1"]
+    assert _kinds(path) == {"node_modules/g": "git", "node_modules/t": "url", "node_modules/l": "path"}
+
+
+def test_yarn_classic(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "yarn-v1.lock", "yarn.lock")
+    lock = read_lockfile(path)
+    # the alias "pad@npm:left-pad@^1.2.0" is left-pad 1.3.0, already listed once
+    assert [e.spec for e in lock.entries] == ["npm:@babel/code-frame@7.24.7", "npm:left-pad@1.3.0"]
+    assert lock.entries[1].hashes and lock.entries[1].hashes[0].algorithm == "sha512"
+    assert _kinds(path) == {
+        "gitdep@git+https://github.com/example/gitdep.git#v1.0.0": "git",
+        "localdep@file:../localdep": "path",
+        "tarball@https://example.com/tarball-2.0.0.tgz": "url",
+    }
+
+
+def test_yarn_berry_workspaces_are_not_looked_up_and_aliases_scan_the_real_package(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "yarn-berry.lock", "yarn.lock")
+    lock = read_lockfile(path)
+    # no 0.0.0-use.local lookups; the patched typescript is the typescript release; colors@npm:chalk is chalk
+    assert [e.spec for e in lock.entries] == ["npm:chalk@4.1.2", "npm:typescript@5.4.5"]
+    assert all(not e.hashes for e in lock.entries)  # berry checksums are of Yarn's cache zip, not the tarball
+    kinds = _kinds(path)
+    assert kinds["app@workspace:."] == "workspace" and kinds["@scope/lib@workspace:packages/lib"] == "workspace"
+    assert kinds["gitdep@https://github.com/example/gitdep.git#commit=5b8a3a7765dfe001261dde915589e782f8c94d1e"] \
+        == "git"
+
+
+def test_pnpm_lock_versions_9_6_and_5(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "pnpm-lock.yaml", "pnpm-lock.yaml")
+    lock = read_lockfile(path)
+    assert [e.spec for e in lock.entries] == ["npm:@babel/code-frame@7.24.7", "npm:is-even@1.0.0",
+                                              "npm:is-odd@3.0.1"]
+    assert all(e.hashes for e in lock.entries)
+    assert sorted(_kinds(path).values()) == ["path", "url"]
+    v6 = read_lockfile(_copy(tmp_path, "pnpm-lock-v6.yaml", "pnpm-lock.yaml"))
+    assert [e.spec for e in v6.entries] == ["npm:react-dom@18.2.0", "npm:@types/node@20.11.5"]
+    v5 = read_lockfile(_copy(tmp_path, "pnpm-lock-v5.yaml", "pnpm-lock.yaml"))
+    assert [e.spec for e in v5.entries] == ["npm:string_decoder@1.3.0", "npm:@emotion/react@11.11.1"]
+
+
+def test_bun_text_lockfile_and_the_binary_one(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "bun.lock", "bun.lock")
+    lock = read_lockfile(path)
+    assert [e.spec for e in lock.entries] == ["npm:is-even@1.0.0", "npm:is-odd@0.1.2", "npm:is-odd@3.0.1"]
+    assert next(e for e in lock.entries if e.spec == "npm:is-even@1.0.0").alias == "even-alias"
+    assert _kinds(path) == {"@scope/lib": "workspace", "gitdep": "git", "localdep": "path"}
+    (tmp_path / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00\x01")
+    with pytest.raises(UsageError) as caught:
+        read_lockfile(tmp_path / "bun.lockb")
+    assert "--save-text-lockfile" in str(caught.value)
+
+
+def test_requirements_follow_includes_with_hashes_and_stop_at_loops(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "requirements", tmp_path / "requirements")
+    shutil.copy(FIXTURES / "constraints.txt", tmp_path)
+    path = _copy(tmp_path, "requirements.txt", "requirements.txt")
+    lock = read_lockfile(path)
+    # requirements/base.txt includes requirements.txt back: read once
+    assert [e.spec for e in lock.entries] == ["pypi:certifi==2024.7.4", "pypi:urllib3==2.2.2", "pypi:idna==3.7"]
+    assert [len(e.hashes) for e in lock.entries] == [1, 0, 2]
+    assert [Path(i).name for i in lock.includes] == ["base.txt", "constraints.txt"]
+    assert sorted(n.kind for n in lock.not_scanned) == ["git", "option"]
+    # a missing include is listed, not fatal
+    (tmp_path / "constraints.txt").unlink()
+    assert any(n.kind == "unreadable" and "constraints.txt" in n.name for n in read_lockfile(path).not_scanned)
+
+
+def test_requirements_includes_are_bounded(tmp_path: Path) -> None:
+    for i in range(20):
+        (tmp_path / f"requirements-{i}.txt").write_text(f"-r requirements-{i + 1}.txt\npkg{i}==1.0\n")
+    lock = read_lockfile(tmp_path / "requirements-0.txt")
+    assert len(lock.entries) == 9  # the top file and 8 levels of includes
+    assert any(n.kind == "unreadable" and "deeper" in n.reason for n in lock.not_scanned)
+
+
+@pytest.mark.parametrize("name", ["poetry.lock", "uv.lock", "pdm.lock", "Pipfile.lock"])
+def test_python_lockfiles_keep_hashes_and_list_what_is_not_a_public_release(tmp_path: Path, name: str) -> None:
+    path = _copy(tmp_path, name, name)
+    lock = read_lockfile(path)
+    idna = next(e for e in lock.entries if e.spec == "pypi:idna==3.7")
+    assert idna.index_url in (None, "https://pypi.org/simple")  # uv names the index of every package
+    assert {h.hexdigest[:8] for h in idna.hashes} == {"028ff3aa", "82fee1fc"}
+    if name != "Pipfile.lock":
+        assert {h.filename for h in idna.hashes} == {"idna-3.7.tar.gz", "idna-3.7-py3-none-any.whl"}
+    kinds = _kinds(path)
+    assert kinds["gitdep"] == "git" and kinds["localdep"] == "path"
+    private = [e for e in lock.entries if e.target.name == "internal-tools"]
+    if name == "pdm.lock":
+        assert private == []
+    else:  # kept with its index: the audit decides whether that index is the configured one
+        assert private[0].index_url == "https://pypi.corp.example/simple"
+    if name == "poetry.lock":
+        assert kinds["wheelurl"] == "url"
+    if name == "uv.lock":
+        assert kinds["app"] == "workspace"
+
+
+def _download(data: bytes, filename: str = "demo-1.0.tar.gz") -> Download:
+    return Download(data, filename, "http://127.0.0.1/x", hashlib.sha256(data).hexdigest(), "demo", "1.0")
+
+
+def test_lockfile_hashes_against_a_download() -> None:
+    data = b"archive bytes"
+    sha256, sha512 = hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest()
+    assert check_lock_hashes(_download(data), [LockHash("sha512", sha512)]).status is HashStatus.MATCH
+    # pip's rule: one of the listed hashes must match
+    assert check_lock_hashes(_download(data), [LockHash("sha256", "0" * 64), LockHash("sha256", sha256)]).status \
+        is HashStatus.MATCH
+    bad = check_lock_hashes(_download(data), [LockHash("sha512", "f" * 128)])
+    assert bad.status is HashStatus.MISMATCH and "demo-1.0.tar.gz" in bad.detail
+    # named hashes only count for the file they name
+    named = [LockHash("sha256", "0" * 64, "demo-1.0-py3-none-any.whl")]
+    assert check_lock_hashes(_download(data), named).status is HashStatus.NOT_PINNED
+    assert check_lock_hashes(_download(data), [LockHash("sha256", "0" * 64, "demo-1.0.tar.gz")]).status \
+        is HashStatus.MISMATCH
+    assert check_lock_hashes(_download(data), []).status is HashStatus.NOT_PINNED
+
+
+def test_requirements_index_options(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_text("--extra-index-url https://mirror.example/simple\nsix==1.16.0\n"
+                    "--index-url https://pypi.corp.example/simple\ninternal-tools==2.1.0\n")
+    lock = read_lockfile(path)
+    assert [(e.spec, e.index_url) for e in lock.entries] == [
+        ("pypi:six==1.16.0", None), ("pypi:internal-tools==2.1.0", "https://pypi.corp.example/simple")]
+    assert lock.not_scanned == ()  # options about where pip looks are not dependencies
+
+
+@pytest.mark.parametrize("fixture", ["package-lock.json", "yarn-v1.lock", "yarn-berry.lock", "pnpm-lock.yaml",
+                                     "pnpm-lock-v6.yaml", "pnpm-lock-v5.yaml", "bun.lock", "poetry.lock", "uv.lock",
+                                     "pdm.lock", "Pipfile.lock"])
+def test_every_pin_of_a_real_lockfile_knows_the_line_that_pins_it(tmp_path: Path, fixture: str) -> None:
+    # SARIF places a flagged dependency at this line, so it must be the entry's own line
+    dest = tmp_path / ("pnpm-lock.yaml" if fixture.startswith("pnpm") else
+                       "yarn.lock" if fixture.startswith("yarn") else fixture)
+    shutil.copy(FIXTURES / fixture, dest)
+    lines = dest.read_text().splitlines()
+    lock = read_lockfile(dest)
+    assert lock.entries
+    for entry in lock.entries:
+        assert entry.line is not None, entry.spec
+        pinned = lines[entry.line - 1]
+        assert (entry.alias or entry.target.name).split("/")[-1] in pinned, (entry.spec, pinned)
+        assert lock.pin(entry).lockfile == str(dest)
+
+
+def test_a_pin_from_an_included_requirements_file_points_into_that_file(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("# base\nidna==3.7\n")
+    (tmp_path / "requirements.txt").write_text("-r base.txt\nrequests==2.32.3 \\\n    --hash=sha256:" + "a" * 64 + "\n")
+    lock = read_lockfile(tmp_path / "requirements.txt")
+    pins = {e.spec: lock.pin(e) for e in lock.entries}
+    assert pins["pypi:idna==3.7"].lockfile == str(tmp_path / "base.txt") and pins["pypi:idna==3.7"].line == 2
+    assert pins["pypi:requests==2.32.3"].lockfile == str(tmp_path / "requirements.txt")
+    assert pins["pypi:requests==2.32.3"].line == 2
