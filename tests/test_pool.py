@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from jsonschema import Draft202012Validator
 
 from malseq._isolation import WorkerFailure, WorkerPool
