@@ -2,7 +2,7 @@
 
 Runs the CLI the way a user would (`python -m malseq scan -q --offline --format jsonl --jobs N
 ARCHIVE...`) and measures, per run, the wall time and the CPU time of the whole process tree
-(the CLI, the fork server, every worker), then writes packages/min and CPU s per package to a
+(the CLI and every worker), then writes packages/min and CPU s per package to a
 Markdown file under docs/results/throughput/ with the command that produced it. A benchmark, not
 a test: it asserts nothing, and its figures depend on the machine and its load (printed too).
 
@@ -12,8 +12,8 @@ a test: it asserts nothing, and its figures depend on the machine and its load (
 `--samples` reads a corpus sample list (malseq_lab's samples.tsv: ecosystem, label, path columns)
 and takes the first N benign archives of each ecosystem in sha256 order (a fixed, unbiased pick);
 `--list` takes a file of archive paths, one a line. CPU of the process tree is counted by making
-this process the subreaper of its descendants (Linux `prctl(PR_SET_CHILD_SUBREAPER)`), so the
-fork server and the workers it forked are reaped here and counted in RUSAGE_CHILDREN.
+this process the subreaper of its descendants (Linux `prctl(PR_SET_CHILD_SUBREAPER)`), so every
+worker, whatever process forked it, is reaped here and counted in RUSAGE_CHILDREN.
 """
 
 from __future__ import annotations

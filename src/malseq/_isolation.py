@@ -3,8 +3,9 @@
 The parsers are C code (tree-sitter, zlib, lzma). Cooperative deadlines cover Python code,
 but a segfault or a hang inside C would take the whole batch with it. `IsolatedRunner`
 keeps one spawned worker process, sends it one item at a time, and replaces it when it
-dies or overruns its hard time limit. `WorkerPool` keeps N such workers, hands each item to
-an idle one and yields the outcomes as they finish, from the calling thread alone.
+dies or overruns its hard time limit. `WorkerPool` keeps N such workers (forked from this
+process when that is safe, else spawned), hands each item to an idle one and yields the outcomes
+as they finish, from the calling thread alone.
 """
 
 from __future__ import annotations
@@ -147,21 +148,6 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
         self.close()
 
 
-def _forkserver_or_spawn(preload: Sequence[str]) -> Any:
-    """forkserver where the platform has it, else spawn.
-
-    The fork server is a fresh single-threaded interpreter that imports `preload` once, so every
-    worker it forks starts with those imports done instead of paying an interpreter start-up and
-    the imports again.
-    """
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        # replaces the default ["__main__"]: a worker needs the scanner, not the caller's script
-        ctx.set_forkserver_preload(list(preload))
-        return ctx
-    return mp.get_context("spawn")
-
-
 def _fork_is_safe() -> bool:
     """A plain fork of this process is safe only while it runs a single thread (on Linux, where
     /proc says so for native threads too): a fork copies no other thread, so a lock another
@@ -216,7 +202,9 @@ class WorkerPool(Generic[ItemT, ResultT]):
     A worker is forked from this process when that is safe (Linux, a single thread: the CLI's
     case, as the model loads only once the first workers run), after importing `preload` here,
     so it starts with every import done at the cost of a fork. Otherwise (other threads, other
-    platforms) workers come from a fork server that imported `preload` once, else are spawned.
+    platforms; a replacement once the model runtime has started its threads) it is spawned and
+    imports what it needs itself. Not a fork server: on Python 3.11 it listens on a socket file
+    in a temporary folder, and a scan leaves no files anywhere.
     """
 
     def __init__(self, func: Callable[[ItemT], ResultT], workers: int, hard_limit_seconds: float,
@@ -227,7 +215,6 @@ class WorkerPool(Generic[ItemT, ResultT]):
         self._workers = workers
         self._hard_limit = hard_limit_seconds
         self._preload = (func.__module__, *preload)
-        self._fallback: Any = None  # the forkserver (or spawn) context, made when first needed
         self._slots: list[_Slot] = []
         self._started: Callable[[int], None] | None = None
 
@@ -281,9 +268,7 @@ class WorkerPool(Generic[ItemT, ResultT]):
             for name in self._preload:
                 importlib.import_module(name)
             return _Slot(mp.get_context("fork"), self._func)
-        if self._fallback is None:
-            self._fallback = _forkserver_or_spawn(self._preload)
-        return _Slot(self._fallback, self._func)
+        return _Slot(mp.get_context("spawn"), self._func)
 
     def _give(self, slot: _Slot, pending: deque[tuple[int, ItemT]]) -> None:
         index, item = pending.popleft()

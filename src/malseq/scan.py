@@ -208,8 +208,7 @@ def usable_cores() -> int:
 
 
 # What an isolated worker needs before its first item: the whole analysis path, imported once by
-# the process the workers are forked from (this one, or a fork server: `malseq._isolation.WorkerPool`),
-# so no worker, and no replacement after a crash, pays for the imports again.
+# this process before it forks the workers (`malseq._isolation.WorkerPool`), so no worker pays for them.
 WORKER_PRELOAD = ("malseq.scan", "malseq.analysis", "malseq.features", "malseq.features.python",
                   "malseq.features.javascript", "malseq.features.manifest", "malseq.sequence", "malseq.model.text")
 
