@@ -322,6 +322,11 @@ class _ResultScorer:
             self._loader.start()
 
     def _load(self) -> None:
+        import os
+
+        # One text at a time needs no tokenizer thread pool, whose idle threads may spin beside the
+        # workers (suspected, not established: worker CPU moved by up to 17% between runs on this machine).
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from malseq.model.infer import try_load
         from malseq.model.scoring import key_warning, load_stack
 
