@@ -150,9 +150,11 @@ def test_json_is_a_list_in_target_order(tmp_path: Path, capsys: pytest.CaptureFi
                             "skipped", "install_scripts", "has_setup_py", "pth_files"}
     assert package["install_scripts"] == {"postinstall": "node install.js"}
     assert package["origin"]["format"] == "tar+gzip" and len(package["origin"]["sha256"]) == 64
-    # Progress went to stderr, one line per target; stdout held the JSON and nothing else.
-    assert [line.split(":")[0] for line in err.splitlines()] == ["[1/3] " + str(b), "[2/3] " + str(bad),
-                                                                 "[3/3] " + str(a)]
+    # Progress went to stderr, one line per target as it finished (workers finish in any order);
+    # stdout held the JSON, in input order, and nothing else.
+    progress = [line.split(":")[0].split(" ", 1) for line in err.splitlines()]
+    assert [n for n, _ in progress] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert sorted(t for _, t in progress) == sorted(targets)
 
 
 def test_quiet_silences_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -367,13 +369,19 @@ def test_a_project_scanned_with_its_installed_packages_is_complete(tmp_path: Pat
     assert out.splitlines()[-1] == "summary: 2 target(s): 2 scanned, 1 flagged, 0 error(s), 0 suppressed"
 
 
-def test_progress_never_says_ok_before_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Verdicts come after the whole batch is scored: a progress line cannot know it yet.
-    code, out, err = run(capsys, "--no-isolate", str(EXAMPLES / "npm-env-exfil"), str(EXAMPLES / "pypi-clean-lib"))
+def test_progress_says_each_verdict_as_the_target_finishes(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04" + bytes(20))
+    code, out, err = run(capsys, "--no-isolate", str(EXAMPLES / "npm-env-exfil"), str(EXAMPLES / "pypi-clean-lib"),
+                         str(bad))
     assert code == 1 and "verdict: MALICIOUS" in out
     # (progress lines only: a model warning, when the analysis code changed since training, is not progress)
     progress = [line for line in err.splitlines() if line.startswith("[")]
-    assert [line.split(": ", 1)[1].split(" (")[0] for line in progress] == ["analysed", "analysed"]
+    statuses = [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in progress]
+    assert re.fullmatch(r"MALICIOUS (0\.9\d|1\.00)", statuses[0]), statuses
+    assert re.fullmatch(r"benign 0\.\d\d", statuses[1]), statuses
+    assert statuses[2] == "error (CorruptArchiveError)"
     assert " ok " not in err and ": ok" not in err
 
 

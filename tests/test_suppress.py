@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def _always_malicious(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every analysed target is flagged, whatever the shipped model thinks (the CLI logic is under test)."""
-    real = _cli.scan
+    real = _cli.scan_stream
 
-    def scan(*args: Any, **kwargs: Any) -> Any:
-        return [replace(r, score=0.99, verdict="malicious") if r.analysis is not None else r
-                for r in real(*args, **kwargs)]
+    def scan_stream(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
+        for index, r in real(*args, **kwargs):
+            yield index, replace(r, score=0.99, verdict="malicious") if r.analysis is not None else r
 
-    monkeypatch.setattr(_cli, "scan", scan)
+    monkeypatch.setattr(_cli, "scan_stream", scan_stream)
 
 
 def test_load_valid_file(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Exit codes (documented in README.md; 1 and 3 follow the policy's fail-on, malseq
   3  at least one target could not be scanned, or not completely (a project folder), or got no
      verdict (unless fail-on leaves out errors); with not-scanned: a listed dependency was not scanned
   4  the report could not be written (stdout closed early, disk full)
+  130 interrupted (Ctrl-C): the report holds the targets that finished
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.intake.lockfiles import LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
-from malseq.scan import ScanOptions, TargetResult, scan
+from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_stream
 from malseq.suppress import apply_suppressions, load_suppressions
 
 EXIT_CLEAN = 0
@@ -37,6 +38,7 @@ EXIT_FLAGGED = 1
 EXIT_USAGE = 2
 EXIT_SCAN_ERROR = 3
 EXIT_OUTPUT_ERROR = 4
+EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT; the report holds what finished
 
 # Extra commands come from installed packages' entry points in this group (the lab declares
 # `corpus`, `eval` and `train` in lab/pyproject.toml); the scanner itself never imports the lab.
@@ -70,22 +72,44 @@ def _discard_stdout() -> None:
 
 
 class _StderrProgress:
-    """Progress on stderr, so stdout carries only the report."""
+    """Progress on stderr, so stdout carries only the report: one line per finished target, with
+    its verdict, in the order targets finish (`[done/total]`)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, total: int = 0) -> None:
         self.enabled = enabled
+        self.total = total
+        self.done = 0
 
+    def finished(self, result: TargetResult) -> None:
+        self.done += 1
+        if self.enabled:
+            print(f"[{self.done}/{self.total}] {clean(result.target, 120)}: {progress_status(result)} "
+                  f"({result.seconds:.2f} s)", file=sys.stderr, flush=True)
+
+    # as a `malseq.scan.ScanObserver` (callers that scan through `malseq.scan.scan`, e.g. audit)
     def target_started(self, index: int, total: int, target: str) -> None:
-        pass
+        self.total = total
 
     def target_finished(self, index: int, total: int, result: TargetResult) -> None:
-        if not self.enabled:
-            return
-        # never "ok": verdicts come after the whole batch is scored, and this target may be flagged then
-        status = f"error ({result.error.kind})" if result.error else "analysed" if result.analysis else "read"
-        if result.notices:
-            status += ", not scanned completely"
-        print(f"[{index + 1}/{total}] {clean(result.target, 120)}: {status} ({result.seconds:.2f} s)", file=sys.stderr)
+        self.total = total
+        self.finished(result)
+
+
+def progress_status(result: TargetResult) -> str:
+    """`MALICIOUS 0.97`, `benign 0.02`, `error (Kind)`; without a score, what was done."""
+    if result.error is not None:
+        status = f"error ({result.error.kind})"
+    elif result.score is not None:
+        status = f"{'MALICIOUS' if result.verdict == 'malicious' else 'benign'} {result.score:.2f}"
+        if result.suppressed is not None:
+            status += " (suppressed)"
+    elif result.unscored is not None:
+        status = "analysed, no verdict"
+    else:
+        status = "analysed" if result.analysis is not None else "read"
+    if result.notices:
+        status += ", not scanned completely"
+    return status
 
 
 def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentParser:
@@ -109,8 +133,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     sc.add_argument("--lockfile", action="append", default=[], type=Path, metavar="FILE",
                     help="also scan every pinned dependency of a lockfile (package-lock.json, yarn.lock, "
                     "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
-    sc.add_argument("--format", choices=("text", "json", "sarif"), default="text",
-                    help="report format (default: text); sarif is SARIF 2.1.0 for code-scanning dashboards")
+    sc.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default="text",
+                    help="report format (default: text); jsonl writes one JSON object per target as it finishes, "
+                    "then a summary line; sarif is SARIF 2.1.0 for code-scanning dashboards")
     sc.add_argument("--features", action="store_true", help="list every behaviour found with file:line")
     sc.add_argument("--sequence", action="store_true",
                     help="show the behaviours in execution order, with entry points and file:line for each step")
@@ -132,8 +157,11 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
     sc.add_argument("--no-isolate", action="store_true",
-                    help="scan in this process (faster start) instead of a worker process that a crashing "
-                    "or hanging parser cannot take down")
+                    help="scan in this process, one target at a time (faster start) instead of in worker "
+                    "processes that a crashing or hanging parser cannot take down")
+    sc.add_argument("-j", "--jobs", type=int, metavar="N",
+                    help="worker processes scanning at once (default: the number of usable cores); "
+                    "ignored with --no-isolate")
     sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
                     help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
                     "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
@@ -203,14 +231,17 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     return {name: load() for name, load in found.items()}  # no command or --help: list them all
 
 
-def _scan_options(args: argparse.Namespace) -> ScanOptions:
+def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOptions:
+    """The options of `scan` and `diff`. `registry=False` (no registry target in the run) leaves the
+    registry settings unread: they matter only to downloads, and reading them imports the registry
+    clients, a tenth of a small scan's start-up."""
     if args.timeout is None:  # a command that does not read a config (apply_policy sets it otherwise)
         args.timeout = DEFAULT_LIMITS.time_budget_seconds
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
-    from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
-
-    env = malseq_environment()
+    jobs = getattr(args, "jobs", None)  # `malseq diff` and `audit` have no --jobs
+    if jobs is not None and jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     if args.python_version is not None:
         from malseq.intake.registry.pypi import parse_python_version
 
@@ -221,17 +252,32 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
     intake = IntakeOptions(
         limits=replace(DEFAULT_LIMITS, time_budget_seconds=args.timeout),
         zip_password=args.zip_password.encode() if args.zip_password is not None else None,
-        pypi_index_url=args.pypi_index_url or env.pypi_index_url,
-        npm_registry_url=args.npm_registry or env.npm_registry,
         pypi_distribution=PypiDistribution(args.pypi_distribution or "auto"),
         python_version=args.python_version,
         platforms=tuple(args.platform),
-        cache_dir=args.cache_dir or env.cache_dir,
-        offline=args.offline or env.offline,
     )
+    if registry:
+        from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
+
+        env = malseq_environment()
+        intake = replace(intake, pypi_index_url=args.pypi_index_url or env.pypi_index_url,
+                         npm_registry_url=args.npm_registry or env.npm_registry,
+                         cache_dir=args.cache_dir or env.cache_dir, offline=args.offline or env.offline)
     return ScanOptions(intake=intake, analyse=not args.no_analysis, model_dir=args.model,
-                       isolate=not args.no_isolate, operating_point=args.operating_point or LOW_FPR,
+                       isolate=not args.no_isolate, jobs=jobs, operating_point=args.operating_point or LOW_FPR,
                        ignore_paths=tuple(getattr(args, "ignore_paths", ())))
+
+
+def _needs_registry(texts: Sequence[str]) -> bool:
+    from malseq.intake.targets import RegistryTarget, parse_target
+
+    for text in texts:
+        try:
+            if isinstance(parse_target(text), RegistryTarget):
+                return True
+        except UsageError:  # reported with every other malformed target by the scan itself
+            return True
+    return False
 
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> tuple[dict[str, tuple[LockfilePin, ...]], int]:
@@ -268,20 +314,44 @@ def _run_scan(args: argparse.Namespace) -> int:
     from malseq.policy import FailOn, exit_code, not_judged
 
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
-    options = _scan_options(args)
     pins, lock_not_scanned = _lockfile_targets(args.lockfile, args.quiet)
     targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
+    options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
-    progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1)
-    results = apply_suppressions(scan(targets, options, progress), suppressions)
-    results = [replace(r, pinned_by=pins.get(r.target, ())) for r in results]  # reports point at the lockfile line
-    if args.against_previous:
-        from malseq._cli_diff import add_against_previous
+    progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1, total=len(targets))
+    lines = None
+    if args.format == "jsonl":
+        from malseq.report.jsonl import JsonLines
 
-        results = add_against_previous(results, targets, options, args.quiet)
-    if args.format == "sarif":
+        lines = JsonLines(_emit)
+    finished: dict[int, TargetResult] = {}
+    interrupted = False
+    stream = scan_stream(targets, options)
+    try:
+        for index, result in stream:
+            [result] = apply_suppressions([result], suppressions)
+            result = replace(result, pinned_by=pins.get(result.target, ()))  # reports point at the lockfile line
+            if args.against_previous:
+                from malseq._cli_diff import add_against_previous
+
+                [result] = add_against_previous([result], [targets[index]], options, args.quiet)
+            finished[index] = result
+            progress.finished(result)
+            if lines is not None:
+                lines.result(result)  # out at once: a pipeline reads it while the batch goes on
+    except KeyboardInterrupt:
+        # what finished is reported; the rest are entries saying they were not scanned
+        interrupted = True
+    finally:
+        stream.close()  # stops the workers
+    results = [finished.get(i) or replace(interrupted_result(text), pinned_by=pins.get(text, ()))
+               for i, text in enumerate(targets)]
+    code = exit_code(results, policy, not_scanned=lock_not_scanned)
+    if lines is not None:
+        lines.summary(results, interrupted=interrupted, exit_code=EXIT_INTERRUPTED if interrupted else code)
+    elif args.format == "sarif":
         from malseq.report.sarif import render_sarif
 
         _emit(render_sarif(results))
@@ -306,7 +376,10 @@ def _run_scan(args: argparse.Namespace) -> int:
     if lock_not_scanned and FailOn.NOT_SCANNED in policy.failing_on:  # printed even with -q: it decides exit 3
         print(f"malseq: error: {lock_not_scanned} lockfile entr{'y' if lock_not_scanned == 1 else 'ies'} not scanned "
               "(not registry pins) and fail-on includes not-scanned (--strict)", file=sys.stderr)
-    return exit_code(results, policy, not_scanned=lock_not_scanned)
+    if interrupted:
+        print(f"malseq: interrupted: {len(finished)} of {len(targets)} target(s) finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -350,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"malseq: error: the report could not be written to stdout: {clean(str(exc), 200)}", file=sys.stderr)
         return EXIT_OUTPUT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 

@@ -1,19 +1,26 @@
-"""Run work on hostile input in a child process, so a crash or a hang fails one item only.
+"""Run work on hostile input in child processes, so a crash or a hang fails one item only.
 
 The parsers are C code (tree-sitter, zlib, lzma). Cooperative deadlines cover Python code,
 but a segfault or a hang inside C would take the whole batch with it. `IsolatedRunner`
 keeps one spawned worker process, sends it one item at a time, and replaces it when it
-dies or overruns its hard time limit.
+dies or overruns its hard time limit. `WorkerPool` keeps N such workers (forked from this
+process when that is safe, else spawned), hands each item to an idle one and yields the outcomes
+as they finish, from the calling thread alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import signal
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
 
 ItemT = TypeVar("ItemT")
@@ -135,6 +142,171 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
             self._discard()
 
     def __enter__(self) -> IsolatedRunner[ItemT, ResultT]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fork_is_safe() -> bool:
+    """A plain fork of this process is safe only while it runs a single thread (on Linux, where
+    /proc says so for native threads too): a fork copies no other thread, so a lock another
+    thread held (the model runtime's, the allocator's, a caller's) would stay locked forever."""
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+class _Slot:
+    """One worker process of a pool and the item it holds (if any)."""
+
+    def __init__(self, ctx: Any, func: Callable[[Any], Any]) -> None:
+        parent, child = ctx.Pipe()
+        self.process: Any = ctx.Process(target=_serve, args=(child, func), daemon=True)
+        self.process.start()
+        child.close()
+        self.conn: Connection = parent
+        self.ready = False  # the worker has sent _READY
+        self.index: int | None = None  # the item it holds, by position in the input
+        self.started = time.monotonic()  # of the worker until ready, then of the item it runs
+
+    def give(self, index: int, item: Any) -> None:
+        # Sent at once, even to a worker still starting: the pipe holds it, and the worker reads
+        # it right after it says it is ready, without waiting for this process to answer.
+        self.index = index
+        self.conn.send(item)
+        if self.ready:
+            self.started = time.monotonic()
+
+    def stop(self) -> int | None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+        code: int | None = self.process.exitcode
+        return code
+
+
+class WorkerPool(Generic[ItemT, ResultT]):
+    """Calls `func(item)` in up to `workers` child processes, one item per worker at a time.
+
+    `run(items)` yields `(position of the item in items, result or WorkerFailure)` in the order
+    the items finish. A worker that crashes or overruns `hard_limit_seconds` fails its item only
+    and is replaced (while items remain). Everything happens in the calling thread; a
+    KeyboardInterrupt there stops every worker (the `finally` of the generator). `func` must be
+    importable (a module-level function); `preload` names modules the workers need.
+
+    A worker is forked from this process when that is safe (Linux, a single thread: the CLI's
+    case, as the model loads only once the first workers run), after importing `preload` here,
+    so it starts with every import done at the cost of a fork. Otherwise (other threads, other
+    platforms; a replacement once the model runtime has started its threads) it is spawned and
+    imports what it needs itself. Not a fork server: on Python 3.11 it listens on a socket file
+    in a temporary folder, and a scan leaves no files anywhere.
+    """
+
+    def __init__(self, func: Callable[[ItemT], ResultT], workers: int, hard_limit_seconds: float,
+                 preload: Sequence[str] = ()) -> None:
+        if workers < 1:
+            raise ValueError("a pool needs at least one worker")
+        self._func = func
+        self._workers = workers
+        self._hard_limit = hard_limit_seconds
+        self._preload = (func.__module__, *preload)
+        self._slots: list[_Slot] = []
+        self._started: Callable[[int], None] | None = None
+
+    def run(self, items: Iterable[ItemT], started: Callable[[int], None] | None = None,
+            workers_started: Callable[[], None] | None = None) -> Iterator[tuple[int, ResultT | WorkerFailure]]:
+        """`started(position)` is called as each item is handed to a worker; `workers_started()`
+        once the first workers run, for work the caller wants to overlap with theirs."""
+        pending: deque[tuple[int, ItemT]] = deque(enumerate(items))
+        self._started = started
+        try:
+            for _ in range(min(self._workers, len(pending))):
+                slot = self._new_slot()
+                self._slots.append(slot)
+                self._give(slot, pending)
+            if workers_started is not None:
+                workers_started()
+            while any(s.index is not None for s in self._slots):
+                yield from self._collect(pending)
+        finally:
+            self.close()
+
+    def _collect(self, pending: deque[tuple[int, ItemT]]) -> Iterator[tuple[int, ResultT | WorkerFailure]]:
+        """Wait for the next worker message or overrun; yield what finished, refill idle workers."""
+        busy = [s for s in self._slots if s.index is not None]
+        now = time.monotonic()
+        limits = [s.started + (self._hard_limit if s.ready else STARTUP_LIMIT_SECONDS) for s in busy]
+        wait([s.conn for s in busy], timeout=max(0.0, min(limits) - now))
+        for slot, limit in zip(busy, limits, strict=True):
+            outcome = self._outcome(slot, limit)
+            if outcome is None:
+                continue
+            index = slot.index
+            assert index is not None
+            slot.index = None
+            if isinstance(outcome, WorkerFailure):  # that worker is gone: a fresh one for what remains
+                self._slots.remove(slot)
+                if pending:
+                    slot = self._new_slot()
+                    self._slots.append(slot)
+            if pending:
+                self._give(slot, pending)
+            elif not isinstance(outcome, WorkerFailure):
+                self._slots.remove(slot)  # nothing left for it: let it go now rather than at the end
+                slot.stop()
+            yield index, outcome
+
+    def _new_slot(self) -> _Slot:
+        if _fork_is_safe():
+            import importlib
+
+            for name in self._preload:
+                importlib.import_module(name)
+            return _Slot(mp.get_context("fork"), self._func)
+        return _Slot(mp.get_context("spawn"), self._func)
+
+    def _give(self, slot: _Slot, pending: deque[tuple[int, ItemT]]) -> None:
+        index, item = pending.popleft()
+        if self._started is not None:
+            self._started(index)
+        with contextlib.suppress(OSError):  # the worker died at once: the next wait() sees its end of file
+            slot.give(index, item)
+
+    def _outcome(self, slot: _Slot, limit: float) -> ResultT | WorkerFailure | None:
+        """The item's result or failure, or None while it is still running within its limit."""
+        try:
+            if slot.conn.poll():
+                message = slot.conn.recv()
+                if not slot.ready:
+                    if message != _READY:
+                        raise EOFError("the worker did not start")
+                    slot.ready = True
+                    slot.started = time.monotonic()  # the item's hard limit counts from here
+                    return None
+                result: ResultT = message
+                return result
+        except (EOFError, OSError):
+            return WorkerFailure("crashed", _describe_exit(slot.stop()), slot.process.exitcode)
+        if time.monotonic() < limit:
+            return None
+        if not slot.ready:
+            return WorkerFailure("crashed", f"the worker did not start within {STARTUP_LIMIT_SECONDS:g} s",
+                                 slot.stop())
+        code = slot.stop()
+        return WorkerFailure("timeout", f"no result after {self._hard_limit:g} s; worker stopped", code)
+
+    def close(self) -> None:
+        """Stop every worker (idempotent)."""
+        slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.stop()
+
+    def __enter__(self) -> WorkerPool[ItemT, ResultT]:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -21,7 +21,7 @@ from malseq.project import ScanNotice, project_notices, target_key
 from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:
-    from malseq._isolation import IsolatedRunner
+    from malseq._isolation import IsolatedRunner, WorkerFailure
     from malseq.diff.previous import PreviousComparison
     from malseq.review import ReviewMaterial
 
@@ -34,7 +34,9 @@ class ScanOptions:
     # Scan each target in a child process so a crash or hang inside C parsers fails that
     # target only (the CLI turns this on; library callers choose).
     isolate: bool = False
-    score: bool = True  # score the sequences with the model (one batch after the loop; see `scan`)
+    # isolated worker processes scanning at once (None: one per usable core); in-process is one at a time
+    jobs: int | None = None
+    score: bool = True  # score each sequence with the model as its target finishes (`scan`, `scan_stream`)
     model_dir: Path | None = None  # None: the model shipped in malseq/model/data
     operating_point: str = LOW_FPR  # verdict threshold: malseq.model.OPERATING_POINTS
     # keep source excerpts of the decisive lines and the package's description for a human reviewer
@@ -138,6 +140,15 @@ class ScanObserver(Protocol):
     def target_finished(self, index: int, total: int, result: TargetResult) -> None: ...
 
 
+INTERRUPTED = "Interrupted"
+
+
+def interrupted_result(text: str) -> TargetResult:
+    """The entry of a target the run was stopped before (Ctrl-C): an error, never a clean pass."""
+    return TargetResult(text, None, None, ScanError(INTERRUPTED, "the scan was interrupted before this target finished",
+                                                    "scan this target again"), 0.0)
+
+
 def parse_targets(texts: Sequence[str]) -> list[Target]:
     """Parse every target before any work starts, so a typo fails fast (exit code 2)."""
     parsed: list[Target] = []
@@ -194,25 +205,100 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
     return TargetResult(text, info, None, error, time.monotonic() - start)
 
 
-def scan_iter(
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask where the platform has one)."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+# What an isolated worker needs before its first item: the whole analysis path, imported once by
+# this process before it forks the workers (`malseq._isolation.WorkerPool`), so no worker pays for them.
+WORKER_PRELOAD = ("malseq.scan", "malseq.analysis", "malseq.features", "malseq.features.python",
+                  "malseq.features.javascript", "malseq.features.manifest", "malseq.sequence", "malseq.model.text")
+
+
+def scan_stream(
     texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
-) -> Iterator[TargetResult]:
+) -> Generator[tuple[int, TargetResult], None, None]:
+    """`(position of the target in texts, its result)` for each target, in the order they finish.
+
+    Each result is complete when it is yielded: scored (with `options.score`), notices added.
+    With `options.isolate`, up to `options.jobs` worker processes scan targets at once, so the
+    order depends on timing; the results themselves do not (`scan` returns them in input order).
+    In this process (`isolate=False`) targets are scanned one after the other, in input order.
+    Closing the iterator early (or a KeyboardInterrupt) stops every worker.
+    """
     options = options or ScanOptions()
     targets = parse_targets(texts)
     total = len(targets)
     batch = {target_key(t) for t in targets}  # what this run scans, so a project's notices can leave it out
+    scorer = _ResultScorer(options) if options.score and options.analyse and options.build_sequence else None
+    if scorer is not None and not options.isolate:
+        scorer.start_loading()
+
+    def finish(index: int, result: TargetResult) -> tuple[int, TargetResult]:
+        target = targets[index]
+        if isinstance(target, LocalTarget) and target.path.is_dir():
+            result = replace(result, notices=project_notices(target.path, texts[index], batch))
+        if scorer is not None:
+            result = scorer.score(result)
+        if observer:
+            observer.target_finished(index, total, result)
+        return index, result
+
+    if not options.isolate:
+        for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
+            if observer:
+                observer.target_started(index, total, text)
+            yield finish(index, scan_one(text, target, options))
+        return
+
+    from malseq._isolation import WorkerPool
+
+    jobs = options.jobs if options.jobs is not None else usable_cores()
+    pool: WorkerPool[tuple[str, Target, ScanOptions], TargetResult] = WorkerPool(
+        _scan_job, jobs, _hard_limit(options), preload=WORKER_PRELOAD)
+    handed: dict[int, float] = {}  # when each target went to a worker: a failed target's time counts from there
+
+    def on_start(index: int) -> None:
+        handed[index] = time.monotonic()
+        if observer:
+            observer.target_started(index, total, texts[index])
+
+    with pool:
+        # the model loads once the workers run, so its load does not hold up their start
+        items = ((t, tg, options) for t, tg in zip(texts, targets, strict=True))
+        for index, outcome in pool.run(items, on_start, scorer.start_loading if scorer is not None else None):
+            yield finish(index, _worker_outcome(texts[index], outcome, time.monotonic() - handed[index]))
+
+
+def scan_iter(
+    texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
+) -> Iterator[TargetResult]:
+    """Each target's result, unscored, in input order, one target at a time and only as the caller
+    asks for the next (callers that pace their requests, such as `malseq watch`, rely on that);
+    with `options.isolate` in one worker process. `scan_stream` is the parallel, scored form."""
+    options = options or ScanOptions()
+    targets = parse_targets(texts)
+    total = len(targets)
+    batch = {target_key(t) for t in targets}
     runner: IsolatedRunner[tuple[str, Target, ScanOptions], TargetResult] | None = None
     if options.isolate:
         from malseq._isolation import IsolatedRunner
 
-        # Past the cooperative budget plus start-up slack, the worker is presumed hung in C code.
-        hard_limit = options.intake.limits.time_budget_seconds * 1.5 + 15
-        runner = IsolatedRunner(_scan_job, hard_limit)
+        runner = IsolatedRunner(_scan_job, _hard_limit(options))
     try:
         for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
             if observer:
                 observer.target_started(index, total, text)
-            result = scan_one(text, target, options) if runner is None else _run_isolated(runner, text, target, options)
+            if runner is None:
+                result = scan_one(text, target, options)
+            else:
+                start = time.monotonic()
+                result = _worker_outcome(text, runner.run((text, target, options)), time.monotonic() - start)
             if isinstance(target, LocalTarget) and target.path.is_dir():
                 result = replace(result, notices=project_notices(target.path, text, batch))
             if observer:
@@ -223,17 +309,57 @@ def scan_iter(
             runner.close()
 
 
+def _hard_limit(options: ScanOptions) -> float:
+    # Past the cooperative budget plus start-up slack, the worker is presumed hung in C code.
+    return options.intake.limits.time_budget_seconds * 1.5 + 15
+
+
+class _ResultScorer:
+    """Scores each result as it finishes. The model loads in a background thread meanwhile, so
+    its load overlaps the first target's intake and analysis instead of following them."""
+
+    def __init__(self, options: ScanOptions) -> None:
+        import threading
+
+        self._options = options
+        self._loader = threading.Thread(target=self._load, name="malseq-model-load", daemon=True)
+
+    def start_loading(self) -> None:
+        if self._loader.ident is None:
+            self._loader.start()
+
+    def _load(self) -> None:
+        import os
+
+        # One text at a time needs no tokenizer thread pool, whose idle threads may spin beside the
+        # workers (suspected, not established: worker CPU moved by up to 17% between runs on this machine).
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from malseq.model.infer import try_load
+        from malseq.model.scoring import key_warning, load_stack
+
+        try:
+            scorer, _ = try_load(self._options.model_dir)
+            if scorer is not None:
+                load_stack(scorer.model_dir)
+                key_warning(scorer.card)  # reads the analysis code once for the key
+        except Exception:  # noqa: BLE001, S110 - the first score() reports the same problem as a result
+            pass
+
+    def score(self, result: TargetResult) -> TargetResult:
+        self.start_loading()
+        self._loader.join()
+        [scored] = score_results([result], self._options.model_dir, self._options.operating_point)
+        return scored
+
+
 def _scan_job(job: tuple[str, Target, ScanOptions]) -> TargetResult:
     """What the isolated worker process runs (module level, so it can be pickled by name)."""
     return scan_one(*job)
 
 
-def _run_isolated(runner: IsolatedRunner[tuple[str, Target, ScanOptions], TargetResult],
-                  text: str, target: Target, options: ScanOptions) -> TargetResult:
+def _worker_outcome(text: str, outcome: TargetResult | WorkerFailure, seconds: float) -> TargetResult:
     from malseq._isolation import WorkerFailure
 
-    start = time.monotonic()
-    outcome = runner.run((text, target, options))
     if not isinstance(outcome, WorkerFailure):
         return outcome
     if outcome.kind == "timeout":
@@ -242,15 +368,15 @@ def _run_isolated(runner: IsolatedRunner[tuple[str, Target, ScanOptions], Target
     else:
         error = ScanError("AnalysisCrashed", f"analysing this target crashed a parser ({outcome.detail})",
                           "the rest of the batch was scanned; please report this package to malseq")
-    return TargetResult(text, None, None, error, time.monotonic() - start)
+    return TargetResult(text, None, None, error, seconds)
 
 
 def scan(
     texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
 ) -> list[TargetResult]:
-    options = options or ScanOptions()
-    results = list(scan_iter(texts, options, observer))
-    return score_results(results, options.model_dir, options.operating_point) if options.score else results
+    """Every target's result, in the order of `texts` whatever order they finished in."""
+    finished = sorted(scan_stream(texts, options, observer), key=lambda pair: pair[0])
+    return [result for _, result in finished]
 
 
 def score_results(
