@@ -30,6 +30,11 @@ def double_or_die(item: int) -> int:
         os.abort()
     if item == -2:
         time.sleep(600)
+    if item == -3:  # spins on the CPU like a parser stuck in C code that checks no deadline
+        while True:
+            pass
+    if item == -4:  # waits, using no CPU (a slow download on a busy machine)
+        time.sleep(3)
     return item * 2
 
 
@@ -47,6 +52,30 @@ def test_a_crash_and_a_hang_fail_only_their_items_and_the_rest_streams_past_them
     crashed, hung = by_index[2], by_index[0]
     assert isinstance(crashed, WorkerFailure) and crashed.kind == "crashed" and "SIGABRT" in crashed.detail
     assert isinstance(hung, WorkerFailure) and hung.kind == "timeout" and hung.exit_code == -9
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU time of a worker comes from /proc")
+def test_the_cpu_limit_stops_a_spinning_worker_and_spares_a_waiting_one() -> None:
+    # The hard limit counts the worker's CPU time, as the cooperative budget does: a worker that
+    # waits (for its share of a busy machine, for a download) is not failed for it; one that spins
+    # is stopped long before the wall-clock limit.
+    pool: WorkerPool[int, int] = WorkerPool(double_or_die, workers=2, hard_limit_seconds=300, cpu_limit_seconds=1.5)
+    start = time.monotonic()
+    by_index = dict(pool.run([-3, -4, 5]))
+    spun = by_index[0]
+    assert isinstance(spun, WorkerFailure) and spun.kind == "timeout" and "1.5 CPU s" in spun.detail
+    assert by_index[1] == -8 and by_index[2] == 10  # waited 3 s, twice its CPU limit, on the wall
+    assert time.monotonic() - start < 200  # well before the wall-clock limit
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU time of a worker comes from /proc")
+def test_the_single_runner_has_the_cpu_limit_too() -> None:
+    from malseq._isolation import IsolatedRunner
+
+    with IsolatedRunner(double_or_die, hard_limit_seconds=300, cpu_limit_seconds=1.5) as runner:
+        spun = runner.run(-3)
+        assert isinstance(spun, WorkerFailure) and spun.kind == "timeout"
+        assert runner.run(-4) == -8 and runner.run(4) == 8
 
 
 def test_closing_the_stream_early_stops_the_workers() -> None:

@@ -55,6 +55,33 @@ def _serve(conn: Connection, func: Callable[[Any], Any]) -> None:
         conn.send(func(item))
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# How often a busy worker's CPU time is looked at when an item has a CPU limit.
+_CPU_POLL_SECONDS = 1.0
+
+
+def worker_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used, from /proc (Linux); None elsewhere or once gone.
+
+    The hard limit of an item counts its worker's CPU time, like the cooperative budget inside
+    it (`malseq._deadline`): on a loaded machine a worker gets less of a core, and a wall-clock
+    limit alone would fail a big package that is merely waiting for its turn.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: fields 14 and 15
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _over_cpu(pid: int | None, cpu_at_start: float | None, limit: float | None) -> bool:
+    if limit is None or pid is None or cpu_at_start is None:
+        return False
+    used = worker_cpu_seconds(pid)
+    return used is not None and used - cpu_at_start > limit
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "worker did not exit"
@@ -70,9 +97,11 @@ def _describe_exit(code: int | None) -> str:
 class IsolatedRunner(Generic[ItemT, ResultT]):
     """Calls `func(item)` in a child process. `func` must be importable (a module-level function)."""
 
-    def __init__(self, func: Callable[[ItemT], ResultT], hard_limit_seconds: float) -> None:
+    def __init__(self, func: Callable[[ItemT], ResultT], hard_limit_seconds: float,
+                 cpu_limit_seconds: float | None = None) -> None:
         self._func = func
-        self._hard_limit = hard_limit_seconds
+        self._hard_limit = hard_limit_seconds  # wall clock, per item
+        self._cpu_limit = cpu_limit_seconds  # the worker's CPU time, per item (where /proc tells it)
         self._ctx = mp.get_context("spawn")
         self._process: Any = None
         self._conn: Connection | None = None
@@ -116,10 +145,16 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
         try:
             if fresh and not (conn.poll(STARTUP_LIMIT_SECONDS) and conn.recv() == _READY):
                 raise EOFError("the worker did not start")
+            cpu_at_start = worker_cpu_seconds(process.pid) if self._cpu_limit is not None else None
             conn.send(item)
-            if conn.poll(self._hard_limit):
-                result: ResultT = conn.recv()
-                return result
+            end = time.monotonic() + self._hard_limit
+            step = _CPU_POLL_SECONDS if cpu_at_start is not None else self._hard_limit
+            while True:
+                if conn.poll(max(0.0, min(step, end - time.monotonic()))):
+                    result: ResultT = conn.recv()
+                    return result
+                if time.monotonic() >= end or _over_cpu(process.pid, cpu_at_start, self._cpu_limit):
+                    break
             timed_out = process.is_alive()
         except (EOFError, OSError, BrokenPipeError):
             timed_out = False
@@ -132,8 +167,12 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
                 process.join(timeout=5)
         code = process.exitcode
         if timed_out:
-            return WorkerFailure("timeout", f"no result after {self._hard_limit:g} s; worker stopped", code)
+            return WorkerFailure("timeout", self._timeout_detail(), code)
         return WorkerFailure("crashed", _describe_exit(code), code)
+
+    def _timeout_detail(self) -> str:
+        cpu = f"{self._cpu_limit:g} CPU s or " if self._cpu_limit is not None else ""
+        return f"no result within {cpu}{self._hard_limit:g} s; worker stopped"
 
     def close(self) -> None:
         """Stop the worker; a `run()` waiting in another thread returns a "closed" failure."""
@@ -172,6 +211,7 @@ class _Slot:
         self.ready = False  # the worker has sent _READY
         self.index: int | None = None  # the item it holds, by position in the input
         self.started = time.monotonic()  # of the worker until ready, then of the item it runs
+        self.cpu_at_start: float | None = None  # the worker's CPU seconds when its item started
 
     def give(self, index: int, item: Any) -> None:
         # Sent at once, even to a worker still starting: the pipe holds it, and the worker reads
@@ -180,6 +220,7 @@ class _Slot:
         self.conn.send(item)
         if self.ready:
             self.started = time.monotonic()
+            self.cpu_at_start = worker_cpu_seconds(self.process.pid)
 
     def stop(self) -> int | None:
         if self.process.is_alive():
@@ -208,12 +249,13 @@ class WorkerPool(Generic[ItemT, ResultT]):
     """
 
     def __init__(self, func: Callable[[ItemT], ResultT], workers: int, hard_limit_seconds: float,
-                 preload: Sequence[str] = ()) -> None:
+                 preload: Sequence[str] = (), cpu_limit_seconds: float | None = None) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         self._func = func
         self._workers = workers
-        self._hard_limit = hard_limit_seconds
+        self._hard_limit = hard_limit_seconds  # wall clock, per item
+        self._cpu_limit = cpu_limit_seconds  # the worker's CPU time, per item (where /proc tells it)
         self._preload = (func.__module__, *preload)
         self._slots: list[_Slot] = []
         self._started: Callable[[int], None] | None = None
@@ -241,7 +283,10 @@ class WorkerPool(Generic[ItemT, ResultT]):
         busy = [s for s in self._slots if s.index is not None]
         now = time.monotonic()
         limits = [s.started + (self._hard_limit if s.ready else STARTUP_LIMIT_SECONDS) for s in busy]
-        wait([s.conn for s in busy], timeout=max(0.0, min(limits) - now))
+        timeout = max(0.0, min(limits) - now)
+        if self._cpu_limit is not None:
+            timeout = min(timeout, _CPU_POLL_SECONDS)
+        wait([s.conn for s in busy], timeout=timeout)
         for slot, limit in zip(busy, limits, strict=True):
             outcome = self._outcome(slot, limit)
             if outcome is None:
@@ -287,18 +332,21 @@ class WorkerPool(Generic[ItemT, ResultT]):
                         raise EOFError("the worker did not start")
                     slot.ready = True
                     slot.started = time.monotonic()  # the item's hard limit counts from here
+                    slot.cpu_at_start = worker_cpu_seconds(slot.process.pid)
                     return None
                 result: ResultT = message
                 return result
         except (EOFError, OSError):
             return WorkerFailure("crashed", _describe_exit(slot.stop()), slot.process.exitcode)
-        if time.monotonic() < limit:
+        over_cpu = slot.ready and _over_cpu(slot.process.pid, slot.cpu_at_start, self._cpu_limit)
+        if time.monotonic() < limit and not over_cpu:
             return None
         if not slot.ready:
             return WorkerFailure("crashed", f"the worker did not start within {STARTUP_LIMIT_SECONDS:g} s",
                                  slot.stop())
         code = slot.stop()
-        return WorkerFailure("timeout", f"no result after {self._hard_limit:g} s; worker stopped", code)
+        cpu = f"{self._cpu_limit:g} CPU s or " if self._cpu_limit is not None else ""
+        return WorkerFailure("timeout", f"no result within {cpu}{self._hard_limit:g} s; worker stopped", code)
 
     def close(self) -> None:
         """Stop every worker (idempotent)."""

@@ -260,7 +260,8 @@ def scan_stream(
 
     jobs = options.jobs if options.jobs is not None else usable_cores()
     pool: WorkerPool[tuple[str, Target, ScanOptions], TargetResult] = WorkerPool(
-        _scan_job, jobs, _hard_limit(options), preload=WORKER_PRELOAD)
+        _scan_job, jobs, _hard_limit(options), preload=WORKER_PRELOAD,
+        cpu_limit_seconds=_cpu_limit(options))
     handed: dict[int, float] = {}  # when each target went to a worker: a failed target's time counts from there
 
     def on_start(index: int) -> None:
@@ -289,7 +290,7 @@ def scan_iter(
     if options.isolate:
         from malseq._isolation import IsolatedRunner
 
-        runner = IsolatedRunner(_scan_job, _hard_limit(options))
+        runner = IsolatedRunner(_scan_job, _hard_limit(options), _cpu_limit(options))
     try:
         for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
             if observer:
@@ -310,7 +311,16 @@ def scan_iter(
 
 
 def _hard_limit(options: ScanOptions) -> float:
-    # Past the cooperative budget plus start-up slack, the worker is presumed hung in C code.
+    """The wall-clock limit of one target in a worker: past the cooperative deadline's own wall-clock
+    backstop (`malseq._deadline.WALL_FACTOR` times the budget), the worker is presumed stuck."""
+    from malseq._deadline import WALL_FACTOR
+
+    return options.intake.limits.time_budget_seconds * WALL_FACTOR + 30
+
+
+def _cpu_limit(options: ScanOptions) -> float:
+    """The worker's CPU seconds for one target: past the cooperative budget (also counted in CPU
+    seconds) plus slack, the worker is presumed spinning in C code that checks no deadline."""
     return options.intake.limits.time_budget_seconds * 1.5 + 15
 
 
