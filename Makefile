@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck clean train-env
+.PHONY: demo test lint typecheck clean train-env browser
 
 # Scanning needs only the core install (onnxruntime + tokenizers, no torch).
 $(VENV)/.core: pyproject.toml
@@ -29,7 +29,17 @@ demo: $(VENV)/.core
 	$(BIN)/malseq scan --sequence examples/npm-env-exfil examples/pypi-install-dropper examples/pypi-clean-lib; \
 	  echo "malseq exit code: $$? (0 clean, 1 flagged, 2 usage error, 3 scan error)"
 
-test: $(VENV)/.dev
+# The triage app's browser test drives Debian's Chromium and ChromeDriver (tests/serve/test_browser.py):
+# installed here when missing and this is a root shell on Debian (CI); elsewhere the test says what to install.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
+	    apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: install chromium and chromium-driver for the browser test (it is skipped without them)"; fi; \
+	fi
+
+test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev
