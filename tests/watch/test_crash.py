@@ -65,7 +65,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
             break
         if round_no and (round_no % 4 == 0 or finished_last):  # new releases keep appearing: polls and
             # later scans are interrupted too
-            fresh = [f"npm-pkg-{i % 24}" for i in range(round_no, round_no + 3)]  # names on the watch list
+            # names on the watch list; more when the last run drained the queue before its kill point
+            fresh = [f"npm-pkg-{i % 24}" for i in range(round_no, round_no + (8 if finished_last else 3))]
             for name in fresh:
                 registry.add_npm(name, f"1.0.{round_no}")
             expected |= {("npm", name, f"1.0.{round_no}") for name in fresh}
