@@ -66,3 +66,10 @@ def test_remaining_bounds_a_wait_and_unlimited_never_expires() -> None:
     unlimited = Deadline.unlimited()
     _spin(0.05)
     assert not unlimited.expired() and unlimited.remaining() is None
+
+
+def test_a_wall_clock_deadline_for_waiting_work() -> None:
+    deadline = Deadline.wall_clock(0.1)
+    time.sleep(0.15)
+    with pytest.raises(TimeBudgetExceeded, match="wall-clock limit of 0.1 s"):
+        deadline.check("fetching a feed")

@@ -37,8 +37,9 @@ class Deadline:
     """Raises `TimeBudgetExceeded` from `check()` once `seconds` of CPU time have been used by the
     thread that made it (or `WALL_FACTOR * seconds` have passed on the wall)."""
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, wall_factor: float | None = None) -> None:
         self.seconds = seconds
+        self._wall_factor = WALL_FACTOR if wall_factor is None else wall_factor
         self._cpu = _cpu_clock_of_this_thread()
         self._cpu_start = self._cpu()
         self._start = time.monotonic()
@@ -47,20 +48,26 @@ class Deadline:
     def unlimited(cls) -> Deadline:
         return cls(None)
 
+    @classmethod
+    def wall_clock(cls, seconds: float) -> Deadline:
+        """A deadline of `seconds` on the wall, for work that is mostly waiting (fetching a registry
+        document for the watch), where a CPU budget would let a peer that drips bytes hold on."""
+        return cls(seconds, wall_factor=1.0)
+
     def cpu_used(self) -> float:
         return self._cpu() - self._cpu_start
 
     def expired(self) -> bool:
         if self.seconds is None:
             return False
-        return self.cpu_used() >= self.seconds or self.elapsed() >= self.seconds * WALL_FACTOR
+        return self.cpu_used() >= self.seconds or self.elapsed() >= self.seconds * self._wall_factor
 
     def remaining(self) -> float | None:
         """An upper bound for one blocking wait (a network read): the CPU budget left, which a
         wait does not use up, capped by the wall-clock backstop."""
         if self.seconds is None:
             return None
-        return max(0.0, min(self.seconds - self.cpu_used(), self.seconds * WALL_FACTOR - self.elapsed()))
+        return max(0.0, min(self.seconds - self.cpu_used(), self.seconds * self._wall_factor - self.elapsed()))
 
     def elapsed(self) -> float:
         return time.monotonic() - self._start
@@ -71,6 +78,6 @@ class Deadline:
             if self.cpu_used() >= self.seconds:
                 message = f"time budget of {self.seconds:g} CPU s used up while {what}"
             else:
-                message = (f"wall-clock limit of {self.seconds * WALL_FACTOR:g} s ({WALL_FACTOR:g}x the "
-                           f"{self.seconds:g} s budget) reached while {what}")
+                message = (f"wall-clock limit of {self.seconds * self._wall_factor:g} s "
+                           f"({self._wall_factor:g}x the {self.seconds:g} s budget) reached while {what}")
             raise TimeBudgetExceeded(message, hint="raise it with --timeout if the package is genuinely large")

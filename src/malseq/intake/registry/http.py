@@ -352,7 +352,8 @@ def fetch_document(
     None when `etag` is given and the server answers 304 Not Modified. Credentials of `location`
     go only to its own origin; errors are `RegistryError`s that name the URL (credentials removed).
     """
-    deadline = Deadline(options.http_timeout * 4)  # connect + a slow body; a stuck feed never stalls the watch
+    # connect + a slow body, on the wall clock: a stuck feed never stalls the watch
+    deadline = Deadline.wall_clock(options.http_timeout * 4)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": accept,
                                                    "Accept-Encoding": "gzip"})
     if etag:
