@@ -172,6 +172,16 @@ def test_exit_code_follows_fail_on() -> None:
     assert exit_code([result("malicious", 0.99), result(error=True)], fail_on()) == 0  # fail-on = []
 
 
+def test_a_run_failed_only_by_suspicious_says_which_target_and_why() -> None:
+    from malseq.policy import suspicious_reasons
+
+    suspicious = fail_on(FailOn.MALICIOUS, FailOn.SUSPICIOUS, score=0.5)
+    results = [result("benign", 0.62), result("malicious", 0.99), result("benign", 0.1),
+               result("benign", 0.8, suppressed=True)]
+    assert suspicious_reasons(results, suspicious) == ["t: score 0.6200 >= suspicious-score 0.5 (fail-on suspicious)"]
+    assert suspicious_reasons(results, fail_on(FailOn.MALICIOUS)) == []
+
+
 def test_diff_exit_code_follows_fail_on() -> None:
     from malseq.diff.types import BehaviourDelta, DiffError, PackageDiff, Side
     from malseq.features.types import BehaviourEvent

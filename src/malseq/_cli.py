@@ -311,7 +311,7 @@ def use_color(choice: str, stream: Any) -> bool:
 
 
 def _run_scan(args: argparse.Namespace) -> int:
-    from malseq.policy import FailOn, exit_code, not_judged
+    from malseq.policy import FailOn, exit_code, not_judged, suspicious_reasons
 
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
     pins, lock_not_scanned = _lockfile_targets(args.lockfile, args.quiet)
@@ -369,6 +369,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:  # printed even with -q: a scan without a verdict must not look clean
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
+    for why in suspicious_reasons(results, policy):  # even with -q: it decides exit 1 on a BENIGN verdict
+        print(f"malseq: failing: {clean(why, 300)}", file=sys.stderr)
     unjudged = not_judged(results)
     if unjudged and FailOn.ERRORS not in policy.failing_on and not args.quiet:
         print(f"malseq: note: {len(unjudged)} target(s) not judged completely; fail-on leaves out errors, "

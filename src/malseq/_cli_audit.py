@@ -111,4 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if report.not_scanned and args.format != "text":  # the text report lists them itself
         print(f"malseq: {len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
               "(listed in the report)", file=sys.stderr)
+    from malseq.policy import suspicious_reasons
+
+    for why in suspicious_reasons(results, policy):  # even with -q: it decides exit 1 on a BENIGN verdict
+        print(f"malseq: failing: {clean(why, 300)}", file=sys.stderr)
     return exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))

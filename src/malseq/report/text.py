@@ -99,7 +99,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
     if result.analysis is not None:
         events = result.analysis.all_events()
         ids = sorted({e.behaviour for e in events})
-        lines.append(f"  behaviours: {len(events)} events, {len(ids)} kinds")
+        lines.append(f"  behaviours: {len(events)} event{'' if len(events) == 1 else 's'}, "
+                     f"{len(ids)} kind{'' if len(ids) == 1 else 's'}")
         if show_features:
             for e in sorted(events, key=lambda e: (e.file, e.line, e.column)):
                 lines.append(
