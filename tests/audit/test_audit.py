@@ -17,20 +17,19 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_http import isolate_registry_config, local_http_server
 
 import malseq
 from malseq._cli import main
-from malseq.intake.registry import config as registry_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -104,25 +103,11 @@ def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Regist
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    reg.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    # never the real user's pip/npm configuration
-    for var in list(os.environ):
-        if var.upper().startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    isolate_registry_config(monkeypatch, tmp_path)  # never the real user's pip/npm configuration
     monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setattr(registry_config, "_resolved", {})
-    try:
+    with local_http_server(Handler) as url:
+        reg.url = url
         yield reg
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _audit(reg: Registry, project: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

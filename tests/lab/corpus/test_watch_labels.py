@@ -14,19 +14,17 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_http import isolate_registry_config, local_http_server
 
 from malseq import _cli
 from malseq.intake.registry import PYPI_JSON
-from malseq.intake.registry import config as registry_config
 from malseq.serve.export import LABELS_FILE, NOT_EXPORTED_FILE, STRATUM_FALSE_ALARM, STRATUM_REVIEWED
 from malseq.watch.store import Label, NewRelease, ScanRecord, WatchStore, open_store
 from malseq_lab.corpus.pipeline import Sources, load_sources
@@ -86,23 +84,10 @@ def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_Regis
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    reg.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    # never the user's pip/npm configuration
-    for var in list(os.environ):
-        if var.upper().startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(registry_config, "_resolved", {})
-    try:
+    isolate_registry_config(monkeypatch, tmp_path)  # never the user's pip/npm configuration
+    with local_http_server(Handler) as url:
+        reg.url = url
         yield reg
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _done(store: WatchStore, eco: str, name: str, version: str, sha256: str | None, verdict: str,
