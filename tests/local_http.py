@@ -31,10 +31,16 @@ def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 
 
 def isolate_registry_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No PIP_/NPM_CONFIG_/MALSEQ_ variable, an empty HOME, no proxy for loopback, no cached location."""
+    """No PIP_/NPM_CONFIG_/MALSEQ_/XDG_ variable, an empty HOME, no pip system or site file, no proxy
+    for loopback, no registry location cached from an earlier test."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
     for var in list(os.environ):
-        if var.upper().startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_")):
+        if var.upper().startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_", "XDG_")):
             monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setattr(registry_config, "_PIP_SYSTEM_CONFIG", tmp_path / "etc" / "pip.conf")
+    monkeypatch.setattr(registry_config, "_PIP_SITE_CONFIG", tmp_path / "venv" / "pip.conf")
     monkeypatch.setattr(registry_config, "_resolved", {})

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from local_http import isolate_registry_config
 
 from malseq import _cli
 from malseq._deadline import Deadline
@@ -178,21 +179,11 @@ def isolated(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tm
     if request.node.get_closest_marker("online"):
         yield
         return
-    home = tmp_path / "home"
-    home.mkdir()
-    bin_dir = tmp_path / "bin"
+    isolate_registry_config(monkeypatch, tmp_path)
+    bin_dir = tmp_path / "bin"  # no npm on PATH unless a test puts a fake one there
     bin_dir.mkdir()
-    for var in list(os.environ):
-        if var.upper().startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_", "XDG_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-system"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(registry_config, "_PIP_SYSTEM_CONFIG", tmp_path / "etc" / "pip.conf")
-    monkeypatch.setattr(registry_config, "_PIP_SITE_CONFIG", tmp_path / "venv" / "pip.conf")
-    monkeypatch.setattr(registry_config, "_resolved", {})
     yield
 
 
