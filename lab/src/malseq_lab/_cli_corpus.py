@@ -348,7 +348,7 @@ def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
         if args.ecosystem not in ("both", eco):
             continue
         path = out_dir / f"benign-hardneg-{eco}.tsv"
-        n = hardneg.write_list(path, (p for p in picks if p.ecosystem == eco))
+        n = hardneg.write_list(path, (p for p in picks if p.ecosystem == eco), exclusions)
         _log(f"hardneg: wrote {n} releases to {path}")
     _log(
         f"hardneg: {stats.requested} names read ({source.requests} registry requests, the rest cached), "

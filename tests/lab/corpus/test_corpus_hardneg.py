@@ -309,3 +309,14 @@ def test_registry_documents_from_a_local_registry_cached_and_404_as_none(tmp_pat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_name_reserved_on_the_other_registry_is_kept_out_and_masked_in_reasons(tmp_path: Path) -> None:
+    import hashlib
+
+    from malseq_lab.corpus import hardneg
+
+    reserved = frozenset({hashlib.sha256(b"pypi:same-project").hexdigest(), hashlib.sha256(b"npm:helper").hexdigest()})
+    ex = hardneg.Exclusions(reserved=reserved)
+    assert ex.is_reserved("npm", "same-project") and ex.is_reserved("pypi", "Same.Project")
+    assert ex.mask("install: node helper/run.js && helper build") == "install: node helper/run.js && <reserved> build"

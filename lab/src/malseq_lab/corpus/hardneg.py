@@ -134,6 +134,9 @@ def reserved_digest(ecosystem: str, name: str) -> str:
     return hashlib.sha256(f"{ecosystem}:{normalized_name(ecosystem, name)}".encode()).hexdigest()
 
 
+_TOKEN = re.compile(r"[@A-Za-z0-9][@A-Za-z0-9._/-]*")
+
+
 def read_reserved(path: Path) -> frozenset[str]:
     lines = Path(path).read_text(encoding="utf-8").split()
     return frozenset(line.strip().lower() for line in lines if line.strip())
@@ -147,7 +150,14 @@ class Exclusions:
     reserved: frozenset[str] = frozenset()  # reserved_digest values
 
     def is_reserved(self, ecosystem: str, name: str) -> bool:
-        return reserved_digest(ecosystem, name) in self.reserved
+        # under either ecosystem: the same name on both registries is often the same project, and a
+        # reserved package must not reach a corpus by its other registry's copy either
+        return any(reserved_digest(eco, name) in self.reserved for eco in (PYPI, NPM))
+
+    def mask(self, text: str) -> str:
+        """`text` (a list's free-text reason) with every token that is a reserved name replaced, so a
+        list never names a reserved package, not even inside an install command it quotes."""
+        return _TOKEN.sub(lambda m: "<reserved>" if self.is_reserved(PYPI, m.group(0)) else m.group(0), text)
 
     def allows(self, ecosystem: str, name: str) -> bool:
         return (ecosystem, normalized_name(ecosystem, name)) not in self.names and not self.is_reserved(ecosystem, name)
@@ -823,9 +833,13 @@ def build_lists(
     return picks, stats
 
 
-def write_list(path: Path, picks: Iterable[Pick]) -> int:
-    """A benign list in the shared layout (ecosystem, name, version, stratum) plus why; sorted."""
+def write_list(path: Path, picks: Iterable[Pick], exclusions: Exclusions | None = None) -> int:
+    """A benign list in the shared layout (ecosystem, name, version, stratum) plus why; sorted. With
+    `exclusions`, reserved names are left out and masked in the reasons."""
     rows = sorted((p.row() for p in picks), key=lambda r: (r["stratum"], normalized_name(r["ecosystem"], r["name"])))
+    if exclusions is not None:
+        rows = [{**r, "reason": exclusions.mask(r["reason"])} for r in rows
+                if not exclusions.is_reserved(r["ecosystem"], r["name"])]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS), delimiter="\t", lineterminator="\n")
