@@ -173,6 +173,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="colour the verdicts in the text report (default auto: when stdout is a terminal and "
                     "NO_COLOR is not set)")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    from malseq import _cli_ray
+
+    _cli_ray.register(sc)  # --engine ray --out-dir DIR [--address ADDR]
     sc.add_argument("--against-previous", action="store_true",
                     help="for registry releases, also diff against the previous release (malseq diff) and show "
                     "its score and the added steps")
@@ -311,8 +314,10 @@ def use_color(choice: str, stream: Any) -> bool:
 
 
 def _run_scan(args: argparse.Namespace) -> int:
+    from malseq import _cli_ray
     from malseq.policy import FailOn, exit_code, not_judged, suspicious_reasons
 
+    _cli_ray.check(args)
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
     pins, lock_not_scanned = _lockfile_targets(args.lockfile, args.quiet)
     targets = list(args.targets) + list(pins)
@@ -320,6 +325,8 @@ def _run_scan(args: argparse.Namespace) -> int:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
+    if args.engine == "ray":
+        return _cli_ray.run(args, targets, options, suppressions, pins, lock_not_scanned, policy)
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1, total=len(targets))
     lines = None
     if args.format == "jsonl":

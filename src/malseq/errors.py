@@ -79,3 +79,7 @@ class ModelNotAvailableError(MalseqError):
 
 class ConfigError(UsageError):
     """A malseq config file (`[tool.malseq]` or malseq.toml) is malformed: an unknown key or a wrong type (exit 2)."""
+
+
+class ExtraNotInstalledError(UsageError):
+    """An option needs an optional extra of malseq that is not installed (exit 2); the hint names it."""
