@@ -44,6 +44,9 @@ RAY_EXTRA_HINT = ("install the ray extra on this machine and on every node of th
 SHARD_PREFIX = "results-"
 SHARD_SUFFIX = ".jsonl"
 WORKER_LOST = "WorkerLost"
+# Stored errors that say nothing about the package (its Ray worker or node was lost, the run was
+# stopped): a re-run scans these targets again, and the new line supersedes the old one.
+RETRIED_ON_RESUME = frozenset({WORKER_LOST, "Interrupted"})
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def scan_task(text: str, options: ScanOptions) -> TargetResult:
 
 
 def _shards(out_dir: Path) -> list[Path]:
+    # names start with the UTC time of their run: in name order, older runs come first
     return sorted(p for p in out_dir.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}") if p.is_file())
 
 
@@ -156,7 +160,8 @@ def _drop_torn_line(path: Path) -> None:
 
 
 def read_finished(out_dir: Path) -> dict[str, StoredOutcome]:
-    """Every target that has a result line in `out_dir` (its shards), by target text."""
+    """Every target that has a result in `out_dir` (its shards, oldest first: a target's last line
+    decides), by target text; a target whose last line is a lost worker is not done."""
     done: dict[str, StoredOutcome] = {}
     if not out_dir.is_dir():
         return done
@@ -172,6 +177,9 @@ def read_finished(out_dir: Path) -> dict[str, StoredOutcome]:
                     continue
                 score = entry.get("score")
                 error = entry.get("error")
+                if isinstance(error, dict) and error.get("type") in RETRIED_ON_RESUME:
+                    done.pop(entry["target"], None)  # the last line of a target decides
+                    continue
                 done[entry["target"]] = StoredOutcome(
                     target=entry["target"],
                     verdict=entry.get("verdict") if isinstance(entry.get("verdict"), str) else None,
