@@ -18,7 +18,7 @@ SRC = REPO / "src" / "malseq"
 # what moved to the lab or was removed; none of it may come back into the scanner
 LAB_MODULES = ("corpus", "evaluate", "_cli_corpus", "_cli_model", "model/train", "model/export", "model/experiment",
                "model/stack", "model/threshold", "model/fit", "model/metadata", "model/meta_corpus")
-HEAVY = ("malseq_lab", "torch", "sklearn", "matplotlib", "transformers")
+HEAVY = ("malseq_lab", "torch", "sklearn", "matplotlib", "transformers", "ray")  # ray: only --engine ray
 
 
 def test_a_full_scan_loads_no_lab_or_training_module() -> None:

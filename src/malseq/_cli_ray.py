@@ -14,13 +14,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from malseq.errors import UsageError
-from malseq.intake.lockfiles import LockfilePin
-from malseq.policy import Policy
 from malseq.sanitize import clean
-from malseq.scan import ScanOptions, TargetResult
-from malseq.suppress import Suppression
+from malseq.scan import TargetResult
+
+if TYPE_CHECKING:
+    from malseq.intake.lockfiles import LockfilePin
+    from malseq.policy import Policy
+    from malseq.scan import ScanOptions
+    from malseq.suppress import Suppression
 
 ENGINES = ("local", "ray")
 

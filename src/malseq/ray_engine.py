@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
@@ -275,22 +276,30 @@ def _lost(text: str, exc: BaseException, seconds: float, retries: int) -> Target
     return TargetResult(text, None, None, error, seconds)
 
 
-def _connect(ray: ModuleType, ray_options: RayOptions) -> bool:
-    """Connect to the cluster (or start a local instance); True when this call started Ray here."""
+def _connect(ray: ModuleType, ray_options: RayOptions) -> tuple[bool, str | None]:
+    """Connect to the cluster (or start a local instance): (whether this call started Ray here, the
+    temporary folder of a local instance, removed after it stops)."""
     if ray.is_initialized():
-        return False
+        return False, None
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    temp = None
     if ray_options.address is None:
-        kwargs["num_cpus"] = ray_options.num_cpus
+        import tempfile
+
+        # a local instance keeps its sockets and logs here rather than in /tmp/ray: a scan leaves no files
+        temp = tempfile.mkdtemp(prefix="malseq-ray-")
+        kwargs.update(num_cpus=ray_options.num_cpus, _temp_dir=temp)
     try:
         ray.init(address=ray_options.address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         from malseq.errors import ConfigurationError
 
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
         raise ConfigurationError(f"could not connect to the Ray cluster at {ray_options.address}: {exc}",
                                  hint="start it with `ray start --head` and pass the address it prints "
                                  "(--address HOST:PORT), or leave out --address for a local instance") from exc
-    return True
+    return True, temp
 
 
 def scan_on_ray(
@@ -320,7 +329,7 @@ def scan_on_ray(
     if not todo:
         return summary
     for_target = _registry_options([t for _, t in todo], options)
-    started_here = _connect(ray, ray_options)
+    started_here, temp = _connect(ray, ray_options)
     remote = ray.remote(num_cpus=1, max_retries=ray_options.max_retries, retry_exceptions=False)(task)
     in_flight_limit = ray_options.max_in_flight or max(2, 4 * int(ray.cluster_resources().get("CPU", 1)))
     pending = iter(todo)
@@ -361,6 +370,8 @@ def scan_on_ray(
                 ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
     return replace(summary, scanned=scanned, shards=tuple(writer.paths))
 
 

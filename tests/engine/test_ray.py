@@ -49,10 +49,10 @@ def ray_address() -> Iterator[str]:
     import ray
 
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
-    context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, object_store_memory=80 * 1024 * 1024,
-                       log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
-    ray.cloudpickle.register_pickle_by_value(ray_faults)  # the workers need not import the tests
     try:
+        context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, object_store_memory=80 * 1024 * 1024,
+                           log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
+        ray.cloudpickle.register_pickle_by_value(ray_faults)  # the workers need not import the tests
         yield str(context.address_info["gcs_address"])
     finally:
         ray.shutdown()
