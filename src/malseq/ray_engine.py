@@ -296,7 +296,8 @@ def _connect(ray: ModuleType, ray_options: RayOptions) -> tuple[bool, str | None
 
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
-        raise ConfigurationError(f"could not connect to the Ray cluster at {ray_options.address}: {exc}",
+        what = f"connect to the Ray cluster at {ray_options.address}" if ray_options.address else "start Ray here"
+        raise ConfigurationError(f"could not {what}: {exc}",
                                  hint="start it with `ray start --head` and pass the address it prints "
                                  "(--address HOST:PORT), or leave out --address for a local instance") from exc
     return True, temp
