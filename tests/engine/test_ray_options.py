@@ -33,3 +33,32 @@ def test_engine_options_out_of_place_are_usage_errors(
         argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli.main(["scan", *argv, "--no-config", CLEAN]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_registry_urls_are_resolved_on_the_driver_and_credentials_stay_on_the_nodes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from local_http import isolate_registry_config
+
+    from malseq.intake.registry.config import resolve_npm_registry, resolve_pypi_index
+    from malseq.intake.targets import parse_target
+    from malseq.ray_engine import _registry_options
+    from malseq.scan import ScanOptions
+
+    isolate_registry_config(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")
+    (tmp_path / "home" / ".npmrc").write_text(
+        "registry=http://127.0.0.1:9/npm/\n@corp:registry=http://127.0.0.1:9/corp/\n"
+        "//127.0.0.1:9/corp/:_authToken=not-for-ray\n")
+    targets = [parse_target(t) for t in ("pypi:tinylib==1.0", "npm:left-pad@1.3.0", "npm:@corp/tool@2.0.0", CLEAN)]
+    options = ScanOptions()
+    for_target = _registry_options(targets, options)
+    pypi, npm, corp, local = (for_target(t) for t in targets)
+    # what this machine's pip and npm configuration say, written into the options each task gets
+    assert pypi.intake.pypi_index_url == resolve_pypi_index().url and "127.0.0.1:9/simple" in resolve_pypi_index().url
+    assert npm.intake.npm_registry_url == resolve_npm_registry(None, "left-pad").url
+    assert "127.0.0.1:9/npm" in str(npm.intake.npm_registry_url)
+    # a registry with credentials is resolved by each node from its own configuration: no token travels
+    assert resolve_npm_registry(None, "@corp/tool").authorization is not None
+    assert corp.intake.npm_registry_url is None
+    assert local == options
