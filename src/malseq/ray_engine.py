@@ -358,7 +358,11 @@ def scan_on_ray(
                 text, target, handed = in_flight.pop(ref)
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayError as exc:
+                except ray.exceptions.RayTaskError as exc:  # the task raised: a bug, not a lost worker
+                    result = TargetResult(text, None, None, ScanError(
+                        "InternalError", f"the Ray task raised {type(exc.cause).__name__}: {exc.cause}",
+                        "please report this package to malseq"), time.monotonic() - handed)
+                except ray.exceptions.RayError as exc:  # its worker or node died on every attempt
                     result = _lost(text, exc, time.monotonic() - handed, ray_options.max_retries)
                 if isinstance(target, LocalTarget) and target.path.is_dir():
                     result = replace(result, notices=project_notices(target.path, text, batch))

@@ -103,7 +103,8 @@ def test_a_lost_worker_is_retried_or_reported_the_rest_match_scan_and_a_rerun_re
         ray_address: str, tmp_path: Path) -> None:
     once = str(npm_tgz(tmp_path / ray_faults.CRASH_ONCE))
     always = str(npm_tgz(tmp_path / ray_faults.CRASH_ALWAYS))
-    texts = [*EXAMPLES, once, always]
+    raises = str(npm_tgz(tmp_path / ray_faults.RAISES))
+    texts = [*EXAMPLES, once, always, raises]
     out = tmp_path / "out"
 
     results, summary = drain(scan_on_ray(texts, OPTIONS, RayOptions(out, max_retries=1, shard_size=2),
@@ -116,6 +117,9 @@ def test_a_lost_worker_is_retried_or_reported_the_rest_match_scan_and_a_rerun_re
     # killed once: Ray re-ran it in a fresh worker, and it was scanned
     assert len(ray_faults.attempts_file(Path(once)).read_text().splitlines()) == 2
     assert by_target[once].error is None and by_target[once].verdict == "benign"
+    # an exception in the task is that target's error, reported once
+    assert by_target[raises].error is not None and by_target[raises].error.kind == "InternalError"
+    assert "injected fault" in by_target[raises].error.message
 
     # the same verdicts, scores and whole entries as `malseq scan` of the same targets (here in-process)
     reference = {r.target: r for r in scan([*EXAMPLES, once], replace(OPTIONS, isolate=False))}
@@ -127,18 +131,18 @@ def test_a_lost_worker_is_retried_or_reported_the_rest_match_scan_and_a_rerun_re
     # one line per target, in shards of at most 2 lines
     stored = lines(out)
     assert sorted(str(e["target"]) for e in stored) == sorted(texts)
-    assert summary.scanned == 5 and summary.skipped == 0 and len(summary.shards) == 3  # type: ignore[attr-defined]
+    assert summary.scanned == 6 and summary.skipped == 0 and len(summary.shards) == 3  # type: ignore[attr-defined]
     assert all(len(p.read_text().splitlines()) <= 2 for p in summary.shards)  # type: ignore[attr-defined]
 
-    # resume: a re-run scans only the target whose worker was lost; the finished ones are skipped
+    # resume: a re-run scans only the target whose worker was lost; the finished ones (errors too) are skipped
     again, summary2 = drain(scan_on_ray(texts, OPTIONS, RayOptions(out)))
     assert [r.target for r in again] == [always]
     assert again[0].error is None and again[0].verdict == "benign"
-    assert summary2.skipped == 4 and summary2.scanned == 1  # type: ignore[attr-defined]
+    assert summary2.skipped == 5 and summary2.scanned == 1  # type: ignore[attr-defined]
     assert set(read_finished(out)) == set(texts)
     # a third run has nothing left to do and starts no task
     third, summary3 = drain(scan_on_ray(texts, OPTIONS, RayOptions(out)))
-    assert third == [] and summary3.skipped == 5  # type: ignore[attr-defined]
+    assert third == [] and summary3.skipped == 6  # type: ignore[attr-defined]
 
 
 def test_a_torn_last_line_is_cut_and_its_target_scanned_again(tmp_path: Path) -> None:
