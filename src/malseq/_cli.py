@@ -161,7 +161,7 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     "processes that a crashing or hanging parser cannot take down")
     sc.add_argument("-j", "--jobs", type=int, metavar="N",
                     help="worker processes scanning at once (default: the number of usable cores); "
-                    "ignored with --no-isolate")
+                    "ignored with --no-isolate; with --engine ray, the CPUs of the local Ray instance")
     sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
                     help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
                     "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
