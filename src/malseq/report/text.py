@@ -60,6 +60,29 @@ def _not_read(result: TargetResult) -> int:
     return sum(1 for s in info.skipped if "read as a copy" not in s.reason) if info is not None else 0
 
 
+def _names_itself(result: TargetResult) -> bool:
+    """Whether the target is a registry spec of the very package that was read (same ecosystem and name,
+    and the version it pins, if any)."""
+    from malseq.errors import MalseqError
+    from malseq.intake.targets import RegistryTarget, parse_target
+
+    info = result.package
+    if info is None or info.origin.kind != "registry":
+        return False
+    try:
+        target = parse_target(result.target)
+    except MalseqError:
+        return False
+    if not isinstance(target, RegistryTarget) or target.ecosystem is not info.ecosystem:
+        return False
+    if info.ecosystem.value != "pypi":  # npm names and versions are compared as written
+        return target.name == info.name and target.version in (None, info.version)
+    from packaging.utils import canonicalize_name, canonicalize_version
+
+    return canonicalize_name(target.name) == canonicalize_name(info.name) and (
+        target.version is None or canonicalize_version(target.version) == canonicalize_version(info.version))
+
+
 def _notice_lines(result: TargetResult, color: bool = False) -> list[str]:
     lines = []
     for notice in result.notices:
@@ -83,7 +106,10 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
     assert info is not None
     ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
-    lines.append(f"{head}: {ident} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
+    # a registry release named by the user is the package it names: one name, not the spec and then
+    # the same name again (a release whose manifest names another package keeps both)
+    shown = ident if _names_itself(result) else f"{head}: {ident}"
+    lines.append(f"{shown} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
     if info.origin.filename is not None:  # what exactly was judged: a registry may serve several files
         lines.append(f"  file: {clean(info.origin.filename, 200)} sha256 {info.origin.sha256 or '?'}")
     lines.extend(_notice_lines(result, color))
