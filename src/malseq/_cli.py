@@ -157,9 +157,14 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
-    sc.add_argument("--no-isolate", action="store_true",
-                    help="scan in this process, one target at a time (faster start) instead of in worker "
-                    "processes that a crashing or hanging parser cannot take down")
+    isolation = sc.add_mutually_exclusive_group()
+    isolation.add_argument("--no-isolate", action="store_true",
+                           help="scan in this process, one target at a time (faster start) instead of in worker "
+                           "processes that a crashing or hanging parser cannot take down")
+    isolation.add_argument("--isolate", action="store_true",
+                           help="scan in worker processes even a single small local target, which by default "
+                           "is scanned in this process (one folder or archive of at most "
+                           f"{SMALL_LOCAL_BYTES // 1024} KiB)")
     sc.add_argument("-j", "--jobs", type=int, metavar="N",
                     help="worker processes scanning at once (default: the number of usable cores); "
                     "ignored with --no-isolate")
@@ -269,6 +274,50 @@ def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOption
                        ignore_paths=tuple(getattr(args, "ignore_paths", ())))
 
 
+# One local target this small is scanned in this process unless --isolate: a worker process costs
+# more start-up than the scan itself, and with one target there is no batch for a crash to take down.
+SMALL_LOCAL_BYTES = 512 * 1024
+_SMALL_LOCAL_ENTRIES = 1000  # a folder with more entries than this is not looked at further: isolated
+
+
+def single_small_local(texts: Sequence[str]) -> bool:
+    """Whether `texts` is one local folder or archive of at most SMALL_LOCAL_BYTES (regular files, links
+    not followed; a folder of more than _SMALL_LOCAL_ENTRIES entries counts as large)."""
+    from malseq.intake.targets import LocalTarget, parse_target
+
+    if len(texts) != 1:
+        return False
+    try:
+        target = parse_target(texts[0])
+    except UsageError:
+        return False
+    if not isinstance(target, LocalTarget):
+        return False  # registry releases: whatever the registry serves, in a worker
+    path = target.path
+    try:
+        if path.is_file():
+            return path.stat().st_size <= SMALL_LOCAL_BYTES
+        if not path.is_dir():
+            return False
+        total, entries = 0, 0
+        pending = [path]
+        while pending:
+            with os.scandir(pending.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    if entries > _SMALL_LOCAL_ENTRIES:
+                        return False
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                        if total > SMALL_LOCAL_BYTES:
+                            return False
+    except OSError:
+        return False  # the scan reports why it cannot read it
+    return True
+
+
 def _needs_registry(texts: Sequence[str]) -> bool:
     from malseq.intake.targets import RegistryTarget, parse_target
 
@@ -348,6 +397,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
+    if not args.isolate and options.isolate and single_small_local(targets):
+        options = replace(options, isolate=False)  # no worker start-up for one small local package
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1, total=len(targets))
     lines = None
