@@ -38,12 +38,52 @@ def one_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return wall, cpu, done.returncode
 
 
+# CPU seconds of each part of a start-up, measured in one fresh interpreter (in the order a scan pays
+# them; the model's parts run in a background thread of the scan, beside the imports and the analysis).
+_BREAKDOWN = r"""
+import os, sys, time
+clock = time.process_time
+def part(label, start):
+    print(f"{label:<48} {clock() - start:6.3f}")
+t = clock(); import malseq._cli, malseq.scan; part("import the CLI and malseq.scan", t)
+t = clock(); import malseq.analysis, malseq.features.python, malseq.features.javascript, malseq.features.manifest
+part("import the analysis (extractors, tree-sitter)", t)
+t = clock(); import numpy; part("import numpy (onnxruntime needs it)", t)
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+t = clock(); import onnxruntime as ort; part("import onnxruntime", t)
+t = clock(); from tokenizers import Tokenizer; part("import tokenizers", t)
+from malseq.model import DATA_DIR, MODEL_FILE, TOKENIZER_FILE
+t = clock(); Tokenizer.from_file(str(DATA_DIR / TOKENIZER_FILE)); part("read tokenizer.json", t)
+options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+t = clock(); ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+part("onnxruntime session (model.onnx)", t)
+from malseq.model.scoring import load_stack
+t = clock(); load_stack(DATA_DIR); part("profile model and stack", t)
+from malseq.analysis import analysis_key
+t = clock(); analysis_key(); part("analysis key (model warning check)", t)
+from malseq._deadline import Deadline
+from malseq.analysis import analyse
+from malseq.intake import IntakeOptions, load_target
+from malseq.intake.targets import parse_target
+t = clock(); analyse(load_target(parse_target(sys.argv[1]), IntakeOptions(), Deadline(60)), Deadline(60))
+part("read and analyse the target", t)
+"""
+
+
+def breakdown(target: str, env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", _BREAKDOWN, target], env=env, capture_output=True, text=True,
+                          check=False)
+    print("CPU s by part (one fresh interpreter):")
+    print(done.stdout.rstrip() or done.stderr[-2000:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--target", default=str(REPO / "examples" / "pypi-clean-lib"))
     ap.add_argument("--src", type=Path, default=None,
                     help="the malseq sources to time (default: the ones on PYTHONPATH, else this checkout's src)")
+    ap.add_argument("--breakdown", action="store_true", help="also print the CPU seconds of each part of a start-up")
     ap.add_argument("extra", nargs="*", help="more `malseq scan` arguments (after --), e.g. --isolate")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="malseq-startup-") as pycache:
@@ -56,6 +96,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "malseq", "scan", "-q", *args.extra, args.target]
         one_run(cmd, env)  # warm-up: bytecode written, files in the page cache
         runs = [one_run(cmd, env) for _ in range(args.runs)]
+        if args.breakdown:
+            breakdown(args.target, env)
     walls = sorted(w for w, _, _ in runs)
     cpus = sorted(c for _, c, _ in runs)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
