@@ -6,10 +6,12 @@ import gzip
 import io
 import json
 import re
+import shutil
 import struct
 import tarfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -396,3 +398,41 @@ def test_a_verdict_says_when_members_were_not_read(tmp_path: Path, capsys: pytes
     # the absolute link was not read; the link to index.js was (as a copy), so it does not count
     assert verdict.endswith("; 1 member(s) NOT READ, see skipped"), verdict
     assert "  skipped 2 member(s):" in out
+
+
+def test_one_small_local_target_is_scanned_without_a_worker_unless_isolation_is_asked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Start-up (issue 14 part 4): a worker process for one small local package costs more than its scan."""
+    import malseq._isolation as isolation
+    from malseq._cli import SMALL_LOCAL_BYTES, main, single_small_local
+
+    pools: list[int] = []
+    real_pool = isolation.WorkerPool
+
+    class CountingPool(real_pool):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(isolation, "WorkerPool", CountingPool)
+    small = str(EXAMPLES / "pypi-clean-lib")
+    assert main(["scan", "-q", small]) == 0
+    assert pools == [] and "BENIGN" in capsys.readouterr().out
+    assert main(["scan", "-q", "--isolate", small]) == 0  # asked for: a worker, same verdict
+    assert pools == [1] and "BENIGN" in capsys.readouterr().out
+    assert main(["scan", "-q", small, str(EXAMPLES / "npm-env-exfil")]) == 1  # a batch: isolated
+    assert pools == [1, 1]
+    big = tmp_path / "big"
+    shutil.copytree(EXAMPLES / "pypi-clean-lib", big)
+    (big / "data.py").write_text("X = 1\n" * (SMALL_LOCAL_BYTES // 6 + 1))
+    assert not single_small_local([str(big)]) and single_small_local([small])
+    assert main(["scan", "-q", str(big)]) == 0
+    assert pools == [1, 1, 1]
+    many = tmp_path / "many"
+    shutil.copytree(EXAMPLES / "pypi-clean-lib", many)
+    for i in range(1001):
+        (many / f"empty{i}.txt").write_text("")
+    assert not single_small_local([str(many)])  # too many entries to look at: isolated
+    assert not single_small_local(["pypi:requests==2.32.3"])  # registry releases stay isolated
+    archive = shutil.make_archive(str(tmp_path / "lib-1.0"), "gztar", EXAMPLES, "pypi-clean-lib")
+    assert single_small_local([archive])

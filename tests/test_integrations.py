@@ -191,6 +191,120 @@ def test_action_script_inputs_reach_malseq(workspace: Path, tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------------------
+# pre-commit's own try-repo, offline: the shipped hook definition with only its `language` changed
+
+
+def _git_commit_all(folder: Path) -> None:
+    git = ["git", "-c", "user.email=test@example.invalid", "-c", "user.name=test", "-c", "commit.gpgsign=false"]
+    if not (folder / ".git").exists():
+        subprocess.run([*git, "init", "-q"], cwd=folder, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=folder, check=True)
+    subprocess.run([*git, "commit", "-qm", "change", "--allow-empty"], cwd=folder, check=True)
+
+
+def _npm_tgz(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(f"package/{path}")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_precommit_try_repo_offline(tmp_path: Path) -> None:
+    """pre-commit's own `try-repo` runs the hook file this repository ships (its id, `files` pattern,
+    `pass_filenames`, `require_serial`) against a local git repository, with no network: the hook's
+    `language: python` is replaced by `language: system` running this checkout's malseq, because a
+    python hook makes pre-commit pip-install malseq and its dependencies from PyPI into a fresh
+    virtualenv (that install is `test_precommit_try_repo` below, marked online). Dependencies come
+    from a registry on 127.0.0.1 started here."""
+    import base64
+    import hashlib
+    import shlex
+    from http.server import BaseHTTPRequestHandler
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from local_http import local_http_server
+
+    clean_pkg = {"package.json": b'{"name": "left-pad", "version": "1.3.0", "main": "index.js"}',
+                 "index.js": b"module.exports = function (s, n) { return String(s).padStart(n); };\n"}
+    stealer = {p.name: p.read_bytes() for p in (EXAMPLES / "npm-env-exfil").iterdir()}
+    releases = {("left-pad", "1.3.0"): _npm_tgz(clean_pkg), ("colorz-utils", "1.0.3"): _npm_tgz(stealer)}
+    routes: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            body = routes.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    def integrity(data: bytes) -> str:
+        return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+    definition = hook()
+    assert definition["language"] == "python" and definition["entry"] == "malseq audit"
+    hooks_repo = tmp_path / "hooks"
+    hooks_repo.mkdir()
+    local = {**definition, "language": "system",
+             "entry": f"{shlex.quote(sys.executable)} -m malseq audit --no-isolate"}
+    (hooks_repo / ".pre-commit-hooks.yaml").write_text(yaml.safe_dump([local], sort_keys=False))
+    _git_commit_all(hooks_repo)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("not a lockfile\n")
+
+    def lock(name: str, version: str) -> None:
+        packages = {"": {"name": "web", "dependencies": {name: version}},
+                    f"node_modules/{name}": {"version": version, "integrity": integrity(releases[(name, version)])}}
+        (project / "package-lock.json").write_text(json.dumps({"name": "web", "lockfileVersion": 3,
+                                                               "packages": packages}, indent=2))
+        _git_commit_all(project)
+
+    with local_http_server(Handler) as url:
+        for (name, version), tgz in releases.items():
+            routes[f"/npm/{name}/-/{name}-{version}.tgz"] = tgz
+            routes[f"/npm/{name}"] = json.dumps({"name": name, "dist-tags": {"latest": version}, "versions": {
+                version: {"name": name, "version": version, "dist": {
+                    "tarball": f"{url}/npm/{name}/-/{name}-{version}.tgz", "integrity": integrity(tgz)}}}}).encode()
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "NPM_CONFIG_", "MALSEQ_"))}
+        env.update({"PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), "HOME": str(home),
+                    "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "MALSEQ_NPM_REGISTRY": f"{url}/npm/",
+                    "MALSEQ_CACHE_DIR": str(tmp_path / "cache"), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+
+        def try_repo(*args: str) -> tuple[int, str]:
+            done = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(hooks_repo), "malseq-audit",
+                                   "--verbose", *args], cwd=project, capture_output=True, text=True, env=env,
+                                  check=False, timeout=600)
+            return done.returncode, done.stdout + done.stderr
+
+        lock("left-pad", "1.3.0")
+        code, log = try_repo("--all-files")
+        assert code == 0 and "Passed" in log, log
+        assert "npm:left-pad@1.3.0" in log and "BENIGN" in log, log  # the audit report (--verbose) names the pin
+        # a change that touches no lockfile does not run the audit
+        code, log = try_repo("--files", "README.md")
+        assert code == 0 and "(no files to check)Skipped" in log, log
+        lock("colorz-utils", "1.0.3")  # a commit that pins a stealer is refused, with the reason
+        code, log = try_repo("--files", "package-lock.json")
+        assert code == 1 and "Failed" in log, log
+        assert "npm:colorz-utils@1.0.3" in log and "MALICIOUS" in log and "collect.js:" in log, log
+
+
+# ---------------------------------------------------------------------------
 # pre-commit's own try-repo: installs this checkout into a fresh virtualenv with pip (PyPI access)
 
 

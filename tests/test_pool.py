@@ -129,7 +129,8 @@ def test_the_report_is_the_same_with_one_or_two_workers(tmp_path: Path) -> None:
     assert sorted(_without_timing(json.dumps(e, sort_keys=True)) for e in results) == \
         sorted(_without_timing(json.dumps(e, sort_keys=True)) for e in entries)
     assert last == {"summary": {"targets": 5, "scanned": 4, "flagged": 3, "errors": 1, "suppressed": 0,
-                                "not_scanned_completely": 0, "without_verdict": 0, "interrupted": False,
+                                "not_scanned_completely": 0, "without_verdict": 0, "lockfile_hash_mismatches": 0,
+                                "interrupted": False,
                                 "not_finished": [], "exit_code": 1}}
 
 

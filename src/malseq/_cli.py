@@ -3,7 +3,8 @@
 Exit codes (documented in README.md; 1 and 3 follow the policy's fail-on, malseq.policy.exit_code):
   0  every target scanned, none flagged
   1  at least one target flagged as malicious (or, with fail-on suspicious, scored at or above
-     the suspicious score) and not suppressed (takes precedence over 3)
+     the suspicious score) and not suppressed, or a release from --lockfile whose file matches none
+     of the hashes the lockfile pins (takes precedence over 3)
   2  usage error (bad option, malformed target or config file)
   3  at least one target could not be scanned, or not completely (a project folder), or got no
      verdict (unless fail-on leaves out errors); with not-scanned: a listed dependency was not scanned
@@ -27,7 +28,7 @@ from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
-from malseq.intake.lockfiles import LockfilePin
+from malseq.intake.lockfiles import LockfileEntry, LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_stream
@@ -156,9 +157,14 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",
                     help="model folder (model.onnx, tokenizer.json, model_card.json; default: the shipped model)")
-    sc.add_argument("--no-isolate", action="store_true",
-                    help="scan in this process, one target at a time (faster start) instead of in worker "
-                    "processes that a crashing or hanging parser cannot take down")
+    isolation = sc.add_mutually_exclusive_group()
+    isolation.add_argument("--no-isolate", action="store_true",
+                           help="scan in this process, one target at a time (faster start) instead of in worker "
+                           "processes that a crashing or hanging parser cannot take down")
+    isolation.add_argument("--isolate", action="store_true",
+                           help="scan in worker processes even a single small local target, which by default "
+                           "is scanned in this process (one folder or archive of at most "
+                           f"{SMALL_LOCAL_BYTES // 1024} KiB)")
     sc.add_argument("-j", "--jobs", type=int, metavar="N",
                     help="worker processes scanning at once (default: the number of usable cores); "
                     "ignored with --no-isolate; with --engine ray, the CPUs of the local Ray instance")
@@ -271,6 +277,50 @@ def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOption
                        ignore_paths=tuple(getattr(args, "ignore_paths", ())))
 
 
+# One local target this small is scanned in this process unless --isolate: a worker process costs
+# more start-up than the scan itself, and with one target there is no batch for a crash to take down.
+SMALL_LOCAL_BYTES = 512 * 1024
+_SMALL_LOCAL_ENTRIES = 1000  # a folder with more entries than this is not looked at further: isolated
+
+
+def single_small_local(texts: Sequence[str]) -> bool:
+    """Whether `texts` is one local folder or archive of at most SMALL_LOCAL_BYTES (regular files, links
+    not followed; a folder of more than _SMALL_LOCAL_ENTRIES entries counts as large)."""
+    from malseq.intake.targets import LocalTarget, parse_target
+
+    if len(texts) != 1:
+        return False
+    try:
+        target = parse_target(texts[0])
+    except UsageError:
+        return False
+    if not isinstance(target, LocalTarget):
+        return False  # registry releases: whatever the registry serves, in a worker
+    path = target.path
+    try:
+        if path.is_file():
+            return path.stat().st_size <= SMALL_LOCAL_BYTES
+        if not path.is_dir():
+            return False
+        total, entries = 0, 0
+        pending = [path]
+        while pending:
+            with os.scandir(pending.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    if entries > _SMALL_LOCAL_ENTRIES:
+                        return False
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                        if total > SMALL_LOCAL_BYTES:
+                            return False
+    except OSError:
+        return False  # the scan reports why it cannot read it
+    return True
+
+
 def _needs_registry(texts: Sequence[str]) -> bool:
     from malseq.intake.targets import RegistryTarget, parse_target
 
@@ -283,13 +333,40 @@ def _needs_registry(texts: Sequence[str]) -> bool:
     return False
 
 
-def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> tuple[dict[str, tuple[LockfilePin, ...]], int]:
-    """Every pinned release of the lockfiles (in order, once) -> the lockfile lines that pin it; and how
-    many entries were not registry pins (git, path, URL: not scanned)."""
+class _LockfilePins:
+    """What `--lockfile` adds to a scan: each pinned release (in order, once), the lockfile lines that pin
+    it and the hashes each pins; and how many entries were not registry pins (git, path, URL)."""
+
+    def __init__(self) -> None:
+        self.pins: dict[str, tuple[LockfilePin, ...]] = {}
+        self.entries: dict[str, list[tuple[LockfilePin, LockfileEntry]]] = {}
+        self.not_scanned = 0
+
+    def add(self, pin: LockfilePin, entry: LockfileEntry) -> None:
+        self.pins[entry.spec] = (*self.pins.get(entry.spec, ()), pin)
+        self.entries.setdefault(entry.spec, []).append((pin, entry))
+
+    def check_hashes(self, result: TargetResult, options: ScanOptions, quiet: bool) -> TargetResult:
+        """The scanned file against the hashes its lockfiles pin (as `malseq audit` does): a mismatch is a
+        finding of the result, in every report format, and fails the run."""
+        pinned = [(pin, entry.hashes) for pin, entry in self.entries.get(result.target, ()) if entry.hashes]
+        if not pinned or result.error is not None or result.package is None:
+            return result
+        from malseq.intake.registry.verify import check_scanned_release
+
+        target = self.entries[result.target][0][1].target
+        check = check_scanned_release(target, result.package.origin.sha256, pinned, options.intake)
+        if not quiet:
+            for note in check.notes:
+                print(f"malseq: note: {clean(note, 400)}", file=sys.stderr)
+        return replace(result, lock_hash_mismatches=check.mismatches)
+
+
+def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
+    """Every pinned release of the lockfiles, with where it is pinned (see `_LockfilePins`)."""
     from malseq.intake.lockfiles import read_lockfile
 
-    pins: dict[str, tuple[LockfilePin, ...]] = {}
-    not_scanned = 0
+    found = _LockfilePins()
     for path in paths:
         lock = read_lockfile(path)
         if not quiet:
@@ -300,9 +377,9 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> tuple[dict[str, tup
             print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
                   "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
         for e in lock.entries:
-            pins[e.spec] = (*pins.get(e.spec, ()), lock.pin(e))
-        not_scanned += len(lock.skipped)
-    return pins, not_scanned
+            found.add(lock.pin(e), e)
+        found.not_scanned += len(lock.skipped)
+    return found
 
 
 def use_color(choice: str, stream: Any) -> bool:
@@ -319,11 +396,14 @@ def _run_scan(args: argparse.Namespace) -> int:
 
     _cli_ray.check(args)
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
-    pins, lock_not_scanned = _lockfile_targets(args.lockfile, args.quiet)
+    locked = _lockfile_targets(args.lockfile, args.quiet)
+    pins, lock_not_scanned = locked.pins, locked.not_scanned
     targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
+    if not args.isolate and options.isolate and single_small_local(targets):
+        options = replace(options, isolate=False)  # no worker start-up for one small local package
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     if args.engine == "ray":
         return _cli_ray.run(args, targets, options, suppressions, pins, lock_not_scanned, policy)
@@ -340,6 +420,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         for index, result in stream:
             [result] = apply_suppressions([result], suppressions)
             result = replace(result, pinned_by=pins.get(result.target, ()))  # reports point at the lockfile line
+            result = locked.check_hashes(result, options, args.quiet)
             if args.against_previous:
                 from malseq._cli_diff import add_against_previous
 
@@ -355,7 +436,8 @@ def _run_scan(args: argparse.Namespace) -> int:
         stream.close()  # stops the workers
     results = [finished.get(i) or replace(interrupted_result(text), pinned_by=pins.get(text, ()))
                for i, text in enumerate(targets)]
-    code = exit_code(results, policy, not_scanned=lock_not_scanned)
+    mismatched = [r for r in results if r.lock_hash_mismatches]
+    code = exit_code(results, policy, not_scanned=lock_not_scanned, findings=len(mismatched))
     if lines is not None:
         lines.summary(results, interrupted=interrupted, exit_code=EXIT_INTERRUPTED if interrupted else code)
     elif args.format == "sarif":
@@ -378,6 +460,9 @@ def _run_scan(args: argparse.Namespace) -> int:
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
     for why in suspicious_reasons(results, policy):  # even with -q: it decides exit 1 on a BENIGN verdict
         print(f"malseq: failing: {clean(why, 300)}", file=sys.stderr)
+    for r in mismatched:  # even with -q: it decides exit 1 (under fail-on malicious) whatever the verdict
+        print(f"malseq: failing: {clean(r.target, 200)}: the file scanned matches none of the hashes "
+              f"{clean(r.lock_hash_mismatches[0].lockfile, 200)} pins for it", file=sys.stderr)
     unjudged = not_judged(results)
     if unjudged and FailOn.ERRORS not in policy.failing_on and not args.quiet:
         print(f"malseq: note: {len(unjudged)} target(s) not judged completely; fail-on leaves out errors, "

@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from malseq._cli import _scan_options
+    from malseq._cli import _scan_options, _StderrProgress
     from malseq.errors import UsageError
     from malseq.intake.registry.common import _redact
     from malseq.watch.runner import Watch, WatchSettings, default_db_path, runner_lock
@@ -107,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
     log = open(os.devnull, "w") if args.quiet else sys.stderr  # noqa: SIM115 - closed below
     try:
         with runner_lock(db_path), open_store(db_path) as store:
-            watch = Watch(store, sources, settings, limiter, out=sys.stdout, log=log)
+            # stdout carries the alerts only (JSON lines); what was queued, each release as it finishes and
+            # the round's summary line go to stderr (-q: none of them)
+            watch = Watch(store, sources, settings, limiter, out=sys.stdout, log=log,
+                          observer=_StderrProgress(enabled=not args.quiet))
 
             def stop(signum: int, frame: object) -> None:
                 watch.stop()

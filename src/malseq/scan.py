@@ -13,7 +13,7 @@ from malseq.errors import MalseqError, UsageError
 from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.build import check_analysable
-from malseq.intake.lockfiles import LockfilePin
+from malseq.intake.lockfiles import LockfilePin, LockHashMismatch
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import LocalTarget, Target, parse_target
 from malseq.model import LOW_FPR
@@ -126,6 +126,8 @@ class TargetResult:
     previous: PreviousComparison | None = None
     # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there)
     pinned_by: tuple[LockfilePin, ...] = ()
+    # `scan --lockfile`: the lockfiles whose pinned hashes the scanned file matches none of (a finding)
+    lock_hash_mismatches: tuple[LockHashMismatch, ...] = ()
     # with ScanOptions.review_material: excerpts of the decisive lines, the package's description
     review: ReviewMaterial | None = None
 

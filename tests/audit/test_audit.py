@@ -350,3 +350,113 @@ def test_a_manifest_without_a_lockfile_is_listed_unless_something_pins_it(tmp_pa
     (tmp_path / "requirements.txt").write_text("idna==3.7\n")  # compiled by pip-tools
     (tmp_path / "yarn.lock").write_text("# yarn lockfile v1\n")
     assert unlocked_manifests(tmp_path) == []
+
+
+def _locked_project(registry: Registry, tmp_path: Path, stealer_too: bool = True) -> tuple[Path, dict[str, int]]:
+    """A project whose package-lock.json pins a clean release, one whose registry file is no longer the one
+    locked and (`stealer_too`) a stealer; returns the project and the line of each entry in the lockfile."""
+    stealer = {p.name: p.read_bytes() for p in (EXAMPLES / "npm-env-exfil").iterdir()}
+    colorz = registry.publish_npm("colorz-utils", "1.0.3", stealer)
+    demo = registry.publish_npm("demo", "1.0.0", _pkg("demo", "1.0.0"))
+    registry.publish_npm("swapped", "1.0.0", _pkg("swapped", "1.0.0"))
+    project = tmp_path / "app"
+    project.mkdir()
+    lock = {"name": "app", "lockfileVersion": 3, "packages": {
+        "": {"name": "app", "dependencies": {"demo": "1.0.0", "swapped": "1.0.0", "colorz-utils": "1.0.3"}},
+        "node_modules/demo": {"version": "1.0.0", "integrity": sri(demo)},
+        "node_modules/swapped": {"version": "1.0.0", "integrity": sri(b"the archive that was locked")},
+        "node_modules/colorz-utils": {"version": "1.0.3", "integrity": sri(colorz)},
+    }}
+    if not stealer_too:
+        del lock["packages"]["node_modules/colorz-utils"]
+    text = json.dumps(lock, indent=2)
+    (project / "package-lock.json").write_text(text)
+    lines = text.splitlines()
+    at = {name: lines.index(f'    "node_modules/{name}": {{') + 1 for name in ("demo", "swapped", "colorz-utils")
+          if f'"node_modules/{name}"' in text}
+    return project, at
+
+
+def test_audit_locates_dependencies_and_their_findings_at_the_lockfile_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    project, at = _locked_project(registry, tmp_path)
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    assert code == 1
+    report = json.loads(out)
+    [finding] = report["findings"]
+    assert (finding["kind"], finding["where"], finding["line"]) == (
+        "lockfile-hash-mismatch", "package-lock.json", at["swapped"])
+    pinned = {r["target"]: r["pinned_by"] for r in report["results"]}
+    for name, version in (("demo", "1.0.0"), ("swapped", "1.0.0"), ("colorz-utils", "1.0.3")):
+        assert [p["line"] for p in pinned[f"npm:{name}@{version}"]] == [at[name]]
+        assert Path(pinned[f"npm:{name}@{version}"][0]["lockfile"]).name == "package-lock.json"
+    code, text = _audit(registry, project, capsys)
+    assert f"FAIL lockfile-hash-mismatch: npm:swapped@1.0.0 (package-lock.json line {at['swapped']}): " in text
+    assert f"package-lock.json line {at['colorz-utils']}" in text.split("npm:colorz-utils@1.0.3", 1)[1]
+
+    monkeypatch.chdir(tmp_path)  # %SRCROOT%: the audited project is app/ below it
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    located = {r["ruleId"]: r["locations"][0]["physicalLocation"] for r in doc["runs"][0]["results"]}
+    # the flagged dependency and the hash finding are both at the line that pins them, not in the package
+    for rule, name in (("malicious-package", "colorz-utils"), ("lockfile-hash-mismatch", "swapped")):
+        assert located[rule]["artifactLocation"] == {"uri": "app/package-lock.json", "uriBaseId": "%SRCROOT%"}
+        assert located[rule]["region"] == {"startLine": at[name]}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])
+def test_scan_lockfile_checks_the_lockfile_hashes_in_every_format(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fmt: str) -> None:
+    # no stealer: the swapped file alone must fail the run
+    project, at = _locked_project(registry, tmp_path, stealer_too=False)
+    lock = project / "package-lock.json"
+    monkeypatch.chdir(project)
+    argv = ["scan", "--no-isolate", "-q", "--npm-registry", f"{registry.url}/npm/", "--format", fmt,
+            "--lockfile", "package-lock.json"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "npm:swapped@1.0.0: the file scanned matches none of the hashes package-lock.json pins" in err
+    line = at["swapped"]
+    if fmt == "text":
+        block = out.split("npm:swapped@1.0.0", 1)[1].split("\nnpm:", 1)[0]
+        assert f"  pinned in: package-lock.json line {line}\n" in block
+        assert f"  LOCKFILE HASH MISMATCH (package-lock.json line {line}): swapped-1.0.0.tgz (sha256 " in block
+        assert "LOCKFILE HASH MISMATCH" not in out.split("npm:demo@1.0.0", 1)[1].split("\nnpm:", 1)[0]
+        assert out.rstrip().endswith("1 lockfile hash mismatch(es)")
+    elif fmt in ("json", "jsonl"):
+        entries = [json.loads(x) for x in out.splitlines()] if fmt == "jsonl" else json.loads(out)
+        by_target = {e["target"]: e for e in entries if "target" in e}
+        [mismatch] = by_target["npm:swapped@1.0.0"]["lockfile_hash_mismatches"]
+        assert (mismatch["lockfile"], mismatch["line"]) == ("package-lock.json", line)
+        assert "matches none of the hashes the lockfile pins" in mismatch["detail"]
+        assert "lockfile_hash_mismatches" not in by_target["npm:demo@1.0.0"]
+        from malseq.report.json_schema import entry_schema
+
+        jsonschema = pytest.importorskip("jsonschema")
+        for entry in by_target.values():
+            jsonschema.validate(entry, entry_schema())
+        if fmt == "jsonl":
+            assert entries[-1]["summary"]["lockfile_hash_mismatches"] == 1 and entries[-1]["summary"]["exit_code"] == 1
+    else:
+        doc = json.loads(out)
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+        from github_sarif import github_upload_problems
+
+        assert github_upload_problems(doc, out) == []
+        [result] = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "lockfile-hash-mismatch"]
+        assert result["level"] == "error"
+        assert result["locations"][0]["physicalLocation"] == {
+            "artifactLocation": {"uri": "package-lock.json", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": line}}
+        assert "lockfile-hash-mismatch" in {rule["id"] for rule in doc["runs"][0]["tool"]["driver"]["rules"]}
+    # the check reads the file the scan downloaded from the cache: one download of each tarball
+    assert registry.asked.count("/npm/swapped/-/swapped-1.0.0.tgz") == 1
+    # a lockfile that pins the registry's file passes
+    lock.write_text(lock.read_text().replace(sri(b"the archive that was locked"),
+                                             sri(registry.routes["/npm/swapped/-/swapped-1.0.0.tgz"][0])))
+    assert main(argv) == 0, capsys.readouterr()

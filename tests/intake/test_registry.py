@@ -778,6 +778,26 @@ def test_cli_scans_a_pypi_release(fake: FakeRegistry, tmp_path: Path, capsys: py
     assert package["has_setup_py"] is True
 
 
+def test_text_report_names_a_registry_release_once(
+    fake: FakeRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = serve_pypi(fake)
+    npm = serve_npm(fake)
+    argv = ["scan", "--no-analysis", "--no-isolate", "--pypi-index-url", fake.index_url, "--npm-registry", fake.npm_url,
+            "--sdist", "--cache-dir", str(tmp_path / "cache"), "pypi:Demo==1.0", "npm:demo@7.0.0", "pypi:demo"]
+    assert _cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    heads = [line for line in lines if not line.startswith(" ") and not line.startswith("summary:")]
+    # one name and version per release, whatever spelling of the spec was given (PEP 503 for PyPI;
+    # unpinned: the version read), then the file scanned and its sha256 under it
+    assert [h.split(" (")[0] for h in heads] == ["pypi:demo@1.0", "npm:demo@7.0.0", "pypi:demo@1.0"]
+    assert not any("==" in h or ": pypi:" in h or ": npm:" in h for h in heads)
+    sdist = hashlib.sha256(served.archives["demo-1.0.tar.gz"]).hexdigest()
+    tgz = hashlib.sha256(npm.archives["7.0.0"]).hexdigest()
+    assert lines[lines.index(heads[0]) + 1] == f"  file: demo-1.0.tar.gz sha256 {sdist}"
+    assert lines[lines.index(heads[1]) + 1].startswith("  file: ") and lines[lines.index(heads[1]) + 1].endswith(tgz)
+
+
 def test_cli_chooses_the_wheel_for_a_target_platform_and_names_the_file(
     fake: FakeRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

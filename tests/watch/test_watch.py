@@ -233,6 +233,14 @@ def test_cli_once_isolated_then_nothing_new(registry: FakeRegistry, tmp_path: Pa
     [line] = first.stdout.splitlines()
     assert json.loads(line)["name"] == "colorz-utils"
     assert "round done" in first.stderr and "scanned 3, flagged 1" in first.stderr
+    # stderr says what was queued, by name, and each release as it finishes with its verdict;
+    # stdout holds the alert alone
+    queued = sorted(line.split("queued ", 1)[1] for line in first.stderr.splitlines() if "  queued " in line)
+    finished = [line for line in first.stderr.splitlines() if line.startswith("[") and "/3] " in line]
+    assert len(queued) == 3 and len(finished) == 3, first.stderr
+    assert sorted(line.split("] ", 1)[1].split(": ", 1)[0] for line in finished) == queued
+    assert any("colorz-utils" in line and ": MALICIOUS " in line for line in finished)
+    assert first.stderr.rstrip().splitlines()[-1].startswith("malseq watch: round done")
     second = subprocess.run(cmd, env=cli_env(registry, tmp_path), capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
     assert second.stdout == "" and "new releases: names 0; scanned 0" in second.stderr

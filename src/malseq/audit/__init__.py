@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from malseq.audit import discover, installed
 from malseq.errors import ConfigurationError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
-from malseq.intake.lockfiles import Lockfile, LockfileEntry, read_lockfile
+from malseq.intake.lockfiles import Lockfile, LockfileEntry, LockfilePin, read_lockfile
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import Download
 from malseq.intake.targets import RegistryTarget, parse_target
@@ -57,6 +57,7 @@ class Finding:
     files: tuple[str, ...] = ()
     # False: reported, but not a failure (a release with install scripts may rewrite its own files)
     fails: bool = True
+    line: int | None = None  # the line of `where` that pins the dependency (a lockfile's entry), when known
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class NotScannedEntry:
     kind: str  # "git", "path", "url", "workspace", "private-index", "unpinned", "option", "unreadable", "bundled"
     reason: str
     where: str  # the file or folder that names it
+    line: int | None = None  # the line of `where` that names it, when known
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class _Pending:
     notes: list[str] = field(default_factory=list)
     # target text -> (label, origin, sources, real location of a staged folder)
     targets: dict[str, tuple[str, str, list[str], str | None]] = field(default_factory=dict)
+    # target text -> the lockfile lines that pin it (reports point there: SARIF locations, text, JSON)
+    pins: dict[str, tuple[LockfilePin, ...]] = field(default_factory=dict)
     # registry files already fetched for a check, so the installed copy of a locked release reuses
     # the download of its hash check (bounded: past the budget, fetch again from the disk cache)
     fetched: dict[tuple[str, str, str], Download | str] = field(default_factory=dict)
@@ -205,7 +209,8 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
         if real is not None and result.package is not None:
             info = replace(result.package, origin=replace(result.package.origin, location=real))
             result = replace(result, package=info)
-        targets.append(AuditedTarget(replace(result, target=label, notices=()), origin, tuple(sources)))
+        result = replace(result, target=label, notices=(), pinned_by=pending.pins.get(text, ()))
+        targets.append(AuditedTarget(result, origin, tuple(sources)))
     return AuditReport(str(root), tuple(pending.files), tuple(targets), tuple(pending.findings),
                        tuple(pending.not_scanned), tuple(pending.notes))
 
@@ -260,34 +265,39 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
             "installed is not known (lock them, e.g. `npm install --package-lock-only --ignore-scripts`, "
             "`uv lock` or `poetry lock`, and audit again)", manifest))
     known: set[tuple[str, str]] | None = None
-    by_spec: dict[str, tuple[LockfileEntry, list[str]]] = {}
+    by_spec: dict[str, tuple[LockfileEntry, list[str], list[LockfilePin]]] = {}
     for lock in locks:
         shown = _rel(root, lock.path)
         for entry in lock.entries:
+            pin = lock.pin(entry)  # the file (a -r include, else the lockfile) and line that pin it
+            pinned_in = _rel(root, pin.lockfile)
             if entry.index_url is not None:
                 known = _known_indexes(options) if known is None else known
                 if _index_key(entry.index_url) not in known:
                     pending.not_scanned.append(NotScannedEntry(
                         entry.spec, "private-index", f"resolved from the index {entry.index_url[:120]}, which is not "
                         "the configured one: it is not fetched from another index under the same name (configure that "
-                        "index, with its credentials, as --pypi-index-url to scan it)", shown))
+                        "index, with its credentials, as --pypi-index-url to scan it)", pinned_in, pin.line))
                     continue
             try:
                 parse_target(entry.spec)
             except UsageError as exc:
-                pending.not_scanned.append(NotScannedEntry(entry.spec, "unreadable", exc.message, shown))
+                pending.not_scanned.append(NotScannedEntry(entry.spec, "unreadable", exc.message, pinned_in, pin.line))
                 continue
             if entry.spec in by_spec:
                 by_spec[entry.spec][1].append(shown)
+                by_spec[entry.spec][2].append(pin)
             else:
-                by_spec[entry.spec] = (entry, [shown])
-    for spec, (entry, sources) in by_spec.items():
+                by_spec[entry.spec] = (entry, [shown], [pin])
+    for spec, (entry, sources, pins) in by_spec.items():
         pending.targets[spec] = (spec, "lockfile", sources, None)
+        pending.pins[spec] = tuple(dict.fromkeys(pins))
         if options.verify and entry.hashes:
-            _check_hashes(entry, sources[0], options, pending)
+            _check_hashes(entry, _rel(root, pins[0].lockfile), pins[0].line, options, pending)
 
 
-def _check_hashes(entry: LockfileEntry, where: str, options: AuditOptions, pending: _Pending) -> None:
+def _check_hashes(entry: LockfileEntry, where: str, line: int | None, options: AuditOptions,
+                  pending: _Pending) -> None:
     from malseq.intake.registry.verify import HashStatus, check_lock_hashes
 
     download = pending.fetch(entry.target, options.scan.intake)
@@ -296,7 +306,7 @@ def _check_hashes(entry: LockfileEntry, where: str, options: AuditOptions, pendi
     check = check_lock_hashes(download, entry.hashes)
     if check.status is HashStatus.MISMATCH:
         pending.findings.append(Finding(FindingKind.LOCKFILE_HASH_MISMATCH, entry.spec, where, check.detail,
-                                        (download.filename,)))
+                                        (download.filename,), line=line))
     elif check.status is HashStatus.NOT_PINNED:
         pending.notes.append(f"{entry.spec}: {check.detail}; the downloaded file was not compared with the lockfile")
 

@@ -76,6 +76,16 @@ class LockfilePin:
 
 
 @dataclass(frozen=True)
+class LockHashMismatch:
+    """A scanned release's file matches none of the hashes a lockfile pins for it: a finding (the
+    file changed since the project was locked, or the lockfile points at other bytes)."""
+
+    lockfile: str  # the file that pins it, as given
+    line: int | None
+    detail: str  # the file, its sha256 and the hashes the lockfile pins
+
+
+@dataclass(frozen=True)
 class NotScanned:
     """A lockfile entry malseq does not fetch from a registry, and why."""
 

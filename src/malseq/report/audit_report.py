@@ -25,6 +25,11 @@ def summary_line(report: AuditReport) -> str:
             f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s), {c['not_scanned']} not scanned")
 
 
+def _at(where: str, line: int | None, limit: int = 200) -> str:
+    """`package-lock.json line 12`: the file and the line that name a dependency."""
+    return clean(where, limit) + (f" line {line}" if line else "")
+
+
 def render_audit_text(report: AuditReport, show_features: bool = False, show_sequence: bool = False) -> str:
     from malseq.report.text import render_result
 
@@ -38,12 +43,12 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
         lines.append(f"findings ({len(report.findings)}):")
         for finding in report.findings:
             level = "FAIL" if finding.fails else "note"
-            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)}: "
-                         f"{clean(finding.message, 600)}")
+            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)} "
+                         f"({_at(finding.where, finding.line)}): {clean(finding.message, 600)}")
     if report.not_scanned:
         lines.append(f"not scanned ({len(report.not_scanned)}):")
         for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
-            lines.append(f"  {clean(entry.where, 120)}: {clean(entry.subject, 200)} [{entry.kind}]: "
+            lines.append(f"  {_at(entry.where, entry.line, 120)}: {clean(entry.subject, 200)} [{entry.kind}]: "
                          f"{clean(entry.reason, 400)}")
         if len(report.not_scanned) > _SHOWN_NOT_SCANNED:
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
@@ -68,9 +73,9 @@ def audit_to_dict(report: AuditReport) -> dict[str, Any]:
         "files": [{"path": f.path, "kind": f.kind, "pinned": f.pinned, "not_scanned": f.not_scanned,
                    "includes": list(f.includes)} for f in report.files],
         "results": results,
-        "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "message": f.message,
-                      "files": list(f.files), "fails": f.fails} for f in report.findings],
-        "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where}
+        "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line,
+                      "message": f.message, "files": list(f.files), "fails": f.fails} for f in report.findings],
+        "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
                         for n in report.not_scanned],
         "notes": list(report.notes),
         "summary": summary_counts(report),
@@ -99,14 +104,18 @@ def _audit_rules() -> list[dict[str, Any]]:
     return rules
 
 
-def _where(report: AuditReport, path: str) -> dict[str, Any]:
+def _where(report: AuditReport, path: str, line: int | None = None) -> dict[str, Any]:
     """A finding's place, given relative to the audited project: located like every other result of
-    the run (`%SRCROOT%` is the directory malseq ran in, as in `malseq.report.sarif`)."""
+    the run (`%SRCROOT%` is the directory malseq ran in, as in `malseq.report.sarif`); for a dependency,
+    the lockfile line that pins it."""
     import os
 
     from malseq.report.sarif import local_location
 
-    return {"physicalLocation": {"artifactLocation": local_location(os.path.join(report.root, path))}}
+    physical: dict[str, Any] = {"artifactLocation": local_location(os.path.join(report.root, path))}
+    if line:
+        physical["region"] = {"startLine": line}
+    return {"physicalLocation": physical}
 
 
 def _audit_fingerprint(rule: str, subject: str, where: str) -> dict[str, str]:
@@ -171,7 +180,7 @@ def render_audit_sarif(report: AuditReport) -> str:
             "ruleId": finding.kind.value,
             "level": "error" if finding.fails else "warning",
             "message": {"text": f"{finding.subject}: {finding.message}"},
-            "locations": [_where(report, finding.where)],
+            "locations": [_where(report, finding.where, finding.line)],
             "partialFingerprints": _audit_fingerprint(finding.kind.value, finding.subject, finding.where),
             "properties": {"subject": finding.subject, "files": list(finding.files), "fails": finding.fails},
         })
@@ -180,7 +189,7 @@ def render_audit_sarif(report: AuditReport) -> str:
             "ruleId": NOT_SCANNED_RULE,
             "level": "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
-            "locations": [_where(report, entry.where)],
+            "locations": [_where(report, entry.where, entry.line)],
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
             "properties": {"subject": entry.subject, "kind": entry.kind},
         })

@@ -116,6 +116,9 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["error"] = {"type": result.error.kind, "message": result.error.message, "hint": result.error.hint}
     if result.pinned_by:  # scanned from --lockfile
         out["pinned_by"] = [{"lockfile": p.lockfile, "line": p.line} for p in result.pinned_by]
+    if result.lock_hash_mismatches:  # scan --lockfile: the file scanned is not the one the lockfile pins
+        out["lockfile_hash_mismatches"] = [{"lockfile": m.lockfile, "line": m.line, "detail": m.detail}
+                                           for m in result.lock_hash_mismatches]
     if result.previous is not None:  # scan --against-previous
         from malseq.report.diff_report import previous_to_dict
 

@@ -33,6 +33,7 @@ def summary(results: Sequence[TargetResult], interrupted: bool, exit_code: int) 
         "suppressed": sum(1 for r in results if r.verdict == "malicious" and r.suppressed is not None),
         "not_scanned_completely": sum(1 for r in results if r.notices),
         "without_verdict": sum(1 for r in results if r.unscored is not None),
+        "lockfile_hash_mismatches": sum(1 for r in results if r.lock_hash_mismatches),
         "interrupted": interrupted,
         "not_finished": not_run,  # the targets an interrupted run never finished (no line above)
         "exit_code": exit_code,

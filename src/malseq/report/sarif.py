@@ -7,6 +7,9 @@ Results, one per target that needs attention:
   and for a folder target a code flow replays them in execution order.
 * `scan-error` (level error): a target that could not be scanned. A dependency that could not
   be read is not a clean one, so it is an alert as well as a tool notification.
+* `lockfile-hash-mismatch` (level error): a release scanned from `--lockfile` whose file matches
+  none of the hashes the lockfile pins for it, located at that lockfile line (the same rule id as
+  `malseq audit`'s finding).
 * `scan-incomplete` (level warning): a folder holding a project whose installed packages or
   lockfiles were left out (`malseq.project`); also a tool notification.
 
@@ -67,6 +70,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 MALICIOUS_RULE = "malicious-package"
 SCAN_ERROR_RULE = "scan-error"
 SCAN_INCOMPLETE_RULE = "scan-incomplete"
+LOCK_HASH_RULE = "lockfile-hash-mismatch"  # also malseq.audit.FindingKind.LOCKFILE_HASH_MISMATCH
 SRCROOT = "%SRCROOT%"
 PACKAGE_BASE = "PACKAGE"
 REGISTRY_BASE = "REGISTRY"
@@ -404,6 +408,46 @@ def _scan_error(result: TargetResult) -> dict[str, Any] | None:
     }
 
 
+def _lock_hash_rule() -> dict[str, Any]:
+    return {
+        "id": LOCK_HASH_RULE,
+        "name": "LockfileHashMismatch",
+        "shortDescription": {"text": "The downloaded archive matches none of the hashes its lockfile pins"},
+        "fullDescription": {
+            "text": "The registry serves a file for this release that is not the one the project locked: it was "
+            "re-published, swapped on a mirror or index, or the lockfile was edited to point at other bytes."
+        },
+        "help": {"text": "Find out why the release's file changed before installing it; re-lock only once the new "
+                 "file is reviewed."},
+        "defaultConfiguration": {"level": "error"},
+        "properties": {
+            "tags": ["security", "supply-chain", "integrity"],
+            "precision": "very-high",
+            "problem.severity": "error",
+            "security-severity": "8.0",
+        },
+    }
+
+
+def _lock_hash_mismatches(result: TargetResult) -> list[dict[str, Any]]:
+    """One result per lockfile whose pinned hashes the scanned file does not match, at its line."""
+    out = []
+    props: dict[str, Any] = _properties(result)
+    for m in result.lock_hash_mismatches:
+        artifact = local_location(m.lockfile)
+        anchor = _Anchor(artifact, m.line, None)
+        properties: dict[str, Any] = {**props, "lockfile": m.lockfile, "lockfileLine": m.line}
+        out.append({
+            "ruleId": LOCK_HASH_RULE,
+            "level": "error",
+            "message": {"text": f"{_package_label(result)}: {clean(m.detail, 800)}"[:_MESSAGE_CHARS]},
+            "locations": [{"physicalLocation": _physical(artifact, m.line)}],
+            "partialFingerprints": _fingerprint(LOCK_HASH_RULE, result, anchor),
+            "properties": properties,
+        })
+    return out
+
+
 def _scan_incomplete(result: TargetResult) -> dict[str, Any] | None:
     if not result.notices:
         return None
@@ -425,7 +469,10 @@ def _scan_incomplete(result: TargetResult) -> dict[str, Any] | None:
 def render_sarif(results: Sequence[TargetResult]) -> str:
     sarif_results = [
         r for res in results for r in (_scan_error(res), _malicious(res), _scan_incomplete(res)) if r is not None
-    ]
+    ] + [r for res in results for r in _lock_hash_mismatches(res)]
+    rules = _rules()
+    if any(res.lock_hash_mismatches for res in results):
+        rules.append(_lock_hash_rule())
     notifications = [
         {
             "level": "error",
@@ -453,7 +500,7 @@ def render_sarif(results: Sequence[TargetResult]) -> str:
                         "name": "malseq",
                         "version": __version__,
                         "semanticVersion": __version__,
-                        "rules": _rules(),
+                        "rules": rules,
                     }
                 },
                 "originalUriBaseIds": uri_base_ids(),

@@ -23,6 +23,7 @@ _STYLES = {
     "NONE": "\x1b[1;33m",  # bold yellow: no verdict
     "ERROR": "\x1b[1;31m",
     "NOT SCANNED COMPLETELY": "\x1b[1;33m",
+    "LOCKFILE HASH MISMATCH": "\x1b[1;31m",
 }
 
 # What makes a sequence malicious rather than merely busy: what leaves the machine or runs, and the
@@ -60,6 +61,43 @@ def _not_read(result: TargetResult) -> int:
     return sum(1 for s in info.skipped if "read as a copy" not in s.reason) if info is not None else 0
 
 
+def _names_itself(result: TargetResult) -> bool:
+    """Whether the target is a registry spec of the very package that was read (same ecosystem and name,
+    and the version it pins, if any)."""
+    from malseq.errors import MalseqError
+    from malseq.intake.targets import RegistryTarget, parse_target
+
+    info = result.package
+    if info is None or info.origin.kind != "registry":
+        return False
+    try:
+        target = parse_target(result.target)
+    except MalseqError:
+        return False
+    if not isinstance(target, RegistryTarget) or target.ecosystem is not info.ecosystem:
+        return False
+    if info.ecosystem.value != "pypi":  # npm names and versions are compared as written
+        return target.name == info.name and target.version in (None, info.version)
+    from packaging.utils import canonicalize_name, canonicalize_version
+
+    return canonicalize_name(target.name) == canonicalize_name(info.name) and (
+        target.version is None or canonicalize_version(target.version) == canonicalize_version(info.version))
+
+
+def _pinned_lines(result: TargetResult, color: bool = False) -> list[str]:
+    """Where a dependency scanned from a lockfile is pinned (the file and line to edit), and the lockfiles
+    whose hashes its file does not match."""
+    if not result.pinned_by:
+        return []
+    shown = [clean(p.lockfile, 200) + (f" line {p.line}" if p.line else "") for p in result.pinned_by[:3]]
+    more = f" (and {len(result.pinned_by) - 3} more)" if len(result.pinned_by) > 3 else ""
+    lines = [f"  pinned in: {', '.join(shown)}{more}"]
+    for m in result.lock_hash_mismatches:
+        where = clean(m.lockfile, 200) + (f" line {m.line}" if m.line else "")
+        lines.append(f"  {_paint('LOCKFILE HASH MISMATCH', color)} ({where}): {clean(m.detail, 400)}")
+    return lines
+
+
 def _notice_lines(result: TargetResult, color: bool = False) -> list[str]:
     lines = []
     for notice in result.notices:
@@ -77,15 +115,20 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
                      f"{clean(result.error.message, 400)}")
         if result.error.hint:
             lines.append(f"  hint: {clean(result.error.hint, 300)}")
+        lines.extend(_pinned_lines(result, color))
         lines.extend(_notice_lines(result, color))
         return "\n".join(lines)
     info = result.package
     assert info is not None
     ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
-    lines.append(f"{head}: {ident} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
+    # a registry release named by the user is the package it names: one name, not the spec and then
+    # the same name again (a release whose manifest names another package keeps both)
+    shown = ident if _names_itself(result) else f"{head}: {ident}"
+    lines.append(f"{shown} ({info.file_count} files, {langs}; {result.seconds:.2f} s)")
     if info.origin.filename is not None:  # what exactly was judged: a registry may serve several files
         lines.append(f"  file: {clean(info.origin.filename, 200)} sha256 {info.origin.sha256 or '?'}")
+    lines.extend(_pinned_lines(result, color))
     lines.extend(_notice_lines(result, color))
     for name, cmd in info.install_scripts:
         lines.append(f"  install script {clean(name, 40)}: {clean(cmd, 160)}")
@@ -152,6 +195,9 @@ def summary_line(results: Sequence[TargetResult]) -> str:
         line += f", {incomplete} not scanned completely"
     if unscored:
         line += f", {unscored} without a verdict"
+    mismatched = sum(1 for r in results if r.lock_hash_mismatches)
+    if mismatched:
+        line += f", {mismatched} lockfile hash mismatch(es)"
     return line
 
 

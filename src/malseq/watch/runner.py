@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +31,7 @@ from malseq.errors import MalseqError, UsageError
 from malseq.intake.registry.common import USER_AGENT, _redact
 from malseq.report.json_report import result_to_dict
 from malseq.sanitize import clean
-from malseq.scan import ScanError, ScanOptions, TargetResult, scan_iter, score_results
+from malseq.scan import ScanError, ScanObserver, ScanOptions, TargetResult, scan_iter, score_results
 from malseq.watch.sources import RateLimiter, Source
 from malseq.watch.store import Release, ReleaseDetail, ReleaseState, ScanRecord, WatchStore, WatchStoreError
 
@@ -44,6 +44,7 @@ STDOUT_CHANNEL = "stdout"
 WEBHOOK_CHANNEL = "webhook"
 # registry requests one scan makes: the package document and the archive
 REQUESTS_PER_SCAN = 2
+QUEUED_SHOWN = 20  # releases a poll queued that the log names one by one (then a count)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Watch:
 
     def __init__(self, store: WatchStore, sources: Sequence[Source], settings: WatchSettings,
                  limiter: RateLimiter, out: IO[str] | None = None, log: IO[str] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, observer: ScanObserver | None = None) -> None:
         self.store = store
         self.sources = tuple(sources)
         self.settings = settings
@@ -138,6 +139,10 @@ class Watch:
         self.out = out if out is not None else sys.stdout
         self.log = log if log is not None else sys.stderr
         self.clock = clock
+        # told of each release as its result is stored (`malseq watch` prints a progress line to stderr)
+        self.observer = observer
+        self._finished = 0  # releases finished this round, and how many were due when it began
+        self._due = 0
         self.worker_prefix = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._score_lock = threading.Lock()  # one scoring at a time: the model session is shared
         self._out_lock = threading.Lock()
@@ -177,6 +182,12 @@ class Watch:
                 errors.append(f"{source.name}: {clean(problem, 400)}")
                 self._say(f"{source.name}: {clean(problem, 400)}")
             self._say(f"{source.name}: {len(ids)} new release(s) queued")
+            for release_id in ids[:QUEUED_SHOWN]:  # what was queued, by name: the log says what the round does
+                detail = self.store.release(release_id)
+                if detail is not None:
+                    self._say(f"  queued {clean(detail.release.target, 300)}")
+            if len(ids) > QUEUED_SHOWN:
+                self._say(f"  ... and {len(ids) - QUEUED_SHOWN} more")
         return polled, errors
 
     # -- scanning ----------------------------------------------------------------------------------
@@ -236,6 +247,7 @@ class Watch:
         options = self.settings.scan_options
         if result.error is not None and result.error.kind in RETRYABLE_ERRORS:
             self._fail(release, f"{result.error.kind}: {result.error.message}")
+            self._progress(release, result)  # an attempt that failed: it is retried or parked
             return
         if options.score and result.error is None:
             with self._score_lock:
@@ -247,6 +259,15 @@ class Watch:
             self._count("scanned")
             if record.verdict == "malicious":
                 self._count("flagged")
+        self._progress(release, result)
+
+    def _progress(self, release: Release, result: TargetResult) -> None:
+        if self.observer is None:
+            return
+        with self._out_lock:
+            self._finished += 1
+            index, total = self._finished, max(self._due, self._finished)
+        self.observer.target_finished(index - 1, total, replace(result, target=release.target))
 
     def _fail(self, release: Release, error: str) -> None:
         wait = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** release.tries)
@@ -287,6 +308,7 @@ class Watch:
     def run_round(self, wait_for_backoff: bool) -> RoundReport:
         self._counts = dict.fromkeys(self._counts, 0)
         polled, errors = self.poll()
+        self._finished, self._due = 0, self.store.pending()
         self.send_alerts()  # what a crashed predecessor scanned but did not announce
         self.drain(wait_for_backoff)
         alerts = self.send_alerts()

@@ -12,9 +12,14 @@ import enum
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from malseq.intake.lockfiles import LockHash
+from malseq.intake.lockfiles import LockfilePin, LockHash, LockHashMismatch
 from malseq.intake.registry.common import Download
+
+if TYPE_CHECKING:
+    from malseq.intake import IntakeOptions
+    from malseq.intake.targets import RegistryTarget
 
 _ALGORITHMS = ("sha512", "sha384", "sha256", "sha1")
 
@@ -59,3 +64,53 @@ def check_lock_hashes(download: Download, hashes: Sequence[LockHash]) -> HashChe
         f"{download.filename} (sha256 {download.sha256}) matches none of the hashes the lockfile pins for it "
         f"({expected})",
     )
+
+
+@dataclass(frozen=True)
+class PinnedCheck:
+    """The hash check of one scanned release against every lockfile that pins it."""
+
+    mismatches: tuple[LockHashMismatch, ...]
+    notes: tuple[str, ...]  # checks that could not be made (no hash for that file, the file not at hand)
+
+
+def check_scanned_release(target: RegistryTarget, scanned_sha256: str | None,
+                          pinned: Sequence[tuple[LockfilePin, Sequence[LockHash]]],
+                          options: IntakeOptions) -> PinnedCheck:
+    """Compare the file a scan read for `target` (its sha256) with the hashes each lockfile pins.
+
+    The file comes from the download cache the scan itself filled (no second download), or from
+    the registry when the cache could not keep it (and `options` are not offline). The bytes are
+    needed, not only the scan's sha256: npm lockfiles pin sha512.
+    """
+    from dataclasses import replace
+
+    from malseq._deadline import Deadline
+    from malseq.errors import MalseqError
+    from malseq.intake.registry import fetch_release
+
+    spec = f"{target.ecosystem.value}:{target.name}@{target.version}"
+    download: Download | None = None
+    why = "not at hand"
+    for attempt in (replace(options, offline=True), options):
+        try:
+            download = fetch_release(target, attempt, Deadline(options.limits.time_budget_seconds))
+            break
+        except MalseqError as exc:
+            why = exc.message
+            if options.offline:
+                break
+    if download is None:
+        return PinnedCheck((), (f"{spec}: the lockfile hash was not compared: {why}",))
+    if scanned_sha256 is not None and download.sha256 != scanned_sha256:
+        return PinnedCheck((), (f"{spec}: the lockfile hash was not compared: the registry now serves "
+                                f"{download.filename} (sha256 {download.sha256}), not the file scanned",))
+    mismatches: list[LockHashMismatch] = []
+    notes: list[str] = []
+    for pin, hashes in pinned:
+        check = check_lock_hashes(download, hashes)
+        if check.status is HashStatus.MISMATCH:
+            mismatches.append(LockHashMismatch(pin.lockfile, pin.line, check.detail))
+        elif check.status is HashStatus.NOT_PINNED:
+            notes.append(f"{spec}: {check.detail} in {pin.lockfile}; the file scanned was not compared with it")
+    return PinnedCheck(tuple(mismatches), tuple(notes))

@@ -1,0 +1,113 @@
+"""Start-up of `malseq scan` on one small local package: wall and CPU seconds, median of N runs.
+
+    PYTHONPATH=src python bench/startup.py [--runs 15] [--target examples/pypi-clean-lib] [-- EXTRA SCAN ARGS]
+
+Each run is a fresh `python -m malseq scan -q TARGET` (the text report to /dev/null), as a user
+types it; the figure is the median wall time, with the median CPU seconds (user + system of the
+process and every child it waited for: isolated workers included). The interpreter writes its
+bytecode cache to a temporary folder first (one warm-up run), so every measured run starts from
+compiled modules as an installed malseq does, whatever PYTHONDONTWRITEBYTECODE says.
+Wall time depends on the machine's load: the load average is printed with the figures; compare
+runs made one after the other, and read the CPU column for the code's own cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def one_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode not in (0, 1):
+        sys.exit(f"malseq exited {done.returncode}: {done.stderr.decode(errors='replace')[-2000:]}")
+    return wall, cpu, done.returncode
+
+
+# CPU seconds of each part of a start-up, measured in one fresh interpreter (in the order a scan pays
+# them; the model's parts run in a background thread of the scan, beside the imports and the analysis).
+_BREAKDOWN = r"""
+import os, sys, time
+clock = time.process_time
+def part(label, start):
+    print(f"{label:<48} {clock() - start:6.3f}")
+t = clock(); import malseq._cli, malseq.scan; part("import the CLI and malseq.scan", t)
+t = clock(); import malseq.analysis, malseq.features.python, malseq.features.javascript, malseq.features.manifest
+part("import the analysis (extractors, tree-sitter)", t)
+t = clock(); import numpy; part("import numpy (onnxruntime needs it)", t)
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+t = clock(); import onnxruntime as ort; part("import onnxruntime", t)
+t = clock(); from tokenizers import Tokenizer; part("import tokenizers", t)
+from malseq.model import DATA_DIR, MODEL_FILE, TOKENIZER_FILE
+t = clock(); Tokenizer.from_file(str(DATA_DIR / TOKENIZER_FILE)); part("read tokenizer.json", t)
+options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+t = clock(); ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+part("onnxruntime session (model.onnx)", t)
+from malseq.model.scoring import load_stack
+t = clock(); load_stack(DATA_DIR); part("profile model and stack", t)
+from malseq.analysis import analysis_key
+t = clock(); analysis_key(); part("analysis key (model warning check)", t)
+from malseq._deadline import Deadline
+from malseq.analysis import analyse
+from malseq.intake import IntakeOptions, load_target
+from malseq.intake.targets import parse_target
+t = clock(); analyse(load_target(parse_target(sys.argv[1]), IntakeOptions(), Deadline(60)), Deadline(60))
+part("read and analyse the target", t)
+"""
+
+
+def breakdown(target: str, env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", _BREAKDOWN, target], env=env, capture_output=True, text=True,
+                          check=False)
+    print("CPU s by part (one fresh interpreter):")
+    print(done.stdout.rstrip() or done.stderr[-2000:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--target", default=str(REPO / "examples" / "pypi-clean-lib"))
+    ap.add_argument("--src", type=Path, default=None,
+                    help="the malseq sources to time (default: the ones on PYTHONPATH, else this checkout's src)")
+    ap.add_argument("--breakdown", action="store_true", help="also print the CPU seconds of each part of a start-up")
+    ap.add_argument("extra", nargs="*", help="more `malseq scan` arguments (after --), e.g. --isolate")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="malseq-startup-") as pycache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = pycache
+        if args.src is not None:
+            env["PYTHONPATH"] = str(args.src.resolve())
+        elif "PYTHONPATH" not in env:
+            env["PYTHONPATH"] = str(REPO / "src")
+        cmd = [sys.executable, "-m", "malseq", "scan", "-q", *args.extra, args.target]
+        one_run(cmd, env)  # warm-up: bytecode written, files in the page cache
+        runs = [one_run(cmd, env) for _ in range(args.runs)]
+        if args.breakdown:
+            breakdown(args.target, env)
+    walls = sorted(w for w, _, _ in runs)
+    cpus = sorted(c for _, c, _ in runs)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"command: {' '.join(cmd[1:])}")
+    print(f"PYTHONPATH={env['PYTHONPATH']}  runs={args.runs}  cores={os.cpu_count()}  load average (1 min) {load:.2f}")
+    print(f"wall s: median {statistics.median(walls):.3f}  min {walls[0]:.3f}  max {walls[-1]:.3f}")
+    print(f"CPU s:  median {statistics.median(cpus):.3f}  min {cpus[0]:.3f}  max {cpus[-1]:.3f}")
+    print(f"start-up (median wall) {statistics.median(walls):.3f} s; target < 0.5 s: "
+          f"{'met' if statistics.median(walls) < 0.5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
