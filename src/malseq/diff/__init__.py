@@ -29,10 +29,12 @@ from malseq.diff.compare import (
     decisive,
     new_destinations,
 )
+from malseq.diff.delta import score_delta
 from malseq.diff.facts import reusable, scan_side
 from malseq.diff.types import (
     AddedStep,
     BehaviourDelta,
+    DeltaVerdict,
     Dependency,
     DependencyChange,
     Destination,
@@ -53,6 +55,7 @@ from malseq.scan import ScanError, ScanOptions, TargetResult, parse_targets, sco
 __all__ = [
     "AddedStep",
     "BehaviourDelta",
+    "DeltaVerdict",
     "Dependency",
     "DependencyChange",
     "Destination",
@@ -161,4 +164,7 @@ def diff_targets(old_text: str, new_text: str, options: ScanOptions | None = Non
         [old_result] = score_results([old.result], options.model_dir, options.operating_point)
         [new_result] = score_results([new.result], options.model_dir, options.operating_point)
         old, new = replace(old, result=old_result), replace(new, result=new_result)
-    return compare_sides(old, new, time.monotonic() - start)
+    diff = compare_sides(old, new)
+    if options.score and diff.error is None:
+        diff = replace(diff, delta=score_delta(new, diff.added_behaviours, options.model_dir, options.operating_point))
+    return replace(diff, seconds=time.monotonic() - start)

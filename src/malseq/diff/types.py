@@ -147,6 +147,18 @@ class DiffError:
 
 
 @dataclass(frozen=True)
+class DeltaVerdict:
+    """The shipped model's score of the added steps alone (`malseq.diff.delta`; not trained on deltas)."""
+
+    text: str  # the model input: the marker word and the added steps, rendered like a package's sequence
+    steps: int  # steps of NEW's sequence that hold an added behaviour
+    score: float | None  # None: nothing added, or no usable model (`note` says which)
+    verdict: str | None  # "malicious" or "benign" at the operating point's threshold for whole packages
+    components: tuple[tuple[str, float], ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class PackageDiff:
     """What NEW adds to OLD. When a side could not be scanned, `error` says which and the lists are empty."""
 
@@ -167,6 +179,7 @@ class PackageDiff:
     malicious: bool = False  # NEW flagged by the model and `decisive` not empty (see `judge`)
     reused_analyses: int = 0
     seconds: float = 0.0
+    delta: DeltaVerdict | None = None  # the added steps scored alone (None when the diff was not scored)
 
     @property
     def empty(self) -> bool:

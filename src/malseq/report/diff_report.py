@@ -14,7 +14,7 @@ from typing import Any
 from malseq import __version__
 from malseq.diff.compare import is_decisive
 from malseq.diff.previous import PreviousComparison
-from malseq.diff.types import BehaviourDelta, FileChange, PackageDiff
+from malseq.diff.types import BehaviourDelta, DeltaVerdict, FileChange, PackageDiff
 from malseq.features.catalogue import BY_ID
 from malseq.report.sarif import location, uri_base_ids
 from malseq.sanitize import clean
@@ -66,6 +66,26 @@ def _behaviour(d: BehaviourDelta) -> dict[str, Any]:
             "entry": d.entry, "moved": d.moved, "old_stage": d.old_stage.value if d.old_stage else None}
 
 
+DELTA_NOTE = ("the added steps alone, scored by the shipped model; it was trained on whole packages, not on "
+              "delta texts (docs/diff.md, 'The delta score')")
+
+
+def delta_to_dict(delta: DeltaVerdict) -> dict[str, Any]:
+    return {"score": round(delta.score, 6) if delta.score is not None else None, "verdict": delta.verdict,
+            "components": {name: round(value, 6) for name, value in delta.components}, "steps": delta.steps,
+            "model_input": delta.text, "note": delta.note, "about": DELTA_NOTE}
+
+
+def delta_line(delta: DeltaVerdict | None) -> str | None:
+    """One text line: the delta score next to the package's own (None when the diff was not scored)."""
+    if delta is None:
+        return None
+    if delta.score is None:
+        return f"delta (added steps alone): no score: {clean(delta.note or '', 200)}"
+    return (f"delta (added steps alone, {delta.steps} step(s)): {(delta.verdict or '').upper()} "
+            f"(score {delta.score:.4f}; model not trained on deltas, docs/diff.md)")
+
+
 def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
     out: dict[str, Any] = {"schema": DIFF_SCHEMA, "old": _side(diff.old), "new": _side(diff.new)}
     if diff.error is not None:
@@ -75,6 +95,8 @@ def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
         return out
     out["verdict"] = {"malicious": diff.malicious, "new_flagged": diff.new.verdict == "malicious",
                       "decisive": [_behaviour(d) for d in diff.decisive], "rule": RULE}
+    if diff.delta is not None:
+        out["delta"] = delta_to_dict(diff.delta)
     files = diff.files
     out["files"] = {
         "added": [{"path": f.path, "sha256": f.new_sha256, "bytes": f.size, "binary": f.is_binary}
@@ -144,6 +166,9 @@ def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
             lines.append(f"  hint: {clean(err.hint, 300)}")
         lines.append("summary: no diff (one side could not be scanned)")
         return "\n".join(lines) + "\n"
+    delta = delta_line(diff.delta)
+    if delta is not None:
+        lines.append(f"  {delta}")
     if diff.malicious:
         lines.append("  verdict: MALICIOUS CHANGE: NEW is flagged and the change adds install/import-time "
                      "transmission or execution")
@@ -220,6 +245,7 @@ HOOK_RULE = "new-install-hook"
 DEPENDENCY_RULE = "new-dependency"
 BINARY_RULE = "new-binary"
 DESTINATION_RULE = "new-network-destination"
+DELTA_RULE = "malicious-delta"
 _MAX_RESULTS = 500
 
 
@@ -238,6 +264,9 @@ def _rules() -> list[dict[str, Any]]:
              "A dependency the new release declares that the previous one did not, or with another range.", "note"),
         rule(BINARY_RULE, "NewBinary", "Binary file added",
              "An executable, archive or binary file new in this release.", "warning"),
+        rule(DELTA_RULE, "MaliciousDelta", "The added steps alone are scored malicious",
+             "The steps this release adds, in execution order, scored by the shipped model on their own. " + DELTA_NOTE,
+             "warning"),
         rule(DESTINATION_RULE, "NewNetworkDestination", "Network destination new in this release",
              "A URL host, host name or IP address the previous release never names.", "warning"),
     ]
@@ -273,6 +302,15 @@ def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
         if new.package is not None and new.package.origin.sha256:
             res["partialFingerprints"] = {"archiveSha256/v1": new.package.origin.sha256}
         out.append(res)
+    delta = diff.delta
+    if delta is not None and delta.verdict == "malicious" and delta.score is not None and diff.added_steps:
+        first_step = diff.added_steps[0]
+        out.append(_result(DELTA_RULE, "warning",
+                           f"{label}: the {delta.steps} added step(s) alone score {delta.score:.3f} (malicious); "
+                           f"the release itself scores {new.score or 0:.3f}",
+                           location(new, first_step.file, first_step.line),
+                           {"deltaScore": delta.score, "newScore": new.score, "oldScore": diff.old.score,
+                            "modelInput": delta.text}))
     for h in diff.install_hooks:
         if h.change != "removed":
             out.append(_result(HOOK_RULE, "warning", f"{label}: {h.kind} {h.change}: {h.name}: {h.new or ''}",
@@ -332,6 +370,8 @@ def previous_to_dict(comparison: PreviousComparison) -> dict[str, Any]:
     out["previous_verdict"] = comparison.previous_verdict
     out["score"] = round(comparison.score, 6) if comparison.score is not None else None
     out["malicious_change"] = comparison.malicious_change
+    if comparison.diff is not None and comparison.diff.delta is not None:
+        out["delta"] = delta_to_dict(comparison.diff.delta)
     out["added_steps"] = [{"step": s.index, "stage": s.stage.value, "behaviour": s.behaviour, "entry": s.entry,
                            "file": s.file, "line": s.line, "count": s.count} for s in comparison.added_steps]
     if comparison.diff is not None:
@@ -350,6 +390,9 @@ def previous_lines(comparison: PreviousComparison, max_steps: int = 10) -> list[
              f"{len(comparison.added_steps)} added step(s)"
              + ("; MALICIOUS CHANGE" if comparison.malicious_change else "")]
     diff = comparison.diff
+    delta = delta_line(diff.delta) if diff is not None else None
+    if delta is not None:
+        lines.append(f"    {delta}")
     if diff is not None:
         for h in diff.install_hooks:
             lines.append(f"    install hook {h.change}: {clean(h.name, 80)} {clean(h.new or h.old or '', 120)}")
