@@ -81,6 +81,15 @@ class ReusableAnalysis:
 
 
 @dataclass(frozen=True)
+class AnalysisSeed:
+    """A scan's per-file analyses of one archive, for a diff that reads the same archive again
+    (`scan --against-previous`, `--lookalikes`): used only when the archive's sha256 is the same."""
+
+    archive_sha256: str
+    files: tuple[FileAnalysis, ...]
+
+
+@dataclass(frozen=True)
 class FileDelta:
     path: str  # the path in NEW (in OLD for a removed file)
     change: FileChange
@@ -147,6 +156,44 @@ class DiffError:
 
 
 @dataclass(frozen=True)
+class NameMatch:
+    """A package name that imitates a popular one (`malseq.diff.lookalike.close_names`)."""
+
+    popular: str  # the imitated name, normalised
+    reason: str  # "edit distance 1", "separators swapped or dropped", "prefix 'py' added", ...
+    distance: int  # edits, 1 for the rule-based matches
+    rank: int  # the popular name's place in the shipped list (1: the most downloaded; 0: not from the list)
+
+
+@dataclass(frozen=True)
+class CopyShare:
+    """How much of a package copies another: files compared by content (metadata files left out)."""
+
+    files: int  # the package's compared files
+    identical: int  # of those, byte-identical to a file of the other package
+    same_path: int  # of those, at a path the other package has (its own name replaced by the other's)
+    original_files: int  # the other package's compared files
+
+    @property
+    def share(self) -> float:
+        return self.identical / self.files if self.files else 0.0
+
+    @property
+    def is_copy(self) -> bool:
+        from malseq.diff.lookalike import COPY_SHARE
+
+        return self.identical > 0 and self.share >= COPY_SHARE
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """In a diff whose two sides have different names: NEW named like OLD, and how much it copies."""
+
+    match: NameMatch | None  # None: the names differ but by none of the look-alike rules
+    share: CopyShare
+
+
+@dataclass(frozen=True)
 class DeltaVerdict:
     """The shipped model's score of the added steps alone (`malseq.diff.delta`; not trained on deltas)."""
 
@@ -180,6 +227,7 @@ class PackageDiff:
     reused_analyses: int = 0
     seconds: float = 0.0
     delta: DeltaVerdict | None = None  # the added steps scored alone (None when the diff was not scored)
+    lookalike: Lookalike | None = None  # set when OLD and NEW have different package names
 
     @property
     def empty(self) -> bool:
