@@ -5,7 +5,7 @@
     PYTHONPATH=src nice python bench/diff_pairs.py --cache-dir ~/.cache/malseq/diff-bench \\
         --malicious ../shared/datasets --max-malicious 40 --out docs/results/diff/malicious.jsonl
 
-Benign: the first `--per-ecosystem` names of each shipped popular list (`src/malseq/data/popular-*.txt`,
+Benign: the first `--per-ecosystem` names of each shipped popular list (`src/malseq/data/lookalike/*.txt`,
 reserved names already left out; names with fewer than `--pairs`+1 stable releases are passed over),
 the last `--pairs` pairs of consecutive stable releases of each, downloaded through malseq's registry
 client into the cache (never pip or npm; nothing is installed or run). For each pair the diff is made

@@ -7,7 +7,7 @@
 Reads the environment's registry name lists (PyPI: `rank_among_15000_most_downloaded`; npm:
 `downloads_a_month`), keeps the `--top` most downloaded names of each ecosystem, normalised
 (PyPI per PEP 503, npm lower case), and writes them most popular first to
-`src/malseq/data/popular-{pypi,npm}.txt`. Names reserved for independent checks
+`src/malseq/data/lookalike/{pypi,npm}.txt`. Names reserved for independent checks
 (`reserved-names.sha256`, sha256 of "<ecosystem>:<normalised name>") are left out and counted:
 they must not appear in committed files, so look-alikes of those names are not detected.
 """
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "src" / "malseq" / "data"
+OUT = ROOT / "src" / "malseq" / "data" / "lookalike"
 HEADER = ("# the {top} most downloaded {eco} names (normalised), most popular first, built by "
           "tools/build_popular_names.py from the environment's registry list; {dropped} reserved name(s) left out\n")
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for ecosystem, path in (("pypi", args.pypi), ("npm", args.npm)):
         names = ranked(path, ecosystem)[: args.top]
         kept = [n for n in names if hashlib.sha256(f"{ecosystem}:{n}".encode()).hexdigest() not in reserved]
-        target = OUT / f"popular-{ecosystem}.txt"
+        target = OUT / f"{ecosystem}.txt"
         target.write_text(HEADER.format(top=args.top, eco=ecosystem, dropped=len(names) - len(kept))
                           + "\n".join(kept) + "\n", encoding="utf-8")
         print(f"{target.relative_to(ROOT)}: {len(kept)} names ({len(names) - len(kept)} reserved left out)")

@@ -61,7 +61,7 @@ def popular_names(ecosystem: Ecosystem) -> tuple[str, ...]:
     """The shipped popular names of an ecosystem, most downloaded first (normalised)."""
     if ecosystem not in (Ecosystem.PYPI, Ecosystem.NPM):
         return ()
-    text = resources.files("malseq").joinpath(f"data/popular-{ecosystem.value}.txt").read_text(encoding="utf-8")
+    text = resources.files("malseq").joinpath(f"data/lookalike/{ecosystem.value}.txt").read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
