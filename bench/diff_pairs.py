@@ -14,7 +14,8 @@ verdict, the analyses reused and the wall seconds (a busy shared machine: second
 
 Malicious: samples of the shared datasets (live malware, read as data only) whose name is a look-alike
 of a popular name (`malseq.diff.lookalike.close_names`) and whose original release can be fetched:
-each is diffed against the imitated release (same version when it exists, else the nearest).
+each is diffed against the imitated release (same version when it exists, else the nearest) when it
+copies it. One sample per imitated name (the first in manifest order), `--max-malicious` per ecosystem.
 
 The summary (stdout, and `--summary` as JSON) gives how often each verdict fires, and the median and
 95th percentile seconds per pair.
@@ -117,11 +118,15 @@ def malicious_rows(args: argparse.Namespace, options: ScanOptions) -> list[dict[
         from malseq.diff.lookalike import close_names
 
         tried = 0
+        imitated: set[str] = set()
         for sample in samples:
             if tried >= args.max_malicious:
                 break
-            if not close_names(ecosystem, sample["name"]):
+            matches = close_names(ecosystem, sample["name"])
+            # one sample per imitated name: a campaign of fifty typos of one name is one data point
+            if not matches or matches[0].popular in imitated:
                 continue
+            imitated.add(matches[0].popular)
             tried += 1
             path = str(args.malicious / folder / sample["path"])
             start = time.monotonic()

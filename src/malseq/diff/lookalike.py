@@ -292,10 +292,10 @@ def check_lookalike_text(text: str, options: ScanOptions, ecosystem: Ecosystem, 
             continue
         share = copy_share(mine, theirs, ecosystem, name, match.popular)
         if not share.is_copy:
+            counted = (f"only {share.identical} of its {share.files} compared file(s) are identical to {original}'s"
+                       if share.files else "it has no file besides its metadata to compare")
             not_copies.append(LookalikeComparison(
-                name, match, original, share,
-                f"named like {match.popular} ({match.reason}) but only {share.identical} of its {share.files} "
-                f"compared file(s) are identical to {original}'s: not a copy"))
+                name, match, original, share, f"named like {match.popular} ({match.reason}) but {counted}: not a copy"))
             continue
         try:
             diff = diff_targets(original, text, options, seed)
