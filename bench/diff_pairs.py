@@ -86,7 +86,7 @@ def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, optio
 
 def benign_rows(args: argparse.Namespace, options: ScanOptions) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for ecosystem in (Ecosystem.PYPI, Ecosystem.NPM):
+    for ecosystem in (Ecosystem(e) for e in args.ecosystems):
         done = 0
         for name in popular(ecosystem)[args.skip:]:
             if done >= args.per_ecosystem:
@@ -179,15 +179,29 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache-dir", type=Path, required=True, help="malseq download cache for the releases")
+    ap.add_argument("--cache-dir", type=Path, help="malseq download cache for the releases")
     ap.add_argument("--per-ecosystem", type=int, default=40, help="popular packages per ecosystem")
     ap.add_argument("--pairs", type=int, default=2, help="consecutive-release pairs per package")
     ap.add_argument("--skip", type=int, default=0, help="pass over the first N popular names")
+    ap.add_argument("--ecosystems", nargs="+", choices=("pypi", "npm"), default=["pypi", "npm"],
+                    help="benign pairs of these ecosystems (default both)")
     ap.add_argument("--malicious", type=Path, help="the shared datasets folder: diff look-alike samples instead")
     ap.add_argument("--max-malicious", type=int, default=40, help="look-alike samples per ecosystem")
-    ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per pair")
+    ap.add_argument("--out", type=Path, help="JSON lines, one per pair")
     ap.add_argument("--summary", type=Path, help="the summary as JSON")
+    ap.add_argument("--summarise", type=Path, metavar="LOG",
+                    help="only summarise the rows of an earlier run (its --out, or its stderr: each row is printed "
+                    "there as it finishes, so a run stopped early can still be summarised)")
     args = ap.parse_args(argv)
+    if args.summarise:
+        rows = [json.loads(line) for line in args.summarise.read_text().splitlines() if line.startswith("{")]
+        result = summary(rows)
+        print(json.dumps(result, indent=2))
+        if args.summary:
+            args.summary.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    if args.out is None or args.cache_dir is None:
+        ap.error("--out and --cache-dir are required")
     options = ScanOptions(intake=IntakeOptions(cache_dir=args.cache_dir))
     rows = malicious_rows(args, options) if args.malicious else benign_rows(args, options)
     args.out.parent.mkdir(parents=True, exist_ok=True)
