@@ -170,6 +170,16 @@ def test_a_copy_under_a_lookalike_name_is_diffed_against_the_nearest_original(
     code, out, _ = run_cli([*base, "--lookalikes", str(copy)], capsys)
     assert f"look-alike: named like {POPULAR} (suffix '-js' added): copy of npm:{POPULAR}@1.0.0" in out
     assert "delta (added steps alone" in out and "collect.js:" in out
+    # the scan's SARIF names the copy, with the added steps as related locations
+    code, out, _ = run_cli([*base, "--lookalikes", "--format", "sarif", str(copy)], capsys)
+    doc = json.loads(out)
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(doc, diff_tests.sarif_schema())
+    run = doc["runs"][0]
+    [alert] = [r for r in run["results"] if r["ruleId"] == "lookalike-copy"]
+    assert alert["level"] == "error" and f"copy of npm:{POPULAR}@1.0.0" in alert["message"]["text"]
+    assert alert["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("package.json")
+    assert "lookalike-copy" in [r["id"] for r in run["tool"]["driver"]["rules"]]
     # SARIF of the diff names the copy
     code, out, _ = run_cli(["diff", "--no-isolate", "-q", "--format", "sarif", str(tmp_path / "o100"), str(copy)],
                            capsys)

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from malseq._deadline import Deadline
-from malseq.diff.types import AnalysisSeed, CopyShare, NameMatch, PackageDiff
+from malseq.diff.types import COPY_SHARE, AnalysisSeed, CopyShare, NameMatch, PackageDiff
 from malseq.errors import MalseqError
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.package import Ecosystem
@@ -38,8 +38,6 @@ from malseq.scan import ScanOptions, TargetResult
 __all__ = ["COPY_SHARE", "LookalikeComparison", "check_lookalike", "check_lookalike_text", "close_names",
            "copy_share", "imitated_version", "name_match", "normalise_name", "popular_names"]
 
-# a package is a copy when at least this share of its compared files is byte-identical to files of the original
-COPY_SHARE = 0.5
 _PREFIXES = ("python-", "python", "py-", "py", "node-", "nodejs-", "js-")
 _SUFFIXES = ("-python", "python", "-py", "py", "-js", ".js", "js", "-node", "node", "-nodejs")
 _GLYPHS = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("i", "l"), ("3", "e"), ("4", "a"), ("5", "s"),

@@ -155,6 +155,10 @@ class DiffError:
     error: ScanError
 
 
+# a package copies another when at least this share of its compared files is byte-identical to files of the other
+COPY_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class NameMatch:
     """A package name that imitates a popular one (`malseq.diff.lookalike.close_names`)."""
@@ -180,8 +184,6 @@ class CopyShare:
 
     @property
     def is_copy(self) -> bool:
-        from malseq.diff.lookalike import COPY_SHARE
-
         return self.identical > 0 and self.share >= COPY_SHARE
 
 
