@@ -278,7 +278,10 @@ def check_lookalike_text(text: str, options: ScanOptions, ecosystem: Ecosystem, 
         try:
             releases = release_list(RegistryTarget(ecosystem, match.popular, None), intake,
                                     Deadline(intake.limits.time_budget_seconds))
-            listed = [v.version for v in releases.versions if not v.yanked] or [v.version for v in releases.versions]
+            # stable releases first: a pre-release is what a copier would pick least often
+            listed = ([v.version for v in releases.versions if not v.yanked and not v.prerelease]
+                      or [v.version for v in releases.versions if not v.yanked]
+                      or [v.version for v in releases.versions])
             chosen = imitated_version(ecosystem, listed, version, releases.latest)
             if chosen is None:
                 unavailable.append(f"{ecosystem.value}:{match.popular} lists no release")
