@@ -171,6 +171,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "delta_fires": sum(r.get("delta_verdict") == "malicious" for r in ok),
                 "change_rule_fires": sum(bool(r.get("change_malicious")) for r in ok),
                 "new_flagged_alone": sum(r.get("new_verdict") == "malicious" for r in ok),
+                "not_a_copy": sum("not a copy" in (r.get("notice") or "") for r in sel),
+                "original_unavailable": sum((r.get("notice") or "").startswith("the original is not available")
+                                            for r in sel),
                 "median_seconds": round(statistics.median(seconds), 2) if seconds else None,
                 "p95_seconds": round(percentile(seconds, 0.95), 2) if seconds else None,
             }
