@@ -33,8 +33,8 @@ diff_tests: Any = importlib.import_module("test_diff")  # the inert colorz fixtu
 fake = registry_tests.fake
 isolated = registry_tests.isolated  # autouse: no user pip/npm configuration, HOME in tmp_path
 
-POPULAR = "strip-ansi"  # an npm name of the shipped popular list (not a reserved one)
-COPY = "strip-ansi-js"
+POPULAR = "ansi-styles"  # an npm name of the shipped popular list (reserved in neither registry)
+COPY = "ansi-styles-js"
 
 
 def test_popular_lists_are_shipped_most_downloaded_first() -> None:
@@ -59,7 +59,7 @@ def test_reserved_names_are_not_in_the_shipped_lists() -> None:
     (Ecosystem.PYPI, "urlib3", "urllib3", "edit distance 1"),
     (Ecosystem.PYPI, "python-urllib3", "urllib3", "prefix 'python-' added"),
     (Ecosystem.PYPI, "b0to3", "boto3", "digit/letter look-alike swap"),
-    (Ecosystem.NPM, "strip-ansi-js", "strip-ansi", "suffix '-js' added"),
+    (Ecosystem.NPM, "ansi-styles-js", "ansi-styles", "suffix '-js' added"),
     (Ecosystem.NPM, "node-minimatch", "minimatch", "prefix 'node-' added"),
     (Ecosystem.NPM, "supportscolor", "supports-color", "separators swapped or dropped"),
     (Ecosystem.NPM, "minimatcn", "minimatch", "edit distance 1"),
@@ -77,14 +77,14 @@ def test_popular_names_themselves_and_unrelated_names_match_nothing() -> None:
     assert close_names(Ecosystem.PYPI, "Urllib3") == ()  # normalised first
     assert close_names(Ecosystem.NPM, "zq-unrelated-thing-42") == ()
     # short names are one edit away from many others: no edit-distance match below 4 characters
-    assert name_match(Ecosystem.PYPI, "sax", "six") is None
+    assert name_match(Ecosystem.PYPI, "qzx", "qzy") is None
     assert name_match(Ecosystem.PYPI, "my_pkg", "my-pkg") is None  # the same PyPI name
 
 
 def test_the_imitated_version_is_the_same_else_the_nearest_before_else_the_first() -> None:
     listed = ["1.0.0", "1.2.0", "2.0.0"]
     assert imitated_version(Ecosystem.NPM, listed, "1.2.0", "2.0.0") == "1.2.0"
-    assert imitated_version(Ecosystem.NPM, listed, "1.10.0", "2.0.0") == "1.2.0"  # semver, not text order
+    assert imitated_version(Ecosystem.NPM, listed, "1.10.0", "2.0.0") == "1.2.0"  # version order, not text order
     assert imitated_version(Ecosystem.NPM, listed, "0.1.0", "2.0.0") == "1.0.0"
     assert imitated_version(Ecosystem.PYPI, ["0.9", "1.0", "1.1"], "1.0.5", "1.1") == "1.0"
     assert imitated_version(Ecosystem.PYPI, ["0.9", "1.0"], "not a version", "1.0") == "1.0"
@@ -195,7 +195,7 @@ def test_offline_without_the_original_says_it_is_unavailable(
     [result] = json.loads(out)
     assert code == 1  # the package's own verdict stands
     assert result["lookalike"]["original"] is None and result["lookalike"]["copy"] is False
-    assert result["lookalike"]["notice"].startswith("the original is not available: npm:strip-ansi:")
+    assert result["lookalike"]["notice"].startswith("the original is not available: npm:ansi-styles:")
     assert "offline" in result["lookalike"]["notice"]
 
 

@@ -8,8 +8,10 @@ Reads the environment's registry name lists (PyPI: `rank_among_15000_most_downlo
 `downloads_a_month`), keeps the `--top` most downloaded names of each ecosystem, normalised
 (PyPI per PEP 503, npm lower case), and writes them most popular first to
 `src/malseq/data/lookalike/{pypi,npm}.txt`. Names reserved for independent checks
-(`reserved-names.sha256`, sha256 of "<ecosystem>:<normalised name>") are left out and counted:
-they must not appear in committed files, so look-alikes of those names are not detected.
+(`reserved-names.sha256`, sha256 of "<ecosystem>:<normalised name>") are left out and counted,
+in either ecosystem (a name reserved on npm is left out of the PyPI list too: committed text is
+checked both ways): they must not appear in committed files, so look-alikes of those names are
+not detected.
 """
 
 from __future__ import annotations
@@ -23,8 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "malseq" / "data" / "lookalike"
-HEADER = ("# the {top} most downloaded {eco} names (normalised), most popular first, built by "
-          "tools/build_popular_names.py from the environment's registry list; {dropped} reserved name(s) left out\n")
+# a header of neutral words only: every committed token is checked against the reserved names
+HEADER = "# look-alike reference list, made by tools/build_popular_names.py\n"
+
+
+def reserved_anywhere(name: str, reserved: set[str]) -> bool:
+    """Reserved in either ecosystem: the check of committed files reads every token both ways."""
+    keys = ("pypi:" + re.sub(r"[-_.]+", "-", name).lower(), "npm:" + name.lower())
+    return any(hashlib.sha256(k.encode()).hexdigest() in reserved for k in keys)
 
 
 def normalise(ecosystem: str, name: str) -> str:
@@ -68,10 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     reserved = set(args.reserved.read_text().split())
     for ecosystem, path in (("pypi", args.pypi), ("npm", args.npm)):
         names = ranked(path, ecosystem)[: args.top]
-        kept = [n for n in names if hashlib.sha256(f"{ecosystem}:{n}".encode()).hexdigest() not in reserved]
+        kept = [n for n in names if not reserved_anywhere(n, reserved)]
         target = OUT / f"{ecosystem}.txt"
-        target.write_text(HEADER.format(top=args.top, eco=ecosystem, dropped=len(names) - len(kept))
-                          + "\n".join(kept) + "\n", encoding="utf-8")
+        target.write_text(HEADER + "\n".join(kept) + "\n", encoding="utf-8")
         print(f"{target.relative_to(ROOT)}: {len(kept)} names ({len(names) - len(kept)} reserved left out)")
     return 0
 
