@@ -324,7 +324,7 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
     assert doc["schema"] == "malseq-diff/1"
     assert set(doc) == {"schema", "old", "new", "verdict", "files", "added_behaviours", "removed_behaviours",
                         "added_steps", "install_hooks", "dependencies", "binaries_added", "destinations_added",
-                        "reused_analyses", "seconds"}
+                        "reused_analyses", "seconds", "delta"}
     assert doc["new"]["verdict"] == "malicious" and isinstance(doc["new"]["score"], float)
     assert doc["old"]["package"]["version"] == "1.0.0" and doc["new"]["package"]["version"] == "1.0.1"
     assert doc["verdict"]["malicious"] is True and doc["verdict"]["decisive"]

@@ -185,6 +185,11 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
     sc.add_argument("--against-previous", action="store_true",
                     help="for registry releases, also diff against the previous release (malseq diff) and show "
                     "its score and the added steps")
+    sc.add_argument("--lookalikes", action="store_true",
+                    help="for a package named like a popular one (edit distance 1-2, separators, py/node/js "
+                    "affixes, digit/letter swaps), fetch the popular release and, when the package copies it, diff "
+                    "against it: 'copy of X VERSION with these changes' (off by default: it downloads and analyses "
+                    "the original; see docs/diff.md)")
     from malseq import _cli_diff
 
     _cli_diff.register(sub)  # `malseq diff OLD NEW`
@@ -401,7 +406,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
-    options = _scan_options(args, registry=args.against_previous or _needs_registry(targets))
+    options = _scan_options(args, registry=args.against_previous or args.lookalikes or _needs_registry(targets))
     if not args.isolate and options.isolate and single_small_local(targets):
         options = replace(options, isolate=False)  # no worker start-up for one small local package
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
@@ -425,6 +430,10 @@ def _run_scan(args: argparse.Namespace) -> int:
                 from malseq._cli_diff import add_against_previous
 
                 [result] = add_against_previous([result], [targets[index]], options, args.quiet)
+            if args.lookalikes:
+                from malseq._cli_diff import add_lookalike
+
+                result = add_lookalike(result, options, args.quiet)
             finished[index] = result
             progress.finished(result)
             if lines is not None:

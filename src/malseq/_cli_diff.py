@@ -96,6 +96,19 @@ def run(args: argparse.Namespace) -> int:
     return diff_exit_code(diff, policy)
 
 
+def add_lookalike(result: TargetResult, options: ScanOptions, quiet: bool) -> TargetResult:
+    """`scan --lookalikes`: a result whose package is named like a popular one gains `lookalike`."""
+    from malseq.diff.lookalike import check_lookalike
+
+    comparison = check_lookalike(result, replace(options, score=True))
+    if comparison is None:
+        return result
+    if not quiet:
+        what = comparison.notice or f"copy of {comparison.original}"
+        print(f"{clean(result.target, 200)}: look-alike check: {clean(what, 400)}", file=sys.stderr)
+    return replace(result, lookalike=comparison)
+
+
 def add_against_previous(results: Sequence[TargetResult], texts: Sequence[str], options: ScanOptions,
                          quiet: bool) -> list[TargetResult]:
     """`scan --against-previous`: each registry release's result gains `previous` (other targets: unchanged)."""

@@ -22,6 +22,7 @@ from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:
     from malseq._isolation import IsolatedRunner, WorkerFailure
+    from malseq.diff.lookalike import LookalikeComparison
     from malseq.diff.previous import PreviousComparison
     from malseq.review import ReviewMaterial
 
@@ -124,6 +125,8 @@ class TargetResult:
     notices: tuple[ScanNotice, ...] = ()
     # `scan --against-previous`: the diff to the registry release before this one (malseq.diff.previous)
     previous: PreviousComparison | None = None
+    # `scan --lookalikes`: named like a popular package: the copy check and the diff to it (malseq.diff.lookalike)
+    lookalike: LookalikeComparison | None = None
     # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there)
     pinned_by: tuple[LockfilePin, ...] = ()
     # `scan --lockfile`: the lockfiles whose pinned hashes the scanned file matches none of (a finding)

@@ -29,10 +29,13 @@ from malseq.diff.compare import (
     decisive,
     new_destinations,
 )
-from malseq.diff.facts import reusable, scan_side
+from malseq.diff.delta import score_delta
+from malseq.diff.facts import FileAnalysisCache, reusable, scan_side
 from malseq.diff.types import (
     AddedStep,
+    AnalysisSeed,
     BehaviourDelta,
+    DeltaVerdict,
     Dependency,
     DependencyChange,
     Destination,
@@ -40,6 +43,7 @@ from malseq.diff.types import (
     FileChange,
     FileDelta,
     HookChange,
+    Lookalike,
     PackageDiff,
     ReusableAnalysis,
     Side,
@@ -52,24 +56,29 @@ from malseq.scan import ScanError, ScanOptions, TargetResult, parse_targets, sco
 
 __all__ = [
     "AddedStep",
+    "AnalysisSeed",
     "BehaviourDelta",
+    "DeltaVerdict",
     "Dependency",
     "DependencyChange",
     "Destination",
     "DiffError",
+    "FileAnalysisCache",
     "FileChange",
     "FileDelta",
     "HookChange",
+    "Lookalike",
     "PackageDiff",
     "Side",
     "SideScan",
     "compare_sides",
     "diff_targets",
     "scan_sides",
+    "seed_of",
 ]
 
 
-def _side_job(job: tuple[str, Target, ScanOptions, tuple[ReusableAnalysis, ...]]) -> SideScan:
+def _side_job(job: tuple[str, Target, ScanOptions, tuple[ReusableAnalysis, ...], AnalysisSeed | None]) -> SideScan:
     """What the isolated worker runs (module level, so it can be pickled by name)."""
     return scan_side(*job)
 
@@ -85,24 +94,28 @@ def _check_ecosystems(old: Target, new: Target, old_text: str, new_text: str) ->
                          hint="give two npm packages or two PyPI packages")
 
 
-def scan_sides(old_text: str, new_text: str, options: ScanOptions) -> tuple[SideScan, SideScan]:
+def scan_sides(old_text: str, new_text: str, options: ScanOptions, new_seed: AnalysisSeed | None = None,
+               cache: FileAnalysisCache | None = None) -> tuple[SideScan, SideScan]:
     """Scan both sides (unscored). Raises `UsageError` for malformed targets or two ecosystems;
-    a side that cannot be scanned comes back with an error, and the other side is still scanned."""
+    a side that cannot be scanned comes back with an error, and the other side is still scanned.
+    `new_seed`: NEW's analysis from a scan of the same archive (reused file by file); `cache`: per-file
+    analyses shared by the diffs of one run (in this process only: an isolated worker does not see it)."""
     old_target, new_target = parse_targets([old_text, new_text])
     _check_ecosystems(old_target, new_target, old_text, new_text)
     if not options.isolate:
-        old = scan_side(old_text, old_target, options)
-        new = scan_side(new_text, new_target, options, reusable(old))
+        old = scan_side(old_text, old_target, options, cache=cache)
+        new = scan_side(new_text, new_target, options, reusable(old), new_seed, cache)
     else:
         from malseq._isolation import IsolatedRunner, WorkerFailure
 
         hard_limit = options.intake.limits.time_budget_seconds * 1.5 + 15
-        runner: IsolatedRunner[tuple[str, Target, ScanOptions, tuple[ReusableAnalysis, ...]], SideScan]
+        runner: IsolatedRunner[tuple[str, Target, ScanOptions, tuple[ReusableAnalysis, ...], AnalysisSeed | None],
+                               SideScan]
         with IsolatedRunner(_side_job, hard_limit) as runner:
             sides: list[SideScan] = []
-            for text, target in ((old_text, old_target), (new_text, new_target)):
+            for text, target, seed in ((old_text, old_target, None), (new_text, new_target, new_seed)):
                 reuse = reusable(sides[0]) if sides else ()
-                outcome = runner.run((text, target, options, reuse))
+                outcome = runner.run((text, target, options, reuse, seed))
                 if isinstance(outcome, WorkerFailure):
                     if outcome.kind == "timeout":
                         error = ScanError("TimeBudgetExceeded", f"analysis did not finish: {outcome.detail}",
@@ -128,6 +141,7 @@ def compare_sides(old: SideScan, new: SideScan, seconds: float = 0.0) -> Package
         if scanned.result.error is not None:
             return PackageDiff(old.result, new.result, DiffError(side, scanned.result.error), seconds=seconds)
     files, unchanged = compare_files(old.files, new.files)
+    lookalike = _lookalike(old, new)
     added, removed = compare_behaviours(old, new, files)
     chosen = decisive(added)
     return PackageDiff(
@@ -147,18 +161,48 @@ def compare_sides(old: SideScan, new: SideScan, seconds: float = 0.0) -> Package
         malicious=new.result.verdict == "malicious" and bool(chosen),
         reused_analyses=new.reused_analyses,
         seconds=seconds,
+        lookalike=lookalike,
     )
 
 
-def diff_targets(old_text: str, new_text: str, options: ScanOptions | None = None) -> PackageDiff:
-    """Scan, score and compare two targets (folders, archives, registry releases, purls)."""
+def _lookalike(old: SideScan, new: SideScan) -> Lookalike | None:
+    """When NEW and OLD are packages of different names: does NEW's name imitate OLD's, and does it copy it?"""
+    from malseq.diff.lookalike import copy_share, name_match, normalise_name
+
+    old_info, new_info = old.result.package, new.result.package
+    if old_info is None or new_info is None or not old_info.name or not new_info.name:
+        return None
+    ecosystem = new.ecosystem
+    if normalise_name(ecosystem, old_info.name) == normalise_name(ecosystem, new_info.name):
+        return None
+    share = copy_share(((f.path, f.sha256) for f in new.files), ((f.path, f.sha256) for f in old.files),
+                       ecosystem, new_info.name, old_info.name)
+    return Lookalike(name_match(ecosystem, new_info.name, old_info.name), share)
+
+
+def seed_of(result: TargetResult) -> AnalysisSeed | None:
+    """A scan result's analysis as a seed for a diff that reads the same archive again."""
+    info = result.package
+    if result.analysis is None or info is None or info.origin.sha256 is None:
+        return None
+    return AnalysisSeed(info.origin.sha256, result.analysis.files)
+
+
+def diff_targets(old_text: str, new_text: str, options: ScanOptions | None = None,
+                 new_seed: AnalysisSeed | None = None, cache: FileAnalysisCache | None = None) -> PackageDiff:
+    """Scan, score and compare two targets (folders, archives, registry releases, purls). `new_seed`:
+    NEW's analysis from a scan of the same archive (`seed_of`), so its files are not analysed again;
+    `cache`: per-file analyses kept across the diffs of one run (e.g. consecutive-release pairs)."""
     options = options or ScanOptions()
     start = time.monotonic()
-    old, new = scan_sides(old_text, new_text, options)
+    old, new = scan_sides(old_text, new_text, options, new_seed, cache)
     if options.score:
         # one side at a time (the model is loaded once and cached): a batch pads its inputs together,
         # and a side's score must be the one `malseq scan` gives it alone
         [old_result] = score_results([old.result], options.model_dir, options.operating_point)
         [new_result] = score_results([new.result], options.model_dir, options.operating_point)
         old, new = replace(old, result=old_result), replace(new, result=new_result)
-    return compare_sides(old, new, time.monotonic() - start)
+    diff = compare_sides(old, new)
+    if options.score and diff.error is None:
+        diff = replace(diff, delta=score_delta(new, diff.added_behaviours, options.model_dir, options.operating_point))
+    return replace(diff, seconds=time.monotonic() - start)

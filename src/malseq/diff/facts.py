@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 from malseq._deadline import Deadline
 from malseq.analysis import Analysed
-from malseq.diff.types import Dependency, Destination, FileFacts, ReusableAnalysis, SideScan
+from malseq.diff.types import AnalysisSeed, Dependency, Destination, FileFacts, ReusableAnalysis, SideScan
 from malseq.errors import MalseqError
 from malseq.features.types import FileAnalysis, PackageAnalysis
 from malseq.intake import load_target
@@ -56,11 +56,57 @@ def _line_hashes(data: bytes, is_binary: bool) -> frozenset[int]:
     return frozenset(out)
 
 
-def analyse_reusing(package: Package, deadline: Deadline,
-                    reuse: Sequence[ReusableAnalysis] = ()) -> tuple[Analysed, int]:
-    """`malseq.analysis.analyse`, except that a source file whose (path, content) is in `reuse` is not
-    analysed again. Returns the analysis and how many files were reused. Same input, same output as
-    `analyse` (tests/test_diff.py checks it)."""
+class FileAnalysisCache:
+    """Per-file analyses of this process, keyed by (analysis_key, path, content sha256), for diffs.
+
+    A file's analysis depends on its path as well as its bytes (relative imports resolve from the
+    module's place, events name the file), so the path is part of the key: a file moved between
+    releases is analysed again. Only complete analyses are kept (a partial one, whose work budget
+    ran out, is redone). Bounded by `max_entries` (the oldest go first); `hits` and `misses` count
+    lookups, so tests and benchmarks count analyses rather than time them.
+    """
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str, str], FileAnalysis] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, path: str, digest: str) -> FileAnalysis | None:
+        found = self._entries.get((_analysis_key(), path, digest))
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, path: str, digest: str, analysis: FileAnalysis) -> None:
+        if analysis.budget_exhausted or self.max_entries <= 0:
+            return
+        key = (_analysis_key(), path, digest)
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = analysis
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _analysis_key() -> str:
+    from malseq.analysis import analysis_key
+
+    return analysis_key()
+
+
+def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[ReusableAnalysis] = (),
+                    cache: FileAnalysisCache | None = None) -> tuple[Analysed, int]:
+    """`malseq.analysis.analyse`, except that a source file whose (path, content) is in `reuse` or in
+    `cache` is not analysed again. Returns the analysis and how many files were reused. Same input, same
+    output as `analyse` (tests/test_diff.py checks it)."""
     from malseq.features import analyse_file
     from malseq.features.manifest import manifest_events
     from malseq.model.text import model_text
@@ -72,7 +118,10 @@ def analyse_reusing(package: Package, deadline: Deadline,
     reused = 0
     for f in package.source_files:
         deadline.check(f"analysing {f.path}")
-        previous = known.get((f.path, sha256(f.data)))
+        digest = sha256(f.data)
+        previous = known.get((f.path, digest))
+        if (previous is None or previous.budget_exhausted) and cache is not None:
+            previous = cache.get(f.path, digest)
         # a partial analysis (its budget ran out) is done again rather than copied
         if previous is not None and not previous.budget_exhausted:
             files.append(previous)
@@ -81,6 +130,8 @@ def analyse_reusing(package: Package, deadline: Deadline,
         result = analyse_file(f, deadline)
         if result is not None:
             files.append(result)
+            if cache is not None:
+                cache.put(f.path, digest, result)
     analysis = PackageAnalysis(tuple(files), manifest_events(package), time.monotonic() - start)
     sequence = build_sequence(package, analysis, deadline)
     return Analysed(analysis, sequence, model_text(render_text(sequence))), reused
@@ -282,17 +333,28 @@ def reusable(side: SideScan) -> tuple[ReusableAnalysis, ...]:
                  if fa.path in by_path and not fa.budget_exhausted)
 
 
+def seeded(package: Package, seed: AnalysisSeed | None) -> tuple[ReusableAnalysis, ...]:
+    """The seed's per-file analyses, when the seed was made from this very archive (same sha256)."""
+    if seed is None or package.origin.sha256 is None or package.origin.sha256 != seed.archive_sha256:
+        return ()
+    by_path = {f.path: sha256(f.data) for f in package.source_files}
+    return tuple(ReusableAnalysis(fa.path, by_path[fa.path], fa) for fa in seed.files if fa.path in by_path)
+
+
 def scan_side(text: str, target: Target, options: ScanOptions,
-              reuse: Sequence[ReusableAnalysis] = ()) -> SideScan:
+              reuse: Sequence[ReusableAnalysis] = (), seed: AnalysisSeed | None = None,
+              cache: FileAnalysisCache | None = None) -> SideScan:
     """Scan one side like `malseq.scan.scan_one` (unscored) and collect the facts a diff compares.
-    Any failure becomes a result with an error, never an exception."""
+    `seed`: a scan's own analysis of the same archive, reused file by file; `cache`: per-file analyses
+    shared by the diffs of one run. Any failure becomes a result with an error, never an exception."""
     start = time.monotonic()
     deadline = Deadline(options.intake.limits.time_budget_seconds)
     package: Package | None = None
     try:
         package = load_target(target, options.intake, deadline)
         check_analysable(package)
-        analysed, reused = analyse_reusing(package, deadline, reuse)
+        reuse = (*reuse, *seeded(package, seed))
+        analysed, reused = analyse_reusing(package, deadline, reuse, cache)
         result = TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
                               analysed.sequence, model_input=analysed.text)
         return SideScan(result, package.ecosystem, file_facts(package),

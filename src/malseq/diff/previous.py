@@ -60,7 +60,7 @@ def previous_release(target: RegistryTarget, options: IntakeOptions,
 
 def against_previous(result: TargetResult, target: RegistryTarget, options: ScanOptions) -> PreviousComparison:
     """Diff a scanned registry release against its previous release."""
-    from malseq.diff import diff_targets
+    from malseq.diff import diff_targets, seed_of
 
     info = result.package
     name = target.name
@@ -76,7 +76,7 @@ def against_previous(result: TargetResult, target: RegistryTarget, options: Scan
         return PreviousComparison(current, None, f"{current} has no earlier release to compare with")
     previous_text = release_text(target.ecosystem, name, previous.version)
     try:
-        diff = diff_targets(previous_text, current, options)
+        diff = diff_targets(previous_text, current, options, seed_of(result))
     except MalseqError as exc:
         return PreviousComparison(current, previous_text, f"the previous release could not be compared: {exc}")
     if diff.error is not None:

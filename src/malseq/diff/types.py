@@ -81,6 +81,15 @@ class ReusableAnalysis:
 
 
 @dataclass(frozen=True)
+class AnalysisSeed:
+    """A scan's per-file analyses of one archive, for a diff that reads the same archive again
+    (`scan --against-previous`, `--lookalikes`): used only when the archive's sha256 is the same."""
+
+    archive_sha256: str
+    files: tuple[FileAnalysis, ...]
+
+
+@dataclass(frozen=True)
 class FileDelta:
     path: str  # the path in NEW (in OLD for a removed file)
     change: FileChange
@@ -146,6 +155,58 @@ class DiffError:
     error: ScanError
 
 
+# a package copies another when at least this share of its compared files is byte-identical to files of the other
+COPY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """A package name that imitates a popular one (`malseq.diff.lookalike.close_names`)."""
+
+    popular: str  # the imitated name, normalised
+    reason: str  # "edit distance 1", "separators swapped or dropped", "prefix 'py' added", ...
+    distance: int  # edits, 1 for the rule-based matches
+    rank: int  # the popular name's place in the shipped list (1: the most downloaded; 0: not from the list)
+
+
+@dataclass(frozen=True)
+class CopyShare:
+    """How much of a package copies another: files compared by content (metadata files left out)."""
+
+    files: int  # the package's compared files
+    identical: int  # of those, byte-identical to a file of the other package
+    same_path: int  # of those, at a path the other package has (its own name replaced by the other's)
+    original_files: int  # the other package's compared files
+
+    @property
+    def share(self) -> float:
+        return self.identical / self.files if self.files else 0.0
+
+    @property
+    def is_copy(self) -> bool:
+        return self.identical > 0 and self.share >= COPY_SHARE
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """In a diff whose two sides have different names: NEW named like OLD, and how much it copies."""
+
+    match: NameMatch | None  # None: the names differ but by none of the look-alike rules
+    share: CopyShare
+
+
+@dataclass(frozen=True)
+class DeltaVerdict:
+    """The shipped model's score of the added steps alone (`malseq.diff.delta`; not trained on deltas)."""
+
+    text: str  # the model input: the marker word and the added steps, rendered like a package's sequence
+    steps: int  # steps of NEW's sequence that hold an added behaviour
+    score: float | None  # None: nothing added, or no usable model (`note` says which)
+    verdict: str | None  # "malicious" or "benign" at the operating point's threshold for whole packages
+    components: tuple[tuple[str, float], ...] = ()
+    note: str | None = None
+
+
 @dataclass(frozen=True)
 class PackageDiff:
     """What NEW adds to OLD. When a side could not be scanned, `error` says which and the lists are empty."""
@@ -167,6 +228,8 @@ class PackageDiff:
     malicious: bool = False  # NEW flagged by the model and `decisive` not empty (see `judge`)
     reused_analyses: int = 0
     seconds: float = 0.0
+    delta: DeltaVerdict | None = None  # the added steps scored alone (None when the diff was not scored)
+    lookalike: Lookalike | None = None  # set when OLD and NEW have different package names
 
     @property
     def empty(self) -> bool:

@@ -13,8 +13,9 @@ from typing import Any
 
 from malseq import __version__
 from malseq.diff.compare import is_decisive
+from malseq.diff.lookalike import LookalikeComparison
 from malseq.diff.previous import PreviousComparison
-from malseq.diff.types import BehaviourDelta, FileChange, PackageDiff
+from malseq.diff.types import BehaviourDelta, DeltaVerdict, FileChange, Lookalike, PackageDiff
 from malseq.features.catalogue import BY_ID
 from malseq.report.sarif import location, uri_base_ids
 from malseq.sanitize import clean
@@ -66,6 +67,49 @@ def _behaviour(d: BehaviourDelta) -> dict[str, Any]:
             "entry": d.entry, "moved": d.moved, "old_stage": d.old_stage.value if d.old_stage else None}
 
 
+DELTA_NOTE = ("the added steps alone, scored by the shipped model; it was trained on whole packages, not on "
+              "delta texts (docs/diff.md, 'The delta score')")
+
+
+def delta_to_dict(delta: DeltaVerdict) -> dict[str, Any]:
+    return {"score": round(delta.score, 6) if delta.score is not None else None, "verdict": delta.verdict,
+            "components": {name: round(value, 6) for name, value in delta.components}, "steps": delta.steps,
+            "model_input": delta.text, "note": delta.note, "about": DELTA_NOTE}
+
+
+def delta_line(delta: DeltaVerdict | None) -> str | None:
+    """One text line: the delta score next to the package's own (None when the diff was not scored)."""
+    if delta is None:
+        return None
+    if delta.score is None:
+        return f"delta (added steps alone): no score: {clean(delta.note or '', 200)}"
+    return (f"delta (added steps alone, {delta.steps} step(s)): {(delta.verdict or '').upper()} "
+            f"(score {delta.score:.4f}; model not trained on deltas, docs/diff.md)")
+
+
+def lookalike_in_diff(lookalike: Lookalike) -> dict[str, Any]:
+    share = lookalike.share
+    match = lookalike.match
+    return {"imitates": match.popular if match else None, "reason": match.reason if match else None,
+            "distance": match.distance if match else None, "copy": share.is_copy and match is not None,
+            "compared_files": share.files, "identical_files": share.identical, "same_path_files": share.same_path,
+            "original_files": share.original_files, "share": round(share.share, 4)}
+
+
+def _lookalike_line(diff: PackageDiff) -> str | None:
+    look = diff.lookalike
+    if look is None:
+        return None
+    share = look.share
+    counted = f"{share.identical} of its {share.files} compared file(s) identical to OLD's"
+    if look.match is None:
+        return f"names differ (OLD {_label(diff.old)}, NEW {_label(diff.new)}), not by a look-alike rule; {counted}"
+    if share.is_copy:
+        return (f"look-alike: NEW's name imitates OLD's ({look.match.reason}) and {counted}: "
+                f"copy of {_label(diff.old)} with the changes below")
+    return f"look-alike name ({look.match.reason}), but only {counted}: not a copy"
+
+
 def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
     out: dict[str, Any] = {"schema": DIFF_SCHEMA, "old": _side(diff.old), "new": _side(diff.new)}
     if diff.error is not None:
@@ -75,6 +119,10 @@ def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
         return out
     out["verdict"] = {"malicious": diff.malicious, "new_flagged": diff.new.verdict == "malicious",
                       "decisive": [_behaviour(d) for d in diff.decisive], "rule": RULE}
+    if diff.delta is not None:
+        out["delta"] = delta_to_dict(diff.delta)
+    if diff.lookalike is not None:
+        out["lookalike"] = lookalike_in_diff(diff.lookalike)
     files = diff.files
     out["files"] = {
         "added": [{"path": f.path, "sha256": f.new_sha256, "bytes": f.size, "binary": f.is_binary}
@@ -144,6 +192,12 @@ def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
             lines.append(f"  hint: {clean(err.hint, 300)}")
         lines.append("summary: no diff (one side could not be scanned)")
         return "\n".join(lines) + "\n"
+    delta = delta_line(diff.delta)
+    if delta is not None:
+        lines.append(f"  {delta}")
+    lookalike = _lookalike_line(diff)
+    if lookalike is not None:
+        lines.append(f"  {clean(lookalike, 600)}")
     if diff.malicious:
         lines.append("  verdict: MALICIOUS CHANGE: NEW is flagged and the change adds install/import-time "
                      "transmission or execution")
@@ -220,6 +274,8 @@ HOOK_RULE = "new-install-hook"
 DEPENDENCY_RULE = "new-dependency"
 BINARY_RULE = "new-binary"
 DESTINATION_RULE = "new-network-destination"
+DELTA_RULE = "malicious-delta"
+LOOKALIKE_RULE = "lookalike-copy"
 _MAX_RESULTS = 500
 
 
@@ -238,6 +294,12 @@ def _rules() -> list[dict[str, Any]]:
              "A dependency the new release declares that the previous one did not, or with another range.", "note"),
         rule(BINARY_RULE, "NewBinary", "Binary file added",
              "An executable, archive or binary file new in this release.", "warning"),
+        rule(DELTA_RULE, "MaliciousDelta", "The added steps alone are scored malicious",
+             "The steps this release adds, in execution order, scored by the shipped model on their own. " + DELTA_NOTE,
+             "warning"),
+        rule(LOOKALIKE_RULE, "LookalikeCopy", "Copy of a popular package under a look-alike name",
+             "The package is named like a popular one and most of its files are identical to that package's: "
+             "the results of this run are what the copy changes.", "warning"),
         rule(DESTINATION_RULE, "NewNetworkDestination", "Network destination new in this release",
              "A URL host, host name or IP address the previous release never names.", "warning"),
     ]
@@ -273,6 +335,26 @@ def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
         if new.package is not None and new.package.origin.sha256:
             res["partialFingerprints"] = {"archiveSha256/v1": new.package.origin.sha256}
         out.append(res)
+    look = diff.lookalike
+    if look is not None and look.match is not None and look.share.is_copy:
+        first_added = diff.added_steps[0] if diff.added_steps else None
+        out.append(_result(LOOKALIKE_RULE, "warning",
+                           f"{_label(new)} is a copy of {_label(diff.old)} under a look-alike name "
+                           f"({look.match.reason}; {look.share.identical} of {look.share.files} files identical) "
+                           f"with {len(diff.added_behaviours)} added behaviour(s)",
+                           location(new, first_added.file if first_added else "package.json"
+                                    if new.package is not None and new.package.ecosystem.value == "npm" else "setup.py",
+                                    first_added.line if first_added else 1),
+                           lookalike_in_diff(look)))
+    delta = diff.delta
+    if delta is not None and delta.verdict == "malicious" and delta.score is not None and diff.added_steps:
+        first_step = diff.added_steps[0]
+        out.append(_result(DELTA_RULE, "warning",
+                           f"{label}: the {delta.steps} added step(s) alone score {delta.score:.3f} (malicious); "
+                           f"the release itself scores {new.score or 0:.3f}",
+                           location(new, first_step.file, first_step.line),
+                           {"deltaScore": delta.score, "newScore": new.score, "oldScore": diff.old.score,
+                            "modelInput": delta.text}))
     for h in diff.install_hooks:
         if h.change != "removed":
             out.append(_result(HOOK_RULE, "warning", f"{label}: {h.kind} {h.change}: {h.name}: {h.new or ''}",
@@ -332,6 +414,8 @@ def previous_to_dict(comparison: PreviousComparison) -> dict[str, Any]:
     out["previous_verdict"] = comparison.previous_verdict
     out["score"] = round(comparison.score, 6) if comparison.score is not None else None
     out["malicious_change"] = comparison.malicious_change
+    if comparison.diff is not None and comparison.diff.delta is not None:
+        out["delta"] = delta_to_dict(comparison.diff.delta)
     out["added_steps"] = [{"step": s.index, "stage": s.stage.value, "behaviour": s.behaviour, "entry": s.entry,
                            "file": s.file, "line": s.line, "count": s.count} for s in comparison.added_steps]
     if comparison.diff is not None:
@@ -350,6 +434,9 @@ def previous_lines(comparison: PreviousComparison, max_steps: int = 10) -> list[
              f"{len(comparison.added_steps)} added step(s)"
              + ("; MALICIOUS CHANGE" if comparison.malicious_change else "")]
     diff = comparison.diff
+    delta = delta_line(diff.delta) if diff is not None else None
+    if delta is not None:
+        lines.append(f"    {delta}")
     if diff is not None:
         for h in diff.install_hooks:
             lines.append(f"    install hook {h.change}: {clean(h.name, 80)} {clean(h.new or h.old or '', 120)}")
@@ -359,4 +446,57 @@ def previous_lines(comparison: PreviousComparison, max_steps: int = 10) -> list[
         lines.append(f"    + step {s.index} [{s.stage.value}] {_phrase(s.behaviour)}  {clean(s.file, 120)}:{s.line}")
     if len(comparison.added_steps) > max_steps:
         lines.append(f"    ... ({len(comparison.added_steps) - max_steps} more; malseq diff shows all)")
+    return lines
+
+
+# --------------------------------------------------------------------------------------
+# `scan --lookalikes`: the part a scan result gains
+
+
+def lookalike_to_dict(comparison: LookalikeComparison) -> dict[str, Any]:
+    match = comparison.match
+    out: dict[str, Any] = {"name": comparison.name, "imitates": match.popular if match else None,
+                           "reason": match.reason if match else None, "original": comparison.original,
+                           "copy": comparison.is_copy}
+    if comparison.share is not None:
+        out.update({"compared_files": comparison.share.files, "identical_files": comparison.share.identical,
+                    "share": round(comparison.share.share, 4)})
+    if comparison.notice is not None:
+        out["notice"] = comparison.notice
+    diff = comparison.diff
+    if diff is not None:
+        full = diff_to_dict(diff)
+        out["diff"] = {k: full[k] for k in ("old", "new", "error", "verdict", "delta", "files", "install_hooks",
+                                            "dependencies", "binaries_added", "destinations_added",
+                                            "added_behaviours", "added_steps", "removed_behaviours") if k in full}
+    return out
+
+
+def lookalike_lines(comparison: LookalikeComparison, max_steps: int = 10) -> list[str]:
+    match = comparison.match
+    named = f"named like {clean(match.popular, 120)} ({clean(match.reason, 80)})" if match else "look-alike"
+    if comparison.diff is None or comparison.diff.error is not None:
+        why = comparison.notice or (f"{comparison.diff.error.error.kind}: {comparison.diff.error.error.message}"
+                                    if comparison.diff is not None and comparison.diff.error is not None else "")
+        return [f"  look-alike: {named}: {clean(why, 400)}"]
+    diff = comparison.diff
+    share = comparison.share
+    counted = f"{share.identical} of {share.files} files identical" if share is not None else ""
+    lines = [f"  look-alike: {named}: copy of {clean(comparison.original or '?', 160)} ({counted}) with "
+             f"{len(diff.added_steps)} added step(s)" + ("; MALICIOUS CHANGE" if diff.malicious else "")]
+    prev = f"{diff.old.score:.4f}" if diff.old.score is not None else "none"
+    lines.append(f"    original scores {prev}; the copy {diff.new.score:.4f}" if diff.new.score is not None
+                 else f"    original scores {prev}")
+    delta = delta_line(diff.delta)
+    if delta is not None:
+        lines.append(f"    {delta}")
+    for h in diff.install_hooks:
+        lines.append(f"    install hook {h.change}: {clean(h.name, 80)} {clean(h.new or h.old or '', 120)}")
+    for f in diff.files[:max_steps]:
+        lines.append(f"    {f.change.value}: {clean(f.path, 160)}")
+    for s in diff.added_steps[:max_steps]:
+        lines.append(f"    + step {s.index} [{s.stage.value}] {_phrase(s.behaviour)}  {clean(s.file, 120)}:{s.line}")
+    if len(diff.added_steps) > max_steps:
+        lines.append(f"    ... ({len(diff.added_steps) - max_steps} more; malseq diff "
+                     f"{clean(comparison.original or '', 120)} TARGET shows all)")
     return lines

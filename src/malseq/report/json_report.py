@@ -123,6 +123,10 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         from malseq.report.diff_report import previous_to_dict
 
         out["previous"] = previous_to_dict(result.previous)
+    if result.lookalike is not None:  # scan --lookalikes
+        from malseq.report.diff_report import lookalike_to_dict
+
+        out["lookalike"] = lookalike_to_dict(result.lookalike)
     if result.review is not None:  # ScanOptions.review_material (malseq watch)
         out["review"] = review_to_dict(result.review)
     out["seconds"] = round(result.seconds, 4)

@@ -71,6 +71,7 @@ MALICIOUS_RULE = "malicious-package"
 SCAN_ERROR_RULE = "scan-error"
 SCAN_INCOMPLETE_RULE = "scan-incomplete"
 LOCK_HASH_RULE = "lockfile-hash-mismatch"  # also malseq.audit.FindingKind.LOCKFILE_HASH_MISMATCH
+LOOKALIKE_RULE = "lookalike-copy"  # scan --lookalikes (listed only in runs that have such a result)
 SRCROOT = "%SRCROOT%"
 PACKAGE_BASE = "PACKAGE"
 REGISTRY_BASE = "REGISTRY"
@@ -466,13 +467,67 @@ def _scan_incomplete(result: TargetResult) -> dict[str, Any] | None:
     }
 
 
+def _lookalike_rule() -> dict[str, Any]:
+    return {
+        "id": LOOKALIKE_RULE,
+        "name": "LookalikeCopy",
+        "shortDescription": {"text": "Copy of a popular package under a look-alike name"},
+        "fullDescription": {"text": "The package is named like a popular one and most of its files are identical "
+                                    "to a release of it (malseq scan --lookalikes); the alert lists what the copy "
+                                    "adds, in execution order."},
+        "help": {"text": "Install the original package, not the copy; review the added steps."},
+        "defaultConfiguration": {"level": "warning"},
+        "properties": {"tags": ["security", "supply-chain", "typosquatting"], "precision": "high",
+                       "problem.severity": "warning", "security-severity": "7.0"},
+    }
+
+
+def _lookalike(result: TargetResult) -> dict[str, Any] | None:
+    look = result.lookalike
+    if look is None or not look.is_copy or look.diff is None or look.diff.error is not None:
+        return None
+    diff = look.diff
+    anchor = _anchor(result)
+    share = look.share
+    counted = f"{share.identical} of {share.files} files identical" if share is not None else ""
+    reason = look.match.reason if look.match is not None else "look-alike name"
+    delta = diff.delta
+    scored = f"; added steps alone score {delta.score:.3f}" if delta is not None and delta.score is not None else ""
+    message = (f"{_package_label(result)} is a copy of {look.original} under a look-alike name ({reason}; "
+               f"{counted}) with {len(diff.added_steps)} added step(s){scored}")
+    chain = " -> ".join(dict.fromkeys(BY_ID[s.behaviour].phrase for s in diff.added_steps[:12] if s.behaviour in BY_ID))
+    if chain:
+        message += f": {chain}"
+    props = _properties(result)
+    props.update({"imitates": look.match.popular if look.match else None, "original": look.original,
+                  "maliciousChange": diff.malicious, "deltaScore": delta.score if delta is not None else None})
+    first = diff.added_steps[0] if diff.added_steps else None
+    out: dict[str, Any] = {
+        "ruleId": LOOKALIKE_RULE,
+        "level": "error" if diff.malicious else "warning",
+        "message": {"text": message[:_MESSAGE_CHARS]},
+        "partialFingerprints": _fingerprint(LOOKALIKE_RULE, result, anchor),
+        "properties": props,
+        "locations": [step_location(anchor, first.file, first.line) if anchor.folder is not None and first
+                      else {"physicalLocation": _physical(anchor.artifact, anchor.line)}],
+    }
+    if diff.added_steps:
+        out["relatedLocations"] = [
+            dict(step_location(anchor, s.file, s.line, f"added step {s.index} [{s.stage.value}]"), id=i)
+            for i, s in enumerate(diff.added_steps[:_MAX_RELATED])]
+    return out
+
+
 def render_sarif(results: Sequence[TargetResult]) -> str:
     sarif_results = [
-        r for res in results for r in (_scan_error(res), _malicious(res), _scan_incomplete(res)) if r is not None
+        r for res in results for r in (_scan_error(res), _malicious(res), _lookalike(res), _scan_incomplete(res))
+        if r is not None
     ] + [r for res in results for r in _lock_hash_mismatches(res)]
     rules = _rules()
     if any(res.lock_hash_mismatches for res in results):
         rules.append(_lock_hash_rule())
+    if any(r["ruleId"] == LOOKALIKE_RULE for r in sarif_results):
+        rules.append(_lookalike_rule())
     notifications = [
         {
             "level": "error",

@@ -172,6 +172,10 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         from malseq.report.diff_report import previous_lines
 
         lines.extend(previous_lines(result.previous))
+    if result.lookalike is not None:  # scan --lookalikes
+        from malseq.report.diff_report import lookalike_lines
+
+        lines.extend(lookalike_lines(result.lookalike))
     if show_sequence and result.sequence is not None:
         from malseq.sequence.render import render_steps
         from malseq.sequence.render import render_text as render_model_text
