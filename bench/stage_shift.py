@@ -1,15 +1,18 @@
-"""Where a package's behaviours sit, stage by stage, over a deterministic sample of archives.
+"""Where a package's behaviours sit, stage by stage, before and after a change to the sequence builder.
 
-Reads archives as data only (never runs them). Run it once with each source tree on PYTHONPATH
-and compare the two outputs, e.g. before/after a change to the sequence stages:
+Reads archives as data only (never runs them). Each package is loaded and analysed once with the
+source tree on PYTHONPATH; its sequence is built twice: by that tree's builder ("after") and by the
+builder.py of another tree (`--baseline-builder`, loaded under another module name over the same
+index/order/types modules, "before"). For the before side, `.pth` files are not analysed as code
+(as before this change). Then compare:
 
-    PYTHONPATH=/path/to/old/src python bench/stage_shift.py collect --every 8 --out before.jsonl LIST.tsv...
-    PYTHONPATH=src python bench/stage_shift.py collect --every 8 --out after.jsonl LIST.tsv...
-    python bench/stage_shift.py compare before.jsonl after.jsonl
+    PYTHONPATH=src python bench/stage_shift.py collect --baseline-builder OLD/src/malseq/sequence/builder.py \
+        --every 20 --every-stratum "corpus npm 1=8" --out shift.jsonl --shard 0/2 LIST.tsv...
+    python bench/stage_shift.py compare shift*.jsonl
 
 A LIST.tsv is /work/runs/corpus/samples.tsv-style (columns ecosystem, label, path, zip_password) or
-a downloads.tsv of the hard-negative corpus (key, status, path): rows are taken every N-th in
-sha256 order of the path (`--every`), so both runs read the same packages.
+a downloads.tsv of the hard-negative corpus (key, status, path): within each stratum ("corpus npm 1",
+"hardneg pypi 0"...) rows are taken every N-th in sha256 order of the path, so runs are repeatable.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from pathlib import Path
 _DECISIVE_DIMENSIONS = ("data transmission", "payload execution")
 
 
-def _rows(paths: list[str], every: int) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
+def _rows(paths: list[str], every: int, strata: dict[str, int]) -> list[dict[str, str]]:
+    by_stratum: dict[str, list[dict[str, str]]] = {}
     for list_path in paths:
         with open(list_path, newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
@@ -40,20 +43,48 @@ def _rows(paths: list[str], every: int) -> list[dict[str, str]]:
                     row["group"] = "hardneg"
                 else:
                     row["group"] = "corpus"
-                rows.append(row)
-    rows.sort(key=lambda r: hashlib.sha256(r["path"].encode()).hexdigest())
-    return rows[::every]
+                by_stratum.setdefault(f"{row['group']} {row['ecosystem']} {row['label']}", []).append(row)
+    rows: list[dict[str, str]] = []
+    for stratum in sorted(by_stratum):
+        members = sorted(by_stratum[stratum], key=lambda r: hashlib.sha256(r["path"].encode()).hexdigest())
+        rows.extend(members[::strata.get(stratum, every)])
+    return rows
+
+
+def _summary(seq: object) -> dict[str, object]:
+    from malseq.features.catalogue import BY_ID
+    from malseq.sequence import render_text
+
+    steps: Counter[str] = Counter()
+    decisive: Counter[str] = Counter()
+    for step in seq.steps:  # type: ignore[attr-defined]
+        steps[step.stage.value] += 1
+        if BY_ID[step.behaviour].dimension.value in _DECISIVE_DIMENSIONS and not step.behaviour.startswith("import_"):
+            decisive[step.stage.value] += 1
+    return {"steps": dict(steps), "decisive": dict(decisive), "text": render_text(seq),  # type: ignore[arg-type]
+            "exhausted": seq.budget_exhausted}  # type: ignore[attr-defined]
 
 
 def collect(args: argparse.Namespace) -> None:
+    import importlib.util
+    from dataclasses import replace
+
     from malseq._deadline import Deadline
     from malseq.features import analyse_package
-    from malseq.features.catalogue import BY_ID
     from malseq.intake import IntakeOptions, load_target
-    from malseq.sequence import build_sequence, render_text
+    from malseq.sequence import build_sequence
 
+    spec = importlib.util.spec_from_file_location("baseline_builder", args.baseline_builder)
+    assert spec is not None and spec.loader is not None
+    baseline = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_builder"] = baseline  # dataclasses look their module up there
+    spec.loader.exec_module(baseline)  # the baseline tree's own builder source (this project's code)
+    index, count = (int(x) for x in args.shard.split("/"))
     with open(args.out, "w") as out:
-        for row in _rows(args.lists, args.every):
+        strata = dict((k.rsplit("=", 1)[0], int(k.rsplit("=", 1)[1])) for k in args.every_stratum)
+        for n, row in enumerate(_rows(args.lists, args.every, strata)):
+            if n % count != index:
+                continue
             record: dict[str, object] = {"path": row["path"], "ecosystem": row["ecosystem"], "label": row["label"],
                                          "group": row["group"]}
             try:
@@ -61,34 +92,27 @@ def collect(args: argparse.Namespace) -> None:
                     else IntakeOptions()
                 package = load_target(row["path"], options, Deadline(60))
                 analysis = analyse_package(package, Deadline(60))
-                seq = build_sequence(package, analysis, Deadline(60))
+                after = build_sequence(package, analysis, Deadline(60))
+                pth = set(package.pypi.pth_files) if package.pypi is not None else set()
+                old_analysis = replace(analysis, files=tuple(f for f in analysis.files if f.path not in pth))
+                before = baseline.build_sequence(package, old_analysis, Deadline(60))
             except Exception as exc:  # one bad archive never stops the run
                 record["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
             else:
-                steps: Counter[str] = Counter()
-                decisive: Counter[str] = Counter()
-                for step in seq.steps:
-                    steps[step.stage.value] += 1
-                    if BY_ID[step.behaviour].dimension.value in _DECISIVE_DIMENSIONS \
-                            and not step.behaviour.startswith("import_"):
-                        decisive[step.stage.value] += 1
-                record.update(steps=dict(steps), decisive=dict(decisive), text=render_text(seq),
-                              exhausted=seq.budget_exhausted)
+                record["before"] = _summary(before)
+                record["after"] = _summary(after)
             out.write(json.dumps(record, sort_keys=True) + "\n")
             out.flush()
 
 
 def compare(args: argparse.Namespace) -> None:
-    def load(path: str) -> dict[str, dict[str, object]]:
-        return {r["path"]: r for r in map(json.loads, Path(path).read_text().splitlines())}
-
-    before, after = load(args.before), load(args.after)
+    records = [json.loads(line) for path in args.files for line in Path(path).read_text().splitlines()]
     groups: dict[str, Counter[str]] = {}
-    for path, b in before.items():
-        a = after.get(path)
-        if a is None or "error" in a or "error" in b:
+    for r in records:
+        if "error" in r:
             continue
-        kind = f"{b['group']} {b['ecosystem']} {'malicious' if b['label'] == '1' else 'benign'}"
+        b, a = r["before"], r["after"]
+        kind = f"{r['group']} {r['ecosystem']} {'malicious' if r['label'] == '1' else 'benign'}"
         c = groups.setdefault(kind, Counter())
         bs, as_ = b["steps"], a["steps"]
         bd, ad = b["decisive"], a["decisive"]
@@ -110,12 +134,11 @@ def compare(args: argparse.Namespace) -> None:
         c["steps unreached before (sum)"] += bs.get("unreached", 0)
         c["steps unreached after (sum)"] += as_.get("unreached", 0)
         c["steps use after (sum)"] += as_.get("use", 0)
-    errors = sum(1 for p, a in after.items() if "error" in a), sum(1 for p, b in before.items() if "error" in b)
     for kind in sorted(groups):
         print(f"## {kind}")
         for key, value in groups[kind].items():
             print(f"  {key}: {value}")
-    print(f"errors after/before: {errors[0]}/{errors[1]}")
+    print(f"errors: {sum(1 for r in records if 'error' in r)}")
 
 
 def main() -> None:
@@ -124,10 +147,12 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("lists", nargs="+")
     c.add_argument("--every", type=int, default=8)
+    c.add_argument("--every-stratum", action="append", default=[], metavar="'GROUP ECOSYSTEM LABEL=N'")
+    c.add_argument("--baseline-builder", required=True)
+    c.add_argument("--shard", default="0/1")
     c.add_argument("--out", required=True)
     d = sub.add_parser("compare")
-    d.add_argument("before")
-    d.add_argument("after")
+    d.add_argument("files", nargs="+")
     args = parser.parse_args()
     collect(args) if args.cmd == "collect" else compare(args)
 
