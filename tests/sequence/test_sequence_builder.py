@@ -358,3 +358,18 @@ def test_unreached_function_lists_its_events_in_evaluation_order(tmp_path: Path)
             .call("base64.b64decode", 3, "_later", col=14).event("encoding_call", 3, "_later", col=14))
     seq = build_sequence(package, analysis_of(FileBuilder("setup.py"), init), Deadline(10))
     assert ids(seq, Stage.UNREACHED) == ["encoding_call", "run_command"]
+
+
+def test_fallback_package_functions_are_its_use_stage_and_its_tests_stay_unreached(tmp_path: Path) -> None:
+    lone = "const cp = require('child_process');\nfunction run(c) {\n  cp.exec(c);\n}\n"
+    package = folder_package(tmp_path, {"payload.js": lone, "test/payload.test.js": lone})
+
+    def module(path: str) -> FileBuilder:
+        return (FileBuilder(path, Language.JAVASCRIPT).event("import_process_module", 1)
+                .function("run", 2, 4).event("run_command", 3, "run", col=2).call("cp.exec", 3, "run", col=2))
+
+    seq = build_sequence(package, analysis_of(module("payload.js"), module("test/payload.test.js")), Deadline(10))
+    assert [e.label for e in seq.entry_points][:2] == ["fallback all files", "use payload.js run"]
+    assert [(s.behaviour, s.file) for s in seq.stage_steps(Stage.USE)] == [("run_command", "payload.js")]
+    assert [(s.behaviour, s.file) for s in seq.stage_steps(Stage.UNREACHED)] == [
+        ("run_command", "test/payload.test.js")]

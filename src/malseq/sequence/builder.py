@@ -44,7 +44,7 @@ from malseq.intake.package import Package
 from malseq.sanitize import clean
 from malseq.sequence.index import FileIndex, ModuleRef, PackageIndex, Target
 from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT, Item
-from malseq.sequence.public import js_public_api, python_public_api
+from malseq.sequence.public import fallback_public_api, js_public_api, python_public_api
 from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage
 
 __all__ = ["build_sequence"]
@@ -656,6 +656,7 @@ class _Walker:
             if self.budget.exhausted:
                 return
             self.run_module(path, 0, as_main=True)  # a lone file is most likely run as a program
+        self.use_public_api(fallback_public_api(self.index, sorted(self.index.files)))
 
     def unreached(self) -> None:
         """Events no entry point reached, file by file; within a file, scope by scope (by first

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from malseq.features.types import MODULE_SCOPE, FunctionDef
 from malseq.sequence.index import PackageIndex, Target
 
-__all__ = ["PublicEntry", "js_public_api", "python_public_api"]
+__all__ = ["PublicEntry", "fallback_public_api", "js_public_api", "python_public_api"]
 
 PublicEntry = tuple[str, Target]  # (entry point label, function/class method or module body)
 
@@ -147,4 +147,26 @@ def js_public_api(index: PackageIndex, files: Sequence[str]) -> list[PublicEntry
     seen: set[Target] = set()
     for path in queue:
         _collect(entries, seen, _definitions(index, path, python=False))
+    return entries
+
+
+def _test_or_example(path: str) -> bool:
+    *folders, last = path.split("/")
+    stem = last.rsplit(".", 1)[0]
+    return any(part in _NOT_API for part in folders) or stem in _NOT_API or stem.startswith("test_") \
+        or stem.endswith(("_test", ".test", ".spec"))
+
+
+def fallback_public_api(index: PackageIndex, paths: Sequence[str]) -> list[PublicEntry]:
+    """A package without entry points (a lone script, a manifest-less folder) was run file by file:
+    its files' public functions and class methods are its API, tests and examples excepted."""
+    kept = [p for p in paths if not _test_or_example(p)]
+    js = [p for p in kept if not index.files.is_python(p) and p.endswith((".js", ".cjs", ".mjs"))]
+    python = [p for p in kept if index.files.is_python(p) and p.endswith(".py")]
+    entries = js_public_api(index, js) if js else []
+    seen = {target for _label, target in entries}
+    for label, target in python_public_api(index, python):
+        if target not in seen:
+            seen.add(target)
+            entries.append((label, target))
     return entries
