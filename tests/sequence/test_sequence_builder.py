@@ -190,7 +190,7 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
     cli = (FileBuilder("pkg/cli.py").event("import_process_module", 1)
            .function("main", 3, 5).event("run_command", 4, "main"))
     seq = build_sequence(package, analysis_of(FileBuilder("pkg/__init__.py"), cli), Deadline(10))
-    assert ids(seq, Stage.IMPORT) == ["import_process_module", "run_command"]
+    assert ids(seq, Stage.USE) == ["import_process_module", "run_command"]
     assert "console_script pkg-run = pkg.cli:main" in [e.label for e in seq.entry_points]
 
 
@@ -303,7 +303,8 @@ def test_main_guard_runs_only_when_the_file_is_the_program(tmp_path: Path) -> No
     seq = build_sequence(package, analysis_of(module("setup.py"), module("pkg/__init__.py")), Deadline(10))
     assert ids(seq, Stage.INSTALL) == ["import_os_module", "run_command"]  # setup.py is run as __main__
     assert ids(seq, Stage.IMPORT) == ["import_os_module"]  # importing pkg skips its __main__ block
-    assert ids(seq, Stage.UNREACHED) == ["run_command"]
+    assert ids(seq, Stage.USE) == ["run_command"]  # pkg.main is public: the user's program may call it
+    assert ids(seq, Stage.UNREACHED) == []
 
 
 def test_js_require_main_guard(tmp_path: Path) -> None:
@@ -350,10 +351,25 @@ def test_name_bound_in_try_and_except_imports_uses_the_one_that_resolves(tmp_pat
 
 
 def test_unreached_function_lists_its_events_in_evaluation_order(tmp_path: Path) -> None:
-    source = "import os, base64\ndef later(r):\n    os.system(base64.b64decode(r))\n"
+    source = "import os, base64\ndef _later(r):\n    os.system(base64.b64decode(r))\n"
     package = folder_package(tmp_path, {"setup.py": "#\n", "pkg/__init__.py": source})
-    init = (FileBuilder("pkg/__init__.py").function("later", 2, 3)
-            .call("os.system", 3, "later", col=4).event("run_command", 3, "later", col=4)
-            .call("base64.b64decode", 3, "later", col=14).event("encoding_call", 3, "later", col=14))
+    init = (FileBuilder("pkg/__init__.py").function("_later", 2, 3)  # private and never called: dead code
+            .call("os.system", 3, "_later", col=4).event("run_command", 3, "_later", col=4)
+            .call("base64.b64decode", 3, "_later", col=14).event("encoding_call", 3, "_later", col=14))
     seq = build_sequence(package, analysis_of(FileBuilder("setup.py"), init), Deadline(10))
     assert ids(seq, Stage.UNREACHED) == ["encoding_call", "run_command"]
+
+
+def test_fallback_package_functions_are_its_use_stage_and_its_tests_stay_unreached(tmp_path: Path) -> None:
+    lone = "const cp = require('child_process');\nfunction run(c) {\n  cp.exec(c);\n}\n"
+    package = folder_package(tmp_path, {"payload.js": lone, "test/payload.test.js": lone})
+
+    def module(path: str) -> FileBuilder:
+        return (FileBuilder(path, Language.JAVASCRIPT).event("import_process_module", 1)
+                .function("run", 2, 4).event("run_command", 3, "run", col=2).call("cp.exec", 3, "run", col=2))
+
+    seq = build_sequence(package, analysis_of(module("payload.js"), module("test/payload.test.js")), Deadline(10))
+    assert [e.label for e in seq.entry_points][:2] == ["fallback all files", "use payload.js run"]
+    assert [(s.behaviour, s.file) for s in seq.stage_steps(Stage.USE)] == [("run_command", "payload.js")]
+    assert [(s.behaviour, s.file) for s in seq.stage_steps(Stage.UNREACHED)] == [
+        ("run_command", "test/payload.test.js")]

@@ -88,8 +88,12 @@ def test_python_class_body_runs_at_import_but_methods_do_not() -> None:
     imported = [s for s in seq.steps if s.stage is IMPORT]
     assert ("read_env", "Config") in [(s.behaviour, s.scope) for s in imported]
     assert "read_sensitive_file" in [s.behaviour for s in imported]
-    unreached = [s for s in seq.steps if s.stage is UNREACHED]
-    assert [(s.behaviour, s.scope) for s in unreached][0] == ("run_command", "Config.unused")
+    assert "run_command" not in [s.behaviour for s in imported]
+    # A public method of a public class runs when the user calls it: the use stage, not dead code.
+    used = [s for s in seq.steps if s.stage is Stage.USE]
+    assert [(s.behaviour, s.scope) for s in used] == [("run_command", "Config.unused"),
+                                                      ("shell_command", "Config.unused")]
+    assert not seq.stage_steps(UNREACHED)
 
 
 def test_self_method_resolution_in_setup_command() -> None:
@@ -281,3 +285,57 @@ def test_web_of_scripts_running_each_other_is_bounded(tmp_path: Path) -> None:
     assert seq.budget_exhausted
     assert ids(seq, INSTALL)[:2] == ["npm_install_script", "shell_command"]
     assert len(seq.entry_points) <= 256  # thousands of distinct script paths are not all listed
+
+
+def test_python_public_api_is_the_use_stage_and_private_or_test_code_stays_unreached() -> None:
+    _, _, seq = scan_case("py_public_api")
+    used = [(s.behaviour, s.scope) for s in seq.steps if s.stage is Stage.USE]
+    # re-exported from a private module by the package's __init__: the trojanised client method
+    assert_in_order([b for b, _ in used], ["network_request", "run_command", "dns_lookup"])
+    assert ("run_command", "Client.send_message") in used
+    assert ("run_command", "main") in used  # a public module's public function
+    assert ("dns_lookup", "beacon") in used
+    unreached = [(s.behaviour, s.file, s.scope) for s in seq.steps if s.stage is UNREACHED]
+    assert ("read_sensitive_file", "trojan/_impl/client.py", "_never_called") in unreached  # private helper
+    assert ("read_env", "trojan/_impl/client.py", "Client._debug_dump") in unreached  # private method
+    assert ("run_command", "trojan/tests/test_client.py", "test_cli") in unreached  # the package's tests
+    assert not any(scope in ("_never_called", "Client._debug_dump", "test_cli") for _, scope in used)
+    text = render_text(seq)
+    assert text.index("import : ") < text.index("; use : ") < text.index("; unreached : ")
+
+
+def test_js_exported_functions_and_bin_are_the_use_stage_and_other_files_stay_unreached() -> None:
+    _, _, seq = scan_case("js_public_api")
+    labels = [(e.stage, e.label) for e in seq.entry_points]
+    assert (Stage.USE, "bin jpa bin/cli.js") in labels
+    assert (IMPORT, "main index.js") in labels
+    used = [(s.behaviour, s.scope) for s in seq.steps if s.stage is Stage.USE]
+    assert ("upload_data", "send") in used and ("read_env", "send") in used
+    assert ("run_command", "Tracker.track") in used
+    assert ("collect_system_info", "<module>") in used  # the bin script, run as the program
+    unreached_files = {s.file for s in seq.steps if s.stage is UNREACHED}
+    assert {"lib/dead.js", "test/index.test.js"} <= unreached_files
+    assert "index.js" not in unreached_files
+
+
+def test_npm_main_module_body_runs_at_import_like_a_python_init() -> None:
+    _, _, seq = scan_case("npm_main_exfil")
+    assert [s.stage for s in seq.steps] == [IMPORT] * len(seq.steps)
+    assert_in_order(ids(seq, IMPORT), ["collect_system_info", "read_env", "network_request", "upload_data"])
+    assert render_text(seq).startswith("import : ")
+
+
+def test_inline_pth_line_is_analysed_as_python_at_install() -> None:
+    _, analysis, seq = scan_case("py_pth_inline")
+    install = [s for s in seq.steps if s.stage is INSTALL]
+    assert_in_order([s.behaviour for s in install],
+                    ["pth_code_execution", "import_network_module", "read_env", "network_request"])
+    assert all(s.file == "pthinline.pth" and s.line == 1 for s in install)
+    assert not seq.stage_steps(UNREACHED)
+    assert "pthinline.pth" in [f.path for f in analysis.files]
+
+
+def test_pth_path_line_and_hook_of_own_module_add_no_code_behaviour() -> None:
+    _, _, seq = scan_case("py_pth_hook")
+    assert ids(seq) == ["pth_code_execution"]  # `import _pthhook` runs the package's own harmless module
+    assert [(s.file, s.line) for s in seq.steps] == [("pthhook.pth", 2)]

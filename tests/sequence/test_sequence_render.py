@@ -110,3 +110,19 @@ def test_render_steps_lists_file_line_and_sanitizes() -> None:
     assert "read environment variables [read_env] x3" in joined
     assert "evil\\x1b[31m.js:7" in joined
     assert "budget exhausted" in joined
+
+
+def test_use_block_sits_between_import_and_unreached_and_is_cut_before_import() -> None:
+    from malseq.sequence import BehaviourSequence, SequenceStep, Stage, render_text
+
+    def step(behaviour: str, stage: Stage) -> SequenceStep:
+        return SequenceStep(behaviour, stage, "e", (), 0)
+
+    seq = BehaviourSequence((step("read_env", Stage.INSTALL), step("network_request", Stage.IMPORT),
+                             step("run_command", Stage.USE), step("fs_read", Stage.UNREACHED)), (), False, 0.0)
+    assert render_text(seq) == ("install : read environment variables ; import : send network request ; "
+                                "use : run external command ; unreached : read file")
+    # 17 words without unreached; then the use block goes before the import block
+    assert render_text(seq, max_words=17) == ("install : read environment variables ; import : send network request"
+                                              " ; use : run external command")
+    assert render_text(seq, max_words=16).endswith("import : send network request")

@@ -26,7 +26,7 @@ from malseq.sequence.types import BehaviourSequence, Stage
 
 NEAR_RENAME_SIMILARITY = 0.8  # share of distinct lines two files must have in common to be a move
 _MAX_NEAR_RENAME_PAIRS = 250_000  # removed x added text files compared, at most
-_STAGE_RANK = {Stage.INSTALL: 0, Stage.IMPORT: 1, Stage.UNREACHED: 2}
+_STAGE_RANK = {Stage.INSTALL: 0, Stage.IMPORT: 1, Stage.USE: 2, Stage.UNREACHED: 3}
 # What the verdict rule looks for among the added behaviours (the text report's "decisive" steps):
 # transmission or execution, reached at install or import time; importing a module only says what
 # the code could do.
@@ -131,17 +131,17 @@ def _deltas(events: Iterable[tuple[BehaviourEvent, Stage | None, bool]], side: S
         out.append(BehaviourDelta(e, BY_ID[e.behaviour].dimension.value if e.behaviour in BY_ID else "",
                                   step.stage if step else None, i + 1 if i is not None else None,
                                   step.entry if step else None, old_stage, moved))
-    out.sort(key=lambda d: (_STAGE_RANK.get(d.stage, 3) if d.stage else 3, d.step or 0, d.event.file, d.event.line,
-                            d.event.column, d.event.behaviour))
+    out.sort(key=lambda d: (_STAGE_RANK.get(d.stage, _NOWHERE) if d.stage else _NOWHERE, d.step or 0,
+                            d.event.file, d.event.line, d.event.column, d.event.behaviour))
     return tuple(out)
 
 
-_NOWHERE = 3  # the rank of an event no sequence step holds
+_NOWHERE = 4  # the rank of an event no sequence step holds
 
 
 def _ranked(side: SideScan, path_of: Mapping[str, str]
             ) -> dict[tuple[str, str, str], list[tuple[int, BehaviourEvent, Stage | None]]]:
-    """Events by matching key, each with the rank of its stage (install 0, import 1, unreached 2, none 3)."""
+    """Events by matching key, each with the rank of its stage (install 0, import 1, use 2, unreached 3, none 4)."""
     sequence = side.result.sequence
     exact, loose = _placement(sequence)
     out: dict[tuple[str, str, str], list[tuple[int, BehaviourEvent, Stage | None]]] = {}

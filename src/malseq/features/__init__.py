@@ -30,6 +30,7 @@ def analyse_file(file: PackageFile, deadline: Deadline) -> FileAnalysis | None:
 
 def analyse_package(package: Package, deadline: Deadline) -> PackageAnalysis:
     from malseq.features.manifest import manifest_events
+    from malseq.features.pth import pth_code_analyses
 
     start = time.monotonic()
     files: list[FileAnalysis] = []
@@ -38,5 +39,6 @@ def analyse_package(package: Package, deadline: Deadline) -> PackageAnalysis:
         result = analyse_file(f, deadline)
         if result is not None:
             files.append(result)
+    files.extend(pth_code_analyses(package, deadline))
     events: tuple[BehaviourEvent, ...] = manifest_events(package)
     return PackageAnalysis(tuple(files), events, time.monotonic() - start)

@@ -297,7 +297,7 @@ def _fingerprint(rule: str, result: TargetResult, anchor: _Anchor) -> dict[str, 
 
 
 def _primary_step(steps: Sequence[SequenceStep]) -> SequenceStep | None:
-    for stage in (Stage.INSTALL, Stage.IMPORT):
+    for stage in (Stage.INSTALL, Stage.IMPORT, Stage.USE):
         for step in steps:
             if step.stage is stage and BY_ID[step.behaviour].dimension in _DECISIVE:
                 return step

@@ -13,6 +13,7 @@ from malseq.features.catalogue import BY_ID
 from malseq.features.types import Dimension
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
+from malseq.sequence.render import STAGE_ORDER
 from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
 
 TOP_REASONS = 3
@@ -37,15 +38,17 @@ def _paint(word: str, color: bool) -> str:
 
 
 def top_reasons(sequence: BehaviourSequence, limit: int = TOP_REASONS) -> list[SequenceStep]:
-    """The most decisive steps, one per behaviour: install time before import time before dead code,
-    transmission/execution/install hooks before reading, encoding and obfuscation, else execution order."""
+    """The most decisive steps, one per behaviour: install time before import time before use of the
+    public API before dead code, transmission/execution/install hooks before reading, encoding and
+    obfuscation, else execution order."""
     def rank(indexed: tuple[int, SequenceStep]) -> tuple[int, int, int]:
         i, step = indexed
-        stage = (Stage.INSTALL, Stage.IMPORT, Stage.UNREACHED).index(step.stage)
+        stage = STAGE_ORDER.index(step.stage)
+        reached = step.stage is not Stage.UNREACHED
         # importing a network or process module only says what the code could do, not that it does it
         decisive = BY_ID[step.behaviour].dimension in _DECISIVE and not step.behaviour.startswith("import_")
         # decisive steps of a reached stage first, then the rest of the reached steps, then dead code
-        return (0 if decisive and stage < 2 else 1 if stage < 2 else 2, stage, i)
+        return (0 if decisive and reached else 1 if reached else 2, stage, i)
 
     chosen: dict[str, SequenceStep] = {}
     for _, step in sorted(enumerate(sequence.steps), key=rank):

@@ -24,7 +24,6 @@ dispatch, `getattr`/computed property calls and functions passed around in data 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,8 @@ from malseq.features.types import MODULE_SCOPE, BehaviourEvent, Binding, CallSit
 from malseq.intake.package import Package
 from malseq.sanitize import clean
 from malseq.sequence.index import FileIndex, ModuleRef, PackageIndex, Target
-from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT
+from malseq.sequence.order import BINDING, CALL, CLASS_BODY, EVENT, Item
+from malseq.sequence.public import fallback_public_api, js_public_api, python_public_api
 from malseq.sequence.types import BehaviourSequence, EntryPointRef, SequenceStep, Stage
 
 __all__ = ["build_sequence"]
@@ -60,7 +60,7 @@ _MAX_REPLAY = 256  # behaviour runs kept to replay a function's later calls
 _DEADLINE_CHECK_EVERY = 256
 _LABEL_LENGTH = 120
 _MAX_SCRIPT_ENTRY_POINTS = 256
-_PTH_IMPORT = re.compile(r"^import[ \t]+(.*)$")
+_MAX_USE_ENTRY_POINTS = 256  # public functions recorded as entry points; later ones are walked all the same
 
 
 @dataclass
@@ -320,7 +320,10 @@ class _Walker:
         """Walk a scope's items in evaluation order. A module imported (not run as the program)
         skips its `if __name__ == "__main__":` / `if (require.main === module)` block."""
         guarded = skip_main_guard and bool(fi.source is not None and fi.source.main_guards())
-        for line, _col, kind, _seq, payload in fi.scope_items(scope):
+        self.walk_items(fi, fi.scope_items(scope), depth, guarded)
+
+    def walk_items(self, fi: FileIndex, items: Sequence[Item], depth: int, guarded: bool) -> None:
+        for line, _col, kind, _seq, payload in items:
             if not self.budget.tick():
                 return
             if guarded and fi.main_guarded(line):
@@ -447,8 +450,7 @@ class _Walker:
         elif self.index.js_file("index") is not None:
             starts.append(("main index.js", "index.js"))
         starts.extend((f"exports {x}", x) for x in npm.exports if _is_code_path(x))
-        starts.extend((f"bin {n} {p}", p) for n, p in npm.bin)
-        started: set[str] = set()
+        started: list[str] = []
         for label, spec in starts:
             if self.budget.exhausted:
                 return
@@ -456,9 +458,23 @@ class _Walker:
             if path is None:
                 self.begin(Stage.IMPORT, f"{label} (missing file {spec})", None)
             elif path not in started:
-                started.add(path)
+                started.append(path)
                 self.begin(Stage.IMPORT, label, path)
-                self.run_module(path, 0, as_main=label.startswith("bin "))  # a bin file is the program
+                self.run_module(path, 0)
+        imported = list(started)
+        # Use: the commands the package installs, then the API `require(pkg)` hands out.
+        for name, spec in npm.bin:
+            if self.budget.exhausted:
+                return
+            label = f"bin {name} {spec}"
+            path = self.index.js_file(spec.lstrip("/"))
+            if path is None:
+                self.begin(Stage.USE, f"{label} (missing file {spec})", None)
+            elif path not in started:
+                started.append(path)
+                self.begin(Stage.USE, label, path)
+                self.run_module(path, 0, as_main=True)  # a bin file is the program
+        self.use_public_api(js_public_api(self.index, imported))
 
     def npm_script(self, name: str, command: str, stack: list[str], stage: Stage) -> None:
         if not self.budget.tick():  # a hostile web of scripts running each other costs work too
@@ -533,17 +549,21 @@ class _Walker:
         for pth in pypi.pth_files:
             self.pth_entry(pth)
         self.new_process()
+        top_files: list[str] = []
         for name in pypi.top_level_packages:
             if self.budget.exhausted:
                 return
             path = self._top_level_file(name)
             if path is None:
                 continue
+            top_files.append(path)
             self.begin(Stage.IMPORT, f"import {path}", path)
             self.run_module(path, 0)
+        # Use: the commands and plugins the package declares, then its public API.
         for ep in pypi.entry_points:
-            if ep.group in _ENTRY_POINT_GROUPS and not self.budget.exhausted:
+            if not self.budget.exhausted:
                 self.console_script(ep.group, ep.name, ep.target)
+        self.use_public_api(python_public_api(self.index, top_files))
 
     def _top_level_file(self, name: str) -> str | None:
         for candidate in (f"{name}/__init__.py", f"src/{name}/__init__.py", f"{name}.py", f"src/{name}.py"):
@@ -552,41 +572,80 @@ class _Walker:
         return self.index.py_modules.get(name)
 
     def pth_entry(self, pth: str) -> None:
+        """A `.pth` file runs its executable lines in order at interpreter start: each line's
+        manifest events (`run code from pth file`), then what its code does (the features stage
+        analysed the lines as Python source, file `pth`), imports of package modules included."""
         self.begin(Stage.INSTALL, f".pth {pth}", pth)
         events = sorted((e for e in self.analysis.manifest_events if e.file == pth), key=lambda e: e.line)
-        file = self.package.file(pth)
-        lines = file.text().splitlines() if file is not None else []
-        for lineno, line in enumerate(lines, start=1):
+        items = self.index.files[pth].scope_items(MODULE_SCOPE) if pth in self.index.files else []
+        if items:
+            self.modules_run.add(pth)
+            self.walked_code = True
+        by_line: dict[int, list[Item]] = {}
+        for item in items:
+            by_line.setdefault(item[0], []).append(item)
+        for line in sorted({e.line for e in events} | set(by_line)):
             for event in events:
-                if event.line == lineno:
+                if event.line == line:
                     self.emit(event, 0)
-            match = _PTH_IMPORT.match(line)
-            if not match:
-                continue
-            for part in match.group(1).split(";", 1)[0].split(","):
-                module = part.strip().split(" as ")[0].strip()
-                for path in self.index.python_package_chain(module):
-                    self.run_module(path, 0)
-        for event in events:
-            if id(event) not in self.visited:
-                self.emit(event, 0)
+            if line in by_line and not self.budget.exhausted:
+                self.nesting += 1
+                self.module_base.append(0)
+                try:
+                    self.walk_items(self.index.files[pth], by_line[line], 0, guarded=False)
+                finally:
+                    self.nesting -= 1
+                    self.module_base.pop()
+                if self.nesting == 0:
+                    self.run_deferred()
 
     def console_script(self, group: str, name: str, target: str) -> None:
+        """A declared entry point: a console/GUI script the user runs, or a plugin (any other group)
+        that a host program loads and calls."""
         spec = target.split("[", 1)[0].strip()
         module, _, attr = spec.partition(":")
-        label = f"{group[:-1]} {name} = {spec}"
+        kind = group[:-1] if group in _ENTRY_POINT_GROUPS else f"entry_point {group}"
+        label = f"{kind} {name} = {spec}"
         chain = self.index.python_package_chain(module.strip())
         if not chain:
-            self.begin(Stage.IMPORT, f"{label} (not in package)", None)
+            self.begin(Stage.USE, f"{label} (not in package)", None)
             return
         path = chain[-1]
         func = self.index.callable_target(
             self.index.resolve_member(ModuleRef(path, ()), [p for p in attr.strip().split(".") if p]))
-        self.begin(Stage.IMPORT, label, path, func[1] if func else MODULE_SCOPE)
+        self.begin(Stage.USE, label, path, func[1] if func else MODULE_SCOPE)
         for module_path in chain:
             self.run_module(module_path, 0)
         if func is not None and func[1] != MODULE_SCOPE:
             self.expand(func, 0)
+
+    # --- use: the public API ------------------------------------------------------------------
+
+    def use_public_api(self, entries: Sequence[tuple[str, Target]]) -> None:
+        """Walk each public function, class method or module of the package that the import
+        did not already run, in the order given (file path, then position), in the importing
+        process: the victim's program calls them after `import pkg` / `require(pkg)`. A function
+        that leads to no behaviour gets no entry point; one the walk already expanded (called at
+        import or by an earlier public function) is not walked again."""
+        recorded = 0
+        for label, target in entries:
+            if self.budget.exhausted or not self.budget.tick():
+                return
+            path, scope = target
+            if scope == MODULE_SCOPE:
+                if path in self.modules_run or not self.can_emit(target):
+                    continue
+            elif target in self.expanded or not self.can_emit(target):
+                continue
+            recorded += 1
+            if recorded <= _MAX_USE_ENTRY_POINTS:
+                self.begin(Stage.USE, label, path, scope)
+            else:  # past the cap the steps still say where they come from, without an entry point each
+                self.stage, self.entry = Stage.USE, clean(label, _LABEL_LENGTH)
+            if scope == MODULE_SCOPE:
+                self.run_module(path, 0)
+            else:
+                self.expand(target, 0)
 
     # --- fallback and unreached -------------------------------------------------------------
 
@@ -597,6 +656,7 @@ class _Walker:
             if self.budget.exhausted:
                 return
             self.run_module(path, 0, as_main=True)  # a lone file is most likely run as a program
+        self.use_public_api(fallback_public_api(self.index, sorted(self.index.files)))
 
     def unreached(self) -> None:
         """Events no entry point reached, file by file; within a file, scope by scope (by first

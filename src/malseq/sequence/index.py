@@ -251,6 +251,10 @@ class _LazyFiles(Mapping[str, FileIndex]):
     def is_python(self, path: str) -> bool:
         return self._analyses[path].language is Language.PYTHON
 
+    def analysis(self, path: str) -> FileAnalysis:
+        """The file's analysis, without building its index."""
+        return self._analyses[path]
+
 
 class PackageIndex:
     """All analysed files of a package, module lookup and call resolution (cached)."""

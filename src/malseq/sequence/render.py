@@ -4,7 +4,8 @@ Model text format (BERT uncased WordPiece reads it; keep it stable, changing it 
 
     install : read environment variables , encode or decode data , upload data to server ; import : ...
 
-- one block per stage, always in the order install, import, unreached; a stage with no steps is left out;
+- one block per stage, always in the order install, import, use, unreached; a stage with no steps is
+  left out;
 - a block is the stage word, " : ", then the behaviours' catalogue phrases joined with " , ";
 - blocks are joined with " ; ";
 - consecutive repeats of a phrase within a block are collapsed to one.
@@ -13,9 +14,11 @@ Length budget (`max_words`, counted as whitespace-separated words of the final t
 included) is met by cutting, in this order, only as far as needed:
   1. collapse consecutive repeats (always done);
   2. drop later repeats of a phrase already present earlier in the same block, starting with the
-     unreached block, then import, then install, each from its end (keeps first occurrences);
-  3. drop steps from the end of the unreached block, then of the import block, then of the install
-     block (install-time behaviour is the strongest evidence, so it goes last).
+     unreached block, then use, then import, then install, each from its end (keeps first occurrences);
+  3. drop steps from the end of the unreached block, then of the use block, then of the import block,
+     then of the install block (install-time behaviour is the strongest evidence, so it goes last; the
+     public API runs when the victim calls it, which is likelier than dead code and less sure than
+     what merely installing or importing runs).
 Deterministic for a given sequence, order and seed.
 """
 
@@ -30,7 +33,7 @@ from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
 
 __all__ = ["render_text", "render_steps", "STAGE_ORDER", "ORDERS"]
 
-STAGE_ORDER: tuple[Stage, ...] = (Stage.INSTALL, Stage.IMPORT, Stage.UNREACHED)
+STAGE_ORDER: tuple[Stage, ...] = (Stage.INSTALL, Stage.IMPORT, Stage.USE, Stage.UNREACHED)
 # "execution": the walk's order; "shuffled": each block shuffled (ablation: does order matter?);
 # "source": each block sorted by file, line, column (the order a bag-of-positions detector would see).
 ORDERS = ("execution", "shuffled", "source")

@@ -9,10 +9,13 @@ from malseq.features.types import BehaviourEvent
 
 
 class Stage(enum.Enum):
-    """When a step runs: while the package is installed, when it is imported/used, or never (dead code)."""
+    """When a step runs: while the package is installed, when it is imported, when the victim uses
+    its public API (functions, classes and methods it exposes, console scripts, npm `bin`), or never
+    as far as the call graph sees (tests, examples, private helpers nothing calls)."""
 
     INSTALL = "install"
     IMPORT = "import"
+    USE = "use"
     UNREACHED = "unreached"
 
 

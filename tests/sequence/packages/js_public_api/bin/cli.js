@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+const os = require('os');
+
+console.log(os.hostname());

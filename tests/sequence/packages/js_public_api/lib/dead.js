@@ -1,0 +1,5 @@
+const cp = require('child_process');
+
+function unused() {
+  cp.execSync('rm -rf /tmp/nothing');
+}

@@ -1,0 +1,3 @@
+const cp = require('child_process');
+
+cp.execSync('node bin/cli.js --help');

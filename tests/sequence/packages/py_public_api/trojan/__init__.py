@@ -1,0 +1,3 @@
+from ._impl.client import Client
+
+VERSION = "1"

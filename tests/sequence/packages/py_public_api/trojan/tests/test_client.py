@@ -1,0 +1,5 @@
+import subprocess
+
+
+def test_cli():
+    subprocess.run(["trojan-sync", "--help"], check=True)
