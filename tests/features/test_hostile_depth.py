@@ -96,10 +96,9 @@ def test_ordinary_nesting_is_not_cut() -> None:
 
 
 def test_the_depth_walk_finds_the_ancestor_half_way_and_counts_its_steps() -> None:
+    import tree_sitter_javascript
     from tree_sitter import Language as TSLanguage
     from tree_sitter import Parser
-
-    import tree_sitter_javascript
 
     code = ("var a = " + "[" * 5000 + "1" + "]" * 5000 + ";").encode()
     root = Parser(TSLanguage(tree_sitter_javascript.language())).parse(code).root_node
