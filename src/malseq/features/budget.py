@@ -7,7 +7,9 @@ to make a loaded scanner read less of it):
 - the parse is bounded by input size: at most `MAX_PARSE_UNITS` of input (about one per token)
   are fed to tree-sitter; a larger file is parsed as its head and its tail (`TAIL_SHARE` of the
   units), because a payload appended to a big bundle or generated module sits at its end;
-- the query over the parsed tree is bounded by what the parse read, so it is not counted again;
+- the query over the parsed tree is bounded by what the parse read, so it is not counted again:
+  its patterns match single nodes (linear in the tree), and a tree deeper than the engine's limit
+  has its over-deep subtree cut out of the parse first (`first_too_deep`, a counted cursor walk);
 - everything after it spends units of one `WorkBudget`: per syntax node handled, by kind
   (`NODE_UNITS` ... `CALL_UNITS`), one per `BYTES_PER_UNIT` bytes of text folded, decoded or
   classified, one per regex step of a text pass; a nested analysis (code handed to exec/eval)

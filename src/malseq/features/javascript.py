@@ -1353,7 +1353,9 @@ class _Extractor:
         """Captures of the one query, gathered range by range, the package deadline checked in between.
 
         (QueryCursor.captures' own progress_callback crashes the interpreter in tree-sitter 0.26.1.)
-        Not counted in the work budget: the query's work is bounded by what the parse read.
+        Not counted in the work budget: every pattern matches one node without waiting past a child's
+        subtree, and the tree is at most `MAX_TREE_DEPTH` deep (cut before), so the query is linear in
+        what the parse read (measured: 0.04-0.9 s for 200 KB-1.8 MB of hostile nesting).
         """
         end = root.end_byte
         if end <= QUERY_RANGE_BYTES:
