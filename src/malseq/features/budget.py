@@ -7,7 +7,9 @@ to make a loaded scanner read less of it):
 - the parse is bounded by input size: at most `MAX_PARSE_UNITS` of input (about one per token)
   are fed to tree-sitter; a larger file is parsed as its head and its tail (`TAIL_SHARE` of the
   units), because a payload appended to a big bundle or generated module sits at its end;
-- the query over the parsed tree is bounded by what the parse read, so it is not counted again;
+- the query over the parsed tree is bounded by what the parse read, so it is not counted again:
+  its patterns match single nodes (linear in the tree), and a tree deeper than the engine's limit
+  has its over-deep subtree cut out of the parse first (`first_too_deep`, a counted cursor walk);
 - everything after it spends units of one `WorkBudget`: per syntax node handled, by kind
   (`NODE_UNITS` ... `CALL_UNITS`), one per `BYTES_PER_UNIT` bytes of text folded, decoded or
   classified, one per regex step of a text pass; a nested analysis (code handed to exec/eval)
@@ -34,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from tree_sitter import Node, Point, Range
+
 from malseq._deadline import Deadline
 
 __all__ = [
@@ -41,9 +45,12 @@ __all__ = [
     "BYTES_PER_UNIT",
     "CALL_UNITS",
     "DEADLINE_CHECK_UNITS",
+    "DEPTH_SCAN_SPAN_BYTES",
+    "DEPTH_SCAN_STEPS_PER_UNIT",
     "FILE_WORK_UNITS",
     "FOLD_UNITS",
     "LITERAL_UNITS",
+    "MAX_DEPTH_CUTS",
     "MAX_PARSE_UNITS",
     "NESTED_WORK_UNITS",
     "NODE_UNITS",
@@ -51,6 +58,8 @@ __all__ = [
     "TAIL_SHARE",
     "BudgetExhausted",
     "WorkBudget",
+    "cut_out",
+    "first_too_deep",
     "head_then_tail",
     "parse_cost",
     "parse_window",
@@ -83,6 +92,18 @@ _PARSE_BLOCK = 16 * 1024
 TAIL_SHARE = 0.3
 # How often (in units) a budget asks the package deadline whether it has passed.
 DEADLINE_CHECK_UNITS = 4096
+# Syntax-tree depth. tree-sitter keeps a node's depth in 16 bits: over a tree deeper than 65,535
+# levels (a 200 KB `[[[...]]]`) a query runs for minutes and misses nodes, and below that
+# `Node.parent` and `descendant_for_byte_range` cost one step per level. So before the query a
+# walk looks for a node deeper than the engine's limit (JavaScript 20,000: generated concatenation
+# chains reach several thousand; Python 2,000: CPython refuses far less). It only goes into subtrees
+# of at least `DEPTH_SCAN_SPAN_BYTES` bytes (a smaller one adds at most a few levels per byte), so
+# ordinary files cost a few thousand cursor steps; `DEPTH_SCAN_STEPS_PER_UNIT` steps are one unit.
+# A node found too deep is cut out of the parse (its bytes are not read) and the file parsed again,
+# at most `MAX_DEPTH_CUTS` times; the file is marked budget_exhausted.
+DEPTH_SCAN_SPAN_BYTES = 1024
+DEPTH_SCAN_STEPS_PER_UNIT = 16
+MAX_DEPTH_CUTS = 4
 
 T = TypeVar("T")
 
@@ -212,3 +233,51 @@ def parse_window(data: bytes) -> tuple[int, int] | None:
         spent += block
         tail_start = max(head_end, tail_start - _PARSE_BLOCK)
     return head_end, tail_start
+
+
+def first_too_deep(root: Node, limit: int, budget: WorkBudget) -> Node | None:
+    """None when no node was found at depth `limit` below `root`; else the ancestor at depth
+    `limit // 2` of the first one found (in source order): the subtree to cut out, so that what
+    is left stays well under the limit.
+
+    Looks only into subtrees spanning at least `DEPTH_SCAN_SPAN_BYTES` bytes, so a tree whose
+    depth is found to stay under `limit` may still be up to a few levels per byte of that span
+    deeper (far below tree-sitter's 65,535). Spends one unit of `budget` per
+    `DEPTH_SCAN_STEPS_PER_UNIT` cursor steps; raises `BudgetExhausted` like any pass."""
+    cursor = root.walk()
+    depth, steps = 0, 0
+    half = limit // 2
+    anchor = root
+    while True:
+        steps += 1
+        if steps % DEPTH_SCAN_STEPS_PER_UNIT == 0:
+            budget.spend(1)
+        node = cursor.node
+        if node is None:  # pragma: no cover - a cursor always stands on a node
+            return None
+        if depth == half:
+            anchor = node
+        elif depth >= limit:
+            return anchor
+        if node.end_byte - node.start_byte >= DEPTH_SCAN_SPAN_BYTES and cursor.goto_first_child():
+            depth += 1
+            continue
+        while not cursor.goto_next_sibling():
+            if depth == 0 or not cursor.goto_parent():
+                return None
+            depth -= 1
+
+
+def cut_out(ranges: Sequence[Range], start: int, end: int, point: Callable[[int], Point]) -> list[Range]:
+    """`ranges` (sorted byte ranges to parse) without the bytes `start:end`; `point(byte)` gives a
+    byte's row and column."""
+    kept: list[Range] = []
+    for r in ranges:
+        if r.end_byte <= start or r.start_byte >= end:
+            kept.append(r)
+            continue
+        if r.start_byte < start:
+            kept.append(Range(r.start_point, point(start), r.start_byte, start))
+        if r.end_byte > end:
+            kept.append(Range(point(end), r.end_point, end, r.end_byte))
+    return kept

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import tree_sitter_python
 from tree_sitter import Language as TSLanguage
-from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range
+from tree_sitter import Node, Parser, Point, Query, QueryCursor, Range, Tree
 
 from malseq._deadline import Deadline
 from malseq.features.budget import (
@@ -38,11 +38,14 @@ from malseq.features.budget import (
     FILE_WORK_UNITS,
     FOLD_UNITS,
     LITERAL_UNITS,
+    MAX_DEPTH_CUTS,
     NESTED_WORK_UNITS,
     NODE_UNITS,
     SCOPE_UNITS,
     BudgetExhausted,
     WorkBudget,
+    cut_out,
+    first_too_deep,
     head_then_tail,
     parse_window,
 )
@@ -122,6 +125,9 @@ MAX_FOLD_DEPTH = 40
 MAX_NESTED_DEPTH = 2
 MAX_NESTED_ANALYSES = 8
 SNIPPET_LENGTH = 120
+# Deepest syntax tree walked (budget.first_too_deep; CPython itself refuses code nested far less):
+# deeper subtrees are cut out of the parse, because Node.parent costs a step per level.
+MAX_TREE_DEPTH = 2_000
 
 # Import, call and attribute rules live in malseq.features.rules (one registered function per
 # behaviour); this engine resolves names, folds strings and reports what the rules say.
@@ -404,11 +410,12 @@ class _FileAnalyser:
         parser = Parser(_TS_PYTHON)
         source = self.source
         window = parse_window(source)
+        ranges = None
         if window is not None:
             # The parse is bounded by input size, never by time: a big file is read as its head
             # and its tail (where a payload appended to a generated module sits).
             self.budget_exhausted = True
-            parser.included_ranges = _head_and_tail(source, *window)
+            ranges = _head_and_tail(source, *window)
         deadline = self.work.deadline
 
         def read(offset: int, _point: object) -> bytes:
@@ -418,10 +425,7 @@ class _FileAnalyser:
             # Only the package deadline (a safety net that fails the whole target) stops a parse.
             return deadline is not None and deadline.expired()
 
-        try:
-            tree = parser.parse(read, progress_callback=progress)
-        except ValueError:
-            tree = None
+        tree = self._parse_within_depth(parser, read, progress, ranges)
         if tree is None:
             self.work.check_deadline()
             # The parser gave up: keep a token pass over the text.
@@ -454,6 +458,32 @@ class _FileAnalyser:
             self.budget_exhausted = True
         finally:
             self.work = file_work
+
+    def _parse_within_depth(self, parser: Parser, read: Callable[[int, object], bytes],
+                            progress: Callable[..., bool], ranges: list[Range] | None) -> Tree | None:
+        """The tree of the file, with any subtree deeper than `MAX_TREE_DEPTH` cut out of the parse
+        (budget.first_too_deep; the file is then marked budget_exhausted); None if the parser gave up."""
+        source = self.source
+        for _cut in range(MAX_DEPTH_CUTS + 1):
+            if ranges is not None:
+                parser.included_ranges = ranges
+            try:
+                tree = parser.parse(read, progress_callback=progress)
+            except ValueError:
+                return None
+            if tree is None:
+                return None
+            try:
+                deep = first_too_deep(tree.root_node, MAX_TREE_DEPTH, self.work)
+            except _Budget:
+                deep = tree.root_node
+            if deep is None:
+                return tree
+            self.budget_exhausted = True
+            full = [Range(Point(0, 0), _point(source, len(source)), 0, len(source))]
+            ranges = cut_out(ranges if ranges is not None else full, deep.start_byte, deep.end_byte,
+                             lambda offset: _point(source, offset))
+        return None
 
     def _walk(self, root: Node) -> None:
         # No text predicates in the query: the tree was parsed from a callback, and a
@@ -1587,13 +1617,13 @@ def _head_and_tail(source: bytes, head_end: int, tail_start: int) -> list[Range]
         tail_start = m.start() + 1
         break
     tail_start = max(tail_start, head_end)
+    return [Range(Point(0, 0), _point(source, head_end), 0, head_end),
+            Range(_point(source, tail_start), _point(source, len(source)), tail_start, len(source))]
 
-    def point(offset: int) -> Point:
-        row = source.count(b"\n", 0, offset)
-        return Point(row, offset - (source.rfind(b"\n", 0, offset) + 1))
 
-    return [Range(Point(0, 0), point(head_end), 0, head_end),
-            Range(point(tail_start), point(len(source)), tail_start, len(source))]
+def _point(source: bytes, offset: int) -> Point:
+    row = source.count(b"\n", 0, offset)
+    return Point(row, offset - (source.rfind(b"\n", 0, offset) + 1))
 
 
 _TOP_LEVEL_LINE = re.compile(rb"\n[^\s#)\]}]")

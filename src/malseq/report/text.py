@@ -147,6 +147,13 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         ids = sorted({e.behaviour for e in events})
         lines.append(f"  behaviours: {len(events)} event{'' if len(events) == 1 else 's'}, "
                      f"{len(ids)} kind{'' if len(ids) == 1 else 's'}")
+        # A file cut by its work budget is evidence too: what it hides past the cut was not read.
+        cut = [f.path for f in result.analysis.files if f.budget_exhausted]
+        if cut:
+            shown_cut = ", ".join(clean(path, 120) for path in cut[:5])
+            more = f" and {len(cut) - 5} more" if len(cut) > 5 else ""
+            lines.append(f"  analysis budget exhausted in {len(cut)} file{'' if len(cut) == 1 else 's'} "
+                         f"(read in part, the rest cut): {shown_cut}{more}")
         if show_features:
             for e in sorted(events, key=lambda e: (e.file, e.line, e.column)):
                 lines.append(
