@@ -307,6 +307,7 @@ _PY_SYSTEM_DATA = re.compile(r"\b(?:gethostname|getfqdn|getuser|getlogin|environ
 _JS_SYSTEM_DATA = re.compile(r"\b(?:hostname|userInfo|homedir|networkInterfaces|cwd|platform|process\.env|"
                              r"__dirname|__filename)\b")
 _PY_FSTRING = re.compile(r"(?i)[rbu]?f[rb]?['\"]")
+_FORMATTING_CALL = re.compile(r"\.(?:format|join)\(")
 _PY_BEACON_CALLS = PY_DNS | {"socket.create_connection", "socket.getfqdn"}
 
 
@@ -318,6 +319,8 @@ def _built_host(ctx: CallContext, system_data: re.Pattern[str]) -> bool:
     source = ctx.facts.arg_source(0, 400)
     if ctx.facts.arg_kind(0) is ArgKind.STRING and not _PY_FSTRING.match(source):
         return False  # a plain literal names a fixed host
+    if ctx.facts.arg_kind(0) is ArgKind.CALL and not _FORMATTING_CALL.search(source):
+        return False  # gethostbyname(gethostname()): the machine's own address, not a built name
     return system_data.search(source) is not None
 
 
