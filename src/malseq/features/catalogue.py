@@ -48,6 +48,9 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("read_app_tokens", _I, "read chat application tokens",
               "Names Discord/Telegram/Slack local token storage (Local Storage/leveldb, tdata).",
               "read sensitive information"),
+    Behaviour("read_cloud_metadata", _I, "read cloud instance metadata",
+              "Names a cloud instance metadata endpoint (169.254.169.254, metadata.google.internal): "
+              "credentials of the machine's cloud role.", "read sensitive information"),
     Behaviour("capture_screen_or_clipboard", _I, "capture screen or clipboard",
               "Takes screenshots, reads the clipboard or logs keys.", None),
     # --- data transmission
@@ -69,6 +72,9 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("exfiltration_service", _T, "use data collection service",
               "Names a request-capture or tunnelling service (pipedream, interactsh, burpcollaborator, "
               "webhook.site, ngrok, requestbin, oast).", "use URL"),
+    Behaviour("beacon_host_name", _T, "look up host name built from system data",
+              "Resolves or connects to a host name built from the host, user, environment or package name "
+              "(a dependency-confusion beacon over DNS).", "use network module call"),
     # --- encoding
     Behaviour("import_encoding_module", _E, "import encoding module",
               "Imports base64, codecs, binascii, zlib, marshal, crypto modules.", "import encoding module"),
@@ -105,6 +111,14 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("reverse_shell", _X, "spawn reverse shell",
               "Connects a shell to a socket: /dev/tcp, nc -e, socket + dup2 + shell.", None),
     Behaviour("load_native_code", _X, "load native code", "ctypes, cffi, process.dlopen, ffi-napi.", None),
+    Behaviour("run_inline_interpreter", _X, "run interpreter with inline code",
+              "Starts its own interpreter on code given inline: sys.executable/python -c, process.execPath/node -e; "
+              "a literal code string is analysed too.", None),
+    Behaviour("run_code_from_data_file", _X, "run code read from data file",
+              "Evaluates code read from a non-source file (.txt, .dat, .png...), decoded or not.", None),
+    Behaviour("open_browser", _X, "open web browser",
+              "Opens a URL in the user's browser: webbrowser, the open/opn packages, xdg-open/start/open commands.",
+              None),
     # --- install hooks
     Behaviour("npm_install_script", _H, "run script at install",
               "package.json declares a preinstall/install/postinstall script.", None),

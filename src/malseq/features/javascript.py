@@ -49,7 +49,7 @@ from malseq.features.rules import (
 )
 from malseq.features.rules.data_transmission import JS_RAW_SOCKET as _RAW_SOCKET_PATHS
 from malseq.features.rules.payload_execution import JS_CHILD_PROCESS_RUN as _CHILD_PROCESS_RUN
-from malseq.features.rules.payload_execution import JS_EVAL, JS_SPAWN_FAMILY
+from malseq.features.rules.payload_execution import JS_EVAL, JS_INLINE_FLAGS, JS_SPAWN_FAMILY
 from malseq.features.rules.registry import js_parts
 from malseq.features.strings import classify_literal, classify_raw_literal, decode_base64_text
 from malseq.features.types import (
@@ -1206,6 +1206,8 @@ class _Extractor:
                 program = command.split(" ", 1)[0].strip("'\"")
                 if _SHELL_PROGRAM.search(program):
                     self.shell_spawns.append((site, command))
+        if "run_inline_interpreter" in found and len(facts.args) > 1:
+            self.analyse_inline_interpreter_code(facts.args[1], site)
         if "eval_code" in found and name in JS_EVAL and facts.args:
             code = self.fold(facts.args[-1] if name == "Function" else facts.args[0])
             if code is not None:
@@ -1213,6 +1215,16 @@ class _Extractor:
         if (name in ("Buffer.from", "Buffer") and "encoding_call" in found) or name == "atob" or (
                 name in ("String.fromCharCode", "String.fromCharCode.apply") and "char_code_assembly" in found):
             self.classify_folded(node)
+
+    def analyse_inline_interpreter_code(self, argv: Node, site: Node) -> None:
+        """spawn(process.execPath, ['-e', code]): the constant code after the flag, like eval's."""
+        items = self.fold_array(argv)
+        if not items:
+            return
+        for flag, code in zip(items, items[1:], strict=False):
+            if flag in JS_INLINE_FLAGS and code is not None:
+                self.analyse_inline_code(code, site)
+                return
 
     def analyse_inline_code(self, code: str, site: Node) -> None:
         """Behaviours of a constant code string handed to eval/new Function, reported at the call."""
@@ -1534,6 +1546,12 @@ class _JavaScriptCallFacts(CallFacts):
 
     def arg_loose(self, index: int) -> str | None:
         return self.extractor.fold(self._arg(index), loose=True)
+
+    def arg_items(self, index: int) -> tuple[str | None, ...] | None:
+        arg = self._arg(index)
+        if arg is None or arg.type != "array":
+            return None
+        return tuple(self.extractor.fold(c) for c in arg.named_children if c.type != "comment")
 
     def arg_source(self, index: int, limit: int | None = 400) -> str:
         return self._source(self._arg(index), limit)

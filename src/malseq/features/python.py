@@ -1082,6 +1082,8 @@ class _FileAnalyser:
                 self.classified.add(hash(command))
         if found:
             self.emit_many(found, node)
+        if "run_inline_interpreter" in found:
+            self._analyse_inline_interpreter_code(node, args)
         self._obfuscation_call(node, name, args)
 
     def _obfuscation_call(self, node: Node, name: str, args: list[Node]) -> None:
@@ -1165,6 +1167,14 @@ class _FileAnalyser:
             self._emit_at(ev.behaviour, row + 1, col, self.scope, ev.snippet)
         if self.work.exhausted:  # the shared budget ran out inside (not just the inner walk's head)
             raise _Budget
+
+    def _analyse_inline_interpreter_code(self, call: Node, args: list[Node]) -> None:
+        """`[sys.executable, "-c", code]`: the code string is Python like exec's argument."""
+        if not args or args[0].type not in ("list", "tuple"):
+            return
+        items = [c for c in args[0].named_children if c.type != "comment"]
+        if len(items) >= 3:
+            self._analyse_evaluated(call, items[2])
 
     def _on_binop(self, node: Node) -> None:
         parent = node.parent
@@ -1549,6 +1559,12 @@ class _PythonCallFacts(CallFacts):
 
     def arg_text(self, index: int) -> str | None:
         return self.analyser._fold_text(self._arg(index))
+
+    def arg_items(self, index: int) -> tuple[str | None, ...] | None:
+        arg = self._arg(index)
+        if arg is None or arg.type not in ("list", "tuple"):
+            return None
+        return tuple(self.analyser._fold_text(c) for c in arg.named_children if c.type != "comment")
 
     def arg_source(self, index: int, limit: int | None = 400) -> str:
         arg = self._arg(index)

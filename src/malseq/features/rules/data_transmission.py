@@ -297,3 +297,53 @@ def webhook_literal(ctx: StringContext) -> bool:
 @string_rule("exfiltration_service", order=40)
 def exfiltration_service_literal(ctx: StringContext) -> bool:
     return _EXFIL_SERVICE.search(ctx.sample) is not None
+
+
+# --- beacons: a host name built from who and where the code runs ---------------------------
+# A dependency-confusion probe reports where it landed by resolving `<user>.<host>.<collector>`:
+# the DNS query itself is the message. Ordinary code resolves a configured or literal host.
+_PY_SYSTEM_DATA = re.compile(r"\b(?:gethostname|getfqdn|getuser|getlogin|environ|getenv|getcwd|uname|getpid|"
+                             r"expanduser|node|__name__|__package__|__file__)\b")
+_JS_SYSTEM_DATA = re.compile(r"\b(?:hostname|userInfo|homedir|networkInterfaces|cwd|platform|process\.env|"
+                             r"__dirname|__filename)\b")
+_PY_FSTRING = re.compile(r"(?i)[rbu]?f[rb]?['\"]")
+_FORMATTING_CALL = re.compile(r"\.(?:format|join)\(")
+_PY_BEACON_CALLS = PY_DNS | {"socket.create_connection", "socket.getfqdn"}
+
+
+def _built_host(ctx: CallContext, system_data: re.Pattern[str]) -> bool:
+    """The first argument is built at run time (not a plain literal) from host, user, environment
+    or package data."""
+    if not ctx.arg_count or ctx.facts.arg_kind(0) in (ArgKind.NUMBER, ArgKind.IDENTIFIER, ArgKind.MISSING):
+        return False
+    source = ctx.facts.arg_source(0, 400)
+    if ctx.facts.arg_kind(0) is ArgKind.STRING and not _PY_FSTRING.match(source):
+        return False  # a plain literal names a fixed host
+    if ctx.facts.arg_kind(0) is ArgKind.CALL and not _FORMATTING_CALL.search(source):
+        return False  # gethostbyname(gethostname()): the machine's own address, not a built name
+    return system_data.search(source) is not None
+
+
+@call_rule("beacon_host_name", PY, order=141, names=_PY_BEACON_CALLS)
+def python_beacon_host(ctx: CallContext) -> bool:
+    """socket.gethostbyname(f"{getpass.getuser()}.{socket.gethostname()}.x.oast.fun")."""
+    return _built_host(ctx, _PY_SYSTEM_DATA)
+
+
+@call_rule("beacon_host_name", JS, order=61, roots=("dns",))
+def javascript_beacon_host(ctx: CallContext) -> bool:
+    """dns.lookup(os.hostname() + '.' + collector) and the other resolver calls."""
+    return bool(javascript_dns(ctx)) and _built_host(ctx, _JS_SYSTEM_DATA)
+
+
+# Interaction (OAST) collectors that the pattern above does not name; kept apart so that the
+# older rule's matches stay what they were.
+_INTERACTION_DOMAINS = gated(re.compile(
+    r"(?i)(\binteractsh\.(?:com|net)\b|requestrepo\.com|\bdnslog\.(?:link|pw)\b|canarytokens\.(?:org|net)\b|"
+    r"\beyes\.sh\b|\bbxss\.me\b|\bxss\.ht\b|\bpingb\.in\b|\bdnsbin\.zhack\.ca\b|\boast\.[a-z]{2,6}\b)"
+))
+
+
+@string_rule("exfiltration_service", order=41, min_length=7)
+def interaction_domain_literal(ctx: StringContext) -> bool:
+    return _EXFIL_SERVICE.search(ctx.sample) is None and _INTERACTION_DOMAINS.search(ctx.sample) is not None

@@ -271,3 +271,16 @@ def app_token_literal(ctx: StringContext) -> bool:
     sample = ctx.sample
     return _APP_TOKENS.search(sample) is not None or (
         len(sample) >= _DISCORD_TOKEN_LENGTH and "." in sample and _DISCORD_TOKEN.search(sample) is not None)
+
+
+# Instance metadata services hand out the credentials of the machine's cloud role; a package
+# that names one reaches for them (cloud SDKs that legitimately do are few and named alike).
+_CLOUD_METADATA = gated(re.compile(
+    r"(?i)(169\.254\.169\.254|metadata\.google\.internal|100\.100\.100\.200|\[?fd00:ec2::254\]?|"
+    r"/computeMetadata/v1|/latest/meta-data/iam|/metadata/identity/oauth2/token)"
+))
+
+
+@string_rule("read_cloud_metadata", order=270, min_length=12)
+def cloud_metadata_literal(ctx: StringContext) -> bool:
+    return _CLOUD_METADATA.search(ctx.sample) is not None

@@ -309,3 +309,118 @@ def autostart_literal(ctx: StringContext) -> bool:
 def command_literal(ctx: StringContext) -> Sequence[str]:
     """A literal that reads as a shell command: what the command does (malseq.features.commands)."""
     return analyse_command(ctx.sample) if looks_like_command(ctx.sample) else ()
+
+
+# --- the interpreter started again on inline code -----------------------------------------
+# `[sys.executable, "-c", code]` runs code that never sits in a file of the package; the engines
+# analyse a literal code string in place (features/python.py, features/javascript.py).
+_PY_INTERPRETER = re.compile(r"""(?i)^(?:\S*[/\\])?(?:python[\d.]*w?|py)(?:\.exe)?$""")
+_PY_INLINE_COMMAND = re.compile(r"""(?i)(?:^|[\s/\\"'])(?:python[\d.]*w?|py)(?:\.exe)?["']?\s+-c\s""")
+_JS_INTERPRETER = re.compile(r"""(?i)^(?:\S*[/\\])?node(?:js)?(?:\.exe)?$""")
+_JS_INLINE_COMMAND = re.compile(r"""(?i)(?:^|[\s/\\"'])node(?:js)?(?:\.exe)?["']?\s+(?:-e|--eval|-p|--print)\s""")
+JS_INLINE_FLAGS = ("-e", "--eval", "-p", "--print")
+
+
+def python_inline_code_index(ctx: CallContext) -> int | None:
+    """Index of the code string in `[sys.executable | "python", "-c", code, ...]`, else None."""
+    items = ctx.facts.arg_items(0)
+    if not items or len(items) < 3 or items[1] != "-c":
+        return None
+    program = items[0]
+    if program is None:
+        if not re.match(r"[\[(]\s*(?:sys\.)?(?:executable|_base_executable)\b", ctx.facts.arg_source(0, 60)):
+            return None
+    elif not _PY_INTERPRETER.match(program):
+        return None
+    return 2
+
+
+@call_rule("run_inline_interpreter", PY, order=12, names=PY_RUN_EXACT, modules=("subprocess", "os"))
+def python_inline_interpreter(ctx: CallContext) -> bool:
+    """subprocess.Popen([sys.executable, "-c", code]) or os.system('python -c "..."')."""
+    if not python_runs_process(ctx):
+        return False
+    if ctx.facts.arg_kind(0) is ArgKind.ARRAY:
+        return python_inline_code_index(ctx) is not None
+    command = ctx.facts.command_line()
+    return command is not None and _PY_INLINE_COMMAND.search(command) is not None
+
+
+def javascript_inline_code_index(ctx: CallContext) -> int | None:
+    """Index, in spawn's argument array, of the code after -e/--eval/-p of node or process.execPath."""
+    module, attr = js_parts(ctx.name)
+    if module != "child_process" or attr not in JS_SPAWN_FAMILY or ctx.arg_count < 2:
+        return None
+    program = ctx.facts.arg_text(0)
+    if program is None:
+        if ctx.facts.arg_source(0, 60).strip() not in ("process.execPath", "process.argv[0]", "process.argv0"):
+            return None
+    elif not _JS_INTERPRETER.match(program):
+        return None
+    items = ctx.facts.arg_items(1) or ()
+    for i, item in enumerate(items[:-1]):
+        if item in JS_INLINE_FLAGS:
+            return i + 1
+    return None
+
+
+@call_rule("run_inline_interpreter", JS, order=12, modules=("child_process",))
+def javascript_inline_interpreter(ctx: CallContext) -> bool:
+    """spawn(process.execPath, ['-e', code]) or exec('node -e "..."')."""
+    if not javascript_runs_process(ctx):
+        return False
+    if javascript_inline_code_index(ctx) is not None:
+        return True
+    command = ctx.facts.command_line()
+    return command is not None and _JS_INLINE_COMMAND.search(command) is not None
+
+
+# --- code kept in a data file ---------------------------------------------------------------
+# Payloads hide in files no scanner reads as code (a .txt, a .dat, bytes appended to a .png) and
+# are read back, often decoded, and evaluated. Only the argument's own source is looked at:
+# eval(open("x.txt").read()), exec(zlib.decompress(pkgutil.get_data(__name__, "logo.png"))).
+_DATA_FILE_NAME = re.compile(r"""(?i)\.(?:txt|dat|bin|png|jpe?g|gif|ico|bmp|wav|mp3|log|db|pkl|enc|dll|tmp|"""
+                             r"""cfg|ini|xml|csv|md|rst|lock|data)["'`]""")
+_PY_READS_FILE = re.compile(r"\b(?:open|read|read_text|read_bytes|get_data|files|load|readlines)\s*\(")
+_JS_READS_FILE = re.compile(r"\b(?:readFileSync|readFile|createReadStream)\s*\(")
+
+
+@call_rule("run_code_from_data_file", PY, order=31, names=PY_EVAL_EXACT)
+def python_code_from_data_file(ctx: CallContext) -> bool:
+    source = ctx.facts.arg_source(0, 400) if ctx.arg_count else ""
+    return _PY_READS_FILE.search(source) is not None and _DATA_FILE_NAME.search(source) is not None
+
+
+@call_rule("run_code_from_data_file", JS, order=21, names=JS_EVAL)
+def javascript_code_from_data_file(ctx: CallContext) -> bool:
+    source = ctx.facts.arg_source(ctx.arg_count - 1 if ctx.name == "Function" else 0, 400) if ctx.arg_count else ""
+    return _JS_READS_FILE.search(source) is not None and _DATA_FILE_NAME.search(source) is not None
+
+
+# --- a browser sent to a URL ----------------------------------------------------------------
+_PY_BROWSER = frozenset({"webbrowser.open", "webbrowser.open_new", "webbrowser.open_new_tab",
+                         "webbrowser.get().open", "webbrowser.get().open_new", "webbrowser.get().open_new_tab"})
+_JS_BROWSER = frozenset({"open", "opn", "open.default", "better-opn", "open-url"})
+_BROWSER_COMMAND = re.compile(
+    r"""(?i)^\s*(?:xdg-open|sensible-browser|x-www-browser|open|start(?:\s+"")?|cmd(?:\.exe)?\s+/c\s+start(?:\s+"")?|"""
+    r"""explorer(?:\.exe)?|rundll32(?:\.exe)?\s+url\.dll,FileProtocolHandler)\s+["']?https?://""")
+
+
+@call_rule("open_browser", PY, order=13, names=_PY_BROWSER | PY_RUN_EXACT, modules=("subprocess", "os"))
+def python_open_browser(ctx: CallContext) -> bool:
+    if ctx.name in _PY_BROWSER:
+        return True
+    if not python_runs_process(ctx):
+        return False
+    command = ctx.facts.command_line()
+    return command is not None and _BROWSER_COMMAND.match(command) is not None
+
+
+@call_rule("open_browser", JS, order=13, names=_JS_BROWSER, modules=("child_process",))
+def javascript_open_browser(ctx: CallContext) -> bool:
+    if ctx.name in _JS_BROWSER:
+        return ctx.arg_count > 0
+    if not javascript_runs_process(ctx):
+        return False
+    command = ctx.facts.command_line()
+    return command is not None and _BROWSER_COMMAND.match(command) is not None
