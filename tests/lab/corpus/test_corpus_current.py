@@ -73,7 +73,11 @@ def test_npm_strata_by_downloads_and_security_placeholders_left_out() -> None:
     # between the two thresholds: neither
     assert current.pick_current_npm(Listed("npm", "x", "", None, 20_000, ""), doc, current.STRATA) is None
     # npm's stand-in for a removed (usually malicious) package is never benign data
-    for version, description in (("0.0.1-security", ""), ("0.0.1-security.1", ""), ("1.0.0", "security holding package")):
+    for version, description in (
+        ("0.0.1-security", ""),
+        ("0.0.1-security.1", ""),
+        ("1.0.0", "security holding package"),
+    ):
         placeholder = _packument(version, description=description)
         assert current.pick_current_npm(Listed("npm", "x", "", None, 600, ""), placeholder, current.STRATA) is None
 

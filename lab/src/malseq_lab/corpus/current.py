@@ -35,6 +35,7 @@ from malseq_lab.corpus.hardneg import (
     Exclusions,
     Listed,
     Pick,
+    PickFunction,
     Pool,
     _npm_latest,
     _popularity,
@@ -160,7 +161,7 @@ def build_current_lists(
     since = since_date(as_of)
     picks: list[Pick] = []
     stats: dict[str, BuildStats] = {}
-    plans: list[tuple[str, list[Pool], Callable[[Listed, Any, list[str]], Pick | None]]] = [
+    plans: list[tuple[str, list[Pool], PickFunction]] = [
         (PYPI, _pypi_pools(pypi_listed, seed, since), lambda p, d, w: pick_current_pypi(p, d, w, since)),
         (NPM, _npm_pools(npm_listed, seed), pick_current_npm),
     ]

@@ -166,10 +166,7 @@ class Exclusions:
         """These exclusions plus every name of the given benign lists (so that a name is in one list only)."""
         names = set(self.names)
         for path in paths:
-            for row in _tsv_rows(path):
-                eco = (row.get("ecosystem") or "").lower()
-                if eco in (PYPI, NPM) and row.get("name"):
-                    names.add((eco, normalized_name(eco, row["name"])))
+            names.update(_list_names(path))
         return Exclusions(frozenset(names), self.reserved)
 
 
@@ -178,6 +175,16 @@ def _tsv_rows(path: Path) -> list[dict[str, str]]:
         return [
             {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh, delimiter="\t")
         ]
+
+
+def _list_names(path: Path) -> set[tuple[str, str]]:
+    """(ecosystem, normalized name) of a benign list; a row without an ecosystem takes the file name's."""
+    names = set()
+    for row in _tsv_rows(path):
+        eco = (row.get("ecosystem") or (NPM if "npm" in path.name else PYPI)).lower()
+        if row.get("name"):
+            names.add((eco, normalized_name(eco, row["name"])))
+    return names
 
 
 def load_exclusions(datasets: Path) -> Exclusions:
@@ -196,10 +203,7 @@ def load_exclusions(datasets: Path) -> Exclusions:
         )
     names: set[tuple[str, str]] = set()
     for tsv in sorted(datasets.glob("benign-*.tsv")):
-        for row in _tsv_rows(tsv):
-            eco = (row.get("ecosystem") or (NPM if "npm" in tsv.name else PYPI)).lower()
-            if row.get("name"):
-                names.add((eco, normalized_name(eco, row["name"])))
+        names.update(_list_names(tsv))
     for manifest in sorted(datasets.glob("malicious-*/manifest.tsv")):
         eco = NPM if "npm" in manifest.parent.name else PYPI
         for row in _tsv_rows(manifest):
@@ -788,7 +792,7 @@ def _npm_pools(listed: Sequence[Listed], seed: int) -> list[Pool]:
     ]
 
 
-PickFunction = Callable[[Listed, Any, list[str]], "Pick | None"]
+PickFunction = Callable[[Listed, Any, list[str]], Pick | None]
 """(package, its registry document, strata still open in reading order) -> the release picked, or None."""
 
 
