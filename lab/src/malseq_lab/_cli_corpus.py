@@ -134,10 +134,23 @@ def register(sub: Any) -> None:
 
     hn = csub.add_parser(
         "hardneg",
-        help="pick hard-negative benign releases (old sdists, native builds, stubs, install scripts...) "
-        "from registry metadata and write benign lists",
+        help="pick benign releases from registry metadata and write benign lists: hard negatives (old sdists, "
+        "native builds, stubs, install scripts...) or, with --kind current, latest releases (popular, long tail)",
     )
     _common(hn)
+    hn.add_argument(
+        "--kind",
+        choices=("hardneg", "current"),
+        default="hardneg",
+        help="hardneg: benign-hardneg-*.tsv; current: benign-current-*.tsv, latest releases of names in no "
+        "other list (the hard-negative lists of lab/data are excluded too) (default hardneg)",
+    )
+    hn.add_argument(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="--kind current: the long-tail PyPI stratum takes sdists uploaded in the two years before this "
+        "date (default: the module's DEFAULT_AS_OF, fixed so that a rebuild gives the same lists)",
+    )
     hn.add_argument(
         "--datasets",
         type=Path,
@@ -157,8 +170,9 @@ def register(sub: Any) -> None:
         "--quota",
         action="append",
         default=[],
-        metavar="STRATUM=N",
-        help="releases for a stratum (repeatable; default: the module's DEFAULT_QUOTAS)",
+        metavar="[ECOSYSTEM:]STRATUM=N",
+        help="releases for a stratum (repeatable; default: the module's DEFAULT_QUOTAS; with --kind current "
+        "a stratum without ECOSYSTEM: is set for both ecosystems)",
     )
     hn.add_argument("--pypi-index-url", metavar="URL")
     hn.add_argument("--npm-registry", metavar="URL")
@@ -316,6 +330,8 @@ def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
     from malseq_lab.corpus import hardneg
     from malseq_lab.corpus.pipeline import default_datasets_dir
 
+    if args.kind == "current":
+        return _run_current(args, workdir)
     quotas = dict(hardneg.DEFAULT_QUOTAS)
     for spec in args.quota:
         stratum, _, count = spec.partition("=")
@@ -355,4 +371,64 @@ def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
         f"{stats.excluded} excluded before any request, {stats.errors} errors, {stats.no_fit} fit no stratum; "
         f"picked {stats.picked}"
     )
+    return 0
+
+
+def _run_current(args: argparse.Namespace, workdir: Path) -> int:
+    import datetime
+
+    from malseq_lab.corpus import current, hardneg
+    from malseq_lab.corpus.pipeline import default_datasets_dir
+
+    quotas = {eco: dict(current.DEFAULT_QUOTAS[eco]) for eco in (hardneg.PYPI, hardneg.NPM)}
+    for spec in args.quota:
+        target, _, count = spec.partition("=")
+        eco, _, stratum = target.rpartition(":")
+        ecosystems = [eco] if eco else list(quotas)
+        if stratum not in current.STRATA or not count.isdigit() or any(e not in quotas for e in ecosystems):
+            print(
+                f"--quota {spec!r}: expected [pypi:|npm:]STRATUM=N with STRATUM one of {', '.join(current.STRATA)}",
+                file=sys.stderr,
+            )
+            return 2
+        for e in ecosystems:
+            quotas[e][stratum] = int(count)
+    for eco in quotas:
+        if args.ecosystem not in ("both", eco):
+            quotas[eco] = {}
+    try:
+        as_of = datetime.date.fromisoformat(args.as_of) if args.as_of else current.DEFAULT_AS_OF
+    except ValueError:
+        print(f"--as-of {args.as_of!r}: expected a date YYYY-MM-DD", file=sys.stderr)
+        return 2
+    # a package is in one benign list only: the committed hard-negative lists are excluded as well
+    hardneg_lists = sorted(hardneg.default_out_dir().glob("benign-hardneg-*.tsv"))
+    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir()).with_lists(hardneg_lists)
+    source = hardneg.RegistryDocuments(
+        workdir / "hardneg-documents",
+        pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
+        npm_registry_url=args.npm_registry or os.environ.get("MALSEQ_NPM_REGISTRY") or None,
+    )
+    picks, stats = current.build_current_lists(
+        hardneg.read_pypi_list(args.pypi_list) if quotas[hardneg.PYPI] else [],
+        hardneg.read_npm_list(args.npm_list) if quotas[hardneg.NPM] else [],
+        exclusions,
+        source,
+        seed=args.seed,
+        as_of=as_of,
+        quotas=quotas,
+        threads=max(1, min(args.threads, 8)),
+        log=_log,
+    )
+    out_dir = args.out_dir or hardneg.default_out_dir()
+    for eco, eco_stats in stats.items():
+        path = out_dir / f"benign-current-{eco}.tsv"
+        n = hardneg.write_list(path, (p for p in picks if p.ecosystem == eco), exclusions)
+        _log(
+            f"current: wrote {n} releases to {path}; {eco_stats.requested} names read, {eco_stats.excluded} "
+            f"excluded before any request, {eco_stats.errors} errors, {eco_stats.no_fit} fit no stratum; "
+            f"picked {eco_stats.picked}"
+        )
+    _log(f"current: {source.requests} registry requests (the rest cached); excluded names of {len(hardneg_lists)} "
+         "hard-negative lists")
     return 0

@@ -162,12 +162,29 @@ class Exclusions:
     def allows(self, ecosystem: str, name: str) -> bool:
         return (ecosystem, normalized_name(ecosystem, name)) not in self.names and not self.is_reserved(ecosystem, name)
 
+    def with_lists(self, paths: Iterable[Path]) -> Exclusions:
+        """These exclusions plus every name of the given benign lists (so that a name is in one list only)."""
+        names = set(self.names)
+        for path in paths:
+            names.update(_list_names(path))
+        return Exclusions(frozenset(names), self.reserved)
+
 
 def _tsv_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return [
             {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh, delimiter="\t")
         ]
+
+
+def _list_names(path: Path) -> set[tuple[str, str]]:
+    """(ecosystem, normalized name) of a benign list; a row without an ecosystem takes the file name's."""
+    names = set()
+    for row in _tsv_rows(path):
+        eco = (row.get("ecosystem") or (NPM if "npm" in path.name else PYPI)).lower()
+        if row.get("name"):
+            names.add((eco, normalized_name(eco, row["name"])))
+    return names
 
 
 def load_exclusions(datasets: Path) -> Exclusions:
@@ -186,10 +203,7 @@ def load_exclusions(datasets: Path) -> Exclusions:
         )
     names: set[tuple[str, str]] = set()
     for tsv in sorted(datasets.glob("benign-*.tsv")):
-        for row in _tsv_rows(tsv):
-            eco = (row.get("ecosystem") or (NPM if "npm" in tsv.name else PYPI)).lower()
-            if row.get("name"):
-                names.add((eco, normalized_name(eco, row["name"])))
+        names.update(_list_names(tsv))
     for manifest in sorted(datasets.glob("malicious-*/manifest.tsv")):
         eco = NPM if "npm" in manifest.parent.name else PYPI
         for row in _tsv_rows(manifest):
@@ -778,6 +792,66 @@ def _npm_pools(listed: Sequence[Listed], seed: int) -> list[Pool]:
     ]
 
 
+PickFunction = Callable[[Listed, Any, list[str]], Pick | None]
+"""(package, its registry document, strata still open in reading order) -> the release picked, or None."""
+
+
+def fill_strata(
+    pools: Sequence[Pool],
+    exclusions: Exclusions,
+    source: DocumentSource,
+    pick: PickFunction,
+    left: dict[str, int],
+    stats: BuildStats,
+    *,
+    threads: int = 4,
+    max_requests: int = 20000,
+    log: Callable[[str], None] = print,
+) -> list[Pick]:
+    """Read the pools in order and let `pick` fill the quotas in `left` (counted down in place).
+
+    Excluded and reserved names are dropped before any request, and `source` is guarded as well.
+    One release per name, across pools.
+    """
+    fetch = guarded(source, exclusions)
+    picks: list[Pick] = []
+    seen: set[tuple[str, str]] = set()
+    for label, make_pool, strata in pools:
+        if not any(left.get(s, 0) > 0 for s in strata):
+            continue
+        candidates = []
+        for p in make_pool():
+            key = (p.ecosystem, normalized_name(p.ecosystem, p.name))
+            if key in seen:
+                continue
+            seen.add(key)
+            if not exclusions.allows(p.ecosystem, p.name):
+                stats.excluded += 1
+                continue
+            candidates.append(p)
+        log(f"benign lists: pool {label!r}: {len(candidates)} candidates for {', '.join(strata)}")
+        stream = fetch_in_order(fetch, candidates, threads)
+        for p, document, error in stream:
+            stats.requested += 1
+            if error:
+                stats.errors += 1
+            wanted = [s for s in strata if left.get(s, 0) > 0]
+            if document is not None and wanted:
+                chosen = pick(p, document, wanted)
+                if chosen is None:
+                    stats.no_fit += 1
+                else:
+                    picks.append(chosen)
+                    left[chosen.stratum] -= 1
+                    stats.picked[chosen.stratum] = stats.picked.get(chosen.stratum, 0) + 1
+            if stats.requested % 200 == 0:
+                log(f"benign lists: {stats.requested} documents read, picked {stats.picked}")
+            if not any(left.get(s, 0) > 0 for s in strata) or stats.requested >= max_requests:
+                stream.close()
+                break
+    return picks
+
+
 def build_lists(
     pypi_listed: Sequence[Listed],
     npm_listed: Sequence[Listed],
@@ -791,45 +865,16 @@ def build_lists(
     log: Callable[[str], None] = print,
 ) -> tuple[list[Pick], BuildStats]:
     """Fill each stratum's quota from its candidate pools; reserved names are never requested."""
-    fetch = guarded(source, exclusions)
+
+    def pick(p: Listed, document: Any, wanted: list[str]) -> Pick | None:
+        return pick_pypi(p, document, wanted, seed) if p.ecosystem == PYPI else pick_npm(p, document, wanted)
+
     stats = BuildStats()
     left = {s: quotas.get(s, 0) for s in (*PYPI_STRATA, *NPM_STRATA)}
-    picks: list[Pick] = []
-    seen: set[tuple[str, str]] = set()
     pools = [*_pypi_pools(pypi_listed, seed), *_npm_pools(npm_listed, seed)]
-    for label, make_pool, strata in pools:
-        if not any(left[s] > 0 for s in strata):
-            continue
-        candidates = []
-        for p in make_pool():
-            key = (p.ecosystem, normalized_name(p.ecosystem, p.name))
-            if key in seen:
-                continue
-            seen.add(key)
-            if not exclusions.allows(p.ecosystem, p.name):
-                stats.excluded += 1
-                continue
-            candidates.append(p)
-        log(f"hardneg: pool {label!r}: {len(candidates)} candidates for {', '.join(strata)}")
-        stream = fetch_in_order(fetch, candidates, threads)
-        for p, document, error in stream:
-            stats.requested += 1
-            if error:
-                stats.errors += 1
-            wanted = [s for s in strata if left[s] > 0]
-            if document is not None and wanted:
-                pick = pick_pypi(p, document, wanted, seed) if p.ecosystem == PYPI else pick_npm(p, document, wanted)
-                if pick is None:
-                    stats.no_fit += 1
-                else:
-                    picks.append(pick)
-                    left[pick.stratum] -= 1
-                    stats.picked[pick.stratum] = stats.picked.get(pick.stratum, 0) + 1
-            if stats.requested % 200 == 0:
-                log(f"hardneg: {stats.requested} documents read, picked {stats.picked}")
-            if not any(left[s] > 0 for s in strata) or stats.requested >= max_requests:
-                stream.close()
-                break
+    picks = fill_strata(
+        pools, exclusions, source, pick, left, stats, threads=threads, max_requests=max_requests, log=log
+    )
     return picks, stats
 
 
