@@ -314,9 +314,11 @@ _INLINE_CODE_FLAGS = frozenset({"-c", "-e"})
 # Wrappers that are shell tooling in themselves (`nohup x &`, `start /b x`).
 _NOTABLE_WRAPPERS = frozenset({"nohup", "setsid", "start"})
 
+# How a command line starts. cmd's `start` counts only with a switch (`start /b x`, `start /min x`):
+# "start the server", "Start date" are prose and labels.
 _COMMAND_START = re.compile(
     r"(?i)^\s*(?:sudo\s+)?(?:curl|wget|bash|sh|zsh|powershell|pwsh|cmd(?:\.exe)?|chmod|nc|ncat|nslookup|dig|certutil|"
-    r"bitsadmin|mshta|rundll32|regsvr32|wscript|cscript|python3?|node|perl|nohup|crontab|schtasks|start|whoami|"
+    r"bitsadmin|mshta|rundll32|regsvr32|wscript|cscript|python3?|node|perl|nohup|crontab|schtasks|start(?=\s+/)|whoami|"
     r"uname|hostname|echo|cat|rm|iex|invoke-\w+|reg|msiexec|osascript|ping|base64|env|printenv)\b"
 )
 _REVERSE_SHELL = re.compile(
@@ -340,6 +342,8 @@ _RUN_LOCAL = re.compile(r"(?:^|[\s;&|])(?:\./|/tmp/|%temp%|\$TMPDIR|\$env:temp)\
 _SUBST = re.compile(r"\$\(|`")
 _SECRET_VARIABLE = re.compile(r"\$\{?[A-Z_]*(TOKEN|SECRET|KEY|PASS|AUTH|AWS|NPM)[A-Z_]*\}?")
 _OUTPUT_FLAGS = frozenset({"-o", "--output", "-O", "--output-document", "-outfile"})
+# A setuptools entry point, `name = package.module:function [extra]`.
+_ENTRY_POINT_SPEC = re.compile(r"^[\w.-]+\s*=\s*[A-Za-z_][\w.]*(?::[A-Za-z_][\w.]*)?(?:\s*\[[\w,\s-]*\])?$")
 # Single words that are a complete reconnaissance command on their own.
 _BARE_COMMANDS = frozenset({"whoami", "ifconfig", "ipconfig", "systeminfo", "uname", "printenv"})
 
@@ -367,6 +371,8 @@ def looks_like_command(text: str) -> bool:
     # `split()` splits on exactly the characters `str.isspace` accepts: two parts mean inner white space.
     if len(stripped.split(None, 1)) < 2 and stripped.lower() not in _BARE_COMMANDS:
         return False
+    if _ENTRY_POINT_SPEC.match(stripped):
+        return False  # `wget = pkg.cli:main`: a console script of that name, not a command
     return bool(_COMMAND_START.match(text)) or bool(_REVERSE_SHELL.search(text))
 
 

@@ -107,9 +107,9 @@ _QUERY = Query(_TS_PYTHON, _QUERY_TEXT)
 _KIND_UNITS = {"def": SCOPE_UNITS, "class": SCOPE_UNITS, "lambda": SCOPE_UNITS, "import": SCOPE_UNITS,
                "import_from": SCOPE_UNITS, "decorator": SCOPE_UNITS, "assign": BINDING_UNITS,
                "binop": FOLD_UNITS, "concat": FOLD_UNITS, "string": LITERAL_UNITS, "call": CALL_UNITS,
-               "exec": CALL_UNITS}
+               "exec": CALL_UNITS, "guard": SCOPE_UNITS}
 _KIND_ORDER = {name: i for i, name in enumerate(
-    ("def", "class", "lambda", "assign", "import", "import_from", "decorator", "call", "exec", "binop",
+    ("guard", "def", "class", "lambda", "assign", "import", "import_from", "decorator", "call", "exec", "binop",
      "concat", "string", "slice", "env", "error"))}
 
 # Per-file work: counted units and parse bytes (malseq.features.budget), never seconds.
@@ -356,6 +356,9 @@ class _FileAnalyser:
         self.resolved_calls: set[str] = set()
         self.dup2_sites: list[tuple[Node, str]] = []
         self.exempt_positions: set[tuple[int, int]] = set()
+        # Byte ranges of setup()'s metadata keyword values (url=, project_urls=...): data about the
+        # package, not strings its code uses, so they are not classified.
+        self.metadata_ranges: list[tuple[int, int]] = []
         self.parse_errors = False
         self.budget_exhausted = False
 
@@ -466,6 +469,9 @@ class _FileAnalyser:
             order = _KIND_ORDER[name]
             for node in nodes:
                 items.append((node.start_byte, order, name, node))
+        if self.is_setup and self.depth == 0:
+            guard_order = _KIND_ORDER["guard"]
+            items.extend((node.start_byte, guard_order, "guard", node) for node in _module_level_ifs(root))
         env_order = _KIND_ORDER["env"]
         for m in _ENV_NAME.finditer(self.source):
             found = root.descendant_for_byte_range(m.start(), m.end())
@@ -480,7 +486,7 @@ class _FileAnalyser:
             "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
             "decorator": self._on_decorator, "call": self._on_call, "exec": self._on_exec_statement,
             "binop": self._on_binop, "concat": self._on_concat, "string": self._on_string,
-            "slice": self._on_slice, "env": self._on_env, "error": self._on_error,
+            "slice": self._on_slice, "env": self._on_env, "error": self._on_error, "guard": self._on_guard,
         }
         error_end = -1
         handled = 0  # items whose handling began (in order), so items[handled:] were not touched
@@ -567,6 +573,69 @@ class _FileAnalyser:
         qualname = self._qualify(name) if name else f"<lambda@{row + 1}:{col}>"
         self._push_scope(node, name, qualname, False)
 
+    # ------------------------------------------------------------------ setup.py command guards
+    def _on_guard(self, node: Node) -> None:
+        """`if sys.argv[-1] == "publish":` in setup.py: pip never passes that word, so the block does not
+        run at install. Its code goes to a scope of its own that no entry point reaches (the sequence
+        stage lists it as unreached); a guard on a command pip runs (install, egg_info, bdist_wheel...)
+        or on anything else hides nothing."""
+        condition, body = node.child_by_field_name("condition"), node.child_by_field_name("consequence")
+        if condition is None or body is None or self.scope != MODULE_SCOPE:
+            return
+        words = self._argv_words(condition)
+        if words and all(w.strip().lower() in SETUP_GUARD_WORDS for w in words):
+            self.scope_stack.append(_Scope(body.end_byte, f"{GUARDED_SCOPE_PREFIX}{node.start_point[0] + 1}>"))
+
+    def _argv_words(self, node: Node, depth: int = 0) -> frozenset[str] | None:
+        """The command words a condition needs in sys.argv to be true, or None if it tests something else."""
+        if depth > 8:
+            return None
+        if node.type == "parenthesized_expression" and node.named_child_count == 1:
+            return self._argv_words(node.named_children[0], depth + 1)
+        if node.type == "boolean_operator":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            op = node.child_by_field_name("operator")
+            if left is None or right is None or op is None:
+                return None
+            lw, rw = self._argv_words(left, depth + 1), self._argv_words(right, depth + 1)
+            if op.type == "or":
+                return lw | rw if lw is not None and rw is not None else None
+            # `and`: both must hold, so one argv test that pip never passes is enough.
+            sides = [w for w in (lw, rw) if w is not None]
+            safe = [w for w in sides if all(x.strip().lower() in SETUP_GUARD_WORDS for x in w)]
+            return (safe or sides or [None])[0]
+        if node.type != "comparison_operator" or node.named_child_count != 2:
+            return None
+        operators = [c.type for c in node.children if not c.is_named]
+        left, right = node.named_children
+        if operators == ["=="]:
+            if self._is_argv(left):
+                return self._literal_words(right)
+            if self._is_argv(right):
+                return self._literal_words(left)
+        elif operators == ["in"]:
+            if self._is_argv(right, whole=True):
+                return self._literal_words(left)
+            if self._is_argv(left):
+                return self._literal_words(right)
+        return None
+
+    def _is_argv(self, node: Node, whole: bool = False) -> bool:
+        """sys.argv[i] / sys.argv[i:] (and, with `whole`, sys.argv itself)."""
+        if whole and _normalise(self.resolve(node)) == "sys.argv":
+            return True
+        if node.type == "subscript":
+            value = node.child_by_field_name("value")
+            return value is not None and _normalise(self.resolve(value)) == "sys.argv"
+        return False
+
+    def _literal_words(self, node: Node) -> frozenset[str] | None:
+        if node.type in ("list", "tuple", "set"):
+            words = [self._fold_text(c) for c in node.named_children if c.type != "comment"]
+            return frozenset(w for w in words if w is not None) if words and None not in words else None
+        word = self._fold_text(node) if node.type in ("string", "concatenated_string") else None
+        return frozenset((word,)) if word is not None else None
+
     # ------------------------------------------------------------------ imports
     def _module_event(self, module: str, node: Node) -> None:
         if module.startswith("."):
@@ -606,8 +675,9 @@ class _FileAnalyser:
             return
         module = self._text(module_node, 300).replace(" ", "")
         relative = module.startswith(".")
-        self._module_event(module, node)
         names = [c for c in node.children_by_field_name("name")]
+        if not _file_helpers_only(module, [self._text(c.child_by_field_name("name") or c, 200) for c in names]):
+            self._module_event(module, node)
         if not names:
             if any(c.type == "wildcard_import" for c in node.named_children):
                 self._bind(node, "", module, "*")
@@ -989,9 +1059,26 @@ class _FileAnalyser:
             if resolved is None:
                 return
         self.resolved_calls.add(resolved)
+        if resolved in _SETUP_FUNCTIONS or (resolved == "setup" and self.is_setup):
+            self._note_setup_metadata(node)
         self._call_behaviours(node, resolved)
         if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
             self._fold_root(node)
+
+    def _note_setup_metadata(self, call: Node) -> None:
+        args = call.child_by_field_name("arguments")
+        if args is None or args.type != "argument_list":
+            return
+        for arg in args.named_children:
+            if arg.type != "keyword_argument":
+                continue
+            key, value = arg.child_by_field_name("name"), arg.child_by_field_name("value")
+            if key is not None and value is not None and key.text is not None \
+                    and key.text.decode("ascii", "replace") in SETUP_METADATA_KEYWORDS:
+                self.metadata_ranges.append((value.start_byte, value.end_byte))
+
+    def _in_metadata(self, node: Node) -> bool:
+        return any(start <= node.start_byte and node.end_byte <= end for start, end in self.metadata_ranges)
 
     def _collect_callbacks(self, call: Node) -> None:
         args = call.child_by_field_name("arguments")
@@ -1157,7 +1244,7 @@ class _FileAnalyser:
 
     def _classify_value(self, value: str, node: Node, snippet: str | None = None) -> None:
         key = hash(value)
-        if key in self.classified:
+        if key in self.classified or (self.metadata_ranges and self._in_metadata(node)):
             return
         self.work.spend_bytes(len(value))  # classifying costs about 0.4 us a byte
         self.classified.add(key)
@@ -1182,7 +1269,7 @@ class _FileAnalyser:
     def _on_string(self, node: Node) -> None:
         if node.end_byte - node.start_byte < 7:
             return  # at most four characters: nothing classify_literal looks at
-        if _is_docstring(node):
+        if _is_docstring(node) or (self.metadata_ranges and self._in_metadata(node)):
             return
         raw = self.source[node.start_byte:min(node.end_byte, node.start_byte + 20000)].decode("utf-8", "replace")
         self.emit_many(classify_raw_literal(raw), node)
@@ -1451,6 +1538,44 @@ class _FileAnalyser:
                             tuple(self.bindings), self.parse_errors, self.budget_exhausted, seconds)
 
 
+# Words a setup.py tests sys.argv for that pip never passes (pip runs egg_info, dist_info, bdist_wheel,
+# editable_wheel, install, develop, build*, sdist...): code under such a guard does not run at install.
+SETUP_GUARD_WORDS = frozenset({
+    "publish", "upload", "release", "tag", "test", "tests", "pytest", "docs", "doc", "clean", "register",
+    "upload_docs", "build_sphinx", "bump", "lint", "coverage", "check", "testing"})
+GUARDED_SCOPE_PREFIX = "<not at install: argv guard@"
+
+
+def _module_level_ifs(root: Node) -> list[Node]:
+    """if statements of the module body, also inside module-level if/try/with blocks (not functions)."""
+    found: list[Node] = []
+    pending = [root]
+    while pending and len(found) < 64:
+        block = pending.pop()
+        for child in block.named_children:
+            if child.type == "if_statement":
+                found.append(child)
+                body = child.child_by_field_name("consequence")
+                if body is not None:
+                    pending.append(body)
+                for clause in child.children_by_field_name("alternative"):
+                    inner = clause.child_by_field_name("body") or clause.child_by_field_name("consequence")
+                    if inner is not None:
+                        pending.append(inner)
+            elif child.type in ("try_statement", "with_statement"):
+                pending.extend(c for c in child.named_children if c.type == "block")
+                pending.extend(c.child_by_field_name("body") or c for c in child.named_children
+                               if c.type in ("except_clause", "finally_clause", "else_clause"))
+    return found
+
+
+# setup() itself, and its keywords that only describe the package (PyPI shows them; nothing runs them).
+_SETUP_FUNCTIONS = frozenset({"setuptools.setup", "distutils.core.setup", "numpy.distutils.core.setup"})
+SETUP_METADATA_KEYWORDS = frozenset({
+    "name", "version", "url", "download_url", "project_urls", "author", "author_email", "maintainer",
+    "maintainer_email", "description", "long_description", "long_description_content_type", "license",
+    "license_files", "keywords", "classifiers", "platforms", "provides", "obsoletes", "home_page"})
+
 _DANGEROUS_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "open", "execfile", "globals"}
 _INSTANCE_TYPES = {"socket.socket", "requests.Session", "requests.session", "httpx.Client", "smtplib.SMTP",
                    "smtplib.SMTP_SSL", "ftplib.FTP", "http.client.HTTPConnection", "http.client.HTTPSConnection",
@@ -1462,6 +1587,15 @@ _FOLD_ROOT_FUNCS = {"join", "decode", "replace", "b64decode", "b32decode", "b16d
 _STRING_METHODS = {"join", "decode", "encode", "replace", "lower", "upper", "strip", "lstrip", "rstrip"}
 _FOLDABLE_RECEIVERS = {"string", "concatenated_string", "identifier", "binary_operator", "call", "subscript",
                        "parenthesized_expression"}
+
+
+# `from codecs import open` is Python 2's way to open a text file with an encoding, not an encoder.
+_FILE_HELPERS = {"codecs": frozenset({"open"}), "io": frozenset({"open"})}
+
+
+def _file_helpers_only(module: str, names: list[str]) -> bool:
+    helpers = _FILE_HELPERS.get(module)
+    return helpers is not None and bool(names) and all(n in helpers for n in names)
 
 
 def _normalise(name: str | None) -> str | None:
