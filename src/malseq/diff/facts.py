@@ -37,6 +37,10 @@ _MAX_LINE_HASHES = 20_000
 _PARSE_LIMIT = 1024 * 1024  # manifests and setup.py parsed for dependencies up to this size
 _MAX_DESTINATIONS = 2_000
 
+# Python loaders that run another file by its path (features.python reads them as call-graph edges
+# when the path is a file of the package).
+_LOADS_BY_PATH = re.compile(rb"exec|run_path|load_source|load_module")
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -70,15 +74,17 @@ def analyse_reusing(package: Package, deadline: Deadline,
     start = time.monotonic()
     files: list[FileAnalysis] = []
     reused = 0
+    paths = frozenset(g.path for g in package.files)
     for f in package.source_files:
         deadline.check(f"analysing {f.path}")
         previous = known.get((f.path, sha256(f.data)))
-        # a partial analysis (its budget ran out) is done again rather than copied
-        if previous is not None and not previous.budget_exhausted:
+        # a partial analysis (its budget ran out) is done again rather than copied, and so is a file
+        # that may load another by path (which files the package has decides what that load is)
+        if previous is not None and not previous.budget_exhausted and not _LOADS_BY_PATH.search(f.data):
             files.append(previous)
             reused += 1
             continue
-        result = analyse_file(f, deadline)
+        result = analyse_file(f, deadline, paths)
         if result is not None:
             files.append(result)
     analysis = PackageAnalysis(tuple(files), manifest_events(package), time.monotonic() - start)

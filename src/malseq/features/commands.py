@@ -706,3 +706,71 @@ def reachable_scripts(scripts: Mapping[str, str], roots: Iterable[str]) -> list[
         out.append((name, scripts[name]))
         stack.extend(reversed([other for other in runs(name) if other in hops and other not in seen]))
     return out
+
+
+# --- build steps ------------------------------------------------------------------------------
+# Commands that build or register the package itself: setup.py build commands and npm install
+# scripts run them routinely, and they fetch nothing and run no code from the network by themselves.
+# A command line counts only when every one of its simple commands is one of these (no pipes, no
+# background, no substitution): `make && curl x | sh` is not a build step.
+BUILD_TOOLS = frozenset({
+    "cmake", "make", "gmake", "nmake", "ninja", "meson", "gcc", "cc", "c++", "g++", "clang", "clang++", "cl",
+    "swig", "cython", "nvcc", "ar", "ranlib", "pkg-config", "msbuild", "cargo", "rustc", "protoc", "f2py",
+    "gfortran", "qmake", "scons", "xcodebuild", "install_name_tool", "patchelf", "strip", "autoreconf",
+    "mkdir", "true"})
+# Version-control commands that only read the working copy (the version of a checkout).
+_VCS_QUERIES = {"git": frozenset({"describe", "rev-list", "rev-parse", "log", "status", "tag", "show", "diff",
+                                  "ls-files"}),
+                "hg": frozenset({"id", "identify", "log", "tip", "parents", "summary"}),
+                "svn": frozenset({"info", "version", "log"}),
+                "svnversion": frozenset()}
+# Programs with subcommands that build or register only those (empty: any arguments).
+_BUILD_SUBCOMMANDS = {"jupyter": frozenset({"kernelspec", "nbextension", "labextension"}),
+                      "jupyter-kernelspec": frozenset()}
+# npm install scripts of native builds, prebuilt binaries of the package's own release and git hooks.
+NPM_BUILD_TOOLS = frozenset({
+    "node-gyp", "node-pre-gyp", "prebuild-install", "node-gyp-build", "node-gyp-build-optional-packages",
+    "cmake-js", "husky", "is-ci", "patch-package", "ngcc", "opencollective-postinstall", "opencollective",
+    "go-npm", "tsc", "electron-rebuild", "napi"})
+
+
+def _segment_is_build_step(segment: Segment, tools: frozenset[str]) -> bool:
+    program = segment.program
+    if segment.piped or segment.background or any(_SUBST.search(w) for w in segment.words):
+        return False
+    if any(w not in ("sudo", "cross-env") and "=" not in w for w in segment.wrappers):
+        return False
+    words = [a for a in segment.args if not a.startswith("-")]
+    if program in _VCS_QUERIES:
+        queries = _VCS_QUERIES[program]
+        return not queries or (bool(words) and words[0] in queries)
+    if program in _BUILD_SUBCOMMANDS:
+        allowed = _BUILD_SUBCOMMANDS[program]
+        return not allowed or (bool(words) and words[0] in allowed)
+    return program in tools
+
+
+def is_build_command(command: str) -> bool:
+    """A command line (setup.py's subprocess call) that only builds: compilers, build systems, VCS
+    version queries. An "X" word (a value the engine could not fold) is never the program."""
+    segments = split_command(command[:MAX_COMMAND_LENGTH])
+    return bool(segments) and all(_segment_is_build_step(s, BUILD_TOOLS) for s in segments)
+
+
+def is_npm_build_script(command: str) -> bool:
+    """An npm install script that only builds the native addon, fetches the package's own prebuilt
+    binary through the usual tools, installs git hooks or marks its own files executable."""
+    segments = split_command(command[:MAX_COMMAND_LENGTH])
+    return bool(segments) and all(
+        _segment_is_build_step(s, NPM_BUILD_TOOLS | BUILD_TOOLS) or own_file_chmod(s) for s in segments)
+
+
+def own_file_chmod(segment: Segment) -> bool:
+    """`chmod +x ./bin/tool`: a mode change of files inside the package (relative paths, no `..`)."""
+    if segment.program != "chmod" or segment.piped or segment.background or segment.wrappers:
+        return False
+    paths = [a for a in segment.args
+             if not a.startswith(("-", "+")) and not re.fullmatch(r"[0-7]{3,4}|[ugoa]*[+=-][rwxst]+", a)]
+    return bool(paths) and all(
+        not posixpath.isabs(p) and not p.startswith(("~", "$", "%", "\\")) and ".." not in p.split("/")
+        and not _SUBST.search(p) for p in paths)

@@ -47,6 +47,7 @@ from malseq.features.budget import (
     parse_window,
 )
 from malseq.features.catalogue import IDS
+from malseq.features.commands import is_build_command
 from malseq.features.rules import (
     REGISTRY,
     ArgKind,
@@ -331,8 +332,10 @@ def _is_docstring(node: Node) -> bool:
 
 class _FileAnalyser:
     def __init__(self, path: str, source: bytes, work: WorkBudget, depth: int = 0,
-                 nested_budget: list[int] | None = None) -> None:
+                 nested_budget: list[int] | None = None, package_paths: frozenset[str] = frozenset()) -> None:
         self.path = path
+        # Every file of the package: a loader of a path among them runs package code (a call-graph edge).
+        self.package_paths = package_paths
         self.source = source
         self.work = work  # spent by the walk, folding and nested analyses alike
         self.depth = depth
@@ -359,6 +362,12 @@ class _FileAnalyser:
         # Byte ranges of setup()'s metadata keyword values (url=, project_urls=...): data about the
         # package, not strings its code uses, so they are not classified.
         self.metadata_ranges: list[tuple[int, int]] = []
+        # Loaders of the package's own files: names bound to a folder of this file / an opened file /
+        # a module spec / a module object made from a spec, each with the package file it stands for.
+        self.file_dirs: set[str] = set()
+        self.opened_files: dict[str, str] = {}
+        self.file_specs: dict[str, str] = {}
+        self.spec_modules: dict[str, str] = {}
         self.parse_errors = False
         self.budget_exhausted = False
 
@@ -994,6 +1003,7 @@ class _FileAnalyser:
         if left is None or right is None or left.type != "identifier":
             return
         name = self._text(left, 200)
+        self._note_loader_assignment(name, right)
         value = self.fold(right) if right.type in _FOLDABLE_RECEIVERS or right.type == "call" else None
         if value is not None:
             self.constants[name] = value
@@ -1059,11 +1069,26 @@ class _FileAnalyser:
             if resolved is None:
                 return
         self.resolved_calls.add(resolved)
+        if resolved in _OPENERS and node.parent is not None and node.parent.type == "as_pattern":
+            self._note_opened_as(node)
         if resolved in _SETUP_FUNCTIONS or (resolved == "setup" and self.is_setup):
             self._note_setup_metadata(node)
         self._call_behaviours(node, resolved)
         if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
             self._fold_root(node)
+
+    def _note_opened_as(self, call: Node) -> None:
+        """`with open(P) as f:`: f.read() reads P."""
+        alias = call.parent.child_by_field_name("alias") if call.parent is not None else None
+        target = alias.named_children[0] if alias is not None and alias.named_child_count else alias
+        args = self._positional_args(call)
+        if target is not None and target.type == "identifier" and args:
+            name = self._text(target, 200)
+            path = self._package_path(args[0])
+            if path is not None:
+                self.opened_files[name] = path
+            else:
+                self.opened_files.pop(name, None)
 
     def _note_setup_metadata(self, call: Node) -> None:
         args = call.child_by_field_name("arguments")
@@ -1129,6 +1154,11 @@ class _FileAnalyser:
         facts = _PythonCallFacts(self, node, args)
         found = REGISTRY.call_behaviours(CallContext(Language.PYTHON, name, len(args),
                                                      fn_node is not None and fn_node.type == "attribute", facts))
+        loaded = self._loaded_package_file(node, name, args)
+        if loaded is not None:
+            # The package's own module runs here: an edge to its body, not code evaluated from data.
+            self._bind_loaded(node, loaded)
+            found = [b for b in found if b not in ("eval_code", "dynamic_import")]
         if "run_command" in found:
             command = facts.command_line()
             if command is not None:
@@ -1137,9 +1167,156 @@ class _FileAnalyser:
                     self.exempt_positions.add((row + 1, col))
                 # The command's literal behaviours went to the call, once; _on_string then skips the literal.
                 self.classified.add(hash(command))
+            program = command if command is not None else self._command_head(args[0] if args else None)
+            if program is not None and is_build_command(program) and found == ["run_command"]:
+                # cmake, make, a compiler, `git describe`: a build step, not arbitrary command execution.
+                found = []
         if found:
             self.emit_many(found, node)
         self._obfuscation_call(node, name, args)
+
+    def _command_head(self, arg: Node | None) -> str | None:
+        """The known words of an argument list built by concatenation (`["cmake", src] + args`): its
+        first literal list, unfolded elements as "X"."""
+        while arg is not None and arg.type == "binary_operator":
+            arg = arg.child_by_field_name("left")
+        if arg is None or arg.type not in ("list", "tuple"):
+            return None
+        pieces = [self._fold_text(c) for c in arg.named_children]
+        return " ".join(p if p is not None else "X" for p in pieces) if pieces and pieces[0] else None
+
+    # ------------------------------------------------------------------ loaders of package files
+    def _note_loader_assignment(self, name: str, right: Node) -> None:
+        """Remember `here = os.path.dirname(__file__)`, `f = open(P)`, `spec = spec_from_file_location(n, P)`
+        and `mod = module_from_spec(spec)`; forget what the name meant before."""
+        for table in (self.opened_files, self.file_specs, self.spec_modules):
+            table.pop(name, None)
+        self.file_dirs.discard(name)
+        if right.type != "call":
+            if b"__file__" in self.source[right.start_byte:right.end_byte][:400]:
+                self.file_dirs.add(name)
+            return
+        fn = _normalise(self.resolve(right.child_by_field_name("function"))) or ""
+        args = self._positional_args(right)
+        if fn in _OPENERS and args:
+            path = self._package_path(args[0])
+            if path is not None:
+                self.opened_files[name] = path
+        elif fn in _SPEC_FROM_FILE and len(args) >= 2:
+            path = self._package_path(args[1])
+            if path is not None:
+                self.file_specs[name] = path
+        elif fn in _MODULE_FROM_SPEC and args and args[0].type == "identifier":
+            path = self.file_specs.get(self._text(args[0], 200))
+            if path is not None:
+                self.spec_modules[name] = path
+        elif b"__file__" in self.source[right.start_byte:right.end_byte][:400]:
+            self.file_dirs.add(name)
+
+    def _path_text(self, node: Node, depth: int = 0) -> str | None:
+        """A path expression folded, with the folder of this file (`os.path.dirname(__file__)`, a name
+        bound to it, `Path(__file__).parent`) as "" and os.path.join / pathlib `/` applied."""
+        if depth > 8:
+            return None
+        if node.type == "identifier" and self._text(node, 200) in self.file_dirs:
+            return ""
+        if node.type == "parenthesized_expression" and node.named_child_count == 1:
+            return self._path_text(node.named_children[0], depth + 1)
+        if node.type == "binary_operator":
+            op = node.child_by_field_name("operator")
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if op is not None and op.type == "/" and left is not None and right is not None:
+                head, tail = self._path_text(left, depth + 1), self._path_text(right, depth + 1)
+                return posixpath.join(head, tail) if head is not None and tail is not None else None
+        if node.type == "call":
+            fn = _normalise(self.resolve(node.child_by_field_name("function"))) or ""
+            args = self._positional_args(node)
+            if fn.endswith("path.join") and args:
+                parts = [self._path_text(a, depth + 1) for a in args]
+                return posixpath.join(*parts) if all(p is not None for p in parts) else None  # type: ignore[arg-type]
+            if fn in ("str", "pathlib.Path", "Path", "os.fspath") and len(args) == 1:
+                return self._path_text(args[0], depth + 1)
+        if b"__file__" in self.source[node.start_byte:node.end_byte][:400]:
+            return ""
+        return self._fold_text(node)
+
+    def _package_path(self, node: Node) -> str | None:
+        """The package file a path expression names (relative to this file's folder or the package root)."""
+        text = self._path_text(node)
+        if not text or posixpath.isabs(text) or "\\" in text:
+            return None
+        for base in (posixpath.dirname(self.path), ""):
+            candidate = posixpath.normpath(posixpath.join(base, text))
+            if not candidate.startswith("..") and candidate in self.package_paths:
+                return candidate
+        return None
+
+    def _read_of_package_file(self, node: Node) -> str | None:
+        """`open(P).read()`, `f.read()` of `with open(P) as f`, `Path(P).read_text()`, `compile(<one of those>, ...)`:
+        the package file whose text this is."""
+        if node.type != "call":
+            return None
+        fn_node = node.child_by_field_name("function")
+        if fn_node is None:
+            return None
+        if fn_node.type == "attribute":
+            attr = fn_node.child_by_field_name("attribute")
+            obj = fn_node.child_by_field_name("object")
+            if attr is None or obj is None or self._text(attr, 20) not in ("read", "read_text", "read_bytes"):
+                return None
+            if obj.type == "identifier":
+                return self.opened_files.get(self._text(obj, 200))
+            if obj.type == "call":
+                inner_fn = _normalise(self.resolve(obj.child_by_field_name("function"))) or ""
+                inner = self._positional_args(obj)
+                if inner and (inner_fn in _OPENERS or inner_fn in ("pathlib.Path", "Path")):
+                    return self._package_path(inner[0])
+            return self._package_path(obj) if self._text(attr, 20) != "read" else None
+        if _normalise(self.resolve(fn_node)) == "compile":
+            args = self._positional_args(node)
+            return self._read_of_package_file(args[0]) if args else None
+        return None
+
+    def _loaded_package_file(self, node: Node, name: str, args: list[Node]) -> str | None:
+        """The .py file of the package a loader call runs here, if it is one."""
+        path: str | None = None
+        if name in ("exec", "execfile", "compile") and args:
+            path = self._read_of_package_file(args[0]) if name != "execfile" else self._package_path(args[0])
+            if name == "compile" and not (node.parent is not None and node.parent.type == "argument_list"):
+                return None  # compiled, not run here (an exec() around it is the loader)
+        elif name in ("runpy.run_path", "imp.load_source") and args:
+            path = self._package_path(args[0] if name == "runpy.run_path" else args[-1])
+        elif name.endswith(".exec_module") and args and args[0].type == "identifier":
+            path = self.spec_modules.get(self._text(args[0], 200))
+        elif name.endswith((".load_module", ".exec_module")):
+            fn_node = node.child_by_field_name("function")
+            obj = fn_node.child_by_field_name("object") if fn_node is not None else None
+            if obj is not None and obj.type == "call" and (
+                    _normalise(self.resolve(obj.child_by_field_name("function"))) or "").endswith("SourceFileLoader"):
+                inner = self._positional_args(obj)
+                path = self._package_path(inner[1]) if len(inner) >= 2 else None
+        return path if path is not None and path.endswith(".py") else None
+
+    def _bind_loaded(self, node: Node, path: str) -> None:
+        """A binding that runs `path` at this call (and, when the result is assigned, names its module)."""
+        here = posixpath.dirname(self.path)
+        relative = posixpath.relpath(path[:-3], here or ".")
+        ups = 0
+        while relative.startswith("../"):
+            relative, ups = relative[3:], ups + 1
+        module = "." * (ups + 1) + relative.replace("/", ".")
+        name = ""
+        parent = node.parent
+        if parent is not None and parent.type == "assignment":
+            left = parent.child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                name = self._text(left, 200)
+        elif node.child_by_field_name("arguments") is not None:
+            args = self._positional_args(node)
+            fn_text = self._text(node.child_by_field_name("function"), 200)  # type: ignore[arg-type]
+            if fn_text.endswith(".exec_module") and args and args[0].type == "identifier":
+                name = self._text(args[0], 200)
+        self._bind(node, name, module, None)
 
     def _obfuscation_call(self, node: Node, name: str, args: list[Node]) -> None:
         func = name.rsplit(".", 1)[-1]
@@ -1569,6 +1746,10 @@ def _module_level_ifs(root: Node) -> list[Node]:
     return found
 
 
+_OPENERS = frozenset({"open", "io.open", "codecs.open"})
+_SPEC_FROM_FILE = frozenset({"importlib.util.spec_from_file_location"})
+_MODULE_FROM_SPEC = frozenset({"importlib.util.module_from_spec"})
+
 # setup() itself, and its keywords that only describe the package (PyPI shows them; nothing runs them).
 _SETUP_FUNCTIONS = frozenset({"setuptools.setup", "distutils.core.setup", "numpy.distutils.core.setup"})
 SETUP_METADATA_KEYWORDS = frozenset({
@@ -1733,22 +1914,26 @@ def _head_and_tail(source: bytes, head_end: int, tail_start: int) -> list[Range]
 _TOP_LEVEL_LINE = re.compile(rb"\n[^\s#)\]}]")
 
 
-def analyse_python_text(path: str, source: bytes, work: WorkBudget | None = None) -> FileAnalysis:
-    """Analyse Python source bytes (tests and callers without a PackageFile)."""
+def analyse_python_text(path: str, source: bytes, work: WorkBudget | None = None,
+                        package_paths: frozenset[str] = frozenset()) -> FileAnalysis:
+    """Analyse Python source bytes (tests and callers without a PackageFile). `package_paths` are the
+    package's files: a loader of one of them (exec of its text, runpy, importlib specs) is a call-graph
+    edge rather than code evaluated at run time."""
     start = time.monotonic()
-    analyser = _FileAnalyser(path, source, work if work is not None else WorkBudget(FILE_WORK_UNITS))
+    analyser = _FileAnalyser(path, source, work if work is not None else WorkBudget(FILE_WORK_UNITS),
+                             package_paths=package_paths)
     analyser.run()
     return analyser.result(Language.PYTHON, time.monotonic() - start)
 
 
-def analyse_python(file: PackageFile, deadline: Deadline) -> FileAnalysis:
+def analyse_python(file: PackageFile, deadline: Deadline, package_paths: frozenset[str] = frozenset()) -> FileAnalysis:
     """Behaviour events and call-graph facts of one Python file. Never raises on bad input.
 
     Raises `TimeBudgetExceeded` (and only that) when the package deadline passes mid-file."""
     start = time.monotonic()
     try:
         return analyse_python_text(file.path, file.data, WorkBudget(FILE_WORK_UNITS, deadline,
-                                                                    f"analysing {file.path}"))
+                                                                    f"analysing {file.path}"), package_paths)
     except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:  # pragma: no cover - defensive
         del exc
         return FileAnalysis(file.path, Language.PYTHON, (), (), (), (), parse_errors=True, budget_exhausted=True,

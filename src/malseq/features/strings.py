@@ -30,8 +30,9 @@ _B64URL = re.compile(r"^[A-Za-z0-9_\-\r\n]+={0,2}$")
 
 BASE64_MIN_LENGTH = 40
 # An identifier of words joined by underscores (each word letters then digits, at most one capital
-# run at its start): CONSTANT_NAMES, snake_case_names, CamelCase_Parts.
-_IDENTIFIER_WORDS = re.compile(r"_*(?:[A-Za-z][a-z]*[0-9]*|[A-Z]+[0-9]*)(?:_+(?:[A-Za-z][a-z]*[0-9]*|[A-Z]+[0-9]*))+_*")
+# run at its start, or digits): CONSTANT_NAMES, snake_case_names, CamelCase_Parts_2.
+_IDENTIFIER_WORD = r"(?:[A-Za-z][a-z]*[0-9]*|[A-Z]+[0-9]*|[0-9]+)"
+_IDENTIFIER_WORDS = re.compile(rf"_*{_IDENTIFIER_WORD}(?:_+{_IDENTIFIER_WORD})+_*")
 
 
 def shannon_entropy(text: str) -> float:
