@@ -479,6 +479,7 @@ class _FileAnalyser:
             for node in nodes:
                 items.append((node.start_byte, order, name, node))
         if self.is_setup and self.depth == 0:
+            self._note_metadata_pairs(root)
             guard_order = _KIND_ORDER["guard"]
             items.extend((node.start_byte, guard_order, "guard", node) for node in _module_level_ifs(root))
         env_order = _KIND_ORDER["env"]
@@ -1004,6 +1005,9 @@ class _FileAnalyser:
             return
         name = self._text(left, 200)
         self._note_loader_assignment(name, right)
+        if name in _METADATA_DUNDERS and self.scope == MODULE_SCOPE:
+            # `__url__ = "https://..."` in a package's about/version module: metadata, like setup(url=).
+            self.metadata_ranges.append((right.start_byte, right.end_byte))
         value = self.fold(right) if right.type in _FOLDABLE_RECEIVERS or right.type == "call" else None
         if value is not None:
             self.constants[name] = value
@@ -1071,7 +1075,7 @@ class _FileAnalyser:
         self.resolved_calls.add(resolved)
         if resolved in _OPENERS and node.parent is not None and node.parent.type == "as_pattern":
             self._note_opened_as(node)
-        if resolved in _SETUP_FUNCTIONS or (resolved == "setup" and self.is_setup):
+        if resolved in _SETUP_FUNCTIONS or (resolved in ("setup", "dict") and self.is_setup):
             self._note_setup_metadata(node)
         self._call_behaviours(node, resolved)
         if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
@@ -1100,6 +1104,13 @@ class _FileAnalyser:
             key, value = arg.child_by_field_name("name"), arg.child_by_field_name("value")
             if key is not None and value is not None and key.text is not None \
                     and key.text.decode("ascii", "replace") in SETUP_METADATA_KEYWORDS:
+                self.metadata_ranges.append((value.start_byte, value.end_byte))
+
+    def _note_metadata_pairs(self, root: Node) -> None:
+        """setup.py's metadata gathered in a dict first (`{"url": "https://...", ...}` then `setup(**info)`)."""
+        for _pattern, match in QueryCursor(_METADATA_PAIR_QUERY).matches(root):
+            key, value = match["key"][0], match["value"][0]
+            if (_string_value(key, self.source) or "") in SETUP_METADATA_KEYWORDS:
                 self.metadata_ranges.append((value.start_byte, value.end_byte))
 
     def _in_metadata(self, node: Node) -> bool:
@@ -1746,6 +1757,12 @@ def _module_level_ifs(root: Node) -> list[Node]:
     return found
 
 
+_METADATA_PAIR_QUERY = Query(_TS_PYTHON, "(pair key: (string) @key value: (_) @value)")
+# Module-level names that hold package metadata (an __about__.py / __version__.py module).
+_METADATA_DUNDERS = frozenset({
+    "__url__", "__uri__", "__homepage__", "__download_url__", "__author__", "__author_email__", "__email__",
+    "__maintainer__", "__maintainer_email__", "__license__", "__copyright__", "__description__", "__summary__",
+    "__title__", "__credits__", "__status__", "__version__", "__docs_url__", "__source_url__"})
 _OPENERS = frozenset({"open", "io.open", "codecs.open"})
 _SPEC_FROM_FILE = frozenset({"importlib.util.spec_from_file_location"})
 _MODULE_FROM_SPEC = frozenset({"importlib.util.module_from_spec"})
