@@ -59,6 +59,7 @@ from malseq.features.rules import (
     ImportContext,
     SetupStepContext,
 )
+from malseq.features.rules.install_hook import CALLS_PACKAGE_CODE
 from malseq.features.rules.payload_execution import PY_IMPORTERS as _IMPORTERS
 from malseq.features.strings import (
     classify_capture_name,
@@ -1706,6 +1707,13 @@ class _FileAnalyser:
         for ev in self.events:
             if ev.scope != MODULE_SCOPE and (ev.line, ev.column) not in self.exempt_positions:
                 does.setdefault(ev.scope, set()).add(ev.behaviour)
+        relative_names = {b.name for b in self.bindings if b.name and b.module.startswith(".")}
+        for call in self.calls:
+            head = call.callee.split(".", 1)[0]
+            if call.scope != MODULE_SCOPE and (head in relative_names or self._is_local_module(head)):
+                # What another file of the package does is not known here: the install-hook rules
+                # must not read such a scope as one that only builds.
+                does.setdefault(call.scope, set()).add(CALLS_PACKAGE_CODE)
         edges = [(c.scope, self._callee_scope(c)) for c in self.calls if c.scope != MODULE_SCOPE]
         changed = True
         while changed:
@@ -1718,6 +1726,13 @@ class _FileAnalyser:
                         mine |= reached
                         changed = True
         return does
+
+    def _is_local_module(self, root: str) -> bool:
+        """Is `root` a top-level module or package of this package (`helperlib`, `src`)?"""
+        if not root.isidentifier():
+            return False
+        return any(p == f"{root}.py" or p.startswith(f"{root}/") or p.startswith(f"src/{root}/")
+                   for p in self.package_paths)
 
     def result(self, language: Language, seconds: float) -> FileAnalysis:
         events = sorted(self.events, key=lambda e: (e.line, e.column))

@@ -55,9 +55,14 @@ _OVERRIDE_CONCERNS = SETUP_EXECUTION_BEHAVIOURS | frozenset({
     "read_env", "collect_system_info", "encoding_call", "base64_string", "write_executable", "hidden_process"})
 
 
+# Not a behaviour: the engine adds it to what a scope does when it calls into another file of the
+# package, whose behaviour a one-file pass cannot see (a dropper's helper module).
+CALLS_PACKAGE_CODE = "<calls package code>"
+
+
 @command_class_rule("setup_command_override", order=10)
 def setup_command_class(ctx: CommandClassContext) -> bool:
-    if not ctx.does & _OVERRIDE_CONCERNS:
+    if not ctx.does & _OVERRIDE_CONCERNS and CALLS_PACKAGE_CODE not in ctx.does:
         return False
     if ctx.command is None:
         # Not found registered under a key: an install-command subclass with its own run(), in a
