@@ -614,7 +614,8 @@ class _FileAnalyser:
             # `and`: both must hold, so one argv test that pip never passes is enough.
             sides = [w for w in (lw, rw) if w is not None]
             safe = [w for w in sides if all(x.strip().lower() in SETUP_GUARD_WORDS for x in w)]
-            return (safe or sides or [None])[0]
+            chosen = safe or sides
+            return chosen[0] if chosen else None
         if node.type != "comparison_operator" or node.named_child_count != 2:
             return None
         operators = [c.type for c in node.children if not c.is_named]
