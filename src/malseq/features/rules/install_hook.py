@@ -60,9 +60,17 @@ _OVERRIDE_CONCERNS = SETUP_EXECUTION_BEHAVIOURS | frozenset({
 CALLS_PACKAGE_CODE = "<calls package code>"
 
 
+# What an install/develop/egg_info override may do and still read as a build step: look around, read.
+# Writing files (the "0wned" marker of install-hook demos) keeps it reported.
+_QUIET_INSTALL_OVERRIDE = frozenset({"os_call", "fs_read", "import_os_module", "import_fs_module",
+                                     "import_process_module"})
+
+
 @command_class_rule("setup_command_override", order=10)
 def setup_command_class(ctx: CommandClassContext) -> bool:
-    if not ctx.does & _OVERRIDE_CONCERNS and CALLS_PACKAGE_CODE not in ctx.does:
+    builds = ctx.command in BUILD_COMMANDS
+    if CALLS_PACKAGE_CODE not in ctx.does and (
+            ctx.does <= _QUIET_INSTALL_OVERRIDE or (builds and not ctx.does & _OVERRIDE_CONCERNS)):
         return False
     if ctx.command is None:
         # Not found registered under a key: an install-command subclass with its own run(), in a
