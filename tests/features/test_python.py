@@ -243,8 +243,13 @@ def test_setup_module_level_network_is_code_execution() -> None:
 def test_setup_command_override() -> None:
     code = ("from setuptools import setup\nfrom setuptools.command.install import install\n"
             "class I(install):\n    def run(self):\n        install.run(self)\n"
+            "        open('/tmp/marker', 'w').write('x')\n"
             "setup(name='x', cmdclass={'install': I})\n")
-    assert ("setup_command_override", 6) in _events(code, "setup.py")
+    assert ("setup_command_override", 7) in _events(code, "setup.py")
+    # One that only calls the base class (or a build tool) is a build step, not an install hook.
+    quiet = code.replace("        open('/tmp/marker', 'w').write('x')\n",
+                         "        import subprocess\n        subprocess.check_call(['make', 'all'])\n")
+    assert "setup_command_override" not in _behaviours(quiet, "setup.py")
 
 
 # --- robustness and budget -------------------------------------------------------------------

@@ -182,15 +182,20 @@ def _command_class(command: str | None, bases: str = "(install)", methods: tuple
 
 
 @pytest.mark.parametrize(("ctx", "expected"), [
-    (_command_class("install"), ["setup_command_override"]),
-    (_command_class("develop", bases="(object)", methods=("run",)), ["setup_command_override"]),
-    (_command_class("egg_info", methods=("initialize_options",)), ["setup_command_override"]),  # an install base
-    (_command_class("bdist_rpm", bases="(object)"), ["setup_command_override"]),
+    (_command_class("install", does=("fs_write",)), ["setup_command_override"]),
+    (_command_class("install"), []),  # calls the base class and does nothing else: a build step
+    (_command_class("install", does=("os_call", "fs_read")), []),
+    (_command_class("install", does=("<calls package code>",)), ["setup_command_override"]),  # another file
+    (_command_class("develop", bases="(object)", methods=("run",), does=("run_command",)),
+     ["setup_command_override"]),
+    (_command_class("egg_info", methods=("initialize_options",), does=("network_request",)),
+     ["setup_command_override"]),  # an install base
+    (_command_class("bdist_rpm", bases="(object)", does=("fs_write",)), ["setup_command_override"]),
     (_command_class("test", bases="(object)"), []),  # not run by pip
     (_command_class("build_ext", bases="(build_ext)"), []),  # C extensions customise it routinely
     (_command_class("build_ext", bases="(build_ext)", does=("read_env",)), []),
     (_command_class("build_ext", bases="(build_ext)", does=("run_command",)), ["setup_command_override"]),
-    (_command_class(None), ["setup_command_override"]),  # cmdclass built in a way the engine does not follow
+    (_command_class(None, does=("fs_write",)), ["setup_command_override"]),  # cmdclass built in a way not followed
     (_command_class(None, cmdclass_in_file=False), []),
     (_command_class(None, methods=("finalize_options",)), []),
     (_command_class(None, bases="(Command)"), []),

@@ -37,6 +37,10 @@ _MAX_LINE_HASHES = 20_000
 _PARSE_LIMIT = 1024 * 1024  # manifests and setup.py parsed for dependencies up to this size
 _MAX_DESTINATIONS = 2_000
 
+# Python loaders that run another file by its path (features.python reads them as call-graph edges
+# when the path is a file of the package).
+_LOADS_BY_PATH = re.compile(rb"exec|run_path|load_source|load_module")
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -116,21 +120,25 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
     start = time.monotonic()
     files: list[FileAnalysis] = []
     reused = 0
+    paths = frozenset(g.path for g in package.files)
     for f in package.source_files:
         deadline.check(f"analysing {f.path}")
         digest = sha256(f.data)
-        previous = known.get((f.path, digest))
-        if (previous is None or previous.budget_exhausted) and cache is not None:
+        # a file that may load another by path is analysed again: which files the package has decides
+        # what that load is, so its analysis is not a function of its own bytes
+        loads_by_path = _LOADS_BY_PATH.search(f.data) is not None
+        previous = None if loads_by_path else known.get((f.path, digest))
+        if (previous is None or previous.budget_exhausted) and cache is not None and not loads_by_path:
             previous = cache.get(f.path, digest)
         # a partial analysis (its budget ran out) is done again rather than copied
         if previous is not None and not previous.budget_exhausted:
             files.append(previous)
             reused += 1
             continue
-        result = analyse_file(f, deadline)
+        result = analyse_file(f, deadline, paths)
         if result is not None:
             files.append(result)
-            if cache is not None:
+            if cache is not None and not loads_by_path:
                 cache.put(f.path, digest, result)
     analysis = PackageAnalysis(tuple(files), manifest_events(package), time.monotonic() - start)
     sequence = build_sequence(package, analysis, deadline)

@@ -11,12 +11,14 @@ from malseq.intake.package import Language, Package, PackageFile
 __all__ = ["analyse_package", "analyse_file"]
 
 
-def analyse_file(file: PackageFile, deadline: Deadline) -> FileAnalysis | None:
-    """Analyse one source file, or None for languages without an extractor."""
+def analyse_file(file: PackageFile, deadline: Deadline,
+                 package_paths: frozenset[str] = frozenset()) -> FileAnalysis | None:
+    """Analyse one source file, or None for languages without an extractor. `package_paths` (every file
+    of the package) lets a Python loader of the package's own file read as a call-graph edge."""
     if file.language is Language.PYTHON:
         from malseq.features.python import analyse_python
 
-        return analyse_python(file, deadline)
+        return analyse_python(file, deadline, package_paths)
     if file.language is Language.JAVASCRIPT:
         from malseq.features.javascript import analyse_javascript
 
@@ -34,9 +36,10 @@ def analyse_package(package: Package, deadline: Deadline) -> PackageAnalysis:
 
     start = time.monotonic()
     files: list[FileAnalysis] = []
+    paths = frozenset(f.path for f in package.files)
     for f in package.source_files:
         deadline.check(f"analysing {f.path}")
-        result = analyse_file(f, deadline)
+        result = analyse_file(f, deadline, paths)
         if result is not None:
             files.append(result)
     files.extend(pth_code_analyses(package, deadline))

@@ -314,9 +314,11 @@ _INLINE_CODE_FLAGS = frozenset({"-c", "-e"})
 # Wrappers that are shell tooling in themselves (`nohup x &`, `start /b x`).
 _NOTABLE_WRAPPERS = frozenset({"nohup", "setsid", "start"})
 
+# How a command line starts. cmd's `start` counts only with a switch (`start /b x`, `start /min x`):
+# "start the server", "Start date" are prose and labels.
 _COMMAND_START = re.compile(
     r"(?i)^\s*(?:sudo\s+)?(?:curl|wget|bash|sh|zsh|powershell|pwsh|cmd(?:\.exe)?|chmod|nc|ncat|nslookup|dig|certutil|"
-    r"bitsadmin|mshta|rundll32|regsvr32|wscript|cscript|python3?|node|perl|nohup|crontab|schtasks|start|whoami|"
+    r"bitsadmin|mshta|rundll32|regsvr32|wscript|cscript|python3?|node|perl|nohup|crontab|schtasks|start(?=\s+/)|whoami|"
     r"uname|hostname|echo|cat|rm|iex|invoke-\w+|reg|msiexec|osascript|ping|base64|env|printenv)\b"
 )
 _REVERSE_SHELL = re.compile(
@@ -340,6 +342,8 @@ _RUN_LOCAL = re.compile(r"(?:^|[\s;&|])(?:\./|/tmp/|%temp%|\$TMPDIR|\$env:temp)\
 _SUBST = re.compile(r"\$\(|`")
 _SECRET_VARIABLE = re.compile(r"\$\{?[A-Z_]*(TOKEN|SECRET|KEY|PASS|AUTH|AWS|NPM)[A-Z_]*\}?")
 _OUTPUT_FLAGS = frozenset({"-o", "--output", "-O", "--output-document", "-outfile"})
+# A setuptools entry point, `name = package.module:function [extra]`.
+_ENTRY_POINT_SPEC = re.compile(r"^[\w.-]+\s*=\s*[A-Za-z_][\w.]*(?::[A-Za-z_][\w.]*)?(?:\s*\[[\w,\s-]*\])?$")
 # Single words that are a complete reconnaissance command on their own.
 _BARE_COMMANDS = frozenset({"whoami", "ifconfig", "ipconfig", "systeminfo", "uname", "printenv"})
 
@@ -367,6 +371,8 @@ def looks_like_command(text: str) -> bool:
     # `split()` splits on exactly the characters `str.isspace` accepts: two parts mean inner white space.
     if len(stripped.split(None, 1)) < 2 and stripped.lower() not in _BARE_COMMANDS:
         return False
+    if _ENTRY_POINT_SPEC.match(stripped):
+        return False  # `wget = pkg.cli:main`: a console script of that name, not a command
     return bool(_COMMAND_START.match(text)) or bool(_REVERSE_SHELL.search(text))
 
 
@@ -700,3 +706,71 @@ def reachable_scripts(scripts: Mapping[str, str], roots: Iterable[str]) -> list[
         out.append((name, scripts[name]))
         stack.extend(reversed([other for other in runs(name) if other in hops and other not in seen]))
     return out
+
+
+# --- build steps ------------------------------------------------------------------------------
+# Commands that build or register the package itself: setup.py build commands and npm install
+# scripts run them routinely, and they fetch nothing and run no code from the network by themselves.
+# A command line counts only when every one of its simple commands is one of these (no pipes, no
+# background, no substitution): `make && curl x | sh` is not a build step.
+BUILD_TOOLS = frozenset({
+    "cmake", "make", "gmake", "nmake", "ninja", "meson", "gcc", "cc", "c++", "g++", "clang", "clang++", "cl",
+    "swig", "cython", "nvcc", "ar", "ranlib", "pkg-config", "msbuild", "cargo", "rustc", "protoc", "f2py",
+    "gfortran", "qmake", "scons", "xcodebuild", "install_name_tool", "patchelf", "strip", "autoreconf",
+    "mkdir", "true"})
+# Version-control commands that only read the working copy (the version of a checkout).
+_VCS_QUERIES = {"git": frozenset({"describe", "rev-list", "rev-parse", "log", "status", "tag", "show", "diff",
+                                  "ls-files"}),
+                "hg": frozenset({"id", "identify", "log", "tip", "parents", "summary"}),
+                "svn": frozenset({"info", "version", "log"}),
+                "svnversion": frozenset()}
+# Programs with subcommands that build or register only those (empty: any arguments).
+_BUILD_SUBCOMMANDS = {"jupyter": frozenset({"kernelspec", "nbextension", "labextension"}),
+                      "jupyter-kernelspec": frozenset()}
+# npm install scripts of native builds, prebuilt binaries of the package's own release and git hooks.
+NPM_BUILD_TOOLS = frozenset({
+    "node-gyp", "node-pre-gyp", "prebuild-install", "node-gyp-build", "node-gyp-build-optional-packages",
+    "cmake-js", "husky", "is-ci", "patch-package", "ngcc", "opencollective-postinstall", "opencollective",
+    "go-npm", "tsc", "electron-rebuild", "napi"})
+
+
+def _segment_is_build_step(segment: Segment, tools: frozenset[str]) -> bool:
+    program = segment.program
+    if segment.piped or segment.background or any(_SUBST.search(w) for w in segment.words):
+        return False
+    if any(w not in ("sudo", "cross-env") and "=" not in w for w in segment.wrappers):
+        return False
+    words = [a for a in segment.args if not a.startswith("-")]
+    if program in _VCS_QUERIES:
+        queries = _VCS_QUERIES[program]
+        return not queries or (bool(words) and words[0] in queries)
+    if program in _BUILD_SUBCOMMANDS:
+        allowed = _BUILD_SUBCOMMANDS[program]
+        return not allowed or (bool(words) and words[0] in allowed)
+    return program in tools
+
+
+def is_build_command(command: str) -> bool:
+    """A command line (setup.py's subprocess call) that only builds: compilers, build systems, VCS
+    version queries. An "X" word (a value the engine could not fold) is never the program."""
+    segments = split_command(command[:MAX_COMMAND_LENGTH])
+    return bool(segments) and all(_segment_is_build_step(s, BUILD_TOOLS) for s in segments)
+
+
+def is_npm_build_script(command: str) -> bool:
+    """An npm install script that only builds the native addon, fetches the package's own prebuilt
+    binary through the usual tools, installs git hooks or marks its own files executable."""
+    segments = split_command(command[:MAX_COMMAND_LENGTH])
+    return bool(segments) and all(
+        _segment_is_build_step(s, NPM_BUILD_TOOLS | BUILD_TOOLS) or own_file_chmod(s) for s in segments)
+
+
+def own_file_chmod(segment: Segment) -> bool:
+    """`chmod +x ./bin/tool`: a mode change of files inside the package (relative paths, no `..`)."""
+    if segment.program != "chmod" or segment.piped or segment.background or segment.wrappers:
+        return False
+    paths = [a for a in segment.args
+             if not a.startswith(("-", "+")) and not re.fullmatch(r"[0-7]{3,4}|[ugoa]*[+=-][rwxst]+", a)]
+    return bool(paths) and all(
+        not posixpath.isabs(p) and not p.startswith(("~", "$", "%", "\\")) and ".." not in p.split("/")
+        and not _SUBST.search(p) for p in paths)

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import json
 
-from malseq.features.commands import node_inline_scripts, reachable_scripts, script_behaviours
+from malseq.features.commands import (
+    is_npm_build_script,
+    node_inline_scripts,
+    own_file_chmod,
+    reachable_scripts,
+    script_behaviours,
+    split_command,
+)
 from malseq.features.rules import REGISTRY, ManifestContext, ManifestEntry
 from malseq.features.rules.install_hook import INSTALL_TIME_SCRIPTS
 from malseq.features.types import MODULE_SCOPE, BehaviourEvent
@@ -46,7 +53,12 @@ def npm_script_events(package: Package) -> tuple[BehaviourEvent, ...]:
         snippet = clean(f"{name}: {command}", 160)
         entry = ManifestContext(ManifestEntry.NPM_SCRIPT, "package.json", name, command)
         # The install-hook rules first, then what the command line does.
-        ids = REGISTRY.manifest_behaviours(entry) + script_behaviours(command)
+        if is_npm_build_script(command):
+            # A build step: a chmod of the package's own files is a file write, not a dropper's.
+            chmods = any(own_file_chmod(s) for s in split_command(command))
+            ids = REGISTRY.manifest_behaviours(entry) + (["fs_write"] if chmods else [])
+        else:
+            ids = REGISTRY.manifest_behaviours(entry) + script_behaviours(command)
         events.extend(BehaviourEvent(b, "package.json", line, 0, MODULE_SCOPE, snippet, script=name) for b in ids)
     return tuple(events)
 

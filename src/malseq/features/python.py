@@ -50,6 +50,7 @@ from malseq.features.budget import (
     parse_window,
 )
 from malseq.features.catalogue import IDS
+from malseq.features.commands import is_build_command
 from malseq.features.rules import (
     REGISTRY,
     ArgKind,
@@ -61,6 +62,7 @@ from malseq.features.rules import (
     ImportContext,
     SetupStepContext,
 )
+from malseq.features.rules.install_hook import CALLS_PACKAGE_CODE
 from malseq.features.rules.payload_execution import PY_IMPORTERS as _IMPORTERS
 from malseq.features.strings import (
     classify_capture_name,
@@ -110,9 +112,9 @@ _QUERY = Query(_TS_PYTHON, _QUERY_TEXT)
 _KIND_UNITS = {"def": SCOPE_UNITS, "class": SCOPE_UNITS, "lambda": SCOPE_UNITS, "import": SCOPE_UNITS,
                "import_from": SCOPE_UNITS, "decorator": SCOPE_UNITS, "assign": BINDING_UNITS,
                "binop": FOLD_UNITS, "concat": FOLD_UNITS, "string": LITERAL_UNITS, "call": CALL_UNITS,
-               "exec": CALL_UNITS}
+               "exec": CALL_UNITS, "guard": SCOPE_UNITS}
 _KIND_ORDER = {name: i for i, name in enumerate(
-    ("def", "class", "lambda", "assign", "import", "import_from", "decorator", "call", "exec", "binop",
+    ("guard", "def", "class", "lambda", "assign", "import", "import_from", "decorator", "call", "exec", "binop",
      "concat", "string", "slice", "env", "error"))}
 
 # Per-file work: counted units and parse bytes (malseq.features.budget), never seconds.
@@ -337,8 +339,10 @@ def _is_docstring(node: Node) -> bool:
 
 class _FileAnalyser:
     def __init__(self, path: str, source: bytes, work: WorkBudget, depth: int = 0,
-                 nested_budget: list[int] | None = None) -> None:
+                 nested_budget: list[int] | None = None, package_paths: frozenset[str] = frozenset()) -> None:
         self.path = path
+        # Every file of the package: a loader of a path among them runs package code (a call-graph edge).
+        self.package_paths = package_paths
         self.source = source
         self.work = work  # spent by the walk, folding and nested analyses alike
         self.depth = depth
@@ -362,6 +366,15 @@ class _FileAnalyser:
         self.resolved_calls: set[str] = set()
         self.dup2_sites: list[tuple[Node, str]] = []
         self.exempt_positions: set[tuple[int, int]] = set()
+        # Byte ranges of setup()'s metadata keyword values (url=, project_urls=...): data about the
+        # package, not strings its code uses, so they are not classified.
+        self.metadata_ranges: list[tuple[int, int]] = []
+        # Loaders of the package's own files: names bound to a folder of this file / an opened file /
+        # a module spec / a module object made from a spec, each with the package file it stands for.
+        self.file_dirs: set[str] = set()
+        self.opened_files: dict[str, str] = {}
+        self.file_specs: dict[str, str] = {}
+        self.spec_modules: dict[str, str] = {}
         self.parse_errors = False
         self.budget_exhausted = False
 
@@ -496,6 +509,10 @@ class _FileAnalyser:
             order = _KIND_ORDER[name]
             for node in nodes:
                 items.append((node.start_byte, order, name, node))
+        if self.is_setup and self.depth == 0:
+            self._note_metadata_pairs(root)
+            guard_order = _KIND_ORDER["guard"]
+            items.extend((node.start_byte, guard_order, "guard", node) for node in _module_level_ifs(root))
         env_order = _KIND_ORDER["env"]
         for m in _ENV_NAME.finditer(self.source):
             found = root.descendant_for_byte_range(m.start(), m.end())
@@ -510,7 +527,7 @@ class _FileAnalyser:
             "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
             "decorator": self._on_decorator, "call": self._on_call, "exec": self._on_exec_statement,
             "binop": self._on_binop, "concat": self._on_concat, "string": self._on_string,
-            "slice": self._on_slice, "env": self._on_env, "error": self._on_error,
+            "slice": self._on_slice, "env": self._on_env, "error": self._on_error, "guard": self._on_guard,
         }
         error_end = -1
         handled = 0  # items whose handling began (in order), so items[handled:] were not touched
@@ -597,6 +614,70 @@ class _FileAnalyser:
         qualname = self._qualify(name) if name else f"<lambda@{row + 1}:{col}>"
         self._push_scope(node, name, qualname, False)
 
+    # ------------------------------------------------------------------ setup.py command guards
+    def _on_guard(self, node: Node) -> None:
+        """`if sys.argv[-1] == "publish":` in setup.py: pip never passes that word, so the block does not
+        run at install. Its code goes to a scope of its own that no entry point reaches (the sequence
+        stage lists it as unreached); a guard on a command pip runs (install, egg_info, bdist_wheel...)
+        or on anything else hides nothing."""
+        condition, body = node.child_by_field_name("condition"), node.child_by_field_name("consequence")
+        if condition is None or body is None or self.scope != MODULE_SCOPE:
+            return
+        words = self._argv_words(condition)
+        if words and all(w.strip().lower() in SETUP_GUARD_WORDS for w in words):
+            self.scope_stack.append(_Scope(body.end_byte, f"{GUARDED_SCOPE_PREFIX}{node.start_point[0] + 1}>"))
+
+    def _argv_words(self, node: Node, depth: int = 0) -> frozenset[str] | None:
+        """The command words a condition needs in sys.argv to be true, or None if it tests something else."""
+        if depth > 8:
+            return None
+        if node.type == "parenthesized_expression" and node.named_child_count == 1:
+            return self._argv_words(node.named_children[0], depth + 1)
+        if node.type == "boolean_operator":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            op = node.child_by_field_name("operator")
+            if left is None or right is None or op is None:
+                return None
+            lw, rw = self._argv_words(left, depth + 1), self._argv_words(right, depth + 1)
+            if op.type == "or":
+                return lw | rw if lw is not None and rw is not None else None
+            # `and`: both must hold, so one argv test that pip never passes is enough.
+            sides = [w for w in (lw, rw) if w is not None]
+            safe = [w for w in sides if all(x.strip().lower() in SETUP_GUARD_WORDS for x in w)]
+            chosen = safe or sides
+            return chosen[0] if chosen else None
+        if node.type != "comparison_operator" or node.named_child_count != 2:
+            return None
+        operators = [c.type for c in node.children if not c.is_named]
+        left, right = node.named_children
+        if operators == ["=="]:
+            if self._is_argv(left):
+                return self._literal_words(right)
+            if self._is_argv(right):
+                return self._literal_words(left)
+        elif operators == ["in"]:
+            if self._is_argv(right, whole=True):
+                return self._literal_words(left)
+            if self._is_argv(left):
+                return self._literal_words(right)
+        return None
+
+    def _is_argv(self, node: Node, whole: bool = False) -> bool:
+        """sys.argv[i] / sys.argv[i:] (and, with `whole`, sys.argv itself)."""
+        if whole and _normalise(self.resolve(node)) == "sys.argv":
+            return True
+        if node.type == "subscript":
+            value = node.child_by_field_name("value")
+            return value is not None and _normalise(self.resolve(value)) == "sys.argv"
+        return False
+
+    def _literal_words(self, node: Node) -> frozenset[str] | None:
+        if node.type in ("list", "tuple", "set"):
+            words = [self._fold_text(c) for c in node.named_children if c.type != "comment"]
+            return frozenset(w for w in words if w is not None) if words and None not in words else None
+        word = self._fold_text(node) if node.type in ("string", "concatenated_string") else None
+        return frozenset((word,)) if word is not None else None
+
     # ------------------------------------------------------------------ imports
     def _module_event(self, module: str, node: Node) -> None:
         if module.startswith("."):
@@ -636,8 +717,9 @@ class _FileAnalyser:
             return
         module = self._text(module_node, 300).replace(" ", "")
         relative = module.startswith(".")
-        self._module_event(module, node)
         names = [c for c in node.children_by_field_name("name")]
+        if not _file_helpers_only(module, [self._text(c.child_by_field_name("name") or c, 200) for c in names]):
+            self._module_event(module, node)
         if not names:
             if any(c.type == "wildcard_import" for c in node.named_children):
                 self._bind(node, "", module, "*")
@@ -954,6 +1036,10 @@ class _FileAnalyser:
         if left is None or right is None or left.type != "identifier":
             return
         name = self._text(left, 200)
+        self._note_loader_assignment(name, right)
+        if name in _METADATA_DUNDERS and self.scope == MODULE_SCOPE:
+            # `__url__ = "https://..."` in a package's about/version module: metadata, like setup(url=).
+            self.metadata_ranges.append((right.start_byte, right.end_byte))
         value = self.fold(right) if right.type in _FOLDABLE_RECEIVERS or right.type == "call" else None
         if value is not None:
             self.constants[name] = value
@@ -1019,9 +1105,48 @@ class _FileAnalyser:
             if resolved is None:
                 return
         self.resolved_calls.add(resolved)
+        if resolved in _OPENERS and node.parent is not None and node.parent.type == "as_pattern":
+            self._note_opened_as(node)
+        if resolved in _SETUP_FUNCTIONS or (resolved in ("setup", "dict") and self.is_setup):
+            self._note_setup_metadata(node)
         self._call_behaviours(node, resolved)
         if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
             self._fold_root(node)
+
+    def _note_opened_as(self, call: Node) -> None:
+        """`with open(P) as f:`: f.read() reads P."""
+        alias = call.parent.child_by_field_name("alias") if call.parent is not None else None
+        target = alias.named_children[0] if alias is not None and alias.named_child_count else alias
+        args = self._positional_args(call)
+        if target is not None and target.type == "identifier" and args:
+            name = self._text(target, 200)
+            path = self._package_path(args[0])
+            if path is not None:
+                self.opened_files[name] = path
+            else:
+                self.opened_files.pop(name, None)
+
+    def _note_setup_metadata(self, call: Node) -> None:
+        args = call.child_by_field_name("arguments")
+        if args is None or args.type != "argument_list":
+            return
+        for arg in args.named_children:
+            if arg.type != "keyword_argument":
+                continue
+            key, value = arg.child_by_field_name("name"), arg.child_by_field_name("value")
+            if key is not None and value is not None and key.text is not None \
+                    and key.text.decode("ascii", "replace") in SETUP_METADATA_KEYWORDS:
+                self.metadata_ranges.append((value.start_byte, value.end_byte))
+
+    def _note_metadata_pairs(self, root: Node) -> None:
+        """setup.py's metadata gathered in a dict first (`{"url": "https://...", ...}` then `setup(**info)`)."""
+        for _pattern, match in QueryCursor(_METADATA_PAIR_QUERY).matches(root):
+            key, value = match["key"][0], match["value"][0]
+            if (_string_value(key, self.source) or "") in SETUP_METADATA_KEYWORDS:
+                self.metadata_ranges.append((value.start_byte, value.end_byte))
+
+    def _in_metadata(self, node: Node) -> bool:
+        return any(start <= node.start_byte and node.end_byte <= end for start, end in self.metadata_ranges)
 
     def _collect_callbacks(self, call: Node) -> None:
         args = call.child_by_field_name("arguments")
@@ -1072,6 +1197,11 @@ class _FileAnalyser:
         facts = _PythonCallFacts(self, node, args)
         found = REGISTRY.call_behaviours(CallContext(Language.PYTHON, name, len(args),
                                                      fn_node is not None and fn_node.type == "attribute", facts))
+        loaded = self._loaded_package_file(node, name, args)
+        if loaded is not None:
+            # The package's own module runs here: an edge to its body, not code evaluated from data.
+            self._bind_loaded(node, loaded)
+            found = [b for b in found if b not in ("eval_code", "dynamic_import")]
         if "run_command" in found:
             command = facts.command_line()
             if command is not None:
@@ -1080,11 +1210,158 @@ class _FileAnalyser:
                     self.exempt_positions.add((row + 1, col))
                 # The command's literal behaviours went to the call, once; _on_string then skips the literal.
                 self.classified.add(hash(command))
+            program = command if command is not None else self._command_head(args[0] if args else None)
+            if program is not None and is_build_command(program) and found == ["run_command"]:
+                # cmake, make, a compiler, `git describe`: a build step, not arbitrary command execution.
+                found = []
         if found:
             self.emit_many(found, node)
         if "run_inline_interpreter" in found:
             self._analyse_inline_interpreter_code(node, args)
         self._obfuscation_call(node, name, args)
+
+    def _command_head(self, arg: Node | None) -> str | None:
+        """The known words of an argument list built by concatenation (`["cmake", src] + args`): its
+        first literal list, unfolded elements as "X"."""
+        while arg is not None and arg.type == "binary_operator":
+            arg = arg.child_by_field_name("left")
+        if arg is None or arg.type not in ("list", "tuple"):
+            return None
+        pieces = [self._fold_text(c) for c in arg.named_children]
+        return " ".join(p if p is not None else "X" for p in pieces) if pieces and pieces[0] else None
+
+    # ------------------------------------------------------------------ loaders of package files
+    def _note_loader_assignment(self, name: str, right: Node) -> None:
+        """Remember `here = os.path.dirname(__file__)`, `f = open(P)`, `spec = spec_from_file_location(n, P)`
+        and `mod = module_from_spec(spec)`; forget what the name meant before."""
+        for table in (self.opened_files, self.file_specs, self.spec_modules):
+            table.pop(name, None)
+        self.file_dirs.discard(name)
+        if right.type != "call":
+            if b"__file__" in self.source[right.start_byte:right.end_byte][:400]:
+                self.file_dirs.add(name)
+            return
+        fn = _normalise(self.resolve(right.child_by_field_name("function"))) or ""
+        args = self._positional_args(right)
+        if fn in _OPENERS and args:
+            path = self._package_path(args[0])
+            if path is not None:
+                self.opened_files[name] = path
+        elif fn in _SPEC_FROM_FILE and len(args) >= 2:
+            path = self._package_path(args[1])
+            if path is not None:
+                self.file_specs[name] = path
+        elif fn in _MODULE_FROM_SPEC and args and args[0].type == "identifier":
+            path = self.file_specs.get(self._text(args[0], 200))
+            if path is not None:
+                self.spec_modules[name] = path
+        elif b"__file__" in self.source[right.start_byte:right.end_byte][:400]:
+            self.file_dirs.add(name)
+
+    def _path_text(self, node: Node, depth: int = 0) -> str | None:
+        """A path expression folded, with the folder of this file (`os.path.dirname(__file__)`, a name
+        bound to it, `Path(__file__).parent`) as "" and os.path.join / pathlib `/` applied."""
+        if depth > 8:
+            return None
+        if node.type == "identifier" and self._text(node, 200) in self.file_dirs:
+            return ""
+        if node.type == "parenthesized_expression" and node.named_child_count == 1:
+            return self._path_text(node.named_children[0], depth + 1)
+        if node.type == "binary_operator":
+            op = node.child_by_field_name("operator")
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if op is not None and op.type == "/" and left is not None and right is not None:
+                head, tail = self._path_text(left, depth + 1), self._path_text(right, depth + 1)
+                return posixpath.join(head, tail) if head is not None and tail is not None else None
+        if node.type == "call":
+            fn = _normalise(self.resolve(node.child_by_field_name("function"))) or ""
+            args = self._positional_args(node)
+            if fn.endswith("path.join") and args:
+                parts = [self._path_text(a, depth + 1) for a in args]
+                return posixpath.join(*parts) if all(p is not None for p in parts) else None  # type: ignore[arg-type]
+            if fn in ("str", "pathlib.Path", "Path", "os.fspath") and len(args) == 1:
+                return self._path_text(args[0], depth + 1)
+        if b"__file__" in self.source[node.start_byte:node.end_byte][:400]:
+            return ""
+        return self._fold_text(node)
+
+    def _package_path(self, node: Node) -> str | None:
+        """The package file a path expression names (relative to this file's folder or the package root)."""
+        text = self._path_text(node)
+        if not text or posixpath.isabs(text) or "\\" in text:
+            return None
+        for base in (posixpath.dirname(self.path), ""):
+            candidate = posixpath.normpath(posixpath.join(base, text))
+            if not candidate.startswith("..") and candidate in self.package_paths:
+                return candidate
+        return None
+
+    def _read_of_package_file(self, node: Node) -> str | None:
+        """`open(P).read()`, `f.read()` of `with open(P) as f`, `Path(P).read_text()`, `compile(<one of those>, ...)`:
+        the package file whose text this is."""
+        if node.type != "call":
+            return None
+        fn_node = node.child_by_field_name("function")
+        if fn_node is None:
+            return None
+        if fn_node.type == "attribute":
+            attr = fn_node.child_by_field_name("attribute")
+            obj = fn_node.child_by_field_name("object")
+            if attr is None or obj is None or self._text(attr, 20) not in ("read", "read_text", "read_bytes"):
+                return None
+            if obj.type == "identifier":
+                return self.opened_files.get(self._text(obj, 200))
+            if obj.type == "call":
+                inner_fn = _normalise(self.resolve(obj.child_by_field_name("function"))) or ""
+                inner = self._positional_args(obj)
+                if inner and (inner_fn in _OPENERS or inner_fn in ("pathlib.Path", "Path")):
+                    return self._package_path(inner[0])
+            return self._package_path(obj) if self._text(attr, 20) != "read" else None
+        if _normalise(self.resolve(fn_node)) == "compile":
+            args = self._positional_args(node)
+            return self._read_of_package_file(args[0]) if args else None
+        return None
+
+    def _loaded_package_file(self, node: Node, name: str, args: list[Node]) -> str | None:
+        """The .py file of the package a loader call runs here, if it is one."""
+        path: str | None = None
+        if name in ("exec", "execfile", "compile") and args:
+            path = self._read_of_package_file(args[0]) if name != "execfile" else self._package_path(args[0])
+            if name == "compile" and not (node.parent is not None and node.parent.type == "argument_list"):
+                return None  # compiled, not run here (an exec() around it is the loader)
+        elif name in ("runpy.run_path", "imp.load_source") and args:
+            path = self._package_path(args[0] if name == "runpy.run_path" else args[-1])
+        elif name.endswith(".exec_module") and args and args[0].type == "identifier":
+            path = self.spec_modules.get(self._text(args[0], 200))
+        elif name.endswith((".load_module", ".exec_module")):
+            fn_node = node.child_by_field_name("function")
+            obj = fn_node.child_by_field_name("object") if fn_node is not None else None
+            if obj is not None and obj.type == "call" and (
+                    _normalise(self.resolve(obj.child_by_field_name("function"))) or "").endswith("SourceFileLoader"):
+                inner = self._positional_args(obj)
+                path = self._package_path(inner[1]) if len(inner) >= 2 else None
+        return path if path is not None and path.endswith(".py") else None
+
+    def _bind_loaded(self, node: Node, path: str) -> None:
+        """A binding that runs `path` at this call (and, when the result is assigned, names its module)."""
+        here = posixpath.dirname(self.path)
+        relative = posixpath.relpath(path[:-3], here or ".")
+        ups = 0
+        while relative.startswith("../"):
+            relative, ups = relative[3:], ups + 1
+        module = "." * (ups + 1) + relative.replace("/", ".")
+        name = ""
+        parent = node.parent
+        if parent is not None and parent.type == "assignment":
+            left = parent.child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                name = self._text(left, 200)
+        elif node.child_by_field_name("arguments") is not None:
+            args = self._positional_args(node)
+            fn_text = self._text(node.child_by_field_name("function"), 200)  # type: ignore[arg-type]
+            if fn_text.endswith(".exec_module") and args and args[0].type == "identifier":
+                name = self._text(args[0], 200)
+        self._bind(node, name, module, None)
 
     def _obfuscation_call(self, node: Node, name: str, args: list[Node]) -> None:
         func = name.rsplit(".", 1)[-1]
@@ -1197,7 +1474,7 @@ class _FileAnalyser:
 
     def _classify_value(self, value: str, node: Node, snippet: str | None = None) -> None:
         key = hash(value)
-        if key in self.classified:
+        if key in self.classified or (self.metadata_ranges and self._in_metadata(node)):
             return
         self.work.spend_bytes(len(value))  # classifying costs about 0.4 us a byte
         self.classified.add(key)
@@ -1222,7 +1499,7 @@ class _FileAnalyser:
     def _on_string(self, node: Node) -> None:
         if node.end_byte - node.start_byte < 7:
             return  # at most four characters: nothing classify_literal looks at
-        if _is_docstring(node):
+        if _is_docstring(node) or (self.metadata_ranges and self._in_metadata(node)):
             return
         raw = self.source[node.start_byte:min(node.end_byte, node.start_byte + 20000)].decode("utf-8", "replace")
         self.emit_many(classify_raw_literal(raw), node)
@@ -1471,6 +1748,13 @@ class _FileAnalyser:
         for ev in self.events:
             if ev.scope != MODULE_SCOPE and (ev.line, ev.column) not in self.exempt_positions:
                 does.setdefault(ev.scope, set()).add(ev.behaviour)
+        relative_names = {b.name for b in self.bindings if b.name and b.module.startswith(".")}
+        for call in self.calls:
+            head = call.callee.split(".", 1)[0]
+            if call.scope != MODULE_SCOPE and (head in relative_names or self._is_local_module(head)):
+                # What another file of the package does is not known here: the install-hook rules
+                # must not read such a scope as one that only builds.
+                does.setdefault(call.scope, set()).add(CALLS_PACKAGE_CODE)
         edges = [(c.scope, self._callee_scope(c)) for c in self.calls if c.scope != MODULE_SCOPE]
         changed = True
         while changed:
@@ -1484,12 +1768,67 @@ class _FileAnalyser:
                         changed = True
         return does
 
+    def _is_local_module(self, root: str) -> bool:
+        """Is `root` a top-level module or package of this package (`helperlib`, `src`)?"""
+        if not root.isidentifier():
+            return False
+        return any(p == f"{root}.py" or p.startswith(f"{root}/") or p.startswith(f"src/{root}/")
+                   for p in self.package_paths)
+
     def result(self, language: Language, seconds: float) -> FileAnalysis:
         events = sorted(self.events, key=lambda e: (e.line, e.column))
         calls = sorted(self.calls, key=lambda c: (c.line, c.column))
         return FileAnalysis(self.path, language, tuple(events), tuple(self.functions), tuple(calls),
                             tuple(self.bindings), self.parse_errors, self.budget_exhausted, seconds)
 
+
+# Words a setup.py tests sys.argv for that pip never passes (pip runs egg_info, dist_info, bdist_wheel,
+# editable_wheel, install, develop, build*, sdist...): code under such a guard does not run at install.
+SETUP_GUARD_WORDS = frozenset({
+    "publish", "upload", "release", "tag", "test", "tests", "pytest", "docs", "doc", "clean", "register",
+    "upload_docs", "build_sphinx", "bump", "lint", "coverage", "check", "testing"})
+GUARDED_SCOPE_PREFIX = "<not at install: argv guard@"
+
+
+def _module_level_ifs(root: Node) -> list[Node]:
+    """if statements of the module body, also inside module-level if/try/with blocks (not functions)."""
+    found: list[Node] = []
+    pending = [root]
+    while pending and len(found) < 64:
+        block = pending.pop()
+        for child in block.named_children:
+            if child.type == "if_statement":
+                found.append(child)
+                body = child.child_by_field_name("consequence")
+                if body is not None:
+                    pending.append(body)
+                for clause in child.children_by_field_name("alternative"):
+                    inner = clause.child_by_field_name("body") or clause.child_by_field_name("consequence")
+                    if inner is not None:
+                        pending.append(inner)
+            elif child.type in ("try_statement", "with_statement"):
+                pending.extend(c for c in child.named_children if c.type == "block")
+                pending.extend(c.child_by_field_name("body") or c for c in child.named_children
+                               if c.type in ("except_clause", "finally_clause", "else_clause"))
+    return found
+
+
+_METADATA_PAIR_QUERY = Query(_TS_PYTHON, "(pair key: (string) @key value: (_) @value)")
+# Module-level names that hold package metadata (an __about__.py / __version__.py module).
+_METADATA_DUNDERS = frozenset({
+    "__url__", "__uri__", "__homepage__", "__download_url__", "__author__", "__author_email__", "__email__",
+    "__maintainer__", "__maintainer_email__", "__license__", "__copyright__", "__description__", "__summary__",
+    "__title__", "__credits__", "__status__", "__version__", "__docs_url__", "__source_url__"})
+_OPENERS = frozenset({"open", "io.open", "codecs.open"})
+_SPEC_FROM_FILE = frozenset({"importlib.util.spec_from_file_location"})
+_MODULE_FROM_SPEC = frozenset({"importlib.util.module_from_spec"})
+
+# setup() itself, and its keywords that only describe the package (PyPI shows them; nothing runs them).
+_SETUP_FUNCTIONS = frozenset({"setuptools.setup", "distutils.core.setup", "numpy.distutils.core.setup"})
+SETUP_METADATA_KEYWORDS = frozenset({
+    "name", "version", "url", "download_url", "project_urls", "author", "author_email", "maintainer",
+    "maintainer_email", "description", "long_description", "long_description_content_type", "license",
+    "license_files", "keywords", "classifiers", "platforms", "provides", "obsoletes", "home_page"})
 
 _DANGEROUS_BUILTINS = {"eval", "exec", "compile", "__import__", "getattr", "open", "execfile", "globals"}
 _INSTANCE_TYPES = {"socket.socket", "requests.Session", "requests.session", "httpx.Client", "smtplib.SMTP",
@@ -1502,6 +1841,15 @@ _FOLD_ROOT_FUNCS = {"join", "decode", "replace", "b64decode", "b32decode", "b16d
 _STRING_METHODS = {"join", "decode", "encode", "replace", "lower", "upper", "strip", "lstrip", "rstrip"}
 _FOLDABLE_RECEIVERS = {"string", "concatenated_string", "identifier", "binary_operator", "call", "subscript",
                        "parenthesized_expression"}
+
+
+# `from codecs import open` is Python 2's way to open a text file with an encoding, not an encoder.
+_FILE_HELPERS = {"codecs": frozenset({"open"}), "io": frozenset({"open"})}
+
+
+def _file_helpers_only(module: str, names: list[str]) -> bool:
+    helpers = _FILE_HELPERS.get(module)
+    return helpers is not None and bool(names) and all(n in helpers for n in names)
 
 
 def _normalise(name: str | None) -> str | None:
@@ -1645,22 +1993,26 @@ def _point(source: bytes, offset: int) -> Point:
 _TOP_LEVEL_LINE = re.compile(rb"\n[^\s#)\]}]")
 
 
-def analyse_python_text(path: str, source: bytes, work: WorkBudget | None = None) -> FileAnalysis:
-    """Analyse Python source bytes (tests and callers without a PackageFile)."""
+def analyse_python_text(path: str, source: bytes, work: WorkBudget | None = None,
+                        package_paths: frozenset[str] = frozenset()) -> FileAnalysis:
+    """Analyse Python source bytes (tests and callers without a PackageFile). `package_paths` are the
+    package's files: a loader of one of them (exec of its text, runpy, importlib specs) is a call-graph
+    edge rather than code evaluated at run time."""
     start = time.monotonic()
-    analyser = _FileAnalyser(path, source, work if work is not None else WorkBudget(FILE_WORK_UNITS))
+    analyser = _FileAnalyser(path, source, work if work is not None else WorkBudget(FILE_WORK_UNITS),
+                             package_paths=package_paths)
     analyser.run()
     return analyser.result(Language.PYTHON, time.monotonic() - start)
 
 
-def analyse_python(file: PackageFile, deadline: Deadline) -> FileAnalysis:
+def analyse_python(file: PackageFile, deadline: Deadline, package_paths: frozenset[str] = frozenset()) -> FileAnalysis:
     """Behaviour events and call-graph facts of one Python file. Never raises on bad input.
 
     Raises `TimeBudgetExceeded` (and only that) when the package deadline passes mid-file."""
     start = time.monotonic()
     try:
         return analyse_python_text(file.path, file.data, WorkBudget(FILE_WORK_UNITS, deadline,
-                                                                    f"analysing {file.path}"))
+                                                                    f"analysing {file.path}"), package_paths)
     except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:  # pragma: no cover - defensive
         del exc
         return FileAnalysis(file.path, Language.PYTHON, (), (), (), (), parse_errors=True, budget_exhausted=True,

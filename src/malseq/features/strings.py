@@ -20,13 +20,19 @@ if TYPE_CHECKING:
     from malseq.features.rules.context import StringContext
     from malseq.features.rules.registry import Registry
 
-_CAPTURE = gated(re.compile(r"(?i)(ImageGrab|screenshot|pyautogui\.screenshot|pynput|keylogger|GetAsyncKeyState|"
-                      r"clipboard|pyperclip|mss\(\))"))
+# Screen capture is named by its libraries (a function of one's own called `take_screenshot`, or a
+# browser driver's `save_screenshot`, is not a capture of the user's screen).
+_CAPTURE = gated(re.compile(r"(?i)(ImageGrab|pyautogui\.screenshot|pyscreenshot|pyscreeze|d3dshot|^mss(?:\.mss)?$|"
+                            r"pynput|keylogger|GetAsyncKeyState|clipboard|pyperclip|mss\(\))"))
 _OBF_IDENT = gated(re.compile(r"\b_0x[0-9a-f]{4,}\b"))
 _B64 = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_\-\r\n]+={0,2}$")
 
 BASE64_MIN_LENGTH = 40
+# An identifier of words joined by underscores (each word letters then digits, at most one capital
+# run at its start, or digits): CONSTANT_NAMES, snake_case_names, CamelCase_Parts_2.
+_IDENTIFIER_WORD = r"(?:[A-Za-z][a-z]*[0-9]*|[A-Z]+[0-9]*|[0-9]+)"
+_IDENTIFIER_WORDS = re.compile(rf"_*{_IDENTIFIER_WORD}(?:_+{_IDENTIFIER_WORD})+_*")
 
 
 def shannon_entropy(text: str) -> float:
@@ -48,6 +54,10 @@ def looks_like_base64(text: str) -> bool:
                    any(c.isdigit() for c in compact)))
     # A long identifier or hex digest is not base64 of anything interesting.
     if classes < 3 or re.fullmatch(r"[0-9a-fA-F]+", compact):
+        return False
+    # snake_case or dotted-free identifiers (`test_parse_long_option_with_value_2`) fit the url-safe
+    # alphabet; base64 of real data has no run of lowercase words joined by underscores.
+    if "_" in compact and _IDENTIFIER_WORDS.fullmatch(compact):
         return False
     return decode_base64(compact) is not None
 

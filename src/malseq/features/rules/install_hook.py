@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from malseq.features.commands import is_npm_build_script
 from malseq.features.rules.context import CommandClassContext, ManifestContext, ManifestEntry, SetupStepContext
 from malseq.features.rules.registry import command_class_rule, manifest_rule, setup_step_rule
 
@@ -34,8 +35,10 @@ _INSTALL_BASES = re.compile(r"\b(install|develop|egg_info|build_py|sdist|bdist_\
 
 @manifest_rule("npm_install_script", order=10, entries=(ManifestEntry.NPM_SCRIPT,))
 def npm_lifecycle_script(ctx: ManifestContext) -> bool:
-    """A script npm runs by itself on install (the scripts they chain to report only what they do)."""
-    return ctx.name in INSTALL_TIME_SCRIPTS
+    """A script npm runs by itself on install (the scripts they chain to report only what they do);
+    not one that only builds the native addon or fetches its prebuilt binary (`node-gyp rebuild`,
+    `prebuild-install || node-gyp rebuild`, `husky install`, `chmod +x ./bin/tool`)."""
+    return ctx.name in INSTALL_TIME_SCRIPTS and not is_npm_build_script(ctx.text)
 
 
 @manifest_rule("pth_code_execution", order=20, entries=(ManifestEntry.PTH_LINE,))
@@ -44,8 +47,31 @@ def pth_import_line(ctx: ManifestContext) -> bool:
     return ctx.text.startswith(("import ", "import\t"))
 
 
+# What an overridden command does that a build or a registration (compile, copy files, write a
+# kernel spec) does not: a class doing none of these is a build step, not an install hook to report.
+_OVERRIDE_CONCERNS = SETUP_EXECUTION_BEHAVIOURS | frozenset({
+    "persistence", "read_sensitive_file", "read_browser_data", "read_crypto_wallet", "read_app_tokens",
+    "chat_webhook", "exfiltration_service", "download_and_execute", "shell_command", "use_ip_address",
+    "read_env", "collect_system_info", "encoding_call", "base64_string", "write_executable", "hidden_process"})
+
+
+# Not a behaviour: the engine adds it to what a scope does when it calls into another file of the
+# package, whose behaviour a one-file pass cannot see (a dropper's helper module).
+CALLS_PACKAGE_CODE = "<calls package code>"
+
+
+# What an install/develop/egg_info override may do and still read as a build step: look around, read.
+# Writing files (the "0wned" marker of install-hook demos) keeps it reported.
+_QUIET_INSTALL_OVERRIDE = frozenset({"os_call", "fs_read", "import_os_module", "import_fs_module",
+                                     "import_process_module"})
+
+
 @command_class_rule("setup_command_override", order=10)
 def setup_command_class(ctx: CommandClassContext) -> bool:
+    builds = ctx.command in BUILD_COMMANDS
+    if CALLS_PACKAGE_CODE not in ctx.does and (
+            ctx.does <= _QUIET_INSTALL_OVERRIDE or (builds and not ctx.does & _OVERRIDE_CONCERNS)):
+        return False
     if ctx.command is None:
         # Not found registered under a key: an install-command subclass with its own run(), in a
         # file that builds a cmdclass somehow.
