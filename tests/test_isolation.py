@@ -4,6 +4,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from malseq._isolation import IsolatedRunner, WorkerFailure
 from malseq.scan import ScanOptions, scan
 
@@ -67,3 +69,17 @@ def test_a_crash_reports_the_exit_code() -> None:
         assert isinstance(crashed, WorkerFailure) and crashed.exit_code == -6  # SIGABRT
         hung = runner.run(-2)
         assert isinstance(hung, WorkerFailure) and hung.kind == "timeout" and hung.exit_code == -9
+
+
+def test_a_worker_that_never_started_is_closed_without_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # e.g. spawn refusing to start from an unguarded __main__: the failure must be the start's, and
+    # closing the runner afterwards must not raise an unrelated AssertionError
+    runner = IsolatedRunner(double_or_die, hard_limit_seconds=30)
+
+    def refuse(self: object) -> None:
+        raise RuntimeError("cannot start")
+
+    monkeypatch.setattr(runner._ctx.Process, "start", refuse)
+    with pytest.raises(RuntimeError, match="cannot start"):
+        runner.run(2)
+    runner.close()

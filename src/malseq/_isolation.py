@@ -124,7 +124,8 @@ class IsolatedRunner(Generic[ItemT, ResultT]):
         self._process = None
         self._conn = None
         code = None
-        if process is not None:
+        # a process whose start() failed (e.g. spawn refused in an unguarded __main__) has nothing to stop
+        if process is not None and process.pid is not None:
             if process.is_alive():
                 process.kill()
             process.join(timeout=5)
