@@ -150,7 +150,10 @@ def stalled_registry() -> Iterator[str]:
 def test_ctrl_c_keeps_what_finished_and_exits_130(tmp_path: Path, stalled_registry: str, fmt: str) -> None:
     argv = [sys.executable, "-m", "malseq", "scan", "--format", fmt, "--jobs", "2", "--cache-dir", str(tmp_path),
             "--pypi-index-url", stalled_registry, "pypi:stalled-package==1.0", str(EXAMPLES / "pypi-clean-lib")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    # a test run started in the background by a non-interactive shell inherits SIGINT ignored, and so
+    # would malseq (Python keeps an ignored SIGINT ignored): give the child the default disposition
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stderr is not None and proc.stdout is not None
         # the clean example finishes while the registry target waits for an answer that never comes
