@@ -292,6 +292,19 @@ def _fingerprint(rule: str, result: TargetResult, anchor: _Anchor) -> dict[str, 
     return {FINGERPRINT_KEY: digest}
 
 
+def _alert(rule: str, level: str, text: str, result: TargetResult, anchor: _Anchor,
+           props: dict[str, Any]) -> dict[str, Any]:
+    """A SARIF result at one place (`anchor`), with the fingerprint every malseq result carries."""
+    return {
+        "ruleId": rule,
+        "level": level,
+        "message": {"text": text[:_MESSAGE_CHARS]},
+        "locations": [{"physicalLocation": _physical(anchor.artifact, anchor.line)}],
+        "partialFingerprints": _fingerprint(rule, result, anchor),
+        "properties": props,
+    }
+
+
 # --------------------------------------------------------------------------------------
 # Results
 
@@ -399,14 +412,7 @@ def _scan_error(result: TargetResult) -> dict[str, Any] | None:
     text += _pinned_text(result)
     props = _properties(result)
     props.update({"error": result.error.kind, "hint": result.error.hint})
-    return {
-        "ruleId": SCAN_ERROR_RULE,
-        "level": "error",
-        "message": {"text": text[:_MESSAGE_CHARS]},
-        "locations": [{"physicalLocation": _physical(anchor.artifact, anchor.line)}],
-        "partialFingerprints": _fingerprint(SCAN_ERROR_RULE, result, anchor),
-        "properties": props,
-    }
+    return _alert(SCAN_ERROR_RULE, "error", text, result, anchor, props)
 
 
 def _lock_hash_rule() -> dict[str, Any]:
@@ -438,14 +444,8 @@ def _lock_hash_mismatches(result: TargetResult) -> list[dict[str, Any]]:
         artifact = local_location(m.lockfile)
         anchor = _Anchor(artifact, m.line, None)
         properties: dict[str, Any] = {**props, "lockfile": m.lockfile, "lockfileLine": m.line}
-        out.append({
-            "ruleId": LOCK_HASH_RULE,
-            "level": "error",
-            "message": {"text": f"{_package_label(result)}: {clean(m.detail, 800)}"[:_MESSAGE_CHARS]},
-            "locations": [{"physicalLocation": _physical(artifact, m.line)}],
-            "partialFingerprints": _fingerprint(LOCK_HASH_RULE, result, anchor),
-            "properties": properties,
-        })
+        out.append(_alert(LOCK_HASH_RULE, "error", f"{_package_label(result)}: {clean(m.detail, 800)}", result,
+                          anchor, properties))
     return out
 
 
@@ -457,14 +457,7 @@ def _scan_incomplete(result: TargetResult) -> dict[str, Any] | None:
         f"{clean(n.message, 400)} ({clean(n.hint, 300)})" for n in result.notices)
     props = _properties(result)
     props["notices"] = [n.kind for n in result.notices]
-    return {
-        "ruleId": SCAN_INCOMPLETE_RULE,
-        "level": "warning",
-        "message": {"text": text[:_MESSAGE_CHARS]},
-        "locations": [{"physicalLocation": _physical(anchor.artifact, anchor.line)}],
-        "partialFingerprints": _fingerprint(SCAN_INCOMPLETE_RULE, result, anchor),
-        "properties": props,
-    }
+    return _alert(SCAN_INCOMPLETE_RULE, "warning", text, result, anchor, props)
 
 
 def _lookalike_rule() -> dict[str, Any]:
