@@ -48,7 +48,7 @@ def delta_text(sequence: BehaviourSequence) -> str:
 def score_delta(new: SideScan, added: Sequence[BehaviourDelta], model_dir: Path | None = None,
                 operating_point: str = LOW_FPR) -> DeltaVerdict:
     """Score the added steps with the shipped model (one input, scored alone: no batch padding)."""
-    from malseq.model.profile import BehaviourProfile
+    from malseq.model.profile import BehaviourProfile, staged_steps
     from malseq.model.scoring import ScoreInput, score_inputs
 
     sequence = delta_sequence(new, added)
@@ -56,7 +56,8 @@ def score_delta(new: SideScan, added: Sequence[BehaviourDelta], model_dir: Path 
         return DeltaVerdict("", 0, None, None, (), "no added step in NEW's sequence: nothing to score")
     text = delta_text(sequence)
     ecosystem = new.result.package.ecosystem.value if new.result.package is not None else ""
-    profile = BehaviourProfile(ecosystem, tuple(d.event.behaviour for d in added), tuple(sequence.ids))
+    profile = BehaviourProfile(ecosystem, tuple(d.event.behaviour for d in added), tuple(sequence.ids),
+                               staged_steps(text))
     [scored], why = score_inputs([ScoreInput(text, profile)], model_dir, operating_point)
     if scored is None:
         return DeltaVerdict(text, len(sequence.steps), None, None, (), f"not scored: {why or 'no model'}")

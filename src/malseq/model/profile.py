@@ -3,7 +3,10 @@
 The sequence model reads at most `max_len` tokens of the ordered behaviour text and never sees
 how often a behaviour occurs or how large the package is. This model sees exactly that: per
 behaviour the number of events in the whole package, behaviour bigrams of the sequence, the
-number of events and of distinct behaviours, and the ecosystem. It is stacked with the
+number of events and of distinct behaviours, and the ecosystem; and, read from the model text,
+per stage (install, import, use, unreached) the number of steps and of each behaviour, so that a
+package whose few steps all run at install time is not judged by totals that look like any small
+library's (models fitted before the stage columns existed have none and score as before). It is stacked with the
 sequence model (`malseq.model.ensemble`) when that helps on the held-out split.
 
 Training (the lab: `malseq_lab.model.fit`) uses scikit-learn's `HistGradientBoostingClassifier`
@@ -34,6 +37,37 @@ class BehaviourProfile:
     ecosystem: str
     behaviours: tuple[str, ...]  # every event's behaviour id (any order)
     sequence: tuple[str, ...]  # behaviour ids in sequence order
+    staged: tuple[str, ...] = ()  # "stage:behaviour id" per step of the model text (`staged_steps`)
+
+
+_STAGE_WORDS = ("install", "import", "use", "unreached")
+
+
+def staged_steps(text: str) -> tuple[str, ...]:
+    """The model text's steps as "stage:behaviour id", in text order.
+
+    Reads the text `malseq.sequence.render_text` writes ("install : phrase , phrase ; import : ...",
+    lower-cased by `model_text`); a phrase outside the catalogue keeps its words joined by "_", a
+    block whose stage word is unknown (e.g. the diff's "delta" marker before the first block) is
+    read under the stage word that follows the marker.
+    """
+    from malseq.features.catalogue import BY_ID
+
+    by_phrase = {b.phrase.lower(): b.id for b in BY_ID.values()}
+    out: list[str] = []
+    for block in text.split(" ; "):
+        head, sep, body = block.partition(" : ")
+        if not sep:
+            continue
+        words = head.split()
+        stage = words[-1] if words else ""
+        if stage not in _STAGE_WORDS:
+            continue
+        for phrase in body.split(" , "):
+            phrase = phrase.strip()
+            if phrase:
+                out.append(f"{stage}:{by_phrase.get(phrase, phrase.replace(' ', '_'))}")
+    return tuple(out)
 
 
 def bigrams(sequence: Sequence[str]) -> list[str]:
@@ -52,7 +86,18 @@ def feature_values(item: BehaviourProfile, index: Mapping[str, int]) -> dict[int
         col = index.get(f"bi:{g}")
         if col is not None:
             row[col] = float(c)
+    for name, c in staged_counts(item.staged).items():
+        col = index.get(name)
+        if col is not None:
+            row[col] = float(c)
     return row
+
+
+def staged_counts(staged: Sequence[str]) -> Counter[str]:
+    """Per-stage feature counts: "st:stage:id" per behaviour and "stn:stage" steps per stage."""
+    counts: Counter[str] = Counter(f"st:{s}" for s in staged)
+    counts.update(f"stn:{s.partition(':')[0]}" for s in staged)
+    return counts
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from malseq.errors import ModelNotAvailableError
 from malseq.model import LOW_FPR
 from malseq.model.ensemble import Ensemble
 from malseq.model.infer import ModelCard, SequenceScorer, try_load, verdict
-from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel
+from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel, staged_steps
+from malseq.model.text import model_text
 
 ENSEMBLE_FILE = "ensemble.json"
 # the model card field naming the `malseq.analysis.analysis_key()` of the code that made the training data
@@ -106,7 +107,8 @@ def score_input(result: Any) -> ScoreInput | None:
         return None
     package = getattr(result, "package", None)
     ecosystem = package.ecosystem.value if package is not None else ""
-    profile = BehaviourProfile(ecosystem, tuple(e.behaviour for e in analysis.all_events()), tuple(seq.ids))
+    profile = BehaviourProfile(ecosystem, tuple(e.behaviour for e in analysis.all_events()), tuple(seq.ids),
+                               staged_steps(model_text(text)))
     return ScoreInput(text, profile)
 
 

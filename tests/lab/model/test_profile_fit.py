@@ -75,3 +75,35 @@ def test_unknown_behaviours_are_ignored_at_scoring_time() -> None:
     copied = tree_model_from_sklearn(model, features)
     odd = BehaviourProfile("pypi", ("some_future_behaviour",), ("some_future_behaviour",))
     assert 0.0 <= copied.score(odd) <= 1.0
+
+
+def test_staged_steps_read_the_model_text_by_stage() -> None:
+    from malseq.model.profile import staged_steps
+
+    text = "install : read environment variables , upload data to server ; use : run external command"
+    assert staged_steps(text) == ("install:read_env", "install:upload_data", "use:run_command")
+    # the diff's marker word before the first stage, and a phrase outside the catalogue
+    assert staged_steps("delta import : some new thing") == ("import:some_new_thing",)
+    assert staged_steps("") == ()
+
+
+def test_stage_columns_tell_install_time_from_later_use() -> None:
+    """Same behaviours, same counts: only the stage columns separate install-time exfiltration
+    from a library that does the same when its API is called."""
+    from malseq.model.profile import staged_steps
+
+    evil_text = "install : read environment variables , upload data to server"
+    plain_text = "use : read environment variables , upload data to server"
+    ids = ("read_env", "upload_data")
+    items = [BehaviourProfile("pypi", ids, ids, staged_steps(evil_text if i % 2 else plain_text)) for i in range(60)]
+    labels = [i % 2 for i in range(60)]
+    features = vocabulary(items)
+    assert {"st:install:read_env", "stn:install", "stn:use"} <= set(features)
+    index = {n: k for k, n in enumerate(features)}
+    row = feature_values(items[1], index)
+    assert row[index["st:install:upload_data"]] == 1.0 and row[index["stn:install"]] == 2.0
+    assert index["stn:use"] not in row
+    model = tree_model_from_sklearn(fit_sklearn(items, labels, max_iter=60)[0], features)
+    assert model.score(items[1]) > 0.8 > 0.2 > model.score(items[0])
+    # a profile without stage information (a model fitted before the columns, or no text) still scores
+    assert 0.0 <= model.score(BehaviourProfile("pypi", ids, ids)) <= 1.0

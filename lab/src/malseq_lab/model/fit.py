@@ -12,7 +12,7 @@ from typing import Any
 
 from malseq.model._math import logit
 from malseq.model.ensemble import Ensemble
-from malseq.model.profile import BehaviourProfile, Tree, TreeModel, bigrams, feature_values
+from malseq.model.profile import BehaviourProfile, Tree, TreeModel, bigrams, feature_values, staged_counts
 
 
 def vocabulary(items: Sequence[BehaviourProfile], min_bigram_count: int = 3) -> tuple[str, ...]:
@@ -24,6 +24,9 @@ def vocabulary(items: Sequence[BehaviourProfile], min_bigram_count: int = 3) -> 
     names += sorted(seen)  # behaviour ids outside the catalogue, if an extractor adds some
     bigram_docs = Counter(g for i in items for g in set(bigrams(i.sequence)))
     names += sorted(f"bi:{g}" for g, c in bigram_docs.items() if c >= min_bigram_count)
+    # per-stage columns seen in >= N packages (a stage's step count, each behaviour's count in a stage)
+    staged_docs = Counter(n for i in items for n in staged_counts(i.staged))
+    names += sorted(n for n, c in staged_docs.items() if c >= min_bigram_count)
     return tuple(names)
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from malseq.errors import ModelNotAvailableError
 from malseq.model import CARD_FILE, MODEL_FILE
-from malseq.model.profile import PROFILE_FILE, BehaviourProfile
+from malseq.model.profile import PROFILE_FILE, BehaviourProfile, staged_steps
 from malseq.model.scoring import ENSEMBLE_FILE, SUPPORTED_COMPONENTS
 from malseq_lab.model.fit import fit_tree_model
 
@@ -51,7 +51,10 @@ def _digest(path: Path) -> str | None:
 
 
 def _profile(row: Any) -> BehaviourProfile:
-    return BehaviourProfile(row.ecosystem, tuple(row.behaviours), tuple(row.sequence))
+    from malseq.model.text import model_text
+
+    return BehaviourProfile(row.ecosystem, tuple(row.behaviours), tuple(row.sequence),
+                            staged_steps(model_text(row.sequence_text)))
 
 
 def per_ecosystem(
