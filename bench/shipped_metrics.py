@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 
-def _load(workdir: Path, split: str) -> list[dict[str, str]]:
-    assignments = {s["key"]: s["split"] for s in json.loads((workdir / "split.json").read_text())["samples"]}
+def _load(workdir: Path, split: str, split_file: Path | None = None) -> list[dict[str, str]]:
+    path = split_file or workdir / "split.json"
+    assignments = {s["key"]: s["split"] for s in json.loads(path.read_text())["samples"]}
     with open(workdir / "samples.tsv", newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["sha256"] and r["path"]]
     unique = {r["sha256"]: r for r in rows if assignments.get(r["sha256"]) == split}
@@ -59,6 +60,7 @@ def _cached_inputs(workdir: Path, rows: list[dict[str, str]]) -> list[Any]:
     """One (error kind or None, partial, ScoreInput or None) per row, from the build's analysis cache."""
     import sqlite3
 
+    from malseq.model import profile as profile_module
     from malseq.model.profile import BehaviourProfile
     from malseq.model.scoring import ScoreInput
     from malseq.model.text import model_text
@@ -73,16 +75,19 @@ def _cached_inputs(workdir: Path, rows: list[dict[str, str]]) -> list[Any]:
             out.append(((found[1] if found else "NotAnalysed") or "Error", False, None))
             continue
         events = json.loads(found[3] or "[]")
+        text = model_text(found[5])
+        # per-stage columns when this malseq has them (the script also runs against older versions)
+        staged = profile_module.staged_steps(text) if hasattr(profile_module, "staged_steps") else None
         profile = BehaviourProfile(found[6], tuple(str(e["behaviour"]) for e in events),
-                                   tuple(json.loads(found[4] or "[]")))
-        out.append((None, bool(found[2]), ScoreInput(model_text(found[5]), profile)))
+                                   tuple(json.loads(found[4] or "[]")), *((staged,) if staged is not None else ()))
+        out.append((None, bool(found[2]), ScoreInput(text, profile)))
     return out
 
 
-def _score(results: list[Any], point: str) -> list[Any]:
+def _score(results: list[Any], point: str, model_dir: Path | None = None) -> list[Any]:
     from malseq.scan import score_results
 
-    return score_results(results, None, point)
+    return score_results(results, model_dir, point)
 
 
 def _metrics(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -133,6 +138,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ap.add_argument("--split-file", type=Path, help="the split file (default WORKDIR/split.json; the time split is "
+                    "WORKDIR/split-time.json)")
+    ap.add_argument("--model-dir", type=Path, help="score with this model folder (default: the shipped one)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, help="first N packages only (smoke runs)")
     ap.add_argument("--out", type=Path, required=True, help="one JSON line per package")
@@ -140,7 +148,7 @@ def main() -> int:
     ap.add_argument("--from-cache", action="store_true", help="score the build's cached analyses, do not analyse")
     args = ap.parse_args()
 
-    rows = _load(args.workdir, args.split)[: args.limit]
+    rows = _load(args.workdir, args.split, args.split_file)[: args.limit]
     start = time.monotonic()
     outcomes: list[tuple[str | None, bool, Any]] = []  # (error kind, partial, scorer input)
     if args.from_cache:
@@ -148,16 +156,16 @@ def main() -> int:
         from malseq.model.scoring import score_inputs
 
         inputs = [o[2] for o in outcomes]
-        low, _ = score_inputs(inputs, None, "low-fpr")
-        balanced, _ = score_inputs(inputs, None, "balanced")
+        low, _ = score_inputs(inputs, args.model_dir, "low-fpr")
+        balanced, _ = score_inputs(inputs, args.model_dir, "balanced")
     else:
         with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             analysed = list(pool.map(_analyse, rows, chunksize=4))
         for a in analysed:
             outcomes.append((a.error.kind if a.error else None,
                              bool(a.analysis and any(f.budget_exhausted for f in a.analysis.files)), a))
-        low = [r if r.score is not None else None for r in _score(analysed, "low-fpr")]
-        balanced = [r if r.score is not None else None for r in _score(analysed, "balanced")]
+        low = [r if r.score is not None else None for r in _score(analysed, "low-fpr", args.model_dir)]
+        balanced = [r if r.score is not None else None for r in _score(analysed, "balanced", args.model_dir)]
     analysis_seconds = time.monotonic() - start
     records = []
     for row, (error, partial, _), lo, ba in zip(rows, outcomes, low, balanced, strict=True):
