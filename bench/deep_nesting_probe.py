@@ -5,6 +5,9 @@ Usage: PYTHONPATH=src python bench/deep_nesting_probe.py js|py SHAPE[,SHAPE...] 
 Generates the file in memory (nothing is run), analyses it with the engine and prints size, CPU
 seconds, events, whether the file was cut (budget_exhausted) and the work units spent (JavaScript).
 """
+
+from __future__ import annotations
+
 import sys
 import time
 
@@ -43,22 +46,43 @@ PY = {
  "not": lambda n: "a = " + "not "*n + "1\n",
  "env": lambda n: "a = " + "["*n + "os.environ" + "]"*n + "\n" + "os.environ\n"*2000,
 }
-lang = sys.argv[1] if __name__ == "__main__" else None; kinds = sys.argv[2].split(","); n = int(sys.argv[3])
-if lang is None: kinds=[]
-table = JS if lang == "js" else PY
-for kind in kinds:
-    data = table[kind](n).encode()
-    pf = PackageFile("f.js" if lang=="js" else "f.py", data, Language.JAVASCRIPT if lang=="js" else Language.PYTHON, False)
-    dl = Deadline(float(sys.argv[4]) if len(sys.argv) > 4 else 30)
-    t = time.process_time()
+
+
+def probe(lang: str, kind: str, depth: int, deadline_s: float) -> str:
+    """One generated file of this shape and depth, analysed once: a line of figures."""
+    javascript = lang == "js"
+    data = (JS if javascript else PY)[kind](depth).encode()
+    file = PackageFile("f.js" if javascript else "f.py", data,
+                       Language.JAVASCRIPT if javascript else Language.PYTHON, False)
+    deadline = Deadline(deadline_s)
+    start = time.process_time()
     try:
-        if lang == "js":
-            w = WorkBudget(FILE_WORK_UNITS, dl); r = analyse_javascript(pf, dl, w); used = w.used
+        if javascript:
+            budget = WorkBudget(FILE_WORK_UNITS, deadline)
+            result = analyse_javascript(file, deadline, budget)
+            used = budget.used
         else:
-            r = analyse_python(pf, dl); used = -1
-        out = f"events {len(r.events)} exhausted {r.budget_exhausted} perr {r.parse_errors} used {used}"
+            result = analyse_python(file, deadline)
+            used = -1  # the Python engine keeps its own count
+        out = (f"events {len(result.events)} exhausted {result.budget_exhausted} "
+               f"perr {result.parse_errors} used {used}")
     except TimeBudgetExceeded as e:
         out = f"TIMEOUT {e}"
     except RecursionError:
         out = "RECURSION"
-    print(lang, kind, n, len(data), f"cpu {time.process_time()-t:.2f}", out, flush=True)
+    return f"{lang} {kind} {depth} {len(data)} cpu {time.process_time() - start:.2f} {out}"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[0] not in ("js", "py"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    lang, kinds, depth = argv[0], argv[1].split(","), int(argv[2])
+    deadline_s = float(argv[3]) if len(argv) > 3 else 30.0
+    for kind in kinds:
+        print(probe(lang, kind, depth, deadline_s), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
