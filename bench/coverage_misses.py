@@ -1,14 +1,20 @@
 """Classify the malicious packages a scan missed (issue 11, part 3), from `malseq scan --format jsonl`.
 
     python bench/coverage_misses.py before.jsonl [--after after.jsonl] [--label malicious|benign]
+    python bench/coverage_misses.py shipped.jsonl --cache WORKDIR/analysis.sqlite
 
-Reads only the reports (it never opens the archives). A miss is a report with verdict
+Reads only the reports (it never opens the archives). With `--cache`, the input is the per-package
+output of `bench/shipped_metrics.py` (sha256, label, verdict) and each package's behaviours and
+stages come from the corpus build's analysis cache (the stages as the model text shows them: a
+text cut at its word budget loses its last unreached/use steps first). A miss is a report with verdict
 `benign`; its class comes from where the transmission/execution behaviours sit in the
 sequence:
 
 - `no behaviour`: nothing extracted at all;
 - `coverage gap`: no data-transmission or payload-execution behaviour anywhere;
 - `unreached`: such behaviours only in code the sequence marks unreached;
+- `use only`: such behaviours only in the public API (and unreached code): they run when the
+  victim calls the package, not when it installs or imports it;
 - `install/import scored low`: such behaviours reached at install or import time, yet scored under
   the threshold (calibration and training data, not extraction).
 
@@ -31,7 +37,7 @@ from malseq.features.types import Dimension
 DECISIVE = {Dimension.DATA_TRANSMISSION, Dimension.PAYLOAD_EXECUTION}
 # imports name a capability, they do not use it
 IMPORTS = {"import_network_module", "import_process_module"}
-CLASSES = ("unreached", "install/import scored low", "coverage gap", "no behaviour")
+CLASSES = ("unreached", "use only", "install/import scored low", "coverage gap", "no behaviour")
 
 
 def reports(path: Path) -> Iterator[dict[str, Any]]:
@@ -56,7 +62,31 @@ def miss_class(report: dict[str, Any]) -> str:
         return "coverage gap"
     if stages == {"unreached"}:
         return "unreached"
+    if stages <= {"use", "unreached"}:
+        return "use only"
     return "install/import scored low"
+
+
+def cached_reports(path: Path, cache: Path) -> Iterator[dict[str, Any]]:
+    """shipped_metrics.py records turned into the report fields `miss_class` reads, from the cache."""
+    import sqlite3
+
+    from malseq.model.profile import staged_steps
+    from malseq.model.text import model_text
+
+    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+    with path.open() as fh:
+        for line in fh:
+            rec = json.loads(line)
+            found = db.execute("SELECT events, sequence_text FROM analyses WHERE sha256 = ? ORDER BY created DESC "
+                               "LIMIT 1", (rec["sha256"],)).fetchone()
+            events = json.loads(found[0] or "[]") if found else []
+            steps = [{"stage": s.partition(":")[0], "behaviour": s.partition(":")[2]}
+                     for s in staged_steps(model_text(found[1] if found else ""))]
+            yield {"target": rec["sha256"], "verdict": rec["verdict"], "label": rec["label"],
+                   "package": {"name": rec["name"], "version": rec["version"]},
+                   "behaviours": [{"id": i} for i in sorted({str(e["behaviour"]) for e in events})],
+                   "sequence": {"steps": steps}}
 
 
 def ids_of(report: dict[str, Any]) -> set[str]:
@@ -69,9 +99,16 @@ def main() -> None:
     ap.add_argument("--after", type=Path)
     ap.add_argument("--examples", type=int, default=5)
     ap.add_argument("--all", action="store_true", help="classify every report, not only the misses")
+    ap.add_argument("--cache", type=Path, help="inputs are bench/shipped_metrics.py records; read this analysis cache")
     args = ap.parse_args()
-    before = {r["target"]: r for r in reports(args.before)}
-    misses = {t: r for t, r in before.items() if args.all or r.get("verdict") == "benign"}
+
+    def read(path: Path) -> Iterator[dict[str, Any]]:
+        return cached_reports(path, args.cache) if args.cache else reports(path)
+
+    before = {r["target"]: r for r in read(args.before)}
+    # with --cache, the malicious packages only (the records carry labels)
+    misses = {t: r for t, r in before.items() if (args.all or r.get("verdict") == "benign")
+              and r.get("label", 1) == 1}
     by_class: dict[str, list[str]] = defaultdict(list)
     for target, report in misses.items():
         by_class[miss_class(report)].append(target)
@@ -83,7 +120,7 @@ def main() -> None:
         print(f"{cls}: {len(names)}  e.g. {examples}")
     if not args.after:
         return
-    after = {r["target"]: r for r in reports(args.after)}
+    after = {r["target"]: r for r in read(args.after)}
     print("\nbehaviours gained (packages), per class of the before report:")
     for cls in CLASSES:
         gained: Counter[str] = Counter()
