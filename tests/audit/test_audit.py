@@ -460,3 +460,125 @@ def test_scan_lockfile_checks_the_lockfile_hashes_in_every_format(
     lock.write_text(lock.read_text().replace(sri(b"the archive that was locked"),
                                              sri(registry.routes["/npm/swapped/-/swapped-1.0.0.tgz"][0])))
     assert main(argv) == 0, capsys.readouterr()
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lockfiles"
+
+
+def _sarif_places(doc: dict[str, Any], rule: str) -> dict[str, tuple[str, str | None, int | None]]:
+    """subject -> (uri, uriBaseId, startLine) of every result of `rule`."""
+    out = {}
+    for r in doc["runs"][0]["results"]:
+        if r["ruleId"] == rule:
+            physical = r["locations"][0]["physicalLocation"]
+            out[r["properties"].get("subject", r["properties"].get("target"))] = (
+                physical["artifactLocation"]["uri"], physical["artifactLocation"].get("uriBaseId"),
+                physical.get("region", {}).get("startLine"))
+    return out
+
+
+def test_entries_left_unscanned_point_at_their_lockfile_line_in_every_format(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, version in (("is-odd", "3.0.1"), ("is-number", "6.0.0"), ("withbundle", "1.0.0")):
+        registry.publish_npm(name, version, _pkg(name, version))
+    for name, version in (("certifi", "2024.7.4"), ("idna", "3.7")):
+        registry.publish_wheel(name, version, {f"{name}/__init__.py": b"VERSION = 1\n"})
+    project = tmp_path / "app"
+    shutil.copytree(FIXTURES / "requirements-sources", project)
+    shutil.copy(FIXTURES / "package-lock-sources.json", project / "package-lock.json")
+    expected = {  # subject -> (file relative to the project, line): the fixtures' own lines
+        "node_modules/@scope/lib": ("package-lock.json", 25),
+        "node_modules/gitdep": ("package-lock.json", 29),
+        "node_modules/localdep": ("package-lock.json", 55),
+        "node_modules/tarball": ("package-lock.json", 59),
+        "node_modules/withbundle/node_modules/inner": ("package-lock.json", 74),
+        "wheelurl @ https://example.com/wheelurl-1.0-py3-none-any.whl": ("requirements/base.txt", 3),
+        "-r https://example.com/remote-requirements.txt": ("requirements/base.txt", 4),
+        "-e ./localdep": ("requirements.txt", 3),
+        "gitdep @ git+https://github.com/example/gitdep.git@5b8a3a7765dfe001261dde915589e": ("requirements.txt", 5),
+        "-r requirements/missing.txt": ("requirements.txt", 6),
+    }
+    # offline-safe: the lockfile's integrity values are npm's, not the fake registry's, so no hash check
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-verify")
+    report = json.loads(out)
+    assert code == 0, report["summary"]
+    assert {n["subject"]: (n["where"], n["line"]) for n in report["not_scanned"]} == expected
+    assert report["summary"]["not_scanned"] == len(expected)
+
+    code, text = _audit(registry, project, capsys, "--no-verify")
+    assert code == 0
+    assert "  requirements/base.txt line 3: wheelurl @ https://example.com/wheelurl-1.0-py3-none-any.whl [url]: " \
+        in text
+    assert "  package-lock.json line 29: node_modules/gitdep [git]: resolved from git+ssh://" in text
+
+    monkeypatch.chdir(project)
+    code, out = _audit(registry, Path("."), capsys, "--format", "sarif", "--no-verify", "--strict")
+    assert code == 3  # --strict: entries not scanned fail the run
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    assert _sarif_places(doc, "dependency-not-scanned") == {
+        subject: (where, "%SRCROOT%", line) for subject, (where, line) in expected.items()}
+
+
+def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    project, at = _locked_project(registry, tmp_path)
+    (project / "requirements.txt").write_text("# pins\n-r ../shared/base.txt\ngitdep @ git+https://x.example/g.git\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "base.txt").write_text("idna==3.7\n")
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"VERSION = 1\n"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # malseq runs outside the audited folder, which is given absolute
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    assert code == 1  # the stealer
+    report = json.loads(out)
+    pinned = {r["target"]: r["pinned_by"] for r in report["results"] if r["origin"] == "lockfile"}
+    assert pinned["npm:demo@1.0.0"] == [{"lockfile": "package-lock.json", "line": at["demo"]}]
+    # an include outside the audited folder is the one path given absolute
+    assert pinned["pypi:idna==3.7"] == [{"lockfile": str(tmp_path / "shared" / "base.txt"), "line": 1}]
+    assert [(n["where"], n["line"]) for n in report["not_scanned"]] == [("requirements.txt", 3)]
+    assert (report["findings"][0]["where"], report["findings"][0]["line"]) == ("package-lock.json", at["swapped"])
+
+    code, text = _audit(registry, project, capsys)
+    assert f"  pinned in: package-lock.json line {at['colorz-utils']}\n" in text
+    assert str(project) not in text.split("\n", 1)[1]  # only the heading names the folder as given
+
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    run = doc["runs"][0]
+    # %SRCROOT% is the audited folder here: its files are relative URIs, never machine-specific file:// ones
+    assert "audited folder" in run["originalUriBaseIds"]["%SRCROOT%"]["description"]["text"]
+    [flagged] = [r for r in run["results"] if r["ruleId"] == "malicious-package"]
+    assert flagged["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "package-lock.json", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": at["colorz-utils"]}}
+    assert flagged["properties"]["pinnedBy"] == [{"lockfile": "package-lock.json", "line": at["colorz-utils"]}]
+    assert f"pinned in package-lock.json line {at['colorz-utils']}" in flagged["message"]["text"]
+    assert _sarif_places(doc, "dependency-not-scanned") == {
+        "gitdep @ git+https://x.example/g.git": ("requirements.txt", "%SRCROOT%", 3)}
+    assert _sarif_places(doc, "lockfile-hash-mismatch")["npm:swapped@1.0.0"] == (
+        "package-lock.json", "%SRCROOT%", at["swapped"])
+
+    # run from above the audited folder (CI at the repository root): URIs stay relative to where malseq
+    # ran, which is what GitHub reads them from; the report's own paths stay relative to the folder
+    monkeypatch.chdir(tmp_path)
+    code, out = _audit(registry, Path("app"), capsys, "--format", "sarif")
+    run = json.loads(out)["runs"][0]
+    [flagged] = [r for r in run["results"] if r["ruleId"] == "malicious-package"]
+    assert flagged["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "app/package-lock.json", "uriBaseId": "%SRCROOT%"}
+    assert flagged["properties"]["pinnedBy"] == [{"lockfile": "package-lock.json", "line": at["colorz-utils"]}]
+    assert "the directory malseq ran in" in run["originalUriBaseIds"]["%SRCROOT%"]["description"]["text"]
+    idna = next(r for r in json.loads(_audit(registry, Path("app"), capsys, "--format", "json")[1])["results"]
+                if r["target"] == "pypi:idna==3.7")
+    assert idna["pinned_by"] == [{"lockfile": str(tmp_path / "shared" / "base.txt"), "line": 1}]

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
 from malseq.audit import discover, installed
@@ -65,7 +66,7 @@ class NotScannedEntry:
     subject: str  # the dependency as its file names it
     kind: str  # "git", "path", "url", "workspace", "private-index", "unpinned", "option", "unreadable", "bundled"
     reason: str
-    where: str  # the file or folder that names it
+    where: str  # the file or folder that names it, relative to the audited folder (absolute outside it)
     line: int | None = None  # the line of `where` that names it, when known
 
 
@@ -164,10 +165,14 @@ class _Labelled:
 
 
 def _rel(root: Path, path: Path | str) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    """`path` as the reports show it: relative to the audited folder (POSIX), or absolute when it is
+    outside it (a `-r ../shared.txt` include). Lexical, as given: no symbolic link is followed."""
+    absolute, base = os.path.abspath(path), os.path.abspath(root)
+    if absolute == base:
+        return "."
+    if absolute.startswith(base.rstrip(os.sep) + os.sep):
+        return PurePath(os.path.relpath(absolute, base)).as_posix()
+    return absolute
 
 
 def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None) -> AuditReport:
@@ -256,8 +261,10 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
         locks.append(lock)
         pending.files.append(DependencyFile(shown, lock.kind, len(lock.entries), len(lock.not_scanned),
                                             tuple(_rel(root, i) for i in lock.includes)))
-        pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile))
+        pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile), n.line)
                                    for n in lock.not_scanned)
+    # a requirements file read through another's -r and also found on its own lists its entries once
+    pending.not_scanned[:] = list(dict.fromkeys(pending.not_scanned))
     for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
@@ -269,8 +276,9 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
     for lock in locks:
         shown = _rel(root, lock.path)
         for entry in lock.entries:
-            pin = lock.pin(entry)  # the file (a -r include, else the lockfile) and line that pin it
-            pinned_in = _rel(root, pin.lockfile)
+            # the file (a -r include, else the lockfile) and line that pin it, relative to the audited folder
+            pin = replace(lock.pin(entry), lockfile=_rel(root, lock.pin(entry).lockfile))
+            pinned_in = pin.lockfile
             if entry.index_url is not None:
                 known = _known_indexes(options) if known is None else known
                 if _index_key(entry.index_url) not in known:
@@ -293,7 +301,7 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
         pending.targets[spec] = (spec, "lockfile", sources, None)
         pending.pins[spec] = tuple(dict.fromkeys(pins))
         if options.verify and entry.hashes:
-            _check_hashes(entry, _rel(root, pins[0].lockfile), pins[0].line, options, pending)
+            _check_hashes(entry, pins[0].lockfile, pins[0].line, options, pending)
 
 
 def _check_hashes(entry: LockfileEntry, where: str, line: int | None, options: AuditOptions,

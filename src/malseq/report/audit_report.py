@@ -9,10 +9,14 @@ scanned, located at the lockfile or folder that names it, relative to the audite
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 from malseq.audit import AuditReport, summary_counts
 from malseq.sanitize import clean
+
+if TYPE_CHECKING:
+    from malseq.report.sarif import SarifPaths
 
 AUDIT_SCHEMA_VERSION = 1
 NOT_SCANNED_RULE = "dependency-not-scanned"
@@ -104,15 +108,27 @@ def _audit_rules() -> list[dict[str, Any]]:
     return rules
 
 
-def _where(report: AuditReport, path: str, line: int | None = None) -> dict[str, Any]:
-    """A finding's place, given relative to the audited project: located like every other result of
-    the run (`%SRCROOT%` is the directory malseq ran in, as in `malseq.report.sarif`); for a dependency,
-    the lockfile line that pins it."""
+def sarif_paths(report: AuditReport) -> SarifPaths:
+    """Where the audit's SARIF locations are relative to. `%SRCROOT%` is the directory malseq ran in
+    when the audited folder is inside it (`malseq audit frontend` from the repository root: GitHub reads
+    a relative URI from the repository root and ignores uriBaseId, so `frontend/package-lock.json` is
+    what places the alert); when malseq ran outside the audited folder, `%SRCROOT%` is that folder, so
+    its files still get relative URIs rather than machine-specific file:// ones. The reports' own
+    paths (`pinned_by`, `where`) are relative to the audited folder."""
     import os
+    from pathlib import Path
 
-    from malseq.report.sarif import local_location
+    from malseq.report.sarif import SarifPaths
 
-    physical: dict[str, Any] = {"artifactLocation": local_location(os.path.join(report.root, path))}
+    root = os.path.abspath(report.root)
+    cwd = os.path.abspath(os.getcwd())
+    return SarifPaths(cwd if Path(root).is_relative_to(cwd) else root, root)
+
+
+def _where(paths: SarifPaths, path: str, line: int | None = None) -> dict[str, Any]:
+    """A finding's or unscanned entry's place (`path` relative to the audited folder, or absolute),
+    located like every other result of the run; for a dependency, the line of its entry."""
+    physical: dict[str, Any] = {"artifactLocation": paths.pin_location(path)}
     if line:
         physical["region"] = {"startLine": line}
     return {"physicalLocation": physical}
@@ -128,13 +144,13 @@ def _audit_fingerprint(rule: str, subject: str, where: str) -> dict[str, str]:
     return {FINGERPRINT_KEY: digest}
 
 
-def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]]) -> None:
+def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]], srcroot: str) -> None:
     """An installed package's files are files of the audited project: point at them relative to it."""
     import os
     from pathlib import PurePosixPath
     from urllib.parse import quote
 
-    root = os.path.abspath(os.getcwd())  # %SRCROOT%: where malseq ran, as for every result of the run
+    root = srcroot  # as for every result of the run
     prefixes: dict[str, tuple[str, ...]] = {}
     for t in report.targets:
         info = t.result.package
@@ -169,18 +185,23 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]])
 
 
 def render_audit_sarif(report: AuditReport) -> str:
-    from malseq.report.sarif import render_sarif
+    from malseq.report.sarif import SRCROOT, render_sarif
 
-    doc = json.loads(render_sarif(report.results))
+    paths = sarif_paths(report)
+    doc = json.loads(render_sarif(report.results, paths))
     run = doc["runs"][0]
-    _relative_installed_uris(report, run.get("results", []))
+    if paths.srcroot == paths.pins and paths.srcroot != os.path.abspath(os.getcwd()):
+        run["originalUriBaseIds"][SRCROOT] = {"description": {
+            "text": "the audited folder (malseq audit PATH ran outside it; run it from the repository root for "
+                    "GitHub code scanning)"}}
+    _relative_installed_uris(report, run.get("results", []), paths.srcroot)
     run["tool"]["driver"]["rules"].extend(_audit_rules())
     for finding in report.findings:
         run["results"].append({
             "ruleId": finding.kind.value,
             "level": "error" if finding.fails else "warning",
             "message": {"text": f"{finding.subject}: {finding.message}"},
-            "locations": [_where(report, finding.where, finding.line)],
+            "locations": [_where(paths, finding.where, finding.line)],
             "partialFingerprints": _audit_fingerprint(finding.kind.value, finding.subject, finding.where),
             "properties": {"subject": finding.subject, "files": list(finding.files), "fails": finding.fails},
         })
@@ -189,7 +210,7 @@ def render_audit_sarif(report: AuditReport) -> str:
             "ruleId": NOT_SCANNED_RULE,
             "level": "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
-            "locations": [_where(report, entry.where, entry.line)],
+            "locations": [_where(paths, entry.where, entry.line)],
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
             "properties": {"subject": entry.subject, "kind": entry.kind},
         })
