@@ -582,3 +582,36 @@ def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
     idna = next(r for r in json.loads(_audit(registry, Path("app"), capsys, "--format", "json")[1])["results"]
                 if r["target"] == "pypi:idna==3.7")
     assert idna["pinned_by"] == [{"lockfile": str(tmp_path / "shared" / "base.txt"), "line": 1}]
+
+
+def test_the_exit_code_is_explained_on_stderr_and_in_the_report_for_each_fail_on(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project, at = _locked_project(registry, tmp_path)
+    (project / "requirements.txt").write_text("gitdep @ git+https://x.example/g.git\n")
+    base = ["audit", str(project), "--no-isolate", "-q", "--npm-registry", f"{registry.url}/npm/", "--format", "json"]
+    expected = {  # fail-on -> exit code and the lines that explain it
+        (): (1, [f"malseq: exit 1: 1 dependency flagged as malicious: npm:colorz-utils@1.0.3",
+                 f"malseq: exit 1: 1 failing integrity finding(s): lockfile-hash-mismatch npm:swapped@1.0.0 "
+                 f"(package-lock.json line {at['swapped']})"]),
+        ("--fail-on", "none"): (0, []),
+        ("--fail-on", "errors"): (0, []),
+        ("--fail-on", "errors,not-scanned"): (3, ["malseq: exit 3: 1 entry not scanned (--strict / fail-on "
+                                                  "not-scanned)"]),
+    }
+    for flags, (code, lines) in expected.items():
+        assert main([*base, *flags]) == code, flags
+        captured = capsys.readouterr()
+        assert [line for line in captured.err.splitlines() if line.startswith("malseq: exit")] == lines, flags
+        assert json.loads(captured.out)["summary"]["exit_code"] == code
+
+    assert main([*base[:-1], "sarif"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    run = doc["runs"][0]
+    assert run["properties"]["audit"]["summary"]["exit_code"] == 1
+    rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
+    # the audit's rules carry what GitHub shows, like the scan's: help, precision, severity
+    for rule_id in ("lockfile-hash-mismatch", "installed-differs-from-registry", "installed-differs-from-record",
+                    "dependency-not-scanned"):
+        assert rules[rule_id]["help"]["text"] and rules[rule_id]["properties"]["precision"], rule_id
+    assert rules["lockfile-hash-mismatch"]["properties"]["security-severity"] == "8.0"
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]].count("lockfile-hash-mismatch") == 1

@@ -263,8 +263,6 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
                                             tuple(_rel(root, i) for i in lock.includes)))
         pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile), n.line)
                                    for n in lock.not_scanned)
-    # a requirements file read through another's -r and also found on its own lists its entries once
-    pending.not_scanned[:] = list(dict.fromkeys(pending.not_scanned))
     for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
@@ -297,6 +295,13 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
                 by_spec[entry.spec][2].append(pin)
             else:
                 by_spec[entry.spec] = (entry, [shown], [pin])
+    # a requirements file read through another's -r and also found on its own lists its entries once;
+    # each file's entries together, in the order of their lines (private-index ones were added last)
+    unique = list(dict.fromkeys(pending.not_scanned))
+    first: dict[str, int] = {}
+    for i, n in enumerate(unique):
+        first.setdefault(n.where, i)
+    pending.not_scanned[:] = sorted(unique, key=lambda n: (first[n.where], n.line or 0))
     for spec, (entry, sources, pins) in by_spec.items():
         pending.targets[spec] = (spec, "lockfile", sources, None)
         pending.pins[spec] = tuple(dict.fromkeys(pins))

@@ -552,7 +552,8 @@ def _pnpm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             if resolution.get("type") == "git" or "repo" in resolution or "commit" in resolution:
                 out.skip(key, "git", f"from git {str(resolution.get('repo', ''))[:120]}, not a registry release", line)
             elif "directory" in resolution or resolution.get("type") == "directory":
-                out.skip(key, "path", f"the local folder {str(resolution.get('directory', ''))[:120]}", line)
+                out.skip(key, "path",
+                         f"the local folder {str(resolution.get('directory', ''))[:120]}, not a registry release", line)
             elif "tarball" in resolution:
                 tarball = str(resolution["tarball"])
                 kind = "path" if tarball.startswith("file:") else "url"

@@ -62,7 +62,14 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
     return "\n".join(lines) + "\n"
 
 
-def audit_to_dict(report: AuditReport) -> dict[str, Any]:
+def _summary(report: AuditReport, exit_code: int | None) -> dict[str, int]:
+    counts = summary_counts(report)
+    if exit_code is not None:  # the exit code of the run under its fail-on policy (the CLI's)
+        counts["exit_code"] = exit_code
+    return counts
+
+
+def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str, Any]:
     from malseq.report.json_report import result_to_dict
 
     results = []
@@ -82,29 +89,48 @@ def audit_to_dict(report: AuditReport) -> dict[str, Any]:
         "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
                         for n in report.not_scanned],
         "notes": list(report.notes),
-        "summary": summary_counts(report),
+        "summary": _summary(report, exit_code),
     }
 
 
-def render_audit_json(report: AuditReport) -> str:
-    return json.dumps(audit_to_dict(report), indent=2, ensure_ascii=True) + "\n"
+def render_audit_json(report: AuditReport, exit_code: int | None = None) -> str:
+    return json.dumps(audit_to_dict(report, exit_code), indent=2, ensure_ascii=True) + "\n"
 
 
-def _audit_rules() -> list[dict[str, Any]]:
+def _audit_rules(present: set[str]) -> list[dict[str, Any]]:
+    """The audit's own rules, with the metadata GitHub shows (as the scan's rules have); `present`:
+    rule ids the run already lists."""
     from malseq.audit import FindingKind
+    from malseq.report.sarif import lock_hash_rule
 
-    texts = {
-        FindingKind.LOCKFILE_HASH_MISMATCH: "The downloaded archive matches none of the hashes its lockfile pins",
-        FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY: "An installed package differs from the registry's release",
-        FindingKind.INSTALLED_DIFFERS_FROM_RECORD: "An installed distribution changed after install (RECORD)",
+    installed = {
+        FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY: (
+            "An installed package differs from the registry's release",
+            "Files of a package installed in the project differ from, or are missing in, what the registry serves "
+            "for that version: it was changed after install, or installed from somewhere else.",
+            "Reinstall it from the registry (npm ci, pip install --force-reinstall) and find out what changed it."),
+        FindingKind.INSTALLED_DIFFERS_FROM_RECORD: (
+            "An installed distribution changed after install (RECORD)",
+            "A distribution's files no longer match the hashes its RECORD wrote at install, or its folders hold "
+            "files no RECORD lists.",
+            "Reinstall the distribution into a fresh virtualenv and find out what changed its files."),
     }
-    rules = [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
-              "shortDescription": {"text": text}, "defaultConfiguration": {"level": "error"},
-              "properties": {"tags": ["security", "supply-chain", "integrity"]}} for kind, text in texts.items()]
+    rules = [] if FindingKind.LOCKFILE_HASH_MISMATCH.value in present else [lock_hash_rule()]
+    rules += [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
+               "shortDescription": {"text": short}, "fullDescription": {"text": full}, "help": {"text": what},
+               "defaultConfiguration": {"level": "error"},
+               "properties": {"tags": ["security", "supply-chain", "integrity"], "precision": "high",
+                              "problem.severity": "error", "security-severity": "8.0"}}
+              for kind, (short, full, what) in installed.items()]
     rules.append({"id": NOT_SCANNED_RULE, "name": "DependencyNotScanned",
                   "shortDescription": {"text": "A dependency malseq did not scan (git, path, URL, private index...)"},
+                  "fullDescription": {"text": "The lockfile entry is not a release of the configured registry (a git "
+                                              "or URL source, a local path or workspace, another index, an unpinned "
+                                              "range, an unreadable file), so malseq did not analyse it."},
+                  "help": {"text": "Review that dependency another way (scan its folder or archive with malseq scan), "
+                                   "or pin it from the registry; --strict makes such entries fail the run."},
                   "defaultConfiguration": {"level": "warning"},
-                  "properties": {"tags": ["supply-chain"]}})
+                  "properties": {"tags": ["supply-chain"], "precision": "very-high", "problem.severity": "warning"}})
     return rules
 
 
@@ -184,7 +210,7 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]],
             visit(result, starts)
 
 
-def render_audit_sarif(report: AuditReport) -> str:
+def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str:
     from malseq.report.sarif import SRCROOT, render_sarif
 
     paths = sarif_paths(report)
@@ -195,7 +221,7 @@ def render_audit_sarif(report: AuditReport) -> str:
             "text": "the audited folder (malseq audit PATH ran outside it; run it from the repository root for "
                     "GitHub code scanning)"}}
     _relative_installed_uris(report, run.get("results", []), paths.srcroot)
-    run["tool"]["driver"]["rules"].extend(_audit_rules())
+    run["tool"]["driver"]["rules"].extend(_audit_rules({rule["id"] for rule in run["tool"]["driver"]["rules"]}))
     for finding in report.findings:
         run["results"].append({
             "ruleId": finding.kind.value,
@@ -214,5 +240,5 @@ def render_audit_sarif(report: AuditReport) -> str:
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
             "properties": {"subject": entry.subject, "kind": entry.kind},
         })
-    run["properties"] = {"audit": {"root": report.root, "summary": summary_counts(report)}}
+    run["properties"] = {"audit": {"root": report.root, "summary": _summary(report, exit_code)}}
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"

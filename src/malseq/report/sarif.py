@@ -439,7 +439,7 @@ def _scan_error(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | Non
     return _alert(SCAN_ERROR_RULE, "error", text, result, anchor, props)
 
 
-def _lock_hash_rule() -> dict[str, Any]:
+def lock_hash_rule() -> dict[str, Any]:
     return {
         "id": LOCK_HASH_RULE,
         "name": "LockfileHashMismatch",
@@ -545,7 +545,7 @@ def render_sarif(results: Sequence[TargetResult], paths: SarifPaths | None = Non
     ] + [r for res in results for r in _lock_hash_mismatches(res, paths)]
     rules = _rules()
     if any(res.lock_hash_mismatches for res in results):
-        rules.append(_lock_hash_rule())
+        rules.append(lock_hash_rule())
     if any(r["ruleId"] == LOOKALIKE_RULE for r in sarif_results):
         rules.append(_lookalike_rule())
     notifications = [
