@@ -590,7 +590,7 @@ def test_the_exit_code_is_explained_on_stderr_and_in_the_report_for_each_fail_on
     (project / "requirements.txt").write_text("gitdep @ git+https://x.example/g.git\n")
     base = ["audit", str(project), "--no-isolate", "-q", "--npm-registry", f"{registry.url}/npm/", "--format", "json"]
     expected = {  # fail-on -> exit code and the lines that explain it
-        (): (1, [f"malseq: exit 1: 1 dependency flagged as malicious: npm:colorz-utils@1.0.3",
+        (): (1, ["malseq: exit 1: 1 dependency flagged as malicious: npm:colorz-utils@1.0.3",
                  f"malseq: exit 1: 1 failing integrity finding(s): lockfile-hash-mismatch npm:swapped@1.0.0 "
                  f"(package-lock.json line {at['swapped']})"]),
         ("--fail-on", "none"): (0, []),
