@@ -140,7 +140,9 @@ def exit_reasons(report: AuditReport, policy: Policy, code: int) -> list[str]:
         findings = report.failing_findings if FailOn.MALICIOUS in policy.failing_on else ()
         if findings:
             out.append(f"{len(findings)} failing integrity finding(s): " + names(
-                [f"{f.kind.value} {f.subject} ({f.where}" + (f" line {f.line})" if f.line else ")") for f in findings]))
+                [f"{f.kind.value} {f.subject}" + ("" if f.where == f.subject and not f.line else
+                                                  f" ({f.where}" + (f" line {f.line})" if f.line else ")"))
+                 for f in findings]))
     elif code == EXIT_NOT_JUDGED:
         if FailOn.ERRORS in policy.failing_on:
             unjudged = not_judged(report.results)

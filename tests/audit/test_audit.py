@@ -203,6 +203,17 @@ def test_lockfile_hashes_and_installed_files_are_checked_against_the_registry(
     assert registry.asked.count("/npm/demo") == 2  # that check, then the scan
     assert [(n["subject"], n["kind"]) for n in report["not_scanned"]] == [("node_modules/gitdep", "git")]
     assert report["summary"]["findings"] == 2 and report["summary"]["not_scanned"] == 1
+    assert findings[("installed-differs-from-registry", "node_modules/alias")]["files_root"] == "node_modules/alias"
+    code, text = _audit(registry, project, capsys)
+    # the folder is the subject: not named twice
+    assert "FAIL installed-differs-from-registry: node_modules/alias: the installed npm:other@1.0.0 " in text
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    [changed] = [r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "installed-differs-from-registry"]
+    # on the changed file, not on a folder GitHub cannot show
+    assert changed["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "node_modules/alias/index.js", "uriBaseId": "%SRCROOT%"}
+    assert [loc["physicalLocation"]["artifactLocation"]["uri"] for loc in changed["relatedLocations"]] == [
+        "node_modules/alias/index.js"]
 
 
 def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
@@ -286,6 +297,13 @@ def test_a_virtualenv_is_audited_by_record_and_against_the_wheel(
     assert kinds["installed-differs-from-record"]["files"] == ["greeter/__init__.py", "greeter/extra.py"]
     assert kinds["installed-differs-from-registry"]["files"] == ["greeter/__init__.py"]
     assert report["results"][0]["package"]["files"] == 4  # the file no RECORD lists is analysed too
+    # RECORD paths are relative to site-packages, not to the dist-info folder the finding is about
+    assert {f["files_root"] for f in report["findings"]} == {".venv/lib/python3.11/site-packages"}
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    located = {r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+               for r in json.loads(out)["runs"][0]["results"]}
+    # (malseq runs outside the project here: %SRCROOT% is the project)
+    assert located["installed-differs-from-record"] == ".venv/lib/python3.11/site-packages/greeter/__init__.py"
 
 
 def test_a_folder_with_nothing_to_audit_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

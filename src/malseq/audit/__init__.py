@@ -59,6 +59,9 @@ class Finding:
     # False: reported, but not a failure (a release with install scripts may rewrite its own files)
     fails: bool = True
     line: int | None = None  # the line of `where` that pins the dependency (a lockfile's entry), when known
+    # the folder `files` are relative to, relative to the audited folder, when they are files of the
+    # project (an installed package's: its folder for npm, its site-packages for a distribution)
+    files_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -366,11 +369,12 @@ def _compare_npm(pkg: discover.InstalledNpm, files: list[tuple[str, Path]], opti
     except MalseqError as exc:
         pending.notes.append(f"{pkg.shown}: not compared with the registry: {exc.message}")
         return
-    _comparison_finding(pkg.shown, f"npm:{pkg.name}@{pkg.version}", download.filename, comparison, pending)
+    _comparison_finding(pkg.shown, f"npm:{pkg.name}@{pkg.version}", download.filename, comparison, pending,
+                        pkg.shown)
 
 
 def _comparison_finding(shown: str, spec: str, filename: str, comparison: installed.Comparison,
-                        pending: _Pending) -> None:
+                        pending: _Pending, files_root: str) -> None:
     if not comparison.changed and not comparison.added:
         return
     parts = []
@@ -382,7 +386,8 @@ def _comparison_finding(shown: str, spec: str, filename: str, comparison: instal
     if comparison.install_scripts:
         message += " (the release has install scripts, which may rewrite its own files: reported, not a failure)"
     pending.findings.append(Finding(FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY, shown, shown, message,
-                                    comparison.changed + comparison.added, fails=not comparison.install_scripts))
+                                    comparison.changed + comparison.added, fails=not comparison.install_scripts,
+                                    files_root=files_root))
 
 
 def _stage_python(root: Path, tmp: Path, options: AuditOptions, pending: _Pending) -> None:
@@ -415,15 +420,16 @@ def _stage_python(root: Path, tmp: Path, options: AuditOptions, pending: _Pendin
                 parts.append(f"{len(extra)} file(s) in its folders that no RECORD lists ({', '.join(extra[:5])})")
             pending.findings.append(Finding(FindingKind.INSTALLED_DIFFERS_FROM_RECORD, dist.shown, dist.shown,
                                             f"the installed {dist.name} {dist.version} changed after install: "
-                                            + "; ".join(parts), tuple(changed) + tuple(extra)))
+                                            + "; ".join(parts), tuple(changed) + tuple(extra),
+                                            files_root=_rel(root, dist.site_packages)))
         staged = installed.stage_files(files, tmp / f"pypi-{i}", options.scan.intake.limits)
         pending.targets[str(staged.folder)] = (dist.shown, "installed", [dist.shown], str(dist.site_packages))
         if options.verify:
-            _compare_wheel(dist, files, options, pending)
+            _compare_wheel(dist, files, options, pending, _rel(root, dist.site_packages))
 
 
 def _compare_wheel(dist: discover.InstalledDist, files: list[tuple[str, Path]], options: AuditOptions,
-                   pending: _Pending) -> None:
+                   pending: _Pending, files_root: str) -> None:
     from malseq._deadline import Deadline
     from malseq.errors import MalseqError
 
@@ -444,7 +450,7 @@ def _compare_wheel(dist: discover.InstalledDist, files: list[tuple[str, Path]], 
         return
     # files no RECORD lists are already a finding of their own
     comparison = replace(comparison, added=())
-    _comparison_finding(dist.shown, spec, download.filename, comparison, pending)
+    _comparison_finding(dist.shown, spec, download.filename, comparison, pending, files_root)
 
 
 def summary_counts(report: AuditReport) -> dict[str, int]:

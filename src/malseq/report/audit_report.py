@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from malseq.audit import AuditReport, summary_counts
+from malseq.audit import AuditReport, Finding, summary_counts
 from malseq.sanitize import clean
 
 if TYPE_CHECKING:
@@ -47,8 +48,10 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
         lines.append(f"findings ({len(report.findings)}):")
         for finding in report.findings:
             level = "FAIL" if finding.fails else "note"
-            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)} "
-                         f"({_at(finding.where, finding.line)}): {clean(finding.message, 600)}")
+            place = "" if finding.where == finding.subject and not finding.line else \
+                f" ({_at(finding.where, finding.line)})"  # an installed folder is its own place
+            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)}{place}: "
+                         f"{clean(finding.message, 600)}")
     if report.not_scanned:
         lines.append(f"not scanned ({len(report.not_scanned)}):")
         for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
@@ -85,7 +88,8 @@ def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str
                    "includes": list(f.includes)} for f in report.files],
         "results": results,
         "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line,
-                      "message": f.message, "files": list(f.files), "fails": f.fails} for f in report.findings],
+                      "message": f.message, "files": list(f.files), "files_root": f.files_root, "fails": f.fails}
+                     for f in report.findings],
         "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
                         for n in report.not_scanned],
         "notes": list(report.notes),
@@ -160,6 +164,16 @@ def _where(paths: SarifPaths, path: str, line: int | None = None) -> dict[str, A
     return {"physicalLocation": physical}
 
 
+def _project_files(finding: Finding) -> list[str]:
+    """The finding's files that are files of the project (relative to the audited folder), those that
+    still exist first: a folder is no place GitHub can show an alert."""
+    if finding.files_root is None:
+        return []
+    root = PurePosixPath(finding.files_root)
+    present = [str(root / f) for f in finding.files if not f.endswith(" (missing)")]
+    return present or [str(root / f.removesuffix(" (missing)")) for f in finding.files]
+
+
 def _audit_fingerprint(rule: str, subject: str, where: str) -> dict[str, str]:
     """Stable across runs (no line numbers, no timings): the rule, the dependency and where it sits."""
     import hashlib
@@ -223,14 +237,19 @@ def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str
     _relative_installed_uris(report, run.get("results", []), paths.srcroot)
     run["tool"]["driver"]["rules"].extend(_audit_rules({rule["id"] for rule in run["tool"]["driver"]["rules"]}))
     for finding in report.findings:
-        run["results"].append({
+        result: dict[str, Any] = {
             "ruleId": finding.kind.value,
             "level": "error" if finding.fails else "warning",
             "message": {"text": f"{finding.subject}: {finding.message}"},
             "locations": [_where(paths, finding.where, finding.line)],
             "partialFingerprints": _audit_fingerprint(finding.kind.value, finding.subject, finding.where),
             "properties": {"subject": finding.subject, "files": list(finding.files), "fails": finding.fails},
-        })
+        }
+        changed = _project_files(finding)
+        if changed:  # files of the project: the alert sits on the first one, every one is a related location
+            result["locations"] = [_where(paths, changed[0])]
+            result["relatedLocations"] = [dict(_where(paths, path), id=i) for i, path in enumerate(changed[:100])]
+        run["results"].append(result)
     for entry in report.not_scanned:
         run["results"].append({
             "ruleId": NOT_SCANNED_RULE,
