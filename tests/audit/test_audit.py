@@ -239,6 +239,11 @@ def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
     assert _audit(registry, project, capsys, "--strict")[0] == 3
     code, text = _audit(registry, project / "poetry.lock", capsys)  # one lockfile on its own
     assert code == 0 and "not scanned (2):" in text and "bun.lockb" not in text
+    (project / "uv.lock").write_text('version = 1\n\n[[package]]\nname = "a"\nname = "b"\n')
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    [broken] = [n for n in json.loads(out)["not_scanned"] if n["where"] == "uv.lock"]
+    assert (broken["kind"], broken["line"]) == ("unreadable", 5)  # the parser's own line: where to look
+    (project / "uv.lock").unlink()
 
     monkeypatch.chdir(tmp_path)  # where CI runs malseq: %SRCROOT% of every result, the audited folder below it
     code, out = _audit(registry, project, capsys, "--format", "sarif")

@@ -316,3 +316,21 @@ def test_npm_workspace_folders_reached_without_a_link_are_listed_not_fetched(tmp
     assert lock.entries == ()
     [entry] = lock.not_scanned
     assert (entry.name, entry.kind, entry.line) == ("tools/gen", "path", 7)
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("package-lock.json", '{\n  "lockfileVersion": 3,\n  "packages": {\n    "": {}\n    "node_modules/a": {}\n}\n', 5),
+    ("pnpm-lock.yaml", "lockfileVersion: '9.0'\npackages:\n  a@1.0.0: [1,\n    b: c: d\n", 4),  # where it fails
+    ("bun.lock", '{\n  "lockfileVersion": 1,\n  "packages": {\n    "a": ["a@1.0.0" "x"],\n  }\n}\n', 4),
+    ("poetry.lock", '[[package]]\nname = "a"\nversion = \n', 3),
+    ("uv.lock", 'version = 1\n\n[[package]]\nname = "a"\nname = "b"\n', 5),
+    ("Pipfile.lock", '{\n  "default": {\n    "a": {"version": "==1.0"},\n  }\n}\n', 4),
+])
+def test_a_malformed_lockfile_says_at_which_line(tmp_path: Path, name: str, text: str, line: int) -> None:
+    from malseq.errors import LockfileSyntaxError
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(LockfileSyntaxError) as caught:
+        read_lockfile(tmp_path / name)
+    assert caught.value.line == line, str(caught.value)
+    assert f"not a valid {name}" in caught.value.message

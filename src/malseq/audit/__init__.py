@@ -29,7 +29,7 @@ from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
 from malseq.audit import discover, installed
-from malseq.errors import ConfigurationError, NothingToScanError, UsageError
+from malseq.errors import ConfigurationError, LockfileSyntaxError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.lockfiles import Lockfile, LockfileEntry, LockfilePin, read_lockfile
 from malseq.intake.package import Ecosystem
@@ -259,7 +259,8 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
             lock = read_lockfile(found)
         except UsageError as exc:
             pending.files.append(DependencyFile(shown, "unreadable", 0, 1))
-            pending.not_scanned.append(NotScannedEntry(shown, "unreadable", str(exc), shown))
+            pending.not_scanned.append(NotScannedEntry(shown, "unreadable", str(exc), shown,
+                                                       exc.line if isinstance(exc, LockfileSyntaxError) else None))
             continue
         locks.append(lock)
         pending.files.append(DependencyFile(shown, lock.kind, len(lock.entries), len(lock.not_scanned),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from malseq.errors import UsageError
+from malseq.errors import LockfileSyntaxError, UsageError
 from malseq.intake.package import Ecosystem
 from malseq.intake.targets import RegistryTarget
 
@@ -888,8 +888,9 @@ def read_lockfile(path: Path) -> Lockfile:
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser's own error type: the file is malformed
-        raise UsageError(f"{path}: not a valid {path.name}: {type(exc).__name__}: {str(exc)[:200]}",
-                         hint=f"check that it is a {kind} written by its tool") from exc
+        raise LockfileSyntaxError(f"{path}: not a valid {path.name}: {type(exc).__name__}: {str(exc)[:200]}",
+                                  hint=f"check that it is a {kind} written by its tool",
+                                  line=_error_line(exc)) from exc
     seen: set[str] = set()
     unique = []
     for e in out.entries:
@@ -897,6 +898,20 @@ def read_lockfile(path: Path) -> Lockfile:
             seen.add(e.spec)
             unique.append(e)
     return Lockfile(str(path), kind, tuple(unique), tuple(out.not_scanned), tuple(includes))
+
+
+def _error_line(exc: Exception) -> int | None:
+    """The 1-based line a parser's error names: json's `lineno`, PyYAML's `problem_mark`, tomllib's
+    "(at line N, column M)", json5's "<string>:N ..."."""
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    mark_line = getattr(mark, "line", None)
+    if isinstance(mark_line, int):
+        return mark_line + 1
+    m = re.search(r"\bat line (\d+)|^<string>:(\d+)", str(exc))
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def _object(doc: object) -> Mapping[str, Any]:
