@@ -247,10 +247,14 @@ _NOT_SCANNED_AT = {
         ("localdep@file:../localdep", "path", "pnpm-lock.yaml", 42),
     ]),
     "pnpm-lock-sources.yaml": ("pnpm-lock.yaml", [
+        # link: dependencies live only in `importers:`: each at its own project's key
+        ("@scope/lib", "workspace", "pnpm-lock.yaml", 21),
+        ("sibling", "path", "pnpm-lock.yaml", 24),
+        ("packages/lib > sibling", "path", "pnpm-lock.yaml", 30),
         # the key holds '#' and the next one is quoted: both found in `packages:`, not in `importers:`
         ("gitlab-dep@git+https://gitlab.com/example/gitlab-dep.git#5b8a3a7765dfe001261dde915589e782f8c94d1e", "git",
-         "pnpm-lock.yaml", 23),
-        ("tarball@https://example.com/tarball-2.0.0.tgz", "url", "pnpm-lock.yaml", 31),
+         "pnpm-lock.yaml", 36),
+        ("tarball@https://example.com/tarball-2.0.0.tgz", "url", "pnpm-lock.yaml", 44),
     ]),
     "bun.lock": ("bun.lock", [
         ("@scope/lib", "workspace", "bun.lock", 18),  # in "packages", not the "workspaces" key of line 14
@@ -334,3 +338,14 @@ def test_a_malformed_lockfile_says_at_which_line(tmp_path: Path, name: str, text
         read_lockfile(tmp_path / name)
     assert caught.value.line == line, str(caught.value)
     assert f"not a valid {name}" in caught.value.message
+
+
+def test_pnpm_v5_single_project_links_are_listed(tmp_path: Path) -> None:
+    path = tmp_path / "pnpm-lock.yaml"
+    path.write_text("lockfileVersion: 5.4\n\nspecifiers:\n  lib: link:../lib\n  string_decoder: ^1.3.0\n\n"
+                    "dependencies:\n  lib: link:../lib\n  string_decoder: 1.3.0\n\npackages:\n\n"
+                    "  /string_decoder/1.3.0:\n    resolution: {integrity: sha512-hkRX8U1WjJFd8LsDJ2yQ/wWWxaopEsABU1Xfk"
+                    "M8A+j0+85JAGppt16cr1Whg6KIbb4okU6Mql6BOj+uup/wKeA==}\n")
+    lock = read_lockfile(path)
+    assert [e.spec for e in lock.entries] == ["npm:string_decoder@1.3.0"]
+    assert [(n.name, n.kind, n.line) for n in lock.not_scanned] == [("lib", "path", 8)]

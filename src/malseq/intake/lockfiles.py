@@ -171,6 +171,7 @@ class _Lines:
         self._json_members: dict[str, list[int]] | None = None
         self._toml_names: dict[str, list[int]] | None = None
         self._yaml_sections: dict[str, dict[str, int]] = {}
+        self._taken: set[int] = set()
 
     def json_key(self, key: str, version: str | None = None, within: str | None = None) -> int | None:
         """The line of the object under `key` whose own "version" member is `version` (a key may
@@ -257,6 +258,37 @@ class _Lines:
                     keys.setdefault(_yaml_unquote(m.group(2).rstrip()), index + 1)
             self._yaml_sections[section] = keys
         return self._yaml_sections[section].get(key)
+
+    def yaml_dependency(self, name: str, value: str, section: str) -> int | None:
+        """The line of the key `name` whose value (itself, or its `version:` member) is `value`, in the
+        top-level mapping `section` (pnpm's `importers:`); each call takes the next such place."""
+        inside = False
+        last_name: tuple[int, int] | None = None  # (index, indent) of the latest `name:` key
+        for index, line in enumerate(self.lines):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not line[0].isspace():
+                if inside:
+                    break
+                inside = line.rstrip() == f"{section}:"
+                continue
+            if not inside:
+                continue
+            indent = len(line) - len(line.lstrip())
+            m = _YAML_KEY.match(line)
+            key = _yaml_unquote(m.group(2).rstrip()) if m else None
+            rest = line[m.end():].strip() if m else ""
+            if key == name:
+                last_name = (index, indent)
+            own = key == name and _yaml_unquote(rest) == value  # v5: `name: link:../x`
+            member = key == "version" and _yaml_unquote(rest) == value and last_name is not None \
+                and last_name[1] < indent  # v6/v9: `name:` then `version: link:../x` below it
+            if own or member:
+                found = index if own else last_name[0] if last_name else index
+                if found not in self._taken:
+                    self._taken.add(found)
+                    return found + 1
+        return None
 
     def containing(self, needle: str, after: str | None = None) -> int | None:
         """The first line holding `needle` (past the first line that is exactly `after`, if given)."""
@@ -537,7 +569,35 @@ def _pnpm_key(key: str, v5: bool) -> tuple[str, str] | None:
     return name, version
 
 
+def _pnpm_links(doc: Mapping[str, Any], out: _Collector) -> None:
+    """`link:` dependencies of the projects (`importers:`; a single-project v5 lockfile keeps them at its
+    top level): folders of this project or next to it, never in `packages:`, never a registry release."""
+    importers = doc.get("importers")
+    projects = list(importers.items()) if isinstance(importers, dict) else [(".", doc)]
+    section = "importers" if isinstance(importers, dict) else "dependencies"
+    for project, deps in projects:
+        if not isinstance(deps, dict):
+            continue
+        for kind in ("dependencies", "devDependencies", "optionalDependencies"):
+            block = deps.get(kind)
+            if not isinstance(block, dict):
+                continue
+            for name, spec in block.items():
+                version = spec.get("version") if isinstance(spec, dict) else spec
+                if not (isinstance(version, str) and version.startswith("link:")):
+                    continue
+                folder = version[5:]
+                outside = folder.startswith(("..", "/"))
+                line = (out.where.yaml_dependency(str(name), version, section) if section == "importers"
+                        else out.where.yaml_key(str(name), kind))
+                out.skip(str(name) if project == "." else f"{project} > {name}", "path" if outside else "workspace",
+                         f"a link to the folder {folder[:120]}" + (", not a registry release" if outside else
+                                                                   ", a workspace of this project (its own code)"),
+                         line)
+
+
 def _pnpm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
+    _pnpm_links(doc, out)
     packages = doc.get("packages")
     if not isinstance(packages, dict):
         return
