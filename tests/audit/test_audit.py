@@ -516,10 +516,10 @@ def test_entries_left_unscanned_point_at_their_lockfile_line_in_every_format(
         "node_modules/localdep": ("package-lock.json", 55),
         "node_modules/tarball": ("package-lock.json", 59),
         "node_modules/withbundle/node_modules/inner": ("package-lock.json", 74),
-        "wheelurl @ https://example.com/wheelurl-1.0-py3-none-any.whl": ("requirements/base.txt", 3),
+        "wheelurl": ("requirements/base.txt", 3),
         "-r https://example.com/remote-requirements.txt": ("requirements/base.txt", 4),
         "-e ./localdep": ("requirements.txt", 3),
-        "gitdep @ git+https://github.com/example/gitdep.git@5b8a3a7765dfe001261dde915589e": ("requirements.txt", 5),
+        "gitdep": ("requirements.txt", 5),
         "-r requirements/missing.txt": ("requirements.txt", 6),
     }
     # offline-safe: the lockfile's integrity values are npm's, not the fake registry's, so no hash check
@@ -531,8 +531,8 @@ def test_entries_left_unscanned_point_at_their_lockfile_line_in_every_format(
 
     code, text = _audit(registry, project, capsys, "--no-verify")
     assert code == 0
-    assert "  requirements/base.txt line 3: wheelurl @ https://example.com/wheelurl-1.0-py3-none-any.whl [url]: " \
-        in text
+    assert "  requirements/base.txt line 3: wheelurl [url]: a direct reference to " \
+        "https://example.com/wheelurl-1.0-py3-none-any.whl, not a registry release\n" in text
     assert "  package-lock.json line 29: node_modules/gitdep [git]: resolved from git+ssh://" in text
 
     monkeypatch.chdir(project)
@@ -588,7 +588,7 @@ def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
     assert flagged["properties"]["pinnedBy"] == [{"lockfile": "package-lock.json", "line": at["colorz-utils"]}]
     assert f"pinned in package-lock.json line {at['colorz-utils']}" in flagged["message"]["text"]
     assert _sarif_places(doc, "dependency-not-scanned") == {
-        "gitdep @ git+https://x.example/g.git": ("requirements.txt", "%SRCROOT%", 3)}
+        "gitdep": ("requirements.txt", "%SRCROOT%", 3)}
     assert _sarif_places(doc, "lockfile-hash-mismatch")["npm:swapped@1.0.0"] == (
         "package-lock.json", "%SRCROOT%", at["swapped"])
 
@@ -638,3 +638,19 @@ def test_the_exit_code_is_explained_on_stderr_and_in_the_report_for_each_fail_on
         assert rules[rule_id]["help"]["text"] and rules[rule_id]["properties"]["precision"], rule_id
     assert rules["lockfile-hash-mismatch"]["properties"]["security-severity"] == "8.0"
     assert [r["id"] for r in run["tool"]["driver"]["rules"]].count("lockfile-hash-mismatch") == 1
+
+
+def test_the_summary_line_counts_findings_that_do_not_fail_apart() -> None:
+    from malseq.audit import AuditReport, Finding, FindingKind
+    from malseq.report.audit_report import render_audit_text
+
+    def differs(name: str, fails: bool) -> Finding:
+        return Finding(FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY, f"node_modules/{name}", f"node_modules/{name}",
+                       "differs", ("index.js",), fails=fails, files_root=f"node_modules/{name}")
+
+    report = AuditReport(".", (), (), (differs("a", True), differs("b", False)), (), ())
+    text = render_audit_text(report)
+    assert "  FAIL installed-differs-from-registry: node_modules/a: differs\n" in text
+    assert "  note installed-differs-from-registry: node_modules/b: differs\n" in text
+    assert text.endswith("summary: 0 target(s): 0 scanned, 0 flagged, 0 error(s), 0 suppressed, 1 finding(s) "
+                         "(and 1 not failing), 0 not scanned\n")

@@ -263,11 +263,10 @@ _NOT_SCANNED_AT = {
     ]),
     "requirements-sources": ("requirements.txt", [
         # entries of a -r include point into that include
-        ("wheelurl @ https://example.com/wheelurl-1.0-py3-none-any.whl", "url", "requirements/base.txt", 3),
+        ("wheelurl", "url", "requirements/base.txt", 3),
         ("-r https://example.com/remote-requirements.txt", "url", "requirements/base.txt", 4),
         ("-e ./localdep", "option", "requirements.txt", 3),
-        ("gitdep @ git+https://github.com/example/gitdep.git@5b8a3a7765dfe001261dde915589e", "git",
-         "requirements.txt", 5),
+        ("gitdep", "git", "requirements.txt", 5),
         ("-r requirements/missing.txt", "unreadable", "requirements.txt", 6),
     ]),
     "poetry.lock": ("poetry.lock", [

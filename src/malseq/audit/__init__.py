@@ -466,4 +466,5 @@ def summary_counts(report: AuditReport) -> dict[str, int]:
         "suppressed": sum(1 for r in results if r.verdict == "malicious" and r.suppressed is not None),
         "findings": len(report.failing_findings),
         "not_scanned": len(report.not_scanned),
+        "without_verdict": sum(1 for r in results if r.error is None and r.unscored is not None),
     }

@@ -675,6 +675,7 @@ def _installed_name(key: str) -> str:
 
 
 _REQ_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
+_REQ_DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*@\s*(\S+)")
 _REQ_HASH = re.compile(r"--hash[=\s]+(\S+)")
 _INDEX = re.compile(r"^(-i|--index-url)(?:\s*=\s*|\s+)(\S+)")
 _NOT_DEPENDENCIES = ("--extra-index-url", "--find-links", "-f ", "--trusted-host", "--no-binary", "--only-binary",
@@ -713,8 +714,11 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
             hashes = [h for value in _REQ_HASH.findall(line) for h in _hex_hash(value)]
             out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, index_url, line=number, source=str(path))
         elif " @ " in line or "://" in line:
-            out.skip(line[:80], "git" if "git+" in line else "url", "a direct URL reference, not a registry release",
-                     number, str(path))
+            # `name @ url` (PEP 508): listed under its name, the reference in full in the reason
+            direct = _REQ_DIRECT.match(line)
+            name, url = (direct.group(1), direct.group(2)) if direct else (line[:80], line)
+            out.skip(name, "git" if "git+" in line else "url",
+                     f"a direct reference to {url[:160]}, not a registry release", number, str(path))
         else:
             out.skip(line[:80], "unpinned", "not pinned with ==", number, str(path))
 

@@ -26,8 +26,12 @@ _SHOWN_NOT_SCANNED = 200
 
 def summary_line(report: AuditReport) -> str:
     c = summary_counts(report)
+    reported = len(report.findings) - c["findings"]  # findings reported but not failing (install scripts)
     return (f"summary: {c['targets']} target(s): {c['scanned']} scanned, {c['flagged']} flagged, {c['errors']} "
-            f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s), {c['not_scanned']} not scanned")
+            f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s)"
+            + (f" (and {reported} not failing)" if reported else "")
+            + (f", {c['without_verdict']} without a verdict" if c["without_verdict"] else "")
+            + f", {c['not_scanned']} not scanned")
 
 
 def _at(where: str, line: int | None, limit: int = 200) -> str:
