@@ -654,3 +654,15 @@ def test_the_summary_line_counts_findings_that_do_not_fail_apart() -> None:
     assert "  note installed-differs-from-registry: node_modules/b: differs\n" in text
     assert text.endswith("summary: 0 target(s): 0 scanned, 0 flagged, 0 error(s), 0 suppressed, 1 finding(s) "
                          "(and 1 not failing), 0 not scanned\n")
+
+
+def test_a_package_folder_is_not_a_project_to_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a package's own folder (no dependency declared, nothing installed): nothing is left unscanned,
+    # so the audit says so and points to `malseq scan` instead of passing with 0 targets
+    shutil.copytree(EXAMPLES / "npm-env-exfil", tmp_path / "pkg")
+    assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 3
+    assert "use `malseq scan FOLDER`" in capsys.readouterr().err
+    (tmp_path / "pkg" / "Pipfile").write_text('[packages]\nrequests = "*"\n')
+    assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "  Pipfile [unpinned]: no lockfile beside it" in out and "package.json" not in out

@@ -203,8 +203,8 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
             _stage_python(root, Path(tmp), options, pending)
         if not pending.targets and not pending.not_scanned and not pending.files:
             raise NothingToScanError(
-                f"nothing to audit in {path}: no lockfile, requirements file, package.json, pyproject.toml, "
-                "node_modules or virtualenv",
+                f"nothing to audit in {path}: no lockfile, requirements file, manifest declaring dependencies "
+                "(package.json, pyproject.toml, Pipfile), node_modules or virtualenv",
                 hint="give the project's folder; to scan one package, use `malseq scan FOLDER`",
             )
         pending.fetched.clear()  # the checks are done: free the archives before the scan reads its own

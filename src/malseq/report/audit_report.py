@@ -59,8 +59,9 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
     if report.not_scanned:
         lines.append(f"not scanned ({len(report.not_scanned)}):")
         for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
-            lines.append(f"  {_at(entry.where, entry.line, 120)}: {clean(entry.subject, 200)} [{entry.kind}]: "
-                         f"{clean(entry.reason, 400)}")
+            # a whole file (a manifest, an unread lockfile) is its own subject: named once
+            subject = "" if entry.subject == entry.where and not entry.line else f": {clean(entry.subject, 200)}"
+            lines.append(f"  {_at(entry.where, entry.line, 120)}{subject} [{entry.kind}]: {clean(entry.reason, 400)}")
         if len(report.not_scanned) > _SHOWN_NOT_SCANNED:
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
     for note in report.notes[:50]:
