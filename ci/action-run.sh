@@ -36,9 +36,10 @@ if [ -s "$sarif" ]; then written=true; fi
 
 case "$status" in
   0) echo "malseq: clean" ;;
-  1) echo "::error title=malseq::a dependency was flagged as malicious (see the SARIF report / code scanning)" ;;
+  # malseq's own last stderr lines ("malseq: exit N: ...") name what decided the code
+  1) echo "::error title=malseq::a dependency was flagged as malicious, or failed an integrity check (lockfile hash, installed files): see the SARIF report / code scanning" ;;
   2) echo "::error title=malseq::usage error: check the action's inputs and the malseq config file" ;;
-  3) echo "::error title=malseq::some targets could not be scanned completely (see the report)" ;;
+  3) echo "::error title=malseq::some dependencies could not be scanned, or (fail-on not-scanned) were not scanned: see the report" ;;
   *) echo "::error title=malseq::malseq exited with $status" ;;
 esac
 exit 0

@@ -376,8 +376,9 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
         lock = read_lockfile(path)
         if not quiet:
             print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
-        for why in lock.skipped[:20]:  # even with -q: an entry left out must not pass silently
-            print(f"  not scanned: {clean(why, 200)}", file=sys.stderr)
+        for entry in lock.not_scanned[:20]:  # even with -q: an entry left out must not pass silently
+            at = clean(entry.lockfile, 200) + (f" line {entry.line}" if entry.line else "")
+            print(f"  not scanned ({at}): {clean(entry.describe(), 200)}", file=sys.stderr)
         if lock.skipped:
             print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
                   "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)

@@ -21,12 +21,16 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
+
+if TYPE_CHECKING:
+    from malseq.audit import AuditReport
+    from malseq.policy import Policy
 
 
 def register(sub: Any) -> None:
@@ -79,7 +83,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from malseq._cli import _emit, _scan_options, _StderrProgress
     from malseq.audit import AuditOptions, audit
-    from malseq.policy import exit_code
+    from malseq.policy import exit_code, suspicious_reasons
     from malseq.suppress import apply_suppressions, load_suppressions
 
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
@@ -91,14 +95,15 @@ def run(args: argparse.Namespace) -> int:
     report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet))
     results = apply_suppressions(list(report.results), suppressions)
     report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
+    code = exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))
     if args.format == "json":
         from malseq.report.audit_report import render_audit_json
 
-        _emit(render_audit_json(report))
+        _emit(render_audit_json(report, code))
     elif args.format == "sarif":
         from malseq.report.audit_report import render_audit_sarif
 
-        _emit(render_audit_sarif(report))
+        _emit(render_audit_sarif(report, code))
     else:
         from malseq.report.audit_report import render_audit_text
 
@@ -111,8 +116,40 @@ def run(args: argparse.Namespace) -> int:
     if report.not_scanned and args.format != "text":  # the text report lists them itself
         print(f"malseq: {len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
               "(listed in the report)", file=sys.stderr)
-    from malseq.policy import suspicious_reasons
-
     for why in suspicious_reasons(results, policy):  # even with -q: it decides exit 1 on a BENIGN verdict
         print(f"malseq: failing: {clean(why, 300)}", file=sys.stderr)
-    return exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))
+    for why in exit_reasons(report, policy, code):  # even with -q: a CI log must say why the job failed
+        print(f"malseq: exit {code}: {why}", file=sys.stderr)
+    return code
+
+
+def exit_reasons(report: AuditReport, policy: Policy, code: int) -> list[str]:
+    """What decided a non-zero exit code, one line each (the first few names of each kind)."""
+    from malseq.policy import EXIT_FAILED, EXIT_NOT_JUDGED, FailOn, failing, not_judged
+
+    def names(items: list[str]) -> str:
+        shown = ", ".join(clean(i, 120) for i in items[:3])
+        return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+    out: list[str] = []
+    if code == EXIT_FAILED:
+        flagged = [r.target for r in failing(report.results, policy) if r.verdict == "malicious"]
+        if flagged:
+            out.append(f"{len(flagged)} dependenc{'y' if len(flagged) == 1 else 'ies'} flagged as malicious: "
+                       f"{names(flagged)}")
+        findings = report.failing_findings if FailOn.MALICIOUS in policy.failing_on else ()
+        if findings:
+            out.append(f"{len(findings)} failing integrity finding(s): " + names(
+                [f"{f.kind.value} {f.subject}" + ("" if f.where == f.subject and not f.line else
+                                                  f" ({f.where}" + (f" line {f.line})" if f.line else ")"))
+                 for f in findings]))
+    elif code == EXIT_NOT_JUDGED:
+        if FailOn.ERRORS in policy.failing_on:
+            unjudged = not_judged(report.results)
+            if unjudged:
+                out.append(f"{len(unjudged)} target(s) not scanned completely or without a verdict: "
+                           f"{names([r.target for r in unjudged])} (see the report; fail-on errors)")
+        if FailOn.NOT_SCANNED in policy.failing_on and report.not_scanned:
+            out.append(f"{len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
+                       "(--strict / fail-on not-scanned)")
+    return out

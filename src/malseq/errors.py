@@ -29,6 +29,14 @@ class TargetSyntaxError(UsageError):
     """A target string could not be understood."""
 
 
+class LockfileSyntaxError(UsageError):
+    """A lockfile its format's parser rejects; `line` (1-based) is where, when the parser says."""
+
+    def __init__(self, message: str, hint: str | None = None, line: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.line = line
+
+
 class IntakeError(MalseqError):
     """A target could not be turned into a package (exit code 3)."""
 

@@ -127,7 +127,8 @@ class TargetResult:
     previous: PreviousComparison | None = None
     # `scan --lookalikes`: named like a popular package: the copy check and the diff to it (malseq.diff.lookalike)
     lookalike: LookalikeComparison | None = None
-    # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there)
+    # the lockfile lines that pin this release, when it was scanned from `--lockfile` (SARIF locates it there);
+    # paths as given to `scan --lockfile`, relative to the audited folder in `malseq audit` results
     pinned_by: tuple[LockfilePin, ...] = ()
     # `scan --lockfile`: the lockfiles whose pinned hashes the scanned file matches none of (a finding)
     lock_hash_mismatches: tuple[LockHashMismatch, ...] = ()

@@ -203,6 +203,17 @@ def test_lockfile_hashes_and_installed_files_are_checked_against_the_registry(
     assert registry.asked.count("/npm/demo") == 2  # that check, then the scan
     assert [(n["subject"], n["kind"]) for n in report["not_scanned"]] == [("node_modules/gitdep", "git")]
     assert report["summary"]["findings"] == 2 and report["summary"]["not_scanned"] == 1
+    assert findings[("installed-differs-from-registry", "node_modules/alias")]["files_root"] == "node_modules/alias"
+    code, text = _audit(registry, project, capsys)
+    # the folder is the subject: not named twice
+    assert "FAIL installed-differs-from-registry: node_modules/alias: the installed npm:other@1.0.0 " in text
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    [changed] = [r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "installed-differs-from-registry"]
+    # on the changed file, not on a folder GitHub cannot show
+    assert changed["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "node_modules/alias/index.js", "uriBaseId": "%SRCROOT%"}
+    assert [loc["physicalLocation"]["artifactLocation"]["uri"] for loc in changed["relatedLocations"]] == [
+        "node_modules/alias/index.js"]
 
 
 def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
@@ -228,6 +239,11 @@ def test_not_scanned_entries_are_in_every_report_and_strict_fails_on_them(
     assert _audit(registry, project, capsys, "--strict")[0] == 3
     code, text = _audit(registry, project / "poetry.lock", capsys)  # one lockfile on its own
     assert code == 0 and "not scanned (2):" in text and "bun.lockb" not in text
+    (project / "uv.lock").write_text('version = 1\n\n[[package]]\nname = "a"\nname = "b"\n')
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    [broken] = [n for n in json.loads(out)["not_scanned"] if n["where"] == "uv.lock"]
+    assert (broken["kind"], broken["line"]) == ("unreadable", 5)  # the parser's own line: where to look
+    (project / "uv.lock").unlink()
 
     monkeypatch.chdir(tmp_path)  # where CI runs malseq: %SRCROOT% of every result, the audited folder below it
     code, out = _audit(registry, project, capsys, "--format", "sarif")
@@ -286,6 +302,13 @@ def test_a_virtualenv_is_audited_by_record_and_against_the_wheel(
     assert kinds["installed-differs-from-record"]["files"] == ["greeter/__init__.py", "greeter/extra.py"]
     assert kinds["installed-differs-from-registry"]["files"] == ["greeter/__init__.py"]
     assert report["results"][0]["package"]["files"] == 4  # the file no RECORD lists is analysed too
+    # RECORD paths are relative to site-packages, not to the dist-info folder the finding is about
+    assert {f["files_root"] for f in report["findings"]} == {".venv/lib/python3.11/site-packages"}
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    located = {r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+               for r in json.loads(out)["runs"][0]["results"]}
+    # (malseq runs outside the project here: %SRCROOT% is the project)
+    assert located["installed-differs-from-record"] == ".venv/lib/python3.11/site-packages/greeter/__init__.py"
 
 
 def test_a_folder_with_nothing_to_audit_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -460,3 +483,186 @@ def test_scan_lockfile_checks_the_lockfile_hashes_in_every_format(
     lock.write_text(lock.read_text().replace(sri(b"the archive that was locked"),
                                              sri(registry.routes["/npm/swapped/-/swapped-1.0.0.tgz"][0])))
     assert main(argv) == 0, capsys.readouterr()
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lockfiles"
+
+
+def _sarif_places(doc: dict[str, Any], rule: str) -> dict[str, tuple[str, str | None, int | None]]:
+    """subject -> (uri, uriBaseId, startLine) of every result of `rule`."""
+    out = {}
+    for r in doc["runs"][0]["results"]:
+        if r["ruleId"] == rule:
+            physical = r["locations"][0]["physicalLocation"]
+            out[r["properties"].get("subject", r["properties"].get("target"))] = (
+                physical["artifactLocation"]["uri"], physical["artifactLocation"].get("uriBaseId"),
+                physical.get("region", {}).get("startLine"))
+    return out
+
+
+def test_entries_left_unscanned_point_at_their_lockfile_line_in_every_format(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, version in (("is-odd", "3.0.1"), ("is-number", "6.0.0"), ("withbundle", "1.0.0")):
+        registry.publish_npm(name, version, _pkg(name, version))
+    for name, version in (("certifi", "2024.7.4"), ("idna", "3.7")):
+        registry.publish_wheel(name, version, {f"{name}/__init__.py": b"VERSION = 1\n"})
+    project = tmp_path / "app"
+    shutil.copytree(FIXTURES / "requirements-sources", project)
+    shutil.copy(FIXTURES / "package-lock-sources.json", project / "package-lock.json")
+    expected = {  # subject -> (file relative to the project, line): the fixtures' own lines
+        "node_modules/@scope/lib": ("package-lock.json", 25),
+        "node_modules/gitdep": ("package-lock.json", 29),
+        "node_modules/localdep": ("package-lock.json", 55),
+        "node_modules/tarball": ("package-lock.json", 59),
+        "node_modules/withbundle/node_modules/inner": ("package-lock.json", 74),
+        "wheelurl": ("requirements/base.txt", 3),
+        "-r https://example.com/remote-requirements.txt": ("requirements/base.txt", 4),
+        "-e ./localdep": ("requirements.txt", 3),
+        "gitdep": ("requirements.txt", 5),
+        "-r requirements/missing.txt": ("requirements.txt", 6),
+    }
+    # offline-safe: the lockfile's integrity values are npm's, not the fake registry's, so no hash check
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-verify")
+    report = json.loads(out)
+    assert code == 0, report["summary"]
+    assert {n["subject"]: (n["where"], n["line"]) for n in report["not_scanned"]} == expected
+    assert report["summary"]["not_scanned"] == len(expected)
+
+    code, text = _audit(registry, project, capsys, "--no-verify")
+    assert code == 0
+    assert "  requirements/base.txt line 3: wheelurl [url]: a direct reference to " \
+        "https://example.com/wheelurl-1.0-py3-none-any.whl, not a registry release\n" in text
+    assert "  package-lock.json line 29: node_modules/gitdep [git]: resolved from git+ssh://" in text
+
+    monkeypatch.chdir(project)
+    code, out = _audit(registry, Path("."), capsys, "--format", "sarif", "--no-verify", "--strict")
+    assert code == 3  # --strict: entries not scanned fail the run
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    assert _sarif_places(doc, "dependency-not-scanned") == {
+        subject: (where, "%SRCROOT%", line) for subject, (where, line) in expected.items()}
+
+
+def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    project, at = _locked_project(registry, tmp_path)
+    (project / "requirements.txt").write_text("# pins\n-r ../shared/base.txt\ngitdep @ git+https://x.example/g.git\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "base.txt").write_text("idna==3.7\n")
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"VERSION = 1\n"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # malseq runs outside the audited folder, which is given absolute
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    assert code == 1  # the stealer
+    report = json.loads(out)
+    pinned = {r["target"]: r["pinned_by"] for r in report["results"] if r["origin"] == "lockfile"}
+    assert pinned["npm:demo@1.0.0"] == [{"lockfile": "package-lock.json", "line": at["demo"]}]
+    # an include outside the audited folder is the one path given absolute
+    assert pinned["pypi:idna==3.7"] == [{"lockfile": str(tmp_path / "shared" / "base.txt"), "line": 1}]
+    assert [(n["where"], n["line"]) for n in report["not_scanned"]] == [("requirements.txt", 3)]
+    assert (report["findings"][0]["where"], report["findings"][0]["line"]) == ("package-lock.json", at["swapped"])
+
+    code, text = _audit(registry, project, capsys)
+    assert f"  pinned in: package-lock.json line {at['colorz-utils']}\n" in text
+    assert str(project) not in text.split("\n", 1)[1]  # only the heading names the folder as given
+
+    code, out = _audit(registry, project, capsys, "--format", "sarif")
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    run = doc["runs"][0]
+    # %SRCROOT% is the audited folder here: its files are relative URIs, never machine-specific file:// ones
+    assert "audited folder" in run["originalUriBaseIds"]["%SRCROOT%"]["description"]["text"]
+    [flagged] = [r for r in run["results"] if r["ruleId"] == "malicious-package"]
+    assert flagged["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "package-lock.json", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": at["colorz-utils"]}}
+    assert flagged["properties"]["pinnedBy"] == [{"lockfile": "package-lock.json", "line": at["colorz-utils"]}]
+    assert f"pinned in package-lock.json line {at['colorz-utils']}" in flagged["message"]["text"]
+    assert _sarif_places(doc, "dependency-not-scanned") == {
+        "gitdep": ("requirements.txt", "%SRCROOT%", 3)}
+    assert _sarif_places(doc, "lockfile-hash-mismatch")["npm:swapped@1.0.0"] == (
+        "package-lock.json", "%SRCROOT%", at["swapped"])
+
+    # run from above the audited folder (CI at the repository root): URIs stay relative to where malseq
+    # ran, which is what GitHub reads them from; the report's own paths stay relative to the folder
+    monkeypatch.chdir(tmp_path)
+    code, out = _audit(registry, Path("app"), capsys, "--format", "sarif")
+    run = json.loads(out)["runs"][0]
+    [flagged] = [r for r in run["results"] if r["ruleId"] == "malicious-package"]
+    assert flagged["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "app/package-lock.json", "uriBaseId": "%SRCROOT%"}
+    assert flagged["properties"]["pinnedBy"] == [{"lockfile": "package-lock.json", "line": at["colorz-utils"]}]
+    assert "the directory malseq ran in" in run["originalUriBaseIds"]["%SRCROOT%"]["description"]["text"]
+    idna = next(r for r in json.loads(_audit(registry, Path("app"), capsys, "--format", "json")[1])["results"]
+                if r["target"] == "pypi:idna==3.7")
+    assert idna["pinned_by"] == [{"lockfile": str(tmp_path / "shared" / "base.txt"), "line": 1}]
+
+
+def test_the_exit_code_is_explained_on_stderr_and_in_the_report_for_each_fail_on(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project, at = _locked_project(registry, tmp_path)
+    (project / "requirements.txt").write_text("gitdep @ git+https://x.example/g.git\n")
+    base = ["audit", str(project), "--no-isolate", "-q", "--npm-registry", f"{registry.url}/npm/", "--format", "json"]
+    expected = {  # fail-on -> exit code and the lines that explain it
+        (): (1, ["malseq: exit 1: 1 dependency flagged as malicious: npm:colorz-utils@1.0.3",
+                 f"malseq: exit 1: 1 failing integrity finding(s): lockfile-hash-mismatch npm:swapped@1.0.0 "
+                 f"(package-lock.json line {at['swapped']})"]),
+        ("--fail-on", "none"): (0, []),
+        ("--fail-on", "errors"): (0, []),
+        ("--fail-on", "errors,not-scanned"): (3, ["malseq: exit 3: 1 entry not scanned (--strict / fail-on "
+                                                  "not-scanned)"]),
+    }
+    for flags, (code, lines) in expected.items():
+        assert main([*base, *flags]) == code, flags
+        captured = capsys.readouterr()
+        assert [line for line in captured.err.splitlines() if line.startswith("malseq: exit")] == lines, flags
+        assert json.loads(captured.out)["summary"]["exit_code"] == code
+
+    assert main([*base[:-1], "sarif"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    run = doc["runs"][0]
+    assert run["properties"]["audit"]["summary"]["exit_code"] == 1
+    rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
+    # the audit's rules carry what GitHub shows, like the scan's: help, precision, severity
+    for rule_id in ("lockfile-hash-mismatch", "installed-differs-from-registry", "installed-differs-from-record",
+                    "dependency-not-scanned"):
+        assert rules[rule_id]["help"]["text"] and rules[rule_id]["properties"]["precision"], rule_id
+    assert rules["lockfile-hash-mismatch"]["properties"]["security-severity"] == "8.0"
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]].count("lockfile-hash-mismatch") == 1
+
+
+def test_the_summary_line_counts_findings_that_do_not_fail_apart() -> None:
+    from malseq.audit import AuditReport, Finding, FindingKind
+    from malseq.report.audit_report import render_audit_text
+
+    def differs(name: str, fails: bool) -> Finding:
+        return Finding(FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY, f"node_modules/{name}", f"node_modules/{name}",
+                       "differs", ("index.js",), fails=fails, files_root=f"node_modules/{name}")
+
+    report = AuditReport(".", (), (), (differs("a", True), differs("b", False)), (), ())
+    text = render_audit_text(report)
+    assert "  FAIL installed-differs-from-registry: node_modules/a: differs\n" in text
+    assert "  note installed-differs-from-registry: node_modules/b: differs\n" in text
+    assert text.endswith("summary: 0 target(s): 0 scanned, 0 flagged, 0 error(s), 0 suppressed, 1 finding(s) "
+                         "(and 1 not failing), 0 not scanned\n")
+
+
+def test_a_package_folder_is_not_a_project_to_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a package's own folder (no dependency declared, nothing installed): nothing is left unscanned,
+    # so the audit says so and points to `malseq scan` instead of passing with 0 targets
+    shutil.copytree(EXAMPLES / "npm-env-exfil", tmp_path / "pkg")
+    assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 3
+    assert "use `malseq scan FOLDER`" in capsys.readouterr().err
+    (tmp_path / "pkg" / "Pipfile").write_text('[packages]\nrequests = "*"\n')
+    assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "  Pipfile [unpinned]: no lockfile beside it" in out and "package.json" not in out

@@ -56,7 +56,8 @@ def test_npm_git_link_and_tarball_entries_are_not_fetched(tmp_path: Path) -> Non
         "packages/l": {"name": "l", "version": "0.0.1"},
     }}))
     lock = read_lockfile(path)
-    assert [e.spec for e in lock.entries] == ["npm:ok@1.0.0", "npm:l@0.0.1"]
+    # packages/l is the project's own workspace folder: never looked up on the registry under its name
+    assert [e.spec for e in lock.entries] == ["npm:ok@1.0.0"]
     assert _kinds(path) == {"node_modules/g": "git", "node_modules/t": "url", "node_modules/l": "path"}
 
 
@@ -212,3 +213,138 @@ def test_a_pin_from_an_included_requirements_file_points_into_that_file(tmp_path
     assert pins["pypi:idna==3.7"].lockfile == str(tmp_path / "base.txt") and pins["pypi:idna==3.7"].line == 2
     assert pins["pypi:requests==2.32.3"].lockfile == str(tmp_path / "requirements.txt")
     assert pins["pypi:requests==2.32.3"].line == 2
+
+
+# Every entry the parsers leave unscanned, per fixture: (name, kind, file relative to the fixture's
+# folder, 1-based line of its entry). Reports point there (text, JSON, SARIF region.startLine), so
+# the line is the entry's own key, header or requirement line.
+_NOT_SCANNED_AT = {
+    "package-lock-sources.json": ("package-lock.json", [
+        ("node_modules/@scope/lib", "path", "package-lock.json", 25),
+        ("node_modules/gitdep", "git", "package-lock.json", 29),
+        ("node_modules/localdep", "path", "package-lock.json", 55),
+        ("node_modules/tarball", "url", "package-lock.json", 59),
+        ("node_modules/withbundle/node_modules/inner", "bundled", "package-lock.json", 74),
+    ]),
+    "npm-shrinkwrap-v1.json": ("npm-shrinkwrap.json", [
+        ("gitdep", "git", "npm-shrinkwrap.json", 7),
+        ("tarball", "url", "npm-shrinkwrap.json", 29),
+        ("is-odd > localdep", "path", "npm-shrinkwrap.json", 19),  # nested: the inner "localdep" key
+    ]),
+    "yarn-v1.lock": ("yarn.lock", [
+        ("gitdep@git+https://github.com/example/gitdep.git#v1.0.0", "git", "yarn.lock", 23),
+        ("localdep@file:../localdep", "path", "yarn.lock", 27),
+        ("tarball@https://example.com/tarball-2.0.0.tgz", "url", "yarn.lock", 30),
+    ]),
+    "yarn-berry.lock": ("yarn.lock", [
+        ("app@workspace:.", "workspace", "yarn.lock", 8),
+        ("@scope/lib@workspace:packages/lib", "workspace", "yarn.lock", 19),
+        ("gitdep@https://github.com/example/gitdep.git#commit=5b8a3a7765dfe001261dde915589e782f8c94d1e", "git",
+         "yarn.lock", 35),
+    ]),
+    "pnpm-lock.yaml": ("pnpm-lock.yaml", [
+        ("gitdep@https://codeload.github.com/example/gitdep/tar.gz/5b8a3a7", "url", "pnpm-lock.yaml", 38),
+        ("localdep@file:../localdep", "path", "pnpm-lock.yaml", 42),
+    ]),
+    "pnpm-lock-sources.yaml": ("pnpm-lock.yaml", [
+        # link: dependencies live only in `importers:`: each at its own project's key
+        ("@scope/lib", "workspace", "pnpm-lock.yaml", 21),
+        ("sibling", "path", "pnpm-lock.yaml", 24),
+        ("packages/lib > sibling", "path", "pnpm-lock.yaml", 30),
+        # the key holds '#' and the next one is quoted: both found in `packages:`, not in `importers:`
+        ("gitlab-dep@git+https://gitlab.com/example/gitlab-dep.git#5b8a3a7765dfe001261dde915589e782f8c94d1e", "git",
+         "pnpm-lock.yaml", 36),
+        ("tarball@https://example.com/tarball-2.0.0.tgz", "url", "pnpm-lock.yaml", 44),
+    ]),
+    "bun.lock": ("bun.lock", [
+        ("@scope/lib", "workspace", "bun.lock", 18),  # in "packages", not the "workspaces" key of line 14
+        ("gitdep", "git", "bun.lock", 24),
+        ("localdep", "path", "bun.lock", 28),
+    ]),
+    "requirements-sources": ("requirements.txt", [
+        # entries of a -r include point into that include
+        ("wheelurl", "url", "requirements/base.txt", 3),
+        ("-r https://example.com/remote-requirements.txt", "url", "requirements/base.txt", 4),
+        ("-e ./localdep", "option", "requirements.txt", 3),
+        ("gitdep", "git", "requirements.txt", 5),
+        ("-r requirements/missing.txt", "unreadable", "requirements.txt", 6),
+    ]),
+    "poetry.lock": ("poetry.lock", [
+        ("gitdep", "git", "poetry.lock", 32),
+        ("localdep", "path", "poetry.lock", 48),
+        ("wheelurl", "url", "poetry.lock", 62),
+    ]),
+    "uv.lock": ("uv.lock", [
+        ("app", "workspace", "uv.lock", 5),
+        ("gitdep", "git", "uv.lock", 15),
+        ("localdep", "path", "uv.lock", 37),
+    ]),
+    "pdm.lock": ("pdm.lock", [
+        ("gitdep", "git", "pdm.lock", 14),
+        ("localdep", "path", "pdm.lock", 34),
+    ]),
+    "Pipfile.lock": ("Pipfile.lock", [
+        ("gitdep", "git", "Pipfile.lock", 12),
+        ("localdep", "path", "Pipfile.lock", 23),
+    ]),
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(_NOT_SCANNED_AT))
+def test_every_entry_left_unscanned_knows_its_file_and_line(tmp_path: Path, fixture: str) -> None:
+    name, expected = _NOT_SCANNED_AT[fixture]
+    if (FIXTURES / fixture).is_dir():
+        shutil.copytree(FIXTURES / fixture, tmp_path, dirs_exist_ok=True)
+        path = tmp_path / name
+    else:
+        path = _copy(tmp_path, fixture, name)
+    lock = read_lockfile(path)
+    got = [(n.name, n.kind, Path(n.lockfile).relative_to(tmp_path).as_posix(), n.line) for n in lock.not_scanned]
+    assert got == expected
+    for entry in lock.not_scanned:  # the line is the entry's own: it names the entry
+        assert entry.line is not None
+        text = Path(entry.lockfile).read_text().splitlines()[entry.line - 1]
+        assert entry.name.split(" > ")[-1].split("node_modules/")[-1].split("@")[0] in text, (entry, text)
+
+
+def test_npm_workspace_folders_reached_without_a_link_are_listed_not_fetched(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "package-lock.json"
+    path.write_text(json.dumps({"lockfileVersion": 3, "packages": {
+        "": {"name": "app"},
+        "tools/gen": {"name": "gen", "version": "1.0.0"},
+    }}, indent=2))
+    lock = read_lockfile(path)
+    assert lock.entries == ()
+    [entry] = lock.not_scanned
+    assert (entry.name, entry.kind, entry.line) == ("tools/gen", "path", 7)
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("package-lock.json", '{\n  "lockfileVersion": 3,\n  "packages": {\n    "": {}\n    "node_modules/a": {}\n}\n', 5),
+    ("pnpm-lock.yaml", "lockfileVersion: '9.0'\npackages:\n  a@1.0.0: [1,\n    b: c: d\n", 4),  # where it fails
+    ("bun.lock", '{\n  "lockfileVersion": 1,\n  "packages": {\n    "a": ["a@1.0.0" "x"],\n  }\n}\n', 4),
+    ("poetry.lock", '[[package]]\nname = "a"\nversion = \n', 3),
+    ("uv.lock", 'version = 1\n\n[[package]]\nname = "a"\nname = "b"\n', 5),
+    ("Pipfile.lock", '{\n  "default": {\n    "a": {"version": "==1.0"},\n  }\n}\n', 4),
+])
+def test_a_malformed_lockfile_says_at_which_line(tmp_path: Path, name: str, text: str, line: int) -> None:
+    from malseq.errors import LockfileSyntaxError
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(LockfileSyntaxError) as caught:
+        read_lockfile(tmp_path / name)
+    assert caught.value.line == line, str(caught.value)
+    assert f"not a valid {name}" in caught.value.message
+
+
+def test_pnpm_v5_single_project_links_are_listed(tmp_path: Path) -> None:
+    path = tmp_path / "pnpm-lock.yaml"
+    path.write_text("lockfileVersion: 5.4\n\nspecifiers:\n  lib: link:../lib\n  string_decoder: ^1.3.0\n\n"
+                    "dependencies:\n  lib: link:../lib\n  string_decoder: 1.3.0\n\npackages:\n\n"
+                    "  /string_decoder/1.3.0:\n    resolution: {integrity: sha512-hkRX8U1WjJFd8LsDJ2yQ/wWWxaopEsABU1Xfk"
+                    "M8A+j0+85JAGppt16cr1Whg6KIbb4okU6Mql6BOj+uup/wKeA==}\n")
+    lock = read_lockfile(path)
+    assert [e.spec for e in lock.entries] == ["npm:string_decoder@1.3.0"]
+    assert [(n.name, n.kind, n.line) for n in lock.not_scanned] == [("lib", "path", 8)]

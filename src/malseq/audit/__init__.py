@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
 from malseq.audit import discover, installed
-from malseq.errors import ConfigurationError, NothingToScanError, UsageError
+from malseq.errors import ConfigurationError, LockfileSyntaxError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.lockfiles import Lockfile, LockfileEntry, LockfilePin, read_lockfile
 from malseq.intake.package import Ecosystem
@@ -58,6 +59,9 @@ class Finding:
     # False: reported, but not a failure (a release with install scripts may rewrite its own files)
     fails: bool = True
     line: int | None = None  # the line of `where` that pins the dependency (a lockfile's entry), when known
+    # the folder `files` are relative to, relative to the audited folder, when they are files of the
+    # project (an installed package's: its folder for npm, its site-packages for a distribution)
+    files_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class NotScannedEntry:
     subject: str  # the dependency as its file names it
     kind: str  # "git", "path", "url", "workspace", "private-index", "unpinned", "option", "unreadable", "bundled"
     reason: str
-    where: str  # the file or folder that names it
+    where: str  # the file or folder that names it, relative to the audited folder (absolute outside it)
     line: int | None = None  # the line of `where` that names it, when known
 
 
@@ -164,10 +168,14 @@ class _Labelled:
 
 
 def _rel(root: Path, path: Path | str) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    """`path` as the reports show it: relative to the audited folder (POSIX), or absolute when it is
+    outside it (a `-r ../shared.txt` include). Lexical, as given: no symbolic link is followed."""
+    absolute, base = os.path.abspath(path), os.path.abspath(root)
+    if absolute == base:
+        return "."
+    if absolute.startswith(base.rstrip(os.sep) + os.sep):
+        return PurePath(os.path.relpath(absolute, base)).as_posix()
+    return absolute
 
 
 def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None) -> AuditReport:
@@ -195,8 +203,8 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
             _stage_python(root, Path(tmp), options, pending)
         if not pending.targets and not pending.not_scanned and not pending.files:
             raise NothingToScanError(
-                f"nothing to audit in {path}: no lockfile, requirements file, package.json, pyproject.toml, "
-                "node_modules or virtualenv",
+                f"nothing to audit in {path}: no lockfile, requirements file, manifest declaring dependencies "
+                "(package.json, pyproject.toml, Pipfile), node_modules or virtualenv",
                 hint="give the project's folder; to scan one package, use `malseq scan FOLDER`",
             )
         pending.fetched.clear()  # the checks are done: free the archives before the scan reads its own
@@ -251,12 +259,13 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
             lock = read_lockfile(found)
         except UsageError as exc:
             pending.files.append(DependencyFile(shown, "unreadable", 0, 1))
-            pending.not_scanned.append(NotScannedEntry(shown, "unreadable", str(exc), shown))
+            pending.not_scanned.append(NotScannedEntry(shown, "unreadable", str(exc), shown,
+                                                       exc.line if isinstance(exc, LockfileSyntaxError) else None))
             continue
         locks.append(lock)
         pending.files.append(DependencyFile(shown, lock.kind, len(lock.entries), len(lock.not_scanned),
                                             tuple(_rel(root, i) for i in lock.includes)))
-        pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile))
+        pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile), n.line)
                                    for n in lock.not_scanned)
     for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
@@ -269,8 +278,9 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
     for lock in locks:
         shown = _rel(root, lock.path)
         for entry in lock.entries:
-            pin = lock.pin(entry)  # the file (a -r include, else the lockfile) and line that pin it
-            pinned_in = _rel(root, pin.lockfile)
+            # the file (a -r include, else the lockfile) and line that pin it, relative to the audited folder
+            pin = replace(lock.pin(entry), lockfile=_rel(root, lock.pin(entry).lockfile))
+            pinned_in = pin.lockfile
             if entry.index_url is not None:
                 known = _known_indexes(options) if known is None else known
                 if _index_key(entry.index_url) not in known:
@@ -289,11 +299,18 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
                 by_spec[entry.spec][2].append(pin)
             else:
                 by_spec[entry.spec] = (entry, [shown], [pin])
+    # a requirements file read through another's -r and also found on its own lists its entries once;
+    # each file's entries together, in the order of their lines (private-index ones were added last)
+    unique = list(dict.fromkeys(pending.not_scanned))
+    first: dict[str, int] = {}
+    for i, n in enumerate(unique):
+        first.setdefault(n.where, i)
+    pending.not_scanned[:] = sorted(unique, key=lambda n: (first[n.where], n.line or 0))
     for spec, (entry, sources, pins) in by_spec.items():
         pending.targets[spec] = (spec, "lockfile", sources, None)
         pending.pins[spec] = tuple(dict.fromkeys(pins))
         if options.verify and entry.hashes:
-            _check_hashes(entry, _rel(root, pins[0].lockfile), pins[0].line, options, pending)
+            _check_hashes(entry, pins[0].lockfile, pins[0].line, options, pending)
 
 
 def _check_hashes(entry: LockfileEntry, where: str, line: int | None, options: AuditOptions,
@@ -353,11 +370,12 @@ def _compare_npm(pkg: discover.InstalledNpm, files: list[tuple[str, Path]], opti
     except MalseqError as exc:
         pending.notes.append(f"{pkg.shown}: not compared with the registry: {exc.message}")
         return
-    _comparison_finding(pkg.shown, f"npm:{pkg.name}@{pkg.version}", download.filename, comparison, pending)
+    _comparison_finding(pkg.shown, f"npm:{pkg.name}@{pkg.version}", download.filename, comparison, pending,
+                        pkg.shown)
 
 
 def _comparison_finding(shown: str, spec: str, filename: str, comparison: installed.Comparison,
-                        pending: _Pending) -> None:
+                        pending: _Pending, files_root: str) -> None:
     if not comparison.changed and not comparison.added:
         return
     parts = []
@@ -369,7 +387,8 @@ def _comparison_finding(shown: str, spec: str, filename: str, comparison: instal
     if comparison.install_scripts:
         message += " (the release has install scripts, which may rewrite its own files: reported, not a failure)"
     pending.findings.append(Finding(FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY, shown, shown, message,
-                                    comparison.changed + comparison.added, fails=not comparison.install_scripts))
+                                    comparison.changed + comparison.added, fails=not comparison.install_scripts,
+                                    files_root=files_root))
 
 
 def _stage_python(root: Path, tmp: Path, options: AuditOptions, pending: _Pending) -> None:
@@ -402,15 +421,16 @@ def _stage_python(root: Path, tmp: Path, options: AuditOptions, pending: _Pendin
                 parts.append(f"{len(extra)} file(s) in its folders that no RECORD lists ({', '.join(extra[:5])})")
             pending.findings.append(Finding(FindingKind.INSTALLED_DIFFERS_FROM_RECORD, dist.shown, dist.shown,
                                             f"the installed {dist.name} {dist.version} changed after install: "
-                                            + "; ".join(parts), tuple(changed) + tuple(extra)))
+                                            + "; ".join(parts), tuple(changed) + tuple(extra),
+                                            files_root=_rel(root, dist.site_packages)))
         staged = installed.stage_files(files, tmp / f"pypi-{i}", options.scan.intake.limits)
         pending.targets[str(staged.folder)] = (dist.shown, "installed", [dist.shown], str(dist.site_packages))
         if options.verify:
-            _compare_wheel(dist, files, options, pending)
+            _compare_wheel(dist, files, options, pending, _rel(root, dist.site_packages))
 
 
 def _compare_wheel(dist: discover.InstalledDist, files: list[tuple[str, Path]], options: AuditOptions,
-                   pending: _Pending) -> None:
+                   pending: _Pending, files_root: str) -> None:
     from malseq._deadline import Deadline
     from malseq.errors import MalseqError
 
@@ -431,7 +451,7 @@ def _compare_wheel(dist: discover.InstalledDist, files: list[tuple[str, Path]], 
         return
     # files no RECORD lists are already a finding of their own
     comparison = replace(comparison, added=())
-    _comparison_finding(dist.shown, spec, download.filename, comparison, pending)
+    _comparison_finding(dist.shown, spec, download.filename, comparison, pending, files_root)
 
 
 def summary_counts(report: AuditReport) -> dict[str, int]:
@@ -446,4 +466,5 @@ def summary_counts(report: AuditReport) -> dict[str, int]:
         "suppressed": sum(1 for r in results if r.verdict == "malicious" and r.suppressed is not None),
         "findings": len(report.failing_findings),
         "not_scanned": len(report.not_scanned),
+        "without_verdict": sum(1 for r in results if r.error is None and r.unscored is not None),
     }

@@ -105,19 +105,33 @@ def unlocked_manifests(root: Path) -> list[str]:
     compiled = any(p.name.lower().startswith("requirements") for p in find_lockfiles(root))  # pip-tools
     for manifest, locks in MANIFESTS.items():
         if (root / manifest).is_file() and not any((root / lock).is_file() for lock in locks):
-            if manifest == "pyproject.toml" and (compiled or not _declares_dependencies(root / manifest)):
+            if manifest == "pyproject.toml" and compiled:
                 continue
+            if not _declares_dependencies(root / manifest):
+                continue  # nothing to lock (a package folder, not a project): nothing left unscanned
             out.append(manifest)
     return out
 
 
-def _declares_dependencies(pyproject: Path) -> bool:
+_NPM_DEPENDENCY_KEYS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies",
+                        "bundleDependencies", "bundledDependencies")
+
+
+def _declares_dependencies(manifest: Path) -> bool:
+    """Whether a manifest names any dependency (unreadable: assume it does, so it is listed)."""
+    import json
     import tomllib
 
     try:
-        doc = tomllib.loads(pyproject.read_text(encoding="utf-8", errors="replace")[:4_000_000])
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
+        text = manifest.read_text(encoding="utf-8", errors="replace")[:4_000_000]
+        if manifest.name == "package.json":
+            doc = json.loads(text)
+            return not isinstance(doc, dict) or any(doc.get(key) for key in _NPM_DEPENDENCY_KEYS)
+        doc = tomllib.loads(text)
+    except (OSError, ValueError):  # json and tomllib errors are ValueErrors
+        return manifest.name != "pyproject.toml"
+    if manifest.name == "Pipfile":
+        return bool(doc.get("packages") or doc.get("dev-packages"))
     project = doc.get("project") if isinstance(doc.get("project"), dict) else {}
     poetry = doc.get("tool", {}).get("poetry", {}) if isinstance(doc.get("tool"), dict) else {}
     return bool((isinstance(project, dict) and project.get("dependencies"))

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from malseq.errors import UsageError
+from malseq.errors import LockfileSyntaxError, UsageError
 from malseq.intake.package import Ecosystem
 from malseq.intake.targets import RegistryTarget
 
@@ -92,7 +92,10 @@ class NotScanned:
     name: str  # the entry as the lockfile spells it
     kind: str  # "git", "path", "url", "workspace", "private-index", "unpinned", "option", "unreadable"
     reason: str
-    lockfile: str  # the file that names it
+    lockfile: str  # the file that names it (for a requirements file, the -r/-c include it is in)
+    # 1-based line of `lockfile` holding the entry (its key, header or requirement line), as for a
+    # pin: reports point there (SARIF region); None when it could not be found
+    line: int | None = None
 
     def describe(self) -> str:
         return f"{self.name}: {self.reason}"
@@ -130,8 +133,8 @@ class _Collector:
                                           index_url, alias if alias and alias != name else None, line,
                                           source if source and source != self.path else None))
 
-    def skip(self, name: str, kind: str, reason: str) -> None:
-        self.not_scanned.append(NotScanned(str(name)[:200], kind, reason[:300], self.path))
+    def skip(self, name: str, kind: str, reason: str, line: int | None = None, source: str | None = None) -> None:
+        self.not_scanned.append(NotScanned(str(name)[:200], kind, reason[:300], source or self.path, line))
 
 
 # --------------------------------------------------------------------------------------
@@ -139,37 +142,62 @@ class _Collector:
 
 
 _JSON_KEY_OPENS_OBJECT = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*:\s*\{')
+_JSON_MEMBER = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*:')
 _TOML_NAME = re.compile(r'^\s*name\s*=\s*["\']([^"\']*)["\']\s*$')
+# a block mapping key: single-quoted, double-quoted or plain (a plain one may hold ':' not followed by a space)
+_YAML_KEY = re.compile(r"""^(\s+)('(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^\s'"#].*?):(?:\s|$)""")
 _LOOKAHEAD = 200  # lines after an entry's key within which its version is looked for
+
+
+def _json_index(lines: list[str], pattern: re.Pattern[str]) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for number, line in enumerate(lines):
+        m = pattern.match(line)
+        if m:
+            try:
+                index.setdefault(json.loads(f'"{m.group(1)}"'), []).append(number)
+            except ValueError:
+                continue
+    return index
 
 
 class _Lines:
     """Where entries sit in a lockfile's text; every index is built once, on first use
-    (lockfiles run to thousands of packages)."""
+    (lockfiles run to thousands of packages). Numbers returned are 1-based."""
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
         self._json_keys: dict[str, list[int]] | None = None
+        self._json_members: dict[str, list[int]] | None = None
         self._toml_names: dict[str, list[int]] | None = None
+        self._yaml_sections: dict[str, dict[str, int]] = {}
+        self._taken: set[int] = set()
 
-    def json_key(self, key: str, version: str) -> int | None:
+    def json_key(self, key: str, version: str | None = None, within: str | None = None) -> int | None:
         """The line of the object under `key` whose own "version" member is `version` (a key may
-        open several objects: one package nested at several depths, or in both Pipfile.lock sections)."""
+        open several objects: one package nested at several depths, or in both Pipfile.lock sections);
+        with no version (an entry that has none: git, path), the first object under `key`. `within`:
+        only objects after the first one opened by that key (a Pipfile.lock section)."""
         if self._json_keys is None:
-            self._json_keys = {}
-            for index, line in enumerate(self.lines):
-                m = _JSON_KEY_OPENS_OBJECT.match(line)
-                if m:
-                    try:
-                        self._json_keys.setdefault(json.loads(f'"{m.group(1)}"'), []).append(index)
-                    except ValueError:
-                        continue
+            self._json_keys = _json_index(self.lines, _JSON_KEY_OPENS_OBJECT)
         candidates = self._json_keys.get(key, [])
-        wanted = re.compile(r'^\s*"version"\s*:\s*"(?:==)?' + re.escape(version) + '"')
-        for index in candidates:
-            if any(wanted.match(text) for text in self._own_members(index)):
-                return index + 1
+        if within is not None:
+            start = self._json_keys.get(within, [-1])[0]
+            candidates = [i for i in candidates if i > start]
+        if version is not None:
+            wanted = re.compile(r'^\s*"version"\s*:\s*"(?:==)?' + re.escape(version) + '"')
+            for index in candidates:
+                if any(wanted.match(text) for text in self._own_members(index)):
+                    return index + 1
         return candidates[0] + 1 if candidates else None
+
+    def json_member(self, key: str, within: str) -> int | None:
+        """The line of the member `key` (whatever its value) that comes after the object `within`
+        opens (bun.lock: a key of its "packages" object, whose values are arrays)."""
+        if self._json_members is None:
+            self._json_members = _json_index(self.lines, _JSON_MEMBER)
+        start = self._json_members.get(within, [-1])[0]
+        return next((i + 1 for i in self._json_members.get(key, []) if i > start), None)
 
     def _own_members(self, index: int) -> list[str]:
         """The lines of the object opened at `index` that are its own members (not nested ones'),
@@ -188,23 +216,79 @@ class _Lines:
                 members.append(text)
         return members
 
-    def toml_package(self, name: str, version: str) -> int | None:
-        """The `name = "..."` line of the [[package]] table that also says `version = "..."`."""
+    def toml_package(self, name: str, version: str | None = None) -> int | None:
+        """The `name = "..."` line of the [[package]] table that also says `version = "..."`
+        (with no version: the first table of that name)."""
         if self._toml_names is None:
             self._toml_names = {}
             for index, line in enumerate(self.lines):
                 m = _TOML_NAME.match(line)
                 if m:
                     self._toml_names.setdefault(m.group(1), []).append(index)
-        version_line = re.compile(r'^\s*version\s*=\s*["\']' + re.escape(version) + r'["\']\s*$')
         candidates = self._toml_names.get(name, [])
-        for index in candidates:
-            for after in self.lines[index + 1 : index + 1 + _LOOKAHEAD]:
-                if after.lstrip().startswith("["):
-                    break  # the next table
-                if version_line.match(after):
-                    return index + 1
+        if version is not None:
+            version_line = re.compile(r'^\s*version\s*=\s*["\']' + re.escape(version) + r'["\']\s*$')
+            for index in candidates:
+                for after in self.lines[index + 1 : index + 1 + _LOOKAHEAD]:
+                    if after.lstrip().startswith("["):
+                        break  # the next table
+                    if version_line.match(after):
+                        return index + 1
         return candidates[0] + 1 if candidates else None
+
+    def yaml_key(self, key: str, section: str) -> int | None:
+        """The line of `key` among the keys of the top-level mapping `section` (pnpm's `packages:`),
+        however the key is quoted."""
+        if section not in self._yaml_sections:
+            keys: dict[str, int] = {}
+            inside, indent = False, None
+            for index, line in enumerate(self.lines):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                if not line[0].isspace():
+                    if inside:
+                        break  # the next top-level key
+                    inside = line.rstrip() == f"{section}:"
+                    continue
+                m = _YAML_KEY.match(line) if inside else None
+                if m is None:
+                    continue
+                indent = len(m.group(1)) if indent is None else indent
+                if len(m.group(1)) == indent:
+                    keys.setdefault(_yaml_unquote(m.group(2).rstrip()), index + 1)
+            self._yaml_sections[section] = keys
+        return self._yaml_sections[section].get(key)
+
+    def yaml_dependency(self, name: str, value: str, section: str) -> int | None:
+        """The line of the key `name` whose value (itself, or its `version:` member) is `value`, in the
+        top-level mapping `section` (pnpm's `importers:`); each call takes the next such place."""
+        inside = False
+        last_name: tuple[int, int] | None = None  # (index, indent) of the latest `name:` key
+        for index, line in enumerate(self.lines):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not line[0].isspace():
+                if inside:
+                    break
+                inside = line.rstrip() == f"{section}:"
+                continue
+            if not inside:
+                continue
+            indent = len(line) - len(line.lstrip())
+            m = _YAML_KEY.match(line)
+            key = _yaml_unquote(m.group(2).rstrip()) if m else None
+            rest = line[m.end():].strip() if m else ""
+            if key == name:
+                last_name = (index, indent)
+            own = key == name and _yaml_unquote(rest) == value  # v5: `name: link:../x`
+            member = key == "version" and _yaml_unquote(rest) == value and last_name is not None \
+                and last_name[1] < indent  # v6/v9: `name:` then `version: link:../x` below it
+            if own or member:
+                found = index if own else last_name[0] if last_name else index
+                if found not in self._taken:
+                    self._taken.add(found)
+                    return found + 1
+        return None
 
     def containing(self, needle: str, after: str | None = None) -> int | None:
         """The first line holding `needle` (past the first line that is exactly `after`, if given)."""
@@ -212,6 +296,18 @@ class _Lines:
         if after is not None:
             start = next((i for i, line in enumerate(self.lines) if line.rstrip() == after), 0)
         return next((i + 1 for i in range(start, len(self.lines)) if needle in self.lines[i]), None)
+
+
+def _yaml_unquote(key: str) -> str:
+    if len(key) >= 2 and key[0] == key[-1] == "'":
+        return key[1:-1].replace("''", "'")
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        try:
+            decoded = json.loads(key)
+        except ValueError:
+            return key[1:-1]
+        return decoded if isinstance(decoded, str) else key[1:-1]
+    return key
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -298,25 +394,37 @@ def _npm_source_kind(resolved: str) -> str | None:
 def _npm_package_lock(doc: Mapping[str, Any], out: _Collector) -> None:
     packages = doc.get("packages")
     if isinstance(packages, dict):  # lockfileVersion 2 and 3
+        # keys without node_modules/ are the project's own folders: workspaces and the targets of
+        # file: links, each reached through a link entry (listed as not scanned) and never a registry release
+        linked = {str(meta.get("resolved")) for meta in packages.values()
+                  if isinstance(meta, dict) and meta.get("link")}
         for key, meta in packages.items():
             if not key or not isinstance(meta, dict):
                 continue  # "" is the root project itself
+            if not key.startswith("node_modules/") and "/node_modules/" not in key:
+                if key not in linked:
+                    out.skip(key, "path", "a folder of this project (a workspace or a file: dependency), not a "
+                             "registry release", out.where.json_key(key))
+                continue
             installed_as = key.rsplit("node_modules/", 1)[-1]
             if meta.get("link"):
-                out.skip(key, "path", f"a link to {str(meta.get('resolved', '?'))[:120]}, not a registry release")
+                out.skip(key, "path", f"a link to {str(meta.get('resolved', '?'))[:120]}, not a registry release",
+                         out.where.json_key(key))
                 continue
             if meta.get("inBundle"):
-                out.skip(key, "bundled", "bundled inside its parent's tarball (scanned with the parent)")
+                out.skip(key, "bundled", "bundled inside its parent's tarball (scanned with the parent)",
+                         out.where.json_key(key))
                 continue
             name = meta.get("name") or installed_as
             version = meta.get("version")
             if not isinstance(version, str) or not isinstance(name, str):
-                out.skip(key, "unpinned", "no version")
+                out.skip(key, "unpinned", "no version", out.where.json_key(key))
                 continue
             resolved = meta.get("resolved")
             kind = _npm_source_kind(resolved) if isinstance(resolved, str) else None
             if kind is not None:
-                out.skip(key, kind, f"resolved from {str(resolved)[:120]}, not a registry tarball")
+                out.skip(key, kind, f"resolved from {str(resolved)[:120]}, not a registry tarball",
+                         out.where.json_key(key, version))
                 continue
             # an alias ("b": "npm:real@1") has the real package's name in `name`
             out.add(Ecosystem.NPM, name, version, _sri(meta.get("integrity")), alias=installed_as,
@@ -340,7 +448,8 @@ def _npm_package_lock(doc: Mapping[str, Any], out: _Collector) -> None:
                         line=out.where.json_key(name, version))
             else:
                 kind = _npm_source_kind(version) if isinstance(version, str) else "unpinned"
-                out.skip(where, kind or "url", f"version {str(version)[:120]!r} is not a registry version")
+                out.skip(where, kind or "url", f"version {str(version)[:120]!r} is not a registry version",
+                         out.where.json_key(name, version if isinstance(version, str) else None))
             nested = meta.get("dependencies")
             if isinstance(nested, dict):
                 stack.append((f"{where} > ", nested))
@@ -415,26 +524,26 @@ def _yarn_lock(text: str, out: _Collector) -> None:
                     real = how[4:]
                     name = _split_descriptor(real)[0] if "@" in real[1:] else name
                     if not version:
-                        out.skip(first, "unpinned", "no resolution and no version")
+                        out.skip(first, "unpinned", "no resolution and no version", line)
                         continue
                 out.add(Ecosystem.NPM, name, how[4:] if resolution else version, alias=alias, line=line)
             elif kind is None:
-                out.skip(first, "url", f"resolved as {resolution[:120]!r}, not a registry release")
+                out.skip(first, "url", f"resolved as {resolution[:120]!r}, not a registry release", line)
             else:
                 why = ("a workspace of this project (its own code, not a registry release)" if kind == "workspace"
                        else f"resolved from {resolution[:120]}, not a registry release")
-                out.skip(first, kind, why)
+                out.skip(first, kind, why, line)
             continue
         resolved = fields.get("resolved", "")
         kind = _yarn_range_kind(rng) or (_npm_source_kind(resolved) if resolved else None)
         if kind is not None:
-            out.skip(first, kind, f"from {(resolved or rng)[:120]}, not a registry release")
+            out.skip(first, kind, f"from {(resolved or rng)[:120]}, not a registry release", line)
             continue
         name = alias
         if rng.startswith("npm:"):  # "alias@npm:real@^1.0.0": the real package is what gets installed
             name = _split_descriptor(rng[4:])[0] if "@" in rng[5:] else alias
         if not version:
-            out.skip(first, "unpinned", "no version")
+            out.skip(first, "unpinned", "no version", line)
             continue
         out.add(Ecosystem.NPM, name, version, _sri(fields.get("integrity")), alias=alias, line=line)
 
@@ -460,7 +569,35 @@ def _pnpm_key(key: str, v5: bool) -> tuple[str, str] | None:
     return name, version
 
 
+def _pnpm_links(doc: Mapping[str, Any], out: _Collector) -> None:
+    """`link:` dependencies of the projects (`importers:`; a single-project v5 lockfile keeps them at its
+    top level): folders of this project or next to it, never in `packages:`, never a registry release."""
+    importers = doc.get("importers")
+    projects = list(importers.items()) if isinstance(importers, dict) else [(".", doc)]
+    section = "importers" if isinstance(importers, dict) else "dependencies"
+    for project, deps in projects:
+        if not isinstance(deps, dict):
+            continue
+        for kind in ("dependencies", "devDependencies", "optionalDependencies"):
+            block = deps.get(kind)
+            if not isinstance(block, dict):
+                continue
+            for name, spec in block.items():
+                version = spec.get("version") if isinstance(spec, dict) else spec
+                if not (isinstance(version, str) and version.startswith("link:")):
+                    continue
+                folder = version[5:]
+                outside = folder.startswith(("..", "/"))
+                line = (out.where.yaml_dependency(str(name), version, section) if section == "importers"
+                        else out.where.yaml_key(str(name), kind))
+                out.skip(str(name) if project == "." else f"{project} > {name}", "path" if outside else "workspace",
+                         f"a link to the folder {folder[:120]}" + (", not a registry release" if outside else
+                                                                   ", a workspace of this project (its own code)"),
+                         line)
+
+
 def _pnpm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
+    _pnpm_links(doc, out)
     packages = doc.get("packages")
     if not isinstance(packages, dict):
         return
@@ -470,29 +607,31 @@ def _pnpm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             continue
         resolution = meta.get("resolution") if isinstance(meta.get("resolution"), dict) else {}
         assert isinstance(resolution, dict)
+        line = out.where.yaml_key(key, "packages")
         if "integrity" not in resolution:
             if resolution.get("type") == "git" or "repo" in resolution or "commit" in resolution:
-                out.skip(key, "git", f"from git {str(resolution.get('repo', ''))[:120]}, not a registry release")
+                out.skip(key, "git", f"from git {str(resolution.get('repo', ''))[:120]}, not a registry release", line)
             elif "directory" in resolution or resolution.get("type") == "directory":
-                out.skip(key, "path", f"the local folder {str(resolution.get('directory', ''))[:120]}")
+                out.skip(key, "path",
+                         f"the local folder {str(resolution.get('directory', ''))[:120]}, not a registry release", line)
             elif "tarball" in resolution:
                 tarball = str(resolution["tarball"])
                 kind = "path" if tarball.startswith("file:") else "url"
-                out.skip(key, kind, f"the tarball {tarball[:120]}, not a registry release")
+                out.skip(key, kind, f"the tarball {tarball[:120]}, not a registry release", line)
             else:
-                out.skip(key, "unpinned", "no registry integrity in its resolution")
+                out.skip(key, "unpinned", "no registry integrity in its resolution", line)
             continue
         parsed = _pnpm_key(key, v5)
         name = meta.get("name") if isinstance(meta.get("name"), str) else None
         version = meta.get("version") if isinstance(meta.get("version"), str) else None
         if parsed is None and not (name and version):
-            out.skip(key, "unpinned", "not a name@version entry")
+            out.skip(key, "unpinned", "not a name@version entry", line)
             continue
         if parsed is not None:
             name, version = name or parsed[0], version or parsed[1]
         assert name is not None and version is not None
         out.add(Ecosystem.NPM, name, version, _sri(resolution.get("integrity")),
-                line=out.where.containing(key, after="packages:"))
+                line=line or out.where.containing(key, after="packages:"))
 
 
 # --------------------------------------------------------------------------------------
@@ -510,13 +649,14 @@ def _bun_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         kind = _yarn_range_kind(how)
         if how.startswith("root:"):
             kind = "workspace"
+        line = out.where.json_member(str(key), within="packages")
         if kind is not None:
             why = ("a workspace of this project (its own code, not a registry release)" if kind == "workspace"
                    else f"from {how[:120]}, not a registry release")
-            out.skip(str(key), kind, why)
+            out.skip(str(key), kind, why, line)
             continue
         if not re.match(r"^\d", how):
-            out.skip(str(key), "unpinned", f"{how[:120]!r} is not a registry version")
+            out.skip(str(key), "unpinned", f"{how[:120]!r} is not a registry version", line)
             continue
         # npm entries: [ident, registry ("" = the default), metadata, integrity]
         integrity = info[3] if len(info) > 3 else None
@@ -535,6 +675,7 @@ def _installed_name(key: str) -> str:
 
 
 _REQ_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
+_REQ_DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*@\s*(\S+)")
 _REQ_HASH = re.compile(r"--hash[=\s]+(\S+)")
 _INDEX = re.compile(r"^(-i|--index-url)(?:\s*=\s*|\s+)(\S+)")
 _NOT_DEPENDENCIES = ("--extra-index-url", "--find-links", "-f ", "--trusted-host", "--no-binary", "--only-binary",
@@ -555,7 +696,7 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
             continue
         include = _INCLUDE.match(line)
         if include:
-            _include(path, include.group(2), out, includes, depth, seen, line)
+            _include(path, include.group(2), out, includes, depth, seen, line, number)
             continue
         index = _INDEX.match(line)
         if index:
@@ -566,22 +707,26 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
         if line.startswith("-"):
             out.skip(line[:80], "option", "a pip option, not a pinned requirement (an editable or local install "
                      "is not a registry release)" if line.startswith(("-e", "--editable")) else
-                     "a pip option, not a pinned requirement")
+                     "a pip option, not a pinned requirement", number, str(path))
             continue
         m = _REQ_PIN.match(line)
         if m:
             hashes = [h for value in _REQ_HASH.findall(line) for h in _hex_hash(value)]
             out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, index_url, line=number, source=str(path))
         elif " @ " in line or "://" in line:
-            out.skip(line[:80], "git" if "git+" in line else "url", "a direct URL reference, not a registry release")
+            # `name @ url` (PEP 508): listed under its name, the reference in full in the reason
+            direct = _REQ_DIRECT.match(line)
+            name, url = (direct.group(1), direct.group(2)) if direct else (line[:80], line)
+            out.skip(name, "git" if "git+" in line else "url",
+                     f"a direct reference to {url[:160]}, not a registry release", number, str(path))
         else:
-            out.skip(line[:80], "unpinned", "not pinned with ==")
+            out.skip(line[:80], "unpinned", "not pinned with ==", number, str(path))
 
 
 def _include(parent: Path, ref: str, out: _Collector, includes: list[str], depth: int, seen: set[str],
-             line: str) -> None:
+             line: str, number: int) -> None:
     if "://" in ref:
-        out.skip(line[:80], "url", "an include from a URL is not fetched")
+        out.skip(line[:80], "url", "an include from a URL is not fetched", number, str(parent))
         return
     target = (parent.parent / ref) if not Path(ref).is_absolute() else Path(ref)
     key = str(target.resolve())
@@ -589,13 +734,13 @@ def _include(parent: Path, ref: str, out: _Collector, includes: list[str], depth
         return  # already read (or a loop)
     if depth + 1 > MAX_INCLUDE_DEPTH or len(includes) >= MAX_INCLUDED_FILES:
         out.skip(line[:80], "unreadable", f"includes nested deeper than {MAX_INCLUDE_DEPTH} levels or more than "
-                 f"{MAX_INCLUDED_FILES} files are not followed")
+                 f"{MAX_INCLUDED_FILES} files are not followed", number, str(parent))
         return
     seen.add(key)
     try:
         _requirements(target, out, includes, depth + 1, seen)
     except UsageError as exc:
-        out.skip(line[:80], "unreadable", exc.message)
+        out.skip(line[:80], "unreadable", exc.message, number, str(parent))
         return
     includes.append(str(target))
 
@@ -634,14 +779,15 @@ def _poetry_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         if source is not None:
             kind = str(source.get("type", ""))
             url = str(source.get("url", ""))
+            line = out.where.toml_package(name, version)
             if kind == "git":
-                out.skip(name, "git", f"from git {url[:120]}, not a registry release")
+                out.skip(name, "git", f"from git {url[:120]}, not a registry release", line)
                 continue
             if kind in ("directory", "file"):
-                out.skip(name, "path", f"from the local {kind} {url[:120]}, not a registry release")
+                out.skip(name, "path", f"from the local {kind} {url[:120]}, not a registry release", line)
                 continue
             if kind == "url":
-                out.skip(name, "url", f"from the URL {url[:120]}, not a registry release")
+                out.skip(name, "url", f"from the URL {url[:120]}, not a registry release", line)
                 continue
             if url:  # "legacy" (a PEP 503 index) or another explicit source
                 index_url = _index_of(url)
@@ -660,20 +806,21 @@ def _uv_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             continue
         source = pkg.get("source") if isinstance(pkg.get("source"), dict) else {}
         assert isinstance(source, dict)
+        line = out.where.toml_package(name, version if isinstance(version, str) else None)
         if "git" in source:
-            out.skip(name, "git", f"from git {str(source['git'])[:120]}, not a registry release")
+            out.skip(name, "git", f"from git {str(source['git'])[:120]}, not a registry release", line)
             continue
         local = next((k for k in ("editable", "virtual", "path", "directory") if k in source), None)
         if local is not None:
             why = ("this project itself" if str(source[local]) == "." else f"the local {local} {source[local]}")
             out.skip(name, "workspace" if str(source[local]) == "." else "path",
-                     f"{why[:140]}, not a registry release")
+                     f"{why[:140]}, not a registry release", line)
             continue
         if "url" in source:
-            out.skip(name, "url", f"from the URL {str(source['url'])[:120]}, not a registry release")
+            out.skip(name, "url", f"from the URL {str(source['url'])[:120]}, not a registry release", line)
             continue
         if not isinstance(version, str):
-            out.skip(name, "unpinned", "no version")
+            out.skip(name, "unpinned", "no version", line)
             continue
         hashes: list[LockHash] = []
         sdist = pkg.get("sdist")
@@ -682,7 +829,7 @@ def _uv_lock(doc: Mapping[str, Any], out: _Collector) -> None:
             hashes.extend(_hex_hash(f.get("hash"), _filename_of(f.get("url")) or f.get("filename")))
         registry = source.get("registry")
         out.add(Ecosystem.PYPI, name, version, hashes, _index_of(registry) if isinstance(registry, str) else None,
-                line=out.where.toml_package(name, version))
+                line=line)
 
 
 def _pdm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
@@ -692,20 +839,21 @@ def _pdm_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         name, version = pkg.get("name"), pkg.get("version")
         if not isinstance(name, str):
             continue
+        line = out.where.toml_package(name, version if isinstance(version, str) else None)
         if "git" in pkg or "hg" in pkg or "svn" in pkg:
             out.skip(name, "git", f"from a repository {str(pkg.get('git') or pkg.get('hg') or pkg.get('svn'))[:120]}, "
-                     "not a registry release")
+                     "not a registry release", line)
             continue
         if "path" in pkg or pkg.get("editable"):
-            out.skip(name, "path", f"the local path {str(pkg.get('path', ''))[:120]}, not a registry release")
+            out.skip(name, "path", f"the local path {str(pkg.get('path', ''))[:120]}, not a registry release", line)
             continue
         if "url" in pkg:
-            out.skip(name, "url", f"from the URL {str(pkg['url'])[:120]}, not a registry release")
+            out.skip(name, "url", f"from the URL {str(pkg['url'])[:120]}, not a registry release", line)
             continue
         if not isinstance(version, str):
-            out.skip(name, "unpinned", "no version")
+            out.skip(name, "unpinned", "no version", line)
             continue
-        out.add(Ecosystem.PYPI, name, version, _poetry_files(pkg), line=out.where.toml_package(name, version))
+        out.add(Ecosystem.PYPI, name, version, _poetry_files(pkg), line=line)
 
 
 def _pipfile_lock(doc: Mapping[str, Any], out: _Collector) -> None:
@@ -719,22 +867,23 @@ def _pipfile_lock(doc: Mapping[str, Any], out: _Collector) -> None:
         for name, entry in block.items():
             if not isinstance(entry, dict):
                 continue
+            version = entry.get("version")
+            line = out.where.json_key(name, version if isinstance(version, str) else None, within=section)
             local = next((k for k in ("git", "hg", "svn", "path", "file", "editable") if k in entry), None)
             if local in ("git", "hg", "svn"):
-                out.skip(name, "git", f"from a repository {str(entry[local])[:120]}, not a registry release")
+                out.skip(name, "git", f"from a repository {str(entry[local])[:120]}, not a registry release", line)
                 continue
             if local is not None:
                 kind = "url" if local == "file" and "://" in str(entry[local]) else "path"
-                out.skip(name, kind, f"from {str(entry.get(local))[:120]}, not a registry release")
+                out.skip(name, kind, f"from {str(entry.get(local))[:120]}, not a registry release", line)
                 continue
-            version = entry.get("version")
             if not (isinstance(version, str) and version.startswith("==")):
-                out.skip(name, "unpinned", "not pinned with ==")
+                out.skip(name, "unpinned", "not pinned with ==", line)
                 continue
             index = entry.get("index")
             index_url = _index_of(sources[index]) if isinstance(index, str) and index in sources else None
             hashes = [h for v in entry.get("hashes", []) for h in _hex_hash(v)]
-            out.add(Ecosystem.PYPI, name, version[2:], hashes, index_url, line=out.where.json_key(name, version))
+            out.add(Ecosystem.PYPI, name, version[2:], hashes, index_url, line=line)
 
 
 # --------------------------------------------------------------------------------------
@@ -747,7 +896,7 @@ def _read(path: Path) -> str:
             raise UsageError(f"{path} is {size} bytes; lockfiles over {MAX_LOCKFILE_BYTES} bytes are refused")
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise UsageError(f"cannot read lockfile {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def lockfile_kind(name: str) -> str | None:
@@ -803,8 +952,9 @@ def read_lockfile(path: Path) -> Lockfile:
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser's own error type: the file is malformed
-        raise UsageError(f"{path}: not a valid {path.name}: {type(exc).__name__}: {str(exc)[:200]}",
-                         hint=f"check that it is a {kind} written by its tool") from exc
+        raise LockfileSyntaxError(f"{path}: not a valid {path.name}: {type(exc).__name__}: {str(exc)[:200]}",
+                                  hint=f"check that it is a {kind} written by its tool",
+                                  line=_error_line(exc)) from exc
     seen: set[str] = set()
     unique = []
     for e in out.entries:
@@ -812,6 +962,20 @@ def read_lockfile(path: Path) -> Lockfile:
             seen.add(e.spec)
             unique.append(e)
     return Lockfile(str(path), kind, tuple(unique), tuple(out.not_scanned), tuple(includes))
+
+
+def _error_line(exc: Exception) -> int | None:
+    """The 1-based line a parser's error names: json's `lineno`, PyYAML's `problem_mark`, tomllib's
+    "(at line N, column M)", json5's "<string>:N ..."."""
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    mark_line = getattr(mark, "line", None)
+    if isinstance(mark_line, int):
+        return mark_line + 1
+    m = re.search(r"\bat line (\d+)|^<string>:(\d+)", str(exc))
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def _object(doc: object) -> Mapping[str, Any]:

@@ -9,10 +9,15 @@ scanned, located at the lockfile or folder that names it, relative to the audite
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
 
-from malseq.audit import AuditReport, summary_counts
+from malseq.audit import AuditReport, Finding, summary_counts
 from malseq.sanitize import clean
+
+if TYPE_CHECKING:
+    from malseq.report.sarif import SarifPaths
 
 AUDIT_SCHEMA_VERSION = 1
 NOT_SCANNED_RULE = "dependency-not-scanned"
@@ -21,8 +26,12 @@ _SHOWN_NOT_SCANNED = 200
 
 def summary_line(report: AuditReport) -> str:
     c = summary_counts(report)
+    reported = len(report.findings) - c["findings"]  # findings reported but not failing (install scripts)
     return (f"summary: {c['targets']} target(s): {c['scanned']} scanned, {c['flagged']} flagged, {c['errors']} "
-            f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s), {c['not_scanned']} not scanned")
+            f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s)"
+            + (f" (and {reported} not failing)" if reported else "")
+            + (f", {c['without_verdict']} without a verdict" if c["without_verdict"] else "")
+            + f", {c['not_scanned']} not scanned")
 
 
 def _at(where: str, line: int | None, limit: int = 200) -> str:
@@ -43,13 +52,16 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
         lines.append(f"findings ({len(report.findings)}):")
         for finding in report.findings:
             level = "FAIL" if finding.fails else "note"
-            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)} "
-                         f"({_at(finding.where, finding.line)}): {clean(finding.message, 600)}")
+            place = "" if finding.where == finding.subject and not finding.line else \
+                f" ({_at(finding.where, finding.line)})"  # an installed folder is its own place
+            lines.append(f"  {level} {finding.kind.value}: {clean(finding.subject, 200)}{place}: "
+                         f"{clean(finding.message, 600)}")
     if report.not_scanned:
         lines.append(f"not scanned ({len(report.not_scanned)}):")
         for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
-            lines.append(f"  {_at(entry.where, entry.line, 120)}: {clean(entry.subject, 200)} [{entry.kind}]: "
-                         f"{clean(entry.reason, 400)}")
+            # a whole file (a manifest, an unread lockfile) is its own subject: named once
+            subject = "" if entry.subject == entry.where and not entry.line else f": {clean(entry.subject, 200)}"
+            lines.append(f"  {_at(entry.where, entry.line, 120)}{subject} [{entry.kind}]: {clean(entry.reason, 400)}")
         if len(report.not_scanned) > _SHOWN_NOT_SCANNED:
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
     for note in report.notes[:50]:
@@ -58,7 +70,14 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
     return "\n".join(lines) + "\n"
 
 
-def audit_to_dict(report: AuditReport) -> dict[str, Any]:
+def _summary(report: AuditReport, exit_code: int | None) -> dict[str, int]:
+    counts = summary_counts(report)
+    if exit_code is not None:  # the exit code of the run under its fail-on policy (the CLI's)
+        counts["exit_code"] = exit_code
+    return counts
+
+
+def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str, Any]:
     from malseq.report.json_report import result_to_dict
 
     results = []
@@ -74,48 +93,90 @@ def audit_to_dict(report: AuditReport) -> dict[str, Any]:
                    "includes": list(f.includes)} for f in report.files],
         "results": results,
         "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line,
-                      "message": f.message, "files": list(f.files), "fails": f.fails} for f in report.findings],
+                      "message": f.message, "files": list(f.files), "files_root": f.files_root, "fails": f.fails}
+                     for f in report.findings],
         "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
                         for n in report.not_scanned],
         "notes": list(report.notes),
-        "summary": summary_counts(report),
+        "summary": _summary(report, exit_code),
     }
 
 
-def render_audit_json(report: AuditReport) -> str:
-    return json.dumps(audit_to_dict(report), indent=2, ensure_ascii=True) + "\n"
+def render_audit_json(report: AuditReport, exit_code: int | None = None) -> str:
+    return json.dumps(audit_to_dict(report, exit_code), indent=2, ensure_ascii=True) + "\n"
 
 
-def _audit_rules() -> list[dict[str, Any]]:
+def _audit_rules(present: set[str]) -> list[dict[str, Any]]:
+    """The audit's own rules, with the metadata GitHub shows (as the scan's rules have); `present`:
+    rule ids the run already lists."""
     from malseq.audit import FindingKind
+    from malseq.report.sarif import lock_hash_rule
 
-    texts = {
-        FindingKind.LOCKFILE_HASH_MISMATCH: "The downloaded archive matches none of the hashes its lockfile pins",
-        FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY: "An installed package differs from the registry's release",
-        FindingKind.INSTALLED_DIFFERS_FROM_RECORD: "An installed distribution changed after install (RECORD)",
+    installed = {
+        FindingKind.INSTALLED_DIFFERS_FROM_REGISTRY: (
+            "An installed package differs from the registry's release",
+            "Files of a package installed in the project differ from, or are missing in, what the registry serves "
+            "for that version: it was changed after install, or installed from somewhere else.",
+            "Reinstall it from the registry (npm ci, pip install --force-reinstall) and find out what changed it."),
+        FindingKind.INSTALLED_DIFFERS_FROM_RECORD: (
+            "An installed distribution changed after install (RECORD)",
+            "A distribution's files no longer match the hashes its RECORD wrote at install, or its folders hold "
+            "files no RECORD lists.",
+            "Reinstall the distribution into a fresh virtualenv and find out what changed its files."),
     }
-    rules = [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
-              "shortDescription": {"text": text}, "defaultConfiguration": {"level": "error"},
-              "properties": {"tags": ["security", "supply-chain", "integrity"]}} for kind, text in texts.items()]
+    rules = [] if FindingKind.LOCKFILE_HASH_MISMATCH.value in present else [lock_hash_rule()]
+    rules += [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
+               "shortDescription": {"text": short}, "fullDescription": {"text": full}, "help": {"text": what},
+               "defaultConfiguration": {"level": "error"},
+               "properties": {"tags": ["security", "supply-chain", "integrity"], "precision": "high",
+                              "problem.severity": "error", "security-severity": "8.0"}}
+              for kind, (short, full, what) in installed.items()]
     rules.append({"id": NOT_SCANNED_RULE, "name": "DependencyNotScanned",
                   "shortDescription": {"text": "A dependency malseq did not scan (git, path, URL, private index...)"},
+                  "fullDescription": {"text": "The lockfile entry is not a release of the configured registry (a git "
+                                              "or URL source, a local path or workspace, another index, an unpinned "
+                                              "range, an unreadable file), so malseq did not analyse it."},
+                  "help": {"text": "Review that dependency another way (scan its folder or archive with malseq scan), "
+                                   "or pin it from the registry; --strict makes such entries fail the run."},
                   "defaultConfiguration": {"level": "warning"},
-                  "properties": {"tags": ["supply-chain"]}})
+                  "properties": {"tags": ["supply-chain"], "precision": "very-high", "problem.severity": "warning"}})
     return rules
 
 
-def _where(report: AuditReport, path: str, line: int | None = None) -> dict[str, Any]:
-    """A finding's place, given relative to the audited project: located like every other result of
-    the run (`%SRCROOT%` is the directory malseq ran in, as in `malseq.report.sarif`); for a dependency,
-    the lockfile line that pins it."""
+def sarif_paths(report: AuditReport) -> SarifPaths:
+    """Where the audit's SARIF locations are relative to. `%SRCROOT%` is the directory malseq ran in
+    when the audited folder is inside it (`malseq audit frontend` from the repository root: GitHub reads
+    a relative URI from the repository root and ignores uriBaseId, so `frontend/package-lock.json` is
+    what places the alert); when malseq ran outside the audited folder, `%SRCROOT%` is that folder, so
+    its files still get relative URIs rather than machine-specific file:// ones. The reports' own
+    paths (`pinned_by`, `where`) are relative to the audited folder."""
     import os
+    from pathlib import Path
 
-    from malseq.report.sarif import local_location
+    from malseq.report.sarif import SarifPaths
 
-    physical: dict[str, Any] = {"artifactLocation": local_location(os.path.join(report.root, path))}
+    root = os.path.abspath(report.root)
+    cwd = os.path.abspath(os.getcwd())
+    return SarifPaths(cwd if Path(root).is_relative_to(cwd) else root, root)
+
+
+def _where(paths: SarifPaths, path: str, line: int | None = None) -> dict[str, Any]:
+    """A finding's or unscanned entry's place (`path` relative to the audited folder, or absolute),
+    located like every other result of the run; for a dependency, the line of its entry."""
+    physical: dict[str, Any] = {"artifactLocation": paths.pin_location(path)}
     if line:
         physical["region"] = {"startLine": line}
     return {"physicalLocation": physical}
+
+
+def _project_files(finding: Finding) -> list[str]:
+    """The finding's files that are files of the project (relative to the audited folder), those that
+    still exist first: a folder is no place GitHub can show an alert."""
+    if finding.files_root is None:
+        return []
+    root = PurePosixPath(finding.files_root)
+    present = [str(root / f) for f in finding.files if not f.endswith(" (missing)")]
+    return present or [str(root / f.removesuffix(" (missing)")) for f in finding.files]
 
 
 def _audit_fingerprint(rule: str, subject: str, where: str) -> dict[str, str]:
@@ -128,13 +189,13 @@ def _audit_fingerprint(rule: str, subject: str, where: str) -> dict[str, str]:
     return {FINGERPRINT_KEY: digest}
 
 
-def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]]) -> None:
+def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]], srcroot: str) -> None:
     """An installed package's files are files of the audited project: point at them relative to it."""
     import os
     from pathlib import PurePosixPath
     from urllib.parse import quote
 
-    root = os.path.abspath(os.getcwd())  # %SRCROOT%: where malseq ran, as for every result of the run
+    root = srcroot  # as for every result of the run
     prefixes: dict[str, tuple[str, ...]] = {}
     for t in report.targets:
         info = t.result.package
@@ -168,30 +229,40 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]])
             visit(result, starts)
 
 
-def render_audit_sarif(report: AuditReport) -> str:
-    from malseq.report.sarif import render_sarif
+def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str:
+    from malseq.report.sarif import SRCROOT, render_sarif
 
-    doc = json.loads(render_sarif(report.results))
+    paths = sarif_paths(report)
+    doc = json.loads(render_sarif(report.results, paths))
     run = doc["runs"][0]
-    _relative_installed_uris(report, run.get("results", []))
-    run["tool"]["driver"]["rules"].extend(_audit_rules())
+    if paths.srcroot == paths.pins and paths.srcroot != os.path.abspath(os.getcwd()):
+        run["originalUriBaseIds"][SRCROOT] = {"description": {
+            "text": "the audited folder (malseq audit PATH ran outside it; run it from the repository root for "
+                    "GitHub code scanning)"}}
+    _relative_installed_uris(report, run.get("results", []), paths.srcroot)
+    run["tool"]["driver"]["rules"].extend(_audit_rules({rule["id"] for rule in run["tool"]["driver"]["rules"]}))
     for finding in report.findings:
-        run["results"].append({
+        result: dict[str, Any] = {
             "ruleId": finding.kind.value,
             "level": "error" if finding.fails else "warning",
             "message": {"text": f"{finding.subject}: {finding.message}"},
-            "locations": [_where(report, finding.where, finding.line)],
+            "locations": [_where(paths, finding.where, finding.line)],
             "partialFingerprints": _audit_fingerprint(finding.kind.value, finding.subject, finding.where),
             "properties": {"subject": finding.subject, "files": list(finding.files), "fails": finding.fails},
-        })
+        }
+        changed = _project_files(finding)
+        if changed:  # files of the project: the alert sits on the first one, every one is a related location
+            result["locations"] = [_where(paths, changed[0])]
+            result["relatedLocations"] = [dict(_where(paths, path), id=i) for i, path in enumerate(changed[:100])]
+        run["results"].append(result)
     for entry in report.not_scanned:
         run["results"].append({
             "ruleId": NOT_SCANNED_RULE,
             "level": "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
-            "locations": [_where(report, entry.where, entry.line)],
+            "locations": [_where(paths, entry.where, entry.line)],
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
             "properties": {"subject": entry.subject, "kind": entry.kind},
         })
-    run["properties"] = {"audit": {"root": report.root, "summary": summary_counts(report)}}
+    run["properties"] = {"audit": {"root": report.root, "summary": _summary(report, exit_code)}}
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"

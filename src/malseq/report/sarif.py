@@ -177,13 +177,35 @@ def _file_uri(path: PurePath) -> str:
     return "file://" + encode_path(posix if posix.startswith("/") else "/" + posix)
 
 
-def local_location(path: str) -> dict[str, Any]:
-    """An artifactLocation for a local path: `%SRCROOT%`-relative inside the working directory,
-    else an absolute `file://` URI."""
+@dataclass(frozen=True)
+class SarifPaths:
+    """How a run's local paths become URIs.
+
+    `srcroot`: the absolute folder `%SRCROOT%` stands for (the working directory, unless a caller
+    says otherwise: `malseq audit` of a folder outside it). `pins`: the folder that relative lockfile
+    paths in `pinned_by` and `lock_hash_mismatches` are relative to (`malseq audit` gives them relative
+    to the audited folder; `scan --lockfile` as given, relative to the working directory)."""
+
+    srcroot: str
+    pins: str
+
+    @staticmethod
+    def working_directory() -> SarifPaths:
+        cwd = os.path.abspath(os.getcwd())
+        return SarifPaths(cwd, cwd)
+
+    def pin_location(self, lockfile: str) -> dict[str, Any]:
+        return local_location(os.path.join(self.pins, lockfile), self.srcroot)
+
+
+def local_location(path: str, srcroot: str | None = None) -> dict[str, Any]:
+    """An artifactLocation for a local path (relative ones are relative to the working directory):
+    `%SRCROOT%`-relative inside `srcroot` (default: the working directory), else an absolute
+    `file://` URI."""
     absolute = Path(os.path.abspath(_strip_unsafe(path)))
-    cwd = Path(os.path.abspath(os.getcwd()))
-    if absolute.is_relative_to(cwd) and absolute != cwd:
-        return {"uri": encode_path(absolute.relative_to(cwd).as_posix()), "uriBaseId": SRCROOT}
+    base = Path(os.path.abspath(srcroot if srcroot is not None else os.getcwd()))
+    if absolute.is_relative_to(base) and absolute != base:
+        return {"uri": encode_path(absolute.relative_to(base).as_posix()), "uriBaseId": SRCROOT}
     return {"uri": _file_uri(absolute)}
 
 
@@ -208,6 +230,7 @@ class _Anchor:
     artifact: dict[str, Any]
     line: int | None
     folder: str | None  # a folder target's path: steps inside it are real files of the repository
+    srcroot: str | None = None  # what %SRCROOT% stands for (None: the working directory)
 
 
 def _registry_target(result: TargetResult) -> RegistryTarget | None:
@@ -218,14 +241,15 @@ def _registry_target(result: TargetResult) -> RegistryTarget | None:
     return target if isinstance(target, RegistryTarget) else None
 
 
-def _anchor(result: TargetResult) -> _Anchor:
+def _anchor(result: TargetResult, paths: SarifPaths | None = None) -> _Anchor:
+    paths = paths or SarifPaths.working_directory()
     if result.pinned_by:
         pin = result.pinned_by[0]
-        return _Anchor(local_location(pin.lockfile), pin.line, None)
+        return _Anchor(paths.pin_location(pin.lockfile), pin.line, None, paths.srcroot)
     info = result.package
     if info is not None and info.origin.kind in ("folder", "archive"):
         folder = info.origin.location if info.origin.kind == "folder" else None
-        return _Anchor(local_location(info.origin.location), None, folder)
+        return _Anchor(local_location(info.origin.location, paths.srcroot), None, folder, paths.srcroot)
     registry = _registry_target(result)
     if info is not None and info.origin.kind == "registry":
         return _Anchor(registry_location(info.ecosystem, info.name, info.version), None, None)
@@ -237,7 +261,7 @@ def _anchor(result: TargetResult) -> _Anchor:
         local = None
     if isinstance(local, LocalTarget):
         folder = str(local.path) if local.path.is_dir() else None
-        return _Anchor(local_location(str(local.path)), None, folder)
+        return _Anchor(local_location(str(local.path), paths.srcroot), None, folder, paths.srcroot)
     # nothing names a file (a target that no longer parses): the target text itself, under REGISTRY
     return _Anchor({"uri": "target/" + quote(_strip_unsafe(result.target), safe=""), "uriBaseId": REGISTRY_BASE},
                    None, None)
@@ -253,7 +277,7 @@ def _physical(artifact: dict[str, Any], line: int | None) -> dict[str, Any]:
 def step_location(anchor: _Anchor, path: str, line: int, message: str | None = None) -> dict[str, Any]:
     """A step's file:line: a file of the repository for a folder target, else inside `PACKAGE`."""
     if anchor.folder is not None:
-        artifact = local_location(str(Path(anchor.folder) / path))
+        artifact = local_location(str(Path(anchor.folder) / path), anchor.srcroot)
     else:
         artifact = {"uri": encode_path(path), "uriBaseId": PACKAGE_BASE}
     loc: dict[str, Any] = {"physicalLocation": _physical(artifact, line)}
@@ -343,10 +367,10 @@ def _pinned_text(result: TargetResult) -> str:
                    for p in result.pinned_by[:3])
 
 
-def _malicious(result: TargetResult) -> dict[str, Any] | None:
+def _malicious(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None:
     if result.verdict != "malicious" or result.sequence is None:
         return None
-    anchor = _anchor(result)
+    anchor = _anchor(result, paths)
     steps = [s for s in result.sequence.steps if s.stage is not Stage.UNREACHED] or list(result.sequence.steps)
     primary = _primary_step(steps)
     chain = " -> ".join(dict.fromkeys(BY_ID[s.behaviour].phrase for s in steps[:12]))
@@ -402,10 +426,10 @@ def _malicious(result: TargetResult) -> dict[str, Any] | None:
     return out
 
 
-def _scan_error(result: TargetResult) -> dict[str, Any] | None:
+def _scan_error(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None:
     if result.error is None:
         return None
-    anchor = _anchor(result)
+    anchor = _anchor(result, paths)
     text = f"{clean(result.target, 200)} could not be scanned: {result.error.kind}: {clean(result.error.message, 800)}"
     if result.error.hint:
         text += f" (hint: {clean(result.error.hint, 400)})"
@@ -415,7 +439,7 @@ def _scan_error(result: TargetResult) -> dict[str, Any] | None:
     return _alert(SCAN_ERROR_RULE, "error", text, result, anchor, props)
 
 
-def _lock_hash_rule() -> dict[str, Any]:
+def lock_hash_rule() -> dict[str, Any]:
     return {
         "id": LOCK_HASH_RULE,
         "name": "LockfileHashMismatch",
@@ -436,23 +460,22 @@ def _lock_hash_rule() -> dict[str, Any]:
     }
 
 
-def _lock_hash_mismatches(result: TargetResult) -> list[dict[str, Any]]:
+def _lock_hash_mismatches(result: TargetResult, paths: SarifPaths) -> list[dict[str, Any]]:
     """One result per lockfile whose pinned hashes the scanned file does not match, at its line."""
     out = []
     props: dict[str, Any] = _properties(result)
     for m in result.lock_hash_mismatches:
-        artifact = local_location(m.lockfile)
-        anchor = _Anchor(artifact, m.line, None)
+        anchor = _Anchor(paths.pin_location(m.lockfile), m.line, None, paths.srcroot)
         properties: dict[str, Any] = {**props, "lockfile": m.lockfile, "lockfileLine": m.line}
         out.append(_alert(LOCK_HASH_RULE, "error", f"{_package_label(result)}: {clean(m.detail, 800)}", result,
                           anchor, properties))
     return out
 
 
-def _scan_incomplete(result: TargetResult) -> dict[str, Any] | None:
+def _scan_incomplete(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None:
     if not result.notices:
         return None
-    anchor = _anchor(result)
+    anchor = _anchor(result, paths)
     text = f"{clean(result.target, 200)} was not scanned completely: " + "; ".join(
         f"{clean(n.message, 400)} ({clean(n.hint, 300)})" for n in result.notices)
     props = _properties(result)
@@ -475,12 +498,12 @@ def _lookalike_rule() -> dict[str, Any]:
     }
 
 
-def _lookalike(result: TargetResult) -> dict[str, Any] | None:
+def _lookalike(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None:
     look = result.lookalike
     if look is None or not look.is_copy or look.diff is None or look.diff.error is not None:
         return None
     diff = look.diff
-    anchor = _anchor(result)
+    anchor = _anchor(result, paths)
     share = look.share
     counted = f"{share.identical} of {share.files} files identical" if share is not None else ""
     reason = look.match.reason if look.match is not None else "look-alike name"
@@ -511,14 +534,18 @@ def _lookalike(result: TargetResult) -> dict[str, Any] | None:
     return out
 
 
-def render_sarif(results: Sequence[TargetResult]) -> str:
+def render_sarif(results: Sequence[TargetResult], paths: SarifPaths | None = None) -> str:
+    """The SARIF log of `results`; `paths`: where `%SRCROOT%` is and what relative lockfile paths are
+    relative to (default: the working directory for both)."""
+    paths = paths or SarifPaths.working_directory()
     sarif_results = [
-        r for res in results for r in (_scan_error(res), _malicious(res), _lookalike(res), _scan_incomplete(res))
+        r for res in results for r in (_scan_error(res, paths), _malicious(res, paths), _lookalike(res, paths),
+                                        _scan_incomplete(res, paths))
         if r is not None
-    ] + [r for res in results for r in _lock_hash_mismatches(res)]
+    ] + [r for res in results for r in _lock_hash_mismatches(res, paths)]
     rules = _rules()
     if any(res.lock_hash_mismatches for res in results):
-        rules.append(_lock_hash_rule())
+        rules.append(lock_hash_rule())
     if any(r["ruleId"] == LOOKALIKE_RULE for r in sarif_results):
         rules.append(_lookalike_rule())
     notifications = [
