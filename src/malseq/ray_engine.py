@@ -354,7 +354,8 @@ def _connected(ray: ModuleType, ray_options: RayOptions) -> Generator[None, None
             stack.callback(shutil.rmtree, temp, ignore_errors=True)
             kwargs.update(num_cpus=ray_options.num_cpus, _temp_dir=temp)
         try:
-            context = ray.init(address=ray_options.address, **kwargs)
+            # "local": a new instance even when RAY_ADDRESS names a cluster (--address is how to use one)
+            context = ray.init(address=ray_options.address or "local", **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             from malseq.errors import ConfigurationError
 

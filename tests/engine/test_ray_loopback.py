@@ -132,9 +132,9 @@ def test_the_local_instance_of_the_cli_listens_on_loopback_only(tmp_path: Path) 
     home.mkdir()
     env = {**os.environ, "HOME": str(home),
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
-                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
         env.pop(name, None)  # as a user with no Ray settings starts it
+    env["RAY_ADDRESS"] = "127.0.0.1:9"  # no cluster there: without --address, malseq starts its own instance
     argv = [sys.executable, "-m", "malseq", "scan", "--engine", "ray", "--jobs", "1", "--out-dir", str(out),
             "--offline", "--no-config", "--format", "json", *EXAMPLES]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
