@@ -75,7 +75,9 @@ def export_onnx(checkpoint: Path, out_path: Path, max_len: int = 128) -> Path:
     return out_path
 
 
-def quantize(fp32_path: Path, int8_path: Path) -> Path:
+def quantize(fp32_path: Path, int8_path: Path, max_len: int, vocab_size: int) -> Path:
+    """The int8 model, stored as its optimised graph (`optimise_graph`, probed with inputs of at most
+    `max_len` tokens below `vocab_size`: what the model and its tokenizer accept)."""
     import logging
     import os
 
@@ -84,14 +86,14 @@ def quantize(fp32_path: Path, int8_path: Path) -> Path:
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
     quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
-    return optimise_graph(Path(int8_path))
+    return optimise_graph(Path(int8_path), max_len, vocab_size)
 
 
-# Lengths of the probe inputs `optimise_graph` compares (1 token up to a full 256-token window).
-_PROBE_LENGTHS = (1, 2, 5, 16, 33, 64, 128, 200, 256)
+# Lengths of the probe inputs `optimise_graph` compares (those up to the model's max_len, and max_len).
+_PROBE_LENGTHS = (1, 2, 5, 16, 33, 64, 128, 200, 256, 512)
 
 
-def optimise_graph(path: Path, probe_ids: int = 100) -> Path:
+def optimise_graph(path: Path, max_len: int, vocab_size: int) -> Path:
     """Store the model at `path` as the graph onnxruntime builds from it when it loads it.
 
     Every `InferenceSession` rewrites the graph it reads (constant folding, fused attention, GELU and
@@ -101,8 +103,9 @@ def optimise_graph(path: Path, probe_ids: int = 100) -> Path:
     depend on the CPU (ORT_ENABLE_ALL adds layout changes that do, and none apply to this model).
 
     The rewritten graph must score exactly as the original does when `malseq.model.infer` loads it
-    (default options): probe inputs of several lengths (token ids below `probe_ids`) are run through
-    both, and any output that differs in a single bit raises `ValueError` and leaves `path` as it was.
+    (default options): probe inputs of several lengths up to `max_len` tokens (random ids below
+    `vocab_size`) are run through both, and any output that differs in a single bit raises
+    `ValueError` and leaves `path` as it was.
     """
     import os
 
@@ -128,8 +131,8 @@ def optimise_graph(path: Path, probe_ids: int = 100) -> Path:
         before = ort.InferenceSession(str(path), options(), providers=["CPUExecutionProvider"])
         after = ort.InferenceSession(str(rewritten), options(), providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
-        for length in _PROBE_LENGTHS:
-            ids = rng.integers(0, probe_ids, size=(1, length), dtype=np.int64)
+        for length in sorted({n for n in _PROBE_LENGTHS if n <= max_len} | {max_len}):
+            ids = rng.integers(0, vocab_size, size=(1, length), dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
             names = {i.name for i in before.get_inputs()}
             feed = {k: v for k, v in feeds.items() if k in names}
