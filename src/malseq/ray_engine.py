@@ -406,12 +406,12 @@ def scan_on_ray(
     for_target = _registry_options([t for _, t in todo], options)
     connection = contextlib.ExitStack()
     connection.enter_context(_connected(ray, ray_options))
-    remote = ray.remote(num_cpus=1, max_retries=ray_options.max_retries, retry_exceptions=False)(task)
-    in_flight_limit = ray_options.max_in_flight or max(2, 4 * int(ray.cluster_resources().get("CPU", 1)))
     pending = iter(todo)
     in_flight: dict[Any, tuple[str, Target, float]] = {}
     scanned = 0
     try:
+        remote = ray.remote(num_cpus=1, max_retries=ray_options.max_retries, retry_exceptions=False)(task)
+        in_flight_limit = ray_options.max_in_flight or max(2, 4 * int(ray.cluster_resources().get("CPU", 1)))
         while True:
             while len(in_flight) < in_flight_limit:
                 nxt = next(pending, None)
