@@ -81,27 +81,29 @@ def run_once(cpus: int, archives: list[str], warmup: list[str]) -> Run:
     import ray
 
     from malseq.intake import IntakeOptions
-    from malseq.ray_engine import RayOptions, scan_on_ray
+    from malseq.ray_engine import RayOptions, local_instance_settings, scan_on_ray
     from malseq.scan import ScanOptions
 
     options = ScanOptions(intake=IntakeOptions(offline=True), isolate=True)
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    try:
-        start = time.monotonic()
-        ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=temp, log_to_driver=False,
-                 configure_logging=False, object_store_memory=200 * 1024 * 1024)
-        startup = time.monotonic() - start
-        start = time.monotonic()
-        list(scan_on_ray(warmup[:cpus], options, RayOptions(Path(temp) / "warmup")))
-        warm = time.monotonic() - start
-        load_before = os.getloadavg()[0]
-        start = time.monotonic()
-        results = list(scan_on_ray(archives, options, RayOptions(Path(temp) / "out")))
-        wall = time.monotonic() - start
-        load_after = os.getloadavg()[0]
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
+    # loopback only, with a random token: the local instance `malseq scan --engine ray` starts
+    with local_instance_settings():
+        temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+        try:
+            start = time.monotonic()
+            ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=temp, log_to_driver=False,
+                     configure_logging=False, object_store_memory=200 * 1024 * 1024)
+            startup = time.monotonic() - start
+            start = time.monotonic()
+            list(scan_on_ray(warmup[:cpus], options, RayOptions(Path(temp) / "warmup")))
+            warm = time.monotonic() - start
+            load_before = os.getloadavg()[0]
+            start = time.monotonic()
+            results = list(scan_on_ray(archives, options, RayOptions(Path(temp) / "out")))
+            wall = time.monotonic() - start
+            load_after = os.getloadavg()[0]
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)
     return Run(cpus, len(results), startup, warm, wall, sum(r.error is not None for r in results),
                sum(r.verdict == "malicious" for r in results), load_before, load_after)
 

@@ -1,6 +1,7 @@
 """Start-up of `malseq scan` on one small local package: wall and CPU seconds, median of N runs.
 
     PYTHONPATH=src python bench/startup.py [--runs 15] [--target examples/pypi-clean-lib] [-- EXTRA SCAN ARGS]
+    python bench/startup.py --src src --against /tmp/before/src --runs 30   # two trees, runs interleaved
 
 Each run is a fresh `python -m malseq scan -q TARGET` (the text report to /dev/null), as a user
 types it; the figure is the median wall time, with the median CPU seconds (user + system of the
@@ -8,7 +9,9 @@ process and every child it waited for: isolated workers included). The interpret
 bytecode cache to a temporary folder first (one warm-up run), so every measured run starts from
 compiled modules as an installed malseq does, whatever PYTHONDONTWRITEBYTECODE says.
 Wall time depends on the machine's load: the load average is printed with the figures; compare
-runs made one after the other, and read the CPU column for the code's own cost.
+runs made one after the other, and read the CPU column for the code's own cost. With `--against`,
+the runs of the two source trees alternate (A B A B ...), so a load that comes and goes during the
+measurement falls on both alike.
 """
 
 from __future__ import annotations
@@ -77,12 +80,27 @@ def breakdown(target: str, env: dict[str, str]) -> None:
     print(done.stdout.rstrip() or done.stderr[-2000:])
 
 
+def _summary(label: str, cmd: list[str], pythonpath: str, runs: list[tuple[float, float, int]]) -> float:
+    walls = sorted(w for w, _, _ in runs)
+    cpus = sorted(c for _, c, _ in runs)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{label}command: {' '.join(cmd[1:])}")
+    print(f"PYTHONPATH={pythonpath}  runs={len(runs)}  cores={os.cpu_count()}  load average (1 min) {load:.2f}")
+    print(f"wall s: median {statistics.median(walls):.3f}  min {walls[0]:.3f}  max {walls[-1]:.3f}")
+    print(f"CPU s:  median {statistics.median(cpus):.3f}  min {cpus[0]:.3f}  max {cpus[-1]:.3f}")
+    print(f"start-up (median wall) {statistics.median(walls):.3f} s; target < 0.5 s: "
+          f"{'met' if statistics.median(walls) < 0.5 else 'NOT met'}")
+    return statistics.median(cpus)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--target", default=str(REPO / "examples" / "pypi-clean-lib"))
     ap.add_argument("--src", type=Path, default=None,
                     help="the malseq sources to time (default: the ones on PYTHONPATH, else this checkout's src)")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="a second source tree (e.g. an export of the previous commit's src) timed in turn with --src")
     ap.add_argument("--breakdown", action="store_true", help="also print the CPU seconds of each part of a start-up")
     ap.add_argument("extra", nargs="*", help="more `malseq scan` arguments (after --), e.g. --isolate")
     args = ap.parse_args()
@@ -93,20 +111,20 @@ def main() -> None:
             env["PYTHONPATH"] = str(args.src.resolve())
         elif "PYTHONPATH" not in env:
             env["PYTHONPATH"] = str(REPO / "src")
+        envs = [env] + ([{**env, "PYTHONPATH": str(args.against.resolve())}] if args.against is not None else [])
         cmd = [sys.executable, "-m", "malseq", "scan", "-q", *args.extra, args.target]
-        one_run(cmd, env)  # warm-up: bytecode written, files in the page cache
-        runs = [one_run(cmd, env) for _ in range(args.runs)]
+        for tree in envs:
+            one_run(cmd, tree)  # warm-up: bytecode written, files in the page cache
+        runs: list[list[tuple[float, float, int]]] = [[] for _ in envs]
+        for _ in range(args.runs):
+            for tree, out in zip(envs, runs, strict=True):
+                out.append(one_run(cmd, tree))
         if args.breakdown:
             breakdown(args.target, env)
-    walls = sorted(w for w, _, _ in runs)
-    cpus = sorted(c for _, c, _ in runs)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"command: {' '.join(cmd[1:])}")
-    print(f"PYTHONPATH={env['PYTHONPATH']}  runs={args.runs}  cores={os.cpu_count()}  load average (1 min) {load:.2f}")
-    print(f"wall s: median {statistics.median(walls):.3f}  min {walls[0]:.3f}  max {walls[-1]:.3f}")
-    print(f"CPU s:  median {statistics.median(cpus):.3f}  min {cpus[0]:.3f}  max {cpus[-1]:.3f}")
-    print(f"start-up (median wall) {statistics.median(walls):.3f} s; target < 0.5 s: "
-          f"{'met' if statistics.median(walls) < 0.5 else 'NOT met'}")
+    mine = _summary("", cmd, env["PYTHONPATH"], runs[0])
+    if args.against is not None:
+        other = _summary("against: ", cmd, envs[1]["PYTHONPATH"], runs[1])
+        print(f"median CPU s: {mine:.3f} vs {other:.3f} against ({mine - other:+.3f}, {mine / other - 1:+.0%})")
 
 
 if __name__ == "__main__":

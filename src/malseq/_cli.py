@@ -21,18 +21,20 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from malseq import __version__
 from malseq._cli_policy import add_policy_arguments, apply_policy
 from malseq.errors import MalseqError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.limits import DEFAULT_LIMITS
-from malseq.intake.lockfiles import LockfileEntry, LockfilePin
 from malseq.model import LOW_FPR, OPERATING_POINTS
 from malseq.sanitize import clean
 from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_stream
 from malseq.suppress import apply_suppressions, load_suppressions
+
+if TYPE_CHECKING:  # read only with --lockfile (`_lockfile_targets` imports the module then)
+    from malseq.intake.lockfiles import LockfileEntry, LockfilePin
 
 EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
@@ -113,7 +115,9 @@ def progress_status(result: TargetResult) -> str:
     return status
 
 
-def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentParser:
+def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False) -> argparse.ArgumentParser:
+    """The parser of every command, or with `scan_only` of `malseq scan` alone (what a scan parses:
+    the other commands' modules stay unimported)."""
     parser = argparse.ArgumentParser(
         prog="malseq",
         description="Static detector of malicious npm and PyPI packages. Never runs package code.",
@@ -190,6 +194,8 @@ def _build_parser(plugins: Mapping[str, CommandPlugin]) -> argparse.ArgumentPars
                     "affixes, digit/letter swaps), fetch the popular release and, when the package copies it, diff "
                     "against it: 'copy of X VERSION with these changes' (off by default: it downloads and analyses "
                     "the original; see docs/diff.md)")
+    if scan_only:
+        return parser
     from malseq import _cli_diff
 
     _cli_diff.register(sub)  # `malseq diff OLD NEW`
@@ -369,10 +375,10 @@ class _LockfilePins:
 
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
     """Every pinned release of the lockfiles, with where it is pinned (see `_LockfilePins`)."""
-    from malseq.intake.lockfiles import read_lockfile
-
     found = _LockfilePins()
     for path in paths:
+        from malseq.intake.lockfiles import read_lockfile  # here: a scan without --lockfile never needs it
+
         lock = read_lockfile(path)
         if not quiet:
             print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
@@ -494,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"malseq: error: `malseq {word}` is part of the lab, which is not installed: {LAB_INSTALL_HINT}",
               file=sys.stderr)
         return EXIT_USAGE
-    parser = _build_parser(plugins)
+    parser = _build_parser(plugins, scan_only=word == "scan")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

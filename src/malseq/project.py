@@ -163,13 +163,14 @@ def _spec_key(spec: str) -> str:
 
 def _lockfiles(root: Path, shown: str, batch: Collection[str]) -> list[ScanNotice]:
     from malseq.errors import UsageError
-    from malseq.intake.lockfiles import read_lockfile
 
     notices = []
     for name in LOCKFILES + UNREADABLE_LOCKFILES:
         path = root / name
         if not path.is_file():
             continue
+        from malseq.intake.lockfiles import read_lockfile  # only for a folder that has one
+
         where = _join(shown, name)
         if name in UNREADABLE_LOCKFILES:
             notices.append(ScanNotice(

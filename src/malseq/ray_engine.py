@@ -13,6 +13,9 @@ as one JSON line (an entry of the JSON report, as `--format jsonl` writes it) in
 files of at most `shard_size` lines, and a re-run skips every target that already has a line
 there, so a run stopped at any point resumes where it was.
 
+A local instance (no address) listens on 127.0.0.1 only and requires a random token
+(`local_instance_settings`).
+
 Ray is imported only here and only when this engine runs: scanning never needs it.
 """
 
@@ -20,8 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import json
+import logging
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -276,31 +282,99 @@ def _lost(text: str, exc: BaseException, seconds: float, retries: int) -> Target
     return TargetResult(text, None, None, error, seconds)
 
 
-def _connect(ray: ModuleType, ray_options: RayOptions) -> tuple[bool, str | None]:
-    """Connect to the cluster (or start a local instance): (whether this call started Ray here, the
-    temporary folder of a local instance, removed after it stops)."""
-    if ray.is_initialized():
-        return False, None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    temp = None
-    if ray_options.address is None:
-        import tempfile
+# Ray gives a new node the address `ray._private.services.get_node_ip_address()` returns: on Linux the
+# machine's routable address, and the node's servers (GCS, raylet and its object manager, every
+# worker's gRPC server, the runtime-env and dashboard agents) then listen on every interface. Passing
+# `_node_ip_address="127.0.0.1"` to `ray.init` (or `--node-ip-address 127.0.0.1` to `ray start`) does not
+# help: Ray turns a loopback address back into the routable one (`services.resolve_ip_for_localhost`).
+# Ray's own switch for a loopback-only node is the one it uses on macOS and Windows,
+# `ray_constants.ENABLE_RAY_CLUSTER` (environment RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0): the node's address
+# is then 127.0.0.1, and each server binds loopback when the node's address is loopback (the C++
+# servers, `dashboard/agent.py` and `runtime_env/agent/main.py`). docs/results/speed/ray.md has the details.
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray (2.5x and later) turns token authentication on for a new local instance, and without a token in
+# the environment it writes one into ~/.ray/auth_token: a random token in the environment of the
+# instance's processes keeps other local users out and leaves no file behind.
+AUTH_TOKEN_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"  # Ray sets it to "token" while it starts the instance
 
-        # a local instance keeps its sockets and logs here rather than in /tmp/ray: a scan leaves no files
-        temp = tempfile.mkdtemp(prefix="malseq-ray-")
-        kwargs.update(num_cpus=ray_options.num_cpus, _temp_dir=temp)
+
+@contextlib.contextmanager
+def local_instance_settings() -> Generator[None, None, None]:
+    """While a local Ray instance starts and runs: its node address is loopback (every server it starts
+    listens on 127.0.0.1 only) and it authenticates with a random token (unless the user set one).
+    The environment is put back afterwards. Ray must be importable."""
+    from ray._private import ray_constants
+
+    saved = {name: os.environ.get(name) for name in (LOOPBACK_SWITCH, AUTH_MODE_VARIABLE, *AUTH_TOKEN_VARIABLES)}
+    saved_switch = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_SWITCH] = "0"  # the processes the instance starts read it when they import ray
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported ray already
+    if not any(saved[name] for name in AUTH_TOKEN_VARIABLES):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # "Token authentication is enabled for this Ray cluster": malseq chose it, the user needs no warning
+    auth_logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    saved_level = auth_logger.level
+    auth_logger.setLevel(logging.ERROR)
     try:
-        ray.init(address=ray_options.address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        from malseq.errors import ConfigurationError
+        yield
+    finally:
+        auth_logger.setLevel(saved_level)
+        ray_constants.ENABLE_RAY_CLUSTER = saved_switch
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-        what = f"connect to the Ray cluster at {ray_options.address}" if ray_options.address else "start Ray here"
-        raise ConfigurationError(f"could not {what}: {exc}",
-                                 hint="start it with `ray start --head` and pass the address it prints "
-                                 "(--address HOST:PORT), or leave out --address for a local instance") from exc
-    return True, temp
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _connected(ray: ModuleType, ray_options: RayOptions) -> Generator[None, None, None]:
+    """Connected to the cluster (or to a local instance started here, with `local_instance_settings`,
+    stopped and its temporary folder removed on exit); a Ray already initialised in this process is
+    used as it is and left running."""
+    if ray.is_initialized():
+        yield
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    with contextlib.ExitStack() as stack:
+        if ray_options.address is None:
+            import tempfile
+
+            stack.enter_context(local_instance_settings())
+            # a local instance keeps its sockets and logs here rather than in /tmp/ray: a scan leaves no files
+            temp = tempfile.mkdtemp(prefix="malseq-ray-")
+            stack.callback(shutil.rmtree, temp, ignore_errors=True)
+            kwargs.update(num_cpus=ray_options.num_cpus, _temp_dir=temp)
+        try:
+            # "local": a new instance even when RAY_ADDRESS names a cluster (--address is how to use one)
+            context = ray.init(address=ray_options.address or "local", **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            from malseq.errors import ConfigurationError
+
+            what = f"connect to the Ray cluster at {ray_options.address}" if ray_options.address else "start Ray here"
+            raise ConfigurationError(f"could not {what}: {exc}",
+                                     hint="start it with `ray start --head` and pass the address it prints "
+                                     "(--address HOST:PORT), or leave out --address for a local instance") from exc
+        stack.callback(ray.shutdown)
+        node_address = str(context.address_info.get("node_ip_address", ""))
+        if ray_options.address is None and not _is_loopback(node_address):
+            from malseq.errors import ConfigurationError
+
+            # fail closed: a Ray version that ignores the switch would listen on every interface
+            raise ConfigurationError(
+                f"the local Ray instance did not bind to loopback (its node address is {node_address})",
+                hint="this Ray version ignores RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: install the Ray version in "
+                "malseq's [ray] extra, or start a cluster yourself (`ray start --head`, behind a firewall) "
+                "and pass --address")
+        yield
 
 
 def scan_on_ray(
@@ -330,13 +404,14 @@ def scan_on_ray(
     if not todo:
         return summary
     for_target = _registry_options([t for _, t in todo], options)
-    started_here, temp = _connect(ray, ray_options)
-    remote = ray.remote(num_cpus=1, max_retries=ray_options.max_retries, retry_exceptions=False)(task)
-    in_flight_limit = ray_options.max_in_flight or max(2, 4 * int(ray.cluster_resources().get("CPU", 1)))
+    connection = contextlib.ExitStack()
+    connection.enter_context(_connected(ray, ray_options))
     pending = iter(todo)
     in_flight: dict[Any, tuple[str, Target, float]] = {}
     scanned = 0
     try:
+        remote = ray.remote(num_cpus=1, max_retries=ray_options.max_retries, retry_exceptions=False)(task)
+        in_flight_limit = ray_options.max_in_flight or max(2, 4 * int(ray.cluster_resources().get("CPU", 1)))
         while True:
             while len(in_flight) < in_flight_limit:
                 nxt = next(pending, None)
@@ -373,10 +448,7 @@ def scan_on_ray(
         for ref in in_flight:  # stopped early (Ctrl-C, the caller closed us): do not leave work running
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
+        connection.close()  # a local instance started here is stopped and its folder removed
     return replace(summary, scanned=scanned, shards=tuple(writer.paths))
 
 

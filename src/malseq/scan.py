@@ -13,17 +13,17 @@ from malseq.errors import MalseqError, UsageError
 from malseq.features.types import PackageAnalysis
 from malseq.intake import IntakeOptions, load_target
 from malseq.intake.build import check_analysable
-from malseq.intake.lockfiles import LockfilePin, LockHashMismatch
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import LocalTarget, Target, parse_target
 from malseq.model import LOW_FPR
 from malseq.project import ScanNotice, project_notices, target_key
 from malseq.sequence.types import BehaviourSequence
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # lockfiles: only `scan --lockfile` reads one (its parsers cost a small scan's start-up)
     from malseq._isolation import IsolatedRunner, WorkerFailure
     from malseq.diff.lookalike import LookalikeComparison
     from malseq.diff.previous import PreviousComparison
+    from malseq.intake.lockfiles import LockfilePin, LockHashMismatch
     from malseq.review import ReviewMaterial
 
 

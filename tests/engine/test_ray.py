@@ -1,8 +1,9 @@
 """`malseq scan --engine ray`: a local Ray instance started here (2 CPUs, one for the module), a task
 that kills its Ray worker, retries, resume, and verdicts identical to `malseq scan`.
 
-Ray's own servers listen on every interface whatever address is given, so the instance requires a
-random token (Ray's token authentication, kept in this process's environment: no file is written).
+The instance is started with malseq's `local_instance_settings`, as `--engine ray` starts its own: every
+server listens on loopback only (test_ray_loopback.py checks that), and it requires a random token (Ray's
+token authentication, kept in this process's environment: no file is written).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import importlib.util
 import io
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -26,11 +26,11 @@ import pytest
 import ray_faults  # tests/engine, beside this file
 
 from malseq.intake import IntakeOptions
-from malseq.ray_engine import WORKER_LOST, RayOptions, read_finished, scan_on_ray
+from malseq.ray_engine import WORKER_LOST, RayOptions, local_instance_settings, read_finished, scan_on_ray
 from malseq.report.json_report import result_to_dict
 from malseq.scan import ScanOptions, TargetResult, scan
 
-# not imported here: Ray reads its authentication settings once, when it is imported (see the fixture)
+# not imported here: the fixture imports it once the workers' PYTHONPATH is set
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                 reason="the ray extra is not installed (pip install -e '.[ray]'; `make test` has it)")
 
@@ -41,27 +41,28 @@ OPTIONS = ScanOptions(intake=IntakeOptions(offline=True), isolate=True)
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "PYTHONPATH")}
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
+    saved = os.environ.get("PYTHONPATH")
     # the workers are started by the raylet with this environment: this worktree's malseq first
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [saved["PYTHONPATH"]])])
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [saved])])
     import ray
 
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
     try:
-        context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, object_store_memory=80 * 1024 * 1024,
-                           log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
-        ray.cloudpickle.register_pickle_by_value(ray_faults)  # the workers need not import the tests
-        yield str(context.address_info["gcs_address"])
+        with local_instance_settings():
+            context = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp,
+                               object_store_memory=80 * 1024 * 1024, log_to_driver=False, configure_logging=False)
+            ray.cloudpickle.register_pickle_by_value(ray_faults)  # the workers need not import the tests
+            try:
+                # the CLI test connects to this instance: it finds the token in the environment it inherits
+                yield str(context.address_info["gcs_address"])
+            finally:
+                ray.shutdown()
     finally:
-        ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def npm_tgz(path: Path) -> Path:

@@ -1,7 +1,9 @@
-"""`--engine ray` without Ray installed, and its options outside the engine: usage errors (exit 2)."""
+"""`--engine ray` without Ray installed, and its options outside the engine: usage errors (exit 2); the
+local instance's settings without starting Ray."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -62,3 +64,44 @@ def test_registry_urls_are_resolved_on_the_driver_and_credentials_stay_on_the_no
     assert resolve_npm_registry(None, "@corp/tool").authorization is not None
     assert corp.intake.npm_registry_url is None
     assert local == options
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the ray extra is not installed")
+def test_a_local_instance_not_on_loopback_is_stopped_and_refused(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fail closed: if a Ray version ignored the loopback switch, the instance it started (listening on
+    the machine's address) is shut down and the run stops with a configuration error; the settings
+    malseq made for it are put back. (test_ray_loopback.py starts a real instance.)"""
+    import os
+    import tempfile
+    import types
+
+    from ray._private import ray_constants
+
+    from malseq.errors import ConfigurationError
+    from malseq.ray_engine import LOOPBACK_SWITCH, RayOptions, _connected
+
+    monkeypatch.delenv(LOOPBACK_SWITCH, raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the instance's temporary folder goes
+    platform_default = ray_constants.ENABLE_RAY_CLUSTER
+    seen: dict[str, object] = {}
+
+    def init(address: str | None = None, **kwargs: object) -> object:
+        # what Ray would see while it starts the instance
+        seen.update(address=address, switch=os.environ.get(LOOPBACK_SWITCH), constant=ray_constants.ENABLE_RAY_CLUSTER,
+                    token=bool(os.environ.get("RAY_AUTH_TOKEN")), temp=kwargs.get("_temp_dir"))
+        return types.SimpleNamespace(address_info={"node_ip_address": "192.0.2.7"})
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init,
+                                 shutdown=lambda: seen.setdefault("shutdown", True))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    with pytest.raises(ConfigurationError, match="did not bind to loopback"), \
+            _connected(fake, RayOptions(tmp_path / "out")):  # type: ignore[arg-type]
+        pass
+    assert seen["address"] == "local" and seen["switch"] == "0" and seen["constant"] is False and seen["token"]
+    assert seen.get("shutdown") is True
+    assert not Path(str(seen["temp"])).exists()  # the instance's folder is removed
+    assert LOOPBACK_SWITCH not in os.environ and "RAY_AUTH_TOKEN" not in os.environ
+    assert ray_constants.ENABLE_RAY_CLUSTER is platform_default  # put back

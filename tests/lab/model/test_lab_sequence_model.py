@@ -134,7 +134,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                          threads=1, log_every=2)
     result = train(train_texts, train_labels, val_texts, val_labels, config, root / "run", events.append)
     fp32 = export_onnx(result.checkpoint, root / "fp32.onnx", max_len=64)
-    int8 = quantize(fp32, root / "int8.onnx")
+    from tokenizers import Tokenizer
+
+    int8 = quantize(fp32, root / "int8.onnx", 64, Tokenizer.from_file(str(tok)).get_vocab_size())
     card = {"name": "tiny", "max_len": 64, "threshold": result.threshold, "created": "test"}
     fp32_dir = assemble(root / "fp32", fp32, tok, card)
     int8_dir = assemble(root / "int8", int8, tok, card)
@@ -426,3 +428,25 @@ def test_reusing_a_finished_training(tmp_path: Path, two_step_config: Any) -> No
     assert (tmp_path / "run" / "train" / "train_log.jsonl").read_text() == log_before  # not trained again
     assert again["card"]["threshold_fp32"] == first["card"]["threshold_fp32"]
     assert again["models"]["bert-fp32"]["by_ecosystem"] == first["models"]["bert-fp32"]["by_ecosystem"]
+
+
+def test_the_int8_model_is_stored_as_its_optimised_graph(tiny_run: dict[str, object], tmp_path: Path) -> None:
+    """`quantize` stores onnxruntime's fused graph (`optimise_graph`): nothing is left to rewrite at load,
+    and the rewrite refuses to ship a graph that scores differently."""
+    import onnx
+    from tokenizers import Tokenizer
+
+    from malseq_lab.model.export import optimise_graph
+
+    int8 = Path(tiny_run["int8_dir"]) / "model.onnx"  # type: ignore[arg-type]
+    ops = {(n.domain, n.op_type) for n in onnx.load(str(int8)).graph.node}
+    assert any(domain == "com.microsoft" for domain, _ in ops), ops  # fused kernels, e.g. DynamicQuantizeMatMul
+    val_texts, _ = tiny_run["val"]  # type: ignore[misc]
+    copy = tmp_path / "again"
+    copy.mkdir()
+    for item in Path(tiny_run["int8_dir"]).iterdir():  # type: ignore[arg-type]
+        (copy / item.name).write_bytes(item.read_bytes())
+    # optimising the optimised graph again passes its own bit-for-bit check and scores the same
+    vocab_size = Tokenizer.from_file(str(copy / "tokenizer.json")).get_vocab_size()
+    assert optimise_graph(copy / "model.onnx", 64, vocab_size) == copy / "model.onnx"
+    assert SequenceScorer.load(copy).score(val_texts) == SequenceScorer.load(int8.parent).score(val_texts)

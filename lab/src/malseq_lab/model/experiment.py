@@ -149,7 +149,10 @@ def run_training(
 
     t = time.monotonic()
     fp32 = export_onnx(result.checkpoint, out_dir / "onnx" / "model-fp32.onnx", config.max_len)
-    int8 = quantize(fp32, out_dir / "onnx" / "model-int8.onnx")
+    from tokenizers import Tokenizer
+
+    vocab_size = Tokenizer.from_file(str(out_dir / "train" / "tokenizer.json")).get_vocab_size()
+    int8 = quantize(fp32, out_dir / "onnx" / "model-int8.onnx", config.max_len, vocab_size)
     export_seconds = time.monotonic() - t
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     training = json.loads((out_dir / "train" / "training.json").read_text())
