@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from malseq.features.catalogue import BY_ID
 from malseq.features.types import Dimension
+from malseq.intake.targets import release_spec
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
 from malseq.sequence.render import STAGE_ORDER
@@ -123,7 +124,7 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         return "\n".join(lines)
     info = result.package
     assert info is not None
-    ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
+    ident = release_spec(info.ecosystem, clean(info.name, 100) or "?", clean(info.version, 50) or "?")
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
     # a registry release named by the user is the package it names: one name, not the spec and then
     # the same name again (a release whose manifest names another package keeps both)
