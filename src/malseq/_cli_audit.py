@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "sarif":
         from malseq.report.audit_report import render_audit_sarif
 
-        _emit(render_audit_sarif(report, code))
+        from malseq.policy import FailOn
+
+        _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on))
     else:
         from malseq.report.audit_report import render_audit_text
 

@@ -666,3 +666,49 @@ def test_a_package_folder_is_not_a_project_to_audit(tmp_path: Path, capsys: pyte
     assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "  Pipfile [unpinned]: no lockfile beside it" in out and "package.json" not in out
+
+
+def _poetry_with_a_git_entry(project: Path) -> None:
+    project.mkdir()
+    (project / "poetry.lock").write_text(
+        '[[package]]\nname = "idna"\nversion = "3.7"\nfiles = []\n\n'
+        '[[package]]\nname = "gitdep"\nversion = "0.3.0"\nfiles = []\n\n'
+        '[package.source]\ntype = "git"\nurl = "https://github.com/example/gitdep.git"\nreference = "main"\n')
+
+
+def test_not_scanned_sarif_results_are_errors_when_the_policy_fails_on_them(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"__version__ = '3.7'\n"})
+    project = tmp_path / "app"
+    _poetry_with_a_git_entry(project)
+    monkeypatch.chdir(tmp_path)
+
+    def levels(*argv: str) -> tuple[int, list[str], list[bool]]:
+        code, out = _audit(registry, project, capsys, "--format", "sarif", *argv)
+        doc = json.loads(out)
+        found = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "dependency-not-scanned"]
+        return code, [r["level"] for r in found], [r["properties"]["fails"] for r in found]
+
+    assert levels() == (0, ["warning"], [False])  # reported, the run passes
+    assert levels("--strict") == (3, ["error"], [True])  # it fails the run: an error, as the exit code says
+    assert levels("--fail-on", "malicious,not-scanned") == (3, ["error"], [True])
+    assert levels("--fail-on", "malicious") == (0, ["warning"], [False])
+
+
+def test_offline_with_an_empty_cache_says_how_to_fill_it_once(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("six==1.16.0\nidna==3.7\nrequests==2.32.3\n")
+    code, text = _audit(registry, project, capsys, "--offline")
+    assert code == 3, text
+    assert text.count("ERROR RegistryError: offline mode: no cached registry document") == 3  # each target says why
+    hints = [line for line in text.splitlines() if "run once without --offline" in line]
+    assert hints == ["hint (for 3 targets above): run once without --offline (and without MALSEQ_OFFLINE) to cache it"]
+    assert registry.asked == []  # offline: the registry is never asked
+    # one target alone keeps its hint under it
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    code, text = _audit(registry, project, capsys, "--offline")
+    assert [line for line in text.splitlines() if "run once without --offline" in line] == [
+        "  hint: run once without --offline (and without MALSEQ_OFFLINE) to cache it"]

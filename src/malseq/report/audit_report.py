@@ -40,14 +40,15 @@ def _at(where: str, line: int | None, limit: int = 200) -> str:
 
 
 def render_audit_text(report: AuditReport, show_features: bool = False, show_sequence: bool = False) -> str:
-    from malseq.report.text import render_result
+    from malseq.report.text import render_result, shared_hint_lines, shared_hints
 
     lines = [f"audit of {clean(report.root, 300)}:"]
     for f in report.files:
         extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
         lines.append(f"  {clean(f.path, 200)} ({f.kind}): {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
-    body = [render_result(t.result, show_features, show_sequence) for t in report.targets]
-    lines.extend(body)
+    shared = shared_hints(report.results)  # offline with an empty cache: how to fill it, once
+    lines.extend(render_result(t.result, show_features, show_sequence, omit_hints=shared) for t in report.targets)
+    lines.extend(shared_hint_lines(shared))
     if report.findings:
         lines.append(f"findings ({len(report.findings)}):")
         for finding in report.findings:
@@ -229,7 +230,9 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]],
             visit(result, starts)
 
 
-def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str:
+def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_scanned_fails: bool = False) -> str:
+    """`not_scanned_fails`: the run's policy fails on entries not scanned (--strict, fail-on not-scanned),
+    so their results are errors, as the exit code says; otherwise warnings."""
     from malseq.report.sarif import SRCROOT, render_sarif
 
     paths = sarif_paths(report)
@@ -258,11 +261,11 @@ def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str
     for entry in report.not_scanned:
         run["results"].append({
             "ruleId": NOT_SCANNED_RULE,
-            "level": "warning",
+            "level": "error" if not_scanned_fails else "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
             "locations": [_where(paths, entry.where, entry.line)],
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
-            "properties": {"subject": entry.subject, "kind": entry.kind},
+            "properties": {"subject": entry.subject, "kind": entry.kind, "fails": not_scanned_fails},
         })
     run["properties"] = {"audit": {"root": report.root, "summary": _summary(report, exit_code)}}
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
