@@ -101,9 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
         _emit(render_audit_json(report, code))
     elif args.format == "sarif":
-        from malseq.report.audit_report import render_audit_sarif
-
         from malseq.policy import FailOn
+        from malseq.report.audit_report import render_audit_sarif
 
         _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on))
     else:
@@ -115,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
+    for why in report.unchecked if args.format != "text" else ():  # the text report says it itself
+        print(f"malseq: warning: {clean(why, 400)}", file=sys.stderr)
     if report.not_scanned and args.format != "text":  # the text report lists them itself
         print(f"malseq: {len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
               "(listed in the report)", file=sys.stderr)

@@ -84,10 +84,7 @@ def sri(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry()
-
+def _handler(reg: Registry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
@@ -103,9 +100,24 @@ def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Regist
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
+    return Handler
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry()
     isolate_registry_config(monkeypatch, tmp_path)  # never the real user's pip/npm configuration
     monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
-    with local_http_server(Handler) as url:
+    with local_http_server(_handler(reg)) as url:
+        reg.url = url
+        yield reg
+
+
+@pytest.fixture
+def second_index() -> Iterator[Registry]:
+    """Another index on 127.0.0.1 (its own port): a company's private index, named by --extra-index-url."""
+    reg = Registry()
+    with local_http_server(_handler(reg)) as url:
         reg.url = url
         yield reg
 
@@ -712,3 +724,83 @@ def test_offline_with_an_empty_cache_says_how_to_fill_it_once(
     code, text = _audit(registry, project, capsys, "--offline")
     assert [line for line in text.splitlines() if "run once without --offline" in line] == [
         "  hint: run once without --offline (and without MALSEQ_OFFLINE) to cache it"]
+
+
+def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick_is_scanned(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """requirements.txt pins corp-utils==1.0 and includes a file that adds the company's index with
+    --extra-index-url. The company publishes corp-utils 1.0 there; someone publishes corp-utils 1.0+evil
+    on the public index: it matches ==1.0 and sorts above it, so pip installs the public one."""
+    public, private = registry, second_index  # the public one is the configured index (--pypi-index-url)
+    public.publish_wheel("corp-utils", "1.0+evil", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    private.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    private.publish_wheel("internal-only", "2.0", {"internal_only/__init__.py": b"X = 2\n"})
+    public.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    whl = private.publish_wheel("hashed", "3.0", {"hashed/__init__.py": b"H = 3\n"})
+    public.publish_wheel("hashed", "3.0", {"hashed/__init__.py": b"H = 'other'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text(
+        f"corp-utils==1.0\nsix==1.16.0\nhashed==3.0 --hash=sha256:{hashlib.sha256(whl).hexdigest()}\n"
+        "-r private.txt\n")
+    (project / "private.txt").write_text(f"--extra-index-url {private.url}/simple\ninternal-only==2.0\n")
+
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    assert code == 1, report  # an unhashed pin two indexes serve fails the run, like a malicious verdict
+    confusion = {f["subject"]: f for f in report["findings"] if f["kind"] == "dependency-confusion"}
+    assert set(confusion) == {"pypi:corp-utils==1.0", "pypi:hashed==3.0"}  # as the file pins them
+    found = confusion["pypi:corp-utils==1.0"]
+    assert (found["where"], found["line"], found["fails"]) == ("requirements.txt", 1, True)
+    assert found["message"].startswith(f"dependency confusion risk: corp-utils is served by {public.url}/simple and "
+                                       f"{private.url}/simple; pip installs whichever has the highest version")
+    assert f"pip takes 1.0+evil from {public.url}/simple" in found["message"]
+    assert "the extra index comes from --extra-index-url in private.txt line 1" in found["message"]
+    hashed = confusion["pypi:hashed==3.0"]
+    assert (hashed["line"], hashed["fails"]) == (3, False)  # pip takes only the file its hash allows
+    # what pip installs is what was scanned, and the report says from which index
+    scanned = {r["target"]: r for r in report["results"]}
+    assert set(scanned) == {"pypi:corp-utils==1.0+evil", "pypi:six==1.16.0", "pypi:hashed==3.0",
+                            "pypi:internal-only==2.0"}
+    impostor = scanned["pypi:corp-utils==1.0+evil"]
+    assert impostor["index"] == f"{public.url}/simple"
+    assert impostor["package"]["origin"]["location"].startswith(public.url + "/files/corp_utils-1.0+evil")
+    assert [(p["lockfile"], p["line"]) for p in impostor["pinned_by"]] == [("requirements.txt", 1)]
+    internal = scanned["pypi:internal-only==2.0"]  # on the company's index only: fetched from there
+    assert internal["index"] == f"{private.url}/simple" and "error" not in internal, internal
+    assert internal["package"]["origin"]["location"].startswith(private.url + "/files/")
+    assert scanned["pypi:six==1.16.0"]["index"] == f"{public.url}/simple"
+    assert "/simple/six/" in private.asked  # every pinned name is looked up on every index
+    # hash-pinned: pip takes the file its hash allows, the company's, and that is the one scanned
+    assert not [f for f in report["findings"] if f["kind"] == "lockfile-hash-mismatch"]
+    assert scanned["pypi:hashed==3.0"]["index"] == f"{private.url}/simple"
+    assert scanned["pypi:hashed==3.0"]["package"]["origin"]["sha256"] == hashlib.sha256(whl).hexdigest()
+    assert report["unchecked"] == [] and report["summary"]["unchecked"] == 0
+
+    code, text = _audit(registry, project, capsys, "--no-installed")
+    assert "FAIL dependency-confusion: pypi:corp-utils==1.0 (requirements.txt line 1): dependency confusion " \
+           f"risk: corp-utils is served by {public.url}/simple and {private.url}/simple" in text
+    assert f"  from index: {public.url}/simple (the one pip installs it from)" in text
+    assert "note dependency-confusion: pypi:hashed==3.0 (requirements.txt line 3)" in text
+
+    monkeypatch.chdir(tmp_path)
+    code, out = _audit(registry, project, capsys, "--format", "sarif", "--no-installed")
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    [result] = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "dependency-confusion" and r["level"] == "error"]
+    place = result["locations"][0]["physicalLocation"]
+    assert (place["artifactLocation"]["uri"], place["region"]["startLine"]) == ("app/requirements.txt", 1)
+    assert "dependency-confusion" in {rule["id"] for rule in doc["runs"][0]["tool"]["driver"]["rules"]}
+
+    # offline, the indexes cannot be asked: the report says the check did not run, in every format
+    code, text = _audit(registry, project, capsys, "--no-installed", "--offline")
+    assert "warning: requirements.txt: pip searches 2 indexes for its pins" in text
+    assert "the dependency-confusion check needs them online and did not run (offline)" in text
+    assert "1 dependency-confusion check(s) not run" in text.splitlines()[-1]
+    code, out = _audit(registry, project, capsys, "--format", "sarif", "--no-installed", "--offline")
+    notes = json.loads(out)["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert any("did not run (offline)" in n["message"]["text"] for n in notes), notes

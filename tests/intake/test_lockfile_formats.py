@@ -182,9 +182,25 @@ def test_requirements_index_options(tmp_path: Path) -> None:
     path.write_text("--extra-index-url https://mirror.example/simple\nsix==1.16.0\n"
                     "--index-url https://pypi.corp.example/simple\ninternal-tools==2.1.0\n")
     lock = read_lockfile(path)
+    # as pip reads it: options hold for the whole install, and --index-url replaces the extra before it
+    corp = "https://pypi.corp.example/simple"
     assert [(e.spec, e.index_url) for e in lock.entries] == [
-        ("pypi:six==1.16.0", None), ("pypi:internal-tools==2.1.0", "https://pypi.corp.example/simple")]
+        ("pypi:six==1.16.0", corp), ("pypi:internal-tools==2.1.0", corp)]
+    assert [(i.url, i.option, i.line) for i in lock.indexes] == [(corp, "--index-url", 3)]
     assert lock.not_scanned == ()  # options about where pip looks are not dependencies
+    # an extra index (here in an include) adds to the configured one: every pin may come from either
+    (tmp_path / "extra.txt").write_text("--extra-index-url=https://mirror.example/simple\n")
+    path.write_text("six==1.16.0\n-r extra.txt\n")
+    lock = read_lockfile(path)
+    assert [(e.spec, e.index_url) for e in lock.entries] == [("pypi:six==1.16.0", None)]
+    assert [(i.url, i.option, Path(i.file).name if i.file else None, i.line) for i in lock.indexes] == [
+        (None, "the configured index", None, None),
+        ("https://mirror.example/simple", "--extra-index-url", "extra.txt", 1)]
+    path.write_text("six==1.16.0\n")
+    assert read_lockfile(path).indexes == ()  # no index named: the configured one alone
+    path.write_text("--no-index\n--find-links ./wheels\nsix==1.16.0\n")
+    lock = read_lockfile(path)
+    assert lock.entries == () and [(n.name, n.kind, n.line) for n in lock.not_scanned] == [("six", "option", 3)]
 
 
 @pytest.mark.parametrize("fixture", ["package-lock.json", "yarn-v1.lock", "yarn-berry.lock", "pnpm-lock.yaml",

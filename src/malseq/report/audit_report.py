@@ -31,6 +31,7 @@ def summary_line(report: AuditReport) -> str:
             f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s)"
             + (f" (and {reported} not failing)" if reported else "")
             + (f", {c['without_verdict']} without a verdict" if c["without_verdict"] else "")
+            + (f", {c['unchecked']} dependency-confusion check(s) not run" if c["unchecked"] else "")
             + f", {c['not_scanned']} not scanned")
 
 
@@ -47,7 +48,13 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
         extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
         lines.append(f"  {clean(f.path, 200)} ({f.kind}): {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
     shared = shared_hints(report.results)  # offline with an empty cache: how to fill it, once
-    lines.extend(render_result(t.result, show_features, show_sequence, omit_hints=shared) for t in report.targets)
+    for t in report.targets:
+        body = render_result(t.result, show_features, show_sequence, omit_hints=shared)
+        if t.index is not None:  # its requirements file has pip search several indexes: say which one it was
+            head, _, rest = body.partition("\n")
+            body = "\n".join([head, f"  from index: {clean(t.index, 200)} (the one pip installs it from)",
+                              *([rest] if rest else [])])
+        lines.append(body)
     lines.extend(shared_hint_lines(shared))
     if report.findings:
         lines.append(f"findings ({len(report.findings)}):")
@@ -67,6 +74,8 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
     for note in report.notes[:50]:
         lines.append(f"note: {clean(note, 400)}")
+    for unchecked in report.unchecked[:50]:
+        lines.append(f"warning: {clean(unchecked, 400)}")
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -86,6 +95,7 @@ def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str
         item = result_to_dict(t.result)
         item["origin"] = t.origin
         item["sources"] = list(t.sources)
+        item["index"] = t.index
         results.append(item)
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,
@@ -99,6 +109,7 @@ def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str
         "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
                         for n in report.not_scanned],
         "notes": list(report.notes),
+        "unchecked": list(report.unchecked),
         "summary": _summary(report, exit_code),
     }
 
@@ -124,6 +135,13 @@ def _audit_rules(present: set[str]) -> list[dict[str, Any]]:
             "A distribution's files no longer match the hashes its RECORD wrote at install, or its folders hold "
             "files no RECORD lists.",
             "Reinstall the distribution into a fresh virtualenv and find out what changed its files."),
+        FindingKind.DEPENDENCY_CONFUSION: (
+            "A pinned dependency is served by more than one of the indexes pip searches",
+            "The requirements file (or one it includes) adds an index with --extra-index-url, so pip looks every "
+            "requirement up on each index and installs whichever serves the highest matching version: whoever "
+            "can publish that name on one of them decides what gets installed (dependency confusion).",
+            "Pin the requirement with --hash (pip --require-hashes), or drop --extra-index-url and serve private "
+            "packages from one index that proxies the public one."),
     }
     rules = [] if FindingKind.LOCKFILE_HASH_MISMATCH.value in present else [lock_hash_rule()]
     rules += [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
@@ -267,5 +285,15 @@ def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_sc
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
             "properties": {"subject": entry.subject, "kind": entry.kind, "fails": not_scanned_fails},
         })
+    indexed = {t.result.target: t.index for t in report.targets if t.index is not None}
+    for result in run["results"]:
+        props = result.get("properties", {})
+        if props.get("target") in indexed:  # the index pip installs it from, among several
+            props["index"] = indexed[props["target"]]
+    if report.unchecked:  # a check that did not run is no pass: a notification GitHub shows with the run
+        invocation = run.setdefault("invocations", [{"executionSuccessful": True}])[0]
+        invocation.setdefault("toolExecutionNotifications", []).extend(
+            {"level": "warning", "message": {"text": text[:1000]},
+             "descriptor": {"id": "dependency-confusion-unchecked"}} for text in report.unchecked)
     run["properties"] = {"audit": {"root": report.root, "summary": _summary(report, exit_code)}}
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
