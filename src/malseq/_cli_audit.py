@@ -29,7 +29,7 @@ from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
 
 if TYPE_CHECKING:
-    from malseq.audit import AuditReport
+    from malseq.audit import AuditedTarget, AuditReport
     from malseq.policy import Policy
 
 
@@ -47,8 +47,9 @@ def register(sub: Any) -> None:
     )
     ap.add_argument("path", nargs="?", default=".", metavar="PATH",
                     help="the project folder (default: .), or one lockfile to audit on its own")
-    ap.add_argument("--format", choices=("text", "json", "sarif"), default="text",
-                    help="report format (default: text)")
+    ap.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default="text",
+                    help="report format (default: text); jsonl: one line per target as it finishes, then the "
+                    "findings, entries not scanned and a summary line")
     ap.add_argument("--no-installed", action="store_true", help="only the lockfiles: skip node_modules and virtualenvs")
     ap.add_argument("--no-lockfiles", action="store_true", help="only what is installed: skip the lockfiles")
     ap.add_argument("--no-verify", action="store_true",
@@ -92,11 +93,25 @@ def run(args: argparse.Namespace) -> int:
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     if not args.quiet:
         print(f"auditing {clean(args.path, 200)}", file=sys.stderr)
-    report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet))
+    lines = None
+    if args.format == "jsonl":
+        from malseq.report.audit_report import AuditJsonLines
+
+        lines = AuditJsonLines(_emit)
+
+    def streamed(target: AuditedTarget) -> None:  # out at once: a pipeline reads it while the audit goes on
+        assert lines is not None
+        [result] = apply_suppressions([target.result], suppressions)
+        lines.target(replace(target, result=result))
+
+    report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet),
+                   on_target=streamed if lines is not None else None)
     results = apply_suppressions(list(report.results), suppressions)
     report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
     code = exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))
-    if args.format == "json":
+    if lines is not None:
+        lines.finish(report, code)
+    elif args.format == "json":
         from malseq.report.audit_report import render_audit_json
 
         _emit(render_audit_json(report, code))

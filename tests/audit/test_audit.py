@@ -804,3 +804,85 @@ def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick
     code, out = _audit(registry, project, capsys, "--format", "sarif", "--no-installed", "--offline")
     notes = json.loads(out)["runs"][0]["invocations"][0]["toolExecutionNotifications"]
     assert any("did not run (offline)" in n["message"]["text"] for n in notes), notes
+
+
+def test_the_audit_reports_validate_against_the_published_schema(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq.report.json_schema import audit_line_schema, audit_schema, report_schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = audit_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # the scan report's definitions are the same in both schemas: they cannot drift apart
+    assert {k: v for k, v in schema["$defs"].items() if k in report_schema()["$defs"]} == report_schema()["$defs"]
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = jsonschema.Draft202012Validator(audit_line_schema())
+
+    # a project with every part: a finding, an entry not scanned, a target from another index, a note
+    registry.publish_wheel("corp-utils", "1.0+evil", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    second_index.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    registry.publish_npm("left-pad", "1.3.0", _pkg("left-pad", "1.3.0"))
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text(f"--extra-index-url {second_index.url}/simple\ncorp-utils==1.0\n"
+                                              "-e ./local\n")
+    _npm_install(project / "node_modules" / "left-pad", _pkg("left-pad", "1.3.0"))
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    doc = json.loads(out)
+    validator.validate(doc)
+    assert doc["findings"] and doc["not_scanned"]
+    assert {r["origin"] for r in doc["results"]} == {"lockfile", "installed"}
+    assert any(r["index"] for r in doc["results"])
+
+    # jsonl: every line validates; the targets come first, as they finish, then the rest, the summary last
+    code_lines, out = _audit(registry, project, capsys, "--format", "jsonl")
+    parsed = [json.loads(line) for line in out.splitlines()]
+    for line in parsed:
+        lines.validate(line)
+    targets = [p for p in parsed if "target" in p]
+    assert sorted(t["target"] for t in targets) == sorted(r["target"] for r in doc["results"])
+    assert parsed[: len(targets)] == targets
+    assert [next(iter(p)) for p in parsed[len(targets):]] == (
+        ["root"] + ["file"] * len(doc["files"]) + ["finding"] * len(doc["findings"])
+        + ["not_scanned"] * len(doc["not_scanned"]) + ["note"] * len(doc["notes"]) + ["summary"])
+    assert parsed[-1]["summary"] == doc["summary"] and code_lines == code == doc["summary"]["exit_code"]
+    # a key the schema does not know fails it
+    doc["findings"][0]["surprise"] = 1
+    assert not validator.is_valid(doc)
+
+
+def test_audit_jsonl_writes_each_target_before_the_audit_ends(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first target's line is out while the second is still being scanned."""
+    import malseq.audit as audit_module
+
+    registry.publish_wheel("first", "1.0", {"first/__init__.py": b"A = 1\n"})
+    registry.publish_wheel("second", "1.0", {"second/__init__.py": b"B = 2\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("first==1.0\nsecond==1.0\n")
+    written: list[str] = []
+    monkeypatch.setattr("malseq._cli._emit", written.append)
+    seen_at_second: list[int] = []
+    real_scan = audit_module.scan
+
+    def scan_watching(texts: Any, options: Any, observer: Any = None) -> Any:
+        class Watch:
+            def target_started(self, index: int, total: int, target: str) -> None:
+                if observer:
+                    observer.target_started(index, total, target)
+
+            def target_finished(self, index: int, total: int, result: Any) -> None:
+                if "second" in result.target:
+                    seen_at_second.append(len(written))
+                if observer:
+                    observer.target_finished(index, total, result)
+        return real_scan(texts, options, Watch())
+
+    monkeypatch.setattr(audit_module, "scan", scan_watching)
+    code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
+                 "--format", "jsonl"])
+    assert code == 0, written
+    assert seen_at_second == [1]  # when the second target finished, the first one's line was already written
+    assert json.loads(written[0])["target"] == "pypi:first==1.0"
+    assert json.loads(written[-1].splitlines()[-1])["summary"]["targets"] == 2

@@ -23,7 +23,7 @@ import contextlib
 import enum
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
@@ -165,18 +165,23 @@ class _Pending:
 
 @dataclass(frozen=True)
 class _Labelled:
-    """Progress shows each target's label (node_modules/x), not the temporary folder scanned."""
+    """Progress shows each target's label (node_modules/x), not the temporary folder scanned; each
+    finished target also goes to `finished` (by its key) as the audit reports it."""
 
     observer: ScanObserver | None
     labels: dict[str, str]
     before: int = 0  # targets of the audit scanned in earlier batches (one batch per index)
     overall: int | None = None  # every target of the audit
+    keys: dict[str, str] = field(default_factory=dict)  # scanned text -> target key
+    finished: Callable[[str, TargetResult], None] | None = None
 
     def target_started(self, index: int, total: int, target: str) -> None:
         if self.observer:
             self.observer.target_started(self.before + index, self.overall or total, self.labels.get(target, target))
 
     def target_finished(self, index: int, total: int, result: TargetResult) -> None:
+        if self.finished is not None:
+            self.finished(self.keys.get(result.target, result.target), result)
         if self.observer:
             label = self.labels.get(result.target, result.target)
             self.observer.target_finished(self.before + index, self.overall or total,
@@ -194,9 +199,12 @@ def _rel(root: Path, path: Path | str) -> str:
     return absolute
 
 
-def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None) -> AuditReport:
+def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None,
+          on_target: Callable[[AuditedTarget], None] | None = None) -> AuditReport:
     """Audit the project in folder `path` (or just the lockfile `path`).
 
+    `on_target` gets each target as the report will hold it, as soon as it finishes (in the order
+    targets finish: `malseq audit --format jsonl` writes them out at once).
     Raises `NothingToScanError` when the folder holds nothing to audit.
     """
     from malseq.intake.lockfiles import lockfile_kind
@@ -225,23 +233,27 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
             )
         pending.fetched.clear()  # the checks are done: free the archives before the scan reads its own
         keys = list(pending.targets)
-        results = _scan_all(keys, pending, options, observer)
 
-    def audited(key: str, result: TargetResult) -> AuditedTarget:
-        label, origin, sources, real = pending.targets[key]
-        if real is not None and result.package is not None:
-            info = replace(result.package, origin=replace(result.package.origin, location=real))
-            result = replace(result, package=info)
-        result = replace(result, target=label, notices=(), pinned_by=pending.pins.get(key, ()))
-        return AuditedTarget(result, origin, tuple(sources), pending.shown_index.get(key))
+        def audited(key: str, result: TargetResult) -> AuditedTarget:
+            label, origin, sources, real = pending.targets[key]
+            if real is not None and result.package is not None:
+                info = replace(result.package, origin=replace(result.package.origin, location=real))
+                result = replace(result, package=info)
+            result = replace(result, target=label, notices=(), pinned_by=pending.pins.get(key, ()))
+            return AuditedTarget(result, origin, tuple(sources), pending.shown_index.get(key))
 
+        def finished(key: str, result: TargetResult) -> None:
+            if on_target is not None and key in pending.targets:
+                on_target(audited(key, result))
+
+        results = _scan_all(keys, pending, options, observer, finished if on_target else None)
     targets = [audited(key, result) for key, result in zip(keys, results, strict=True)]
     return AuditReport(str(root), tuple(pending.files), tuple(targets), tuple(pending.findings),
                        tuple(pending.not_scanned), tuple(pending.notes), tuple(dict.fromkeys(pending.unchecked)))
 
 
-def _scan_all(keys: list[str], pending: _Pending, options: AuditOptions,
-              observer: ScanObserver | None) -> list[TargetResult]:
+def _scan_all(keys: list[str], pending: _Pending, options: AuditOptions, observer: ScanObserver | None,
+              finished: Callable[[str, TargetResult], None] | None) -> list[TargetResult]:
     """Scan every target: those of the configured index in one batch, those pip takes from another index
     in one batch per index (its own options: the index and its cache folder). Results in `keys` order."""
     groups: dict[str, list[str]] = {}
@@ -257,8 +269,9 @@ def _scan_all(keys: list[str], pending: _Pending, options: AuditOptions,
             scan_options = replace(options.scan, intake=indexes.index_intake(index, options.scan.intake))
         texts = [pending.from_index[k][0] if k in pending.from_index else k for k in group]
         labels = {text: pending.targets[key][0] for text, key in zip(texts, group, strict=True)}
-        labelled = _Labelled(observer, labels, done, len(keys))
-        for key, result in zip(group, scan(texts, scan_options, labelled if observer else None), strict=True):
+        labelled = _Labelled(observer, labels, done, len(keys), dict(zip(texts, group, strict=True)), finished)
+        watching = observer is not None or finished is not None
+        for key, result in zip(group, scan(texts, scan_options, labelled if watching else None), strict=True):
             by_key[key] = result
         done += len(group)
     return [by_key[key] for key in keys]

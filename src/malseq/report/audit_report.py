@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from malseq.audit import AuditReport, Finding, summary_counts
+from malseq.audit import AuditedTarget, AuditReport, DependencyFile, Finding, NotScannedEntry, summary_counts
 from malseq.sanitize import clean
 
 if TYPE_CHECKING:
@@ -87,27 +88,39 @@ def _summary(report: AuditReport, exit_code: int | None) -> dict[str, int]:
     return counts
 
 
-def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str, Any]:
+def target_to_dict(target: AuditedTarget) -> dict[str, Any]:
+    """One audited target: the scan report's entry plus where it comes from (`$defs/audited_entry`)."""
     from malseq.report.json_report import result_to_dict
 
-    results = []
-    for t in report.targets:
-        item = result_to_dict(t.result)
-        item["origin"] = t.origin
-        item["sources"] = list(t.sources)
-        item["index"] = t.index
-        results.append(item)
+    item = result_to_dict(target.result)
+    item["origin"] = target.origin
+    item["sources"] = list(target.sources)
+    item["index"] = target.index
+    return item
+
+
+def _file_dict(f: DependencyFile) -> dict[str, Any]:
+    return {"path": f.path, "kind": f.kind, "pinned": f.pinned, "not_scanned": f.not_scanned,
+            "includes": list(f.includes)}
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line, "message": f.message,
+            "files": list(f.files), "files_root": f.files_root, "fails": f.fails}
+
+
+def _not_scanned_dict(n: NotScannedEntry) -> dict[str, Any]:
+    return {"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
+
+
+def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str, Any]:
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,
         "root": report.root,
-        "files": [{"path": f.path, "kind": f.kind, "pinned": f.pinned, "not_scanned": f.not_scanned,
-                   "includes": list(f.includes)} for f in report.files],
-        "results": results,
-        "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line,
-                      "message": f.message, "files": list(f.files), "files_root": f.files_root, "fails": f.fails}
-                     for f in report.findings],
-        "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
-                        for n in report.not_scanned],
+        "files": [_file_dict(f) for f in report.files],
+        "results": [target_to_dict(t) for t in report.targets],
+        "findings": [_finding_dict(f) for f in report.findings],
+        "not_scanned": [_not_scanned_dict(n) for n in report.not_scanned],
         "notes": list(report.notes),
         "unchecked": list(report.unchecked),
         "summary": _summary(report, exit_code),
@@ -116,6 +129,35 @@ def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str
 
 def render_audit_json(report: AuditReport, exit_code: int | None = None) -> str:
     return json.dumps(audit_to_dict(report, exit_code), indent=2, ensure_ascii=True) + "\n"
+
+
+def _line(doc: dict[str, Any]) -> str:
+    # ensure_ascii: control or bidi characters from packages stay escaped, as in the JSON report
+    return json.dumps(doc, ensure_ascii=True) + "\n"
+
+
+class AuditJsonLines:
+    """`malseq audit --format jsonl`: each target's line as it finishes (`target_to_dict`, in the order
+    targets finish), then, once the audit is done, one line per part of the report that is not a target,
+    each an object with one key naming it (`{"file": ...}`, `{"finding": ...}`, `{"not_scanned": ...}`,
+    `{"note": ...}`, `{"unchecked": ...}`), and last `{"summary": {...}}` (the JSON report's summary,
+    with the exit code). `write` must flush."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+
+    def target(self, target: AuditedTarget) -> None:
+        self._write(_line(target_to_dict(target)))
+
+    def finish(self, report: AuditReport, exit_code: int) -> None:
+        parts: list[dict[str, Any]] = [{"root": report.root}]
+        parts += [{"file": _file_dict(f)} for f in report.files]
+        parts += [{"finding": _finding_dict(f)} for f in report.findings]
+        parts += [{"not_scanned": _not_scanned_dict(n)} for n in report.not_scanned]
+        parts += [{"note": n} for n in report.notes]
+        parts += [{"unchecked": u} for u in report.unchecked]
+        parts.append({"summary": _summary(report, exit_code)})
+        self._write("".join(_line(p) for p in parts))
 
 
 def _audit_rules(present: set[str]) -> list[dict[str, Any]]:
