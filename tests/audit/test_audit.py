@@ -886,3 +886,42 @@ def test_audit_jsonl_writes_each_target_before_the_audit_ends(
     assert seen_at_second == [1]  # when the second target finished, the first one's line was already written
     assert json.loads(written[0])["target"] == "pypi:first==1.0"
     assert json.loads(written[-1].splitlines()[-1])["summary"]["targets"] == 2
+
+
+def test_lock_tool_sources_that_merge_indexes_are_checked_for_dependency_confusion(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """poetry with a supplemental private source: poetry takes a name from PyPI first, so a public corp-utils
+    decides the next lock. The lockfile's own pick is what is scanned; explicit sources are not merged."""
+    public, private = registry, second_index
+    public.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    private.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    public.publish_wheel("idna", "3.7", {"idna/__init__.py": b"V = '3.7'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.poetry]\nname = "app"\nversion = "0.1.0"\n\n[tool.poetry.dependencies]\npython = "^3.11"\n'
+        'corp-utils = "1.0"\nidna = "3.7"\n\n'
+        f'[[tool.poetry.source]]\nname = "corp"\nurl = "{private.url}/simple"\npriority = "supplemental"\n')
+    (project / "poetry.lock").write_text(
+        '[[package]]\nname = "corp-utils"\nversion = "1.0"\nfiles = []\n\n'
+        '[[package]]\nname = "idna"\nversion = "3.7"\nfiles = []\n')
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    [finding] = [f for f in report["findings"] if f["kind"] == "dependency-confusion"]
+    assert (finding["subject"], finding["where"], finding["line"], finding["fails"]) == (
+        "pypi:corp-utils==1.0", "poetry.lock", 2, True)  # no hash pinned: the install may take either
+    assert f"corp-utils is served by {public.url}/simple and {private.url}/simple; poetry takes" in finding["message"]
+    assert "poetry source 'corp' (priority supplemental) in pyproject.toml line 12" in finding["message"]
+    assert code == 1
+    # the lockfile's pick (the configured index) is what is scanned: no index other than it is named
+    assert {r["target"]: r["index"] for r in report["results"]} == {"pypi:corp-utils==1.0": None,
+                                                                     "pypi:idna==3.7": None}
+    assert "/simple/idna/" in private.asked  # every locked name is looked up on every merged source
+
+    # an explicit source serves only the packages that name it: nothing is merged, nothing to check
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace(
+        'priority = "supplemental"', 'priority = "explicit"'))
+    private.asked.clear()
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    assert code == 0 and report["findings"] == [] and private.asked == []

@@ -336,8 +336,13 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
             pin = replace(lock.pin(entry), lockfile=_rel(root, lock.pin(entry).lockfile))
             pinned_in = pin.lockfile
             key, chosen = entry.spec, None
-            if searched:
+            if searched and lock.kind == "requirements":
                 chosen = _confusion_check(entry, searched, pin, options, pending)
+            elif searched and (entry.index_url is None
+                               or any(_index_key(entry.index_url) == _index_key(i.url) for i in searched)):
+                # poetry/pdm/uv: the lockfile says where the release comes from (and pins its files); the
+                # risk is the next lock, which may take the name from another of the merged indexes
+                _confusion_check(entry, searched, pin, options, pending, lock.index_policy)
             if chosen is not None:
                 # what pip would install: that version (`pin+local` may outrank the pin) from that index
                 index, version = chosen
@@ -407,10 +412,12 @@ def _searched_indexes(root: Path, lock: Lockfile, options: AuditOptions, pending
     if len(searched) < 2:
         return []
     if options.scan.intake.offline:
+        pip = lock.kind == "requirements"
         pending.unchecked.append(
-            f"{shown}: pip searches {len(searched)} indexes for its pins ({', '.join(i.shown for i in searched)}): "
-            "the dependency-confusion check needs them online and did not run (offline), so which index each pin "
-            "comes from is not known; the pins were read as if from the first index only")
+            f"{shown}: {'pip' if pip else 'its lock tool'} searches {len(searched)} indexes for its "
+            f"{'pins' if pip else 'packages'} ({', '.join(i.shown for i in searched)}): the dependency-confusion "
+            "check needs them online and did not run (offline), so which names more than one serves is not known"
+            + ("; the pins were read as if from the first index only" if pip else ""))
         return []
     return searched
 
@@ -420,23 +427,43 @@ def _names(items: Sequence[str]) -> str:
 
 
 def _confusion_check(entry: LockfileEntry, searched: Sequence[indexes.Index], pin: LockfilePin,
-                     options: AuditOptions, pending: _Pending) -> tuple[indexes.Index, str] | None:
-    """Look the pin up on every index pip searches: a finding when more than one serves the name; the
-    index and version pip would install (None: no index serves a matching release, as the scan will say)."""
+                     options: AuditOptions, pending: _Pending,
+                     lock_policy: str = "") -> tuple[indexes.Index, str] | None:
+    """Look the pin up on every index searched: a finding when more than one serves the name. For pip
+    (no `lock_policy`), the index and version pip would install (None: no index serves a matching release,
+    as the scan will say); for a lock tool (`lock_policy` says how it picks), None: the lockfile says."""
     choice = indexes.pip_choice(entry, searched, options.scan.intake)
     name = entry.target.name
     for problem in choice.problems:
         pending.unchecked.append(f"{entry.spec}: the dependency-confusion check is incomplete: {problem}")
     if len(choice.served_by) > 1:
-        added = [f"{i.option.option} in {i.option.file} line {i.option.line}" for i in choice.served_by
-                 if i.option.file is not None]
-        message = (f"dependency confusion risk: {name} is served by {_names([i.shown for i in choice.served_by])}; "
-                   "pip installs whichever has the highest version")
-        if choice.index is not None:
+        served = _names([i.shown for i in choice.served_by])
+        if lock_policy:
+            locked = indexes.shown_index(entry.index_url) if entry.index_url else "the configured index"
+            message = (f"dependency confusion risk: {name} is served by {served}; {lock_policy}, so whoever "
+                       f"publishes {name} on one of them may decide what the next lock takes (this lockfile takes "
+                       f"{entry.target.version} from {locked})")
+        else:
+            message = (f"dependency confusion risk: {name} is served by {served}; "
+                       "pip installs whichever has the highest version")
+        if choice.index is not None and not lock_policy:
             each = "; ".join(f"{i.shown} has {v}" for i, v in choice.matching)
             message += f" (for =={entry.target.version}: {each}; pip takes {choice.version} from {choice.index.shown})"
+        added = [f"{i.option.option} in {i.option.file}" + (f" line {i.option.line}" if i.option.line else "")
+                 for i in choice.served_by if i.option.file is not None]
         if added:
-            message += f"; the extra index comes from {_names(added)}"
+            message += f"; {'the extra index comes' if not lock_policy else 'the sources come'} from {_names(added)}"
+        if lock_policy:
+            if entry.hashes:
+                message += ("; the lockfile pins its files' hashes, so the install takes only those: reported, "
+                            "not a failure")
+            else:
+                message += "; the lockfile pins no hash for it, so the install may take either"
+            message += ("; make the private source explicit (poetry priority \"explicit\", uv explicit = true) or "
+                        "order the sources (pdm respect-source-order), and name it for the packages it serves")
+            pending.findings.append(Finding(FindingKind.DEPENDENCY_CONFUSION, entry.spec, pin.lockfile, message,
+                                            fails=not entry.hashes, line=pin.line))
+            return None
         if entry.hashes:
             message += ("; the pin's --hash values make pip take only a file they allow, so it is reported, "
                         "not a failure")

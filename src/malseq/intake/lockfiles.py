@@ -118,10 +118,12 @@ class Lockfile:
     entries: tuple[LockfileEntry, ...]
     not_scanned: tuple[NotScanned, ...]
     includes: tuple[str, ...] = ()  # requirements files read through -r/-c
-    # requirements files: every index pip searches for each requirement, in pip's order, when the file
-    # (or an include) names one: pip takes a pin from whichever serves the best matching release, so
-    # more than one is the dependency-confusion route (`malseq.audit.indexes`); empty: the configured one
+    # every index the install (pip: requirements files) or the lock tool (poetry, pdm, uv: the manifest's
+    # sources, `declared_indexes`) searches and merges, in order, when there are several: whichever serves
+    # the best release of a name gets it, the dependency-confusion route (`malseq.audit.indexes`)
     indexes: tuple[IndexOption, ...] = ()
+    # poetry/pdm/uv: how the tool picks among `indexes` when it locks (reports quote it); "" for pip
+    index_policy: str = ""
 
     @property
     def skipped(self) -> tuple[str, ...]:
@@ -926,6 +928,82 @@ def _pipfile_lock(doc: Mapping[str, Any], out: _Collector) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# The indexes a project's manifest declares for its lock tool (dependency confusion: `malseq.audit`)
+
+
+def _source_line(lines: list[str], url: str) -> int | None:
+    return next((i + 1 for i, text in enumerate(lines) if url in text and "url" in text), None)
+
+
+def declared_indexes(lock_path: Path, kind: str) -> tuple[tuple[IndexOption, ...], str]:
+    """The indexes the lock tool searches and merges for a package, from the pyproject.toml beside a
+    poetry.lock, pdm.lock or uv.lock, and how it picks among them; ((), "") when it does not merge
+    indexes (a single index; explicit sources, used only by the packages that name them; uv's default
+    first-index strategy, pdm's respect-source-order: the first index that has a name is the only one
+    asked). The configured index stands for PyPI unless the manifest replaces it."""
+    manifest = lock_path.parent / "pyproject.toml"
+    if kind not in ("poetry.lock", "pdm.lock", "uv.lock") or not manifest.is_file():
+        return (), ""
+    try:
+        text = _read(manifest)
+        doc = tomllib.loads(text)
+    except (UsageError, ValueError):
+        return (), ""
+    lines = text.splitlines()
+    tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}
+    assert isinstance(tool, dict)
+    shown = str(manifest)
+    declared: list[IndexOption] = []
+    public = True  # PyPI (the configured index) is searched too
+    if kind == "poetry.lock":
+        poetry = tool.get("poetry") if isinstance(tool.get("poetry"), dict) else {}
+        assert isinstance(poetry, dict)
+        sources = [s for s in poetry.get("source", []) if isinstance(s, dict)]
+        named_pypi = any(str(s.get("name", "")).lower() == "pypi" and not s.get("url") for s in sources)
+        for source in sources:
+            priority = str(source.get("priority") or ("default" if source.get("default") else
+                                                      "secondary" if source.get("secondary") else "primary"))
+            url = source.get("url")
+            if priority == "explicit" or not isinstance(url, str) or not url.strip():
+                continue  # explicit: only for the packages that name it; no url: PyPI itself
+            declared.append(IndexOption(url.strip(), f"poetry source {str(source.get('name'))[:60]!r} "
+                                        f"(priority {priority})", shown, _source_line(lines, url)))
+            if priority in ("default", "primary") and not named_pypi:
+                public = False  # poetry 1.8+: a primary source turns the implicit PyPI off
+        policy = ("poetry takes a package from the first source, by priority, that serves it (primary sources "
+                  "and PyPI before supplemental ones) when it locks")
+    elif kind == "pdm.lock":
+        pdm = tool.get("pdm") if isinstance(tool.get("pdm"), dict) else {}
+        assert isinstance(pdm, dict)
+        resolution = pdm.get("resolution") if isinstance(pdm.get("resolution"), dict) else {}
+        assert isinstance(resolution, dict)
+        if resolution.get("respect-source-order"):
+            return (), ""
+        for source in pdm.get("source", []):
+            url = source.get("url") if isinstance(source, dict) else None
+            if not isinstance(url, str) or not url.strip() or source.get("type") == "find_links":
+                continue
+            if str(source.get("name", "")).lower() == "pypi":
+                public = False  # a source named pypi replaces PyPI
+            declared.append(IndexOption(url.strip(), f"pdm source {str(source.get('name'))[:60]!r}", shown,
+                                        _source_line(lines, url)))
+        policy = "pdm takes the highest version any source serves when it locks (respect-source-order is not set)"
+    else:
+        uv = tool.get("uv") if isinstance(tool.get("uv"), dict) else {}
+        assert isinstance(uv, dict)
+        if uv.get("index-strategy") != "unsafe-best-match":
+            return (), ""  # uv's default takes each name from the first index that has it
+        for index in uv.get("index", []):
+            url = index.get("url") if isinstance(index, dict) else None
+            if not isinstance(url, str) or not url.strip() or index.get("explicit"):
+                continue
+            if index.get("default"):
+                public = False  # the default index replaces PyPI
+            declared.append(IndexOption(url.strip(), f"uv index {str(index.get('name'))[:60]!r}", shown,
+                                        _source_line(lines, url)))
+        policy = "uv's index-strategy unsafe-best-match takes the highest version any index serves"
+    found = ([IndexOption(None, "the configured index")] if public else []) + declared
+    return (tuple(found), policy) if len(found) > 1 else ((), "")
 
 
 def _read(path: Path) -> str:
@@ -1013,7 +1091,10 @@ def read_lockfile(path: Path) -> Lockfile:
         primary = indexes[0].url if indexes else None
         # every pin comes from pip's first index (or the others: `malseq.audit` looks them all up)
         unique = [replace(e, index_url=primary) for e in unique]
-    return Lockfile(str(path), kind, tuple(unique), tuple(out.not_scanned), tuple(includes), indexes)
+    policy = ""
+    if kind != "requirements":
+        indexes, policy = declared_indexes(path, kind)
+    return Lockfile(str(path), kind, tuple(unique), tuple(out.not_scanned), tuple(includes), indexes, policy)
 
 
 def _error_line(exc: Exception) -> int | None:
