@@ -5,7 +5,8 @@ Exit codes of `malseq audit`:
   1  a dependency flagged as malicious (not suppressed), or a failing integrity finding: a lockfile
      hash that the downloaded archive does not match, an installed package that differs from the
      registry's release (one without install scripts), an installed distribution changed since
-     its RECORD was written
+     its RECORD was written, a pin without hashes that more than one searched index serves
+     (dependency confusion)
   2  usage error
   3  a dependency could not be scanned or got no verdict; with --strict, also any entry not
      scanned (git, path, URL, private index, unread lockfile, manifest without a lockfile);

@@ -9,7 +9,10 @@ folders of just their own files. On top of the model's verdicts it reports:
 * findings: a downloaded archive that matches none of the hashes its lockfile pins; an
   installed package whose files differ from what the registry serves for that version (when
   the registry, or the download cache offline, has it); an installed distribution whose files
-  no longer match the hashes in its RECORD, or that has source files no RECORD lists;
+  no longer match the hashes in its RECORD, or that has source files no RECORD lists; a pinned
+  name that more than one of the indexes searched serves (dependency confusion: a requirements
+  file with `--extra-index-url`, whose pins are then scanned as pip would install them, from the
+  index pip would take them from; poetry/pdm/uv sources the lock tool merges; `malseq.audit.indexes`);
 * not scanned: what is not a registry release (git, path, URL, workspace entries), packages a
   lockfile resolves from an index other than the configured one, unreadable lockfiles
   (bun.lockb), and manifests with no lockfile (their dependencies are ranges).
