@@ -88,7 +88,6 @@ def check_scanned_release(target: RegistryTarget, scanned_sha256: str | None,
     from malseq._deadline import Deadline
     from malseq.errors import MalseqError
     from malseq.intake.registry import fetch_release
-
     from malseq.intake.targets import release_spec
 
     spec = release_spec(target.ecosystem, target.name, target.version)
