@@ -925,3 +925,25 @@ def test_lock_tool_sources_that_merge_indexes_are_checked_for_dependency_confusi
     code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
     report = json.loads(out)
     assert code == 0 and report["findings"] == [] and private.asked == []
+
+
+def test_an_extra_index_that_cannot_be_asked_leaves_the_check_incomplete_in_one_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port of 127.0.0.1 nothing listens on (bound, then closed)
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/simple"
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"V = '3.7'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text(f"--extra-index-url {closed}\nsix==1.16.0\nidna==3.7\n")
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    assert code == 0 and report["findings"] == []  # the pins themselves were scanned from the configured index
+    [line] = report["unchecked"]  # one line for the index, not one per pin: it is asked once
+    assert line.startswith(f"{closed} could not be asked (") and line.endswith(
+        "the dependency-confusion check is incomplete for 2 pin(s): pypi:six==1.16.0, pypi:idna==3.7")
+    assert report["summary"]["unchecked"] == 1
+    assert all(r["verdict"] for r in report["results"])

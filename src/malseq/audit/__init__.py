@@ -140,6 +140,9 @@ class _Pending:
     not_scanned: list[NotScannedEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    # an index that could not be asked (unreachable, credentials): asked no more this run; the pins it
+    # leaves unchecked are named in one line
+    index_failures: dict[tuple[str, str], tuple[indexes.Index, str, list[str]]] = field(default_factory=dict)
     # target text -> (label, origin, sources, real location of a staged folder)
     targets: dict[str, tuple[str, str, list[str], str | None]] = field(default_factory=dict)
     # target text -> the lockfile lines that pin it (reports point there: SARIF locations, text, JSON)
@@ -383,6 +386,11 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
     pending.not_scanned[:] = sorted(unique, key=lambda n: (first[n.where], n.line or 0))
     # a pin that two files reach (a -r include also audited on its own) is one finding
     pending.findings[:] = list(dict.fromkeys(pending.findings))
+    for index, why, specs in pending.index_failures.values():
+        left = list(dict.fromkeys(specs))
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        pending.unchecked.append(f"{index.shown} could not be asked ({why}): the dependency-confusion check is "
+                                 f"incomplete for {len(left)} pin(s): {', '.join(left[:5])}{more}")
     for key, (entry, sources, pins, source) in by_spec.items():
         pending.targets[key] = (entry.spec, "lockfile", sources, None)
         pending.pins[key] = tuple(dict.fromkeys(pins))
@@ -435,10 +443,14 @@ def _confusion_check(entry: LockfileEntry, searched: Sequence[indexes.Index], pi
     """Look the pin up on every index searched: a finding when more than one serves the name. For pip
     (no `lock_policy`), the index and version pip would install (None: no index serves a matching release,
     as the scan will say); for a lock tool (`lock_policy` says how it picks), None: the lockfile says."""
-    choice = indexes.pip_choice(entry, searched, options.scan.intake)
+    failed = [i for i in searched if _index_key(i.url) in pending.index_failures]
+    choice = indexes.pip_choice(entry, [i for i in searched if i not in failed], options.scan.intake)
     name = entry.target.name
-    for problem in choice.problems:
-        pending.unchecked.append(f"{entry.spec}: the dependency-confusion check is incomplete: {problem}")
+    for index, why in choice.problems:
+        pending.index_failures[_index_key(index.url)] = (index, why, [])
+        failed.append(index)
+    for index in failed:
+        pending.index_failures[_index_key(index.url)][2].append(entry.spec)
     if len(choice.served_by) > 1:
         served = _names([i.shown for i in choice.served_by])
         if lock_policy:

@@ -78,7 +78,7 @@ class PipChoice:
     served_by: tuple[Index, ...]  # the indexes that list the name (in pip's order)
     index: Index | None  # the index pip takes the pin from; None: none serves a matching release
     version: str | None  # the version pip installs for the pin (the pin, or `pin+local` when one outranks it)
-    problems: tuple[str, ...]  # indexes that could not be asked, and why (the check is incomplete)
+    problems: tuple[tuple[Index, str], ...]  # indexes that could not be asked, and why (the check is incomplete)
     matching: tuple[tuple[Index, str], ...] = ()  # each index's best release matching the pin
 
 
@@ -103,9 +103,9 @@ def pip_choice(entry: LockfileEntry, indexes: Sequence[Index], intake: IntakeOpt
     try:
         wanted = SpecifierSet(f"=={pin}")
     except InvalidSpecifier:
-        return PipChoice((), None, None, (f"{pin!r} is not a version pip can match",))
+        return PipChoice((), None, None, tuple((i, f"{pin!r} is not a version pip can match") for i in indexes[:1]))
     served: list[Index] = []
-    problems: list[str] = []
+    problems: list[tuple[Index, str]] = []
     best: list[tuple[tuple[bool, Version], int, Index, str]] = []
     for order, index in enumerate(indexes):
         options = index_intake(index, intake)
@@ -115,7 +115,7 @@ def pip_choice(entry: LockfileEntry, indexes: Sequence[Index], intake: IntakeOpt
         except NotFoundError:
             continue  # not on this index
         except MalseqError as exc:
-            problems.append(f"{index.shown}: {exc.message}"[:300])
+            problems.append((index, exc.message[:300]))
             continue
         served.append(index)
         matches = []

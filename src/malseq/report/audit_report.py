@@ -32,7 +32,7 @@ def summary_line(report: AuditReport) -> str:
             f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s)"
             + (f" (and {reported} not failing)" if reported else "")
             + (f", {c['without_verdict']} without a verdict" if c["without_verdict"] else "")
-            + (f", {c['unchecked']} dependency-confusion check(s) not run" if c["unchecked"] else "")
+            + (f", {c['unchecked']} dependency-confusion check(s) not run or incomplete" if c["unchecked"] else "")
             + f", {c['not_scanned']} not scanned")
 
 
