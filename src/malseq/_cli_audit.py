@@ -105,8 +105,16 @@ def run(args: argparse.Namespace) -> int:
         [result] = apply_suppressions([target.result], suppressions)
         lines.target(replace(target, result=result))
 
-    report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet),
-                   on_target=streamed if lines is not None else None)
+    try:
+        report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet),
+                       on_target=streamed if lines is not None else None)
+    except KeyboardInterrupt:
+        if lines is None:
+            raise
+        from malseq._cli import EXIT_INTERRUPTED
+
+        lines.interrupted(EXIT_INTERRUPTED)  # what finished is already out; say the run did not end
+        return EXIT_INTERRUPTED
     results = apply_suppressions(list(report.results), suppressions)
     report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
     code = exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))

@@ -947,3 +947,41 @@ def test_an_extra_index_that_cannot_be_asked_leaves_the_check_incomplete_in_one_
         "the dependency-confusion check is incomplete for 2 pin(s): pypi:six==1.16.0, pypi:idna==3.7")
     assert report["summary"]["unchecked"] == 1
     assert all(r["verdict"] for r in report["results"])
+
+
+def test_audit_jsonl_interrupted_says_so_after_the_targets_that_finished(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import malseq.audit as audit_module
+    from malseq.report.json_schema import audit_line_schema
+
+    registry.publish_wheel("first", "1.0", {"first/__init__.py": b"A = 1\n"})
+    registry.publish_wheel("second", "1.0", {"second/__init__.py": b"B = 2\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("first==1.0\nsecond==1.0\n")
+    written: list[str] = []
+    monkeypatch.setattr("malseq._cli._emit", written.append)
+    real_scan = audit_module.scan
+
+    def ctrl_c_at_the_second(texts: Any, options: Any, observer: Any = None) -> Any:
+        class Stop:
+            def target_started(self, index: int, total: int, target: str) -> None:
+                if "second" in target:
+                    raise KeyboardInterrupt
+                observer.target_started(index, total, target)
+
+            def target_finished(self, index: int, total: int, result: Any) -> None:
+                observer.target_finished(index, total, result)
+        return real_scan(texts, options, Stop())
+
+    monkeypatch.setattr(audit_module, "scan", ctrl_c_at_the_second)
+    code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
+                 "--format", "jsonl"])
+    assert code == 130
+    lines = [json.loads(line) for chunk in written for line in chunk.splitlines()]
+    assert [line.get("target") for line in lines[:-1]] == ["pypi:first==1.0"]  # what finished, then the end
+    assert lines[-1] == {"summary": {"interrupted": True, "finished": 1, "exit_code": 130}}
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(audit_line_schema())
+    for line in lines:
+        validator.validate(line)

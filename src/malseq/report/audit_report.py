@@ -145,9 +145,15 @@ class AuditJsonLines:
 
     def __init__(self, write: Callable[[str], None]) -> None:
         self._write = write
+        self.finished = 0
 
     def target(self, target: AuditedTarget) -> None:
         self._write(_line(target_to_dict(target)))
+        self.finished += 1
+
+    def interrupted(self, exit_code: int) -> None:
+        """Ctrl-C: the targets written so far are what finished; the rest of the report is not known."""
+        self._write(_line({"summary": {"interrupted": True, "finished": self.finished, "exit_code": exit_code}}))
 
     def finish(self, report: AuditReport, exit_code: int) -> None:
         parts: list[dict[str, Any]] = [{"root": report.root}]
