@@ -744,9 +744,11 @@ def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick
     (project / "requirements.txt").write_text(
         f"corp-utils==1.0\nsix==1.16.0\nhashed==3.0 --hash=sha256:{hashlib.sha256(whl).hexdigest()}\n"
         "-r private.txt\n")
-    (project / "private.txt").write_text(f"--extra-index-url {private.url}/simple\ninternal-only==2.0\n")
+    with_credentials = private.url.replace("http://", "http://ci:s3cret@")  # never printed in a report
+    (project / "private.txt").write_text(f"--extra-index-url {with_credentials}/simple\ninternal-only==2.0\n")
 
     code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert "s3cret" not in out
     report = json.loads(out)
     assert code == 1, report  # an unhashed pin two indexes serve fails the run, like a malicious verdict
     confusion = {f["subject"]: f for f in report["findings"] if f["kind"] == "dependency-confusion"}
@@ -779,6 +781,7 @@ def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick
     assert report["unchecked"] == [] and report["summary"]["unchecked"] == 0
 
     code, text = _audit(registry, project, capsys, "--no-installed")
+    assert "s3cret" not in text
     assert "FAIL dependency-confusion: pypi:corp-utils==1.0 (requirements.txt line 1): dependency confusion " \
            f"risk: corp-utils is served by {public.url}/simple and {private.url}/simple" in text
     assert f"  from index: {public.url}/simple (the one pip installs it from)" in text
@@ -985,3 +988,15 @@ def test_audit_jsonl_interrupted_says_so_after_the_targets_that_finished(
     validator = jsonschema.Draft202012Validator(audit_line_schema())
     for line in lines:
         validator.validate(line)
+
+
+def test_scan_lockfile_of_a_file_with_extra_indexes_points_to_audit(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    req = tmp_path / "requirements.txt"
+    req.write_text("--extra-index-url https://user:secret@pypi.corp.example/simple\nsix==1.16.0\n")
+    code = main(["scan", "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple", "--lockfile", str(req)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "has 2 indexes searched (the configured index, https://pypi.corp.example/simple)" in err
+    assert "`malseq audit` checks which index serves each one" in err and "secret" not in err
