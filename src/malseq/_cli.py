@@ -388,6 +388,14 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
         if lock.skipped:
             print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
                   "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
+        if lock.indexes:  # even with -q: the pins may not come from the index they are read from
+            from malseq.audit.indexes import shown_index
+
+            named = ", ".join(shown_index(i.url) if i.url else "the configured index" for i in lock.indexes)
+            print(f"malseq: warning: {clean(str(path), 200)} has {len(lock.indexes)} indexes searched "
+                  f"({clean(named, 400)}): every pin is read from the configured index here; `malseq audit` "
+                  "checks which index serves each one (dependency confusion) and scans what would be installed",
+                  file=sys.stderr)
         for e in lock.entries:
             found.add(lock.pin(e), e)
         found.not_scanned += len(lock.skipped)

@@ -5,7 +5,8 @@ Exit codes of `malseq audit`:
   1  a dependency flagged as malicious (not suppressed), or a failing integrity finding: a lockfile
      hash that the downloaded archive does not match, an installed package that differs from the
      registry's release (one without install scripts), an installed distribution changed since
-     its RECORD was written
+     its RECORD was written, a pin without hashes that more than one searched index serves
+     (dependency confusion)
   2  usage error
   3  a dependency could not be scanned or got no verdict; with --strict, also any entry not
      scanned (git, path, URL, private index, unread lockfile, manifest without a lockfile);
@@ -29,7 +30,7 @@ from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
 
 if TYPE_CHECKING:
-    from malseq.audit import AuditReport
+    from malseq.audit import AuditedTarget, AuditReport
     from malseq.policy import Policy
 
 
@@ -47,8 +48,9 @@ def register(sub: Any) -> None:
     )
     ap.add_argument("path", nargs="?", default=".", metavar="PATH",
                     help="the project folder (default: .), or one lockfile to audit on its own")
-    ap.add_argument("--format", choices=("text", "json", "sarif"), default="text",
-                    help="report format (default: text)")
+    ap.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default="text",
+                    help="report format (default: text); jsonl: one line per target as it finishes, then the "
+                    "findings, entries not scanned and a summary line")
     ap.add_argument("--no-installed", action="store_true", help="only the lockfiles: skip node_modules and virtualenvs")
     ap.add_argument("--no-lockfiles", action="store_true", help="only what is installed: skip the lockfiles")
     ap.add_argument("--no-verify", action="store_true",
@@ -92,18 +94,41 @@ def run(args: argparse.Namespace) -> int:
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     if not args.quiet:
         print(f"auditing {clean(args.path, 200)}", file=sys.stderr)
-    report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet))
+    lines = None
+    if args.format == "jsonl":
+        from malseq.report.audit_report import AuditJsonLines
+
+        lines = AuditJsonLines(_emit)
+
+    def streamed(target: AuditedTarget) -> None:  # out at once: a pipeline reads it while the audit goes on
+        assert lines is not None
+        [result] = apply_suppressions([target.result], suppressions)
+        lines.target(replace(target, result=result))
+
+    try:
+        report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet),
+                       on_target=streamed if lines is not None else None)
+    except KeyboardInterrupt:
+        if lines is None:
+            raise
+        from malseq._cli import EXIT_INTERRUPTED
+
+        lines.interrupted(EXIT_INTERRUPTED)  # what finished is already out; say the run did not end
+        return EXIT_INTERRUPTED
     results = apply_suppressions(list(report.results), suppressions)
     report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
     code = exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))
-    if args.format == "json":
+    if lines is not None:
+        lines.finish(report, code)
+    elif args.format == "json":
         from malseq.report.audit_report import render_audit_json
 
         _emit(render_audit_json(report, code))
     elif args.format == "sarif":
+        from malseq.policy import FailOn
         from malseq.report.audit_report import render_audit_sarif
 
-        _emit(render_audit_sarif(report, code))
+        _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on))
     else:
         from malseq.report.audit_report import render_audit_text
 
@@ -113,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     unscored = sorted({r.unscored for r in results if r.unscored})
     for why in unscored:
         print(f"malseq: error: no verdict: {clean(why, 300)}", file=sys.stderr)
+    for why in report.unchecked if args.format != "text" else ():  # the text report says it itself
+        print(f"malseq: warning: {clean(why, 400)}", file=sys.stderr)
     if report.not_scanned and args.format != "text":  # the text report lists them itself
         print(f"malseq: {len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
               "(listed in the report)", file=sys.stderr)

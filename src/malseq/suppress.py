@@ -10,7 +10,7 @@ File format (TOML)::
     [[suppress]]
     sha256 = "9f2c...e1"            # required: 64 hex digits
     reason = "reviewed 2026-11-20: the install hook only compiles a C extension"   # required
-    package = "pypi:example@1.2.3"  # optional, for the reader; not used for matching
+    package = "pypi:example==1.2.3"  # optional, for the reader; not used for matching
 
 A suppressed target keeps its score and verdict; the reports mark it suppressed (SARIF:
 `suppressions` with kind "external") and it no longer makes the exit code 1.

@@ -84,10 +84,7 @@ def sri(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry()
-
+def _handler(reg: Registry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
@@ -103,9 +100,24 @@ def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Regist
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
+    return Handler
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry()
     isolate_registry_config(monkeypatch, tmp_path)  # never the real user's pip/npm configuration
     monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
-    with local_http_server(Handler) as url:
+    with local_http_server(_handler(reg)) as url:
+        reg.url = url
+        yield reg
+
+
+@pytest.fixture
+def second_index() -> Iterator[Registry]:
+    """Another index on 127.0.0.1 (its own port): a company's private index, named by --extra-index-url."""
+    reg = Registry()
+    with local_http_server(_handler(reg)) as url:
         reg.url = url
         yield reg
 
@@ -666,3 +678,325 @@ def test_a_package_folder_is_not_a_project_to_audit(tmp_path: Path, capsys: pyte
     assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "  Pipfile [unpinned]: no lockfile beside it" in out and "package.json" not in out
+
+
+def _poetry_with_a_git_entry(project: Path) -> None:
+    project.mkdir()
+    (project / "poetry.lock").write_text(
+        '[[package]]\nname = "idna"\nversion = "3.7"\nfiles = []\n\n'
+        '[[package]]\nname = "gitdep"\nversion = "0.3.0"\nfiles = []\n\n'
+        '[package.source]\ntype = "git"\nurl = "https://github.com/example/gitdep.git"\nreference = "main"\n')
+
+
+def test_not_scanned_sarif_results_are_errors_when_the_policy_fails_on_them(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"__version__ = '3.7'\n"})
+    project = tmp_path / "app"
+    _poetry_with_a_git_entry(project)
+    monkeypatch.chdir(tmp_path)
+
+    def levels(*argv: str) -> tuple[int, list[str], list[bool]]:
+        code, out = _audit(registry, project, capsys, "--format", "sarif", *argv)
+        doc = json.loads(out)
+        found = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "dependency-not-scanned"]
+        return code, [r["level"] for r in found], [r["properties"]["fails"] for r in found]
+
+    assert levels() == (0, ["warning"], [False])  # reported, the run passes
+    assert levels("--strict") == (3, ["error"], [True])  # it fails the run: an error, as the exit code says
+    assert levels("--fail-on", "malicious,not-scanned") == (3, ["error"], [True])
+    assert levels("--fail-on", "malicious") == (0, ["warning"], [False])
+
+
+def test_offline_with_an_empty_cache_says_how_to_fill_it_once(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("six==1.16.0\nidna==3.7\nrequests==2.32.3\n")
+    code, text = _audit(registry, project, capsys, "--offline")
+    assert code == 3, text
+    assert text.count("ERROR RegistryError: offline mode: no cached registry document") == 3  # each target says why
+    hints = [line for line in text.splitlines() if "run once without --offline" in line]
+    assert hints == ["hint (for 3 targets above): run once without --offline (and without MALSEQ_OFFLINE) to cache it"]
+    assert registry.asked == []  # offline: the registry is never asked
+    # one target alone keeps its hint under it
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    code, text = _audit(registry, project, capsys, "--offline")
+    assert [line for line in text.splitlines() if "run once without --offline" in line] == [
+        "  hint: run once without --offline (and without MALSEQ_OFFLINE) to cache it"]
+
+
+def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick_is_scanned(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """requirements.txt pins corp-utils==1.0 and includes a file that adds the company's index with
+    --extra-index-url. The company publishes corp-utils 1.0 there; someone publishes corp-utils 1.0+evil
+    on the public index: it matches ==1.0 and sorts above it, so pip installs the public one."""
+    public, private = registry, second_index  # the public one is the configured index (--pypi-index-url)
+    public.publish_wheel("corp-utils", "1.0+evil", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    private.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    private.publish_wheel("internal-only", "2.0", {"internal_only/__init__.py": b"X = 2\n"})
+    public.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    whl = private.publish_wheel("hashed", "3.0", {"hashed/__init__.py": b"H = 3\n"})
+    public.publish_wheel("hashed", "3.0", {"hashed/__init__.py": b"H = 'other'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text(
+        f"corp-utils==1.0\nsix==1.16.0\nhashed==3.0 --hash=sha256:{hashlib.sha256(whl).hexdigest()}\n"
+        "-r private.txt\n")
+    with_credentials = private.url.replace("http://", "http://ci:s3cret@")  # never printed in a report
+    (project / "private.txt").write_text(f"--extra-index-url {with_credentials}/simple\ninternal-only==2.0\n")
+
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert "s3cret" not in out
+    report = json.loads(out)
+    assert code == 1, report  # an unhashed pin two indexes serve fails the run, like a malicious verdict
+    confusion = {f["subject"]: f for f in report["findings"] if f["kind"] == "dependency-confusion"}
+    assert set(confusion) == {"pypi:corp-utils==1.0", "pypi:hashed==3.0"}  # as the file pins them
+    found = confusion["pypi:corp-utils==1.0"]
+    assert (found["where"], found["line"], found["fails"]) == ("requirements.txt", 1, True)
+    assert found["message"].startswith(f"dependency confusion risk: corp-utils is served by {public.url}/simple and "
+                                       f"{private.url}/simple; pip installs whichever has the highest version")
+    assert f"pip takes 1.0+evil from {public.url}/simple" in found["message"]
+    assert "the extra index comes from --extra-index-url in private.txt line 1" in found["message"]
+    hashed = confusion["pypi:hashed==3.0"]
+    assert (hashed["line"], hashed["fails"]) == (3, False)  # pip takes only the file its hash allows
+    # what pip installs is what was scanned, and the report says from which index
+    scanned = {r["target"]: r for r in report["results"]}
+    assert set(scanned) == {"pypi:corp-utils==1.0+evil", "pypi:six==1.16.0", "pypi:hashed==3.0",
+                            "pypi:internal-only==2.0"}
+    impostor = scanned["pypi:corp-utils==1.0+evil"]
+    assert impostor["index"] == f"{public.url}/simple"
+    assert impostor["package"]["origin"]["location"].startswith(public.url + "/files/corp_utils-1.0+evil")
+    assert [(p["lockfile"], p["line"]) for p in impostor["pinned_by"]] == [("requirements.txt", 1)]
+    internal = scanned["pypi:internal-only==2.0"]  # on the company's index only: fetched from there
+    assert internal["index"] == f"{private.url}/simple" and "error" not in internal, internal
+    assert internal["package"]["origin"]["location"].startswith(private.url + "/files/")
+    assert scanned["pypi:six==1.16.0"]["index"] == f"{public.url}/simple"
+    assert "/simple/six/" in private.asked  # every pinned name is looked up on every index
+    # hash-pinned: pip takes the file its hash allows, the company's, and that is the one scanned
+    assert not [f for f in report["findings"] if f["kind"] == "lockfile-hash-mismatch"]
+    assert scanned["pypi:hashed==3.0"]["index"] == f"{private.url}/simple"
+    assert scanned["pypi:hashed==3.0"]["package"]["origin"]["sha256"] == hashlib.sha256(whl).hexdigest()
+    assert report["unchecked"] == [] and report["summary"]["unchecked"] == 0
+
+    code, text = _audit(registry, project, capsys, "--no-installed")
+    assert "s3cret" not in text
+    assert "FAIL dependency-confusion: pypi:corp-utils==1.0 (requirements.txt line 1): dependency confusion " \
+           f"risk: corp-utils is served by {public.url}/simple and {private.url}/simple" in text
+    assert f"  from index: {public.url}/simple (the one pip installs it from)" in text
+    assert "note dependency-confusion: pypi:hashed==3.0 (requirements.txt line 3)" in text
+
+    monkeypatch.chdir(tmp_path)
+    code, out = _audit(registry, project, capsys, "--format", "sarif", "--no-installed")
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    [result] = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "dependency-confusion" and r["level"] == "error"]
+    place = result["locations"][0]["physicalLocation"]
+    assert (place["artifactLocation"]["uri"], place["region"]["startLine"]) == ("app/requirements.txt", 1)
+    assert "dependency-confusion" in {rule["id"] for rule in doc["runs"][0]["tool"]["driver"]["rules"]}
+
+    # offline, the indexes cannot be asked: the report says the check did not run, in every format
+    code, text = _audit(registry, project, capsys, "--no-installed", "--offline")
+    assert "warning: requirements.txt: pip searches 2 indexes for its pins" in text
+    assert "the dependency-confusion check needs them online and did not run (offline)" in text
+    assert "1 dependency-confusion check(s) not run" in text.splitlines()[-1]
+    code, out = _audit(registry, project, capsys, "--format", "sarif", "--no-installed", "--offline")
+    notes = json.loads(out)["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert any("did not run (offline)" in n["message"]["text"] for n in notes), notes
+
+
+def test_the_audit_reports_validate_against_the_published_schema(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq.report.json_schema import audit_line_schema, audit_schema, report_schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = audit_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # the scan report's definitions are the same in both schemas: they cannot drift apart
+    assert {k: v for k, v in schema["$defs"].items() if k in report_schema()["$defs"]} == report_schema()["$defs"]
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = jsonschema.Draft202012Validator(audit_line_schema())
+
+    # a project with every part: a finding, an entry not scanned, a target from another index, a note
+    registry.publish_wheel("corp-utils", "1.0+evil", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    second_index.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    registry.publish_npm("left-pad", "1.3.0", _pkg("left-pad", "1.3.0"))
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text(f"--extra-index-url {second_index.url}/simple\ncorp-utils==1.0\n"
+                                              "-e ./local\n")
+    _npm_install(project / "node_modules" / "left-pad", _pkg("left-pad", "1.3.0"))
+    code, out = _audit(registry, project, capsys, "--format", "json")
+    doc = json.loads(out)
+    validator.validate(doc)
+    assert doc["findings"] and doc["not_scanned"]
+    assert {r["origin"] for r in doc["results"]} == {"lockfile", "installed"}
+    assert any(r["index"] for r in doc["results"])
+
+    # jsonl: every line validates; the targets come first, as they finish, then the rest, the summary last
+    code_lines, out = _audit(registry, project, capsys, "--format", "jsonl")
+    parsed = [json.loads(line) for line in out.splitlines()]
+    for line in parsed:
+        lines.validate(line)
+    targets = [p for p in parsed if "target" in p]
+    assert sorted(t["target"] for t in targets) == sorted(r["target"] for r in doc["results"])
+    assert parsed[: len(targets)] == targets
+    assert [next(iter(p)) for p in parsed[len(targets):]] == (
+        ["root"] + ["file"] * len(doc["files"]) + ["finding"] * len(doc["findings"])
+        + ["not_scanned"] * len(doc["not_scanned"]) + ["note"] * len(doc["notes"]) + ["summary"])
+    assert parsed[-1]["summary"] == doc["summary"] and code_lines == code == doc["summary"]["exit_code"]
+    # a key the schema does not know fails it
+    doc["findings"][0]["surprise"] = 1
+    assert not validator.is_valid(doc)
+
+
+def test_audit_jsonl_writes_each_target_before_the_audit_ends(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first target's line is out while the second is still being scanned."""
+    import malseq.audit as audit_module
+
+    registry.publish_wheel("first", "1.0", {"first/__init__.py": b"A = 1\n"})
+    registry.publish_wheel("second", "1.0", {"second/__init__.py": b"B = 2\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("first==1.0\nsecond==1.0\n")
+    written: list[str] = []
+    monkeypatch.setattr("malseq._cli._emit", written.append)
+    seen_at_second: list[int] = []
+    real_scan = audit_module.scan
+
+    def scan_watching(texts: Any, options: Any, observer: Any = None) -> Any:
+        class Watch:
+            def target_started(self, index: int, total: int, target: str) -> None:
+                if observer:
+                    observer.target_started(index, total, target)
+
+            def target_finished(self, index: int, total: int, result: Any) -> None:
+                if "second" in result.target:
+                    seen_at_second.append(len(written))
+                if observer:
+                    observer.target_finished(index, total, result)
+        return real_scan(texts, options, Watch())
+
+    monkeypatch.setattr(audit_module, "scan", scan_watching)
+    code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
+                 "--format", "jsonl"])
+    assert code == 0, written
+    assert seen_at_second == [1]  # when the second target finished, the first one's line was already written
+    assert json.loads(written[0])["target"] == "pypi:first==1.0"
+    assert json.loads(written[-1].splitlines()[-1])["summary"]["targets"] == 2
+
+
+def test_lock_tool_sources_that_merge_indexes_are_checked_for_dependency_confusion(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """poetry with a supplemental private source: poetry takes a name from PyPI first, so a public corp-utils
+    decides the next lock. The lockfile's own pick is what is scanned; explicit sources are not merged."""
+    public, private = registry, second_index
+    public.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    private.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    public.publish_wheel("idna", "3.7", {"idna/__init__.py": b"V = '3.7'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.poetry]\nname = "app"\nversion = "0.1.0"\n\n[tool.poetry.dependencies]\npython = "^3.11"\n'
+        'corp-utils = "1.0"\nidna = "3.7"\n\n'
+        f'[[tool.poetry.source]]\nname = "corp"\nurl = "{private.url}/simple"\npriority = "supplemental"\n')
+    (project / "poetry.lock").write_text(
+        '[[package]]\nname = "corp-utils"\nversion = "1.0"\nfiles = []\n\n'
+        '[[package]]\nname = "idna"\nversion = "3.7"\nfiles = []\n')
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    [finding] = [f for f in report["findings"] if f["kind"] == "dependency-confusion"]
+    assert (finding["subject"], finding["where"], finding["line"], finding["fails"]) == (
+        "pypi:corp-utils==1.0", "poetry.lock", 2, True)  # no hash pinned: the install may take either
+    assert f"corp-utils is served by {public.url}/simple and {private.url}/simple; poetry takes" in finding["message"]
+    assert "poetry source 'corp' (priority supplemental) in pyproject.toml line 12" in finding["message"]
+    assert code == 1
+    # the lockfile's pick (the configured index) is what is scanned: no index other than it is named
+    assert {r["target"]: r["index"] for r in report["results"]} == {"pypi:corp-utils==1.0": None,
+                                                                     "pypi:idna==3.7": None}
+    assert "/simple/idna/" in private.asked  # every locked name is looked up on every merged source
+
+    # an explicit source serves only the packages that name it: nothing is merged, nothing to check
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace(
+        'priority = "supplemental"', 'priority = "explicit"'))
+    private.asked.clear()
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    assert code == 0 and report["findings"] == [] and private.asked == []
+
+
+def test_an_extra_index_that_cannot_be_asked_leaves_the_check_incomplete_in_one_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port of 127.0.0.1 nothing listens on (bound, then closed)
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/simple"
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    registry.publish_wheel("idna", "3.7", {"idna/__init__.py": b"V = '3.7'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text(f"--extra-index-url {closed}\nsix==1.16.0\nidna==3.7\n")
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    assert code == 0 and report["findings"] == []  # the pins themselves were scanned from the configured index
+    [line] = report["unchecked"]  # one line for the index, not one per pin: it is asked once
+    assert line.startswith(f"{closed} could not be asked (") and line.endswith(
+        "the dependency-confusion check is incomplete for 2 pin(s): pypi:six==1.16.0, pypi:idna==3.7")
+    assert report["summary"]["unchecked"] == 1
+    assert all(r["verdict"] for r in report["results"])
+
+
+def test_audit_jsonl_interrupted_says_so_after_the_targets_that_finished(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import malseq.audit as audit_module
+    from malseq.report.json_schema import audit_line_schema
+
+    registry.publish_wheel("first", "1.0", {"first/__init__.py": b"A = 1\n"})
+    registry.publish_wheel("second", "1.0", {"second/__init__.py": b"B = 2\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("first==1.0\nsecond==1.0\n")
+    written: list[str] = []
+    monkeypatch.setattr("malseq._cli._emit", written.append)
+    real_scan = audit_module.scan
+
+    def ctrl_c_at_the_second(texts: Any, options: Any, observer: Any = None) -> Any:
+        class Stop:
+            def target_started(self, index: int, total: int, target: str) -> None:
+                if "second" in target:
+                    raise KeyboardInterrupt
+                observer.target_started(index, total, target)
+
+            def target_finished(self, index: int, total: int, result: Any) -> None:
+                observer.target_finished(index, total, result)
+        return real_scan(texts, options, Stop())
+
+    monkeypatch.setattr(audit_module, "scan", ctrl_c_at_the_second)
+    code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
+                 "--format", "jsonl"])
+    assert code == 130
+    lines = [json.loads(line) for chunk in written for line in chunk.splitlines()]
+    assert [line.get("target") for line in lines[:-1]] == ["pypi:first==1.0"]  # what finished, then the end
+    assert lines[-1] == {"summary": {"interrupted": True, "finished": 1, "exit_code": 130}}
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(audit_line_schema())
+    for line in lines:
+        validator.validate(line)
+
+
+def test_scan_lockfile_of_a_file_with_extra_indexes_points_to_audit(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    req = tmp_path / "requirements.txt"
+    req.write_text("--extra-index-url https://user:secret@pypi.corp.example/simple\nsix==1.16.0\n")
+    code = main(["scan", "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple", "--lockfile", str(req)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "has 2 indexes searched (the configured index, https://pypi.corp.example/simple)" in err
+    assert "`malseq audit` checks which index serves each one" in err and "secret" not in err

@@ -182,9 +182,25 @@ def test_requirements_index_options(tmp_path: Path) -> None:
     path.write_text("--extra-index-url https://mirror.example/simple\nsix==1.16.0\n"
                     "--index-url https://pypi.corp.example/simple\ninternal-tools==2.1.0\n")
     lock = read_lockfile(path)
+    # as pip reads it: options hold for the whole install, and --index-url replaces the extra before it
+    corp = "https://pypi.corp.example/simple"
     assert [(e.spec, e.index_url) for e in lock.entries] == [
-        ("pypi:six==1.16.0", None), ("pypi:internal-tools==2.1.0", "https://pypi.corp.example/simple")]
+        ("pypi:six==1.16.0", corp), ("pypi:internal-tools==2.1.0", corp)]
+    assert [(i.url, i.option, i.line) for i in lock.indexes] == [(corp, "--index-url", 3)]
     assert lock.not_scanned == ()  # options about where pip looks are not dependencies
+    # an extra index (here in an include) adds to the configured one: every pin may come from either
+    (tmp_path / "extra.txt").write_text("--extra-index-url=https://mirror.example/simple\n")
+    path.write_text("six==1.16.0\n-r extra.txt\n")
+    lock = read_lockfile(path)
+    assert [(e.spec, e.index_url) for e in lock.entries] == [("pypi:six==1.16.0", None)]
+    assert [(i.url, i.option, Path(i.file).name if i.file else None, i.line) for i in lock.indexes] == [
+        (None, "the configured index", None, None),
+        ("https://mirror.example/simple", "--extra-index-url", "extra.txt", 1)]
+    path.write_text("six==1.16.0\n")
+    assert read_lockfile(path).indexes == ()  # no index named: the configured one alone
+    path.write_text("--no-index\n--find-links ./wheels\nsix==1.16.0\n")
+    lock = read_lockfile(path)
+    assert lock.entries == () and [(n.name, n.kind, n.line) for n in lock.not_scanned] == [("six", "option", 3)]
 
 
 @pytest.mark.parametrize("fixture", ["package-lock.json", "yarn-v1.lock", "yarn-berry.lock", "pnpm-lock.yaml",
@@ -348,3 +364,31 @@ def test_pnpm_v5_single_project_links_are_listed(tmp_path: Path) -> None:
     lock = read_lockfile(path)
     assert [e.spec for e in lock.entries] == ["npm:string_decoder@1.3.0"]
     assert [(n.name, n.kind, n.line) for n in lock.not_scanned] == [("lib", "path", 8)]
+
+
+def test_the_indexes_a_lock_tool_merges_come_from_the_manifest(tmp_path: Path) -> None:
+    from malseq.intake.lockfiles import declared_indexes
+
+    manifest = tmp_path / "pyproject.toml"
+    corp = "https://pypi.corp.example/simple"
+
+    def urls(kind: str, text: str) -> list[str | None]:
+        manifest.write_text(text)
+        found, policy = declared_indexes(tmp_path / kind, kind)
+        assert bool(policy) == bool(found)
+        return [i.url for i in found]
+
+    poetry = f'[[tool.poetry.source]]\nname = "corp"\nurl = "{corp}"\npriority = "{{}}"\n'
+    assert urls("poetry.lock", poetry.format("supplemental")) == [None, corp]  # PyPI, then the private source
+    assert urls("poetry.lock", poetry.format("explicit")) == []  # only for the packages that name it
+    assert urls("poetry.lock", poetry.format("primary")) == []  # a primary source turns PyPI off: one index
+    assert urls("poetry.lock", poetry.format("primary") + '[[tool.poetry.source]]\nname = "PyPI"\n'
+                'priority = "primary"\n') == [None, corp]
+    pdm = f'[[tool.pdm.source]]\nname = "corp"\nurl = "{corp}"\n'
+    assert urls("pdm.lock", pdm) == [None, corp]  # pdm merges every source by default
+    assert urls("pdm.lock", pdm + "[tool.pdm.resolution]\nrespect-source-order = true\n") == []
+    uv = f'[[tool.uv.index]]\nname = "corp"\nurl = "{corp}"\n'
+    assert urls("uv.lock", uv) == []  # uv's default: each name from the first index that has it
+    assert urls("uv.lock", '[tool.uv]\nindex-strategy = "unsafe-best-match"\n\n' + uv) == [None, corp]
+    assert urls("uv.lock", '[tool.uv]\nindex-strategy = "unsafe-best-match"\n\n' + uv + "explicit = true\n") == []
+    assert urls("Pipfile.lock", pdm) == []

@@ -79,3 +79,16 @@ def test_a_failed_target_still_shows_its_notices() -> None:
         "  hint: scan each as a target too: x",
         "summary: 1 target(s): 0 scanned, 0 flagged, 1 error(s), 0 suppressed, 1 not scanned completely",
     ]
+
+
+def test_a_hint_several_targets_share_is_printed_once_after_them() -> None:
+    offline = ScanError("RegistryError", "offline mode: no cached registry document for pypi:{}",
+                        "run once without --offline (and without MALSEQ_OFFLINE) to cache it")
+    results = [TargetResult(f"pypi:{n}==1", None, None, replace(offline, message=offline.message.format(n)), 0.0)
+               for n in ("a", "b")]
+    other = TargetResult("broken.tgz", None, None, ScanError("ArchiveError", "not an archive", "check the file"), 0.0)
+    text = render_text([*results, other])
+    assert text.count("run once without --offline") == 1
+    assert "hint (for 2 targets above): run once without --offline" in text
+    assert "  hint: check the file" in text  # a hint of one target stays under it
+    assert text.count("offline mode: no cached registry document") == 2  # each target still says what failed

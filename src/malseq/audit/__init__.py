@@ -9,7 +9,10 @@ folders of just their own files. On top of the model's verdicts it reports:
 * findings: a downloaded archive that matches none of the hashes its lockfile pins; an
   installed package whose files differ from what the registry serves for that version (when
   the registry, or the download cache offline, has it); an installed distribution whose files
-  no longer match the hashes in its RECORD, or that has source files no RECORD lists;
+  no longer match the hashes in its RECORD, or that has source files no RECORD lists; a pinned
+  name that more than one of the indexes searched serves (dependency confusion: a requirements
+  file with `--extra-index-url`, whose pins are then scanned as pip would install them, from the
+  index pip would take them from; poetry/pdm/uv sources the lock tool merges; `malseq.audit.indexes`);
 * not scanned: what is not a registry release (git, path, URL, workspace entries), packages a
   lockfile resolves from an index other than the configured one, unreadable lockfiles
   (bun.lockb), and manifests with no lockfile (their dependencies are ranges).
@@ -23,12 +26,11 @@ import contextlib
 import enum
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
-from urllib.parse import urlsplit
 
-from malseq.audit import discover, installed
+from malseq.audit import discover, indexes, installed
 from malseq.errors import ConfigurationError, LockfileSyntaxError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
 from malseq.intake.lockfiles import Lockfile, LockfileEntry, LockfilePin, read_lockfile
@@ -45,6 +47,8 @@ class FindingKind(enum.Enum):
     LOCKFILE_HASH_MISMATCH = "lockfile-hash-mismatch"
     INSTALLED_DIFFERS_FROM_REGISTRY = "installed-differs-from-registry"
     INSTALLED_DIFFERS_FROM_RECORD = "installed-differs-from-record"
+    # a requirements file's pin that more than one of the indexes pip searches serves
+    DEPENDENCY_CONFUSION = "dependency-confusion"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class AuditedTarget:
     result: TargetResult  # `result.target` is the label: a registry spec or an installed folder
     origin: str  # "lockfile" or "installed"
     sources: tuple[str, ...]  # the lockfiles that pin it, or the installed folder
+    # the index it was fetched from, when its requirements file has pip search several (credentials removed)
+    index: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +105,13 @@ class AuditReport:
     findings: tuple[Finding, ...]
     not_scanned: tuple[NotScannedEntry, ...]
     notes: tuple[str, ...]  # checks that could not be made (a comparison offline, a hash not pinned)
+    # dependency-confusion checks that did not run (offline) or could not ask every index: the risk is
+    # unknown, so every report says so (text, JSON, SARIF notifications, stderr), never a silent pass
+    unchecked: tuple[str, ...] = ()
 
     @property
     def results(self) -> tuple[TargetResult, ...]:
+        """The scanned targets' results, in the report's order."""
         return tuple(t.result for t in self.targets)
 
     @property
@@ -129,17 +139,26 @@ class _Pending:
     findings: list[Finding] = field(default_factory=list)
     not_scanned: list[NotScannedEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    # an index that could not be asked (unreachable, credentials): asked no more this run; the pins it
+    # leaves unchecked are named in one line
+    index_failures: dict[tuple[str, str], tuple[indexes.Index, str, list[str]]] = field(default_factory=dict)
     # target text -> (label, origin, sources, real location of a staged folder)
     targets: dict[str, tuple[str, str, list[str], str | None]] = field(default_factory=dict)
     # target text -> the lockfile lines that pin it (reports point there: SARIF locations, text, JSON)
     pins: dict[str, tuple[LockfilePin, ...]] = field(default_factory=dict)
+    # target key -> the spec scanned and the index to fetch it from, for a release pip takes from an index
+    # that is not the configured one (the key then names the index: one spec may come from two indexes)
+    from_index: dict[str, tuple[str, indexes.Index]] = field(default_factory=dict)
+    shown_index: dict[str, str] = field(default_factory=dict)  # target key -> the index named in reports
     # registry files already fetched for a check, so the installed copy of a locked release reuses
     # the download of its hash check (bounded: past the budget, fetch again from the disk cache)
     fetched: dict[tuple[str, str, str], Download | str] = field(default_factory=dict)
     fetched_bytes: int = 0
 
     def fetch(self, target: RegistryTarget, intake: IntakeOptions) -> Download | str:
-        key = (target.ecosystem.value, f"{target.name}@{target.version}", intake.pypi_distribution.value)
+        key = (target.ecosystem.value, f"{target.name}@{target.version}",
+               f"{intake.pypi_distribution.value} {intake.pypi_index_url or ''}")
         if key in self.fetched:
             return self.fetched[key]
         download = installed.fetch_for_compare(target, intake)
@@ -152,19 +171,27 @@ class _Pending:
 
 @dataclass(frozen=True)
 class _Labelled:
-    """Progress shows each target's label (node_modules/x), not the temporary folder scanned."""
+    """Progress shows each target's label (node_modules/x), not the temporary folder scanned; each
+    finished target also goes to `finished` (by its key) as the audit reports it."""
 
     observer: ScanObserver | None
     labels: dict[str, str]
+    before: int = 0  # targets of the audit scanned in earlier batches (one batch per index)
+    overall: int | None = None  # every target of the audit
+    keys: dict[str, str] = field(default_factory=dict)  # scanned text -> target key
+    finished: Callable[[str, TargetResult], None] | None = None
 
     def target_started(self, index: int, total: int, target: str) -> None:
         if self.observer:
-            self.observer.target_started(index, total, self.labels.get(target, target))
+            self.observer.target_started(self.before + index, self.overall or total, self.labels.get(target, target))
 
     def target_finished(self, index: int, total: int, result: TargetResult) -> None:
+        if self.finished is not None:
+            self.finished(self.keys.get(result.target, result.target), result)
         if self.observer:
             label = self.labels.get(result.target, result.target)
-            self.observer.target_finished(index, total, replace(result, target=label, notices=()))
+            self.observer.target_finished(self.before + index, self.overall or total,
+                                          replace(result, target=label, notices=()))
 
 
 def _rel(root: Path, path: Path | str) -> str:
@@ -178,9 +205,12 @@ def _rel(root: Path, path: Path | str) -> str:
     return absolute
 
 
-def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None) -> AuditReport:
+def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserver | None = None,
+          on_target: Callable[[AuditedTarget], None] | None = None) -> AuditReport:
     """Audit the project in folder `path` (or just the lockfile `path`).
 
+    `on_target` gets each target as the report will hold it, as soon as it finishes (in the order
+    targets finish: `malseq audit --format jsonl` writes them out at once).
     Raises `NothingToScanError` when the folder holds nothing to audit.
     """
     from malseq.intake.lockfiles import lockfile_kind
@@ -208,28 +238,56 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
                 hint="give the project's folder; to scan one package, use `malseq scan FOLDER`",
             )
         pending.fetched.clear()  # the checks are done: free the archives before the scan reads its own
-        texts = list(pending.targets)
-        labelled = _Labelled(observer, {text: label for text, (label, *_rest) in pending.targets.items()})
-        results = scan(texts, options.scan, labelled if observer else None) if texts else []
-    targets = []
-    for text, result in zip(texts, results, strict=True):
-        label, origin, sources, real = pending.targets[text]
-        if real is not None and result.package is not None:
-            info = replace(result.package, origin=replace(result.package.origin, location=real))
-            result = replace(result, package=info)
-        result = replace(result, target=label, notices=(), pinned_by=pending.pins.get(text, ()))
-        targets.append(AuditedTarget(result, origin, tuple(sources)))
+        keys = list(pending.targets)
+
+        def audited(key: str, result: TargetResult) -> AuditedTarget:
+            label, origin, sources, real = pending.targets[key]
+            if real is not None and result.package is not None:
+                info = replace(result.package, origin=replace(result.package.origin, location=real))
+                result = replace(result, package=info)
+            result = replace(result, target=label, notices=(), pinned_by=pending.pins.get(key, ()))
+            return AuditedTarget(result, origin, tuple(sources), pending.shown_index.get(key))
+
+        def finished(key: str, result: TargetResult) -> None:
+            if on_target is not None and key in pending.targets:
+                on_target(audited(key, result))
+
+        results = _scan_all(keys, pending, options, observer, finished if on_target else None)
+    targets = [audited(key, result) for key, result in zip(keys, results, strict=True)]
     return AuditReport(str(root), tuple(pending.files), tuple(targets), tuple(pending.findings),
-                       tuple(pending.not_scanned), tuple(pending.notes))
+                       tuple(pending.not_scanned), tuple(pending.notes), tuple(dict.fromkeys(pending.unchecked)))
+
+
+def _scan_all(keys: list[str], pending: _Pending, options: AuditOptions, observer: ScanObserver | None,
+              finished: Callable[[str, TargetResult], None] | None) -> list[TargetResult]:
+    """Scan every target: those of the configured index in one batch, those pip takes from another index
+    in one batch per index (its own options: the index and its cache folder). Results in `keys` order."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        source = pending.from_index.get(key)
+        groups.setdefault(source[1].url if source else "", []).append(key)
+    by_key: dict[str, TargetResult] = {}
+    done = 0
+    for url, group in groups.items():
+        scan_options = options.scan
+        if url:
+            index = pending.from_index[group[0]][1]
+            scan_options = replace(options.scan, intake=indexes.index_intake(index, options.scan.intake))
+        texts = [pending.from_index[k][0] if k in pending.from_index else k for k in group]
+        labels = {text: pending.targets[key][0] for text, key in zip(texts, group, strict=True)}
+        labelled = _Labelled(observer, labels, done, len(keys), dict(zip(texts, group, strict=True)), finished)
+        watching = observer is not None or finished is not None
+        for key, result in zip(group, scan(texts, scan_options, labelled if watching else None), strict=True):
+            by_key[key] = result
+        done += len(group)
+    return [by_key[key] for key in keys]
 
 
 # --------------------------------------------------------------------------------------
 # Lockfiles
 
 
-def _index_key(url: str) -> tuple[str, str]:
-    parts = urlsplit(url.strip())
-    return (parts.hostname or "").lower(), parts.path.rstrip("/")
+_index_key = indexes.index_key
 
 
 def _known_indexes(options: AuditOptions) -> set[tuple[str, str]]:
@@ -274,31 +332,51 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
             "installed is not known (lock them, e.g. `npm install --package-lock-only --ignore-scripts`, "
             "`uv lock` or `poetry lock`, and audit again)", manifest))
     known: set[tuple[str, str]] | None = None
-    by_spec: dict[str, tuple[LockfileEntry, list[str], list[LockfilePin]]] = {}
+    # target key (the spec, plus the index when not the configured one) -> entry, lockfiles, pins, index
+    by_spec: dict[str, tuple[LockfileEntry, list[str], list[LockfilePin], indexes.Index | None]] = {}
     for lock in locks:
         shown = _rel(root, lock.path)
+        searched = _searched_indexes(root, lock, options, pending)
         for entry in lock.entries:
             # the file (a -r include, else the lockfile) and line that pin it, relative to the audited folder
             pin = replace(lock.pin(entry), lockfile=_rel(root, lock.pin(entry).lockfile))
             pinned_in = pin.lockfile
-            if entry.index_url is not None:
+            key, chosen = entry.spec, None
+            if searched and lock.kind == "requirements":
+                chosen = _confusion_check(entry, searched, pin, options, pending)
+            elif searched and (entry.index_url is None
+                               or any(_index_key(entry.index_url) == _index_key(i.url) for i in searched)):
+                # poetry/pdm/uv: the lockfile says where the release comes from (and pins its files); the
+                # risk is the next lock, which may take the name from another of the merged indexes
+                _confusion_check(entry, searched, pin, options, pending, lock.index_policy)
+            if chosen is not None:
+                # what pip would install: that version (`pin+local` may outrank the pin) from that index
+                index, version = chosen
+                entry = replace(entry, target=replace(entry.target, version=version),
+                                spec=f"pypi:{entry.target.name}=={version}", index_url=index.url)
+                key = entry.spec if index.configured else f"{entry.spec} from {index.shown}"
+                if not index.configured:
+                    pending.from_index[key] = (entry.spec, index)
+                pending.shown_index[key] = index.shown
+            elif entry.index_url is not None:
                 known = _known_indexes(options) if known is None else known
                 if _index_key(entry.index_url) not in known:
                     pending.not_scanned.append(NotScannedEntry(
-                        entry.spec, "private-index", f"resolved from the index {entry.index_url[:120]}, which is not "
-                        "the configured one: it is not fetched from another index under the same name (configure that "
-                        "index, with its credentials, as --pypi-index-url to scan it)", pinned_in, pin.line))
+                        entry.spec, "private-index", f"resolved from the index {indexes.shown_index(entry.index_url)}, "
+                        "which is not the configured one: it is not fetched from another index under the same name "
+                        "(configure that index, with its credentials, as --pypi-index-url to scan it)",
+                        pinned_in, pin.line))
                     continue
             try:
                 parse_target(entry.spec)
             except UsageError as exc:
                 pending.not_scanned.append(NotScannedEntry(entry.spec, "unreadable", exc.message, pinned_in, pin.line))
                 continue
-            if entry.spec in by_spec:
-                by_spec[entry.spec][1].append(shown)
-                by_spec[entry.spec][2].append(pin)
+            if key in by_spec:
+                by_spec[key][1].append(shown)
+                by_spec[key][2].append(pin)
             else:
-                by_spec[entry.spec] = (entry, [shown], [pin])
+                by_spec[key] = (entry, [shown], [pin], chosen[0] if chosen else None)
     # a requirements file read through another's -r and also found on its own lists its entries once;
     # each file's entries together, in the order of their lines (private-index ones were added last)
     unique = list(dict.fromkeys(pending.not_scanned))
@@ -306,18 +384,140 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
     for i, n in enumerate(unique):
         first.setdefault(n.where, i)
     pending.not_scanned[:] = sorted(unique, key=lambda n: (first[n.where], n.line or 0))
-    for spec, (entry, sources, pins) in by_spec.items():
-        pending.targets[spec] = (spec, "lockfile", sources, None)
-        pending.pins[spec] = tuple(dict.fromkeys(pins))
+    # a pin that two files reach (a -r include also audited on its own) is one finding
+    pending.findings[:] = list(dict.fromkeys(pending.findings))
+    for index, why, specs in pending.index_failures.values():
+        left = list(dict.fromkeys(specs))
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        pending.unchecked.append(f"{index.shown} could not be asked ({why}): the dependency-confusion check is "
+                                 f"incomplete for {len(left)} pin(s): {', '.join(left[:5])}{more}")
+    for key, (entry, sources, pins, source) in by_spec.items():
+        pending.targets[key] = (entry.spec, "lockfile", sources, None)
+        pending.pins[key] = tuple(dict.fromkeys(pins))
         if options.verify and entry.hashes:
-            _check_hashes(entry, pins[0].lockfile, pins[0].line, options, pending)
+            intake = indexes.index_intake(source, options.scan.intake) if source else options.scan.intake
+            _check_hashes(entry, pins[0].lockfile, pins[0].line, intake, pending)
 
 
-def _check_hashes(entry: LockfileEntry, where: str, line: int | None, options: AuditOptions,
+def _searched_indexes(root: Path, lock: Lockfile, options: AuditOptions, pending: _Pending) -> list[indexes.Index]:
+    """The indexes pip searches for `lock`'s pins when there are several (else []): the configured index
+    stands for the one no line names (pip's own configuration, as malseq reads it)."""
+    from malseq.intake.registry import resolve_pypi_index
+
+    if not lock.indexes:
+        return []
+    shown = _rel(root, lock.path)
+    try:
+        configured = resolve_pypi_index(options.scan.intake.pypi_index_url).url
+    except ConfigurationError as exc:
+        pending.unchecked.append(f"{shown}: the dependency-confusion check did not run: {exc.message}")
+        return []
+    known = _known_indexes(options)
+    found: dict[tuple[str, str], indexes.Index] = {}
+    for option in lock.indexes:
+        url = option.url or configured
+        if option.file is not None:  # reports name the file relative to the audited folder
+            option = replace(option, file=_rel(root, option.file))
+        found.setdefault(_index_key(url), indexes.Index(url, option, _index_key(url) in known))
+    searched = list(found.values())
+    if len(searched) < 2:
+        return []
+    if options.scan.intake.offline:
+        pip = lock.kind == "requirements"
+        pending.unchecked.append(
+            f"{shown}: {'pip' if pip else 'its lock tool'} searches {len(searched)} indexes for its "
+            f"{'pins' if pip else 'packages'} ({', '.join(i.shown for i in searched)}): the dependency-confusion "
+            "check needs them online and did not run (offline), so which names more than one serves is not known"
+            + ("; the pins were read as if from the first index only" if pip else ""))
+        return []
+    return searched
+
+
+def _names(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _confusion_check(entry: LockfileEntry, searched: Sequence[indexes.Index], pin: LockfilePin,
+                     options: AuditOptions, pending: _Pending,
+                     lock_policy: str = "") -> tuple[indexes.Index, str] | None:
+    """Look the pin up on every index searched: a finding when more than one serves the name. For pip
+    (no `lock_policy`), the index and version pip would install (None: no index serves a matching release,
+    as the scan will say); for a lock tool (`lock_policy` says how it picks), None: the lockfile says."""
+    failed = [i for i in searched if _index_key(i.url) in pending.index_failures]
+    choice = indexes.pip_choice(entry, [i for i in searched if i not in failed], options.scan.intake)
+    name = entry.target.name
+    for index, why in choice.problems:
+        pending.index_failures[_index_key(index.url)] = (index, why, [])
+        failed.append(index)
+    for index in failed:
+        pending.index_failures[_index_key(index.url)][2].append(entry.spec)
+    if len(choice.served_by) > 1:
+        served = _names([i.shown for i in choice.served_by])
+        if lock_policy:
+            locked = indexes.shown_index(entry.index_url) if entry.index_url else "the configured index"
+            message = (f"dependency confusion risk: {name} is served by {served}; {lock_policy}, so whoever "
+                       f"publishes {name} on one of them may decide what the next lock takes (this lockfile takes "
+                       f"{entry.target.version} from {locked})")
+        else:
+            message = (f"dependency confusion risk: {name} is served by {served}; "
+                       "pip installs whichever has the highest version")
+        if choice.index is not None and not lock_policy:
+            each = "; ".join(f"{i.shown} has {v}" for i, v in choice.matching)
+            message += f" (for =={entry.target.version}: {each}; pip takes {choice.version} from {choice.index.shown})"
+        added = [f"{i.option.option} in {i.option.file}" + (f" line {i.option.line}" if i.option.line else "")
+                 for i in choice.served_by if i.option.file is not None]
+        if added:
+            message += f"; {'the extra index comes' if not lock_policy else 'the sources come'} from {_names(added)}"
+        if lock_policy:
+            if entry.hashes:
+                message += ("; the lockfile pins its files' hashes, so the install takes only those: reported, "
+                            "not a failure")
+            else:
+                message += "; the lockfile pins no hash for it, so the install may take either"
+            message += ("; make the private source explicit (poetry priority \"explicit\", uv explicit = true) or "
+                        "order the sources (pdm respect-source-order), and name it for the packages it serves")
+            pending.findings.append(Finding(FindingKind.DEPENDENCY_CONFUSION, entry.spec, pin.lockfile, message,
+                                            fails=not entry.hashes, line=pin.line))
+            return None
+        if entry.hashes:
+            message += ("; the pin's --hash values make pip take only a file they allow, so it is reported, "
+                        "not a failure")
+        else:
+            message += ("; pin it with --hash (pip --require-hashes), or drop --extra-index-url and serve the "
+                        "private packages from one index that proxies the public one")
+        pending.findings.append(Finding(FindingKind.DEPENDENCY_CONFUSION, entry.spec, pin.lockfile, message,
+                                        fails=not entry.hashes, line=pin.line))
+    if choice.index is None or choice.version is None:
+        return None
+    if entry.hashes:
+        return _allowed_by_hashes(entry, choice, options, pending)
+    return choice.index, choice.version
+
+
+def _allowed_by_hashes(entry: LockfileEntry, choice: indexes.PipChoice, options: AuditOptions,
+                       pending: _Pending) -> tuple[indexes.Index, str] | None:
+    """A hash-pinned requirement: pip ranks a file its hashes allow above every other, so the pick is the
+    best matching release whose file the hashes allow (each index's best, in pip's order); when none is
+    allowed, pip's pick without hashes (whose hash check then reports the mismatch: pip would refuse it)."""
+    from packaging.version import Version
+
+    from malseq.intake.registry.verify import HashStatus, check_lock_hashes
+
+    ranked = sorted(enumerate(choice.matching), key=lambda m: (Version(m[1][1]), -m[0]), reverse=True)
+    for _, (index, version) in ranked:
+        target = replace(entry.target, version=version)
+        download = pending.fetch(target, indexes.index_intake(index, options.scan.intake))
+        if isinstance(download, Download) and check_lock_hashes(download, entry.hashes).status is HashStatus.MATCH:
+            return index, version
+    assert choice.index is not None and choice.version is not None
+    return choice.index, choice.version
+
+
+def _check_hashes(entry: LockfileEntry, where: str, line: int | None, intake: IntakeOptions,
                   pending: _Pending) -> None:
     from malseq.intake.registry.verify import HashStatus, check_lock_hashes
 
-    download = pending.fetch(entry.target, options.scan.intake)
+    download = pending.fetch(entry.target, intake)
     if not isinstance(download, Download):
         return  # the scan of the same release reports why it could not be fetched
     check = check_lock_hashes(download, entry.hashes)
@@ -467,4 +667,5 @@ def summary_counts(report: AuditReport) -> dict[str, int]:
         "findings": len(report.failing_findings),
         "not_scanned": len(report.not_scanned),
         "without_verdict": sum(1 for r in results if r.error is None and r.unscored is not None),
+        "unchecked": len(report.unchecked),
     }

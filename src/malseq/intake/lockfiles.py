@@ -26,7 +26,7 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -102,12 +102,28 @@ class NotScanned:
 
 
 @dataclass(frozen=True)
+class IndexOption:
+    """One index an install from a dependency file searches (pip: `--index-url`, `--extra-index-url`)."""
+
+    url: str | None  # None: the index configured for pip (malseq's `resolve_pypi_index`), named by no line
+    option: str  # "--index-url", "--extra-index-url", or "the configured index"
+    file: str | None = None  # the file and line that add it
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class Lockfile:
     path: str
     kind: str
     entries: tuple[LockfileEntry, ...]
     not_scanned: tuple[NotScanned, ...]
     includes: tuple[str, ...] = ()  # requirements files read through -r/-c
+    # every index the install (pip: requirements files) or the lock tool (poetry, pdm, uv: the manifest's
+    # sources, `declared_indexes`) searches and merges, in order, when there are several: whichever serves
+    # the best release of a name gets it, the dependency-confusion route (`malseq.audit.indexes`)
+    indexes: tuple[IndexOption, ...] = ()
+    # poetry/pdm/uv: how the tool picks among `indexes` when it locks (reports quote it); "" for pip
+    index_policy: str = ""
 
     @property
     def skipped(self) -> tuple[str, ...]:
@@ -677,18 +693,40 @@ def _installed_name(key: str) -> str:
 _REQ_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
 _REQ_DIRECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*@\s*(\S+)")
 _REQ_HASH = re.compile(r"--hash[=\s]+(\S+)")
-_INDEX = re.compile(r"^(-i|--index-url)(?:\s*=\s*|\s+)(\S+)")
-_NOT_DEPENDENCIES = ("--extra-index-url", "--find-links", "-f ", "--trusted-host", "--no-binary", "--only-binary",
+_INDEX = re.compile(r"^(-i|--index-url|--extra-index-url)(?:\s*=\s*|\s+)(\S+)")
+_NOT_DEPENDENCIES = ("--find-links", "-f ", "--trusted-host", "--no-binary", "--only-binary",
                      "--prefer-binary", "--require-hashes", "--pre", "--no-index", "--use-feature", "--config-settings",
                      "--global-option")
 _INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
 
 
+class _PipIndexes:
+    """The indexes pip searches, as its requirements-file parser sets them line by line (includes at
+    the line of their -r): options are global to the install whatever line they sit on; `--index-url`
+    replaces the list (earlier extras included), `--extra-index-url` adds to it, `--no-index` empties it."""
+
+    def __init__(self) -> None:
+        self.urls: list[IndexOption] = [IndexOption(None, "the configured index")]
+        self.no_index = False
+        self.named = False  # a line named an index: without one, the configured index alone
+
+    def apply(self, option: str, url: str | None, file: str, line: int) -> None:
+        if option == "--no-index":
+            self.no_index, self.urls = True, []
+        elif self.no_index or not url:
+            return
+        elif option in ("-i", "--index-url"):
+            self.urls = [IndexOption(url, "--index-url", file, line)]
+        else:
+            self.urls.append(IndexOption(url, "--extra-index-url", file, line))
+        self.named = True
+
+
 def _requirements(path: Path, out: _Collector, includes: list[str], depth: int = 0,
-                  seen: set[str] | None = None) -> None:
+                  seen: set[str] | None = None, indexes: _PipIndexes | None = None) -> None:
     seen = seen if seen is not None else {str(path.resolve())}
+    indexes = indexes if indexes is not None else _PipIndexes()
     text = _read(path)
-    index_url: str | None = None  # `--index-url` in the file: where pip fetches its pins from
     # Backslash continuations joined (hash-pinned files put --hash on following lines).
     for number, raw in _logical_lines(text.replace("\r\n", "\n")):
         line = raw.split(" #", 1)[0].strip()
@@ -696,11 +734,14 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
             continue
         include = _INCLUDE.match(line)
         if include:
-            _include(path, include.group(2), out, includes, depth, seen, line, number)
+            _include(path, include.group(2), out, includes, depth, seen, line, number, indexes)
             continue
         index = _INDEX.match(line)
         if index:
-            index_url = _index_of(index.group(2))
+            indexes.apply(index.group(1), _index_of(index.group(2)), str(path), number)
+            continue
+        if line == "--no-index":
+            indexes.apply(line, None, str(path), number)
             continue
         if line.startswith(_NOT_DEPENDENCIES):
             continue  # where and how pip installs, not what
@@ -712,7 +753,7 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
         m = _REQ_PIN.match(line)
         if m:
             hashes = [h for value in _REQ_HASH.findall(line) for h in _hex_hash(value)]
-            out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, index_url, line=number, source=str(path))
+            out.add(Ecosystem.PYPI, m.group(1), m.group(2), hashes, line=number, source=str(path))
         elif " @ " in line or "://" in line:
             # `name @ url` (PEP 508): listed under its name, the reference in full in the reason
             direct = _REQ_DIRECT.match(line)
@@ -724,7 +765,7 @@ def _requirements(path: Path, out: _Collector, includes: list[str], depth: int =
 
 
 def _include(parent: Path, ref: str, out: _Collector, includes: list[str], depth: int, seen: set[str],
-             line: str, number: int) -> None:
+             line: str, number: int, indexes: _PipIndexes) -> None:
     if "://" in ref:
         out.skip(line[:80], "url", "an include from a URL is not fetched", number, str(parent))
         return
@@ -738,7 +779,7 @@ def _include(parent: Path, ref: str, out: _Collector, includes: list[str], depth
         return
     seen.add(key)
     try:
-        _requirements(target, out, includes, depth + 1, seen)
+        _requirements(target, out, includes, depth + 1, seen, indexes)
     except UsageError as exc:
         out.skip(line[:80], "unreadable", exc.message, number, str(parent))
         return
@@ -887,6 +928,82 @@ def _pipfile_lock(doc: Mapping[str, Any], out: _Collector) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# The indexes a project's manifest declares for its lock tool (dependency confusion: `malseq.audit`)
+
+
+def _source_line(lines: list[str], url: str) -> int | None:
+    return next((i + 1 for i, text in enumerate(lines) if url in text and "url" in text), None)
+
+
+def declared_indexes(lock_path: Path, kind: str) -> tuple[tuple[IndexOption, ...], str]:
+    """The indexes the lock tool searches and merges for a package, from the pyproject.toml beside a
+    poetry.lock, pdm.lock or uv.lock, and how it picks among them; ((), "") when it does not merge
+    indexes (a single index; explicit sources, used only by the packages that name them; uv's default
+    first-index strategy, pdm's respect-source-order: the first index that has a name is the only one
+    asked). The configured index stands for PyPI unless the manifest replaces it."""
+    manifest = lock_path.parent / "pyproject.toml"
+    if kind not in ("poetry.lock", "pdm.lock", "uv.lock") or not manifest.is_file():
+        return (), ""
+    try:
+        text = _read(manifest)
+        doc = tomllib.loads(text)
+    except (UsageError, ValueError):
+        return (), ""
+    lines = text.splitlines()
+    tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}
+    assert isinstance(tool, dict)
+    shown = str(manifest)
+    declared: list[IndexOption] = []
+    public = True  # PyPI (the configured index) is searched too
+    if kind == "poetry.lock":
+        poetry = tool.get("poetry") if isinstance(tool.get("poetry"), dict) else {}
+        assert isinstance(poetry, dict)
+        sources = [s for s in poetry.get("source", []) if isinstance(s, dict)]
+        named_pypi = any(str(s.get("name", "")).lower() == "pypi" and not s.get("url") for s in sources)
+        for source in sources:
+            priority = str(source.get("priority") or ("default" if source.get("default") else
+                                                      "secondary" if source.get("secondary") else "primary"))
+            url = source.get("url")
+            if priority == "explicit" or not isinstance(url, str) or not url.strip():
+                continue  # explicit: only for the packages that name it; no url: PyPI itself
+            declared.append(IndexOption(url.strip(), f"poetry source {str(source.get('name'))[:60]!r} "
+                                        f"(priority {priority})", shown, _source_line(lines, url)))
+            if priority in ("default", "primary") and not named_pypi:
+                public = False  # poetry 1.8+: a primary source turns the implicit PyPI off
+        policy = ("poetry takes a package from the first source, by priority, that serves it (primary sources "
+                  "and PyPI before supplemental ones) when it locks")
+    elif kind == "pdm.lock":
+        pdm = tool.get("pdm") if isinstance(tool.get("pdm"), dict) else {}
+        assert isinstance(pdm, dict)
+        resolution = pdm.get("resolution") if isinstance(pdm.get("resolution"), dict) else {}
+        assert isinstance(resolution, dict)
+        if resolution.get("respect-source-order"):
+            return (), ""
+        for source in pdm.get("source", []):
+            url = source.get("url") if isinstance(source, dict) else None
+            if not isinstance(url, str) or not url.strip() or source.get("type") == "find_links":
+                continue
+            if str(source.get("name", "")).lower() == "pypi":
+                public = False  # a source named pypi replaces PyPI
+            declared.append(IndexOption(url.strip(), f"pdm source {str(source.get('name'))[:60]!r}", shown,
+                                        _source_line(lines, url)))
+        policy = "pdm takes the highest version any source serves when it locks (respect-source-order is not set)"
+    else:
+        uv = tool.get("uv") if isinstance(tool.get("uv"), dict) else {}
+        assert isinstance(uv, dict)
+        if uv.get("index-strategy") != "unsafe-best-match":
+            return (), ""  # uv's default takes each name from the first index that has it
+        for index in uv.get("index", []):
+            url = index.get("url") if isinstance(index, dict) else None
+            if not isinstance(url, str) or not url.strip() or index.get("explicit"):
+                continue
+            if index.get("default"):
+                public = False  # the default index replaces PyPI
+            declared.append(IndexOption(url.strip(), f"uv index {str(index.get('name'))[:60]!r}", shown,
+                                        _source_line(lines, url)))
+        policy = "uv's index-strategy unsafe-best-match takes the highest version any index serves"
+    found = ([IndexOption(None, "the configured index")] if public else []) + declared
+    return (tuple(found), policy) if len(found) > 1 else ((), "")
 
 
 def _read(path: Path) -> str:
@@ -922,10 +1039,11 @@ def read_lockfile(path: Path) -> Lockfile:
         raise UsageError(f"{path}: the binary bun.lockb is not read",
                          hint="write a text lockfile with `bun install --save-text-lockfile` (bun.lock) and audit that")
     includes: list[str] = []
+    pip_indexes = _PipIndexes()
     try:
         if kind == "requirements":
             out = _Collector(str(path))
-            _requirements(path, out, includes)
+            _requirements(path, out, includes, indexes=pip_indexes)
         else:
             text = _read(path)
             out = _Collector(str(path), text)
@@ -961,7 +1079,22 @@ def read_lockfile(path: Path) -> Lockfile:
         if e.spec not in seen:
             seen.add(e.spec)
             unique.append(e)
-    return Lockfile(str(path), kind, tuple(unique), tuple(out.not_scanned), tuple(includes))
+    indexes: tuple[IndexOption, ...] = ()
+    if kind == "requirements" and pip_indexes.no_index:
+        # pip installs these from --find-links only: no index release is what gets installed
+        out.not_scanned.extend(NotScanned(e.target.name, "option", "the file says --no-index: pip installs it from "
+                                          "--find-links, not from an index", e.source or str(path), e.line)
+                               for e in unique)
+        unique = []
+    elif kind == "requirements" and pip_indexes.named:
+        indexes = tuple(pip_indexes.urls)
+        primary = indexes[0].url if indexes else None
+        # every pin comes from pip's first index (or the others: `malseq.audit` looks them all up)
+        unique = [replace(e, index_url=primary) for e in unique]
+    policy = ""
+    if kind != "requirements":
+        indexes, policy = declared_indexes(path, kind)
+    return Lockfile(str(path), kind, tuple(unique), tuple(out.not_scanned), tuple(includes), indexes, policy)
 
 
 def _error_line(exc: Exception) -> int | None:

@@ -25,6 +25,14 @@ class RegistryTarget:
 
 Target = LocalTarget | RegistryTarget
 
+
+def release_spec(ecosystem: Ecosystem, name: str, version: str | None) -> str:
+    """A release as `malseq scan` takes it on its command line, the one spelling every report uses:
+    `pypi:NAME==VERSION`, `npm:NAME@VERSION` (without a version: `pypi:NAME`, `npm:NAME`)."""
+    if not version:
+        return f"{ecosystem.value}:{name}"
+    return f"pypi:{name}=={version}" if ecosystem is Ecosystem.PYPI else f"{ecosystem.value}:{name}@{version}"
+
 _NPM_NAME = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9._~-][a-z0-9._~-]*$", re.IGNORECASE)
 _PYPI_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")

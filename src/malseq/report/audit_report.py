@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from malseq.audit import AuditReport, Finding, summary_counts
+from malseq.audit import AuditedTarget, AuditReport, DependencyFile, Finding, NotScannedEntry, summary_counts
 from malseq.sanitize import clean
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def summary_line(report: AuditReport) -> str:
             f"error(s), {c['suppressed']} suppressed, {c['findings']} finding(s)"
             + (f" (and {reported} not failing)" if reported else "")
             + (f", {c['without_verdict']} without a verdict" if c["without_verdict"] else "")
+            + (f", {c['unchecked']} dependency-confusion check(s) not run or incomplete" if c["unchecked"] else "")
             + f", {c['not_scanned']} not scanned")
 
 
@@ -40,14 +42,21 @@ def _at(where: str, line: int | None, limit: int = 200) -> str:
 
 
 def render_audit_text(report: AuditReport, show_features: bool = False, show_sequence: bool = False) -> str:
-    from malseq.report.text import render_result
+    from malseq.report.text import render_result, shared_hint_lines, shared_hints
 
     lines = [f"audit of {clean(report.root, 300)}:"]
     for f in report.files:
         extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
         lines.append(f"  {clean(f.path, 200)} ({f.kind}): {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
-    body = [render_result(t.result, show_features, show_sequence) for t in report.targets]
-    lines.extend(body)
+    shared = shared_hints(report.results)  # offline with an empty cache: how to fill it, once
+    for t in report.targets:
+        body = render_result(t.result, show_features, show_sequence, omit_hints=shared)
+        if t.index is not None:  # its requirements file has pip search several indexes: say which one it was
+            head, _, rest = body.partition("\n")
+            body = "\n".join([head, f"  from index: {clean(t.index, 200)} (the one pip installs it from)",
+                              *([rest] if rest else [])])
+        lines.append(body)
+    lines.extend(shared_hint_lines(shared))
     if report.findings:
         lines.append(f"findings ({len(report.findings)}):")
         for finding in report.findings:
@@ -66,6 +75,8 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
     for note in report.notes[:50]:
         lines.append(f"note: {clean(note, 400)}")
+    for unchecked in report.unchecked[:50]:
+        lines.append(f"warning: {clean(unchecked, 400)}")
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -77,33 +88,82 @@ def _summary(report: AuditReport, exit_code: int | None) -> dict[str, int]:
     return counts
 
 
-def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str, Any]:
+def target_to_dict(target: AuditedTarget) -> dict[str, Any]:
+    """One audited target: the scan report's entry plus where it comes from (`$defs/audited_entry`)."""
     from malseq.report.json_report import result_to_dict
 
-    results = []
-    for t in report.targets:
-        item = result_to_dict(t.result)
-        item["origin"] = t.origin
-        item["sources"] = list(t.sources)
-        results.append(item)
+    item = result_to_dict(target.result)
+    item["origin"] = target.origin
+    item["sources"] = list(target.sources)
+    item["index"] = target.index
+    return item
+
+
+def _file_dict(f: DependencyFile) -> dict[str, Any]:
+    return {"path": f.path, "kind": f.kind, "pinned": f.pinned, "not_scanned": f.not_scanned,
+            "includes": list(f.includes)}
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line, "message": f.message,
+            "files": list(f.files), "files_root": f.files_root, "fails": f.fails}
+
+
+def _not_scanned_dict(n: NotScannedEntry) -> dict[str, Any]:
+    return {"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
+
+
+def audit_to_dict(report: AuditReport, exit_code: int | None = None) -> dict[str, Any]:
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,
         "root": report.root,
-        "files": [{"path": f.path, "kind": f.kind, "pinned": f.pinned, "not_scanned": f.not_scanned,
-                   "includes": list(f.includes)} for f in report.files],
-        "results": results,
-        "findings": [{"kind": f.kind.value, "subject": f.subject, "where": f.where, "line": f.line,
-                      "message": f.message, "files": list(f.files), "files_root": f.files_root, "fails": f.fails}
-                     for f in report.findings],
-        "not_scanned": [{"subject": n.subject, "kind": n.kind, "reason": n.reason, "where": n.where, "line": n.line}
-                        for n in report.not_scanned],
+        "files": [_file_dict(f) for f in report.files],
+        "results": [target_to_dict(t) for t in report.targets],
+        "findings": [_finding_dict(f) for f in report.findings],
+        "not_scanned": [_not_scanned_dict(n) for n in report.not_scanned],
         "notes": list(report.notes),
+        "unchecked": list(report.unchecked),
         "summary": _summary(report, exit_code),
     }
 
 
 def render_audit_json(report: AuditReport, exit_code: int | None = None) -> str:
     return json.dumps(audit_to_dict(report, exit_code), indent=2, ensure_ascii=True) + "\n"
+
+
+def _line(doc: dict[str, Any]) -> str:
+    # ensure_ascii: control or bidi characters from packages stay escaped, as in the JSON report
+    return json.dumps(doc, ensure_ascii=True) + "\n"
+
+
+class AuditJsonLines:
+    """`malseq audit --format jsonl`: each target's line as it finishes (`target_to_dict`, in the order
+    targets finish), then, once the audit is done, one line per part of the report that is not a target,
+    each an object with one key naming it (`{"file": ...}`, `{"finding": ...}`, `{"not_scanned": ...}`,
+    `{"note": ...}`, `{"unchecked": ...}`), and last `{"summary": {...}}` (the JSON report's summary,
+    with the exit code). `write` must flush."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self.finished = 0
+
+    def target(self, target: AuditedTarget) -> None:
+        self._write(_line(target_to_dict(target)))
+        self.finished += 1
+
+    def interrupted(self, exit_code: int) -> None:
+        """Ctrl-C: the targets written so far are what finished; the rest of the report is not known."""
+        self._write(_line({"summary": {"interrupted": True, "finished": self.finished, "exit_code": exit_code}}))
+
+    def finish(self, report: AuditReport, exit_code: int) -> None:
+        parts: list[dict[str, Any]] = [{"root": report.root}]
+        parts += [{"file": _file_dict(f)} for f in report.files]
+        parts += [{"finding": _finding_dict(f)} for f in report.findings]
+        parts += [{"not_scanned": _not_scanned_dict(n)} for n in report.not_scanned]
+        parts += [{"note": n} for n in report.notes]
+        parts += [{"unchecked": u} for u in report.unchecked]
+        parts.append({"summary": _summary(report, exit_code)})
+        self._write("".join(_line(p) for p in parts))
 
 
 def _audit_rules(present: set[str]) -> list[dict[str, Any]]:
@@ -123,6 +183,13 @@ def _audit_rules(present: set[str]) -> list[dict[str, Any]]:
             "A distribution's files no longer match the hashes its RECORD wrote at install, or its folders hold "
             "files no RECORD lists.",
             "Reinstall the distribution into a fresh virtualenv and find out what changed its files."),
+        FindingKind.DEPENDENCY_CONFUSION: (
+            "A pinned dependency is served by more than one of the indexes pip searches",
+            "The requirements file (or one it includes) adds an index with --extra-index-url, so pip looks every "
+            "requirement up on each index and installs whichever serves the highest matching version: whoever "
+            "can publish that name on one of them decides what gets installed (dependency confusion).",
+            "Pin the requirement with --hash (pip --require-hashes), or drop --extra-index-url and serve private "
+            "packages from one index that proxies the public one."),
     }
     rules = [] if FindingKind.LOCKFILE_HASH_MISMATCH.value in present else [lock_hash_rule()]
     rules += [{"id": kind.value, "name": "".join(p.capitalize() for p in kind.value.split("-")),
@@ -229,7 +296,9 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]],
             visit(result, starts)
 
 
-def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str:
+def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_scanned_fails: bool = False) -> str:
+    """`not_scanned_fails`: the run's policy fails on entries not scanned (--strict, fail-on not-scanned),
+    so their results are errors, as the exit code says; otherwise warnings."""
     from malseq.report.sarif import SRCROOT, render_sarif
 
     paths = sarif_paths(report)
@@ -258,11 +327,21 @@ def render_audit_sarif(report: AuditReport, exit_code: int | None = None) -> str
     for entry in report.not_scanned:
         run["results"].append({
             "ruleId": NOT_SCANNED_RULE,
-            "level": "warning",
+            "level": "error" if not_scanned_fails else "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
             "locations": [_where(paths, entry.where, entry.line)],
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
-            "properties": {"subject": entry.subject, "kind": entry.kind},
+            "properties": {"subject": entry.subject, "kind": entry.kind, "fails": not_scanned_fails},
         })
+    indexed = {t.result.target: t.index for t in report.targets if t.index is not None}
+    for result in run["results"]:
+        props = result.get("properties", {})
+        if props.get("target") in indexed:  # the index pip installs it from, among several
+            props["index"] = indexed[props["target"]]
+    if report.unchecked:  # a check that did not run is no pass: a notification GitHub shows with the run
+        invocation = run.setdefault("invocations", [{"executionSuccessful": True}])[0]
+        invocation.setdefault("toolExecutionNotifications", []).extend(
+            {"level": "warning", "message": {"text": text[:1000]},
+             "descriptor": {"id": "dependency-confusion-unchecked"}} for text in report.unchecked)
     run["properties"] = {"audit": {"root": report.root, "summary": _summary(report, exit_code)}}
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"

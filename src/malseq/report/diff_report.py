@@ -17,6 +17,7 @@ from malseq.diff.lookalike import LookalikeComparison
 from malseq.diff.previous import PreviousComparison
 from malseq.diff.types import BehaviourDelta, DeltaVerdict, FileChange, Lookalike, PackageDiff
 from malseq.features.catalogue import BY_ID
+from malseq.intake.targets import release_spec
 from malseq.report.sarif import location, uri_base_ids
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
@@ -34,7 +35,7 @@ def _label(result: TargetResult) -> str:
     info = result.package
     if info is None:
         return result.target
-    return f"{info.ecosystem.value}:{info.name or '?'}@{info.version or '?'}"
+    return release_spec(info.ecosystem, info.name or "?", info.version or "?")
 
 
 # --------------------------------------------------------------------------------------

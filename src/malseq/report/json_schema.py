@@ -1,5 +1,7 @@
-"""The published JSON Schema of the `--format json` report (`schema/report.schema.json`, shipped
-with the package). `$defs/entry` is one target's object: one line of `--format jsonl`."""
+"""The published JSON Schemas, shipped with the package: `malseq scan --format json`
+(`schema/report.schema.json`; `$defs/entry` is one target's object: one line of `--format jsonl`)
+and `malseq audit --format json` (`schema/audit.schema.json`; `$defs/jsonl_line` is one line of its
+`--format jsonl`)."""
 
 from __future__ import annotations
 
@@ -21,3 +23,20 @@ def entry_schema() -> dict[str, Any]:
     """The schema of one entry (one target; one line of `--format jsonl`)."""
     full = report_schema()
     return {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/entry"}
+
+
+AUDIT_SCHEMA_RESOURCE = "schema/audit.schema.json"
+
+
+def audit_schema() -> dict[str, Any]:
+    """The schema of `malseq audit --format json` (one object; JSON Schema draft 2020-12). Its `$defs`
+    hold the scan report's too, unchanged; `$defs/audited_entry` is a target of `results`."""
+    text = resources.files("malseq.report").joinpath(AUDIT_SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def audit_line_schema() -> dict[str, Any]:
+    """The schema of one line of `malseq audit --format jsonl`."""
+    full = audit_schema()
+    return {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/jsonl_line"}

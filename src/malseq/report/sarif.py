@@ -60,7 +60,7 @@ from malseq.errors import MalseqError
 from malseq.features.catalogue import BEHAVIOURS, BY_ID
 from malseq.features.types import Dimension
 from malseq.intake.package import Ecosystem
-from malseq.intake.targets import LocalTarget, RegistryTarget, parse_target
+from malseq.intake.targets import LocalTarget, RegistryTarget, parse_target, release_spec
 from malseq.report.text import top_reasons
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
@@ -345,7 +345,7 @@ def _package_label(result: TargetResult) -> str:
     info = result.package
     if info is None:
         return clean(result.target, 200)
-    return f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
+    return release_spec(info.ecosystem, clean(info.name, 100) or "?", clean(info.version, 50) or "?")
 
 
 def _properties(result: TargetResult) -> dict[str, Any]:

@@ -7,10 +7,11 @@ text, so the only escape sequences in the report are the ones in `_STYLES`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from malseq.features.catalogue import BY_ID
 from malseq.features.types import Dimension
+from malseq.intake.targets import release_spec
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
 from malseq.sequence.render import STAGE_ORDER
@@ -109,21 +110,36 @@ def _notice_lines(result: TargetResult, color: bool = False) -> list[str]:
     return lines
 
 
+def shared_hints(results: Sequence[TargetResult]) -> dict[str, int]:
+    """Error hints that several targets of one run share (offline with an empty cache: "run once
+    without --offline..."), with how many: the report says each once, after the targets."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.error is not None and r.error.hint:
+            counts[r.error.hint] = counts.get(r.error.hint, 0) + 1
+    return {hint: n for hint, n in counts.items() if n > 1}
+
+
+def shared_hint_lines(shared: dict[str, int]) -> list[str]:
+    return [f"hint (for {n} targets above): {clean(hint, 300)}" for hint, n in shared.items()]
+
+
 def render_result(result: TargetResult, show_features: bool = False, show_sequence: bool = False,
-                  color: bool = False) -> str:
+                  color: bool = False, omit_hints: Collection[str] = ()) -> str:
+    """One target's lines. `omit_hints`: error hints the report prints once for the run (`shared_hints`)."""
     lines: list[str] = []
     head = clean(result.target, 200)
     if result.error is not None:
         lines.append(f"{head}: {_paint('ERROR', color)} {clean(result.error.kind, 80)}: "
                      f"{clean(result.error.message, 400)}")
-        if result.error.hint:
+        if result.error.hint and result.error.hint not in omit_hints:
             lines.append(f"  hint: {clean(result.error.hint, 300)}")
         lines.extend(_pinned_lines(result, color))
         lines.extend(_notice_lines(result, color))
         return "\n".join(lines)
     info = result.package
     assert info is not None
-    ident = f"{info.ecosystem.value}:{clean(info.name, 100) or '?'}@{clean(info.version, 50) or '?'}"
+    ident = release_spec(info.ecosystem, clean(info.name, 100) or "?", clean(info.version, 50) or "?")
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
     # a registry release named by the user is the package it names: one name, not the spec and then
     # the same name again (a release whose manifest names another package keeps both)
@@ -217,5 +233,8 @@ def summary_line(results: Sequence[TargetResult]) -> str:
 
 def render_text(results: Sequence[TargetResult], show_features: bool = False, show_sequence: bool = False,
                 color: bool = False) -> str:
-    body = "\n".join(render_result(r, show_features, show_sequence, color) for r in results)
+    shared = shared_hints(results)
+    lines = [render_result(r, show_features, show_sequence, color, shared) for r in results]
+    lines.extend(shared_hint_lines(shared))
+    body = "\n".join(lines)
     return f"{body}\n{summary_line(results)}\n"

@@ -88,8 +88,9 @@ def check_scanned_release(target: RegistryTarget, scanned_sha256: str | None,
     from malseq._deadline import Deadline
     from malseq.errors import MalseqError
     from malseq.intake.registry import fetch_release
+    from malseq.intake.targets import release_spec
 
-    spec = f"{target.ecosystem.value}:{target.name}@{target.version}"
+    spec = release_spec(target.ecosystem, target.name, target.version)
     download: Download | None = None
     why = "not at hand"
     for attempt in (replace(options, offline=True), options):
