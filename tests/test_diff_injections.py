@@ -166,20 +166,32 @@ def test_pypi_injection_diffs_as_an_added_install_time_payload(tmp_path: Path) -
     assert diff.new.verdict == "malicious" and diff.old.verdict == "benign"
 
 
-def test_pypi_init_payload_becomes_a_sub_package_the_hosts_init_imports(tmp_path: Path) -> None:
-    # by shape only: a package whose __init__.py has code of its own and a setup.py without
-    # install-time code gives its package folder (here the inert clean example, as a stand-in)
+def test_pypi_package_payload_goes_next_to_the_hosts_package_and_is_imported(tmp_path: Path) -> None:
+    # by shape only: a setup.py whose own code is boilerplate (reading the README) gives the package
+    # with the most code instead (here the inert clean example's code, as a stand-in for a payload)
     sample = tmp_path / "sample"
-    (sample / "tinymath").mkdir(parents=True)
-    (sample / "setup.py").write_text('from setuptools import setup\nsetup(name="x", version="1")\n')
-    (sample / "tinymath" / "__init__.py").write_bytes((EXAMPLES / "pypi-clean-lib/tinymath/__init__.py").read_bytes())
+    (sample / "helpers").mkdir(parents=True)
+    (sample / "setup.py").write_text('from setuptools import setup\nlong = open("README.md").read()\n'
+                                     'setup(name="helpers", version="1", long_description=long)\n')
+    code = (EXAMPLES / "pypi-clean-lib/tinymath/__init__.py").read_bytes()
+    (sample / "helpers" / "__init__.py").write_text("from helpers.numbers import mean\n")
+    (sample / "helpers" / "numbers.py").write_bytes(code)
+    (sample / "tests").mkdir()
+    (sample / "tests" / "test_numbers.py").write_text("def test():\n    pass\n")
     payload = extract_payload(load_target(str(sample)))
-    assert payload.kind is PayloadKind.PYPI_INIT and [f.path for f in payload.files] == ["__init__.py"]
+    assert payload.kind is PayloadKind.PYPI_INIT and payload.entry == "helpers"
+    assert [f.path for f in payload.files] == ["helpers/__init__.py", "helpers/numbers.py"]
     host = load_host(pypi_host(tmp_path / "tinymath-1.2.0.tar.gz").read_bytes(), name="tinymath")
-    files = files_of(inject(host, payload).data)
+    injected = inject(host, payload)
+    files = files_of(injected.data)
     init = files["tinymath-1.2.0/tinymath/__init__.py"]
-    assert init.startswith(b'"""Small numeric helpers."""\n\nfrom . import _compat\nimport math\n')
-    assert files["tinymath-1.2.0/tinymath/_compat/__init__.py"] == payload.files[0].data
+    assert init.startswith(b'"""Small numeric helpers."""\n\nimport helpers\nimport math\n')  # after the docstring
+    assert files["tinymath-1.2.0/helpers/numbers.py"] == code
+    assert injected.added == ("helpers/__init__.py", "helpers/numbers.py")
+    # a setup.py that runs more than boilerplate is the payload, even with an __init__.py that has code
+    (sample / "setup.py").write_text('import os\nfrom setuptools import setup\nos.system("true")\n'
+                                     'setup(name="helpers", version="1")\n')
+    assert extract_payload(load_target(str(sample))).kind is PayloadKind.PYPI_SETUP
 
 
 def test_hosts_and_samples_that_cannot_take_part_are_clear_errors(tmp_path: Path) -> None:

@@ -8,15 +8,16 @@ such releases from two archives read as data (nothing is installed, imported or 
   decides, so the choice does not favour what malseq already sees):
   npm, the `preinstall`/`install`/`postinstall` scripts and the files they run (with the files
   those `require` by relative path), or, without such a hook, the `main` file (a sample that is
-  one lone script: that script); PyPI, `setup.py` without its `setup(...)` call when the call has
-  a `cmdclass=` or the package has no `__init__.py` with code of its own (the install-time code,
-  and the local modules it imports), else the package folder of the `__init__.py` with the most code.
+  one lone script: that script); PyPI, `setup.py` without its `setup(...)` call (and the local
+  modules it imports) when the call has a `cmdclass=` or the rest of setup.py calls more than
+  setup boilerplate does (reading the README, finding packages), else the top-level package or
+  module with the most code (`__init__.py` payloads, and the modules they import).
 - `inject(host, payload)`: the host re-packed with its version bumped and the payload added
   where a hijacker adds it: npm, the hook in `package.json` (its command pointing at the copied
   files) or a `require` of the copied main file at the top of the host's `main`; PyPI, the
   payload module at the sdist root imported by the host's `setup.py` (with the sample's
-  `cmdclass=` added to the host's `setup(...)` call), or the payload package as a sub-package
-  imported by the host's `__init__.py`.
+  `cmdclass=` added to the host's `setup(...)` call), or the payload package next to the host's
+  package, imported by the host's `__init__.py`.
 - `benign_change(host)`: the control, the host re-packed with the same version bump only.
 
 Injected archives hold live malware: the caller writes them outside any repository and names
@@ -75,7 +76,7 @@ class PayloadKind(enum.Enum):
     NPM_HOOK = "npm-hook"  # install scripts and the files they run
     NPM_MAIN = "npm-main"  # the main file (no install script), required from the host's main file
     PYPI_SETUP = "pypi-setup"  # setup.py's install-time code, imported by the host's setup.py
-    PYPI_INIT = "pypi-init"  # a package's __init__.py and its folder, imported by the host's __init__.py
+    PYPI_INIT = "pypi-init"  # a top-level package or module, imported by the host's __init__.py
 
 
 @dataclass(frozen=True)
@@ -286,51 +287,97 @@ def _local_modules(sample: Package, tree: ast.Module) -> list[PayloadFile]:
     return out
 
 
-def _package_dirs(package: Package) -> list[tuple[str, ast.Module, int]]:
-    """Folders with an `__init__.py` (not tests or docs), with its parsed tree and code size."""
-    out: list[tuple[str, ast.Module, int]] = []
+# calls that setup.py boilerplate makes to fill in setup()'s arguments (read the README, find the
+# packages, compute a path): top-level code that calls nothing else does not run a payload
+_PASSIVE_CALLS = frozenset({
+    "open", "read", "readlines", "read_text", "decode", "encode", "strip", "rstrip", "lstrip", "split",
+    "splitlines", "join", "dirname", "abspath", "realpath", "normpath", "exists", "isfile", "isdir", "Path",
+    "find_packages", "find_namespace_packages", "replace", "format", "get", "search", "match", "group",
+    "compile", "findall", "lower", "upper", "items", "keys", "values", "list", "dict", "str", "int", "tuple",
+    "sorted", "len", "update", "append", "extend", "setdefault", "startswith", "endswith", "parse", "Extension",
+    "getcwd", "glob", "walk", "listdir", "close", "print",
+})
+
+
+def _runs_code(tree: ast.Module) -> bool:
+    """Does the module's top-level code (not def or class bodies) call anything beyond setup boilerplate?"""
+    todo: list[ast.AST] = [s for s in tree.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef
+                                                                    | ast.ClassDef)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name not in _PASSIVE_CALLS:
+                return True
+        todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _source_roots(package: Package) -> list[tuple[str, list[str]]]:
+    """Top-level packages and modules (at the root or under `src/`), not tests or build files: (import
+    name with its folder, the .py files it holds)."""
+    out: dict[str, list[str]] = {}
     for f in package.files:
-        if posixpath.basename(f.path) != "__init__.py" or any(p in _SKIP_DIRS for p in f.path.split("/")[:-1]):
+        if not f.path.endswith(".py"):
             continue
-        if f.path.endswith((".dist-info/__init__.py", ".egg-info/__init__.py")) or f.path == "__init__.py":
+        parts = f.path.split("/")
+        if parts[0] == "src" and len(parts) > 1:
+            parts = parts[1:]
+            base = "src/"
+        else:
+            base = ""
+        top = parts[0]
+        if top in _SKIP_DIRS or top.endswith((".egg-info", ".dist-info")) or top.startswith("."):
             continue
-        try:
-            tree = _parse(f.data, f.path)
-        except InjectionError:
-            continue
-        out.append((posixpath.dirname(f.path), tree, len(f.data)))
-    return out
+        if len(parts) == 1:
+            if top not in ("setup.py", "conftest.py", "__init__.py"):
+                out.setdefault(base + top, []).append(f.path)
+        elif package.file(f"{base}{top}/__init__.py") is not None:
+            out.setdefault(f"{base}{top}", []).append(f.path)
+    return sorted(out.items())
 
 
 def _pypi_payload(sample: Package) -> Payload:
     setup = sample.file("setup.py")
     setup_tree = _parse(setup.data, "setup.py") if setup is not None else None
     found = _setup_call(setup_tree) if setup_tree is not None else None
-    cmdclass: ast.expr | None = None
-    if found is not None:
-        cmdclass = next((kw.value for kw in found[1].keywords if kw.arg == "cmdclass"), None)
-    inits = [(d, t, n) for d, t, n in _package_dirs(sample) if _has_own_code(t)]
-    if setup is not None and setup_tree is not None and found is not None and (cmdclass is not None or not inits):
+    if setup is not None and setup_tree is not None and found is not None:
         statement = found[0]
+        cmdclass = next((kw.value for kw in found[1].keywords if kw.arg == "cmdclass"), None)
         lines = setup.data.splitlines(keepends=True)
-        rest = lines[: statement.lineno - 1] + lines[statement.end_lineno or statement.lineno:]
-        module = b"".join(rest)
-        if not _has_own_code(_parse(module, "setup.py without its setup() call")) and cmdclass is None:
-            raise InjectionError("setup.py has no install-time code besides its setup() call")
-        text = ast.get_source_segment(setup.data.decode("utf-8", errors="replace"), cmdclass) if cmdclass else None
-        defined = _top_level_names(setup_tree)
-        used = sorted({n.id for n in ast.walk(cmdclass) if isinstance(n, ast.Name) and n.id in defined}) \
-            if cmdclass is not None else []
-        files = _bounded([PayloadFile("setup.py", module), *_local_modules(sample, setup_tree)])
-        return Payload(Ecosystem.PYPI, PayloadKind.PYPI_SETUP, files, entry="setup.py", cmdclass=text,
-                       names=tuple(used))
-    if not inits:
-        raise InjectionError("no setup.py install-time code and no __init__.py with code of its own")
-    folder = max(inits, key=lambda x: (x[2], x[0]))[0]
-    prefix = folder + "/"
-    files = _bounded(PayloadFile(f.path[len(prefix):], f.data) for f in sample.files
-                     if f.path.startswith(prefix) and "/" not in f.path[len(prefix):] and f.path.endswith(".py"))
-    return Payload(Ecosystem.PYPI, PayloadKind.PYPI_INIT, files, entry=folder)
+        module = b"".join(lines[: statement.lineno - 1] + lines[statement.end_lineno or statement.lineno:])
+        if cmdclass is not None or _runs_code(_parse(module, "setup.py without its setup() call")):
+            text = ast.get_source_segment(setup.data.decode("utf-8", errors="replace"), cmdclass) \
+                if cmdclass is not None else None
+            defined = _top_level_names(setup_tree)
+            used = sorted({n.id for n in ast.walk(cmdclass) if isinstance(n, ast.Name) and n.id in defined}) \
+                if cmdclass is not None else []
+            files = _bounded([PayloadFile("setup.py", module), *_local_modules(sample, setup_tree)])
+            return Payload(Ecosystem.PYPI, PayloadKind.PYPI_SETUP, files, entry="setup.py", cmdclass=text,
+                           names=tuple(used))
+    # no install-time code in setup.py: the package (or module) of the sample with the most code
+    candidates: list[tuple[int, str, list[str]]] = []
+    for root, paths in _source_roots(sample):
+        trees: list[tuple[ast.Module, int]] = []
+        for path in paths:
+            f = sample.file(path)
+            if f is None:
+                continue
+            try:
+                trees.append((_parse(f.data, path), len(f.data)))
+            except InjectionError:
+                continue
+        if any(_has_own_code(tree) for tree, _ in trees):
+            candidates.append((sum(n for _, n in trees), root, paths))
+    if not candidates:
+        raise InjectionError("no install-time code in setup.py and no package or module with code of its own")
+    _, root, paths = max(candidates)
+    parent = "src/" if root.startswith("src/") else ""
+    files = _bounded(PayloadFile(p[len(parent):], f.data) for p in paths if (f := sample.file(p)) is not None)
+    return Payload(Ecosystem.PYPI, PayloadKind.PYPI_INIT, files, entry=root[len(parent):])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,22 +669,19 @@ def _host_package_dir(host: Host) -> str:
 
 
 def _inject_pypi_init(host: Host, payload: Payload, version: str, changes: dict[str, bytes]) -> Injected:
+    """The sample's package (or module) next to the host's package, imported by the host's __init__.py."""
     folder = _host_package_dir(host)
-    taken = {f.path.split("/")[folder.count("/") + 1] for f in host.package.files if f.path.startswith(folder + "/")}
-    sub = next((n for n in ("_compat", "_vendor_compat", "_support") if n not in taken and f"{n}.py" not in taken),
-               None)
-    if sub is None:
-        raise InjectionError("no free sub-package name for the payload")
+    parent = posixpath.dirname(folder)
+    parent = f"{parent}/" if parent else ""
+    name = payload.entry.removesuffix(".py")
     init_path = f"{folder}/__init__.py"
     init = host.package.file(init_path)
     assert init is not None
-    line = f"from . import {sub}\n".encode()
-    changes[init_path] = _insert_at(init.data, _parse(init.data, "the host's __init__.py"), line)
+    if name == posixpath.basename(folder):
+        raise InjectionError(f"the payload's package has the host's name ({name})")
+    changes[init_path] = _insert_at(init.data, _parse(init.data, "the host's __init__.py"), f"import {name}\n".encode())
     added = []
     for f in payload.files:
-        changes[f"{folder}/{sub}/{f.path}"] = f.data
-        added.append(f"{folder}/{sub}/{f.path}")
-    if f"{folder}/{sub}/__init__.py" not in changes:
-        changes[f"{folder}/{sub}/__init__.py"] = b""
-        added.append(f"{folder}/{sub}/__init__.py")
-    return _repack(host, version, changes, added, f"{init_path} imports {sub}")
+        changes[parent + f.path] = f.data
+        added.append(parent + f.path)
+    return _repack(host, version, changes, added, f"{init_path} imports {name}")
