@@ -255,6 +255,11 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         inj = [r for r in sel if r["kind"] == "injection" and "error" not in r]
         ctl = [r for r in sel if r["kind"] == "control" and "error" not in r]
         seconds = [r["seconds"] for r in inj + ctl]
+        seen = [r for r in inj if r["sample_verdict"] == "malicious"]
+        unseen = [r for r in inj if r["sample_verdict"] != "malicious"]
+        by_payload: dict[str, list[dict[str, Any]]] = {}
+        for r in inj:
+            by_payload.setdefault(r["payload_sha256"], []).append(r)
         kinds: dict[str, Any] = {}
         for kind in sorted({r["payload_kind"] for r in inj}):
             part = [r for r in inj if r["payload_kind"] == kind]
@@ -272,6 +277,20 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "change_rule_recall": _rate(sum(bool(r["change_malicious"]) for r in inj), len(inj)),
             "delta_scored": sum(r["delta_score"] is not None for r in inj),
             "payload_sample_alone_flagged": _rate(sum(r["sample_verdict"] == "malicious" for r in inj), len(inj)),
+            # what the delta can be asked for: a payload the model does not flag in its own sample is not
+            # flagged in a host either (the delta holds the payload's steps only)
+            "where_sample_flagged": {
+                "delta_recall": _rate(sum(r["delta_verdict"] == "malicious" for r in seen), len(seen)),
+                "plain_scan_recall": _rate(sum(r["new_verdict"] == "malicious" for r in seen), len(seen)),
+            },
+            "where_sample_not_flagged": {
+                "delta_recall": _rate(sum(r["delta_verdict"] == "malicious" for r in unseen), len(unseen)),
+                "plain_scan_recall": _rate(sum(r["new_verdict"] == "malicious" for r in unseen), len(unseen)),
+            },
+            "payloads_delta_fires_in_every_host": sum(all(r["delta_verdict"] == "malicious" for r in v)
+                                                      for v in by_payload.values()),
+            "payloads_delta_fires_in_some_host": sum(any(r["delta_verdict"] == "malicious" for r in v)
+                                                     for v in by_payload.values()),
             "host_flagged_alone": sum(r["old_verdict"] == "malicious" for r in inj),
             "by_payload_kind": kinds,
             "controls": len(ctl),
