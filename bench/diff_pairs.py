@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from malseq._deadline import Deadline
-from malseq.diff import diff_targets
+from malseq.diff import FileAnalysisCache, diff_targets
 from malseq.diff.previous import release_text
 from malseq.errors import MalseqError
 from malseq.intake import IntakeOptions
@@ -60,10 +60,13 @@ def pairs_of(ecosystem: Ecosystem, name: str, count: int, intake: IntakeOptions)
     return list(zip(last[:-1], last[1:], strict=True))
 
 
-def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, options: ScanOptions) -> dict[str, Any]:
+def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, options: ScanOptions,
+           cache: FileAnalysisCache | None = None) -> dict[str, Any]:
+    """One diff made in-process, as a JSON row (bench/diff_injections.py reuses it). `cache`: per-file
+    analyses shared by the diffs of one run (an OLD diffed against two NEWs is analysed once)."""
     start = time.monotonic()
     try:
-        diff = diff_targets(old, new, options)
+        diff = diff_targets(old, new, options, cache=cache)
     except MalseqError as exc:
         return {"kind": kind, "ecosystem": ecosystem.value, "name": name, "old": old, "new": new,
                 "error": f"{type(exc).__name__}: {exc.message}", "seconds": round(time.monotonic() - start, 3)}
