@@ -108,7 +108,7 @@ def run_training(
 ) -> dict[str, Any]:
     from malseq.model.infer import SequenceScorer
     from malseq_lab.evaluate.harness import ModelResult, summarise
-    from malseq_lab.model.export import agreement, assemble, export_onnx, quantize, write_card
+    from malseq_lab.model.export import assemble, export_onnx, quantize, score_agreement, write_card
     from malseq_lab.model.train import train
 
     start = time.monotonic()
@@ -203,11 +203,12 @@ def run_training(
     test_texts = [_text(r, order, i) for i, r in enumerate(test)]
     test_labels = [r.label for r in test]
     t = time.monotonic()
-    agree = agreement(fp32_dir, int8_dir, test_texts, threshold_int8, test_labels)
-    log(f"fp32/int8 agreement on test: {json.dumps(agree)}")
+    # each model scores the test texts once; the agreement is computed from those scores
     int8_scores = SequenceScorer.load(int8_dir).score(test_texts)
     fp32_scores = SequenceScorer.load(fp32_dir).score(test_texts)
     score_seconds = time.monotonic() - t
+    agree = score_agreement(fp32_scores, int8_scores, threshold_int8, test_labels)
+    log(f"fp32/int8 agreement on test: {json.dumps(agree)}")
     results = [
         ModelResult("bert-int8", threshold_int8, test, int8_scores, result.seconds, score_seconds / 2),
         ModelResult("bert-fp32", result.threshold, test, fp32_scores, result.seconds, score_seconds / 2),

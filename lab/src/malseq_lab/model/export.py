@@ -182,6 +182,14 @@ def agreement(
 
     a = SequenceScorer.load(fp32_dir).score(texts)
     b = SequenceScorer.load(int8_dir).score(texts)
+    return score_agreement(a, b, threshold, labels)
+
+
+def score_agreement(
+    a: Sequence[float], b: Sequence[float], threshold: float, labels: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """`agreement` of two models' scores on the same texts (fp32 `a`, int8 `b`), already computed."""
+    texts = a
     diffs = [abs(x - y) for x, y in zip(a, b, strict=True)]
     same = sum(1 for x, y in zip(a, b, strict=True) if (x >= threshold) == (y >= threshold))
     out: dict[str, Any] = {
