@@ -115,6 +115,17 @@ def test_no_command_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "TARGET" in capsys.readouterr().out
 
 
+def test_scan_help_spells_package_urls_and_lockfiles_as_they_are_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq.intake.lockfiles import SUPPORTED
+
+    assert _cli.main(["scan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "pkg:npm/%40scope/name@1.0.0" in text and "%%" not in text  # a description is not %-formatted
+    lockfile_help = text.split("--lockfile FILE", 2)[2]
+    for name in SUPPORTED.replace(" (classic and berry)", "").split(", "):  # every lockfile --lockfile reads
+        assert name in lockfile_help.split("repeatable")[0], name
+
+
 def test_any_failed_target_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.tgz"
     broken.write_bytes(b"")

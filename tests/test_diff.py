@@ -367,6 +367,7 @@ def test_pairs_across_ecosystems_are_a_usage_error(tmp_path: Path, capsys: pytes
     code, out, err = run_cli(["diff", "--no-isolate", "-q", str(pypi), str(npm)], capsys)
     assert code == 2 and out == ""
     assert "a diff compares two releases of one ecosystem" in err
+    assert f"{str(pypi)!r} is a PyPI package and {str(npm)!r} an npm package" in err  # as the ecosystems write it
     # registry targets are refused before anything is fetched
     with pytest.raises(UsageError, match="one ecosystem"):
         diff_targets("pypi:requests==2.32.3", "npm:requests@1.0.0", UNSCORED)

@@ -131,13 +131,14 @@ def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False)
         description=(
             "TARGET is a folder, an archive (tar, tar.gz/bz2/xz, zip, wheel, egg, npm tgz; recognised by "
             "content), pypi:NAME[==VERSION], npm:NAME[@VERSION], npm:@scope/name[@VERSION], or a package "
-            "URL such as pkg:pypi/requests@2.32.3 or pkg:npm/%%40scope/name@1.0.0."
+            "URL such as pkg:pypi/requests@2.32.3 or pkg:npm/%40scope/name@1.0.0."
         ),
     )
     sc.add_argument("targets", nargs="*", metavar="TARGET")
     sc.add_argument("--lockfile", action="append", default=[], type=Path, metavar="FILE",
-                    help="also scan every pinned dependency of a lockfile (package-lock.json, yarn.lock, "
-                    "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
+                    help="also scan every pinned dependency of a lockfile (package-lock.json, npm-shrinkwrap.json, "
+                    "yarn.lock, pnpm-lock.yaml, bun.lock, requirements*.txt, poetry.lock, uv.lock, pdm.lock, "
+                    "Pipfile.lock); repeatable, one merged report")
     sc.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default="text",
                     help="report format (default: text); jsonl writes one JSON object per target as it finishes, "
                     "then a summary line; sarif is SARIF 2.1.0 for code-scanning dashboards")

@@ -328,6 +328,19 @@ def test_a_folder_with_nothing_to_audit_is_an_error(tmp_path: Path, capsys: pyte
     assert "nothing to audit" in capsys.readouterr().err
 
 
+def test_a_path_that_is_neither_a_folder_nor_a_lockfile_says_which_names_are_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(tmp_path / "missing"), "-q", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing'} does not exist" in err and "lockfile malseq reads" not in err
+    renamed = tmp_path / "yarn-berry.lock"  # a lockfile, but not under the name its tool writes
+    renamed.write_text("__metadata:\n  version: 8\n")
+    assert main(["audit", str(renamed), "-q", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert f"{renamed} is not a lockfile malseq reads (it goes by the file name)" in err
+    assert "yarn.lock (classic and berry)" in err and "pnpm-lock.yaml" in err and "Pipfile.lock" in err
+
+
 def test_installed_trees_of_pnpm_and_workspaces_are_read_once_each(tmp_path: Path) -> None:
     from malseq.audit.discover import installed_npm
 
