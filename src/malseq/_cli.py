@@ -411,6 +411,20 @@ def use_color(choice: str, stream: Any) -> bool:
     return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
+def _note_local_targets_have_no_previous(targets: Sequence[str]) -> None:
+    """`--against-previous` finds the release before a registry release; a folder or archive has no
+    "before" malseq could look up, so its result gains nothing: say so rather than pass in silence."""
+    from malseq.intake.targets import LocalTarget, parse_target
+
+    local = [text for text in targets if isinstance(parse_target(text), LocalTarget)]
+    if local:
+        shown = ", ".join(clean(text, 200) for text in local[:3]) + (f" and {len(local) - 3} more" if len(local) > 3
+                                                                     else "")
+        print(f"malseq: note: --against-previous compares registry releases with the release before them; "
+              f"not done for {shown} (a folder or archive: compare two versions with malseq diff OLD NEW)",
+              file=sys.stderr)
+
+
 def _run_scan(args: argparse.Namespace) -> int:
     from malseq import _cli_ray
     from malseq.policy import FailOn, exit_code, not_judged, suspicious_reasons
@@ -422,6 +436,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
+    if args.against_previous:
+        _note_local_targets_have_no_previous(targets)
     options = _scan_options(args, registry=args.against_previous or args.lookalikes or _needs_registry(targets))
     if not args.isolate and options.isolate and single_small_local(targets):
         options = replace(options, isolate=False)  # no worker start-up for one small local package
