@@ -126,6 +126,25 @@ def test_scan_help_spells_package_urls_and_lockfiles_as_they_are_typed(capsys: p
         assert name in lockfile_help.split("repeatable")[0], name
 
 
+def test_a_single_source_file_points_to_its_package_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    package = tmp_path / "tinylib"
+    (package / "tinylib").mkdir(parents=True)
+    (package / "setup.py").write_text("from setuptools import setup\nsetup(name='tinylib')\n")
+    module = package / "tinylib" / "core.py"
+    module.write_text("import os\n")
+    code, out, _ = run(capsys, "--no-isolate", "-q", str(module), str(package / "setup.py"))
+    assert code == 3
+    assert out.splitlines()[0] == (f"{module}: ERROR ArchiveFormatError: not an archive malseq can read (expected "
+                                   "tar, tar.gz/bz2/xz, zip, wheel, egg or npm tgz)")
+    # the module's and setup.py's: the same folder, the package's, so the report says it once for both
+    assert (f"hint (for 2 targets above): malseq scans a package, not a single file: give the package's folder "
+            f"(malseq scan {package}) or its archive") in out
+    loose = tmp_path / "notes.txt"  # no manifest above: the file's own folder
+    loose.write_text("hello\n")
+    _, out, _ = run(capsys, "--no-isolate", "-q", "--format", "json", str(loose))
+    assert json.loads(out)[0]["error"]["hint"].endswith(f"(malseq scan {tmp_path}) or its archive")
+
+
 def test_any_failed_target_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.tgz"
     broken.write_bytes(b"")
