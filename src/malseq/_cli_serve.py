@@ -25,7 +25,8 @@ TOKEN_ENV = "MALSEQ_SERVE_TOKEN"
 # import name -> distribution, for the message when the extra is missing
 SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "jinja2": "Jinja2", "pygments": "Pygments",
                  "multipart": "python-multipart"}
-INSTALL_HINT = "pip install 'malseq[serve]'  (from a checkout: pip install -e '.[serve]')"
+# From the checkout, as the README installs malseq (not `malseq[serve]` by name from a package index).
+INSTALL_HINT = "from the malseq checkout: pip install -e '.[serve]'"
 
 
 def register(sub: Any) -> None:
