@@ -739,6 +739,24 @@ def test_offline_with_an_empty_cache_says_how_to_fill_it_once(
         "  hint: run once without --offline (and without MALSEQ_OFFLINE) to cache it"]
 
 
+def test_the_header_names_each_file_and_its_kind_when_the_name_does_not_say_it(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    for name in ("package-lock.json", "pnpm-lock.yaml", "uv.lock", "Pipfile.lock"):
+        shutil.copy(FIXTURES / name, project / name)
+    (project / "requirements").mkdir()
+    (project / "requirements" / "base.txt").write_text("six==1.16.0\n")
+    _, text = _audit(registry, project, capsys, "--offline")
+    header = text.splitlines()[:6]
+    assert header == [f"audit of {project}:",
+                      "  package-lock.json (npm package-lock): 7 to scan, 0 not scanned",
+                      "  pnpm-lock.yaml: 3 to scan, 2 not scanned",
+                      "  uv.lock: 2 to scan, 3 not scanned",
+                      "  Pipfile.lock: 2 to scan, 2 not scanned",
+                      "  requirements/base.txt (requirements): 1 to scan, 0 not scanned"], text
+
+
 def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick_is_scanned(
         registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
