@@ -158,3 +158,52 @@ def test_relative_links_reach_a_file_and_heading(page: Path) -> None:
         elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
             problems.append(f"{link}: no heading #{anchor} in {target.relative_to(REPO)}")
     assert not problems, "\n".join(problems)
+
+
+def _readme_prose() -> str:
+    return " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+
+
+def _agrees(shown: str, value: float) -> bool:
+    """`shown` is `value` rounded to as many decimals as `shown` has."""
+    decimals = len(shown.partition(".")[2])
+    return round(value, decimals) == float(shown)
+
+
+def test_readme_headline_figures_are_those_measured_for_the_running_analysis_code() -> None:
+    """The README's accuracy sentence quotes the measurement the model card records for this analysis
+    code (`analysis_keys_validated`: the entry names its results file), rounded as shown."""
+    import json
+
+    from malseq.analysis import analysis_key
+
+    card = json.loads((REPO / "src" / "malseq" / "model" / "data" / "model_card.json").read_text(encoding="utf-8"))
+    entry = next((e for e in card.get("analysis_keys_validated", []) if e["key"] == analysis_key()), None)
+    if entry is None:  # the scan warns that the model is not measured on this code; nothing to quote yet
+        pytest.skip("the running analysis code has not been measured yet (no analysis_keys_validated entry)")
+    [results] = [p for p in re.findall(r"docs/results/[\w/.-]+\.json", entry["measured"])]
+    measured = json.loads((REPO / results).read_text(encoding="utf-8"))
+    sentence = re.search(
+        r"flags ([\d.]+)% of benign PyPI and ([\d.]+)% of benign npm releases and catches (\d+)% / (\d+)% of "
+        r"malware \(F1 ([\d.]+) / ([\d.]+)\); `--operating-point balanced` catches (\d+)% / (\d+)% \(F1 ([\d.]+) / "
+        r"([\d.]+)\) at ([\d.]+)% / ([\d.]+)% false positives", _readme_prose())
+    assert sentence, "README.md: the headline accuracy sentence changed shape; update this test with it"
+    low, balanced = measured["low-fpr"], measured["balanced"]
+    expected = [
+        100 * low["pypi"]["fpr"], 100 * low["npm"]["fpr"], 100 * low["pypi"]["recall"], 100 * low["npm"]["recall"],
+        low["pypi"]["f1"], low["npm"]["f1"], 100 * balanced["pypi"]["recall"], 100 * balanced["npm"]["recall"],
+        balanced["pypi"]["f1"], balanced["npm"]["f1"], 100 * balanced["pypi"]["fpr"], 100 * balanced["npm"]["fpr"],
+    ]
+    wrong = [f"{shown} (measured {value:.4g})" for shown, value in zip(sentence.groups(), expected, strict=True)
+             if not _agrees(shown, value)]
+    assert not wrong, f"README.md figures differ from {results}: {wrong}"
+
+
+def test_readme_injection_recall_is_the_published_summary() -> None:
+    import json
+
+    summary = json.loads((REPO / "docs" / "results" / "diff" / "injections-summary.json").read_text(encoding="utf-8"))
+    shown = re.search(r"it flags ([\d.]+)% against ([\d.]+)% for the plain scan", _readme_prose())
+    assert shown, "README.md: the injection sentence changed shape; update this test with it"
+    delta, plain = (re.search(r"\(([\d.]+)%\)", summary["all"][key]) for key in ("delta_recall", "plain_scan_recall"))
+    assert delta and plain and shown.groups() == (delta.group(1), plain.group(1))
