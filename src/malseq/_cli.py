@@ -382,7 +382,9 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
 
         lock = read_lockfile(path)
         if not quiet:
-            print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
+            count = len(lock.entries)
+            print(f"{clean(str(path), 200)}: {count} pinned {'dependency' if count == 1 else 'dependencies'} "
+                  f"({lock.kind})", file=sys.stderr)
         for entry in lock.not_scanned[:20]:  # even with -q: an entry left out must not pass silently
             at = clean(entry.lockfile, 200) + (f" line {entry.line}" if entry.line else "")
             print(f"  not scanned ({at}): {clean(entry.describe(), 200)}", file=sys.stderr)
