@@ -1031,9 +1031,11 @@ def test_scan_lockfile_of_a_file_with_extra_indexes_points_to_audit(
     assert code == 0
     assert "has 2 indexes searched (the configured index, https://pypi.corp.example/simple)" in err
     assert "`malseq audit` checks which index serves each one" in err and "secret" not in err
+    scan_lockfile = ["scan", "--no-isolate", "--no-analysis", "--pypi-index-url", f"{registry.url}/simple",
+                     "--lockfile", str(req)]
     req.write_text("six==1.16.0\nidna==3.7\n")
-    main(["scan", "--no-isolate", "--no-analysis", "--pypi-index-url", f"{registry.url}/simple", "--lockfile", str(req)])
+    main(scan_lockfile)
     assert f"{req}: 2 pinned dependencies (requirements)" in capsys.readouterr().err
     req.write_text("six==1.16.0\n")
-    main(["scan", "--no-isolate", "--no-analysis", "--pypi-index-url", f"{registry.url}/simple", "--lockfile", str(req)])
+    main(scan_lockfile)
     assert f"{req}: 1 pinned dependency (requirements)" in capsys.readouterr().err
