@@ -149,3 +149,12 @@ def test_a_folder_of_packages_exits_3_until_each_is_a_target(tmp_path: Path, mon
     assert "hint: scan each as a target: malseq scan pkgs/one pkgs/two" in out
     assert _cli.main(["scan", "--no-isolate", "-q", "--no-config", "pkgs", "pkgs/one", "pkgs/two"]) == 0
     assert "NOT SCANNED COMPLETELY" not in capsys.readouterr().out
+    # the JSON report carries the notice, as the published schema says
+    import jsonschema
+
+    from malseq.report.json_schema import report_schema
+
+    assert _cli.main(["scan", "--no-isolate", "-q", "--no-config", "--format", "json", "pkgs"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, report_schema())
+    assert [n["kind"] for n in report[0]["notices"]] == ["packages"]
