@@ -466,3 +466,28 @@ def test_one_small_local_target_is_scanned_without_a_worker_unless_isolation_is_
     assert not single_small_local(["pypi:requests==2.32.3"])  # registry releases stay isolated
     archive = shutil.make_archive(str(tmp_path / "lib-1.0"), "gztar", EXAMPLES, "pypi-clean-lib")
     assert single_small_local([archive])
+
+
+def test_cache_folder_defaults_in_help_are_the_ones_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq.intake import IntakeOptions
+    from malseq.intake.registry.config import cache_root
+
+    assert _cli.main(["scan", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "download cache (default: $MALSEQ_CACHE_DIR, else $XDG_CACHE_HOME/malseq, else ~/.cache/malseq)" in help_text
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root(IntakeOptions()) == tmp_path / "xdg" / "malseq"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root(IntakeOptions()) == tmp_path / "home" / ".cache" / "malseq"
+    pytest.importorskip("malseq_lab")
+    from malseq_lab.corpus import default_workdir
+
+    assert _cli.main(["eval", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ("corpus work dir (default: $MALSEQ_CORPUS_DIR, else $MALSEQ_CACHE_DIR/corpus, else "
+            "~/.cache/malseq/corpus)") in help_text
+    monkeypatch.delenv("MALSEQ_CORPUS_DIR", raising=False)
+    monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_workdir() == tmp_path / "cache" / "corpus"

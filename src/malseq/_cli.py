@@ -157,7 +157,8 @@ def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False)
                     help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
     add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
-                    help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
+                    help="download cache (default: $MALSEQ_CACHE_DIR, else $XDG_CACHE_HOME/malseq, else "
+                    "~/.cache/malseq)")
     sc.add_argument("--offline", action="store_true", default=None,
                     help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",

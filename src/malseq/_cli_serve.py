@@ -53,7 +53,8 @@ def register(sub: Any) -> None:
     sp.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index for --export-labels (as for scan)")
     sp.add_argument("--npm-registry", metavar="URL", help="npm registry for --export-labels (as for scan)")
     sp.add_argument("--cache-dir", type=Path, metavar="DIR",
-                    help="download cache for --export-labels (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
+                    help="download cache for --export-labels (default: $MALSEQ_CACHE_DIR, else $XDG_CACHE_HOME/malseq, "
+                    "else ~/.cache/malseq)")
     sp.add_argument("--offline", action="store_true", help="--export-labels: take archives from the cache only")
 
 
