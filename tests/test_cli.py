@@ -115,6 +115,36 @@ def test_no_command_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "TARGET" in capsys.readouterr().out
 
 
+def test_scan_help_spells_package_urls_and_lockfiles_as_they_are_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq.intake.lockfiles import SUPPORTED
+
+    assert _cli.main(["scan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "pkg:npm/%40scope/name@1.0.0" in text and "%%" not in text  # a description is not %-formatted
+    lockfile_help = text.split("--lockfile FILE", 2)[2]
+    for name in SUPPORTED.replace(" (classic and berry)", "").split(", "):  # every lockfile --lockfile reads
+        assert name in lockfile_help.split("repeatable")[0], name
+
+
+def test_a_single_source_file_points_to_its_package_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    package = tmp_path / "tinylib"
+    (package / "tinylib").mkdir(parents=True)
+    (package / "setup.py").write_text("from setuptools import setup\nsetup(name='tinylib')\n")
+    module = package / "tinylib" / "core.py"
+    module.write_text("import os\n")
+    code, out, _ = run(capsys, "--no-isolate", "-q", str(module), str(package / "setup.py"))
+    assert code == 3
+    assert out.splitlines()[0] == (f"{module}: ERROR ArchiveFormatError: not an archive malseq can read (expected "
+                                   "tar, tar.gz/bz2/xz, zip, wheel, egg or npm tgz)")
+    # the module's and setup.py's: the same folder, the package's, so the report says it once for both
+    assert (f"hint (for 2 targets above): malseq scans a package, not a single file: give the package's folder "
+            f"(malseq scan {package}) or its archive") in out
+    loose = tmp_path / "notes.txt"  # no manifest above: the file's own folder
+    loose.write_text("hello\n")
+    _, out, _ = run(capsys, "--no-isolate", "-q", "--format", "json", str(loose))
+    assert json.loads(out)[0]["error"]["hint"].endswith(f"(malseq scan {tmp_path}) or its archive")
+
+
 def test_any_failed_target_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.tgz"
     broken.write_bytes(b"")
@@ -436,3 +466,28 @@ def test_one_small_local_target_is_scanned_without_a_worker_unless_isolation_is_
     assert not single_small_local(["pypi:requests==2.32.3"])  # registry releases stay isolated
     archive = shutil.make_archive(str(tmp_path / "lib-1.0"), "gztar", EXAMPLES, "pypi-clean-lib")
     assert single_small_local([archive])
+
+
+def test_cache_folder_defaults_in_help_are_the_ones_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq.intake import IntakeOptions
+    from malseq.intake.registry.config import cache_root
+
+    assert _cli.main(["scan", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "download cache (default: $MALSEQ_CACHE_DIR, else $XDG_CACHE_HOME/malseq, else ~/.cache/malseq)" in help_text
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root(IntakeOptions()) == tmp_path / "xdg" / "malseq"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root(IntakeOptions()) == tmp_path / "home" / ".cache" / "malseq"
+    pytest.importorskip("malseq_lab")
+    from malseq_lab.corpus import default_workdir
+
+    assert _cli.main(["eval", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ("corpus work dir (default: $MALSEQ_CORPUS_DIR, else $MALSEQ_CACHE_DIR/corpus, else "
+            "~/.cache/malseq/corpus)") in help_text
+    monkeypatch.delenv("MALSEQ_CORPUS_DIR", raising=False)
+    monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_workdir() == tmp_path / "cache" / "corpus"

@@ -367,6 +367,7 @@ def test_pairs_across_ecosystems_are_a_usage_error(tmp_path: Path, capsys: pytes
     code, out, err = run_cli(["diff", "--no-isolate", "-q", str(pypi), str(npm)], capsys)
     assert code == 2 and out == ""
     assert "a diff compares two releases of one ecosystem" in err
+    assert f"{str(pypi)!r} is a PyPI package and {str(npm)!r} an npm package" in err  # as the ecosystems write it
     # registry targets are refused before anything is fetched
     with pytest.raises(UsageError, match="one ecosystem"):
         diff_targets("pypi:requests==2.32.3", "npm:requests@1.0.0", UNSCORED)
@@ -511,9 +512,12 @@ def test_against_previous_offline_without_the_previous_release_is_a_notice(
 
 def test_against_previous_leaves_local_targets_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = npm_benign(tmp_path / "a")
-    code, out, _ = run_cli(["scan", "--no-isolate", "-q", "--against-previous", "--format", "json", str(folder)],
-                           capsys)
+    code, out, err = run_cli(["scan", "--no-isolate", "-q", "--against-previous", "--format", "json", str(folder)],
+                             capsys)
     assert code == 0 and "previous" not in json.loads(out)[0]
+    # ... and says so, with what compares two local versions (even with -q: it is about the command line)
+    assert (f"malseq: note: --against-previous compares registry releases with the release before them; not done "
+            f"for {folder} (a folder or archive: compare two versions with malseq diff OLD NEW)") in err
 
 
 @pytest.mark.online

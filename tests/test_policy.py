@@ -300,6 +300,25 @@ def test_cli_suspicious_score_fails_a_benign_verdict(project: Path, capsys: pyte
     assert code == 0
 
 
+def test_cli_suspicious_score_without_fail_on_suspicious_says_it_changes_nothing(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 0.01 is below the clean library's score: with suspicious in fail-on the run would fail
+    code, _, err = run(capsys, "scan", "--no-isolate", "-q", "--suspicious-score", "0.01", CLEAN_LIB)
+    assert code == 0
+    assert ("malseq: note: --suspicious-score has no effect: fail-on is malicious,errors, without suspicious "
+            "(add it: --fail-on malicious,errors,suspicious)") in err
+    code, _, err = run(capsys, "scan", "--no-isolate", "-q", "--fail-on", "none", "--suspicious-score", "0.01",
+                       CLEAN_LIB)
+    assert code == 0 and "fail-on is none, without suspicious (add it: --fail-on suspicious)" in err
+    code, _, err = run(capsys, "scan", "--no-isolate", "-q", "--fail-on", "suspicious", "--suspicious-score", "0.01",
+                       CLEAN_LIB)
+    assert code == 1 and "no effect" not in err
+    # a config's suspicious-score alone is not a mistake: a --fail-on of one run may use it
+    write(project / "malseq.toml", "suspicious-score = 0.01\n")
+    code, _, err = run(capsys, "scan", "--no-isolate", "-q", CLEAN_LIB)
+    assert code == 0 and "no effect" not in err
+
+
 def test_cli_strict_fails_on_lockfile_entries_not_scanned(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     requirements = write(project / "requirements.txt", "git+https://example.invalid/x.git#egg=x\n")
     argv = ["scan", "--no-isolate", "-q", CLEAN_LIB, "--lockfile", str(requirements)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,57 @@ def test_hints_spell_paths_the_way_the_target_was_typed(tmp_path: Path, monkeypa
                             (f"{tmp_path}/app/", f"{tmp_path}/app/node_modules/[!@]*")):
         [notice] = project_notices(Path(shown), shown, keys(shown))
         assert notice.hint.endswith(f"malseq scan {shown} {expected}")
+
+
+def test_packages_side_by_side_are_named_as_the_targets_to_scan_each(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"  # no manifest at the top: not one package
+    package_json(samples / "colorz", "colorz")
+    (samples / "tinylib").mkdir()
+    (samples / "tinylib" / "setup.py").write_text("from setuptools import setup\nsetup(name='tinylib')\n")
+    (samples / "notes").mkdir()  # no manifest: not a package
+    (samples / "README.md").write_text("samples\n")
+    [notice] = project_notices(samples, "samples", keys(samples))
+    assert notice.kind == "packages"
+    assert "this folder holds 2 packages side by side, not one package (no manifest at its top)" in notice.message
+    assert notice.message.endswith("2 of them not judged on their own: colorz, tinylib")
+    assert notice.hint == "scan each as a target: malseq scan samples/colorz samples/tinylib"
+    # each package given as a target too: what is left is named, then nothing
+    [left] = project_notices(samples, "samples", keys(samples, samples / "tinylib"))
+    assert left.hint == "scan each as a target: malseq scan samples/colorz"
+    assert project_notices(samples, "samples", keys(samples, samples / "tinylib", samples / "colorz")) == ()
+
+
+def test_one_package_with_packages_in_subfolders_is_not_packages_side_by_side(tmp_path: Path) -> None:
+    root = package_json(tmp_path / "monorepo", "monorepo")  # a manifest at the top: the package it is
+    package_json(root / "packages" / "a", "a")
+    package_json(root / "b", "b")
+    package_json(root / "c", "c")
+    assert project_notices(root, "monorepo", keys(root)) == ()
+    lone = tmp_path / "lone"  # one package under a wrapper folder: read as that package
+    package_json(lone / "pkg", "pkg")
+    assert project_notices(lone, "lone", keys(lone)) == ()
+
+
+def test_a_folder_of_packages_exits_3_until_each_is_a_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq import _cli
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "pypi-clean-lib"  # benign, golden
+    for name in ("one", "two"):
+        shutil.copytree(example, tmp_path / "pkgs" / name)
+    monkeypatch.chdir(tmp_path)
+    assert _cli.main(["scan", "--no-isolate", "-q", "--no-config", "pkgs"]) == 3
+    out = capsys.readouterr().out
+    assert "NOT SCANNED COMPLETELY: this folder holds 2 packages side by side" in out
+    assert "hint: scan each as a target: malseq scan pkgs/one pkgs/two" in out
+    assert _cli.main(["scan", "--no-isolate", "-q", "--no-config", "pkgs", "pkgs/one", "pkgs/two"]) == 0
+    assert "NOT SCANNED COMPLETELY" not in capsys.readouterr().out
+    # the JSON report carries the notice, as the published schema says
+    import jsonschema
+
+    from malseq.report.json_schema import report_schema
+
+    assert _cli.main(["scan", "--no-isolate", "-q", "--no-config", "--format", "json", "pkgs"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, report_schema())
+    assert [n["kind"] for n in report[0]["notices"]] == ["packages"]

@@ -131,13 +131,14 @@ def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False)
         description=(
             "TARGET is a folder, an archive (tar, tar.gz/bz2/xz, zip, wheel, egg, npm tgz; recognised by "
             "content), pypi:NAME[==VERSION], npm:NAME[@VERSION], npm:@scope/name[@VERSION], or a package "
-            "URL such as pkg:pypi/requests@2.32.3 or pkg:npm/%%40scope/name@1.0.0."
+            "URL such as pkg:pypi/requests@2.32.3 or pkg:npm/%40scope/name@1.0.0."
         ),
     )
     sc.add_argument("targets", nargs="*", metavar="TARGET")
     sc.add_argument("--lockfile", action="append", default=[], type=Path, metavar="FILE",
-                    help="also scan every pinned dependency of a lockfile (package-lock.json, yarn.lock, "
-                    "requirements.txt, poetry.lock, uv.lock, Pipfile.lock); repeatable, one merged report")
+                    help="also scan every pinned dependency of a lockfile (package-lock.json, npm-shrinkwrap.json, "
+                    "yarn.lock, pnpm-lock.yaml, bun.lock, requirements*.txt, poetry.lock, uv.lock, pdm.lock, "
+                    "Pipfile.lock); repeatable, one merged report")
     sc.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default="text",
                     help="report format (default: text); jsonl writes one JSON object per target as it finishes, "
                     "then a summary line; sarif is SARIF 2.1.0 for code-scanning dashboards")
@@ -156,7 +157,8 @@ def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False)
                     help="npm registry (default: $MALSEQ_NPM_REGISTRY, then npm's configuration)")
     add_pypi_file_options(sc)
     sc.add_argument("--cache-dir", type=Path, metavar="DIR",
-                    help="download cache (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
+                    help="download cache (default: $MALSEQ_CACHE_DIR, else $XDG_CACHE_HOME/malseq, else "
+                    "~/.cache/malseq)")
     sc.add_argument("--offline", action="store_true", default=None,
                     help="never touch the network; registry targets must be cached")
     sc.add_argument("--model", type=Path, metavar="DIR",
@@ -381,7 +383,9 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
 
         lock = read_lockfile(path)
         if not quiet:
-            print(f"{clean(str(path), 200)}: {len(lock.entries)} pinned dependencies ({lock.kind})", file=sys.stderr)
+            count = len(lock.entries)
+            print(f"{clean(str(path), 200)}: {count} pinned {'dependency' if count == 1 else 'dependencies'} "
+                  f"({lock.kind})", file=sys.stderr)
         for entry in lock.not_scanned[:20]:  # even with -q: an entry left out must not pass silently
             at = clean(entry.lockfile, 200) + (f" line {entry.line}" if entry.line else "")
             print(f"  not scanned ({at}): {clean(entry.describe(), 200)}", file=sys.stderr)
@@ -410,6 +414,20 @@ def use_color(choice: str, stream: Any) -> bool:
     return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
+def _note_local_targets_have_no_previous(targets: Sequence[str]) -> None:
+    """`--against-previous` finds the release before a registry release; a folder or archive has no
+    "before" malseq could look up, so its result gains nothing: say so rather than pass in silence."""
+    from malseq.intake.targets import LocalTarget, parse_target
+
+    local = [text for text in targets if isinstance(parse_target(text), LocalTarget)]
+    if local:
+        shown = ", ".join(clean(text, 200) for text in local[:3]) + (f" and {len(local) - 3} more" if len(local) > 3
+                                                                     else "")
+        print(f"malseq: note: --against-previous compares registry releases with the release before them; "
+              f"not done for {shown} (a folder or archive: compare two versions with malseq diff OLD NEW)",
+              file=sys.stderr)
+
+
 def _run_scan(args: argparse.Namespace) -> int:
     from malseq import _cli_ray
     from malseq.policy import FailOn, exit_code, not_judged, suspicious_reasons
@@ -421,6 +439,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     targets = list(args.targets) + list(pins)
     if not targets:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
+    if args.against_previous:
+        _note_local_targets_have_no_previous(targets)
     options = _scan_options(args, registry=args.against_previous or args.lookalikes or _needs_registry(targets))
     if not args.isolate and options.isolate and single_small_local(targets):
         options = replace(options, isolate=False)  # no worker start-up for one small local package

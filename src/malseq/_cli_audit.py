@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from malseq._cli_policy import add_policy_arguments, apply_policy
+from malseq.errors import UsageError
 from malseq.intake.limits import DEFAULT_LIMITS
 from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
@@ -88,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     from malseq.policy import exit_code, suspicious_reasons
     from malseq.suppress import apply_suppressions, load_suppressions
 
+    if not args.path.strip():  # Path("") is the working directory: `malseq audit "$UNSET"` must not audit it
+        raise UsageError("an empty PATH", hint="give the project folder or one lockfile; for the working "
+                         "directory, give . or no PATH")
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
     options = AuditOptions(scan=_scan_options(args), lockfiles=not args.no_lockfiles,
                            installed=not args.no_installed, verify=not args.no_verify)

@@ -85,6 +85,12 @@ def apply_policy(args: argparse.Namespace, start_dir: Path | None = None) -> Pol
     if getattr(args, "strict", False):
         policy = replace(policy, fail_on=policy.failing_on | {FailOn.NOT_SCANNED})
     policy.check()
+    if args.suspicious_score is not None and FailOn.SUSPICIOUS not in policy.failing_on:
+        # A flag that silently changes nothing reads as "passed the check": say what it needs. (A
+        # config's suspicious-score alone is normal: a --fail-on given for one run may use it.)
+        failing = ",".join(f.value for f in FailOn if f in policy.failing_on)
+        print(f"malseq: note: --suspicious-score has no effect: fail-on is {failing or 'none'}, without suspicious "
+              f"(add it: --fail-on {failing + ',' if failing else ''}suspicious)", file=sys.stderr)
     args.operating_point = policy.operating_point or LOW_FPR
     args.timeout = policy.timeout if policy.timeout is not None else DEFAULT_LIMITS.time_budget_seconds
     args.offline = bool(policy.offline)

@@ -25,7 +25,8 @@ TOKEN_ENV = "MALSEQ_SERVE_TOKEN"
 # import name -> distribution, for the message when the extra is missing
 SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "jinja2": "Jinja2", "pygments": "Pygments",
                  "multipart": "python-multipart"}
-INSTALL_HINT = "pip install 'malseq[serve]'  (from a checkout: pip install -e '.[serve]')"
+# From the checkout, as the README installs malseq (not `malseq[serve]` by name from a package index).
+INSTALL_HINT = "from the malseq checkout: pip install -e '.[serve]'"
 
 
 def register(sub: Any) -> None:
@@ -52,7 +53,8 @@ def register(sub: Any) -> None:
     sp.add_argument("--pypi-index-url", metavar="URL", help="PyPI simple index for --export-labels (as for scan)")
     sp.add_argument("--npm-registry", metavar="URL", help="npm registry for --export-labels (as for scan)")
     sp.add_argument("--cache-dir", type=Path, metavar="DIR",
-                    help="download cache for --export-labels (default: $MALSEQ_CACHE_DIR or ~/.cache/malseq)")
+                    help="download cache for --export-labels (default: $MALSEQ_CACHE_DIR, else $XDG_CACHE_HOME/malseq, "
+                    "else ~/.cache/malseq)")
     sp.add_argument("--offline", action="store_true", help="--export-labels: take archives from the cache only")
 
 

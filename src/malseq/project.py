@@ -7,8 +7,12 @@ stealer copied into `node_modules` would ride along in a clean verdict. Such a t
 scanned completely) while one remains. A notice is not raised when those targets are in the
 same batch (`malseq scan . node_modules/[!@]*`, or `--lockfile package-lock.json`).
 
-Only the folder's top level is looked at (and one level down for a virtualenv): nested
-`node_modules` of an installed package show up when that package is scanned as a target.
+A folder with no manifest at its top and packages in two or more of its subfolders is read as one
+package too: it gets a notice naming those subfolders as targets.
+
+Only the folder's top level is looked at (and one level down for a virtualenv and for packages side
+by side): nested `node_modules` of an installed package show up when that package is scanned as a
+target.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ _SHOWN = 5
 class ScanNotice:
     """Part of a target that was not scanned, and the targets that would scan it."""
 
-    kind: str  # "node_modules", "site-packages" or "lockfile"
+    kind: str  # "node_modules", "site-packages", "lockfile" or "packages" (several side by side)
     message: str
     hint: str
 
@@ -58,7 +62,8 @@ def project_notices(root: Path, shown: str, batch: Collection[str]) -> tuple[Sca
     `batch` holds `target_key` of every target of the same run: what is in it counts as scanned.
     """
     notices = []
-    for found in (_node_modules(root, shown, batch), _site_packages(root, shown, batch)):
+    for found in (_node_modules(root, shown, batch), _site_packages(root, shown, batch),
+                  _packages_side_by_side(root, shown, batch)):
         if found is not None:
             notices.append(found)
     notices.extend(_lockfiles(root, shown, batch))
@@ -111,6 +116,37 @@ def _node_modules(root: Path, shown: str, batch: Collection[str]) -> ScanNotice 
         f"this folder looks like a project, not a package: {len(missing)} installed npm package(s) in "
         f"{prefix or 'node_modules'} were not scanned one by one (e.g. {', '.join(missing[:_SHOWN])})",
         f"{_audit_hint(shown)}, or scan each as a target too: malseq scan {shown} {' '.join(globs)}",
+    )
+
+
+# What makes a folder a package's root (intake reads a manifest from these; PKG-INFO: an unpacked sdist).
+_PACKAGE_MANIFESTS = ("package.json", "setup.py", "setup.cfg", "pyproject.toml", "PKG-INFO")
+
+
+def _packages_side_by_side(root: Path, shown: str, batch: Collection[str]) -> ScanNotice | None:
+    """A folder with no manifest at its top and two or more packages in its subfolders (`examples/`,
+    a folder of unpacked samples): intake reads it as one package, so their behaviours go into one
+    sequence and one verdict under one subfolder's manifest, and none of them is judged on its own."""
+    if root.name in ("node_modules", "site-packages", "dist-packages"):
+        return None  # named by the node_modules and site-packages notices
+    if any((root / name).is_file() for name in _PACKAGE_MANIFESTS):
+        return None
+    packages = [entry.name for entry in sorted(_entries(root), key=lambda e: e.name)
+                if not entry.name.startswith(".") and entry.name != "node_modules"
+                and entry.is_dir(follow_symlinks=False)
+                and any((Path(entry.path) / name).is_file() for name in _PACKAGE_MANIFESTS)]
+    if len(packages) < 2:
+        return None
+    missing = [name for name in packages if os.path.realpath(root / name) not in batch]
+    if not missing:
+        return None
+    more = f" ... ({len(missing)} in all)" if len(missing) > _SHOWN else ""
+    return ScanNotice(
+        "packages",
+        f"this folder holds {len(packages)} packages side by side, not one package (no manifest at its top): "
+        f"they were read as one, with one verdict; {len(missing)} of them not judged on their own: "
+        f"{', '.join(missing[:_SHOWN])}{more}",
+        f"scan each as a target: malseq scan {' '.join(_join(shown, name) for name in missing[:_SHOWN])}{more}",
     )
 
 

@@ -46,8 +46,10 @@ if TYPE_CHECKING:
 
     from malseq._isolation import IsolatedRunner
 
-RAY_EXTRA_HINT = ("install the ray extra on this machine and on every node of the cluster: "
-                  "pip install 'malseq[ray]' (plain `ray` is enough; `ray[default]` is not needed)")
+# From the checkout, as the README installs malseq: never `pip install 'malseq[ray]'`, which names malseq
+# on a package index, where a look-alike upload could stand in for it.
+RAY_EXTRA_HINT = ("install the ray extra on this machine and on every node of the cluster, from the malseq "
+                  "checkout: pip install -e '.[ray]' (plain `ray` is enough; `ray[default]` is not needed)")
 SHARD_PREFIX = "results-"
 SHARD_SUFFIX = ".jsonl"
 WORKER_LOST = "WorkerLost"

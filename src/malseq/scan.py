@@ -201,7 +201,7 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
             analysis = analyse_package(package, deadline)
         return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start)
     except MalseqError as exc:
-        error = ScanError(type(exc).__name__, exc.message, exc.hint)
+        error = ScanError(type(exc).__name__, exc.message, exc.hint or _local_file_hint(exc, target))
     except Exception as exc:  # noqa: BLE001
         # Hostile input found a path we did not anticipate: report it as this
         # target's failure so the rest of the batch goes on (a batch never stops
@@ -209,6 +209,25 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
         error = ScanError("InternalError", f"{type(exc).__name__}: {exc}", "please report this package to malseq")
     info = PackageInfo.of(package) if package is not None else None
     return TargetResult(text, info, None, error, time.monotonic() - start)
+
+
+_PACKAGE_MANIFESTS = ("package.json", "setup.py", "pyproject.toml", "setup.cfg", "PKG-INFO")
+
+
+def _local_file_hint(exc: MalseqError, target: Target) -> str | None:
+    """What to give instead of a local file that is not an archive (`malseq scan setup.py`): malseq
+    judges a package, whose files it reads together, so the folder that holds it."""
+    from malseq.errors import ArchiveFormatError
+
+    if not isinstance(exc, ArchiveFormatError) or not isinstance(target, LocalTarget):
+        return None
+    folder = target.path.parent
+    for candidate in (folder, *list(folder.parents)[:8]):  # the nearest folder with a package manifest
+        if any((candidate / name).is_file() for name in _PACKAGE_MANIFESTS):
+            folder = candidate
+            break
+    return (f"malseq scans a package, not a single file: give the package's folder (malseq scan {folder}) "
+            "or its archive")  # the report sanitizes hints
 
 
 def usable_cores() -> int:

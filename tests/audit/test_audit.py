@@ -328,6 +328,19 @@ def test_a_folder_with_nothing_to_audit_is_an_error(tmp_path: Path, capsys: pyte
     assert "nothing to audit" in capsys.readouterr().err
 
 
+def test_a_path_that_is_neither_a_folder_nor_a_lockfile_says_which_names_are_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(tmp_path / "missing"), "-q", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing'} does not exist" in err and "lockfile malseq reads" not in err
+    renamed = tmp_path / "yarn-berry.lock"  # a lockfile, but not under the name its tool writes
+    renamed.write_text("__metadata:\n  version: 8\n")
+    assert main(["audit", str(renamed), "-q", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert f"{renamed} is not a lockfile malseq reads (it goes by the file name)" in err
+    assert "yarn.lock (classic and berry)" in err and "pnpm-lock.yaml" in err and "Pipfile.lock" in err
+
+
 def test_installed_trees_of_pnpm_and_workspaces_are_read_once_each(tmp_path: Path) -> None:
     from malseq.audit.discover import installed_npm
 
@@ -726,6 +739,24 @@ def test_offline_with_an_empty_cache_says_how_to_fill_it_once(
         "  hint: run once without --offline (and without MALSEQ_OFFLINE) to cache it"]
 
 
+def test_the_header_names_each_file_and_its_kind_when_the_name_does_not_say_it(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    for name in ("package-lock.json", "pnpm-lock.yaml", "uv.lock", "Pipfile.lock"):
+        shutil.copy(FIXTURES / name, project / name)
+    (project / "requirements").mkdir()
+    (project / "requirements" / "base.txt").write_text("six==1.16.0\n")
+    _, text = _audit(registry, project, capsys, "--offline")
+    header = text.splitlines()[:6]
+    assert header == [f"audit of {project}:",
+                      "  package-lock.json (npm package-lock): 7 to scan, 0 not scanned",
+                      "  pnpm-lock.yaml: 3 to scan, 2 not scanned",
+                      "  uv.lock: 2 to scan, 3 not scanned",
+                      "  Pipfile.lock: 2 to scan, 2 not scanned",
+                      "  requirements/base.txt (requirements): 1 to scan, 0 not scanned"], text
+
+
 def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick_is_scanned(
         registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1000,3 +1031,11 @@ def test_scan_lockfile_of_a_file_with_extra_indexes_points_to_audit(
     assert code == 0
     assert "has 2 indexes searched (the configured index, https://pypi.corp.example/simple)" in err
     assert "`malseq audit` checks which index serves each one" in err and "secret" not in err
+    scan_lockfile = ["scan", "--no-isolate", "--no-analysis", "--pypi-index-url", f"{registry.url}/simple",
+                     "--lockfile", str(req)]
+    req.write_text("six==1.16.0\nidna==3.7\n")
+    main(scan_lockfile)
+    assert f"{req}: 2 pinned dependencies (requirements)" in capsys.readouterr().err
+    req.write_text("six==1.16.0\n")
+    main(scan_lockfile)
+    assert f"{req}: 1 pinned dependency (requirements)" in capsys.readouterr().err

@@ -21,7 +21,8 @@ def test_without_ray_the_engine_is_a_usage_error_naming_the_extra(
     code = _cli.main(["scan", "--engine", "ray", "--out-dir", str(tmp_path / "out"), "--no-config", CLEAN])
     err = capsys.readouterr().err
     assert code == 2
-    assert "not installed" in err and "pip install 'malseq[ray]'" in err
+    assert "not installed" in err and "from the malseq checkout: pip install -e '.[ray]'" in err
+    assert "'malseq[" not in err  # never malseq by name from a package index (README: Use in CI)
     assert not (tmp_path / "out").exists()  # nothing started
 
 

@@ -35,3 +35,23 @@ def test_malformed_targets_are_rejected(text: str) -> None:
 
 def test_existing_path_is_local(tmp_path: Path) -> None:
     assert parse_target(str(tmp_path)) == LocalTarget(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t"])
+def test_an_empty_target_is_not_the_working_directory(text: str) -> None:
+    # Path("") is the working directory: an unset shell variable must not turn into a scan of it
+    with pytest.raises(TargetSyntaxError, match="an empty target") as caught:
+        parse_target(text)
+    assert caught.value.hint is not None and caught.value.hint.endswith("for the working directory, give .")
+
+
+def test_the_cli_refuses_an_empty_target_or_audit_path(capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq._cli import main
+
+    assert main(["scan", "--no-isolate", "--no-config", ""]) == 2
+    assert "malseq: error: an empty target" in capsys.readouterr().err
+    assert main(["diff", "--no-isolate", "--no-config", "", "."]) == 2
+    assert "malseq: error: an empty target" in capsys.readouterr().err
+    assert main(["audit", "--no-isolate", "--no-config", "--offline", ""]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "malseq: error: an empty PATH" in err and "auditing" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from seq_helpers import PACKAGES
@@ -33,3 +34,12 @@ def test_json_report_has_sequence(capsys: pytest.CaptureFixture[str]) -> None:
     step = next(s for s in seq["steps"] if s["behaviour"] == "read_env")
     assert step["file"] == "helperlib/beacon.py" and step["scope"] == "collect" and step["stage"] == "install"
     assert seq["budget_exhausted"] is False
+
+
+def test_scan_sequence_of_a_package_without_behaviours_says_the_model_text_is_empty(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "package.json").write_text(json.dumps({"name": "quiet", "version": "1.0.0", "main": "index.js"}))
+    (tmp_path / "index.js").write_text("module.exports = function (a) { return a + 1; };\n")
+    assert main(["scan", "--no-isolate", "-q", "--sequence", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "    steps: 0" in lines and "    model text: (empty: no behaviour found)" in lines

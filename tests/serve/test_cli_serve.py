@@ -59,7 +59,8 @@ def test_without_the_serve_extra_it_says_how_to_install_it(tmp_path: Path, monke
     assert _cli_serve.missing_modules() == ["starlette", "uvicorn"]
     assert _cli.main(["serve", "--db", str(tmp_path / "watch.db")]) == 2
     err = capsys.readouterr().err
-    assert "pip install 'malseq[serve]'" in err and "starlette, uvicorn" in err
+    assert "from the malseq checkout: pip install -e '.[serve]'" in err and "starlette, uvicorn" in err
+    assert "'malseq[" not in err  # never malseq by name from a package index (README: Use in CI)
 
 
 def test_serve_is_listed_in_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--workdir",
         type=Path,
         metavar="DIR",
-        help="corpus work dir (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)",
+        help="corpus work dir (default: $MALSEQ_CORPUS_DIR, else $MALSEQ_CACHE_DIR/corpus, else "
+        "~/.cache/malseq/corpus)",
     )
 
 

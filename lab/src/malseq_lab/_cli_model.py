@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
         ),
     )
     tr.add_argument("--workdir", type=Path, metavar="DIR",
-                    help="corpus work dir (default: $MALSEQ_CORPUS_DIR or ~/.cache/malseq/corpus)")
+                    help="corpus work dir (default: $MALSEQ_CORPUS_DIR, else $MALSEQ_CACHE_DIR/corpus, else "
+                    "~/.cache/malseq/corpus)")
     from malseq_lab._cli_corpus import add_protocol_options
 
     add_protocol_options(tr)

@@ -213,7 +213,7 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
     targets finish: `malseq audit --format jsonl` writes them out at once).
     Raises `NothingToScanError` when the folder holds nothing to audit.
     """
-    from malseq.intake.lockfiles import lockfile_kind
+    from malseq.intake.lockfiles import SUPPORTED, lockfile_kind
 
     options = options or AuditOptions()
     if path.is_file() and lockfile_kind(path.name) is not None:  # one lockfile (a pre-commit hook's use)
@@ -221,9 +221,12 @@ def audit(path: Path, options: AuditOptions | None = None, observer: ScanObserve
         options = replace(options, lockfiles=True, installed=False)
     elif path.is_dir():
         root, lockfiles, manifests = path, discover.find_lockfiles(path), True
-    else:
-        raise UsageError(f"{path} is neither a project folder nor a lockfile",
-                         hint="give the project folder (the one holding its lockfile) or one lockfile")
+    elif not path.exists():
+        raise UsageError(f"{path} does not exist",
+                         hint="give the project folder, the one holding its lockfiles, or one lockfile")
+    else:  # a file, but not one the audit reads by its name: say which names it reads
+        raise UsageError(f"{path} is not a lockfile malseq reads (it goes by the file name)",
+                         hint=f"give the project folder, or one lockfile named as its tool writes it: {SUPPORTED}")
     pending = _Pending()
     if options.lockfiles:
         _read_lockfiles(root, lockfiles, options, pending, manifests)

@@ -129,10 +129,15 @@ def scan_sides(old_text: str, new_text: str, options: ScanOptions, new_seed: Ana
             old, new = sides
     if old.ok and new.ok and Ecosystem.UNKNOWN not in (old.ecosystem, new.ecosystem) \
             and old.ecosystem is not new.ecosystem:
-        raise UsageError(f"{old_text!r} is a {old.ecosystem.value} package and {new_text!r} a "
-                         f"{new.ecosystem.value} package: a diff compares two releases of one ecosystem",
+        raise UsageError(f"{old_text!r} is {_a_package(old.ecosystem)} and {new_text!r} "
+                         f"{_a_package(new.ecosystem)}: a diff compares two releases of one ecosystem",
                          hint="give two npm packages or two PyPI packages")
     return old, new
+
+
+def _a_package(ecosystem: Ecosystem) -> str:
+    """`an npm package`, `a PyPI package`: the ecosystem as its users write it, with its article."""
+    return "an npm package" if ecosystem is Ecosystem.NPM else "a PyPI package"
 
 
 def compare_sides(old: SideScan, new: SideScan, seconds: float = 0.0) -> PackageDiff:

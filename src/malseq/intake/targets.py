@@ -85,6 +85,8 @@ def parse_target(text: str) -> Target:
     if text.startswith("npm:"):
         name, version = _split_npm(text[len("npm:") :].strip())
         return _check(Ecosystem.NPM, name, version, text)
+    if not text.strip():  # Path("") is the working directory: `malseq scan "$UNSET"` must not scan it
+        raise TargetSyntaxError("an empty target", hint=f"use {_FORMS}; for the working directory, give .")
     path = Path(text)
     if not path.exists():
         raise TargetSyntaxError(f"{text!r} is neither an existing path nor a registry release", hint=f"use {_FORMS}")

@@ -47,7 +47,10 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
     lines = [f"audit of {clean(report.root, 300)}:"]
     for f in report.files:
         extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
-        lines.append(f"  {clean(f.path, 200)} ({f.kind}): {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
+        # the kind only when the name does not already say it: `package-lock.json (npm package-lock)`,
+        # `requirements/base.txt (requirements)`, but `pnpm-lock.yaml`, not `pnpm-lock.yaml (pnpm-lock.yaml)`
+        kind = "" if f.path.rsplit("/", 1)[-1] == f.kind else f" ({f.kind})"
+        lines.append(f"  {clean(f.path, 200)}{kind}: {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
     shared = shared_hints(report.results)  # offline with an empty cache: how to fill it, once
     for t in report.targets:
         body = render_result(t.result, show_features, show_sequence, omit_hints=shared)

@@ -208,7 +208,7 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
 
         lines.append(f"  sequence ({result.sequence.seconds:.2f} s):")
         lines.extend(render_steps(result.sequence, indent="    "))
-        lines.append(f"    model text: {render_model_text(result.sequence)}")
+        lines.append(f"    model text: {render_model_text(result.sequence) or '(empty: no behaviour found)'}")
     return "\n".join(lines)
 
 

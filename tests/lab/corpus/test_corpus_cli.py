@@ -66,3 +66,10 @@ def test_build_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert doc["models"]["rules"]["by_ecosystem"]["npm"]["n"] > 0
     assert main(["corpus", "stats", "--workdir", str(wd)]) == 0
+
+
+def test_eval_without_a_corpus_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--workdir", str(tmp_path / "empty")]) == 3
+    err = capsys.readouterr().err
+    assert "no split-time.json in" in err and "no corpus to make one from" in err
+    assert err.rstrip().endswith("(run `malseq corpus build` first, or give --split-file)")  # one pair of brackets

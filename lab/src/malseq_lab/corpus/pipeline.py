@@ -132,7 +132,7 @@ def ensure_split(
 
         raise ConfigurationError(
             f"no {path.name} in {workdir}, and no corpus to make one from",
-            hint="run `malseq corpus build` first (or give --split-file)",
+            hint="run `malseq corpus build` first, or give --split-file",
         )
     with AnalysisCache(workdir / CACHE_FILE) as cache:
         split = build_split(read_samples(workdir / SAMPLES_FILE), cache, protocol, seed, PROTOCOL_FRACTIONS[protocol])
