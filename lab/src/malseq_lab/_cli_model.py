@@ -59,6 +59,9 @@ def register(sub: Any) -> None:
                     help="if --out already holds a finished training (train/training.json, train/checkpoint), "
                     "skip training and only export, evaluate and stack it")
     tr.add_argument("--ship", action="store_true", help="copy the int8 model into malseq/model/data/")
+    tr.add_argument("--ship-only", action="store_true",
+                    help="do not train or score: ship the finished run in --out as it is (its int8 model, and its "
+                         "ensemble when its stack report kept it)")
     tr.add_argument("--no-stack", action="store_true",
                     help="skip the behaviour-profile model and the stacked ensemble after training")
     tr.add_argument("--stack-only", action="store_true",
@@ -92,6 +95,14 @@ def run(args: argparse.Namespace) -> int:
 
     args.split_file = protocol_split_file(args, workdir)
     out = args.out or workdir / "models" / "sequence"
+    if args.ship_only:
+        from malseq_lab.model.experiment import ship_run
+
+        if not (out / "model-int8").is_dir():
+            _log(f"error: {out} holds no finished training run (model-int8/); give the run folder with --out")
+            return 2
+        ship_run(out, log=_log)
+        return 0
     if args.stack_only:
         from malseq.model import DATA_DIR
         from malseq_lab.model.stack import run_stack

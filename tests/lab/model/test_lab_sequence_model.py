@@ -264,6 +264,20 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     (shipped / "model.onnx").write_bytes(b"another model")
     with pytest.raises(ModelNotAvailableError, match="not this run"):
         run_stack(tmp_path, tmp_path / "run", ship_to=shipped, log=lambda m: None)
+    # shipping the finished run as it is (`malseq train --ship-only`): the run's model, card and, when
+    # kept, its ensemble; a stale ensemble in the target folder never survives
+    from malseq_lab.model.experiment import ship_run
+
+    target = tmp_path / "ship-only"
+    target.mkdir()
+    (target / "ensemble.json").write_text("{}")
+    ship_run(tmp_path / "run", target, log=lambda m: None)
+    assert (target / "model.onnx").read_bytes() == (tmp_path / "run" / "model-int8" / "model.onnx").read_bytes()
+    card3 = json.loads((target / "model_card.json").read_text())
+    assert card3["ensemble"]["kept"] == doc2["keep_ensemble"]
+    assert (target / "ensemble.json").exists() == doc2["keep_ensemble"]
+    if doc2["keep_ensemble"]:
+        assert (target / "ensemble.json").read_bytes() == (tmp_path / "run" / "ensemble.json").read_bytes()
 
 
 def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from malseq.analysis import analysis_key
-from malseq.model import DATA_DIR, MODEL_FILE
+from malseq.model import CARD_FILE, DATA_DIR, MODEL_FILE
 from malseq.model.scoring import ANALYSIS_KEY_FIELD
 from malseq.model.text import model_text
 from malseq_lab.model.train import Observer, TrainConfig
@@ -251,6 +251,27 @@ def run_training(
         doc["stack"] = run_stack(workdir, out_dir, split_file=split_file, ship_to=DATA_DIR if ship else None,
                                  order=order, log=log)
     return doc
+
+
+def ship_run(out_dir: Path, ship_to: Path | None = None, log: Log = print) -> None:
+    """Ship a finished run as it is: its int8 model and card, and its ensemble if its stack report kept it.
+
+    Nothing is trained, exported or scored again (`malseq train --ship-only`): for a run that was
+    judged before deciding to ship it.
+    """
+    from malseq.model.infer import SequenceScorer
+    from malseq_lab.model.export import assemble
+    from malseq_lab.model.stack import ship_stack
+
+    target = Path(ship_to) if ship_to is not None else DATA_DIR
+    int8_dir = Path(out_dir) / "model-int8"
+    card = json.loads((int8_dir / CARD_FILE).read_text(encoding="utf-8"))
+    assemble(target, int8_dir / MODEL_FILE, int8_dir / "tokenizer.json", card)
+    SequenceScorer.clear_cache()
+    log(f"shipped the int8 model of {out_dir} to {target}")
+    report = Path(out_dir) / "stack_report.json"
+    if report.is_file():
+        ship_stack(Path(out_dir), target, json.loads(report.read_text(encoding="utf-8")), log)
 
 
 def load_train_result(train_dir: Path) -> Any:

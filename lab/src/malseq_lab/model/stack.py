@@ -237,27 +237,38 @@ def run_stack(
           "profile": b, "ensemble": c} for r, a, b, c in zip(test, t_seq, t_prof, t_ens, strict=True)]) + "\n")
     log(f"ensemble kept: {keep}")
     if ship_to is not None:
-        ship_to = Path(ship_to)
-        if _digest(ship_to / MODEL_FILE) != _digest(int8_dir / MODEL_FILE):
-            raise ModelNotAvailableError(
-                f"the sequence model in {ship_to} is not this run's ({int8_dir}); an ensemble fitted to one "
-                "model must not ship beside another",
-                hint="ship the run's sequence model first (malseq train --ship), or leave out --ship",
-            )
-        for stale in (PROFILE_FILE, ENSEMBLE_FILE):
-            (ship_to / stale).unlink(missing_ok=True)
-        shipped = json.loads((ship_to / CARD_FILE).read_text(encoding="utf-8"))
-        shipped.pop("verdict_from", None)
-        shipped["ensemble"] = {"kept": keep, "keep_rule": doc["keep_rule"],
-                               "test": models["ensemble"]["test_by_ecosystem_threshold"]}
-        if keep:
-            shutil.copyfile(run_dir / PROFILE_FILE, ship_to / PROFILE_FILE)
-            shutil.copyfile(run_dir / ENSEMBLE_FILE, ship_to / ENSEMBLE_FILE)
-            shipped["ensemble"].update(doc["ensemble"], profile_test=models["profile"]["test_by_ecosystem_threshold"])
-            shipped["verdict_from"] = "ensemble (sequence + profile); `threshold` above is the sequence model's own"
-        (ship_to / CARD_FILE).write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        from malseq.model.scoring import clear_cache
-
-        clear_cache()
-        log(f"{'shipped the ensemble to' if keep else 'no ensemble ships in'} {ship_to}")
+        ship_stack(run_dir, Path(ship_to), doc, log)
     return doc
+
+
+def ship_stack(run_dir: Path, ship_to: Path, doc: Mapping[str, Any], log: Log = print) -> None:
+    """Put the run's ensemble beside the shipped sequence model when `doc` (a stack report) kept it.
+
+    The card records the decision either way; a stale ensemble in `ship_to` is removed first.
+    """
+    int8_dir = Path(run_dir) / "model-int8"
+    if _digest(ship_to / MODEL_FILE) != _digest(int8_dir / MODEL_FILE):
+        raise ModelNotAvailableError(
+            f"the sequence model in {ship_to} is not this run's ({int8_dir}); an ensemble fitted to one "
+            "model must not ship beside another",
+            hint="ship the run's sequence model first (malseq train --ship), or leave out --ship",
+        )
+    keep = bool(doc["keep_ensemble"])
+    for stale in (PROFILE_FILE, ENSEMBLE_FILE):
+        (ship_to / stale).unlink(missing_ok=True)
+    shipped = json.loads((ship_to / CARD_FILE).read_text(encoding="utf-8"))
+    shipped.pop("verdict_from", None)
+    models = doc["models"]
+    shipped["ensemble"] = {"kept": keep, "keep_rule": doc["keep_rule"],
+                           "validation": doc.get("validation"),
+                           "test": models["ensemble"]["test_by_ecosystem_threshold"]}
+    if keep:
+        shutil.copyfile(run_dir / PROFILE_FILE, ship_to / PROFILE_FILE)
+        shutil.copyfile(run_dir / ENSEMBLE_FILE, ship_to / ENSEMBLE_FILE)
+        shipped["ensemble"].update(doc["ensemble"], profile_test=models["profile"]["test_by_ecosystem_threshold"])
+        shipped["verdict_from"] = "ensemble (sequence + profile); `threshold` above is the sequence model's own"
+    (ship_to / CARD_FILE).write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    from malseq.model.scoring import clear_cache
+
+    clear_cache()
+    log(f"{'shipped the ensemble to' if keep else 'no ensemble ships in'} {ship_to}")
