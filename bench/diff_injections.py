@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from diff_pairs import percentile, row_of  # noqa: E402
+from diff_pairs import percentile, row_of, write_results  # noqa: E402
 
 from malseq.diff import FileAnalysisCache  # noqa: E402
 from malseq.errors import MalseqError  # noqa: E402
@@ -351,12 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         rows = run(args)
         print(f"{len(rows)} diffs in {time.monotonic() - start:.0f} s", file=sys.stderr)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = summary(rows)
-    print(json.dumps(result, indent=2))
-    if args.summary:
-        args.summary.write_text(json.dumps(result, indent=2) + "\n")
+    # a re-summary (--summarise) leaves the rows where they are
+    write_results(rows, None if args.summarise else args.out, args.summary, summary(rows))
     return 0
 
 

@@ -210,13 +210,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--out and --cache-dir are required")
     options = ScanOptions(intake=IntakeOptions(cache_dir=args.cache_dir))
     rows = malicious_rows(args, options) if args.malicious else benign_rows(args, options)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = summary(rows)
-    print(json.dumps(result, indent=2))
-    if args.summary:
-        args.summary.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(rows, args.out, args.summary, summary(rows))
     return 0
+
+
+def write_results(rows: list[dict[str, Any]], out: Path | None, summary_path: Path | None,
+                  result: dict[str, Any]) -> None:
+    """The rows as JSON lines in `out` (when given), the summary on stdout and in `summary_path`."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(json.dumps(result, indent=2))
+    if summary_path:
+        summary_path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -190,19 +190,21 @@ def _npm_main(package: Package) -> str | None:
 
 def _command_files(package: Package, command: str) -> list[tuple[str, str]]:
     """(token, file) for each token of a script command that names a file of the package."""
+    out: list[tuple[str, str]] = []
+    for part in _command_words(command):
+        target = _npm_main(package) if part == "." else _js_file(package, part)
+        if target is not None and (part, target) not in out:
+            out.append((part, target))
+    return out
+
+
+def _command_words(command: str) -> list[str]:
+    """The words of a script command that may name a file: shell tokens split at ; & |, no options."""
     try:
         tokens = shlex.split(command, comments=False, posix=True)
     except ValueError:
         tokens = command.split()
-    out: list[tuple[str, str]] = []
-    for token in tokens:
-        for part in re.split(r"[;&|]+", token):
-            if not part or part.startswith("-"):
-                continue
-            target = _npm_main(package) if part == "." else _js_file(package, part)
-            if target is not None and (part, target) not in out:
-                out.append((part, target))
-    return out
+    return [part for token in tokens for part in re.split(r"[;&|]+", token) if part and not part.startswith("-")]
 
 
 def _npm_payload(sample: Package) -> Payload:
@@ -541,22 +543,15 @@ def _inject_npm_hook(host: Host, payload: Payload, version: str, changes: dict[s
 def _command_files_of(payload: Payload, command: str) -> list[tuple[str, str]]:
     """The command's tokens that name payload files (the same rule as at extraction)."""
     paths = {f.path for f in payload.files}
-    try:
-        tokens = shlex.split(command, comments=False, posix=True)
-    except ValueError:
-        tokens = command.split()
     out: list[tuple[str, str]] = []
-    for token in tokens:
-        for part in re.split(r"[;&|]+", token):
-            if not part or part.startswith("-"):
-                continue
-            if part == "." and payload.entry:
-                target: str | None = payload.entry
-            else:
-                norm = posixpath.normpath(part).lstrip("/")
-                target = next((c for c in (norm, f"{norm}.js", posixpath.join(norm, "index.js")) if c in paths), None)
-            if target is not None and (part, target) not in out:
-                out.append((part, target))
+    for part in _command_words(command):
+        if part == "." and payload.entry:
+            target: str | None = payload.entry
+        else:
+            norm = posixpath.normpath(part).lstrip("/")
+            target = next((c for c in (norm, f"{norm}.js", posixpath.join(norm, "index.js")) if c in paths), None)
+        if target is not None and (part, target) not in out:
+            out.append((part, target))
     # longest tokens first, so that `./a.js` is rewritten before a shorter token inside it
     return sorted(out, key=lambda x: -len(x[0]))
 
