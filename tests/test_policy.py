@@ -302,7 +302,8 @@ def test_cli_suspicious_score_fails_a_benign_verdict(project: Path, capsys: pyte
 
 def test_cli_suspicious_score_without_fail_on_suspicious_says_it_changes_nothing(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 0.001 is below the clean library's score (0.005 with the shipped model): with suspicious in fail-on the run would fail
+    # 0.001 is below the clean library's score (0.005 with the shipped model): with suspicious in
+    # fail-on the run would fail
     code, _, err = run(capsys, "scan", "--no-isolate", "-q", "--suspicious-score", "0.001", CLEAN_LIB)
     assert code == 0
     assert ("malseq: note: --suspicious-score has no effect: fail-on is malicious,errors, without suspicious "
