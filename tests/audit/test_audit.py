@@ -885,16 +885,22 @@ def test_the_audit_reports_validate_against_the_published_schema(
     assert not validator.is_valid(doc)
 
 
-def test_audit_jsonl_writes_each_target_before_the_audit_ends(
-        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first target's line is out while the second is still being scanned."""
-    import malseq.audit as audit_module
-
+def _two_pin_project(registry: Registry, tmp_path: Path) -> Path:
+    """A project whose requirements.txt pins two small wheels of the fake registry."""
     registry.publish_wheel("first", "1.0", {"first/__init__.py": b"A = 1\n"})
     registry.publish_wheel("second", "1.0", {"second/__init__.py": b"B = 2\n"})
     project = tmp_path / "app"
     project.mkdir()
     (project / "requirements.txt").write_text("first==1.0\nsecond==1.0\n")
+    return project
+
+
+def test_audit_jsonl_writes_each_target_before_the_audit_ends(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first target's line is out while the second is still being scanned."""
+    import malseq.audit as audit_module
+
+    project = _two_pin_project(registry, tmp_path)
     written: list[str] = []
     monkeypatch.setattr("malseq._cli._emit", written.append)
     seen_at_second: list[int] = []
@@ -988,11 +994,7 @@ def test_audit_jsonl_interrupted_says_so_after_the_targets_that_finished(
     import malseq.audit as audit_module
     from malseq.report.json_schema import audit_line_schema
 
-    registry.publish_wheel("first", "1.0", {"first/__init__.py": b"A = 1\n"})
-    registry.publish_wheel("second", "1.0", {"second/__init__.py": b"B = 2\n"})
-    project = tmp_path / "app"
-    project.mkdir()
-    (project / "requirements.txt").write_text("first==1.0\nsecond==1.0\n")
+    project = _two_pin_project(registry, tmp_path)
     written: list[str] = []
     monkeypatch.setattr("malseq._cli._emit", written.append)
     real_scan = audit_module.scan

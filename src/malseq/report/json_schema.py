@@ -14,8 +14,13 @@ SCHEMA_RESOURCE = "schema/report.schema.json"
 
 def report_schema() -> dict[str, Any]:
     """The schema of the whole report: an array of entries (JSON Schema draft 2020-12)."""
-    text = resources.files("malseq.report").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    return _load(SCHEMA_RESOURCE)
+
+
+def _load(resource: str) -> dict[str, Any]:
+    """A schema file shipped in the package."""
+    schema: dict[str, Any] = json.loads(
+        resources.files("malseq.report").joinpath(resource).read_text(encoding="utf-8"))
     return schema
 
 
@@ -31,9 +36,7 @@ AUDIT_SCHEMA_RESOURCE = "schema/audit.schema.json"
 def audit_schema() -> dict[str, Any]:
     """The schema of `malseq audit --format json` (one object; JSON Schema draft 2020-12). Its `$defs`
     hold the scan report's too, unchanged; `$defs/audited_entry` is a target of `results`."""
-    text = resources.files("malseq.report").joinpath(AUDIT_SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return _load(AUDIT_SCHEMA_RESOURCE)
 
 
 def audit_line_schema() -> dict[str, Any]:
