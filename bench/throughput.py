@@ -8,6 +8,15 @@ a test: it asserts nothing, and its figures depend on the machine and its load (
 
     PYTHONPATH=src python bench/throughput.py --samples /work/runs/corpus/samples.tsv --per-ecosystem 30
     PYTHONPATH=src python bench/throughput.py --list archives.txt --jobs 1 2 4
+    # side by side with GuardDog (its own venv), per ecosystem, in the same run:
+    PYTHONPATH=src:lab/src python bench/throughput.py --samples /work/runs/corpus/samples.tsv \
+        --guarddog /work/runs/guarddog-venv/bin/guarddog
+
+With `--samples`, each ecosystem is run on its own (and with `--guarddog`, GuardDog scans the same
+archives one at a time, `guarddog ECOSYSTEM scan ARCHIVE --output-format json`, right after malseq),
+so the CPU per package compares the two tools on the same archives in the same minutes. The peak
+resident memory printed is the largest any single process of a run reached: `wait4`'s `ru_maxrss`
+of the command, which Linux takes over the command and every descendant it reaped (malseq's workers).
 
 `--samples` reads a corpus sample list (malseq_lab's samples.tsv: ecosystem, label, path columns)
 and takes the first N benign archives of each ecosystem in sha256 order (a fixed, unbiased pick);
@@ -29,6 +38,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +56,9 @@ class Run:
     errors: int
     flagged: int
     exit_code: int
+    peak_rss_mb: float = 0.0
+    tool: str = "malseq"
+    group: str = "all"
 
     @property
     def per_minute(self) -> float:
@@ -56,27 +69,45 @@ class Run:
         return self.cpu / self.packages
 
 
-def pick_samples(samples: Path, per_ecosystem: int) -> list[str]:
+def pick_samples(samples: Path, per_ecosystem: int) -> dict[str, list[str]]:
+    """The first `per_ecosystem` benign archives of each ecosystem, in sha256 order, by ecosystem."""
     by_ecosystem: dict[str, list[tuple[str, str]]] = {}
     with samples.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             if row["label"] == "0" and row["path"] and Path(row["path"]).is_file():
                 by_ecosystem.setdefault(row["ecosystem"], []).append((row["sha256"], row["path"]))
-    picked: list[str] = []
-    for ecosystem in sorted(by_ecosystem):
-        picked.extend(path for _, path in sorted(by_ecosystem[ecosystem])[:per_ecosystem])
-    return picked
+    return {ecosystem: [path for _, path in sorted(rows)[:per_ecosystem]]
+            for ecosystem, rows in sorted(by_ecosystem.items())}
 
 
-def tree_cpu() -> float:
-    """CPU seconds of every reaped descendant so far (orphans included: we are their subreaper)."""
+def reap() -> resource.struct_rusage:
+    """Reap every finished descendant (orphans included: we are their subreaper), then their usage."""
     while True:
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
             break
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return resource.getrusage(resource.RUSAGE_CHILDREN)
+
+
+def tree_cpu() -> float:
+    """CPU seconds of every reaped descendant so far."""
+    usage = reap()
     return usage.ru_utime + usage.ru_stime
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, float]:
+    """Run a command; its exit code, stdout, and the peak RSS in MB of it or any descendant it reaped."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read()
+        if proc.returncode not in (0, 1):
+            sys.stderr.write(err.read()[-2000:])
+    return proc.returncode, stdout, usage.ru_maxrss * 1024 / 1e6  # Linux reports KiB
 
 
 def scan_command(jobs: int, archives: list[str]) -> list[str]:
@@ -84,17 +115,43 @@ def scan_command(jobs: int, archives: list[str]) -> list[str]:
             *archives]
 
 
-def run_once(jobs: int, archives: list[str], env: dict[str, str]) -> Run:
+def run_once(jobs: int, archives: list[str], env: dict[str, str], group: str = "all") -> Run:
     before = tree_cpu()
     start = time.monotonic()
-    proc = subprocess.run(scan_command(jobs, archives), capture_output=True, text=True, env=env, check=False)
+    code, stdout, peak = run_measured(scan_command(jobs, archives), env)
     wall = time.monotonic() - start
     cpu = tree_cpu() - before
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     summary = lines[-1].get("summary", {}) if lines else {}
     if not summary:
-        raise SystemExit(f"no summary from malseq (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    return Run(jobs, len(archives), wall, cpu, summary["errors"], summary["flagged"], proc.returncode)
+        raise SystemExit(f"no summary from malseq (exit {code})")
+    return Run(jobs, len(archives), wall, cpu, summary["errors"], summary["flagged"], code, peak, "malseq", group)
+
+
+def run_guarddog_once(guarddog: Path, ecosystem: str, archives: list[str]) -> Run:
+    """GuardDog on each archive in turn (it scans one target per process), CPU of its process tree."""
+    from malseq_lab.evaluate.guarddog import guarddog_file_name, parse_guarddog_json
+
+    errors = flagged = 0
+    peak = 0.0
+    before = tree_cpu()
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="malseq-bench-gd-") as tmp:
+        for index, archive in enumerate(archives):
+            # GuardDog picks its extractor by the file name: hand it a copy named from the content
+            name, payload = guarddog_file_name(Path(archive).read_bytes(), ecosystem, f"pkg{index}", "0")
+            copy = Path(tmp) / name
+            copy.write_bytes(payload)
+            _, stdout, rss = run_measured([str(guarddog), ecosystem, "scan", str(copy), "--output-format", "json"])
+            peak = max(peak, rss)
+            copy.unlink()
+            try:
+                flagged += parse_guarddog_json(stdout) >= 5  # its own "suspicious" score, as guarddog_split
+            except (ValueError, KeyError, IndexError):
+                errors += 1
+    wall = time.monotonic() - start
+    cpu = tree_cpu() - before
+    return Run(1, len(archives), wall, cpu, errors, flagged, 0, peak, "guarddog", ecosystem)
 
 
 def main() -> int:
@@ -104,13 +161,17 @@ def main() -> int:
     source.add_argument("--list", type=Path, help="a file of archive paths, one a line")
     parser.add_argument("--per-ecosystem", type=int, default=30, help="with --samples: benign archives per ecosystem")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--guarddog", type=Path, default=None, metavar="EXE",
+                        help="with --samples: also run this GuardDog executable on the same archives")
     parser.add_argument("--out", type=Path, default=None,
                         help="Markdown file (default: docs/results/throughput/DATE.md)")
     args = parser.parse_args()
-    if args.samples:
-        archives = pick_samples(args.samples, args.per_ecosystem)
-    else:
-        archives = [line.strip() for line in args.list.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if args.guarddog and not args.samples:
+        parser.error("--guarddog needs --samples (GuardDog must be told each archive's ecosystem)")
+    groups = (pick_samples(args.samples, args.per_ecosystem) if args.samples
+              else {"all": [line.strip() for line in args.list.read_text(encoding="utf-8").splitlines()
+                            if line.strip()]})
+    archives = [a for group in groups.values() for a in group]
     if not archives:
         raise SystemExit("no archives to scan")
     if sys.platform == "linux":
@@ -118,43 +179,75 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     size = sum(Path(a).stat().st_size for a in archives)
     load_before = os.getloadavg()
-    runs = []
-    for jobs in args.jobs:
-        run = run_once(jobs, archives, env)
-        runs.append(run)
-        print(f"--jobs {jobs}: {run.packages} packages in {run.wall:.1f} s wall = {run.per_minute:.0f} packages/min; "
-              f"CPU {run.cpu:.1f} s = {run.cpu_per_package:.2f} s/package; {run.errors} errors, {run.flagged} flagged",
-              flush=True)
+    runs: list[Run] = []
+    for group, members in groups.items():
+        for jobs in args.jobs:
+            runs.append(run_once(jobs, members, env, group))
+            print(describe(runs[-1]), flush=True)
+        if args.guarddog:
+            runs.append(run_guarddog_once(args.guarddog, group, members))
+            print(describe(runs[-1]), flush=True)
     load_after = os.getloadavg()
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     out = args.out or ROOT / "docs" / "results" / "throughput" / f"{today}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     picked = (f"--samples {args.samples} --per-ecosystem {args.per_ecosystem}" if args.samples
               else f"--list {args.list}")
+    if args.guarddog:
+        picked += f" --guarddog {args.guarddog}"
     lines = [
         f"# malseq scan throughput, {today}",
         "",
         f"{len(archives)} archives ({size / 1e6:.1f} MB compressed), read from disk (`--offline`).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (other work shares this machine).",
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after.",
         "",
         "Command:",
         "",
         "```sh",
-        f"PYTHONPATH=src python bench/throughput.py {picked} --jobs {' '.join(map(str, args.jobs))}",
+        f"PYTHONPATH=src:lab/src python bench/throughput.py {picked} --jobs {' '.join(map(str, args.jobs))}",
         "# each run: " + shlex.join(["python", "-m", "malseq", "scan", "-q", "--offline", "--format", "jsonl",
                                       "--jobs", "N", "ARCHIVE..."]),
         "```",
         "",
-        "| --jobs | packages | wall s | packages/min | CPU s (process tree) | CPU s/package | errors | flagged |",
-        "|---|---|---|---|---|---|---|---|",
+        "| group | tool | --jobs | packages | wall s | packages/s | CPU s (process tree) | CPU s/package | "
+        "peak RSS MB (one process) | errors | flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        lines.append(f"| {run.jobs} | {run.packages} | {run.wall:.1f} | {run.per_minute:.0f} | {run.cpu:.1f} | "
-                     f"{run.cpu_per_package:.2f} | {run.errors} | {run.flagged} |")
+        lines.append(f"| {run.group} | {run.tool} | {run.jobs if run.tool == 'malseq' else '-'} | {run.packages} | "
+                     f"{run.wall:.1f} | {run.packages / run.wall:.2f} | {run.cpu:.1f} | {run.cpu_per_package:.2f} | "
+                     f"{run.peak_rss_mb:.0f} | {run.errors} | {run.flagged} |")
+    lines += ["", *targets(runs)]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(targets(runs)))
     print(f"written to {out}")
     return 0
+
+
+def describe(run: Run) -> str:
+    jobs = f" --jobs {run.jobs}" if run.tool == "malseq" else ""
+    return (f"{run.group} {run.tool}{jobs}: {run.packages} packages in {run.wall:.1f} s wall = "
+            f"{run.packages / run.wall:.2f} packages/s; CPU {run.cpu:.1f} s = {run.cpu_per_package:.2f} s/package; "
+            f"peak RSS {run.peak_rss_mb:.0f} MB; {run.errors} errors, {run.flagged} flagged")
+
+
+def targets(runs: list[Run]) -> list[str]:
+    """The issue's targets against what this run measured (met or not, with the gap)."""
+    said = []
+    for run in runs:
+        if run.tool == "malseq" and run.jobs == 2:
+            rate = run.packages / run.wall
+            said.append(f"- {run.group}, --jobs 2: {rate:.2f} packages/s; target >= 20: "
+                        + ("met" if rate >= 20 else f"NOT met ({20 / rate:.1f}x short)"))
+    guarddog = {run.group: run for run in runs if run.tool == "guarddog"}
+    fewest_jobs = min(r.jobs for r in runs if r.tool == "malseq")
+    for run in runs:
+        if run.tool == "malseq" and run.group in guarddog and run.jobs == fewest_jobs:
+            ratio = run.cpu / guarddog[run.group].cpu
+            said.append(f"- {run.group}: malseq CPU {ratio:.2f}x GuardDog's on the same archives; target <= 0.10: "
+                        + ("met" if ratio <= 0.10 else f"NOT met ({ratio / 0.10:.1f}x over)"))
+    return said
 
 
 if __name__ == "__main__":
