@@ -4,7 +4,9 @@
 `tokenizer.json` and `model_card.json`) once per process and keeps it; `score()` tokenises with
 truncation to the card's `max_len`, runs each text as its own batch of one (no padding, so a
 score never depends on the other texts) and returns P(malicious) in [0, 1] per text, in input
-order. The verdict threshold is the card's `threshold`, chosen on validation data (see `malseq_lab.model.threshold`).
+order. The verdict threshold is the card's `threshold`, chosen on validation data (see `malseq_lab.model.threshold`);
+a card may also hold `thresholds_by_ecosystem` (the "low-fpr" point chosen per ecosystem on validation),
+which then decides for packages of those ecosystems.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class ModelCard:
     threshold: float  # the "low-fpr" operating point (the default)
     created: str = ""
     threshold_balanced: float | None = None  # the "balanced" operating point (validation best F1)
+    # the "low-fpr" point per ecosystem, when validation chose one for each (a 0.1% budget met by one
+    # pooled threshold lets the ecosystem with the higher-scoring benign packages spend it all)
+    thresholds_by_ecosystem: tuple[tuple[str, float], ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -47,6 +52,8 @@ class ModelCard:
                 created=str(doc.get("created", "")),
                 threshold_balanced=float(doc["threshold_balanced"]) if doc.get("threshold_balanced") is not None
                 else None,
+                thresholds_by_ecosystem=tuple(sorted(
+                    (str(k), float(v)) for k, v in (doc.get("thresholds_by_ecosystem") or {}).items())),
                 raw=doc,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -75,10 +82,11 @@ class SequenceScorer:
     def verdict(self, score: float) -> str:
         return verdict(score, self.card.threshold)
 
-    def threshold_for(self, operating_point: str) -> float:
-        """The card's threshold for an operating point ("low-fpr" or "balanced")."""
+    def threshold_for(self, operating_point: str, ecosystem: str | None = None) -> float:
+        """The card's threshold for an operating point ("low-fpr" or "balanced") and, when the card
+        has one for it, the package's ecosystem ("pypi", "npm")."""
         if operating_point == LOW_FPR:
-            return self.card.threshold
+            return dict(self.card.thresholds_by_ecosystem).get(ecosystem or "", self.card.threshold)
         if operating_point == BALANCED and self.card.threshold_balanced is not None:
             return self.card.threshold_balanced
         raise ModelNotAvailableError(

@@ -145,7 +145,8 @@ def score_inputs(
         return [None] * len(inputs), why
     try:
         stack = load_stack(scorer.model_dir)
-        sequence_threshold = scorer.threshold_for(operating_point) if stack is None else None
+        if stack is None:
+            scorer.threshold_for(operating_point)  # raises now when the card lacks the operating point
         if stack is not None and not stack.ensemble.has_operating_point(operating_point):
             raise ModelNotAvailableError(
                 f"the ensemble in {scorer.model_dir} has no {operating_point!r} operating point",
@@ -160,8 +161,8 @@ def score_inputs(
     for i, item, s in zip(idx, present, sequence_scores, strict=True):
         assert item is not None
         if stack is None:
-            assert sequence_threshold is not None
-            out[i] = Scored(s, verdict(s, sequence_threshold), (("sequence", s),), warning)
+            threshold = scorer.threshold_for(operating_point, item.profile.ecosystem)
+            out[i] = Scored(s, verdict(s, threshold), (("sequence", s),), warning)
             continue
         p = stack.profile.score(item.profile)
         combined = stack.ensemble.score(s, p)

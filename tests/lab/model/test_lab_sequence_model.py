@@ -278,6 +278,9 @@ def test_run_training_on_a_corpus_workdir(tmp_path: Path) -> None:
     assert (target / "ensemble.json").exists() == doc2["keep_ensemble"]
     if doc2["keep_ensemble"]:
         assert (target / "ensemble.json").read_bytes() == (tmp_path / "run" / "ensemble.json").read_bytes()
+        assert "thresholds_by_ecosystem" not in card3  # the ensemble's own thresholds decide
+    else:  # the sequence model decides at the per-ecosystem thresholds the keep rule compared it at
+        assert card3["thresholds_by_ecosystem"] == doc2["models"]["sequence"]["thresholds_by_ecosystem"]
 
 
 def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path: Path) -> None:
@@ -312,6 +315,16 @@ def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path
     (two_points / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0, "threshold_balanced": 0.0}))
     assert _cli.main(["scan", "-q", "--model", str(two_points), targets[0]]) == 0
     assert _cli.main(["scan", "-q", "--model", str(two_points), "--operating-point", "balanced", targets[0]]) == 1
+    # per-ecosystem thresholds on the card decide for their ecosystem; others keep `threshold`
+    # (the examples' first folder is an npm package)
+    first = scan(targets[:1], ScanOptions(model_dir=flag_all))[0]
+    assert first.package is not None and first.package.ecosystem.value == "npm"
+    for case, (thresholds, code) in enumerate((({"npm": 0.0}, 1), ({"npm": 2.0}, 0), ({"pypi": 0.0}, 0))):
+        by_ecosystem = tmp_path / f"by-ecosystem-{case}"  # a folder each: a loaded model is kept per folder
+        shutil.copytree(tiny_run["int8_dir"], by_ecosystem)  # type: ignore[arg-type]
+        (by_ecosystem / "model_card.json").write_text(
+            json.dumps({**card, "threshold": 2.0, "thresholds_by_ecosystem": thresholds}))
+        assert _cli.main(["scan", "-q", "--model", str(by_ecosystem), targets[0]]) == code, thresholds
     never = tmp_path / "never"
     shutil.copytree(tiny_run["int8_dir"], never)  # type: ignore[arg-type]
     (never / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0}))

@@ -258,6 +258,7 @@ def ship_stack(run_dir: Path, ship_to: Path, doc: Mapping[str, Any], log: Log = 
         (ship_to / stale).unlink(missing_ok=True)
     shipped = json.loads((ship_to / CARD_FILE).read_text(encoding="utf-8"))
     shipped.pop("verdict_from", None)
+    shipped.pop("thresholds_by_ecosystem", None)
     models = doc["models"]
     shipped["ensemble"] = {"kept": keep, "keep_rule": doc["keep_rule"],
                            "validation": doc.get("validation"),
@@ -267,6 +268,12 @@ def ship_stack(run_dir: Path, ship_to: Path, doc: Mapping[str, Any], log: Log = 
         shutil.copyfile(run_dir / ENSEMBLE_FILE, ship_to / ENSEMBLE_FILE)
         shipped["ensemble"].update(doc["ensemble"], profile_test=models["profile"]["test_by_ecosystem_threshold"])
         shipped["verdict_from"] = "ensemble (sequence + profile); `threshold` above is the sequence model's own"
+    elif models["sequence"].get("thresholds_by_ecosystem"):
+        # the sequence model decides alone: at the per-ecosystem thresholds the keep rule compared it at
+        # (validation, the same FPR rule per ecosystem), not at the pooled one
+        shipped["thresholds_by_ecosystem"] = models["sequence"]["thresholds_by_ecosystem"]
+        shipped["verdict_from"] = ("sequence model at `thresholds_by_ecosystem` (low-fpr; chosen per ecosystem on "
+                                   "validation by `threshold_rule`); `threshold` for other ecosystems")
     (ship_to / CARD_FILE).write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     from malseq.model.scoring import clear_cache
 
