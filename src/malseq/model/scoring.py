@@ -161,8 +161,8 @@ def score_inputs(
     for i, item, s in zip(idx, present, sequence_scores, strict=True):
         assert item is not None
         if stack is None:
-            threshold = scorer.threshold_for(operating_point, item.profile.ecosystem)
-            out[i] = Scored(s, verdict(s, threshold), (("sequence", s),), warning)
+            alone = scorer.threshold_for(operating_point, item.profile.ecosystem)
+            out[i] = Scored(s, verdict(s, alone), (("sequence", s),), warning)
             continue
         p = stack.profile.score(item.profile)
         combined = stack.ensemble.score(s, p)
