@@ -119,6 +119,9 @@ class TargetResult:
     unscored: str | None = None  # why a target with a sequence got no score (no usable model)
     # the text the sequence model reads (`malseq.analysis.Analysed.text`); None without a sequence
     model_input: str | None = None
+    # the verdict threshold `score` was compared with, and the operating point that chose it
+    threshold: float | None = None
+    operating_point: str | None = None
     # set on scored results when the model was trained on input from different code (`malseq.analysis`)
     model_warning: str | None = None
     # parts of a folder target left unscanned (a project's installed packages or lockfiles: malseq.project)
@@ -432,7 +435,7 @@ def score_results(
     for r, item, s in zip(results, inputs, scored, strict=True):
         if s is not None:
             out.append(replace(r, score=s.score, verdict=s.verdict, component_scores=s.components,
-                               model_warning=s.warning))
+                               model_warning=s.warning, threshold=s.threshold, operating_point=operating_point))
         elif item is not None:
             out.append(replace(r, unscored=why or "no model"))
         else:

@@ -51,6 +51,7 @@ class Scored:
     verdict: str
     components: tuple[tuple[str, float], ...]  # each model's own score, e.g. (("sequence", 0.97),)
     warning: str | None = None  # `key_warning` of the model that scored it
+    threshold: float | None = None  # what `score` was compared with for `verdict` (per ecosystem, per point)
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,12 @@ def score_inputs(
         assert item is not None
         if stack is None:
             alone = scorer.threshold_for(operating_point, item.profile.ecosystem)
-            out[i] = Scored(s, verdict(s, alone), (("sequence", s),), warning)
+            out[i] = Scored(s, verdict(s, alone), (("sequence", s),), warning, alone)
             continue
         p = stack.profile.score(item.profile)
         combined = stack.ensemble.score(s, p)
         threshold = stack.ensemble.threshold_for(item.profile.ecosystem, operating_point)
         assert threshold is not None
-        out[i] = Scored(combined, verdict(combined, threshold), (("sequence", s), ("profile", p)), warning)
+        out[i] = Scored(combined, verdict(combined, threshold), (("sequence", s), ("profile", p)), warning,
+                        threshold)
     return out, None

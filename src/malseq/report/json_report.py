@@ -85,10 +85,14 @@ def _sequence(seq: BehaviourSequence) -> dict[str, Any]:
 
 
 def score_fields(result: TargetResult) -> dict[str, Any]:
-    """`score`, `verdict` and `component_scores` of a scored result (nothing for an unscored one)."""
+    """`score`, `verdict`, `threshold`, `operating_point` and `component_scores` of a scored result
+    (nothing for an unscored one)."""
     if result.score is None:
         return {}
     out: dict[str, Any] = {"score": round(result.score, 6), "verdict": result.verdict}
+    if result.threshold is not None:
+        out["threshold"] = round(result.threshold, 6)
+        out["operating_point"] = result.operating_point
     if result.component_scores:
         out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}
     return out

@@ -386,6 +386,9 @@ def _malicious(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None
     message += _pinned_text(result)
     props = _properties(result)
     props["score"] = result.score
+    if result.threshold is not None:
+        props["threshold"] = result.threshold
+        props["operatingPoint"] = result.operating_point
     out: dict[str, Any] = {
         "ruleId": MALICIOUS_RULE,
         "level": "error",

@@ -186,7 +186,10 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
             result.component_scores) > 1)
         word = (result.verdict or "").upper()
         shown = _paint(word, color) if word in _STYLES else clean(word, 40)
-        lines.append(f"  verdict: {shown} (score {result.score:.4f}{parts}){partial}")
+        # the threshold beside the score: a 0.995 that is BENIGN only makes sense next to a 0.9954
+        against = (f"; threshold {result.threshold:.4f} at {result.operating_point}"
+                   if result.threshold is not None else "")
+        lines.append(f"  verdict: {shown} (score {result.score:.4f}{parts}{against}){partial}")
         if result.verdict == "malicious" and result.sequence is not None and result.sequence.steps:
             lines.append("  top reasons (--sequence shows every step):")
             for n, step in enumerate(top_reasons(result.sequence), 1):

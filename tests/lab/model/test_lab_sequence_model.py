@@ -287,6 +287,8 @@ def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path
     import shutil
 
     from malseq import _cli
+    from malseq.report.json_report import result_to_dict
+    from malseq.report.text import render_result
     from malseq.scan import ScanOptions, scan
 
     examples = Path(__file__).resolve().parents[3] / "examples"
@@ -325,6 +327,12 @@ def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path
         (by_ecosystem / "model_card.json").write_text(
             json.dumps({**card, "threshold": 2.0, "thresholds_by_ecosystem": thresholds}))
         assert _cli.main(["scan", "-q", "--model", str(by_ecosystem), targets[0]]) == code, thresholds
+        # the report says which threshold decided, and at which operating point
+        judged = scan(targets[:1], ScanOptions(model_dir=by_ecosystem))[0]
+        assert (judged.threshold, judged.operating_point) == (thresholds.get("npm", 2.0), "low-fpr")
+        doc = result_to_dict(judged)
+        assert (doc["threshold"], doc["operating_point"]) == (thresholds.get("npm", 2.0), "low-fpr")
+        assert f"threshold {thresholds.get('npm', 2.0):.4f} at low-fpr" in render_result(judged)
     never = tmp_path / "never"
     shutil.copytree(tiny_run["int8_dir"], never)  # type: ignore[arg-type]
     (never / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0}))
