@@ -91,7 +91,8 @@ def main() -> int:
             print(_row(label, "val FPR rule, one threshold", main_run["models"][key]["by_ecosystem"]))
     if stack:
         seq = stack["models"]["sequence"]
-        print(_row("BERT int8", "val FPR rule, per ecosystem", seq["test_by_ecosystem_threshold"]))
+        print(_row("**BERT int8** (shipped)" if not stack["keep_ensemble"] else "BERT int8",
+                   "val FPR rule, per ecosystem", seq["test_by_ecosystem_threshold"]))
     print("\n### Experiments (sequence model alone, int8, each at its own validation FPR threshold)\n")
     print(HEADER)
     for name, label in (("main", "bilingual, execution order"), ("pypi-only", "PyPI only"),

@@ -45,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_CHILD_SUBREAPER = 36
+GUARDDOG_TIMEOUT = 300.0  # wall seconds for one GuardDog scan; a hung one is killed and counted as an error
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,20 @@ def tree_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, float]:
-    """Run a command; its exit code, stdout, and the peak RSS in MB of it or any descendant it reaped."""
+def run_measured(argv: list[str], env: dict[str, str] | None = None,
+                 timeout: float | None = None) -> tuple[int, str, float]:
+    """Run a command; its exit code, stdout, and the peak RSS in MB of it or any descendant it reaped.
+    Past `timeout` wall seconds the command is killed (exit code -9: counted as an error by the caller)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env, start_new_session=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                os.killpg(proc.pid, 9)  # the whole group: a hung scanner's helpers too
+            time.sleep(0.02)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -134,6 +144,8 @@ def run_guarddog_once(guarddog: Path, ecosystem: str, archives: list[str]) -> Ru
 
     errors = flagged = 0
     peak = 0.0
+    # GuardDog runs in its own virtual environment: none of malseq's paths or settings reach it
+    guarddog_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("MALSEQ_")}
     before = tree_cpu()
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="malseq-bench-gd-") as tmp:
@@ -142,7 +154,8 @@ def run_guarddog_once(guarddog: Path, ecosystem: str, archives: list[str]) -> Ru
             name, payload = guarddog_file_name(Path(archive).read_bytes(), ecosystem, f"pkg{index}", "0")
             copy = Path(tmp) / name
             copy.write_bytes(payload)
-            _, stdout, rss = run_measured([str(guarddog), ecosystem, "scan", str(copy), "--output-format", "json"])
+            _, stdout, rss = run_measured([str(guarddog), ecosystem, "scan", str(copy), "--output-format", "json"],
+                                          guarddog_env, timeout=GUARDDOG_TIMEOUT)
             peak = max(peak, rss)
             copy.unlink()
             try:
@@ -201,6 +214,9 @@ def main() -> int:
         f"{len(archives)} archives ({size / 1e6:.1f} MB compressed), read from disk (`--offline`).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after.",
+        *(["GuardDog scans one archive per process (its CLI takes one target), so its CPU includes a start-up per",
+           "archive; malseq scans the batch in one run (start-up once, long-lived workers), as each tool is used.",
+           ] if args.guarddog else []),
         "",
         "Command:",
         "",

@@ -326,6 +326,13 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
                         "added_steps", "install_hooks", "dependencies", "binaries_added", "destinations_added",
                         "reused_analyses", "seconds", "delta"}
     assert doc["new"]["verdict"] == "malicious" and isinstance(doc["new"]["score"], float)
+    # each side and the delta say which threshold decided: the shipped model's for npm, at low-fpr
+    from malseq.model.infer import SequenceScorer
+
+    npm_threshold = SequenceScorer.load().threshold_for("low-fpr", "npm")
+    for part in (doc["old"], doc["new"], doc["delta"]):
+        assert (part["threshold"], part["operating_point"]) == (npm_threshold, "low-fpr")
+    assert f"threshold {npm_threshold:.4f} at low-fpr" in render_diff_text(stealer_diff[2])
     assert doc["old"]["package"]["version"] == "1.0.0" and doc["new"]["package"]["version"] == "1.0.1"
     assert doc["verdict"]["malicious"] is True and doc["verdict"]["decisive"]
     assert [f["path"] for f in doc["files"]["added"]] == ["collect.js"]

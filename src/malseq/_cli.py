@@ -175,8 +175,9 @@ def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False)
                     help="worker processes scanning at once (default: the number of usable cores); "
                     "ignored with --no-isolate; with --engine ray, the CPUs of the local Ray instance")
     sc.add_argument("--operating-point", choices=OPERATING_POINTS, default=None,
-                    help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.5%%) or "
-                    "balanced (validation best F1: more malware caught, more false alarms; see docs/model.md)")
+                    help="verdict threshold: low-fpr (default; validation false-positive rate <= 0.1%%, "
+                    "per ecosystem) or balanced (validation best F1: more malware caught, more false alarms; "
+                    "see docs/model.md)")
     sc.add_argument("--suppressions", type=Path, metavar="FILE",
                     help="TOML file of reviewed archives (sha256 + reason) whose malicious verdict does not "
                     "fail the run (default: $MALSEQ_SUPPRESSIONS, then the config's suppressions); see docs/output.md")

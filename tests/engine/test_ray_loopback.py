@@ -87,15 +87,15 @@ def listeners_of_tree(root: int) -> set[Listener]:
     held = set()
     for pid in _descendants(root):
         try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             fds = list(Path(f"/proc/{pid}/fd").iterdir())
         except OSError:
             continue
         # the program's own name, then its arguments: the install path before it can be long
         # (a clone under a deep folder), and a cut must not fall inside the name; a process that
-        # rewrote its title (ray::IDLE) holds the whole line in argv[0]
-        executable, _, title_rest = argv[0].partition(" ")
-        program = " ".join([executable.rsplit("/", 1)[-1], title_rest, *argv[1:]]).strip()[:120]
+        # rewrote its title (ray::IDLE) holds the whole line, spaces and all, with no NUL separators
+        argv = raw.rstrip("\0").split("\0") if "\0" in raw.rstrip("\0") else raw.split(" ")
+        program = " ".join([argv[0].rsplit("/", 1)[-1], *argv[1:]]).strip()[:120]
         for fd in fds:
             try:
                 target = os.readlink(fd)

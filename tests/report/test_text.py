@@ -7,7 +7,7 @@ from pathlib import Path
 
 from malseq.features.types import BehaviourEvent
 from malseq.project import ScanNotice
-from malseq.report.text import render_text, summary_line, top_reasons
+from malseq.report.text import render_text, score_against, summary_line, top_reasons
 from malseq.scan import ScanError, ScanOptions, TargetResult, scan
 from malseq.sequence.types import BehaviourSequence, SequenceStep, Stage
 
@@ -92,3 +92,25 @@ def test_a_hint_several_targets_share_is_printed_once_after_them() -> None:
     assert "hint (for 2 targets above): run once without --offline" in text
     assert "  hint: check the file" in text  # a hint of one target stays under it
     assert text.count("offline mode: no cached registry document") == 2  # each target still says what failed
+
+
+def test_the_verdict_line_never_shows_a_score_equal_to_its_threshold() -> None:
+    # a BENIGN score just under the threshold gets the digits it takes to be seen under it
+    assert score_against(0.99542, 0.9954325, "low-fpr") == "score 0.99542; threshold 0.99543 at low-fpr"
+    # whatever the values, the printed score is under the printed threshold exactly when it is under it
+    threshold = 0.9954324962708618  # the shipped PyPI threshold
+    for delta in (-1e-3, -1e-5, -3e-6, -1e-7, -1e-8, 0.0, 1e-8, 1e-6, 1e-4):
+        score = threshold + delta
+        shown = score_against(score, threshold, "low-fpr").split()
+        printed_score, printed_threshold = float(shown[1].rstrip(";")), float(shown[3])
+        assert (printed_score < printed_threshold) == (score < threshold), (delta, shown)
+    # a clear case stays at four digits, with any component scores before the threshold
+    assert score_against(0.5, 0.9954325, "balanced", "; sequence 0.5000") == (
+        "score 0.5000; sequence 0.5000; threshold 0.9954 at balanced")
+    assert score_against(0.5, None, None) == "score 0.5000"
+
+
+def test_a_scan_shows_the_threshold_that_decided() -> None:
+    [result] = scan([str(EXAMPLES / "pypi-clean-lib")], ScanOptions())
+    assert result.threshold is not None and result.operating_point == "low-fpr"
+    assert f"threshold {result.threshold:.4f} at low-fpr" in render_text([result])

@@ -61,4 +61,5 @@ def score_delta(new: SideScan, added: Sequence[BehaviourDelta], model_dir: Path 
     [scored], why = score_inputs([ScoreInput(text, profile)], model_dir, operating_point)
     if scored is None:
         return DeltaVerdict(text, len(sequence.steps), None, None, (), f"not scored: {why or 'no model'}")
-    return DeltaVerdict(text, len(sequence.steps), scored.score, scored.verdict, scored.components, None)
+    return DeltaVerdict(text, len(sequence.steps), scored.score, scored.verdict, scored.components, None,
+                        scored.threshold, operating_point)

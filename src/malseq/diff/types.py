@@ -205,6 +205,8 @@ class DeltaVerdict:
     verdict: str | None  # "malicious" or "benign" at the operating point's threshold for whole packages
     components: tuple[tuple[str, float], ...] = ()
     note: str | None = None
+    threshold: float | None = None  # what `score` was compared with (NEW's ecosystem, the operating point)
+    operating_point: str | None = None
 
 
 @dataclass(frozen=True)

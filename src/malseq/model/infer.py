@@ -52,12 +52,25 @@ class ModelCard:
                 created=str(doc.get("created", "")),
                 threshold_balanced=float(doc["threshold_balanced"]) if doc.get("threshold_balanced") is not None
                 else None,
-                thresholds_by_ecosystem=tuple(sorted(
-                    (str(k), float(v)) for k, v in (doc.get("thresholds_by_ecosystem") or {}).items())),
+                thresholds_by_ecosystem=_ecosystem_thresholds(doc.get("thresholds_by_ecosystem")),
                 raw=doc,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelNotAvailableError(f"unreadable model card {path}: {exc}") from exc
+
+
+ECOSYSTEMS = ("npm", "pypi")  # malseq.intake.package.Ecosystem values
+
+
+def _ecosystem_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
+    """The card's `thresholds_by_ecosystem`, checked: a misspelt ecosystem would silently fall back to
+    the pooled threshold, so anything but a mapping of known ecosystems to numbers is refused."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(
+            k in ECOSYSTEMS and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()):
+        raise ValueError(f"thresholds_by_ecosystem must map {' / '.join(ECOSYSTEMS)} to numbers, not {value!r}")
+    return tuple(sorted((str(k), float(v)) for k, v in value.items()))
 
 
 def verdict(score: float, threshold: float) -> str:
@@ -74,13 +87,6 @@ class SequenceScorer:
         self._tokenizer = tokenizer
         self._inputs = [i.name for i in session.get_inputs()]
         self._outputs = [o.name for o in session.get_outputs()]
-
-    @property
-    def threshold(self) -> float:
-        return self.card.threshold
-
-    def verdict(self, score: float) -> str:
-        return verdict(score, self.card.threshold)
 
     def threshold_for(self, operating_point: str, ecosystem: str | None = None) -> float:
         """The card's threshold for an operating point ("low-fpr" or "balanced") and, when the card

@@ -73,9 +73,12 @@ DELTA_NOTE = ("the added steps alone, scored by the shipped model; it was traine
 
 
 def delta_to_dict(delta: DeltaVerdict) -> dict[str, Any]:
-    return {"score": round(delta.score, 6) if delta.score is not None else None, "verdict": delta.verdict,
-            "components": {name: round(value, 6) for name, value in delta.components}, "steps": delta.steps,
-            "model_input": delta.text, "note": delta.note, "about": DELTA_NOTE}
+    out = {"score": round(delta.score, 6) if delta.score is not None else None, "verdict": delta.verdict,
+           "components": {name: round(value, 6) for name, value in delta.components}, "steps": delta.steps,
+           "model_input": delta.text, "note": delta.note, "about": DELTA_NOTE}
+    if delta.threshold is not None:
+        out.update(threshold=delta.threshold, operating_point=delta.operating_point)
+    return out
 
 
 def delta_line(delta: DeltaVerdict | None) -> str | None:
@@ -84,8 +87,11 @@ def delta_line(delta: DeltaVerdict | None) -> str | None:
         return None
     if delta.score is None:
         return f"delta (added steps alone): no score: {clean(delta.note or '', 200)}"
+    from malseq.report.text import score_against
+
     return (f"delta (added steps alone, {delta.steps} step(s)): {(delta.verdict or '').upper()} "
-            f"(score {delta.score:.4f}; model not trained on deltas, docs/diff.md)")
+            f"({score_against(delta.score, delta.threshold, delta.operating_point)}; model not trained on deltas, "
+            "docs/diff.md)")
 
 
 def lookalike_in_diff(lookalike: Lookalike) -> dict[str, Any]:
@@ -168,7 +174,9 @@ def _verdict(result: TargetResult) -> str:
         return "NO VERDICT"
     if result.score is None:
         return "not scored"
-    return f"{(result.verdict or '').upper()} (score {result.score:.4f})"
+    from malseq.report.text import score_against
+
+    return f"{(result.verdict or '').upper()} ({score_against(result.score, result.threshold, result.operating_point)})"
 
 
 def _step_line(d: BehaviourDelta) -> str:
@@ -355,6 +363,7 @@ def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
                            f"the release itself scores {new.score or 0:.3f}",
                            location(new, first_step.file, first_step.line),
                            {"deltaScore": delta.score, "newScore": new.score, "oldScore": diff.old.score,
+                            "threshold": delta.threshold, "operatingPoint": delta.operating_point,
                             "modelInput": delta.text}))
     for h in diff.install_hooks:
         if h.change != "removed":

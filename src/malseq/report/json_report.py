@@ -91,7 +91,7 @@ def score_fields(result: TargetResult) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {"score": round(result.score, 6), "verdict": result.verdict}
     if result.threshold is not None:
-        out["threshold"] = round(result.threshold, 6)
+        out["threshold"] = result.threshold  # unrounded: a consumer re-deriving the verdict must agree
         out["operating_point"] = result.operating_point
     if result.component_scores:
         out["component_scores"] = {name: round(value, 6) for name, value in result.component_scores}

@@ -38,6 +38,20 @@ def _paint(word: str, color: bool) -> str:
     return f"{_STYLES[word]}{word}{_RESET}" if color else word
 
 
+def score_against(score: float, threshold: float | None, operating_point: str | None, parts: str = "") -> str:
+    """"score S[; components]; threshold T at POINT": the threshold beside the score, because a BENIGN 0.995
+    only makes sense next to a 0.9954. Both get the digits it takes for them to differ as printed, so the
+    line never shows a score equal to its threshold beside a verdict that says otherwise."""
+    if threshold is None:
+        return f"score {score:.4f}{parts}"
+    digits = 4
+    while digits < 9 and f"{score:.{digits}f}" == f"{threshold:.{digits}f}" and score != threshold:
+        digits += 1
+    # rounding must not carry a score below the threshold up to it: cut, do not round, past 4 digits
+    shown = f"{score:.{digits}f}" if digits == 4 else f"{int(score * 10**digits) / 10**digits:.{digits}f}"
+    return f"score {shown}{parts}; threshold {threshold:.{digits}f} at {operating_point}"
+
+
 def top_reasons(sequence: BehaviourSequence, limit: int = TOP_REASONS) -> list[SequenceStep]:
     """The most decisive steps, one per behaviour: install time before import time before use of the
     public API before dead code, transmission/execution/install hooks before reading, encoding and
@@ -186,10 +200,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
             result.component_scores) > 1)
         word = (result.verdict or "").upper()
         shown = _paint(word, color) if word in _STYLES else clean(word, 40)
-        # the threshold beside the score: a 0.995 that is BENIGN only makes sense next to a 0.9954
-        against = (f"; threshold {result.threshold:.4f} at {result.operating_point}"
-                   if result.threshold is not None else "")
-        lines.append(f"  verdict: {shown} (score {result.score:.4f}{parts}{against}){partial}")
+        scored = score_against(result.score, result.threshold, result.operating_point, parts)
+        lines.append(f"  verdict: {shown} ({scored}){partial}")
         if result.verdict == "malicious" and result.sequence is not None and result.sequence.steps:
             lines.append("  top reasons (--sequence shows every step):")
             for n, step in enumerate(top_reasons(result.sequence), 1):

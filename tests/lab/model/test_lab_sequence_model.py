@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from malseq.errors import ModelNotAvailableError
-from malseq.model.infer import SequenceScorer
+from malseq.model.infer import SequenceScorer, verdict
 from malseq_lab.model.threshold import choose_threshold, fpr_at
 
 MALICIOUS_CORE = "install : read environment variables , encode or decode data , upload data to server"
@@ -180,7 +180,8 @@ def test_onnx_scores_and_agreement(tiny_run: dict[str, object]) -> None:
     # the fp32 export reproduces the torch checkpoint's validation scores
     fp32 = SequenceScorer.load(tiny_run["fp32_dir"]).score(val_texts)  # type: ignore[arg-type]
     assert fp32 == pytest.approx(tiny_run["result"].val_scores, abs=1e-4)  # type: ignore[attr-defined]
-    assert scorer.verdict(1.0) == "malicious" and scorer.verdict(-1.0) == "benign"
+    low = scorer.threshold_for("low-fpr")
+    assert verdict(1.0, low) == "malicious" and verdict(-1.0, low) == "benign"
 
 
 def _fake_corpus(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
@@ -333,6 +334,15 @@ def test_scan_scores_every_analysed_target(tiny_run: dict[str, object], tmp_path
         doc = result_to_dict(judged)
         assert (doc["threshold"], doc["operating_point"]) == (thresholds.get("npm", 2.0), "low-fpr")
         assert f"threshold {thresholds.get('npm', 2.0):.4f} at low-fpr" in render_result(judged)
+    # a card whose per-ecosystem thresholds are malformed or name an unknown ecosystem is refused (a
+    # misspelt "PyPI" would otherwise fall back to the pooled threshold without a word): no verdict, exit 3
+    for case, bad in enumerate(([["npm", 0.5]], {"PyPI": 0.5}, {"npm": "high"})):
+        refused = tmp_path / f"refused-{case}"
+        shutil.copytree(tiny_run["int8_dir"], refused)  # type: ignore[arg-type]
+        (refused / "model_card.json").write_text(json.dumps({**card, "thresholds_by_ecosystem": bad}))
+        [unjudged] = scan(targets[:1], ScanOptions(model_dir=refused))
+        assert unjudged.verdict is None and "thresholds_by_ecosystem" in (unjudged.unscored or ""), bad
+        assert _cli.main(["scan", "-q", "--model", str(refused), targets[0]]) == 3
     never = tmp_path / "never"
     shutil.copytree(tiny_run["int8_dir"], never)  # type: ignore[arg-type]
     (never / "model_card.json").write_text(json.dumps({**card, "threshold": 2.0}))
