@@ -327,10 +327,15 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             sel = [r for r in mine if not (kind == "benign" and not r.get("old"))]
             ok = [r for r in sel if "error" not in r and r.get("new_verdict") is not None]
             failed = [r for r in sel if "error" in r or r.get("new_verdict") is None]
+            # a side whose analysis used up its CPU budget is a finding about the package (malseq scan
+            # reports it the same way), not a failure of the run: counted apart from the errors
+            over_budget = [r for r in failed if "TimeBudgetExceeded" in (r.get("error") or "")]
+            failed = [r for r in failed if "TimeBudgetExceeded" not in (r.get("error") or "")]
             seconds = [r["seconds"] for r in ok]
             paired = {(r["ecosystem"], r["name"]) for r in sel}
             out[f"{kind}/{eco}"] = {
                 "pairs": len(sel), "packages": len(paired), "diffed": len(ok), "errors": len(failed),
+                "time_budget_exceeded": len(over_budget),
                 "errors_by_cause": dict(Counter(error_cause(r.get("error") or "no verdict")
                                                 for r in failed).most_common()),
                 "listing_errors": len({(r["ecosystem"], r["name"]) for r in listing} - paired),
@@ -340,6 +345,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "delta_fires": sum(r.get("delta_verdict") == "malicious" for r in ok),
                 "change_rule_fires": sum(bool(r.get("change_malicious")) for r in ok),
                 "new_flagged_alone": sum(r.get("new_verdict") == "malicious" for r in ok),
+                # rows with a verdict whose analysis was cut by a work budget (the sequence may miss steps)
                 "budget_exhausted": sum(bool(r.get("old_budget_exhausted") or r.get("new_budget_exhausted"))
                                         for r in ok),
                 "not_a_copy": sum("not a copy" in (r.get("notice") or "") for r in sel),

@@ -185,3 +185,23 @@ def test_the_middle_release_of_two_pairs_is_analysed_once(bench: ModuleType, fak
     assert "cache_hits" not in alone
     strip = {"seconds", "cache_hits", "cache_misses"}
     assert {k: v for k, v in alone.items() if k not in strip} == {k: v for k, v in second.items() if k not in strip}
+
+
+def test_the_summary_counts_budget_cuts_apart_from_errors_and_each_pair_once(bench: ModuleType) -> None:
+    def pair(old: str, **fields: Any) -> dict[str, Any]:
+        return {"kind": "benign", "ecosystem": "pypi", "name": "big", "old": old, "new": old + ".1", "seconds": 1.0,
+                **fields}
+
+    verdict = {"new_verdict": "benign", "delta_verdict": "benign", "delta_score": 0.5}
+    rows = [
+        pair("1", **verdict, new_budget_exhausted=True),
+        pair("2", error="old: TimeBudgetExceeded: time budget of 60 CPU s used up"),
+        pair("3", error="new: DownloadError: connection reset"),
+        pair("3", **verdict),  # --retry-errors redid it: the last row counts
+        pair("4", error="new: CorruptArchiveError: not a gzip file"),
+        {"kind": "benign", "ecosystem": "pypi", "name": "gone", "old": None, "new": None, "error": "release list: x"},
+    ]
+    got = bench.summary(rows)["benign/pypi"]
+    assert (got["pairs"], got["diffed"], got["errors"], got["time_budget_exceeded"]) == (4, 2, 1, 1)
+    assert got["errors_by_cause"] == {"new: CorruptArchiveError": 1}
+    assert (got["listing_errors"], got["budget_exhausted"], got["delta_scored"]) == (1, 1, 2)
