@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -76,3 +77,43 @@ def test_a_wall_clock_deadline_for_waiting_work() -> None:
     time.sleep(0.15)
     with pytest.raises(TimeBudgetExceeded, match="wall-clock limit of 0.1 s"):
         deadline.check("fetching a feed")
+
+
+class _CountingClock:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.clock()
+
+
+def test_expired_reads_the_cpu_clock_only_once_the_budget_could_be_used_up() -> None:
+    # one thread uses at most one CPU second per second on the wall: until the wall time since the
+    # last reading could make up the budget, no reading (a system call) is needed to say "not yet"
+    deadline = Deadline(60.0)
+    clock = _CountingClock(deadline._cpu)
+    deadline._cpu = clock
+    for _ in range(10_000):  # a parser's progress callback asks this often
+        assert not deadline.expired()
+    assert clock.reads == 0
+    short = Deadline(0.2)
+    clock = _CountingClock(short._cpu)
+    short._cpu = clock
+    _spin(0.25)
+    assert short.expired() and clock.reads >= 1  # past the bound it reads, and sees the budget used up
+
+
+def test_without_a_thread_clock_every_check_reads_the_process_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the process's CPU time grows faster than the wall with several busy threads: no bound, no shortcut
+    monkeypatch.delattr(time, "pthread_getcpuclockid", raising=False)
+    deadline = Deadline(60.0)
+    clock = _CountingClock(deadline._cpu)
+    deadline._cpu = clock
+    for _ in range(5):
+        assert not deadline.expired()
+    assert clock.reads == 5
+    short = Deadline(0.1)
+    _spin(0.15)
+    assert short.expired()

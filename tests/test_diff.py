@@ -550,3 +550,25 @@ def test_the_text_report_escapes_hostile_names(tmp_path: Path, capsys: pytest.Ca
     assert code == 1
     assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
     assert "evil\\x1b[2J\\u202e.js" in out
+
+
+def test_only_a_scan_that_diffs_keeps_the_call_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # the workers of a plain scan send results without the call graph (the report shows events only);
+    # --against-previous and --lookalikes reuse it for their diff (`malseq.diff.seed_of`), so they keep it
+    from malseq import scan as scan_module
+
+    folder = npm_benign(tmp_path / "a")
+    seen: list[bool] = []
+    real = scan_module.scan_stream
+
+    def recording(texts: Any, options: Any = None, observer: Any = None) -> Any:
+        seen.append(options.keep_call_graph)
+        return real(texts, options, observer)
+
+    monkeypatch.setattr(_cli, "scan_stream", recording)
+    plain = run_cli(["scan", "--no-isolate", "-q", "--format", "json", str(folder)], capsys)
+    diffing = run_cli(["scan", "--no-isolate", "-q", "--against-previous", "--format", "json", str(folder)], capsys)
+    assert seen == [False, True]
+    assert plain[0] == diffing[0] == 0
+    assert json.loads(plain[1])[0]["behaviours"] == json.loads(diffing[1])[0]["behaviours"]

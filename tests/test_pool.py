@@ -3,6 +3,7 @@ Ctrl-C keeping what finished. Reports must not depend on the number of workers o
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -36,6 +37,27 @@ def double_or_die(item: int) -> int:
     if item == -4:  # waits, using no CPU (a slow download on a busy machine)
         time.sleep(3)
     return item * 2
+
+
+def collector_settings(_: int) -> tuple[tuple[int, int, int], int]:
+    """A worker's garbage-collector thresholds and how many objects it froze (module level, for the worker)."""
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_workers_collect_garbage_at_the_raised_thresholds_and_froze_what_they_started_with() -> None:
+    from malseq._isolation import WORKER_GC_THRESHOLDS, IsolatedRunner
+
+    pool: WorkerPool[int, tuple[tuple[int, int, int], int]] = WorkerPool(collector_settings, workers=2,
+                                                                          hard_limit_seconds=60)
+    outcomes = dict(pool.run([0, 1, 2]))
+    with IsolatedRunner(collector_settings, hard_limit_seconds=60) as runner:  # spawned, not forked
+        outcomes[3] = runner.run(3)
+    for outcome in outcomes.values():
+        assert not isinstance(outcome, WorkerFailure)
+        thresholds, frozen = outcome
+        assert thresholds == WORKER_GC_THRESHOLDS
+        assert frozen > 1000  # the modules imported before the first item
+    assert gc.get_threshold() != WORKER_GC_THRESHOLDS  # the calling process keeps its own
 
 
 def test_a_crash_and_a_hang_fail_only_their_items_and_the_rest_streams_past_them() -> None:

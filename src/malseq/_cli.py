@@ -445,6 +445,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     options = _scan_options(args, registry=args.against_previous or args.lookalikes or _needs_registry(targets))
     if not args.isolate and options.isolate and single_small_local(targets):
         options = replace(options, isolate=False)  # no worker start-up for one small local package
+    # a report shows events; only a diff (--against-previous, --lookalikes) reuses a result's call graph
+    options = replace(options, keep_call_graph=bool(args.against_previous or args.lookalikes))
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
     if args.engine == "ray":
         return _cli_ray.run(args, targets, options, suppressions, pins, lock_not_scanned, policy)

@@ -46,6 +46,11 @@ class ScanOptions:
     # gitignore-style patterns of files a folder target's analysis leaves out, listed as skipped
     # (`ignore-paths` of a config: malseq.policy.drop_ignored); archives and releases are read whole
     ignore_paths: tuple[str, ...] = ()
+    # Keep each file's functions, call sites and bindings in `TargetResult.analysis` (the sequence
+    # stage's input, which a diff reuses: `malseq.diff.seed_of`). Off, a result keeps the events
+    # alone (all a report shows): the call graph is most of what an isolated worker sends back (up
+    # to 2.5 MB of pickle for one package) and most of the parent's CPU for reading it.
+    keep_call_graph: bool = True
 
 
 @dataclass(frozen=True)
@@ -194,14 +199,14 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
                 from malseq.review import review_material
 
                 review = review_material(package, analysed.sequence)
-            return TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
-                                analysed.sequence, model_input=analysed.text, review=review)
+            return TargetResult(text, PackageInfo.of(package), _kept(analysed.analysis, options), None,
+                                time.monotonic() - start, analysed.sequence, model_input=analysed.text, review=review)
         analysis = None
         if options.analyse:
             from malseq.features import analyse_package
 
             # events only: no sequence, so nothing the model could read
-            analysis = analyse_package(package, deadline)
+            analysis = _kept(analyse_package(package, deadline), options)
         return TargetResult(text, PackageInfo.of(package), analysis, None, time.monotonic() - start)
     except MalseqError as exc:
         error = ScanError(type(exc).__name__, exc.message, exc.hint or _local_file_hint(exc, target))
@@ -212,6 +217,18 @@ def scan_one(text: str, target: Target, options: ScanOptions) -> TargetResult:
         error = ScanError("InternalError", f"{type(exc).__name__}: {exc}", "please report this package to malseq")
     info = PackageInfo.of(package) if package is not None else None
     return TargetResult(text, info, None, error, time.monotonic() - start)
+
+
+def _kept(analysis: PackageAnalysis, options: ScanOptions) -> PackageAnalysis:
+    """The analysis a result keeps: whole, or (`keep_call_graph` off) its events without the call graph."""
+    if options.keep_call_graph:
+        return analysis
+    return without_call_graph(analysis)
+
+
+def without_call_graph(analysis: PackageAnalysis) -> PackageAnalysis:
+    """The same analysis (events, partial files, timings) without each file's functions, calls and bindings."""
+    return replace(analysis, files=tuple(replace(f, functions=(), calls=(), bindings=()) for f in analysis.files))
 
 
 _PACKAGE_MANIFESTS = ("package.json", "setup.py", "pyproject.toml", "setup.cfg", "PKG-INFO")

@@ -60,3 +60,14 @@ def test_the_shipped_graph_is_stored_optimised_and_loads_to_the_same_scores() ->
         [score] = raw.run(None, {k: v for k, v in feeds.items() if k in names})
         unrewritten.append(float(min(1.0, max(0.0, np.asarray(score, dtype=np.float64).reshape(-1)[0]))))
     assert unrewritten == scorer.score(texts)
+
+
+def test_the_session_runs_one_thread_by_default_and_extra_threads_do_not_spin() -> None:
+    # a scan scores between analyses: idle intra-op threads must sleep, not spin on the CPU the
+    # workers need (MALSEQ_MODEL_THREADS > 1), and by default there is no pool at all
+    for threads in (1, 2):
+        scorer = SequenceScorer.load(threads=threads)
+        options = scorer._session.get_session_options()
+        assert options.intra_op_num_threads == threads and options.inter_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert SequenceScorer.load() is SequenceScorer.load(threads=1)  # one session per process, reused

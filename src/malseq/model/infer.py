@@ -143,6 +143,10 @@ class SequenceScorer:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # Threads beyond the first (MALSEQ_MODEL_THREADS) sleep between runs instead of spinning:
+            # a scan scores one text at a time between analyses, and a spinning pool burns the CPU
+            # the workers need. Scores do not depend on it (tests/test_determinism.py).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
