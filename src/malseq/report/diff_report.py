@@ -154,6 +154,8 @@ def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
     out["binaries_added"] = list(diff.binaries_added)
     out["destinations_added"] = [{"kind": d.kind, "host": d.host, "value": d.value, "file": d.file, "line": d.line}
                                  for d in diff.destinations_added]
+    out["cut_files"] = [{"path": c.path, "old_path": c.old_path, "old_cut": c.old_cut, "new_cut": c.new_cut,
+                         "in_old_bytes": c.in_old_bytes, "in_new_bytes": c.in_new_bytes} for c in diff.cut_files]
     out["reused_analyses"] = diff.reused_analyses
     out["seconds"] = round(diff.seconds, 4)
     return out
@@ -231,6 +233,19 @@ def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
         lines.append(text)
     if len(diff.files) > max_items:
         lines.append(f"    ... ({len(diff.files) - max_items} more; --format json lists all)")
+    if diff.cut_files:
+        lines.append("  analysis cut by the work budget (behaviours in the part not analysed are unseen on that side; "
+                     "docs/diff.md):")
+        for c in diff.cut_files[:max_items]:
+            sides = " and ".join(n for n, cut in (("OLD", c.old_cut), ("NEW", c.new_cut)) if cut)
+            text = f"    {clean(c.path, 160)}: cut in {sides}"
+            if c.in_old_bytes:
+                text += f"; {c.in_old_bytes} behaviour(s) not counted as added (their line is in OLD's file)"
+            if c.in_new_bytes:
+                text += f"; {c.in_new_bytes} not counted as removed (their line is in NEW's file)"
+            lines.append(text)
+        if len(diff.cut_files) > max_items:
+            lines.append(f"    ... ({len(diff.cut_files) - max_items} more; --format json lists all)")
     if diff.install_hooks:
         lines.append("  install hooks:")
         for h in diff.install_hooks:
