@@ -605,6 +605,13 @@ def test_code_old_did_not_analyse_is_not_added_but_the_cut_is_reported(
     doc = json.loads(render_diff_json(diff))
     assert doc["cut_files"] == [{"path": "bundle.js", "old_path": "bundle.js", "old_cut": True, "new_cut": True,
                                  "in_old_bytes": cut.in_old_bytes, "in_new_bytes": 0}]
+    # `scan --against-previous` says it too
+    from malseq.diff.previous import PreviousComparison
+    from malseq.report.diff_report import previous_lines
+
+    lines = previous_lines(PreviousComparison("npm:colorz@1.0.1", "npm:colorz@1.0.0", None, diff=diff))
+    assert any("analysis of bundle.js cut in OLD and NEW; 3 behaviour(s) not counted as added" in line
+               for line in lines) and cut.in_old_bytes == 3
 
 
 def test_a_new_line_in_a_file_cut_on_one_side_is_still_added(tmp_path: Path, small_parse_window: None) -> None:

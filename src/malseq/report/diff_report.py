@@ -15,7 +15,7 @@ from malseq import __version__
 from malseq.diff.compare import is_decisive
 from malseq.diff.lookalike import LookalikeComparison
 from malseq.diff.previous import PreviousComparison
-from malseq.diff.types import BehaviourDelta, DeltaVerdict, FileChange, Lookalike, PackageDiff
+from malseq.diff.types import BehaviourDelta, CutFile, DeltaVerdict, FileChange, Lookalike, PackageDiff
 from malseq.features.catalogue import BY_ID
 from malseq.intake.targets import release_spec
 from malseq.report.sarif import location, uri_base_ids
@@ -190,6 +190,17 @@ def _step_line(d: BehaviourDelta) -> str:
     return text
 
 
+def _cut_line(c: CutFile, with_path: bool = True) -> str:
+    """A file whose analysis was cut on a side, and what the diff left out of added/removed for it."""
+    sides = " and ".join(n for n, cut in (("OLD", c.old_cut), ("NEW", c.new_cut)) if cut)
+    text = f"analysis of {clean(c.path, 160)} cut in {sides}" if with_path else f"cut in {sides}"
+    if c.in_old_bytes:
+        text += f"; {c.in_old_bytes} behaviour(s) not counted as added (their line is in OLD's file)"
+    if c.in_new_bytes:
+        text += f"; {c.in_new_bytes} not counted as removed (their line is in NEW's file)"
+    return text
+
+
 def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
     lines = [f"diff {clean(diff.old.target, 200)} -> {clean(diff.new.target, 200)}"]
     lines.append(f"  old: {clean(_label(diff.old), 160)}: {_verdict(diff.old)}")
@@ -237,13 +248,7 @@ def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
         lines.append("  analysis cut by the work budget (behaviours in the part not analysed are unseen on that side; "
                      "docs/diff.md):")
         for c in diff.cut_files[:max_items]:
-            sides = " and ".join(n for n, cut in (("OLD", c.old_cut), ("NEW", c.new_cut)) if cut)
-            text = f"    {clean(c.path, 160)}: cut in {sides}"
-            if c.in_old_bytes:
-                text += f"; {c.in_old_bytes} behaviour(s) not counted as added (their line is in OLD's file)"
-            if c.in_new_bytes:
-                text += f"; {c.in_new_bytes} not counted as removed (their line is in NEW's file)"
-            lines.append(text)
+            lines.append(f"    {clean(c.path, 160)}: {_cut_line(c, with_path=False)}")
         if len(diff.cut_files) > max_items:
             lines.append(f"    ... ({len(diff.cut_files) - max_items} more; --format json lists all)")
     if diff.install_hooks:
@@ -467,6 +472,8 @@ def previous_lines(comparison: PreviousComparison, max_steps: int = 10) -> list[
             lines.append(f"    install hook {h.change}: {clean(h.name, 80)} {clean(h.new or h.old or '', 120)}")
         for dest in diff.destinations_added[:5]:
             lines.append(f"    new network destination: {clean(dest.host, 120)}  {clean(dest.file, 120)}:{dest.line}")
+        for c in diff.cut_files[:5]:
+            lines.append(f"    {_cut_line(c)}")
     for s in comparison.added_steps[:max_steps]:
         lines.append(f"    + step {s.index} [{s.stage.value}] {_phrase(s.behaviour)}  {clean(s.file, 120)}:{s.line}")
     if len(comparison.added_steps) > max_steps:
