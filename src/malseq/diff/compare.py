@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from malseq.diff.types import (
     AddedStep,
     BehaviourDelta,
+    CutFile,
     Dependency,
     DependencyChange,
     Destination,
@@ -153,17 +154,53 @@ def _ranked(side: SideScan, path_of: Mapping[str, str]
     return out
 
 
+class _CutIndex:
+    """Is an event's line in the other side's file, where that side's analysis was cut?
+
+    A side whose analysis of a file stopped early (budget_exhausted) has no events for the part it did
+    not read, so the other side's events there would look added (or removed). When the cut side's file
+    holds the event's line (or, on a long minified line, its `;`-separated piece), the code is the same
+    and only the analysis differs: the event is not counted, but tallied per file (`CutFile`)."""
+
+    def __init__(self, events_side: SideScan, cut_side: SideScan, path_in_cut_side: Mapping[str, str]) -> None:
+        cut_by_path = {f.path: f for f in cut_side.files}
+        self._cut: dict[str, FileFacts] = {}
+        self._places: dict[str, dict[tuple[int, int], int]] = {}
+        for f in events_side.files:
+            other = cut_by_path.get(path_in_cut_side.get(f.path, f.path))
+            if other is not None and other.analysis_cut and other.cut_line_hashes and f.event_lines:
+                self._cut[f.path] = other
+                self._places[f.path] = {(line, column): h for line, column, h in f.event_lines}
+        self.counts: dict[str, int] = {}
+
+    def holds(self, e: BehaviourEvent) -> bool:
+        other = self._cut.get(e.file)
+        if other is None:
+            return False
+        h = self._places[e.file].get((e.line, e.column))
+        if h is None or h not in other.cut_line_hashes:
+            return False
+        self.counts[e.file] = self.counts.get(e.file, 0) + 1
+        return True
+
+
 def compare_behaviours(old: SideScan, new: SideScan, files: Sequence[FileDelta]
-                       ) -> tuple[tuple[BehaviourDelta, ...], tuple[BehaviourDelta, ...]]:
-    """(added in NEW, removed from OLD), matched on (behaviour, file after renames, snippet) as multisets.
+                       ) -> tuple[tuple[BehaviourDelta, ...], tuple[BehaviourDelta, ...], tuple[CutFile, ...]]:
+    """(added in NEW, removed from OLD, files cut on a side), matched on (behaviour, file after renames,
+    snippet) as multisets.
 
     An occurrence in NEW is matched by one in OLD that ran at the same stage or earlier; one that OLD
     had only later (unreached code now run at install, say) counts as added, marked `moved`, so code
     shipped dormant in OLD and switched on in NEW is not missed. Removed behaviours are counted
-    without stages (what OLD had more of)."""
+    without stages (what OLD had more of). An unmatched occurrence whose line the other side's file
+    holds, where that side's analysis was cut, is neither added nor removed (`_CutIndex`): the other
+    side has the code but did not analyse it."""
     new_to_old = {d.path: d.old_path for d in files if d.change is FileChange.RENAMED and d.old_path}
+    old_to_new = {o: n for n, o in new_to_old.items()}
     old_by_key = _ranked(old, {})
     new_by_key = _ranked(new, new_to_old)
+    in_old = _CutIndex(new, old, new_to_old)
+    in_new = _CutIndex(old, new, old_to_new)
     added: list[tuple[BehaviourEvent, Stage | None, bool]] = []
     removed: list[tuple[BehaviourEvent, Stage | None, bool]] = []
     for key in sorted(old_by_key.keys() | new_by_key.keys()):
@@ -175,12 +212,30 @@ def compare_behaviours(old: SideScan, new: SideScan, files: Sequence[FileDelta]
                 j += 1  # matched: OLD ran this as early or earlier
             elif j < len(olds):
                 added.append((e, olds[j][2], True))  # OLD had it, but later (or never reached)
-            else:
+            elif not in_old.holds(e):
                 added.append((e, None, False))
         if len(olds) > len(news):
             by_position = sorted(olds, key=lambda t: (t[1].line, t[1].column))
-            removed.extend((e, None, False) for _, e, _ in by_position[len(news):])
-    return _deltas(added, new), _deltas(removed, old)
+            removed.extend((e, None, False) for _, e, _ in by_position[len(news):] if not in_new.holds(e))
+    return _deltas(added, new), _deltas(removed, old), _cut_files(old, new, files, in_old.counts, in_new.counts)
+
+
+def _cut_files(old: SideScan, new: SideScan, files: Sequence[FileDelta], in_old: Mapping[str, int],
+               in_new: Mapping[str, int]) -> tuple[CutFile, ...]:
+    """The changed, renamed, added and removed files whose analysis was cut on either side (an unchanged
+    file is analysed the same way on both sides, so its cut hides no change)."""
+    old_by = {f.path: f for f in old.files}
+    new_by = {f.path: f for f in new.files}
+    out: list[CutFile] = []
+    for d in files:
+        old_facts = old_by.get(d.old_path) if d.old_path is not None else None
+        new_facts = new_by.get(d.path) if d.change is not FileChange.REMOVED else None
+        old_cut = old_facts is not None and old_facts.analysis_cut
+        new_cut = new_facts is not None and new_facts.analysis_cut
+        if old_cut or new_cut:
+            out.append(CutFile(d.path, d.old_path, old_cut, new_cut, in_old.get(d.path, 0),
+                               in_new.get(d.old_path, 0) if d.old_path is not None else 0))
+    return tuple(out)
 
 
 def added_steps(new: SideScan, added: Sequence[BehaviourDelta]) -> tuple[AddedStep, ...]:

@@ -28,7 +28,7 @@ from malseq.errors import MalseqError
 from malseq.features.types import FileAnalysis, PackageAnalysis
 from malseq.intake import load_target
 from malseq.intake.build import check_analysable, setup_call_keywords
-from malseq.intake.package import Ecosystem, Package
+from malseq.intake.package import Ecosystem, Language, Package
 from malseq.intake.targets import Target
 from malseq.scan import PackageInfo, ScanError, ScanOptions, TargetResult
 
@@ -36,10 +36,20 @@ _LINE_HASH_LIMIT = 1024 * 1024  # near-rename detection reads text files up to t
 _MAX_LINE_HASHES = 20_000
 _PARSE_LIMIT = 1024 * 1024  # manifests and setup.py parsed for dependencies up to this size
 _MAX_DESTINATIONS = 2_000
+# A file whose analysis was cut has all its lines hashed (not only up to `_LINE_HASH_LIMIT`): the
+# other side looks up the lines of its events there. At most this many hashes per file and per side
+# (about 70 bytes each in memory); past that a file's lines are not all indexed, and the other side's
+# events in it that are not found count as added (or removed), as without the index.
+_MAX_CUT_HASHES = 500_000
+_MAX_CUT_HASHES_PER_SIDE = 1_000_000
+# A line longer than this (minified code) is looked up by its `;`-separated piece holding the event,
+# since the whole line differs between two builds of a bundle.
+_LONG_LINE = 1_000
 
 # Python loaders that run another file by its path (features.python reads them as call-graph edges
-# when the path is a file of the package).
-_LOADS_BY_PATH = re.compile(rb"exec|run_path|load_source|load_module")
+# when the path is a file of the package, so such an analysis depends on which files the package has).
+# Only the Python extractor reads package paths; JavaScript's `re.exec(s)` is no loader.
+_LOADS_BY_PATH = re.compile(rb"\b(?:exec|execfile|run_path|load_source|load_module|exec_module)\b")
 
 
 def sha256(data: bytes) -> str:
@@ -58,6 +68,50 @@ def _line_hashes(data: bytes, is_binary: bool) -> frozenset[int]:
             if len(out) >= _MAX_LINE_HASHES:
                 break
     return frozenset(out)
+
+
+def _stable_hash(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _cut_line_hashes(data: bytes, limit: int = _MAX_CUT_HASHES) -> frozenset[int]:
+    """Hashes of every non-blank line of a file (split on newlines, as the extractors count lines) and,
+    for long lines, of their `;`-separated pieces; at most about `limit`."""
+    out: set[int] = set()
+    for line in data.split(b"\n"):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        out.add(_stable_hash(stripped))
+        if len(stripped) > _LONG_LINE:
+            out.update(_stable_hash(p) for piece in stripped.split(b";") if (p := piece.strip()))
+        if len(out) >= limit:
+            break
+    return frozenset(out)
+
+
+def _event_line_hashes(data: bytes, places: Sequence[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+    """(line, column, hash) for events at (1-based line, byte column): the line's hash, or on a long line
+    the hash of the `;`-separated piece holding the column (what `_cut_line_hashes` indexes)."""
+    if not places:
+        return ()
+    lines = data.split(b"\n")
+    out: list[tuple[int, int, int]] = []
+    for line_no, column in sorted(set(places)):
+        if not 1 <= line_no <= len(lines):
+            continue
+        line = lines[line_no - 1]
+        text = line.strip()
+        if not text:
+            continue
+        if len(text) > _LONG_LINE:
+            at = min(max(column, 0), len(line))
+            end = line.find(b";", at)
+            text = line[line.rfind(b";", 0, at) + 1:end if end != -1 else len(line)].strip()
+            if not text:
+                continue
+        out.append((line_no, column, _stable_hash(text)))
+    return tuple(out)
 
 
 class FileAnalysisCache:
@@ -113,6 +167,7 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
     output as `analyse` (tests/test_diff.py checks it)."""
     from malseq.features import analyse_file
     from malseq.features.manifest import manifest_events
+    from malseq.features.pth import pth_code_analyses
     from malseq.model.text import model_text
     from malseq.sequence import build_sequence, render_text
 
@@ -126,7 +181,7 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
         digest = sha256(f.data)
         # a file that may load another by path is analysed again: which files the package has decides
         # what that load is, so its analysis is not a function of its own bytes
-        loads_by_path = _LOADS_BY_PATH.search(f.data) is not None
+        loads_by_path = f.language is Language.PYTHON and _LOADS_BY_PATH.search(f.data) is not None
         previous = None if loads_by_path else known.get((f.path, digest))
         if (previous is None or previous.budget_exhausted) and cache is not None and not loads_by_path:
             previous = cache.get(f.path, digest)
@@ -140,6 +195,9 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
             files.append(result)
             if cache is not None and not loads_by_path:
                 cache.put(f.path, digest, result)
+    # as `analyse_package` does: the executable lines of .pth files, analysed as Python (never cached:
+    # not source files, and cheap)
+    files.extend(pth_code_analyses(package, deadline))
     analysis = PackageAnalysis(tuple(files), manifest_events(package), time.monotonic() - start)
     sequence = build_sequence(package, analysis, deadline)
     return Analysed(analysis, sequence, model_text(render_text(sequence))), reused
@@ -324,12 +382,22 @@ def destinations(package: Package) -> tuple[Destination, ...]:
 # Scanning one side
 
 
-def file_facts(package: Package) -> tuple[FileFacts, ...]:
-    return tuple(
-        FileFacts(f.path, sha256(f.data), f.size, f.is_binary, f.language.value if f.language else None,
-                  _line_hashes(f.data, f.is_binary))
-        for f in sorted(package.files, key=lambda f: f.path)
-    )
+def file_facts(package: Package, analysis: PackageAnalysis | None = None) -> tuple[FileFacts, ...]:
+    """What the comparison needs of each file. With `analysis`: whether the file's analysis was cut,
+    its lines when it was, and where its events sit (for the other side's cut files)."""
+    analysed = {fa.path: fa for fa in analysis.files} if analysis is not None else {}
+    out: list[FileFacts] = []
+    hashes_left = _MAX_CUT_HASHES_PER_SIDE
+    for f in sorted(package.files, key=lambda f: f.path):
+        fa = analysed.get(f.path)
+        cut = fa is not None and fa.budget_exhausted
+        cut_hashes = _cut_line_hashes(f.data, min(_MAX_CUT_HASHES, hashes_left)) if cut and hashes_left > 0 \
+            else frozenset()
+        hashes_left -= len(cut_hashes)
+        places = [(e.line, e.column) for e in fa.events if e.file == f.path] if fa is not None else []
+        out.append(FileFacts(f.path, sha256(f.data), f.size, f.is_binary, f.language.value if f.language else None,
+                             _line_hashes(f.data, f.is_binary), cut, cut_hashes, _event_line_hashes(f.data, places)))
+    return tuple(out)
 
 
 def reusable(side: SideScan) -> tuple[ReusableAnalysis, ...]:
@@ -365,7 +433,7 @@ def scan_side(text: str, target: Target, options: ScanOptions,
         analysed, reused = analyse_reusing(package, deadline, reuse, cache)
         result = TargetResult(text, PackageInfo.of(package), analysed.analysis, None, time.monotonic() - start,
                               analysed.sequence, model_input=analysed.text)
-        return SideScan(result, package.ecosystem, file_facts(package),
+        return SideScan(result, package.ecosystem, file_facts(package, analysed.analysis),
                         package.npm.lifecycle_scripts if package.npm else (), dependencies(package),
                         destinations(package), reused)
     except MalseqError as exc:

@@ -34,6 +34,15 @@ class FileFacts:
     language: str | None
     # hashes of the file's distinct non-blank lines (text files up to a size bound), for near renames
     line_hashes: frozenset[int]
+    # this side's analysis of the file stopped early (its work budget ran out, or the parse read only a
+    # head and a tail): behaviours in the part not analysed are missing from this side
+    analysis_cut: bool = False
+    # when `analysis_cut`: hashes of all the file's lines (and of the `;`-separated pieces of long lines),
+    # so the other side can tell code this side holds but did not analyse from code it does not hold
+    cut_line_hashes: frozenset[int] = frozenset()
+    # (line, column, hash of the line or, on a long line, of the piece) for each place an event of this
+    # side's analysis of the file sits; what `cut_line_hashes` of the other side is looked up with
+    event_lines: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,22 @@ class BehaviourDelta:
     # (None: no OLD step held it)
     old_stage: Stage | None = None
     moved: bool = False
+
+
+@dataclass(frozen=True)
+class CutFile:
+    """A changed, renamed, added or removed file whose analysis was cut on at least one side.
+
+    Behaviours in the part of a file a side did not analyse are unseen there. A behaviour of NEW whose
+    line OLD's file holds, where OLD's analysis was cut, is not counted as added (`in_old_bytes` says
+    how many were left out); likewise for removed behaviours and NEW's cut (`in_new_bytes`)."""
+
+    path: str  # in NEW (in OLD for a removed file)
+    old_path: str | None  # in OLD (None for an added file)
+    old_cut: bool
+    new_cut: bool
+    in_old_bytes: int = 0  # NEW's behaviours not counted as added: their line is in OLD's file
+    in_new_bytes: int = 0  # OLD's behaviours not counted as removed: their line is in NEW's file
 
 
 @dataclass(frozen=True)
@@ -232,6 +257,8 @@ class PackageDiff:
     seconds: float = 0.0
     delta: DeltaVerdict | None = None  # the added steps scored alone (None when the diff was not scored)
     lookalike: Lookalike | None = None  # set when OLD and NEW have different package names
+    # files whose analysis was cut by its work budget on a side: what added/removed may not see
+    cut_files: tuple[CutFile, ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -15,7 +15,7 @@ from malseq import __version__
 from malseq.diff.compare import is_decisive
 from malseq.diff.lookalike import LookalikeComparison
 from malseq.diff.previous import PreviousComparison
-from malseq.diff.types import BehaviourDelta, DeltaVerdict, FileChange, Lookalike, PackageDiff
+from malseq.diff.types import BehaviourDelta, CutFile, DeltaVerdict, FileChange, Lookalike, PackageDiff
 from malseq.features.catalogue import BY_ID
 from malseq.intake.targets import release_spec
 from malseq.report.sarif import location, uri_base_ids
@@ -154,6 +154,8 @@ def diff_to_dict(diff: PackageDiff) -> dict[str, Any]:
     out["binaries_added"] = list(diff.binaries_added)
     out["destinations_added"] = [{"kind": d.kind, "host": d.host, "value": d.value, "file": d.file, "line": d.line}
                                  for d in diff.destinations_added]
+    out["cut_files"] = [{"path": c.path, "old_path": c.old_path, "old_cut": c.old_cut, "new_cut": c.new_cut,
+                         "in_old_bytes": c.in_old_bytes, "in_new_bytes": c.in_new_bytes} for c in diff.cut_files]
     out["reused_analyses"] = diff.reused_analyses
     out["seconds"] = round(diff.seconds, 4)
     return out
@@ -185,6 +187,17 @@ def _step_line(d: BehaviourDelta) -> str:
     text = f"{where}: {_phrase(e.behaviour)}  {clean(e.file, 120)}:{e.line}  {clean(e.snippet, 100)}"
     if d.moved:
         text += f"  (in OLD too, but {d.old_stage.value if d.old_stage else 'not in its sequence'})"
+    return text
+
+
+def _cut_line(c: CutFile, with_path: bool = True) -> str:
+    """A file whose analysis was cut on a side, and what the diff left out of added/removed for it."""
+    sides = " and ".join(n for n, cut in (("OLD", c.old_cut), ("NEW", c.new_cut)) if cut)
+    text = f"analysis of {clean(c.path, 160)} cut in {sides}" if with_path else f"cut in {sides}"
+    if c.in_old_bytes:
+        text += f"; {c.in_old_bytes} behaviour(s) not counted as added (their line is in OLD's file)"
+    if c.in_new_bytes:
+        text += f"; {c.in_new_bytes} not counted as removed (their line is in NEW's file)"
     return text
 
 
@@ -231,6 +244,13 @@ def render_diff_text(diff: PackageDiff, max_items: int = 40) -> str:
         lines.append(text)
     if len(diff.files) > max_items:
         lines.append(f"    ... ({len(diff.files) - max_items} more; --format json lists all)")
+    if diff.cut_files:
+        lines.append("  analysis cut by the work budget (behaviours in the part not analysed are unseen on that side; "
+                     "docs/diff.md):")
+        for c in diff.cut_files[:max_items]:
+            lines.append(f"    {clean(c.path, 160)}: {_cut_line(c, with_path=False)}")
+        if len(diff.cut_files) > max_items:
+            lines.append(f"    ... ({len(diff.cut_files) - max_items} more; --format json lists all)")
     if diff.install_hooks:
         lines.append("  install hooks:")
         for h in diff.install_hooks:
@@ -452,6 +472,8 @@ def previous_lines(comparison: PreviousComparison, max_steps: int = 10) -> list[
             lines.append(f"    install hook {h.change}: {clean(h.name, 80)} {clean(h.new or h.old or '', 120)}")
         for dest in diff.destinations_added[:5]:
             lines.append(f"    new network destination: {clean(dest.host, 120)}  {clean(dest.file, 120)}:{dest.line}")
+        for c in diff.cut_files[:5]:
+            lines.append(f"    {_cut_line(c)}")
     for s in comparison.added_steps[:max_steps]:
         lines.append(f"    + step {s.index} [{s.stage.value}] {_phrase(s.behaviour)}  {clean(s.file, 120)}:{s.line}")
     if len(comparison.added_steps) > max_steps:
