@@ -663,6 +663,34 @@ def test_a_new_line_in_a_file_cut_on_one_side_is_still_added(tmp_path: Path, sma
     assert (cut_back.old_cut, cut_back.new_cut, cut_back.in_new_bytes) == (False, True, cut.in_old_bytes)
 
 
+def test_a_stage_change_in_a_file_old_cut_is_not_a_switch_on(tmp_path: Path, small_parse_window: None) -> None:
+    # OLD defines the request in its analysed head and calls it from its unanalysed middle, so OLD's
+    # analysis puts it later (API code, or unreached); NEW calls it from its head: the stage differs only because OLD's
+    # call graph was cut (the real sass 1.107.1 -> 1.108.1 pair: 33 such "moved" steps, none new)
+    definition = 'var net = require("https");\nfunction ping(u) { return net.get(u); }\n'
+    old_bundle = definition + "".join(BUNDLE_FILLER[:1000]) + 'ping("https://example.invalid/");\n' + "".join(
+        BUNDLE_FILLER[1000:])
+    new_bundle = definition + 'ping("https://example.invalid/");\n' + "".join(BUNDLE_FILLER)
+    old = write(tmp_path / "old", {"package.json": package_json("1.0.0"), "bundle.js": old_bundle})
+    new = write(tmp_path / "new", {"package.json": package_json("1.0.1"), "bundle.js": new_bundle})
+    diff = diff_targets(str(old), str(new), UNSCORED)
+    assert diff.old.sequence is not None and diff.new.sequence is not None
+    requests_old = [s.stage for s in diff.old.sequence.steps if s.behaviour == "network_request"]
+    requests_new = [s.stage for s in diff.new.sequence.steps if s.behaviour == "network_request"]
+    assert requests_old and requests_new and requests_old[0] is not requests_new[0]  # e.g. use -> import
+    assert not [d for d in diff.added_behaviours if d.event.behaviour == "network_request"]
+    [cut] = diff.cut_files
+    assert cut.old_cut and cut.in_old_bytes >= 1
+    # the same stage change in a file analysed whole on both sides is a switch-on, and is added
+    small_old = write(tmp_path / "small-old", {"package.json": package_json("1.0.0"),
+                                               "bundle.js": definition + "".join(BUNDLE_FILLER[:20])})
+    small_new = write(tmp_path / "small-new", {"package.json": package_json("1.0.1"),
+                                               "bundle.js": definition + 'ping("https://example.invalid/");\n'
+                                               + "".join(BUNDLE_FILLER[:20])})
+    switched = diff_targets(str(small_old), str(small_new), UNSCORED)
+    assert [d.moved for d in switched.added_behaviours if d.event.behaviour == "network_request"] == [True]
+
+
 def test_long_minified_lines_are_compared_by_statement() -> None:
     from malseq.diff.facts import _cut_line_hashes, _event_line_hashes
 
