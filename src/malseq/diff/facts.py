@@ -14,7 +14,7 @@ import json
 import re
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from email.parser import HeaderParser
 from urllib.parse import urlsplit
 
@@ -115,33 +115,35 @@ def _event_line_hashes(data: bytes, places: Sequence[tuple[int, int]]) -> tuple[
 
 
 class FileAnalysisCache:
-    """Per-file analyses of this process, keyed by (analysis_key, path, content sha256), for diffs.
+    """Per-file analyses of this process, keyed by (analysis_key, path, content sha256, context), for diffs.
 
     A file's analysis depends on its path as well as its bytes (relative imports resolve from the
     module's place, events name the file), so the path is part of the key: a file moved between
-    releases is analysed again. Only complete analyses are kept (a partial one, whose work budget
+    releases is analysed again. A Python file's also depends on which other files the package has
+    (whether `helperlib.run()` calls the package's own code: `reuse_context`), so for Python the
+    package's path set is part of the key too. Only complete analyses are kept (a partial one, whose work budget
     ran out, is redone). Bounded by `max_entries` (the oldest go first); `hits` and `misses` count
     lookups, so tests and benchmarks count analyses rather than time them.
     """
 
     def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
-        self._entries: dict[tuple[str, str, str], FileAnalysis] = {}
+        self._entries: dict[tuple[str, str, str, str], FileAnalysis] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, path: str, digest: str) -> FileAnalysis | None:
-        found = self._entries.get((_analysis_key(), path, digest))
+    def get(self, path: str, digest: str, context: str = "") -> FileAnalysis | None:
+        found = self._entries.get((_analysis_key(), path, digest, context))
         if found is None:
             self.misses += 1
         else:
             self.hits += 1
         return found
 
-    def put(self, path: str, digest: str, analysis: FileAnalysis) -> None:
+    def put(self, path: str, digest: str, analysis: FileAnalysis, context: str = "") -> None:
         if analysis.budget_exhausted or self.max_entries <= 0:
             return
-        key = (_analysis_key(), path, digest)
+        key = (_analysis_key(), path, digest, context)
         if key not in self._entries and len(self._entries) >= self.max_entries:
             del self._entries[next(iter(self._entries))]
         self._entries[key] = analysis
@@ -152,6 +154,13 @@ class FileAnalysisCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def reuse_context(paths: Iterable[str]) -> str:
+    """What besides its path and bytes a Python file's analysis depends on: the package's file list
+    (`features.python` resolves `helperlib.x()` to the package's own code when `helperlib/` or
+    `helperlib.py` is one of its files). Two releases with the same list share it."""
+    return hashlib.sha256("\n".join(sorted(paths)).encode("utf-8", errors="surrogateescape")).hexdigest()
 
 
 def _analysis_key() -> str:
@@ -171,20 +180,22 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
     from malseq.model.text import model_text
     from malseq.sequence import build_sequence, render_text
 
-    known: dict[tuple[str, str], FileAnalysis] = {(r.path, r.sha256): r.analysis for r in reuse}
+    known: dict[tuple[str, str, str], FileAnalysis] = {(r.path, r.sha256, r.context): r.analysis for r in reuse}
     start = time.monotonic()
     files: list[FileAnalysis] = []
     reused = 0
     paths = frozenset(g.path for g in package.files)
+    python_context = reuse_context(paths)
     for f in package.source_files:
         deadline.check(f"analysing {f.path}")
         digest = sha256(f.data)
+        context = python_context if f.language is Language.PYTHON else ""
         # a file that may load another by path is analysed again: which files the package has decides
         # what that load is, so its analysis is not a function of its own bytes
         loads_by_path = f.language is Language.PYTHON and _LOADS_BY_PATH.search(f.data) is not None
-        previous = None if loads_by_path else known.get((f.path, digest))
+        previous = None if loads_by_path else known.get((f.path, digest, context))
         if (previous is None or previous.budget_exhausted) and cache is not None and not loads_by_path:
-            previous = cache.get(f.path, digest)
+            previous = cache.get(f.path, digest, context)
         # a partial analysis (its budget ran out) is done again rather than copied
         if previous is not None and not previous.budget_exhausted:
             files.append(previous)
@@ -194,7 +205,7 @@ def analyse_reusing(package: Package, deadline: Deadline, reuse: Sequence[Reusab
         if result is not None:
             files.append(result)
             if cache is not None and not loads_by_path:
-                cache.put(f.path, digest, result)
+                cache.put(f.path, digest, result, context)
     # as `analyse_package` does: the executable lines of .pth files, analysed as Python (never cached:
     # not source files, and cheap)
     files.extend(pth_code_analyses(package, deadline))
@@ -405,8 +416,9 @@ def reusable(side: SideScan) -> tuple[ReusableAnalysis, ...]:
     if side.result.analysis is None:
         return ()
     by_path = {f.path: f.sha256 for f in side.files}
-    return tuple(ReusableAnalysis(fa.path, by_path[fa.path], fa) for fa in side.result.analysis.files
-                 if fa.path in by_path and not fa.budget_exhausted)
+    context = reuse_context(by_path)
+    return tuple(ReusableAnalysis(fa.path, by_path[fa.path], fa, context if fa.language is Language.PYTHON else "")
+                 for fa in side.result.analysis.files if fa.path in by_path and not fa.budget_exhausted)
 
 
 def seeded(package: Package, seed: AnalysisSeed | None) -> tuple[ReusableAnalysis, ...]:
@@ -414,7 +426,9 @@ def seeded(package: Package, seed: AnalysisSeed | None) -> tuple[ReusableAnalysi
     if seed is None or package.origin.sha256 is None or package.origin.sha256 != seed.archive_sha256:
         return ()
     by_path = {f.path: sha256(f.data) for f in package.source_files}
-    return tuple(ReusableAnalysis(fa.path, by_path[fa.path], fa) for fa in seed.files if fa.path in by_path)
+    context = reuse_context(g.path for g in package.files)
+    return tuple(ReusableAnalysis(fa.path, by_path[fa.path], fa, context if fa.language is Language.PYTHON else "")
+                 for fa in seed.files if fa.path in by_path)
 
 
 def scan_side(text: str, target: Target, options: ScanOptions,

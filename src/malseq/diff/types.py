@@ -82,11 +82,13 @@ class SideScan:
 
 @dataclass(frozen=True)
 class ReusableAnalysis:
-    """A file analysis the other side may reuse: valid for exactly this path and content."""
+    """A file analysis the other side may reuse: valid for exactly this path and content and, for a
+    Python file, this set of package paths (`context`; "" for other languages)."""
 
     path: str
     sha256: str
     analysis: FileAnalysis
+    context: str = ""
 
 
 @dataclass(frozen=True)
