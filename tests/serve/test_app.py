@@ -186,6 +186,9 @@ def test_release_page_shows_sequence_code_hooks_metadata_and_diff(client: TestCl
     _, ids, _ = triage_db
     page = client.get(f"/release/{ids['pypi_dropper']}").text
     assert 'id="verdict">malicious<' in page
+    # the threshold that decided stands beside the score
+    shown = re.search(r'id="score">([0-9.]+)</strong> against <span id="threshold">([0-9.]+)</span>', page)
+    assert shown and float(shown.group(1)) >= float(shown.group(2)) > 0
     steps = re.findall(r'<tr class="step-(\w+)">', page)
     assert steps and steps[0] == "install"  # install-time steps come first, in execution order
     assert 'href="#excerpt-0"' in page and 'id="excerpt-0"' in page

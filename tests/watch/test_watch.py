@@ -67,6 +67,8 @@ def test_once_scans_new_releases_stores_reports_and_alerts_once(registry: FakeRe
         assert (alert["ecosystem"], alert["name"], alert["version"], alert["verdict"]) == (
             "npm", "colorz-utils", "1.0.3", "malicious")
         assert alert["score"] > 0.5 and alert["target"] == "npm:colorz-utils@1.0.3"
+        # with the threshold that decided, so a reader of the alert can tell how clear the verdict is
+        assert isinstance(alert["threshold"], float) and alert["score"] >= alert["threshold"]
         # the reasons point at the code: the install hook and what collect.js does, with file:line
         assert alert["reasons"] and all(r["file"] and r["line"] >= 0 for r in alert["reasons"])
         assert any(r["file"] == "collect.js" and r["line"] > 0 for r in alert["reasons"])

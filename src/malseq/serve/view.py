@@ -89,6 +89,7 @@ class ReportView:
     has_review_material: bool  # False for reports written without excerpts (they show one-line snippets)
     events: tuple[EventView, ...]  # every behaviour found, for reports without excerpts
     component_scores: tuple[Pair, ...]
+    threshold: str  # the verdict threshold the score was compared with ("" in reports without one)
     error: str
     notices: tuple[str, ...]
     model_warning: str
@@ -224,6 +225,7 @@ def parse_report(report_json: str) -> ReportView:
                      for e in map(_dict, _list(report.get("behaviours")))),
         component_scores=tuple(Pair(_str(k), f"{v:.4f}") for k, v in _dict(report.get("component_scores")).items()
                                if _float(v) is not None),
+        threshold=f"{t:.4f}" if (t := _float(report.get("threshold"))) is not None else "",
         error=": ".join(x for x in (_str(error.get("type")), _str(error.get("message"))) if x),
         notices=tuple(_str(_dict(n).get("message")) for n in _list(report.get("notices"))),
         model_warning=_str(report.get("model_warning")),

@@ -378,7 +378,8 @@ def alert_payload(detail: ReleaseDetail) -> dict[str, Any]:
     r = detail.release
     return {
         "id": r.id, "ecosystem": r.ecosystem, "name": r.name, "version": r.version, "target": r.target,
-        "score": result.score, "verdict": result.verdict, "operating_point": result.operating_point,
+        "score": result.score, "verdict": result.verdict, "threshold": report.get("threshold"),
+        "operating_point": result.operating_point,
         "model_version": result.model_version, "scanned_at": result.scanned_at, "source": r.source,
         "sha256": ((report.get("package") or {}).get("origin") or {}).get("sha256"),
         "reasons": top_reasons_of(report),
