@@ -36,11 +36,11 @@ STAGES = ("intake", "features", "sequence", "ipc (with call graph)", "ipc (as se
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throughput import add_archive_arguments, archive_groups
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--samples", type=Path, help="corpus samples.tsv (benign archives are picked from it)")
-    source.add_argument("--list", type=Path, help="a file of archive paths, one a line")
-    parser.add_argument("--per-ecosystem", type=int, default=30, help="with --samples: benign archives per ecosystem")
+    add_archive_arguments(parser)
     args = parser.parse_args()
 
     start = CLOCK()
@@ -63,13 +63,7 @@ def main() -> int:
     gc.freeze()
     gc.set_threshold(*malseq._isolation.WORKER_GC_THRESHOLDS)
 
-    if args.samples:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from throughput import pick_samples
-
-        groups = pick_samples(args.samples, args.per_ecosystem)
-    else:
-        groups = {"all": [line.strip() for line in args.list.read_text(encoding="utf-8").splitlines() if line.strip()]}
+    groups = archive_groups(args)
     print(f"once per run: imports {imports:.2f} CPU s, model load {model_load:.2f} CPU s")
     print("| group | packages | source KB/package | " + " | ".join(STAGES) + " | total |")
     print("|---|---|---|" + "---|" * (len(STAGES) + 1))

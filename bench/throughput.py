@@ -169,12 +169,24 @@ def run_guarddog_once(guarddog: Path, ecosystem: str, archives: list[str]) -> Ru
     return Run(1, len(archives), wall, cpu, errors, flagged, 0, peak, "guarddog", ecosystem)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_archive_arguments(parser: argparse.ArgumentParser) -> None:
+    """--samples / --list / --per-ecosystem: which archives a benchmark reads (`archive_groups`)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--samples", type=Path, help="corpus samples.tsv (benign archives are picked from it)")
     source.add_argument("--list", type=Path, help="a file of archive paths, one a line")
     parser.add_argument("--per-ecosystem", type=int, default=30, help="with --samples: benign archives per ecosystem")
+
+
+def archive_groups(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The archives `add_archive_arguments` named: by ecosystem with --samples, one group "all" with --list."""
+    if args.samples:
+        return pick_samples(args.samples, args.per_ecosystem)
+    return {"all": [line.strip() for line in args.list.read_text(encoding="utf-8").splitlines() if line.strip()]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_archive_arguments(parser)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--guarddog", type=Path, default=None, metavar="EXE",
                         help="with --samples: also run this GuardDog executable on the same archives")
@@ -183,9 +195,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.guarddog and not args.samples:
         parser.error("--guarddog needs --samples (GuardDog must be told each archive's ecosystem)")
-    groups = (pick_samples(args.samples, args.per_ecosystem) if args.samples
-              else {"all": [line.strip() for line in args.list.read_text(encoding="utf-8").splitlines()
-                            if line.strip()]})
+    groups = archive_groups(args)
     archives = [a for group in groups.values() for a in group]
     if not archives:
         raise SystemExit("no archives to scan")
