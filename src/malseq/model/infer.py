@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from malseq.errors import ModelNotAvailableError
+from malseq.intake.package import Ecosystem
 from malseq.model import BALANCED, CARD_FILE, DATA_DIR, LOW_FPR, MODEL_FILE, TOKENIZER_FILE
 from malseq.model.text import model_text
 
@@ -59,7 +60,8 @@ class ModelCard:
             raise ModelNotAvailableError(f"unreadable model card {path}: {exc}") from exc
 
 
-ECOSYSTEMS = ("npm", "pypi")  # malseq.intake.package.Ecosystem values
+# the ecosystems a card may set a threshold for: every registry malseq reads packages from
+ECOSYSTEMS = tuple(sorted(e.value for e in Ecosystem if e is not Ecosystem.UNKNOWN))
 
 
 def _ecosystem_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
