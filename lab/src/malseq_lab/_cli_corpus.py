@@ -181,6 +181,18 @@ def register(sub: Any) -> None:
     st = csub.add_parser("stats", help="summarise the work dir: samples, cache, split")
     _common(st)
 
+    rk = csub.add_parser(
+        "rekey",
+        help="carry the analysis cache over to new analysis code that should change no output (a speed-up): "
+        "a seeded sample is analysed again and compared field by field; one difference copies nothing",
+    )
+    _common(rk)
+    rk.add_argument("--from-key", required=True, metavar="KEY", help="the analysis key the rows were made with")
+    rk.add_argument("--sample", type=int, default=1000, metavar="N", help="rows to analyse again (default 1000)")
+    rk.add_argument("--seed", type=int, default=20261201)
+    rk.add_argument("--jobs", type=int, default=2, help="worker processes for the verification (default 2)")
+    rk.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-package budget (default 60)")
+
     ev = sub.add_parser("eval", help="train the baselines on the split and report metrics (needs the eval extra)")
     _common(ev)
     add_protocol_options(ev)
@@ -272,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.corpus_command == "hardneg":
         return _run_hardneg(args, workdir)
+    if args.corpus_command == "rekey":
+        return _run_rekey(args, workdir)
     sources = _build_sources(args)
     if args.corpus_command == "download":
         from malseq_lab.corpus.download import download_samples
@@ -324,6 +338,30 @@ def run(args: argparse.Namespace) -> int:
     seconds = report.get("seconds", {})
     assert isinstance(seconds, dict)
     print("corpus build: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return 0
+
+
+def _run_rekey(args: argparse.Namespace, workdir: Path) -> int:
+    from malseq_lab.corpus.analyse import analyse_samples
+    from malseq_lab.corpus.cache import AnalysisCache
+    from malseq_lab.corpus.records import read_samples
+    from malseq_lab.corpus.rekey import RekeyRefused, rekey, version_for_key
+
+    samples = {s.sha256: s for s in read_samples(workdir / "samples.tsv") if s.path and s.sha256}
+    with AnalysisCache(workdir / "analysis.sqlite") as cache:
+
+        def verify(rows: list[Any]) -> None:
+            picked = [samples[r.sha256] for r in rows if r.sha256 in samples]
+            analyse_samples(picked, cache, jobs=args.jobs, budget=args.timeout, log=_log)
+
+        try:
+            report = rekey(cache, version_for_key(args.from_key), verify, sample_size=args.sample, seed=args.seed,
+                           log=_log)
+        except RekeyRefused as exc:
+            print(f"rekey refused: {exc}", file=sys.stderr)
+            return 1
+    print(f"compared {report.compared}, identical; copied {report.copied}; "
+          f"{report.time_dependent_skipped} time-dependent errors left to analyse")
     return 0
 
 

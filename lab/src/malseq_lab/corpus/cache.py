@@ -156,6 +156,14 @@ class AnalysisCache:
     def put(self, row: CachedAnalysis) -> None:
         self.put_many([row])
 
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._db.commit()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     @staticmethod
     def _row(values: tuple[Any, ...]) -> CachedAnalysis:
         d: dict[str, Any] = dict(zip(_COLUMNS, values, strict=True))
