@@ -127,6 +127,13 @@ def register(sub: Any) -> None:
     b.add_argument("--retry-errors", action="store_true", help="analyse packages that failed before again")
     b.add_argument("--resplit", action="store_true", help="write a new split even if split.json exists")
     b.add_argument(
+        "--pin-split",
+        type=Path,
+        metavar="FILE",
+        help="an earlier split file: its samples keep their split (a group keeps the most held-out split of "
+        "its members), only new ones are assigned; a grown corpus so keeps its old test set held out",
+    )
+    b.add_argument(
         "--split-file",
         type=Path,
         metavar="FILE",
@@ -333,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
         limit_per_source=args.limit,
         registry_options=_intake_options(args, workdir),
         split_file=args.split_file or workdir / split_file_name(args.protocol),
+        pin_split=args.pin_split,
         log=_log,
     )
     seconds = report.get("seconds", {})

@@ -66,6 +66,19 @@ def test_build_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert doc["models"]["rules"]["by_ecosystem"]["npm"]["n"] > 0
     assert main(["corpus", "stats", "--workdir", str(wd)]) == 0
+    # a grown corpus pinned to the old split: every old sample keeps its split
+    old = json.loads((wd / "split-time.json").read_text())
+    for i in range(30, 40):
+        (data / f"n{i}.tgz").write_bytes(npm_tgz(f"n{i}", "1.0.0", files={"index.js": f"exports.n = {i};".encode()}))
+        lines.append(f"n{i}.tgz\tbenign\tnpm\tpopular")
+    (data / "labels.tsv").write_text("\n".join(lines) + "\n")
+    (wd / "old-split.json").write_text(json.dumps(old))
+    assert main(["corpus", "build", "--workdir", str(wd), "--no-default-sources", "--folder", str(data),
+                 "--no-download", "--resplit", "--pin-split", str(wd / "old-split.json")]) == 0
+    grown = json.loads((wd / "split-time.json").read_text())
+    kept = {s["key"]: s["split"] for s in old["samples"]}
+    assert len(grown["samples"]) == 40 and grown["meta"]["pinned"] == 30
+    assert all(s["split"] == kept[s["key"]] for s in grown["samples"] if s["key"] in kept)
 
 
 def test_eval_without_a_corpus_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,3 +117,40 @@ def test_ensure_split_makes_the_time_split_from_a_built_corpus(tmp_path: Path) -
     # reused, never rewritten behind the user's back
     path.write_text(path.read_text().replace('"mode": "time"', '"mode": "time", "kept": true'))
     assert "kept" in ensure_split(tmp_path, "time", log=lambda m: None).read_text()
+
+
+def test_a_grown_corpus_keeps_its_pinned_split_and_fills_the_shares() -> None:
+    old = [SplitItem(f"b{i}", f"h{i}", "npm", 0) for i in range(300)]
+    first = make_split(old, mode="random", seed=3)
+    grown = old + [SplitItem(f"n{i}", f"new{i}", "npm", 0) for i in range(300)]
+    second = make_split(grown, mode="random", seed=3, pinned=first.assignments)
+    assert all(second.assignments[k] == v for k, v in first.assignments.items())
+    counts = second.meta["counts"]["npm/benign"]
+    assert abs(counts["test"] / 600 - 0.2) < 0.03 and abs(counts["train"] / 600 - 0.6) < 0.03
+    assert second.meta["pinned"] == 300
+    # without the pin the same growth moves old samples between splits (why the pin exists)
+    unpinned = make_split(grown, mode="random", seed=3)
+    assert any(unpinned.assignments[k] != v for k, v in first.assignments.items())
+
+
+def test_a_group_that_merges_a_held_out_sample_stays_held_out() -> None:
+    pinned = {"a": "train", "b": "test", "c": "val"}
+    items = [SplitItem("a", "g", "pypi", 0), SplitItem("b", "g", "pypi", 0), SplitItem("c", "h", "pypi", 0),
+             SplitItem("d", "h", "pypi", 0)]
+    split = make_split(items, mode="random", seed=1, pinned=pinned)
+    assert split.assignments["a"] == split.assignments["b"] == "test"
+    assert split.assignments["c"] == split.assignments["d"] == "val"
+
+
+def test_new_dated_samples_go_after_the_pinned_time_bounds() -> None:
+    old = [SplitItem(f"k{i}", f"g{i}", "pypi", 1, f"2024-{1 + i % 10:02d}-15") for i in range(200)]
+    first = make_split(old, mode="time", seed=1)
+    latest = {s: max(it.added for it in old if first.assignments[it.key] == s) for s in ("train", "val")}
+    new = [SplitItem("late", "gl", "pypi", 1, "2024-12-01"), SplitItem("early", "ge", "pypi", 1, "2024-01-02"),
+           SplitItem("between", "gb", "pypi", 1, latest["val"])]
+    split = make_split(old + new, mode="time", seed=1, pinned=first.assignments)
+    assert all(split.assignments[k] == v for k, v in first.assignments.items())
+    assert split.assignments["late"] == "test"
+    assert split.assignments["early"] == "train"
+    assert split.assignments["between"] == ("val" if latest["val"] > latest["train"] else "train")
+    assert split.meta["strata"]["pypi/1"] == "time"

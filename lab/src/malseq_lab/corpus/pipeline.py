@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,7 @@ def build_split(
     seed: int,
     fractions: Sequence[float],
     threshold: float = 0.7,
+    pinned: Mapping[str, str] | None = None,
 ) -> Split:
     usable = samples_with_archives(samples)
     rows = cache.get_many([s.sha256 for s in usable])
@@ -107,7 +108,7 @@ def build_split(
         row = rows.get(s.sha256)
         eco = s.ecosystem or (row.ecosystem if row else "") or "unknown"
         split_items.append(SplitItem(s.sha256, groups[s.sha256], eco, s.label, s.added))
-    split = make_split(split_items, mode=mode, seed=seed, fractions=fractions)
+    split = make_split(split_items, mode=mode, seed=seed, fractions=fractions, pinned=pinned)
     split.meta["extractor_version"] = extractor_version()
     split.meta["group_threshold"] = threshold
     return split
@@ -158,6 +159,7 @@ def run_build(
     limit_per_source: int | None = None,
     registry_options: object | None = None,
     split_file: Path | None = None,
+    pin_split: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     from malseq.intake import IntakeOptions, PypiDistribution
@@ -202,7 +204,8 @@ def run_build(
             split = Split.load(split_path)
             report["split"] = "reused"
         else:
-            split = build_split(samples, cache, split_mode, seed, fractions)
+            pinned = Split.load(pin_split).assignments if pin_split else None
+            split = build_split(samples, cache, split_mode, seed, fractions, pinned=pinned)
             split.save(split_path)
             report["split"] = "written"
         timings["group_and_split"] = time.monotonic() - t

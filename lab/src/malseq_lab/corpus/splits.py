@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +86,12 @@ def _order(seed: int, group: str) -> str:
     return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
 
 
-def _assign_random(groups: list[tuple[str, int]], fractions: Sequence[float], seed: int) -> dict[str, str]:
-    total = sum(n for _, n in groups)
+def _assign_random(groups: list[tuple[str, int]], fractions: Sequence[float], seed: int,
+                   already: Sequence[int] = (0, 0, 0)) -> dict[str, str]:
+    """`already`: samples of the stratum that pinned groups put in each split (they count toward its share)."""
+    total = sum(n for _, n in groups) + sum(already)
     target = [f * total for f in fractions]
-    have = [0] * len(SPLITS)
+    have = list(already)
     out = {}
     for group, n in sorted(groups, key=lambda g: _order(seed, g[0])):
         # the split furthest below its target, relative to the target
@@ -119,12 +121,35 @@ def _assign_time(groups: list[tuple[str, int, str]], fractions: Sequence[float])
     return out
 
 
+def _pinned_split(keys: Sequence[str], pinned: Mapping[str, str]) -> str | None:
+    """The split a group keeps from an earlier split: the most held-out one any member had, so a
+    sample once held out is never trained on (groups can merge when the corpus grows)."""
+    had = {pinned[k] for k in keys if k in pinned}
+    return next((s for s in reversed(SPLITS) if s in had), None)
+
+
+def _time_after_pinned(date: str, latest: Mapping[str, str]) -> str:
+    """A new dated group's split in a stratum whose older groups are pinned: after the newest
+    validation date it is test, after the newest training date validation, else training."""
+    if latest.get("val") and date > latest["val"]:
+        return "test"
+    if latest.get("train") and date > latest["train"]:
+        return "val"
+    return "train"
+
+
 def make_split(
     items: Sequence[SplitItem],
     mode: str = "random",
     seed: int = 20261101,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    pinned: Mapping[str, str] | None = None,
 ) -> Split:
+    """`pinned` (sample key -> split, e.g. an earlier corpus's split file): a group with a pinned member
+    keeps that split (the most held-out one, when members differ); only the other groups are assigned,
+    counting the pinned ones toward each split's share. A grown corpus so keeps its old test set held out.
+    """
+    pinned = pinned or {}
     if mode not in ("random", "time"):
         raise ValueError(f"unknown split mode {mode!r}")
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
@@ -139,9 +164,29 @@ def make_split(
         strata[(eco, max(m.label for m in ms))].append(g)
     group_split: dict[str, str] = {}
     stratum_modes = {}
-    for (eco, label), groups in sorted(strata.items()):
+    for (eco, label), all_groups in sorted(strata.items()):
+        already = [0, 0, 0]
+        latest: dict[str, str] = {}
+        groups = []
+        for g in all_groups:
+            kept = _pinned_split([m.key for m in members[g]], pinned)
+            if kept is None:
+                groups.append(g)
+                continue
+            group_split[g] = kept
+            already[SPLITS.index(kept)] += len(members[g])
+            dates = [m.added for m in members[g] if m.added]
+            # a group is dated by its earliest member, as `_assign_time` dates it
+            if dates and min(dates) > latest.get(kept, ""):
+                latest[kept] = min(dates)
         dated = [g for g in groups if any(m.added for m in members[g])]
-        if mode == "time" and dated:
+        if mode == "time" and latest:
+            stratum_modes[f"{eco}/{label}"] = "time"
+            for g in dated:
+                group_split[g] = _time_after_pinned(min(m.added for m in members[g] if m.added), latest)
+            undated = [g for g in groups if g not in set(dated)]
+            group_split.update(_assign_random([(g, len(members[g])) for g in undated], fractions, seed, already))
+        elif mode == "time" and dated:
             # a group's date is its earliest dated member's; the few groups without any date
             # (e.g. a campaign copy that also sits in a benign list) are placed at random
             stratum_modes[f"{eco}/{label}"] = "time"
@@ -154,7 +199,7 @@ def make_split(
             group_split.update(_assign_random([(g, len(members[g])) for g in undated], fractions, seed))
         else:
             stratum_modes[f"{eco}/{label}"] = "random"
-            group_split.update(_assign_random([(g, len(members[g])) for g in groups], fractions, seed))
+            group_split.update(_assign_random([(g, len(members[g])) for g in groups], fractions, seed, already))
     assignments = {it.key: group_split[it.group] for it in items}
     counts: dict[str, dict[str, int]] = {}
     date_ranges: dict[str, dict[str, list[str]]] = {}
@@ -175,4 +220,6 @@ def make_split(
         "largest_group": max((len(v) for v in members.values()), default=0),
         "date_ranges": date_ranges,
     }
+    if pinned:
+        meta["pinned"] = sum(k in pinned for k in assignments)
     return Split(assignments, {it.key: it.group for it in items}, meta)
