@@ -113,6 +113,9 @@ def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, optio
         "new_verdict": diff.new.verdict, "new_score": diff.new.score,
         "change_malicious": diff.malicious,
         "delta_verdict": delta.verdict if delta else None, "delta_score": delta.score if delta else None,
+        "delta_threshold": delta.threshold if delta else None,
+        # install hooks NEW adds or changes (npm lifecycle scripts, setup.py command overrides, .pth files)
+        "hooks_added": sorted({f"{h.kind} {h.change}" for h in diff.install_hooks if h.change != "removed"}),
         "delta_steps": delta.steps if delta else 0, "added_behaviours": len(diff.added_behaviours),
         "files_changed": len(diff.files), "unchanged": diff.unchanged_files, "reused": diff.reused_analyses,
         "old_budget_exhausted": _budget_exhausted(diff.old), "new_budget_exhausted": _budget_exhausted(diff.new),
