@@ -85,6 +85,7 @@ DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
 FOLDERS = (("pypi", "malicious-pypi"), ("npm", "malicious-npm"))
 _PLACEHOLDER_VERSION = re.compile(r"^0\.0\.\d+-security(\.\d+)?$")
 _PLACEHOLDER_TEXT = "security holding package"
+_PYPI_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ def read_samples(datasets: Path) -> list[Sample]:
     for eco, folder in FOLDERS:
         with (datasets / folder / "manifest.tsv").open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
-                out.append(Sample(eco, row["name"], row["version"], row["path"], row["sha256"].lower(),
-                                  row.get("added") or "", row.get("source") or ""))
+                # a name is stripped of surrounding blanks (one PyPI manifest name ends in a space)
+                out.append(Sample(eco, row["name"].strip(), row["version"].strip(), row["path"],
+                                  row["sha256"].lower(), row.get("added") or "", row.get("source") or ""))
     return out
 
 
@@ -134,8 +136,10 @@ class Limiter:
 
 def ask(eco: str, name: str, intake: IntakeOptions, limiter: Limiter) -> dict[str, Any]:
     """One name's answer: listed (the client cached its document), not found, or an error."""
-    limiter.wait()
     base: dict[str, Any] = {"ecosystem": eco, "name": normalized_name(eco, name), "asked": name}
+    if eco == "pypi" and not _PYPI_NAME.match(name):  # e.g. a manifest name with a space: no project has it
+        return {**base, "status": "invalid_name"}
+    limiter.wait()
     try:
         releases = release_list(RegistryTarget(Ecosystem(eco), name, None), intake, Deadline(90))
     except NotFoundError as exc:
@@ -250,6 +254,9 @@ def classify(sample: Sample, listing: dict[str, Any] | None, doc: Any,
     row["registry_name"] = listing.get("registry_name")
     row["releases"] = len(releases)
     row["sample_listed"] = any(same_version(sample.ecosystem, r.version, sample.version) for r in releases)
+    if sample.ecosystem == "pypi":  # the registry still serves the very file of the sample
+        row["sample_file_served"] = any(isinstance(f, dict) and isinstance(f.get("hashes"), dict)
+                                        and f["hashes"].get("sha256") == sample.sha256 for f in doc.get("files") or [])
     # when the sample was uploaded: the registry's own record, else (PyPI) by the end of its `added` day
     sample_time = next((t for v, t in times.items() if same_version(sample.ecosystem, v, sample.version)), None)
     row["sample_time_from"] = "registry" if sample_time else None
@@ -435,7 +442,8 @@ def measure_one(found: dict[str, Any], path: Path, options: ScanOptions, split: 
     previous = release_text(eco, name, found["previous"])
     facts = {k: found.get(k) for k in ("version", "sha256", "sample", "added", "releases", "earlier", "later",
                                        "previous", "previous_time", "sample_time", "sample_time_from",
-                                       "days_after_previous", "first_release_time", "sample_listed")}
+                                       "days_after_previous", "first_release_time", "sample_listed",
+                                       "sample_file_served")}
     base: dict[str, Any] = {"kind": "compromised", "ecosystem": eco.value, "name": found["name"], **facts,
                             "split": split.get(found["sha256"], "none")}
     start = time.monotonic()
@@ -459,12 +467,20 @@ def measure_one(found: dict[str, Any], path: Path, options: ScanOptions, split: 
     return {**base, **{k: v for k, v in row.items() if k not in ("kind", "ecosystem", "name")}}
 
 
+def in_group(row: dict[str, Any], group: str) -> bool:
+    """test: the sample is in the shipped model's test split; rest: in its train or validation split, or
+    in none; same_project: the previous release has the sample's description or author (an earlier line
+    of the same project); other_project: it has neither (the name is used by another package now)."""
+    same = bool(row.get("same_description") or row.get("same_author"))
+    return {"test": row["split"] == "test", "rest": row["split"] != "test", "all": True,
+            "same_project": same, "other_project": not same}[group]
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for eco in ("pypi", "npm", "all"):
-        for group in ("test", "rest", "all"):
-            mine = [r for r in rows if (eco == "all" or r["ecosystem"] == eco)
-                    and (group == "all" or (r["split"] == "test") == (group == "test"))]
+        for group in ("test", "rest", "all", "same_project", "other_project"):
+            mine = [r for r in rows if (eco == "all" or r["ecosystem"] == eco) and in_group(r, group)]
             ok = [r for r in mine if "error" not in r and r.get("new_verdict") is not None]
             out[f"{eco}/{group}"] = {
                 "samples": len(mine), "served": sum(bool(r.get("served")) for r in mine), "diffed": len(ok),
@@ -479,6 +495,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "no_added_behaviour": sum(r.get("added_behaviours") == 0 for r in ok),
                 "same_author": sum(bool(r.get("same_author")) for r in ok),
                 "same_description": sum(bool(r.get("same_description")) for r in ok),
+                "splits": dict(Counter(r["split"] for r in mine).most_common()),
             }
     return out
 
