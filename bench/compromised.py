@@ -472,8 +472,9 @@ def in_group(row: dict[str, Any], group: str) -> bool:
     in none; same_project: the previous release has the sample's description or author (an earlier line
     of the same project); other_project: it has neither (the name is used by another package now)."""
     same = bool(row.get("same_description") or row.get("same_author"))
-    return {"test": row["split"] == "test", "rest": row["split"] != "test", "all": True,
-            "same_project": same, "other_project": not same}[group]
+    groups: dict[str, bool] = {"test": row["split"] == "test", "rest": row["split"] != "test", "all": True,
+                               "same_project": same, "other_project": not same}
+    return groups[group]
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
