@@ -469,18 +469,19 @@ def measure_one(found: dict[str, Any], path: Path, options: ScanOptions, split: 
 
 def in_group(row: dict[str, Any], group: str) -> bool:
     """test: the sample is in the shipped model's test split; rest: in its train or validation split, or
-    in none; same_project: the previous release has the sample's description or author (an earlier line
-    of the same project); other_project: it has neither (the name is used by another package now)."""
+    in none; same_metadata: the previous release has the sample's description or author; other_metadata:
+    it has neither (facts, not a judgement: a hijacked release keeps its project's metadata, a name taken
+    by another package does not, but an attacker may copy it)."""
     same = bool(row.get("same_description") or row.get("same_author"))
     groups: dict[str, bool] = {"test": row["split"] == "test", "rest": row["split"] != "test", "all": True,
-                               "same_project": same, "other_project": not same}
+                               "same_metadata": same, "other_metadata": not same}
     return groups[group]
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for eco in ("pypi", "npm", "all"):
-        for group in ("test", "rest", "all", "same_project", "other_project"):
+        for group in ("test", "rest", "all", "same_metadata", "other_metadata"):
             mine = [r for r in rows if (eco == "all" or r["ecosystem"] == eco) and in_group(r, group)]
             ok = [r for r in mine if "error" not in r and r.get("new_verdict") is not None]
             out[f"{eco}/{group}"] = {
