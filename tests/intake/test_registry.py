@@ -952,3 +952,27 @@ def test_pypi_latest_is_the_latest_release_the_target_interpreter_can_install(
     # an exact pin is taken as given; --sdist keeps the plain latest
     assert fetch(Ecosystem.PYPI, "demo", "1.0", replace(auto, python_version="3.12")).version == "1.0"
     assert fetch(Ecosystem.PYPI, "demo", None, options(fake, tmp_path, python_version="3.12")).version == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("ecosystem", "name", "version"),
+    [(Ecosystem.PYPI, "foo bar", None), (Ecosystem.NPM, "evil\nname", "1.0.0"), (Ecosystem.PYPI, "ok", "1.0 beta")],
+)
+def test_a_name_no_registry_can_have_is_refused_before_any_url_is_made(
+    ecosystem: Ecosystem, name: str, version: str | None, tmp_path: Path
+) -> None:
+    """Lockfiles and library callers build targets themselves: their names never reach a URL unchecked."""
+    from malseq._deadline import Deadline
+    from malseq.errors import TargetSyntaxError
+    from malseq.intake import IntakeOptions
+    from malseq.intake.registry import fetch_release
+    from malseq.intake.registry.versions import release_list
+    from malseq.intake.targets import RegistryTarget
+
+    target = RegistryTarget(ecosystem, name, version)
+    # a port nothing listens on: were a URL made and asked, the error would be a connection error
+    options = IntakeOptions(cache_dir=tmp_path, pypi_index_url="http://127.0.0.1:9/simple",
+                            npm_registry_url="http://127.0.0.1:9")
+    for fetch in (fetch_release, release_list):
+        with pytest.raises(TargetSyntaxError, match="not a valid"):
+            fetch(target, options, Deadline(10))

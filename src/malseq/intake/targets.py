@@ -43,9 +43,27 @@ _FORMS = (
 )
 
 
-def _check(ecosystem: Ecosystem, name: str, version: str | None, text: str) -> RegistryTarget:
+def valid_name(ecosystem: Ecosystem, name: str) -> bool:
+    """Whether `name` can be a package name of `ecosystem` (PyPI: PEP 508; npm: its URL-safe form)."""
     pattern = _NPM_NAME if ecosystem is Ecosystem.NPM else _PYPI_NAME
-    if not name or not pattern.match(name):
+    return bool(name) and pattern.match(name) is not None
+
+
+def check_registry_target(target: RegistryTarget) -> None:
+    """Raise `TargetSyntaxError` for a release no registry can have, before any URL is made of it.
+
+    The command line checks what the user types; lockfiles, manifests and library callers build
+    targets themselves, and a name with a blank or a control character must not reach a URL.
+    """
+    if not valid_name(target.ecosystem, target.name):
+        raise TargetSyntaxError(f"{target.name!r} is not a valid {target.ecosystem.value} package name",
+                                hint="check the name in the lockfile or manifest it came from")
+    if target.version is not None and (not target.version or not _VERSION.match(target.version)):
+        raise TargetSyntaxError(f"{target.version!r} is not a valid version of {target.name!r}")
+
+
+def _check(ecosystem: Ecosystem, name: str, version: str | None, text: str) -> RegistryTarget:
+    if not valid_name(ecosystem, name):
         raise TargetSyntaxError(f"{text!r}: {name!r} is not a valid {ecosystem.value} package name")
     if version is not None and (not version or not _VERSION.match(version)):
         raise TargetSyntaxError(f"{text!r}: {version!r} is not a valid version")

@@ -36,7 +36,7 @@ from malseq.intake.registry.common import MAX_DOCUMENT_BYTES, PYPI_JSON, USER_AG
 from malseq.intake.registry.config import cache_root, resolve_npm_registry, resolve_pypi_index
 from malseq.intake.registry.npm import _fetch_npm
 from malseq.intake.registry.pypi import _fetch_pypi
-from malseq.intake.targets import RegistryTarget
+from malseq.intake.targets import RegistryTarget, check_registry_target
 
 if TYPE_CHECKING:
     from malseq.intake import IntakeOptions
@@ -56,6 +56,7 @@ __all__ = [
 
 def fetch_release(target: RegistryTarget, options: IntakeOptions, deadline: Deadline) -> Download:
     """Download (or read from the cache) the file of a registry release, verified by hash."""
+    check_registry_target(target)
     if target.ecosystem is Ecosystem.PYPI:
         return _fetch_pypi(target, options, deadline)
     if target.ecosystem is Ecosystem.NPM:

@@ -20,7 +20,7 @@ from malseq.intake.registry.config import resolve_npm_registry, resolve_pypi_ind
 from malseq.intake.registry.http import _document
 from malseq.intake.registry.npm import _NPM_ACCEPT, _parse_npm_document
 from malseq.intake.registry.pypi import _PYPI_ACCEPT, _parse_pypi_file, _parse_simple_page
-from malseq.intake.targets import RegistryTarget
+from malseq.intake.targets import RegistryTarget, check_registry_target
 
 if TYPE_CHECKING:
     from malseq.intake import IntakeOptions
@@ -86,6 +86,7 @@ def _npm_versions(target: RegistryTarget, options: IntakeOptions, deadline: Dead
 
 
 def release_list(target: RegistryTarget, options: IntakeOptions, deadline: Deadline) -> ReleaseList:
+    check_registry_target(target)
     if target.ecosystem is Ecosystem.PYPI:
         return _pypi_versions(target, options, deadline)
     if target.ecosystem is Ecosystem.NPM:
