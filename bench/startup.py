@@ -73,6 +73,62 @@ part("read and analyse the target", t)
 """
 
 
+# The two processes of one `malseq scan -q TARGET` (the scanning process and the model process it forks,
+# `malseq.model.process`): each one's CPU seconds at its milestones. On an idle machine with a core for
+# each, the wall time is about the interpreter's start plus the longer of the two paths to "model ready",
+# plus what follows it; on a loaded machine the wall time says nothing, these CPU figures still do.
+_TIMELINE = r"""
+import sys, time
+clock = time.process_time  # per process: a forked child starts from zero
+marks = []
+def mark(who, label):
+    if not any(m.endswith(label) for m in marks):  # the first time only
+        marks.append(f"{who:<6} {clock():6.3f}  {label}")
+mark("scan", "interpreter started")
+import malseq.model.process as mp
+import malseq.model.infer as infer
+child_main = mp._child
+def child(*args):
+    mark("model", "forked")
+    imported = infer.import_runtime
+    def import_runtime():
+        out = imported(); mark("model", "numpy, onnxruntime, tokenizers imported"); return out
+    infer.import_runtime = import_runtime
+    opened = infer.SequenceScorer.open_files
+    def open_files(*a):
+        out = opened(*a); mark("model", "tokenizer.json and session opened"); return out
+    infer.SequenceScorer.open_files = staticmethod(open_files)
+    scored = infer.SequenceScorer.score
+    def score(self, texts):
+        out = scored(self, texts); mark("model", "text scored"); sys.stderr.write("\n".join(marks) + "\n"); return out
+    infer.SequenceScorer.score = score
+    child_main(*args)
+mp._child = child
+def wrap(cls, name, before=None, after=None):
+    original = getattr(cls, name)
+    def wrapped(*a, **k):
+        if before: mark("scan", before)
+        out = original(*a, **k)
+        if after: mark("scan", after)
+        return out
+    setattr(cls, name, wrapped)
+wrap(mp.ModelProcess, "load", before="arguments parsed, model folder sent")
+wrap(mp.ModelProcess, "scorer", before="target analysed, waits for the model", after="model ready")
+wrap(mp.ModelProcess, "finish", before="result scored")
+import malseq._cli
+code = malseq._cli.main(["scan", "-q", sys.argv[1]])
+mark("scan", "report written, model process reaped")
+sys.stderr.write("\n".join(m for m in marks if m.startswith("scan")) + "\n")
+"""
+
+
+def timeline(target: str, env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-c", _TIMELINE, target], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    print("CPU s of each process at its milestones (one run):")
+    print(done.stderr.rstrip())
+
+
 def breakdown(target: str, env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-c", _BREAKDOWN, target], env=env, capture_output=True, text=True,
                           check=False)
@@ -102,6 +158,8 @@ def main() -> None:
     ap.add_argument("--against", type=Path, default=None,
                     help="a second source tree (e.g. an export of the previous commit's src) timed in turn with --src")
     ap.add_argument("--breakdown", action="store_true", help="also print the CPU seconds of each part of a start-up")
+    ap.add_argument("--timeline", type=int, default=0, metavar="N",
+                    help="also print, for N runs, the CPU seconds of the scan and its model process at milestones")
     ap.add_argument("extra", nargs="*", help="more `malseq scan` arguments (after --), e.g. --isolate")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="malseq-startup-") as pycache:
@@ -121,6 +179,8 @@ def main() -> None:
                 out.append(one_run(cmd, tree))
         if args.breakdown:
             breakdown(args.target, env)
+        for _ in range(args.timeline):
+            timeline(args.target, env)
     mine = _summary("", cmd, env["PYTHONPATH"], runs[0])
     if args.against is not None:
         other = _summary("against: ", cmd, envs[1]["PYTHONPATH"], runs[1])

@@ -137,3 +137,33 @@ def test_the_console_program_exits_with_the_scan_exit_code_and_its_whole_report(
                            CLEAN], capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False)
     assert done.returncode == 1, done.stderr  # flagged
     assert [r["verdict"] for r in json.loads(done.stdout)] == ["malicious", "benign"]
+
+
+def test_a_model_folder_named_by_the_scan_is_loaded_instead_of_the_shipped_one_it_opened_early(
+        tmp_path: Path) -> None:
+    """The child opens the shipped model before it hears which folder the scan wants; given another
+    folder it loads that one (here the shipped files under another name: same scores, its own card)."""
+    from malseq.model import CARD_FILE, DATA_DIR, MODEL_FILE, TOKENIZER_FILE
+
+    for name in (MODEL_FILE, TOKENIZER_FILE):
+        (tmp_path / name).symlink_to(DATA_DIR / name)
+    card = json.loads((DATA_DIR / CARD_FILE).read_text(encoding="utf-8"))
+    card["threshold"] = 0.25
+    card.pop("thresholds_by_ecosystem", None)
+    (tmp_path / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+    texts = _texts()[:5]
+    done = _python(f"""
+        import json, sys
+        from pathlib import Path
+        from malseq.model.process import ModelProcess
+        process = ModelProcess.start()
+        process.load(Path({str(tmp_path)!r}))
+        model = process.scorer()
+        print(json.dumps({{"dir": str(model.model_dir), "threshold": model.threshold_for("low-fpr", "pypi"),
+                          "scores": [repr(s) for s in model.score(json.load(sys.stdin))]}}))
+        process.close()
+    """, json.dumps(texts))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["dir"] == str(tmp_path) and answer["threshold"] == 0.25
+    assert answer["scores"] == [repr(s) for s in SequenceScorer.load().score(texts)]

@@ -119,31 +119,34 @@ class SequenceScorer:
 
     @classmethod
     def load(cls, model_dir: Path | str | None = None, threads: int | None = None,
-             ecosystems: Sequence[str] | None = None) -> SequenceScorer:
+             ecosystems: Sequence[str] | None = None, opened: tuple[Any, Any] | None = None) -> SequenceScorer:
         """The model in `model_dir` (default: the shipped one), loaded once per process (`ecosystems`:
-        as in `ModelCard.read`).
+        as in `ModelCard.read`; `opened`: the folder's `open_files` answer, when the caller has it).
 
         Raises `ModelNotAvailableError` when the folder lacks a model, tokenizer or card.
         """
         path = model_path(model_dir)
-        # One intra-op thread by default: scores are the same with any thread count (checked in
-        # tests/test_determinism.py), and on a batch of one a second thread costs more CPU than it saves.
-        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
+        threads = model_threads(threads)
         key = (str(path.resolve()), threads)
         with cls._lock:
             if key not in cls._cache:
-                cls._cache[key] = cls._load(path, threads, ecosystems)
+                cls._cache[key] = cls._load(path, threads, ecosystems, opened)
             return cls._cache[key]
 
     @classmethod
-    def _load(cls, path: Path, threads: int, ecosystems: Sequence[str] | None = None) -> SequenceScorer:
-        missing = [n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE) if not (path / n).is_file()]
-        if missing:
-            raise ModelNotAvailableError(
-                f"no trained sequence model in {path} (missing {', '.join(missing)})",
-                hint="train one with `malseq train`, or scan without a score",
-            )
+    def _load(cls, path: Path, threads: int, ecosystems: Sequence[str] | None = None,
+              opened: tuple[Any, Any] | None = None) -> SequenceScorer:
+        _check_files(path)
         card = ModelCard.read(path / CARD_FILE, ecosystems)
+        tokenizer, session = opened if opened is not None else cls.open_files(path, threads)
+        configure_tokenizer(tokenizer, card.max_len)
+        return cls(path, session, tokenizer, card)
+
+    @staticmethod
+    def open_files(path: Path, threads: int) -> tuple[Any, Any]:
+        """`(tokenizer, session)` of the model in `path`, as `load` opens them: most of a load's work,
+        which the model process (`malseq.model.process`) starts before it knows the scan's model folder."""
+        _check_files(path)
         ort, Tokenizer = import_runtime()
         try:
             tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
@@ -158,8 +161,7 @@ class SequenceScorer:
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
             raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
-        configure_tokenizer(tokenizer, card.max_len)
-        return cls(path, session, tokenizer, card)
+        return tokenizer, session
 
     @classmethod
     def clear_cache(cls) -> None:
@@ -192,6 +194,22 @@ class SequenceScorer:
             scores = _to_scores(np, dict(zip(self._outputs, result, strict=True)))
             out.append(float(min(1.0, max(0.0, scores[0]))))
         return out
+
+
+def _check_files(path: Path) -> None:
+    missing = [n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE) if not (path / n).is_file()]
+    if missing:
+        raise ModelNotAvailableError(
+            f"no trained sequence model in {path} (missing {', '.join(missing)})",
+            hint="train one with `malseq train`, or scan without a score",
+        )
+
+
+def model_threads(threads: int | None = None) -> int:
+    """The session's intra-op threads: `threads`, else $MALSEQ_MODEL_THREADS, else one. One by default:
+    scores are the same with any thread count (checked in tests/test_determinism.py), and on a batch
+    of one a second thread costs more CPU than it saves."""
+    return threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
 
 
 def model_path(model_dir: Path | str | None) -> Path:

@@ -225,18 +225,30 @@ def _child(requests_fd: int, replies_fd: int) -> None:  # pragma: no cover - run
     os.close(null)
     _OPEN_PIPE_FDS.clear()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one text at a time: no tokenizer thread pool
-    from malseq.model.infer import SequenceScorer, import_runtime
+    import itertools
+    import select
+
+    from malseq.model.infer import SequenceScorer, model_path, model_threads
 
     requests = os.fdopen(requests_fd, "rb")
     replies = os.fdopen(replies_fd, "wb", buffering=0)
-    with contextlib.suppress(Exception):  # the load below reports it
-        import_runtime()  # before the parent says which model: the imports are most of the wait
+    # The shipped model's files are opened before the parent says which model it wants (unless it has
+    # said so already): the imports and the session are most of the wait, and nearly every scan wants it.
+    shipped = str(model_path(None))
+    early = [requests.readline()] if select.select([requests_fd], [], [], 0)[0] else []
+    opened = None
+    if not early or early[0] and json.loads(early[0]).get("load") == shipped:
+        with contextlib.suppress(Exception):  # a load below reports it
+            opened = SequenceScorer.open_files(Path(shipped), model_threads())
     scorer = None
-    for line in requests:
+    for line in itertools.chain(early, requests):
+        if not line:
+            break
         message = json.loads(line)
         if "load" in message:
             try:
-                scorer = SequenceScorer.load(message["load"], ecosystems=message["ecosystems"])
+                scorer = SequenceScorer.load(message["load"], ecosystems=message["ecosystems"],
+                                             opened=opened if message["load"] == shipped else None)
                 reply: dict[str, Any] = {"ready": True}
             except Exception as exc:  # noqa: BLE001 - the parent loads the model itself and reports it
                 reply = {"ready": False, "error": str(exc)}
