@@ -81,22 +81,33 @@ _TIMELINE = r"""
 import sys, time
 clock = time.process_time  # per process: a forked child starts from zero
 marks = []
-def mark(who, label):
+def mark(who, label, cpu=None):
     if not any(m.endswith(label) for m in marks):  # the first time only
-        marks.append(f"{who:<6} {clock():6.3f}  {label}")
+        marks.append(f"{who:<6} {clock() if cpu is None else cpu:6.3f}  {label}")
 mark("scan", "interpreter started")
-import malseq.model.process as mp
-import malseq.model.infer as infer
+import malseq.model.process as mp  # what `malseq scan` imports before its fork, and no more
 child_main = mp._child
 def child(*args):
+    global clock
+    clock = time.thread_time  # the child's main thread (tokenizer.json is read in a second one)
     mark("model", "forked")
+    import malseq.model.infer as infer
     imported = infer.import_runtime
     def import_runtime():
-        out = imported(); mark("model", "numpy, onnxruntime, tokenizers imported"); return out
+        ort, Tokenizer = imported()
+        class Timed:
+            @staticmethod
+            def from_file(path):
+                start = time.thread_time()
+                out = Tokenizer.from_file(path)
+                mark("model", "tokenizer.json read (own thread, CPU s)", time.thread_time() - start)
+                return out
+        mark("model", "numpy, onnxruntime, tokenizers imported")
+        return ort, Timed
     infer.import_runtime = import_runtime
     opened = infer.SequenceScorer.open_files
-    def open_files(*a):
-        out = opened(*a); mark("model", "tokenizer.json and session opened"); return out
+    def open_files(*a, **k):
+        out = opened(*a, **k); mark("model", "tokenizer.json and session opened"); return out
     infer.SequenceScorer.open_files = staticmethod(open_files)
     scored = infer.SequenceScorer.score
     def score(self, texts):
@@ -112,6 +123,7 @@ def wrap(cls, name, before=None, after=None):
         if after: mark("scan", after)
         return out
     setattr(cls, name, wrapped)
+wrap(mp.ModelProcess, "start", after="model process forked")
 wrap(mp.ModelProcess, "load", before="arguments parsed, model folder sent")
 wrap(mp.ModelProcess, "scorer", before="target analysed, waits for the model", after="model ready")
 wrap(mp.ModelProcess, "finish", before="result scored")
@@ -122,11 +134,25 @@ sys.stderr.write("\n".join(m for m in marks if m.startswith("scan")) + "\n")
 """
 
 
-def timeline(target: str, env: dict[str, str]) -> None:
+def timeline(target: str, env: dict[str, str]) -> float | None:
+    """Print one run's milestones; return its critical path in CPU s (None if a milestone is missing)."""
     done = subprocess.run([sys.executable, "-c", _TIMELINE, target], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False)
     print("CPU s of each process at its milestones (one run):")
     print(done.stderr.rstrip())
+    at = {line[14:].strip(): float(line[7:13]) for line in done.stderr.splitlines() if line[:6].strip() in
+          ("scan", "model")}
+    try:
+        # the model is ready when both have got there: the child (counted from the fork) and the scan
+        opened = max(at["tokenizer.json and session opened"],  # the main thread, waiting for the other
+                     at["numpy, onnxruntime, tokenizers imported"] + at["tokenizer.json read (own thread, CPU s)"])
+        ready = max(at["model process forked"] + opened, at["target analysed, waits for the model"])
+        tail = (at["text scored"] - at["tokenizer.json and session opened"]) + \
+            (at["report written, model process reaped"] - at["model ready"])
+    except KeyError:
+        return None
+    print(f"critical path {ready + tail:.3f} CPU s (about the wall time on an idle machine, a core for each process)")
+    return ready + tail
 
 
 def breakdown(target: str, env: dict[str, str]) -> None:
@@ -179,8 +205,10 @@ def main() -> None:
                 out.append(one_run(cmd, tree))
         if args.breakdown:
             breakdown(args.target, env)
-        for _ in range(args.timeline):
-            timeline(args.target, env)
+        paths = [timeline(args.target, env) for _ in range(args.timeline)]
+        known = [p for p in paths if p is not None]
+        if known:
+            print(f"critical path, median of {len(known)}: {statistics.median(known):.3f} CPU s")
     mine = _summary("", cmd, env["PYTHONPATH"], runs[0])
     if args.against is not None:
         other = _summary("against: ", cmd, envs[1]["PYTHONPATH"], runs[1])

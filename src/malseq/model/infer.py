@@ -143,13 +143,27 @@ class SequenceScorer:
         return cls(path, session, tokenizer, card)
 
     @staticmethod
-    def open_files(path: Path, threads: int) -> tuple[Any, Any]:
+    def open_files(path: Path, threads: int, parallel: bool = False) -> tuple[Any, Any]:
         """`(tokenizer, session)` of the model in `path`, as `load` opens them: most of a load's work,
-        which the model process (`malseq.model.process`) starts before it knows the scan's model folder."""
+        which the model process (`malseq.model.process`) starts before it knows the scan's model folder.
+        With `parallel`, tokenizer.json is read in a second thread while onnxruntime, which releases the
+        interpreter lock, builds the session (the model process: the scan has no use for its core then)."""
         _check_files(path)
         ort, Tokenizer = import_runtime()
+        read: list[Any] = []
+
+        def read_tokenizer() -> None:
+            try:
+                read.append(Tokenizer.from_file(str(path / TOKENIZER_FILE)))
+            except Exception as exc:  # noqa: BLE001 - reported below, from this thread
+                read.append(exc)
+
+        reader = threading.Thread(target=read_tokenizer, name="malseq-tokenizer") if parallel else None
         try:
-            tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
+            if reader is not None:
+                reader.start()
+            else:
+                read_tokenizer()
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -161,6 +175,12 @@ class SequenceScorer:
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
             raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
+        finally:
+            if reader is not None:
+                reader.join()
+        [tokenizer] = read
+        if isinstance(tokenizer, Exception):
+            raise ModelNotAvailableError(f"cannot load the model in {path}: {tokenizer}") from tokenizer
         return tokenizer, session
 
     @classmethod

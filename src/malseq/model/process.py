@@ -239,7 +239,7 @@ def _child(requests_fd: int, replies_fd: int) -> None:  # pragma: no cover - run
     opened = None
     if not early or early[0] and json.loads(early[0]).get("load") == shipped:
         with contextlib.suppress(Exception):  # a load below reports it
-            opened = SequenceScorer.open_files(Path(shipped), model_threads())
+            opened = SequenceScorer.open_files(Path(shipped), model_threads(), parallel=True)
     scorer = None
     for line in itertools.chain(early, requests):
         if not line:
