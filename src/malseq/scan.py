@@ -385,6 +385,7 @@ class _ResultScorer:
 
         self._options = options
         self._process = model_process
+        self._prepared = False
         self._loader = threading.Thread(target=self._load, name="malseq-model-load", daemon=True)
 
     def start_loading(self) -> None:
@@ -410,11 +411,28 @@ class _ResultScorer:
         except Exception:  # noqa: BLE001, S110 - the first score() reports the same problem as a result
             pass
 
+    def _prepare_in_this_process(self) -> None:
+        """What scoring reads here besides the model (the ensemble beside it, the analysis code's key
+        for the card's warning), read while the model process may still be loading: both are cached."""
+        if self._prepared:
+            return
+        self._prepared = True
+        from malseq.analysis import analysis_key
+        from malseq.model.infer import model_path
+        from malseq.model.scoring import load_stack
+
+        try:
+            load_stack(model_path(self._options.model_dir))
+            analysis_key()
+        except Exception:  # noqa: BLE001, S110 - scoring reads them again and reports the same problem
+            pass
+
     def score(self, result: TargetResult) -> TargetResult:
         self.start_loading()
         if self._process is not None:
             from malseq.model.process import ModelProcessFailed
 
+            self._prepare_in_this_process()
             model = self._process.scorer()
             if model is not None:
                 try:
