@@ -4,10 +4,11 @@ Loading the model is a third of a small scan's CPU: numpy (which onnxruntime's b
 whole), onnxruntime, tokenizers, tokenizer.json and the session. In a thread of the scanning
 process that work shares the interpreter lock with the scanner's imports and analysis, so it
 mostly adds to the wall time instead of overlapping it. `ModelProcess.start()` forks a child
-first thing (only its interpreter exists yet), which imports the runtime on another core while
-the parent parses its arguments; `load()` then names the model folder, and `TextScorer` sends
-it the texts to score. The child scores with the same `SequenceScorer` as the scanning process
-would, so every score is the same bit for bit (`tests/model/test_process.py`).
+first thing (only its interpreter exists yet), which imports the runtime and opens the shipped
+model on another core while the parent imports, parses its arguments and analyses; `load()` names
+the model folder (another folder is loaded instead), and `TextScorer` sends it the texts to score.
+The child scores with the same `SequenceScorer` as the scanning process would, so every score is
+the same bit for bit (`tests/model/test_process.py`).
 
 Nothing here ever decides a verdict alone: when the child cannot start, fails to load or dies,
 `scorer()` answers None and the caller loads the model itself, which reports any problem as it
@@ -121,11 +122,11 @@ class ModelProcess:
 
         if self._scorer is not None or self._failed or self._closed or self._model_dir is None:
             return self._scorer
-        reply = self._receive()
         try:
+            card = ModelCard.read(self._model_dir / CARD_FILE)  # while the child may still be loading
+            reply = self._receive()
             if reply is None or reply.get("ready") is not True:
                 raise ValueError(f"model process: {reply!r}")
-            card = ModelCard.read(self._model_dir / CARD_FILE)
         except Exception:  # noqa: BLE001 - a failed child is never an error of its own: the caller loads
             self._failed = True
             return None
