@@ -73,6 +73,88 @@ part("read and analyse the target", t)
 """
 
 
+# The two processes of one `malseq scan -q TARGET` (the scanning process and the model process it forks,
+# `malseq.model.process`): each one's CPU seconds at its milestones. On an idle machine with a core for
+# each, the wall time is about the interpreter's start plus the longer of the two paths to "model ready",
+# plus what follows it; on a loaded machine the wall time says nothing, these CPU figures still do.
+_TIMELINE = r"""
+import sys, time
+clock = time.process_time  # per process: a forked child starts from zero
+marks = []
+def mark(who, label, cpu=None):
+    if not any(m.endswith(label) for m in marks):  # the first time only
+        marks.append(f"{who:<6} {clock() if cpu is None else cpu:6.3f}  {label}")
+mark("scan", "interpreter started")
+import malseq.model.process as mp  # what `malseq scan` imports before its fork, and no more
+child_main = mp._child
+def child(*args):
+    global clock
+    clock = time.thread_time  # the child's main thread (tokenizer.json is read in a second one)
+    mark("model", "forked")
+    import malseq.model.infer as infer
+    imported = infer.import_runtime
+    def import_runtime():
+        ort, Tokenizer = imported()
+        class Timed:
+            @staticmethod
+            def from_file(path):
+                start = time.thread_time()
+                out = Tokenizer.from_file(path)
+                mark("model", "tokenizer.json read (own thread, CPU s)", time.thread_time() - start)
+                return out
+        mark("model", "numpy, onnxruntime, tokenizers imported")
+        return ort, Timed
+    infer.import_runtime = import_runtime
+    opened = infer.SequenceScorer.open_files
+    def open_files(*a, **k):
+        out = opened(*a, **k); mark("model", "tokenizer.json and session opened"); return out
+    infer.SequenceScorer.open_files = staticmethod(open_files)
+    scored = infer.SequenceScorer.score
+    def score(self, texts):
+        out = scored(self, texts); mark("model", "text scored"); sys.stderr.write("\n".join(marks) + "\n"); return out
+    infer.SequenceScorer.score = score
+    child_main(*args)
+mp._child = child
+def wrap(cls, name, before=None, after=None):
+    original = getattr(cls, name)
+    def wrapped(*a, **k):
+        if before: mark("scan", before)
+        out = original(*a, **k)
+        if after: mark("scan", after)
+        return out
+    setattr(cls, name, wrapped)
+wrap(mp.ModelProcess, "start", after="model process forked")
+wrap(mp.ModelProcess, "load", before="arguments parsed, model folder sent")
+wrap(mp.ModelProcess, "scorer", before="target analysed, waits for the model", after="model ready")
+wrap(mp.ModelProcess, "finish", before="result scored")
+import malseq._cli
+code = malseq._cli.main(["scan", "-q", sys.argv[1]])
+mark("scan", "report written, model process reaped")
+sys.stderr.write("\n".join(m for m in marks if m.startswith("scan")) + "\n")
+"""
+
+
+def timeline(target: str, env: dict[str, str]) -> float | None:
+    """Print one run's milestones; return its critical path in CPU s (None if a milestone is missing)."""
+    done = subprocess.run([sys.executable, "-c", _TIMELINE, target], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    print("CPU s of each process at its milestones (one run):")
+    print(done.stderr.rstrip())
+    at = {line[14:].strip(): float(line[7:13]) for line in done.stderr.splitlines() if line[:6].strip() in
+          ("scan", "model")}
+    try:
+        # the model is ready when both have got there: the child (counted from the fork) and the scan
+        opened = max(at["tokenizer.json and session opened"],  # the main thread, waiting for the other
+                     at["numpy, onnxruntime, tokenizers imported"] + at["tokenizer.json read (own thread, CPU s)"])
+        ready = max(at["model process forked"] + opened, at["target analysed, waits for the model"])
+        tail = (at["text scored"] - at["tokenizer.json and session opened"]) + \
+            (at["report written, model process reaped"] - at["model ready"])
+    except KeyError:
+        return None
+    print(f"critical path {ready + tail:.3f} CPU s (about the wall time on an idle machine, a core for each process)")
+    return ready + tail
+
+
 def breakdown(target: str, env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-c", _BREAKDOWN, target], env=env, capture_output=True, text=True,
                           check=False)
@@ -102,6 +184,8 @@ def main() -> None:
     ap.add_argument("--against", type=Path, default=None,
                     help="a second source tree (e.g. an export of the previous commit's src) timed in turn with --src")
     ap.add_argument("--breakdown", action="store_true", help="also print the CPU seconds of each part of a start-up")
+    ap.add_argument("--timeline", type=int, default=0, metavar="N",
+                    help="also print, for N runs, the CPU seconds of the scan and its model process at milestones")
     ap.add_argument("extra", nargs="*", help="more `malseq scan` arguments (after --), e.g. --isolate")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="malseq-startup-") as pycache:
@@ -121,6 +205,10 @@ def main() -> None:
                 out.append(one_run(cmd, tree))
         if args.breakdown:
             breakdown(args.target, env)
+        paths = [timeline(args.target, env) for _ in range(args.timeline)]
+        known = [p for p in paths if p is not None]
+        if known:
+            print(f"critical path, median of {len(known)}: {statistics.median(known):.3f} CPU s")
     mine = _summary("", cmd, env["PYTHONPATH"], runs[0])
     if args.against is not None:
         other = _summary("against: ", cmd, envs[1]["PYTHONPATH"], runs[1])

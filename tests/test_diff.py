@@ -571,11 +571,11 @@ def test_only_a_scan_that_diffs_keeps_the_call_graph(tmp_path: Path, capsys: pyt
     seen: list[bool] = []
     real = scan_module.scan_stream
 
-    def recording(texts: Any, options: Any = None, observer: Any = None) -> Any:
+    def recording(texts: Any, options: Any = None, observer: Any = None, **kwargs: Any) -> Any:
         seen.append(options.keep_call_graph)
-        return real(texts, options, observer)
+        return real(texts, options, observer, **kwargs)
 
-    monkeypatch.setattr(_cli, "scan_stream", recording)
+    monkeypatch.setattr(scan_module, "scan_stream", recording)  # the CLI imports it from there when it scans
     plain = run_cli(["scan", "--no-isolate", "-q", "--format", "json", str(folder)], capsys)
     diffing = run_cli(["scan", "--no-isolate", "-q", "--against-previous", "--format", "json", str(folder)], capsys)
     assert seen == [False, True]

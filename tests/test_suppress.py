@@ -40,13 +40,15 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def _always_malicious(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every analysed target is flagged, whatever the shipped model thinks (the CLI logic is under test)."""
-    real = _cli.scan_stream
+    from malseq import scan as scan_module  # the CLI imports scan_stream from it when it scans
+
+    real = scan_module.scan_stream
 
     def scan_stream(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
         for index, r in real(*args, **kwargs):
             yield index, replace(r, score=0.99, verdict="malicious") if r.analysis is not None else r
 
-    monkeypatch.setattr(_cli, "scan_stream", scan_stream)
+    monkeypatch.setattr(scan_module, "scan_stream", scan_stream)
 
 
 def test_load_valid_file(tmp_path: Path) -> None:

@@ -1,5 +1,3 @@
-import sys
+from malseq._cli import run
 
-from malseq._cli import main
-
-sys.exit(main())
+run()

@@ -14,27 +14,23 @@ Exit codes (documented in README.md; 1 and 3 follow the policy's fail-on, malseq
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from malseq import __version__
-from malseq._cli_policy import add_policy_arguments, apply_policy
-from malseq.errors import MalseqError, UsageError
-from malseq.intake import IntakeOptions, PypiDistribution
-from malseq.intake.limits import DEFAULT_LIMITS
-from malseq.model import LOW_FPR, OPERATING_POINTS
-from malseq.sanitize import clean
-from malseq.scan import ScanOptions, TargetResult, interrupted_result, scan_stream
-from malseq.suppress import apply_suppressions, load_suppressions
 
-if TYPE_CHECKING:  # read only with --lockfile (`_lockfile_targets` imports the module then)
-    from malseq.intake.lockfiles import LockfileEntry, LockfilePin
+# Everything else is imported where it is used: `malseq scan` forks its model process
+# (`malseq.model.process`) first thing, and each import before the fork would delay the model.
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+    from malseq.intake.lockfiles import LockfileEntry, LockfilePin  # read only with --lockfile
+    from malseq.model.process import ModelProcess
+    from malseq.scan import ScanOptions, TargetResult
 
 EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
@@ -48,6 +44,13 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT; the report holds wha
 COMMANDS_GROUP = "malseq.commands"
 LAB_COMMANDS = ("corpus", "eval", "train")
 LAB_INSTALL_HINT = "install it from a malseq checkout with `pip install -e './lab[train,eval]'`"
+
+
+def clean(text: str, max_length: int | None = None) -> str:
+    """`malseq.sanitize.clean`, imported on first use (see the imports above)."""
+    from malseq.sanitize import clean as sanitized
+
+    return sanitized(text, max_length)
 
 
 class _ReportNotWritten(Exception):
@@ -118,6 +121,13 @@ def progress_status(result: TargetResult) -> str:
 def _build_parser(plugins: Mapping[str, CommandPlugin], scan_only: bool = False) -> argparse.ArgumentParser:
     """The parser of every command, or with `scan_only` of `malseq scan` alone (what a scan parses:
     the other commands' modules stay unimported)."""
+    import argparse
+    from pathlib import Path
+
+    from malseq._cli_policy import add_policy_arguments
+    from malseq.intake.limits import DEFAULT_LIMITS
+    from malseq.model import OPERATING_POINTS
+
     parser = argparse.ArgumentParser(
         prog="malseq",
         description="Static detector of malicious npm and PyPI packages. Never runs package code.",
@@ -258,6 +268,14 @@ def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOption
     """The options of `scan` and `diff`. `registry=False` (no registry target in the run) leaves the
     registry settings unread: they matter only to downloads, and reading them imports the registry
     clients, a tenth of a small scan's start-up."""
+    from dataclasses import replace
+
+    from malseq.errors import MalseqError, UsageError
+    from malseq.intake import IntakeOptions, PypiDistribution
+    from malseq.intake.limits import DEFAULT_LIMITS
+    from malseq.model import LOW_FPR
+    from malseq.scan import ScanOptions
+
     if args.timeout is None:  # a command that does not read a config (apply_policy sets it otherwise)
         args.timeout = DEFAULT_LIMITS.time_budget_seconds
     if args.timeout <= 0:
@@ -300,6 +318,9 @@ _SMALL_LOCAL_ENTRIES = 1000  # a folder with more entries than this is not looke
 def single_small_local(texts: Sequence[str]) -> bool:
     """Whether `texts` is one local folder or archive of at most SMALL_LOCAL_BYTES (regular files, links
     not followed; a folder of more than _SMALL_LOCAL_ENTRIES entries counts as large)."""
+    from pathlib import Path
+
+    from malseq.errors import UsageError
     from malseq.intake.targets import LocalTarget, parse_target
 
     if len(texts) != 1:
@@ -336,6 +357,7 @@ def single_small_local(texts: Sequence[str]) -> bool:
 
 
 def _needs_registry(texts: Sequence[str]) -> bool:
+    from malseq.errors import UsageError
     from malseq.intake.targets import RegistryTarget, parse_target
 
     for text in texts:
@@ -366,6 +388,8 @@ class _LockfilePins:
         pinned = [(pin, entry.hashes) for pin, entry in self.entries.get(result.target, ()) if entry.hashes]
         if not pinned or result.error is not None or result.package is None:
             return result
+        from dataclasses import replace
+
         from malseq.intake.registry.verify import check_scanned_release
 
         target = self.entries[result.target][0][1].target
@@ -429,9 +453,17 @@ def _note_local_targets_have_no_previous(targets: Sequence[str]) -> None:
               file=sys.stderr)
 
 
-def _run_scan(args: argparse.Namespace) -> int:
+def _run_scan(args: argparse.Namespace, model: ModelProcess | None = None) -> int:
+    """`malseq scan`; `model`: the model process `main` forked, which this scores with (in this
+    process or with workers) or stops when the run scores nothing; the caller closes it."""
+    from dataclasses import replace
+
     from malseq import _cli_ray
+    from malseq._cli_policy import apply_policy
+    from malseq.errors import UsageError
     from malseq.policy import FailOn, exit_code, not_judged, suspicious_reasons
+    from malseq.scan import interrupted_result, scan_stream
+    from malseq.suppress import apply_suppressions, load_suppressions
 
     _cli_ray.check(args)
     policy = apply_policy(args)  # the config file under the flags; sets args.timeout, operating_point...
@@ -448,6 +480,10 @@ def _run_scan(args: argparse.Namespace) -> int:
     # a report shows events; only a diff (--against-previous, --lookalikes) reuses a result's call graph
     options = replace(options, keep_call_graph=bool(args.against_previous or args.lookalikes))
     suppressions = load_suppressions(policy.suppressions) if policy.suppressions else {}
+    if model is not None and (args.engine == "ray" or not (options.analyse and options.build_sequence
+                                                            and options.score)):
+        model.close()  # nothing to score here (the Ray tasks load their own)
+        model = None
     if args.engine == "ray":
         return _cli_ray.run(args, targets, options, suppressions, pins, lock_not_scanned, policy)
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1, total=len(targets))
@@ -458,7 +494,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         lines = JsonLines(_emit)
     finished: dict[int, TargetResult] = {}
     interrupted = False
-    stream = scan_stream(targets, options)
+    stream = scan_stream(targets, options, model_process=model)
     try:
         for index, result in stream:
             [result] = apply_suppressions([result], suppressions)
@@ -481,6 +517,8 @@ def _run_scan(args: argparse.Namespace) -> int:
         interrupted = True
     finally:
         stream.close()  # stops the workers
+        if model is not None:
+            model.finish()  # every result is scored: the model process exits while the report is written
     results = [finished.get(i) or replace(interrupted_result(text), pinned_by=pins.get(text, ()))
                for i, text in enumerate(targets)]
     mismatched = [r for r in results if r.lock_hash_mismatches]
@@ -523,9 +561,43 @@ def _run_scan(args: argparse.Namespace) -> int:
     return code
 
 
+def run() -> None:
+    """The `malseq` program (the console script, `python -m malseq`): `main()` with this process's
+    arguments, then its exit code. After `malseq scan` the process ends without the interpreter's
+    teardown (freeing every object and module one by one: more wall time than a small scan's
+    analysis), once the report and messages are flushed; every file and child process is closed by then."""
+    code = main()
+    if next((a for a in sys.argv[1:] if not a.startswith("-")), None) != "scan":
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except OSError:  # stdout refused what was left (a closed pipe): the report was not written
+        code = EXIT_OUTPUT_ERROR
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     word = next((a for a in argv if not a.startswith("-")), None)
+    model = None
+    if word == "scan" and not {"-h", "--help", "--version"} & set(argv):
+        from malseq.model.process import ModelProcess
+
+        # before any other import: the model's runtime loads on another core meanwhile (None where
+        # a fork is not safe; the scan then loads the model in a thread, as library callers do)
+        model = ModelProcess.start()
+    try:
+        return _main(argv, word, model)
+    finally:
+        if model is not None:
+            model.close()
+
+
+def _main(argv: list[str], word: str | None, model: ModelProcess | None) -> int:
+    from malseq.errors import MalseqError, UsageError
+
     plugins = _load_plugins(word)
     if word in LAB_COMMANDS and word not in plugins:
         print(f"malseq: error: `malseq {word}` is part of the lab, which is not installed: {LAB_INSTALL_HINT}",
@@ -540,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in plugins:
             return plugins[args.command].run(args)
         if args.command == "scan":
-            return _run_scan(args)
+            return _run_scan(args, model)
         if args.command == "diff":
             from malseq import _cli_diff
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # lockfiles: only `scan --lockfile` reads one (its parsers co
     from malseq.diff.lookalike import LookalikeComparison
     from malseq.diff.previous import PreviousComparison
     from malseq.intake.lockfiles import LockfilePin, LockHashMismatch
+    from malseq.model.infer import LoadedModel
+    from malseq.model.process import ModelProcess
     from malseq.review import ReviewMaterial
 
 
@@ -266,11 +268,14 @@ WORKER_PRELOAD = ("malseq.scan", "malseq.analysis", "malseq.features", "malseq.f
 
 
 def scan_stream(
-    texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None
+    texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None,
+    model_process: ModelProcess | None = None,
 ) -> Generator[tuple[int, TargetResult], None, None]:
     """`(position of the target in texts, its result)` for each target, in the order they finish.
 
-    Each result is complete when it is yielded: scored (with `options.score`), notices added.
+    Each result is complete when it is yielded: scored (with `options.score`), notices added; with
+    `model_process` (`malseq.model.process`, which `malseq scan` forks before its imports) the model
+    is loaded and run there, else in this process (a background thread loads it). The caller closes it.
     With `options.isolate`, up to `options.jobs` worker processes scan targets at once, so the
     order depends on timing; the results themselves do not (`scan` returns them in input order).
     In this process (`isolate=False`) targets are scanned one after the other, in input order.
@@ -280,7 +285,8 @@ def scan_stream(
     targets = parse_targets(texts)
     total = len(targets)
     batch = {target_key(t) for t in targets}  # what this run scans, so a project's notices can leave it out
-    scorer = _ResultScorer(options) if options.score and options.analyse and options.build_sequence else None
+    scorer = _ResultScorer(options, model_process) if options.score and options.analyse and options.build_sequence \
+        else None
     if scorer is not None and not options.isolate:
         scorer.start_loading()
 
@@ -370,17 +376,22 @@ def _cpu_limit(options: ScanOptions) -> float:
 
 
 class _ResultScorer:
-    """Scores each result as it finishes. The model loads in a background thread meanwhile, so
-    its load overlaps the first target's intake and analysis instead of following them."""
+    """Scores each result as it finishes. The model loads meanwhile, in a model process when the
+    caller started one, else in a background thread, so its load overlaps the first target's intake
+    and analysis instead of following them."""
 
-    def __init__(self, options: ScanOptions) -> None:
+    def __init__(self, options: ScanOptions, model_process: ModelProcess | None = None) -> None:
         import threading
 
         self._options = options
+        self._process = model_process
+        self._prepared = False
         self._loader = threading.Thread(target=self._load, name="malseq-model-load", daemon=True)
 
     def start_loading(self) -> None:
-        if self._loader.ident is None:
+        if self._process is not None:
+            self._process.load(self._options.model_dir)
+        elif self._loader.ident is None:
             self._loader.start()
 
     def _load(self) -> None:
@@ -400,9 +411,40 @@ class _ResultScorer:
         except Exception:  # noqa: BLE001, S110 - the first score() reports the same problem as a result
             pass
 
+    def _prepare_in_this_process(self) -> None:
+        """What scoring reads here besides the model (the ensemble beside it, the analysis code's key
+        for the card's warning), read while the model process may still be loading: both are cached."""
+        if self._prepared:
+            return
+        self._prepared = True
+        from malseq.analysis import analysis_key
+        from malseq.model.infer import model_path
+        from malseq.model.scoring import load_stack
+
+        try:
+            load_stack(model_path(self._options.model_dir))
+            analysis_key()
+        except Exception:  # noqa: BLE001, S110 - scoring reads them again and reports the same problem
+            pass
+
     def score(self, result: TargetResult) -> TargetResult:
         self.start_loading()
-        self._loader.join()
+        if self._process is not None:
+            from malseq.model.process import ModelProcessFailed
+
+            self._prepare_in_this_process()
+            model = self._process.scorer()
+            if model is not None:
+                try:
+                    [scored] = score_results([result], self._options.model_dir, self._options.operating_point, model)
+                    return scored
+                except ModelProcessFailed:
+                    pass
+            # the model process failed to load or stopped: load the model here, as without one (so a
+            # missing or broken model is reported the same way)
+            self._process = None
+        else:
+            self._loader.join()
         [scored] = score_results([result], self._options.model_dir, self._options.operating_point)
         return scored
 
@@ -435,9 +477,11 @@ def scan(
 
 
 def score_results(
-    results: Sequence[TargetResult], model_dir: Path | None = None, operating_point: str = LOW_FPR
+    results: Sequence[TargetResult], model_dir: Path | None = None, operating_point: str = LOW_FPR,
+    model: LoadedModel | None = None,
 ) -> list[TargetResult]:
-    """Add `score` and `verdict` to every result with a sequence: one model load, one batched run.
+    """Add `score` and `verdict` to every result with a sequence: one model load, one batched run
+    (`model`: the model of `model_dir` loaded already, e.g. in a model process).
 
     Without a usable model the results come back unscored (`score` None, `unscored` saying
     why), never an exception: the caller decides (the CLI warns and exits 3).
@@ -447,7 +491,7 @@ def score_results(
     from malseq.model.scoring import score_input, score_inputs
 
     inputs = [score_input(r) for r in results]
-    scored, why = score_inputs(inputs, model_dir, operating_point)
+    scored, why = score_inputs(inputs, model_dir, operating_point, model)
     out = []
     for r, item, s in zip(results, inputs, scored, strict=True):
         if s is not None:

@@ -17,10 +17,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from malseq.errors import ModelNotAvailableError
-from malseq.intake.package import Ecosystem
 from malseq.model import BALANCED, CARD_FILE, DATA_DIR, LOW_FPR, MODEL_FILE, TOKENIZER_FILE
 from malseq.model.text import model_text
 
@@ -43,7 +42,9 @@ class ModelCard:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def read(cls, path: Path) -> ModelCard:
+    def read(cls, path: Path, ecosystems: Sequence[str] | None = None) -> ModelCard:
+        """The card at `path`; `ecosystems`: those it may set a threshold for (default `card_ecosystems()`:
+        a caller that has them already, the model process, need not import intake for them)."""
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             return cls(
@@ -53,30 +54,46 @@ class ModelCard:
                 created=str(doc.get("created", "")),
                 threshold_balanced=float(doc["threshold_balanced"]) if doc.get("threshold_balanced") is not None
                 else None,
-                thresholds_by_ecosystem=_ecosystem_thresholds(doc.get("thresholds_by_ecosystem")),
+                thresholds_by_ecosystem=_ecosystem_thresholds(doc.get("thresholds_by_ecosystem"), ecosystems),
                 raw=doc,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelNotAvailableError(f"unreadable model card {path}: {exc}") from exc
 
 
-# the ecosystems a card may set a threshold for: every registry malseq reads packages from
-ECOSYSTEMS = tuple(sorted(e.value for e in Ecosystem if e is not Ecosystem.UNKNOWN))
+def card_ecosystems() -> tuple[str, ...]:
+    """The ecosystems a card may set a threshold for: every registry malseq reads packages from."""
+    from malseq.intake.package import Ecosystem  # here: the model process reads cards without intake
+
+    return tuple(sorted(e.value for e in Ecosystem if e is not Ecosystem.UNKNOWN))
 
 
-def _ecosystem_thresholds(value: Any) -> tuple[tuple[str, float], ...]:
+def _ecosystem_thresholds(value: Any, ecosystems: Sequence[str] | None = None) -> tuple[tuple[str, float], ...]:
     """The card's `thresholds_by_ecosystem`, checked: a misspelt ecosystem would silently fall back to
     the pooled threshold, so anything but a mapping of known ecosystems to numbers is refused."""
     if value is None:
         return ()
+    known = tuple(ecosystems) if ecosystems is not None else card_ecosystems()
     if not isinstance(value, dict) or not all(
-            k in ECOSYSTEMS and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()):
-        raise ValueError(f"thresholds_by_ecosystem must map {' / '.join(ECOSYSTEMS)} to numbers, not {value!r}")
+            k in known and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()):
+        raise ValueError(f"thresholds_by_ecosystem must map {' / '.join(known)} to numbers, not {value!r}")
     return tuple(sorted((str(k), float(v)) for k, v in value.items()))
 
 
 def verdict(score: float, threshold: float) -> str:
     return MALICIOUS if score >= threshold else BENIGN
+
+
+class LoadedModel(Protocol):
+    """A loaded sequence model: a `SequenceScorer`, or one loaded in a model process
+    (`malseq.model.process.TextScorer`), which scores the same texts the same."""
+
+    model_dir: Path
+    card: ModelCard
+
+    def threshold_for(self, operating_point: str, ecosystem: str | None = None) -> float: ...
+
+    def score(self, texts: Sequence[object]) -> list[float]: ...
 
 
 class SequenceScorer:
@@ -93,14 +110,7 @@ class SequenceScorer:
     def threshold_for(self, operating_point: str, ecosystem: str | None = None) -> float:
         """The card's threshold for an operating point ("low-fpr" or "balanced") and, when the card
         has one for it, the package's ecosystem ("pypi", "npm")."""
-        if operating_point == LOW_FPR:
-            return dict(self.card.thresholds_by_ecosystem).get(ecosystem or "", self.card.threshold)
-        if operating_point == BALANCED and self.card.threshold_balanced is not None:
-            return self.card.threshold_balanced
-        raise ModelNotAvailableError(
-            f"the model in {self.model_dir} has no {operating_point!r} operating point",
-            hint=f"use --operating-point {LOW_FPR}, or a model trained by a newer malseq train",
-        )
+        return card_threshold(self.card, self.model_dir, operating_point, ecosystem)
 
     # -- loading
 
@@ -108,40 +118,52 @@ class SequenceScorer:
     _lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: Path | str | None = None, threads: int | None = None) -> SequenceScorer:
-        """The model in `model_dir` (default: the shipped one), loaded once per process.
+    def load(cls, model_dir: Path | str | None = None, threads: int | None = None,
+             ecosystems: Sequence[str] | None = None, opened: tuple[Any, Any] | None = None) -> SequenceScorer:
+        """The model in `model_dir` (default: the shipped one), loaded once per process (`ecosystems`:
+        as in `ModelCard.read`; `opened`: the folder's `open_files` answer, when the caller has it).
 
         Raises `ModelNotAvailableError` when the folder lacks a model, tokenizer or card.
         """
-        path = Path(model_dir) if model_dir is not None else DATA_DIR
-        # One intra-op thread by default: scores are the same with any thread count (checked in
-        # tests/test_determinism.py), and on a batch of one a second thread costs more CPU than it saves.
-        threads = threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
+        path = model_path(model_dir)
+        threads = model_threads(threads)
         key = (str(path.resolve()), threads)
         with cls._lock:
             if key not in cls._cache:
-                cls._cache[key] = cls._load(path, threads)
+                cls._cache[key] = cls._load(path, threads, ecosystems, opened)
             return cls._cache[key]
 
     @classmethod
-    def _load(cls, path: Path, threads: int) -> SequenceScorer:
-        missing = [n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE) if not (path / n).is_file()]
-        if missing:
-            raise ModelNotAvailableError(
-                f"no trained sequence model in {path} (missing {', '.join(missing)})",
-                hint="train one with `malseq train`, or scan without a score",
-            )
-        card = ModelCard.read(path / CARD_FILE)
+    def _load(cls, path: Path, threads: int, ecosystems: Sequence[str] | None = None,
+              opened: tuple[Any, Any] | None = None) -> SequenceScorer:
+        _check_files(path)
+        card = ModelCard.read(path / CARD_FILE, ecosystems)
+        tokenizer, session = opened if opened is not None else cls.open_files(path, threads)
+        configure_tokenizer(tokenizer, card.max_len)
+        return cls(path, session, tokenizer, card)
+
+    @staticmethod
+    def open_files(path: Path, threads: int, parallel: bool = False) -> tuple[Any, Any]:
+        """`(tokenizer, session)` of the model in `path`, as `load` opens them: most of a load's work,
+        which the model process (`malseq.model.process`) starts before it knows the scan's model folder.
+        With `parallel`, tokenizer.json is read in a second thread while onnxruntime, which releases the
+        interpreter lock, builds the session (the model process: the scan has no use for its core then)."""
+        _check_files(path)
+        ort, Tokenizer = import_runtime()
+        read: list[Any] = []
+
+        def read_tokenizer() -> None:
+            try:
+                read.append(Tokenizer.from_file(str(path / TOKENIZER_FILE)))
+            except Exception as exc:  # noqa: BLE001 - reported below, from this thread
+                read.append(exc)
+
+        reader = threading.Thread(target=read_tokenizer, name="malseq-tokenizer") if parallel else None
         try:
-            # onnxruntime >= 1.32 otherwise writes a device id, an event queue and a session file on every run
-            os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - core dependencies
-            raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
-                                         hint="pip install onnxruntime tokenizers") from exc
-        try:
-            tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
+            if reader is not None:
+                reader.start()
+            else:
+                read_tokenizer()
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -153,8 +175,13 @@ class SequenceScorer:
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
             raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
-        configure_tokenizer(tokenizer, card.max_len)
-        return cls(path, session, tokenizer, card)
+        finally:
+            if reader is not None:
+                reader.join()
+        [tokenizer] = read
+        if isinstance(tokenizer, Exception):
+            raise ModelNotAvailableError(f"cannot load the model in {path}: {tokenizer}") from tokenizer
+        return tokenizer, session
 
     @classmethod
     def clear_cache(cls) -> None:
@@ -187,6 +214,53 @@ class SequenceScorer:
             scores = _to_scores(np, dict(zip(self._outputs, result, strict=True)))
             out.append(float(min(1.0, max(0.0, scores[0]))))
         return out
+
+
+def _check_files(path: Path) -> None:
+    missing = [n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE) if not (path / n).is_file()]
+    if missing:
+        raise ModelNotAvailableError(
+            f"no trained sequence model in {path} (missing {', '.join(missing)})",
+            hint="train one with `malseq train`, or scan without a score",
+        )
+
+
+def model_threads(threads: int | None = None) -> int:
+    """The session's intra-op threads: `threads`, else $MALSEQ_MODEL_THREADS, else one. One by default:
+    scores are the same with any thread count (checked in tests/test_determinism.py), and on a batch
+    of one a second thread costs more CPU than it saves."""
+    return threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
+
+
+def model_path(model_dir: Path | str | None) -> Path:
+    """The model folder `model_dir` names (None: the shipped model)."""
+    return Path(model_dir) if model_dir is not None else DATA_DIR
+
+
+def card_threshold(card: ModelCard, model_dir: Path, operating_point: str, ecosystem: str | None = None) -> float:
+    """The card's threshold for an operating point ("low-fpr" or "balanced") and, when the card has
+    one for it, the package's ecosystem ("pypi", "npm"); `model_dir` names the model in the error."""
+    if operating_point == LOW_FPR:
+        return dict(card.thresholds_by_ecosystem).get(ecosystem or "", card.threshold)
+    if operating_point == BALANCED and card.threshold_balanced is not None:
+        return card.threshold_balanced
+    raise ModelNotAvailableError(
+        f"the model in {model_dir} has no {operating_point!r} operating point",
+        hint=f"use --operating-point {LOW_FPR}, or a model trained by a newer malseq train",
+    )
+
+
+def import_runtime() -> tuple[Any, Any]:
+    """`(onnxruntime, tokenizers.Tokenizer)`, imported (numpy with them: onnxruntime's binding needs it)."""
+    try:
+        # onnxruntime >= 1.32 otherwise writes a device id, an event queue and a session file on every run
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # pragma: no cover - core dependencies
+        raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
+                                     hint="pip install onnxruntime tokenizers") from exc
+    return ort, Tokenizer
 
 
 def configure_tokenizer(tokenizer: Any, max_len: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from malseq.errors import ModelNotAvailableError
 from malseq.model import LOW_FPR
 from malseq.model.ensemble import Ensemble
-from malseq.model.infer import ModelCard, SequenceScorer, try_load, verdict
+from malseq.model.infer import LoadedModel, ModelCard, SequenceScorer, try_load, verdict
 from malseq.model.profile import PROFILE_FILE, BehaviourProfile, TreeModel, staged_steps
 from malseq.model.text import model_text
 
@@ -133,17 +133,21 @@ def key_warning(card: ModelCard) -> str | None:
 
 
 def score_inputs(
-    inputs: Sequence[ScoreInput | None], model_dir: Path | None = None, operating_point: str = LOW_FPR
+    inputs: Sequence[ScoreInput | None], model_dir: Path | None = None, operating_point: str = LOW_FPR,
+    model: LoadedModel | None = None,
 ) -> tuple[list[Scored | None], str | None]:
     """(one Scored or None per input, why-no-score): None where an input is None or no model is available.
 
-    `operating_point` picks the verdict threshold: "low-fpr" (default) or "balanced".
+    `operating_point` picks the verdict threshold: "low-fpr" (default) or "balanced". `model`: the
+    sequence model of `model_dir` loaded already (e.g. in a model process); by default loaded here.
     """
     if all(i is None for i in inputs):
         return [None] * len(inputs), None
-    scorer, why = try_load(model_dir)
+    scorer: LoadedModel | None = model
     if scorer is None:
-        return [None] * len(inputs), why
+        scorer, why = try_load(model_dir)
+        if scorer is None:
+            return [None] * len(inputs), why
     try:
         stack = load_stack(scorer.model_dir)
         if stack is None:
