@@ -26,6 +26,8 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
 import tree_sitter_python
 from tree_sitter import Language as TSLanguage
@@ -148,8 +150,13 @@ _FALLBACK_STRING = re.compile(
     r"""(?s)[bBrRuUfF]{0,2}('''.*?'''|\"\"\".*?\"\"\"|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
 
 _ENV_NAME = re.compile(rb"\benviron[b]?\b")
+_ITEM_ORDER = itemgetter(0, 1, 2)
+_ITEM_UNITS = itemgetter(5)
+_LINE_COLUMN = attrgetter("line", "column")
 
 _Value = str | bytes
+_T = TypeVar("_T")
+_MISSING: Any = object()
 
 
 @dataclass
@@ -280,17 +287,54 @@ def _string_value(node: Node, source: bytes) -> _Value | None:
     is_bytes = b"b" in prefix
     is_raw = b"r" in prefix
     if has_escape and not is_raw:
-        try:
-            text = raw.decode("utf-8", errors="replace")
-            # Python 2 `ur''` and unicode prefixes literal_eval does not know.
-            text = re.sub(r"^[uU](?=[rR]?['\"])", "", text)
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            value = None
+        value = _ESCAPED_MEMO.get(raw, _MISSING) if len(raw) <= _ESCAPED_MEMO_LENGTH else _MISSING
+        if value is _MISSING:
+            try:
+                text = raw.decode("utf-8", errors="replace")
+                # Python 2 `ur''` and unicode prefixes literal_eval does not know.
+                text = re.sub(r"^[uU](?=[rR]?['\"])", "", text)
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = None
+            if len(raw) <= _ESCAPED_MEMO_LENGTH:
+                if len(_ESCAPED_MEMO) >= _ESCAPED_MEMO_ENTRIES:
+                    _ESCAPED_MEMO.clear()
+                _ESCAPED_MEMO[raw] = value
         if isinstance(value, str | bytes):
             return value
     joined = b"".join(parts)
     return joined if is_bytes else joined.decode("utf-8", errors="replace")
+
+
+_STRING_PREFIX = frozenset(b"rRbBuUfF")
+
+
+def _plain_string_value(source: bytes, start: int, end: int) -> _Value | None:
+    """The value of the string literal `source[start:end]` of an error-free tree when it holds no
+    backslash (no escape sequence) and no "{" (no interpolation); None to let _string_value decide."""
+    if source.find(b"\\", start, end) >= 0:
+        return None
+    p = start
+    while p < end and source[p] in _STRING_PREFIX:
+        p += 1
+    if p >= end:
+        return None
+    quote = source[p:p + 1]
+    if quote not in (b"'", b'"'):
+        return None
+    width = 3 if source[p:p + 3] == quote * 3 else 1
+    body_start, body_end = p + width, end - width
+    if body_end < body_start or source[body_end:end] != quote * width:
+        return None
+    content = source[body_start:body_end]
+    return content if b"b" in source[start:p].lower() else content.decode("utf-8", errors="replace")
+
+
+# literal_eval of short escaped literals ("\\n", "\\t") remembered per process: a pure function of the
+# literal's bytes; emptied when full.
+_ESCAPED_MEMO: dict[bytes, object] = {}
+_ESCAPED_MEMO_LENGTH = 200
+_ESCAPED_MEMO_ENTRIES = 20_000
 
 
 def _interpolated_text(node: Node, source: bytes) -> str:
@@ -317,9 +361,8 @@ def _interpolated_text(node: Node, source: bytes) -> str:
     return "".join(out)
 
 
-def _is_docstring(node: Node) -> bool:
-    """First expression statement string of a module, class or function body."""
-    stmt = node.parent
+def _is_docstring(node: Node, stmt: Node | None) -> bool:
+    """First expression statement string of a module, class or function body (`stmt`: the node's parent)."""
     if stmt is None or stmt.type != "expression_statement" or stmt.named_child_count != 1:
         return False
     body = stmt.parent
@@ -344,6 +387,13 @@ class _FileAnalyser:
         # Every file of the package: a loader of a path among them runs package code (a call-graph edge).
         self.package_paths = package_paths
         self.source = source
+        # An ASCII file is decoded once: its byte offsets are character offsets, so a node's text is a
+        # slice of this string, equal to decoding the slice of the bytes (most files are ASCII).
+        self.ascii_text: str | None = source.decode("ascii") if source.isascii() else None
+        # resolve() of a node at depth 0, valid while `names_version` is unchanged (the aliases and
+        # constants resolve reads; fold results are memoised per node anyway).
+        self.names_version = 0
+        self.resolve_memo: dict[tuple[int, int], str | None] = {}
         self.work = work  # spent by the walk, folding and nested analyses alike
         self.depth = depth
         self.nested_budget = nested_budget if nested_budget is not None else [MAX_NESTED_ANALYSES]
@@ -380,8 +430,14 @@ class _FileAnalyser:
 
     # ------------------------------------------------------------------ helpers
     def _text(self, node: Node, limit: int = 400) -> str:
-        end = min(node.end_byte, node.start_byte + limit)
-        return self.source[node.start_byte:end].decode("utf-8", errors="replace")
+        start = node.start_byte
+        end = node.end_byte
+        if end - start > limit:
+            end = start + limit
+        text = self.ascii_text
+        if text is not None:
+            return text[start:end]
+        return self.source[start:end].decode("utf-8", errors="replace")
 
     def _snippet(self, node: Node) -> str:
         return clean(" ".join(self._text(node, 300).split()), SNIPPET_LENGTH)
@@ -504,24 +560,28 @@ class _FileAnalyser:
         # The query's own cost is bounded by what the parse read (budget.MAX_PARSE_UNITS).
         captures = QueryCursor(_QUERY).captures(root)
         self.work.check_deadline()
-        items: list[tuple[int, int, str, Node]] = []
+        # (start, order, -end, name, node, units): sorted on the first three, a stable sort.
+        items: list[tuple[int, int, int, str, Node, int]] = []
+        append = items.append
         for name, nodes in captures.items():
             order = _KIND_ORDER[name]
+            units = _KIND_UNITS.get(name, NODE_UNITS)
             for node in nodes:
-                items.append((node.start_byte, order, name, node))
+                append((node.start_byte, order, -node.end_byte, name, node, units))
         if self.is_setup and self.depth == 0:
             self._note_metadata_pairs(root)
             guard_order = _KIND_ORDER["guard"]
-            items.extend((node.start_byte, guard_order, "guard", node) for node in _module_level_ifs(root))
+            items.extend((node.start_byte, guard_order, -node.end_byte, "guard", node, _KIND_UNITS["guard"])
+                         for node in _module_level_ifs(root))
         env_order = _KIND_ORDER["env"]
         for m in _ENV_NAME.finditer(self.source):
             found = root.descendant_for_byte_range(m.start(), m.end())
             if found is not None and found.type == "identifier":
-                items.append((found.start_byte, env_order, "env", found))
+                items.append((found.start_byte, env_order, -found.end_byte, "env", found, NODE_UNITS))
         # Outer before inner among nodes of one kind that start at the same byte (`a().b()`): tree-sitter's
         # captures() lists those in an order that changes from run to run, and handling order decides
         # which events are emitted first and kept.
-        items.sort(key=lambda it: (it[0], it[1], -it[3].end_byte))
+        items.sort(key=_ITEM_ORDER)
         handlers: dict[str, Callable[[Node], None]] = {
             "def": self._on_function, "class": self._on_class, "lambda": self._on_lambda,
             "assign": self._on_assign, "import": self._on_import, "import_from": self._on_import_from,
@@ -532,11 +592,11 @@ class _FileAnalyser:
         error_end = -1
         handled = 0  # items whose handling began (in order), so items[handled:] were not touched
 
-        def handle(item: tuple[int, int, str, Node], work: WorkBudget) -> None:
+        def handle(item: tuple[int, int, int, str, Node, int], work: WorkBudget) -> None:
             nonlocal error_end, handled
             self.work = work
-            start, _order, name, node = item
-            self.work.spend(_KIND_UNITS.get(name, NODE_UNITS))
+            start, _order, _end, name, node, units = item
+            work.spend(units)
             handled += 1
             stack = self.scope_stack
             while stack and stack[-1].end_byte <= start:
@@ -553,14 +613,13 @@ class _FileAnalyser:
             self.budget_exhausted = True
             first = items[tail_start][0] if tail_start < len(items) else len(self.source)
             self.scope_stack = [s for s in self.scope_stack if s.end_byte > first]
-            for start, _order, name, node in items[handled:tail_start]:
+            for start, _order, _end, name, node, _units in items[handled:tail_start]:
                 if name in ("def", "class", "lambda") and start < first < node.end_byte:
                     handlers[name](node)
 
         file_work = self.work
         try:
-            complete = head_then_tail(items, file_work, handle, lambda item: _KIND_UNITS.get(item[2], NODE_UNITS),
-                                      skip_to)
+            complete = head_then_tail(items, file_work, handle, _ITEM_UNITS, skip_to)
         finally:
             self.work = file_work
         if not complete:
@@ -706,7 +765,7 @@ class _FileAnalyser:
                     continue
                 module = self._text(name_node, 300)
                 alias = self._text(alias_node, 200)
-                self.aliases[alias] = module
+                self._set_name(self.aliases, alias, module)
                 self.imported_roots.add(module.split(".", 1)[0])
                 self._bind(node, alias, module, None)
                 self._module_event(module, node)
@@ -735,7 +794,7 @@ class _FileAnalyser:
                 attr = local = self._text(item, 200)
             self._bind(node, local, module, attr)
             if not relative:
-                self.aliases[local] = f"{module}.{attr}"
+                self._set_name(self.aliases, local, f"{module}.{attr}")
                 self.imported_roots.add(module.split(".", 1)[0])
                 if module.split(".", 1)[0] in ("os", "posix", "nt") and attr in ("environ", "environb", "getenv"):
                     pass  # the uses are reported where they happen
@@ -743,6 +802,17 @@ class _FileAnalyser:
                 self.emit("capture_screen_or_clipboard", node)
 
     # ------------------------------------------------------------------ names
+    def _set_name(self, table: dict[str, _T], name: str, value: _T) -> None:
+        """Bind `name` in the aliases or constants (what resolve() reads), noting a change."""
+        old = table.get(name, _MISSING)
+        if old is _MISSING or type(old) is not type(value) or old != value:
+            self.names_version += 1
+        table[name] = value
+
+    def _unset_name(self, table: dict[str, _T], name: str) -> None:
+        if table.pop(name, _MISSING) is not _MISSING:
+            self.names_version += 1
+
     def resolve(self, node: Node | None, depth: int = 0) -> str | None:
         """Dotted name an expression refers to, after aliases and constant folding."""
         if node is None or depth > 12:
@@ -753,6 +823,20 @@ class _FileAnalyser:
             if name in ("__builtins__", "__builtin__"):
                 return "builtins"
             return self.aliases.get(name, name)
+        if depth:
+            return self._resolve(node, t, depth)
+        # The same callee is resolved by several handlers (an assignment, then its call): remembered
+        # per node while no alias or constant changed. What resolving folds is memoised and counted
+        # on first use only, so the work counted is the same either way.
+        key = (node.id, self.names_version)
+        memo = self.resolve_memo
+        if key in memo:
+            return memo[key]
+        found = self._resolve(node, t, depth)
+        memo[key] = found
+        return found
+
+    def _resolve(self, node: Node, t: str, depth: int) -> str | None:
         if t == "attribute":
             base = self.resolve(node.child_by_field_name("object"), depth + 1)
             attr = node.child_by_field_name("attribute")
@@ -803,11 +887,7 @@ class _FileAnalyser:
 
     @staticmethod
     def _positional_args(call: Node) -> list[Node]:
-        args = call.child_by_field_name("arguments")
-        if args is None or args.type != "argument_list":
-            return []
-        return [a for a in args.named_children
-                if a.type not in ("keyword_argument", "comment", "list_splat", "dictionary_splat")]
+        return _positional_of(call.child_by_field_name("arguments"))
 
     @staticmethod
     def _keyword(call: Node, name: str) -> Node | None:
@@ -1042,9 +1122,9 @@ class _FileAnalyser:
             self.metadata_ranges.append((right.start_byte, right.end_byte))
         value = self.fold(right) if right.type in _FOLDABLE_RECEIVERS or right.type == "call" else None
         if value is not None:
-            self.constants[name] = value
+            self._set_name(self.constants, name, value)
         else:
-            self.constants.pop(name, None)
+            self._unset_name(self.constants, name)
         if right.type in ("identifier", "attribute", "call", "subscript", "parenthesized_expression"):
             target = self.resolve(right)
             imported_here = right.type == "call" and _normalise(
@@ -1055,7 +1135,7 @@ class _FileAnalyser:
                 or _normalise(target) in _DANGEROUS_BUILTINS
                 or target.startswith("builtins")
             ):
-                self.aliases[name] = target
+                self._set_name(self.aliases, name, target)
                 if right.type == "call":
                     fn = _normalise(self.resolve(right.child_by_field_name("function")))
                     if fn in _IMPORTERS:
@@ -1064,11 +1144,11 @@ class _FileAnalyser:
                 fn = _normalise(self.resolve(right.child_by_field_name("function")))
                 if fn is not None and fn in _INSTANCE_TYPES:
                     # x = socket.socket(); x.send(...) -> socket.socket().send
-                    self.aliases[name] = f"{fn}()"
+                    self._set_name(self.aliases, name, f"{fn}()")
                 else:
-                    self.aliases.pop(name, None)
+                    self._unset_name(self.aliases, name)
             else:
-                self.aliases.pop(name, None)
+                self._unset_name(self.aliases, name)
 
     def _on_decorator(self, node: Node) -> None:
         expr = node.named_children[0] if node.named_child_count else None
@@ -1092,11 +1172,14 @@ class _FileAnalyser:
         if fn_node is None:
             return
         raw_resolved = self.resolve(fn_node)
-        callee = self._callee_text(fn_node, raw_resolved)
+        resolved = _normalise(raw_resolved)
+        if raw_resolved is not None:
+            callee = resolved or raw_resolved  # _callee_text, with the name normalised once
+        else:
+            callee = "".join(self._text(fn_node, 120).split())
         row, col = node.start_point
         self.calls.append(CallSite(self.path, row + 1, col, self.scope, callee, CallKind.CALL))
-        self._collect_callbacks(node)
-        resolved = _normalise(raw_resolved)
+        args = self._collect_callbacks(node.child_by_field_name("arguments"))
         if resolved is None:
             # Method on a folded string or an unresolvable receiver: still look at the method name.
             if fn_node.type == "attribute":
@@ -1109,7 +1192,7 @@ class _FileAnalyser:
             self._note_opened_as(node)
         if resolved in _SETUP_FUNCTIONS or (resolved in ("setup", "dict") and self.is_setup):
             self._note_setup_metadata(node)
-        self._call_behaviours(node, resolved)
+        self._call_behaviours(node, resolved, fn_node, args)
         if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
             self._fold_root(node)
 
@@ -1148,23 +1231,34 @@ class _FileAnalyser:
     def _in_metadata(self, node: Node) -> bool:
         return any(start <= node.start_byte and node.end_byte <= end for start, end in self.metadata_ranges)
 
-    def _collect_callbacks(self, call: Node) -> None:
-        args = call.child_by_field_name("arguments")
+    def _collect_callbacks(self, args: Node | None) -> list[Node]:
+        """Note the lambdas and named callbacks passed to a call; returns its positional arguments
+        (what _positional_args answers, from the same walk over the arguments)."""
         if args is None or args.type != "argument_list":
-            return
+            return []
+        positional: list[Node] = []
         for arg in args.named_children:
-            value = arg.child_by_field_name("value") if arg.type == "keyword_argument" else arg
-            if value is None:
-                continue
-            row, col = value.start_point
-            if value.type == "lambda":
+            t = arg.type
+            if t == "keyword_argument":
+                value = arg.child_by_field_name("value")
+                if value is None:
+                    continue
+                t = value.type
+            else:
+                value = arg
+                if t not in _NOT_POSITIONAL:
+                    positional.append(arg)
+            if t == "lambda":
+                row, col = value.start_point
                 name = self._lambda_name(value)
                 qualname = name or f"<lambda@{row + 1}:{col}>"
                 self.calls.append(CallSite(self.path, row + 1, col, self.scope, qualname, CallKind.INLINE))
-            elif value.type in ("identifier", "attribute"):
+            elif t == "identifier" or t == "attribute":
+                row, col = value.start_point
                 text = "".join(self._text(value, 200).split())
                 self.callback_candidates.append(CallSite(self.path, row + 1, col, self.scope, text,
                                                          CallKind.CALLBACK))
+        return positional
 
     def _flush_callbacks(self) -> None:
         """Keep callback candidates that name a function of this file or an imported name."""
@@ -1175,8 +1269,7 @@ class _FileAnalyser:
             if last in defined or ("." not in cand.callee and cand.callee in imported):
                 self.calls.append(cand)
 
-    def _call_behaviours(self, node: Node, name: str) -> None:
-        args = self._positional_args(node)
+    def _call_behaviours(self, node: Node, name: str, fn_node: Node | None, args: list[Node]) -> None:
         # What the engine does at a call besides reporting it: remember dup2 for the reverse-shell
         # check, analyse code handed to exec/eval, follow an import by constant name.
         if name == "os.dup2":
@@ -1190,10 +1283,10 @@ class _FileAnalyser:
             module_name = self._fold_text(args[0])
             if module_name is not None and re.fullmatch(r"[\w.]+", module_name):
                 self._module_event(module_name, node)
-        if not REGISTRY.may_match_call(Language.PYTHON, name):
+        if not REGISTRY.may_report_call(Language.PYTHON, name) and not _may_load_package_file(name):
+            # No rule reports anything for this name and it loads no file: nothing but the obfuscation checks.
             self._obfuscation_call(node, name, args)
             return
-        fn_node = node.child_by_field_name("function")
         facts = _PythonCallFacts(self, node, args)
         found = REGISTRY.call_behaviours(CallContext(Language.PYTHON, name, len(args),
                                                      fn_node is not None and fn_node.type == "attribute", facts))
@@ -1238,7 +1331,7 @@ class _FileAnalyser:
             table.pop(name, None)
         self.file_dirs.discard(name)
         if right.type != "call":
-            if b"__file__" in self.source[right.start_byte:right.end_byte][:400]:
+            if self._has_file_name(right):
                 self.file_dirs.add(name)
             return
         fn = _normalise(self.resolve(right.child_by_field_name("function"))) or ""
@@ -1255,8 +1348,13 @@ class _FileAnalyser:
             path = self.file_specs.get(self._text(args[0], 200))
             if path is not None:
                 self.spec_modules[name] = path
-        elif b"__file__" in self.source[right.start_byte:right.end_byte][:400]:
+        elif self._has_file_name(right):
             self.file_dirs.add(name)
+
+    def _has_file_name(self, node: Node) -> bool:
+        """`__file__` within the first 400 bytes of the node's text."""
+        start = node.start_byte
+        return self.source.find(b"__file__", start, min(node.end_byte, start + 400)) >= 0
 
     def _path_text(self, node: Node, depth: int = 0) -> str | None:
         """A path expression folded, with the folder of this file (`os.path.dirname(__file__)`, a name
@@ -1281,7 +1379,7 @@ class _FileAnalyser:
                 return posixpath.join(*parts) if all(p is not None for p in parts) else None  # type: ignore[arg-type]
             if fn in ("str", "pathlib.Path", "Path", "os.fspath") and len(args) == 1:
                 return self._path_text(args[0], depth + 1)
-        if b"__file__" in self.source[node.start_byte:node.end_byte][:400]:
+        if self._has_file_name(node):
             return ""
         return self._fold_text(node)
 
@@ -1497,23 +1595,34 @@ class _FileAnalyser:
                 self._classify_value(text, node)
 
     def _on_string(self, node: Node) -> None:
-        if node.end_byte - node.start_byte < 7:
+        start, end = node.start_byte, node.end_byte
+        if end - start < 7:
             return  # at most four characters: nothing classify_literal looks at
-        if _is_docstring(node) or (self.metadata_ranges and self._in_metadata(node)):
-            return
-        raw = self.source[node.start_byte:min(node.end_byte, node.start_byte + 20000)].decode("utf-8", "replace")
-        self.emit_many(classify_raw_literal(raw), node)
         parent = node.parent
+        if _is_docstring(node, parent) or (self.metadata_ranges and self._in_metadata(node)):
+            return
+        source = self.source
+        ascii_text = self.ascii_text
+        raw_end = min(end, start + 20000)
+        raw = ascii_text[start:raw_end] if ascii_text is not None else source[start:raw_end].decode("utf-8", "replace")
+        self.emit_many(classify_raw_literal(raw), node)
         if parent is not None and parent.type == "concatenated_string":
             return  # classified as a whole by _on_concat
         # An interpolation starts with "{": a literal without one has none (and most have none).
-        if self.source.find(b"{", node.start_byte, node.end_byte) >= 0 and (
-                any(c.type == "interpolation" for c in node.children) or any(
-                gc.type == "interpolation" for c in node.children if c.type == "string_content"
-                for gc in c.children)):
-            text: str | None = _interpolated_text(node, self.source)
+        if source.find(b"{", start, end) >= 0:
+            if any(c.type == "interpolation" for c in node.children) or any(
+                    gc.type == "interpolation" for c in node.children if c.type == "string_content"
+                    for gc in c.children):
+                text: str | None = _interpolated_text(node, source)
+            else:
+                value = _string_value(node, source)
+                text = _as_text(value) if value is not None else None
         else:
-            value = _string_value(node, self.source)
+            # No "{" and no backslash in a well-formed tree: no interpolation, no escape sequence, so the
+            # value is the bytes between the quotes (what _string_value joins from the children).
+            value = _plain_string_value(source, start, end) if not self.parse_errors else None
+            if value is None:
+                value = _string_value(node, source)
             text = _as_text(value) if value is not None else None
         if text:
             self._classify_value(text, node)
@@ -1630,7 +1739,7 @@ class _FileAnalyser:
     def _file_level(self) -> None:
         if self.depth > 0:
             return
-        text = self.source.decode("utf-8", errors="replace")
+        text = self.ascii_text if self.ascii_text is not None else self.source.decode("utf-8", errors="replace")
         for behaviour, finding in REGISTRY.file_behaviours(FileContext(Language.PYTHON, self.source, text)):
             self._emit_text_event(behaviour, text, finding.offset, finding.snippet)
 
@@ -1776,8 +1885,8 @@ class _FileAnalyser:
                    for p in self.package_paths)
 
     def result(self, language: Language, seconds: float) -> FileAnalysis:
-        events = sorted(self.events, key=lambda e: (e.line, e.column))
-        calls = sorted(self.calls, key=lambda c: (c.line, c.column))
+        events = sorted(self.events, key=_LINE_COLUMN)
+        calls = sorted(self.calls, key=_LINE_COLUMN)
         return FileAnalysis(self.path, language, tuple(events), tuple(self.functions), tuple(calls),
                             tuple(self.bindings), self.parse_errors, self.budget_exhausted, seconds)
 
@@ -1847,6 +1956,24 @@ _FOLDABLE_RECEIVERS = {"string", "concatenated_string", "identifier", "binary_op
 _FILE_HELPERS = {"codecs": frozenset({"open"}), "io": frozenset({"open"})}
 
 
+def _positional_of(args: Node | None) -> list[Node]:
+    """The positional arguments of a call's `arguments` node (none unless it is an argument_list)."""
+    if args is None or args.type != "argument_list":
+        return []
+    return [a for a in args.named_children if a.type not in _NOT_POSITIONAL]
+
+
+_NOT_POSITIONAL = frozenset({"keyword_argument", "comment", "list_splat", "dictionary_splat"})
+
+
+def _may_load_package_file(name: str) -> bool:
+    """Whether `_loaded_package_file` can find a file for a call of this name (it answers None otherwise)."""
+    return name in _LOADER_NAMES or name.endswith((".exec_module", ".load_module"))
+
+
+_LOADER_NAMES = frozenset({"exec", "execfile", "compile", "runpy.run_path", "imp.load_source"})
+
+
 def _file_helpers_only(module: str, names: list[str]) -> bool:
     helpers = _FILE_HELPERS.get(module)
     return helpers is not None and bool(names) and all(n in helpers for n in names)
@@ -1856,6 +1983,8 @@ def _normalise(name: str | None) -> str | None:
     """builtins.exec -> exec; requests.Session().post stays as written."""
     if name is None:
         return None
+    if not name.startswith(("b", "_", "<")):
+        return name  # every prefix below starts with one of these
     for prefix in ("builtins.", "__builtin__.", "__builtins__.", "<globals>."):
         if name.startswith(prefix):
             return name[len(prefix):]

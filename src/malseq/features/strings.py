@@ -151,7 +151,18 @@ _StringContext: type[StringContext]
 
 
 def classify_capture_name(name: str) -> bool:
-    return bool(_CAPTURE.search(name))
+    # Asked at every Python call and imported name: the answer is a pure function of the name, so it
+    # is remembered per process (the same few thousand names come back in every file).
+    found = _CAPTURE_MEMO.get(name)
+    if found is None:
+        found = bool(_CAPTURE.search(name))
+        if len(_CAPTURE_MEMO) >= MEMO_MAX_ENTRIES:
+            _CAPTURE_MEMO.clear()
+        _CAPTURE_MEMO[name] = found
+    return found
+
+
+_CAPTURE_MEMO: dict[str, bool] = {}
 
 
 def count_obfuscated_identifiers(text: str) -> int:

@@ -162,7 +162,7 @@ JS_CAPTURE_MODULES = frozenset({"screenshot-desktop", "clipboardy", "node-screen
                                 "node-global-key-listener", "copy-paste", "uiohook-napi", "node-clipboard"})
 
 
-@call_rule("capture_screen_or_clipboard", PY, order=210, every=True)
+@call_rule("capture_screen_or_clipboard", PY, order=210, every=True, by_name=True)
 def python_capture(ctx: CallContext) -> bool:
     """ImageGrab.grab, pyautogui.screenshot, pyperclip.paste, pynput listeners..."""
     return not ctx.name.startswith("?.") and classify_capture_name(ctx.name)

@@ -101,6 +101,7 @@ class Rule:
     also: tuple[str, ...] = ()  # further behaviours the rule may report (a command line's findings)
     min_length: int = 0  # string rules: values shorter than this cannot match (skipped without a call)
     entries: frozenset[ManifestEntry] = frozenset()  # manifest rules: the entry kinds they look at
+    by_name: bool = False  # call rules: the answer depends on the callee name alone (see may_report_call)
 
     @property
     def where(self) -> str:
@@ -111,6 +112,8 @@ class Registry:
     def __init__(self) -> None:
         self.rules: list[Rule] = []
         self._index: dict[Language, _CallIndex] = {}
+        # The index asked for last, by identity (an engine asks for its language at every call).
+        self._last_index: tuple[Language | None, _CallIndex | None] = (None, None)
         self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._imports: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._strings: dict[RuleKind, tuple[tuple[Callable[..., object], str, int], ...]] = {}
@@ -127,6 +130,7 @@ class Registry:
             raise ValueError(f"manifest rule {rule.where} looks at no entry kind (give entries=...)")
         self.rules.append(rule)
         self._index.clear()
+        self._last_index = (None, None)
         self._attributes.clear()
         self._imports.clear()
         self._strings.clear()
@@ -134,11 +138,21 @@ class Registry:
 
     # --- lookups the engines use ------------------------------------------------------------
     def _call_index(self, language: Language) -> _CallIndex:
+        last_language, last = self._last_index
+        if last_language is language and last is not None:
+            return last
         index = self._index.get(language)
         if index is None:
             index = self._index[language] = _CallIndex(
-                [r for r in self.rules if r.kind is RuleKind.CALL and language in r.languages])
+                [r for r in self.rules if r.kind is RuleKind.CALL and language in r.languages], language)
+        self._last_index = (language, index)
         return index
+
+    def may_report_call(self, language: Language, name: str) -> bool:
+        """False when `call_behaviours` is sure to report nothing for a call of this name: no rule is
+        indexed under it, or only `by_name` rules, each of which answers no for the name. Engines skip
+        the call's context and facts then (a rule asked at every call makes `may_match_call` always true)."""
+        return self._call_index(language).may_report(name)
 
     def may_match_call(self, language: Language, name: str) -> bool:
         """Whether any call rule is indexed under this callee name: engines skip building a context
@@ -268,7 +282,9 @@ def _apply(rule: Rule, ctx: CallContext | StringContext, found: list[str]) -> No
 class _CallIndex:
     """Call rules of one language, by the name parts they can match."""
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], language: Language) -> None:
+        self.language = language
+        self.reports: dict[str, bool] = {}
         self.names: dict[str, list[Rule]] = {}
         self.modules: dict[str, list[Rule]] = {}
         self.roots: dict[str, list[Rule]] = {}
@@ -304,6 +320,15 @@ class _CallIndex:
             self.memo[name] = found
         return found
 
+    def may_report(self, name: str) -> bool:
+        answer = self.reports.get(name)
+        if answer is None:
+            bare = CallContext(self.language, name)
+            answer = any(not rule.by_name or rule.check(bare) for rule in self.candidates(name))
+            if len(self.reports) < _MEMO_LIMIT:
+                self.reports[name] = answer
+        return answer
+
 
 REGISTRY = Registry()
 
@@ -318,13 +343,14 @@ def js_parts(name: str) -> tuple[str, str]:
 def call_rule(behaviour: str, languages: frozenset[Language], *, order: int, names: Collection[str] = (),
               modules: Collection[str] = (), roots: Collection[str] = (), funcs: Collection[str] = (),
               prefixes: Sequence[str] = (), every: bool = False, alone: bool = False,
-              also: Sequence[str] = ()) -> Callable[[CallCheck], CallCheck]:
-    """Register a call rule for `behaviour` (see the module docstring)."""
+              also: Sequence[str] = (), by_name: bool = False) -> Callable[[CallCheck], CallCheck]:
+    """Register a call rule for `behaviour` (see the module docstring). `by_name=True` promises that
+    the rule reads nothing of its context but `language` and `name`."""
 
     def register(check: CallCheck) -> CallCheck:
         REGISTRY.add(Rule(behaviour, RuleKind.CALL, languages, check, order, frozenset(names),
                           frozenset(modules), frozenset(roots), frozenset(funcs), tuple(prefixes), every, alone,
-                          tuple(also)))
+                          tuple(also), by_name=by_name))
         return check
 
     return register
