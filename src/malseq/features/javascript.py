@@ -651,8 +651,10 @@ class _Extractor:
         found = self.args_memo.get(node.id)
         if found is None:
             args = node.child_by_field_name("arguments")
-            if args is None or args.type != "arguments":
+            if args is None or args.type != "arguments" or not args.named_child_count:
                 found = []
+            elif self.data.find(b"/", args.start_byte, args.end_byte) == -1:
+                found = args.named_children  # a comment starts with "/": none in there
             else:
                 found = [c for c in args.named_children if c.type != "comment"]
             self.args_memo[node.id] = found
