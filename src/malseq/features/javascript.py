@@ -1183,10 +1183,9 @@ class _Extractor:
         rule_name: str | None = None
         if path is not None:
             rule_name = _strip_promises(path)
-        elif member:
+        elif member and site is not None and fn.child_by_field_name("object") is not None:
             # A method on something we cannot name: the method name is still worth asking about.
-            if site is not None and fn.child_by_field_name("object") is not None:
-                rule_name = "?." + self.text(site)
+            rule_name = "?." + self.text(site)
         if rule_name is not None:
             if member and rule_name.endswith(".pipe"):
                 self.pipe_seen = True  # for the reverse-shell check: socket and shell streams piped
