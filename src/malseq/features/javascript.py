@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 
 import tree_sitter_javascript
 from tree_sitter import Language as TSLanguage
@@ -274,6 +275,9 @@ class _Extractor:
         self.file = file
         self.path = file.path
         self.data = file.data
+        # An ASCII file (most of them) is decoded once: a node's text is then a slice of it by byte
+        # offsets, the same string `data[start:end].decode("utf-8", "replace")` gives.
+        self.source: str | None = file.data.decode("ascii") if file.data.isascii() else None
         self.started = time.monotonic()
         self.work = work  # the file's budget, or the share of the pass running now
         self.budget_exhausted = False
@@ -303,6 +307,7 @@ class _Extractor:
         self.bound_require_calls: set[int] = set()
         self.classified: dict[str, list[str]] = {}
         self.resolve_memo: dict[int, object] = {}
+        self.args_memo: dict[int, list[Node]] = {}
         self.seen_long_values: set[str] = set()
         self.folded_tops: set[int] = set()
         self.array_strings: set[int] = set()
@@ -315,6 +320,12 @@ class _Extractor:
 
     # --- plumbing ---------------------------------------------------------------------------
     def text(self, node: Node) -> str:
+        source = self.source
+        if source is not None:
+            value = source[node.start_byte:node.end_byte]
+            if "\\u" in value and node.type in _IDENTIFIER_TYPES:
+                return decode_js_string(value)
+            return value
         raw = self.data[node.start_byte:node.end_byte]
         if b"\\u" in raw and node.type in _IDENTIFIER_TYPES:
             # `\u0065\u0076\u0061\u006C(x)` is eval(x): identifiers may be spelled with escapes.
@@ -635,10 +646,19 @@ class _Extractor:
         return values
 
     def call_args(self, node: Node) -> list[Node]:
-        args = node.child_by_field_name("arguments")
-        if args is None or args.type != "arguments":
-            return []
-        return [c for c in args.named_children if c.type != "comment"]
+        """The call's arguments, comments left out (remembered per node: asked for several times a call;
+        callers only read the list)."""
+        found = self.args_memo.get(node.id)
+        if found is None:
+            args = node.child_by_field_name("arguments")
+            if args is None or args.type != "arguments" or not args.named_child_count:
+                found = []
+            elif self.data.find(b"/", args.start_byte, args.end_byte) == -1:
+                found = args.named_children  # a comment starts with "/": none in there
+            else:
+                found = [c for c in args.named_children if c.type != "comment"]
+            self.args_memo[node.id] = found
+        return found
 
     def fold_call(self, node: Node, loose: bool, depth: int) -> str | None:
         fn = node.child_by_field_name("function")
@@ -1128,42 +1148,44 @@ class _Extractor:
         fn = node.child_by_field_name("constructor" if is_new else "function")
         if fn is None:
             return
-        site = fn.child_by_field_name("property") if fn.type == "member_expression" else None
+        fn_type = fn.type
+        member = fn_type == "member_expression"
+        site = fn.child_by_field_name("property") if member else None
         site_node = site if site is not None else node
         row, col = site_node.start_point
         scope = self.scope_at(node.start_byte)
-        self.calls.append(CallSite(self.path, row + 1, col, scope, self.callee_text(fn), CallKind.CALL))
+        path_of_file = self.path
+        calls = self.calls
+        calls.append(CallSite(path_of_file, row + 1, col, scope, self.callee_text(fn), CallKind.CALL))
         args = self.call_args(node)
         for arg in args:
-            if arg.type in _INLINE_FUNCTION_TYPES:
+            arg_type = arg.type
+            if arg_type in _INLINE_FUNCTION_TYPES:
                 arow, acol = arg.start_point
-                self.calls.append(CallSite(self.path, arow + 1, acol, scope,
-                                           self.qualname_by_node.get(arg.id, f"<function@{arow + 1}:{acol}>"),
-                                           CallKind.INLINE))
-            elif arg.type == "identifier":
+                calls.append(CallSite(path_of_file, arow + 1, acol, scope,
+                                      self.qualname_by_node.get(arg.id, f"<function@{arow + 1}:{acol}>"),
+                                      CallKind.INLINE))
+            elif arg_type == "identifier":
                 name = self.text(arg)
                 if name in self.function_names or name in self.bound_names:
                     arow, acol = arg.start_point
-                    self.calls.append(CallSite(self.path, arow + 1, acol, scope, name, CallKind.CALLBACK))
-            elif arg.type == "member_expression":
+                    calls.append(CallSite(path_of_file, arow + 1, acol, scope, name, CallKind.CALLBACK))
+            elif arg_type == "member_expression":
                 prop = arg.child_by_field_name("property")
                 if prop is not None and self.text(prop) in self.function_names:
                     arow, acol = arg.start_point
-                    self.calls.append(CallSite(self.path, arow + 1, acol, scope, self.callee_text(arg),
-                                               CallKind.CALLBACK))
-        if fn.type == "import" or (not is_new and self.is_require(fn)):
+                    calls.append(CallSite(path_of_file, arow + 1, acol, scope, self.callee_text(arg),
+                                          CallKind.CALLBACK))
+        if fn_type == "import" or (not is_new and self.resolve(fn) in _REQUIRE_PATHS):
             self.handle_require(node, fn, args)
             return
         path = self.resolve(fn)
-        member = fn.type == "member_expression"
         rule_name: str | None = None
         if path is not None:
             rule_name = _strip_promises(path)
-        elif member:
+        elif member and site is not None and fn.child_by_field_name("object") is not None:
             # A method on something we cannot name: the method name is still worth asking about.
-            prop_node = fn.child_by_field_name("property")
-            if prop_node is not None and fn.child_by_field_name("object") is not None:
-                rule_name = "?." + self.text(prop_node)
+            rule_name = "?." + self.text(site)
         if rule_name is not None:
             if member and rule_name.endswith(".pipe"):
                 self.pipe_seen = True  # for the reverse-shell check: socket and shell streams piped
@@ -1492,7 +1514,7 @@ class _Extractor:
                 self.emit("reverse_shell", site)
 
     def result(self) -> FileAnalysis:
-        key = lambda item: (item.line, getattr(item, "column", 0))  # noqa: E731
+        key = attrgetter("line", "column")
         return FileAnalysis(
             path=self.path,
             language=Language.JAVASCRIPT,

@@ -92,14 +92,24 @@ class FileIndex:
                 self.bindings_by_name.setdefault(b.name, []).append(b)
         items: dict[str, list[Item]] = {}
         seq = 0
+        scope_list = items.get
         for e in analysis.events:
-            items.setdefault(e.scope, []).append((e.line, e.column, EVENT, seq, e))
+            found = scope_list(e.scope)
+            if found is None:
+                found = items[e.scope] = []
+            found.append((e.line, e.column, EVENT, seq, e))
             seq += 1
-        for c in analysis.calls:
-            items.setdefault(c.scope, []).append((c.line, c.column, CALL, seq, c))
+        for c in analysis.calls:  # the most items: a big file has tens of thousands of call sites
+            found = scope_list(c.scope)
+            if found is None:
+                found = items[c.scope] = []
+            found.append((c.line, c.column, CALL, seq, c))
             seq += 1
         for b in analysis.bindings:
-            items.setdefault(b.scope, []).append((b.line, 0, BINDING, seq, b))
+            found = scope_list(b.scope)
+            if found is None:
+                found = items[b.scope] = []
+            found.append((b.line, 0, BINDING, seq, b))
             seq += 1
         if self.is_python:
             # A Python class body runs when the class statement runs. The extractor may say so itself
@@ -206,7 +216,24 @@ class FileIndex:
         return found[0] if found else None
 
 
+# Callee texts repeat across calls and files (`console.log`, `os.path.join`): their parts are
+# remembered per process (a pure function of the text; emptied when full, which bounds its memory).
+_CALLEE_PARTS_MEMO: dict[str, tuple[str, ...] | None] = {}
+_CALLEE_PARTS_MEMO_MAX = 50_000
+
+
 def _callee_parts(callee: str) -> list[str] | None:
+    if callee in _CALLEE_PARTS_MEMO:
+        known = _CALLEE_PARTS_MEMO[callee]
+        return list(known) if known is not None else None
+    parts = _split_callee(callee)
+    if len(_CALLEE_PARTS_MEMO) >= _CALLEE_PARTS_MEMO_MAX:
+        _CALLEE_PARTS_MEMO.clear()
+    _CALLEE_PARTS_MEMO[callee] = tuple(parts) if parts is not None else None
+    return parts
+
+
+def _split_callee(callee: str) -> list[str] | None:
     text = callee.strip()
     if text.startswith(".") and text.lstrip(".") and _DOTTED.match(text.lstrip(".")):
         return [text[: len(text) - len(text.lstrip("."))] + text.lstrip(".").split(".")[0],

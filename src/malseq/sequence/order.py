@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import accumulate
+from operator import add
 
 from malseq.features.types import CallKind, CallSite
 
@@ -32,6 +34,18 @@ _JS_TOKENS = re.compile(
     _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[()]",
     re.DOTALL,
 )
+# The same tokens, each match running up to the next paren (group 1; an empty group at the end of
+# the data): what `finditer` over the tokens above steps through between two parens (strings,
+# comments, escapes, and any other character, one at a time) is consumed by one possessive loop that
+# tries the same alternatives in the same order at each position, so the parens found are the same
+# ones, with one match object per paren instead of one per token. A run of characters that start no
+# token goes first, in one step (at those positions only the last alternative could match).
+_PY_SKIP = (rb"[^()\"'#\\]++|" + rb'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""|'
+            + rb"'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|"
+            + _DQ + b"|" + _SQ + rb"|#[^\n]*|\\.|[^()]")
+_JS_SKIP = rb"[^()\"'`/\\]++|" + _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[^()]"
+_PY_PARENS = re.compile(rb"(?:" + _PY_SKIP + rb")*+(?:([()])|\Z)", re.DOTALL)
+_JS_PARENS = re.compile(rb"(?:" + _JS_SKIP + rb")*+(?:([()])|\Z)", re.DOTALL)
 _JS_BRACES = re.compile(
     _DQ + b"|" + _SQ + rb"|`[^`\\]*(?:\\.[^`\\]*)*`|//[^\n]*|/\*.*?\*/|\\.|[{}]",
     re.DOTALL,
@@ -60,7 +74,9 @@ class SourceText:
 
     def offset(self, line: int, column: int) -> int:
         if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in re.finditer(rb"\n", self.data)]
+            # Line i starts after the lines before it and their i newlines.
+            lines = self.data.split(b"\n")
+            self._line_starts = [0, *map(add, accumulate(map(len, lines[:-1])), range(1, len(lines)))]
         starts = self._line_starts
         if line < 1:
             return column
@@ -78,6 +94,8 @@ class SourceText:
 
     def _find_python_guards(self) -> list[tuple[int, int]]:
         ranges: list[tuple[int, int]] = []
+        if b"__main__" not in self.data:  # every guard the pattern matches names it
+            return ranges
         for m in _PY_MAIN_GUARD.finditer(self.data):
             start = self.data.count(b"\n", 0, m.start()) + 1
             # The block ends before the next line that starts at column 0 with code.
@@ -89,6 +107,8 @@ class SourceText:
 
     def _find_js_guards(self) -> list[tuple[int, int]]:
         ranges: list[tuple[int, int]] = []
+        if b"require.main" not in self.data:  # every guard the pattern matches names it
+            return ranges
         for m in _JS_MAIN_GUARD.finditer(self.data):
             depth = 0
             close = None
@@ -109,13 +129,16 @@ class SourceText:
         if self._parens is None:
             table: dict[int, int] = {}
             stack: list[int] = []
-            pattern = _PY_TOKENS if self.is_python else _JS_TOKENS
-            for m in pattern.finditer(self.data):
-                tok = m.group()
-                if tok == b"(":
-                    stack.append(m.start())
-                elif tok == b")" and stack:
-                    table[stack.pop()] = m.start()
+            data = self.data
+            pattern = _PY_PARENS if self.is_python else _JS_PARENS
+            for m in pattern.finditer(data):
+                at = m.start(1)
+                if at < 0:
+                    continue
+                if data[at] == 0x28:  # "("
+                    stack.append(at)
+                elif stack:
+                    table[stack.pop()] = at
             self._parens = table
         return self._parens
 
