@@ -234,6 +234,9 @@ class DeltaVerdict:
     note: str | None = None
     threshold: float | None = None  # what `score` was compared with (NEW's ecosystem, the operating point)
     operating_point: str | None = None
+    sequence_score: float | None = None  # the sequence model's score of `text` (also `score` when it decides)
+    decided_by: str = "sequence model"  # which model's score `score` is: "sequence model" or "delta model"
+    model: str | None = None  # the delta model's file when it decided
 
 
 @dataclass(frozen=True)
