@@ -105,19 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     pairs = {(r["ecosystem"], r["name"], r["old"], r["new"]): r
              for p in args.pairs for r in latest_rows(read_rows(p))
              if r.get("kind") == "benign" and r.get("old") and "error" not in r and r.get("new_verdict") is not None}
-    missing: list[dict[str, Any]] = []
+    missing: dict[tuple[Any, ...], dict[str, Any]] = {}
     for p in args.unscored_pairs:
         for r in latest_rows(read_rows(p)):
             key = (r["ecosystem"], r["name"], r.get("old"), r.get("new"))
             if r.get("kind") != "benign" or not r.get("old") or "error" in r or r.get("new_verdict") is None \
-                    or key in pairs:
+                    or (key in pairs and pairs[key].get("delta_facts") is not None):
                 continue
-            if r.get("added_behaviours"):
-                missing.append(r)
-            else:
+            if r.get("added_behaviours"):  # added a step in some run and not diffed again: not measured
+                missing[key] = r
+                pairs.pop(key, None)
+            elif key not in missing:
                 pairs[key] = {**r, "delta_facts": None}
     judged_rows = [judged(model, r) for r in [*rows, *pairs.values()]]
-    result = summary(judged_rows, missing)
+    result = summary(judged_rows, list(missing.values()))
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in judged_rows))

@@ -301,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         "trained_on": (f"{data['train_injections_scored']} synthetic injections of train-split payloads "
                        f"({data['train_payload_campaigns']} campaigns) and "
                        f"{data['benign_pairs_adding_a_step']['all']} benign consecutive-release pairs adding a step "
-                       f"({data['benign_packages']} packages, none of the benign-500 test names)"),
+                       f"({data['benign_packages']} packages, none of the benign-500 test names)"
+                       + (f" and {data['benign_injections_scored']} injections of benign releases' code"
+                          if negatives != "pairs" else "")),
         "threshold_rule": (f"lowest score keeping the out-of-fold FPR on all {data['benign_pairs']['all']} benign "
                            f"pairs (5 folds grouped by package; a pair adding no step cannot fire) <= "
                            f"{args.max_fpr:.2%}; balanced: <= {BALANCED_MAX_FPR:.0%}"),
