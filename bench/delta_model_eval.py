@@ -27,11 +27,23 @@ from diff_pairs import latest_rows, read_rows  # noqa: E402
 from malseq.diff.delta_model import DeltaFacts, DeltaModel  # noqa: E402
 
 
-def judged(model: DeltaModel, row: dict[str, Any]) -> dict[str, Any]:
+def sequence_thresholds() -> dict[str, float]:
+    from malseq.model.infer import SequenceScorer
+
+    scorer = SequenceScorer.load()
+    return {eco: scorer.threshold_for("low-fpr", eco) for eco in ("pypi", "npm")}
+
+
+def judged(model: DeltaModel, row: dict[str, Any], sequence_threshold: dict[str, float]) -> dict[str, Any]:
     facts = row.get("delta_facts")
     out = {k: row.get(k) for k in ("kind", "ecosystem", "name", "old", "new", "payload_kind", "payload_sha256",
                                    "campaign", "new_verdict", "new_score", "sample_verdict")}
-    out["sequence_delta_score"], out["sequence_delta_verdict"] = row.get("delta_score"), row.get("delta_verdict")
+    # the sequence model's own delta verdict: from the facts (a row's `delta_verdict` is whichever model decided
+    # when it was made), else the row's (rows made before any delta model existed)
+    seq = facts.get("sequence_delta_score") if facts is not None else row.get("delta_score")
+    out["sequence_delta_score"] = seq
+    out["sequence_delta_verdict"] = (row.get("delta_verdict") if facts is None else None if seq is None
+                                     else "malicious" if seq >= sequence_threshold[row["ecosystem"]] else "benign")
     out["added_behaviours"] = row.get("added_behaviours")
     if facts is None or not facts.get("added") or row.get("delta_score") is None:
         out["delta_model_score"], out["delta_model_verdict"] = None, None
@@ -117,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 pairs.pop(key, None)
             elif key not in missing:
                 pairs[key] = {**r, "delta_facts": None}
-    judged_rows = [judged(model, r) for r in [*rows, *pairs.values()]]
+    thresholds = sequence_thresholds()
+    judged_rows = [judged(model, r, thresholds) for r in [*rows, *pairs.values()]]
     result = summary(judged_rows, list(missing.values()))
     print(json.dumps(result, indent=1))
     if args.out:
