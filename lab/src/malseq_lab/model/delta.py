@@ -3,7 +3,8 @@
     PYTHONPATH=src:lab/src python -m malseq_lab.model.delta \\
         --train-injections /work/runs/delta/inject-train.log --val-injections /work/runs/delta/inject-val.log \\
         --pairs /work/runs/delta/pairs-npm.jsonl --pairs /work/runs/delta/pairs-pypi.jsonl \\
-        --unscored-pairs /work/runs/s4/pairs-more/benign.jsonl --out /work/runs/delta/model
+        --unscored-pairs /work/runs/s4/pairs-more/benign.jsonl \\
+        --benign-injections /work/runs/delta/inject-benign.jsonl --out /work/runs/delta/model
 
 Inputs are rows of `bench/diff_injections.py` and `bench/diff_pairs.py` made with `--facts` (their `--out`
 or their stderr log: every row is printed there as it finishes):
@@ -28,10 +29,12 @@ Choices, on validation only (the test injections and the benign-500 pairs are no
   not) at or below `--max-fpr` (default 0.2%), with the grouped cross-validation check of
   `malseq_lab.model.crossval` (each fold at the threshold its complement chose);
 - the combination with the sequence model's delta score ("trees": its logit is a feature of the
-  trees, "max": the larger of the tree score and the sequence score) and the feature set: by recall
-  on the validation injections at that threshold (ties: the simpler).
-The shipped trees are fitted on the train injections and all benign pairs; the threshold is the one
-chosen on the out-of-fold scores.
+  trees, "max": the larger of the tree score and the sequence score), the feature set, and whether
+  the benign injections (`--benign-injections`) are training negatives: by recall on the validation
+  injections at that threshold (ties: the candidate listed first). `--only FEATURES:COMBINATION:NEGATIVES`
+  trains one candidate.
+The shipped trees are fitted on the train injections and all benign pairs (and the benign injections
+when chosen); the threshold is the one chosen on the out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="rows of bench/diff_injections.py --benign-payloads: training negatives (a candidate)")
     ap.add_argument("--max-fpr", type=float, default=DEFAULT_MAX_FPR)
     ap.add_argument("--out", type=Path, required=True, help="a folder: the model file and training_report.json")
-    ap.add_argument("--only", help="FEATURES:COMBINATION: skip the comparison, train this candidate")
+    ap.add_argument("--only", help="FEATURES:COMBINATION:NEGATIVES: skip the comparison, train this candidate")
     args = ap.parse_args(argv)
     start = time.monotonic()
     train_pos, train_ctl = injection_examples(read_rows(args.train_injections))
