@@ -119,6 +119,8 @@ def host_candidates(args: argparse.Namespace, ecosystem: Ecosystem, excluded: se
     for r in sorted(rows, key=lambda r: (r["name"].lower(), r["version"], r["sha256"])):
         key = re.sub(r"[-_.]+", "-", r["name"].lower())
         path = Path(r["path"])
+        if not in_part(args.host_part, key):
+            continue
         if key in seen or r["sha256"] in excluded or is_reserved(reserved, r["name"]) \
                 or not path.name.endswith((".tgz", ".tar.gz")) or not path.is_file() \
                 or path.stat().st_size > args.max_host_bytes:
@@ -129,12 +131,40 @@ def host_candidates(args: argparse.Namespace, ecosystem: Ecosystem, excluded: se
     return out
 
 
-def payload_choices(args: argparse.Namespace, ecosystem: Ecosystem, reserved: frozenset[str],
-                    split: dict[str, tuple[str, str]], log: dict[str, int]) -> list[Chosen]:
-    folder = args.datasets / MALICIOUS_FOLDERS[ecosystem]
-    with (folder / "manifest.tsv").open(newline="", encoding="utf-8") as fh:
+def in_part(part: str | None, key: str) -> bool:
+    """`--host-part K/N` keeps the hosts whose name hashes to K of N buckets, `!K/N` the others: disjoint
+    host sets for training and validation injections."""
+    if not part:
+        return True
+    negate = part.startswith("!")
+    bucket, _, buckets = part.lstrip("!").partition("/")
+    inside = int(hashlib.sha256(key.encode()).hexdigest(), 16) % int(buckets) == int(bucket)
+    return inside != negate
+
+
+def benign_payload_rows(args: argparse.Namespace, ecosystem: Ecosystem, excluded: set[str]) -> list[dict[str, str]]:
+    """`--benign-payloads`: benign releases of the --hosts corpus (those sources), as payload samples: the same
+    builder puts benign code where a hijacker puts malware (training negatives against the builder's traces)."""
+    with args.hosts.open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh, delimiter="\t")
-                if split.get(r["sha256"], ("", ""))[0] == args.payload_split]
+                if r["label"] == "0" and r["ecosystem"] == ecosystem.value and r["source"] in args.benign_payloads
+                and r["sha256"] not in excluded and r["path"].endswith((".tgz", ".tar.gz"))]
+    return [{**r, "path": r["path"]} for r in rows
+            if Path(r["path"]).is_file() and Path(r["path"]).stat().st_size <= args.max_host_bytes]
+
+
+def payload_choices(args: argparse.Namespace, ecosystem: Ecosystem, reserved: frozenset[str],
+                    split: dict[str, tuple[str, str]], log: dict[str, int], excluded: set[str] | None = None
+                    ) -> list[Chosen]:
+    folder = args.datasets / MALICIOUS_FOLDERS[ecosystem]
+    if args.benign_payloads:
+        rows = benign_payload_rows(args, ecosystem, excluded or set())
+        split = {r["sha256"]: (args.payload_split, r["sha256"]) for r in rows}
+        folder = Path("/")
+    else:
+        with (folder / "manifest.tsv").open(newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh, delimiter="\t")
+                    if split.get(r["sha256"], ("", ""))[0] == args.payload_split]
     rows.sort(key=lambda r: r["sha256"])
     random.Random(f"{args.seed}:payloads:{ecosystem.value}").shuffle(rows)
     campaigns: set[str] = set()
@@ -214,11 +244,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for ecosystem in (Ecosystem(e) for e in args.ecosystems):
         skipped: dict[str, int] = {}
-        payloads = payload_choices(args, ecosystem, reserved, split, skipped)
+        payloads = payload_choices(args, ecosystem, reserved, split, skipped, excluded)
         print(f"{ecosystem.value}: {len(payloads)} payloads ({len(skipped)} reasons to skip a sample: {skipped})",
               file=sys.stderr)
         alone: dict[str, dict[str, Any]] = {}
         for chosen in payloads:
+            if args.benign_payloads:  # a benign payload's own verdict is not what this run measures
+                alone[chosen.sample.sha256] = {"sample_verdict": None, "sample_score": None}
+                continue
             [result] = scan([str(chosen.sample.path)], options)
             alone[chosen.sample.sha256] = {"sample_verdict": result.verdict, "sample_score": result.score}
         hosts = host_candidates(args, ecosystem, excluded, reserved)
@@ -228,7 +261,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                       "host_source": sample.source, "host_stratum": sample.stratum,
                       "host_files": len(host.package.files)}
             for kind, path, shape in archives:
-                row = row_of(kind, ecosystem, sample.name, str(sample.path), str(path), options, cache)
+                if args.benign_payloads:
+                    if kind == "control":
+                        continue  # the malicious runs' controls already cover a version bump
+                    kind = f"benign-{kind}"
+                row = row_of(kind, ecosystem, sample.name, str(sample.path), str(path), options, cache, args.facts)
                 row.update(common)
                 row["new"] = path.name
                 row["new_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -337,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ecosystems", nargs="+", choices=("pypi", "npm"), default=["pypi", "npm"])
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument("--model-dir", type=Path, help="a model folder (default: the shipped model)")
+    ap.add_argument("--benign-payloads", nargs="+", metavar="SOURCE",
+                    help="take the payloads from the benign releases of these --hosts sources instead of the "
+                    "malicious datasets (rows `benign-injection`: training negatives)")
+    ap.add_argument("--host-part", help="K/N: only hosts whose name hashes to bucket K of N; !K/N: the others")
+    ap.add_argument("--facts", action="store_true", help="add each diff's delta facts to its row (the delta "
+                    "model's training data)")
     ap.add_argument("--work", type=Path, help="where the SYNTHETIC archives are written (outside any repository)")
     ap.add_argument("--out", type=Path, help="JSON lines, one per diff")
     ap.add_argument("--summary", type=Path, help="the summary as JSON")

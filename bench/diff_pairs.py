@@ -87,9 +87,10 @@ def pairs_of(ecosystem: Ecosystem, name: str, count: int, intake: IntakeOptions)
 
 
 def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, options: ScanOptions,
-           cache: FileAnalysisCache | None = None) -> dict[str, Any]:
+           cache: FileAnalysisCache | None = None, facts: bool = False) -> dict[str, Any]:
     """One diff made in-process, as a JSON row (bench/diff_injections.py reuses it). `cache`: per-file
-    analyses shared by the diffs of one run (an OLD diffed against two NEWs is analysed once). Never
+    analyses shared by the diffs of one run (an OLD diffed against two NEWs is analysed once). `facts`:
+    add the diff's `DeltaFacts` (what the delta model reads: training data for the lab). Never
     raises for one pair's failure: an error row says what went wrong, and the batch goes on."""
     start = time.monotonic()
     hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
@@ -126,6 +127,11 @@ def row_of(kind: str, ecosystem: Ecosystem, name: str, old: str, new: str, optio
                         for step in diff.added_steps[:ADDED_STEPS_KEPT]],
         "decisive": sorted({f"{d.event.behaviour} {d.event.file}:{d.event.line}" for d in diff.decisive}),
     })
+    if facts:
+        from malseq.diff.delta_model import facts_of
+
+        seq_delta = delta.sequence_score if delta is not None else None
+        row["delta_facts"] = facts_of(diff, seq_delta).to_dict()
     if diff.new.model_warning:  # the model was not measured on this analysis code: say so in the row
         row["model_warning"] = diff.new.model_warning[:200]
     return row
@@ -246,7 +252,7 @@ def benign_rows(args: argparse.Namespace, options: ScanOptions, done: dict[RowKe
                 if known is not None:
                     rows.append(known)
                     continue
-                row = row_of("benign", ecosystem, name, old_text, new_text, options, cache)
+                row = row_of("benign", ecosystem, name, old_text, new_text, options, cache, args.facts)
                 emit(row)
                 rows.append(row)
     return rows
@@ -383,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                     "already there are not redone")
     ap.add_argument("--retry-errors", action="store_true", help="redo the error rows already in --out")
     ap.add_argument("--summary", type=Path, help="the summary as JSON")
+    ap.add_argument("--facts", action="store_true", help="add each diff's delta facts to its row (the delta "
+                    "model's training data)")
     ap.add_argument("--summarise", type=Path, metavar="LOG",
                     help="only summarise the rows of an earlier run (its --out, or its stderr: each row is printed "
                     "there as it finishes, so a run stopped early can still be summarised)")

@@ -326,12 +326,18 @@ def test_json_schema(stealer_diff: tuple[Path, Path, PackageDiff]) -> None:
                         "added_steps", "install_hooks", "dependencies", "binaries_added", "destinations_added",
                         "cut_files", "reused_analyses", "seconds", "delta"}
     assert doc["new"]["verdict"] == "malicious" and isinstance(doc["new"]["score"], float)
-    # each side and the delta say which threshold decided: the shipped model's for npm, at low-fpr
+    # each side and the delta say which threshold decided: the shipped model's for npm, at low-fpr (the delta:
+    # the shipped delta model's own threshold, which decides it)
+    from malseq.diff.delta_model import DELTA_MODEL_FILE, DeltaModel
+    from malseq.model import DATA_DIR
     from malseq.model.infer import SequenceScorer
 
     npm_threshold = SequenceScorer.load().threshold_for("low-fpr", "npm")
-    for part in (doc["old"], doc["new"], doc["delta"]):
+    for part in (doc["old"], doc["new"]):
         assert (part["threshold"], part["operating_point"]) == (npm_threshold, "low-fpr")
+    delta_threshold = DeltaModel.load(DATA_DIR / DELTA_MODEL_FILE).threshold_for("npm", "low-fpr")
+    assert (doc["delta"]["threshold"], doc["delta"]["operating_point"]) == (delta_threshold, "low-fpr")
+    assert doc["delta"]["decided_by"] == "delta model"
     assert f"threshold {npm_threshold:.4f} at low-fpr" in render_diff_text(stealer_diff[2])
     assert doc["old"]["package"]["version"] == "1.0.0" and doc["new"]["package"]["version"] == "1.0.1"
     assert doc["verdict"]["malicious"] is True and doc["verdict"]["decisive"]

@@ -288,3 +288,14 @@ def test_the_benchmark_measures_injections_and_controls_without_payload_content(
     assert summary["all"]["control_delta_fires"] == "0/2 (0.0%)"
     assert summary["pypi"]["inline"]["hosts"] == 1
     assert Ecosystem.NPM.value in summary
+
+
+def test_host_parts_split_the_hosts_into_disjoint_sets() -> None:
+    """Training and validation injections take their hosts from complementary parts (`--host-part`)."""
+    bench = bench_module()
+    names = [f"package-{i}" for i in range(200)]
+    part = {n for n in names if bench.in_part("0/5", n)}
+    rest = {n for n in names if bench.in_part("!0/5", n)}
+    assert part and rest and not part & rest and part | rest == set(names)
+    assert 20 < len(part) < 60  # about a fifth
+    assert all(bench.in_part(None, n) for n in names)

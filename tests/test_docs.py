@@ -208,3 +208,22 @@ def test_readme_injection_recall_is_the_published_summary() -> None:
     assert shown, "README.md: the injection sentence changed shape; update this test with it"
     delta, plain = (re.search(r"\(([\d.]+)%\)", summary["all"][key]) for key in ("delta_recall", "plain_scan_recall"))
     assert delta and plain and shown.groups() == (delta.group(1), plain.group(1))
+
+
+def test_readme_delta_model_figures_are_the_published_test_read() -> None:
+    import json
+
+    summary = json.loads((REPO / "docs" / "results" / "diff" / "delta-model-test-summary.json").read_text(
+        encoding="utf-8"))
+    shown = re.search(r"the delta model flags ([\d.]+)% \(PyPI ([\d.]+)%, npm ([\d.]+)%\), and it fired on "
+                      r"(\d+) of the\s+([\d,]+) benign pairs", _readme_prose())
+    assert shown, "README.md: the delta model sentence changed shape; update this test with it"
+
+    def percent(eco: str) -> str:
+        found = re.search(r"\(([\d.]+)%\)", summary[eco]["injections"]["delta_model"])
+        assert found
+        return found.group(1)
+
+    pairs = summary["all"]["benign_pairs"]
+    fires = int(pairs["delta_model_fires"].split("/")[0])
+    assert shown.groups() == (percent("all"), percent("pypi"), percent("npm"), str(fires), f"{pairs['n']:,}")

@@ -169,7 +169,7 @@ def test_a_copy_under_a_lookalike_name_is_diffed_against_the_nearest_original(
     # text: "copy of X VERSION with these changes", with the delta score beside the package's own
     code, out, _ = run_cli([*base, "--lookalikes", str(copy)], capsys)
     assert f"look-alike: named like {POPULAR} (suffix '-js' added): copy of npm:{POPULAR}@1.0.0" in out
-    assert "delta (added steps alone" in out and "collect.js:" in out
+    assert "delta (added steps, " in out and "delta model delta_model.json.gz" in out and "collect.js:" in out
     # the scan's SARIF names the copy, with the added steps as related locations
     code, out, _ = run_cli([*base, "--lookalikes", "--format", "sarif", str(copy)], capsys)
     doc = json.loads(out)

@@ -29,7 +29,7 @@ from malseq.diff.compare import (
     decisive,
     new_destinations,
 )
-from malseq.diff.delta import score_delta
+from malseq.diff.delta import judge_delta, score_delta
 from malseq.diff.facts import FileAnalysisCache, reusable, scan_side
 from malseq.diff.types import (
     AddedStep,
@@ -212,5 +212,6 @@ def diff_targets(old_text: str, new_text: str, options: ScanOptions | None = Non
         old, new = replace(old, result=old_result), replace(new, result=new_result)
     diff = compare_sides(old, new)
     if options.score and diff.error is None:
-        diff = replace(diff, delta=score_delta(new, diff.added_behaviours, options.model_dir, options.operating_point))
+        scored = score_delta(new, diff.added_behaviours, options.model_dir, options.operating_point)
+        diff = replace(diff, delta=judge_delta(diff, scored, options.model_dir, options.operating_point))
     return replace(diff, seconds=time.monotonic() - start)

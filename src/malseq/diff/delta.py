@@ -5,23 +5,31 @@ sequence stage renders a whole package (`malseq.sequence.render_text`), prefixed
 word `DELTA_MARKER`, and scored like a package (sequence model and, when shipped, the behaviour
 profile model over the added behaviours only).
 
-The shipped model was trained on whole packages, never on delta texts (training on deltas is a
-later step of issue 12): a high delta score says "these added steps alone read like malware to a
-whole-package model", which is strong evidence for an added install-time stealer and weak
-evidence otherwise (a delta is short, and short benign texts are rare in the training data).
-docs/diff.md says how to read it.
+The shipped sequence model was trained on whole packages, never on delta texts: a high score says
+"these added steps alone read like malware to a whole-package model". When the model folder also
+holds a delta model trained on deltas (`malseq.diff.delta_model`, `delta_model.json.gz`),
+`judge_delta` lets it decide: its score (over the diff's features and the sequence model's delta
+score) against its own threshold, chosen on benign release pairs. docs/diff.md says how to read both.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from malseq.diff.types import BehaviourDelta, DeltaVerdict, SideScan
+from malseq.errors import ModelNotAvailableError
 from malseq.model import LOW_FPR
 from malseq.sequence.types import BehaviourSequence
 
-__all__ = ["DELTA_MARKER", "delta_sequence", "delta_text", "score_delta"]
+if TYPE_CHECKING:
+    from malseq.diff.delta_model import DeltaModel
+    from malseq.diff.types import PackageDiff
+
+__all__ = ["DELTA_MARKER", "delta_sequence", "delta_text", "judge_delta", "score_delta"]
 
 # the word in front of a delta text, so that a model trained later on both kinds can tell them apart
 DELTA_MARKER = "delta"
@@ -62,4 +70,56 @@ def score_delta(new: SideScan, added: Sequence[BehaviourDelta], model_dir: Path 
     if scored is None:
         return DeltaVerdict(text, len(sequence.steps), None, None, (), f"not scored: {why or 'no model'}")
     return DeltaVerdict(text, len(sequence.steps), scored.score, scored.verdict, scored.components, None,
-                        scored.threshold, operating_point)
+                        scored.threshold, operating_point, sequence_score=scored.score)
+
+
+_models: dict[str, DeltaModel | ModelNotAvailableError | None] = {}
+_models_lock = threading.Lock()
+
+
+def _delta_model(model_dir: Path | None) -> DeltaModel | None:
+    """The delta model of the folder (cached per folder); raises `ModelNotAvailableError` for a bad file."""
+    from malseq.diff.delta_model import load_delta_model
+    from malseq.model import DATA_DIR
+
+    key = str(Path(model_dir or DATA_DIR).resolve())
+    with _models_lock:
+        if key not in _models:
+            try:
+                _models[key] = load_delta_model(Path(key))
+            except ModelNotAvailableError as exc:
+                _models[key] = exc
+        found = _models[key]
+    if isinstance(found, ModelNotAvailableError):
+        raise found
+    return found
+
+
+def clear_delta_models() -> None:
+    """Forget the loaded delta models (a test or a training run replaced a file)."""
+    with _models_lock:
+        _models.clear()
+
+
+def judge_delta(diff: PackageDiff, scored: DeltaVerdict, model_dir: Path | None = None,
+                operating_point: str = LOW_FPR) -> DeltaVerdict:
+    """The delta verdict: the delta model's when the model folder has one and the added steps were scored by
+    the sequence model (one of its features), else `scored` (the sequence model's) as it is. A delta model
+    file that cannot be read leaves the sequence model's verdict, with a note saying why."""
+    from malseq.diff.delta_model import facts_of
+    from malseq.model.infer import verdict
+
+    if scored.score is None:
+        return scored
+    try:
+        model = _delta_model(model_dir)
+    except ModelNotAvailableError as exc:
+        return replace(scored, note=f"delta model not used: {exc}; the sequence model's delta score decides")
+    if model is None:
+        return scored
+    facts = facts_of(diff, scored.score)
+    score = model.score(facts)
+    threshold = model.threshold_for(facts.ecosystem, operating_point)
+    return replace(scored, score=score, verdict=verdict(score, threshold), threshold=threshold,
+                   components=(*scored.components, ("delta model", score)), decided_by="delta model",
+                   model=Path(model.path).name)

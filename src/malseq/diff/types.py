@@ -224,7 +224,8 @@ class Lookalike:
 
 @dataclass(frozen=True)
 class DeltaVerdict:
-    """The shipped model's score of the added steps alone (`malseq.diff.delta`; not trained on deltas)."""
+    """The verdict on the added steps: the delta model's (`malseq.diff.delta_model`, trained on deltas) when the
+    model folder has one, else the sequence model's score of the delta text (`malseq.diff.delta`)."""
 
     text: str  # the model input: the marker word and the added steps, rendered like a package's sequence
     steps: int  # steps of NEW's sequence that hold an added behaviour
@@ -234,6 +235,9 @@ class DeltaVerdict:
     note: str | None = None
     threshold: float | None = None  # what `score` was compared with (NEW's ecosystem, the operating point)
     operating_point: str | None = None
+    sequence_score: float | None = None  # the sequence model's score of `text` (also `score` when it decides)
+    decided_by: str = "sequence model"  # which model's score `score` is: "sequence model" or "delta model"
+    model: str | None = None  # the delta model's file when it decided
 
 
 @dataclass(frozen=True)

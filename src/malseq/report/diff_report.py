@@ -70,12 +70,18 @@ def _behaviour(d: BehaviourDelta) -> dict[str, Any]:
 
 DELTA_NOTE = ("the added steps alone, scored by the shipped model; it was trained on whole packages, not on "
               "delta texts (docs/diff.md, 'The delta score')")
+DELTA_MODEL_NOTE = ("the delta model's score: trees trained on synthetic injections and benign release pairs, over "
+                    "the diff's features and the sequence model's delta score (docs/diff.md, 'The delta model')")
 
 
 def delta_to_dict(delta: DeltaVerdict) -> dict[str, Any]:
     out = {"score": round(delta.score, 6) if delta.score is not None else None, "verdict": delta.verdict,
            "components": {name: round(value, 6) for name, value in delta.components}, "steps": delta.steps,
-           "model_input": delta.text, "note": delta.note, "about": DELTA_NOTE}
+           "model_input": delta.text, "note": delta.note, "decided_by": delta.decided_by,
+           "sequence_score": round(delta.sequence_score, 6) if delta.sequence_score is not None else None,
+           "about": DELTA_MODEL_NOTE if delta.decided_by == "delta model" else DELTA_NOTE}
+    if delta.model is not None:
+        out["model"] = delta.model
     if delta.threshold is not None:
         out.update(threshold=delta.threshold, operating_point=delta.operating_point)
     return out
@@ -89,9 +95,14 @@ def delta_line(delta: DeltaVerdict | None) -> str | None:
         return f"delta (added steps alone): no score: {clean(delta.note or '', 200)}"
     from malseq.report.text import score_against
 
+    if delta.decided_by == "delta model":
+        return (f"delta (added steps, {delta.steps} step(s)): {(delta.verdict or '').upper()} "
+                f"({score_against(delta.score, delta.threshold, delta.operating_point)}; delta model {delta.model}, "
+                f"sequence model's delta score {delta.sequence_score or 0:.3f}, docs/diff.md)")
+    why = f"; {clean(delta.note, 200)}" if delta.note else ""
     return (f"delta (added steps alone, {delta.steps} step(s)): {(delta.verdict or '').upper()} "
-            f"({score_against(delta.score, delta.threshold, delta.operating_point)}; model not trained on deltas, "
-            "docs/diff.md)")
+            f"({score_against(delta.score, delta.threshold, delta.operating_point)}; sequence model, not trained on "
+            f"deltas, docs/diff.md{why})")
 
 
 def lookalike_in_diff(lookalike: Lookalike) -> dict[str, Any]:
@@ -384,6 +395,7 @@ def _sarif_results(diff: PackageDiff) -> list[dict[str, Any]]:
                            location(new, first_step.file, first_step.line),
                            {"deltaScore": delta.score, "newScore": new.score, "oldScore": diff.old.score,
                             "threshold": delta.threshold, "operatingPoint": delta.operating_point,
+                            "decidedBy": delta.decided_by, "sequenceDeltaScore": delta.sequence_score,
                             "modelInput": delta.text}))
     for h in diff.install_hooks:
         if h.change != "removed":
