@@ -78,7 +78,7 @@ from malseq.scan import ScanOptions
 from malseq_lab.corpus.hardneg import normalized_name, read_reserved, reserved_digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diff_pairs import RowLog, read_rows, row_of  # noqa: E402
+from diff_pairs import RowLog, read_rows, row_of, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
@@ -429,10 +429,7 @@ def measure(args: argparse.Namespace) -> int:
             rows.append(row)
     finally:
         log.close()
-    result = summary(rows)
-    print(json.dumps(result, indent=2))
-    if args.summary:
-        args.summary.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(rows, None, args.summary, summary(rows))  # the rows are in --out already
     return 0
 
 

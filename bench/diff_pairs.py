@@ -415,10 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 else benign_rows(args, options, done, log))
     finally:
         log.close()
-    result = summary(rows)
-    print(json.dumps(result, indent=2))
-    if args.summary:
-        args.summary.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(rows, None, args.summary, summary(rows))  # the rows are in --out already
     return 0
 
 
