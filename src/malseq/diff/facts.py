@@ -124,6 +124,11 @@ class FileAnalysisCache:
     package's path set is part of the key too. Only complete analyses are kept (a partial one, whose work budget
     ran out, is redone). Bounded by `max_entries` (the oldest go first); `hits` and `misses` count
     lookups, so tests and benchmarks count analyses rather than time them.
+
+    A reused analysis costs no CPU budget, so with a cache shared across targets (the benchmarks do;
+    `malseq diff`, `scan --against-previous` and the watch do not) whether a very large release finishes
+    inside the package's time budget can depend on what was analysed before it. Verdicts that are reached
+    are the same either way (reuse changes no analysis).
     """
 
     def __init__(self, max_entries: int = 20_000) -> None:
