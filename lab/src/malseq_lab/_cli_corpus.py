@@ -196,6 +196,8 @@ def register(sub: Any) -> None:
     _common(rk)
     rk.add_argument("--from-key", required=True, metavar="KEY", help="the analysis key the rows were made with")
     rk.add_argument("--sample", type=int, default=1000, metavar="N", help="rows to analyse again (default 1000)")
+    rk.add_argument("--minimum", type=int, default=100, metavar="N",
+                    help="refuse unless at least N rows could be compared (default 100)")
     rk.add_argument("--seed", type=int, default=20261201)
     rk.add_argument("--jobs", type=int, default=2, help="worker processes for the verification (default 2)")
     rk.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-package budget (default 60)")
@@ -364,7 +366,7 @@ def _run_rekey(args: argparse.Namespace, workdir: Path) -> int:
 
         try:
             report = rekey(cache, version_for_key(args.from_key), verify, sample_size=args.sample, seed=args.seed,
-                           log=_log)
+                           minimum=args.minimum, log=_log)
         except RekeyRefused as exc:
             print(f"rekey refused: {exc}", file=sys.stderr)
             return 1

@@ -86,3 +86,43 @@ def test_eval_without_a_corpus_says_what_to_run(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err
     assert "no split-time.json in" in err and "no corpus to make one from" in err
     assert err.rstrip().endswith("(run `malseq corpus build` first, or give --split-file)")  # one pair of brackets
+
+
+def test_rekey_carries_a_built_corpus_over_and_refuses_a_difference(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from malseq_lab.corpus.cache import extractor_version
+    from malseq_lab.corpus.rekey import version_for_key
+
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = ["path\tlabel\tecosystem\tstratum"]
+    for i in range(6):
+        (data / f"p{i}.tgz").write_bytes(npm_tgz(f"p{i}", "1.0.0", {"postinstall": f"node s{i}.js"},
+                                                 {f"s{i}.js": f"require('os').hostname({i})".encode()}))
+        lines.append(f"p{i}.tgz\tbenign\tnpm\tpopular")
+    (data / "labels.tsv").write_text("\n".join(lines) + "\n")
+    wd = tmp_path / "work"
+    assert main(["corpus", "build", "--workdir", str(wd), "--no-default-sources", "--folder", str(data),
+                 "--no-download"]) == 0
+    # as if an older checkout had written every row: move them to another key
+    db = sqlite3.connect(wd / "analysis.sqlite")
+    db.execute("UPDATE analyses SET extractor_version=? WHERE extractor_version=?",
+               (version_for_key("00000000deadbeef"), extractor_version()))
+    db.commit()
+    capsys.readouterr()
+    args = ["corpus", "rekey", "--workdir", str(wd), "--from-key", "00000000deadbeef", "--sample", "2", "--jobs", "1"]
+    # the default minimum is 100 compared rows: a 2-row sample is refused, nothing copied
+    assert main(args) == 1
+    assert "only 2 rows could be compared" in capsys.readouterr().err
+    def rows_of_the_running_code() -> int:
+        return int(db.execute("SELECT COUNT(*) FROM analyses WHERE extractor_version=?",
+                              (extractor_version(),)).fetchone()[0])
+
+    assert rows_of_the_running_code() == 2
+    # the running code reproduces the sample: every other row is carried over
+    assert main([*args, "--minimum", "2"]) == 0
+    assert "copied 4" in capsys.readouterr().out
+    assert rows_of_the_running_code() == 6
+    db.close()
