@@ -529,10 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "find":
         return find(args)
     if args.summarise:
-        result = summary(read_rows(args.out))
-        print(json.dumps(result, indent=2))
-        if args.summary:
-            args.summary.write_text(json.dumps(result, indent=2) + "\n")
+        rows = read_rows(args.out)
+        write_results(rows, None, args.summary, summary(rows))
         return 0
     return measure(args)
 

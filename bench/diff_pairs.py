@@ -396,10 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                     "there as it finishes, so a run stopped early can still be summarised)")
     args = ap.parse_args(argv)
     if args.summarise:
-        result = summary(read_rows(args.summarise))
-        print(json.dumps(result, indent=2))
-        if args.summary:
-            args.summary.write_text(json.dumps(result, indent=2) + "\n")
+        rows = read_rows(args.summarise)
+        write_results(rows, None, args.summary, summary(rows))
         return 0
     if args.out is None or args.cache_dir is None:
         ap.error("--out and --cache-dir are required")

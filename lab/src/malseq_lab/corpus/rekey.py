@@ -47,17 +47,14 @@ class FieldDifference:
 
 @dataclass(frozen=True)
 class RekeyReport:
+    """A carried-over cache (a difference raises `RekeyRefused` instead: every compared row was identical)."""
+
     from_version: str
     to_version: str
     compared: int
-    differences: tuple[FieldDifference, ...]
     copied: int
     already_there: int
     time_dependent_skipped: int
-
-    @property
-    def identical(self) -> bool:
-        return not self.differences
 
 
 def version_for_key(key: str) -> str:
@@ -152,4 +149,4 @@ def rekey(
     }, sort_keys=True))
     log(f"rekey: {compared} compared, identical; copied {len(copies)} rows, {len(present)} already there, "
         f"{skipped} time-dependent errors left to analyse")
-    return RekeyReport(from_version, to_version, compared, (), len(copies), len(present), skipped)
+    return RekeyReport(from_version, to_version, compared, len(copies), len(present), skipped)
