@@ -60,7 +60,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
     # Runs go on until KILLS of them were killed: a run that drained the queue before its kill point
     # tested nothing, so new releases are published for the next one (how many rounds that takes
     # depends on the machine's load; what is checked does not).
-    for round_no in range(KILLS * 3):
+    for round_no in range(KILLS * 6):  # faster scans drain the queue before more kill points
         if kills >= KILLS:
             break
         if round_no and (round_no % 4 == 0 or finished_last):  # new releases keep appearing: polls and
