@@ -649,6 +649,35 @@ def test_every_entry_a_real_lockfile_leaves_unscanned_is_reported_at_its_own_lin
         subject: (f"app/{where}", "%SRCROOT%", line) for subject, (where, line) in where_of.items()}
 
 
+def test_a_lockfile_that_cannot_be_read_fails_the_audit_under_errors(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a merge left its conflict markers in the lockfile: nothing it pins can be audited, so the audit must
+    # not pass (as `malseq scan --lockfile` refuses it); the report and stderr say where its parser stopped
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package-lock.json").write_text(
+        '{\n  "lockfileVersion": 3,\n<<<<<<< HEAD\n  "packages": {}\n=======\n  "packages": {"": {}}\n'
+        '>>>>>>> feature\n}\n')
+    base = ["--no-isolate", "-q", "--npm-registry", f"{registry.url}/npm/"]
+    assert main(["audit", str(project), *base]) == 3
+    captured = capsys.readouterr()
+    assert "  package-lock.json line 3 [unreadable]: " in captured.out  # the file named once
+    assert ("malseq: exit 3: 1 lockfile(s) could not be read, so nothing they pin was audited: package-lock.json "
+            "line 3 (fix or regenerate them with their tool; fail-on errors)") in captured.err.splitlines()
+    # given on its own (a pre-commit hook's use), in JSON: the summary says the exit code
+    assert main(["audit", str(project / "package-lock.json"), *base, "--format", "json"]) == 3
+    assert json.loads(capsys.readouterr().out)["summary"]["exit_code"] == 3
+    assert main(["audit", str(project), *base, "--fail-on", "malicious"]) == 0  # errors not in fail-on
+    capsys.readouterr()
+    # bun.lockb is a format malseq does not read, not a broken file: listed (its entry says what to do),
+    # failing only with --strict
+    (project / "package-lock.json").unlink()
+    (project / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00")
+    assert main(["audit", str(project), *base]) == 0
+    assert main(["audit", str(project), *base, "--strict"]) == 3
+    capsys.readouterr()
+
+
 def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
         registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:

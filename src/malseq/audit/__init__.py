@@ -115,6 +115,12 @@ class AuditReport:
         return tuple(t.result for t in self.targets)
 
     @property
+    def unreadable_files(self) -> tuple[DependencyFile, ...]:
+        """Lockfiles found but not parsed (malformed, truncated, merge conflict markers): none of their pins
+        was audited. Not bun.lockb, a format malseq does not read by design (its entry says what to do)."""
+        return tuple(f for f in self.files if f.kind == "unreadable")
+
+    @property
     def failing_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.fails)
 

@@ -72,7 +72,7 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
         lines.append(f"not scanned ({len(report.not_scanned)}):")
         for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
             # a whole file (a manifest, an unread lockfile) is its own subject: named once
-            subject = "" if entry.subject == entry.where and not entry.line else f": {clean(entry.subject, 200)}"
+            subject = "" if entry.subject == entry.where else f": {clean(entry.subject, 200)}"
             lines.append(f"  {_at(entry.where, entry.line, 120)}{subject} [{entry.kind}]: {clean(entry.reason, 400)}")
         if len(report.not_scanned) > _SHOWN_NOT_SCANNED:
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
