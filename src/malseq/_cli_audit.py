@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         from malseq.policy import FailOn
         from malseq.report.audit_report import render_audit_sarif
 
-        _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on))
+        _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on,
+                                 unread_fails=FailOn.ERRORS in policy.failing_on))
     else:
         from malseq.report.audit_report import render_audit_text
 

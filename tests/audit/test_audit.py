@@ -667,6 +667,11 @@ def test_a_lockfile_that_cannot_be_read_fails_the_audit_under_errors(
     # given on its own (a pre-commit hook's use), in JSON: the summary says the exit code
     assert main(["audit", str(project / "package-lock.json"), *base, "--format", "json"]) == 3
     assert json.loads(capsys.readouterr().out)["summary"]["exit_code"] == 3
+    # SARIF: the entry is an error, as the exit code says, at the line its parser stopped
+    assert main(["audit", str(project), *base, "--format", "sarif"]) == 3
+    [result] = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert (result["level"], result["properties"]["fails"]) == ("error", True)
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 3}
     assert main(["audit", str(project), *base, "--fail-on", "malicious"]) == 0  # errors not in fail-on
     capsys.readouterr()
     # bun.lockb is a format malseq does not read, not a broken file: listed (its entry says what to do),
