@@ -802,6 +802,7 @@ def test_a_package_folder_is_not_a_project_to_audit(tmp_path: Path, capsys: pyte
     assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "  Pipfile [unpinned]: no lockfile beside it" in out and "package.json" not in out
+    assert "(lock them, e.g. `pipenv lock`, and audit again)" in out  # its own tool's command, not npm's
 
 
 def _poetry_with_a_git_entry(project: Path) -> None:
