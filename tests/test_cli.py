@@ -100,6 +100,28 @@ def test_usage_errors_exit_2_and_scan_nothing(argv: list[str], capsys: pytest.Ca
     assert "error" in err
 
 
+@pytest.mark.parametrize(("command", "flag", "value", "says"), [
+    ("scan", "--npm-registry", "registry.example", "--npm-registry gives 'registry.example', which is not an http"),
+    ("audit", "--pypi-index-url", "ftp://pypi.example/simple", "--pypi-index-url gives 'ftp://pypi.example/simple'"),
+    # the password is never echoed
+    ("audit", "--npm-registry", "https://user:s3cret@:99/", "--npm-registry gives 'https://:99/'"),
+    ("diff", "--npm-registry", "x", "--npm-registry gives 'x', which is not an http(s) URL"),
+    ("audit", "--cache-dir", "FILE", "is not a folder"),
+])
+def test_a_registry_flag_that_cannot_work_is_a_usage_error_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, flag: str, value: str, says: str) -> None:
+    # not one scan error per target (exit 3), nor a cache silently not written
+    (tmp_path / "package-lock.json").write_text('{"lockfileVersion": 3, "packages": {"node_modules/a": '
+                                                '{"version": "1.0.0"}}}')
+    (tmp_path / "FILE").write_text("")
+    value = str(tmp_path / "FILE") if value == "FILE" else value
+    targets = {"scan": ["npm:a@1.0.0"], "audit": [str(tmp_path)], "diff": ["npm:a@1.0.0", "npm:a@1.0.1"]}[command]
+    code = _cli.main([command, *targets, "-q", "--no-isolate", "--offline", flag, value])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured.out
+    assert says in captured.err and "s3cret" not in captured.err
+
+
 def test_one_bad_target_among_good_ones_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Targets are parsed before any work starts: a typo fails fast, nothing is scanned.
     good = npm_package(tmp_path)

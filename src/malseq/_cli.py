@@ -264,6 +264,25 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     return {name: load() for name, load in found.items()}  # no command or --help: list them all
 
 
+def _check_registry_flags(args: argparse.Namespace) -> None:
+    """A registry URL or cache folder given on the command line that cannot work is a usage error (exit 2)
+    before anything runs, not one scan error per target (exit 3) or, for the cache, a silent run without
+    one (its writes are best effort) that a later --offline run then finds empty."""
+    from malseq.errors import ConfigurationError, UsageError
+    from malseq.intake.registry.common import _location
+
+    for flag, url in (("--npm-registry", args.npm_registry), ("--pypi-index-url", args.pypi_index_url)):
+        if url is not None:
+            try:
+                _location(url, flag)
+            except ConfigurationError as exc:
+                raise UsageError(exc.message, hint=exc.hint) from exc
+    cache = args.cache_dir
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise UsageError(f"--cache-dir {cache} is not a folder",
+                         hint="give a folder for the download cache; it is created when missing")
+
+
 def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOptions:
     """The options of `scan` and `diff`. `registry=False` (no registry target in the run) leaves the
     registry settings unread: they matter only to downloads, and reading them imports the registry
@@ -301,6 +320,7 @@ def _scan_options(args: argparse.Namespace, registry: bool = True) -> ScanOption
         from malseq.intake.registry.config import malseq_environment  # where every registry variable is read
 
         env = malseq_environment()
+        _check_registry_flags(args)
         intake = replace(intake, pypi_index_url=args.pypi_index_url or env.pypi_index_url,
                          npm_registry_url=args.npm_registry or env.npm_registry,
                          cache_dir=args.cache_dir or env.cache_dir, offline=args.offline or env.offline)

@@ -8,7 +8,8 @@ Exit codes of `malseq audit`:
      its RECORD was written, a pin without hashes that more than one searched index serves
      (dependency confusion)
   2  usage error
-  3  a dependency could not be scanned or got no verdict; with --strict, also any entry not
+  3  a dependency could not be scanned or got no verdict, or a lockfile could not be read (malformed,
+     truncated, merge conflict markers); with --strict, also any entry not
      scanned (git, path, URL, private index, unread lockfile, manifest without a lockfile);
      also: nothing to audit in PATH
   4  the report could not be written
@@ -121,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     results = apply_suppressions(list(report.results), suppressions)
     report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
-    code = exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings))
+    code = exit_code(results, policy, not_scanned=len(report.not_scanned), findings=len(report.failing_findings),
+                     unread=len(report.unreadable_files))
     if lines is not None:
         lines.finish(report, code)
     elif args.format == "json":
@@ -132,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         from malseq.policy import FailOn
         from malseq.report.audit_report import render_audit_sarif
 
-        _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on))
+        _emit(render_audit_sarif(report, code, not_scanned_fails=FailOn.NOT_SCANNED in policy.failing_on,
+                                 unread_fails=FailOn.ERRORS in policy.failing_on))
     else:
         from malseq.report.audit_report import render_audit_text
 
@@ -180,6 +183,12 @@ def exit_reasons(report: AuditReport, policy: Policy, code: int) -> list[str]:
             if unjudged:
                 out.append(f"{len(unjudged)} target(s) not scanned completely or without a verdict: "
                            f"{names([r.target for r in unjudged])} (see the report; fail-on errors)")
+            unread = {f.path for f in report.unreadable_files}
+            if unread:  # where its parser stopped: the line to fix
+                out.append(f"{len(unread)} lockfile(s) could not be read, so nothing they pin was audited: " + names(
+                    [n.where + (f" line {n.line}" if n.line else "") for n in report.not_scanned
+                     if n.kind == "unreadable" and n.where in unread and n.subject == n.where])
+                    + " (fix or regenerate them with their tool; fail-on errors)")
         if FailOn.NOT_SCANNED in policy.failing_on and report.not_scanned:
             out.append(f"{len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
                        "(--strict / fail-on not-scanned)")

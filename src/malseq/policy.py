@@ -279,18 +279,22 @@ def not_judged(results: Sequence[TargetResult]) -> list[TargetResult]:
     return [r for r in results if r.error is not None or r.notices or r.unscored is not None]
 
 
-def exit_code(results: Sequence[TargetResult], policy: Policy, not_scanned: int = 0, findings: int = 0) -> int:
+def exit_code(results: Sequence[TargetResult], policy: Policy, not_scanned: int = 0, findings: int = 0,
+              unread: int = 0) -> int:
     """The exit code of `malseq scan` and `malseq audit` for `results` under `policy`.
 
     `not_scanned` counts the listed entries that were not scanned (a lockfile's git, path and URL
     entries; for audit also private indexes and unread lockfiles); they fail the run only with
     `not-scanned` in fail-on. `findings` counts audit's failing integrity findings (a lockfile hash
     mismatch, an installed package that differs from its release): tampering, failed under `malicious`.
+    `unread` counts audit's lockfiles that were found but could not be parsed (malformed, truncated, merge
+    conflict markers): nothing they pin was audited, so they fail under `errors` like a target that could
+    not be scanned (a pre-commit hook given a broken lockfile must not pass).
     """
     fail_on = policy.failing_on
     if failing(results, policy) or findings and FailOn.MALICIOUS in fail_on:
         return EXIT_FAILED
-    if FailOn.ERRORS in fail_on and not_judged(results):
+    if FailOn.ERRORS in fail_on and (not_judged(results) or unread):
         return EXIT_NOT_JUDGED
     if FailOn.NOT_SCANNED in fail_on and not_scanned:
         return EXIT_NOT_JUDGED

@@ -30,6 +30,7 @@ from local_http import isolate_registry_config, local_http_server
 
 import malseq
 from malseq._cli import main
+from malseq.intake.lockfiles import read_lockfile
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -572,6 +573,116 @@ def test_entries_left_unscanned_point_at_their_lockfile_line_in_every_format(
         subject: (where, "%SRCROOT%", line) for subject, (where, line) in expected.items()}
 
 
+# the name each lockfile format's tool writes, for a fixture named after its format
+_LOCKFILE_NAMES = {"yarn-": "yarn.lock", "pnpm-lock": "pnpm-lock.yaml", "package-lock": "package-lock.json",
+                   "npm-shrinkwrap": "npm-shrinkwrap.json"}
+
+
+def _lockfile_fixtures() -> list[str]:
+    """Every real-format lockfile fixture (a folder fixture is a project with requirements files): a
+    fixture added later is covered without editing the test."""
+    skip = {"README.md", "constraints.txt", "requirements"}  # read through requirements.txt's -r/-c
+    return sorted(p.name for p in FIXTURES.iterdir() if p.name not in skip)
+
+
+def _fixture_lockfile(fixture: str, into: Path) -> Path:
+    into.mkdir()
+    if (FIXTURES / fixture).is_dir():
+        shutil.copytree(FIXTURES / fixture, into, dirs_exist_ok=True)
+        return into / "requirements.txt"
+    if fixture == "requirements.txt":  # its -r and -c includes come along
+        shutil.copytree(FIXTURES / "requirements", into / "requirements")
+        shutil.copy(FIXTURES / "constraints.txt", into / "constraints.txt")
+    name = next((n for prefix, n in _LOCKFILE_NAMES.items() if fixture.startswith(prefix)), fixture)
+    shutil.copy(FIXTURES / fixture, into / name)
+    return into / name
+
+
+def _names_it(subject: str, text: str) -> bool:
+    """Whether a lockfile line names the entry `subject` (as the parsers spell it: "a > b" for a nested
+    npm v1 entry, node_modules/ paths, yarn/pnpm descriptors "name@range", requirement lines; the audit's
+    own entries are release specs "pypi:name==version")."""
+    if subject.startswith("pypi:"):
+        return subject[5:].split("==")[0] in text
+    last = subject.split(" > ")[-1].rsplit("node_modules/", 1)[-1]
+    if last.startswith("-"):  # a pip option line (-e, -r): the line itself
+        return last in text
+    at = last.find("@", 1)
+    return (last if at < 0 else last[:at]) in text
+
+
+@pytest.mark.parametrize("fixture", _lockfile_fixtures())
+def test_every_entry_a_real_lockfile_leaves_unscanned_is_reported_at_its_own_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fixture: str) -> None:
+    # as for pins: text, JSON and SARIF (a result at region.startLine of the lockfile, uriBaseId
+    # %SRCROOT%) all point at the line of the entry, which names it
+    lockfile = _fixture_lockfile(fixture, tmp_path / "app")
+    parsed = read_lockfile(lockfile)
+    monkeypatch.chdir(tmp_path)
+    # the registry serves nothing: the pins are errors, which does not change what is listed
+    code, out = _audit(registry, lockfile, capsys, "--format", "json", "--no-verify")
+    report = json.loads(out)
+    where_of = {}
+    for entry in report["not_scanned"]:
+        assert entry["line"] is not None, entry
+        where_of[entry["subject"]] = (entry["where"], entry["line"])
+        shown = tmp_path / "app" / entry["where"]
+        assert _names_it(entry["subject"], shown.read_text().splitlines()[entry["line"] - 1]), entry
+    # the parser's entries, plus the audit's own (a release from an index that is not the configured one)
+    assert {n.name: (Path(n.lockfile).relative_to(tmp_path / "app").as_posix(), n.line)
+            for n in parsed.not_scanned} == {s: w for s, w in where_of.items() if not s.startswith("pypi:")}
+    assert len(where_of) == len(report["not_scanned"])  # one entry per subject: the mapping lost none
+
+    code, text = _audit(registry, lockfile, capsys, "--no-verify")
+    for subject, (where, line) in where_of.items():
+        assert f"  {where} line {line}: {subject} [" in text, subject
+
+    code, out = _audit(registry, lockfile, capsys, "--format", "sarif", "--no-verify")
+    doc = json.loads(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+    from github_sarif import github_upload_problems
+
+    assert github_upload_problems(doc, out) == []
+    # malseq runs in the folder above the project: SARIF URIs are relative to there
+    assert _sarif_places(doc, "dependency-not-scanned") == {
+        subject: (f"app/{where}", "%SRCROOT%", line) for subject, (where, line) in where_of.items()}
+
+
+def test_a_lockfile_that_cannot_be_read_fails_the_audit_under_errors(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a merge left its conflict markers in the lockfile: nothing it pins can be audited, so the audit must
+    # not pass (as `malseq scan --lockfile` refuses it); the report and stderr say where its parser stopped
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package-lock.json").write_text(
+        '{\n  "lockfileVersion": 3,\n<<<<<<< HEAD\n  "packages": {}\n=======\n  "packages": {"": {}}\n'
+        '>>>>>>> feature\n}\n')
+    base = ["--no-isolate", "-q", "--npm-registry", f"{registry.url}/npm/"]
+    assert main(["audit", str(project), *base]) == 3
+    captured = capsys.readouterr()
+    assert "  package-lock.json line 3 [unreadable]: " in captured.out  # the file named once
+    assert ("malseq: exit 3: 1 lockfile(s) could not be read, so nothing they pin was audited: package-lock.json "
+            "line 3 (fix or regenerate them with their tool; fail-on errors)") in captured.err.splitlines()
+    # given on its own (a pre-commit hook's use), in JSON: the summary says the exit code
+    assert main(["audit", str(project / "package-lock.json"), *base, "--format", "json"]) == 3
+    assert json.loads(capsys.readouterr().out)["summary"]["exit_code"] == 3
+    # SARIF: the entry is an error, as the exit code says, at the line its parser stopped
+    assert main(["audit", str(project), *base, "--format", "sarif"]) == 3
+    [result] = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert (result["level"], result["properties"]["fails"]) == ("error", True)
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 3}
+    assert main(["audit", str(project), *base, "--fail-on", "malicious"]) == 0  # errors not in fail-on
+    capsys.readouterr()
+    # bun.lockb is a format malseq does not read, not a broken file: listed (its entry says what to do),
+    # failing only with --strict
+    (project / "package-lock.json").unlink()
+    (project / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00")
+    assert main(["audit", str(project), *base]) == 0
+    assert main(["audit", str(project), *base, "--strict"]) == 3
+    capsys.readouterr()
+
+
 def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
         registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -691,6 +802,7 @@ def test_a_package_folder_is_not_a_project_to_audit(tmp_path: Path, capsys: pyte
     assert main(["audit", str(tmp_path / "pkg"), "-q", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "  Pipfile [unpinned]: no lockfile beside it" in out and "package.json" not in out
+    assert "(lock them, e.g. `pipenv lock`, and audit again)" in out  # its own tool's command, not npm's
 
 
 def _poetry_with_a_git_entry(project: Path) -> None:

@@ -355,6 +355,40 @@ def test_a_malformed_lockfile_says_at_which_line(tmp_path: Path, name: str, text
     assert f"not a valid {name}" in caught.value.message
 
 
+_CONFLICTED = ("<<<<<<< HEAD\n{ours}=======\n{theirs}>>>>>>> feature\n")
+
+
+@pytest.mark.parametrize(("name", "head", "ours", "theirs"), [
+    # line-based formats would otherwise read both sides as entries and the markers as odd ones
+    ("yarn.lock", "# yarn lockfile v1\n\n\n", 'a@^1.0.0:\n  version "1.0.0"\n',
+     'a@^1.1.0:\n  version "1.1.0"\n'),
+    ("requirements.txt", "# pinned\nsix==1.16.0\n", "idna==3.6\n", "idna==3.7\n"),
+    ("package-lock.json", '{\n  "lockfileVersion": 3,\n', '  "packages": {}\n', '  "packages": {"": {}}\n'),
+    # diff3 style, with the base between ||||||| and =======
+    ("poetry.lock", "", '[[package]]\nname = "a"\nversion = "1.0"\n||||||| base\n', '[[package]]\nname = "a"\n'),
+])
+def test_an_unresolved_merge_conflict_is_refused_at_its_first_marker(
+        tmp_path: Path, name: str, head: str, ours: str, theirs: str) -> None:
+    from malseq.errors import LockfileSyntaxError
+
+    path = tmp_path / name
+    path.write_text(head + _CONFLICTED.format(ours=ours, theirs=theirs))
+    with pytest.raises(LockfileSyntaxError) as caught:
+        read_lockfile(path)
+    assert caught.value.line == head.count("\n") + 1, str(caught.value)
+    assert "an unresolved merge conflict" in caught.value.message
+    assert "resolve the conflict" in (caught.value.hint or "")
+    # through a -r include: an unreadable entry at the -r line of the including file
+    if name == "requirements.txt":
+        (tmp_path / "all.txt").write_text("idna==3.7\n-r requirements.txt\n")
+        lock = read_lockfile(tmp_path / "all.txt")
+        assert [(n.name, n.kind, n.line) for n in lock.not_scanned] == [("-r requirements.txt", "unreadable", 2)]
+    # a line of '=' alone, with no conflict start, is not a conflict (here: an odd requirement line)
+    path.write_text(head + ("=======\n" if name.endswith(".txt") else ""))
+    if name != "package-lock.json":
+        read_lockfile(path)
+
+
 def test_pnpm_v5_single_project_links_are_listed(tmp_path: Path) -> None:
     path = tmp_path / "pnpm-lock.yaml"
     path.write_text("lockfileVersion: 5.4\n\nspecifiers:\n  lib: link:../lib\n  string_decoder: ^1.3.0\n\n"

@@ -115,6 +115,12 @@ class AuditReport:
         return tuple(t.result for t in self.targets)
 
     @property
+    def unreadable_files(self) -> tuple[DependencyFile, ...]:
+        """Lockfiles found but not parsed (malformed, truncated, merge conflict markers): none of their pins
+        was audited. Not bun.lockb, a format malseq does not read by design (its entry says what to do)."""
+        return tuple(f for f in self.files if f.kind == "unreadable")
+
+    @property
     def failing_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.fails)
 
@@ -305,6 +311,14 @@ def _known_indexes(options: AuditOptions) -> set[tuple[str, str]]:
     return known
 
 
+# how to lock a manifest's dependencies without installing them (no install script runs)
+_LOCK_COMMANDS = {
+    "package.json": "`npm install --package-lock-only --ignore-scripts` or `pnpm install --lockfile-only`",
+    "pyproject.toml": "`uv lock`, `poetry lock`, `pdm lock` or `pip-compile pyproject.toml`",
+    "Pipfile": "`pipenv lock`",
+}
+
+
 def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions, pending: _Pending,
                     manifests: bool) -> None:
     locks: list[Lockfile] = []
@@ -332,8 +346,8 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
             manifest, "unpinned", "no lockfile beside it: its dependencies are version ranges, so what gets "
-            "installed is not known (lock them, e.g. `npm install --package-lock-only --ignore-scripts`, "
-            "`uv lock` or `poetry lock`, and audit again)", manifest))
+            f"installed is not known (lock them, e.g. {_LOCK_COMMANDS.get(manifest, 'with its tool')}, and audit "
+            "again)", manifest))
     known: set[tuple[str, str]] | None = None
     # target key (the spec, plus the index when not the configured one) -> entry, lockfiles, pins, index
     by_spec: dict[str, tuple[LockfileEntry, list[str], list[LockfilePin], indexes.Index | None]] = {}

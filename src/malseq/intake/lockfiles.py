@@ -1006,14 +1006,30 @@ def declared_indexes(lock_path: Path, kind: str) -> tuple[tuple[IndexOption, ...
     return (tuple(found), policy) if len(found) > 1 else ((), "")
 
 
+# git's conflict markers (a merge left unresolved): "<<<<<<< ours", "=======", ">>>>>>> theirs", diff3's "|||||||"
+_CONFLICT_START = re.compile(r"^<{7}(?: |$)", re.MULTILINE)
+_CONFLICT_SPLIT = re.compile(r"^={7}\s*$", re.MULTILINE)
+
+
 def _read(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_LOCKFILE_BYTES:
             raise UsageError(f"{path} is {size} bytes; lockfiles over {MAX_LOCKFILE_BYTES} bytes are refused")
-        return path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    # Line-based formats (yarn classic, requirements) would read both sides of an unresolved merge as
+    # entries and the markers as odd ones: what gets installed is not known, so the file is refused
+    # as every other malformed lockfile is
+    start = _CONFLICT_START.search(text)
+    if start is not None and _CONFLICT_SPLIT.search(text, start.end()):
+        line = text.count("\n", 0, start.start()) + 1
+        raise LockfileSyntaxError(f"{path}: an unresolved merge conflict (git's <<<<<<< marker at line {line})",
+                                  hint="resolve the conflict, or regenerate the lockfile with its tool, and audit "
+                                  "again",
+                                  line=line)
+    return text
 
 
 def lockfile_kind(name: str) -> str | None:

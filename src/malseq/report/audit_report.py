@@ -72,7 +72,7 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
         lines.append(f"not scanned ({len(report.not_scanned)}):")
         for entry in report.not_scanned[:_SHOWN_NOT_SCANNED]:
             # a whole file (a manifest, an unread lockfile) is its own subject: named once
-            subject = "" if entry.subject == entry.where and not entry.line else f": {clean(entry.subject, 200)}"
+            subject = "" if entry.subject == entry.where else f": {clean(entry.subject, 200)}"
             lines.append(f"  {_at(entry.where, entry.line, 120)}{subject} [{entry.kind}]: {clean(entry.reason, 400)}")
         if len(report.not_scanned) > _SHOWN_NOT_SCANNED:
             lines.append(f"  ... and {len(report.not_scanned) - _SHOWN_NOT_SCANNED} more (see --format json)")
@@ -299,9 +299,11 @@ def _relative_installed_uris(report: AuditReport, results: list[dict[str, Any]],
             visit(result, starts)
 
 
-def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_scanned_fails: bool = False) -> str:
+def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_scanned_fails: bool = False,
+                       unread_fails: bool = False) -> str:
     """`not_scanned_fails`: the run's policy fails on entries not scanned (--strict, fail-on not-scanned),
-    so their results are errors, as the exit code says; otherwise warnings."""
+    so their results are errors, as the exit code says; otherwise warnings. `unread_fails`: it fails on
+    errors, so a lockfile that could not be parsed (`AuditReport.unreadable_files`) is an error too."""
     from malseq.report.sarif import SRCROOT, render_sarif
 
     paths = sarif_paths(report)
@@ -327,14 +329,16 @@ def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_sc
             result["locations"] = [_where(paths, changed[0])]
             result["relatedLocations"] = [dict(_where(paths, path), id=i) for i, path in enumerate(changed[:100])]
         run["results"].append(result)
+    unread = {u.path for u in report.unreadable_files}
     for entry in report.not_scanned:
+        fails = not_scanned_fails or unread_fails and entry.subject == entry.where and entry.where in unread
         run["results"].append({
             "ruleId": NOT_SCANNED_RULE,
-            "level": "error" if not_scanned_fails else "warning",
+            "level": "error" if fails else "warning",
             "message": {"text": f"{entry.subject} was not scanned ({entry.kind}): {entry.reason}"},
             "locations": [_where(paths, entry.where, entry.line)],
             "partialFingerprints": _audit_fingerprint(NOT_SCANNED_RULE, entry.subject, entry.where),
-            "properties": {"subject": entry.subject, "kind": entry.kind, "fails": not_scanned_fails},
+            "properties": {"subject": entry.subject, "kind": entry.kind, "fails": fails},
         })
     indexed = {t.result.target: t.index for t in report.targets if t.index is not None}
     for result in run["results"]:
