@@ -727,6 +727,30 @@ _VCS_QUERIES = {"git": frozenset({"describe", "rev-list", "rev-parse", "log", "s
 # Programs with subcommands that build or register only those (empty: any arguments).
 _BUILD_SUBCOMMANDS = {"jupyter": frozenset({"kernelspec", "nbextension", "labextension"}),
                       "jupyter-kernelspec": frozenset()}
+# pkg-config-style queries of an installed library (`mecab-config --libs-only-l`, `xml2-config --cflags`,
+# `python3-config --includes`, `pg_config --includedir`): they print flags or paths for the compiler,
+# nothing else. Only these options and nothing besides them: a positional argument (a URL, a file)
+# or an option with a value is not a query, and the program must be looked up on PATH (`./x-config`
+# is the package's own file).
+_CONFIG_PROGRAM = re.compile(r"[a-z0-9][a-z0-9_.+-]*[-_]config")  # pg_config too
+_CONFIG_QUERIES = frozenset({
+    "--cflags", "--cppflags", "--cxxflags", "--ldflags", "--libs", "--static-libs", "--system-libs", "--ldadd",
+    "--includes", "--include-dir", "--includedir", "--inc-dir", "--incdir", "--libdir", "--lib-dir", "--libs-dir",
+    "--bindir", "--datadir", "--dicdir", "--libexecdir", "--sysconfdir", "--prefix", "--exec-prefix",
+    "--version", "--modversion", "--api-version", "--cc", "--cxx", "--arch", "--host", "--static",
+    "--shared", "--embed", "--extension-suffix", "--abiflags", "--configdir", "--features", "--pkgincludedir",
+    "--includedir-server", "--pgxs", "--cflags_sl", "--ldflags_sl", "--libs-private", "--cflags-private"})
+_CONFIG_QUERY_FAMILY = re.compile(r"--(?:libs|cflags)-only-[A-Za-z]+")
+
+
+def _is_config_query(segment: Segment) -> bool:
+    """`NAME-config --cflags --libs`: every argument one of the query options above."""
+    word = segment.words[0] if segment.words else ""
+    return (bool(segment.args) and "/" not in word and "\\" not in word
+            and _CONFIG_PROGRAM.fullmatch(segment.program) is not None
+            and all(a in _CONFIG_QUERIES or _CONFIG_QUERY_FAMILY.fullmatch(a) for a in segment.args))
+
+
 # npm install scripts of native builds, prebuilt binaries of the package's own release and git hooks.
 NPM_BUILD_TOOLS = frozenset({
     "node-gyp", "node-pre-gyp", "prebuild-install", "node-gyp-build", "node-gyp-build-optional-packages",
@@ -747,12 +771,13 @@ def _segment_is_build_step(segment: Segment, tools: frozenset[str]) -> bool:
     if program in _BUILD_SUBCOMMANDS:
         allowed = _BUILD_SUBCOMMANDS[program]
         return not allowed or (bool(words) and words[0] in allowed)
-    return program in tools
+    return program in tools or _is_config_query(segment)
 
 
 def is_build_command(command: str) -> bool:
     """A command line (setup.py's subprocess call) that only builds: compilers, build systems, VCS
-    version queries. An "X" word (a value the engine could not fold) is never the program."""
+    version queries, pkg-config-style library queries (`NAME-config --libs`). An "X" word (a value the
+    engine could not fold) is never the program."""
     segments = split_command(command[:MAX_COMMAND_LENGTH])
     return bool(segments) and all(_segment_is_build_step(s, BUILD_TOOLS) for s in segments)
 
