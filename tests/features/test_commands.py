@@ -275,3 +275,14 @@ def test_npm_and_yarn_run_pre_and_post_hooks() -> None:
 ])
 def test_config_queries_are_build_steps_and_nothing_else(command: str, build: bool) -> None:
     assert is_build_command(command) is build
+
+
+@pytest.mark.parametrize(("command", "found"), [
+    ("start the server", []),  # a script line of prose (issue 11)
+    ("Start date must precede the end date", []),
+    ("start /b evil.exe", ["shell_command"]),
+    ('start "" %TEMP%\\updater.exe', ["shell_command"]),  # cmd's start: the empty title only it takes
+    ("npm start", []),
+])
+def test_start_is_a_command_only_as_cmds_start(command: str, found: list[str]) -> None:
+    assert analyse_command(command) == found

@@ -125,8 +125,12 @@ def _unwrap(words: list[str]) -> tuple[list[str], list[str]]:
             wrappers.append(name)
             i += 1
             continue
-        if name == "start" and (i + 1 >= len(words) or not words[i + 1].startswith("/")):
-            break  # cmd's `start /b x` is a wrapper; a bare `start` (npm start shorthand) is not
+        if name == "start" and (i + 1 >= len(words) or not (words[i + 1].startswith("/") or words[i + 1] == "")):
+            break  # cmd's `start /b x`, `start "" x` is a wrapper; a bare `start` (npm start shorthand) is not
+        if name == "start" and words[i + 1] == "" and i + 2 < len(words):
+            wrappers.append(name)  # `start "" x.exe`: the empty window title only cmd's start takes
+            i += 2
+            continue
         if name in _WRAPPERS and i + 1 < len(words):
             wrappers.append(name)
             i += 1
@@ -306,8 +310,10 @@ _HIDDEN = {"nohup", "setsid", "disown", "start-process", "daemonize"}
 _LOLBINS = {"mshta", "rundll32", "regsvr32", "wscript", "cscript", "msiexec", "installutil"}
 # Tools whose mere presence in a command makes it a "shell command" worth a behaviour.
 _NOTABLE = (_DOWNLOADERS | _INTERPRETERS | _SYSINFO | _DNS | _PERSIST | _HIDDEN | _LOLBINS
-            | {"chmod", "nc", "ncat", "netcat", "socat", "base64", "telnet", "xxd", "openssl", "scp", "rm", "start",
+            | {"chmod", "nc", "ncat", "netcat", "socat", "base64", "telnet", "xxd", "openssl", "scp", "rm",
                "eval", "exec", "cat", "echo"})
+# (A bare `start` is not among them: "start the server", "Start date ..." in a script's text are prose;
+# cmd's `start /b x` and `start "" x` count as the wrapper below.)
 # `node x.js` / `python x.py` is how packages run their own code: not shell tooling.
 _PLAIN_RUNTIMES = frozenset({"node", "python", "python3", "python2", "perl", "ruby", "php"})
 _INLINE_CODE_FLAGS = frozenset({"-c", "-e"})
