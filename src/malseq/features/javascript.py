@@ -300,6 +300,7 @@ class _Extractor:
         self.constants: dict[str, str] = {}  # local name -> constant string value
         self.loose_constants: dict[str, str] = {}  # local name -> value with unknown parts as placeholders
         self.constant_arrays: dict[str, list[str]] = {}
+        self.single_bindings: dict[str, tuple[int, int] | None] = {}  # bound_object's scans of the file, by name
         self.bound_names: set[str] = set()
         self.module_roots: set[str] = set()
         self.senders: set[str] = set()  # names holding a request/socket that .write/.send uploads
@@ -1251,16 +1252,23 @@ class _Extractor:
         """The object literal a name holds at a call: its one binding in the file, `const|let|var NAME =
         {...}`, in the call's own function. None when the name is bound or assigned more than once, a
         member of it is assigned, it goes through Object.assign, or the binding is elsewhere."""
-        name = re.escape(self.text(name_node)).encode()
-        bindings = [m for m in re.finditer(rb"(?<![\w$.])" + name + rb"\s*(?:\[[^\]\n]*\]\s*|\.\s*[\w$]+\s*)*"
-                                              rb"(?:[-+*/%&|^]|\*\*|\?\?|&&|\|\|)?=(?![=>])", self.data)]
-        if len(bindings) != 1 or re.search(rb"Object\.assign\(\s*" + name + rb"\b", self.data):
+        text = self.text(name_node)
+        name = re.escape(text).encode()
+        if text not in self.single_bindings:
+            # One scan of the file per name, counted as text classified.
+            self.work.spend_bytes(len(self.data))
+            bindings = [m for m in re.finditer(rb"(?<![\w$.])" + name + rb"\s*(?:\[[^\]\n]*\]\s*|\.\s*[\w$]+\s*)*"
+                                                  rb"(?:[-+*/%&|^]|\*\*|\?\?|&&|\|\|)?=(?![=>])", self.data)]
+            single = len(bindings) == 1 and re.fullmatch(name + rb"\s*=", bindings[0].group()) is not None \
+                and re.search(rb"Object\.assign\(\s*" + name + rb"\b", self.data) is None
+            self.single_bindings[text] = bindings[0].span() if single else None
+        span = self.single_bindings[text]
+        if span is None:
             return None
-        start, end = bindings[0].span()
+        start, end = span
         keyword = re.search(rb"\b(?:const|let|var)\s+$", self.data[max(0, start - 16):start])
         opening = re.compile(rb"\s*\{").match(self.data, end)
-        if keyword is None or opening is None or not re.fullmatch(name + rb"\s*=", bindings[0].group()) \
-                or self.scope_at(start) != self.scope_at(name_node.start_byte):
+        if keyword is None or opening is None or self.scope_at(start) != self.scope_at(name_node.start_byte):
             return None
         root = name_node
         while root.parent is not None:

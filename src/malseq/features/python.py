@@ -1801,6 +1801,7 @@ class _FileAnalyser:
             return False
         callee = self._text(fn_name, 200)
         calls = 0
+        self.work.spend_bytes(len(self.source))  # the scan below reads the whole file
         for m in re.finditer(rb"(?<![\w.])" + re.escape(callee.encode()) + rb"\b", self.source):
             self._tick()
             use = root.descendant_for_byte_range(m.start(), m.end())
