@@ -227,11 +227,12 @@ def test_the_delta_of_an_injected_postinstall_stealer_is_scored_malicious(tmp_pa
     diff = diff_targets(str(old), str(new))
     delta = diff.delta
     assert delta is not None and delta.score is not None
-    assert delta.verdict == "malicious" and delta.steps == len(diff.added_steps) == 8
+    # 9 steps: the destination of https.request({hostname, path}) is a use_url step (issue 15)
+    assert delta.verdict == "malicious" and delta.steps == len(diff.added_steps) == 9
     # only the new steps, install first, behind the marker word; OLD's own behaviour is not in it
     assert delta.text.startswith(f"{DELTA_MARKER} install : run script at install")
     assert "upload data to server" in delta.text and "import :" not in delta.text
-    assert [s.stage for s in diff.added_steps] == [Stage.INSTALL] * 8
+    assert [s.stage for s in diff.added_steps] == [Stage.INSTALL] * 9
     # a benign change: only an added pure function; nothing is scored malicious
     changed = diff_tests.write(tmp_path / "changed", {"package.json": diff_tests.package_json("1.0.1"),
                                                       "index.js": diff_tests.INDEX_JS,

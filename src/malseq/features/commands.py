@@ -125,8 +125,12 @@ def _unwrap(words: list[str]) -> tuple[list[str], list[str]]:
             wrappers.append(name)
             i += 1
             continue
-        if name == "start" and (i + 1 >= len(words) or not words[i + 1].startswith("/")):
-            break  # cmd's `start /b x` is a wrapper; a bare `start` (npm start shorthand) is not
+        if name == "start" and (i + 1 >= len(words) or not (words[i + 1].startswith("/") or words[i + 1] == "")):
+            break  # cmd's `start /b x`, `start "" x` is a wrapper; a bare `start` (npm start shorthand) is not
+        if name == "start" and words[i + 1] == "" and i + 2 < len(words):
+            wrappers.append(name)  # `start "" x.exe`: the empty window title only cmd's start takes
+            i += 2
+            continue
         if name in _WRAPPERS and i + 1 < len(words):
             wrappers.append(name)
             i += 1
@@ -306,8 +310,10 @@ _HIDDEN = {"nohup", "setsid", "disown", "start-process", "daemonize"}
 _LOLBINS = {"mshta", "rundll32", "regsvr32", "wscript", "cscript", "msiexec", "installutil"}
 # Tools whose mere presence in a command makes it a "shell command" worth a behaviour.
 _NOTABLE = (_DOWNLOADERS | _INTERPRETERS | _SYSINFO | _DNS | _PERSIST | _HIDDEN | _LOLBINS
-            | {"chmod", "nc", "ncat", "netcat", "socat", "base64", "telnet", "xxd", "openssl", "scp", "rm", "start",
+            | {"chmod", "nc", "ncat", "netcat", "socat", "base64", "telnet", "xxd", "openssl", "scp", "rm",
                "eval", "exec", "cat", "echo"})
+# (A bare `start` is not among them: "start the server", "Start date ..." in a script's text are prose;
+# cmd's `start /b x` and `start "" x` count as the wrapper below.)
 # `node x.js` / `python x.py` is how packages run their own code: not shell tooling.
 _PLAIN_RUNTIMES = frozenset({"node", "python", "python3", "python2", "perl", "ruby", "php"})
 _INLINE_CODE_FLAGS = frozenset({"-c", "-e"})
@@ -727,6 +733,30 @@ _VCS_QUERIES = {"git": frozenset({"describe", "rev-list", "rev-parse", "log", "s
 # Programs with subcommands that build or register only those (empty: any arguments).
 _BUILD_SUBCOMMANDS = {"jupyter": frozenset({"kernelspec", "nbextension", "labextension"}),
                       "jupyter-kernelspec": frozenset()}
+# pkg-config-style queries of an installed library (`mecab-config --libs-only-l`, `xml2-config --cflags`,
+# `python3-config --includes`, `pg_config --includedir`): they print flags or paths for the compiler,
+# nothing else. Only these options and nothing besides them: a positional argument (a URL, a file)
+# or an option with a value is not a query, and the program must be looked up on PATH (`./x-config`
+# is the package's own file).
+_CONFIG_PROGRAM = re.compile(r"[a-z0-9][a-z0-9_.+-]*[-_]config")  # pg_config too
+_CONFIG_QUERIES = frozenset({
+    "--cflags", "--cppflags", "--cxxflags", "--ldflags", "--libs", "--static-libs", "--system-libs", "--ldadd",
+    "--includes", "--include-dir", "--includedir", "--inc-dir", "--incdir", "--libdir", "--lib-dir", "--libs-dir",
+    "--bindir", "--datadir", "--dicdir", "--libexecdir", "--sysconfdir", "--prefix", "--exec-prefix",
+    "--version", "--modversion", "--api-version", "--cc", "--cxx", "--arch", "--host", "--static",
+    "--shared", "--embed", "--extension-suffix", "--abiflags", "--configdir", "--features", "--pkgincludedir",
+    "--includedir-server", "--pgxs", "--cflags_sl", "--ldflags_sl", "--libs-private", "--cflags-private"})
+_CONFIG_QUERY_FAMILY = re.compile(r"--(?:libs|cflags)-only-[A-Za-z]+")
+
+
+def _is_config_query(segment: Segment) -> bool:
+    """`NAME-config --cflags --libs`: every argument one of the query options above."""
+    word = segment.words[0] if segment.words else ""
+    return (bool(segment.args) and "/" not in word and "\\" not in word
+            and _CONFIG_PROGRAM.fullmatch(segment.program) is not None
+            and all(a in _CONFIG_QUERIES or _CONFIG_QUERY_FAMILY.fullmatch(a) for a in segment.args))
+
+
 # npm install scripts of native builds, prebuilt binaries of the package's own release and git hooks.
 NPM_BUILD_TOOLS = frozenset({
     "node-gyp", "node-pre-gyp", "prebuild-install", "node-gyp-build", "node-gyp-build-optional-packages",
@@ -747,12 +777,13 @@ def _segment_is_build_step(segment: Segment, tools: frozenset[str]) -> bool:
     if program in _BUILD_SUBCOMMANDS:
         allowed = _BUILD_SUBCOMMANDS[program]
         return not allowed or (bool(words) and words[0] in allowed)
-    return program in tools
+    return program in tools or _is_config_query(segment)
 
 
 def is_build_command(command: str) -> bool:
     """A command line (setup.py's subprocess call) that only builds: compilers, build systems, VCS
-    version queries. An "X" word (a value the engine could not fold) is never the program."""
+    version queries, pkg-config-style library queries (`NAME-config --libs`). An "X" word (a value the
+    engine could not fold) is never the program."""
     segments = split_command(command[:MAX_COMMAND_LENGTH])
     return bool(segments) and all(_segment_is_build_step(s, BUILD_TOOLS) for s in segments)
 

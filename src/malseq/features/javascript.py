@@ -300,6 +300,7 @@ class _Extractor:
         self.constants: dict[str, str] = {}  # local name -> constant string value
         self.loose_constants: dict[str, str] = {}  # local name -> value with unknown parts as placeholders
         self.constant_arrays: dict[str, list[str]] = {}
+        self.single_bindings: dict[str, tuple[int, int] | None] = {}  # bound_object's scans of the file, by name
         self.bound_names: set[str] = set()
         self.module_roots: set[str] = set()
         self.senders: set[str] = set()  # names holding a request/socket that .write/.send uploads
@@ -1222,6 +1223,15 @@ class _Extractor:
         module, attr = js_parts(name)
         if "raw_socket" in found:
             self.raw_socket_seen = True
+        if "network_request" in found and module in ("http", "https") and attr in ("request", "get") and facts.args:
+            url, parts = self.request_url(facts.args[0], module)
+            if url is not None:
+                # The destination of an options object, recorded as a URL string argument would be;
+                # what its values say by themselves their own literals report (as for a concatenation).
+                said = {b for part in parts for b in classify_literal(part)}
+                for behaviour in classify_literal(url):
+                    if behaviour not in said:
+                        self.emit(behaviour, facts.args[0], clean(url, SNIPPET_LENGTH))
         if "run_command" in found and module == "child_process" and attr in JS_SPAWN_FAMILY:
             command = facts.command_line()
             if command is not None and command != _PLACEHOLDER:
@@ -1237,6 +1247,71 @@ class _Extractor:
         if (name in ("Buffer.from", "Buffer") and "encoding_call" in found) or name == "atob" or (
                 name in ("String.fromCharCode", "String.fromCharCode.apply") and "char_code_assembly" in found):
             self.classify_folded(node)
+
+    def bound_object(self, name_node: Node) -> Node | None:
+        """The object literal a name holds at a call: its one binding in the file, `const|let|var NAME =
+        {...}`, in the call's own function. None when the name is bound or assigned more than once, a
+        member of it is assigned, it goes through Object.assign, or the binding is elsewhere."""
+        text = self.text(name_node)
+        name = re.escape(text).encode()
+        if text not in self.single_bindings:
+            # One scan of the file per name, counted as text classified.
+            self.work.spend_bytes(len(self.data))
+            bindings = [m for m in re.finditer(rb"(?<![\w$.])" + name + rb"\s*(?:\[[^\]\n]*\]\s*|\.\s*[\w$]+\s*)*"
+                                                  rb"(?:[-+*/%&|^]|\*\*|\?\?|&&|\|\|)?=(?![=>])", self.data)]
+            single = len(bindings) == 1 and re.fullmatch(name + rb"\s*=", bindings[0].group()) is not None \
+                and re.search(rb"Object\.assign\(\s*" + name + rb"\b", self.data) is None
+            self.single_bindings[text] = bindings[0].span() if single else None
+        span = self.single_bindings[text]
+        if span is None:
+            return None
+        start, end = span
+        keyword = re.search(rb"\b(?:const|let|var)\s+$", self.data[max(0, start - 16):start])
+        opening = re.compile(rb"\s*\{").match(self.data, end)
+        if keyword is None or opening is None or self.scope_at(start) != self.scope_at(name_node.start_byte):
+            return None
+        root = name_node
+        while root.parent is not None:
+            root = root.parent
+        brace = root.descendant_for_byte_range(opening.end() - 1, opening.end())
+        bound = brace.parent if brace is not None and brace.type == "{" else None
+        return bound if bound is not None and bound.type == "object" else None
+
+    def request_url(self, options: Node, module: str) -> tuple[str | None, list[str]]:
+        """The URL an http(s).request/get options object names: `{hostname, port, path, protocol}` (or
+        `host`) as literals or constants, given inline or through a name bound once to the object
+        literal (bound_object). None when the host is not known (a spread, a computed key, an
+        unresolved value, a name bound otherwise): no destination is made up. An unknown port or path
+        is left out; the protocol defaults to the module's. Also the values it was made of."""
+        if options.type == "identifier":
+            bound = self.bound_object(options)
+            if bound is None:
+                return None, []
+            options = bound
+        if options.type != "object":
+            return None, []
+        fields: dict[str, str | None] = {}
+        for child in options.named_children:
+            if child.type == "shorthand_property_identifier":
+                fields[self.text(child)] = self.constants.get(self.text(child))
+            elif child.type == "pair":
+                key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
+                if key is None or value is None or key.type not in ("property_identifier", "string"):
+                    return None, []
+                fields[self.fold(key) or "" if key.type == "string" else self.text(key)] = self.fold(value)
+            elif child.type != "comment":
+                return None, []  # `...defaults`, a method: the host may come from there
+        host = fields.get("hostname") if "hostname" in fields else fields.get("host")
+        if not host or any(ch in host for ch in "/ \t\n@"):
+            return None, []
+        protocol = fields.get("protocol") or f"{module}:"
+        if not re.fullmatch(r"https?:", protocol):
+            return None, []
+        port = fields.get("port")
+        path = fields.get("path") or ""
+        url = (f"{protocol}//{host}" + (f":{port}" if port and port.isdigit() and ":" not in host else "")
+               + (path if path.startswith("/") else "/" + path if path else ""))
+        return url, [v for v in fields.values() if v]
 
     def analyse_inline_interpreter_code(self, argv: Node, site: Node) -> None:
         """spawn(process.execPath, ['-e', code]): the constant code after the flag, like eval's."""

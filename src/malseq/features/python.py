@@ -416,6 +416,9 @@ class _FileAnalyser:
         self.resolved_calls: set[str] = set()
         self.dup2_sites: list[tuple[Node, str]] = []
         self.exempt_positions: set[tuple[int, int]] = set()
+        # setup.py's process calls on a parameter of their function (`def cmd(s): return os.popen(s)`),
+        # with that argument: a build step when every caller passes one (_drop_parameter_build_commands).
+        self.parameter_commands: list[tuple[Node, Node]] = []
         # Byte ranges of setup()'s metadata keyword values (url=, project_urls=...): data about the
         # package, not strings its code uses, so they are not classified.
         self.metadata_ranges: list[tuple[int, int]] = []
@@ -1307,6 +1310,9 @@ class _FileAnalyser:
             if program is not None and is_build_command(program) and found == ["run_command"]:
                 # cmake, make, a compiler, `git describe`: a build step, not arbitrary command execution.
                 found = []
+            elif program is None and found == ["run_command"] and self.is_setup and args \
+                    and args[0].type == "identifier":
+                self.parameter_commands.append((node, args[0]))
         if found:
             self.emit_many(found, node)
         if "run_inline_interpreter" in found:
@@ -1752,9 +1758,87 @@ class _FileAnalyser:
     # The engine walks setup.py and computes the facts (the classes registered as commands, what
     # each module-level step does); the install-hook rules (rules/install_hook.py) decide.
     def _setup_checks(self, root: Node) -> None:
+        self._drop_parameter_build_commands(root)
         does = self._scope_behaviours()
         self._setup_command_override(root, does)
         self._setup_code_execution(root, does)
+
+    def _drop_parameter_build_commands(self, root: Node) -> None:
+        """`def cmd1(s): return os.popen(s).read()` called only as `cmd1("mecab-config --libs")` (directly
+        or through other helpers passing their parameter on): the run_command at os.popen is a build step.
+        Only in setup.py, which no other file imports, so every caller is in sight."""
+        for call, arg in self.parameter_commands:
+            if self._parameter_gets_only_build_commands(root, arg, 0):
+                row, col = call.start_point
+                position = ("run_command", row + 1, col)
+                self.events = [e for e in self.events if (e.behaviour, e.line, e.column) != position]
+                self.event_positions.discard(position)
+
+    def _parameter_gets_only_build_commands(self, root: Node, name_node: Node, depth: int) -> bool:
+        """Is `name_node` a parameter of a module-level function whose every call in this file passes
+        a literal build command (or a parameter of its own caller that does, 3 helpers deep at most)?
+        Anything not understood (the function used other than by a plain call, the parameter reassigned,
+        a splat, a default, an argument that is not a literal) answers no."""
+        if depth > 3:
+            return False
+        name = self._text(name_node, 200)
+        fn = name_node.parent
+        while fn is not None and fn.type not in ("function_definition", "lambda", "class_definition"):
+            self._tick()
+            fn = fn.parent
+        if fn is None or fn.type != "function_definition" or fn.parent is None or fn.parent.type != "module":
+            return False
+        fn_name, params, body = (fn.child_by_field_name(f) for f in ("name", "parameters", "body"))
+        if fn_name is None or params is None or body is None:
+            return False
+        names = [self._text(p, 200) if p.type == "identifier" else None for p in params.named_children]
+        if name not in names or None in names[:names.index(name) + 1]:
+            return False
+        index = names.index(name)
+        rebound = re.compile(rf"(?<![\w.]){re.escape(name)}\s*(?:[-+*/%&|^@<>]{{0,2}}=(?!=)|:=)|"
+                             rf"\b(?:for|as|global|nonlocal|del)\s+{re.escape(name)}\b")
+        if rebound.search(self._text(body, body.end_byte - body.start_byte)):
+            return False
+        callee = self._text(fn_name, 200)
+        calls = 0
+        self.work.spend_bytes(len(self.source))  # the scan below reads the whole file
+        for m in re.finditer(rb"(?<![\w.])" + re.escape(callee.encode()) + rb"\b", self.source):
+            self._tick()
+            use = root.descendant_for_byte_range(m.start(), m.end())
+            if use is None or use.type != "identifier":
+                continue  # the name in a string or a comment
+            parent = use.parent
+            if use == fn_name:
+                continue
+            if parent is None or parent.type != "call" or parent.child_by_field_name("function") != use:
+                return False  # redefined, assigned, passed on or imported: callers out of sight
+            args = parent.child_by_field_name("arguments")
+            if args is None or args.type != "argument_list":
+                return False
+            positional = [a for a in args.named_children if a.type != "comment"]
+            if any(a.type in ("list_splat", "dictionary_splat") for a in positional):
+                return False
+            keywords = [a for a in positional if a.type == "keyword_argument"]
+            positional = [a for a in positional if a.type != "keyword_argument"]
+            value = positional[index] if index < len(positional) else next(
+                (k.child_by_field_name("value") for k in keywords
+                 if (key := k.child_by_field_name("name")) is not None and self._text(key, 200) == name), None)
+            if value is None:
+                return False
+            if value.type == "identifier":
+                if not self._parameter_gets_only_build_commands(root, value, depth + 1):
+                    return False
+            else:
+                pieces = value.named_children if value.type in ("list", "tuple") else [value]
+                if not pieces or any(p.type not in ("string", "concatenated_string") or any(
+                        c.type == "interpolation" for s in (p, *p.named_children) for c in s.named_children)
+                        for p in pieces):
+                    return False
+                words = [self._fold_text(p) for p in pieces]
+                if any(w is None for w in words) or not is_build_command(" ".join(w or "" for w in words)):
+                    return False
+            calls += 1
+        return calls > 0
 
     def _setup_command_override(self, root: Node, does: dict[str, set[str]]) -> None:
         reported: set[str] = set()
