@@ -376,3 +376,44 @@ def test_non_ascii_file_reads_like_the_ascii_one() -> None:
     assert any(c.kind is CallKind.INLINE and c.line == 4 for c in ascii_file.calls)
     # `\u0065x` is `ex`: the escaped alias still resolves to child_process.exec.
     assert [e.line for e in ascii_file.events if e.behaviour == "run_command"] == [3, 5]
+
+
+# --- orderings: the stable multi-pass sorts equal the tuple-key sorts they replaced ---------------
+def test_node_orders_equal_the_tuple_key_sorts() -> None:
+    import random
+
+    import tree_sitter_javascript
+    from tree_sitter import Language as TSLanguage
+    from tree_sitter import Parser, Query, QueryCursor
+
+    from malseq.features.javascript import _outer_first, _source_order
+
+    js = TSLanguage(tree_sitter_javascript.language())
+    # Nodes that share a start byte (`a().b().c()`, `x = y = z`), nest, or share start and end
+    # (an expression statement and its call): where the tie-breaks decide the order.
+    source = b"a().b(c(d, 'e')).f`g${h()}`; x = y = [1, 'k', function m() { n => o(p) }]; (q)(r)"
+    root = Parser(js).parse(source).root_node
+    captures = QueryCursor(Query(js, "_ @any")).captures(root)
+    nodes = captures["any"]
+    assert len({(n.start_byte, n.end_byte) for n in nodes}) < len(nodes)  # the ties are there
+    rng = random.Random(7)
+    for _ in range(20):
+        shuffled = nodes[:]
+        rng.shuffle(shuffled)
+        assert [n.id for n in _source_order(shuffled)] == [
+            n.id for n in sorted(shuffled, key=lambda n: (n.start_byte, -n.end_byte, n.type))]
+        assert [n.id for n in _outer_first(shuffled)] == [
+            n.id for n in sorted(shuffled, key=lambda n: (n.start_byte, -n.end_byte))]
+
+
+def test_results_sorted_by_line_and_column_keep_equal_positions_in_emission_order() -> None:
+    import random
+
+    from malseq.features.javascript import _by_line_column
+    from malseq.features.types import BehaviourEvent
+
+    rng = random.Random(3)
+    events = [BehaviourEvent(f"b{i}", "f.js", rng.randint(1, 5), rng.randint(0, 3), "s", "") for i in range(300)]
+    assert [e.behaviour for e in _by_line_column(events)] == [
+        e.behaviour for e in sorted(events, key=lambda e: (e.line, e.column))]
+

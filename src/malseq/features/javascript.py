@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import TypeVar
 
 import tree_sitter_javascript
 from tree_sitter import Language as TSLanguage
@@ -178,13 +179,38 @@ _PLACEHOLDER = "x"  # stands for an unknown part in loose folding (`curl ${u} | 
 
 
 _UNSET = object()
+_START, _END, _TYPE = attrgetter("start_byte"), attrgetter("end_byte"), attrgetter("type")
+_LINE, _COLUMN = attrgetter("line"), attrgetter("column")
+_Positioned = TypeVar("_Positioned", BehaviourEvent, CallSite)
 
 
 def _source_order(nodes: Iterable[Node]) -> list[Node]:
     """Nodes by start, outer before inner: a total order. tree-sitter's `captures()`
     lists nodes that start at the same byte (`a().b().c()`) in an order that changes from run to
-    run, and the order nodes are handled in decides which events are emitted first and kept."""
-    return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte, n.type))
+    run, and the order nodes are handled in decides which events are emitted first and kept.
+
+    Three stable sorts, least significant key first, give the order of the key
+    `(start_byte, -end_byte, type)` (a stable `reverse=True` sort keeps equal items in place) with
+    the node properties read by C-level `attrgetter`s instead of a Python key function per node."""
+    ordered = sorted(nodes, key=_TYPE)
+    ordered.sort(key=_END, reverse=True)
+    ordered.sort(key=_START)
+    return ordered
+
+
+def _by_line_column(items: list[_Positioned]) -> tuple[_Positioned, ...]:
+    """Items by `(line, column)`, equal keys in their given order: two stable sorts on int keys, about
+    half the CPU of one sort on a tuple key (tens of thousands of call sites in a bundle)."""
+    ordered = sorted(items, key=_COLUMN)
+    ordered.sort(key=_LINE)
+    return tuple(ordered)
+
+
+def _outer_first(nodes: Iterable[Node]) -> list[Node]:
+    """Nodes by `(start_byte, -end_byte)`, equal keys in their given order (as `_source_order`)."""
+    ordered = sorted(nodes, key=_END, reverse=True)
+    ordered.sort(key=_START)
+    return ordered
 
 
 def _from_both_ends(items: list[Node]) -> Iterator[Node]:
@@ -522,7 +548,7 @@ class _Extractor:
         return self.text(key)
 
     def build_functions(self, nodes: list[Node], name_nodes: dict[int, Node]) -> None:
-        nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
+        nodes = _outer_first(nodes)
         stack: list[int] = []
         spans = self.function_spans
         for node in nodes:
@@ -1314,7 +1340,7 @@ class _Extractor:
         """The outermost node of each `a + b + c` chain (its operands' own `+` nodes are inside it)."""
         tops: list[Node] = []
         stack: list[tuple[int, int, int]] = []  # (end byte, left operand id, right operand id)
-        for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
+        for node in _outer_first(nodes):
             while stack and stack[-1][0] <= node.start_byte:
                 stack.pop()
             if not (stack and node.id in stack[-1][1:]):
@@ -1421,7 +1447,7 @@ class _Extractor:
             operator = node.child_by_field_name("operator")
             if operator is not None and operator.type == "+":
                 concats.append(node)
-        string_starts = sorted(n.start_byte for n in captures.get("string", []))
+        string_starts = sorted(map(_START, captures.get("string", [])))
         array_strings: list[Node] = []
         for array in captures.pop("array", []):
             first = bisect.bisect_left(string_starts, array.start_byte)
@@ -1514,14 +1540,13 @@ class _Extractor:
                 self.emit("reverse_shell", site)
 
     def result(self) -> FileAnalysis:
-        key = attrgetter("line", "column")
         return FileAnalysis(
             path=self.path,
             language=Language.JAVASCRIPT,
-            events=tuple(sorted(self.events, key=key)),
-            functions=tuple(sorted(self.functions, key=lambda f: f.line)),
-            calls=tuple(sorted(self.calls, key=key)),
-            bindings=tuple(sorted(self.bindings, key=lambda b: b.line)),
+            events=_by_line_column(self.events),
+            functions=tuple(sorted(self.functions, key=_LINE)),
+            calls=_by_line_column(self.calls),
+            bindings=tuple(sorted(self.bindings, key=_LINE)),
             parse_errors=self.parse_errors,
             budget_exhausted=self.budget_exhausted,
             seconds=time.monotonic() - self.started,
