@@ -417,3 +417,28 @@ def test_results_sorted_by_line_and_column_keep_equal_positions_in_emission_orde
     assert [e.behaviour for e in _by_line_column(events)] == [
         e.behaviour for e in sorted(events, key=lambda e: (e.line, e.column))]
 
+
+def test_whole_file_searches_answer_like_the_patterns_they_replace() -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from malseq.features.javascript import _ENV_WORD, _UPLOAD_METHOD, _WORD_BYTES, _upload_method_in
+
+    env_word = re.compile(rb"\benv\b")
+    pieces = st.sampled_from([b"method", b"METHOD", b"Method", b"env", b"ENV", b"_", b"a", b"9", b"$", b" ",
+                              b":", b"'", b'"', b"`", b"post", b"PUT", b"patch", b"get", b".", b"\n", b"\xc3\xa9"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(pieces, max_size=14))
+    def check(parts: list[bytes]) -> None:
+        data = b"".join(parts)
+        assert _upload_method_in(data) is (_UPLOAD_METHOD.search(data) is not None)
+        assert [m.start() for m in _ENV_WORD.finditer(data)
+                if not (m.start() and data[m.start() - 1] in _WORD_BYTES)] == [
+            m.start() for m in env_word.finditer(data)]
+
+    check()
+    assert _upload_method_in(b"fetch(u, {Method: 'POST'})")
+    assert not _upload_method_in(b"fetch(u, {xmethod: 'POST'})")

@@ -267,3 +267,19 @@ def test_setup_engine_hands_the_rules_what_called_code_does() -> None:
     events = analyse_python_text("setup.py", source).events
     found = {(e.behaviour, e.line) for e in events if e.behaviour.startswith("setup_")}
     assert found == {("setup_command_override", 13), ("setup_code_execution", 12)}
+
+
+def test_file_rules_of_a_language_by_order_and_a_later_rule_is_asked_too() -> None:
+    from malseq.features.rules import FileFinding
+
+    registry = Registry()
+    registry.add(Rule("minified_code", RuleKind.FILE, JS | PY, lambda ctx: FileFinding(1, "m"), 20))
+    registry.add(Rule("obfuscated_identifiers", RuleKind.FILE, JS, lambda ctx: FileFinding(2, "o"), 10))
+    js_ctx, py_ctx = FileContext(JS_, b"x"), FileContext(PY_, b"x", "x")
+    assert [b for b, _f in registry.file_behaviours(js_ctx)] == ["obfuscated_identifiers", "minified_code"]
+    assert [b for b, _f in registry.file_behaviours(py_ctx)] == ["minified_code"]
+    registry.add(Rule("base64_string", RuleKind.FILE, PY, lambda ctx: None, 0))
+    registry.add(Rule("escaped_string", RuleKind.FILE, JS, lambda ctx: FileFinding(3, "e"), 0))
+    assert [b for b, _f in registry.file_behaviours(js_ctx)] == [
+        "escaped_string", "obfuscated_identifiers", "minified_code"]
+    assert [b for b, _f in registry.file_behaviours(py_ctx)] == ["minified_code"]

@@ -125,7 +125,11 @@ _QUERY_SOURCE = """
 # No text predicates (#eq?): on a tree parsed through a read callback, tree-sitter fetches each
 # candidate's text through the callback again, which made one 1.8 MB file take minutes.
 _QUERY = Query(_JS, _QUERY_SOURCE)
-_ENV_WORD = re.compile(rb"\benv\b")
+# The word `env` (`\benv\b`) as `env\b` plus a look at the byte before: a pattern that starts with a
+# literal is searched for that literal first, one that starts with `\b` is tried at every byte (10x
+# the CPU on a bundle).
+_ENV_WORD = re.compile(rb"env\b")
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _UPLOAD_METHOD = re.compile(rb"(?i)\bmethod['\"]?\s*:\s*['\"`](?:post|put|patch)['\"`]")
 
 _SUBSCRIPT_INDEX_TYPES = frozenset({"string", "binary_expression", "template_string"})
@@ -204,6 +208,21 @@ def _by_line_column(items: list[_Positioned]) -> tuple[_Positioned, ...]:
     ordered = sorted(items, key=_COLUMN)
     ordered.sort(key=_LINE)
     return tuple(ordered)
+
+
+def _upload_method_in(data: bytes) -> bool:
+    """`_UPLOAD_METHOD.search(data) is not None`, with the pattern tried only where `method` is (in any
+    ASCII case, as `(?i)` on bytes folds it): a case-insensitive pattern that starts with `\b` is
+    otherwise tried at every byte of the file. `match` at a position still sees the byte before
+    it for the `\b`."""
+    lowered = data.lower()
+    find = lowered.find
+    at = find(b"method")
+    while at != -1:
+        if _UPLOAD_METHOD.match(data, at):
+            return True
+        at = find(b"method", at + 1)
+    return False
 
 
 def _outer_first(nodes: Iterable[Node]) -> list[Node]:
@@ -1386,7 +1405,7 @@ class _Extractor:
         self.build_functions(captures.get("function", []),
                              self.function_name_nodes(captures.get("fn_name", []), captures.get("named_fn", [])))
         self.file_signals(root)
-        self.has_post_method = _UPLOAD_METHOD.search(self.data) is not None
+        self.has_post_method = _upload_method_in(self.data)
         captures["env"] = self.env_members(root)
         try:
             self.process(captures)
@@ -1398,7 +1417,10 @@ class _Extractor:
     def env_members(self, root: Node) -> list[Node]:
         """Member expressions `X.env`, found from the word's occurrences rather than a predicate query."""
         found: list[Node] = []
-        for match in _ENV_WORD.finditer(self.data):
+        data = self.data
+        for match in _ENV_WORD.finditer(data):
+            if match.start() and data[match.start() - 1] in _WORD_BYTES:
+                continue  # `\benv`: not after a word character
             node = root.descendant_for_byte_range(match.start(), match.end())
             if node is None or node.type != "property_identifier":
                 continue

@@ -119,6 +119,7 @@ class Registry:
         # Per language: the import rules asked for every import, and the others by root (see _import_rules).
         self._import_index: dict[Language, tuple[tuple[Rule, ...], dict[str, tuple[Rule, ...]]]] = {}
         self._strings: dict[RuleKind, tuple[tuple[Callable[..., object], str, int], ...]] = {}
+        self._files: dict[Language, tuple[Rule, ...]] = {}
         self._kinds: dict[RuleKind, tuple[Rule, ...]] = {}
 
     def add(self, rule: Rule) -> None:
@@ -136,6 +137,7 @@ class Registry:
         self._attributes.clear()
         self._imports.clear()
         self._import_index.clear()
+        self._files.clear()
         self._strings.clear()
         self._kinds.clear()
 
@@ -253,9 +255,13 @@ class Registry:
 
     def file_behaviours(self, ctx: FileContext) -> list[tuple[str, FileFinding]]:
         """(behaviour, finding) for each file rule of the language that finds something, in order."""
+        rules = self._files.get(ctx.language)
+        if rules is None:  # asked once per file: a package of a thousand files scanned every rule each time
+            rules = self._files[ctx.language] = tuple(sorted(
+                (r for r in self.rules if r.kind is RuleKind.FILE and ctx.language in r.languages),
+                key=lambda r: r.order))
         out: list[tuple[str, FileFinding]] = []
-        for rule in sorted((r for r in self.rules if r.kind is RuleKind.FILE and ctx.language in r.languages),
-                           key=lambda r: r.order):
+        for rule in rules:
             finding = rule.check(ctx)
             if isinstance(finding, FileFinding):
                 out.append((rule.behaviour, finding))
