@@ -415,3 +415,69 @@ def test_request_options_through_a_name_and_constants() -> None:
 ])
 def test_request_options_with_an_unknown_host_name_no_destination(source: str) -> None:
     assert not _url_events("const https = require('https');\n" + source + "\n")
+
+
+# --- orderings: the stable multi-pass sorts equal the tuple-key sorts they replaced ---------------
+def test_node_orders_equal_the_tuple_key_sorts() -> None:
+    import random
+
+    import tree_sitter_javascript
+    from tree_sitter import Language as TSLanguage
+    from tree_sitter import Parser, Query, QueryCursor
+
+    from malseq.features.javascript import _outer_first, _source_order
+
+    js = TSLanguage(tree_sitter_javascript.language())
+    # Nodes that share a start byte (`a().b().c()`, `x = y = z`), nest, or share start and end
+    # (an expression statement and its call): where the tie-breaks decide the order.
+    source = b"a().b(c(d, 'e')).f`g${h()}`; x = y = [1, 'k', function m() { n => o(p) }]; (q)(r)"
+    root = Parser(js).parse(source).root_node
+    captures = QueryCursor(Query(js, "_ @any")).captures(root)
+    nodes = captures["any"]
+    assert len({(n.start_byte, n.end_byte) for n in nodes}) < len(nodes)  # the ties are there
+    rng = random.Random(7)
+    for _ in range(20):
+        shuffled = nodes[:]
+        rng.shuffle(shuffled)
+        assert [n.id for n in _source_order(shuffled)] == [
+            n.id for n in sorted(shuffled, key=lambda n: (n.start_byte, -n.end_byte, n.type))]
+        assert [n.id for n in _outer_first(shuffled)] == [
+            n.id for n in sorted(shuffled, key=lambda n: (n.start_byte, -n.end_byte))]
+
+
+def test_results_sorted_by_line_and_column_keep_equal_positions_in_emission_order() -> None:
+    import random
+
+    from malseq.features.javascript import _by_line_column
+    from malseq.features.types import BehaviourEvent
+
+    rng = random.Random(3)
+    events = [BehaviourEvent(f"b{i}", "f.js", rng.randint(1, 5), rng.randint(0, 3), "s", "") for i in range(300)]
+    assert [e.behaviour for e in _by_line_column(events)] == [
+        e.behaviour for e in sorted(events, key=lambda e: (e.line, e.column))]
+
+
+def test_whole_file_searches_answer_like_the_patterns_they_replace() -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from malseq.features.javascript import _ENV_WORD, _UPLOAD_METHOD, _WORD_BYTES, _upload_method_in
+
+    env_word = re.compile(rb"\benv\b")
+    pieces = st.sampled_from([b"method", b"METHOD", b"Method", b"env", b"ENV", b"_", b"a", b"9", b"$", b" ",
+                              b":", b"'", b'"', b"`", b"post", b"PUT", b"patch", b"get", b".", b"\n", b"\xc3\xa9"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(pieces, max_size=14))
+    def check(parts: list[bytes]) -> None:
+        data = b"".join(parts)
+        assert _upload_method_in(data) is (_UPLOAD_METHOD.search(data) is not None)
+        assert [m.start() for m in _ENV_WORD.finditer(data)
+                if not (m.start() and data[m.start() - 1] in _WORD_BYTES)] == [
+            m.start() for m in env_word.finditer(data)]
+
+    check()
+    assert _upload_method_in(b"fetch(u, {Method: 'POST'})")
+    assert not _upload_method_in(b"fetch(u, {xmethod: 'POST'})")

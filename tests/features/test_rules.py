@@ -112,6 +112,39 @@ def test_order_of_events_at_one_call_follows_rule_order_not_registration() -> No
     assert registry.call_behaviours(CallContext(PY_, "f")) == ["network_request", "upload_data"]
 
 
+def _import_rules_by_scan(registry: Registry, language: Language, root: str) -> list[Rule]:
+    """What the per-language import index replaced: every rule scanned, stable-sorted by order."""
+    return sorted((r for r in registry.rules if r.kind is RuleKind.IMPORT and language in r.languages
+                   and (r.every or root in r.roots)), key=lambda r: r.order)
+
+
+def test_import_rules_from_the_index_are_those_a_scan_of_every_rule_finds() -> None:
+    registry = Registry()
+    # Equal orders across every/rooted rules and registration order against the order: the index
+    # has to keep a stable sort's answer (registration order among equal orders).
+    registry.add(Rule("import_network_module", RuleKind.IMPORT, JS, lambda ctx: True, 5, roots=frozenset({"http"})))
+    registry.add(Rule("import_process_module", RuleKind.IMPORT, JS, lambda ctx: True, 5, every=True))
+    registry.add(Rule("import_fs_module", RuleKind.IMPORT, JS | PY, lambda ctx: True, 1,
+                      roots=frozenset({"http", "fs"})))
+    registry.add(Rule("import_encoding_module", RuleKind.IMPORT, PY, lambda ctx: True, 0, every=True,
+                      roots=frozenset({"http"})))
+    for language in (JS_, PY_):
+        for root in ("http", "fs", "_0x3f2a", ""):
+            expected = _import_rules_by_scan(registry, language, root)
+            assert list(registry._import_rules(language, root)) == expected, (language, root)
+            assert registry.import_behaviours(ImportContext(language, root, root)) == list(
+                dict.fromkeys(r.behaviour for r in expected))
+    assert [r.behaviour for r in registry._import_rules(JS_, "http")] == [
+        "import_fs_module", "import_network_module", "import_process_module"]
+    # A rule added later is seen (the index is rebuilt), and so is every rule of the real registry.
+    registry.add(Rule("import_network_module", RuleKind.IMPORT, JS, lambda ctx: True, 0, roots=frozenset({"fs"})))
+    assert list(registry._import_rules(JS_, "fs")) == _import_rules_by_scan(registry, JS_, "fs")
+    roots = {root for r in REGISTRY.rules for root in r.roots} | {"child_process", "not-a-module", "_0xabc"}
+    for language in (JS_, PY_):
+        for root in sorted(roots):
+            assert list(REGISTRY._import_rules(language, root)) == _import_rules_by_scan(REGISTRY, language, root)
+
+
 def test_attribute_import_string_and_file_rules() -> None:
     assert REGISTRY.attribute_behaviours(AttributeContext(PY_, "os.environ")) == ["read_env"]
     assert REGISTRY.attribute_behaviours(AttributeContext(JS_, "process.env")) == ["read_env"]
@@ -234,3 +267,19 @@ def test_setup_engine_hands_the_rules_what_called_code_does() -> None:
     events = analyse_python_text("setup.py", source).events
     found = {(e.behaviour, e.line) for e in events if e.behaviour.startswith("setup_")}
     assert found == {("setup_command_override", 13), ("setup_code_execution", 12)}
+
+
+def test_file_rules_of_a_language_by_order_and_a_later_rule_is_asked_too() -> None:
+    from malseq.features.rules import FileFinding
+
+    registry = Registry()
+    registry.add(Rule("minified_code", RuleKind.FILE, JS | PY, lambda ctx: FileFinding(1, "m"), 20))
+    registry.add(Rule("obfuscated_identifiers", RuleKind.FILE, JS, lambda ctx: FileFinding(2, "o"), 10))
+    js_ctx, py_ctx = FileContext(JS_, b"x"), FileContext(PY_, b"x", "x")
+    assert [b for b, _f in registry.file_behaviours(js_ctx)] == ["obfuscated_identifiers", "minified_code"]
+    assert [b for b, _f in registry.file_behaviours(py_ctx)] == ["minified_code"]
+    registry.add(Rule("base64_string", RuleKind.FILE, PY, lambda ctx: None, 0))
+    registry.add(Rule("escaped_string", RuleKind.FILE, JS, lambda ctx: FileFinding(3, "e"), 0))
+    assert [b for b, _f in registry.file_behaviours(js_ctx)] == [
+        "escaped_string", "obfuscated_identifiers", "minified_code"]
+    assert [b for b, _f in registry.file_behaviours(py_ctx)] == ["minified_code"]

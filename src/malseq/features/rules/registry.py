@@ -116,7 +116,10 @@ class Registry:
         self._last_index: tuple[Language | None, _CallIndex | None] = (None, None)
         self._attributes: dict[tuple[Language, str], tuple[Rule, ...]] = {}
         self._imports: dict[tuple[Language, str], tuple[Rule, ...]] = {}
+        # Per language: the import rules asked for every import, and the others by root (see _import_rules).
+        self._import_index: dict[Language, tuple[tuple[Rule, ...], dict[str, tuple[Rule, ...]]]] = {}
         self._strings: dict[RuleKind, tuple[tuple[Callable[..., object], str, int], ...]] = {}
+        self._files: dict[Language, tuple[Rule, ...]] = {}
         self._kinds: dict[RuleKind, tuple[Rule, ...]] = {}
 
     def add(self, rule: Rule) -> None:
@@ -133,6 +136,8 @@ class Registry:
         self._last_index = (None, None)
         self._attributes.clear()
         self._imports.clear()
+        self._import_index.clear()
+        self._files.clear()
         self._strings.clear()
         self._kinds.clear()
 
@@ -189,9 +194,7 @@ class Registry:
         key = (ctx.language, ctx.root)
         rules = self._imports.get(key)
         if rules is None:
-            rules = tuple(sorted(
-                (r for r in self.rules if r.kind is RuleKind.IMPORT and ctx.language in r.languages
-                 and (r.every or ctx.root in r.roots)), key=lambda r: r.order))
+            rules = self._import_rules(ctx.language, ctx.root)
             if len(self._imports) < _MEMO_LIMIT:
                 self._imports[key] = rules
         found: list[str] = []
@@ -199,6 +202,29 @@ class Registry:
             if rule.behaviour not in found and rule.check(ctx):
                 found.append(rule.behaviour)
         return found
+
+    def _import_rules(self, language: Language, root: str) -> tuple[Rule, ...]:
+        """The import rules of the language that are `every` or list `root`, by order (registration
+        order among equal orders). From a per-language index: obfuscators' string arrays ask about
+        thousands of distinct would-be module names, and a scan of every rule for each cost more
+        than the rules themselves."""
+        index = self._import_index.get(language)
+        if index is None:
+            every: list[Rule] = []
+            by_root: dict[str, list[Rule]] = {}
+            for r in self.rules:
+                if r.kind is RuleKind.IMPORT and language in r.languages:
+                    if r.every:
+                        every.append(r)
+                    else:
+                        for root_name in r.roots:
+                            by_root.setdefault(root_name, []).append(r)
+            position = {id(r): i for i, r in enumerate(self.rules)}
+            index = (tuple(sorted(every, key=lambda r: r.order)),
+                     {name: tuple(sorted(every + named, key=lambda r: (r.order, position[id(r)])))
+                      for name, named in by_root.items()})
+            self._import_index[language] = index
+        return index[1].get(root, index[0])
 
     def string_behaviours(self, ctx: StringContext) -> list[str]:
         """Behaviour ids a string value names (or, for a raw literal, how it is written), in order."""
@@ -229,9 +255,13 @@ class Registry:
 
     def file_behaviours(self, ctx: FileContext) -> list[tuple[str, FileFinding]]:
         """(behaviour, finding) for each file rule of the language that finds something, in order."""
+        rules = self._files.get(ctx.language)
+        if rules is None:  # asked once per file: a package of a thousand files scanned every rule each time
+            rules = self._files[ctx.language] = tuple(sorted(
+                (r for r in self.rules if r.kind is RuleKind.FILE and ctx.language in r.languages),
+                key=lambda r: r.order))
         out: list[tuple[str, FileFinding]] = []
-        for rule in sorted((r for r in self.rules if r.kind is RuleKind.FILE and ctx.language in r.languages),
-                           key=lambda r: r.order):
+        for rule in rules:
             finding = rule.check(ctx)
             if isinstance(finding, FileFinding):
                 out.append((rule.behaviour, finding))
