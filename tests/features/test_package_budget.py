@@ -43,8 +43,8 @@ PADDED_FILES = 60
 SMALL_BUDGET = 200_000  # units: a handful of the padding modules
 
 
-def _padded_package(root: Path) -> Path:
-    """A PyPI sdist whose setup.py uploads the environment, with 60 padding modules under `lib/`
+def _padded_package(root: Path, padded: int = PADDED_FILES) -> Path:
+    """A PyPI sdist whose setup.py uploads the environment, with `padded` modules under `lib/`
     (sorted before `setup.py`) and one module setup.py imports."""
     (root / "lib").mkdir(parents=True)
     (root / "setup.py").write_text(
@@ -53,7 +53,7 @@ def _padded_package(root: Path) -> Path:
         "setup(name='padded-demo', version='1.0', packages=['lib'])\n")
     (root / "helper.py").write_text("import base64\nTOKEN = base64.b64decode('aGVsbG8=')\n")
     (root / "lib" / "__init__.py").write_text("")
-    for i in range(PADDED_FILES):
+    for i in range(padded):
         (root / "lib" / f"mod_{i:02}.py").write_text(PADDING)
     return root
 
@@ -108,7 +108,7 @@ def test_the_cut_falls_at_the_same_file_whatever_the_cpu_seconds_deadline(
 
 
 def test_an_uncut_package_is_analysed_the_same_whatever_the_reading_order(tmp_path: Path) -> None:
-    package = _load(_padded_package(tmp_path / "pkg"))
+    package = _load(_padded_package(tmp_path / "pkg", padded=6))
     analysis = analyse_package(package, Deadline(120))
     assert analysis.unread == ()
     # the files in the package's own order, each analysed as on its own (what analyses were before)

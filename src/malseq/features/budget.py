@@ -18,7 +18,11 @@ to make a loaded scanner read less of it):
   keeps what it found and is marked `budget_exhausted`. Passes that must see the end of a file
   reserve `TAIL_SHARE` of the units for it (`head_then_tail`).
 
-The package-level wall-clock `Deadline` is only a safety net: a budget checks it every
+A package is bounded the same way: every root budget of its files reports what it spends to the
+package's `PackageWorkBudget`, which also counts each file's parse units; once `PACKAGE_WORK_UNITS`
+are spent no further file is read, and the files left are listed (`PackageAnalysis.unread`).
+
+The package-level CPU-seconds `Deadline` is only a safety net behind both: a budget checks it every
 `DEADLINE_CHECK_UNITS` units, and `Deadline.check` raises `TimeBudgetExceeded`, which turns the
 whole target into an error result. It never shortens what is read.
 
@@ -112,8 +116,12 @@ MAX_DEPTH_CUTS = 4
 # read (`file_read_units`) plus every work unit its analyses spend. Files are read whole, most
 # important first (`malseq.features.order`), until the units run out; the rest are not read and
 # listed as evidence. Checked between files, so the overshoot is at most one file's own bounds.
-# Calibration: docs/results/speed/README.md ("Package work budget").
-PACKAGE_WORK_UNITS = 20_000_000
+# Calibration (bench/budget_probe.py --packages --uncapped; docs/results/speed/README.md, "A package
+# work budget"): the largest benign releases measured take pandas 3.1.1 sdist 17.2M units, django
+# 6.1.3 sdist 14.3M, numpy 2.5.5 sdist 12.2M, typescript 5.9.3 1.8M; vllm-tpu 0.32.0's sdist would
+# take about 42M. A unit costs 2.3-3.4 us of CPU on the shared machine under a load average of 20-30,
+# so the cut costs about a minute of CPU there: 1.4x the largest benign release, no less.
+PACKAGE_WORK_UNITS = 24_000_000
 # What opening a file costs besides its parse and walk (parser and query set-up, the result's
 # records), so a package of many small files is counted too.
 FILE_BASE_UNITS = 100
