@@ -24,8 +24,8 @@ class Limits:
     max_nesting: int = 3
     # CPU seconds per target, intake and analysis together: only a safety net behind the counted
     # package work budget (malseq.features.budget.PACKAGE_WORK_UNITS), which must always end first.
-    # Its largest cut costs about 40 CPU s on an idle 2-core machine and up to about 90 under a load
-    # average of 25 (docs/results/speed/README.md), hence 120.
+    # The cuts measured cost 67-81 CPU s for a whole scan under a load average near 30 (the shared
+    # 2-core machine; docs/results/speed/README.md), over the former 60: hence 120.
     time_budget_seconds: float = 120.0
 
 
