@@ -1,6 +1,14 @@
-"""Per-file work budgets on big inputs: events found, budget hit, CPU seconds (issue 10 item 4).
+"""Per-file work budgets on big inputs: events found, budget hit, CPU seconds (issue 10 item 4);
+the package work budget on whole packages (issue 14 part 2).
 
 Usage: PYTHONPATH=src python bench/budget_probe.py [DATASET_DIR]
+       PYTHONPATH=src python bench/budget_probe.py --packages [--uncapped] TARGET...
+
+`--packages` reads each TARGET (a path or a registry spec, from malseq's download cache only:
+`--offline`; append `#sdist` to a PyPI spec for its sdist) and runs the features and sequence
+stages with the default package work budget (`PACKAGE_WORK_UNITS`), printing the units spent,
+whether the package was cut (and how many files were not read) and the CPU seconds of the two
+stages; `--uncapped` also prints the units the whole package would take.
 
 Analyses (as data, through malseq's intake; nothing is installed or run) a generated ~6 MB
 minified JavaScript bundle, a generated ~6 MB Python module whose last lines post os.environ out,
@@ -55,7 +63,41 @@ def sample_files(root: Path, archives: int = 16, min_bytes: int = 150_000) -> li
     return out
 
 
+def packages(specs: list[str], uncapped: bool) -> None:
+    from malseq.features import analyse_package
+    from malseq.features.budget import PACKAGE_WORK_UNITS, PackageWorkBudget
+    from malseq.intake import PypiDistribution
+    from malseq.intake.targets import parse_target
+    from malseq.sequence import build_sequence
+
+    print(f"# PACKAGE_WORK_UNITS={PACKAGE_WORK_UNITS}")
+    for spec in specs:
+        text, _, form = spec.partition("#")
+        distribution = PypiDistribution.SDIST if form == "sdist" else PypiDistribution.AUTO
+        package = load_target(parse_target(text), IntakeOptions(offline=True, pypi_distribution=distribution),
+                              Deadline(None))
+        budget = PackageWorkBudget()
+        start = time.process_time()
+        analysis = analyse_package(package, Deadline(None), budget)
+        features = time.process_time() - start
+        start = time.process_time()
+        build_sequence(package, analysis, Deadline(None))
+        sequence = time.process_time() - start
+        line = (f"{spec[:48]:48} {package.origin.filename or '-':60.60} files={len(package.source_files):5} "
+                f"units={budget.used:9} cut={bool(analysis.unread)!s:5} unread={len(analysis.unread):5} "
+                f"features_cpu={features:6.2f}s sequence_cpu={sequence:5.2f}s")
+        if uncapped:
+            whole = PackageWorkBudget(2**62)
+            analyse_package(package, Deadline(None), whole)
+            line += f" uncapped_units={whole.used}"
+        print(line, flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--packages"]:
+        rest = sys.argv[2:]
+        packages([a for a in rest if a != "--uncapped"], "--uncapped" in rest)
+        return
     files = generated()
     if len(sys.argv) > 1:
         files += sample_files(Path(sys.argv[1]))

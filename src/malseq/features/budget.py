@@ -18,7 +18,11 @@ to make a loaded scanner read less of it):
   keeps what it found and is marked `budget_exhausted`. Passes that must see the end of a file
   reserve `TAIL_SHARE` of the units for it (`head_then_tail`).
 
-The package-level wall-clock `Deadline` is only a safety net: a budget checks it every
+A package is bounded the same way: every root budget of its files reports what it spends to the
+package's `PackageWorkBudget`, which also counts each file's parse units; once `PACKAGE_WORK_UNITS`
+are spent no further file is read, and the files left are listed (`PackageAnalysis.unread`).
+
+The package-level CPU-seconds `Deadline` is only a safety net behind both: a budget checks it every
 `DEADLINE_CHECK_UNITS` units, and `Deadline.check` raises `TimeBudgetExceeded`, which turns the
 whole target into an error result. It never shortens what is read.
 
@@ -54,13 +58,16 @@ __all__ = [
     "MAX_PARSE_UNITS",
     "NESTED_WORK_UNITS",
     "NODE_UNITS",
+    "PACKAGE_WORK_UNITS",
     "SCOPE_UNITS",
     "TAIL_SHARE",
     "BudgetExhausted",
+    "PackageWorkBudget",
     "WorkBudget",
     "cut_out",
     "first_too_deep",
     "head_then_tail",
+    "file_read_units",
     "parse_cost",
     "parse_window",
 ]
@@ -105,11 +112,45 @@ DEPTH_SCAN_SPAN_BYTES = 1024
 DEPTH_SCAN_STEPS_PER_UNIT = 16
 MAX_DEPTH_CUTS = 4
 
+# Units the features stage may spend on one package (issue 14 part 2): the parse units of every file
+# read (`file_read_units`) plus every work unit its analyses spend. Files are read whole, most
+# important first (`malseq.features.order`), until the units run out; the rest are not read and
+# listed as evidence. Checked between files, so the overshoot is at most one file's own bounds.
+# Calibration (bench/budget_probe.py --packages --uncapped; docs/results/speed/README.md, "A package
+# work budget"): the largest benign releases measured take pandas 3.1.1 sdist 17.2M units, django
+# 6.1.3 sdist 14.3M, numpy 2.5.5 sdist 12.2M, typescript 5.9.3 1.8M; vllm-tpu 0.32.0's sdist would
+# take about 42M. A unit costs 2.3-3.4 us of CPU on the shared machine under a load average of 20-30,
+# so the cut costs about a minute of CPU there: 1.4x the largest benign release, no less.
+PACKAGE_WORK_UNITS = 24_000_000
+# What opening a file costs besides its parse and walk (parser and query set-up, the result's
+# records), so a package of many small files is counted too.
+FILE_BASE_UNITS = 100
+
 T = TypeVar("T")
 
 
 class BudgetExhausted(Exception):
     """A work budget ran out; results so far are kept and the file is marked budget_exhausted."""
+
+
+class PackageWorkBudget:
+    """Counted units of one package's features stage (`PACKAGE_WORK_UNITS`).
+
+    The per-file budgets of the package's files report every unit they spend here (a `WorkBudget`
+    made with `meter=`), and the package charges each file's parse units; `exhausted` is asked
+    between files only, so a file is read whole (within its own budget) or not at all, and the cut
+    falls after the same file for the same package on any machine and under any load."""
+
+    def __init__(self, units: int | None = None) -> None:
+        self.units = PACKAGE_WORK_UNITS if units is None else max(0, units)
+        self.used = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.units
+
+    def charge(self, units: int) -> None:
+        self.used += units
 
 
 class WorkBudget:
@@ -118,16 +159,21 @@ class WorkBudget:
     `spend(n)` raises `BudgetExhausted` once more than `units` have been spent, and lets the
     deadline raise `TimeBudgetExceeded` every `DEADLINE_CHECK_UNITS` units. A share made with
     `share()` spends from its parent too, so a pass can be capped without overspending the file.
+    A budget without a parent reports what it spends to `meter` (the package's budget), if any.
     """
 
     def __init__(self, units: int, deadline: Deadline | None = None, what: str = "analysing a file",
-                 parent: WorkBudget | None = None) -> None:
+                 parent: WorkBudget | None = None, meter: PackageWorkBudget | None = None) -> None:
         self.units = max(0, units)
         self.used = 0
         self.exhausted = False
         self.deadline = deadline
         self.what = what
         self._parent = parent
+        # The package budget a new root budget for the same file reports to (`WorkBudget(..., meter=b.meter)`).
+        self.meter: PackageWorkBudget | None = parent.meter if parent is not None else meter
+        # Only a root budget reports to it: a share's units reach it through the parent's spend.
+        self._meter = meter if parent is None else None
         self._next_check = DEADLINE_CHECK_UNITS
 
     @property
@@ -144,6 +190,8 @@ class WorkBudget:
                 self.exhausted = True
                 raise
         self.used += units
+        if self._meter is not None:
+            self._meter.used += units
         if self.used > self.units:
             self.exhausted = True
             raise BudgetExhausted
@@ -208,6 +256,16 @@ def parse_cost(data: bytes, start: int = 0, end: int | None = None) -> int:
     """Parse units of `data[start:end]` (see `MAX_PARSE_UNITS`)."""
     end = len(data) if end is None else end
     return (end - start) // PARSE_BYTES_PER_UNIT + sum(data.count(d, start, end) for d in _DELIMITERS)
+
+
+def file_read_units(data: bytes, parsed: bool) -> int:
+    """Units a package budget charges for opening a file of `data`, besides the work units its
+    analysis spends: `FILE_BASE_UNITS`, plus what its parse reads (at most `MAX_PARSE_UNITS`) for a
+    parsed language, else one per byte of its line-by-line pass (a shell, batch or PowerShell file:
+    every script pattern is tried on every line, about a work unit's CPU per byte)."""
+    if parsed:
+        return FILE_BASE_UNITS + min(parse_cost(data), MAX_PARSE_UNITS)
+    return FILE_BASE_UNITS + len(data)
 
 
 def parse_window(data: bytes) -> tuple[int, int] | None:

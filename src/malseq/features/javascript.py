@@ -34,6 +34,7 @@ from malseq.features.budget import (
     NESTED_WORK_UNITS,
     NODE_UNITS,
     BudgetExhausted,
+    PackageWorkBudget,
     WorkBudget,
     cut_out,
     first_too_deep,
@@ -1784,14 +1785,16 @@ class _JavaScriptFileFacts(FileFacts):
         return node.start_byte, node.end_byte
 
 
-def analyse_javascript(file: PackageFile, deadline: Deadline, work: WorkBudget | None = None) -> FileAnalysis:
+def analyse_javascript(file: PackageFile, deadline: Deadline, work: WorkBudget | None = None,
+                       meter: PackageWorkBudget | None = None) -> FileAnalysis:
     """Behaviour events, functions, call sites and bindings of one JavaScript file.
 
-    Bounded by counted work (`work`, by default `FILE_WORK_UNITS`); raises `TimeBudgetExceeded`
-    (and only that) when the package deadline passes, never returns a shorter result for it."""
+    Bounded by counted work (`work`, by default `FILE_WORK_UNITS` reported to the package budget
+    `meter`); raises `TimeBudgetExceeded` (and only that) when the package deadline passes, never
+    returns a shorter result for it."""
     deadline.check(f"analysing {file.path}")
     extractor = _Extractor(file, work if work is not None else WorkBudget(FILE_WORK_UNITS, deadline,
-                                                                         f"analysing {file.path}"))
+                                                                         f"analysing {file.path}", meter=meter))
     try:
         extractor.run()
     except RecursionError:

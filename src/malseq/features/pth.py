@@ -15,7 +15,7 @@ engine's per-file work budget.
 from __future__ import annotations
 
 from malseq._deadline import Deadline
-from malseq.features.budget import FILE_WORK_UNITS, WorkBudget
+from malseq.features.budget import FILE_WORK_UNITS, PackageWorkBudget, WorkBudget, file_read_units
 from malseq.features.types import FileAnalysis
 from malseq.intake.package import Package
 
@@ -39,8 +39,10 @@ def pth_code(text: str) -> str | None:
     return "\n".join(out) + "\n" if found else None
 
 
-def pth_code_analyses(package: Package, deadline: Deadline) -> tuple[FileAnalysis, ...]:
-    """One analysis per `.pth` file of the package that holds executable lines."""
+def pth_code_analyses(package: Package, deadline: Deadline,
+                      meter: PackageWorkBudget | None = None) -> tuple[FileAnalysis, ...]:
+    """One analysis per `.pth` file of the package that holds executable lines; their parse and work
+    units are charged to `meter` (the package budget), if given."""
     from malseq.features.python import analyse_python_text
 
     if package.pypi is None:
@@ -52,6 +54,9 @@ def pth_code_analyses(package: Package, deadline: Deadline) -> tuple[FileAnalysi
         if source is None:
             continue
         deadline.check(f"analysing {path}")
-        out.append(analyse_python_text(path, source.encode("utf-8"),
-                                       WorkBudget(FILE_WORK_UNITS, deadline, f"analysing {path}")))
+        code = source.encode("utf-8")
+        if meter is not None:
+            meter.charge(file_read_units(code, True))
+        out.append(analyse_python_text(path, code, WorkBudget(FILE_WORK_UNITS, deadline, f"analysing {path}",
+                                                              meter=meter)))
     return tuple(out)

@@ -45,6 +45,7 @@ from malseq.features.budget import (
     NODE_UNITS,
     SCOPE_UNITS,
     BudgetExhausted,
+    PackageWorkBudget,
     WorkBudget,
     cut_out,
     first_too_deep,
@@ -519,7 +520,7 @@ class _FileAnalyser:
         # The file-level and setup.py checks run on an allowance of their own, so a file whose walk
         # was cut still gets them (they are linear in the file or fold a few setup() arguments).
         file_work = self.work
-        self.work = WorkBudget(NESTED_WORK_UNITS, file_work.deadline, file_work.what)
+        self.work = WorkBudget(NESTED_WORK_UNITS, file_work.deadline, file_work.what, meter=file_work.meter)
         try:
             self._file_level()
             if self.is_setup and self.depth == 0:
@@ -2218,14 +2219,17 @@ def analyse_python_text(path: str, source: bytes, work: WorkBudget | None = None
     return analyser.result(Language.PYTHON, time.monotonic() - start)
 
 
-def analyse_python(file: PackageFile, deadline: Deadline, package_paths: frozenset[str] = frozenset()) -> FileAnalysis:
+def analyse_python(file: PackageFile, deadline: Deadline, package_paths: frozenset[str] = frozenset(),
+                   meter: PackageWorkBudget | None = None) -> FileAnalysis:
     """Behaviour events and call-graph facts of one Python file. Never raises on bad input.
+    `meter`: the package budget every work unit spent is reported to.
 
     Raises `TimeBudgetExceeded` (and only that) when the package deadline passes mid-file."""
     start = time.monotonic()
     try:
         return analyse_python_text(file.path, file.data, WorkBudget(FILE_WORK_UNITS, deadline,
-                                                                    f"analysing {file.path}"), package_paths)
+                                                                    f"analysing {file.path}", meter=meter),
+                                   package_paths)
     except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:  # pragma: no cover - defensive
         del exc
         return FileAnalysis(file.path, Language.PYTHON, (), (), (), (), parse_errors=True, budget_exhausted=True,

@@ -106,6 +106,9 @@ class PackageAnalysis:
     # scripts (file "package.json"), .pth lines, metadata-level findings.
     manifest_events: tuple[BehaviourEvent, ...]
     seconds: float = 0.0
+    # Source files not read because the package work budget ran out (features.budget.PACKAGE_WORK_UNITS),
+    # in reading order: the verdict stands on the files read, and these are the evidence of the cut.
+    unread: tuple[str, ...] = ()
 
     def all_events(self) -> tuple[BehaviourEvent, ...]:
         out = list(self.manifest_events)

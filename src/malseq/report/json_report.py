@@ -18,6 +18,8 @@ from malseq.scan import PackageInfo, TargetResult
 from malseq.sequence.types import BehaviourSequence
 
 SCHEMA_VERSION = 1
+# Unread files (`unread_files.first`) a report lists by path; the count says how many there are in all.
+UNREAD_LISTED = 20
 
 
 def _package(info: PackageInfo) -> dict[str, Any]:
@@ -105,6 +107,9 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
     if result.analysis is not None:
         out["behaviours"] = _behaviours(result.analysis)
         out["partial_files"] = [f.path for f in result.analysis.files if f.budget_exhausted]
+        if result.analysis.unread:  # the package work budget ran out: what was not read, in reading order
+            out["unread_files"] = {"count": len(result.analysis.unread),
+                                   "first": list(result.analysis.unread[:UNREAD_LISTED])}
     if result.sequence is not None:
         out["sequence"] = _sequence(result.sequence)
     out.update(score_fields(result))

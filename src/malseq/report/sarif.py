@@ -61,6 +61,7 @@ from malseq.features.catalogue import BEHAVIOURS, BY_ID
 from malseq.features.types import Dimension
 from malseq.intake.package import Ecosystem
 from malseq.intake.targets import LocalTarget, RegistryTarget, parse_target, release_spec
+from malseq.report.json_report import UNREAD_LISTED
 from malseq.report.text import top_reasons
 from malseq.sanitize import clean
 from malseq.scan import TargetResult
@@ -359,6 +360,10 @@ def _properties(result: TargetResult) -> dict[str, Any]:
             props["sha256"] = info.origin.sha256
     if result.pinned_by:
         props["pinnedBy"] = [{"lockfile": p.lockfile, "line": p.line} for p in result.pinned_by]
+    if result.analysis is not None and result.analysis.unread:
+        # the package work budget ran out: the result stands on the files read, these were not
+        props["unreadFiles"] = len(result.analysis.unread)
+        props["unreadFilesFirst"] = list(result.analysis.unread[:UNREAD_LISTED])
     return props
 
 
@@ -384,6 +389,9 @@ def _malicious(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None
             f"{n}. [{step.stage.value}] {BY_ID[step.behaviour].phrase} at {clean(step.file, 200)}:{step.line}"
             for n, step in enumerate(reasons, 1))
     message += _pinned_text(result)
+    if result.analysis is not None and result.analysis.unread:
+        message += (f"; analysis budget exhausted: {len(result.analysis.unread)} file(s) not read, "
+                    f"e.g. {clean(result.analysis.unread[0], 200)}")
     props = _properties(result)
     props["score"] = result.score
     if result.threshold is not None:

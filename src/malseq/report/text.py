@@ -184,6 +184,12 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
             more = f" and {len(cut) - 5} more" if len(cut) > 5 else ""
             lines.append(f"  analysis budget exhausted in {len(cut)} file{'' if len(cut) == 1 else 's'} "
                          f"(read in part, the rest cut): {shown_cut}{more}")
+        # The package's work budget ran out: the verdict stands on the files read, these were not.
+        not_read = result.analysis.unread
+        if not_read:
+            shown_unread = ", ".join(clean(path, 120) for path in not_read[:3])
+            lines.append(f"  analysis budget exhausted: {len(not_read)} file{'' if len(not_read) == 1 else 's'} "
+                         f"not read, e.g. {shown_unread}")
         if show_features:
             for e in sorted(events, key=lambda e: (e.file, e.line, e.column)):
                 lines.append(
@@ -193,6 +199,8 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
     # a verdict never stands without saying that part of the package was not read
     unread = _not_read(result)
     partial = f"; {unread} member(s) NOT READ, see skipped" if unread else ""
+    if result.analysis is not None and result.analysis.unread:
+        partial += f"; {len(result.analysis.unread)} file(s) NOT READ (analysis budget exhausted)"
     if result.unscored is not None:
         lines.append(f"  verdict: {_paint('NONE', color)} ({clean(result.unscored, 300)}){partial}")
     if result.score is not None:

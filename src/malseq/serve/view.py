@@ -203,6 +203,7 @@ def parse_report(report_json: str) -> ReportView:
         ("archive format", _str(origin.get("format"))),
         ("sha256", _str(origin.get("sha256"))),
         ("partial files", ", ".join(_str(p) for p in _list(report.get("partial_files"), 50))),
+        ("files not read (analysis budget exhausted)", _unread(_dict(report.get("unread_files")))),
     ) if v]
     hooks = [Pair(name, _str(cmd)) for name, cmd in list(_dict(package.get("install_scripts")).items())[:MAX_LIST]]
     if package.get("has_setup_py") is True:
@@ -233,3 +234,10 @@ def parse_report(report_json: str) -> ReportView:
                       for s in map(_dict, _list(package.get("skipped")))),
         diff=_diff(_dict(report.get("previous"))) if report.get("previous") else None,
     )
+
+
+def _unread(unread: dict[str, Any]) -> str:
+    """`N: a, b, ...` of a report's `unread_files` (the package work budget ran out), or ""."""
+    if not unread:
+        return ""
+    return f"{_int(unread.get('count'))}: " + ", ".join(_str(p) for p in _list(unread.get("first"), 20))
