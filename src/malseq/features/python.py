@@ -62,6 +62,7 @@ from malseq.features.rules import (
     CommandClassContext,
     FileContext,
     ImportContext,
+    RuleKind,
     SetupStepContext,
 )
 from malseq.features.rules.install_hook import CALLS_PACKAGE_CODE
@@ -1590,6 +1591,8 @@ class _FileAnalyser:
         self.work.spend_bytes(len(value))  # classifying costs about 0.4 us a byte
         self.classified.add(key)
         found = classify_literal(value)
+        if not found:
+            return  # most literals name nothing
         self.emit_many(found, node, snippet)
         if "base64_string" in found:
             decoded = decode_base64_text(value)
@@ -1616,9 +1619,14 @@ class _FileAnalyser:
             return
         source = self.source
         ascii_text = self.ascii_text
-        raw_end = min(end, start + 20000)
-        raw = ascii_text[start:raw_end] if ascii_text is not None else source[start:raw_end].decode("utf-8", "replace")
-        self.emit_many(classify_raw_literal(raw), node)
+        if end - start >= _raw_string_min_length():
+            # (A shorter literal as written is shorter still as text: no raw-string rule looks at it.)
+            raw_end = min(end, start + 20000)
+            raw = ascii_text[start:raw_end] if ascii_text is not None else source[start:raw_end].decode("utf-8",
+                                                                                                      "replace")
+            found = classify_raw_literal(raw)
+            if found:
+                self.emit_many(found, node)
         if parent is not None and parent.type == "concatenated_string":
             return  # classified as a whole by _on_concat
         # An interpolation starts with "{": a literal without one has none (and most have none).
@@ -2026,6 +2034,18 @@ def _call_flags(name: str) -> int:
 
 
 _CALL_FLAGS_ENTRIES = 50_000
+
+
+def _raw_string_min_length() -> int:
+    """Bytes a literal needs, as written, for some raw-string rule to look at it (`Rule.min_length`: the
+    registry skips a rule for shorter text, and a literal's text is no longer than its bytes)."""
+    if _RAW_MIN[0] != len(REGISTRY.rules):
+        _RAW_MIN[0] = len(REGISTRY.rules)
+        _RAW_MIN[1] = min((r.min_length for r in REGISTRY.rules if r.kind is RuleKind.RAW_STRING), default=1 << 62)
+    return _RAW_MIN[1]
+
+
+_RAW_MIN = [-1, 0]  # [rules registered when computed, the length]
 
 
 def _may_load_package_file(name: str) -> bool:
