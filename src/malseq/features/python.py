@@ -63,6 +63,7 @@ from malseq.features.rules import (
     CommandClassContext,
     FileContext,
     ImportContext,
+    RuleKind,
     SetupStepContext,
 )
 from malseq.features.rules.install_hook import CALLS_PACKAGE_CODE
@@ -405,7 +406,9 @@ class _FileAnalyser:
         self.event_positions: set[tuple[str, int, int]] = set()
         self.functions: list[FunctionDef] = []
         self.calls: list[CallSite] = []
-        self.callback_candidates: list[CallSite] = []
+        # (argument node, scope) of identifiers and attributes passed to calls: most name nothing of this
+        # file, so their text and CallSite are made only for those _flush_callbacks keeps.
+        self.callback_candidates: list[tuple[Node, str]] = []
         self.bindings: list[Binding] = []
         self.aliases: dict[str, str] = {}
         self.constants: dict[str, _Value] = {}
@@ -413,6 +416,9 @@ class _FileAnalyser:
         self.classified: set[int] = set()
         self.fold_memo: dict[tuple[int, int, str], _Value | None] = {}
         self.scope_stack: list[_Scope] = []
+        # The qualname of the innermost scope: read at almost every capture, so kept up to date wherever
+        # scope_stack changes (_set_scope) instead of being derived from the stack each time.
+        self.scope = MODULE_SCOPE
         self.classes: dict[str, _ClassInfo] = {}
         self.resolved_calls: set[str] = set()
         self.dup2_sites: list[tuple[Node, str]] = []
@@ -446,9 +452,8 @@ class _FileAnalyser:
     def _snippet(self, node: Node) -> str:
         return clean(" ".join(self._text(node, 300).split()), SNIPPET_LENGTH)
 
-    @property
-    def scope(self) -> str:
-        return self.scope_stack[-1].qualname if self.scope_stack else MODULE_SCOPE
+    def _set_scope(self) -> None:
+        self.scope = self.scope_stack[-1].qualname if self.scope_stack else MODULE_SCOPE
 
     def _emit_at(self, behaviour: str, line: int, column: int, scope: str, snippet: str) -> None:
         assert behaviour in IDS, behaviour
@@ -603,8 +608,10 @@ class _FileAnalyser:
             work.spend(units)
             handled += 1
             stack = self.scope_stack
-            while stack and stack[-1].end_byte <= start:
-                stack.pop()
+            if stack and stack[-1].end_byte <= start:
+                while stack and stack[-1].end_byte <= start:
+                    stack.pop()
+                self._set_scope()
             if name == "error":
                 if start < error_end:
                     return  # nested inside an ERROR region already scanned
@@ -617,6 +624,7 @@ class _FileAnalyser:
             self.budget_exhausted = True
             first = items[tail_start][0] if tail_start < len(items) else len(self.source)
             self.scope_stack = [s for s in self.scope_stack if s.end_byte > first]
+            self._set_scope()
             for start, _order, _end, name, node, _units in items[handled:tail_start]:
                 if name in ("def", "class", "lambda") and start < first < node.end_byte:
                     handlers[name](node)
@@ -637,6 +645,7 @@ class _FileAnalyser:
         self.functions.append(FunctionDef(qualname, name, self.path, node.start_point[0] + 1,
                                           node.end_point[0] + 1, parent, is_class))
         self.scope_stack.append(_Scope(node.end_byte, qualname))
+        self.scope = qualname
 
     def _qualify(self, name: str) -> str:
         return name if self.scope == MODULE_SCOPE else f"{self.scope}.{name}"
@@ -689,6 +698,7 @@ class _FileAnalyser:
         words = self._argv_words(condition)
         if words and all(w.strip().lower() in SETUP_GUARD_WORDS for w in words):
             self.scope_stack.append(_Scope(body.end_byte, f"{GUARDED_SCOPE_PREFIX}{node.start_point[0] + 1}>"))
+            self._set_scope()
 
     def _argv_words(self, node: Node, depth: int = 0) -> frozenset[str] | None:
         """The command words a condition needs in sys.argv to be true, or None if it tests something else."""
@@ -1177,10 +1187,8 @@ class _FileAnalyser:
             return
         raw_resolved = self.resolve(fn_node)
         resolved = _normalise(raw_resolved)
-        if raw_resolved is not None:
-            callee = resolved or raw_resolved  # _callee_text, with the name normalised once
-        else:
-            callee = "".join(self._text(fn_node, 120).split())
+        # _callee_text, with the name normalised once
+        callee = resolved or raw_resolved if raw_resolved is not None else "".join(self._text(fn_node, 120).split())
         row, col = node.start_point
         self.calls.append(CallSite(self.path, row + 1, col, self.scope, callee, CallKind.CALL))
         args = self._collect_callbacks(node.child_by_field_name("arguments"))
@@ -1192,12 +1200,17 @@ class _FileAnalyser:
             if resolved is None:
                 return
         self.resolved_calls.add(resolved)
-        if resolved in _OPENERS and node.parent is not None and node.parent.type == "as_pattern":
+        flags = _CALL_FLAGS.get(resolved)
+        if flags is None:
+            flags = _call_flags(resolved)
+        if not flags:
+            return  # the common case: nothing below looks at a call of this name
+        if flags & _F_OPENER and node.parent is not None and node.parent.type == "as_pattern":
             self._note_opened_as(node)
-        if resolved in _SETUP_FUNCTIONS or (resolved in ("setup", "dict") and self.is_setup):
+        if flags & _F_SETUP or (flags & _F_SETUP_PY_SETUP and self.is_setup):
             self._note_setup_metadata(node)
-        self._call_behaviours(node, resolved, fn_node, args)
-        if resolved.rsplit(".", 1)[-1] in _FOLD_ROOT_FUNCS:
+        self._call_behaviours(node, resolved, fn_node, args, flags)
+        if flags & _F_FOLD_ROOT:
             self._fold_root(node)
 
     def _note_opened_as(self, call: Node) -> None:
@@ -1258,38 +1271,38 @@ class _FileAnalyser:
                 qualname = name or f"<lambda@{row + 1}:{col}>"
                 self.calls.append(CallSite(self.path, row + 1, col, self.scope, qualname, CallKind.INLINE))
             elif t == "identifier" or t == "attribute":
-                row, col = value.start_point
-                text = "".join(self._text(value, 200).split())
-                self.callback_candidates.append(CallSite(self.path, row + 1, col, self.scope, text,
-                                                         CallKind.CALLBACK))
+                self.callback_candidates.append((value, self.scope))
         return positional
 
     def _flush_callbacks(self) -> None:
         """Keep callback candidates that name a function of this file or an imported name."""
         defined = {f.name for f in self.functions if f.name}
         imported = {b.name for b in self.bindings if b.attribute is not None and b.name}
-        for cand in self.callback_candidates:
-            last = cand.callee.rsplit(".", 1)[-1]
-            if last in defined or ("." not in cand.callee and cand.callee in imported):
-                self.calls.append(cand)
+        for value, scope in self.callback_candidates:
+            callee = "".join(self._text(value, 200).split())
+            last = callee.rsplit(".", 1)[-1]
+            if last in defined or ("." not in callee and callee in imported):
+                row, col = value.start_point
+                self.calls.append(CallSite(self.path, row + 1, col, scope, callee, CallKind.CALLBACK))
 
-    def _call_behaviours(self, node: Node, name: str, fn_node: Node | None, args: list[Node]) -> None:
+    def _call_behaviours(self, node: Node, name: str, fn_node: Node | None, args: list[Node], flags: int) -> None:
         # What the engine does at a call besides reporting it: remember dup2 for the reverse-shell
         # check, analyse code handed to exec/eval, follow an import by constant name.
-        if name == "os.dup2":
+        if flags & _F_DUP2:
             self.dup2_sites.append((node, self.scope))
-        if name in ("eval", "exec") and args:
+        if flags & _F_EVAL and args:
             self._analyse_evaluated(node, args[0])
             if self.is_setup and self._reads_version_file(node, args[0]):
                 row, col = node.start_point
                 self.exempt_positions.add((row + 1, col))
-        if (name in _IMPORTERS or name == "imp.load_module") and args:
+        if flags & _F_IMPORTER and args:
             module_name = self._fold_text(args[0])
             if module_name is not None and re.fullmatch(r"[\w.]+", module_name):
                 self._module_event(module_name, node)
-        if not REGISTRY.may_report_call(Language.PYTHON, name) and not _may_load_package_file(name):
+        if not flags & _F_RULES:
             # No rule reports anything for this name and it loads no file: nothing but the obfuscation checks.
-            self._obfuscation_call(node, name, args)
+            if flags & _F_OBFUSCATION:
+                self._obfuscation_call(node, name, args)
             return
         facts = _PythonCallFacts(self, node, args)
         found = REGISTRY.call_behaviours(CallContext(Language.PYTHON, name, len(args),
@@ -1318,7 +1331,8 @@ class _FileAnalyser:
             self.emit_many(found, node)
         if "run_inline_interpreter" in found:
             self._analyse_inline_interpreter_code(node, args)
-        self._obfuscation_call(node, name, args)
+        if flags & _F_OBFUSCATION:
+            self._obfuscation_call(node, name, args)
 
     def _command_head(self, arg: Node | None) -> str | None:
         """The known words of an argument list built by concatenation (`["cmake", src] + args`): its
@@ -1584,6 +1598,8 @@ class _FileAnalyser:
         self.work.spend_bytes(len(value))  # classifying costs about 0.4 us a byte
         self.classified.add(key)
         found = classify_literal(value)
+        if not found:
+            return  # most literals name nothing
         self.emit_many(found, node, snippet)
         if "base64_string" in found:
             decoded = decode_base64_text(value)
@@ -1610,9 +1626,14 @@ class _FileAnalyser:
             return
         source = self.source
         ascii_text = self.ascii_text
-        raw_end = min(end, start + 20000)
-        raw = ascii_text[start:raw_end] if ascii_text is not None else source[start:raw_end].decode("utf-8", "replace")
-        self.emit_many(classify_raw_literal(raw), node)
+        if end - start >= _raw_string_min_length():
+            # (A shorter literal as written is shorter still as text: no raw-string rule looks at it.)
+            raw_end = min(end, start + 20000)
+            raw = ascii_text[start:raw_end] if ascii_text is not None else source[start:raw_end].decode("utf-8",
+                                                                                                      "replace")
+            found = classify_raw_literal(raw)
+            if found:
+                self.emit_many(found, node)
         if parent is not None and parent.type == "concatenated_string":
             return  # classified as a whole by _on_concat
         # An interpolation starts with "{": a literal without one has none (and most have none).
@@ -2049,6 +2070,67 @@ def _positional_of(args: Node | None) -> list[Node]:
 
 
 _NOT_POSITIONAL = frozenset({"keyword_argument", "comment", "list_splat", "dictionary_splat"})
+
+
+# What _on_call does for a resolved callee name beyond recording the call site, as bits: a pure function
+# of the name and the registered rules, so worked out once per name (per process, while the rules stay
+# the same) instead of a dozen set lookups and name splits at every call.
+_F_OPENER = 1  # open(): `with open(P) as f` binds f to P
+_F_SETUP = 2  # setuptools.setup() and the like: their metadata keywords
+_F_SETUP_PY_SETUP = 4  # setup() / dict() in a setup.py
+_F_DUP2 = 8  # os.dup2, for the reverse-shell check
+_F_EVAL = 16  # eval/exec: the code handed over is analysed
+_F_IMPORTER = 32  # __import__, importlib.import_module...: an import by constant name
+_F_RULES = 64  # some call rule may report for this name, or it may load a package file
+_F_OBFUSCATION = 128  # join/bytes/bytearray/chr/unichr: _obfuscation_call looks at it
+_F_FOLD_ROOT = 256  # the call's folded value is classified on its own
+_CALL_FLAGS: dict[str, int] = {}
+_CALL_FLAGS_RULES = [-1]  # how many rules the registry held when _CALL_FLAGS was filled
+_OBFUSCATION_FUNCS = frozenset({"join", "bytes", "bytearray", "chr", "unichr"})
+
+
+def _call_flags(name: str) -> int:
+    if _CALL_FLAGS_RULES[0] != len(REGISTRY.rules) or len(_CALL_FLAGS) >= _CALL_FLAGS_ENTRIES:
+        # A rule registered since (tests do) changes what may_report_call answers: start over.
+        _CALL_FLAGS.clear()
+        _CALL_FLAGS_RULES[0] = len(REGISTRY.rules)
+    func = name.rsplit(".", 1)[-1]
+    flags = 0
+    if name in _OPENERS:
+        flags |= _F_OPENER
+    if name in _SETUP_FUNCTIONS:
+        flags |= _F_SETUP
+    if name in ("setup", "dict"):
+        flags |= _F_SETUP_PY_SETUP
+    if name == "os.dup2":
+        flags |= _F_DUP2
+    if name in ("eval", "exec"):
+        flags |= _F_EVAL
+    if name in _IMPORTERS or name == "imp.load_module":
+        flags |= _F_IMPORTER
+    if REGISTRY.may_report_call(Language.PYTHON, name) or _may_load_package_file(name):
+        flags |= _F_RULES
+    if func in _OBFUSCATION_FUNCS:
+        flags |= _F_OBFUSCATION
+    if func in _FOLD_ROOT_FUNCS:
+        flags |= _F_FOLD_ROOT
+    _CALL_FLAGS[name] = flags
+    return flags
+
+
+_CALL_FLAGS_ENTRIES = 50_000
+
+
+def _raw_string_min_length() -> int:
+    """Bytes a literal needs, as written, for some raw-string rule to look at it (`Rule.min_length`: the
+    registry skips a rule for shorter text, and a literal's text is no longer than its bytes)."""
+    if _RAW_MIN[0] != len(REGISTRY.rules):
+        _RAW_MIN[0] = len(REGISTRY.rules)
+        _RAW_MIN[1] = min((r.min_length for r in REGISTRY.rules if r.kind is RuleKind.RAW_STRING), default=1 << 62)
+    return _RAW_MIN[1]
+
+
+_RAW_MIN = [-1, 0]  # [rules registered when computed, the length]
 
 
 def _may_load_package_file(name: str) -> bool:
