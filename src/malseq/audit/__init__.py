@@ -116,9 +116,17 @@ class AuditReport:
 
     @property
     def unreadable_files(self) -> tuple[DependencyFile, ...]:
-        """Lockfiles found but not parsed (malformed, truncated, merge conflict markers): none of their pins
-        was audited. Not bun.lockb, a format malseq does not read by design (its entry says what to do)."""
+        """Lockfiles found but not parsed (malformed, truncated, merge conflict markers), and `-r`/`-c` includes
+        that could not be read (missing): none of their pins was audited. Not bun.lockb, a format malseq does
+        not read by design (its entry says what to do)."""
         return tuple(f for f in self.files if f.kind == "unreadable")
+
+    @property
+    def unreadable_entries(self) -> tuple[NotScannedEntry, ...]:
+        """The entries of `unreadable_files`: each names the file as its subject, at the place to fix (the line
+        its parser stopped at, or the `-r` line of a missing include)."""
+        unread = {f.path for f in self.unreadable_files}
+        return tuple(n for n in self.not_scanned if n.kind == "unreadable" and n.subject in unread)
 
     @property
     def failing_findings(self) -> tuple[Finding, ...]:
@@ -340,8 +348,19 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
         locks.append(lock)
         pending.files.append(DependencyFile(shown, lock.kind, len(lock.entries), len(lock.not_scanned),
                                             tuple(_rel(root, i) for i in lock.includes)))
-        pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile), n.line)
-                                   for n in lock.not_scanned)
+        for skipped in lock.not_scanned:
+            where = _rel(root, skipped.lockfile)
+            if skipped.include is not None:
+                # a -r/-c include pip cannot read fails `pip install -r` (and a hook given the file must not
+                # pass): an unreadable dependency file, named by its path, reported at the -r line
+                missing = DependencyFile(_rel(root, skipped.include), "unreadable", 0, 1)
+                if missing not in pending.files:  # two files may include it: listed once
+                    pending.files.append(missing)
+                pending.not_scanned.append(NotScannedEntry(missing.path, skipped.kind, skipped.reason, where,
+                                                           skipped.line))
+            else:
+                pending.not_scanned.append(NotScannedEntry(skipped.name, skipped.kind, skipped.reason, where,
+                                                           skipped.line))
     for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
