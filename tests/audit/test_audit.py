@@ -996,6 +996,61 @@ def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick
     assert any("did not run (offline)" in n["message"]["text"] for n in notes), notes
 
 
+def test_pips_own_extra_index_configuration_is_searched_as_a_requirements_line_would_be(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No line of requirements.txt names an index, but pip's configuration adds one (pip.conf, or
+    $PIP_EXTRA_INDEX_URL): `pip install -r` searches it too, so the dependency-confusion check must."""
+    public, private = registry, second_index
+    public.publish_wheel("corp-utils", "1.0+evil", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    private.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("corp-utils==1.0\n")
+    with_credentials = private.url.replace("http://", "http://ci:s3cret@")  # never printed in a report
+    _, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert not json.loads(out)["findings"] and not private.asked  # pip's configuration adds no index yet
+
+    # a pip.conf (as PIP_CONFIG_FILE names it): [install] over [global], as `pip install` reads it
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nextra-index-url = http://127.0.0.1:9/unused\n"
+                    f"[install]\nextra-index-url =\n    {with_credentials}/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert "s3cret" not in out
+    report = json.loads(out)
+    assert code == 1, report
+    [found] = [f for f in report["findings"] if f["kind"] == "dependency-confusion"]
+    assert (found["subject"], found["where"], found["line"]) == ("pypi:corp-utils==1.0", "requirements.txt", 1)
+    assert found["message"].startswith(f"dependency confusion risk: corp-utils is served by {public.url}/simple and "
+                                       f"{private.url}/simple")
+    assert f"the extra index comes from [install] extra-index-url in {conf}" in found["message"]
+    assert [r["index"] for r in report["results"]] == [f"{public.url}/simple"]  # pip's pick, 1.0+evil
+    assert "/simple/corp-utils/" in private.asked
+    assert report["unchecked"] == []  # [global]'s extra index (nothing listens there) was not searched
+
+    # $PIP_EXTRA_INDEX_URL over the files (pip's order); its source is named, its credentials are not
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", f"{with_credentials}/simple")
+    code, text = _audit(registry, project, capsys, "--no-installed")
+    assert code == 1 and "s3cret" not in text
+    assert "the extra index comes from extra-index-url in $PIP_EXTRA_INDEX_URL" in text
+
+    # a line's --index-url replaces pip's whole list, the configured extras with it: one index, no risk
+    (project / "requirements.txt").write_text(f"--index-url {public.url}/simple\ncorp-utils==1.0\n")
+    private.asked.clear()
+    _, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert not json.loads(out)["findings"] and not private.asked, out
+
+    # a pip.conf pip cannot read: the check says it did not run (never a silent pass)
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL")
+    (project / "requirements.txt").write_text("corp-utils==1.0\n")
+    conf.write_text("[install\nextra-index-url = x\n")
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    [why] = json.loads(out)["unchecked"]
+    assert why.startswith("requirements.txt: the dependency-confusion check did not run: cannot read pip "
+                          "configuration file"), why
+
+
 def test_the_audit_reports_validate_against_the_published_schema(
         registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from malseq.report.json_schema import audit_line_schema, audit_schema, report_schema

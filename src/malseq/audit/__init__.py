@@ -33,7 +33,7 @@ from pathlib import Path, PurePath
 from malseq.audit import discover, indexes, installed
 from malseq.errors import ConfigurationError, LockfileSyntaxError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
-from malseq.intake.lockfiles import Lockfile, LockfileEntry, LockfilePin, read_lockfile
+from malseq.intake.lockfiles import IndexOption, Lockfile, LockfileEntry, LockfilePin, read_lockfile
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import Download
 from malseq.intake.targets import RegistryTarget, parse_target
@@ -439,22 +439,33 @@ def _searched_indexes(root: Path, lock: Lockfile, options: AuditOptions, pending
     """The indexes pip searches for `lock`'s pins when there are several (else []): the configured index
     stands for the one no line names (pip's own configuration, as malseq reads it)."""
     from malseq.intake.registry import resolve_pypi_index
+    from malseq.intake.registry.config import pip_extra_indexes
 
-    if not lock.indexes:
-        return []
     shown = _rel(root, lock.path)
     try:
+        # pip's own extra-index-url ($PIP_EXTRA_INDEX_URL, pip.conf): pip searches them with the configured
+        # index unless a line's --index-url replaces the list (pip's requirements-file parser does the same)
+        extras = pip_extra_indexes() if lock.kind == "requirements" and lock.entries else ()
+        searched_options = lock.indexes
+        if not searched_options and extras:  # no line names an index: pip's configured list (--no-index: no entries)
+            searched_options = (IndexOption(None, "the configured index"),)
+        if not searched_options:
+            return []
         configured = resolve_pypi_index(options.scan.intake.pypi_index_url).url
     except ConfigurationError as exc:
         pending.unchecked.append(f"{shown}: the dependency-confusion check did not run: {exc.message}")
         return []
     known = _known_indexes(options)
     found: dict[tuple[str, str], indexes.Index] = {}
-    for option in lock.indexes:
+    for option in searched_options:
         url = option.url or configured
         if option.file is not None:  # reports name the file relative to the audited folder
             option = replace(option, file=_rel(root, option.file))
         found.setdefault(_index_key(url), indexes.Index(url, option, _index_key(url) in known))
+        if option.url is None:  # the configured index stands for pip's configured list: its extras follow it
+            for extra in extras:
+                found.setdefault(_index_key(extra.url), indexes.Index(
+                    extra.url, IndexOption(extra.url, extra.option, extra.source), _index_key(extra.url) in known))
     searched = list(found.values())
     if len(searched) < 2:
         return []
