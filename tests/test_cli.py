@@ -122,6 +122,29 @@ def test_a_registry_flag_that_cannot_work_is_a_usage_error_before_any_work(
     assert says in captured.err and "s3cret" not in captured.err
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["watch", "--source", "npm-changes", "--once", "--npm-changes-url", "ftp://u:s3cret@feed.example/"],
+     "--npm-changes-url gives 'ftp://feed.example/', which is not an http(s) URL"),
+    (["watch", "--source", "pypi-rss", "--once", "--pypi-feed-url", "feed.example"],  # was a traceback, exit 1
+     "--pypi-feed-url gives 'feed.example', which is not an http(s) URL"),
+    (["watch", "--source", "pypi-simple", "--once", "--pypi-index-url", "https://u:s3cret@:99/"], "gives 'https://:99/'"),
+    (["watch", "--source", "pypi-simple", "--once", "--cache-dir", "FILE"], "is not a folder"),
+    (["serve", "--npm-registry", "ftp://u:s3cret@registry.example/"], "--npm-registry gives 'ftp://registry.example/'"),
+    (["serve", "--export-labels", "OUT", "--cache-dir", "FILE"], "is not a folder"),
+])
+def test_watch_and_serve_registry_flags_are_checked_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
+    # as for scan/diff/audit: exit 2 before the watch database is opened (or even looked for), no secret echoed
+    (tmp_path / "FILE").write_text("")
+    db = tmp_path / "watch.db"
+    argv = [str(tmp_path / a) if a in ("FILE", "OUT") else a for a in argv]
+    code = _cli.main([*argv, "--db", str(db)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured.out
+    assert says in captured.err and "s3cret" not in captured.err
+    assert not db.exists() and not (tmp_path / "OUT").exists()
+
+
 def test_one_bad_target_among_good_ones_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Targets are parsed before any work starts: a typo fails fast, nothing is scanned.
     good = npm_package(tmp_path)

@@ -264,14 +264,15 @@ def _load_plugins(word: str | None) -> dict[str, CommandPlugin]:
     return {name: load() for name, load in found.items()}  # no command or --help: list them all
 
 
-def _check_registry_flags(args: argparse.Namespace) -> None:
+def _check_registry_flags(args: argparse.Namespace, more_urls: tuple[tuple[str, str | None], ...] = ()) -> None:
     """A registry URL or cache folder given on the command line that cannot work is a usage error (exit 2)
     before anything runs, not one scan error per target (exit 3) or, for the cache, a silent run without
-    one (its writes are best effort) that a later --offline run then finds empty."""
+    one (its writes are best effort) that a later --offline run then finds empty. `more_urls`: a command's
+    own registry URLs, (flag, value) (watch's feed URLs). Credentials in a URL are never echoed."""
     from malseq.errors import ConfigurationError, UsageError
     from malseq.intake.registry.common import _location
 
-    for flag, url in (("--npm-registry", args.npm_registry), ("--pypi-index-url", args.pypi_index_url)):
+    for flag, url in (("--npm-registry", args.npm_registry), ("--pypi-index-url", args.pypi_index_url), *more_urls):
         if url is not None:
             try:
                 _location(url, flag)

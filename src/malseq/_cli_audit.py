@@ -9,10 +9,12 @@ Exit codes of `malseq audit`:
      (dependency confusion)
   2  usage error
   3  a dependency could not be scanned or got no verdict, or a lockfile could not be read (malformed,
-     truncated, merge conflict markers); with --strict, also any entry not
-     scanned (git, path, URL, private index, unread lockfile, manifest without a lockfile);
+     truncated, merge conflict markers) or a requirements file's -r/-c include (missing);
+     with --strict, also any entry not scanned (git, path, URL, private index, unread lockfile,
+     manifest without a lockfile);
      also: nothing to audit in PATH
   4  the report could not be written
+  130  interrupted (Ctrl-C): text prints the targets that finished, jsonl has them already
 `--fail-on` and the config's fail-on change 1 and 3 as `malseq.policy.exit_code` says (failing
 integrity findings count under `malicious`).
 """
@@ -105,20 +107,33 @@ def run(args: argparse.Namespace) -> int:
 
         lines = AuditJsonLines(_emit)
 
-    def streamed(target: AuditedTarget) -> None:  # out at once: a pipeline reads it while the audit goes on
-        assert lines is not None
+    done: list[AuditedTarget] = []  # text: the targets that finished, for a Ctrl-C before the report
+
+    def streamed(target: AuditedTarget) -> None:  # jsonl: out at once, a pipeline reads it while the audit goes on
         [result] = apply_suppressions([target.result], suppressions)
-        lines.target(replace(target, result=result))
+        if lines is not None:
+            lines.target(replace(target, result=result))
+        else:
+            done.append(replace(target, result=result))
 
     try:
         report = audit(Path(args.path), options, _StderrProgress(enabled=not args.quiet),
-                       on_target=streamed if lines is not None else None)
+                       on_target=streamed if lines is not None or args.format == "text" else None)
     except KeyboardInterrupt:
-        if lines is None:
-            raise
         from malseq._cli import EXIT_INTERRUPTED
 
-        lines.interrupted(EXIT_INTERRUPTED)  # what finished is already out; say the run did not end
+        if lines is not None:
+            lines.interrupted(EXIT_INTERRUPTED)  # what finished is already out; say the run did not end
+            return EXIT_INTERRUPTED
+        if args.format != "text":
+            raise  # a JSON/SARIF document half written would be no document: exit 130, nothing on stdout
+        # as `malseq scan`: what finished, then one line saying the run did not end (even with -q: a log
+        # must not read the partial list as the whole audit)
+        from malseq.report.audit_report import render_audit_targets
+
+        _emit("".join(f"{line}\n" for line in render_audit_targets(done, args.features, args.sequence)))
+        print(f"malseq: interrupted: {len(done)} target(s) finished (listed above); the audit did not complete: "
+              "no findings, entries not scanned or summary", file=sys.stderr)
         return EXIT_INTERRUPTED
     results = apply_suppressions(list(report.results), suppressions)
     report = replace(report, targets=tuple(replace(t, result=r) for t, r in zip(report.targets, results, strict=True)))
@@ -184,11 +199,14 @@ def exit_reasons(report: AuditReport, policy: Policy, code: int) -> list[str]:
                 out.append(f"{len(unjudged)} target(s) not scanned completely or without a verdict: "
                            f"{names([r.target for r in unjudged])} (see the report; fail-on errors)")
             unread = {f.path for f in report.unreadable_files}
-            if unread:  # where its parser stopped: the line to fix
-                out.append(f"{len(unread)} lockfile(s) could not be read, so nothing they pin was audited: " + names(
-                    [n.where + (f" line {n.line}" if n.line else "") for n in report.not_scanned
-                     if n.kind == "unreadable" and n.where in unread and n.subject == n.where])
-                    + " (fix or regenerate them with their tool; fail-on errors)")
+            if unread:  # where its parser stopped, or the -r line of a missing include: the line to fix
+                what = "lockfile(s)" if all(n.subject == n.where for n in report.unreadable_entries) else \
+                    "lockfile(s) or -r include(s)"
+                out.append(f"{len(unread)} {what} could not be read, so nothing they pin was audited: " + names(
+                               [n.where + (f" line {n.line}" if n.line else "")
+                                + ("" if n.subject == n.where else f" ({n.subject})")
+                                for n in report.unreadable_entries])
+                           + " (fix or regenerate them with their tool; fail-on errors)")
         if FailOn.NOT_SCANNED in policy.failing_on and report.not_scanned:
             out.append(f"{len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
                        "(--strict / fail-on not-scanned)")

@@ -63,6 +63,11 @@ def missing_modules() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from malseq._cli import _check_registry_flags
+
+    # --pypi-index-url, --npm-registry and --cache-dir (used by --export-labels) as scan checks them: a usage
+    # error (exit 2) before the database is even looked for, credentials never echoed
+    _check_registry_flags(args)
     if args.db is None:
         from malseq.watch.runner import default_db_path
 

@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from malseq._cli import _scan_options, _StderrProgress
+    from malseq._cli import _check_registry_flags, _scan_options, _StderrProgress
     from malseq.errors import UsageError
     from malseq.intake.registry.common import _redact
     from malseq.watch.runner import Watch, WatchSettings, default_db_path, runner_lock
@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     for flag, number in (("--interval", args.interval), ("--backoff", args.backoff), ("--rate", args.rate)):
         if number < 0:
             raise UsageError(f"{flag} must not be negative")
+    # every registry flag (--pypi-index-url, --npm-registry, the feed URLs, --cache-dir) before any work: a
+    # feed URL that is not http(s) was a traceback at the first poll
+    _check_registry_flags(args, (("--pypi-feed-url", args.pypi_feed_url), ("--npm-changes-url", args.npm_changes_url)))
     if args.webhook and not args.webhook.startswith(("http://", "https://")):
         raise UsageError(f"--webhook {_redact(args.webhook)!r} is not an http(s) URL")
     # review material: code excerpts of the decisive lines, which `malseq serve` shows (malseq.review)

@@ -546,17 +546,22 @@ def test_entries_left_unscanned_point_at_their_lockfile_line_in_every_format(
         "-r https://example.com/remote-requirements.txt": ("requirements/base.txt", 4),
         "-e ./localdep": ("requirements.txt", 3),
         "gitdep": ("requirements.txt", 5),
-        "-r requirements/missing.txt": ("requirements.txt", 6),
+        # pip fails on a missing include: the entry names the file, at the -r line, and fails the run under
+        # fail-on errors (as an unreadable lockfile); every other entry here only with --strict
+        "requirements/missing.txt": ("requirements.txt", 6),
     }
     # offline-safe: the lockfile's integrity values are npm's, not the fake registry's, so no hash check
     code, out = _audit(registry, project, capsys, "--format", "json", "--no-verify")
     report = json.loads(out)
-    assert code == 0, report["summary"]
+    assert code == 3, report["summary"]
+    assert [f["path"] for f in report["files"] if f["kind"] == "unreadable"] == ["requirements/missing.txt"]
     assert {n["subject"]: (n["where"], n["line"]) for n in report["not_scanned"]} == expected
     assert report["summary"]["not_scanned"] == len(expected)
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-verify", "--fail-on", "malicious")
+    assert code == 0, json.loads(out)["summary"]  # nothing else fails the run without --strict
 
     code, text = _audit(registry, project, capsys, "--no-verify")
-    assert code == 0
+    assert code == 3
     assert "  requirements/base.txt line 3: wheelurl [url]: a direct reference to " \
         "https://example.com/wheelurl-1.0-py3-none-any.whl, not a registry release\n" in text
     assert "  package-lock.json line 29: node_modules/gitdep [git]: resolved from git+ssh://" in text
@@ -629,8 +634,11 @@ def test_every_entry_a_real_lockfile_leaves_unscanned_is_reported_at_its_own_lin
         where_of[entry["subject"]] = (entry["where"], entry["line"])
         shown = tmp_path / "app" / entry["where"]
         assert _names_it(entry["subject"], shown.read_text().splitlines()[entry["line"] - 1]), entry
-    # the parser's entries, plus the audit's own (a release from an index that is not the configured one)
-    assert {n.name: (Path(n.lockfile).relative_to(tmp_path / "app").as_posix(), n.line)
+    # the parser's entries, plus the audit's own (a release from an index that is not the configured one);
+    # an include that could not be read is named by its file (an unreadable file, at the -r line)
+    app = tmp_path / "app"
+    assert {(Path(n.include).relative_to(app).as_posix() if n.include else n.name):
+            (Path(n.lockfile).relative_to(app).as_posix(), n.line)
             for n in parsed.not_scanned} == {s: w for s, w in where_of.items() if not s.startswith("pypi:")}
     assert len(where_of) == len(report["not_scanned"])  # one entry per subject: the mapping lost none
 
@@ -680,6 +688,42 @@ def test_a_lockfile_that_cannot_be_read_fails_the_audit_under_errors(
     (project / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00")
     assert main(["audit", str(project), *base]) == 0
     assert main(["audit", str(project), *base, "--strict"]) == 3
+    capsys.readouterr()
+
+
+def test_a_missing_requirements_include_fails_the_audit_at_its_r_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `pip install -r requirements.txt` fails on an include that is not there, so the audit must not pass
+    # (it was only a "not scanned" entry, exit 0): an unread file under fail-on errors, at the -r line
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("# base\n-r base.txt\n-c constraints/missing.txt\n")
+    (project / "base.txt").write_text("")
+    base = ["--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple/", "--no-installed"]
+    assert main(["audit", str(project), *base]) == 3
+    captured = capsys.readouterr()
+    assert "  constraints/missing.txt (unreadable): 0 to scan, 1 not scanned" in captured.out
+    assert "  requirements.txt line 3: constraints/missing.txt [unreadable]: cannot read " in captured.out
+    assert ("malseq: exit 3: 1 lockfile(s) or -r include(s) could not be read, so nothing they pin was audited: "
+            "requirements.txt line 3 (constraints/missing.txt) (fix or regenerate them with their tool; fail-on "
+            "errors)") in captured.err.splitlines()
+    assert main(["audit", str(project / "requirements.txt"), *base, "--format", "json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["exit_code"] == 3
+    assert {"path": "constraints/missing.txt", "kind": "unreadable", "pinned": 0, "not_scanned": 1,
+            "includes": []} in doc["files"]
+    [entry] = [n for n in doc["not_scanned"] if n["kind"] == "unreadable"]
+    assert (entry["subject"], entry["where"], entry["line"]) == ("constraints/missing.txt", "requirements.txt", 3)
+    assert main(["audit", str(project), *base, "--format", "sarif"]) == 3
+    [result] = [r for r in json.loads(capsys.readouterr().out)["runs"][0]["results"]
+                if r["properties"].get("kind") == "unreadable"]
+    assert result["level"] == "error"  # as the exit code says
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
+    assert main(["audit", str(project), *base, "--fail-on", "malicious"]) == 0  # errors not in fail-on
+    capsys.readouterr()
+    (project / "constraints").mkdir()
+    (project / "constraints" / "missing.txt").write_text("")
+    assert main(["audit", str(project), *base]) == 0  # there now: nothing else to fail on
     capsys.readouterr()
 
 
@@ -952,6 +996,61 @@ def test_a_pin_two_indexes_serve_is_a_dependency_confusion_finding_and_pips_pick
     assert any("did not run (offline)" in n["message"]["text"] for n in notes), notes
 
 
+def test_pips_own_extra_index_configuration_is_searched_as_a_requirements_line_would_be(
+        registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No line of requirements.txt names an index, but pip's configuration adds one (pip.conf, or
+    $PIP_EXTRA_INDEX_URL): `pip install -r` searches it too, so the dependency-confusion check must."""
+    public, private = registry, second_index
+    public.publish_wheel("corp-utils", "1.0+evil", {"corp_utils/__init__.py": b"WHO = 'impostor'\n"})
+    private.publish_wheel("corp-utils", "1.0", {"corp_utils/__init__.py": b"WHO = 'company'\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("corp-utils==1.0\n")
+    with_credentials = private.url.replace("http://", "http://ci:s3cret@")  # never printed in a report
+    _, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert not json.loads(out)["findings"] and not private.asked  # pip's configuration adds no index yet
+
+    # a pip.conf (as PIP_CONFIG_FILE names it): [install] over [global], as `pip install` reads it
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nextra-index-url = http://127.0.0.1:9/unused\n"
+                    f"[install]\nextra-index-url =\n    {with_credentials}/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert "s3cret" not in out
+    report = json.loads(out)
+    assert code == 1, report
+    [found] = [f for f in report["findings"] if f["kind"] == "dependency-confusion"]
+    assert (found["subject"], found["where"], found["line"]) == ("pypi:corp-utils==1.0", "requirements.txt", 1)
+    assert found["message"].startswith(f"dependency confusion risk: corp-utils is served by {public.url}/simple and "
+                                       f"{private.url}/simple")
+    assert f"the extra index comes from [install] extra-index-url in {conf}" in found["message"]
+    assert [r["index"] for r in report["results"]] == [f"{public.url}/simple"]  # pip's pick, 1.0+evil
+    assert "/simple/corp-utils/" in private.asked
+    assert report["unchecked"] == []  # [global]'s extra index (nothing listens there) was not searched
+
+    # $PIP_EXTRA_INDEX_URL over the files (pip's order); its source is named, its credentials are not
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", f"{with_credentials}/simple")
+    code, text = _audit(registry, project, capsys, "--no-installed")
+    assert code == 1 and "s3cret" not in text
+    assert "the extra index comes from extra-index-url in $PIP_EXTRA_INDEX_URL" in text
+
+    # a line's --index-url replaces pip's whole list, the configured extras with it: one index, no risk
+    (project / "requirements.txt").write_text(f"--index-url {public.url}/simple\ncorp-utils==1.0\n")
+    private.asked.clear()
+    _, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    assert not json.loads(out)["findings"] and not private.asked, out
+
+    # a pip.conf pip cannot read: the check says it did not run (never a silent pass)
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL")
+    (project / "requirements.txt").write_text("corp-utils==1.0\n")
+    conf.write_text("[install\nextra-index-url = x\n")
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    [why] = json.loads(out)["unchecked"]
+    assert why.startswith("requirements.txt: the dependency-confusion check did not run: cannot read pip "
+                          "configuration file"), why
+
+
 def test_the_audit_reports_validate_against_the_published_schema(
         registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from malseq.report.json_schema import audit_line_schema, audit_schema, report_schema
@@ -1099,6 +1198,41 @@ def test_an_extra_index_that_cannot_be_asked_leaves_the_check_incomplete_in_one_
         "the dependency-confusion check is incomplete for 2 pin(s): pypi:six==1.16.0, pypi:idna==3.7")
     assert report["summary"]["unchecked"] == 1
     assert all(r["verdict"] for r in report["results"])
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_audit_text_interrupted_prints_what_finished_and_says_so(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        fmt: str) -> None:
+    # Ctrl-C during a text audit exited 130 with nothing: now what finished, then one line (as `malseq scan`)
+    import malseq.audit as audit_module
+
+    project = _two_pin_project(registry, tmp_path)
+    real_scan = audit_module.scan
+
+    def ctrl_c_at_the_second(texts: Any, options: Any, observer: Any = None) -> Any:
+        class Stop:
+            def target_started(self, index: int, total: int, target: str) -> None:
+                if "second" in target:
+                    raise KeyboardInterrupt
+                observer.target_started(index, total, target)
+
+            def target_finished(self, index: int, total: int, result: Any) -> None:
+                observer.target_finished(index, total, result)
+        return real_scan(texts, options, Stop())
+
+    monkeypatch.setattr(audit_module, "scan", ctrl_c_at_the_second)
+    code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
+                 "--format", fmt])
+    assert code == 130
+    captured = capsys.readouterr()
+    if fmt == "json":  # a half JSON document would be no document: nothing on stdout
+        assert captured.out == ""
+        return
+    assert "pypi:first==1.0" in captured.out and "pypi:second" not in captured.out
+    assert "summary:" not in captured.out  # not a whole report
+    assert captured.err.splitlines()[-1] == ("malseq: interrupted: 1 target(s) finished (listed above); the audit "
+                                             "did not complete: no findings, entries not scanned or summary")
 
 
 def test_audit_jsonl_interrupted_says_so_after_the_targets_that_finished(

@@ -33,7 +33,7 @@ from pathlib import Path, PurePath
 from malseq.audit import discover, indexes, installed
 from malseq.errors import ConfigurationError, LockfileSyntaxError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
-from malseq.intake.lockfiles import Lockfile, LockfileEntry, LockfilePin, read_lockfile
+from malseq.intake.lockfiles import IndexOption, Lockfile, LockfileEntry, LockfilePin, read_lockfile
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import Download
 from malseq.intake.targets import RegistryTarget, parse_target
@@ -116,9 +116,17 @@ class AuditReport:
 
     @property
     def unreadable_files(self) -> tuple[DependencyFile, ...]:
-        """Lockfiles found but not parsed (malformed, truncated, merge conflict markers): none of their pins
-        was audited. Not bun.lockb, a format malseq does not read by design (its entry says what to do)."""
+        """Lockfiles found but not parsed (malformed, truncated, merge conflict markers), and `-r`/`-c` includes
+        that could not be read (missing): none of their pins was audited. Not bun.lockb, a format malseq does
+        not read by design (its entry says what to do)."""
         return tuple(f for f in self.files if f.kind == "unreadable")
+
+    @property
+    def unreadable_entries(self) -> tuple[NotScannedEntry, ...]:
+        """The entries of `unreadable_files`: each names the file as its subject, at the place to fix (the line
+        its parser stopped at, or the `-r` line of a missing include)."""
+        unread = {f.path for f in self.unreadable_files}
+        return tuple(n for n in self.not_scanned if n.kind == "unreadable" and n.subject in unread)
 
     @property
     def failing_findings(self) -> tuple[Finding, ...]:
@@ -340,8 +348,19 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
         locks.append(lock)
         pending.files.append(DependencyFile(shown, lock.kind, len(lock.entries), len(lock.not_scanned),
                                             tuple(_rel(root, i) for i in lock.includes)))
-        pending.not_scanned.extend(NotScannedEntry(n.name, n.kind, n.reason, _rel(root, n.lockfile), n.line)
-                                   for n in lock.not_scanned)
+        for skipped in lock.not_scanned:
+            where = _rel(root, skipped.lockfile)
+            if skipped.include is not None:
+                # a -r/-c include pip cannot read fails `pip install -r` (and a hook given the file must not
+                # pass): an unreadable dependency file, named by its path, reported at the -r line
+                missing = DependencyFile(_rel(root, skipped.include), "unreadable", 0, 1)
+                if missing not in pending.files:  # two files may include it: listed once
+                    pending.files.append(missing)
+                pending.not_scanned.append(NotScannedEntry(missing.path, skipped.kind, skipped.reason, where,
+                                                           skipped.line))
+            else:
+                pending.not_scanned.append(NotScannedEntry(skipped.name, skipped.kind, skipped.reason, where,
+                                                           skipped.line))
     for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
@@ -420,22 +439,33 @@ def _searched_indexes(root: Path, lock: Lockfile, options: AuditOptions, pending
     """The indexes pip searches for `lock`'s pins when there are several (else []): the configured index
     stands for the one no line names (pip's own configuration, as malseq reads it)."""
     from malseq.intake.registry import resolve_pypi_index
+    from malseq.intake.registry.config import pip_extra_indexes
 
-    if not lock.indexes:
-        return []
     shown = _rel(root, lock.path)
     try:
+        # pip's own extra-index-url ($PIP_EXTRA_INDEX_URL, pip.conf): pip searches them with the configured
+        # index unless a line's --index-url replaces the list (pip's requirements-file parser does the same)
+        extras = pip_extra_indexes() if lock.kind == "requirements" and lock.entries else ()
+        searched_options = lock.indexes
+        if not searched_options and extras:  # no line names an index: pip's configured list (--no-index: no entries)
+            searched_options = (IndexOption(None, "the configured index"),)
+        if not searched_options:
+            return []
         configured = resolve_pypi_index(options.scan.intake.pypi_index_url).url
     except ConfigurationError as exc:
         pending.unchecked.append(f"{shown}: the dependency-confusion check did not run: {exc.message}")
         return []
     known = _known_indexes(options)
     found: dict[tuple[str, str], indexes.Index] = {}
-    for option in lock.indexes:
+    for option in searched_options:
         url = option.url or configured
         if option.file is not None:  # reports name the file relative to the audited folder
             option = replace(option, file=_rel(root, option.file))
         found.setdefault(_index_key(url), indexes.Index(url, option, _index_key(url) in known))
+        if option.url is None:  # the configured index stands for pip's configured list: its extras follow it
+            for extra in extras:
+                found.setdefault(_index_key(extra.url), indexes.Index(
+                    extra.url, IndexOption(extra.url, extra.option, extra.source), _index_key(extra.url) in known))
     searched = list(found.values())
     if len(searched) < 2:
         return []

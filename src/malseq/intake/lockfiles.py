@@ -96,6 +96,9 @@ class NotScanned:
     # 1-based line of `lockfile` holding the entry (its key, header or requirement line), as for a
     # pin: reports point there (SARIF region); None when it could not be found
     line: int | None = None
+    # a `-r`/`-c` include that could not be read (missing, unreadable, malformed): the file it names. pip
+    # fails on it, so `malseq audit` fails the run on it as on an unreadable lockfile (not a mere entry)
+    include: str | None = None
 
     def describe(self) -> str:
         return f"{self.name}: {self.reason}"
@@ -149,8 +152,9 @@ class _Collector:
                                           index_url, alias if alias and alias != name else None, line,
                                           source if source and source != self.path else None))
 
-    def skip(self, name: str, kind: str, reason: str, line: int | None = None, source: str | None = None) -> None:
-        self.not_scanned.append(NotScanned(str(name)[:200], kind, reason[:300], source or self.path, line))
+    def skip(self, name: str, kind: str, reason: str, line: int | None = None, source: str | None = None,
+             include: str | None = None) -> None:
+        self.not_scanned.append(NotScanned(str(name)[:200], kind, reason[:300], source or self.path, line, include))
 
 
 # --------------------------------------------------------------------------------------
@@ -781,7 +785,7 @@ def _include(parent: Path, ref: str, out: _Collector, includes: list[str], depth
     try:
         _requirements(target, out, includes, depth + 1, seen, indexes)
     except UsageError as exc:
-        out.skip(line[:80], "unreadable", exc.message, number, str(parent))
+        out.skip(line[:80], "unreadable", exc.message, number, str(parent), include=str(target))
         return
     includes.append(str(target))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -41,18 +41,14 @@ def _at(where: str, line: int | None, limit: int = 200) -> str:
     return clean(where, limit) + (f" line {line}" if line else "")
 
 
-def render_audit_text(report: AuditReport, show_features: bool = False, show_sequence: bool = False) -> str:
+def render_audit_targets(targets: Sequence[AuditedTarget], show_features: bool = False,
+                         show_sequence: bool = False) -> list[str]:
+    """The text report's entries of `targets` (also what an interrupted audit prints: those that finished)."""
     from malseq.report.text import render_result, shared_hint_lines, shared_hints
 
-    lines = [f"audit of {clean(report.root, 300)}:"]
-    for f in report.files:
-        extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
-        # the kind only when the name does not already say it: `package-lock.json (npm package-lock)`,
-        # `requirements/base.txt (requirements)`, but `pnpm-lock.yaml`, not `pnpm-lock.yaml (pnpm-lock.yaml)`
-        kind = "" if f.path.rsplit("/", 1)[-1] == f.kind else f" ({f.kind})"
-        lines.append(f"  {clean(f.path, 200)}{kind}: {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
-    shared = shared_hints(report.results)  # offline with an empty cache: how to fill it, once
-    for t in report.targets:
+    lines = []
+    shared = shared_hints([t.result for t in targets])  # offline with an empty cache: how to fill it, once
+    for t in targets:
         body = render_result(t.result, show_features, show_sequence, omit_hints=shared)
         if t.index is not None:  # its requirements file has pip search several indexes: say which one it was
             head, _, rest = body.partition("\n")
@@ -60,6 +56,18 @@ def render_audit_text(report: AuditReport, show_features: bool = False, show_seq
                               *([rest] if rest else [])])
         lines.append(body)
     lines.extend(shared_hint_lines(shared))
+    return lines
+
+
+def render_audit_text(report: AuditReport, show_features: bool = False, show_sequence: bool = False) -> str:
+    lines = [f"audit of {clean(report.root, 300)}:"]
+    for f in report.files:
+        extra = f", includes {', '.join(clean(i, 120) for i in f.includes)}" if f.includes else ""
+        # the kind only when the name does not already say it: `package-lock.json (npm package-lock)`,
+        # `requirements/base.txt (requirements)`, but `pnpm-lock.yaml`, not `pnpm-lock.yaml (pnpm-lock.yaml)`
+        kind = "" if f.path.rsplit("/", 1)[-1] == f.kind else f" ({f.kind})"
+        lines.append(f"  {clean(f.path, 200)}{kind}: {f.pinned} to scan, {f.not_scanned} not scanned{extra}")
+    lines.extend(render_audit_targets(report.targets, show_features, show_sequence))
     if report.findings:
         lines.append(f"findings ({len(report.findings)}):")
         for finding in report.findings:
@@ -329,9 +337,9 @@ def render_audit_sarif(report: AuditReport, exit_code: int | None = None, not_sc
             result["locations"] = [_where(paths, changed[0])]
             result["relatedLocations"] = [dict(_where(paths, path), id=i) for i, path in enumerate(changed[:100])]
         run["results"].append(result)
-    unread = {u.path for u in report.unreadable_files}
+    unread = set(report.unreadable_entries)
     for entry in report.not_scanned:
-        fails = not_scanned_fails or unread_fails and entry.subject == entry.where and entry.where in unread
+        fails = not_scanned_fails or unread_fails and entry in unread
         run["results"].append({
             "ruleId": NOT_SCANNED_RULE,
             "level": "error" if fails else "warning",

@@ -118,6 +118,47 @@ def _pip_configured_index() -> tuple[str, str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class PipExtraIndex:
+    """One `extra-index-url` of pip's own configuration: `pip install` searches it besides its index."""
+
+    url: str  # as configured: it may carry credentials (reports show it redacted)
+    option: str  # "extra-index-url" or "[install] extra-index-url" / "[global] extra-index-url"
+    source: str  # "$PIP_EXTRA_INDEX_URL" or the configuration file that sets it
+
+
+def pip_extra_indexes() -> tuple[PipExtraIndex, ...]:
+    """The extra indexes `pip install` takes from its configuration, as `pip config list` shows them:
+    $PIP_EXTRA_INDEX_URL over the configuration files (`_pip_config_files`, the ones `resolve_pypi_index`
+    reads index-url from, so both agree); among them [install] over [global] and a later file over an
+    earlier one (pip keeps one value per option, it does not merge files). A value is whitespace-separated
+    URLs, as pip splits it. Raises ConfigurationError on a file that cannot be read."""
+    env = os.environ.get("PIP_EXTRA_INDEX_URL", "").strip()
+    if env:
+        return tuple(PipExtraIndex(url, "extra-index-url", "$PIP_EXTRA_INDEX_URL") for url in env.split())
+    found: dict[str, tuple[str, Path]] = {}
+    for path in _pip_config_files():
+        if not path.is_file():
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parser.read_file(fh)
+        except (OSError, UnicodeError, configparser.Error) as exc:
+            raise ConfigurationError(f"cannot read pip configuration file {str(path)!r}: {exc}",
+                                     hint="fix the file (pip itself cannot read it either)") from exc
+        for section in ("global", "install"):
+            for key in ("extra-index-url", "extra_index_url"):
+                value = parser.get(section, key, fallback=None) if parser.has_section(section) else None
+                if value is not None and value.strip():
+                    found[section] = (value, path)
+    for section in ("install", "global"):
+        if section in found:
+            value, path = found[section]
+            return tuple(PipExtraIndex(url, f"[{section}] extra-index-url", str(path)) for url in value.split())
+    return ()
+
+
 def _pip_default_index() -> str:
     try:
         module = importlib.import_module("pip._internal.models.index")
