@@ -412,6 +412,11 @@ def test_request_options_through_a_name_and_constants() -> None:
     "const o = {hostname: 'b.example.org'};\nObject.assign(o, extra);\nhttps.request(o);",
     "const o = {hostname: 'b.example.org'};\nfunction f() { return https.request(o); }",  # another scope
     "https.request({hostname: 'b.example.org', protocol: 'file:'});",
+    # the request goes where these say, not to the host named
+    "https.request({hostname: 'b.example.org', lookup: (h, o, cb) => cb(null, addr, 4)});",
+    "https.request({hostname: 'b.example.org', socketPath: '/var/run/x.sock'});",
+    "https.request({hostname: 'b.example.org', agent: proxyAgent});",
+    "https.request({hostname: 'b.example.org', createConnection: connect});",
 ])
 def test_request_options_with_an_unknown_host_name_no_destination(source: str) -> None:
     assert not _url_events("const https = require('https');\n" + source + "\n")

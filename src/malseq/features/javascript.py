@@ -308,6 +308,11 @@ def _strip_promises(path: str) -> str:
     return path.replace(".promises.", ".")
 
 
+# Options of http(s).request/get that send the request somewhere other than `hostname`/`host`: a custom
+# DNS lookup, a Unix socket, an agent or a connection factory.
+_REQUEST_REROUTING_KEYS = frozenset({"lookup", "socketPath", "agent", "createConnection"})
+
+
 @dataclass
 class _Function:
     start: int
@@ -1347,6 +1352,8 @@ class _Extractor:
                 fields[self.fold(key) or "" if key.type == "string" else self.text(key)] = self.fold(value)
             elif child.type != "comment":
                 return None, []  # `...defaults`, a method: the host may come from there
+        if fields.keys() & _REQUEST_REROUTING_KEYS:
+            return None, []  # the request may go elsewhere than the host named: no destination is claimed
         host = fields.get("hostname") if "hostname" in fields else fields.get("host")
         if not host or any(ch in host for ch in "/ \t\n@"):
             return None, []
