@@ -106,6 +106,11 @@ def test_usage_errors_exit_2_and_scan_nothing(argv: list[str], capsys: pytest.Ca
     # the password is never echoed
     ("audit", "--npm-registry", "https://user:s3cret@:99/", "--npm-registry gives 'https://:99/'"),
     ("diff", "--npm-registry", "x", "--npm-registry gives 'x', which is not an http(s) URL"),
+    # no scheme: urlsplit reads `u` as the scheme and the secret as the path, yet it is never echoed either
+    ("scan", "--pypi-index-url", "u:s3cret@pypi.example/simple", "--pypi-index-url gives '***@pypi.example/simple'"),
+    ("diff", "--pypi-index-url", "u:s3cret@pypi.example/simple", "--pypi-index-url gives '***@pypi.example/simple'"),
+    ("audit", "--pypi-index-url", "u:s3cret@pypi.example/simple", "--pypi-index-url gives '***@pypi.example/simple'"),
+    ("audit", "--npm-registry", "u:s3cret@registry.example", "--npm-registry gives '***@registry.example'"),
     ("audit", "--cache-dir", "FILE", "is not a folder"),
 ])
 def test_a_registry_flag_that_cannot_work_is_a_usage_error_before_any_work(
@@ -131,6 +136,13 @@ def test_a_registry_flag_that_cannot_work_is_a_usage_error_before_any_work(
     (["watch", "--source", "pypi-simple", "--once", "--cache-dir", "FILE"], "is not a folder"),
     (["serve", "--npm-registry", "ftp://u:s3cret@registry.example/"], "--npm-registry gives 'ftp://registry.example/'"),
     (["serve", "--export-labels", "OUT", "--cache-dir", "FILE"], "is not a folder"),
+    # no scheme: the `user:pass@` is still never echoed
+    (["watch", "--source", "pypi-simple", "--once", "--pypi-index-url", "u:s3cret@pypi.example/simple"],
+     "--pypi-index-url gives '***@pypi.example/simple'"),
+    (["watch", "--source", "npm-changes", "--once", "--npm-changes-url", "u:s3cret@feed.example/"],
+     "--npm-changes-url gives '***@feed.example/'"),
+    (["serve", "--pypi-index-url", "u:s3cret@pypi.example/simple"], "--pypi-index-url gives '***@pypi.example/simple'"),
+    (["serve", "--npm-registry", "u:s3cret@registry.example"], "--npm-registry gives '***@registry.example'"),
 ])
 def test_watch_and_serve_registry_flags_are_checked_before_any_work(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:

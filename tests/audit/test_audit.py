@@ -1050,6 +1050,14 @@ def test_pips_own_extra_index_configuration_is_searched_as_a_requirements_line_w
     assert why.startswith("requirements.txt: the dependency-confusion check did not run: cannot read pip "
                           "configuration file"), why
 
+    # configparser quotes the line it cannot read: a credential on it never reaches any format of the report,
+    # the file and the line number do
+    conf.write_text(f"extra-index-url = {with_credentials.replace('s3cret', 's3cr3tTOKEN')}/simple\n")
+    for fmt in ("json", "text", "sarif"):
+        code, out = _audit(registry, project, capsys, "--format", fmt, "--no-installed")
+        assert "s3cr3tTOKEN" not in out and "ci:" not in out, (fmt, out)
+        assert str(conf) in out and "line 1 comes before any [section] header" in out, (fmt, out)
+
 
 def test_the_audit_reports_validate_against_the_published_schema(
         registry: Registry, second_index: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import tarfile
 import threading
@@ -623,6 +624,26 @@ def test_pypi_from_pip_config_file_env(monkeypatch: pytest.MonkeyPatch, tmp_path
     location = registry.resolve_pypi_index()
     assert location.url == "https://conf.example/simple"
     assert str(conf) in location.source
+
+
+@pytest.mark.parametrize("text", [
+    "extra-index-url = https://alice:s3cr3tTOKEN@host.example/simple\n",  # before any [section]
+    "[global]\nindex-url = https://ok.example/simple\n  https://alice:s3cr3tTOKEN@host.example/simple\n"
+    "alice s3cr3tTOKEN on a line with no delimiter\n",  # a line configparser cannot parse
+    "[global]\nindex-url = https://alice:s3cr3tTOKEN@host.example/simple\n"
+    "index-url = https://alice:s3cr3tTOKEN@host.example/simple\n",  # a duplicate option
+])
+def test_an_unreadable_pip_conf_is_named_by_file_and_line_never_by_its_text(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str) -> None:
+    # configparser's own messages quote the offending line, credentials and all
+    conf = write(tmp_path / "pip.conf", text)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    for read in (registry.resolve_pypi_index, registry_config.pip_extra_indexes):
+        with pytest.raises(ConfigurationError) as caught:
+            read()
+        message = str(caught.value)
+        assert "s3cr3tTOKEN" not in message and "alice" not in message, message
+        assert str(conf) in message and re.search(r"\blines? \d", message), message
 
 
 def test_pypi_from_user_pip_conf(tmp_path: Path) -> None:

@@ -54,11 +54,17 @@ class RegistryLocation:
 
 
 def _redact(url: str) -> str:
-    """The URL without any user:password part, for messages and reports."""
+    """The URL without any user:password part, for messages and reports.
+
+    A URL without a network location (`u:SECRET@host/simple`, `https:/u:p@host`) is parsed with
+    the credentials in its scheme or path, where `username`/`password` do not see them: there,
+    everything up to the last `@` goes, as it may be a `user:pass@` someone meant as userinfo."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<malformed URL>"
+    if not parts.netloc:
+        return f"***@{url.rpartition('@')[2]}" if "@" in url else url
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""

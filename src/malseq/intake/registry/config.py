@@ -88,6 +88,28 @@ def _pip_config_files() -> list[Path]:
     return files
 
 
+def _config_problem(exc: Exception) -> str:
+    """What is wrong with a configuration file, without its text: configparser's messages quote the
+    offending line, which may hold an index URL with a password (`extra-index-url = https://u:TOKEN@..`
+    before any section header); only the kind of error and the line numbers are shown."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} comes before any [section] header"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
+        return f"cannot parse line{'s' if len(exc.errors) > 1 else ''} {lines}"
+    if isinstance(exc, configparser.DuplicateSectionError | configparser.DuplicateOptionError):
+        where = f" (line {exc.lineno})" if exc.lineno is not None else ""
+        option = f" option {exc.option!r} in" if isinstance(exc, configparser.DuplicateOptionError) else ""
+        return f"duplicate{option} section [{exc.section}]{where}"
+    if isinstance(exc, configparser.Error):
+        return type(exc).__name__  # any other kind: its name, never its message
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
+
+
 def _pip_configured_index() -> tuple[str, str] | None:
     """The index-url of pip's configuration files, with the file it came from."""
     found: dict[str, tuple[str, str]] = {}
@@ -100,7 +122,7 @@ def _pip_configured_index() -> tuple[str, str] | None:
                 parser.read_file(fh)
         except (OSError, UnicodeError, configparser.Error) as exc:
             raise ConfigurationError(
-                f"cannot read pip configuration file {str(path)!r}: {exc}",
+                f"cannot read pip configuration file {str(path)!r}: {_config_problem(exc)}",
                 hint="fix the file, or set MALSEQ_PYPI_INDEX_URL",
             ) from exc
         for section in ("global", "install", "download"):
@@ -145,7 +167,7 @@ def pip_extra_indexes() -> tuple[PipExtraIndex, ...]:
             with open(path, encoding="utf-8") as fh:
                 parser.read_file(fh)
         except (OSError, UnicodeError, configparser.Error) as exc:
-            raise ConfigurationError(f"cannot read pip configuration file {str(path)!r}: {exc}",
+            raise ConfigurationError(f"cannot read pip configuration file {str(path)!r}: {_config_problem(exc)}",
                                      hint="fix the file (pip itself cannot read it either)") from exc
         for section in ("global", "install"):
             for key in ("extra-index-url", "extra_index_url"):
@@ -242,7 +264,7 @@ def _read_npmrc(path: Path) -> dict[str, str]:
         return values
     except (OSError, UnicodeError) as exc:
         raise ConfigurationError(
-            f"cannot read npm configuration file {str(path)!r}: {exc}",
+            f"cannot read npm configuration file {str(path)!r}: {_config_problem(exc)}",
             hint="fix the file, or set MALSEQ_NPM_REGISTRY",
         ) from exc
     for line in text.splitlines():
