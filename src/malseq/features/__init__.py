@@ -35,10 +35,15 @@ def analyse_file(file: PackageFile, deadline: Deadline, package_paths: frozenset
 def analyse_package(package: Package, deadline: Deadline, budget: PackageWorkBudget | None = None) -> PackageAnalysis:
     """Every file's analysis, read most important first (`malseq.features.order`) until the package
     work budget (`budget`, by default `PACKAGE_WORK_UNITS`) runs out; the files not read then are
-    listed in `PackageAnalysis.unread`. The analyses are in the package's order whatever the reading
-    order. Raises `TimeBudgetExceeded` only past `deadline`, a safety net the counted budget ends before."""
+    listed in `PackageAnalysis.unread` (those on the import path in `unread_import_path` too). The
+    install path (setup.py, lifecycle-script targets, .pth imports and what they import) is always
+    read whatever the budget: its import order is the attacker's to choose, so padding imported
+    first must not push the payload past the cut; a huge install path ends at `deadline` instead (an
+    error result, never a verdict on part of it). The analyses are in the package's order whatever the
+    reading order. Raises `TimeBudgetExceeded` only past `deadline`, a safety net the counted budget
+    ends before for everything but the install path."""
     from malseq.features.manifest import manifest_events
-    from malseq.features.order import ReadingOrder
+    from malseq.features.order import ReadingOrder, Tier
     from malseq.features.pth import pth_code_analyses
 
     budget = PackageWorkBudget() if budget is None else budget
@@ -51,9 +56,13 @@ def analyse_package(package: Package, deadline: Deadline, budget: PackageWorkBud
         order.imports_of(analysis)
     read: dict[int, FileAnalysis] = {}
     unread: list[str] = []
-    for index, f in order:
-        if budget.exhausted:  # checked between files only: a file is read whole or not at all
+    unread_import: list[str] = []
+    for index, f, tier in order:
+        # checked between files only: a file is read whole or not at all; an install-time file always
+        if budget.exhausted and tier is not Tier.INSTALL:
             unread.append(f.path)
+            if tier is Tier.IMPORT:
+                unread_import.append(f.path)
             continue
         deadline.check(f"analysing {f.path}")
         budget.charge(file_read_units(f.data, f.language in (Language.PYTHON, Language.JAVASCRIPT)))
@@ -64,4 +73,5 @@ def analyse_package(package: Package, deadline: Deadline, budget: PackageWorkBud
     files = [read[i] for i in sorted(read)]
     files.extend(pth)
     events: tuple[BehaviourEvent, ...] = manifest_events(package)
-    return PackageAnalysis(tuple(files), events, time.monotonic() - start, tuple(unread))
+    return PackageAnalysis(tuple(files), events, time.monotonic() - start, tuple(unread),
+                           tuple(unread_import))

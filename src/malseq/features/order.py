@@ -14,7 +14,10 @@ way the sequence stage resolves them), transitively, before the next tier starts
 rest, in the package's own order.
 
 The order only decides which files a cut leaves out: the analyses are put back in the package's
-order afterwards, so an uncut package's analysis does not depend on it.
+order afterwards, so an uncut package's analysis does not depend on it. Each file is yielded with
+its `Tier`: the caller never cuts an `INSTALL` file (the package budget only cuts the import path
+and the rest), because the attacker writes the order of the install path's imports: 60 padding
+modules imported before the payload would otherwise push the payload past the cut.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import posixpath
 from collections import deque
 from collections.abc import Iterator
+from enum import Enum
 
 from malseq.features.commands import (
     FILE,
@@ -35,11 +39,20 @@ from malseq.features.commands import (
 from malseq.features.types import FileAnalysis
 from malseq.intake.package import Language, Package, PackageFile
 
-__all__ = ["ReadingOrder"]
+__all__ = ["ReadingOrder", "Tier"]
+
+
+class Tier(Enum):
+    """Why a file is read when it is: it runs at install time, at import time, or neither (as far as
+    the order can tell)."""
+
+    INSTALL = "install"
+    IMPORT = "import"
+    REST = "rest"
 
 
 class ReadingOrder:
-    """Iterates `(index in package.source_files, file)`, install path first (see the module doc).
+    """Iterates `(index in package.source_files, file, tier)`, install path first (see the module doc).
 
     `imports_of(analysis)` after a file is read queues the package modules it imports when that
     file was an entry-point file (or reached from one); call it before asking for the next file."""
@@ -58,19 +71,25 @@ class ReadingOrder:
         self._queue: deque[int] = deque()
         self._queued: set[int] = set()
         self._priority: set[int] = set()  # files read as part of a tier: their imports follow them
+        # The tier being queued: a module pushed while a tier's queue drains (imports_of between two
+        # files) belongs to that tier; .pth imports, pushed before the iteration starts, to INSTALL.
+        self._current = Tier.INSTALL
+        self._tier: dict[int, Tier] = {}
 
-    def __iter__(self) -> Iterator[tuple[int, PackageFile]]:
-        tiers = (self._install_files, self._import_files)
-        for tier in tiers:
-            for path in tier():
+    def __iter__(self) -> Iterator[tuple[int, PackageFile, Tier]]:
+        tiers = ((Tier.INSTALL, self._install_files), (Tier.IMPORT, self._import_files))
+        for tier, files in tiers:
+            self._current = tier
+            for path in files():
                 self._push(path)
             while self._queue:
                 i = self._queue.popleft()
-                yield i, self._files[i]
+                yield i, self._files[i], self._tier[i]
+        self._current = Tier.REST
         for i, f in enumerate(self._files):
             if i not in self._queued:
                 self._queued.add(i)
-                yield i, f
+                yield i, f, Tier.REST
 
     def imports_of(self, analysis: FileAnalysis) -> None:
         """Queue the package's own modules `analysis` binds, if its file is on the install or import path
@@ -102,6 +121,7 @@ class ReadingOrder:
             return
         self._queued.add(i)
         self._priority.add(i)
+        self._tier[i] = self._current
         self._queue.append(i)
 
     def _install_files(self) -> list[str | None]:

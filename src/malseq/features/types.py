@@ -109,6 +109,9 @@ class PackageAnalysis:
     # Source files not read because the package work budget ran out (features.budget.PACKAGE_WORK_UNITS),
     # in reading order: the verdict stands on the files read, and these are the evidence of the cut.
     unread: tuple[str, ...] = ()
+    # Those of `unread` on the import-time path (top-level packages, entry points, npm main/exports/bin
+    # and what they import): code that runs when the package is used. Install-time files are never cut.
+    unread_import_path: tuple[str, ...] = ()
 
     def all_events(self) -> tuple[BehaviourEvent, ...]:
         out = list(self.manifest_events)

@@ -108,8 +108,10 @@ def result_to_dict(result: TargetResult) -> dict[str, Any]:
         out["behaviours"] = _behaviours(result.analysis)
         out["partial_files"] = [f.path for f in result.analysis.files if f.budget_exhausted]
         if result.analysis.unread:  # the package work budget ran out: what was not read, in reading order
+            on_path = result.analysis.unread_import_path  # of those, the ones that run at import time
             out["unread_files"] = {"count": len(result.analysis.unread),
-                                   "first": list(result.analysis.unread[:UNREAD_LISTED])}
+                                   "first": list(result.analysis.unread[:UNREAD_LISTED]),
+                                   "import_path": {"count": len(on_path), "first": list(on_path[:UNREAD_LISTED])}}
     if result.sequence is not None:
         out["sequence"] = _sequence(result.sequence)
     out.update(score_fields(result))

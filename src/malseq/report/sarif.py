@@ -12,6 +12,9 @@ Results, one per target that needs attention:
   `malseq audit`'s finding).
 * `scan-incomplete` (level warning): a folder holding a project whose installed packages or
   lockfiles were left out (`malseq.project`); also a tool notification.
+* `analysis-incomplete` (level note): a package judged other than malicious although the package
+  work budget left files unread (a malicious result carries the same fields itself), so the cut
+  leaves a trace in SARIF as in the text, JSON and serve reports. Listed only in runs that have one.
 
 Where a result points (its primary location) is always a file of the repository being
 scanned, or an absolute URI that cannot be mistaken for one:
@@ -72,6 +75,7 @@ MALICIOUS_RULE = "malicious-package"
 SCAN_ERROR_RULE = "scan-error"
 SCAN_INCOMPLETE_RULE = "scan-incomplete"
 LOCK_HASH_RULE = "lockfile-hash-mismatch"  # also malseq.audit.FindingKind.LOCKFILE_HASH_MISMATCH
+ANALYSIS_INCOMPLETE_RULE = "analysis-incomplete"  # listed only in runs that have such a result
 LOOKALIKE_RULE = "lookalike-copy"  # scan --lookalikes (listed only in runs that have such a result)
 SRCROOT = "%SRCROOT%"
 PACKAGE_BASE = "PACKAGE"
@@ -364,6 +368,8 @@ def _properties(result: TargetResult) -> dict[str, Any]:
         # the package work budget ran out: the result stands on the files read, these were not
         props["unreadFiles"] = len(result.analysis.unread)
         props["unreadFilesFirst"] = list(result.analysis.unread[:UNREAD_LISTED])
+        props["unreadImportPath"] = len(result.analysis.unread_import_path)
+        props["unreadImportPathFirst"] = list(result.analysis.unread_import_path[:UNREAD_LISTED])
     return props
 
 
@@ -390,8 +396,7 @@ def _malicious(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None
             for n, step in enumerate(reasons, 1))
     message += _pinned_text(result)
     if result.analysis is not None and result.analysis.unread:
-        message += (f"; analysis budget exhausted: {len(result.analysis.unread)} file(s) not read, "
-                    f"e.g. {clean(result.analysis.unread[0], 200)}")
+        message += "; " + _unread_text(result)
     props = _properties(result)
     props["score"] = result.score
     if result.threshold is not None:
@@ -494,6 +499,36 @@ def _scan_incomplete(result: TargetResult, paths: SarifPaths) -> dict[str, Any] 
     return _alert(SCAN_INCOMPLETE_RULE, "warning", text, result, anchor, props)
 
 
+def _unread_text(result: TargetResult) -> str:
+    assert result.analysis is not None
+    unread, on_path = result.analysis.unread, result.analysis.unread_import_path
+    return (f"analysis budget exhausted: {len(unread)} file(s) not read, e.g. {clean(unread[0], 200)} "
+            f"({len(on_path)} on the import path; every install-time file was read)")
+
+
+def _analysis_incomplete_rule() -> dict[str, Any]:
+    return {
+        "id": ANALYSIS_INCOMPLETE_RULE,
+        "name": "AnalysisIncomplete",
+        "shortDescription": {"text": "Package judged on part of its files"},
+        "fullDescription": {"text": "The package work budget ran out before every source file was read: the "
+                                    "verdict stands on the files read (every install-time file is), the "
+                                    "alert lists the others."},
+        "help": {"text": "Review the unread files the alert lists, those on the import path first."},
+        "defaultConfiguration": {"level": "note"},
+        "properties": {"tags": ["supply-chain"], "precision": "very-high", "problem.severity": "recommendation"},
+    }
+
+
+def _analysis_incomplete(result: TargetResult, paths: SarifPaths) -> dict[str, Any] | None:
+    """A note for a package not judged malicious whose files were not all read (a malicious result says it)."""
+    if result.analysis is None or not result.analysis.unread or (
+            result.verdict == "malicious" and result.sequence is not None):
+        return None
+    text = f"{_package_label(result)} was judged on part of its files: " + _unread_text(result) + _pinned_text(result)
+    return _alert(ANALYSIS_INCOMPLETE_RULE, "note", text, result, _anchor(result, paths), _properties(result))
+
+
 def _lookalike_rule() -> dict[str, Any]:
     return {
         "id": LOOKALIKE_RULE,
@@ -551,7 +586,7 @@ def render_sarif(results: Sequence[TargetResult], paths: SarifPaths | None = Non
     paths = paths or SarifPaths.working_directory()
     sarif_results = [
         r for res in results for r in (_scan_error(res, paths), _malicious(res, paths), _lookalike(res, paths),
-                                        _scan_incomplete(res, paths))
+                                        _scan_incomplete(res, paths), _analysis_incomplete(res, paths))
         if r is not None
     ] + [r for res in results for r in _lock_hash_mismatches(res, paths)]
     rules = _rules()
@@ -559,6 +594,8 @@ def render_sarif(results: Sequence[TargetResult], paths: SarifPaths | None = Non
         rules.append(lock_hash_rule())
     if any(r["ruleId"] == LOOKALIKE_RULE for r in sarif_results):
         rules.append(_lookalike_rule())
+    if any(r["ruleId"] == ANALYSIS_INCOMPLETE_RULE for r in sarif_results):
+        rules.append(_analysis_incomplete_rule())
     notifications = [
         {
             "level": "error",

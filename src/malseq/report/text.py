@@ -188,8 +188,11 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         not_read = result.analysis.unread
         if not_read:
             shown_unread = ", ".join(clean(path, 120) for path in not_read[:3])
+            on_path = result.analysis.unread_import_path
+            where = (f" ({len(on_path)} on the import path, e.g. {clean(on_path[0], 120)})" if on_path
+                     else " (none on the import path)")
             lines.append(f"  analysis budget exhausted: {len(not_read)} file{'' if len(not_read) == 1 else 's'} "
-                         f"not read, e.g. {shown_unread}")
+                         f"not read, e.g. {shown_unread}{where}")
         if show_features:
             for e in sorted(events, key=lambda e: (e.file, e.line, e.column)):
                 lines.append(

@@ -240,4 +240,6 @@ def _unread(unread: dict[str, Any]) -> str:
     """`N: a, b, ...` of a report's `unread_files` (the package work budget ran out), or ""."""
     if not unread:
         return ""
-    return f"{_int(unread.get('count'))}: " + ", ".join(_str(p) for p in _list(unread.get("first"), 20))
+    on_path = _dict(unread.get("import_path"))
+    where = f" ({_int(on_path.get('count'))} on the import path)" if on_path else ""
+    return f"{_int(unread.get('count'))}{where}: " + ", ".join(_str(p) for p in _list(unread.get("first"), 20))
