@@ -389,6 +389,7 @@ class _FileAnalyser:
         # Every file of the package: a loader of a path among them runs package code (a call-graph edge).
         self.package_paths = package_paths
         self._shipped: frozenset[str] | None = None  # shipped_program_names(package_paths), when first needed
+        self._sets_search_path: bool | None = None  # sets_search_path(), when first needed
         self.source = source
         # An ASCII file is decoded once: its byte offsets are character offsets, so a node's text is a
         # slice of this string, equal to decoding the slice of the bytes (most files are ASCII).
@@ -1322,7 +1323,8 @@ class _FileAnalyser:
                 # The command's literal behaviours went to the call, once; _on_string then skips the literal.
                 self.classified.add(hash(command))
             program = command if command is not None else self._command_head(args[0] if args else None)
-            if program is not None and found == ["run_command"] and is_build_command(program, self.shipped()):
+            if program is not None and found == ["run_command"] and is_build_command(program, self.shipped()) \
+                    and not self.sets_search_path():
                 # cmake, make, a compiler, `git describe`: a build step, not arbitrary command execution.
                 found = []
             elif program is None and found == ["run_command"] and self.is_setup and args \
@@ -1791,12 +1793,20 @@ class _FileAnalyser:
             self._shipped = shipped_program_names(self.package_paths)
         return self._shipped
 
+    def sets_search_path(self) -> bool:
+        """Does the file write PATH (or *PATH*, LD_*, DYLD_*) into its environment? Then the
+        programs its build commands name may be the package's own: none of them is a build step."""
+        if self._sets_search_path is None:
+            self.work.spend_bytes(len(self.source))
+            self._sets_search_path = _SEARCH_PATH_WRITE.search(self.source) is not None
+        return self._sets_search_path
+
     def _drop_parameter_build_commands(self, root: Node) -> None:
         """`def cmd1(s): return os.popen(s).read()` called only as `cmd1("mecab-config --libs")` (directly
         or through other helpers passing their parameter on): the run_command at os.popen is a build step.
         Only in setup.py, which no other file imports, so every caller is in sight."""
         for call, arg in self.parameter_commands:
-            if self._parameter_gets_only_build_commands(root, arg, 0):
+            if not self.sets_search_path() and self._parameter_gets_only_build_commands(root, arg, 0):
                 row, col = call.start_point
                 position = ("run_command", row + 1, col)
                 self.events = [e for e in self.events if (e.behaviour, e.line, e.column) != position]
@@ -2169,6 +2179,12 @@ def _call_flags(name: str) -> int:
 
 
 _CALL_FLAGS_ENTRIES = 50_000
+# A write of a variable that chooses which program or library runs: `os.environ["PATH"] = ".:" + ...`,
+# `os.environ.update(LD_PRELOAD=...)`, `os.putenv("PATH", ...)`.
+_SEARCH_PATH_NAME = rb"(?:[A-Z0-9_]*PATH[A-Z0-9_]*|LD_[A-Z0-9_]+|DYLD_[A-Z0-9_]+)"
+_SEARCH_PATH_WRITE = re.compile(
+    rb"environ\s*\[\s*[rbu]?['\"]" + _SEARCH_PATH_NAME + rb"['\"]\s*\]\s*\+?=(?!=)|"
+    rb"(?:environ\.(?:update|setdefault)|putenv)\s*\([^)\n]{0,200}?\b" + _SEARCH_PATH_NAME + rb"\b")
 # What lets setup.py reach a helper other than by a plain call, or run code the tree does not show:
 # with any of these in the file, a helper's callers are not all in sight.
 _DYNAMIC_LOOKUP = re.compile(rb"\b(?:exec|eval|runpy|importlib|__import__|__main__|__dict__)\b|"
