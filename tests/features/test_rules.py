@@ -283,3 +283,26 @@ def test_file_rules_of_a_language_by_order_and_a_later_rule_is_asked_too() -> No
     assert [b for b, _f in registry.file_behaviours(js_ctx)] == [
         "escaped_string", "obfuscated_identifiers", "minified_code"]
     assert [b for b, _f in registry.file_behaviours(py_ctx)] == ["minified_code"]
+
+
+def test_a_rule_registered_after_a_name_was_looked_up_applies_to_that_name() -> None:
+    # The engine memoises per-callee flags; a rule added later must not be hidden by them.
+    from malseq.features import python as engine
+
+    source = b"import zz_late_probe\nzz_late_probe.late_callee()\n"
+    before = {e.behaviour for e in analyse_python_text("x.py", source).events}
+    assert "read_env" not in before
+    assert engine._CALL_FLAGS.get("zz_late_probe.late_callee") == 0  # remembered: nothing to look at
+    call_rule("read_env", PY, order=0, names=("zz_late_probe.late_callee",))(lambda ctx: True)
+    assert "zz_late_probe.late_callee" not in engine._CALL_FLAGS  # the stale memo is gone
+    after = {e.behaviour for e in analyse_python_text("x.py", source).events}
+    assert "read_env" in after
+
+
+def test_registry_tells_its_listeners_of_every_added_rule() -> None:
+    registry = Registry()
+    calls: list[int] = []
+    registry.on_change(lambda: calls.append(len(registry.rules)))
+    registry.add(Rule("read_env", RuleKind.CALL, PY, lambda ctx: True, 0, names=frozenset({"x"})))
+    registry.add(Rule("read_env", RuleKind.CALL, PY, lambda ctx: True, 0, names=frozenset({"y"})))
+    assert calls == [1, 2]

@@ -126,7 +126,11 @@ def _unwrap(words: list[str]) -> tuple[list[str], list[str]]:
             i += 1
             continue
         if name == "start" and (i + 1 >= len(words) or not (words[i + 1].startswith("/") or words[i + 1] == "")):
-            break  # cmd's `start /b x`, `start "" x` is a wrapper; a bare `start` (npm start shorthand) is not
+            if i + 1 < len(words) and _starts_program(words[i + 1]):
+                wrappers.append(name)  # `start powershell -enc ..`, `start evil.exe`, `start https://e/x.hta`
+                i += 1
+                continue
+            break  # `start` (npm start shorthand) and "start the server" are not cmd's start
         if name == "start" and words[i + 1] == "" and i + 2 < len(words):
             wrappers.append(name)  # `start "" x.exe`: the empty window title only cmd's start takes
             i += 2
@@ -141,6 +145,18 @@ def _unwrap(words: list[str]) -> tuple[list[str], list[str]]:
             continue
         break
     return words[i:], wrappers
+
+
+# What cmd's `start` without a switch runs in a command line (and not in prose): a script or program
+# file by its extension, a URL (opened by its handler, an .hta by mshta), or a notable program.
+_START_TARGET_SUFFIXES = (".exe", ".bat", ".cmd", ".vbs", ".vbe", ".hta", ".ps1", ".js", ".jse", ".wsf", ".scr",
+                          ".com", ".pif", ".lnk")
+_URL_WORD = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://")
+
+
+def _starts_program(word: str) -> bool:
+    return (program_name(word) in _NOTABLE or word.lower().endswith(_START_TARGET_SUFFIXES)
+            or _URL_WORD.match(word) is not None)
 
 
 def _fold_substitutions(tokens: list[str]) -> list[str]:
@@ -764,12 +780,33 @@ NPM_BUILD_TOOLS = frozenset({
     "go-npm", "tsc", "electron-rebuild", "napi"})
 
 
-def _segment_is_build_step(segment: Segment, tools: frozenset[str]) -> bool:
+# Variables that choose which program or library runs (`PATH=.:$PATH x-config`, `LD_PRELOAD=./x.so make`):
+# set in front of a build command, they make it run what the package ships.
+_SEARCH_PATH_VARIABLE = re.compile(r"(?i)^(?:[A-Za-z0-9_]*PATH[A-Za-z0-9_]*|LD_[A-Za-z0-9_]*|DYLD_[A-Za-z0-9_]*)=")
+
+
+def shipped_program_names(paths: Iterable[str]) -> frozenset[str]:
+    """The names (lower case, without folder or extension) of a package's files: a command of that
+    name may run the package's own file (cmd and CreateProcess look in the current folder first)."""
+    out: set[str] = set()
+    for path in paths:
+        base = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+        out.add(base)
+        if "." in base.lstrip("."):
+            out.add(base.rsplit(".", 1)[0])
+    return frozenset(out)
+
+
+def _segment_is_build_step(segment: Segment, tools: frozenset[str], shipped: frozenset[str]) -> bool:
     program = segment.program
     if segment.piped or segment.background or any(_SUBST.search(w) for w in segment.words):
         return False
     if any(w not in ("sudo", "cross-env") and "=" not in w for w in segment.wrappers):
         return False
+    if any(_SEARCH_PATH_VARIABLE.match(w) for w in segment.wrappers):
+        return False
+    if program in shipped or program.rsplit(".", 1)[0] in shipped:
+        return False  # the package ships a file of that name: on Windows, that file is what runs
     words = [a for a in segment.args if not a.startswith("-")]
     if program in _VCS_QUERIES:
         queries = _VCS_QUERIES[program]
@@ -780,20 +817,21 @@ def _segment_is_build_step(segment: Segment, tools: frozenset[str]) -> bool:
     return program in tools or _is_config_query(segment)
 
 
-def is_build_command(command: str) -> bool:
+def is_build_command(command: str, shipped: frozenset[str] = frozenset()) -> bool:
     """A command line (setup.py's subprocess call) that only builds: compilers, build systems, VCS
     version queries, pkg-config-style library queries (`NAME-config --libs`). An "X" word (a value the
-    engine could not fold) is never the program."""
+    engine could not fold) is never the program. `shipped`: shipped_program_names of the package;
+    a program of one of those names is the package's own file, not a build tool."""
     segments = split_command(command[:MAX_COMMAND_LENGTH])
-    return bool(segments) and all(_segment_is_build_step(s, BUILD_TOOLS) for s in segments)
+    return bool(segments) and all(_segment_is_build_step(s, BUILD_TOOLS, shipped) for s in segments)
 
 
-def is_npm_build_script(command: str) -> bool:
+def is_npm_build_script(command: str, shipped: frozenset[str] = frozenset()) -> bool:
     """An npm install script that only builds the native addon, fetches the package's own prebuilt
     binary through the usual tools, installs git hooks or marks its own files executable."""
     segments = split_command(command[:MAX_COMMAND_LENGTH])
     return bool(segments) and all(
-        _segment_is_build_step(s, NPM_BUILD_TOOLS | BUILD_TOOLS) or own_file_chmod(s) for s in segments)
+        _segment_is_build_step(s, NPM_BUILD_TOOLS | BUILD_TOOLS, shipped) or own_file_chmod(s) for s in segments)
 
 
 def own_file_chmod(segment: Segment) -> bool:

@@ -18,6 +18,7 @@ from malseq.features.commands import (
     own_file_chmod,
     reachable_scripts,
     script_behaviours,
+    shipped_program_names,
     split_command,
 )
 from malseq.features.rules import REGISTRY, ManifestContext, ManifestEntry
@@ -47,13 +48,14 @@ def npm_script_events(package: Package) -> tuple[BehaviourEvent, ...]:
     pj = package.file("package.json")
     text = pj.text() if pj is not None else ""
     lifecycle = [name for name, _command in npm.lifecycle_scripts]
+    shipped = shipped_program_names(f.path for f in package.files)
     events: list[BehaviourEvent] = []
     for name, command in reachable_scripts(dict(npm.scripts), lifecycle):
         line = _json_key_line(text, name)
         snippet = clean(f"{name}: {command}", 160)
-        entry = ManifestContext(ManifestEntry.NPM_SCRIPT, "package.json", name, command)
+        entry = ManifestContext(ManifestEntry.NPM_SCRIPT, "package.json", name, command, shipped)
         # The install-hook rules first, then what the command line does.
-        if is_npm_build_script(command):
+        if is_npm_build_script(command, shipped):
             # A build step: a chmod of the package's own files is a file write, not a dropper's.
             chmods = any(own_file_chmod(s) for s in split_command(command))
             ids = REGISTRY.manifest_behaviours(entry) + (["fs_write"] if chmods else [])

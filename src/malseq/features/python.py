@@ -53,7 +53,7 @@ from malseq.features.budget import (
     parse_window,
 )
 from malseq.features.catalogue import IDS
-from malseq.features.commands import is_build_command
+from malseq.features.commands import is_build_command, shipped_program_names
 from malseq.features.rules import (
     REGISTRY,
     ArgKind,
@@ -388,6 +388,8 @@ class _FileAnalyser:
         self.path = path
         # Every file of the package: a loader of a path among them runs package code (a call-graph edge).
         self.package_paths = package_paths
+        self._shipped: frozenset[str] | None = None  # shipped_program_names(package_paths), when first needed
+        self._sets_search_path: bool | None = None  # sets_search_path(), when first needed
         self.source = source
         # An ASCII file is decoded once: its byte offsets are character offsets, so a node's text is a
         # slice of this string, equal to decoding the slice of the bytes (most files are ASCII).
@@ -1321,7 +1323,8 @@ class _FileAnalyser:
                 # The command's literal behaviours went to the call, once; _on_string then skips the literal.
                 self.classified.add(hash(command))
             program = command if command is not None else self._command_head(args[0] if args else None)
-            if program is not None and is_build_command(program) and found == ["run_command"]:
+            if program is not None and found == ["run_command"] and is_build_command(program, self.shipped()) \
+                    and not self.sets_search_path():
                 # cmake, make, a compiler, `git describe`: a build step, not arbitrary command execution.
                 found = []
             elif program is None and found == ["run_command"] and self.is_setup and args \
@@ -1785,12 +1788,25 @@ class _FileAnalyser:
         self._setup_command_override(root, does)
         self._setup_code_execution(root, does)
 
+    def shipped(self) -> frozenset[str]:
+        if self._shipped is None:
+            self._shipped = shipped_program_names(self.package_paths)
+        return self._shipped
+
+    def sets_search_path(self) -> bool:
+        """Does the file write PATH (or *PATH*, LD_*, DYLD_*) into its environment? Then the
+        programs its build commands name may be the package's own: none of them is a build step."""
+        if self._sets_search_path is None:
+            self.work.spend_bytes(len(self.source))
+            self._sets_search_path = _SEARCH_PATH_WRITE.search(self.source) is not None
+        return self._sets_search_path
+
     def _drop_parameter_build_commands(self, root: Node) -> None:
         """`def cmd1(s): return os.popen(s).read()` called only as `cmd1("mecab-config --libs")` (directly
         or through other helpers passing their parameter on): the run_command at os.popen is a build step.
         Only in setup.py, which no other file imports, so every caller is in sight."""
         for call, arg in self.parameter_commands:
-            if self._parameter_gets_only_build_commands(root, arg, 0):
+            if not self.sets_search_path() and self._parameter_gets_only_build_commands(root, arg, 0):
                 row, col = call.start_point
                 position = ("run_command", row + 1, col)
                 self.events = [e for e in self.events if (e.behaviour, e.line, e.column) != position]
@@ -1817,21 +1833,19 @@ class _FileAnalyser:
         if name not in names or None in names[:names.index(name) + 1]:
             return False
         index = names.index(name)
-        rebound = re.compile(rf"(?<![\w.]){re.escape(name)}\s*(?:[-+*/%&|^@<>]{{0,2}}=(?!=)|:=)|"
-                             rf"\b(?:for|as|global|nonlocal|del)\s+{re.escape(name)}\b")
-        if rebound.search(self._text(body, body.end_byte - body.start_byte)):
-            return False
+        self.work.spend_bytes(len(self.source))  # the scans below read the whole file
+        if _DYNAMIC_LOOKUP.search(self.source) or self._rebinds(body, name):
+            return False  # a caller or a value out of sight: the helper may run anything
         callee = self._text(fn_name, 200)
         calls = 0
-        self.work.spend_bytes(len(self.source))  # the scan below reads the whole file
-        for m in re.finditer(rb"(?<![\w.])" + re.escape(callee.encode()) + rb"\b", self.source):
+        for m in re.finditer(rb"(?<!\w)" + re.escape(callee.encode()) + rb"\b", self.source):
             self._tick()
             use = root.descendant_for_byte_range(m.start(), m.end())
-            if use is None or use.type != "identifier":
-                continue  # the name in a string or a comment
-            parent = use.parent
             if use == fn_name:
                 continue
+            if use is None or use.type != "identifier":
+                return False  # the name in a string or a comment: `globals()["cmd1"]`, `getattr(m, "cmd1")`
+            parent = use.parent
             if parent is None or parent.type != "call" or parent.child_by_field_name("function") != use:
                 return False  # redefined, assigned, passed on or imported: callers out of sight
             args = parent.child_by_field_name("arguments")
@@ -1857,10 +1871,53 @@ class _FileAnalyser:
                         for p in pieces):
                     return False
                 words = [self._fold_text(p) for p in pieces]
-                if any(w is None for w in words) or not is_build_command(" ".join(w or "" for w in words)):
+                if any(w is None for w in words) or not is_build_command(" ".join(w or "" for w in words),
+                                                                               self.shipped()):
                     return False
             calls += 1
         return calls > 0
+
+    def _rebinds(self, body: Node, name: str) -> bool:
+        """Does anything in `body` bind `name` (an assignment or augmented assignment target, a for or
+        comprehension variable, `with/except ... as`, a walrus, a match-case capture, del, global,
+        nonlocal, an import, a nested def/class/lambda or its parameters)? Read from the tree: a
+        regex misses `(s) = ...`, `s, _ = ...`, `[s] = ...`."""
+        stack = [body]
+        while stack:
+            node = stack.pop()
+            self._tick()
+            targets: list[Node | None]
+            kind = node.type
+            if kind in ("assignment", "augmented_assignment", "for_statement", "for_in_clause"):
+                targets = [node.child_by_field_name("left")]
+            elif kind == "named_expression":
+                targets = [node.child_by_field_name("name")]
+            elif kind in ("as_pattern", "except_clause", "case_clause", "case_pattern", "delete_statement",
+                          "global_statement", "nonlocal_statement", "import_statement", "import_from_statement",
+                          "future_import_statement"):
+                # The whole node: an alias, a capture or a listed name (reads in a case body refuse too).
+                targets = [node]
+            elif kind in ("function_definition", "class_definition"):
+                targets = [node.child_by_field_name("name"), node.child_by_field_name("parameters")]
+            elif kind == "lambda":
+                targets = [node.child_by_field_name("parameters")]
+            else:
+                targets = []
+            for target in targets:
+                if target is not None and self._names_identifier(target, name):
+                    return True
+            stack.extend(node.named_children)
+        return False
+
+    def _names_identifier(self, node: Node, name: str) -> bool:
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            self._tick()
+            if current.type == "identifier" and self._text(current, 200) == name:
+                return True
+            stack.extend(current.named_children)
+        return False
 
     def _setup_command_override(self, root: Node, does: dict[str, set[str]]) -> None:
         reported: set[str] = set()
@@ -2086,6 +2143,9 @@ _F_OBFUSCATION = 128  # join/bytes/bytearray/chr/unichr: _obfuscation_call looks
 _F_FOLD_ROOT = 256  # the call's folded value is classified on its own
 _CALL_FLAGS: dict[str, int] = {}
 _CALL_FLAGS_RULES = [-1]  # how many rules the registry held when _CALL_FLAGS was filled
+# A rule registered later (tests do) changes the flags of names already looked up: the registry
+# empties the memo, which the engine reads without the count check of _call_flags.
+REGISTRY.on_change(_CALL_FLAGS.clear)
 _OBFUSCATION_FUNCS = frozenset({"join", "bytes", "bytearray", "chr", "unichr"})
 
 
@@ -2119,6 +2179,16 @@ def _call_flags(name: str) -> int:
 
 
 _CALL_FLAGS_ENTRIES = 50_000
+# A write of a variable that chooses which program or library runs: `os.environ["PATH"] = ".:" + ...`,
+# `os.environ.update(LD_PRELOAD=...)`, `os.putenv("PATH", ...)`.
+_SEARCH_PATH_NAME = rb"(?:[A-Z0-9_]*PATH[A-Z0-9_]*|LD_[A-Z0-9_]+|DYLD_[A-Z0-9_]+)"
+_SEARCH_PATH_WRITE = re.compile(
+    rb"environ\s*\[\s*[rbu]?['\"]" + _SEARCH_PATH_NAME + rb"['\"]\s*\]\s*\+?=(?!=)|"
+    rb"(?:environ\.(?:update|setdefault)|putenv)\s*\([^)\n]{0,200}?\b" + _SEARCH_PATH_NAME + rb"\b")
+# What lets setup.py reach a helper other than by a plain call, or run code the tree does not show:
+# with any of these in the file, a helper's callers are not all in sight.
+_DYNAMIC_LOOKUP = re.compile(rb"\b(?:exec|eval|runpy|importlib|__import__|__main__|__dict__)\b|"
+                             rb"\b(?:globals|vars|locals|getattr|compile)\s*\(")
 
 
 def _raw_string_min_length() -> int:

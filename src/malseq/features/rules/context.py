@@ -252,6 +252,9 @@ class ManifestContext:
     file: str  # "package.json", or the .pth file's path in the package
     name: str  # the script's name ("" for a .pth line)
     text: str  # the script's command line, or the .pth line as written (unstripped)
+    # commands.shipped_program_names of the package: a build command of one of these names runs the
+    # package's own file (cmd looks in the current folder first), so it is not a build step.
+    shipped: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def npm_lifecycle_script(ctx: ManifestContext) -> bool:
     """A script npm runs by itself on install (the scripts they chain to report only what they do);
     not one that only builds the native addon or fetches its prebuilt binary (`node-gyp rebuild`,
     `prebuild-install || node-gyp rebuild`, `husky install`, `chmod +x ./bin/tool`)."""
-    return ctx.name in INSTALL_TIME_SCRIPTS and not is_npm_build_script(ctx.text)
+    return ctx.name in INSTALL_TIME_SCRIPTS and not is_npm_build_script(ctx.text, ctx.shipped)
 
 
 @manifest_rule("pth_code_execution", order=20, entries=(ManifestEntry.PTH_LINE,))

@@ -121,6 +121,7 @@ class Registry:
         self._strings: dict[RuleKind, tuple[tuple[Callable[..., object], str, int], ...]] = {}
         self._files: dict[Language, tuple[Rule, ...]] = {}
         self._kinds: dict[RuleKind, tuple[Rule, ...]] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     def add(self, rule: Rule) -> None:
         for behaviour in (rule.behaviour, *rule.also):
@@ -140,6 +141,12 @@ class Registry:
         self._files.clear()
         self._strings.clear()
         self._kinds.clear()
+        for listener in self._listeners:
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever a rule is added: a memo of what the rules answer is stale then."""
+        self._listeners.append(listener)
 
     # --- lookups the engines use ------------------------------------------------------------
     def _call_index(self, language: Language) -> _CallIndex:
