@@ -301,6 +301,11 @@ def test_a_program_the_package_ships_is_not_a_build_tool() -> None:
     assert not is_npm_build_script("foo-config --version && node-gyp rebuild", shipped)
     assert is_npm_build_script("node-gyp rebuild", shipped)
     assert not is_npm_build_script("PATH=./bin:$PATH node-gyp rebuild")
+    # a file Windows cannot run by bare name does not shadow the tool
+    headers = shipped_program_names(["include/napi.h", "docs/make.txt", "xml2-config.in"])
+    assert is_build_command("make", headers)
+    assert is_build_command("xml2-config --cflags", headers)
+    assert not is_build_command("make", shipped_program_names(["tools/make.ps1"]))
 
 
 @pytest.mark.parametrize(("command", "found"), [

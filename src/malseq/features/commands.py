@@ -786,15 +786,24 @@ _SEARCH_PATH_VARIABLE = re.compile(r"(?i)^(?:[A-Za-z0-9_]*PATH[A-Za-z0-9_]*|LD_[
 
 
 def shipped_program_names(paths: Iterable[str]) -> frozenset[str]:
-    """The names (lower case, without folder or extension) of a package's files: a command of that
-    name may run the package's own file (cmd and CreateProcess look in the current folder first)."""
+    """The names (lower case, without folder) of a package's files, and without the extension for
+    files Windows runs by bare name: a command of that name may run the package's own file (cmd and
+    CreateProcess look in the current folder first, trying PATHEXT's extensions). A header or a data
+    file of the same stem (`napi.h`) cannot run, so it does not count."""
     out: set[str] = set()
     for path in paths:
         base = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
         out.add(base)
-        if "." in base.lstrip("."):
+        stem, dot, extension = base.lstrip(".").rpartition(".")
+        if dot and f".{extension}" in _WINDOWS_RUNNABLE:
             out.add(base.rsplit(".", 1)[0])
     return frozenset(out)
+
+
+# Windows' default PATHEXT, with PowerShell scripts (run by bare name from a PowerShell prompt) and
+# Python scripts (the Python installer can add .PY to PATHEXT).
+_WINDOWS_RUNNABLE = frozenset({".com", ".exe", ".bat", ".cmd", ".vbs", ".vbe", ".js", ".jse", ".wsf", ".wsh",
+                               ".msc", ".ps1", ".scr", ".pif", ".lnk", ".py", ".pyw"})
 
 
 def _segment_is_build_step(segment: Segment, tools: frozenset[str], shipped: frozenset[str]) -> bool:
