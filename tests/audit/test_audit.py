@@ -1208,14 +1208,10 @@ def test_an_extra_index_that_cannot_be_asked_leaves_the_check_incomplete_in_one_
     assert all(r["verdict"] for r in report["results"])
 
 
-@pytest.mark.parametrize("fmt", ["text", "json"])
-def test_audit_text_interrupted_prints_what_finished_and_says_so(
-        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        fmt: str) -> None:
-    # Ctrl-C during a text audit exited 130 with nothing: now what finished, then one line (as `malseq scan`)
+def _ctrl_c_at_the_second_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit's scan raises KeyboardInterrupt when the target named "second" starts."""
     import malseq.audit as audit_module
 
-    project = _two_pin_project(registry, tmp_path)
     real_scan = audit_module.scan
 
     def ctrl_c_at_the_second(texts: Any, options: Any, observer: Any = None) -> Any:
@@ -1230,6 +1226,16 @@ def test_audit_text_interrupted_prints_what_finished_and_says_so(
         return real_scan(texts, options, Stop())
 
     monkeypatch.setattr(audit_module, "scan", ctrl_c_at_the_second)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_audit_text_interrupted_prints_what_finished_and_says_so(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        fmt: str) -> None:
+    # Ctrl-C during a text audit exited 130 with nothing: now what finished, then one line (as `malseq scan`)
+
+    project = _two_pin_project(registry, tmp_path)
+    _ctrl_c_at_the_second_target(monkeypatch)
     code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
                  "--format", fmt])
     assert code == 130
@@ -1245,26 +1251,12 @@ def test_audit_text_interrupted_prints_what_finished_and_says_so(
 
 def test_audit_jsonl_interrupted_says_so_after_the_targets_that_finished(
         registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import malseq.audit as audit_module
     from malseq.report.json_schema import audit_line_schema
 
     project = _two_pin_project(registry, tmp_path)
     written: list[str] = []
     monkeypatch.setattr("malseq._cli._emit", written.append)
-    real_scan = audit_module.scan
-
-    def ctrl_c_at_the_second(texts: Any, options: Any, observer: Any = None) -> Any:
-        class Stop:
-            def target_started(self, index: int, total: int, target: str) -> None:
-                if "second" in target:
-                    raise KeyboardInterrupt
-                observer.target_started(index, total, target)
-
-            def target_finished(self, index: int, total: int, result: Any) -> None:
-                observer.target_finished(index, total, result)
-        return real_scan(texts, options, Stop())
-
-    monkeypatch.setattr(audit_module, "scan", ctrl_c_at_the_second)
+    _ctrl_c_at_the_second_target(monkeypatch)
     code = main(["audit", str(project), "--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple",
                  "--format", "jsonl"])
     assert code == 130

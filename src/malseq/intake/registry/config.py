@@ -110,21 +110,26 @@ def _config_problem(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def _read_pip_config(path: Path, hint: str) -> configparser.RawConfigParser:
+    """One pip configuration file, parsed; ConfigurationError (never quoting the file's lines, which
+    may hold credentials) when it cannot be read."""
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (OSError, UnicodeError, configparser.Error) as exc:
+        raise ConfigurationError(f"cannot read pip configuration file {str(path)!r}: {_config_problem(exc)}",
+                                 hint=hint) from exc
+    return parser
+
+
 def _pip_configured_index() -> tuple[str, str] | None:
     """The index-url of pip's configuration files, with the file it came from."""
     found: dict[str, tuple[str, str]] = {}
     for path in _pip_config_files():
         if not path.is_file():
             continue
-        parser = configparser.RawConfigParser()
-        try:
-            with open(path, encoding="utf-8") as fh:
-                parser.read_file(fh)
-        except (OSError, UnicodeError, configparser.Error) as exc:
-            raise ConfigurationError(
-                f"cannot read pip configuration file {str(path)!r}: {_config_problem(exc)}",
-                hint="fix the file, or set MALSEQ_PYPI_INDEX_URL",
-            ) from exc
+        parser = _read_pip_config(path, hint="fix the file, or set MALSEQ_PYPI_INDEX_URL")
         for section in ("global", "install", "download"):
             if not parser.has_section(section):
                 continue
@@ -162,13 +167,7 @@ def pip_extra_indexes() -> tuple[PipExtraIndex, ...]:
     for path in _pip_config_files():
         if not path.is_file():
             continue
-        parser = configparser.RawConfigParser()
-        try:
-            with open(path, encoding="utf-8") as fh:
-                parser.read_file(fh)
-        except (OSError, UnicodeError, configparser.Error) as exc:
-            raise ConfigurationError(f"cannot read pip configuration file {str(path)!r}: {_config_problem(exc)}",
-                                     hint="fix the file (pip itself cannot read it either)") from exc
+        parser = _read_pip_config(path, hint="fix the file (pip itself cannot read it either)")
         for section in ("global", "install"):
             for key in ("extra-index-url", "extra_index_url"):
                 value = parser.get(section, key, fallback=None) if parser.has_section(section) else None
