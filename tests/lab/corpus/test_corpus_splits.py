@@ -154,3 +154,22 @@ def test_new_dated_samples_go_after_the_pinned_time_bounds() -> None:
     assert split.assignments["early"] == "train"
     assert split.assignments["between"] == ("val" if latest["val"] > latest["train"] else "train")
     assert split.meta["strata"]["pypi/1"] == "time"
+
+
+def test_a_pinned_test_set_alone_keeps_it_and_splits_the_older_samples_by_time() -> None:
+    """A test set carried over on its own (no train/validation pins): the rest is split into train and
+    validation by date, validation the newer part, at the same relative shares."""
+    old = [SplitItem(f"k{i}", f"g{i}", "pypi", 1, f"2024-{1 + i % 10:02d}-15") for i in range(400)]
+    benign = [SplitItem(f"b{i}", f"h{i}", "pypi", 0) for i in range(400)]
+    first = make_split(old + benign, mode="time", seed=1, fractions=(0.55, 0.2, 0.25))
+    test_only = {k: v for k, v in first.assignments.items() if v == "test"}
+    late = SplitItem("late", "gl", "pypi", 1, "2024-12-01")
+    split = make_split(old + benign + [late], mode="time", seed=1, fractions=(0.55, 0.2, 0.25), pinned=test_only)
+    assert all(split.assignments[k] == "test" for k in test_only)
+    assert split.assignments["late"] == "test"
+    dates = {s: [it.added for it in old if split.assignments[it.key] == s] for s in ("train", "val")}
+    assert dates["train"] and dates["val"] and max(dates["train"]) < min(dates["val"])
+    assert max(dates["val"]) < min(it.added for it in old if it.key in test_only)
+    # the same train/validation boundary as the split the test set came from
+    assert {k for k, v in split.assignments.items() if v == "val"} == {
+        k for k, v in first.assignments.items() if v == "val"}

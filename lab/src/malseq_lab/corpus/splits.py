@@ -180,7 +180,29 @@ def make_split(
             if dates and min(dates) > latest.get(kept, ""):
                 latest[kept] = min(dates)
         dated = [g for g in groups if any(m.added for m in members[g])]
-        if mode == "time" and latest:
+        if mode == "time" and set(latest) == {"test"}:
+            # only a test set is pinned (e.g. a fixed test set carried over to a new corpus): a
+            # group dated on or after the test set's first date is test, as it would have been; the
+            # older ones are split by time into train and validation at the same relative shares
+            stratum_modes[f"{eco}/{label}"] = "time"
+            test_start = min(
+                min(m.added for m in members[g] if m.added)
+                for g in all_groups
+                if group_split.get(g) == "test" and any(m.added for m in members[g])
+            )
+            older = []
+            for g in dated:
+                date = min(m.added for m in members[g] if m.added)
+                if date >= test_start:
+                    group_split[g] = "test"
+                else:
+                    older.append((g, len(members[g]), date))
+            kept = fractions[0] + fractions[1]
+            shares = (fractions[0] / kept, fractions[1] / kept, 0.0) if kept else (1.0, 0.0, 0.0)
+            group_split.update(_assign_time(older, shares))
+            undated = [g for g in groups if g not in set(dated)]
+            group_split.update(_assign_random([(g, len(members[g])) for g in undated], fractions, seed, already))
+        elif mode == "time" and latest:
             stratum_modes[f"{eco}/{label}"] = "time"
             for g in dated:
                 group_split[g] = _time_after_pinned(min(m.added for m in members[g] if m.added), latest)
