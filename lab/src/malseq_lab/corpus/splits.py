@@ -197,8 +197,9 @@ def make_split(
                     group_split[g] = "test"
                 else:
                     older.append((g, len(members[g]), date))
-            kept = fractions[0] + fractions[1]
-            shares = (fractions[0] / kept, fractions[1] / kept, 0.0) if kept else (1.0, 0.0, 0.0)
+            train_and_val = fractions[0] + fractions[1]
+            shares = ((fractions[0] / train_and_val, fractions[1] / train_and_val, 0.0) if train_and_val
+                      else (1.0, 0.0, 0.0))
             group_split.update(_assign_time(older, shares))
             undated = [g for g in groups if g not in set(dated)]
             group_split.update(_assign_random([(g, len(members[g])) for g in undated], fractions, seed, already))
