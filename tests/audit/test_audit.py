@@ -727,6 +727,77 @@ def test_a_missing_requirements_include_fails_the_audit_at_its_r_line(
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])
+def test_scan_lockfile_fails_on_a_missing_requirements_include_as_audit_does(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fmt: str) -> None:
+    # `scan --lockfile` listed a missing -c include as "not scanned" and passed (exit 0) where `malseq audit`
+    # and pip fail: the same entry (kind, reason, the -r line), exit 3 under fail-on errors, the same stderr
+    # line; the pins the file does have are still scanned
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("# base\n-r base.txt\n-c constraints/missing.txt\n")
+    (project / "base.txt").write_text("six==1.16.0\n")
+    monkeypatch.chdir(project)
+    index = ["--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple"]
+    assert main(["audit", ".", *index, "--no-installed", "--format", "json"]) == 3
+    audit_out, audit_err = capsys.readouterr()
+    [audited] = [n for n in json.loads(audit_out)["not_scanned"] if n["kind"] == "unreadable"]
+    audit_says = [line for line in audit_err.splitlines() if "could not be read" in line]
+
+    scan = ["scan", *index, "--format", fmt, "--lockfile", "requirements.txt"]
+    assert main(scan) == 3
+    out, err = capsys.readouterr()
+    reason = audit_says[0].removeprefix("malseq: exit 3: ")
+    assert reason.startswith("1 lockfile(s) or -r include(s) could not be read") and "requirements.txt line 3 " \
+        "(constraints/missing.txt)" in reason
+    assert f"malseq: error: {reason}" in err.splitlines()  # even with -q: audit's words, file and line
+    assert "not scanned (requirements.txt line 3)" not in err  # no mere "not scanned" entry any more
+    if fmt == "text":
+        block = out.split("constraints/missing.txt: ERROR unreadable: ", 1)[1].split("\nsummary:", 1)[0]
+        assert block.startswith(audited["reason"]) and "  pinned in: requirements.txt line 3" in block
+        assert "pypi:six==1.16.0" in out and "1 error(s)" in out
+    elif fmt in ("json", "jsonl"):
+        entries = [json.loads(x) for x in out.splitlines()] if fmt == "jsonl" else json.loads(out)
+        by_target = {e["target"]: e for e in entries if "target" in e}
+        assert set(by_target) == {"pypi:six==1.16.0", "constraints/missing.txt"}
+        missing = by_target["constraints/missing.txt"]
+        # audit's entry, in the scan report's shape: subject = target, kind = error type, where/line = pinned_by
+        assert (missing["error"]["type"], missing["error"]["message"]) == (audited["kind"], audited["reason"])
+        assert missing["pinned_by"] == [{"lockfile": audited["where"], "line": audited["line"]}] == [
+            {"lockfile": "requirements.txt", "line": 3}]
+        from malseq.report.json_schema import entry_schema
+
+        jsonschema = pytest.importorskip("jsonschema")
+        for entry in by_target.values():
+            jsonschema.validate(entry, entry_schema())
+        if fmt == "jsonl":
+            assert entries[0]["target"] == "constraints/missing.txt"  # known before any scan: out first
+            assert (entries[-1]["summary"]["errors"], entries[-1]["summary"]["exit_code"]) == (1, 3)
+    else:
+        doc = json.loads(out)
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+        from github_sarif import github_upload_problems
+
+        assert github_upload_problems(doc, out) == []
+        [result] = [r for r in doc["runs"][0]["results"] if r["properties"].get("target") == "constraints/missing.txt"]
+        assert result["level"] == "error" and result["properties"]["error"] == "unreadable"
+        assert result["locations"][0]["physicalLocation"] == {
+            "artifactLocation": {"uri": "requirements.txt", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 3}}
+        assert audited["reason"] in result["message"]["text"]
+    assert main([*scan, "--fail-on", "malicious"]) == 0  # errors not in fail-on, as for audit
+    assert "could not be read" not in capsys.readouterr().err
+    # a file that includes nothing else but the missing one: still a report and exit 3, not "nothing to scan"
+    (project / "only.txt").write_text("-r gone.txt\n")
+    assert main(["scan", *index, "--format", fmt, "--lockfile", "only.txt"]) == 3
+    assert "only.txt line 1 (gone.txt)" in capsys.readouterr().err
+    (project / "constraints").mkdir()
+    (project / "constraints" / "missing.txt").write_text("")
+    assert main(scan) == 0  # there now: nothing else to fail on
+    capsys.readouterr()
+
+
 def test_audit_paths_are_relative_to_the_audited_folder_wherever_malseq_runs(
         registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
