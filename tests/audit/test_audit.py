@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from local_http import isolate_registry_config, local_http_server
@@ -91,8 +92,10 @@ def _handler(reg: Registry) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             reg.asked.append(self.path)
-            body, kind = reg.routes.get(self.path, (b'{"error":"Not found"}', "application/json"))
-            self.send_response(200 if self.path in reg.routes else 404)
+            # npm clients ask for a scoped package's document as /@scope%2fname, as the npm registry serves it
+            path = self.path if self.path in reg.routes else unquote(self.path)
+            body, kind = reg.routes.get(path, (b'{"error":"Not found"}', "application/json"))
+            self.send_response(200 if path in reg.routes else 404)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -655,6 +658,43 @@ def test_every_entry_a_real_lockfile_leaves_unscanned_is_reported_at_its_own_lin
     # malseq runs in the folder above the project: SARIF URIs are relative to there
     assert _sarif_places(doc, "dependency-not-scanned") == {
         subject: (f"app/{where}", "%SRCROOT%", line) for subject, (where, line) in where_of.items()}
+
+
+@pytest.mark.parametrize("fixture", _lockfile_fixtures())
+def test_every_pin_of_a_real_lockfile_is_fetched_scanned_and_located_at_its_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fixture: str) -> None:
+    # issue 15's done-when, for each lockfile kind: the audit fetches every release the lockfile pins (the
+    # release itself for an npm alias, yarn's and pnpm's descriptors resolved) from the registry, scans it
+    # to a verdict and reports it at the line that pins it; the fixtures' hashes are real projects', not
+    # these archives', so the hash comparison is left out (--no-verify)
+    lockfile = _fixture_lockfile(fixture, tmp_path / "app")
+    parsed = read_lockfile(lockfile)
+    assert parsed.entries, fixture
+    for entry in parsed.entries:
+        name, version = entry.target.name, entry.target.version
+        if entry.target.ecosystem.value == "npm":
+            registry.publish_npm(name, version, _pkg(name, version))
+        else:
+            module = name.lower().replace("-", "_").replace(".", "_")
+            registry.publish_wheel(name, version, {f"{module}/__init__.py": b"def add(a, b):\n    return a + b\n"})
+    monkeypatch.chdir(tmp_path / "app")
+    code, out = _audit(registry, Path(lockfile.name), capsys, "--format", "json", "--no-verify")
+    report = json.loads(out)
+    scanned = {r["target"]: r for r in report["results"] if r["origin"] == "lockfile"}
+    # every pin of a configured index is scanned (a private-index pin is listed as not scanned instead)
+    private = {n["subject"] for n in report["not_scanned"] if n["kind"] == "private-index"}
+    assert set(scanned) | private == {e.spec for e in parsed.entries} and not set(scanned) & private, fixture
+    for entry in parsed.entries:
+        if entry.spec in private:
+            continue
+        result = scanned[entry.spec]
+        assert "error" not in result and result["verdict"] in ("benign", "malicious"), result.get("error")
+        where = Path(entry.source or parsed.path).relative_to(tmp_path / "app").as_posix()
+        assert {"lockfile": where, "line": entry.line} in result["pinned_by"], (entry.spec, result["pinned_by"])
+    # the run fails only on what the report says: a missing include (the requirements fixture's) or nothing
+    unreadable = [f["path"] for f in report["files"] if f["kind"] == "unreadable"]
+    assert (code, report["summary"]["exit_code"]) == ((3, 3) if unreadable else (0, 0)), report["summary"]
 
 
 def test_a_lockfile_that_cannot_be_read_fails_the_audit_under_errors(
