@@ -330,3 +330,89 @@ def test_precommit_try_repo(tmp_path: Path) -> None:
     assert "malseq audit" in log, log  # the hook ran, on the lockfile
     assert done.returncode == 0 and "Passed" in log, log
     assert "six" in log, log  # the audit report (--verbose shows it) names the pin it scanned
+
+
+# ---------------------------------------------------------------------------
+# README, "Use in CI": the snippets a new user copies
+
+
+def _ci_snippets() -> tuple[str, list[object]]:
+    """The README's "Use in CI" section and each of its YAML snippets, parsed."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Use in CI\n", 1)[1].split("\n## ", 1)[0]
+    return section, [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)]
+
+
+def _steps(doc: object) -> list[dict[str, object]]:
+    assert isinstance(doc, dict)
+    return [step for job in doc["jobs"].values() for step in job["steps"]]
+
+
+def test_readme_ci_snippets_use_the_action_and_hook_this_repository_ships() -> None:
+    from malseq import __version__
+    from malseq.model import OPERATING_POINTS
+    from malseq.policy import parse_fail_on
+
+    section, docs = _ci_snippets()
+    workflows = [d for d in docs if isinstance(d, dict) and "jobs" in d]
+    gitlab = [d for d in docs if isinstance(d, dict) and isinstance(d.get("malseq"), dict)]
+    precommit = [d for d in docs if isinstance(d, dict) and "repos" in d]
+    assert (len(workflows), len(gitlab), len(precommit)) == (2, 1, 1), docs  # the three kinds of CI it promises
+    # with the action: every input it passes is one action.yml declares, with a value malseq takes
+    [uses] = [s for s in _steps(workflows[0]) if str(s.get("uses", "")).startswith("OWNER/malseq@")]
+    declared = action()["inputs"]
+    assert isinstance(declared, dict) and isinstance(uses["with"], dict)
+    assert set(uses["with"]) <= set(declared)
+    parse_fail_on(str(uses["with"]["fail-on"]).split(","))  # raises on a value malseq refuses
+    assert uses["with"]["operating-point"] in OPERATING_POINTS
+    permissions = workflows[0]["permissions"]
+    assert isinstance(permissions, dict) and permissions["security-events"] == "write"  # upload-sarif needs it
+    # the sentence under it lists exactly the action's inputs, outputs and default Python
+    listed = re.search(r"Inputs: (.*?); outputs: (.*?) \(", section, re.DOTALL)
+    assert listed is not None
+    assert set(re.findall(r"`([a-z-]+)`", listed.group(1))) == set(declared)
+    outputs = action()["outputs"]
+    assert isinstance(outputs, dict) and set(re.findall(r"`([a-z-]+)`", listed.group(2))) == set(outputs)
+    assert f"`python-version` (default {declared['python-version']['default']})" in section
+    # pre-commit: the hook id this repository ships; every snippet pins the same release, this version
+    [repo] = precommit[0]["repos"]  # type: ignore[index]
+    assert [h["id"] for h in repo["hooks"]] == [hook()["id"]]
+    pinned = {repo["rev"], str(uses["uses"]).split("@", 1)[1]} | set(re.findall(r"OWNER/malseq@(v[\w.]+)", section))
+    assert pinned == {f"v{__version__}"}, pinned
+
+
+def test_readme_plain_ci_jobs_write_the_report_and_fail_with_malseqs_exit_code(workspace: Path,
+                                                                               tmp_path: Path) -> None:
+    """The plain GitHub Actions job and the GitLab CI job, run as their runner would (each command in a
+    shell that stops at the first failure), with `malseq` on PATH running this checkout and the install
+    step left out: a project with a stealer in node_modules fails the job (exit 1) and the JSON report
+    kept as an artifact names it; a clean one passes."""
+    _, docs = _ci_snippets()
+    plain = [d for d in docs if isinstance(d, dict) and "jobs" in d][1]
+    gitlab = next(d for d in docs if isinstance(d, dict) and isinstance(d.get("malseq"), dict))
+    jobs = {"github": [str(s["run"]) for s in _steps(plain) if "run" in s],
+            "gitlab": [str(line) for line in gitlab["malseq"]["script"]]}  # type: ignore[index]
+    artifacts = {"github": [s["with"]["path"] for s in _steps(plain)  # type: ignore[index]
+                            if str(s.get("uses", "")).startswith("actions/upload-artifact@")],
+                 "gitlab": gitlab["malseq"]["artifacts"]["paths"]}  # type: ignore[index]
+    assert [s.get("if") for s in _steps(plain) if str(s.get("uses", "")).startswith("actions/upload-artifact@")] \
+        == ["always()"] and gitlab["malseq"]["artifacts"]["when"] == "always"  # type: ignore[index]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "malseq"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m malseq "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(SRC)}
+    env.pop("MALSEQ_SUPPRESSIONS", None)
+    for ci, commands in jobs.items():
+        run = [c for c in commands if not c.startswith("pip install")]
+        assert run and len(run) == len(commands) - 1, commands  # the install, then the audit
+        for project, expected in (("flagged", 1), ("clean", 0)):
+            folder = workspace / project
+            done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", "\n".join(run)], cwd=folder, env=env,
+                                  capture_output=True, text=True, check=False, timeout=600)
+            assert done.returncode == expected, (ci, project, done.stderr[-2000:])
+            [artifact] = artifacts[ci]
+            report = json.loads((folder / str(artifact)).read_text())
+            assert report["summary"]["exit_code"] == expected
+            flagged = [r["target"] for r in report["results"] if r.get("verdict") == "malicious"]
+            assert flagged == (["node_modules/colorz-utils"] if expected else []), (ci, flagged)

@@ -7,7 +7,8 @@ Exit codes (documented in README.md; 1 and 3 follow the policy's fail-on, malseq
      of the hashes the lockfile pins (takes precedence over 3)
   2  usage error (bad option, malformed target or config file)
   3  at least one target could not be scanned, or not completely (a project folder), or got no
-     verdict (unless fail-on leaves out errors); with not-scanned: a listed dependency was not scanned
+     verdict, or a --lockfile's -r/-c include could not be read (unless fail-on leaves out errors);
+     with not-scanned: a listed dependency was not scanned
   4  the report could not be written (stdout closed early, disk full)
   130 interrupted (Ctrl-C): the report holds the targets that finished
 """
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
+    from malseq.audit import NotScannedEntry
     from malseq.intake.lockfiles import LockfileEntry, LockfilePin  # read only with --lockfile
     from malseq.model.process import ModelProcess
+    from malseq.policy import Policy
     from malseq.scan import ScanOptions, TargetResult
 
 EXIT_CLEAN = 0
@@ -392,12 +395,25 @@ def _needs_registry(texts: Sequence[str]) -> bool:
 
 class _LockfilePins:
     """What `--lockfile` adds to a scan: each pinned release (in order, once), the lockfile lines that pin
-    it and the hashes each pins; and how many entries were not registry pins (git, path, URL)."""
+    it and the hashes each pins; how many entries were not registry pins (git, path, URL); and the `-r`/`-c`
+    includes that could not be read (missing), which fail the run as they fail `malseq audit`."""
 
     def __init__(self) -> None:
         self.pins: dict[str, tuple[LockfilePin, ...]] = {}
         self.entries: dict[str, list[tuple[LockfilePin, LockfileEntry]]] = {}
         self.not_scanned = 0
+        self.unreadable: list[NotScannedEntry] = []  # malseq.audit.unreadable_include, paths as given
+
+    def unreadable_results(self) -> list[TargetResult]:
+        """Each unreadable include as an entry of the report that could not be scanned (error `unreadable`,
+        audit's kind and reason), pinned by the `-r` line: the JSON/JSONL entry carries the file
+        (`target`), why and where (`pinned_by`); SARIF puts its error at that line; exit 3 under fail-on
+        errors, as for any target that could not be scanned. Nothing it pins was scanned."""
+        from malseq.intake.lockfiles import LockfilePin
+        from malseq.scan import ScanError, TargetResult
+
+        return [TargetResult(n.subject, None, None, ScanError(n.kind, n.reason, _UNREADABLE_INCLUDE_HINT), 0.0,
+                             pinned_by=(LockfilePin(n.where, n.line),)) for n in self.unreadable]
 
     def add(self, pin: LockfilePin, entry: LockfileEntry) -> None:
         self.pins[entry.spec] = (*self.pins.get(entry.spec, ()), pin)
@@ -421,6 +437,10 @@ class _LockfilePins:
         return replace(result, lock_hash_mismatches=check.mismatches)
 
 
+_UNREADABLE_INCLUDE_HINT = ("`pip install -r` fails on it too: add the file, or fix or remove the -r/-c line that "
+                            "names it")
+
+
 def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
     """Every pinned release of the lockfiles, with where it is pinned (see `_LockfilePins`)."""
     found = _LockfilePins()
@@ -432,12 +452,19 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
             count = len(lock.entries)
             print(f"{clean(str(path), 200)}: {count} pinned {'dependency' if count == 1 else 'dependencies'} "
                   f"({lock.kind})", file=sys.stderr)
-        for entry in lock.not_scanned[:20]:  # even with -q: an entry left out must not pass silently
+        # an include that could not be read is no mere entry left out: it fails the run (reported below)
+        listed = [e for e in lock.not_scanned if e.include is None]
+        for entry in listed[:20]:  # even with -q: an entry left out must not pass silently
             at = clean(entry.lockfile, 200) + (f" line {entry.line}" if entry.line else "")
             print(f"  not scanned ({at}): {clean(entry.describe(), 200)}", file=sys.stderr)
-        if lock.skipped:
-            print(f"  {len(lock.skipped)} entr{'y' if len(lock.skipped) == 1 else 'ies'} of {clean(str(path), 200)} "
+        if listed:
+            print(f"  {len(listed)} entr{'y' if len(listed) == 1 else 'ies'} of {clean(str(path), 200)} "
                   "not scanned; `malseq audit` lists them in the report and --strict fails on them", file=sys.stderr)
+        if len(listed) < len(lock.not_scanned):
+            from malseq.audit import unreadable_include  # the same entry `malseq audit` reports
+
+            found.unreadable += [unreadable_include(e) for e in lock.not_scanned if e.include is not None
+                                 and unreadable_include(e) not in found.unreadable]  # two lockfiles may name it
         if lock.indexes:  # even with -q: the pins may not come from the index they are read from
             from malseq.audit.indexes import shown_index
 
@@ -450,6 +477,17 @@ def _lockfile_targets(paths: Sequence[Path], quiet: bool) -> _LockfilePins:
             found.add(lock.pin(e), e)
         found.not_scanned += len(lock.skipped)
     return found
+
+
+def _say_unreadable(locked: _LockfilePins, policy: Policy) -> None:
+    """An unreadable -r/-c include, in `malseq audit`'s words: printed even with -q (it fails the run under
+    fail-on errors, and a CI log must name the file and line to fix)."""
+    from malseq.policy import FailOn
+
+    if locked.unreadable and FailOn.ERRORS in policy.failing_on:
+        from malseq._cli_audit import unread_reason
+
+        print(f"malseq: error: {clean(unread_reason(locked.unreadable), 1000)}", file=sys.stderr)
 
 
 def use_color(choice: str, stream: Any) -> bool:
@@ -491,7 +529,8 @@ def _run_scan(args: argparse.Namespace, model: ModelProcess | None = None) -> in
     locked = _lockfile_targets(args.lockfile, args.quiet)
     pins, lock_not_scanned = locked.pins, locked.not_scanned
     targets = list(args.targets) + list(pins)
-    if not targets:
+    unreadable = locked.unreadable_results()  # reported after the targets; never scanned
+    if not targets and not unreadable:
         raise UsageError("nothing to scan", hint="give at least one TARGET or --lockfile FILE")
     if args.against_previous:
         _note_local_targets_have_no_previous(targets)
@@ -506,13 +545,17 @@ def _run_scan(args: argparse.Namespace, model: ModelProcess | None = None) -> in
         model.close()  # nothing to score here (the Ray tasks load their own)
         model = None
     if args.engine == "ray":
-        return _cli_ray.run(args, targets, options, suppressions, pins, lock_not_scanned, policy)
+        code = _cli_ray.run(args, targets, options, suppressions, pins, lock_not_scanned, policy, unreadable)
+        _say_unreadable(locked, policy)
+        return code
     progress = _StderrProgress(enabled=not args.quiet and len(targets) > 1, total=len(targets))
     lines = None
     if args.format == "jsonl":
         from malseq.report.jsonl import JsonLines
 
         lines = JsonLines(_emit)
+        for result in unreadable:  # known before any scan: out first
+            lines.result(result)
     finished: dict[int, TargetResult] = {}
     interrupted = False
     stream = scan_stream(targets, options, model_process=model)
@@ -541,9 +584,10 @@ def _run_scan(args: argparse.Namespace, model: ModelProcess | None = None) -> in
         if model is not None:
             model.finish()  # every result is scored: the model process exits while the report is written
     results = [finished.get(i) or replace(interrupted_result(text), pinned_by=pins.get(text, ()))
-               for i, text in enumerate(targets)]
+               for i, text in enumerate(targets)] + unreadable
     mismatched = [r for r in results if r.lock_hash_mismatches]
-    code = exit_code(results, policy, not_scanned=lock_not_scanned, findings=len(mismatched))
+    code = exit_code(results, policy, not_scanned=lock_not_scanned, findings=len(mismatched),
+                     unread=len(unreadable))
     if lines is not None:
         lines.summary(results, interrupted=interrupted, exit_code=EXIT_INTERRUPTED if interrupted else code)
     elif args.format == "sarif":
@@ -573,6 +617,7 @@ def _run_scan(args: argparse.Namespace, model: ModelProcess | None = None) -> in
     if unjudged and FailOn.ERRORS not in policy.failing_on and not args.quiet:
         print(f"malseq: note: {len(unjudged)} target(s) not judged completely; fail-on leaves out errors, "
               "so they do not fail the run", file=sys.stderr)
+    _say_unreadable(locked, policy)
     if lock_not_scanned and FailOn.NOT_SCANNED in policy.failing_on:  # printed even with -q: it decides exit 3
         print(f"malseq: error: {lock_not_scanned} lockfile entr{'y' if lock_not_scanned == 1 else 'ies'} not scanned "
               "(not registry pins) and fail-on includes not-scanned (--strict)", file=sys.stderr)

@@ -34,7 +34,9 @@ from malseq.model import OPERATING_POINTS
 from malseq.sanitize import clean
 
 if TYPE_CHECKING:
-    from malseq.audit import AuditedTarget, AuditReport
+    from collections.abc import Sequence
+
+    from malseq.audit import AuditedTarget, AuditReport, NotScannedEntry
     from malseq.policy import Policy
 
 
@@ -172,23 +174,40 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _names(items: list[str]) -> str:
+    """The first few of `items`, then how many more (a CI log line stays readable)."""
+    shown = ", ".join(clean(i, 120) for i in items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def unread_reason(entries: Sequence[NotScannedEntry]) -> str:
+    """Why unreadable dependency files fail the run (exit 3 under fail-on errors), at the line to fix: where
+    a lockfile's parser stopped, or the -r line of a missing include. `malseq scan --lockfile` says the same."""
+    def _names(items: list[str]) -> str:
+        shown = ", ".join(clean(i, 120) for i in items[:3])
+        return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+    files = len({n.subject for n in entries})
+    what = "lockfile(s)" if all(n.subject == n.where for n in entries) else "lockfile(s) or -r include(s)"
+    places = [n.where + (f" line {n.line}" if n.line else "") + ("" if n.subject == n.where else f" ({n.subject})")
+              for n in entries]
+    return (f"{files} {what} could not be read, so nothing they pin was audited: {_names(places)} (fix or "
+            "regenerate them with their tool; fail-on errors)")
+
+
 def exit_reasons(report: AuditReport, policy: Policy, code: int) -> list[str]:
     """What decided a non-zero exit code, one line each (the first few names of each kind)."""
     from malseq.policy import EXIT_FAILED, EXIT_NOT_JUDGED, FailOn, failing, not_judged
-
-    def names(items: list[str]) -> str:
-        shown = ", ".join(clean(i, 120) for i in items[:3])
-        return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
     out: list[str] = []
     if code == EXIT_FAILED:
         flagged = [r.target for r in failing(report.results, policy) if r.verdict == "malicious"]
         if flagged:
             out.append(f"{len(flagged)} dependenc{'y' if len(flagged) == 1 else 'ies'} flagged as malicious: "
-                       f"{names(flagged)}")
+                       f"{_names(flagged)}")
         findings = report.failing_findings if FailOn.MALICIOUS in policy.failing_on else ()
         if findings:
-            out.append(f"{len(findings)} failing integrity finding(s): " + names(
+            out.append(f"{len(findings)} failing integrity finding(s): " + _names(
                 [f"{f.kind.value} {f.subject}" + ("" if f.where == f.subject and not f.line else
                                                   f" ({f.where}" + (f" line {f.line})" if f.line else ")"))
                  for f in findings]))
@@ -197,16 +216,9 @@ def exit_reasons(report: AuditReport, policy: Policy, code: int) -> list[str]:
             unjudged = not_judged(report.results)
             if unjudged:
                 out.append(f"{len(unjudged)} target(s) not scanned completely or without a verdict: "
-                           f"{names([r.target for r in unjudged])} (see the report; fail-on errors)")
-            unread = {f.path for f in report.unreadable_files}
-            if unread:  # where its parser stopped, or the -r line of a missing include: the line to fix
-                what = "lockfile(s)" if all(n.subject == n.where for n in report.unreadable_entries) else \
-                    "lockfile(s) or -r include(s)"
-                out.append(f"{len(unread)} {what} could not be read, so nothing they pin was audited: " + names(
-                               [n.where + (f" line {n.line}" if n.line else "")
-                                + ("" if n.subject == n.where else f" ({n.subject})")
-                                for n in report.unreadable_entries])
-                           + " (fix or regenerate them with their tool; fail-on errors)")
+                           f"{_names([r.target for r in unjudged])} (see the report; fail-on errors)")
+            if report.unreadable_files:
+                out.append(unread_reason(report.unreadable_entries))
         if FailOn.NOT_SCANNED in policy.failing_on and report.not_scanned:
             out.append(f"{len(report.not_scanned)} entr{'y' if len(report.not_scanned) == 1 else 'ies'} not scanned "
                        "(--strict / fail-on not-scanned)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,7 +63,10 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, targets: list[str], options: ScanOptions, suppressions: Mapping[str, Suppression],
-        pins: Mapping[str, tuple[LockfilePin, ...]], lock_not_scanned: int, policy: Policy) -> int:
+        pins: Mapping[str, tuple[LockfilePin, ...]], lock_not_scanned: int, policy: Policy,
+        unreadable: Sequence[TargetResult] = ()) -> int:
+    """`unreadable`: `-r`/`-c` includes of a --lockfile that could not be read (`_cli._LockfilePins`):
+    never scanned, so in no shard; counted in the summary (errors) and the exit code."""
     from malseq._cli import _emit, _StderrProgress
     from malseq.policy import exit_code
     from malseq.ray_engine import RayOptions, import_ray, scan_on_ray, stored_result
@@ -98,8 +101,8 @@ def run(args: argparse.Namespace, targets: list[str], options: ScanOptions, supp
         print(f"malseq: interrupted: {len(results)} result(s) written to {clean(str(args.out_dir), 200)}; "
               "run the same command again to resume", file=sys.stderr)
         return 130
-    everything = results + [stored_result(s) for s in ran.stored]
-    code = exit_code(everything, policy, not_scanned=lock_not_scanned)
+    everything = results + [stored_result(s) for s in ran.stored] + list(unreadable)
+    code = exit_code(everything, policy, not_scanned=lock_not_scanned, unread=len(unreadable))
     counts = summary(everything, interrupted=interrupted, exit_code=code)
     counts.update({"already_done": ran.skipped, "scanned_now": ran.scanned, "out_dir": str(args.out_dir),
                    "shards": [str(p) for p in ran.shards]})

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from local_http import isolate_registry_config, local_http_server
@@ -91,8 +92,10 @@ def _handler(reg: Registry) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             reg.asked.append(self.path)
-            body, kind = reg.routes.get(self.path, (b'{"error":"Not found"}', "application/json"))
-            self.send_response(200 if self.path in reg.routes else 404)
+            # npm clients ask for a scoped package's document as /@scope%2fname, as the npm registry serves it
+            path = self.path if self.path in reg.routes else unquote(self.path)
+            body, kind = reg.routes.get(path, (b'{"error":"Not found"}', "application/json"))
+            self.send_response(200 if path in reg.routes else 404)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -657,6 +660,43 @@ def test_every_entry_a_real_lockfile_leaves_unscanned_is_reported_at_its_own_lin
         subject: (f"app/{where}", "%SRCROOT%", line) for subject, (where, line) in where_of.items()}
 
 
+@pytest.mark.parametrize("fixture", _lockfile_fixtures())
+def test_every_pin_of_a_real_lockfile_is_fetched_scanned_and_located_at_its_line(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fixture: str) -> None:
+    # issue 15's done-when, for each lockfile kind: the audit fetches every release the lockfile pins (the
+    # release itself for an npm alias, yarn's and pnpm's descriptors resolved) from the registry, scans it
+    # to a verdict and reports it at the line that pins it; the fixtures' hashes are real projects', not
+    # these archives', so the hash comparison is left out (--no-verify)
+    lockfile = _fixture_lockfile(fixture, tmp_path / "app")
+    parsed = read_lockfile(lockfile)
+    assert parsed.entries, fixture
+    for entry in parsed.entries:
+        name, version = entry.target.name, entry.target.version
+        if entry.target.ecosystem.value == "npm":
+            registry.publish_npm(name, version, _pkg(name, version))
+        else:
+            module = name.lower().replace("-", "_").replace(".", "_")
+            registry.publish_wheel(name, version, {f"{module}/__init__.py": b"def add(a, b):\n    return a + b\n"})
+    monkeypatch.chdir(tmp_path / "app")
+    code, out = _audit(registry, Path(lockfile.name), capsys, "--format", "json", "--no-verify")
+    report = json.loads(out)
+    scanned = {r["target"]: r for r in report["results"] if r["origin"] == "lockfile"}
+    # every pin of a configured index is scanned (a private-index pin is listed as not scanned instead)
+    private = {n["subject"] for n in report["not_scanned"] if n["kind"] == "private-index"}
+    assert set(scanned) | private == {e.spec for e in parsed.entries} and not set(scanned) & private, fixture
+    for entry in parsed.entries:
+        if entry.spec in private:
+            continue
+        result = scanned[entry.spec]
+        assert "error" not in result and result["verdict"] in ("benign", "malicious"), result.get("error")
+        where = Path(entry.source or parsed.path).relative_to(tmp_path / "app").as_posix()
+        assert {"lockfile": where, "line": entry.line} in result["pinned_by"], (entry.spec, result["pinned_by"])
+    # the run fails only on what the report says: a missing include (the requirements fixture's) or nothing
+    unreadable = [f["path"] for f in report["files"] if f["kind"] == "unreadable"]
+    assert (code, report["summary"]["exit_code"]) == ((3, 3) if unreadable else (0, 0)), report["summary"]
+
+
 def test_a_lockfile_that_cannot_be_read_fails_the_audit_under_errors(
         registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a merge left its conflict markers in the lockfile: nothing it pins can be audited, so the audit must
@@ -724,6 +764,77 @@ def test_a_missing_requirements_include_fails_the_audit_at_its_r_line(
     (project / "constraints").mkdir()
     (project / "constraints" / "missing.txt").write_text("")
     assert main(["audit", str(project), *base]) == 0  # there now: nothing else to fail on
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])
+def test_scan_lockfile_fails_on_a_missing_requirements_include_as_audit_does(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fmt: str) -> None:
+    # `scan --lockfile` listed a missing -c include as "not scanned" and passed (exit 0) where `malseq audit`
+    # and pip fail: the same entry (kind, reason, the -r line), exit 3 under fail-on errors, the same stderr
+    # line; the pins the file does have are still scanned
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("# base\n-r base.txt\n-c constraints/missing.txt\n")
+    (project / "base.txt").write_text("six==1.16.0\n")
+    monkeypatch.chdir(project)
+    index = ["--no-isolate", "-q", "--pypi-index-url", f"{registry.url}/simple"]
+    assert main(["audit", ".", *index, "--no-installed", "--format", "json"]) == 3
+    audit_out, audit_err = capsys.readouterr()
+    [audited] = [n for n in json.loads(audit_out)["not_scanned"] if n["kind"] == "unreadable"]
+    audit_says = [line for line in audit_err.splitlines() if "could not be read" in line]
+
+    scan = ["scan", *index, "--format", fmt, "--lockfile", "requirements.txt"]
+    assert main(scan) == 3
+    out, err = capsys.readouterr()
+    reason = audit_says[0].removeprefix("malseq: exit 3: ")
+    assert reason.startswith("1 lockfile(s) or -r include(s) could not be read") and "requirements.txt line 3 " \
+        "(constraints/missing.txt)" in reason
+    assert f"malseq: error: {reason}" in err.splitlines()  # even with -q: audit's words, file and line
+    assert "not scanned (requirements.txt line 3)" not in err  # no mere "not scanned" entry any more
+    if fmt == "text":
+        block = out.split("constraints/missing.txt: ERROR unreadable: ", 1)[1].split("\nsummary:", 1)[0]
+        assert block.startswith(audited["reason"]) and "  pinned in: requirements.txt line 3" in block
+        assert "pypi:six==1.16.0" in out and "1 error(s)" in out
+    elif fmt in ("json", "jsonl"):
+        entries = [json.loads(x) for x in out.splitlines()] if fmt == "jsonl" else json.loads(out)
+        by_target = {e["target"]: e for e in entries if "target" in e}
+        assert set(by_target) == {"pypi:six==1.16.0", "constraints/missing.txt"}
+        missing = by_target["constraints/missing.txt"]
+        # audit's entry, in the scan report's shape: subject = target, kind = error type, where/line = pinned_by
+        assert (missing["error"]["type"], missing["error"]["message"]) == (audited["kind"], audited["reason"])
+        assert missing["pinned_by"] == [{"lockfile": audited["where"], "line": audited["line"]}] == [
+            {"lockfile": "requirements.txt", "line": 3}]
+        from malseq.report.json_schema import entry_schema
+
+        jsonschema = pytest.importorskip("jsonschema")
+        for entry in by_target.values():
+            jsonschema.validate(entry, entry_schema())
+        if fmt == "jsonl":
+            assert entries[0]["target"] == "constraints/missing.txt"  # known before any scan: out first
+            assert (entries[-1]["summary"]["errors"], entries[-1]["summary"]["exit_code"]) == (1, 3)
+    else:
+        doc = json.loads(out)
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "report"))
+        from github_sarif import github_upload_problems
+
+        assert github_upload_problems(doc, out) == []
+        [result] = [r for r in doc["runs"][0]["results"] if r["properties"].get("target") == "constraints/missing.txt"]
+        assert result["level"] == "error" and result["properties"]["error"] == "unreadable"
+        assert result["locations"][0]["physicalLocation"] == {
+            "artifactLocation": {"uri": "requirements.txt", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 3}}
+        assert audited["reason"] in result["message"]["text"]
+    assert main([*scan, "--fail-on", "malicious"]) == 0  # errors not in fail-on, as for audit
+    assert "could not be read" not in capsys.readouterr().err
+    # a file that includes nothing else but the missing one: still a report and exit 3, not "nothing to scan"
+    (project / "only.txt").write_text("-r gone.txt\n")
+    assert main(["scan", *index, "--format", fmt, "--lockfile", "only.txt"]) == 3
+    assert "only.txt line 1 (gone.txt)" in capsys.readouterr().err
+    (project / "constraints").mkdir()
+    (project / "constraints" / "missing.txt").write_text("")
+    assert main(scan) == 0  # there now: nothing else to fail on
     capsys.readouterr()
 
 

@@ -170,3 +170,12 @@ def test_the_cli_scans_on_a_running_cluster_and_resumes(ray_address: str, tmp_pa
     summary = json.loads(second.stdout)["summary"]
     assert (summary["scanned_now"], summary["already_done"], summary["flagged"]) == (0, 3, 2)
     assert len(lines(out)) == 3
+    # a --lockfile whose -r include is missing fails the run on Ray too (exit 3 under fail-on errors, as
+    # `malseq audit`): counted with the errors, named with its line on stderr; no shard line (never scanned)
+    (tmp_path / "requirements.txt").write_text("-r missing.txt\n")
+    third = subprocess.run([*argv, "--lockfile", "requirements.txt", "--fail-on", "errors"], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=300)
+    assert third.returncode == 3, third.stderr
+    assert json.loads(third.stdout)["summary"]["errors"] == 1
+    assert "could not be read, so nothing they pin was audited: requirements.txt line 1 (missing.txt)" in third.stderr
+    assert len(lines(out)) == 3

@@ -33,14 +33,14 @@ from pathlib import Path, PurePath
 from malseq.audit import discover, indexes, installed
 from malseq.errors import ConfigurationError, LockfileSyntaxError, NothingToScanError, UsageError
 from malseq.intake import IntakeOptions, PypiDistribution
-from malseq.intake.lockfiles import IndexOption, Lockfile, LockfileEntry, LockfilePin, read_lockfile
+from malseq.intake.lockfiles import IndexOption, Lockfile, LockfileEntry, LockfilePin, NotScanned, read_lockfile
 from malseq.intake.package import Ecosystem
 from malseq.intake.registry.common import Download
 from malseq.intake.targets import RegistryTarget, parse_target
 from malseq.scan import ScanObserver, ScanOptions, TargetResult, scan
 
 __all__ = ["AuditOptions", "AuditReport", "AuditedTarget", "DependencyFile", "Finding", "FindingKind",
-           "NotScannedEntry", "audit"]
+           "NotScannedEntry", "audit", "unreadable_include"]
 
 
 class FindingKind(enum.Enum):
@@ -208,6 +208,16 @@ class _Labelled:
                                           replace(result, target=label, notices=()))
 
 
+def unreadable_include(skipped: NotScanned, shown: Callable[[str], str] = str) -> NotScannedEntry:
+    """A `-r`/`-c` include that could not be read (`skipped.include` set) as the entry that fails a run under
+    `fail-on errors`: named by the file it names, at the `-r` line of the file that includes it. `shown`
+    spells paths for the report: relative to the audited folder for `malseq audit`, as given for
+    `malseq scan --lockfile` (so both commands report it the same way)."""
+    assert skipped.include is not None
+    return NotScannedEntry(shown(skipped.include), skipped.kind, skipped.reason, shown(skipped.lockfile),
+                           skipped.line)
+
+
 def _rel(root: Path, path: Path | str) -> str:
     """`path` as the reports show it: relative to the audited folder (POSIX), or absolute when it is
     outside it (a `-r ../shared.txt` include). Lexical, as given: no symbolic link is followed."""
@@ -349,18 +359,17 @@ def _read_lockfiles(root: Path, lockfiles: Sequence[Path], options: AuditOptions
         pending.files.append(DependencyFile(shown, lock.kind, len(lock.entries), len(lock.not_scanned),
                                             tuple(_rel(root, i) for i in lock.includes)))
         for skipped in lock.not_scanned:
-            where = _rel(root, skipped.lockfile)
             if skipped.include is not None:
                 # a -r/-c include pip cannot read fails `pip install -r` (and a hook given the file must not
                 # pass): an unreadable dependency file, named by its path, reported at the -r line
-                missing = DependencyFile(_rel(root, skipped.include), "unreadable", 0, 1)
+                unread = unreadable_include(skipped, lambda p: _rel(root, p))
+                missing = DependencyFile(unread.subject, "unreadable", 0, 1)
                 if missing not in pending.files:  # two files may include it: listed once
                     pending.files.append(missing)
-                pending.not_scanned.append(NotScannedEntry(missing.path, skipped.kind, skipped.reason, where,
-                                                           skipped.line))
+                pending.not_scanned.append(unread)
             else:
-                pending.not_scanned.append(NotScannedEntry(skipped.name, skipped.kind, skipped.reason, where,
-                                                           skipped.line))
+                pending.not_scanned.append(NotScannedEntry(skipped.name, skipped.kind, skipped.reason,
+                                                           _rel(root, skipped.lockfile), skipped.line))
     for manifest in discover.unlocked_manifests(root) if manifests else ():
         pending.files.append(DependencyFile(manifest, "manifest", 0, 1))
         pending.not_scanned.append(NotScannedEntry(
