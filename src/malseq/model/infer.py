@@ -172,6 +172,14 @@ class SequenceScorer:
             # the workers need. Scores do not depend on it (tests/test_determinism.py).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
+            if path.resolve() == DATA_DIR:
+                # The shipped model.onnx is stored as the graph onnxruntime's optimiser makes of it (the
+                # lab's `optimise_graph`, which refuses a rewrite that moves any output by one bit), so
+                # optimising it again at every load finds nothing to change and costs a quarter of the
+                # session's CPU. tests/model/test_inference.py pins that it scores exactly as a session
+                # with the default level does. Another folder (--model, an older lab's export) may not be
+                # stored optimised, so it keeps the default level and its own scores.
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
             raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
