@@ -57,7 +57,8 @@ t = clock(); import onnxruntime as ort; part("import onnxruntime", t)
 t = clock(); from tokenizers import Tokenizer; part("import tokenizers", t)
 from malseq.model import DATA_DIR, MODEL_FILE, TOKENIZER_FILE
 t = clock(); Tokenizer.from_file(str(DATA_DIR / TOKENIZER_FILE)); part("read tokenizer.json", t)
-options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+from malseq.model.infer import session_options  # the options the scan opens the shipped model with
+options = session_options(ort, DATA_DIR, 1)
 t = clock(); ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
 part("onnxruntime session (model.onnx)", t)
 from malseq.model.scoring import load_stack

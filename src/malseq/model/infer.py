@@ -164,22 +164,7 @@ class SequenceScorer:
                 reader.start()
             else:
                 read_tokenizer()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # Threads beyond the first (MALSEQ_MODEL_THREADS) sleep between runs instead of spinning:
-            # a scan scores one text at a time between analyses, and a spinning pool burns the CPU
-            # the workers need. Scores do not depend on it (tests/test_determinism.py).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.log_severity_level = 3
-            if path.resolve() == DATA_DIR:
-                # The shipped model.onnx is stored as the graph onnxruntime's optimiser makes of it (the
-                # lab's `optimise_graph`, which refuses a rewrite that moves any output by one bit), so
-                # optimising it again at every load finds nothing to change and costs a quarter of the
-                # session's CPU. tests/model/test_inference.py pins that it scores exactly as a session
-                # with the default level does. Another folder (--model, an older lab's export) may not be
-                # stored optimised, so it keeps the default level and its own scores.
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options = session_options(ort, path, threads)
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
             raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
@@ -238,6 +223,27 @@ def model_threads(threads: int | None = None) -> int:
     scores are the same with any thread count (checked in tests/test_determinism.py), and on a batch
     of one a second thread costs more CPU than it saves."""
     return threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
+
+
+def session_options(ort: Any, path: Path, threads: int) -> Any:
+    """The `onnxruntime.SessionOptions` a scan opens the model in `path` with (`threads`: intra-op)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Threads beyond the first (MALSEQ_MODEL_THREADS) sleep between runs instead of spinning:
+    # a scan scores one text at a time between analyses, and a spinning pool burns the CPU
+    # the workers need. Scores do not depend on it (tests/test_determinism.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    if path.resolve() == DATA_DIR:
+        # The shipped model.onnx is stored as the graph onnxruntime's optimiser makes of it (the lab's
+        # `optimise_graph`, which refuses a rewrite that moves any output by one bit), so optimising it
+        # again at every load finds nothing to change and costs a quarter of the session's CPU (a
+        # start-up's critical path: docs/results/speed). tests/model/test_inference.py pins that it
+        # scores exactly as a session with the default level does. Another folder (--model, an older
+        # lab's export) may not be stored optimised, so it keeps the default level and its own scores.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options
 
 
 def model_path(model_dir: Path | str | None) -> Path:
