@@ -93,19 +93,24 @@ def child(*args):
     clock = time.thread_time  # the child's main thread (tokenizer.json is read in a second one)
     mark("model", "forked")
     import malseq.model.infer as infer
-    imported = infer.import_runtime
-    def import_runtime():
-        ort, Tokenizer = imported()
+    imported = infer.import_onnxruntime
+    def import_onnxruntime():
+        ort = imported()
+        mark("model", "numpy, onnxruntime imported")
+        return ort
+    infer.import_onnxruntime = import_onnxruntime
+    tokenizer_class = infer.import_tokenizer_class
+    def import_tokenizer_class():
+        start = time.thread_time()  # the thread that reads tokenizer.json imports tokenizers too
+        Tokenizer = tokenizer_class()
         class Timed:
             @staticmethod
             def from_file(path):
-                start = time.thread_time()
                 out = Tokenizer.from_file(path)
-                mark("model", "tokenizer.json read (own thread, CPU s)", time.thread_time() - start)
+                mark("model", "tokenizer imported and read (own thread, CPU s)", time.thread_time() - start)
                 return out
-        mark("model", "numpy, onnxruntime, tokenizers imported")
-        return ort, Timed
-    infer.import_runtime = import_runtime
+        return Timed
+    infer.import_tokenizer_class = import_tokenizer_class
     opened = infer.SequenceScorer.open_files
     def open_files(*a, **k):
         out = opened(*a, **k); mark("model", "tokenizer.json and session opened"); return out
@@ -146,7 +151,7 @@ def timeline(target: str, env: dict[str, str]) -> float | None:
     try:
         # the model is ready when both have got there: the child (counted from the fork) and the scan
         opened = max(at["tokenizer.json and session opened"],  # the main thread, waiting for the other
-                     at["numpy, onnxruntime, tokenizers imported"] + at["tokenizer.json read (own thread, CPU s)"])
+                     at["numpy, onnxruntime imported"] + at["tokenizer imported and read (own thread, CPU s)"])
         ready = max(at["model process forked"] + opened, at["target analysed, waits for the model"])
         tail = (at["text scored"] - at["tokenizer.json and session opened"]) + \
             (at["report written, model process reaped"] - at["model ready"])

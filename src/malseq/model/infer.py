@@ -146,15 +146,16 @@ class SequenceScorer:
     def open_files(path: Path, threads: int, parallel: bool = False) -> tuple[Any, Any]:
         """`(tokenizer, session)` of the model in `path`, as `load` opens them: most of a load's work,
         which the model process (`malseq.model.process`) starts before it knows the scan's model folder.
-        With `parallel`, tokenizer.json is read in a second thread while onnxruntime, which releases the
-        interpreter lock, builds the session (the model process: the scan has no use for its core then)."""
+        With `parallel`, tokenizers is imported and tokenizer.json read in a second thread while onnxruntime,
+        which releases the interpreter lock, builds the session (the model process: the scan has no use
+        for its core then; the session is the longer of the two, so neither adds to the load's time)."""
         _check_files(path)
-        ort, Tokenizer = import_runtime()
+        ort = import_onnxruntime()
         read: list[Any] = []
 
         def read_tokenizer() -> None:
             try:
-                read.append(Tokenizer.from_file(str(path / TOKENIZER_FILE)))
+                read.append(import_tokenizer_class().from_file(str(path / TOKENIZER_FILE)))
             except Exception as exc:  # noqa: BLE001 - reported below, from this thread
                 read.append(exc)
 
@@ -172,6 +173,8 @@ class SequenceScorer:
             if reader is not None:
                 reader.join()
         [tokenizer] = read
+        if isinstance(tokenizer, ModelNotAvailableError):  # tokenizers not installed
+            raise tokenizer
         if isinstance(tokenizer, Exception):
             raise ModelNotAvailableError(f"cannot load the model in {path}: {tokenizer}") from tokenizer
         return tokenizer, session
@@ -264,17 +267,26 @@ def card_threshold(card: ModelCard, model_dir: Path, operating_point: str, ecosy
     )
 
 
-def import_runtime() -> tuple[Any, Any]:
-    """`(onnxruntime, tokenizers.Tokenizer)`, imported (numpy with them: onnxruntime's binding needs it)."""
+def import_onnxruntime() -> Any:
+    """The `onnxruntime` module (numpy with it), or a `ModelNotAvailableError` that says how to install it."""
     try:
         # onnxruntime >= 1.32 otherwise writes a device id, an event queue and a session file on every run
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - core dependencies
+        raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
+                                     hint="pip install onnxruntime tokenizers") from exc
+    return ort
+
+
+def import_tokenizer_class() -> Any:
+    """`tokenizers.Tokenizer`, or a `ModelNotAvailableError` that says how to install it."""
+    try:
         from tokenizers import Tokenizer
     except ImportError as exc:  # pragma: no cover - core dependencies
         raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
                                      hint="pip install onnxruntime tokenizers") from exc
-    return ort, Tokenizer
+    return Tokenizer
 
 
 def configure_tokenizer(tokenizer: Any, max_len: int) -> None:
