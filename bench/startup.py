@@ -57,7 +57,8 @@ t = clock(); import onnxruntime as ort; part("import onnxruntime", t)
 t = clock(); from tokenizers import Tokenizer; part("import tokenizers", t)
 from malseq.model import DATA_DIR, MODEL_FILE, TOKENIZER_FILE
 t = clock(); Tokenizer.from_file(str(DATA_DIR / TOKENIZER_FILE)); part("read tokenizer.json", t)
-options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+from malseq.model.infer import session_options  # the options the scan opens the shipped model with
+options = session_options(ort, DATA_DIR, 1)
 t = clock(); ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
 part("onnxruntime session (model.onnx)", t)
 from malseq.model.scoring import load_stack
@@ -92,19 +93,24 @@ def child(*args):
     clock = time.thread_time  # the child's main thread (tokenizer.json is read in a second one)
     mark("model", "forked")
     import malseq.model.infer as infer
-    imported = infer.import_runtime
-    def import_runtime():
-        ort, Tokenizer = imported()
+    imported = infer.import_onnxruntime
+    def import_onnxruntime():
+        ort = imported()
+        mark("model", "numpy, onnxruntime imported")
+        return ort
+    infer.import_onnxruntime = import_onnxruntime
+    tokenizer_class = infer.import_tokenizer_class
+    def import_tokenizer_class():
+        start = time.thread_time()  # the thread that reads tokenizer.json imports tokenizers too
+        Tokenizer = tokenizer_class()
         class Timed:
             @staticmethod
             def from_file(path):
-                start = time.thread_time()
                 out = Tokenizer.from_file(path)
-                mark("model", "tokenizer.json read (own thread, CPU s)", time.thread_time() - start)
+                mark("model", "tokenizer imported and read (own thread, CPU s)", time.thread_time() - start)
                 return out
-        mark("model", "numpy, onnxruntime, tokenizers imported")
-        return ort, Timed
-    infer.import_runtime = import_runtime
+        return Timed
+    infer.import_tokenizer_class = import_tokenizer_class
     opened = infer.SequenceScorer.open_files
     def open_files(*a, **k):
         out = opened(*a, **k); mark("model", "tokenizer.json and session opened"); return out
@@ -145,7 +151,7 @@ def timeline(target: str, env: dict[str, str]) -> float | None:
     try:
         # the model is ready when both have got there: the child (counted from the fork) and the scan
         opened = max(at["tokenizer.json and session opened"],  # the main thread, waiting for the other
-                     at["numpy, onnxruntime, tokenizers imported"] + at["tokenizer.json read (own thread, CPU s)"])
+                     at["numpy, onnxruntime imported"] + at["tokenizer imported and read (own thread, CPU s)"])
         ready = max(at["model process forked"] + opened, at["target analysed, waits for the model"])
         tail = (at["text scored"] - at["tokenizer.json and session opened"]) + \
             (at["report written, model process reaped"] - at["model ready"])

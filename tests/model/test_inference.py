@@ -29,10 +29,11 @@ def test_missing_model_is_a_typed_error(tmp_path: Path) -> None:
 
 
 def test_the_shipped_graph_is_stored_optimised_and_loads_to_the_same_scores() -> None:
-    """The shipped model.onnx is onnxruntime's optimised graph (`malseq_lab.model.export.optimise_graph`):
-    a session opened with graph optimisation off scores it exactly as `SequenceScorer` (default
-    options) does, so nothing is left for the load to rewrite. The unoptimised file it replaced
-    scored 68 of 85 texts differently with optimisation off: this tells the two apart."""
+    """The shipped model.onnx is onnxruntime's optimised graph (`malseq_lab.model.export.optimise_graph`),
+    so `SequenceScorer` opens it with graph optimisation off (a quarter of the session's CPU at every
+    start-up): it must score exactly as a session with onnxruntime's default level does, which would
+    optimise it again. The unoptimised file it replaced scored 68 of 85 texts differently with
+    optimisation off: this tells the two apart, and fails if a new model is shipped unoptimised."""
     import numpy as np
     import onnxruntime as ort
 
@@ -47,19 +48,38 @@ def test_the_shipped_graph_is_stored_optimised_and_loads_to_the_same_scores() ->
              if item is not None]
     assert len(set(texts)) > 10
     scorer = SequenceScorer.load()
+    assert scorer._session.get_session_options().graph_optimization_level == \
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    raw = ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
-    names = {i.name for i in raw.get_inputs()}
-    unrewritten = []
+    default = ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+    assert default.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    names = {i.name for i in default.get_inputs()}
+    optimised_again = []
     for encoding in scorer._tokenizer.encode_batch([model_text(t) for t in texts]):
         ids = np.asarray([encoding.ids], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        [score] = raw.run(None, {k: v for k, v in feeds.items() if k in names})
-        unrewritten.append(float(min(1.0, max(0.0, np.asarray(score, dtype=np.float64).reshape(-1)[0]))))
-    assert unrewritten == scorer.score(texts)
+        [score] = default.run(None, {k: v for k, v in feeds.items() if k in names})
+        optimised_again.append(float(min(1.0, max(0.0, np.asarray(score, dtype=np.float64).reshape(-1)[0]))))
+    assert optimised_again == scorer.score(texts)
+
+
+def test_a_model_folder_other_than_the_shipped_one_keeps_the_default_graph_optimisation(tmp_path: Path) -> None:
+    # a --model folder (an older lab's export, say) may not be stored optimised: its load optimises it
+    import shutil
+
+    import onnxruntime as ort
+
+    from malseq.model import CARD_FILE, DATA_DIR, MODEL_FILE, TOKENIZER_FILE
+
+    for name in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE):
+        shutil.copy(DATA_DIR / name, tmp_path / name)
+    copied = SequenceScorer.load(tmp_path)
+    assert copied._session.get_session_options().graph_optimization_level == \
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert copied.score(["install : read_env ; upload_data"]) == SequenceScorer.load().score(
+        ["install : read_env ; upload_data"])
 
 
 def test_the_session_runs_one_thread_by_default_and_extra_threads_do_not_spin() -> None:

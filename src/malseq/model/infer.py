@@ -146,15 +146,16 @@ class SequenceScorer:
     def open_files(path: Path, threads: int, parallel: bool = False) -> tuple[Any, Any]:
         """`(tokenizer, session)` of the model in `path`, as `load` opens them: most of a load's work,
         which the model process (`malseq.model.process`) starts before it knows the scan's model folder.
-        With `parallel`, tokenizer.json is read in a second thread while onnxruntime, which releases the
-        interpreter lock, builds the session (the model process: the scan has no use for its core then)."""
+        With `parallel`, tokenizers is imported and tokenizer.json read in a second thread while onnxruntime,
+        which releases the interpreter lock, builds the session (the model process: the scan has no use
+        for its core then; the session is the longer of the two, so neither adds to the load's time)."""
         _check_files(path)
-        ort, Tokenizer = import_runtime()
+        ort = import_onnxruntime()
         read: list[Any] = []
 
         def read_tokenizer() -> None:
             try:
-                read.append(Tokenizer.from_file(str(path / TOKENIZER_FILE)))
+                read.append(import_tokenizer_class().from_file(str(path / TOKENIZER_FILE)))
             except Exception as exc:  # noqa: BLE001 - reported below, from this thread
                 read.append(exc)
 
@@ -164,14 +165,7 @@ class SequenceScorer:
                 reader.start()
             else:
                 read_tokenizer()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # Threads beyond the first (MALSEQ_MODEL_THREADS) sleep between runs instead of spinning:
-            # a scan scores one text at a time between analyses, and a spinning pool burns the CPU
-            # the workers need. Scores do not depend on it (tests/test_determinism.py).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.log_severity_level = 3
+            options = session_options(ort, path, threads)
             session = ort.InferenceSession(str(path / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
             raise ModelNotAvailableError(f"cannot load the model in {path}: {exc}") from exc
@@ -179,6 +173,8 @@ class SequenceScorer:
             if reader is not None:
                 reader.join()
         [tokenizer] = read
+        if isinstance(tokenizer, ModelNotAvailableError):  # tokenizers not installed
+            raise tokenizer
         if isinstance(tokenizer, Exception):
             raise ModelNotAvailableError(f"cannot load the model in {path}: {tokenizer}") from tokenizer
         return tokenizer, session
@@ -232,6 +228,27 @@ def model_threads(threads: int | None = None) -> int:
     return threads or int(os.environ.get("MALSEQ_MODEL_THREADS", "0") or 0) or 1
 
 
+def session_options(ort: Any, path: Path, threads: int) -> Any:
+    """The `onnxruntime.SessionOptions` a scan opens the model in `path` with (`threads`: intra-op)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Threads beyond the first (MALSEQ_MODEL_THREADS) sleep between runs instead of spinning:
+    # a scan scores one text at a time between analyses, and a spinning pool burns the CPU
+    # the workers need. Scores do not depend on it (tests/test_determinism.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    if path.resolve() == DATA_DIR:
+        # The shipped model.onnx is stored as the graph onnxruntime's optimiser makes of it (the lab's
+        # `optimise_graph`, which refuses a rewrite that moves any output by one bit), so optimising it
+        # again at every load finds nothing to change and costs a quarter of the session's CPU (a
+        # start-up's critical path: docs/results/speed). tests/model/test_inference.py pins that it
+        # scores exactly as a session with the default level does. Another folder (--model, an older
+        # lab's export) may not be stored optimised, so it keeps the default level and its own scores.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options
+
+
 def model_path(model_dir: Path | str | None) -> Path:
     """The model folder `model_dir` names (None: the shipped model)."""
     return Path(model_dir) if model_dir is not None else DATA_DIR
@@ -250,17 +267,26 @@ def card_threshold(card: ModelCard, model_dir: Path, operating_point: str, ecosy
     )
 
 
-def import_runtime() -> tuple[Any, Any]:
-    """`(onnxruntime, tokenizers.Tokenizer)`, imported (numpy with them: onnxruntime's binding needs it)."""
+def import_onnxruntime() -> Any:
+    """The `onnxruntime` module (numpy with it), or a `ModelNotAvailableError` that says how to install it."""
     try:
         # onnxruntime >= 1.32 otherwise writes a device id, an event queue and a session file on every run
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - core dependencies
+        raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
+                                     hint="pip install onnxruntime tokenizers") from exc
+    return ort
+
+
+def import_tokenizer_class() -> Any:
+    """`tokenizers.Tokenizer`, or a `ModelNotAvailableError` that says how to install it."""
+    try:
         from tokenizers import Tokenizer
     except ImportError as exc:  # pragma: no cover - core dependencies
         raise ModelNotAvailableError(f"cannot import the inference runtime: {exc}",
                                      hint="pip install onnxruntime tokenizers") from exc
-    return ort, Tokenizer
+    return Tokenizer
 
 
 def configure_tokenizer(tokenizer: Any, max_len: int) -> None:
