@@ -409,6 +409,8 @@ class _LockfilePins:
         audit's kind and reason), pinned by the `-r` line: the JSON/JSONL entry carries the file
         (`target`), why and where (`pinned_by`); SARIF puts its error at that line; exit 3 under fail-on
         errors, as for any target that could not be scanned. Nothing it pins was scanned."""
+        if not self.unreadable:
+            return []  # a scan without --lockfile never imports the lockfile reader
         from malseq.intake.lockfiles import LockfilePin
         from malseq.scan import ScanError, TargetResult
 
