@@ -202,6 +202,28 @@ def register(sub: Any) -> None:
     rk.add_argument("--jobs", type=int, default=2, help="worker processes for the verification (default 2)")
     rk.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-package budget (default 60)")
 
+    ex = csub.add_parser(
+        "export",
+        help="write what training and evaluation read (samples, split, analyses at the running code's key; no "
+        "archives) to one gzip JSON-lines file, so a work dir survives a machine reset (`malseq corpus import`)",
+    )
+    _common(ex)
+    ex.add_argument("--split-file", type=Path, metavar="FILE",
+                    help="the split to export (default WORKDIR/split-time.json)")
+    ex.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl.gz", help="the export file")
+
+    im = csub.add_parser(
+        "import",
+        help="write a work dir back from `malseq corpus export`'s file: samples.tsv, the split, the analysis "
+        "cache rows; `malseq train` and `malseq eval` then run on it with no archives",
+    )
+    im.add_argument("file", type=Path, metavar="FILE.jsonl.gz")
+    _common(im)
+    im.add_argument("--split-file", type=Path, metavar="FILE",
+                    help="where to write the split (default WORKDIR/split-time.json for a time split, "
+                    "split.json for a random one)")
+    im.add_argument("--force", action="store_true", help="overwrite a work dir that already holds samples.tsv")
+
     ev = sub.add_parser("eval", help="train the baselines on the split and report metrics (needs the eval extra)")
     _common(ev)
     add_protocol_options(ev)
@@ -295,6 +317,10 @@ def run(args: argparse.Namespace) -> int:
         return _run_hardneg(args, workdir)
     if args.corpus_command == "rekey":
         return _run_rekey(args, workdir)
+    if args.corpus_command == "export":
+        return _run_export(args, workdir)
+    if args.corpus_command == "import":
+        return _run_import(args, workdir)
     sources = _build_sources(args)
     if args.corpus_command == "download":
         from malseq_lab.corpus.download import download_samples
@@ -348,6 +374,30 @@ def run(args: argparse.Namespace) -> int:
     seconds = report.get("seconds", {})
     assert isinstance(seconds, dict)
     print("corpus build: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return 0
+
+
+def _run_export(args: argparse.Namespace, workdir: Path) -> int:
+    from malseq_lab.corpus.export import export_corpus
+
+    start = time.process_time()
+    summary = export_corpus(workdir, args.out, args.split_file)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items()))
+    print(f"exported {summary.samples} samples ({statuses}) at {summary.extractor_version} to {summary.path}: "
+          f"{summary.size_bytes:,} bytes, {time.process_time() - start:.1f} s CPU")
+    return 0
+
+
+def _run_import(args: argparse.Namespace, workdir: Path) -> int:
+    from malseq_lab.corpus.export import import_corpus
+
+    summary = import_corpus(args.file, workdir, split_file=args.split_file, force=args.force, log=_log)
+    print(f"imported {summary.samples} samples ({summary.cache_rows} analyses) into {summary.workdir}; "
+          f"split {summary.split_path}")
+    if not summary.version_matches:
+        # said again after the counts, where it is read: the import worked, training on it will not
+        print(f"warning: the analyses are under {summary.extractor_version}, not this code's "
+              f"{summary.running_version}: `malseq train` would find no rows", file=sys.stderr)
     return 0
 
 

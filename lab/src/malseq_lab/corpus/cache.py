@@ -96,8 +96,16 @@ def _unpack_minhash(blob: bytes | None) -> tuple[int, ...]:
 class AnalysisCache:
     """A SQLite file; safe to open from several processes (writes are short transactions)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """`readonly`: open an existing cache for reading only (an export from a work dir another
+        process may be building: no row, table or meta value is written; SQLite may still create
+        the -wal/-shm sidecar files, as any reader of a WAL database does)."""
         self.path = Path(path)
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no analysis cache at {self.path}")
+            self._db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=60)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -135,8 +135,18 @@ def ensure_split(
             f"no {path.name} in {workdir}, and no corpus to make one from",
             hint="run `malseq corpus build` first, or give --split-file",
         )
+    samples = read_samples(workdir / SAMPLES_FILE)
+    if not samples_with_archives(samples):
+        from malseq.errors import ConfigurationError
+
+        # an imported corpus (`malseq corpus import`) has no archives: a split made here would be empty
+        raise ConfigurationError(
+            f"no {path.name} in {workdir}, and its samples.tsv lists no archives to make one from "
+            "(an imported corpus holds only the split it was exported with)",
+            hint="give --split-file, or the --protocol of the exported split",
+        )
     with AnalysisCache(workdir / CACHE_FILE) as cache:
-        split = build_split(read_samples(workdir / SAMPLES_FILE), cache, protocol, seed, PROTOCOL_FRACTIONS[protocol])
+        split = build_split(samples, cache, protocol, seed, PROTOCOL_FRACTIONS[protocol])
     split.save(path)
     log(f"wrote the {protocol} split to {path} (from the cached analyses)")
     return path
