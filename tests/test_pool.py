@@ -108,6 +108,44 @@ def test_closing_the_stream_early_stops_the_workers() -> None:
     assert pool.run([]) is not None and list(pool.run([5])) == [(0, 10)]  # the pool can run again
 
 
+_HELD: list[bytes] = []  # what `leak_or_not` keeps, as a worker keeps what a leaking parser binding held
+
+
+def leak_or_not(item: int) -> tuple[int, int, int]:
+    """(item, worker pid, worker RSS before this item); item 1 keeps 64 MB resident for the worker's life."""
+    from malseq._isolation import worker_rss_bytes
+
+    rss = worker_rss_bytes(os.getpid())
+    assert rss is not None
+    if item == 1:
+        _HELD.append(b"\1" * (64 << 20))
+    return item, os.getpid(), rss
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker RSS is read from /proc")
+def test_a_worker_grown_past_the_recycle_size_is_replaced_before_its_next_item() -> None:
+    probe: WorkerPool[int, tuple[int, int, int]] = WorkerPool(leak_or_not, workers=1, hard_limit_seconds=120)
+    [(_, first)] = list(probe.run([0]))
+    assert not isinstance(first, WorkerFailure)
+    fresh = first[2]  # a fresh worker's size, forked or spawned as this process allows
+    limit = fresh + (32 << 20)
+    pool: WorkerPool[int, tuple[int, int, int]] = WorkerPool(leak_or_not, workers=1, hard_limit_seconds=120,
+                                                             recycle_rss_bytes=limit)
+    outcomes = [o for _, o in sorted(pool.run([1, 0, 1, 0]))]
+    assert all(not isinstance(o, WorkerFailure) for o in outcomes)
+    items = [o[0] for o in outcomes if not isinstance(o, WorkerFailure)]
+    pids = [o[1] for o in outcomes if not isinstance(o, WorkerFailure)]
+    assert items == [1, 0, 1, 0]  # the same results, whichever process ran them
+    # after each leaking item the worker is over the limit and replaced; after a clean one it is kept
+    assert pids[0] != pids[1] and pids[1] == pids[2] and pids[2] != pids[3]
+    assert all(o[2] < limit for o in outcomes if not isinstance(o, WorkerFailure))  # each item starts small
+    # without a recycle size, one worker runs them all and keeps what it grew
+    kept: WorkerPool[int, tuple[int, int, int]] = WorkerPool(leak_or_not, workers=1, hard_limit_seconds=120)
+    grown = [o for _, o in sorted(kept.run([1, 0]))]
+    assert not isinstance(grown[0], WorkerFailure) and not isinstance(grown[1], WorkerFailure)
+    assert grown[0][1] == grown[1][1] and grown[1][2] > limit
+
+
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError):
         WorkerPool(double_or_die, workers=0, hard_limit_seconds=1)

@@ -88,6 +88,18 @@ def worker_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def worker_rss_bytes(pid: int) -> int | None:
+    """A process's resident memory now (VmRSS, from /proc: Linux); None elsewhere or once gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
 def _over_cpu(pid: int | None, cpu_at_start: float | None, limit: float | None) -> bool:
     if limit is None or pid is None or cpu_at_start is None:
         return False
@@ -263,9 +275,16 @@ class WorkerPool(Generic[ItemT, ResultT]):
     """
 
     def __init__(self, func: Callable[[ItemT], ResultT], workers: int, hard_limit_seconds: float,
-                 preload: Sequence[str] = (), cpu_limit_seconds: float | None = None) -> None:
+                 preload: Sequence[str] = (), cpu_limit_seconds: float | None = None,
+                 recycle_rss_bytes: int | None = None) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
+        # A worker resident above this after an item is replaced by a fresh one before its next item
+        # (None: never). What a worker keeps between items grows with what it has parsed (the tree-sitter
+        # binding keeps every chunk a read callback returns: docs/results/speed/memory.md), and the
+        # allocator rarely returns a big package's memory; a fresh worker starts from the floor again.
+        # Which process runs an item never changes its result, so this moves no output.
+        self._recycle_rss = recycle_rss_bytes
         self._func = func
         self._workers = workers
         self._hard_limit = hard_limit_seconds  # wall clock, per item
@@ -313,12 +332,23 @@ class WorkerPool(Generic[ItemT, ResultT]):
                 if pending:
                     slot = self._new_slot()
                     self._slots.append(slot)
+            elif pending and self._too_big(slot):  # retired while idle: a fresh one for what remains
+                self._slots.remove(slot)
+                slot.stop()
+                slot = self._new_slot()
+                self._slots.append(slot)
             if pending:
                 self._give(slot, pending)
             elif not isinstance(outcome, WorkerFailure):
                 self._slots.remove(slot)  # nothing left for it: let it go now rather than at the end
                 slot.stop()
             yield index, outcome
+
+    def _too_big(self, slot: _Slot) -> bool:
+        if self._recycle_rss is None:
+            return False
+        rss = worker_rss_bytes(slot.process.pid)
+        return rss is not None and rss > self._recycle_rss
 
     def _new_slot(self) -> _Slot:
         if _fork_is_safe():

@@ -267,6 +267,13 @@ WORKER_PRELOAD = ("malseq.scan", "malseq.analysis", "malseq.features", "malseq.f
                   "malseq.features.javascript", "malseq.features.manifest", "malseq.sequence", "malseq.model.text")
 
 
+# An isolated worker resident above this after a target is replaced before its next one
+# (`WorkerPool(recycle_rss_bytes=...)`): a fresh fork costs milliseconds, while a long-lived worker
+# keeps growing with every package it parses (docs/results/speed/memory.md). A fresh worker holds
+# 30-60 MB; a package's own peak comes on top of what the worker holds when it starts it.
+WORKER_RECYCLE_RSS_BYTES = 256 * 1024 * 1024
+
+
 def scan_stream(
     texts: Sequence[str], options: ScanOptions | None = None, observer: ScanObserver | None = None,
     model_process: ModelProcess | None = None,
@@ -312,7 +319,7 @@ def scan_stream(
     jobs = options.jobs if options.jobs is not None else usable_cores()
     pool: WorkerPool[tuple[str, Target, ScanOptions], TargetResult] = WorkerPool(
         _scan_job, jobs, _hard_limit(options), preload=WORKER_PRELOAD,
-        cpu_limit_seconds=_cpu_limit(options))
+        cpu_limit_seconds=_cpu_limit(options), recycle_rss_bytes=WORKER_RECYCLE_RSS_BYTES)
     handed: dict[int, float] = {}  # when each target went to a worker: a failed target's time counts from there
 
     def on_start(index: int) -> None:
