@@ -249,6 +249,27 @@ def test_import_does_not_overwrite_a_corpus_without_force(
     assert len(read_samples(target / "samples.tsv")) == len(Split.load(target / "split-time.json").assignments)
 
 
+def test_import_with_force_keeps_the_full_cache_rows_of_a_built_work_dir(built: Path, tmp_path: Path) -> None:
+    # the export's rows are reduced (no event file/line, no fingerprint): over a built work dir they
+    # must not replace the rows its analyses wrote, which `corpus build` would then trust as cached
+    from malseq_lab.corpus.cache import AnalysisCache
+
+    work = tmp_path / "work"
+    shutil.copytree(built, work)
+    out = export_corpus(work, tmp_path / "corpus.jsonl.gz").path
+    keys = sorted(Split.load(work / "split-time.json").assignments)
+    with AnalysisCache(work / "analysis.sqlite", readonly=True) as cache:
+        before = cache.get_many(keys, extractor_version())
+    assert any(r.fingerprint is not None for r in before.values())
+    assert any(e.get("file") for r in before.values() for e in r.events)
+    summary = import_corpus(out, work, force=True)
+    assert summary.cache_rows == len(before)
+    with AnalysisCache(work / "analysis.sqlite", readonly=True) as cache:
+        assert cache.get_many(keys, extractor_version()) == before
+    rows, _ = load_rows(work, work / "split-time.json")
+    assert [_fields(r) for r in rows] == [_fields(r) for r in load_rows(built, built / "split-time.json")[0]]
+
+
 def test_eval_runs_on_an_imported_work_dir(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "corpus.jsonl.gz"
     export_corpus(built, out)

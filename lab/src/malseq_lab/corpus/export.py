@@ -372,7 +372,11 @@ def _import(
     split_path = split_file or workdir / split_file_name(mode if mode in PROTOCOLS else "time")
     workdir.mkdir(parents=True, exist_ok=True)
     with AnalysisCache(workdir / CACHE_FILE) as cache:
-        cache.put_many(rows)
+        # A row the cache holds already (same archive, same key: --force over a built work dir) is the
+        # same analysis, and more of it (event files and lines, fingerprints that group near-duplicates
+        # when a split is made, error messages): it is kept, not replaced by the export's reduced row.
+        present = cache.get_many([r.sha256 for r in rows], version)
+        cache.put_many([r for r in rows if r.sha256 not in present])
     Split(assignments, groups, dict(header["split"])).save(split_path)
     # samples.tsv last: a work dir with one is a finished import (see the --force check above)
     write_samples(workdir / SAMPLES_FILE, [s for _, s in sorted(ordered, key=lambda p: p[0])])
