@@ -49,7 +49,8 @@ socket.gethostbyname = lambda *a, **k: _refuse("gethostbyname", *a)
 """
 
 
-def _run_as_a_user(tmp_path: Path, argv: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def _run_as_a_user(tmp_path: Path, argv: list[str], cwd: Path, *, network_expected: bool = False,
+                   **extra: str) -> subprocess.CompletedProcess[str]:
     """`python -m malseq ARGV` in a fresh process: empty home, cache and temp folders, no network."""
     home, cache, tmp, guard = tmp_path / "home", tmp_path / "cache", tmp_path / "tmp", tmp_path / "guard"
     for folder in (home, cache, tmp, guard):
@@ -63,7 +64,8 @@ def _run_as_a_user(tmp_path: Path, argv: list[str], cwd: Path, **extra: str) -> 
                PYTHONDONTWRITEBYTECODE="1", **extra)
     proc = subprocess.run([sys.executable, "-m", "malseq", *argv], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=600)
-    assert "NETWORK ATTEMPT" not in proc.stderr, proc.stderr
+    if not network_expected:
+        assert "NETWORK ATTEMPT" not in proc.stderr, proc.stderr
     return proc
 
 
@@ -98,3 +100,12 @@ def test_an_offline_project_audit_writes_nothing_and_connects_nowhere(tmp_path: 
     [result] = json.loads(proc.stdout)["results"]
     assert (result["target"], result["verdict"]) == ("node_modules/colorz-utils", "malicious")
     assert _left_behind(tmp_path, project) == []
+
+
+def test_the_guard_sees_a_run_that_does_connect(tmp_path: Path) -> None:
+    # the guard is no stronger than its loading: a registry target (an index on this machine, nothing
+    # listening) must be caught by it, or the two tests above would pass with the guard not loaded
+    proc = _run_as_a_user(tmp_path, ["scan", "-q", "pypi:malseq-guard-probe==1.0"], tmp_path, network_expected=True,
+                          PIP_INDEX_URL="http://127.0.0.1:9/simple/")
+    assert proc.returncode != 0
+    assert "NETWORK ATTEMPT: getaddrinfo ('127.0.0.1'" in proc.stderr, proc.stderr

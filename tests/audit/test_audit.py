@@ -1398,3 +1398,40 @@ def test_scan_lockfile_of_a_file_with_extra_indexes_points_to_audit(
     req.write_text("six==1.16.0\n")
     main(scan_lockfile)
     assert f"{req}: 1 pinned dependency (requirements)" in capsys.readouterr().err
+
+
+_INSTALLED = """
+import json, resource, sys
+from pathlib import Path
+# a reader that slurps /dev/zero fails here with MemoryError instead of taking the machine's memory
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from malseq.audit.discover import installed_python
+dists, _ = installed_python(Path(sys.argv[1]))
+print(json.dumps(sorted([d.name, d.record_problem or ""] for d in dists)))
+"""
+
+
+def test_an_installed_record_that_is_a_device_fifo_or_too_large_is_not_read(tmp_path: Path) -> None:
+    # a project's .venv is its own content: a RECORD linked to /dev/zero (size 0, endless) filled memory,
+    # a FIFO blocked the open. In a child with a memory cap and a hang guard: a regression fails the test,
+    # not the machine.
+    from malseq.audit.discover import MAX_RECORD_BYTES
+
+    site = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
+    (tmp_path / ".venv" / "pyvenv.cfg").parent.mkdir(parents=True)
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    for name in ("zero", "fifo", "big", "fine"):
+        (site / f"{name}-1.0.dist-info").mkdir(parents=True)
+    (site / "zero-1.0.dist-info" / "RECORD").symlink_to("/dev/zero")
+    os.mkfifo(site / "fifo-1.0.dist-info" / "RECORD")
+    with open(site / "big-1.0.dist-info" / "RECORD", "wb") as fh:
+        fh.truncate(MAX_RECORD_BYTES + 1)  # sparse
+    (site / "fine-1.0.dist-info" / "RECORD").write_text("fine/__init__.py,,\n")
+    done = subprocess.run([sys.executable, "-c", _INSTALLED, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(malseq.__file__).resolve().parent.parent)},
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    problems = dict(json.loads(done.stdout))
+    assert problems["fine"] == ""
+    assert "not a regular file" in problems["zero"] and "not a regular file" in problems["fifo"]
+    assert "larger than" in problems["big"]

@@ -426,3 +426,45 @@ def test_the_indexes_a_lock_tool_merges_come_from_the_manifest(tmp_path: Path) -
     assert urls("uv.lock", '[tool.uv]\nindex-strategy = "unsafe-best-match"\n\n' + uv) == [None, corp]
     assert urls("uv.lock", '[tool.uv]\nindex-strategy = "unsafe-best-match"\n\n' + uv + "explicit = true\n") == []
     assert urls("Pipfile.lock", pdm) == []
+
+
+_READ_SPECIAL = """
+import json, resource, sys
+from pathlib import Path
+# a reader that slurps /dev/zero fails here with MemoryError instead of taking the machine's memory
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from malseq.errors import UsageError
+from malseq.intake.lockfiles import read_lockfile
+lock = read_lockfile(Path(sys.argv[1]) / "requirements.txt")
+try:
+    read_lockfile(Path(sys.argv[1]) / "yarn.lock")
+    linked = "read"
+except UsageError as exc:
+    linked = str(exc)
+print(json.dumps({"entries": [e.spec for e in lock.entries], "linked": linked,
+                  "unreadable": sorted([n.name, n.kind, n.reason] for n in lock.not_scanned)}))
+"""
+
+
+def test_an_include_or_lockfile_that_is_a_device_or_fifo_is_unreadable_not_read(tmp_path: Path) -> None:
+    # `-r /dev/zero` is the repository's choice: it reports size 0 and never ends (the reader filled
+    # memory until the OOM killer), a FIFO blocks the open. Run in a child with a memory cap and a hang
+    # guard, so a regression fails this test instead of the machine.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "fifo.txt")
+    (tmp_path / "requirements.txt").write_text("-r /dev/zero\n-c fifo.txt\nsix==1.16.0\n")
+    (tmp_path / "yarn.lock").symlink_to("/dev/zero")
+    src = Path(__file__).resolve().parents[2] / "src"
+    done = subprocess.run([sys.executable, "-c", _READ_SPECIAL, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(src)}, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["entries"] == ["pypi:six==1.16.0"]
+    assert [(name, kind) for name, kind, _ in out["unreadable"]] == [
+        ("-c fifo.txt", "unreadable"), ("-r /dev/zero", "unreadable")]
+    assert all("not a regular file" in reason for _, _, reason in out["unreadable"])
+    assert "not a regular file" in out["linked"]

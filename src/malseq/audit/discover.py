@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,9 +235,16 @@ def installed_python(root: Path) -> tuple[list[InstalledDist], list[Skipped]]:
 
 def _read_record(path: Path) -> tuple[tuple[RecordRow, ...], str | None]:
     try:
-        if path.stat().st_size > MAX_RECORD_BYTES:
+        info = path.stat()
+        # an installed tree is the project's content: a RECORD linked to /dev/zero reports size 0 and
+        # never ends (it filled memory), a FIFO blocks the open; only a regular file, read to the cap
+        if not stat.S_ISREG(info.st_mode):
+            return (), "RECORD is not a regular file (a device, FIFO or socket)"
+        with path.open("rb") as fh:
+            data = fh.read(MAX_RECORD_BYTES + 1)
+        if len(data) > MAX_RECORD_BYTES:
             return (), f"RECORD is larger than {MAX_RECORD_BYTES} bytes"
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = data.decode("utf-8", errors="replace")
     except OSError as exc:
         return (), f"no readable RECORD ({exc.strerror})"
     rows = []

@@ -24,6 +24,7 @@ import base64
 import binascii
 import json
 import re
+import stat
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -1017,10 +1018,19 @@ _CONFLICT_SPLIT = re.compile(r"^={7}\s*$", re.MULTILINE)
 
 def _read(path: Path) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_LOCKFILE_BYTES:
-            raise UsageError(f"{path} is {size} bytes; lockfiles over {MAX_LOCKFILE_BYTES} bytes are refused")
-        text = path.read_text(encoding="utf-8", errors="replace")
+        info = path.stat()
+        # A requirements file's `-r /dev/zero` (or a lockfile linked to a device or FIFO) is content a
+        # repository chooses: a device reports size 0 and never ends (it filled memory), a FIFO blocks
+        # the open. Only a regular file is read, and never past the cap, whatever its size said.
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"cannot read {path}: not a regular file (a device, FIFO or socket)")
+        if info.st_size > MAX_LOCKFILE_BYTES:
+            raise UsageError(f"{path} is {info.st_size} bytes; lockfiles over {MAX_LOCKFILE_BYTES} bytes are refused")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_LOCKFILE_BYTES + 1)
+        if len(data) > MAX_LOCKFILE_BYTES:  # grew since the stat, or a size-0 special file (/proc)
+            raise UsageError(f"{path} is over {MAX_LOCKFILE_BYTES} bytes; larger lockfiles are refused")
+        text = data.decode("utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     # Line-based formats (yarn classic, requirements) would read both sides of an unresolved merge as

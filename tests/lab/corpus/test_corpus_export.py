@@ -174,6 +174,57 @@ def test_import_refuses_unknown_formats_and_truncated_files(
         import_corpus(tmp_path / "bad.jsonl.gz", tmp_path / "w")
 
 
+def test_import_refuses_hostile_files_before_writing_anything(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export may come from elsewhere: what reaches the terminal, memory or the work dir is bounded."""
+    import malseq_lab.corpus.export as export
+
+    export_corpus(built, tmp_path / "corpus.jsonl.gz")
+    header, *lines = _records(tmp_path / "corpus.jsonl.gz")
+    target = tmp_path / "w"
+
+    def refused(records: list[dict[str, Any]] | bytes, match: str) -> None:
+        path = tmp_path / "hostile.jsonl.gz"
+        if isinstance(records, bytes):
+            path.write_bytes(gzip.compress(records))
+        else:
+            _write(path, records)
+        with pytest.raises(ExportFormatError, match=match):
+            import_corpus(path, target, log=lambda m: pytest.fail(m))
+        assert not target.exists()
+
+    # terminal control sequences in the version the warning would print: refused, never printed
+    refused([{**header, "extractor_version": "\x1b]0;owned\x07\x1b[2J"}, *lines], "extractor_version is not one")
+    _write(tmp_path / "esc.jsonl.gz", [{**header, "extractor_version": "\x1b[2Jx"}, *lines])
+    assert main(["corpus", "import", str(tmp_path / "esc.jsonl.gz"), "--workdir", str(target)]) == 2
+    assert "\x1b" not in capsys.readouterr().err
+    # nesting deeper than json reads: a format error (exit 2), not a RecursionError traceback
+    refused(json.dumps(header).encode() + b"\n" + b"[" * 100_000 + b"\n", "line 2 is not JSON")
+    # one endless line (a gzip bomb compresses a GB of one byte to a MB): refused at the line cap,
+    # while a file whose longest line fits the cap imports
+    longest = max(len(json.dumps(r)) + 1 for r in [header, *lines])
+    monkeypatch.setattr(export, "MAX_LINE_BYTES", longest)
+    import_corpus(tmp_path / "corpus.jsonl.gz", tmp_path / "fits")
+    refused(json.dumps(header).encode() + b"\n" + b"a" * (longest + 1), "line 2 is longer than")
+    monkeypatch.undo()
+    # a sha256 that is not one (a path), a duplicate line, a label that is not 0/1, a string for a list
+    refused([header, {**lines[0], "sha256": "../../x"}, *lines[1:]], "not 64 lowercase hex")
+    refused([{**header, "counts": {**header["counts"], "samples": len(lines)}}, lines[0], lines[0], *lines[2:]],
+            "already on an earlier line")
+    sampled = next(r for r in lines if r["sample"] is not None)
+    refused([header, *[r if r is not sampled else {**r, "sample": {**r["sample"], "label": 7}} for r in lines]],
+            "label 7")
+    ok = next(r for r in lines if r["analysis"]["status"] == "ok" and r["analysis"]["events"])
+    refused([header, *[r if r is not ok else {**r, "analysis": {**r["analysis"], "sequence_ids": "123"}}
+                       for r in lines]], "sequence_ids is not a list")
+    refused([header, *[r if r is not ok else {**r, "analysis": {**r["analysis"], "events": ["ab"]}}
+                       for r in lines]], "not \\[behaviour, scope\\] pairs")
+    # more lines than the header counts: refused at the first extra one, not after reading them all
+    refused([{**header, "counts": {**header["counts"], "samples": 1}}, *lines], "more sample lines than")
+    refused([{**header, "counts": {**header["counts"], "samples": "many"}}, *lines], "not a count")
+
+
 def test_import_does_not_overwrite_a_corpus_without_force(
     built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -189,10 +240,34 @@ def test_import_does_not_overwrite_a_corpus_without_force(
     with pytest.raises(ImportRefused):
         import_corpus(out, target)
     assert main(["corpus", "import", str(out), "--workdir", str(target), "--force"]) == 0
+    # compared with an import into an empty dir (target is tmp_path / "w": comparing with it compared
+    # the file with itself)
+    import_corpus(out, tmp_path / "fresh")
     assert [astuple(s) for s in read_samples(target / "samples.tsv")] == [
-        astuple(s) for s in read_samples(tmp_path / "w" / "samples.tsv")
+        astuple(s) for s in read_samples(tmp_path / "fresh" / "samples.tsv")
     ]
     assert len(read_samples(target / "samples.tsv")) == len(Split.load(target / "split-time.json").assignments)
+
+
+def test_import_with_force_keeps_the_full_cache_rows_of_a_built_work_dir(built: Path, tmp_path: Path) -> None:
+    # the export's rows are reduced (no event file/line, no fingerprint): over a built work dir they
+    # must not replace the rows its analyses wrote, which `corpus build` would then trust as cached
+    from malseq_lab.corpus.cache import AnalysisCache
+
+    work = tmp_path / "work"
+    shutil.copytree(built, work)
+    out = export_corpus(work, tmp_path / "corpus.jsonl.gz").path
+    keys = sorted(Split.load(work / "split-time.json").assignments)
+    with AnalysisCache(work / "analysis.sqlite", readonly=True) as cache:
+        before = cache.get_many(keys, extractor_version())
+    assert any(r.fingerprint is not None for r in before.values())
+    assert any(e.get("file") for r in before.values() for e in r.events)
+    summary = import_corpus(out, work, force=True)
+    assert summary.cache_rows == len(before)
+    with AnalysisCache(work / "analysis.sqlite", readonly=True) as cache:
+        assert cache.get_many(keys, extractor_version()) == before
+    rows, _ = load_rows(work, work / "split-time.json")
+    assert [_fields(r) for r in rows] == [_fields(r) for r in load_rows(built, built / "split-time.json")[0]]
 
 
 def test_eval_runs_on_an_imported_work_dir(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

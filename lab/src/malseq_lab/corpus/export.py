@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,16 @@ STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_MISSING = "missing"
 _STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_MISSING)
+
+# The import reads a file that may come from elsewhere (a shared drive, another machine): a line is
+# read up to this many bytes, never more, so a gzip bomb of one endless line is refused after
+# 64 MiB instead of filling memory. A real line is one sample's analysis: a few kB, the largest
+# (a minified bundle, events capped per behaviour and scope) well under a MiB.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# what `extractor_version()` writes (version+analysis.key+fp.N); anything else (control characters that
+# would reach the terminal in the version warning, a megabyte of text) is no export of ours
+_EXTRACTOR_VERSION = re.compile(r"[0-9A-Za-z.+_-]{1,200}")
 
 Log = Callable[[str], None]
 
@@ -182,10 +193,10 @@ def export_corpus(workdir: Path, out: Path, split_file: Path | None = None) -> E
 def _read_lines(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]:
     try:
         with gzip.open(path, "rb") as gz:
-            for number, raw in enumerate(_lines(gz), start=1):
+            for number, raw in enumerate(_lines(gz, path), start=1):
                 try:
                     doc = json.loads(raw)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json reads
                     raise ExportFormatError(f"{path}: line {number} is not JSON ({exc})") from exc
                 if not isinstance(doc, dict):
                     raise ExportFormatError(f"{path}: line {number} is not a JSON object")
@@ -195,8 +206,13 @@ def _read_lines(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]
                                 hint="give a file written by `malseq corpus export`") from exc
 
 
-def _lines(gz: Iterable[bytes]) -> Iterator[bytes]:
-    for raw in gz:
+def _lines(gz: gzip.GzipFile, path: Path) -> Iterator[bytes]:
+    number = 0
+    while raw := gz.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise ExportFormatError(f"{path}: line {number} is longer than {MAX_LINE_BYTES:,} bytes",
+                                    hint="give a file written by `malseq corpus export`")
         if raw.strip():
             yield raw
 
@@ -215,9 +231,17 @@ def _check_header(path: Path, header: Mapping[str, Any]) -> None:
     expected_types = (("extractor_version", str), ("split", dict), ("counts", dict))
     if not all(isinstance(header.get(k), t) for k, t in expected_types):
         raise ExportFormatError(f"{path}: the header lacks extractor_version, the split's meta or the counts")
+    if not _EXTRACTOR_VERSION.fullmatch(header["extractor_version"]):
+        raise ExportFormatError(f"{path}: the header's extractor_version is not one malseq writes "
+                                f"({header['extractor_version'][:80]!r})")
+    samples = header["counts"].get("samples")
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+        raise ExportFormatError(f"{path}: the header's sample count is not a count ({samples!r})")
 
 
 def _events(value: Sequence[Sequence[Any]]) -> tuple[dict[str, object], ...]:
+    if not isinstance(value, list) or not all(isinstance(e, list) and len(e) == 2 for e in value):
+        raise ValueError("events are not [behaviour, scope] pairs")
     return tuple({"behaviour": str(b), "scope": scope} for b, scope in value)
 
 
@@ -232,14 +256,22 @@ def _cache_row(sha256: str, version: str, analysis: Mapping[str, Any]) -> Cached
         total_bytes=int(analysis["total_bytes"]),
         partial=bool(analysis["partial"]),
         events=_events(analysis["events"]),
-        sequence_ids=tuple(str(i) for i in analysis["sequence_ids"]),
+        sequence_ids=tuple(str(i) for i in _list(analysis["sequence_ids"], "sequence_ids")),
         sequence_text=str(analysis["sequence_text"]),
         sequencer=str(analysis["sequencer"]),
         seconds=float(analysis["seconds"]),
     )
 
 
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):  # a string would be read character by character
+        raise ValueError(f"{what} is not a list")
+    return value
+
+
 def _sample(sha256: str, doc: Mapping[str, Any]) -> Sample:
+    if doc["label"] not in (0, 1) or isinstance(doc["label"], bool):
+        raise ValueError(f"label {doc['label']!r} (1 malicious, 0 benign)")
     return Sample(
         ecosystem=str(doc["ecosystem"]),
         name=str(doc["name"]),
@@ -307,9 +339,17 @@ def _import(
     assignments: dict[str, str] = {}
     groups: dict[str, str] = {}
     rows: list[CachedAnalysis] = []
+    expected = header["counts"]["samples"]
     for number, doc in lines:
+        if len(assignments) == expected:  # refused at once: more lines than counted is no export of ours
+            raise ExportFormatError(f"{path}: more sample lines than the header's {expected}",
+                                    hint="the file was edited or concatenated: export it again")
         try:
-            sha256 = str(doc["sha256"])
+            sha256 = doc["sha256"]
+            if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+                raise ValueError(f"sha256 {str(sha256)[:80]!r} is not 64 lowercase hex digits")
+            if sha256 in assignments:  # one line per archive: a second would overwrite the first's split
+                raise ValueError(f"sha256 {sha256} already on an earlier line")
             if doc["split"] not in ("train", "val", "test"):
                 raise ValueError(f"split {doc['split']!r}")
             assignments[sha256] = str(doc["split"])
@@ -325,7 +365,6 @@ def _import(
             raise ExportFormatError(
                 f"{path}: line {number} is not a sample line ({type(exc).__name__}: {exc})"
             ) from exc
-    expected = header["counts"].get("samples")
     if expected != len(assignments):
         raise ExportFormatError(f"{path}: the header counts {expected} samples, the file holds {len(assignments)}",
                                 hint="the file is truncated or was edited: export it again")
@@ -333,7 +372,11 @@ def _import(
     split_path = split_file or workdir / split_file_name(mode if mode in PROTOCOLS else "time")
     workdir.mkdir(parents=True, exist_ok=True)
     with AnalysisCache(workdir / CACHE_FILE) as cache:
-        cache.put_many(rows)
+        # A row the cache holds already (same archive, same key: --force over a built work dir) is the
+        # same analysis, and more of it (event files and lines, fingerprints that group near-duplicates
+        # when a split is made, error messages): it is kept, not replaced by the export's reduced row.
+        present = cache.get_many([r.sha256 for r in rows], version)
+        cache.put_many([r for r in rows if r.sha256 not in present])
     Split(assignments, groups, dict(header["split"])).save(split_path)
     # samples.tsv last: a work dir with one is a finished import (see the --force check above)
     write_samples(workdir / SAMPLES_FILE, [s for _, s in sorted(ordered, key=lambda p: p[0])])
