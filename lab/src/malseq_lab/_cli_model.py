@@ -55,6 +55,9 @@ def register(sub: Any) -> None:
                     help="also keep the popular stratum's validation FPR <= F")
     tr.add_argument("--augment-shuffled", type=int, default=0, metavar="N",
                     help="add N copies of each training text with each stage's behaviours reordered (default 0)")
+    tr.add_argument("--oversample", action="append", default=[], metavar="ECOSYSTEM/LABEL=N",
+                    help="add N more reordered copies of each training text of that ecosystem and label "
+                         "(repeatable), e.g. npm/malicious=3 for a rare stratum")
     tr.add_argument("--reuse-checkpoint", action="store_true",
                     help="if --out already holds a finished training (train/training.json, train/checkpoint), "
                     "skip training and only export, evaluate and stack it")
@@ -71,9 +74,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from malseq_lab.corpus import default_workdir
-    from malseq_lab.model.experiment import run_training
+    from malseq_lab.model.experiment import parse_oversample, run_training
     from malseq_lab.model.train import TrainConfig
 
+    try:
+        oversample = parse_oversample(args.oversample)
+    except ValueError as e:
+        _log(f"error: {e}")
+        return 2
     workdir = Path(args.workdir) if args.workdir else default_workdir()
     config = TrainConfig(
         base_model=args.base_model, max_len=args.max_len, batch_size=args.batch_size, lr=args.lr,
@@ -118,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         workdir, out, config, split_file=args.split_file,
         train_ecosystems=[e.strip() for e in args.ecosystems.split(",") if e.strip()], order=args.order,
         ship=args.ship, stack=not args.no_stack, augment_shuffled=args.augment_shuffled,
-        reuse_checkpoint=args.reuse_checkpoint, max_train=args.max_train,
+        oversample=oversample, reuse_checkpoint=args.reuse_checkpoint, max_train=args.max_train,
         log=_log, observer=observe,
     )
     return 0

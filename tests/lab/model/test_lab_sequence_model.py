@@ -461,6 +461,34 @@ def test_training_with_reordered_copies(tmp_path: Path, two_step_config: Any) ->
     assert augmented["agreement_fp32_int8"]["n"] == plain["agreement_fp32_int8"]["n"]
 
 
+def test_oversampling_a_stratum_adds_reordered_copies_of_its_rows_only(tmp_path: Path, two_step_config: Any) -> None:
+    from malseq_lab.evaluate.harness import load_rows
+    from malseq_lab.model.experiment import run_training
+
+    rows, _ = load_rows(tmp_path, None)
+    train = [r for r in rows if r.split == "train" and r.status == "ok"]
+    malicious = sum(r.label for r in train)
+    assert 0 < malicious < len(train)
+    plain = run_training(tmp_path, tmp_path / "plain", two_step_config, stack=False, log=lambda m: None)
+    eco = train[0].ecosystem
+    messages: list[str] = []
+    over = run_training(tmp_path, tmp_path / "over", two_step_config, stack=False,
+                        oversample={f"{eco}/malicious": 2}, log=messages.append)
+    n_stratum = sum(1 for r in train if r.ecosystem == eco and r.label)
+    assert over["card"]["data"]["oversample"] == {f"{eco}/malicious": 2}
+    assert over["card"]["data"]["train"] == plain["card"]["data"]["train"] + 2 * n_stratum
+    assert any(f"oversample {eco}/malicious: {n_stratum} rows x 2" in m for m in messages)
+
+
+def test_oversample_specs_are_checked() -> None:
+    from malseq_lab.model.experiment import parse_oversample
+
+    assert parse_oversample(["npm/malicious=3", "pypi/benign=0"]) == {"npm/malicious": 3, "pypi/benign": 0}
+    for bad in ("npm=3", "npm/evil=1", "npm/malicious", "npm/malicious=-1", "/malicious=2"):
+        with pytest.raises(ValueError, match="npm/malicious=3"):
+            parse_oversample([bad])
+
+
 def test_reusing_a_finished_training(tmp_path: Path, two_step_config: Any) -> None:
     from malseq_lab.model.experiment import run_training
 

@@ -17,7 +17,7 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,24 @@ def shuffled_text(text: str, seed: int) -> str:
         rng.shuffle(items)
         blocks.append((head + " : " if colon else "") + " , ".join(items))
     return " ; ".join(blocks)
+
+
+def train_stratum(row: Any) -> str:
+    """`ECOSYSTEM/benign` or `ECOSYSTEM/malicious`: the key `--oversample` takes."""
+    return f"{row.ecosystem}/{'malicious' if row.label else 'benign'}"
+
+
+def parse_oversample(specs: Sequence[str]) -> dict[str, int]:
+    """`["npm/malicious=3"]` -> `{"npm/malicious": 3}`; raises ValueError on anything else."""
+    out: dict[str, int] = {}
+    for spec in specs:
+        stratum, eq, copies = spec.partition("=")
+        ecosystem, slash, label = stratum.partition("/")
+        if not (eq and slash and ecosystem and label in ("benign", "malicious") and copies.isdigit()):
+            raise ValueError(f"--oversample {spec!r}: expected ECOSYSTEM/benign=N or ECOSYSTEM/malicious=N, "
+                             "e.g. npm/malicious=3")
+        out[f"{ecosystem}/{label}"] = int(copies)
+    return out
 
 
 def _text(row: Any, order: str, seed: int) -> str:
@@ -101,6 +119,7 @@ def run_training(
     ship: bool = False,
     stack: bool = True,
     augment_shuffled: int = 0,
+    oversample: Mapping[str, int] | None = None,
     reuse_checkpoint: bool = False,
     max_train: int | None = None,
     log: Log = print,
@@ -131,6 +150,15 @@ def run_training(
         for k in range(1, augment_shuffled + 1):
             tr_texts += [shuffled_text(model_text(r.sequence_text), 1_000_003 * k + i) for i, r in enumerate(tr)]
             tr_labels += [r.label for r in tr]
+    oversample = dict(oversample or {})
+    for stratum, copies in sorted(oversample.items()):
+        # a rare stratum (npm malware: ~150 training packages beside ~1,700 PyPI ones) gets more
+        # reordered copies, so that its behaviours weigh more in the loss without repeating one text
+        rows = [r for r in tr if train_stratum(r) == stratum]
+        for k in range(1, copies + 1):
+            tr_texts += [shuffled_text(model_text(r.sequence_text), 2_000_003 * k + i) for i, r in enumerate(rows)]
+            tr_labels += [r.label for r in rows]
+        log(f"oversample {stratum}: {len(rows)} rows x {copies} more reordered copies")
     finished = out_dir / "train" / "training.json"
     if reuse_checkpoint and finished.is_file() and (out_dir / "train" / "checkpoint").is_dir():
         result = load_train_result(out_dir / "train")
@@ -172,7 +200,7 @@ def run_training(
         "output": "score = P(malicious) in [0, 1]; verdict malicious when score >= threshold",
         "quantization": "onnxruntime quantize_dynamic, weight_type QInt8 (legacy TorchScript export, opset 17)",
         "data": {"workdir": str(workdir), "train_ecosystems": list(train_ecosystems), "order": order,
-                 "augment_shuffled": augment_shuffled,
+                 "augment_shuffled": augment_shuffled, "oversample": oversample,
                  "sequencer": sequencers, **training["data"]},
         "split": split_meta,
         "hyperparameters": {k: v for k, v in asdict(config).items() if k not in ("tiny",)},
