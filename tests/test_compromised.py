@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,13 +30,8 @@ HOOK_JS = ("const https = require('https');\nconst os = require('os');\n"
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compromised_under_test", REPO / "bench" / "compromised.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("compromised")
 
 
 def npm_archive(name: str, version: str, files: dict[str, str], scripts: dict[str, str] | None = None,

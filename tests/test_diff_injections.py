@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import io
 import json
-import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -221,17 +220,10 @@ def test_hosts_and_samples_that_cannot_take_part_are_clear_errors(tmp_path: Path
 # the benchmark, end to end on a datasets folder laid out like the shared one (inert examples)
 
 
-def bench_module() -> ModuleType:
-    path = REPO / "bench" / "diff_injections.py"
-    spec = importlib.util.spec_from_file_location("diff_injections_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-def test_the_benchmark_measures_injections_and_controls_without_payload_content(tmp_path: Path) -> None:
+def test_the_benchmark_measures_injections_and_controls_without_payload_content(
+        tmp_path: Path, load_bench: Callable[[str], ModuleType]) -> None:
     datasets = tmp_path / "datasets"
     samples: dict[str, str] = {}
     for folder, example, name in (("malicious-npm", "npm-env-exfil", "colorz-utils"),
@@ -264,7 +256,7 @@ def test_the_benchmark_measures_injections_and_controls_without_payload_content(
     (tmp_path / "exclude.sha256").write_text(excluded + "\n")
 
     out, work = tmp_path / "rows.jsonl", tmp_path / "work"
-    bench = bench_module()
+    bench = load_bench("diff_injections")
     assert bench.main(["--hosts", str(tmp_path / "samples.tsv"), "--exclude", str(tmp_path / "exclude.sha256"),
                        "--exclude", str(tmp_path / "no-such-corpus.tsv"), "--datasets", str(datasets),
                        "--split", str(split), "--work", str(work), "--out", str(out),
@@ -290,9 +282,9 @@ def test_the_benchmark_measures_injections_and_controls_without_payload_content(
     assert Ecosystem.NPM.value in summary
 
 
-def test_host_parts_split_the_hosts_into_disjoint_sets() -> None:
+def test_host_parts_split_the_hosts_into_disjoint_sets(load_bench: Callable[[str], ModuleType]) -> None:
     """Training and validation injections take their hosts from complementary parts (`--host-part`)."""
-    bench = bench_module()
+    bench = load_bench("diff_injections")
     names = [f"package-{i}" for i in range(200)]
     part = {n for n in names if bench.in_part("0/5", n)}
     rest = {n for n in names if bench.in_part("!0/5", n)}

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,12 +41,8 @@ RELEASES: dict[str, dict[str, str]] = {
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("diff_pairs_under_test", REPO / "bench" / "diff_pairs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("diff_pairs")
 
 
 def serve_npm(fake: Any, name: str, archives: dict[str, bytes]) -> None:

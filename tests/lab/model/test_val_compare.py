@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("val_compare_under_test", REPO / "bench" / "val_compare.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(scores: dict[str, tuple[str, int, float | None]]) -> dict[str, dict[str, object]]:
     return {k: {"sha256": k, "ecosystem": e, "label": y, "score": s} for k, (e, y, s) in scores.items()}
 
 
-def test_each_model_gets_its_own_threshold_from_the_same_rule_and_errors_score_zero() -> None:
-    vc = _module()
+def test_each_model_gets_its_own_threshold_from_the_same_rule_and_errors_score_zero(
+        load_bench: Callable[[str], ModuleType]) -> None:
+    vc = load_bench("val_compare")
     base = {f"b{i}": ("pypi", 0, i / 1000) for i in range(1000)}  # benign scores 0.000 .. 0.999
     base.update({f"m{i}": ("pypi", 1, 0.9 + i / 1000) for i in range(100)})  # malicious 0.900 .. 0.999
     cand = {k: (e, y, (0.5 if y == 0 else 0.99)) for k, (e, y, _) in base.items()}
@@ -39,8 +30,9 @@ def test_each_model_gets_its_own_threshold_from_the_same_rule_and_errors_score_z
     assert out["all"]["candidate"] == c
 
 
-def test_the_command_reads_two_shipped_metrics_files(tmp_path: Path, capsys: object) -> None:
-    vc = _module()
+def test_the_command_reads_two_shipped_metrics_files(tmp_path: Path, capsys: object,
+                                                     load_bench: Callable[[str], ModuleType]) -> None:
+    vc = load_bench("val_compare")
     rows = _rows({"a": ("npm", 1, 0.9), "b": ("npm", 0, 0.1)})
     for name in ("base.jsonl", "cand.jsonl"):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
