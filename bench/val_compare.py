@@ -50,9 +50,19 @@ def _judge(labels: list[int], scores: list[float], max_fpr: float) -> dict[str, 
     }
 
 
+class MismatchError(ValueError):
+    """The two files disagree about a package's label or ecosystem: they were not made from one split."""
+
+
 def compare(baseline: dict[str, dict[str, Any]], candidate: dict[str, dict[str, Any]],
             max_fpr: float) -> dict[str, Any]:
     keys = sorted(set(baseline) & set(candidate))
+    for k in keys:
+        for field in ("label", "ecosystem"):
+            if baseline[k].get(field) != candidate[k].get(field):
+                raise MismatchError(
+                    f"{k}: {field} {baseline[k].get(field)!r} in --baseline but {candidate[k].get(field)!r} in "
+                    "--candidate; score both models with the same --split-file and --split")
     # a package either model could not score (an analysis error) counts as score 0 for both: the
     # same packages, the same labels
     out: dict[str, Any] = {"packages": len(keys), "only_baseline": len(set(baseline) - set(candidate)),
@@ -73,7 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", type=Path, required=True, help="shipped_metrics.py --out of the candidate")
     ap.add_argument("--max-fpr", type=float, default=0.001)
     args = ap.parse_args(argv)
-    json.dump(compare(_load(args.baseline), _load(args.candidate), args.max_fpr), sys.stdout, indent=1)
+    baseline, candidate = _load(args.baseline), _load(args.candidate)
+    try:
+        result = compare(baseline, candidate, args.max_fpr)
+    except MismatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if result["only_baseline"] or result["only_candidate"]:
+        # compared on the packages both files hold; a large number means the files come from different splits
+        print(f"warning: {result['only_baseline']} packages only in --baseline, {result['only_candidate']} only in "
+              f"--candidate: left out of the comparison", file=sys.stderr)
+    json.dump(result, sys.stdout, indent=1)
     print()
     return 0
 

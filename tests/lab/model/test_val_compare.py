@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 
 def _rows(scores: dict[str, tuple[str, int, float | None]]) -> dict[str, dict[str, object]]:
     return {k: {"sha256": k, "ecosystem": e, "label": y, "score": s} for k, (e, y, s) in scores.items()}
@@ -39,3 +41,20 @@ def test_the_command_reads_two_shipped_metrics_files(tmp_path: Path, capsys: obj
     assert vc.main(["--baseline", str(tmp_path / "base.jsonl"), "--candidate", str(tmp_path / "cand.jsonl")]) == 0
     out = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
     assert out["npm"]["baseline"]["recall"] == 1.0 and out["npm"]["baseline"]["fp"] == 0
+
+
+def test_files_from_different_splits_are_refused_and_one_sided_packages_are_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], load_bench: Callable[[str], ModuleType]) -> None:
+    vc = load_bench("val_compare")
+    base = _rows({"a": ("pypi", 1, 0.9), "b": ("pypi", 0, 0.1), "c": ("npm", 0, 0.2)})
+    cand = _rows({"a": ("pypi", 1, 0.8), "b": ("pypi", 0, 0.3)})
+    for name, rows in (("base", base), ("cand", cand)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    args = ["--baseline", str(tmp_path / "base.jsonl"), "--candidate", str(tmp_path / "cand.jsonl")]
+    assert vc.main(args) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["packages"] == 2 and "1 packages only in --baseline" in out.err
+    cand["b"]["label"] = 1  # the same package labelled otherwise: not the same split
+    (tmp_path / "cand.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cand.values()))
+    assert vc.main(args) == 2
+    assert "b: label 0 in --baseline but 1 in --candidate" in capsys.readouterr().err
