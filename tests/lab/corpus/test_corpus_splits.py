@@ -173,3 +173,20 @@ def test_a_pinned_test_set_alone_keeps_it_and_splits_the_older_samples_by_time()
     # the same train/validation boundary as the split the test set came from
     assert {k for k, v in split.assignments.items() if v == "val"} == {
         k for k, v in first.assignments.items() if v == "val"}
+
+
+def test_a_pinned_test_group_joined_by_an_older_copy_does_not_move_the_test_cut_off() -> None:
+    """The corpus grew and an old sample now groups with a pinned test sample: the test set's first date
+    stays the pinned samples' own, so the groups between the two dates are not pulled into test."""
+    old = [SplitItem(f"k{i}", f"g{i}", "pypi", 1, f"2024-{1 + i % 10:02d}-15") for i in range(400)]
+    benign = [SplitItem(f"b{i}", f"h{i}", "pypi", 0) for i in range(400)]
+    first = make_split(old + benign, mode="time", seed=1, fractions=(0.55, 0.2, 0.25))
+    test_only = {k: v for k, v in first.assignments.items() if v == "test"}
+    a_test_key = sorted(k for k in test_only if k.startswith("k"))[0]
+    test_group = next(it.group for it in old if it.key == a_test_key)
+    early_copy = SplitItem("early-copy", test_group, "pypi", 1, "2024-01-01")  # joins a pinned test group
+    split = make_split(old + benign + [early_copy], mode="time", seed=1, fractions=(0.55, 0.2, 0.25),
+                       pinned=test_only)
+    assert split.assignments["early-copy"] == "test"  # its group is held out
+    # the other samples split exactly as before: nothing dated between 2024-01-01 and the cut-off became test
+    assert {k: v for k, v in split.assignments.items() if k != "early-copy"} == first.assignments

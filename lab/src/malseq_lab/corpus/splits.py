@@ -183,13 +183,19 @@ def make_split(
         if mode == "time" and set(latest) == {"test"}:
             # only a test set is pinned (e.g. a fixed test set carried over to a new corpus): a
             # group dated on or after the test set's first date is test, as it would have been; the
-            # older ones are split by time into train and validation at the same relative shares
+            # older ones are split by time into train and validation at the same relative shares.
+            # The test set's first date is read from the pinned samples' own dates, not from their
+            # groups': a group that grew (an older copy joined a pinned sample's group) would
+            # otherwise move the cut-off back and pull newer groups into test
             stratum_modes[f"{eco}/{label}"] = "time"
             test_start = min(
-                min(m.added for m in members[g] if m.added)
+                m.added
                 for g in all_groups
-                if group_split.get(g) == "test" and any(m.added for m in members[g])
-            )
+                if group_split.get(g) == "test"
+                for m in members[g]
+                if m.added and pinned.get(m.key) == "test"
+            ) if any(m.added and pinned.get(m.key) == "test" for g in all_groups for m in members[g]) \
+                else latest["test"]
             older = []
             for g in dated:
                 date = min(m.added for m in members[g] if m.added)
