@@ -215,6 +215,10 @@ def test_import_refuses_hostile_files_before_writing_anything(
     sampled = next(r for r in lines if r["sample"] is not None)
     refused([header, *[r if r is not sampled else {**r, "sample": {**r["sample"], "label": 7}} for r in lines]],
             "label 7")
+    # a tab or newline in a name would forge columns or rows of samples.tsv
+    for field, value in (("name", "left-pad\tpypi\tevil"), ("version", "1.0\nnpm\tx"), ("stratum", "a\x1b[2Jb")):
+        refused([header, *[r if r is not sampled else {**r, "sample": {**r["sample"], field: value}} for r in lines]],
+                f"sample {field} .* control characters")
     ok = next(r for r in lines if r["analysis"]["status"] == "ok" and r["analysis"]["events"])
     refused([header, *[r if r is not ok else {**r, "analysis": {**r["analysis"], "sequence_ids": "123"}}
                        for r in lines]], "sequence_ids is not a list")
@@ -247,6 +251,11 @@ def test_import_does_not_overwrite_a_corpus_without_force(
         astuple(s) for s in read_samples(tmp_path / "fresh" / "samples.tsv")
     ]
     assert len(read_samples(target / "samples.tsv")) == len(Split.load(target / "split-time.json").assignments)
+    # the earlier corpus's split of the other protocol would be read beside the new samples: removed
+    (target / "split.json").write_text("{}")
+    assert main(["corpus", "import", str(out), "--workdir", str(target), "--force"]) == 0
+    assert not (target / "split.json").exists() and (target / "split-time.json").exists()
+    assert "removed" in capsys.readouterr().err
 
 
 def test_import_with_force_keeps_the_full_cache_rows_of_a_built_work_dir(built: Path, tmp_path: Path) -> None:

@@ -269,9 +269,18 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+# samples.tsv is tab-separated, one sample per line: a tab, newline or other control character in a
+# field would split it into other columns or rows (a forged sample line), so such a field is refused
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SAMPLE_FIELDS = ("ecosystem", "name", "version", "source", "stratum", "added")
+
+
 def _sample(sha256: str, doc: Mapping[str, Any]) -> Sample:
     if doc["label"] not in (0, 1) or isinstance(doc["label"], bool):
         raise ValueError(f"label {doc['label']!r} (1 malicious, 0 benign)")
+    for field in _SAMPLE_FIELDS:
+        if not isinstance(doc[field], str) or _CONTROL.search(doc[field]):
+            raise ValueError(f"sample {field} {str(doc[field])[:80]!r} is not a string free of control characters")
     return Sample(
         ecosystem=str(doc["ecosystem"]),
         name=str(doc["name"]),
@@ -378,6 +387,13 @@ def _import(
         present = cache.get_many([r.sha256 for r in rows], version)
         cache.put_many([r for r in rows if r.sha256 not in present])
     Split(assignments, groups, dict(header["split"])).save(split_path)
+    for protocol in PROTOCOLS:
+        # --force over a built work dir: the other protocol's split file names the old corpus's samples,
+        # and `malseq train --protocol ...` would read it beside the imported samples.tsv
+        stale = workdir / split_file_name(protocol)
+        if stale != split_path and stale.exists():
+            stale.unlink()
+            log(f"removed {stale}: it was the earlier corpus's split, not the imported one")
     # samples.tsv last: a work dir with one is a finished import (see the --force check above)
     write_samples(workdir / SAMPLES_FILE, [s for _, s in sorted(ordered, key=lambda p: p[0])])
     return ImportSummary(workdir, split_path, version, running, len(assignments), len(rows))
