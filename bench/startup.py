@@ -55,8 +55,9 @@ t = clock(); import numpy; part("import numpy (onnxruntime needs it)", t)
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 t = clock(); import onnxruntime as ort; part("import onnxruntime", t)
 t = clock(); from tokenizers import Tokenizer; part("import tokenizers", t)
-from malseq.model import DATA_DIR, MODEL_FILE, TOKENIZER_FILE
-t = clock(); Tokenizer.from_file(str(DATA_DIR / TOKENIZER_FILE)); part("read tokenizer.json", t)
+from malseq.model import DATA_DIR, MODEL_FILE
+from malseq.model.scan_tokenizer import open_tokenizer
+t = clock(); open_tokenizer(DATA_DIR, Tokenizer); part("read the tokenizer (tokenizer_scan.json)", t)
 from malseq.model.infer import session_options  # the options the scan opens the shipped model with
 options = session_options(ort, DATA_DIR, 1)
 t = clock(); ort.InferenceSession(str(DATA_DIR / MODEL_FILE), options, providers=["CPUExecutionProvider"])
@@ -103,12 +104,15 @@ def child(*args):
     def import_tokenizer_class():
         start = time.thread_time()  # the thread that reads tokenizer.json imports tokenizers too
         Tokenizer = tokenizer_class()
-        class Timed:
-            @staticmethod
-            def from_file(path):
-                out = Tokenizer.from_file(path)
+        def timed(read):
+            def reader(source):
+                out = read(source)
                 mark("model", "tokenizer imported and read (own thread, CPU s)", time.thread_time() - start)
                 return out
+            return staticmethod(reader)
+        class Timed:  # the cut (tokenizer_scan.json) is read with from_str, the full tokenizer.json with from_file
+            from_str = timed(Tokenizer.from_str)
+            from_file = timed(Tokenizer.from_file)
         return Timed
     infer.import_tokenizer_class = import_tokenizer_class
     opened = infer.SequenceScorer.open_files

@@ -15,6 +15,8 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+# the tokenizer cut to the words of a sequence text (`malseq.model.scan_tokenizer`): read faster at start-up
+SCAN_TOKENIZER_FILE = "tokenizer_scan.json"
 CARD_FILE = "model_card.json"
 # Operating points: "low-fpr" keeps the validation false-positive rate within the budget (the
 # default); "balanced" is the validation best-F1 threshold (more recall, more false alarms).
@@ -22,4 +24,5 @@ LOW_FPR = "low-fpr"
 BALANCED = "balanced"
 OPERATING_POINTS = (LOW_FPR, BALANCED)
 
-__all__ = ["BALANCED", "CARD_FILE", "DATA_DIR", "LOW_FPR", "MODEL_FILE", "OPERATING_POINTS", "TOKENIZER_FILE"]
+__all__ = ["BALANCED", "CARD_FILE", "DATA_DIR", "LOW_FPR", "MODEL_FILE", "OPERATING_POINTS", "SCAN_TOKENIZER_FILE",
+           "TOKENIZER_FILE"]

@@ -155,7 +155,9 @@ class SequenceScorer:
 
         def read_tokenizer() -> None:
             try:
-                read.append(import_tokenizer_class().from_file(str(path / TOKENIZER_FILE)))
+                from malseq.model.scan_tokenizer import open_tokenizer
+
+                read.append(open_tokenizer(path, import_tokenizer_class()))
             except Exception as exc:  # noqa: BLE001 - reported below, from this thread
                 read.append(exc)
 

@@ -437,6 +437,28 @@ def test_assembling_a_new_sequence_model_drops_a_stale_ensemble(tiny_run: dict[s
     assert not (folder / ENSEMBLE_FILE).exists() and not (folder / PROFILE_FILE).exists()
 
 
+def test_an_assembled_folder_has_a_tokenizer_cut_that_scores_as_the_full_tokenizer(
+        tiny_run: dict[str, object], tmp_path: Path) -> None:
+    """assemble writes tokenizer_scan.json (read at a scan's start-up) for the tokenizer it copies; the
+    scores with it are the scores with tokenizer.json alone, on texts it covers and texts it does not."""
+    import shutil
+
+    from malseq.model import SCAN_TOKENIZER_FILE
+    from malseq.model.infer import SequenceScorer
+    from malseq.model.scan_tokenizer import ScanTokenizer
+
+    int8_dir = Path(tiny_run["int8_dir"])  # type: ignore[arg-type]
+    assert (int8_dir / SCAN_TOKENIZER_FILE).is_file()
+    val_texts, _ = tiny_run["val"]  # type: ignore[misc]
+    texts = [*val_texts, "install : read file, banana ; import : exec code"]
+    with_cut = SequenceScorer.load(int8_dir)
+    assert isinstance(with_cut._tokenizer, ScanTokenizer)
+    plain = tmp_path / "plain"
+    shutil.copytree(int8_dir, plain)
+    (plain / SCAN_TOKENIZER_FILE).unlink()
+    assert with_cut.score(texts) == SequenceScorer.load(plain).score(texts)
+
+
 @pytest.fixture
 def two_step_config(tmp_path: Path) -> Any:
     """A fake corpus in tmp_path and a 2-step tiny-model training config for it."""

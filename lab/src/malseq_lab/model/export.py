@@ -19,12 +19,16 @@ Needs torch + onnx for `export_onnx`; the rest needs only onnxruntime.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from malseq.model import CARD_FILE, MODEL_FILE, TOKENIZER_FILE
+from malseq.model import CARD_FILE, MODEL_FILE, SCAN_TOKENIZER_FILE, TOKENIZER_FILE
+from malseq.model.scan_tokenizer import write_scan_tokenizer
+
+logger = logging.getLogger(__name__)
 
 OPSET = 17
 
@@ -153,7 +157,9 @@ def write_card(folder: Path, card: dict[str, Any]) -> Path:
 
 
 def assemble(folder: Path, onnx_path: Path, tokenizer_path: Path, card: dict[str, Any]) -> Path:
-    """A loadable model folder: model.onnx, tokenizer.json, model_card.json.
+    """A loadable model folder: model.onnx, tokenizer.json, model_card.json, and tokenizer_scan.json
+    (the tokenizer cut to the words of a sequence text, read at a scan's start-up) when the tokenizer
+    can be cut.
 
     An ensemble left in the folder belongs to the sequence model it replaces, so it is removed
     (`malseq_lab.model.stack` adds a new one when it is kept).
@@ -170,6 +176,11 @@ def assemble(folder: Path, onnx_path: Path, tokenizer_path: Path, card: dict[str
         shutil.copyfile(onnx_path, folder / MODEL_FILE)
     if Path(tokenizer_path).resolve() != (folder / TOKENIZER_FILE).resolve():
         shutil.copyfile(tokenizer_path, folder / TOKENIZER_FILE)
+    (folder / SCAN_TOKENIZER_FILE).unlink(missing_ok=True)  # a cut of the tokenizer it replaces
+    try:
+        write_scan_tokenizer(folder)
+    except ValueError as exc:  # not a WordPiece tokenizer: scans read tokenizer.json whole, same answers
+        logger.warning("no %s for %s: %s", SCAN_TOKENIZER_FILE, folder, exc)
     write_card(folder, card)
     return folder
 
