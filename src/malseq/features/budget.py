@@ -37,6 +37,7 @@ the malicious samples (2.6-6.4 MB setup.py files holding payload literals) 41k-1
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -70,6 +71,7 @@ __all__ = [
     "file_read_units",
     "parse_cost",
     "parse_window",
+    "source_reader",
 ]
 
 # Units of work one file may spend after its parse.
@@ -291,6 +293,43 @@ def parse_window(data: bytes) -> tuple[int, int] | None:
         spent += block
         tail_start = max(head_end, tail_start - _PARSE_BLOCK)
     return head_end, tail_start
+
+
+# The size of a chunk handed to tree-sitter by `source_reader`.
+READ_CHUNK_BYTES = 64 * 1024
+_READ_BUFFERS = threading.local()
+
+
+def source_reader(data: bytes) -> Callable[[int, object], memoryview | bytes]:
+    """A read callback for `Parser.parse` over `data` that leaves nothing behind.
+
+    The engines parse through a callback because only then does tree-sitter call the progress callback
+    that lets the package deadline stop a parse (with `bytes` it is ignored). tree-sitter 0.26.1's binding
+    keeps a reference to every object a read callback returns, so returning slices of `data` kept a copy
+    of every chunk for the life of the process: 86 MB on the largest benign package, and a long-lived
+    worker grew with each package it read (docs/results/speed/memory.md). Here every chunk is copied
+    into one buffer per thread and handed over as a view of it. A kept view costs a couple of hundred
+    bytes and holds only that buffer. This is safe because tree-sitter reads a chunk only until its next
+    read call. The tree is the same as a parse of the bytes (tests/features/test_source_reader.py).
+    Do not read `Node.text` of a tree parsed this way: the binding re-reads the text through the
+    callback and expects `bytes`. Slice `data` with the node's byte offsets instead.
+    """
+    buffer: bytearray | None = getattr(_READ_BUFFERS, "buffer", None)
+    if buffer is None:
+        buffer = _READ_BUFFERS.buffer = bytearray(READ_CHUNK_BYTES)
+    view = memoryview(buffer)
+    size = len(data)
+
+    def read(offset: int, _point: object) -> memoryview | bytes:
+        if offset >= size:
+            return b""
+        end = min(size, offset + READ_CHUNK_BYTES)
+        length = end - offset
+        # same-length slice assignment: the buffer is never resized (kept views pin its size)
+        view[:length] = data[offset:end]
+        return view[:length]
+
+    return read
 
 
 def first_too_deep(root: Node, limit: int, budget: WorkBudget) -> Node | None:

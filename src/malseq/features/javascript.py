@@ -39,6 +39,7 @@ from malseq.features.budget import (
     cut_out,
     first_too_deep,
     parse_window,
+    source_reader,
 )
 from malseq.features.rules import (
     REGISTRY,
@@ -77,7 +78,6 @@ BINDINGS_SHARE = 0.35
 ENV_SHARE = 0.1
 CALLS_SHARE = 0.6
 STRINGS_SHARE = 0.6
-READ_CHUNK = 64 * 1024
 # Deepest syntax tree queried (budget.first_too_deep); deeper subtrees are cut out of the parse.
 MAX_TREE_DEPTH = 20_000
 QUERY_RANGE_BYTES = 256 * 1024
@@ -450,11 +450,7 @@ class _Extractor:
         data = self.data
         size = len(data)
         deadline = self.work.deadline
-
-        def read(offset: int, _point: tuple[int, int]) -> bytes:
-            if offset >= size:
-                return b""
-            return data[offset:offset + READ_CHUNK]
+        read = source_reader(data)
 
         def progress(*_state: object) -> bool:
             # Only the package deadline (a safety net that fails the whole target) stops a parse.

@@ -51,6 +51,7 @@ from malseq.features.budget import (
     first_too_deep,
     head_then_tail,
     parse_window,
+    source_reader,
 )
 from malseq.features.catalogue import IDS
 from malseq.features.commands import is_build_command, shipped_program_names
@@ -451,6 +452,10 @@ class _FileAnalyser:
             return text[start:end]
         return self.source[start:end].decode("utf-8", errors="replace")
 
+    def _bytes(self, node: Node) -> bytes:
+        """The node's source bytes (never `Node.text`: see `budget.source_reader`)."""
+        return self.source[node.start_byte:node.end_byte]
+
     def _snippet(self, node: Node) -> str:
         return clean(" ".join(self._text(node, 300).split()), SNIPPET_LENGTH)
 
@@ -498,8 +503,7 @@ class _FileAnalyser:
             ranges = _head_and_tail(source, *window)
         deadline = self.work.deadline
 
-        def read(offset: int, _point: object) -> bytes:
-            return source[offset:offset + 8192]
+        read = source_reader(source)
 
         def progress(*_state: object) -> bool:
             # Only the package deadline (a safety net that fails the whole target) stops a parse.
@@ -539,7 +543,7 @@ class _FileAnalyser:
         finally:
             self.work = file_work
 
-    def _parse_within_depth(self, parser: Parser, read: Callable[[int, object], bytes],
+    def _parse_within_depth(self, parser: Parser, read: Callable[[int, object], memoryview | bytes],
                             progress: Callable[..., bool], ranges: list[Range] | None) -> Tree | None:
         """The tree of the file, with any subtree deeper than `MAX_TREE_DEPTH` cut out of the parse
         (budget.first_too_deep; the file is then marked budget_exhausted); None if the parser gave up."""
@@ -905,15 +909,14 @@ class _FileAnalyser:
     def _positional_args(call: Node) -> list[Node]:
         return _positional_of(call.child_by_field_name("arguments"))
 
-    @staticmethod
-    def _keyword(call: Node, name: str) -> Node | None:
+    def _keyword(self, call: Node, name: str) -> Node | None:
         args = call.child_by_field_name("arguments")
         if args is None:
             return None
         for a in args.named_children:
             if a.type == "keyword_argument":
                 key = a.child_by_field_name("name")
-                if key is not None and key.text == name.encode():
+                if key is not None and self._bytes(key) == name.encode():
                     return a.child_by_field_name("value")
         return None
 
@@ -1015,7 +1018,7 @@ class _FileAnalyser:
             inner = self._positional_args(body)
             var = clauses[0].child_by_field_name("left")
             right = clauses[0].child_by_field_name("right")
-            if len(inner) != 1 or var is None or right is None or inner[0].text != var.text:
+            if len(inner) != 1 or var is None or right is None or self._bytes(inner[0]) != self._bytes(var):
                 return None
             return _chars(self._int_sequence(right))
         v = self.fold(node, depth + 1)
@@ -1050,8 +1053,8 @@ class _FileAnalyser:
                 receiver = self.fold(obj, depth + 1)
                 if receiver is not None:
                     return self._apply_method(receiver, method, args, depth)
-            if obj is not None and method == "fromhex" and obj.type == "identifier" and obj.text in (b"bytes",
-                                                                                                        b"bytearray"):
+            if obj is not None and method == "fromhex" and obj.type == "identifier" \
+                    and self._bytes(obj) in (b"bytes", b"bytearray"):
                 v = self.fold(args[0], depth + 1) if args else None
                 try:
                     return bytes.fromhex(_to_bytes(v).decode("ascii")) if v is not None else None
@@ -1236,8 +1239,8 @@ class _FileAnalyser:
             if arg.type != "keyword_argument":
                 continue
             key, value = arg.child_by_field_name("name"), arg.child_by_field_name("value")
-            if key is not None and value is not None and key.text is not None \
-                    and key.text.decode("ascii", "replace") in SETUP_METADATA_KEYWORDS:
+            if key is not None and value is not None \
+                    and self._bytes(key).decode("ascii", "replace") in SETUP_METADATA_KEYWORDS:
                 self.metadata_ranges.append((value.start_byte, value.end_byte))
 
     def _note_metadata_pairs(self, root: Node) -> None:
@@ -1518,11 +1521,11 @@ class _FileAnalyser:
             if at_top and self._text(parent, 4000).count("chr(") >= 4:
                 self.emit("char_code_assembly", parent)
 
-    @staticmethod
-    def _parent_is_decode(node: Node) -> bool:
+    def _parent_is_decode(self, node: Node) -> bool:
         parent = node.parent
-        return parent is not None and parent.type == "attribute" and parent.child_by_field_name(
-            "attribute") is not None and parent.child_by_field_name("attribute").text == b"decode"  # type: ignore[union-attr]
+        attribute = parent.child_by_field_name("attribute") if parent is not None and parent.type == "attribute" \
+            else None
+        return attribute is not None and self._bytes(attribute) == b"decode"
 
     def _reads_version_file(self, call: Node, arg: Node) -> bool:
         """setup.py's `exec(open('pkg/__version__.py').read(), about)`: an ordinary version read."""

@@ -15,6 +15,9 @@ from malseq.intake.package import Language
 
 MODULE_SCOPE = "<module>"
 
+# The per-file records below have slots: the largest benign package makes over half a million of them
+# (docs/results/speed/memory.md), and a slotted instance has no per-instance dict.
+
 
 class Dimension(enum.Enum):
     INFORMATION_READING = "information reading"
@@ -34,7 +37,7 @@ class Behaviour:
     cerebro: str | None = None  # the Cerebro Table 2 feature this refines, if any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BehaviourEvent:
     behaviour: str  # a Behaviour.id from the catalogue
     file: str
@@ -47,7 +50,7 @@ class BehaviourEvent:
     script: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionDef:
     qualname: str  # "helper", "Cls.method", "outer.inner", "<arrow@12:4>"
     name: str  # last component, "" for anonymous functions
@@ -64,7 +67,7 @@ class CallKind(enum.Enum):
     INLINE = "inline"  # anonymous function defined inline as an argument, run at that point
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallSite:
     file: str
     line: int
@@ -74,7 +77,7 @@ class CallSite:
     kind: CallKind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Binding:
     """A local name bound to a module: `import a.b as c`, `from .x import y`, `const z = require('./z')`."""
 
