@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
+from sys import intern
 from typing import TypeVar
 
 import tree_sitter_javascript
@@ -1204,7 +1205,8 @@ class _Extractor:
         scope = self.scope_at(node.start_byte)
         path_of_file = self.path
         calls = self.calls
-        calls.append(CallSite(path_of_file, row + 1, col, scope, self.callee_text(fn), CallKind.CALL))
+        # interned: the same callee texts repeat over a big package's call sites (docs/results/speed/memory.md)
+        calls.append(CallSite(path_of_file, row + 1, col, scope, intern(self.callee_text(fn)), CallKind.CALL))
         args = self.call_args(node)
         for arg in args:
             arg_type = arg.type
@@ -1222,7 +1224,7 @@ class _Extractor:
                 prop = arg.child_by_field_name("property")
                 if prop is not None and self.text(prop) in self.function_names:
                     arow, acol = arg.start_point
-                    calls.append(CallSite(path_of_file, arow + 1, acol, scope, self.callee_text(arg),
+                    calls.append(CallSite(path_of_file, arow + 1, acol, scope, intern(self.callee_text(arg)),
                                           CallKind.CALLBACK))
         if fn_type == "import" or (not is_new and self.resolve(fn) in _REQUIRE_PATHS):
             self.handle_require(node, fn, args)
