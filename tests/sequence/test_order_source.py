@@ -55,7 +55,8 @@ def test_line_starts_are_those_of_the_newlines(pieces: list[bytes]) -> None:
     data = b"".join(pieces)
     text = SourceText(data, False)
     text.offset(1, 0)
-    assert text._line_starts == [0] + [m.end() for m in re.finditer(rb"\n", data)]
+    assert text._line_starts is not None
+    assert list(text._line_starts) == [0] + [m.end() for m in re.finditer(rb"\n", data)]
 
 
 def test_main_guards_need_their_literal() -> None:
