@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-SAMPLE_COLUMNS = ("sha256", "path", "ecosystem", "name", "version", "label", "zip_password")
+SAMPLE_COLUMNS = ("sha256", "path", "ecosystem", "name", "version", "label", "stratum", "zip_password")
 
 
 def _records(path: Path) -> list[dict[str, object]]:
@@ -83,7 +83,7 @@ def _assemble(records: list[dict[str, object]], workdir: Path, datasets: Path, s
             problems.append(f"{path}: sha256 differs from the record's {sha}")
             continue
         rows.append((sha, str(path.resolve()), str(r["ecosystem"]), str(r["name"]), str(r["version"]),
-                     str(r["label"]), ""))
+                     str(r["label"]), str(r["stratum"]), ""))
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:

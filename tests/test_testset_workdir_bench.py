@@ -37,7 +37,8 @@ def _layout(tmp_path: Path) -> tuple[Path, Path, Path, list[dict[str, object]]]:
     return datasets, records_file, tmp_path / "w", records
 
 
-def test_benign_list_then_assemble(bench: ModuleType, tmp_path: Path) -> None:
+def test_benign_list_then_assemble(bench: ModuleType, load_bench: Callable[[str], ModuleType],
+                                   tmp_path: Path) -> None:
     datasets, records_file, workdir, records = _layout(tmp_path)
     assert bench.main(["benign-list", str(records_file), str(workdir)]) == 0
     assert (workdir / "benign-test.tsv").read_text() == "ecosystem\tname\tversion\tstratum\npypi\tgood\t1.0\tpopular\n"
@@ -59,6 +60,10 @@ def test_benign_list_then_assemble(bench: ModuleType, tmp_path: Path) -> None:
     split = json.loads((workdir / "split.json").read_text())["samples"]
     assert sorted(s["key"] for s in split) == sorted(str(r["sha256"]) for r in records)
     assert {s["split"] for s in split} == {"test"}
+    # what bench/shipped_metrics.py reads of each row (it writes label and stratum into its records)
+    loaded = load_bench("shipped_metrics")._load(workdir, "test")
+    assert sorted((r["name"], r["label"], r["stratum"], r["zip_password"]) for r in loaded) == [
+        ("evil", "1", "malicious", ""), ("good", "0", "popular", "")]
 
 
 def test_an_archive_whose_bytes_differ_from_the_record_is_refused(bench: ModuleType, tmp_path: Path) -> None:
