@@ -29,15 +29,13 @@ demo: $(VENV)/.core
 	$(BIN)/malseq scan --sequence examples/npm-env-exfil examples/pypi-install-dropper examples/pypi-clean-lib; \
 	  echo "malseq exit code: $$? (0 clean, 1 flagged, 2 usage error, 3 scan error)"
 
-# The triage app's browser test drives Debian's Chromium and ChromeDriver (tests/serve/test_browser.py):
-# installed here when missing and this is a root shell on Debian (CI); elsewhere the test says what to install.
+# Debian packages some tests drive, installed here when missing and this is a root shell on Debian (CI);
+# elsewhere the tests that need them are skipped and say what to install:
+# - Chromium and ChromeDriver: the triage app's browser test (tests/serve/test_browser.py);
+# - qemu-user: the model scored on an emulated CPU without AVX-512/VNNI (tests/model/test_cpu_independence.py).
+SYSTEM_PACKAGES := chromium:chromium chromedriver:chromium-driver qemu-x86_64:qemu-user
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
-	    apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "note: install chromium and chromium-driver for the browser test (it is skipped without them)"; fi; \
-	fi
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; 	if [ -n "$$missing" ]; then 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then 	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && 	    apt-get install -y -qq $$missing >/dev/null; 	  else echo "note: install$$missing for the tests that need them (they are skipped without them)"; fi; 	fi
 
 test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest -q

@@ -14,6 +14,7 @@ import pytest
 
 from malseq.errors import ModelNotAvailableError
 from malseq.model.infer import SequenceScorer, verdict
+from malseq.model.text import model_text
 from malseq_lab.model.threshold import choose_threshold, fpr_at
 
 MALICIOUS_CORE = "install : read environment variables , encode or decode data , upload data to server"
@@ -545,3 +546,61 @@ def test_the_int8_model_is_stored_as_its_optimised_graph(tiny_run: dict[str, obj
     vocab_size = Tokenizer.from_file(str(copy / "tokenizer.json")).get_vocab_size()
     assert optimise_graph(copy / "model.onnx", 64, vocab_size) == copy / "model.onnx"
     assert SequenceScorer.load(copy).score(val_texts) == SequenceScorer.load(int8.parent).score(val_texts)
+
+
+def test_the_int8_model_takes_unsigned_weights_and_scores_as_the_signed_one(tiny_run: dict[str, object],
+                                                                              tmp_path: Path) -> None:
+    """`quantize` stores the integer matmuls' weights as uint8 (`unsigned_weights`), which every CPU multiplies
+    exactly (int8 weights saturate on x86 without VNNI: docs/results/determinism/cpu.md); the rewrite keeps
+    the numbers, so a signed quantisation of the same fp32 model scores exactly as the unsigned one."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from tokenizers import Tokenizer
+
+    from malseq_lab.model.export import signed_integer_weights, unsigned_weights
+
+    int8_dir = Path(tiny_run["int8_dir"])  # type: ignore[arg-type]
+    assert signed_integer_weights(onnx.load(str(int8_dir / "model.onnx"))) == []
+    signed = tmp_path / "signed.onnx"
+    quantize_dynamic(str(Path(tiny_run["fp32_dir"]) / "model.onnx"), str(signed),  # type: ignore[arg-type]
+                     weight_type=QuantType.QInt8, per_channel=True)
+    weights = signed_integer_weights(onnx.load(str(signed)))
+    assert weights  # the rewrite below has something to do
+    vocab_size = Tokenizer.from_file(str(int8_dir / "tokenizer.json")).get_vocab_size()
+    unsigned = tmp_path / "unsigned.onnx"
+    unsigned.write_bytes(signed.read_bytes())
+    assert unsigned_weights(unsigned, 64, vocab_size) == unsigned
+    model = onnx.load(str(unsigned))
+    assert signed_integer_weights(model) == []
+    kinds = {i.name: i.data_type for i in model.graph.initializer}
+    assert {kinds[w] for w in weights} == {onnx.TensorProto.UINT8}
+    val_texts, _ = tiny_run["val"]  # type: ignore[misc]
+    # the signed model as onnxruntime computes it exactly on any CPU: on a CPU whose int8 kernel saturates,
+    # `session.x64quantprecision` makes it rewrite the weights as uint8 at load (elsewhere it changes nothing)
+    assert _raw_scores(unsigned, int8_dir, val_texts) == _raw_scores(signed, int8_dir, val_texts, exact_int8=True)
+    # a second pass finds nothing to rewrite and leaves the file as it is
+    before = unsigned.read_bytes()
+    unsigned_weights(unsigned, 64, vocab_size)
+    assert unsigned.read_bytes() == before
+
+
+def _raw_scores(model: Path, folder: Path, texts: list[str], exact_int8: bool = False) -> list[bytes]:
+    """The model's raw outputs for `texts` (tokenised as the folder's model is), as bytes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    if exact_int8:
+        options.add_session_config_entry("session.x64quantprecision", "1")
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    tokenizer = SequenceScorer.load(folder)._tokenizer
+    out = []
+    for encoding in tokenizer.encode_batch([model_text(t) for t in texts]):
+        ids = np.asarray([encoding.ids], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        out.append(b"".join(np.asarray(o).tobytes() for o in session.run(None, {k: v for k, v in feeds.items()
+                                                                               if k in names})))
+    return out

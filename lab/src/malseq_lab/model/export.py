@@ -5,7 +5,12 @@
   graph takes `input_ids` and `attention_mask` and returns `score` = softmax(logits)[:, 1].
 - `quantize`: `onnxruntime.quantization.quantize_dynamic(..., weight_type=QInt8, per_channel=True)`; per-tensor
   weights moved scores of the trained MiniLM by up to 0.81 (val agreement 96.7%), per-channel by up to 0.31 (98.8%).
-  The int8 file is then stored as onnxruntime's optimised graph (`optimise_graph`).
+  The int8 weights are then stored unsigned (`unsigned_weights`) and the file as onnxruntime's optimised
+  graph (`optimise_graph`).
+- `unsigned_weights`: the integer matmuls' int8 weights rewritten as uint8 (each value and zero point
+  plus 128, the same numbers), so every CPU computes the exact integer products: onnxruntime's int8
+  x int8 kernel on x86 CPUs without VNNI saturates pairs of products to 16 bits (different scores on
+  different machines: docs/results/determinism/cpu.md).
 - `optimise_graph`: rewrites a model file as the graph onnxruntime would build from it at every load
   (fused attention, GELU, layer norms and int8 matmuls), checked to score bit-for-bit the same, so a
   scan's model load skips that work.
@@ -90,7 +95,123 @@ def quantize(fp32_path: Path, int8_path: Path, max_len: int, vocab_size: int) ->
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
     quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
+    unsigned_weights(Path(int8_path), max_len, vocab_size)
     return optimise_graph(Path(int8_path), max_len, vocab_size)
+
+
+# Integer matmuls of a dynamically quantised graph, with the positions of their weight input and that
+# weight's zero point (onnxruntime's contrib ops and ONNX's MatMulInteger).
+INTEGER_MATMUL_WEIGHTS: dict[tuple[str, str], tuple[int, int]] = {
+    ("com.microsoft", "DynamicQuantizeMatMul"): (1, 3),
+    ("com.microsoft", "MatMulIntegerToFloat"): (1, 5),
+    ("", "MatMulInteger"): (1, 3),
+}
+
+
+def signed_integer_weights(model: Any) -> list[str]:
+    """Names of the int8 weight initialisers the integer matmuls of `model` (an `onnx.ModelProto`) read."""
+    import onnx
+
+    int8 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    out = []
+    for node in model.graph.node:
+        spec = INTEGER_MATMUL_WEIGHTS.get((node.domain or "", node.op_type))
+        if spec is not None and len(node.input) > spec[0] and node.input[spec[0]] in int8:
+            out.append(node.input[spec[0]])
+    return out
+
+
+def unsigned_weights(path: Path, max_len: int, vocab_size: int) -> Path:
+    """Store the int8 weights of the integer matmuls in the model at `path` as uint8: every value and its
+    zero point plus 128, so (weight - zero point) is the same number and the model computes the same.
+
+    Why: an int8 model's matmuls multiply uint8 activations by int8 weights. On x86 CPUs with VNNI (and on
+    ARM) the kernels add the products exactly; on x86 CPUs without it (AVX2, AVX-512 without VNNI) onnxruntime
+    adds pairs of products in 16 bits, which saturate, so the same text scored differently on different
+    machines (by up to 0.36 on the time-split test set). uint8 x uint8 products are added exactly on every
+    CPU. On a CPU whose int8 kernel is exact the rewritten model must score bit-for-bit as the original;
+    elsewhere as the original does with onnxruntime's own load-time rewrite (`session.x64quantprecision`).
+    Any output that differs in a single bit raises `ValueError` and leaves `path` as it was.
+    """
+    import os
+
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as in malseq.model.infer
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    initialisers = {i.name: i for i in model.graph.initializer}
+    consumers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    rewritten: set[str] = set()
+    for node in model.graph.node:
+        spec = INTEGER_MATMUL_WEIGHTS.get((node.domain or "", node.op_type))
+        if spec is None or len(node.input) <= spec[0] or node.input[spec[0]] not in initialisers:
+            continue
+        weight = initialisers[node.input[spec[0]]]
+        if weight.data_type != onnx.TensorProto.INT8:
+            continue
+        while len(node.input) <= spec[1]:
+            node.input.append("")
+        if not node.input[spec[1]]:  # no zero point: 0, which is 128 once unsigned
+            name = f"{weight.name}_unsigned_zero_point"
+            model.graph.initializer.append(numpy_helper.from_array(np.array(128, dtype=np.uint8), name))
+            node.input[spec[1]] = name
+            rewritten.add(name)
+        for tensor_name in (weight.name, node.input[spec[1]]):
+            if tensor_name in rewritten:
+                continue
+            if consumers.get(tensor_name, 0) != 1:
+                raise ValueError(f"{path}: {tensor_name} is read by more than one node; not rewritten")
+            tensor = initialisers[tensor_name]
+            if tensor.data_type != onnx.TensorProto.INT8:
+                raise ValueError(f"{path}: the zero point {tensor_name} of an int8 weight is not int8")
+            values = numpy_helper.to_array(tensor).astype(np.int16) + 128
+            tensor.CopyFrom(numpy_helper.from_array(values.astype(np.uint8), tensor_name))
+            rewritten.add(tensor_name)
+    if not rewritten:
+        return path
+    candidate = path.with_name(path.stem + ".unsigned" + path.suffix)
+    onnx.save(model, str(candidate))
+    try:
+        def session(model_path: Path, exact_int8: bool) -> Any:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1  # as malseq.model.infer loads it
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            if exact_int8:
+                # onnxruntime's own uint8 rewrite, applied at load on CPUs whose int8 kernel saturates
+                opts.add_session_config_entry("session.x64quantprecision", "1")
+            return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+
+        _same_outputs(session(path, True), session(candidate, False), max_len, vocab_size,
+                      f"the unsigned-weight rewrite of {path}")
+        os.replace(candidate, path)
+    finally:
+        candidate.unlink(missing_ok=True)
+    return path
+
+
+def _same_outputs(before: Any, after: Any, max_len: int, vocab_size: int, what: str) -> None:
+    """Raise `ValueError` unless two sessions give bit-identical outputs on probe inputs of several lengths
+    up to `max_len` tokens (random ids below `vocab_size`)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    names = {i.name for i in before.get_inputs()}
+    for length in sorted({n for n in _PROBE_LENGTHS if n <= max_len} | {max_len}):
+        ids = rng.integers(0, vocab_size, size=(1, length), dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        feed = {k: v for k, v in feeds.items() if k in names}
+        for a, b in zip(before.run(None, feed), after.run(None, feed), strict=True):
+            if np.asarray(a).tobytes() != np.asarray(b).tobytes():
+                raise ValueError(f"{what} scores a {length}-token input differently ({a!r} vs {b!r}); "
+                                 "the model was left as it was")
 
 
 # Lengths of the probe inputs `optimise_graph` compares (those up to the model's max_len, and max_len).
@@ -114,7 +235,6 @@ def optimise_graph(path: Path, max_len: int, vocab_size: int) -> Path:
     import os
 
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as in malseq.model.infer
-    import numpy as np
     import onnxruntime as ort
 
     path = Path(path)
@@ -134,16 +254,7 @@ def optimise_graph(path: Path, max_len: int, vocab_size: int) -> Path:
     try:
         before = ort.InferenceSession(str(path), options(), providers=["CPUExecutionProvider"])
         after = ort.InferenceSession(str(rewritten), options(), providers=["CPUExecutionProvider"])
-        rng = np.random.default_rng(0)
-        for length in sorted({n for n in _PROBE_LENGTHS if n <= max_len} | {max_len}):
-            ids = rng.integers(0, vocab_size, size=(1, length), dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-            names = {i.name for i in before.get_inputs()}
-            feed = {k: v for k, v in feeds.items() if k in names}
-            for a, b in zip(before.run(None, feed), after.run(None, feed), strict=True):
-                if np.asarray(a).tobytes() != np.asarray(b).tobytes():
-                    raise ValueError(f"onnxruntime's optimised graph of {path} scores a {length}-token input "
-                                     f"differently ({a!r} vs {b!r}); the model was left as it was")
+        _same_outputs(before, after, max_len, vocab_size, f"onnxruntime's optimised graph of {path}")
         os.replace(rewritten, path)
     finally:
         rewritten.unlink(missing_ok=True)
