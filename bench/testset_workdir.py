@@ -62,11 +62,8 @@ def _archives(datasets: Path, workdir: Path) -> dict[str, Path]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _assemble(records: list[dict[str, object]], workdir: Path, datasets: Path, split: str) -> int:
