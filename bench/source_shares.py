@@ -36,19 +36,23 @@ def is_test_path(path: str) -> bool:
     return any(p in TEST_FOLDERS for p in parts[:-1]) or name.startswith("test_") or name.endswith(_TEST_SUFFIXES)
 
 
-def shares(targets: list[Path]) -> dict[str, dict[str, Any]]:
+def shares(targets: list[Path], ecosystems: list[str | None] | None = None) -> dict[str, dict[str, Any]]:
+    """The counts per ecosystem; `ecosystems` (one per target, "npm", "pypi" or None) are hints for intake,
+    as a corpus knows which registry an archive came from (a PyPI sdist can hold a package.json)."""
     from malseq._deadline import Deadline
     from malseq.errors import MalseqError
     from malseq.intake import IntakeOptions, load_target
-    from malseq.intake.package import Language
+    from malseq.intake.package import Ecosystem, Language
     from malseq.intake.targets import LocalTarget
 
     source = (Language.PYTHON, Language.JAVASCRIPT)
     totals: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     seen_in_batch: set[bytes] = set()
-    for target in targets:
+    hints = ecosystems or [None] * len(targets)
+    for target, hint in zip(targets, hints, strict=True):
+        options = IntakeOptions(ecosystem_hint=Ecosystem(hint) if hint else None)
         try:
-            package = load_target(LocalTarget(target), IntakeOptions(), Deadline(120))
+            package = load_target(LocalTarget(target), options, Deadline(120))
         except MalseqError:
             totals["?"]["unreadable"] += 1
             continue
@@ -83,14 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--downloads", type=Path, help="a `malseq corpus download` log (downloads.tsv)")
     ap.add_argument("--ecosystem", choices=("npm", "pypi"), help="with --downloads: only this ecosystem's rows")
     args = ap.parse_args(argv)
+    ecosystems: list[str | None] | None = None
     if args.list:
         targets = [Path(line) for line in args.list.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
         with open(args.downloads, newline="", encoding="utf-8") as fh:
-            targets = [Path(r["path"]) for r in csv.DictReader(fh, delimiter="\t")
-                       if r["status"] == "ok" and r["path"]
-                       and (args.ecosystem is None or r["key"].startswith(f"{args.ecosystem}:"))]
-    print(json.dumps(shares(targets), indent=1, sort_keys=True))
+            rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["status"] == "ok" and r["path"]
+                    and (args.ecosystem is None or r["key"].startswith(f"{args.ecosystem}:"))]
+        targets = [Path(r["path"]) for r in rows]
+        ecosystems = [r["key"].split(":", 1)[0] for r in rows]  # "pypi:name@version"
+    print(json.dumps(shares(targets, ecosystems), indent=1, sort_keys=True))
     return 0
 
 

@@ -46,3 +46,10 @@ def test_shares_of_a_batch(bench: ModuleType, tmp_path: Path) -> None:
     assert npm["test_example_doc_bytes"] == 100
     assert npm["test_example_doc_share"] == round(100 / npm["bytes"], 4)
     assert totals["?"]["unreadable"] == 1
+
+
+def test_a_corpus_ecosystem_is_a_hint_to_intake(bench: ModuleType, tmp_path: Path) -> None:
+    # a PyPI sdist can ship a package.json; the registry it came from decides its ecosystem
+    both = _package(tmp_path, "both", {"setup.py": b"from setuptools import setup\nsetup(name='both')\n"})
+    assert set(bench.shares([both])) == {"npm"}
+    assert set(bench.shares([both], ["pypi"])) == {"pypi"}
