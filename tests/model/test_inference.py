@@ -90,4 +90,6 @@ def test_the_session_runs_one_thread_by_default_and_extra_threads_do_not_spin() 
         options = scorer._session.get_session_options()
         assert options.intra_op_num_threads == threads and options.inter_op_num_threads == 1
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        # an int8-weight --model folder is rewritten to uint8 at load where the int8 kernel saturates
+        assert options.get_session_config_entry("session.x64quantprecision") == "1"
     assert SequenceScorer.load() is SequenceScorer.load(threads=1)  # one session per process, reused
