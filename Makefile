@@ -35,7 +35,14 @@ demo: $(VENV)/.core
 # - qemu-user: the model scored on an emulated CPU without AVX-512/VNNI (tests/model/test_cpu_independence.py).
 SYSTEM_PACKAGES := chromium:chromium chromedriver:chromium-driver qemu-x86_64:qemu-user
 browser:
-	@missing=""; for pair in $(SYSTEM_PACKAGES); do 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; 	if [ -n "$$missing" ]; then 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then 	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && 	    apt-get install -y -qq $$missing >/dev/null; 	  else echo "note: install$$missing for the tests that need them (they are skipped without them)"; fi; 	fi
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
+	    apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: install$$missing for the tests that need them (they are skipped without them)"; fi; \
+	fi
 
 test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest -q

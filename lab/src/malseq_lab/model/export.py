@@ -129,8 +129,9 @@ def unsigned_weights(path: Path, max_len: int, vocab_size: int) -> Path:
     ARM) the kernels add the products exactly; on x86 CPUs without it (AVX2, AVX-512 without VNNI) onnxruntime
     adds pairs of products in 16 bits, which saturate, so the same text scored differently on different
     machines (by up to 0.36 on the time-split test set). uint8 x uint8 products are added exactly on every
-    CPU. On a CPU whose int8 kernel is exact the rewritten model must score bit-for-bit as the original;
-    elsewhere as the original does with onnxruntime's own load-time rewrite (`session.x64quantprecision`).
+    CPU. The rewritten model must score bit-for-bit as the original does when a scan opens it
+    (`malseq.model.infer.session_options`, whose `session.x64quantprecision` makes onnxruntime compute the
+    original exactly on a CPU whose int8 kernel saturates).
     Any output that differs in a single bit raises `ValueError` and leaves `path` as it was.
     """
     import os
@@ -140,6 +141,8 @@ def unsigned_weights(path: Path, max_len: int, vocab_size: int) -> Path:
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
+
+    from malseq.model.infer import session_options
 
     path = Path(path)
     model = onnx.load(str(path))
@@ -179,17 +182,13 @@ def unsigned_weights(path: Path, max_len: int, vocab_size: int) -> Path:
     candidate = path.with_name(path.stem + ".unsigned" + path.suffix)
     onnx.save(model, str(candidate))
     try:
-        def session(model_path: Path, exact_int8: bool) -> Any:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1  # as malseq.model.infer loads it
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            if exact_int8:
-                # onnxruntime's own uint8 rewrite, applied at load on CPUs whose int8 kernel saturates
-                opts.add_session_config_entry("session.x64quantprecision", "1")
-            return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        # Both opened as a scan opens a model folder: its options include onnxruntime's own load-time
+        # uint8 rewrite (`session.x64quantprecision`), which makes the original exact on a saturating CPU.
+        def session(model_path: Path) -> Any:
+            return ort.InferenceSession(str(model_path), session_options(ort, model_path, 1),
+                                        providers=["CPUExecutionProvider"])
 
-        _same_outputs(session(path, True), session(candidate, False), max_len, vocab_size,
+        _same_outputs(session(path), session(candidate), max_len, vocab_size,
                       f"the unsigned-weight rewrite of {path}")
         os.replace(candidate, path)
     finally:
