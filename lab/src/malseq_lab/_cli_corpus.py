@@ -170,6 +170,15 @@ def register(sub: Any) -> None:
     hn.add_argument("--npm-list", type=Path, default=Path("/usr/share/package-lists/npm.tsv"), metavar="TSV")
     hn.add_argument("--out-dir", type=Path, metavar="DIR", help="where the lists go (default: lab/data)")
     hn.add_argument(
+        "--exclude-list",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="TSV",
+        help="also leave out every name of this benign list (repeatable), e.g. the committed lists when building "
+        "a fresh validation set of names no model was trained on",
+    )
+    hn.add_argument(
         "--ecosystem", choices=("pypi", "npm", "both"), default="both", help="which list to (re)write (default both)"
     )
     hn.add_argument("--seed", type=int, default=20261130)
@@ -429,6 +438,10 @@ def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
     from malseq_lab.corpus import hardneg
     from malseq_lab.corpus.pipeline import default_datasets_dir
 
+    missing = [str(path) for path in args.exclude_list if not path.is_file()]
+    if missing:
+        print(f"--exclude-list: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     if args.kind == "current":
         return _run_current(args, workdir)
     quotas = dict(hardneg.DEFAULT_QUOTAS)
@@ -442,7 +455,7 @@ def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
     for stratum in (*hardneg.PYPI_STRATA, *hardneg.NPM_STRATA):
         if kept is not None and stratum not in kept:
             quotas[stratum] = 0
-    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir())
+    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir()).with_lists(args.exclude_list)
     source = hardneg.RegistryDocuments(
         workdir / "hardneg-documents",
         pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,
@@ -502,7 +515,9 @@ def _run_current(args: argparse.Namespace, workdir: Path) -> int:
         return 2
     # a package is in one benign list only: the committed hard-negative lists are excluded as well
     hardneg_lists = sorted(hardneg.default_out_dir().glob("benign-hardneg-*.tsv"))
-    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir()).with_lists(hardneg_lists)
+    exclusions = hardneg.load_exclusions(args.datasets or default_datasets_dir()).with_lists(
+        [*hardneg_lists, *args.exclude_list]
+    )
     source = hardneg.RegistryDocuments(
         workdir / "hardneg-documents",
         pypi_index_url=args.pypi_index_url or os.environ.get("MALSEQ_PYPI_INDEX_URL") or None,

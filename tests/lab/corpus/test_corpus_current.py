@@ -242,6 +242,16 @@ def test_cli_writes_current_lists_from_a_local_registry(tmp_path: Path, monkeypa
             f"{base}/npm",
         ]
         assert main(args) == 0
+        # --exclude-list: a fresh set leaves out the names of lists already used (PEP 503 spelling too)
+        used = tmp_path / "used.tsv"
+        used.write_text("ecosystem\tname\tversion\tstratum\npypi\tFresh_Tail\t0.3\tcurrent-long-tail\n"
+                        "npm\tSMALL-JS\t0.2.0\tcurrent-long-tail\n")
+        fresh = [*args[:9], str(tmp_path / "fresh"), *args[10:], "--exclude-list", str(used)]
+        assert main(fresh) == 0
+        assert [s.name for s in load_benign_list(tmp_path / "fresh" / "benign-current-pypi.tsv")] == ["fresh-pop"]
+        assert [s.name for s in load_benign_list(tmp_path / "fresh" / "benign-current-npm.tsv")] == ["@s/big"]
+        # a missing list is an error before anything is read, not a silently smaller exclusion
+        assert main([*fresh[:-1], str(tmp_path / "no-such.tsv")]) == 2
     assert not any(hardneg.normalized_name("pypi", hardneg_pypi_name) in path for path in served)
     rows = {
         (s.ecosystem, s.name, s.version, s.stratum)

@@ -1,0 +1,92 @@
+"""bench/benign_thresholds.py: a fresh benign set's work dir from the download log, and the threshold a
+false-positive budget allows on benign scores alone (ties, strata, the binomial bound)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("benign_thresholds")
+
+
+def test_assemble_takes_the_listed_downloads_with_their_stratum(bench: ModuleType, tmp_path: Path) -> None:
+    listed = tmp_path / "list.tsv"
+    listed.write_text("ecosystem\tname\tversion\tstratum\npypi\tgood\t1.0\told-sdist-popular\n"
+                      "npm\t@s/pkg\t2.0\tinstall-script\npypi\tgone\t0.1\tcurrent-long-tail\n")
+    (tmp_path / "work").mkdir()
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(b"x")
+    (tmp_path / "work" / "downloads.tsv").write_text(
+        "key\tstatus\tpath\tsha256\tdetail\n"
+        f"pypi:good@1.0\tok\t{archive}\taa\t\n"
+        f"npm:@s/pkg@2.0\tok\t{archive}\tbb\t\n"
+        "pypi:gone@0.1\tfailed\t\t\thttp 404\n"
+        f"pypi:other@9\tok\t{archive}\tcc\t\n")  # downloaded for another list: not this set
+    assert bench.main(["assemble", str(tmp_path), str(listed)]) == 0
+    with open(tmp_path / "samples.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [(r["sha256"], r["ecosystem"], r["name"], r["version"], r["label"], r["stratum"]) for r in rows] == [
+        ("aa", "pypi", "good", "1.0", "0", "old-sdist-popular"),
+        ("bb", "npm", "@s/pkg", "2.0", "0", "install-script"),
+    ]
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert split == {"samples": [{"key": "aa", "split": "val"}, {"key": "bb", "split": "val"}]}
+
+
+def test_assemble_without_downloads_is_an_error(bench: ModuleType, tmp_path: Path) -> None:
+    listed = tmp_path / "list.tsv"
+    listed.write_text("ecosystem\tname\tversion\tstratum\n")
+    assert bench.main(["assemble", str(tmp_path), str(listed)]) == 1
+
+
+def test_lowest_threshold_allows_the_budget_and_no_more(bench: ModuleType) -> None:
+    scores = [i / 1000 for i in range(1000)]  # 0.000 .. 0.999
+    t = bench.lowest_threshold(scores, 0.002)  # 2 false positives allowed
+    assert sum(1 for s in scores if s >= t) == 2
+    assert t > 0.997
+    assert sum(1 for s in scores if s >= bench.lowest_threshold(scores, 0.0)) == 0
+    # a tie at the cut flags neither of the tied scores (the budget is never exceeded)
+    tied = [0.1] * 997 + [0.9, 0.9, 0.95]
+    t = bench.lowest_threshold(tied, 0.002)
+    assert sum(1 for s in tied if s >= t) == 1
+
+
+def test_upper_bound_is_the_exact_binomial_one(bench: ModuleType) -> None:
+    # 0 of n: 1 - 0.05 ** (1 / n), the "rule of three" for large n
+    assert bench.fpr_upper_bound(0, 2000) == pytest.approx(1 - 0.05 ** (1 / 2000), rel=1e-6)
+    # k of n: P(X <= k) at the bound is 5%
+    p = bench.fpr_upper_bound(3, 1000)
+    cdf = sum(math.comb(1000, i) * p**i * (1 - p) ** (1000 - i) for i in range(4))
+    assert cdf == pytest.approx(0.05, rel=1e-6)
+    assert bench.fpr_upper_bound(1, 1000) < p < bench.fpr_upper_bound(4, 1000)
+    assert bench.fpr_upper_bound(5, 5) == 1.0
+
+
+def test_report_counts_each_threshold_overall_and_by_stratum(bench: ModuleType) -> None:
+    records = [{"ecosystem": "pypi", "name": f"p{i}", "version": "1", "label": 0, "score": i / 100,
+                "stratum": "old" if i % 2 else "current"} for i in range(100)]
+    records.append({"ecosystem": "pypi", "name": "err", "version": "1", "label": 0, "score": None, "stratum": "old"})
+    card = {"low-fpr": {"pypi": 0.975, "npm": 0.9}, "balanced": {"pypi": 0.5, "npm": 0.5}}
+    out = bench.report(records, 0.02, card)
+    assert out["not_scored"] == 1
+    pypi = out["ecosystems"]["pypi"]
+    assert pypi["n"] == 100
+    assert pypi["at"]["card-low-fpr"]["flagged"] == 2  # 0.98, 0.99
+    assert pypi["at"]["card-low-fpr"]["strata"]["old"] == pytest.approx(
+        {"n": 50, "flagged": 1, "fpr": 0.02, "fpr_upper_95": bench.fpr_upper_bound(1, 50)})
+    assert pypi["at"]["card-balanced"]["flagged"] == 50
+    assert pypi["at"]["lowest-pooled"]["flagged"] == 2
+    # 2% of each 50-package stratum allows one: the every-stratum threshold flags one of each at most
+    every = pypi["at"]["lowest-every-stratum"]
+    assert all(s["flagged"] <= 1 for s in every["strata"].values())
+    assert every["threshold"] >= pypi["at"]["lowest-pooled"]["threshold"]
+    assert [t["name"] for t in pypi["top"][:2]] == ["p99", "p98"]
