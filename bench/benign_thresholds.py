@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +72,50 @@ def assemble(workdir: Path, lists: Sequence[Path], split: str = "val") -> int:
     print(f"{len(ordered)} releases of {len(strata)} listed ({failed} not downloaded) -> {workdir / 'samples.tsv'} "
           f"(split {split!r})", file=sys.stderr)
     return 0
+
+
+def half_of(ecosystem: str, name: str) -> str:
+    """"val" or "test": a fixed split of a fresh set by name (first hex digit of
+    sha256("<ecosystem>:<normalized name>") 0-7 or 8-f), so that the thresholds are chosen on one half
+    and the false-positive rate read on the other."""
+    normalized = re.sub(r"[-_.]+", "-", name).lower() if ecosystem == "pypi" else name.lower()
+    digit = hashlib.sha256(f"{ecosystem}:{normalized}".encode()).hexdigest()[0]
+    return "val" if digit in "01234567" else "test"
+
+
+def select(records: Sequence[dict[str, Any]], half: str) -> list[dict[str, Any]]:
+    if half == "all":
+        return list(records)
+    return [r for r in records if half_of(str(r["ecosystem"]), str(r["name"])) == half]
+
+
+def apply(records: Sequence[dict[str, Any]], thresholds: dict[str, float]) -> dict[str, Any]:
+    """Recall and false positives per ecosystem and stratum at the given thresholds; a package with no
+    score (an error) counts as not flagged, as `malseq scan` gives it no malicious verdict."""
+    out: dict[str, Any] = {}
+    for eco in sorted({str(r["ecosystem"]) for r in records}):
+        rows = [r for r in records if r["ecosystem"] == eco]
+        t = thresholds[eco]
+
+        def flagged(r: dict[str, Any], t: float = t) -> bool:
+            return r.get("score") is not None and float(r["score"]) >= t
+
+        mal = [r for r in rows if r["label"] == 1]
+        ben = [r for r in rows if r["label"] == 0]
+        caught = sum(1 for r in mal if flagged(r))
+        fp = sum(1 for r in ben if flagged(r))
+        strata: dict[str, Any] = {}
+        for stratum in sorted({str(r.get("stratum") or "") for r in ben}):
+            in_s = [r for r in ben if (r.get("stratum") or "") == stratum]
+            hit = sum(1 for r in in_s if flagged(r))
+            strata[stratum] = {"n": len(in_s), "flagged": hit, "fpr_upper_95": fpr_upper_bound(hit, len(in_s))}
+        out[eco] = {"threshold": t, "malicious": len(mal), "caught": caught,
+                    "recall": caught / len(mal) if mal else None, "benign": len(ben), "false_positives": fp,
+                    "fpr": fp / len(ben) if ben else None, "fpr_upper_95": fpr_upper_bound(fp, len(ben)),
+                    "strata": strata,
+                    "flagged_benign": sorted(f"{r['name']} {r['version']} ({r.get('stratum')}) {float(r['score']):.5f}"
+                                             for r in ben if flagged(r))}
+    return out
 
 
 def fpr_upper_bound(flagged: int, n: int, confidence: float = 0.95) -> float:
@@ -170,6 +216,10 @@ def _print(summary: dict[str, Any]) -> None:
                                              for t in e["top"][:8]))
 
 
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="action", required=True)
@@ -181,12 +231,37 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("records", type=Path)
     r.add_argument("--max-fpr", type=float, default=0.001)
     r.add_argument("--model-dir", type=Path, help="the card's thresholds from this model folder (default: shipped)")
+    r.add_argument("--half", choices=("val", "test", "all"), default="val",
+                   help="which half of the fresh set to read (default val: where thresholds are chosen)")
     r.add_argument("--json", type=Path, help="also write the summary as JSON")
+    t = sub.add_parser("apply", help="recall and false positives of records files at given thresholds")
+    t.add_argument("records", type=Path, nargs="+", help="records files; a fresh set's as FILE:HALF (val/test)")
+    t.add_argument("--threshold", action="append", default=[], metavar="ECOSYSTEM=T",
+                   help="threshold per ecosystem (default: the card's low-fpr thresholds)")
+    t.add_argument("--model-dir", type=Path)
+    t.add_argument("--json", type=Path, help="also write the result as JSON")
     args = ap.parse_args(argv)
     if args.action == "assemble":
         return assemble(args.workdir, args.lists, args.split)
-    records = [json.loads(line) for line in args.records.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if args.action == "apply":
+        thresholds = dict(_card_thresholds(args.model_dir)["low-fpr"])
+        for spec in args.threshold:
+            eco, _, value = spec.partition("=")
+            thresholds[eco] = float(value)
+        records = []
+        for spec in args.records:
+            path, half = Path(spec), "all"
+            if not path.is_file() and ":" in str(spec):
+                path, half = Path(str(spec).rsplit(":", 1)[0]), str(spec).rsplit(":", 1)[1]
+            records.extend(select(_read(path), half))
+        result = apply(records, thresholds)
+        print(json.dumps(result, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        return 0
+    records = select(_read(args.records), args.half)
     summary = report(records, args.max_fpr, _card_thresholds(args.model_dir))
+    summary["half"] = args.half
     _print(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")

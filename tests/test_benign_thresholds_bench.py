@@ -90,3 +90,44 @@ def test_report_counts_each_threshold_overall_and_by_stratum(bench: ModuleType) 
     assert all(s["flagged"] <= 1 for s in every["strata"].values())
     assert every["threshold"] >= pypi["at"]["lowest-pooled"]["threshold"]
     assert [t["name"] for t in pypi["top"][:2]] == ["p99", "p98"]
+
+
+def test_halves_split_by_normalized_name_and_are_stable(bench: ModuleType) -> None:
+    import hashlib
+
+    assert bench.half_of("pypi", "Foo_Bar") == bench.half_of("pypi", "foo.bar") == bench.half_of("pypi", "foo-bar")
+    assert bench.half_of("npm", "Left-Pad") == bench.half_of("npm", "left-pad")
+    digit = hashlib.sha256(b"pypi:foo-bar").hexdigest()[0]
+    assert bench.half_of("pypi", "foo-bar") == ("val" if digit in "01234567" else "test")
+    names = [f"pkg{i}" for i in range(400)]
+    halves = [bench.half_of("pypi", n) for n in names]
+    assert 150 < halves.count("val") < 250  # about half
+    records = [{"ecosystem": "pypi", "name": n} for n in names]
+    assert len(bench.select(records, "val")) + len(bench.select(records, "test")) == 400
+    assert bench.select(records, "all") == records
+
+
+def test_apply_counts_recall_and_false_positives_per_ecosystem(bench: ModuleType, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    records = [
+        {"ecosystem": "pypi", "name": "m1", "version": "1", "label": 1, "score": 0.99, "stratum": "malicious"},
+        {"ecosystem": "pypi", "name": "m2", "version": "1", "label": 1, "score": 0.5, "stratum": "malicious"},
+        {"ecosystem": "pypi", "name": "m3", "version": "1", "label": 1, "score": None, "stratum": "malicious"},
+        {"ecosystem": "pypi", "name": "b1", "version": "1", "label": 0, "score": 0.97, "stratum": "old"},
+        {"ecosystem": "pypi", "name": "b2", "version": "1", "label": 0, "score": 0.1, "stratum": "current"},
+        {"ecosystem": "npm", "name": "n1", "version": "1", "label": 1, "score": 0.96, "stratum": "malicious"},
+    ]
+    out = bench.apply(records, {"pypi": 0.95, "npm": 0.97})
+    assert out["pypi"]["caught"] == 1 and out["pypi"]["malicious"] == 3  # an unscored package is not caught
+    assert out["pypi"]["false_positives"] == 1 and out["pypi"]["strata"]["old"]["flagged"] == 1
+    assert out["pypi"]["flagged_benign"] == ["b1 1 (old) 0.97000"]
+    assert out["npm"]["caught"] == 0 and out["npm"]["fpr"] is None
+    # the CLI: FILE:HALF reads one half of a fresh set's records; thresholds given per ecosystem
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert bench.main(["apply", str(path), "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
+    assert json.loads(capsys.readouterr().out)["pypi"]["caught"] == 1
+    half = bench.half_of("pypi", "b1")
+    assert bench.main(["apply", f"{path}:{half}", "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["pypi"]["false_positives"] == 1
