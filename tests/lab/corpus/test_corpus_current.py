@@ -281,3 +281,20 @@ def test_committed_current_lists_hold_no_reserved_or_otherwise_listed_name() -> 
     assert [r["name"] for r in rows if not exclusions.allows(r["ecosystem"], r["name"])] == []
     keys = [(r["ecosystem"], hardneg.normalized_name(r["ecosystem"], r["name"])) for r in rows]
     assert len(keys) == len(set(keys)), "one release per name"
+
+
+FRESH_LISTS = sorted((LAB_DATA / "fresh-val").glob("benign-*.tsv"))
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "reserved-names.sha256").is_file(), reason="shared datasets not present")
+def test_fresh_validation_lists_hold_only_names_no_other_list_has() -> None:
+    """lab/data/fresh-val: the benign set the card's thresholds are chosen on (and whose other half is test
+    data) must share no name with the lists the models were trained on, the shared sets or each other."""
+    assert len(FRESH_LISTS) == 4, "lab/data/fresh-val/benign-{current,hardneg}-{pypi,npm}.tsv are committed"
+    trained_on = hardneg.load_exclusions(SHARED_DATASETS).with_lists([*COMMITTED, *CURRENT_LISTS])
+    rows = [row for path in FRESH_LISTS for row in hardneg.read_list(path)]
+    for eco in ("pypi", "npm"):
+        assert sum(1 for r in rows if r["ecosystem"] == eco) >= 1900
+    assert [r["name"] for r in rows if not trained_on.allows(r["ecosystem"], r["name"])] == []
+    keys = [(r["ecosystem"], hardneg.normalized_name(r["ecosystem"], r["name"])) for r in rows]
+    assert len(keys) == len(set(keys)), "one release per name across the four lists"
