@@ -110,7 +110,9 @@ def apply(records: Sequence[dict[str, Any]], thresholds: dict[str, float]) -> di
             hit = sum(1 for r in in_s if flagged(r))
             strata[stratum] = {"n": len(in_s), "flagged": hit, "fpr_upper_95": fpr_upper_bound(hit, len(in_s))}
         out[eco] = {"threshold": t, "malicious": len(mal), "caught": caught,
-                    "recall": caught / len(mal) if mal else None, "benign": len(ben), "false_positives": fp,
+                    "recall": caught / len(mal) if mal else None,
+                    "f1": 2 * caught / (2 * caught + fp + len(mal) - caught) if caught else 0.0,
+                    "benign": len(ben), "false_positives": fp,
                     "fpr": fp / len(ben) if ben else None, "fpr_upper_95": fpr_upper_bound(fp, len(ben)),
                     "strata": strata,
                     "flagged_benign": sorted(f"{r['name']} {r['version']} ({r.get('stratum')}) {float(r['score']):.5f}"
@@ -240,21 +242,30 @@ def main(argv: list[str] | None = None) -> int:
                    help="threshold per ecosystem (default: the card's low-fpr thresholds)")
     t.add_argument("--model-dir", type=Path)
     t.add_argument("--json", type=Path, help="also write the result as JSON")
+    m = sub.add_parser("metrics", help="both operating points at the card's thresholds, in the shape of "
+                       "shipped_metrics.py's summary ({low-fpr, balanced} -> ecosystem -> recall, fpr, f1, ...)")
+    m.add_argument("records", type=Path, nargs="+", help="records files; a fresh set's as FILE:HALF (val/test)")
+    m.add_argument("--model-dir", type=Path)
+    m.add_argument("--json", type=Path, help="also write the result as JSON")
     args = ap.parse_args(argv)
     if args.action == "assemble":
         return assemble(args.workdir, args.lists, args.split)
-    if args.action == "apply":
-        thresholds = dict(_card_thresholds(args.model_dir)["low-fpr"])
-        for spec in args.threshold:
-            eco, _, value = spec.partition("=")
-            thresholds[eco] = float(value)
+    if args.action in ("apply", "metrics"):
+        card = _card_thresholds(args.model_dir)
         records = []
         for spec in args.records:
             path, half = Path(spec), "all"
             if not path.is_file() and ":" in str(spec):
                 path, half = Path(str(spec).rsplit(":", 1)[0]), str(spec).rsplit(":", 1)[1]
             records.extend(select(_read(path), half))
-        result = apply(records, thresholds)
+        if args.action == "metrics":
+            result = {point: apply(records, card[point]) for point in ("low-fpr", "balanced")}
+        else:
+            thresholds = dict(card["low-fpr"])
+            for spec in args.threshold:
+                eco, _, value = spec.partition("=")
+                thresholds[eco] = float(value)
+            result = apply(records, thresholds)
         print(json.dumps(result, indent=1))
         if args.json:
             args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -121,6 +121,7 @@ def test_apply_counts_recall_and_false_positives_per_ecosystem(bench: ModuleType
     assert out["pypi"]["caught"] == 1 and out["pypi"]["malicious"] == 3  # an unscored package is not caught
     assert out["pypi"]["false_positives"] == 1 and out["pypi"]["strata"]["old"]["flagged"] == 1
     assert out["pypi"]["flagged_benign"] == ["b1 1 (old) 0.97000"]
+    assert out["pypi"]["f1"] == pytest.approx(2 / (2 + 1 + 2))  # 1 caught, 1 false positive, 2 missed
     assert out["npm"]["caught"] == 0 and out["npm"]["fpr"] is None
     # the CLI: FILE:HALF reads one half of a fresh set's records; thresholds given per ecosystem
     path = tmp_path / "r.jsonl"
@@ -131,3 +132,12 @@ def test_apply_counts_recall_and_false_positives_per_ecosystem(bench: ModuleType
     assert bench.main(["apply", f"{path}:{half}", "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["pypi"]["false_positives"] == 1
+
+    # metrics: both operating points at the card's thresholds, in shipped_metrics.py's summary shape
+    assert bench.main(["metrics", str(path)]) == 0
+    both = json.loads(capsys.readouterr().out)
+    card = bench._card_thresholds(None)
+    assert set(both) == {"low-fpr", "balanced"}
+    assert both["balanced"]["pypi"]["threshold"] == card["balanced"]["pypi"]
+    assert both["balanced"]["pypi"]["caught"] == 1 and both["balanced"]["pypi"]["false_positives"] == 1
+    assert both["low-fpr"]["pypi"]["threshold"] == card["low-fpr"]["pypi"]

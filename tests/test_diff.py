@@ -561,7 +561,8 @@ def test_the_text_report_escapes_hostile_names(tmp_path: Path, capsys: pytest.Ca
     old = npm_benign(tmp_path / "old")
     new = npm_stealer(tmp_path / "new")
     (new / "evil\x1b[2J\u202e.js").write_text('fetch("https://x\x1b]0;owned\x07.example.com/a");\n')
-    code, out, _ = run_cli(["diff", "--no-isolate", "-q", str(old), str(new)], capsys)
+    # balanced: a flagged report (the stealer scores under the npm low-fpr threshold since 2 December)
+    code, out, _ = run_cli(["diff", "--no-isolate", "-q", "--operating-point", "balanced", str(old), str(new)], capsys)
     assert code == 1
     assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
     assert "evil\\x1b[2J\\u202e.js" in out

@@ -119,10 +119,12 @@ def test_a_package_padded_with_a_deep_file_gets_a_verdict_from_its_other_file(
         root, cut_file = _js_package(tmp_path / "pkg", JS_HOSTILE[shape]), "index.js"
     else:
         root, cut_file = _py_package(tmp_path / "pkg", PY_HOSTILE[shape]), "deep.py"
-    (result,) = scan([str(root)], ScanOptions(isolate=False))
+    # balanced: the npm low-fpr threshold (0.9964 since 2 December) sits above this small stealer's score;
+    # what is tested is that the other file is read and scored, not where the threshold is
+    (result,) = scan([str(root)], ScanOptions(isolate=False, operating_point="balanced"))
     assert result.error is None and result.analysis is not None and result.score is not None
     assert [f.path for f in result.analysis.files if f.budget_exhausted] == [cut_file]
-    assert result.verdict == "malicious"
+    assert result.verdict == "malicious" and result.score > 0.9
     assert "upload_data" in {e.behaviour for e in result.analysis.all_events()}
     assert f"analysis budget exhausted in 1 file (read in part, the rest cut): {cut_file}" in render_text(
         [result], show_features=False, show_sequence=False)

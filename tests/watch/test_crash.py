@@ -55,7 +55,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
         ("pypi", f"py_pkg_{i}", "0.1") for i in range(12)} | {("npm", "colorz-utils", "1.0.3")}
     alert_lines: list[str] = []
     seen_results: dict[int, float] = {}
-    kills = finished_early = 0
+    kills = finished_early = early_streak = 0
     finished_last = False
     # Runs go on until KILLS of them were killed: a run that drained the queue before its kill point
     # tested nothing, so new releases are published for the next one (how many rounds that takes
@@ -66,7 +66,9 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
         if round_no and (round_no % 4 == 0 or finished_last):  # new releases keep appearing: polls and
             # later scans are interrupted too
             # names on the watch list; more when the last run drained the queue before its kill point
-            fresh = [f"npm-pkg-{i % 24}" for i in range(round_no, round_no + (8 if finished_last else 3))]
+            # a fast machine drains 8 before the kill: each run in a row that finished doubles the batch
+            count = min(24, 8 * 2 ** (early_streak - 1)) if finished_last else 3
+            fresh = [f"npm-pkg-{i % 24}" for i in range(round_no, round_no + count)]
             for name in fresh:
                 registry.add_npm(name, f"1.0.{round_no}")
             expected |= {("npm", name, f"1.0.{round_no}") for name in fresh}
@@ -80,6 +82,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 1.5))
         finished_last = proc.poll() is not None
+        early_streak = early_streak + 1 if finished_last else 0
         if not finished_last:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1

@@ -309,3 +309,20 @@ def test_feed_sources_in_one_watch(registry: FakeRegistry, tmp_path: Path) -> No
         assert done == {("pypi", "old-py", "1.0", "pypi-rss"), ("pypi", "new-py", "0.1", "pypi-simple"),
                         ("npm", "new-npm", "2.0.0", "npm-changes"), ("npm", "old-npm", "1.1.0", "npm-changes")}
         assert store.stats().results == 4
+
+
+def test_model_version_names_a_threshold_revision(tmp_path: Path) -> None:
+    """Verdicts move when a card's thresholds are chosen again: the stored model identity must move too."""
+    import shutil
+
+    from malseq.model import DATA_DIR
+    from malseq.scan import ScanOptions
+    from malseq.watch.runner import model_version
+
+    shipped = json.loads((DATA_DIR / "model_card.json").read_text())
+    assert model_version(ScanOptions()) == f"shipped@{shipped['created']}+thresholds@{shipped['thresholds_revised']}"
+    folder = tmp_path / "mine"
+    shutil.copytree(DATA_DIR, folder, ignore=shutil.ignore_patterns("*.gz"))
+    card = {k: v for k, v in shipped.items() if k != "thresholds_revised"}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    assert model_version(ScanOptions(model_dir=folder)) == f"mine@{shipped['created']}"

@@ -103,14 +103,17 @@ def runner_lock(db_path: Path) -> Iterator[None]:
 
 
 def model_version(options: ScanOptions) -> str | None:
-    """The model's identity for the results table: "shipped" or its folder's name, and its card's creation time."""
+    """The model's identity for the results table: "shipped" or its folder's name, its card's creation time
+    and, when the card's thresholds were chosen again later (verdicts move with them), that date."""
     from malseq.model.infer import try_load
 
     scorer, _ = try_load(options.model_dir)
     if scorer is None:
         return None
     created = scorer.card.raw.get("created") or "unknown"
-    return f"{'shipped' if options.model_dir is None else scorer.model_dir.name}@{created}"
+    revised = scorer.card.raw.get("thresholds_revised")
+    suffix = f"+thresholds@{revised}" if revised else ""
+    return f"{'shipped' if options.model_dir is None else scorer.model_dir.name}@{created}{suffix}"
 
 
 def _registry_url(release: Release, options: ScanOptions) -> str | None:
