@@ -25,7 +25,6 @@ import csv
 import hashlib
 import json
 import math
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,13 +47,14 @@ def assemble(workdir: Path, lists: Sequence[Path], split: str = "val") -> int:
     if not downloads.is_file():
         print(f"error: no {downloads}: download the lists first (see this script's docstring)", file=sys.stderr)
         return 1
+    last: dict[str, dict[str, str]] = {}
+    for row in _tsv(downloads):  # a retried download appends a row: the last one is the outcome
+        if row["key"] in strata:
+            last[row["key"]] = row
     rows: dict[str, tuple[str, ...]] = {}
     failed = 0
-    for row in _tsv(downloads):
-        key = row["key"]
-        if key not in strata:
-            continue
-        if row["status"] != "ok" or not row["path"]:
+    for key, row in sorted(last.items()):
+        if row["status"] != "ok" or not row["path"] or not Path(row["path"]).is_file():
             failed += 1
             continue
         ecosystem, _, rest = key.partition(":")
@@ -69,8 +69,9 @@ def assemble(workdir: Path, lists: Sequence[Path], split: str = "val") -> int:
         writer.writerows(ordered)
     doc = {"samples": [{"key": r[0], "split": split} for r in ordered]}
     (workdir / "split.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(ordered)} releases of {len(strata)} listed ({failed} not downloaded) -> {workdir / 'samples.tsv'} "
-          f"(split {split!r})", file=sys.stderr)
+    never = len(strata) - len(last)
+    print(f"{len(ordered)} releases of {len(strata)} listed ({failed} failed or missing on disk, {never} not in the "
+          f"download log) -> {workdir / 'samples.tsv'} (split {split!r})", file=sys.stderr)
     return 0
 
 
@@ -78,15 +79,33 @@ def half_of(ecosystem: str, name: str) -> str:
     """"val" or "test": a fixed split of a fresh set by name (first hex digit of
     sha256("<ecosystem>:<normalized name>") 0-7 or 8-f), so that the thresholds are chosen on one half
     and the false-positive rate read on the other."""
-    normalized = re.sub(r"[-_.]+", "-", name).lower() if ecosystem == "pypi" else name.lower()
-    digit = hashlib.sha256(f"{ecosystem}:{normalized}".encode()).hexdigest()[0]
+    from malseq_lab.corpus.hardneg import normalized_name
+
+    digit = hashlib.sha256(f"{ecosystem}:{normalized_name(ecosystem, name)}".encode()).hexdigest()[0]
     return "val" if digit in "01234567" else "test"
 
 
+HALVES = ("val", "test", "all")
+
+
 def select(records: Sequence[dict[str, Any]], half: str) -> list[dict[str, Any]]:
+    if half not in HALVES:
+        raise ValueError(f"half must be one of {', '.join(HALVES)}, not {half!r}")
     if half == "all":
         return list(records)
     return [r for r in records if half_of(str(r["ecosystem"]), str(r["name"])) == half]
+
+
+def _stratum(record: dict[str, Any]) -> str:
+    return str(record.get("stratum") or "")
+
+
+def dedupe(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per archive (sha256): a package in two records files counts once."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in records:
+        seen.setdefault(str(r.get("sha256") or f"{r['ecosystem']}:{r['name']}@{r['version']}"), r)
+    return list(seen.values())
 
 
 def apply(records: Sequence[dict[str, Any]], thresholds: dict[str, float]) -> dict[str, Any]:
@@ -95,6 +114,8 @@ def apply(records: Sequence[dict[str, Any]], thresholds: dict[str, float]) -> di
     out: dict[str, Any] = {}
     for eco in sorted({str(r["ecosystem"]) for r in records}):
         rows = [r for r in records if r["ecosystem"] == eco]
+        if eco not in thresholds:
+            raise ValueError(f"no threshold for ecosystem {eco!r}")
         t = thresholds[eco]
 
         def flagged(r: dict[str, Any], t: float = t) -> bool:
@@ -105,13 +126,13 @@ def apply(records: Sequence[dict[str, Any]], thresholds: dict[str, float]) -> di
         caught = sum(1 for r in mal if flagged(r))
         fp = sum(1 for r in ben if flagged(r))
         strata: dict[str, Any] = {}
-        for stratum in sorted({str(r.get("stratum") or "") for r in ben}):
-            in_s = [r for r in ben if (r.get("stratum") or "") == stratum]
+        for stratum in sorted({_stratum(r) for r in ben}):
+            in_s = [r for r in ben if _stratum(r) == stratum]
             hit = sum(1 for r in in_s if flagged(r))
             strata[stratum] = {"n": len(in_s), "flagged": hit, "fpr_upper_95": fpr_upper_bound(hit, len(in_s))}
         out[eco] = {"threshold": t, "malicious": len(mal), "caught": caught,
                     "recall": caught / len(mal) if mal else None,
-                    "f1": 2 * caught / (2 * caught + fp + len(mal) - caught) if caught else 0.0,
+                    "f1": (2 * caught / (2 * caught + fp + len(mal) - caught) if caught else 0.0) if mal else None,
                     "benign": len(ben), "false_positives": fp,
                     "fpr": fp / len(ben) if ben else None, "fpr_upper_95": fpr_upper_bound(fp, len(ben)),
                     "strata": strata,
@@ -151,14 +172,27 @@ def _binom_cdf(k: int, n: int, p: float) -> float:
     return min(total, 1.0)
 
 
+DECIMALS = 5
+
+
 def lowest_threshold(scores: Sequence[float], max_fpr: float) -> float:
-    """The lowest threshold t with #(score >= t) <= floor(max_fpr * n): just above the (k+1)-th highest
-    score, k the number of false positives the budget allows (ties count together)."""
+    """The lowest threshold of `DECIMALS` decimals with #(score >= t) <= floor(max_fpr * n): above the
+    (k+1)-th highest score, k the number of false positives the budget allows (ties count together).
+
+    A short decimal rather than the next float after a benign package's score: a report prints the two
+    apart, and the margin to that package is not a rounding error."""
+    if not scores:
+        raise ValueError("no scores: a threshold needs benign scores to be chosen on")
     ordered = sorted(scores, reverse=True)
     allowed = math.floor(max_fpr * len(ordered) + 1e-9)
     if allowed >= len(ordered):
         return 0.0
-    return math.nextafter(ordered[allowed], math.inf)
+    cut = ordered[allowed]
+    scale = float(10**DECIMALS)
+    threshold = math.ceil(cut * scale) / scale
+    if threshold <= cut:
+        threshold = (math.floor(cut * scale) + 1) / scale
+    return threshold
 
 
 def _card_thresholds(model_dir: Path | None) -> dict[str, dict[str, float]]:
@@ -179,9 +213,9 @@ def report(records: Sequence[dict[str, Any]], max_fpr: float, card: dict[str, di
     for eco in sorted({str(r["ecosystem"]) for r in scored}):
         rows = [r for r in scored if r["ecosystem"] == eco]
         scores = [float(r["score"]) for r in rows]
-        strata = sorted({str(r.get("stratum") or "") for r in rows})
+        strata = sorted({_stratum(r) for r in rows})
         pooled = lowest_threshold(scores, max_fpr)
-        per_stratum = max([pooled, *(lowest_threshold([float(r["score"]) for r in rows if r.get("stratum") == s],
+        per_stratum = max([pooled, *(lowest_threshold([float(r["score"]) for r in rows if _stratum(r) == s],
                                                       max_fpr) for s in strata)])
         candidates = {"card-low-fpr": card["low-fpr"][eco], "card-balanced": card["balanced"][eco],
                       "lowest-pooled": pooled, "lowest-every-stratum": per_stratum}
@@ -191,7 +225,7 @@ def report(records: Sequence[dict[str, Any]], max_fpr: float, card: dict[str, di
             entry: dict[str, Any] = {"threshold": t, "flagged": len(flagged), "fpr": len(flagged) / len(rows),
                                      "fpr_upper_95": fpr_upper_bound(len(flagged), len(rows)), "strata": {}}
             for s in strata:
-                in_s = [r for r in rows if r.get("stratum") == s]
+                in_s = [r for r in rows if _stratum(r) == s]
                 hit = sum(1 for r in in_s if float(r["score"]) >= t)
                 entry["strata"][s] = {"n": len(in_s), "flagged": hit, "fpr": hit / len(in_s) if in_s else 0.0,
                                       "fpr_upper_95": fpr_upper_bound(hit, len(in_s))}
@@ -253,18 +287,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.action in ("apply", "metrics"):
         card = _card_thresholds(args.model_dir)
         records = []
-        for spec in args.records:
+        for spec in map(str, args.records):
             path, half = Path(spec), "all"
-            if not path.is_file() and ":" in str(spec):
-                path, half = Path(str(spec).rsplit(":", 1)[0]), str(spec).rsplit(":", 1)[1]
+            if not path.is_file() and ":" in spec:
+                path, half = Path(spec.rsplit(":", 1)[0]), spec.rsplit(":", 1)[1]
+            if half not in HALVES:
+                ap.error(f"{spec}: the half after ':' must be one of {', '.join(HALVES)}")
+            if not path.is_file():
+                ap.error(f"{spec}: no such records file")
             records.extend(select(_read(path), half))
+        records = dedupe(records)
         if args.action == "metrics":
             result = {point: apply(records, card[point]) for point in ("low-fpr", "balanced")}
         else:
             thresholds = dict(card["low-fpr"])
             for spec in args.threshold:
                 eco, _, value = spec.partition("=")
-                thresholds[eco] = float(value)
+                try:
+                    thresholds[eco] = float(value)
+                except ValueError:
+                    ap.error(f"--threshold {spec!r}: expected ECOSYSTEM=NUMBER, e.g. npm=0.99638")
             result = apply(records, thresholds)
         print(json.dumps(result, indent=1))
         if args.json:

@@ -49,15 +49,19 @@ def test_assemble_without_downloads_is_an_error(bench: ModuleType, tmp_path: Pat
 
 
 def test_lowest_threshold_allows_the_budget_and_no_more(bench: ModuleType) -> None:
-    scores = [i / 1000 for i in range(1000)]  # 0.000 .. 0.999
-    t = bench.lowest_threshold(scores, 0.002)  # 2 false positives allowed
-    assert sum(1 for s in scores if s >= t) == 2
-    assert t > 0.997
+    scores = [i / 1000 + 0.0004 for i in range(1000)]  # 0.0004 .. 0.9994
+    t = bench.lowest_threshold(scores, 0.002)  # 2 false positives allowed: above the third highest, 0.9974
+    assert t == 0.99741 and sum(1 for s in scores if s >= t) == 2
     assert sum(1 for s in scores if s >= bench.lowest_threshold(scores, 0.0)) == 0
     # a tie at the cut flags neither of the tied scores (the budget is never exceeded)
     tied = [0.1] * 997 + [0.9, 0.9, 0.95]
     t = bench.lowest_threshold(tied, 0.002)
     assert sum(1 for s in tied if s >= t) == 1
+    # a short decimal strictly above the cut, never the cut itself
+    assert bench.lowest_threshold([0.9963796734809877, 0.5], 0.0) == 0.99638
+    assert bench.lowest_threshold([0.99638, 0.5], 0.0) == 0.99639
+    with pytest.raises(ValueError):
+        bench.lowest_threshold([], 0.001)
 
 
 def test_upper_bound_is_the_exact_binomial_one(bench: ModuleType) -> None:
@@ -90,6 +94,26 @@ def test_report_counts_each_threshold_overall_and_by_stratum(bench: ModuleType) 
     assert all(s["flagged"] <= 1 for s in every["strata"].values())
     assert every["threshold"] >= pypi["at"]["lowest-pooled"]["threshold"]
     assert [t["name"] for t in pypi["top"][:2]] == ["p99", "p98"]
+
+
+def test_the_every_stratum_rule_is_set_by_a_small_strata_outlier(bench: ModuleType) -> None:
+    """A stratum too small for the budget to allow a false positive puts the threshold above its highest
+    score, even when the pooled budget would flag it: the rule the card's thresholds were chosen by."""
+    records = [{"ecosystem": "npm", "name": f"c{i}", "version": "1", "label": 0, "score": i / 2000,
+                "stratum": "current"} for i in range(1000)]  # 0 .. 0.4995
+    records.append({"ecosystem": "npm", "name": "tool", "version": "1", "label": 0, "score": 0.97,
+                    "stratum": "install-script"})
+    records += [{"ecosystem": "npm", "name": f"s{i}", "version": "1", "label": 0, "score": 0.1,
+                 "stratum": "install-script"} for i in range(20)]
+    records.append({"ecosystem": "npm", "name": "none", "version": "1", "label": 0, "score": 0.2,
+                    "stratum": None})  # no stratum: its own (empty-named) stratum, not dropped
+    card = {"low-fpr": {"pypi": 0.99, "npm": 0.99}, "balanced": {"pypi": 0.5, "npm": 0.5}}
+    npm = bench.report(records, 0.001, card)["ecosystems"]["npm"]
+    assert npm["n"] == 1022
+    assert npm["thresholds"]["lowest-pooled"] == 0.49951  # one allowed in 1,022: the outlier; above 0.4995
+    assert npm["thresholds"]["lowest-every-stratum"] == 0.97001
+    assert npm["at"]["lowest-every-stratum"]["strata"][""] == pytest.approx(
+        {"n": 1, "flagged": 0, "fpr": 0.0, "fpr_upper_95": 0.95})
 
 
 def test_halves_split_by_normalized_name_and_are_stable(bench: ModuleType) -> None:
@@ -128,10 +152,22 @@ def test_apply_counts_recall_and_false_positives_per_ecosystem(bench: ModuleType
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert bench.main(["apply", str(path), "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
     assert json.loads(capsys.readouterr().out)["pypi"]["caught"] == 1
-    half = bench.half_of("pypi", "b1")
-    assert bench.main(["apply", f"{path}:{half}", "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["pypi"]["false_positives"] == 1
+    halves = {name: bench.half_of("pypi", name) for name in ("m1", "m2", "m3", "b1", "b2")}
+    for half in ("val", "test"):
+        assert bench.main(["apply", f"{path}:{half}", "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        kept = {n for n, h in halves.items() if h == half}
+        assert printed.get("pypi", {}).get("malicious", 0) == len(kept & {"m1", "m2", "m3"})
+        assert printed.get("pypi", {}).get("benign", 0) == len(kept & {"b1", "b2"})
+    assert len(set(halves.values())) == 2, "these names fall in both halves, so the two reads differ"
+    # a misspelt half or a malformed threshold is a usage error, not an empty result
+    for bad in ([f"{path}:tset"], [str(path), "--threshold", "pypi"]):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(["apply", *bad])
+        assert exit_info.value.code == 2
+    # a package in two records files counts once
+    assert bench.main(["apply", str(path), str(path), "--threshold", "pypi=0.95", "--threshold", "npm=0.97"]) == 0
+    assert json.loads(capsys.readouterr().out)["pypi"]["malicious"] == 3
 
     # metrics: both operating points at the card's thresholds, in shipped_metrics.py's summary shape
     assert bench.main(["metrics", str(path)]) == 0

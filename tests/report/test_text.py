@@ -99,7 +99,7 @@ def test_the_verdict_line_never_shows_a_score_equal_to_its_threshold() -> None:
     # a BENIGN score just under the threshold gets the digits it takes to be seen under it
     assert score_against(0.99542, 0.9954325, "low-fpr") == "score 0.99542; threshold 0.99543 at low-fpr"
     # whatever the values, the printed score is under the printed threshold exactly when it is under it
-    threshold = 0.9954324962708618  # the shipped PyPI threshold
+    threshold = 0.9954324962708618  # the PyPI threshold shipped until 2 December 2026
     for delta in (-1e-3, -1e-5, -3e-6, -1e-7, -1e-8, 0.0, 1e-8, 1e-6, 1e-4):
         score = threshold + delta
         shown = score_against(score, threshold, "low-fpr").split()

@@ -67,11 +67,12 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(registry: FakeRegi
             # later scans are interrupted too
             # names on the watch list; more when the last run drained the queue before its kill point
             # a fast machine drains 8 before the kill: each run in a row that finished doubles the batch
-            count = min(24, 8 * 2 ** (early_streak - 1)) if finished_last else 3
-            fresh = [f"npm-pkg-{i % 24}" for i in range(round_no, round_no + count)]
-            for name in fresh:
-                registry.add_npm(name, f"1.0.{round_no}")
-            expected |= {("npm", name, f"1.0.{round_no}") for name in fresh}
+            # (several versions of a name when it outgrows the 24 names)
+            count = min(96, 8 * 2 ** (early_streak - 1)) if finished_last else 3
+            fresh = [(f"npm-pkg-{(round_no + i) % 24}", f"1.{i // 24}.{round_no}") for i in range(count)]
+            for name, version in fresh:
+                registry.add_npm(name, version)
+            expected |= {("npm", name, version) for name, version in fresh}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if rng.random() < 0.3:  # early: start-up, recovery, polling
             time.sleep(rng.uniform(0.2, 4.0))

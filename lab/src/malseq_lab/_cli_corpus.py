@@ -442,6 +442,12 @@ def _run_hardneg(args: argparse.Namespace, workdir: Path) -> int:
     if missing:
         print(f"--exclude-list: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    # a list without a `name` column (or rows) would exclude nothing, silently
+    empty = [str(path) for path in args.exclude_list if not hardneg.list_names(path)]
+    if empty:
+        print(f"--exclude-list: no package names in {', '.join(empty)} (a benign list: TSV with ecosystem and name "
+              "columns)", file=sys.stderr)
+        return 2
     if args.kind == "current":
         return _run_current(args, workdir)
     quotas = dict(hardneg.DEFAULT_QUOTAS)

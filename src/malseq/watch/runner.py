@@ -104,16 +104,21 @@ def runner_lock(db_path: Path) -> Iterator[None]:
 
 def model_version(options: ScanOptions) -> str | None:
     """The model's identity for the results table: "shipped" or its folder's name, its card's creation time
-    and, when the card's thresholds were chosen again later (verdicts move with them), that date."""
+    and a digest of the card's thresholds (verdicts move when thresholds are chosen again for the same model)."""
+    import hashlib
+    import json
+
     from malseq.model.infer import try_load
 
     scorer, _ = try_load(options.model_dir)
     if scorer is None:
         return None
-    created = scorer.card.raw.get("created") or "unknown"
-    revised = scorer.card.raw.get("thresholds_revised")
-    suffix = f"+thresholds@{revised}" if revised else ""
-    return f"{'shipped' if options.model_dir is None else scorer.model_dir.name}@{created}{suffix}"
+    raw = scorer.card.raw
+    created = raw.get("created") or "unknown"
+    thresholds = json.dumps([raw.get("threshold"), raw.get("threshold_balanced"), raw.get("thresholds_by_ecosystem")],
+                            sort_keys=True)
+    digest = hashlib.sha256(thresholds.encode()).hexdigest()[:8]
+    return f"{'shipped' if options.model_dir is None else scorer.model_dir.name}@{created}+thresholds.{digest}"
 
 
 def _registry_url(release: Release, options: ScanOptions) -> str | None:

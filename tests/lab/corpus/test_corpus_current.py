@@ -250,8 +250,12 @@ def test_cli_writes_current_lists_from_a_local_registry(tmp_path: Path, monkeypa
         assert main(fresh) == 0
         assert [s.name for s in load_benign_list(tmp_path / "fresh" / "benign-current-pypi.tsv")] == ["fresh-pop"]
         assert [s.name for s in load_benign_list(tmp_path / "fresh" / "benign-current-npm.tsv")] == ["@s/big"]
-        # a missing list is an error before anything is read, not a silently smaller exclusion
+        # a missing list, or one without names, is an error before anything is read, not a silently smaller
+        # exclusion
         assert main([*fresh[:-1], str(tmp_path / "no-such.tsv")]) == 2
+        nameless = tmp_path / "nameless.tsv"
+        nameless.write_text("package\tversion\nfresh-pop\t2.0\n")
+        assert main([*fresh[:-1], str(nameless)]) == 2
     assert not any(hardneg.normalized_name("pypi", hardneg_pypi_name) in path for path in served)
     rows = {
         (s.ecosystem, s.name, s.version, s.stratum)

@@ -177,6 +177,11 @@ def _tsv_rows(path: Path) -> list[dict[str, str]]:
         ]
 
 
+def list_names(path: Path) -> set[tuple[str, str]]:
+    """(ecosystem, normalized name) of every row of a benign list."""
+    return _list_names(path)
+
+
 def _list_names(path: Path) -> set[tuple[str, str]]:
     """(ecosystem, normalized name) of a benign list; a row without an ecosystem takes the file name's."""
     names = set()
