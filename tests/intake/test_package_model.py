@@ -76,6 +76,39 @@ def test_double_wrapped_root() -> None:
     assert (pkg.ecosystem, pkg.name, pkg.version) == (Ecosystem.NPM, "n", "1.0")
 
 
+APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \x00\x00"
+
+
+@pytest.mark.parametrize("beside", [
+    {"name-1.0/.DS_Store": b"\x00\x00\x00\x01Bud1\x00"},  # Finder, next to the inner wrapper
+    {".DS_Store": b"\x00\x00\x00\x01Bud1\x00", "Thumbs.db": b"\xd0\xcf\x11\xe0\x00"},  # beside the outer one
+    {"__MACOSX/name-1.0/package/._index.js": APPLEDOUBLE, "__MACOSX/._name-1.0": APPLEDOUBLE},
+    {"name-1.0/._package": APPLEDOUBLE},
+])
+def test_file_manager_metadata_beside_a_wrapper_does_not_hide_it(beside: dict[str, bytes]) -> None:
+    """A real sample ("name-1.0/{.DS_Store, package/...}") had its manifest read one folder down, so its
+    preinstall script's file was "missing" and the payload unreached: the metadata must not count."""
+    pkg = build({"name-1.0/package/package.json": '{"name": "n", "version": "1.0", '
+                                                   '"scripts": {"preinstall": "node index.js"}}',
+                 "name-1.0/package/index.js": "require('dns')", **beside})
+    assert [f.path for f in pkg.files] == ["index.js", "package.json"]
+    assert (pkg.ecosystem, pkg.name, pkg.version) == (Ecosystem.NPM, "n", "1.0")
+    assert sorted(s.path for s in pkg.skipped) == sorted(beside)  # set aside, and said so
+    assert {s.reason for s in pkg.skipped} == {"file-manager metadata beside the package folder"}
+
+
+def test_source_named_like_metadata_is_never_set_aside() -> None:
+    """A payload named `._x.js` (or a script in `.DS_Store` with a shebang) beside the wrapper is source:
+    the archive is read as before, with the file, and nothing is dropped."""
+    for name, data in (("._x.js", b"require('child_process').exec('id')"),
+                       (".DS_Store", b"#!/usr/bin/env node\nrequire('child_process').exec('id')")):
+        pkg = build({"package/package.json": '{"name": "n"}', "package/index.js": "1", name: data})
+        assert name in [f.path for f in pkg.files] and pkg.skipped == ()
+    # metadata names inside the package are the package's files, whatever they hold
+    pkg = build({"package/package.json": '{"name": "n"}', "package/.DS_Store": b"\x00Bud1"})
+    assert [f.path for f in pkg.files] == [".DS_Store", "package.json"] and pkg.skipped == ()
+
+
 def test_second_level_kept_when_it_reveals_no_manifest() -> None:
     # "package/lib/..." without a package.json: lib/ is part of the paths, not a wrapper.
     pkg = build({"package/lib/index.js": "1", "package/lib/util.js": "2"})

@@ -91,31 +91,57 @@ def is_binary(data: bytes) -> bool:
     return b"\0" in data[:8192]
 
 
-def _strip_common_root(members: Sequence[Member]) -> tuple[list[Member], str]:
+# What file managers add beside a package when a folder is archived by hand (macOS Finder's .DS_Store and
+# __MACOSX/ resource forks, Windows Explorer's Thumbs.db): it must not hide the folder that wraps the
+# package, or the manifest ends up one folder down and every script and entry point is looked for at the
+# wrong place (a real sample's preinstall payload was read as unreached that way).
+_OS_METADATA_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
+
+
+def _is_os_metadata(path: str, data: bytes) -> bool:
+    """An entry beside the wrapper folder that a file manager made; never one that holds source."""
+    first, _, rest = path.partition("/")
+    if first != "__MACOSX" and rest:
+        return False
+    base = posixpath.basename(path)
+    named = first == "__MACOSX" or base.lower() in _OS_METADATA_NAMES or base.startswith("._")
+    # AppleDouble forks carry the name of the file they describe ("._setup.py") but are binary
+    return named and (detect_language(path, data) is None or is_binary(data))
+
+
+def _strip_common_root(members: Sequence[Member]) -> tuple[list[Member], str, list[Member]]:
     """Drop the single top-level folder archives usually wrap a package in.
 
     The first wrapper ("name-1.0/", npm's "package/") always goes, unless it is a
     metadata folder. A second one only goes when that brings a manifest to the root
-    ("name-1.0/package/package.json"), so "lib/" in "package/lib/x.js" stays.
-    Returns the members and the prefix removed ("" or ending in "/").
+    ("name-1.0/package/package.json"), so "lib/" in "package/lib/x.js" stays. File-manager
+    metadata beside a wrapper (`_is_os_metadata`) does not count against it; such entries are set
+    aside when their wrapper goes. Returns the members, the prefix removed ("" or ending in "/") and
+    the entries set aside (with their paths in the archive).
     """
     current = list(members)
     depth = 0
     prefix = ""
-    while current and all("/" in m.path for m in current):
-        tops = {m.path.split("/", 1)[0] for m in current}
+    set_aside: list[Member] = []
+    while current:
+        metadata = [m for m in current if _is_os_metadata(m.path, m.data)]
+        rest = [m for m in current if not _is_os_metadata(m.path, m.data)] if metadata else current
+        if not rest or not all("/" in m.path for m in rest):
+            break
+        tops = {m.path.split("/", 1)[0] for m in rest}
         if len(tops) != 1:
             break
         top = next(iter(tops))
         if top.endswith(_METADATA_DIRS):
             break
-        stripped = [replace(m, path=m.path[len(top) + 1 :]) for m in current]
+        stripped = [replace(m, path=m.path[len(top) + 1 :]) for m in rest]
         if depth >= 1 and not any(m.path in _ROOT_MARKERS for m in stripped):
             break
+        set_aside += [replace(m, path=prefix + m.path) for m in metadata]
         current = stripped
         prefix += top + "/"
         depth += 1
-    return current, prefix
+    return current, prefix, set_aside
 
 
 def _relative_skipped(skipped: Iterable[SkippedMember], prefix: str) -> tuple[SkippedMember, ...]:
@@ -368,7 +394,8 @@ def build_package(
     name_hint: str | None = None,
     version_hint: str | None = None,
 ) -> Package:
-    stripped, prefix = _strip_common_root(list(members))
+    stripped, prefix, set_aside = _strip_common_root(list(members))
+    skipped = (*skipped, *(SkippedMember(m.path, "file-manager metadata beside the package folder") for m in set_aside))
     by_path = {m.path: m.data for m in stripped}
     ecosystem = _infer_ecosystem(set(by_path), ecosystem_hint)
     files = tuple(_package_file(m) for m in sorted(stripped, key=lambda m: m.path))
