@@ -1319,6 +1319,26 @@ def test_an_extra_index_that_cannot_be_asked_leaves_the_check_incomplete_in_one_
     assert all(r["verdict"] for r in report["results"])
 
 
+def test_an_extra_index_malseq_cannot_read_is_named_by_where_it_comes_from(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file:// extra index in pip.conf (pip reads those; malseq asks http(s) only): the incomplete check
+    names pip.conf's option, not malseq's own --pypi-index-url, which the user never set."""
+    registry.publish_wheel("six", "1.16.0", {"six.py": b"PY3 = True\n"})
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nextra-index-url = file://{tmp_path}/wheelhouse\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    code, out = _audit(registry, project, capsys, "--format", "json", "--no-installed")
+    report = json.loads(out)
+    assert code == 0 and report["findings"] == []
+    [line] = report["unchecked"]
+    assert f"[global] extra-index-url in {conf} gives 'file://{tmp_path}/wheelhouse'" in line, line
+    assert "--pypi-index-url" not in line and "asks http(s) indexes only" in line
+
+
 def _ctrl_c_at_the_second_target(monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit's scan raises KeyboardInterrupt when the target named "second" starts."""
     import malseq.audit as audit_module

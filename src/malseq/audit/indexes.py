@@ -108,6 +108,15 @@ def pip_choice(entry: LockfileEntry, indexes: Sequence[Index], intake: IntakeOpt
     problems: list[tuple[Index, str]] = []
     best: list[tuple[tuple[bool, Version], int, Index, str]] = []
     for order, index in enumerate(indexes):
+        scheme = urlsplit(index.url.strip()).scheme.lower()
+        if not index.configured and scheme not in ("http", "https"):
+            # say where the index comes from (a requirements line, pip.conf, $PIP_EXTRA_INDEX_URL), not the
+            # option malseq would have read it from
+            where = index.option.option + (f" in {index.option.file}" if index.option.file else "") + (
+                f" line {index.option.line}" if index.option.line else "")
+            problems.append((index, f"{where} gives {index.shown!r}: malseq asks http(s) indexes only (pip also "
+                                    f"reads {scheme or 'plain path'} ones)"))
+            continue
         options = index_intake(index, intake)
         try:
             releases = release_list(RegistryTarget(Ecosystem.PYPI, entry.target.name, None), options,
