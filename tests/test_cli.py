@@ -548,3 +548,13 @@ def test_cache_folder_defaults_in_help_are_the_ones_used(tmp_path: Path, monkeyp
     monkeypatch.delenv("MALSEQ_CORPUS_DIR", raising=False)
     monkeypatch.setenv("MALSEQ_CACHE_DIR", str(tmp_path / "cache"))
     assert default_workdir() == tmp_path / "cache" / "corpus"
+
+
+@pytest.mark.parametrize("command", ["scan", "audit", "diff"])
+def test_an_unknown_option_shows_the_commands_own_usage(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not the top level's, which for a scan lists only `{scan}` (the other commands are not loaded)."""
+    from malseq._cli import main
+
+    assert main([command, "--no-such-option", "x", *(["y"] if command == "diff" else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: malseq {command} ") and "unrecognized arguments: --no-such-option" in err

@@ -663,6 +663,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             model.close()
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The subparser of `command`, or `parser` itself."""
+    import argparse
+
+    for action in parser._actions:  # argparse keeps its subparsers there; there is no public accessor
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[command]
+            return chosen
+    return parser
+
+
 def _main(argv: list[str], word: str | None, model: ModelProcess | None) -> int:
     from malseq.errors import MalseqError, UsageError
 
@@ -673,7 +684,10 @@ def _main(argv: list[str], word: str | None, model: ModelProcess | None) -> int:
         return EXIT_USAGE
     parser = _build_parser(plugins, scan_only=word == "scan")
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # the command's own usage, not the top level's (which lists only the commands it loaded)
+            _command_parser(parser, getattr(args, "command", None)).error(
+                f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:

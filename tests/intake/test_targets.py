@@ -55,3 +55,18 @@ def test_the_cli_refuses_an_empty_target_or_audit_path(capsys: pytest.CaptureFix
     assert main(["audit", "--no-isolate", "--no-config", "--offline", ""]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "malseq: error: an empty PATH" in err and "auditing" not in err
+
+
+@pytest.mark.parametrize(("text", "says", "pin"), [
+    ("npm:left-pad@^1", "'^1' is a version range, not a version", "npm:left-pad@VERSION"),
+    ("npm:left-pad@>=1 <2", "is a version range", "npm:left-pad@VERSION"),
+    ("pypi:requests==2.*", "'2.*' is a version range", "pypi:requests==VERSION"),
+    ("pypi:requests>=2", "'>=2' is a version specifier, not a pinned version", "pypi:requests==VERSION"),
+    ("pypi:requests~=2.31", "'~=2.31' is a version specifier", "pypi:requests==VERSION"),
+])
+def test_a_range_or_specifier_is_named_as_such_with_the_pinned_form(text: str, says: str, pin: str) -> None:
+    """A user who types a range gets told targets are exact releases, not "not a valid package name"."""
+    with pytest.raises(TargetSyntaxError) as caught:
+        parse_target(text)
+    assert says in caught.value.message and "not a valid" not in caught.value.message
+    assert caught.value.hint is not None and pin in caught.value.hint

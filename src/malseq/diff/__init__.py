@@ -91,7 +91,10 @@ def _failed(text: str, error: ScanError) -> SideScan:
 
 def _check_ecosystems(old: Target, new: Target, old_text: str, new_text: str) -> None:
     if isinstance(old, RegistryTarget) and isinstance(new, RegistryTarget) and old.ecosystem is not new.ecosystem:
-        raise UsageError(f"{old_text!r} is a {old.ecosystem.value} release and {new_text!r} a {new.ecosystem.value} "
+        def named(ecosystem: Ecosystem) -> str:
+            return "an npm" if ecosystem is Ecosystem.NPM else "a PyPI"
+
+        raise UsageError(f"{old_text!r} is {named(old.ecosystem)} release and {new_text!r} {named(new.ecosystem)} "
                          "release: a diff compares two releases of one ecosystem",
                          hint="give two npm packages or two PyPI packages")
 

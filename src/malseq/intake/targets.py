@@ -62,10 +62,28 @@ def check_registry_target(target: RegistryTarget) -> None:
         raise TargetSyntaxError(f"{target.version!r} is not a valid version of {target.name!r}")
 
 
+# What a version range or a requirement specifier starts with: `requests>=2`, `left-pad@^1`, `x@~1.2`.
+_RANGE_MARKS = re.compile(r"[<>=!~^*]|\s|\|\||\.x\b|^x$|^latest$")
+
+
+def _pin_hint(ecosystem: Ecosystem, name: str) -> str:
+    form = f"pypi:{name}==VERSION" if ecosystem is Ecosystem.PYPI else f"npm:{name}@VERSION"
+    return (f"a target names one release: give an exact version ({form}), or none for the latest; "
+            "ranges are resolved by pip and npm, not here")
+
+
 def _check(ecosystem: Ecosystem, name: str, version: str | None, text: str) -> RegistryTarget:
     if not valid_name(ecosystem, name):
+        head = re.split(r"[<>=!~;\[ ]", name, maxsplit=1)[0]
+        if ecosystem is Ecosystem.PYPI and head != name and valid_name(ecosystem, head):
+            # `pypi:requests>=2`: the name is fine, the specifier is what is not accepted
+            raise TargetSyntaxError(f"{text!r}: {name[len(head):]!r} is a version specifier, not a pinned version",
+                                    hint=_pin_hint(ecosystem, head))
         raise TargetSyntaxError(f"{text!r}: {name!r} is not a valid {ecosystem.value} package name")
     if version is not None and (not version or not _VERSION.match(version)):
+        if version and _RANGE_MARKS.search(version):
+            raise TargetSyntaxError(f"{text!r}: {version!r} is a version range, not a version",
+                                    hint=_pin_hint(ecosystem, name))
         raise TargetSyntaxError(f"{text!r}: {version!r} is not a valid version")
     return RegistryTarget(ecosystem, name, version)
 
