@@ -241,7 +241,11 @@ def test_json_is_a_list_in_target_order(tmp_path: Path, capsys: pytest.CaptureFi
     assert package["origin"]["format"] == "tar+gzip" and len(package["origin"]["sha256"]) == 64
     # Progress went to stderr, one line per target as it finished (workers finish in any order);
     # stdout held the JSON, in input order, and nothing else.
-    progress = [line.split(":")[0].split(" ", 1) for line in err.splitlines()]
+    # then why the run failed (the exit line)
+    lines = err.splitlines()
+    assert lines[-1] == f"malseq: exit 3: 1 target(s) not scanned completely or without a verdict: {bad} " \
+        "(see the report; fail-on errors)"
+    progress = [line.split(":")[0].split(" ", 1) for line in lines[:-1]]
     assert [n for n, _ in progress] == ["[1/3]", "[2/3]", "[3/3]"]
     assert sorted(t for _, t in progress) == sorted(targets)
 
@@ -558,3 +562,16 @@ def test_an_unknown_option_shows_the_commands_own_usage(command: str, capsys: py
     assert main([command, "--no-such-option", "x", *(["y"] if command == "diff" else [])]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"usage: malseq {command} ") and "unrecognized arguments: --no-such-option" in err
+
+
+def test_a_failing_scan_says_why_on_stderr_even_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI job that sends SARIF or JSON to a file must still log why it failed."""
+    from malseq._cli import main
+
+    broken = tmp_path / "broken.tgz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00truncated")
+    assert main(["scan", "-q", "--no-analysis", "--format", "json", str(broken)]) == 3
+    err = capsys.readouterr().err
+    assert f"malseq: exit 3: 1 target(s) not scanned completely or without a verdict: {broken}" in err
+    assert main(["scan", "-q", "--no-analysis", "--fail-on", "none", str(broken)]) == 0
+    assert "malseq: exit" not in capsys.readouterr().err

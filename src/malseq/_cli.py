@@ -626,7 +626,30 @@ def _run_scan(args: argparse.Namespace, model: ModelProcess | None = None) -> in
     if interrupted:
         print(f"malseq: interrupted: {len(finished)} of {len(targets)} target(s) finished", file=sys.stderr)
         return EXIT_INTERRUPTED
+    for why in _scan_exit_reasons(results, policy, code):  # even with -q: a CI log must say why the job failed
+        print(f"malseq: exit {code}: {clean(why, 400)}", file=sys.stderr)
     return code
+
+
+def _scan_exit_reasons(results: Sequence[TargetResult], policy: Policy, code: int) -> list[str]:
+    """The flagged and the not-judged targets behind a non-zero exit (suspicious scores, hash mismatches
+    and unread lockfiles say so in their own lines above)."""
+    from malseq.policy import EXIT_FAILED, EXIT_NOT_JUDGED, FailOn, failing, not_judged
+
+    def names(items: Sequence[str]) -> str:
+        return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    out: list[str] = []
+    if code == EXIT_FAILED:
+        flagged = [r.target for r in failing(results, policy) if r.verdict == "malicious"]
+        if flagged:
+            out.append(f"{len(flagged)} target(s) flagged as malicious: {names(flagged)}")
+    elif code == EXIT_NOT_JUDGED and FailOn.ERRORS in policy.failing_on:
+        unjudged = [r.target for r in not_judged(results)]
+        if unjudged:
+            out.append(f"{len(unjudged)} target(s) not scanned completely or without a verdict: {names(unjudged)} "
+                       "(see the report; fail-on errors)")
+    return out
 
 
 def run() -> None:
