@@ -92,6 +92,10 @@ def test_a_lockfile_is_named_until_its_pins_are_scanned(tmp_path: Path) -> None:
     assert notices[0].hint == ("audit it as a project: malseq audit app, or scan them too: "
                                "malseq scan --lockfile app/package-lock.json app")
     assert "the dependencies pinned in app/pnpm-lock.yaml were not scanned" in notices[1].message
+    # a folder with nothing of its own to analyse (lockfiles only): the hint does not name it as a target,
+    # which would fail with "nothing to analyse"
+    [alone, _] = project_notices(tmp_path, "app", keys(tmp_path), own_code=False)
+    assert alone.hint is not None and alone.hint.endswith("malseq scan --lockfile app/package-lock.json")
     # `--lockfile package-lock.json` adds its pins to the batch: then only the other lockfile is left
     [left] = project_notices(tmp_path, "app", keys(tmp_path, "npm:left-pad@1.3.0"))
     assert "pnpm-lock.yaml" in left.message

@@ -56,17 +56,19 @@ def _release_key(target: RegistryTarget) -> str:
     return f"{target.ecosystem.value}:{name}@{target.version or ''}"
 
 
-def project_notices(root: Path, shown: str, batch: Collection[str]) -> tuple[ScanNotice, ...]:
+def project_notices(root: Path, shown: str, batch: Collection[str], own_code: bool = True) -> tuple[ScanNotice, ...]:
     """Notices for a folder target `root` (typed by the user as `shown`).
 
     `batch` holds `target_key` of every target of the same run: what is in it counts as scanned.
+    `own_code`: the folder itself had something to analyse (a hint that names the folder as a target
+    again would otherwise fail with "nothing to analyse").
     """
     notices = []
     for found in (_node_modules(root, shown, batch), _site_packages(root, shown, batch),
                   _packages_side_by_side(root, shown, batch)):
         if found is not None:
             notices.append(found)
-    notices.extend(_lockfiles(root, shown, batch))
+    notices.extend(_lockfiles(root, shown, batch, own_code))
     return tuple(notices)
 
 
@@ -188,6 +190,12 @@ def _site_packages(root: Path, shown: str, batch: Collection[str]) -> ScanNotice
     )
 
 
+def nothing_to_scan(result: object) -> bool:
+    """Whether a folder's scan failed for having nothing to analyse (its `error.kind`)."""
+    error = getattr(result, "error", None)
+    return getattr(error, "kind", None) == "NothingToScanError"
+
+
 def _audit_hint(shown: str) -> str:
     return f"audit it as a project: malseq audit {shown or '.'}"
 
@@ -197,7 +205,7 @@ def _spec_key(spec: str) -> str:
     return _release_key(RegistryTarget(Ecosystem.PYPI, name, version))
 
 
-def _lockfiles(root: Path, shown: str, batch: Collection[str]) -> list[ScanNotice]:
+def _lockfiles(root: Path, shown: str, batch: Collection[str], own_code: bool = True) -> list[ScanNotice]:
     from malseq.errors import UsageError
 
     notices = []
@@ -226,5 +234,6 @@ def _lockfiles(root: Path, shown: str, batch: Collection[str]) -> list[ScanNotic
             notices.append(ScanNotice(
                 "lockfile", f"this folder looks like a project, not a package: the dependencies pinned in "
                 f"{where} were not scanned",
-                f"{_audit_hint(shown)}, or scan them too: malseq scan --lockfile {where} {shown}"))
+                f"{_audit_hint(shown)}, or scan them too: malseq scan --lockfile {where}"
+                + (f" {shown}" if own_code else "")))
     return notices

@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 from malseq.errors import ExtraNotInstalledError, MalseqError
 from malseq.intake.package import Ecosystem
 from malseq.intake.targets import LocalTarget, RegistryTarget, Target
-from malseq.project import project_notices, target_key
+from malseq.project import nothing_to_scan, project_notices, target_key
 from malseq.scan import ScanError, ScanOptions, TargetResult, parse_targets
 
 if TYPE_CHECKING:
@@ -442,7 +442,8 @@ def scan_on_ray(
                 except ray.exceptions.RayError as exc:  # its worker or node died on every attempt
                     result = _lost(text, exc, time.monotonic() - handed, ray_options.max_retries)
                 if isinstance(target, LocalTarget) and target.path.is_dir():
-                    result = replace(result, notices=project_notices(target.path, text, batch))
+                    result = replace(result, notices=project_notices(target.path, text, batch,
+                                                         own_code=not nothing_to_scan(result)))
                 yield _write(writer, result, finish)
                 scanned += 1
     finally:

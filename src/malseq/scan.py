@@ -16,7 +16,7 @@ from malseq.intake.build import check_analysable
 from malseq.intake.package import Ecosystem, Package, PackageOrigin, SkippedMember
 from malseq.intake.targets import LocalTarget, Target, parse_target
 from malseq.model import LOW_FPR
-from malseq.project import ScanNotice, project_notices, target_key
+from malseq.project import ScanNotice, nothing_to_scan, project_notices, target_key
 from malseq.sequence.types import BehaviourSequence
 
 if TYPE_CHECKING:  # lockfiles: only `scan --lockfile` reads one (its parsers cost a small scan's start-up)
@@ -300,7 +300,8 @@ def scan_stream(
     def finish(index: int, result: TargetResult) -> tuple[int, TargetResult]:
         target = targets[index]
         if isinstance(target, LocalTarget) and target.path.is_dir():
-            result = replace(result, notices=project_notices(target.path, texts[index], batch))
+            result = replace(result, notices=project_notices(target.path, texts[index], batch,
+                                                         own_code=not nothing_to_scan(result)))
         if scorer is not None:
             result = scorer.score(result)
         if observer:
@@ -359,7 +360,8 @@ def scan_iter(
                 start = time.monotonic()
                 result = _worker_outcome(text, runner.run((text, target, options)), time.monotonic() - start)
             if isinstance(target, LocalTarget) and target.path.is_dir():
-                result = replace(result, notices=project_notices(target.path, text, batch))
+                result = replace(result, notices=project_notices(target.path, text, batch,
+                                                         own_code=not nothing_to_scan(result)))
             if observer:
                 observer.target_finished(index, total, result)
             yield result
