@@ -277,6 +277,26 @@ def test_method_on_constructed_object_and_on_object_of_unknown_class(tmp_path: P
     assert ids(seq, Stage.INSTALL) == ["read_browser_data", "read_app_tokens", "upload_data"]
 
 
+def test_method_on_an_object_built_by_a_constructor_function(tmp_path: Path) -> None:
+    """`function Beacon() { this.run = function () {...} }` then `(new Beacon()).run()` on one line: a real
+    sample's install-time DNS beacon. A plain function is a constructor too, not only a class."""
+    package = _npm(tmp_path, '"preinstall": "node a.js"', files=("a.js",))
+    a = (FileBuilder("a.js", JS)
+         .function("Beacon", 1, 7)  # not a class
+         .function("Beacon.run", 2, 4, "Beacon").event("dns_lookup", 3, "Beacon.run")
+         .function("Beacon.spare", 5, 6, "Beacon").event("run_command", 5, "Beacon.spare")
+         .call("Beacon", 8, col=2).call("<expr>.run", 8, col=16))
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["dns_lookup"]
+    assert ids(seq, Stage.UNREACHED) == ["run_command"]  # only the method called
+    # a member the function does not have stays unresolved
+    b = (FileBuilder("a.js", JS)
+         .function("Beacon", 1, 7).function("Beacon.run", 2, 4, "Beacon").event("dns_lookup", 3, "Beacon.run")
+         .call("Beacon", 8, col=2).call("<expr>.start", 8, col=16))
+    seq = build_sequence(package, analysis_of(b), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == [] and ids(seq, Stage.UNREACHED) == ["dns_lookup"]
+
+
 def test_common_method_names_are_not_guessed(tmp_path: Path) -> None:
     package = _npm(tmp_path, '"postinstall": "node a.js"', files=("a.js",))
     a = (FileBuilder("a.js", JS)

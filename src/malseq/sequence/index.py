@@ -565,7 +565,9 @@ class PackageIndex:
 
     def _resolve_chained(self, fi: FileIndex, call: CallSite) -> Target | None:
         """`new Lib().run()`: the extractor writes the second call as "<expr>.run". When the call just
-        before it on the same line constructs a class of the package, this is that class's method."""
+        before it on the same line constructs a class of the package, this is that class's method; so
+        for a constructor function whose members are `this.run = function` or `Lib.prototype.run`
+        (`(new Beacon()).run()`: a real sample's install-time DNS beacon was read as unreached)."""
         rest = call.callee[len(_CHAINED):].split(".")
         before = fi.call_before(call)
         if before is None or not rest or not all(rest):
@@ -575,7 +577,7 @@ class PackageIndex:
             return None
         target_file = self.files[constructed[0]]
         cls = target_file.by_qualname.get(constructed[1])
-        if cls is None or not cls.is_class:
+        if cls is None:
             return None
         method = target_file.member_chain(cls, rest)
         return (target_file.path, method.qualname) if method is not None else None
