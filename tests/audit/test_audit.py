@@ -487,6 +487,9 @@ def test_scan_lockfile_checks_the_lockfile_hashes_in_every_format(
         [mismatch] = by_target["npm:swapped@1.0.0"]["lockfile_hash_mismatches"]
         assert (mismatch["lockfile"], mismatch["line"]) == ("package-lock.json", line)
         assert "matches none of the hashes the lockfile pins" in mismatch["detail"]
+        # the pinned hash as package-lock.json writes it (SRI base64), so it can be searched for there
+        integrity = json.loads(lock.read_text())["packages"]["node_modules/swapped"]["integrity"]
+        assert f"({integrity[:len('sha512-') + 24]}...)" in mismatch["detail"]
         assert "lockfile_hash_mismatches" not in by_target["npm:demo@1.0.0"]
         from malseq.report.json_schema import entry_schema
 

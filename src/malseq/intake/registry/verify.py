@@ -8,6 +8,7 @@ a lockfile edited by hand to point at other bytes) matches the registry but not 
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 from collections.abc import Sequence
@@ -58,12 +59,24 @@ def check_lock_hashes(download: Download, hashes: Sequence[LockHash]) -> HashChe
             digests[h.algorithm] = hashlib.new(h.algorithm, download.data).hexdigest()
         if digests[h.algorithm] == h.hexdigest:
             return HashCheck(HashStatus.MATCH, f"{h.algorithm} matches the lockfile")
-    expected = ", ".join(f"{h.algorithm}:{h.hexdigest[:16]}..." for h in relevant[:3])
+    expected = ", ".join(_as_written(h) for h in relevant[:3])
     return HashCheck(
         HashStatus.MISMATCH,
         f"{download.filename} (sha256 {download.sha256}) matches none of the hashes the lockfile pins for it "
         f"({expected})",
     )
+
+
+def _as_written(h: LockHash) -> str:
+    """A pinned hash the way lockfiles spell it, so it can be searched for in the file: sha256 in hex
+    (pip's `--hash`, poetry, uv, Pipfile.lock), the others as npm and yarn write them (SRI: base64)."""
+    if h.algorithm == "sha256":
+        return f"sha256:{h.hexdigest[:16]}..."
+    try:
+        sri = base64.b64encode(bytes.fromhex(h.hexdigest)).decode("ascii")
+    except ValueError:
+        return f"{h.algorithm}:{h.hexdigest[:16]}..."
+    return f"{h.algorithm}-{sri[:24]}..."
 
 
 @dataclass(frozen=True)
