@@ -22,9 +22,13 @@ import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from malseq.intake.package import Ecosystem
 from malseq.intake.targets import LocalTarget, RegistryTarget, Target
+
+if TYPE_CHECKING:
+    from malseq.scan import TargetResult  # scan imports this module: the type only
 
 # Lockfiles `--lockfile` reads; the others are recognised so the notice can say they are not read.
 LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", "poetry.lock",
@@ -190,10 +194,9 @@ def _site_packages(root: Path, shown: str, batch: Collection[str]) -> ScanNotice
     )
 
 
-def nothing_to_scan(result: object) -> bool:
-    """Whether a folder's scan failed for having nothing to analyse (its `error.kind`)."""
-    error = getattr(result, "error", None)
-    return getattr(error, "kind", None) == "NothingToScanError"
+def nothing_to_scan(result: TargetResult) -> bool:
+    """Whether a folder's scan failed for having nothing to analyse."""
+    return result.error is not None and result.error.kind == "NothingToScanError"
 
 
 def _audit_hint(shown: str) -> str:

@@ -166,7 +166,7 @@ class Exclusions:
         """These exclusions plus every name of the given benign lists (so that a name is in one list only)."""
         names = set(self.names)
         for path in paths:
-            names.update(_list_names(path))
+            names.update(list_names(path))
         return Exclusions(frozenset(names), self.reserved)
 
 
@@ -178,11 +178,6 @@ def _tsv_rows(path: Path) -> list[dict[str, str]]:
 
 
 def list_names(path: Path) -> set[tuple[str, str]]:
-    """(ecosystem, normalized name) of every row of a benign list."""
-    return _list_names(path)
-
-
-def _list_names(path: Path) -> set[tuple[str, str]]:
     """(ecosystem, normalized name) of a benign list; a row without an ecosystem takes the file name's."""
     names = set()
     for row in _tsv_rows(path):
@@ -208,7 +203,7 @@ def load_exclusions(datasets: Path) -> Exclusions:
         )
     names: set[tuple[str, str]] = set()
     for tsv in sorted(datasets.glob("benign-*.tsv")):
-        names.update(_list_names(tsv))
+        names.update(list_names(tsv))
     for manifest in sorted(datasets.glob("malicious-*/manifest.tsv")):
         eco = NPM if "npm" in manifest.parent.name else PYPI
         for row in _tsv_rows(manifest):
