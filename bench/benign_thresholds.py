@@ -9,6 +9,12 @@ list the lab has ever used), scored by `bench/shipped_metrics.py` exactly as `ma
     python bench/shipped_metrics.py --workdir WORKDIR --split val --out WORKDIR/records.jsonl
     python bench/benign_thresholds.py report WORKDIR/records.jsonl [--max-fpr 0.001] [--json OUT]
 
+To compare several models on the same releases, analyse once into the work dir's cache and score
+each model from it (`--from-cache` scores the cached events and sequence text with the model given):
+
+    python bench/benign_thresholds.py cache WORKDIR --half val --jobs 2
+    python bench/shipped_metrics.py --workdir WORKDIR --split val --from-cache --model-dir M --out M.jsonl
+
 `assemble` reads `WORKDIR/work/downloads.tsv` (from `malseq corpus download --workdir WORKDIR/work
 --benign-list LIST.tsv ...`; archives are fetched and checked, never executed) and writes
 `samples.tsv` and `split.json` with every downloaded release in the `val` split, its stratum taken
@@ -252,6 +258,24 @@ def _print(summary: dict[str, Any]) -> None:
                                              for t in e["top"][:8]))
 
 
+def cache(workdir: Path, half: str, jobs: int) -> int:
+    """Analyse one half of the work dir's releases into WORKDIR/analysis.sqlite (the lab's cache)."""
+    from malseq_lab.corpus.analyse import analyse_samples
+    from malseq_lab.corpus.cache import AnalysisCache
+    from malseq_lab.corpus.records import Sample
+
+    rows = [r for r in _tsv(workdir / "samples.tsv") if r["sha256"] and r["path"]]
+    chosen = select([{**r, "label": int(r["label"])} for r in rows], half)
+    samples = [Sample(ecosystem=r["ecosystem"], name=r["name"], version=r["version"], label=r["label"],
+                      source="fresh-val", stratum=r["stratum"], path=r["path"], sha256=r["sha256"],
+                      zip_password=r.get("zip_password") or "") for r in chosen]
+    stats = analyse_samples(samples, AnalysisCache(workdir / "analysis.sqlite"), jobs=jobs,
+                            log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps({"half": half, "releases": len(samples), "analysed": stats.analysed, "cached": stats.cached,
+                      "errors": stats.errors, "errors_by_kind": stats.errors_by_kind}))
+    return 0
+
+
 def _read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -263,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("workdir", type=Path)
     a.add_argument("lists", type=Path, nargs="+")
     a.add_argument("--split", default="val", choices=("train", "val", "test"))
+    c = sub.add_parser("cache", help="analyse one half into WORKDIR/analysis.sqlite, for shipped_metrics.py "
+                       "--from-cache runs of several models")
+    c.add_argument("workdir", type=Path)
+    c.add_argument("--half", choices=("val", "test", "all"), default="val")
+    c.add_argument("--jobs", type=int, default=2)
     r = sub.add_parser("report", help="thresholds and false-positive rates from shipped_metrics.py records")
     r.add_argument("records", type=Path)
     r.add_argument("--max-fpr", type=float, default=0.001)
@@ -284,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.action == "assemble":
         return assemble(args.workdir, args.lists, args.split)
+    if args.action == "cache":
+        return cache(args.workdir, args.half, args.jobs)
     if args.action in ("apply", "metrics"):
         card = _card_thresholds(args.model_dir)
         records = []

@@ -61,6 +61,10 @@ def register(sub: Any) -> None:
     tr.add_argument("--reuse-checkpoint", action="store_true",
                     help="if --out already holds a finished training (train/training.json, train/checkpoint), "
                     "skip training and only export, evaluate and stack it")
+    tr.add_argument("--no-test", action="store_true",
+                    help="do not score the test split: train, export and choose thresholds on validation only, "
+                         "so candidates are compared before the test split is read (score the chosen one "
+                         "afterwards with bench/shipped_metrics.py --model-dir)")
     tr.add_argument("--ship", action="store_true", help="copy the int8 model into malseq/model/data/")
     tr.add_argument("--ship-only", action="store_true",
                     help="do not train or score: ship the finished run in --out as it is (its int8 model, and its "
@@ -81,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         oversample = parse_oversample(args.oversample)
     except ValueError as e:
         _log(f"error: {e}")
+        return 2
+    if args.no_test and (args.ship or not args.no_stack):
+        _log("error: --no-test leaves the run without test scores, which --ship and the stacked ensemble need; "
+             "add --no-stack and drop --ship")
         return 2
     workdir = Path(args.workdir) if args.workdir else default_workdir()
     config = TrainConfig(
@@ -127,6 +135,6 @@ def run(args: argparse.Namespace) -> int:
         train_ecosystems=[e.strip() for e in args.ecosystems.split(",") if e.strip()], order=args.order,
         ship=args.ship, stack=not args.no_stack, augment_shuffled=args.augment_shuffled,
         oversample=oversample, reuse_checkpoint=args.reuse_checkpoint, max_train=args.max_train,
-        log=_log, observer=observe,
+        score_test=not args.no_test, log=_log, observer=observe,
     )
     return 0

@@ -604,3 +604,44 @@ def _raw_scores(model: Path, folder: Path, texts: list[str], exact_int8: bool = 
         out.append(b"".join(np.asarray(o).tobytes() for o in session.run(None, {k: v for k, v in feeds.items()
                                                                                if k in names})))
     return out
+
+
+def test_run_training_without_test_never_scores_the_test_split(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`malseq train --no-test`: candidates are compared on validation before the test split is read.
+    The test texts never reach a scorer, the card has no test block and the int8 validation scores
+    are written for the comparison."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from malseq_lab.model.experiment import run_training
+    from malseq_lab.model.train import TrainConfig
+
+    texts, assignments = _fake_corpus(tmp_path)
+    n_val = sum(1 for v in assignments.values() if v == "val")
+    tok = _tokenizer(tmp_path, texts)
+    scored: list[str] = []
+    original_score = SequenceScorer.score
+
+    def recording_score(self: SequenceScorer, batch: list[str]) -> list[float]:
+        scored.extend(batch)
+        return original_score(self, batch)
+
+    monkeypatch.setattr(SequenceScorer, "score", recording_score)
+    config = TrainConfig(tokenizer=str(tok), tiny={}, max_len=64, batch_size=8, lr=1e-3, epochs=1, threads=1)
+    doc = run_training(tmp_path, tmp_path / "run", config, stack=False, score_test=False, log=lambda m: None)
+    assert doc["test"] == "not scored (--no-test)"
+    # the only ONNX scoring is the int8 model's pass over validation (the threshold); none over test
+    assert len(scored) == n_val
+    card = json.loads((tmp_path / "run" / "model-int8" / "model_card.json").read_text())
+    assert "test" not in card and 0.0 <= card["threshold"] <= 1.0
+    val_scores = json.loads((tmp_path / "run" / "val_scores_int8.json").read_text())
+    assert len(val_scores) == n_val
+    assert not (tmp_path / "run" / "test_scores.json").exists()
+
+
+def test_train_cli_refuses_no_test_with_ship_or_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from malseq import _cli
+
+    for extra in (["--ship", "--no-stack"], []):
+        assert _cli.main(["train", "--workdir", str(tmp_path), "--no-test", *extra]) == 2
+        assert "--no-test" in capsys.readouterr().err

@@ -122,6 +122,7 @@ def run_training(
     oversample: Mapping[str, int] | None = None,
     reuse_checkpoint: bool = False,
     max_train: int | None = None,
+    score_test: bool = True,
     log: Log = print,
     observer: Observer | None = None,
 ) -> dict[str, Any]:
@@ -215,6 +216,9 @@ def run_training(
 
     val_texts = [_text(r, order, i) for i, r in enumerate(va)]
     val_int8 = SequenceScorer.load(int8_dir).score(val_texts)
+    (out_dir / "val_scores_int8.json").write_text(json.dumps(
+        [{"key": r.key, "ecosystem": r.ecosystem, "label": r.label, "stratum": r.stratum, "score": sc}
+         for r, sc in zip(va, val_int8, strict=True)]) + "\n")
     threshold_int8 = choose_threshold([r.label for r in va], val_int8, config.max_fpr, [r.stratum for r in va],
                                       config.max_fpr_by_stratum)
     from malseq_lab.evaluate.metrics import best_f1_threshold
@@ -228,6 +232,16 @@ def run_training(
     write_card(fp32_dir, {**card, "threshold": result.threshold, "threshold_balanced": fp32_balanced})
     write_card(int8_dir, card)
 
+    if not score_test:
+        # a candidate chosen on validation first: the test split stays unread until one is picked
+        write_card(int8_dir, card)
+        write_card(fp32_dir, {**card, "threshold": result.threshold, "threshold_balanced": fp32_balanced})
+        unscored: dict[str, Any] = {"card": card, "test": "not scored (--no-test)", "export_seconds": round(export_seconds, 1),
+               "model_size_bytes": {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size},
+               "seconds": round(time.monotonic() - start, 1)}
+        (out_dir / "report.json").write_text(json.dumps(unscored, indent=1, sort_keys=True, default=str) + "\n")
+        log(f"test split not scored (--no-test); int8 model in {int8_dir}")
+        return unscored
     test_texts = [_text(r, order, i) for i, r in enumerate(test)]
     test_labels = [r.label for r in test]
     t = time.monotonic()
