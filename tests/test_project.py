@@ -162,3 +162,28 @@ def test_a_folder_of_packages_exits_3_until_each_is_a_target(tmp_path: Path, mon
     report = json.loads(capsys.readouterr().out)
     jsonschema.validate(report, report_schema())
     assert [n["kind"] for n in report[0]["notices"]] == ["packages"]
+
+
+def test_an_application_folders_requirements_are_named_until_scanned(tmp_path: Path) -> None:
+    """An app folder (code and requirements*.txt, no package manifest): its listed dependencies are named."""
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    (tmp_path / "requirements.txt").write_text("requests==2.32.3\n")
+    (tmp_path / "requirements-dev.txt").write_text("pytest==8.3.3\n")
+    notices = project_notices(tmp_path, "app", keys(tmp_path))
+    assert [n.kind for n in notices] == ["lockfile", "lockfile"]
+    assert "the dependencies listed in app/requirements-dev.txt were not scanned" in notices[0].message
+    assert notices[1].hint == ("audit it as a project: malseq audit app, or scan them too: "
+                               "malseq scan --lockfile app/requirements.txt app")
+    # `--lockfile requirements.txt` puts its pins in the batch: that file is no longer named
+    [left] = project_notices(tmp_path, "app", keys(tmp_path, "pypi:requests==2.32.3"))
+    assert "requirements-dev.txt" in left.message
+
+
+def test_a_packages_own_requirements_file_is_not_a_project_notice(tmp_path: Path) -> None:
+    """An sdist often ships requirements.txt beside setup.py/pyproject.toml: it is still one package."""
+    for manifest in ("setup.py", "pyproject.toml", "setup.cfg", "package.json"):
+        folder = tmp_path / manifest
+        folder.mkdir()
+        (folder / manifest).write_text("")
+        (folder / "requirements.txt").write_text("requests==2.32.3\n")
+        assert project_notices(folder, str(folder), keys(folder)) == ()

@@ -208,11 +208,24 @@ def _spec_key(spec: str) -> str:
     return _release_key(RegistryTarget(Ecosystem.PYPI, name, version))
 
 
+# A folder with one of these at its top is a package: a requirements file in it lists what its own
+# development needs (an sdist often ships one), not an application's dependencies.
+PACKAGE_MANIFESTS = ("setup.py", "setup.cfg", "pyproject.toml", "package.json")
+
+
+def _requirements_files(root: Path) -> list[str]:
+    """`requirements*.txt` at the top of an application folder (one with no package manifest)."""
+    if any((root / manifest).is_file() for manifest in PACKAGE_MANIFESTS):
+        return []
+    return sorted(e.name for e in _entries(root)
+                  if e.name.startswith("requirements") and e.name.endswith(".txt") and e.is_file())
+
+
 def _lockfiles(root: Path, shown: str, batch: Collection[str], own_code: bool = True) -> list[ScanNotice]:
     from malseq.errors import UsageError
 
     notices = []
-    for name in LOCKFILES + UNREADABLE_LOCKFILES:
+    for name in LOCKFILES + UNREADABLE_LOCKFILES + tuple(_requirements_files(root)):
         path = root / name
         if not path.is_file():
             continue
@@ -234,8 +247,9 @@ def _lockfiles(root: Path, shown: str, batch: Collection[str], own_code: bool = 
         else:
             covered = all(_release_key(e.target) in batch for e in pinned)
         if not covered:
+            listed = "listed" if name.startswith("requirements") else "pinned"
             notices.append(ScanNotice(
-                "lockfile", f"this folder looks like a project, not a package: the dependencies pinned in "
+                "lockfile", f"this folder looks like a project, not a package: the dependencies {listed} in "
                 f"{where} were not scanned",
                 f"{_audit_hint(shown)}, or scan them too: malseq scan --lockfile {where}"
                 + (f" {shown}" if own_code else "")))

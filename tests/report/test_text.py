@@ -115,3 +115,16 @@ def test_a_scan_shows_the_threshold_that_decided() -> None:
     [result] = scan([str(EXAMPLES / "pypi-clean-lib")], ScanOptions())
     assert result.threshold is not None and result.operating_point == "low-fpr"
     assert f"threshold {result.threshold:.4f} at low-fpr" in render_text([result])
+
+
+def test_code_without_a_manifest_is_not_named_with_question_marks(tmp_path: Path) -> None:
+    """A folder of plain code (an application, a snippet) has no name or version: the line says so."""
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    [result] = scan([str(tmp_path)], ScanOptions(score=False))
+    first = render_text([result]).splitlines()[0]
+    assert first.startswith(f"{tmp_path}: Python code with no package name or version in its files (")
+    assert "?==?" not in first
+    (tmp_path / "index.js").write_text("module.exports = 1;\n")
+    (tmp_path / "app.py").unlink()
+    [result] = scan([str(tmp_path)], ScanOptions(score=False))
+    assert "JavaScript code with no package name or version" in render_text([result])
