@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 
-def _load(workdir: Path, split: str, split_file: Path | None = None) -> list[dict[str, str]]:
+def _load(workdir: Path, split: str, split_file: Path | None = None, need_archive: bool = True) -> list[dict[str, str]]:
+    """The split's rows of samples.tsv; `need_archive=False` (scoring cached analyses) keeps rows with no
+    archive on disk too (a work dir written by `malseq corpus import`)."""
     path = split_file or workdir / "split.json"
     assignments = {s["key"]: s["split"] for s in json.loads(path.read_text())["samples"]}
     with open(workdir / "samples.tsv", newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["sha256"] and r["path"]]
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["sha256"] and (r["path"] or not need_archive)]
     unique = {r["sha256"]: r for r in rows if assignments.get(r["sha256"]) == split}
     return [unique[k] for k in sorted(unique)]
 
@@ -148,7 +150,7 @@ def main() -> int:
     ap.add_argument("--from-cache", action="store_true", help="score the build's cached analyses, do not analyse")
     args = ap.parse_args()
 
-    rows = _load(args.workdir, args.split, args.split_file)[: args.limit]
+    rows = _load(args.workdir, args.split, args.split_file, need_archive=not args.from_cache)[: args.limit]
     start = time.monotonic()
     outcomes: list[tuple[str | None, bool, Any]] = []  # (error kind, partial, scorer input)
     if args.from_cache:

@@ -177,3 +177,30 @@ def test_apply_counts_recall_and_false_positives_per_ecosystem(bench: ModuleType
     assert both["balanced"]["pypi"]["threshold"] == card["balanced"]["pypi"]
     assert both["balanced"]["pypi"]["caught"] == 1 and both["balanced"]["pypi"]["false_positives"] == 1
     assert both["low-fpr"]["pypi"]["threshold"] == card["low-fpr"]["pypi"]
+
+
+def test_cache_analyses_one_half_for_scoring_several_models(bench: ModuleType, tmp_path: Path,
+                                                             load_bench: Callable[[str], ModuleType]) -> None:
+    """`cache`: one half of the set analysed once into WORKDIR/analysis.sqlite; shipped_metrics.py
+    --from-cache then scores those rows (rows of the other half stay unanalysed)."""
+    import sqlite3
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    names = {half: next(f"pkg-{i}" for i in range(1000) if bench.half_of("npm", f"pkg-{i}") == half)
+             for half in ("val", "test")}
+    with open(tmp_path / "samples.tsv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(["sha256", "path", "ecosystem", "name", "version", "label", "stratum", "zip_password"])
+        writer.writerow(["a" * 64, examples / "npm-env-exfil", "npm", names["val"], "1.0.0", 0, "long-tail", ""])
+        writer.writerow(["b" * 64, examples / "npm-env-exfil", "npm", names["test"], "1.0.0", 0, "popular", ""])
+    (tmp_path / "split.json").write_text(json.dumps(
+        {"samples": [{"key": "a" * 64, "split": "val"}, {"key": "b" * 64, "split": "val"}]}))
+    assert bench.main(["cache", str(tmp_path), "--half", "val", "--jobs", "1"]) == 0
+    rows = sqlite3.connect(tmp_path / "analysis.sqlite").execute("SELECT sha256, status FROM analyses").fetchall()
+    assert rows == [("a" * 64, "ok")]
+    metrics = load_bench("shipped_metrics")
+    loaded = metrics._load(tmp_path, "val", need_archive=False)
+    outcomes = metrics._cached_inputs(tmp_path, loaded)
+    by_sha = {row["sha256"]: outcome for row, outcome in zip(loaded, outcomes, strict=True)}
+    assert by_sha["b" * 64][0] == "NotAnalysed" and by_sha["b" * 64][2] is None
+    assert by_sha["a" * 64][0] is None and "network" in by_sha["a" * 64][2].text
