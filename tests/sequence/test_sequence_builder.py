@@ -297,6 +297,31 @@ def test_method_on_an_object_built_by_a_constructor_function(tmp_path: Path) -> 
     assert ids(seq, Stage.INSTALL) == [] and ids(seq, Stage.UNREACHED) == ["dns_lookup"]
 
 
+def test_method_of_the_object_a_function_returns(tmp_path: Path) -> None:
+    """`helper().run()` where `helper` returns an object literal `{ run: function () {...} }`: the extractor
+    writes the callee as `helper().run` and names the literal's method `helper.run`. It was left
+    unreached, so an install-time stealer behind a factory read as dead code."""
+    package = _npm(tmp_path, '"postinstall": "node a.js"', files=("a.js",))
+    a = (FileBuilder("a.js", JS)
+         .function("helper", 1, 9)
+         .function("helper.run", 3, 6, "helper").event("upload_data", 4, "helper.run")
+         .function("helper.spare", 7, 8, "helper").event("run_command", 7, "helper.spare")
+         .call("helper", 10, col=0).call("helper().run", 10, col=0))
+    seq = build_sequence(package, analysis_of(a), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["upload_data"]
+    assert ids(seq, Stage.UNREACHED) == ["run_command"]  # only the member called
+    # through a required module's export (`lib.make().run()`), and a member the function has not: unresolved
+    b = (FileBuilder("a.js", JS).binding("lib", "./lib", None, 1)
+         .call("lib.make", 2, col=0).call("lib.make().run", 2, col=0).call("lib.make().start", 3, col=0))
+    lib = (FileBuilder("lib.js", JS)
+           .function("make", 1, 6).function("make.run", 2, 4, "make").event("dns_lookup", 3, "make.run")
+           .function("make.stop", 5, 6, "make").event("fs_write", 5, "make.stop"))
+    package = _npm(tmp_path / "b", '"postinstall": "node a.js"', files=("a.js", "lib.js"))
+    seq = build_sequence(package, analysis_of(b, lib), Deadline(10))  # type: ignore[arg-type]
+    assert ids(seq, Stage.INSTALL) == ["dns_lookup"]
+    assert ids(seq, Stage.UNREACHED) == ["fs_write"]
+
+
 def test_common_method_names_are_not_guessed(tmp_path: Path) -> None:
     package = _npm(tmp_path, '"postinstall": "node a.js"', files=("a.js",))
     a = (FileBuilder("a.js", JS)

@@ -38,6 +38,9 @@ _COMMON_METHODS = frozenset((
 ))
 _MAX_METHOD_CANDIDATES = 3
 _CHAINED = "<expr>."  # the JavaScript extractor's receiver for a call on a call's result
+# `name()` or `a.b()` followed by members: a call on what a package function returns
+_DOTTED_NAME = r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"
+_RETURNED_MEMBER = re.compile(rf"({_DOTTED_NAME})\(\)\.({_DOTTED_NAME})")
 _CONSTRUCTORS = ("__init__", "constructor")
 # A callee we can look up: dotted identifiers (JS `$` allowed) or one anonymous-function name.
 _DOTTED = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
@@ -504,6 +507,10 @@ class PackageIndex:
         if call.callee.startswith(_CHAINED):
             chained = self._resolve_chained(fi, call)
             return (chained,) if chained is not None else ()
+        if "()." in call.callee:
+            returned = self._resolve_returned_member(fi, call)
+            if returned is not None:
+                return (returned,)
         key = (fi.path, call.scope, call.callee)
         cached = self._resolve_cache.get(key)
         if cached is not None:
@@ -581,6 +588,24 @@ class PackageIndex:
             return None
         method = target_file.member_chain(cls, rest)
         return (target_file.path, method.qualname) if method is not None else None
+
+    def _resolve_returned_member(self, fi: FileIndex, call: CallSite) -> Target | None:
+        """`helper().run()`: the extractors write the callee as `helper().run`. When `helper` is a function
+        of the package with a member `run` (a method of the object literal it returns, named `helper.run`;
+        a method of a class instantiated as `Client().send()`), that member runs here. A factory defined in
+        a required module (`lib.make().run()`) resolves the same way. Anything else stays a library call."""
+        matched = _RETURNED_MEMBER.fullmatch(call.callee)
+        if matched is None:
+            return None
+        found = self._resolve(fi, call.scope, matched.group(1))
+        if found is None or found[1] == MODULE_SCOPE:
+            return None
+        target_file = self.files[found[0]]
+        made = target_file.by_qualname.get(found[1])
+        if made is None:
+            return None
+        member = target_file.member_chain(made, matched.group(2).split("."))
+        return (target_file.path, member.qualname) if member is not None else None
 
     def _resolve(self, fi: FileIndex, scope: str, callee: str) -> Target | None:
         parts = _callee_parts(callee)
