@@ -579,15 +579,19 @@ class PackageIndex:
         before = fi.call_before(call)
         if before is None or not rest or not all(rest):
             return None
-        constructed = self._resolve(fi, before.scope, before.callee)
-        if constructed is None or constructed[1] == MODULE_SCOPE:
+        return self._member_of(self._resolve(fi, before.scope, before.callee), rest)
+
+    def _member_of(self, found: Target | None, rest: list[str]) -> Target | None:
+        """The member `rest` of the package function or class `found` (its methods, `this.x = function`,
+        the object literal it returns), if it has one."""
+        if found is None or found[1] == MODULE_SCOPE:
             return None
-        target_file = self.files[constructed[0]]
-        cls = target_file.by_qualname.get(constructed[1])
-        if cls is None:
+        target_file = self.files[found[0]]
+        start = target_file.by_qualname.get(found[1])
+        if start is None:
             return None
-        method = target_file.member_chain(cls, rest)
-        return (target_file.path, method.qualname) if method is not None else None
+        member = target_file.member_chain(start, rest)
+        return (target_file.path, member.qualname) if member is not None else None
 
     def _resolve_returned_member(self, fi: FileIndex, call: CallSite) -> Target | None:
         """`helper().run()`: the extractors write the callee as `helper().run`. When `helper` is a function
@@ -597,15 +601,7 @@ class PackageIndex:
         matched = _RETURNED_MEMBER.fullmatch(call.callee)
         if matched is None:
             return None
-        found = self._resolve(fi, call.scope, matched.group(1))
-        if found is None or found[1] == MODULE_SCOPE:
-            return None
-        target_file = self.files[found[0]]
-        made = target_file.by_qualname.get(found[1])
-        if made is None:
-            return None
-        member = target_file.member_chain(made, matched.group(2).split("."))
-        return (target_file.path, member.qualname) if member is not None else None
+        return self._member_of(self._resolve(fi, call.scope, matched.group(1)), matched.group(2).split("."))
 
     def _resolve(self, fi: FileIndex, scope: str, callee: str) -> Target | None:
         parts = _callee_parts(callee)
