@@ -28,14 +28,14 @@ import sqlite3
 from pathlib import Path
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", type=Path, required=True, help="an imported work dir")
     ap.add_argument("--to", type=Path, required=True, help="the new work dir (created)")
     ap.add_argument("--datasets", type=Path, required=True, help="the shared datasets folder")
     ap.add_argument("--split-file", default="split-time.json")
     ap.add_argument("--jobs", type=int, default=2)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     from malseq_lab.corpus.analyse import analyse_samples
     from malseq_lab.corpus.cache import AnalysisCache, extractor_version
