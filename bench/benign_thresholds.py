@@ -262,13 +262,10 @@ def cache(workdir: Path, half: str, jobs: int) -> int:
     """Analyse one half of the work dir's releases into WORKDIR/analysis.sqlite (the lab's cache)."""
     from malseq_lab.corpus.analyse import analyse_samples
     from malseq_lab.corpus.cache import AnalysisCache
-    from malseq_lab.corpus.records import Sample
+    from malseq_lab.corpus.records import read_samples
 
-    rows = [r for r in _tsv(workdir / "samples.tsv") if r["sha256"] and r["path"]]
-    chosen = select([{**r, "label": int(r["label"])} for r in rows], half)
-    samples = [Sample(ecosystem=r["ecosystem"], name=r["name"], version=r["version"], label=r["label"],
-                      source="fresh-val", stratum=r["stratum"], path=r["path"], sha256=r["sha256"],
-                      zip_password=r.get("zip_password") or "") for r in chosen]
+    samples = [s for s in read_samples(workdir / "samples.tsv")
+               if s.sha256 and s.path and (half == "all" or half_of(s.ecosystem, s.name) == half)]
     stats = analyse_samples(samples, AnalysisCache(workdir / "analysis.sqlite"), jobs=jobs,
                             log=lambda line: print(line, file=sys.stderr))
     print(json.dumps({"half": half, "releases": len(samples), "analysed": stats.analysed, "cached": stats.cached,

@@ -153,10 +153,11 @@ def render_result(result: TargetResult, show_features: bool = False, show_sequen
         return "\n".join(lines)
     info = result.package
     assert info is not None
-    ident = release_spec(info.ecosystem, clean(info.name, 100) or "?", clean(info.version, 50) or "?")
-    if not info.name and not info.version:  # a folder of code without a manifest: no "pypi:?==?"
-        ident = ("Python" if info.ecosystem.value == "pypi" else "JavaScript") + \
-            " code with no package name or version in its files"
+    if info.name or info.version:
+        ident = release_spec(info.ecosystem, clean(info.name, 100) or "?", clean(info.version, 50) or "?")
+    else:  # a folder of code without a manifest: no "pypi:?==?"
+        ident = f"{'Python' if info.ecosystem.value == 'pypi' else 'JavaScript'} code with no package name or " \
+            "version in its files"
     langs = ", ".join(f"{lc.files} {lc.language}" for lc in info.languages) or "no source files"
     # a registry release named by the user is the package it names: one name, not the spec and then
     # the same name again (a release whose manifest names another package keeps both)

@@ -233,12 +233,13 @@ def run_training(
     write_card(int8_dir, card)
 
     if not score_test:
-        # a candidate chosen on validation first: the test split stays unread until one is picked
-        write_card(int8_dir, card)
-        write_card(fp32_dir, {**card, "threshold": result.threshold, "threshold_balanced": fp32_balanced})
-        unscored: dict[str, Any] = {"card": card, "test": "not scored (--no-test)", "export_seconds": round(export_seconds, 1),
-               "model_size_bytes": {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size},
-               "seconds": round(time.monotonic() - start, 1)}
+        # a candidate chosen on validation first: the test split stays unread until one is picked (both
+        # cards are written above, without a test block)
+        unscored: dict[str, Any] = {
+            "card": card, "test": "not scored (--no-test)", "export_seconds": round(export_seconds, 1),
+            "model_size_bytes": {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size},
+            "seconds": round(time.monotonic() - start, 1),
+        }
         (out_dir / "report.json").write_text(json.dumps(unscored, indent=1, sort_keys=True, default=str) + "\n")
         log(f"test split not scored (--no-test); int8 model in {int8_dir}")
         return unscored
